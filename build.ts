@@ -1,0 +1,20 @@
+// Builds dist/iris: one self-contained executable (Bun runtime + code + worker entry points).
+// Usage: bun run build.ts [--outfile path]
+
+const outIdx = process.argv.indexOf("--outfile");
+const outfile = outIdx > 0 ? process.argv[outIdx + 1]! : "dist/iris";
+
+const t0 = performance.now();
+const result = await Bun.build({
+  // Workers are separate entry points so `new Worker(new URL(...))` resolves inside the binary.
+  entrypoints: ["src/main.ts", "src/router/shard-worker.ts", "src/store/writer-worker.ts"],
+  compile: { outfile },
+  minify: true,
+  sourcemap: "linked",
+});
+if (!result.success) {
+  for (const log of result.logs) console.error(log);
+  process.exit(1);
+}
+const size = Bun.file(outfile).size;
+console.log(`built ${outfile} (${(size / 1048576).toFixed(1)} MiB) in ${Math.round(performance.now() - t0)} ms`);

@@ -1,0 +1,311 @@
+// The Iris client SDK (Bun and browsers: uses the global WebSocket). It gives the application
+// each message exactly once: deliveries are filtered by per-recipient sequence number and by a
+// window of (sender, id) pairs, acked cumulatively after the handler ran, and a reconnect resumes
+// from the last processed sequence. Sends carry ids and are resent until the server acks them.
+
+import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts";
+import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
+import { decodeV1Server, encodeV1Client } from "../protocol/v1.ts";
+
+export type { SendStatus } from "../protocol/frames.ts";
+
+export interface IrisMessage {
+  seq: number;
+  ts: number;
+  from: string;
+  id: string;
+  body: Uint8Array;
+  text(): string;
+}
+
+export interface IrisClientOptions {
+  url: string;
+  user: string;
+  token?: string | (() => string | Promise<string>);
+  encoding?: "binary" | "json";
+  autoReconnect?: boolean;
+  /** Resend a send the server has not acked after this long (same id: deduplicated). */
+  resendAfterMs?: number;
+  /** Wait this long to coalesce cumulative acks (0 = next tick). */
+  ackDelayMs?: number;
+  /** How many (sender, id) pairs to remember for duplicate filtering. */
+  dedupeWindow?: number;
+  maxReconnectDelayMs?: number;
+}
+
+export class IrisError extends Error {
+  constructor(readonly code: string, reason: string, readonly id?: string) {
+    super(`${code}: ${reason}`);
+  }
+}
+
+export type ClientState = "connecting" | "online" | "offline" | "closed" | "replaced";
+
+interface Outgoing {
+  id: string;
+  to: string;
+  body: Uint8Array;
+  sentAt: number;
+  resolve: (s: SendStatus) => void;
+  reject: (e: Error) => void;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const randomPrefix = () => Math.random().toString(36).slice(2, 10);
+
+export class IrisClient {
+  private ws: WebSocket | null = null;
+  private readonly outgoing = new Map<string, Outgoing>();
+  private readonly statusWaiters = new Map<string, ((r: { online: boolean; lastSeen: number }) => void)[]>();
+  private readonly handlers: ((m: IrisMessage) => void)[] = [];
+  private readonly errorHandlers: ((e: IrisError) => void)[] = [];
+  private readonly stateHandlers: ((s: ClientState) => void)[] = [];
+  private readonly seen = new Set<string>();
+  private lastSeqValue = 0;
+  private lastAckSent = 0;
+  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  private resendTimer: ReturnType<typeof setInterval> | null = null;
+  private reconnectDelay = 50;
+  private loggedIn = false;
+  private closedByUser = false;
+  private idPrefix = randomPrefix();
+  private idCounter = 0;
+  private firstLogin: { resolve: () => void; reject: (e: Error) => void } | null = null;
+  private stateValue: ClientState = "offline";
+  /** Counts for tests and benchmarks. */
+  readonly stats = { delivered: 0, duplicatesDropped: 0, resends: 0, reconnects: 0 };
+
+  constructor(private readonly o: IrisClientOptions) {}
+
+  get state(): ClientState {
+    return this.stateValue;
+  }
+  /** Highest sequence number handed to the application. */
+  get lastSeq(): number {
+    return this.lastSeqValue;
+  }
+  get unacked(): number {
+    return this.outgoing.size;
+  }
+
+  onMessage(h: (m: IrisMessage) => void): this {
+    this.handlers.push(h);
+    return this;
+  }
+  onError(h: (e: IrisError) => void): this {
+    this.errorHandlers.push(h);
+    return this;
+  }
+  onState(h: (s: ClientState) => void): this {
+    this.stateHandlers.push(h);
+    return this;
+  }
+
+  /** Opens the connection and logs in; resolves on the first LOGIN_OK. */
+  connect(): Promise<void> {
+    this.closedByUser = false;
+    return new Promise((resolve, reject) => {
+      this.firstLogin = { resolve, reject };
+      void this.open();
+    });
+  }
+
+  private setState(s: ClientState): void {
+    if (this.stateValue === s) return;
+    this.stateValue = s;
+    for (const h of this.stateHandlers) h(s);
+  }
+
+  private async open(): Promise<void> {
+    this.setState("connecting");
+    const token = typeof this.o.token === "function" ? await this.o.token() : this.o.token;
+    const ws = new WebSocket(this.o.url);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      this.frame({ op: "login", user: this.o.user, proto: "v1", ...(token ? { token } : {}), ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}) });
+    };
+    ws.onmessage = (e) => this.receive(e.data as ArrayBuffer | string);
+    ws.onclose = (e) => this.closed(ws, e.code, e.reason);
+    ws.onerror = () => {}; // onclose follows with the code
+  }
+
+  private closed(ws: WebSocket, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.loggedIn = false;
+    if (this.resendTimer) clearInterval(this.resendTimer);
+    this.resendTimer = null;
+    if (this.closedByUser) return this.setState("closed");
+    if (code === 4001) {
+      this.setState("replaced");
+      return this.failPending(new IrisError("REPLACED", reason || "logged in elsewhere"));
+    }
+    if (code === 1008 && this.firstLogin) {
+      // Auth or policy failure on the first login: retrying cannot help.
+      this.firstLogin.reject(new IrisError("AUTH_FAILED", reason || "login refused"));
+      this.firstLogin = null;
+      return this.setState("closed");
+    }
+    this.setState("offline");
+    if (this.o.autoReconnect === false) {
+      if (this.firstLogin) this.firstLogin.reject(new IrisError("CLOSED", reason || `closed with ${code}`));
+      this.firstLogin = null;
+      return;
+    }
+    const delay = this.reconnectDelay;
+    this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.o.maxReconnectDelayMs ?? 2000);
+    this.stats.reconnects++;
+    setTimeout(() => {
+      if (!this.closedByUser) void this.open();
+    }, delay);
+  }
+
+  private failPending(e: Error): void {
+    for (const out of this.outgoing.values()) out.reject(e);
+    this.outgoing.clear();
+  }
+
+  private frame(f: ClientFrame): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return;
+    ws.send(this.o.encoding === "json" ? encodeJsonClient(f) : encodeV1Client(f));
+  }
+
+  private receive(data: ArrayBuffer | string): void {
+    let f: ServerFrame;
+    try {
+      f = typeof data === "string" ? decodeJsonServer(data) : decodeV1Server(new Uint8Array(data));
+    } catch (e) {
+      for (const h of this.errorHandlers) h(new IrisError("BAD_FRAME", `undecodable server frame: ${(e as Error).message}`));
+      return;
+    }
+    switch (f.op) {
+      case "login_ok":
+        this.loggedIn = true;
+        this.reconnectDelay = 50;
+        this.setState("online");
+        this.firstLogin?.resolve();
+        this.firstLogin = null;
+        // Resend whatever the server has not acked, in the original order, with the same ids.
+        for (const out of this.outgoing.values()) this.transmit(out);
+        this.resendTimer ??= setInterval(() => this.resendStale(), Math.max(100, (this.o.resendAfterMs ?? 3000) / 3));
+        return;
+      case "deliver":
+        return this.deliver(f);
+      case "sent": {
+        const out = this.outgoing.get(f.id);
+        if (!out) return;
+        this.outgoing.delete(f.id);
+        out.resolve(f.status);
+        return;
+      }
+      case "status": {
+        const q = this.statusWaiters.get(f.user);
+        const w = q?.shift();
+        if (q && q.length === 0) this.statusWaiters.delete(f.user);
+        w?.({ online: f.online, lastSeen: f.lastSeen });
+        return;
+      }
+      case "error": {
+        const err = new IrisError(f.code, f.reason, f.id);
+        const out = f.id ? this.outgoing.get(f.id) : undefined;
+        if (out) {
+          this.outgoing.delete(f.id!);
+          out.reject(err);
+        } else for (const h of this.errorHandlers) h(err);
+        return;
+      }
+      case "pong":
+        return;
+    }
+  }
+
+  private deliver(f: Extract<ServerFrame, { op: "deliver" }>): void {
+    if (f.seq <= this.lastSeqValue) {
+      this.stats.duplicatesDropped++;
+      return this.scheduleAck();
+    }
+    this.lastSeqValue = f.seq;
+    if (f.id !== "") {
+      const key = f.from + "\0" + f.id;
+      if (this.seen.has(key)) {
+        this.stats.duplicatesDropped++;
+        return this.scheduleAck();
+      }
+      this.seen.add(key);
+      const max = this.o.dedupeWindow ?? 10_000;
+      if (this.seen.size > max) this.seen.delete(this.seen.values().next().value!);
+    }
+    this.stats.delivered++;
+    const body = f.body.slice();
+    const msg: IrisMessage = { seq: f.seq, ts: f.ts, from: f.from, id: f.id, body, text: () => dec.decode(body) };
+    for (const h of this.handlers) h(msg);
+    this.scheduleAck();
+  }
+
+  private scheduleAck(): void {
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null;
+      if (this.lastSeqValue > this.lastAckSent && this.loggedIn) {
+        this.lastAckSent = this.lastSeqValue;
+        this.frame({ op: "ack", seq: this.lastSeqValue });
+      }
+    }, this.o.ackDelayMs ?? 0);
+  }
+
+  private transmit(out: Outgoing): void {
+    out.sentAt = Date.now();
+    this.frame({ op: "send", id: out.id, to: out.to, body: out.body });
+  }
+
+  private resendStale(): void {
+    if (!this.loggedIn) return;
+    const limit = Date.now() - (this.o.resendAfterMs ?? 3000);
+    for (const out of this.outgoing.values()) {
+      if (out.sentAt < limit) {
+        this.stats.resends++;
+        this.transmit(out);
+      }
+    }
+  }
+
+  /** Sends a message; resolves with the server's ack once it is delivered or durably stored. */
+  send(to: string, body: string | Uint8Array, opts: { id?: string } = {}): Promise<SendStatus> {
+    const id = opts.id ?? `${this.idPrefix}-${(++this.idCounter).toString(36)}`;
+    const bytes = typeof body === "string" ? enc.encode(body) : body;
+    return new Promise((resolve, reject) => {
+      const out: Outgoing = { id, to, body: bytes, sentAt: 0, resolve, reject };
+      this.outgoing.set(id, out);
+      if (this.loggedIn) this.transmit(out);
+    });
+  }
+
+  status(user: string): Promise<{ online: boolean; lastSeen: number }> {
+    return new Promise((resolve) => {
+      let q = this.statusWaiters.get(user);
+      if (!q) this.statusWaiters.set(user, (q = []));
+      q.push(resolve);
+      this.frame({ op: "status", user });
+    });
+  }
+
+  /** Drops the connection without closing the client: it reconnects and resumes (tests, chaos). */
+  dropConnection(): void {
+    this.ws?.close(4000, "client dropped");
+  }
+
+  close(): void {
+    this.closedByUser = true;
+    if (this.ackTimer) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      if (this.lastSeqValue > this.lastAckSent) this.frame({ op: "ack", seq: this.lastSeqValue });
+    }
+    if (this.resendTimer) clearInterval(this.resendTimer);
+    this.ws?.close(1000, "bye");
+    this.setState("closed");
+  }
+}

@@ -1,0 +1,69 @@
+// Every setting Iris accepts, validated with zod. Flags (--kebab-case) and env vars (IRIS_SNAKE)
+// map onto the same keys; explicit values beat the auto-tune plan, which beats the defaults.
+
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", ""])])
+  .transform((v) => v === true || v === "1" || v === "true" || v === "yes" || v === "");
+
+export const settingsSchema = z.object({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: port.default(8080),
+  tcpPort: port.optional(),
+  dataDir: z.string().min(1).default("./iris-data"),
+  shards: z.coerce.number().int().min(1).max(256).optional(),
+  jwtSecret: z.string().min(16, "must be at least 16 characters").optional(),
+  insecure: bool.default(false),
+  allowV0: bool.default(false),
+  maxPayload: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
+  maxConns: positiveInt.optional(),
+  maxInbox: positiveInt.default(100_000),
+  inboxTtl: z.coerce.number().int().min(0).default(7 * 24 * 3600), // seconds; 0 = keep forever
+  loginTimeout: z.coerce.number().int().min(100).default(10_000), // ms
+  slowConsumerBytes: positiveInt.default(1024 * 1024),
+  maxPending: positiveInt.default(1000),
+  flushMs: z.coerce.number().int().min(0).max(1000).default(2),
+  batchRows: positiveInt.default(2048),
+  shutdownTimeout: positiveInt.default(5000),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  chaos: bool.default(false),
+  autoTune: bool.default(false),
+  dryRun: bool.default(false),
+  json: bool.default(false),
+  help: bool.default(false),
+  version: bool.default(false),
+}).strict();
+
+export type Settings = z.infer<typeof settingsSchema>;
+export type SettingKey = keyof Settings;
+
+/** One-line help per setting, for --help and the docs. */
+export const settingHelp: Record<SettingKey, string> = {
+  host: "address to bind (default 127.0.0.1; non-loopback needs --jwt-secret or --insecure)",
+  port: "HTTP + WebSocket port (default 8080; 0 picks a free port)",
+  tcpPort: "optional raw TCP listener for seed (v0) clients",
+  dataDir: "directory for the SQLite inbox (default ./iris-data)",
+  shards: "router shards (worker threads); default: auto-tune plan or 1",
+  jwtSecret: "HS256 secret: logins and HTTP API need a JWT whose sub is the user",
+  insecure: "allow binding a non-loopback address without auth",
+  allowV0: "accept v0 (tokenless) logins even when --jwt-secret is set",
+  maxPayload: "largest message body in bytes (default 65536)",
+  maxConns: "most concurrent connections; more get HTTP 503 (default: plan)",
+  maxInbox: "most stored messages per offline user (default 100000)",
+  inboxTtl: "seconds a stored message is kept, 0 = forever (default 7 days)",
+  loginTimeout: "ms a connection may stay unauthenticated (default 10000)",
+  slowConsumerBytes: "socket buffer above which a recipient is served from the store",
+  maxPending: "most unacked in-memory deliveries per user before spilling to the store",
+  flushMs: "group-commit interval of the storage writer in ms (default 2)",
+  batchRows: "most rows per storage transaction (default 2048)",
+  shutdownTimeout: "ms allowed for a graceful shutdown (default 5000)",
+  logLevel: "debug | info | warn | error",
+  chaos: "expose loopback-only chaos endpoints (tests only)",
+  autoTune: "probe the machine and size limits to it",
+  dryRun: "with --auto-tune: print the plan and exit",
+  json: "with --dry-run: print the plan as JSON",
+  help: "print this help",
+  version: "print the version",
+};

@@ -1,0 +1,125 @@
+// HTTP routes (Hono) served by every shard: health, readiness, metrics, user status, server-side
+// send, and the WebSocket upgrade decision. The frame path itself is Bun's native handlers.
+
+import { Hono } from "hono";
+import type { Server } from "bun";
+import { z } from "zod";
+import { verifyToken } from "../auth/jwt.ts";
+import type { Settings } from "../config/schema.ts";
+import { type MetricsReader, renderPrometheus } from "../observe/metrics.ts";
+import { userIdProblem } from "../protocol/index.ts";
+import type { Session, Sessions } from "./session.ts";
+
+/** Per-socket data: the session is created when the socket opens. */
+export interface WsData {
+  s: Session | null;
+}
+
+export interface HttpDeps {
+  settings: Settings;
+  sessions: Sessions;
+  reader: MetricsReader;
+  ready(): boolean;
+  totalConnections(): number;
+  maxConnections: number;
+  rejected(): void;
+  version: string;
+}
+
+const sendSchema = z.object({
+  from: z.string().optional(),
+  to: z.string(),
+  id: z.string().max(255).optional(),
+  body: z.string(),
+}).strict();
+
+type AuthResult = { ok: true; sub: string | null; admin: boolean } | { ok: false; status: 401; reason: string };
+
+function authorize(settings: Settings, header: string | undefined): AuthResult {
+  if (!settings.jwtSecret) return { ok: true, sub: null, admin: true };
+  const token = header?.startsWith("Bearer ") ? header.slice(7) : undefined;
+  if (!token) return { ok: false, status: 401, reason: "missing bearer token" };
+  const check = verifyToken(settings.jwtSecret, token);
+  if (!check.ok) return { ok: false, status: 401, reason: check.reason };
+  return { ok: true, sub: check.sub, admin: check.role === "admin" };
+}
+
+export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
+  const app = new Hono<{ Bindings: Server<WsData> }>();
+
+  app.get("/healthz", (c) => c.json({ ok: true, version: d.version }));
+  app.get("/readyz", (c) => (d.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  app.get("/metrics", (c) =>
+    c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
+      "content-type": "text/plain; version=0.0.4",
+    }));
+
+  app.get("/v1/users/:id/status", async (c) => {
+    const auth = authorize(d.settings, c.req.header("authorization"));
+    if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
+    const user = c.req.param("id");
+    const problem = userIdProblem(user);
+    if (problem) return c.json({ error: "BAD_USER", reason: problem }, 400);
+    const r = await new Promise<{ online: boolean; lastSeen: number }>((resolve) => d.sessions.queryStatus(user, resolve));
+    return c.json({ user, online: r.online, lastSeen: r.lastSeen });
+  });
+
+  app.post("/v1/messages", async (c) => {
+    const auth = authorize(d.settings, c.req.header("authorization"));
+    if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      return c.json({ error: "BAD_FRAME", reason: "body is not valid JSON" }, 400);
+    }
+    const parsed = sendSchema.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      return c.json({ error: "BAD_FRAME", reason: `${i.path.join(".") || "body"}: ${i.message}` }, 400);
+    }
+    const m = parsed.data;
+    const from = m.from ?? auth.sub ?? "system";
+    if (auth.sub !== null && !auth.admin && from !== auth.sub) {
+      return c.json({ error: "AUTH_FAILED", reason: "only an admin token may send as another user" }, 403);
+    }
+    for (const [what, u] of [["from", from], ["to", m.to]] as const) {
+      const problem = userIdProblem(u);
+      if (problem) return c.json({ error: "BAD_USER", reason: `${what}: ${problem}` }, 400);
+    }
+    const body = new TextEncoder().encode(m.body);
+    if (body.byteLength > d.settings.maxPayload) {
+      return c.json({ error: "PAYLOAD_TOO_LARGE", reason: `body exceeds ${d.settings.maxPayload} bytes` }, 413);
+    }
+    const id = m.id ?? crypto.randomUUID();
+    let h = 0;
+    const result = await new Promise<{ status: string; code?: string; reason?: string } | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), 10_000);
+      h = d.sessions.sendAs(from, m.to, id, body, (r) => {
+        clearTimeout(timer);
+        resolve(r.t === "sent" ? { status: r.status } : { status: "error", code: r.code, reason: r.reason });
+      });
+    });
+    if (result === null) {
+      d.sessions.forgetSend(h);
+      return c.json({ id, status: "pending", reason: "no ack within 10 s; retry with the same id" }, 202);
+    }
+    if (result.status === "error") return c.json({ id, error: result.code, reason: result.reason }, result.code === "INBOX_FULL" ? 507 : 400);
+    return c.json({ id, status: result.status });
+  });
+
+  const upgrade = (c: { req: { raw: Request; header(n: string): string | undefined }; env: Server<WsData>; text: (t: string, s: 503 | 426, h?: Record<string, string>) => Response }) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return null;
+    if (!d.ready() || d.totalConnections() >= d.maxConnections) {
+      d.rejected();
+      return c.text(`server at capacity (${d.maxConnections} connections); retry later\n`, 503, { "retry-after": "5" });
+    }
+    if (c.env.upgrade(c.req.raw, { data: { s: null } })) return new Response(null, { status: 101 });
+    return c.text("websocket upgrade failed\n", 426);
+  };
+  app.get("/ws", (c) => upgrade(c) ?? c.text("this endpoint speaks WebSocket\n", 426));
+  app.get("/", (c) => upgrade(c) ?? c.text(`iris ${d.version}: connect a WebSocket to /ws; see /healthz, /metrics\n`));
+  app.notFound((c) => c.json({ error: "NOT_FOUND", reason: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((e, c) => c.json({ error: "INTERNAL", reason: e.message }, 500));
+  return app;
+}

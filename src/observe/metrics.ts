@@ -1,0 +1,161 @@
+// Counters in one SharedArrayBuffer: every thread writes only its own slot (no locks, no hops);
+// any shard renders /metrics by summing slots. Slot 0 = supervisor, 1 = storage writer, 2+ = shards.
+
+export const FIELDS = [
+  // shard
+  "conns",
+  "logins",
+  "framesIn",
+  "bytesIn",
+  "msgsIn",
+  "deliveredLive",
+  "deliveredStored",
+  "routedOwner",
+  "storedOwner",
+  "duplicates",
+  "acksToSenders",
+  "protocolErrors",
+  "authFailures",
+  "garbage",
+  "crossShardMsgs",
+  "rejectedUpgrades",
+  "latCount",
+  "latSumMs",
+  // writer
+  "rowsAppended",
+  "rowsDuplicate",
+  "rowsRejectedFull",
+  "rowsDeleted",
+  "rowsExpired",
+  "commits",
+  "commitMsSum",
+  "fetches",
+  "inboxRows",
+  // supervisor
+  "shardRestarts",
+  "writerRestarts",
+  "ready",
+] as const;
+export type Field = (typeof FIELDS)[number];
+
+/** Upper bounds (ms) of the routing-latency histogram; the last bucket is +Inf. */
+export const LAT_BUCKETS_MS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 250, 500, 1000];
+
+const FIELD_INDEX = Object.fromEntries(FIELDS.map((f, i) => [f, i])) as Record<Field, number>;
+const SLOT = FIELDS.length + LAT_BUCKETS_MS.length + 1;
+
+export const SLOT_MAIN = 0;
+export const SLOT_WRITER = 1;
+export const shardSlot = (shard: number) => 2 + shard;
+
+export function createMetricsBuffer(shards: number): SharedArrayBuffer {
+  return new SharedArrayBuffer((2 + shards) * SLOT * 8);
+}
+
+/** A thread's writable view of its own slot. */
+export class SlotMetrics {
+  private readonly a: Float64Array;
+  constructor(buf: SharedArrayBuffer, slot: number) {
+    this.a = new Float64Array(buf, slot * SLOT * 8, SLOT);
+  }
+  add(f: Field, n = 1): void {
+    this.a[FIELD_INDEX[f]]! += n;
+  }
+  set(f: Field, v: number): void {
+    this.a[FIELD_INDEX[f]] = v;
+  }
+  get(f: Field): number {
+    return this.a[FIELD_INDEX[f]]!;
+  }
+  reset(): void {
+    this.a.fill(0);
+  }
+  latency(ms: number): void {
+    this.a[FIELD_INDEX.latCount]! += 1;
+    this.a[FIELD_INDEX.latSumMs]! += ms;
+    let i = 0;
+    while (i < LAT_BUCKETS_MS.length && ms > LAT_BUCKETS_MS[i]!) i++;
+    this.a[FIELDS.length + i]! += 1;
+  }
+}
+
+/** Read side: sums over all slots (or one). */
+export class MetricsReader {
+  private readonly a: Float64Array;
+  readonly slots: number;
+  constructor(buf: SharedArrayBuffer) {
+    this.a = new Float64Array(buf);
+    this.slots = this.a.length / SLOT;
+  }
+  sum(f: Field): number {
+    let s = 0;
+    const i = FIELD_INDEX[f];
+    for (let k = 0; k < this.slots; k++) s += this.a[k * SLOT + i]!;
+    return s;
+  }
+  at(slot: number, f: Field): number {
+    return this.a[slot * SLOT + FIELD_INDEX[f]]!;
+  }
+  latencyBuckets(): number[] {
+    const out = new Array<number>(LAT_BUCKETS_MS.length + 1).fill(0);
+    for (let k = 0; k < this.slots; k++) {
+      for (let b = 0; b <= LAT_BUCKETS_MS.length; b++) out[b]! += this.a[k * SLOT + FIELDS.length + b]!;
+    }
+    return out;
+  }
+}
+
+const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
+  conns: ["iris_connections", "gauge", "open client connections"],
+  logins: ["iris_logins_total", "counter", "successful logins"],
+  framesIn: ["iris_frames_in_total", "counter", "client frames received"],
+  bytesIn: ["iris_bytes_in_total", "counter", "client bytes received"],
+  msgsIn: ["iris_messages_in_total", "counter", "messages accepted from senders"],
+  deliveredLive: ["iris_messages_delivered_live_total", "counter", "messages written to a recipient socket from memory"],
+  deliveredStored: ["iris_messages_delivered_stored_total", "counter", "messages written to a recipient socket from the store"],
+  routedOwner: ["iris_messages_sequenced_total", "counter", "messages sequenced by owner shards"],
+  storedOwner: ["iris_messages_sent_to_store_total", "counter", "messages sent to the store by owners"],
+  duplicates: ["iris_duplicate_sends_total", "counter", "sender retries recognised as duplicates"],
+  acksToSenders: ["iris_sender_acks_total", "counter", "acks written to senders"],
+  protocolErrors: ["iris_protocol_errors_total", "counter", "malformed or invalid client frames"],
+  authFailures: ["iris_auth_failures_total", "counter", "rejected logins"],
+  garbage: ["iris_garbage_port_messages_total", "counter", "invalid inter-thread messages dropped"],
+  crossShardMsgs: ["iris_cross_shard_messages_total", "counter", "messages posted to another thread"],
+  rejectedUpgrades: ["iris_rejected_upgrades_total", "counter", "upgrades refused with 503"],
+  rowsAppended: ["iris_store_rows_appended_total", "counter", "inbox rows committed"],
+  rowsDuplicate: ["iris_store_rows_duplicate_total", "counter", "inbox inserts ignored as duplicates"],
+  rowsRejectedFull: ["iris_store_rows_rejected_full_total", "counter", "inbox inserts refused: inbox full"],
+  rowsDeleted: ["iris_store_rows_deleted_total", "counter", "inbox rows deleted after ack"],
+  rowsExpired: ["iris_store_rows_expired_total", "counter", "inbox rows deleted by TTL"],
+  commits: ["iris_store_commits_total", "counter", "storage transactions committed"],
+  commitMsSum: ["iris_store_commit_ms_total", "counter", "time spent in storage transactions (ms)"],
+  fetches: ["iris_store_fetches_total", "counter", "backlog pages read"],
+  inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
+  shardRestarts: ["iris_shard_restarts_total", "counter", "router shard restarts by the supervisor"],
+  writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],
+  ready: ["iris_ready", "gauge", "1 when every thread is up"],
+};
+
+/** Prometheus text exposition (version 0.0.4). */
+export function renderPrometheus(r: MetricsReader, extra: Record<string, number> = {}): string {
+  const lines: string[] = [];
+  for (const f of FIELDS) {
+    const h = help[f];
+    if (!h) continue;
+    lines.push(`# HELP ${h[0]} ${h[2]}`, `# TYPE ${h[0]} ${h[1]}`, `${h[0]} ${r.sum(f)}`);
+  }
+  const buckets = r.latencyBuckets();
+  lines.push("# HELP iris_route_latency_seconds server-side time from a send frame to the delivery write");
+  lines.push("# TYPE iris_route_latency_seconds histogram");
+  let cum = 0;
+  LAT_BUCKETS_MS.forEach((ub, i) => {
+    cum += buckets[i]!;
+    lines.push(`iris_route_latency_seconds_bucket{le="${ub / 1000}"} ${cum}`);
+  });
+  cum += buckets[LAT_BUCKETS_MS.length]!;
+  lines.push(`iris_route_latency_seconds_bucket{le="+Inf"} ${cum}`);
+  lines.push(`iris_route_latency_seconds_sum ${r.sum("latSumMs") / 1000}`);
+  lines.push(`iris_route_latency_seconds_count ${r.sum("latCount")}`);
+  for (const [k, v] of Object.entries(extra)) lines.push(`# TYPE ${k} gauge`, `${k} ${v}`);
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,42 @@
+// Protocol-neutral frames: every codec (v0 binary, v1 binary, JSON) decodes to and encodes from
+// these, so the session and router never see wire formats.
+
+export type Encoding = "v0" | "v1" | "json";
+
+export type ClientFrame =
+  | { op: "login"; user: string; token?: string; resume?: number; proto: Encoding }
+  | { op: "send"; to: string; id: string; body: Uint8Array }
+  | { op: "batch"; to: string; bodies: Uint8Array[] } // v0 0x04 only
+  | { op: "ack"; seq: number } // v1 cumulative: everything <= seq received
+  | { op: "ack0" } // v0 0x03|id: accepted, no effect (v0 rows are gone once written)
+  | { op: "status"; user: string }
+  | { op: "ping" };
+
+export type SendStatus = "delivered" | "stored" | "duplicate";
+
+export type ServerFrame =
+  | { op: "login_ok"; user: string; now: number }
+  | { op: "deliver"; seq: number; ts: number; from: string; id: string; body: Uint8Array }
+  | { op: "sent"; id: string; status: SendStatus }
+  | { op: "status"; user: string; online: boolean; lastSeen: number }
+  | { op: "error"; code: string; reason: string; id?: string }
+  | { op: "pong" };
+
+/** Largest user id in bytes: fits v1's u8 length prefix. */
+export const MAX_USER_BYTES = 255;
+/** Largest sender-chosen message id in bytes. */
+export const MAX_ID_BYTES = 255;
+
+const encoder = new TextEncoder();
+
+/** Why a user id is unacceptable, or null when it is fine. */
+export function userIdProblem(user: string): string | null {
+  if (user.length === 0) return "user id is empty";
+  if (encoder.encode(user).byteLength > MAX_USER_BYTES) {
+    return `user id is longer than ${MAX_USER_BYTES} bytes`;
+  }
+  // Control characters break logs and the console; nothing legitimate needs them.
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(user)) return "user id contains control characters";
+  return null;
+}

@@ -1,0 +1,182 @@
+// The storage writer: the one thread that owns the SQLite file. Requests arrive from owner shards
+// on their ports; writes are buffered and committed together (group commit: at most `batchRows`
+// rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
+
+import { log } from "../observe/log.ts";
+import type { SlotMetrics } from "../observe/metrics.ts";
+import type { AppendReq, DeleteReq, LoadReq, SeenReq, ShardMsg, StoredRow } from "../router/wire.ts";
+import { isWriterReq } from "../router/wire.ts";
+import type { InboxStore } from "./inbox-store.ts";
+
+export interface WriterOptions {
+  flushMs: number;
+  batchRows: number;
+}
+
+type Op =
+  | { k: number; r: AppendReq }
+  | { k: number; r: LoadReq }
+  | { k: number; r: DeleteReq }
+  | { k: number; r: SeenReq };
+
+export class Writer {
+  private readonly ports = new Map<number, MessagePort>();
+  private ops: Op[] = [];
+  private rowsBuffered = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly byes = new Set<number>();
+  onAllBye: (() => void) | null = null;
+  expectedShards = 0;
+
+  constructor(private readonly store: InboxStore, private readonly metrics: SlotMetrics, private readonly o: WriterOptions) {
+    metrics.set("inboxRows", store.totalCount());
+  }
+
+  setPort(shard: number, port: MessagePort): void {
+    this.ports.set(shard, port);
+    port.onmessage = (e) => this.receive(shard, e.data);
+  }
+
+  receive(k: number, batch: unknown): void {
+    if (!Array.isArray(batch)) return this.garbage();
+    for (const r of batch) {
+      if (!isWriterReq(r)) {
+        this.garbage();
+        continue;
+      }
+      switch (r.t) {
+        case "app":
+          this.ops.push({ k, r });
+          this.rowsBuffered += r.rows.length;
+          break;
+        case "load":
+          if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
+          else {
+            this.flush();
+            const u = this.store.getUser(r.user);
+            const reserved = u?.seqReserved ?? 0;
+            this.send(k, [{ t: "loaded", user: r.user, seqBase: reserved + 1, seqLimit: reserved, lastSeen: u?.lastSeen ?? 0 }]);
+          }
+          break;
+        case "del":
+          this.ops.push({ k, r });
+          break;
+        case "seen":
+          this.ops.push({ k, r });
+          break;
+        case "fetch": {
+          this.flush(); // a page must see every append sent before it
+          const rows = this.store.fetch(r.user, r.after, r.limit);
+          this.metrics.add("fetches");
+          this.send(k, [{ t: "rows", user: r.user, gen: r.gen, rows }]);
+          break;
+        }
+        case "bye":
+          this.byes.add(r.shard);
+          if (this.byes.size >= this.expectedShards) {
+            this.flush();
+            this.onAllBye?.();
+          }
+          break;
+      }
+    }
+    if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
+    else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+  }
+
+  private garbageCount = 0;
+  private garbage(): void {
+    this.metrics.add("garbage");
+    if (this.garbageCount++ < 5 || this.garbageCount % 1000 === 0) log.warn("dropped invalid port message", { total: this.garbageCount });
+  }
+
+  /** Commits everything buffered in one transaction, then sends the replies it promised. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.ops.length === 0) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.rowsBuffered = 0;
+    const out = new Map<number, ShardMsg[]>();
+    const push = (k: number, m: ShardMsg) => {
+      let q = out.get(k);
+      if (!q) out.set(k, (q = []));
+      q.push(m);
+    };
+    const appendsFrom = new Map<number, number>();
+    const t0 = performance.now();
+    this.store.transaction(() => {
+      let i = 0;
+      while (i < ops.length) {
+        const op = ops[i]!;
+        if (op.r.t === "app") {
+          // Merge consecutive appends into one multi-row insert.
+          const group: { k: number; r: AppendReq }[] = [];
+          while (i < ops.length && ops[i]!.r.t === "app") group.push(ops[i++] as { k: number; r: AppendReq });
+          this.applyAppends(group, push);
+          for (const g of group) appendsFrom.set(g.k, (appendsFrom.get(g.k) ?? 0) + 1);
+          continue;
+        }
+        if (op.r.t === "load") {
+          const range = this.store.reserveSeqs(op.r.user, op.r.reserve);
+          const u = this.store.getUser(op.r.user);
+          push(op.k, { t: "loaded", user: op.r.user, seqBase: range.first, seqLimit: range.last, lastSeen: u?.lastSeen ?? 0 });
+        } else if (op.r.t === "del") {
+          this.metrics.add("rowsDeleted", this.store.deleteUpTo(op.r.user, op.r.upTo));
+        } else if (op.r.t === "seen") {
+          this.store.setLastSeen([{ user: op.r.user, ts: op.r.ts }]);
+        }
+        i++;
+      }
+    });
+    this.metrics.add("commits");
+    this.metrics.add("commitMsSum", performance.now() - t0);
+    this.metrics.set("inboxRows", this.store.totalCount());
+    for (const [k, n] of appendsFrom) push(k, { t: "cmt", n });
+    for (const [k, q] of out) this.send(k, q);
+  }
+
+  private applyAppends(group: { k: number; r: AppendReq }[], push: (k: number, m: ShardMsg) => void): void {
+    const rows: StoredRow[] = [];
+    for (const g of group) for (const row of g.r.rows) rows.push(row);
+    const results = this.store.append(rows);
+    let idx = 0;
+    for (const g of group) {
+      const rejected: number[] = [];
+      g.r.rows.forEach((row, j) => {
+        const res = results[idx++];
+        const o = g.r.o[j]!;
+        const c = g.r.c[j]!;
+        if (res === "stored") this.metrics.add("rowsAppended");
+        else if (res === "duplicate") this.metrics.add("rowsDuplicate");
+        if (res === "full") {
+          this.metrics.add("rowsRejectedFull");
+          rejected.push(row.seq);
+          if (o >= 0) {
+            push(o, { t: "serr", conn: c, id: row.msgId, code: "INBOX_FULL", reason: `inbox of ${row.recipient} is full` });
+          }
+        } else if (o >= 0) push(o, { t: "sent", conn: c, id: row.msgId, status: res === "duplicate" ? "duplicate" : "stored" });
+      });
+      if (rejected.length) push(g.k, { t: "rej", user: g.r.rows[0]!.recipient, seqs: rejected });
+    }
+  }
+
+  private send(k: number, msgs: ShardMsg[]): void {
+    this.ports.get(k)?.postMessage(msgs);
+  }
+
+  expire(now: number): void {
+    this.flush();
+    let n = 0;
+    this.store.transaction(() => {
+      n = this.store.expire(now);
+    });
+    if (n) {
+      this.metrics.add("rowsExpired", n);
+      log.info("expired inbox rows", { rows: n });
+    }
+  }
+}

@@ -1,0 +1,242 @@
+// The main thread: starts the storage writer and N router shards, wires their ports (writer↔each
+// shard, shard↔shard), restarts any that dies, and runs the graceful shutdown sequence.
+
+import type { Settings } from "./config/schema.ts";
+import { log } from "./observe/log.ts";
+import { createMetricsBuffer, SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
+import type { OwnerLimits } from "./router/owner.ts";
+
+export interface SupervisorOptions {
+  settings: Settings;
+  shards: number;
+  maxConnections: number;
+  ownerLimits: OwnerLimits;
+  version: string;
+}
+
+type Reply = Record<string, unknown>;
+
+const shardUrl = new URL("./router/shard-worker.ts", import.meta.url).href;
+const writerUrl = new URL("./store/writer-worker.ts", import.meta.url).href;
+
+/** Restart backoff: immediate at first, doubling for a thread that keeps crashing, capped. */
+export function restartDelay(recentCrashes: number): number {
+  if (recentCrashes <= 1) return 0;
+  return Math.min(50 * 2 ** (recentCrashes - 2), 5000);
+}
+
+class Thread {
+  worker: Worker | null = null;
+  crashes: number[] = []; // timestamps of recent crashes, for backoff
+  private waiters: { t: string; resolve: (m: Reply) => void }[] = [];
+
+  constructor(readonly name: string) {}
+
+  attach(w: Worker, onExit: () => void, onOther: (m: Reply) => void): void {
+    this.worker = w;
+    w.onmessage = (e) => {
+      const m = e.data as Reply;
+      const i = this.waiters.findIndex((x) => x.t === m?.t || (m?.t === "fatal" && x.t !== "closed"));
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
+      else onOther(m);
+    };
+    w.addEventListener("error", (e) => log.error(`${this.name} threw`, { error: (e as ErrorEvent).message }));
+    w.addEventListener("close", () => {
+      if (this.worker === w) {
+        this.worker = null;
+        onExit();
+      }
+    });
+  }
+
+  waitFor(t: string, timeoutMs = 10_000): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${t} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ t, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+    });
+  }
+
+  post(m: unknown, transfer: Transferable[] = []): void {
+    this.worker?.postMessage(m, transfer);
+  }
+}
+
+export class Supervisor {
+  readonly metricsBuf: SharedArrayBuffer;
+  private readonly metrics: SlotMetrics;
+  private readonly writer = new Thread("writer");
+  private readonly shards: Thread[];
+  private stopping = false;
+  port = 0;
+  tcpPort: number | undefined;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.metricsBuf = createMetricsBuffer(o.shards);
+    this.metrics = new SlotMetrics(this.metricsBuf, SLOT_MAIN);
+    this.shards = Array.from({ length: o.shards }, (_, i) => new Thread(`shard${i}`));
+  }
+
+  async start(): Promise<void> {
+    await this.startWriter();
+    // Shard 0 binds first (the port may be 0 = pick one); the rest join it with reusePort.
+    this.port = this.o.settings.port;
+    for (let i = 0; i < this.shards.length; i++) await this.startShard(i);
+    this.metrics.set("ready", 1);
+  }
+
+  private async startWriter(): Promise<void> {
+    const s = this.o.settings;
+    const w = new Worker(writerUrl);
+    this.writer.attach(w, () => this.onWriterExit(), (m) => {
+      if (m?.t === "drained") this.writerDrained?.();
+    });
+    w.postMessage({
+      t: "init",
+      path: `${s.dataDir}/iris.db`,
+      maxInbox: s.maxInbox,
+      ttlMs: s.inboxTtl * 1000,
+      flushMs: s.flushMs,
+      batchRows: s.batchRows,
+      metrics: this.metricsBuf,
+      logLevel: s.logLevel,
+      shards: this.o.shards,
+    });
+    const r = await this.writer.waitFor("ready", 30_000);
+    log.info("storage ready", { path: `${s.dataDir}/iris.db`, inboxRows: r.rows as number });
+  }
+
+  private writerDrained: (() => void) | null = null;
+
+  private async startShard(i: number): Promise<void> {
+    const s = this.o.settings;
+    const th = this.shards[i]!;
+    const w = new Worker(shardUrl);
+    th.attach(w, () => this.onShardExit(i), (m) => log.warn("unexpected shard message", { shard: i, t: String(m?.t) }));
+    const transfer: Transferable[] = [];
+    // Writer channel.
+    const wc = new MessageChannel();
+    this.writer.post({ t: "port", shard: i, port: wc.port1 }, [wc.port1]);
+    transfer.push(wc.port2);
+    // A channel to every live peer.
+    const peers: [number, MessagePort][] = [];
+    for (let k = 0; k < this.shards.length; k++) {
+      if (k === i || !this.shards[k]!.worker) continue;
+      const ch = new MessageChannel();
+      this.shards[k]!.post({ t: "peer", k: i, port: ch.port1 }, [ch.port1]);
+      peers.push([k, ch.port2]);
+      transfer.push(ch.port2);
+    }
+    w.postMessage({
+      t: "init",
+      index: i,
+      shards: this.shards.length,
+      settings: s,
+      metrics: this.metricsBuf,
+      port: this.port,
+      peers,
+      writer: wc.port2,
+      maxConnections: this.o.maxConnections,
+      ownerLimits: this.o.ownerLimits,
+      version: this.o.version,
+      tcpPort: i === 0 ? s.tcpPort : undefined,
+    }, transfer);
+    const r = await th.waitFor("listening");
+    if (r.t === "fatal") throw new Error(`shard ${i} could not listen: ${r.error as string}`);
+    this.port = r.port as number;
+    if (typeof r.tcpPort === "number") this.tcpPort = r.tcpPort;
+  }
+
+  private onShardExit(i: number): void {
+    if (this.stopping) return;
+    this.metrics.add("shardRestarts");
+    const th = this.shards[i]!;
+    const now = Date.now();
+    th.crashes = th.crashes.filter((t) => now - t < 10_000);
+    th.crashes.push(now);
+    const delay = restartDelay(th.crashes.length);
+    log.error("shard died; restarting", { shard: i, recentCrashes: th.crashes.length, delayMs: delay });
+    for (let k = 0; k < this.shards.length; k++) if (k !== i) this.shards[k]!.post({ t: "down", k: i });
+    setTimeout(async () => {
+      if (this.stopping) return;
+      try {
+        await this.startShard(i);
+        for (let k = 0; k < this.shards.length; k++) if (k !== i) this.shards[k]!.post({ t: "up", k: i });
+        log.info("shard restarted", { shard: i });
+      } catch (e) {
+        log.error("shard restart failed", { shard: i, error: e as Error });
+        this.onShardExit(i);
+      }
+    }, delay);
+  }
+
+  private onWriterExit(): void {
+    if (this.stopping) return;
+    this.metrics.add("writerRestarts");
+    const now = Date.now();
+    this.writer.crashes = this.writer.crashes.filter((t) => now - t < 10_000);
+    this.writer.crashes.push(now);
+    const delay = restartDelay(this.writer.crashes.length);
+    log.error("storage writer died; restarting", { delayMs: delay });
+    this.metrics.set("ready", 0);
+    setTimeout(async () => {
+      try {
+        await this.startWriter();
+        for (let i = 0; i < this.shards.length; i++) {
+          const th = this.shards[i]!;
+          if (!th.worker) continue;
+          const ch = new MessageChannel();
+          this.writer.post({ t: "port", shard: i, port: ch.port1 }, [ch.port1]);
+          th.post({ t: "writer", port: ch.port2 }, [ch.port2]);
+        }
+        this.metrics.set("ready", 1);
+        log.info("storage writer restarted");
+      } catch (e) {
+        log.error("storage writer restart failed", { error: e as Error });
+        this.onWriterExit();
+      }
+    }, delay);
+  }
+
+  /** Chaos hooks (only reachable when --chaos is on). */
+  killShard(i: number): boolean {
+    const w = this.shards[i]?.worker;
+    if (!w) return false;
+    w.terminate();
+    return true;
+  }
+  killWriter(): boolean {
+    const w = this.writer.worker;
+    if (!w) return false;
+    w.terminate();
+    return true;
+  }
+  injectShard(i: number, items: unknown[]): boolean {
+    const th = this.shards[i];
+    if (!th?.worker) return false;
+    th.post({ t: "inject", items });
+    return true;
+  }
+  injectWriter(shard: number, items: unknown[]): boolean {
+    if (!this.writer.worker) return false;
+    this.writer.post({ t: "inject", shard, items });
+    return true;
+  }
+
+  /** SIGTERM/SIGINT: stop accepting, close clients with a reason, flush the store, exit. */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.metrics.set("ready", 0);
+    const live = this.shards.filter((t) => t.worker);
+    await Promise.all(live.map((t) => (t.post({ t: "stop" }), t.waitFor("stopped", 3000).catch(() => null))));
+    // Give close handlers a moment to post their detaches before owners release everything.
+    await new Promise((r) => setTimeout(r, 50));
+    const drained = new Promise<void>((resolve) => (this.writerDrained = resolve));
+    this.writer.post({ t: "expect", shards: live.length });
+    await Promise.all(live.map((t) => (t.post({ t: "finish" }), t.waitFor("finished", 3000).catch(() => null))));
+    await Promise.race([drained, new Promise((r) => setTimeout(r, 3000))]);
+    this.writer.post({ t: "close" });
+    await this.writer.waitFor("closed", 3000).catch(() => null);
+    for (const t of [...this.shards, this.writer]) t.worker?.terminate();
+  }
+}

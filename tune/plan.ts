@@ -1,0 +1,406 @@
+// The auto-tune plan: a pure function from a Probe (what the machine allows) to the settings
+// Iris should run with, each decision carrying the probe it used and the reason. No I/O, so
+// every machine shape can be unit-tested from a literal Probe.
+
+import type { Probe } from "./types.ts";
+import { formatBytes, formatCount, GiB, MiB } from "./units.ts";
+
+/**
+ * Bytes one idle WebSocket connection costs (socket buffers, session state, JS objects).
+ * A starting estimate: replace with the value measured by the bench, or override per run.
+ */
+export const PER_CONN_BYTES = 6 * 1024;
+/** Headroom on PER_CONN_BYTES for bursts (queued frames, TLS, fragmentation). */
+export const SAFETY_FACTOR = 1.5;
+/** Share of effective memory connections may use; the rest is page cache, store, spikes. */
+export const MEMORY_BUDGET_FRACTION = 0.7;
+/** Fixed cost of the runtime itself (JSC, code, workers) taken off the budget first. */
+export const RUNTIME_RESERVE_BYTES = 128 * MiB;
+/** fds not for clients: stdio, runtime internals (64) + store files and listeners (32). */
+export const RESERVE_FDS = 64 + 32;
+/** Router worker threads never exceed this, however many CPUs the machine has. */
+export const MAX_SHARDS = 64;
+/** Above this resident size, messages for slow/absent users spill to disk. */
+export const SPILL_FRACTION = 0.6;
+/** Above this resident size, new connections are refused with 503. */
+export const REFUSE_FRACTION = 0.8;
+/** JS heap sizing hint as a share of effective memory. */
+export const HEAP_FRACTION = 0.75;
+/** Never hint a heap smaller than this: below it JSC would collect almost continuously. */
+export const MIN_HEAP_MB = 128;
+export const MIN_STORE_ROWS = 1024;
+export const MAX_STORE_ROWS = 8192;
+/** Listen backlog worth having for reconnect storms. */
+export const SOMAXCONN_TARGET = 4096;
+/** Fewer ephemeral ports than this limits a load-test client; suggest the full range. */
+export const NARROW_PORT_RANGE = 50_000;
+/**
+ * Bun passes BUN_JSC_<option> to JavaScriptCore. forceRAMSize (bytes) makes JSC size its
+ * heap growth as if the machine had that much RAM: the GC collects sooner. It is a sizing
+ * hint, not a hard cap (measured: see docs/OPERATIONS.md, Auto-tune).
+ */
+export const HEAP_ENV_VAR = "BUN_JSC_forceRAMSize";
+
+/** Model constants (defaults above) and explicit decisions (undefined = compute). */
+export interface PlanInputs {
+  perConnBytes: number;
+  safetyFactor: number;
+  memoryBudgetFraction: number;
+  runtimeReserveBytes: number;
+  reserveFds: number;
+  maxConnections?: number;
+  shards?: number;
+  spillBytes?: number;
+  refuseBytes?: number;
+  storeMaxRows?: number;
+  storeFlushMs?: number;
+  heapMB?: number;
+}
+
+export const DEFAULT_PLAN_INPUTS: Readonly<PlanInputs> = {
+  perConnBytes: PER_CONN_BYTES,
+  safetyFactor: SAFETY_FACTOR,
+  memoryBudgetFraction: MEMORY_BUDGET_FRACTION,
+  runtimeReserveBytes: RUNTIME_RESERVE_BYTES,
+  reserveFds: RESERVE_FDS,
+};
+
+export interface PlanRow {
+  setting: string;
+  value: string;
+  /** The probed values this decision used (their sources are in Plan.facts). */
+  probe: string;
+  why: string;
+}
+
+/** One probed fact as the plan used it, with where it came from. */
+export interface PlanFact {
+  name: string;
+  value: string;
+  source: string;
+}
+
+export interface Plan {
+  maxConnections: number;
+  /** Which limit set maxConnections. */
+  connectionCap: "memory" | "fds" | "explicit";
+  /** Connections memory allows: floor(budget / (perConnBytes * safetyFactor)). */
+  memoryCapConnections: number;
+  /** Connections fds allow once soft = hard: hard - reserveFds. */
+  fdCapConnections: number;
+  /** Soft RLIMIT_NOFILE to reach at start (raiseNoFileLimit): the hard limit. */
+  noFileTarget: number;
+  shards: number;
+  spillBytes: number;
+  refuseBytes: number;
+  store: { maxRows: number; flushMs: number };
+  heapMB: number;
+  /** Environment to start Bun with; JSC reads it once, at VM creation. */
+  heapEnv: Record<string, string>;
+  /** Shell commands for OS settings the process cannot apply itself. */
+  osAdvice: string[];
+  /** What the probe found, printed above the decisions. */
+  facts: PlanFact[];
+  rows: PlanRow[];
+  /** Probe notes plus warnings about the plan itself. */
+  notes: string[];
+  /** The model constants used, so a plan can be reproduced. */
+  inputs: PlanInputs;
+}
+
+const EXPLICIT = "explicit flag";
+
+/** Largest power of two ≤ n, for n ≥ 1. */
+function floorPowerOfTwo(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
+function clamp(n: number, low: number, high: number): number {
+  return Math.min(high, Math.max(low, n));
+}
+
+/** Rows: 1 KiB per GiB of memory, in powers of two from 1024 to 8192 (a batch lives in RAM). */
+export function storeMaxRowsFor(memoryBytes: number): number {
+  return clamp(floorPowerOfTwo(memoryBytes / GiB) * 1024, MIN_STORE_ROWS, MAX_STORE_ROWS);
+}
+
+/** Fewer cores → wait longer per commit, so the store thread steals less time from routers. */
+export function storeFlushMsFor(cpus: number): number {
+  if (cpus >= 8) return 2;
+  if (cpus >= 4) return 3;
+  if (cpus >= 2) return 4;
+  return 5;
+}
+
+function probeFacts(p: Probe): PlanFact[] {
+  const { memory, cpus, noFile, sysctl } = p;
+  const facts: PlanFact[] = [
+    {
+      name: "memory",
+      value: formatBytes(memory.totalBytes.value),
+      source: memory.totalBytes.source,
+    },
+    {
+      name: "memory available",
+      value: formatBytes(memory.availableBytes.value),
+      source: memory.availableBytes.source,
+    },
+    { name: "cpus", value: String(cpus.count.value), source: cpus.count.source },
+    {
+      name: "cpu quota",
+      value: cpus.quota.value === null ? "none" : String(cpus.quota.value),
+      source: cpus.quota.source,
+    },
+    { name: "cpus effective", value: String(cpus.effective.value), source: cpus.effective.source },
+    { name: "nofile soft", value: formatCount(noFile.soft.value), source: noFile.soft.source },
+    { name: "nofile hard", value: formatCount(noFile.hard.value), source: noFile.hard.source },
+  ];
+  const sysctlFact = (name: string, value: string | null, source: string): void => {
+    facts.push({ name, value: value ?? "unknown", source });
+  };
+  sysctlFact(
+    "somaxconn",
+    sysctl.somaxconn.value === null ? null : String(sysctl.somaxconn.value),
+    sysctl.somaxconn.source,
+  );
+  sysctlFact(
+    "ip_local_port_range",
+    sysctl.ipLocalPortRange.value?.join("-") ?? null,
+    sysctl.ipLocalPortRange.source,
+  );
+  sysctlFact(
+    "fs.file-max",
+    sysctl.fileMax.value === null ? null : formatCount(sysctl.fileMax.value),
+    sysctl.fileMax.source,
+  );
+  sysctlFact(
+    "fs.nr_open",
+    sysctl.nrOpen.value === null ? null : formatCount(sysctl.nrOpen.value),
+    sysctl.nrOpen.source,
+  );
+  return facts;
+}
+
+export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
+  const notes = [...p.notes];
+  const inputs: PlanInputs = { ...DEFAULT_PLAN_INPUTS };
+  const ignored = new Set<keyof PlanInputs>();
+  for (const [key, value] of Object.entries(overrides) as [keyof PlanInputs, number][]) {
+    if (value === undefined) continue; // undefined means "not given", not "unset"
+    // A zero or negative cost would divide by zero or invert a formula: refuse, keep default.
+    const mustBePositive = key === "perConnBytes" || key === "safetyFactor" ||
+      key === "memoryBudgetFraction";
+    if (!Number.isFinite(value) || value < 0 || (mustBePositive && value === 0)) {
+      notes.push(`ignored invalid ${key}=${value}; kept the computed/default value`);
+      ignored.add(key);
+      continue;
+    }
+    inputs[key] = value;
+  }
+  const given = (key: keyof PlanInputs): boolean =>
+    overrides[key] !== undefined && !ignored.has(key);
+  const osAdvice: string[] = [];
+  const rows: PlanRow[] = [];
+
+  const memory = p.memory.totalBytes.value;
+  const memoryProbe = `memory ${formatBytes(memory)}`;
+  const cpus = p.cpus.effective.value;
+  const cpuProbe = `cpus ${cpus}`;
+  const hard = p.noFile.hard.value;
+  const fdProbe = `nofile hard ${formatCount(hard)}`;
+  const linux = p.platform === "linux";
+  const facts = probeFacts(p);
+
+  // --- Connections: the tighter of what memory and file descriptors allow.
+  const budget = Math.max(
+    0,
+    Math.floor(memory * inputs.memoryBudgetFraction) - inputs.runtimeReserveBytes,
+  );
+  const perConn = inputs.perConnBytes * inputs.safetyFactor;
+  const memoryCapConnections = Math.floor(budget / perConn);
+  const fdCapConnections = Math.max(0, hard - inputs.reserveFds);
+  const modelFlags = ([
+    "perConnBytes",
+    "safetyFactor",
+    "memoryBudgetFraction",
+    "runtimeReserveBytes",
+    "reserveFds",
+  ] as const).filter(given);
+  const modelNote = modelFlags.length > 0 ? ` [${modelFlags.join(", ")}: ${EXPLICIT}]` : "";
+
+  let maxConnections: number;
+  let connectionCap: Plan["connectionCap"];
+  let connectionsWhy: string;
+  if (inputs.maxConnections !== undefined) {
+    maxConnections = Math.max(1, Math.floor(inputs.maxConnections));
+    connectionCap = "explicit";
+    connectionsWhy = EXPLICIT;
+    if (maxConnections > fdCapConnections) {
+      notes.push(
+        `explicit maxConnections ${maxConnections} exceeds the fd cap ${fdCapConnections}`,
+      );
+    }
+    if (maxConnections > memoryCapConnections) {
+      notes.push(
+        `explicit maxConnections ${maxConnections} exceeds the memory cap ${memoryCapConnections}`,
+      );
+    }
+  } else {
+    connectionCap = fdCapConnections < memoryCapConnections ? "fds" : "memory";
+    maxConnections = Math.max(1, Math.min(memoryCapConnections, fdCapConnections));
+    if (Math.min(memoryCapConnections, fdCapConnections) < 1) {
+      notes.push("machine below the minimum for the connection model; maxConnections set to 1");
+    }
+    connectionsWhy = `min(memory cap ${formatCount(memoryCapConnections)}, fd cap ${
+      formatCount(fdCapConnections)
+    }): ${connectionCap} bind${modelNote}`;
+  }
+  rows.push({
+    setting: "maxConnections",
+    value: formatCount(maxConnections),
+    probe: `${memoryProbe}, ${fdProbe}`,
+    why: connectionsWhy,
+  });
+  rows.push({
+    setting: "memoryCap",
+    value: formatCount(memoryCapConnections),
+    probe: memoryProbe,
+    why: `(${Math.round(inputs.memoryBudgetFraction * 100)}% mem - ${
+      formatBytes(inputs.runtimeReserveBytes)
+    }) / (${formatBytes(inputs.perConnBytes)} x ${inputs.safetyFactor} per connection)`,
+  });
+  rows.push({
+    setting: "fdCap",
+    value: formatCount(fdCapConnections),
+    probe: fdProbe,
+    why: `hard limit - ${inputs.reserveFds} fds for stdio, runtime, store, listeners`,
+  });
+  rows.push({
+    setting: "nofile soft",
+    value: formatCount(hard),
+    probe: `nofile soft ${formatCount(p.noFile.soft.value)}, hard ${formatCount(hard)}`,
+    why: "raise soft to hard at start; only root can raise hard",
+  });
+
+  // fds below what the connection target needs: only the OS (root) can lift the hard limit.
+  const wantedConnections = inputs.maxConnections !== undefined
+    ? maxConnections
+    : memoryCapConnections;
+  if (wantedConnections > fdCapConnections) {
+    const neededFds = wantedConnections + inputs.reserveFds;
+    const nrOpen = p.sysctl.nrOpen.value;
+    if (linux && nrOpen !== null && neededFds > nrOpen) {
+      osAdvice.push(`sysctl -w fs.nr_open=${neededFds}`);
+    }
+    const fileMax = p.sysctl.fileMax.value;
+    if (linux && fileMax !== null && neededFds > fileMax) {
+      osAdvice.push(`sysctl -w fs.file-max=${neededFds * 2}`);
+    }
+    osAdvice.push(
+      `ulimit -n ${neededFds}  # in the shell that starts iris, as root; systemd: LimitNOFILE=${neededFds}`,
+    );
+  }
+
+  // --- Shards: one router thread per usable CPU.
+  const shards = inputs.shards !== undefined
+    ? Math.max(1, Math.floor(inputs.shards))
+    : clamp(cpus, 1, MAX_SHARDS);
+  if (given("shards") && shards > cpus) {
+    notes.push(`explicit shards ${shards} exceeds effective cpus ${cpus}`);
+  }
+  rows.push({
+    setting: "shards",
+    value: String(shards),
+    probe: cpuProbe,
+    why: given("shards") ? EXPLICIT : `effective cpus clamped to [1, ${MAX_SHARDS}]`,
+  });
+
+  // --- Memory watermarks, measured against resident size.
+  const spillBytes = inputs.spillBytes ?? Math.floor(memory * SPILL_FRACTION);
+  const refuseBytes = inputs.refuseBytes ?? Math.floor(memory * REFUSE_FRACTION);
+  if (spillBytes >= refuseBytes) {
+    notes.push(`spill watermark ${spillBytes} is not below refuse watermark ${refuseBytes}`);
+  }
+  rows.push({
+    setting: "spillBytes",
+    value: formatBytes(spillBytes),
+    probe: memoryProbe,
+    why: given("spillBytes")
+      ? EXPLICIT
+      : `${SPILL_FRACTION * 100}% of memory: above it, messages for slow/absent users go to disk`,
+  });
+  rows.push({
+    setting: "refuseBytes",
+    value: formatBytes(refuseBytes),
+    probe: memoryProbe,
+    why: given("refuseBytes")
+      ? EXPLICIT
+      : `${REFUSE_FRACTION * 100}% of memory: above it, new connections get 503`,
+  });
+
+  // --- Store batching.
+  const maxRows = inputs.storeMaxRows ?? storeMaxRowsFor(memory);
+  const flushMs = inputs.storeFlushMs ?? storeFlushMsFor(cpus);
+  rows.push({
+    setting: "store.maxRows",
+    value: formatCount(maxRows),
+    probe: memoryProbe,
+    why: given("storeMaxRows")
+      ? EXPLICIT
+      : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
+  });
+  rows.push({
+    setting: "store.flushMs",
+    value: String(flushMs),
+    probe: cpuProbe,
+    why: given("storeFlushMs") ? EXPLICIT : "5 ms on 1 cpu, 4 on 2-3, 3 on 4-7, 2 on 8+",
+  });
+
+  // --- JS heap hint.
+  const memoryMB = Math.max(1, Math.floor(memory / MiB));
+  const heapMB = inputs.heapMB !== undefined
+    ? Math.max(1, Math.floor(inputs.heapMB))
+    : Math.min(memoryMB, Math.max(MIN_HEAP_MB, Math.floor(memoryMB * HEAP_FRACTION)));
+  const heapEnv = { [HEAP_ENV_VAR]: String(heapMB * MiB) };
+  rows.push({
+    setting: HEAP_ENV_VAR,
+    value: `${formatCount(heapMB)} MiB`,
+    probe: memoryProbe,
+    why: given("heapMB")
+      ? EXPLICIT
+      : `${HEAP_FRACTION * 100}% of memory, at least ${MIN_HEAP_MB} MiB; GC sizing hint, not a cap`,
+  });
+
+  // --- Kernel network settings (Linux only; read-only probes, so advice only).
+  const somaxconn = p.sysctl.somaxconn.value;
+  if (linux && somaxconn !== null && somaxconn < SOMAXCONN_TARGET) {
+    osAdvice.push(`sysctl -w net.core.somaxconn=${SOMAXCONN_TARGET}`);
+  }
+  const range = p.sysctl.ipLocalPortRange.value;
+  if (linux && range !== null && range[1] - range[0] + 1 < NARROW_PORT_RANGE) {
+    osAdvice.push(
+      `sysctl -w net.ipv4.ip_local_port_range="1024 65535"  # load-test clients: ${
+        range[1] - range[0] + 1
+      } ephemeral ports now`,
+    );
+  }
+
+  return {
+    maxConnections,
+    connectionCap,
+    memoryCapConnections,
+    fdCapConnections,
+    noFileTarget: hard,
+    shards,
+    spillBytes,
+    refuseBytes,
+    store: { maxRows, flushMs },
+    heapMB,
+    heapEnv,
+    osAdvice,
+    facts,
+    rows,
+    notes,
+    inputs,
+  };
+}
