@@ -1,4 +1,5 @@
 // Builds dist/iris: one self-contained executable (Bun runtime + code + worker entry points).
+export {};
 // Usage: bun run build.ts [--outfile path]
 
 const outIdx = process.argv.indexOf("--outfile");

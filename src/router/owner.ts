@@ -36,9 +36,10 @@ export interface OwnerLimits {
   pageSize: number; // rows per backlog fetch
   seqBlock: number; // sequence numbers reserved per store round trip
   recentIds: number; // (sender, id) pairs remembered per user for dedupe
+  holdback: number; // messages held in memory per user while its backlog drains
 }
 
-export const defaultOwnerLimits: OwnerLimits = { maxPending: 1000, pageSize: 500, seqBlock: 1024, recentIds: 512 };
+export const defaultOwnerLimits: OwnerLimits = { maxPending: 1000, pageSize: 500, seqBlock: 1024, recentIds: 512, holdback: 256 };
 
 interface Pending extends Delivery {
   o: number;
@@ -76,6 +77,10 @@ interface Box {
   awaitingFlow: boolean; // a page was forwarded; wait for the socket shard's flow reply
   socketBlocked: boolean;
   pending: Pending[]; // live deliveries not yet acked, seq ascending
+  // Messages that arrive while the backlog drains wait here (not in the store) and go out live
+  // once the drain catches up. Invariant: every held seq is above every stored seq, because the
+  // holdback is spilled to the store before any newer message is stored.
+  holdback: Pending[];
   recent: Map<string, number>; // sender\0id -> seq, insertion ordered
   touched: number;
 }
@@ -152,6 +157,7 @@ export class Owner {
         awaitingFlow: false,
         socketBlocked: false,
         pending: [],
+        holdback: [],
         recent: new Map(),
         touched: 0,
       };
@@ -214,8 +220,11 @@ export class Owner {
       this.forward(b, [d], false);
       b.pending.push(d);
       this.stats.forwardedLive++;
+    } else if (b.conn && b.mode === "draining" && b.holdback.length < this.limits.holdback) {
+      b.holdback.push(d);
     } else {
       if (b.mode === "live") b.mode = "draining"; // slow or too many unacked: serve from the store
+      if (b.holdback.length) this.store(b, b.holdback.splice(0));
       this.store(b, [d]);
     }
   }
@@ -224,7 +233,7 @@ export class Owner {
   private onRetry(b: Box, m: RouteMsg, seq: number): void {
     this.stats.duplicates++;
     if (seq <= b.acked) return this.ackSender(m.o, m.c, m.id, "duplicate");
-    const live = b.pending.find((p) => p.seq === seq);
+    const live = b.pending.find((p) => p.seq === seq) ?? b.holdback.find((p) => p.seq === seq);
     if (live) {
       // Still in flight: its eventual ack goes to the connection that retried.
       live.o = m.o;
@@ -322,6 +331,7 @@ export class Owner {
   /** The connection is gone: unacked live deliveries move to the store, presence goes offline. */
   private release(b: Box): void {
     this.store(b, b.pending.splice(0));
+    this.store(b, b.holdback.splice(0));
     b.conn = null;
     this.stats.online--;
     b.gen++;
@@ -395,6 +405,12 @@ export class Owner {
       b.mode = "live"; // caught up: everything after this is forwarded as it arrives
       b.storeUnknown = false;
       if (b.cursor > b.storedMax) b.storedMax = b.cursor;
+      if (b.holdback.length) {
+        const held = b.holdback.splice(0);
+        this.forward(b, held, false);
+        for (const d of held) b.pending.push(d);
+        this.stats.forwardedLive += held.length;
+      }
       return;
     }
     this.pump(b);
@@ -424,7 +440,8 @@ export class Owner {
     const cutoff = this.io.now() - idleMs;
     let n = 0;
     for (const [u, b] of this.boxes) {
-      if (b.conn || !b.loaded || b.reserving || b.waiting.length || b.pending.length || b.touched > cutoff) continue;
+      if (b.conn || !b.loaded || b.reserving || b.waiting.length || b.pending.length || b.holdback.length) continue;
+      if (b.touched > cutoff) continue;
       this.boxes.delete(u);
       n++;
     }

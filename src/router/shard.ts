@@ -37,6 +37,15 @@ export class Shard {
   private server: Server<WsData> | null = null;
   private tcp: TCPSocketListener<{ s: Session | null }> | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+
+  private publishOwnerStats(): void {
+    const st = this.owner.stats;
+    const m = this.o.metrics;
+    m.set("routedOwner", st.routed);
+    m.set("storedOwner", st.stored);
+    m.set("duplicates", st.duplicates);
+  }
 
   constructor(private readonly o: ShardOptions) {
     this.peers = new Array(o.shards).fill(null);
@@ -54,6 +63,8 @@ export class Shard {
       post: (k, m) => this.post(k, m),
     });
     this.sweepTimer = setInterval(() => this.owner.sweep(60_000), 30_000);
+    // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
+    this.statsTimer = setInterval(() => this.publishOwnerStats(), 250);
   }
 
   // ---- ports ----
@@ -257,6 +268,8 @@ export class Shard {
     this.toWriter({ t: "bye", shard: this.o.index });
     this.flush();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.publishOwnerStats();
   }
 }
 

@@ -1,0 +1,90 @@
+// Schema migrations, embedded as SQL strings because Iris ships as a single
+// binary with no migration folder on disk.
+//
+// Rules: append only, never edit a released migration; version N is stored in
+// PRAGMA user_version after migration N commits. Each migration must match
+// schema.ts (checked by tests/unit/store.test.ts).
+
+import type { Database } from "bun:sqlite";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "inbox and users",
+    // STRICT: a non-integer seq/ts or a non-blob body is an error, not a
+    // silently coerced value. WITHOUT ROWID: see schema.ts.
+    sql: `
+CREATE TABLE inbox (
+  recipient TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  sender TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (recipient, seq)
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX inbox_dedup ON inbox (sender, msg_id, recipient)
+  WHERE msg_id <> '';
+
+CREATE INDEX inbox_ts ON inbox (ts);
+
+CREATE TABLE users (
+  id TEXT PRIMARY KEY NOT NULL,
+  seq_reserved INTEGER NOT NULL DEFAULT 0,
+  last_seen INTEGER NOT NULL DEFAULT 0
+) STRICT, WITHOUT ROWID;
+`,
+  },
+];
+
+/** Highest schema version this build knows. */
+export const SCHEMA_VERSION: number = MIGRATIONS.length;
+
+export function userVersion(db: Database): number {
+  const row = db.query<{ user_version: number }, []>("PRAGMA user_version")
+    .get();
+  return row?.user_version ?? 0;
+}
+
+/**
+ * Applies pending migrations in order, each in its own BEGIN IMMEDIATE
+ * transaction together with its user_version bump, so a crash leaves the file
+ * at a whole version. Idempotent: re-running on a migrated file does nothing.
+ * Returns the version before and after.
+ */
+export function migrate(
+  db: Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+): { from: number; to: number } {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new Error(`migration #${i} has version ${m.version}, want ${i + 1}`);
+    }
+  });
+  const latest = migrations.length;
+  const from = userVersion(db);
+  if (from > latest) {
+    // A newer build wrote this file; running old code on it could corrupt it.
+    throw new Error(
+      `database schema version ${from} is newer than this build (${latest})`,
+    );
+  }
+  for (const m of migrations) {
+    if (m.version <= from) continue;
+    db.transaction(() => {
+      // Re-read under the write lock: another process may have migrated first.
+      if (userVersion(db) >= m.version) return;
+      db.run(m.sql);
+      // PRAGMA does not take bound parameters; version is a checked integer.
+      db.run(`PRAGMA user_version = ${m.version}`);
+    }).immediate();
+  }
+  return { from, to: userVersion(db) };
+}

@@ -1,0 +1,62 @@
+// Drizzle table definitions for the inbox store.
+//
+// Drizzle cannot express STRICT or WITHOUT ROWID, so those live only in the
+// migration SQL (migrations.ts); tests/unit/store.test.ts checks that the
+// created schema matches these definitions column by column and index by index.
+
+import { sql } from "drizzle-orm";
+import { customType, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// bun:sqlite returns BLOBs as Uint8Array and binds Uint8Array as BLOB, so the
+// column maps 1:1 without the Buffer copy that drizzle's blob({ mode: "buffer" })
+// would make.
+const bytes = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType() {
+    return "blob";
+  },
+});
+
+/**
+ * One stored message per (recipient, seq). WITHOUT ROWID (in the SQL): rows are
+ * clustered by recipient then seq, so a fetch reads contiguous pages and the
+ * primary key is the only copy of the key.
+ */
+export const inbox = sqliteTable(
+  "inbox",
+  {
+    recipient: text("recipient").notNull(),
+    // Per-recipient sequence number, assigned by the caller (never by SQLite).
+    seq: integer("seq").notNull(),
+    sender: text("sender").notNull(),
+    // Sender-chosen id; "" for legacy clients, which are never deduplicated.
+    msgId: text("msg_id").notNull(),
+    // Server receive time, ms since epoch.
+    ts: integer("ts").notNull(),
+    body: bytes("body").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.recipient, t.seq] }),
+    // Uniqueness of (recipient, sender, msg_id); key order is sender-first on
+    // purpose. The constraint is the same set of columns, but a group message
+    // (one sender + msg_id fanned out to N recipients in one commit) lands in
+    // one index page instead of N scattered ones: +50% append throughput for
+    // 1000-recipient fan-out, neutral otherwise (measured, see report).
+    uniqueIndex("inbox_dedup")
+      .on(t.sender, t.msgId, t.recipient)
+      .where(sql`msg_id <> ''`),
+    // TTL expiry scans by age.
+    index("inbox_ts").on(t.ts),
+  ],
+);
+
+/** Per-recipient bookkeeping. WITHOUT ROWID (in the SQL): keyed by text id. */
+export const users = sqliteTable("users", {
+  id: text("id").primaryKey(),
+  // Highest sequence number ever handed out (or seen) for this recipient.
+  seqReserved: integer("seq_reserved").notNull().default(0),
+  // Last time the user was seen, ms since epoch.
+  lastSeen: integer("last_seen").notNull().default(0),
+});
+
+export type InboxRecord = typeof inbox.$inferSelect;
+export type UserRecord = typeof users.$inferSelect;

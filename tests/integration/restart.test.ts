@@ -1,0 +1,72 @@
+// Stored messages survive a graceful restart and a SIGKILL: nothing acked is lost.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { type RunningServer, startServer, until } from "../helpers/server.ts";
+
+const dirs: string[] = [];
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.kill();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function send(url: string, from: string, to: string, n: number, prefix: string) {
+  const c = new IrisClient({ url, user: from });
+  await c.connect();
+  const acks = await Promise.all(Array.from({ length: n }, (_, i) => c.send(to, `${prefix}${i}`)));
+  c.close();
+  return acks;
+}
+
+async function receive(url: string, user: string, n: number): Promise<IrisMessage[]> {
+  const c = new IrisClient({ url, user });
+  const got: IrisMessage[] = [];
+  c.onMessage((m) => got.push(m));
+  await c.connect();
+  await until(() => got.length >= n, `${n} messages for ${user} (have ${got.length})`, 20_000);
+  await Bun.sleep(150);
+  c.close();
+  return got;
+}
+
+describe("restart", () => {
+  for (const [name, signal] of [["graceful SIGTERM", "SIGTERM"], ["SIGKILL", "SIGKILL"]] as const) {
+    test(`inboxes survive ${name}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "iris-restart-"));
+      dirs.push(dir);
+      const s1 = await startServer({ dataDir: dir });
+      servers.push(s1);
+      const acks = await send(s1.url, "writer", "sleeper", 500, "x");
+      expect(acks.every((a) => a === "stored")).toBe(true);
+      const code = await s1.stop(signal);
+      if (signal === "SIGTERM") expect(code).toBe(0);
+      const s2 = await startServer({ dataDir: dir });
+      servers.push(s2);
+      const got = await receive(s2.url, "sleeper", 500);
+      expect(got.map((m) => m.text())).toEqual(Array.from({ length: 500 }, (_, i) => `x${i}`));
+      // Sequence numbers after the restart never reuse one the client already saw.
+      const more = await send(s2.url, "writer", "sleeper", 1, "after");
+      expect(more).toEqual(["stored"]);
+      const next = await receive(s2.url, "sleeper", 1);
+      expect(next[0]!.seq).toBeGreaterThan(got[got.length - 1]!.seq);
+      await s2.stop();
+    });
+  }
+
+  test("SIGTERM closes clients with 1001 and a reason, and exits 0 promptly", async () => {
+    const s = await startServer();
+    servers.push(s);
+    const ws = new WebSocket(s.url);
+    const closed = new Promise<{ code: number; reason: string }>((r) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
+    await new Promise((r) => (ws.onopen = r));
+    const t0 = Date.now();
+    const code = await s.stop("SIGTERM");
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await closed).toEqual({ code: 1001, reason: "server shutting down" });
+  });
+});

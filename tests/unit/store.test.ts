@@ -1,0 +1,579 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
+import { type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
+import { inbox, users } from "../../src/store/schema.ts";
+
+const root = mkdtempSync(join(tmpdir(), `iris-store-${crypto.randomUUID().slice(0, 8)}-`));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+let fileNo = 0;
+/** A fresh database path in a not-yet-existing subdirectory. */
+function freshPath(): string {
+  fileNo++;
+  return join(root, `case-${fileNo}`, "nested", "inbox.db");
+}
+
+const OPTS: InboxStoreOptions = { maxInboxPerUser: 1000, ttlMs: 0 };
+
+function open(path: string, opts: Partial<InboxStoreOptions> = {}): InboxStore {
+  return InboxStore.open(path, { ...OPTS, ...opts });
+}
+
+function row(recipient: string, seq: number, extra: Partial<InboxRow> = {}): InboxRow {
+  return {
+    recipient,
+    seq,
+    sender: "alice",
+    msgId: `m${seq}`,
+    ts: 1_700_000_000_000 + seq,
+    body: new TextEncoder().encode(`body ${recipient} ${seq}`),
+    ...extra,
+  };
+}
+
+/** Row count as SQLite sees it, through an independent read-only connection. */
+function sqlCount(path: string, recipient?: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    const q = recipient === undefined
+      ? db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox").get()
+      : db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM inbox WHERE recipient = ?").get(
+        recipient,
+      );
+    return q?.n ?? -1;
+  } finally {
+    db.close();
+  }
+}
+
+function userVersionOf(path: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? -1;
+  } finally {
+    db.close();
+  }
+}
+
+describe("open and migrations", () => {
+  test("fresh file: parent dir created, WAL, schema at latest version", () => {
+    const path = freshPath();
+    const store = open(path);
+    store.close();
+    expect(existsSync(path)).toBe(true);
+    expect(userVersionOf(path)).toBe(SCHEMA_VERSION);
+    expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
+
+    const db = new Database(path, { readonly: true });
+    // journal_mode=WAL is persistent in the file header.
+    expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()?.journal_mode).toBe(
+      "wal",
+    );
+    const tables = db.query<{ name: string; sql: string }, []>(
+      "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    ).all();
+    expect(tables.map((t) => t.name)).toEqual(["inbox", "users"]);
+    for (const t of tables) {
+      expect(t.sql).toContain("WITHOUT ROWID");
+      expect(t.sql).toContain("STRICT");
+    }
+    db.close();
+  });
+
+  test("migration SQL matches schema.ts (columns, keys, indexes)", () => {
+    const path = freshPath();
+    open(path).close();
+    const db = new Database(path, { readonly: true });
+    const dialect = new SQLiteSyncDialect();
+    for (const table of [inbox, users]) {
+      const cfg = getTableConfig(table);
+      type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
+      const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();
+      expect(info.map((c) => c.name)).toEqual(cfg.columns.map((c) => c.name));
+      for (const col of cfg.columns) {
+        const c = info.find((i) => i.name === col.name)!;
+        expect(c.type.toLowerCase()).toBe(col.getSQLType().toLowerCase());
+        expect(c.notnull === 1).toBe(col.notNull);
+        expect(c.dflt_value).toBe(col.hasDefault ? String(col.default) : null);
+      }
+      // Primary key: composite from primaryKeys[], or a single column flag.
+      const pkFromSql = info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);
+      const pkFromDrizzle = cfg.primaryKeys.length > 0
+        ? cfg.primaryKeys[0]!.columns.map((c) => c.name)
+        : cfg.columns.filter((c) => c.primary).map((c) => c.name);
+      expect(pkFromSql).toEqual(pkFromDrizzle);
+
+      // Secondary indexes: names, uniqueness, column order, partial WHERE.
+      const list = db.query<{ name: string; unique: number; origin: string; partial: number }, []>(
+        `PRAGMA index_list(${cfg.name})`,
+      ).all().filter((i) => i.origin === "c");
+      expect(list.map((i) => i.name).sort()).toEqual(cfg.indexes.map((i) => i.config.name).sort());
+      for (const idx of cfg.indexes) {
+        const l = list.find((i) => i.name === idx.config.name)!;
+        expect(l.unique === 1).toBe(idx.config.unique);
+        const cols = db.query<{ name: string }, []>(`PRAGMA index_info(${idx.config.name})`).all()
+          .map((c) => c.name);
+        expect(cols).toEqual(idx.config.columns.map((c) => ("name" in c ? c.name : "?")));
+        const created = db.query<{ sql: string }, [string]>(
+          "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+        ).get(idx.config.name)!.sql;
+        if (idx.config.where === undefined) {
+          expect(l.partial).toBe(0);
+        } else {
+          expect(l.partial).toBe(1);
+          const where = dialect.sqlToQuery(idx.config.where).sql;
+          expect(created.replace(/\s+/g, " ")).toContain(`WHERE ${where}`);
+        }
+      }
+    }
+    db.close();
+  });
+
+  test("re-open keeps data and version; migrate is idempotent", () => {
+    const path = freshPath();
+    const a = open(path);
+    expect(a.append([row("bob", 1), row("bob", 2)])).toEqual(["stored", "stored"]);
+    expect(a.reserveSeqs("bob", 5)).toEqual({ first: 3, last: 7 }); // append raised it to 2
+    a.close();
+
+    const b = open(path);
+    expect(b.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([1, 2]);
+    expect(b.getUser("bob")?.seqReserved).toBe(7);
+    b.close();
+    expect(userVersionOf(path)).toBe(SCHEMA_VERSION);
+
+    const db = new Database(path);
+    expect(migrate(db)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+    db.close();
+  });
+
+  test("refuses a file written by a newer schema", () => {
+    const path = freshPath();
+    open(path).close();
+    const db = new Database(path);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => open(path)).toThrow(/newer than this build/);
+  });
+
+  test("rejects bad options", () => {
+    expect(() => open(freshPath(), { maxInboxPerUser: 0 })).toThrow(RangeError);
+    expect(() => open(freshPath(), { ttlMs: -1 })).toThrow(RangeError);
+    expect(() => open(freshPath(), { synchronous: "OFF" as "FULL" })).toThrow(RangeError);
+    expect(() => open(freshPath(), { busyTimeoutMs: 1.5 })).toThrow(RangeError);
+  });
+
+  test("synchronous FULL is applied", () => {
+    const store = open(freshPath(), { synchronous: "FULL" });
+    expect(store.append([row("u", 1)])).toEqual(["stored"]);
+    store.close();
+  });
+});
+
+describe("append and fetch", () => {
+  test("fetch is ordered by seq, honours afterSeq and limit", () => {
+    const store = open(freshPath());
+    const seqs = [5, 1, 4, 2, 3, 10];
+    expect(store.append(seqs.map((s) => row("bob", s)))).toEqual(seqs.map(() => "stored"));
+    store.append([row("carol", 7)]);
+    expect(store.fetch("bob", 0, 100).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 10]);
+    expect(store.fetch("bob", 2, 2).map((r) => r.seq)).toEqual([3, 4]);
+    expect(store.fetch("bob", 10, 5)).toEqual([]);
+    expect(store.fetch("bob", 0, 0)).toEqual([]);
+    expect(store.fetch("nobody", 0, 10)).toEqual([]);
+    const [first] = store.fetch("bob", 0, 1);
+    expect(first).toEqual(row("bob", 1));
+    store.close();
+  });
+
+  test("duplicate by (recipient, sender, msgId), also within one batch", () => {
+    const store = open(freshPath());
+    expect(store.append([row("bob", 1, { msgId: "x" })])).toEqual(["stored"]);
+    expect(
+      store.append([
+        row("bob", 2, { msgId: "x" }), // retry with a new seq
+        row("bob", 3, { msgId: "x", sender: "dave" }), // other sender
+        row("carol", 1, { msgId: "x" }), // other recipient
+        row("bob", 4, { msgId: "y" }),
+        row("bob", 5, { msgId: "y" }), // duplicate of the row just above
+      ]),
+    ).toEqual(["duplicate", "stored", "stored", "stored", "duplicate"]);
+    expect(store.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([1, 3, 4]);
+    expect(store.count("bob")).toBe(3);
+    store.close();
+  });
+
+  test("duplicate by (recipient, seq): a re-sent row is idempotent", () => {
+    const path = freshPath();
+    const a = open(path);
+    const rows = [row("bob", 1), row("bob", 2)];
+    expect(a.append(rows)).toEqual(["stored", "stored"]);
+    a.close();
+    const b = open(path); // as after a restart
+    expect(b.append(rows)).toEqual(["duplicate", "duplicate"]);
+    // Same seq, different content: the stored row wins.
+    expect(b.append([row("bob", 2, { msgId: "", body: new Uint8Array([9]) })])).toEqual(["duplicate"]);
+    expect(b.fetch("bob", 0, 10)).toEqual(rows);
+    expect(b.count("bob")).toBe(2);
+    b.close();
+  });
+
+  test("empty msgId is never deduplicated", () => {
+    const store = open(freshPath());
+    const res = store.append([
+      row("bob", 1, { msgId: "" }),
+      row("bob", 2, { msgId: "" }),
+      row("bob", 3, { msgId: "", body: new Uint8Array() }),
+    ]);
+    expect(res).toEqual(["stored", "stored", "stored"]);
+    expect(store.append([row("bob", 4, { msgId: "" })])).toEqual(["stored"]);
+    expect(store.count("bob")).toBe(4);
+    store.close();
+  });
+
+  test("rejects malformed rows without writing anything", () => {
+    const path = freshPath();
+    const store = open(path);
+    const bad: InboxRow[] = [
+      row("bob", 0),
+      row("bob", 1.5),
+      row("bob", Number.MAX_SAFE_INTEGER + 1),
+      row("bob", 1, { ts: Number.NaN }),
+      row("bob", 1, { body: "text" as unknown as Uint8Array }),
+      row("bob", 1, { msgId: null as unknown as string }),
+    ];
+    for (const r of bad) {
+      expect(() => store.append([row("bob", 1), r])).toThrow();
+    }
+    expect(store.count("bob")).toBe(0);
+    expect(sqlCount(path)).toBe(0);
+    expect(store.append([])).toEqual([]);
+    store.close();
+  });
+
+  test("1 MiB body round-trips byte-exact", () => {
+    const path = freshPath();
+    const body = new Uint8Array(1024 * 1024);
+    crypto.getRandomValues(body.subarray(0, 65536));
+    for (let i = 65536; i < body.length; i++) body[i] = (i * 31 + 7) & 0xff;
+    const a = open(path);
+    expect(a.append([row("bob", 1, { body })])).toEqual(["stored"]);
+    expect(Buffer.compare(a.fetch("bob", 0, 1)[0]!.body, body)).toBe(0);
+    a.close();
+    const b = open(path);
+    const got = b.fetch("bob", 0, 1)[0]!.body;
+    expect(got.byteLength).toBe(body.byteLength);
+    expect(Buffer.compare(got, body)).toBe(0);
+    b.close();
+  });
+
+  test("unicode user ids are stored and matched exactly (no normalisation)", () => {
+    const path = freshPath();
+    const ids = ["Zoë", "Zoe\u0308", "用户", "🦊🚀", "a\u0000b", "مرحبا", ""];
+    const a = open(path);
+    ids.forEach((id, i) => {
+      expect(a.append([row(id, 1, { sender: ids[(i + 1) % ids.length]!, msgId: `ü-${i}` })])).toEqual([
+        "stored",
+      ]);
+      a.reserveSeqs(id, i + 1); // on top of seq 1 from the append
+    });
+    a.close();
+    const b = open(path);
+    ids.forEach((id, i) => {
+      const got = b.fetch(id, 0, 10);
+      expect(got.length).toBe(1);
+      expect(got[0]!.recipient).toBe(id);
+      expect(got[0]!.sender).toBe(ids[(i + 1) % ids.length]!);
+      expect(got[0]!.msgId).toBe(`ü-${i}`);
+      expect(b.count(id)).toBe(1);
+      expect(b.getUser(id)?.seqReserved).toBe(i + 2);
+    });
+    expect(b.totalCount()).toBe(ids.length);
+    b.close();
+  });
+});
+
+describe("limits and counts", () => {
+  test("full at maxInboxPerUser; duplicate wins over full; cache exact after deletes", () => {
+    const path = freshPath();
+    const store = open(path, { maxInboxPerUser: 3 });
+    expect(store.append([1, 2, 3, 4].map((s) => row("bob", s)))).toEqual([
+      "stored",
+      "stored",
+      "stored",
+      "full",
+    ]);
+    expect(store.append([row("carol", 1)])).toEqual(["stored"]); // per recipient
+    // While full: a retry of a stored row is a duplicate (by seq and by msgId).
+    expect(store.append([row("bob", 2), row("bob", 9, { msgId: "m3" }), row("bob", 5)])).toEqual([
+      "duplicate",
+      "duplicate",
+      "full",
+    ]);
+    expect(store.count("bob")).toBe(3);
+
+    expect(store.deleteUpTo("bob", 1)).toBe(1);
+    expect(store.count("bob")).toBe(sqlCount(path, "bob"));
+    expect(store.append([row("bob", 5), row("bob", 6)])).toEqual(["stored", "full"]);
+    expect(store.deleteSeqs("bob", [2, 5, 5, 99])).toBe(2);
+    expect(store.count("bob")).toBe(1);
+    expect(store.count("bob")).toBe(sqlCount(path, "bob"));
+    expect(store.append([row("bob", 6), row("bob", 7), row("bob", 8)])).toEqual([
+      "stored",
+      "stored",
+      "full",
+    ]);
+    expect(store.totalCount()).toBe(sqlCount(path));
+    store.close();
+  });
+
+  test("count cache is loaded lazily from existing rows and stays exact when evicted", () => {
+    const path = freshPath();
+    const a = open(path);
+    for (let u = 0; u < 10; u++) {
+      a.append(Array.from({ length: u + 1 }, (_, i) => row(`u${u}`, i + 1)));
+    }
+    a.close();
+    // Tiny cache: every touch of another user evicts.
+    const b = open(path, { maxInboxPerUser: 5, countCacheMax: 2 });
+    for (let round = 0; round < 3; round++) {
+      for (let u = 0; u < 10; u++) expect(b.count(`u${u}`)).toBe(Math.min(u + 1, sqlCount(path, `u${u}`)));
+    }
+    // u9 has 10 rows already (more than the new cap): full.
+    expect(b.append([row("u9", 11), row("u0", 2)])).toEqual(["full", "stored"]);
+    expect(b.deleteUpTo("u9", 6)).toBe(6);
+    expect(b.append([row("u9", 11)])).toEqual(["stored"]);
+    for (let u = 0; u < 10; u++) expect(b.count(`u${u}`)).toBe(sqlCount(path, `u${u}`));
+    expect(b.totalCount()).toBe(sqlCount(path));
+    b.close();
+  });
+
+  test("rollback of a caller transaction keeps counts exact", () => {
+    const path = freshPath();
+    const store = open(path, { maxInboxPerUser: 2 });
+    store.append([row("bob", 1)]);
+    expect(store.totalCount()).toBe(1);
+    expect(() =>
+      store.transaction(() => {
+        expect(store.append([row("bob", 2)])).toEqual(["stored"]);
+        expect(store.count("bob")).toBe(2);
+        throw new Error("boom");
+      })
+    ).toThrow("boom");
+    expect(store.count("bob")).toBe(1);
+    expect(store.totalCount()).toBe(1);
+    expect(store.append([row("bob", 2)])).toEqual(["stored"]); // not falsely full
+
+    // A failed inner step inside a caller transaction rolls back only itself.
+    const res = store.transaction(() => {
+      store.deleteUpTo("bob", 1);
+      try {
+        store.transaction(() => {
+          store.deleteUpTo("bob", 2);
+          throw new Error("inner");
+        });
+      } catch {
+        // keep going
+      }
+      return store.count("bob");
+    });
+    expect(res).toBe(1);
+    expect(store.count("bob")).toBe(sqlCount(path, "bob"));
+    expect(store.totalCount()).toBe(sqlCount(path));
+    store.close();
+  });
+
+  test("transaction refuses an async callback and rolls it back", () => {
+    const store = open(freshPath());
+    expect(() =>
+      store.transaction(() => {
+        store.append([row("bob", 1)]);
+        return Promise.resolve(1);
+      })
+    ).toThrow(TypeError);
+    expect(store.count("bob")).toBe(0);
+    store.close();
+  });
+
+  test("totalCount tracks appends, deletes and expiry", () => {
+    const path = freshPath();
+    const store = open(path, { ttlMs: 1000 });
+    store.append([row("a", 1, { ts: 100 }), row("b", 1, { ts: 5000 })]);
+    expect(store.totalCount()).toBe(2);
+    store.append([row("a", 2, { ts: 200 }), row("a", 2)]);
+    expect(store.totalCount()).toBe(3);
+    store.expire(1150); // deletes ts < 150
+    expect(store.totalCount()).toBe(2);
+    store.deleteSeqs("a", [2]);
+    expect(store.totalCount()).toBe(1);
+    expect(store.totalCount()).toBe(sqlCount(path));
+    store.close();
+  });
+});
+
+describe("sequences and users", () => {
+  test("reserveSeqs is monotonic and persists across reopen", () => {
+    const path = freshPath();
+    const a = open(path);
+    expect(a.reserveSeqs("bob", 1)).toEqual({ first: 1, last: 1 });
+    expect(a.reserveSeqs("bob", 10)).toEqual({ first: 2, last: 11 });
+    expect(a.reserveSeqs("carol", 3)).toEqual({ first: 1, last: 3 });
+    expect(() => a.reserveSeqs("bob", 0)).toThrow(RangeError);
+    expect(() => a.reserveSeqs("bob", 1.5)).toThrow(RangeError);
+    a.close();
+    const b = open(path);
+    expect(b.reserveSeqs("bob", 2)).toEqual({ first: 12, last: 13 });
+    expect(b.getUser("bob")).toEqual({ seqReserved: 13, lastSeen: 0 });
+    b.close();
+  });
+
+  test("reserveSeqs refuses to pass 2^53 - 1", () => {
+    const store = open(freshPath());
+    store.append([row("bob", Number.MAX_SAFE_INTEGER - 1, { ts: 1 })]);
+    expect(store.reserveSeqs("bob", 1)).toEqual({
+      first: Number.MAX_SAFE_INTEGER,
+      last: Number.MAX_SAFE_INTEGER,
+    });
+    expect(() => store.reserveSeqs("bob", 1)).toThrow(/exhausted/);
+    expect(store.getUser("bob")?.seqReserved).toBe(Number.MAX_SAFE_INTEGER);
+    store.close();
+  });
+
+  test("append raises seq_reserved to the highest seq, never lowers it", () => {
+    const store = open(freshPath(), { maxInboxPerUser: 2 });
+    store.append([row("bob", 7), row("bob", 3)]);
+    expect(store.getUser("bob")?.seqReserved).toBe(7);
+    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 8, last: 8 });
+    store.append([row("bob", 5)]); // full, still counted as a used seq; lower than 8
+    expect(store.getUser("bob")?.seqReserved).toBe(8);
+    store.append([row("bob", 20)]); // full, higher: raises
+    expect(store.getUser("bob")?.seqReserved).toBe(20);
+    store.close();
+  });
+
+  test("setLastSeen upserts in a batch, keeps the newest, leaves seqReserved alone", () => {
+    const store = open(freshPath());
+    expect(store.getUser("bob")).toBeNull();
+    store.reserveSeqs("bob", 4);
+    store.setLastSeen([
+      { user: "bob", ts: 1000 },
+      { user: "carol", ts: 2000 },
+      { user: "bob", ts: 1500 },
+    ]);
+    expect(store.getUser("bob")).toEqual({ seqReserved: 4, lastSeen: 1500 });
+    expect(store.getUser("carol")).toEqual({ seqReserved: 0, lastSeen: 2000 });
+    store.setLastSeen([{ user: "bob", ts: 1200 }]); // older: ignored
+    expect(store.getUser("bob")?.lastSeen).toBe(1500);
+    store.setLastSeen([{ user: "bob", ts: 3000 }]);
+    expect(store.getUser("bob")?.lastSeen).toBe(3000);
+    store.setLastSeen([]);
+    expect(() => store.setLastSeen([{ user: "bob", ts: 1.5 }])).toThrow(RangeError);
+    store.close();
+  });
+});
+
+describe("deletion and expiry", () => {
+  test("deleteUpTo deletes seq <= n and returns the count", () => {
+    const store = open(freshPath());
+    store.append([1, 2, 3, 4, 5].map((s) => row("bob", s)));
+    store.append([row("carol", 1)]);
+    expect(store.deleteUpTo("bob", 3)).toBe(3);
+    expect(store.deleteUpTo("bob", 3)).toBe(0);
+    expect(store.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([4, 5]);
+    expect(store.count("carol")).toBe(1);
+    expect(store.deleteUpTo("bob", Number.MAX_SAFE_INTEGER)).toBe(2);
+    expect(store.count("bob")).toBe(0);
+    store.close();
+  });
+
+  test("expire deletes rows older than ttlMs and keeps counts exact", () => {
+    const path = freshPath();
+    const store = open(path, { ttlMs: 1000, maxInboxPerUser: 3 });
+    store.append([
+      row("bob", 1, { ts: 1000 }),
+      row("bob", 2, { ts: 1999 }),
+      row("bob", 3, { ts: 2000 }),
+      row("carol", 1, { ts: 500 }),
+    ]);
+    expect(store.count("bob")).toBe(3); // cached before expiry
+    expect(store.expire(3000)).toBe(3); // ts < 2000
+    expect(store.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([3]);
+    expect(store.count("bob")).toBe(1);
+    expect(store.count("carol")).toBe(0);
+    expect(store.count("bob")).toBe(sqlCount(path, "bob"));
+    expect(store.append([row("bob", 4), row("bob", 5), row("bob", 6)])).toEqual([
+      "stored",
+      "stored",
+      "full",
+    ]);
+    expect(store.expire(3000)).toBe(0);
+    store.close();
+  });
+
+  test("ttlMs = 0 disables expiry", () => {
+    const store = open(freshPath(), { ttlMs: 0 });
+    store.append([row("bob", 1, { ts: 1 })]);
+    expect(store.expire(Date.now())).toBe(0);
+    expect(store.count("bob")).toBe(1);
+    store.close();
+  });
+});
+
+describe("durability", () => {
+  test("a 1000-row transaction is fully visible after reopen", () => {
+    const path = freshPath();
+    const a = open(path, { maxInboxPerUser: 10_000 });
+    const rows: InboxRow[] = [];
+    for (let i = 0; i < 1000; i++) rows.push(row(`u${i % 37}`, Math.floor(i / 37) + 1));
+    const res = a.transaction(() => a.append(rows));
+    expect(res.every((r) => r === "stored")).toBe(true);
+    a.close();
+    const b = open(path);
+    expect(b.totalCount()).toBe(1000);
+    let fetched = 0;
+    for (let u = 0; u < 37; u++) fetched += b.fetch(`u${u}`, 0, 1000).length;
+    expect(fetched).toBe(1000);
+    expect(b.fetch("u5", 0, 1000)[3]).toEqual(rows[3 * 37 + 5]!);
+    b.close();
+  });
+
+  test("committed rows survive SIGKILL of the writing process (WAL + NORMAL)", () => {
+    const path = freshPath();
+    const storeModule = join(import.meta.dir, "../../src/store/inbox-store.ts");
+    const script = `
+      const { InboxStore } = await import(${JSON.stringify(storeModule)});
+      const s = InboxStore.open(${JSON.stringify(path)}, { maxInboxPerUser: 100000, ttlMs: 0 });
+      for (let t = 0; t < 5; t++) {
+        const rows = [];
+        for (let i = 0; i < 1000; i++) {
+          rows.push({ recipient: "u" + (i % 10), seq: t * 100 + Math.floor(i / 10) + 1, sender: "s",
+            msgId: t + "-" + i, ts: 1, body: new Uint8Array(100) });
+        }
+        s.transaction(() => s.append(rows));
+      }
+      process.kill(process.pid, "SIGKILL");
+    `;
+    const child = Bun.spawnSync([process.execPath, "-e", script], { stderr: "pipe" });
+    expect(child.signalCode).toBe("SIGKILL");
+    const store = open(path);
+    expect(store.totalCount()).toBe(5000);
+    expect(store.count("u3")).toBe(500);
+    expect(store.getUser("u3")?.seqReserved).toBe(500);
+    store.close();
+  });
+});
+
+describe("closed store", () => {
+  test("calls after close throw; close twice is fine", () => {
+    const store = open(freshPath());
+    store.close();
+    store.close();
+    expect(() => store.count("bob")).toThrow(/closed/);
+    expect(() => store.append([row("bob", 1)])).toThrow(/closed/);
+  });
+});
