@@ -14,7 +14,8 @@ export class RawSocket {
       this.ws.onopen = () => resolve();
       this.ws.onerror = () => reject(new Error("websocket error"));
     });
-    this.ws.onmessage = (e) => this.frames.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
+    this.ws.onmessage = (e) =>
+      this.frames.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
     this.ws.onclose = (e) => {
       this.closeCode = e.code;
       this.closeReason = e.reason;

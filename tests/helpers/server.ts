@@ -31,7 +31,16 @@ export interface StartOptions {
 
 export async function startServer(o: StartOptions = {}): Promise<RunningServer> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "iris-test-"));
-  const args = ["--port", "0", "--data-dir", dataDir, "--log-level", "warn", ...(o.shards ? ["--shards", String(o.shards)] : []), ...(o.args ?? [])];
+  const args = [
+    "--port",
+    "0",
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    "warn",
+    ...(o.shards ? ["--shards", String(o.shards)] : []),
+    ...(o.args ?? []),
+  ];
   const proc = Bun.spawn([BINARY, ...args], {
     stdin: "ignore",
     stdout: "pipe",

@@ -61,7 +61,9 @@ describe("restart", () => {
     const s = await startServer();
     servers.push(s);
     const ws = new WebSocket(s.url);
-    const closed = new Promise<{ code: number; reason: string }>((r) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
+    const closed = new Promise<{ code: number; reason: string }>((
+      r,
+    ) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
     await new Promise((r) => (ws.onopen = r));
     const t0 = Date.now();
     const code = await s.stop("SIGTERM");

@@ -2,7 +2,14 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IrisClient } from "../../src/client/index.ts";
-import { decodeV0Status, encodeV0Batch, encodeV0Login, encodeV0Send, encodeV0StatusQuery, V0_LOGIN_OK } from "../../src/protocol/v0.ts";
+import {
+  decodeV0Status,
+  encodeV0Batch,
+  encodeV0Login,
+  encodeV0Send,
+  encodeV0StatusQuery,
+  V0_LOGIN_OK,
+} from "../../src/protocol/v0.ts";
 import { RawSocket } from "../helpers/raw.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
@@ -60,7 +67,11 @@ describe("v0 over WebSocket", () => {
     expect(await b.next()).toEqual(text("one"));
     expect(await b.next()).toEqual(text("two"));
     a.send(encodeV0StatusQuery("v0-bob"));
-    expect(decodeV0Status((await a.next()) as Uint8Array)).toEqual({ user: "v0-bob", online: true, lastSeenSeconds: 0 });
+    expect(decodeV0Status((await a.next()) as Uint8Array)).toEqual({
+      user: "v0-bob",
+      online: true,
+      lastSeenSeconds: 0,
+    });
     b.close();
     await until(async () => {
       a.send(encodeV0StatusQuery("v0-bob"));
@@ -104,7 +115,13 @@ describe("v0 over raw TCP", () => {
     a.write(pkt.subarray(5));
     expect(await b.read(12)).toEqual(text("split-packet"));
 
-    a.write(new Uint8Array([...encodeV0Send("tcp-bob", text("A1")), ...encodeV0Send("tcp-bob", text("B2")), ...encodeV0Send("tcp-bob", text("C3"))]));
+    a.write(
+      new Uint8Array([
+        ...encodeV0Send("tcp-bob", text("A1")),
+        ...encodeV0Send("tcp-bob", text("B2")),
+        ...encodeV0Send("tcp-bob", text("C3")),
+      ]),
+    );
     expect(await b.read(6)).toEqual(text("A1B2C3"));
     a.end();
     b.end();

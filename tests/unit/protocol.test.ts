@@ -33,15 +33,47 @@ describe("v0 (seed) packets, byte for byte", () => {
   test("encoders produce the seed layouts", () => {
     expect([...encodeV0Login("bob")]).toEqual([0x01, ...ascii("bob")]);
     expect([...encodeV0Send("al", bytes(9, 8, 7))]).toEqual([0x02, 0, 2, ...ascii("al"), 0, 3, 9, 8, 7]);
-    expect([...encodeV0Batch("x", [bytes(1), bytes(2, 3)])]).toEqual([0x04, 0, 1, ...ascii("x"), 0, 0, 0, 7, 0, 1, 1, 0, 2, 2, 3]);
+    expect([...encodeV0Batch("x", [bytes(1), bytes(2, 3)])]).toEqual([
+      0x04,
+      0,
+      1,
+      ...ascii("x"),
+      0,
+      0,
+      0,
+      7,
+      0,
+      1,
+      1,
+      0,
+      2,
+      2,
+      3,
+    ]);
     expect([...encodeV0StatusQuery("ann")]).toEqual([0x05, 0, 3, ...ascii("ann")]);
     expect([...encodeV0Status("ann", false, 1_700_000_000_999)]).toEqual([
-      0x06, 0, 3, ...ascii("ann"), 0, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00,
+      0x06,
+      0,
+      3,
+      ...ascii("ann"),
+      0,
+      0,
+      0,
+      0,
+      0,
+      0x65,
+      0x53,
+      0xf1,
+      0x00,
     ]);
     expect([...encodeV0Status("ann", true, 1_700_000_000_999)].slice(-9)).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
   test("status reply decodes back", () => {
-    expect(decodeV0Status(encodeV0Status("zoë", false, 5000))).toEqual({ user: "zoë", online: false, lastSeenSeconds: 5 });
+    expect(decodeV0Status(encodeV0Status("zoë", false, 5000))).toEqual({
+      user: "zoë",
+      online: false,
+      lastSeenSeconds: 5,
+    });
   });
   test("a frame may hold several packets; login and ack take the rest", () => {
     const f = new Uint8Array([...encodeV0Send("a", bytes(1)), ...encodeV0Send("b", bytes(2)), 0x03, 1, 2, 3]);
@@ -75,7 +107,11 @@ describe("v0 TCP stream framing", () => {
   });
   test("one read carrying three packets yields three", () => {
     const d = new V0StreamDecoder(1024);
-    const joined = new Uint8Array([...encodeV0Send("a", bytes(1)), ...encodeV0StatusQuery("b"), ...encodeV0Send("c", bytes(3))]);
+    const joined = new Uint8Array([
+      ...encodeV0Send("a", bytes(1)),
+      ...encodeV0StatusQuery("b"),
+      ...encodeV0Send("c", bytes(3)),
+    ]);
     expect(d.push(joined).map((f) => f.op)).toEqual(["send", "status", "send"]);
   });
   test("a hostile declared length fails fast instead of buffering", () => {
@@ -127,14 +163,20 @@ describe("JSON frames", () => {
       body: new TextEncoder().encode("hi"),
     });
     expect(decodeJsonClient('{"type":"send","id":"1","to":"b","bodyB64":"AAE="}', 100).op).toBe("send");
-    expect(decodeJsonClient('{"type":"login","user":"u","resume":3}', 100)).toEqual({ op: "login", user: "u", resume: 3, proto: "json" });
+    expect(decodeJsonClient('{"type":"login","user":"u","resume":3}', 100)).toEqual({
+      op: "login",
+      user: "u",
+      resume: 3,
+      proto: "json",
+    });
   });
   test("invalid frames name the problem", () => {
     expect(code(() => decodeJsonClient("{nope", 100))).toBe("BAD_FRAME");
     expect(code(() => decodeJsonClient('{"type":"fly"}', 100))).toBe("UNKNOWN_OP");
     expect(code(() => decodeJsonClient('{"type":"ack","seq":-1}', 100))).toBe("BAD_FRAME");
     expect(code(() => decodeJsonClient('{"type":"send","id":"1","to":"b"}', 100))).toBe("BAD_FRAME");
-    expect(code(() => decodeJsonClient('{"type":"send","id":"1","to":"b","body":"' + "x".repeat(101) + '"}', 100))).toBe("PAYLOAD_TOO_LARGE");
+    expect(code(() => decodeJsonClient('{"type":"send","id":"1","to":"b","body":"' + "x".repeat(101) + '"}', 100)))
+      .toBe("PAYLOAD_TOO_LARGE");
     expect(code(() => decodeJsonClient('{"type":"ping","extra":1}', 100))).toBe("BAD_FRAME");
   });
   test("binary bodies reach JSON clients as base64", () => {
@@ -152,7 +194,9 @@ describe("session-level decode", () => {
     expect(code(() => decodeClientMessage(bytes(), undefined, 100))).toBe("BAD_FRAME");
   });
   test("v0 connections get raw bodies and no acks", () => {
-    expect(encodeServerFrame({ op: "deliver", seq: 1, ts: 1, from: "a", id: "", body: bytes(4, 5) }, "v0")).toEqual(bytes(4, 5));
+    expect(encodeServerFrame({ op: "deliver", seq: 1, ts: 1, from: "a", id: "", body: bytes(4, 5) }, "v0")).toEqual(
+      bytes(4, 5),
+    );
     expect(encodeServerFrame({ op: "sent", id: "x", status: "stored" }, "v0")).toBeNull();
   });
 });

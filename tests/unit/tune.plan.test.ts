@@ -2,14 +2,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { formatPlanTable, planToJson } from "../../tune/format.ts";
 import { effectiveCpus } from "../../tune/parse.ts";
-import {
-  HEAP_ENV_VAR,
-  MAX_SHARDS,
-  PER_CONN_BYTES,
-  plan,
-  RESERVE_FDS,
-  SAFETY_FACTOR,
-} from "../../tune/plan.ts";
+import { HEAP_ENV_VAR, MAX_SHARDS, PER_CONN_BYTES, plan, RESERVE_FDS, SAFETY_FACTOR } from "../../tune/plan.ts";
 import type { Probe } from "../../tune/types.ts";
 import { GiB, MiB } from "../../tune/units.ts";
 
@@ -323,9 +316,7 @@ describe("plan: kernel network advice", () => {
     }));
     expect(result.osAdvice).toContain("sysctl -w net.core.somaxconn=4096");
     expect(
-      result.osAdvice.some((a) =>
-        a.startsWith('sysctl -w net.ipv4.ip_local_port_range="1024 65535"')
-      ),
+      result.osAdvice.some((a) => a.startsWith('sysctl -w net.ipv4.ip_local_port_range="1024 65535"')),
     ).toBe(true);
   });
 
