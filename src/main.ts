@@ -8,6 +8,7 @@ import { probe } from "../tune/probe.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { configureLog, log } from "./observe/log.ts";
 import { defaultOwnerLimits } from "./router/owner.ts";
+import { startChaosAdmin } from "./chaos/admin.ts";
 import { Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
@@ -79,10 +80,13 @@ async function main(): Promise<number> {
     await sup.shutdown().catch(() => {});
     return 1;
   }
+  // Chaos endpoints exist only with --chaos, and only on loopback.
+  const chaos = settings.chaos ? startChaosAdmin(sup, shards, settings.chaosPort) : null;
   const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host;
   console.log(
     `iris ${VERSION} ready on http://${host}:${sup.port} (ws://${host}:${sup.port}/ws)` +
       (sup.tcpPort ? ` tcp=${sup.tcpPort}` : "") +
+      (chaos ? ` chaos=${chaos.port}` : "") +
       ` shards=${shards} max_conns=${maxConnections} startup_ms=${Math.round(performance.now() - t0)}`,
   );
 
@@ -96,6 +100,7 @@ async function main(): Promise<number> {
         log.error("shutdown timed out");
         resolve(1);
       }, settings.shutdownTimeout);
+      chaos?.stop();
       sup.shutdown().then(() => {
         clearTimeout(deadline);
         log.info("stopped cleanly");

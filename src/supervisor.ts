@@ -19,10 +19,14 @@ type Reply = Record<string, unknown>;
 const shardUrl = new URL("./router/shard-worker.ts", import.meta.url).href;
 const writerUrl = new URL("./store/writer-worker.ts", import.meta.url).href;
 
-/** Restart backoff: immediate at first, doubling for a thread that keeps crashing, capped. */
+/**
+ * Restart backoff by crashes in the last 10 s: immediate for the first three (an external kill is
+ * not a crash loop), then doubling from 50 ms, capped at 5 s, so a thread that crashes on start
+ * is visible in logs and /metrics instead of spinning.
+ */
 export function restartDelay(recentCrashes: number): number {
-  if (recentCrashes <= 1) return 0;
-  return Math.min(50 * 2 ** (recentCrashes - 2), 5000);
+  if (recentCrashes <= 3) return 0;
+  return Math.min(50 * 2 ** (recentCrashes - 4), 5000);
 }
 
 class Thread {
@@ -155,13 +159,15 @@ export class Supervisor {
     th.crashes.push(now);
     const delay = restartDelay(th.crashes.length);
     log.error("shard died; restarting", { shard: i, recentCrashes: th.crashes.length, delayMs: delay });
+    const diedAt = performance.now();
     for (let k = 0; k < this.shards.length; k++) if (k !== i) this.shards[k]!.post({ t: "down", k: i });
     setTimeout(async () => {
       if (this.stopping) return;
       try {
         await this.startShard(i);
         for (let k = 0; k < this.shards.length; k++) if (k !== i) this.shards[k]!.post({ t: "up", k: i });
-        log.info("shard restarted", { shard: i });
+        this.recordRestart(performance.now() - diedAt);
+        log.info("shard restarted", { shard: i, ms: Math.round(performance.now() - diedAt) });
       } catch (e) {
         log.error("shard restart failed", { shard: i, error: e as Error });
         this.onShardExit(i);
@@ -178,6 +184,7 @@ export class Supervisor {
     const delay = restartDelay(this.writer.crashes.length);
     log.error("storage writer died; restarting", { delayMs: delay });
     this.metrics.set("ready", 0);
+    const diedAt = performance.now();
     setTimeout(async () => {
       try {
         await this.startWriter();
@@ -189,12 +196,18 @@ export class Supervisor {
           th.post({ t: "writer", port: ch.port2 }, [ch.port2]);
         }
         this.metrics.set("ready", 1);
-        log.info("storage writer restarted");
+        this.recordRestart(performance.now() - diedAt);
+        log.info("storage writer restarted", { ms: Math.round(performance.now() - diedAt) });
       } catch (e) {
         log.error("storage writer restart failed", { error: e as Error });
         this.onWriterExit();
       }
     }, delay);
+  }
+
+  private recordRestart(ms: number): void {
+    this.metrics.set("lastRestartMs", ms);
+    if (ms > this.metrics.get("maxRestartMs")) this.metrics.set("maxRestartMs", ms);
   }
 
   /** Chaos hooks (only reachable when --chaos is on). */
@@ -208,6 +221,24 @@ export class Supervisor {
     const w = this.writer.worker;
     if (!w) return false;
     w.terminate();
+    return true;
+  }
+  /** Makes the shard throw an uncaught error (the "throws" failure, as opposed to terminate). */
+  crashShard(i: number): boolean {
+    const th = this.shards[i];
+    if (!th?.worker) return false;
+    th.post({ t: "crash" });
+    return true;
+  }
+  /** A raw value posted to the shard as an inter-thread message (not wrapped in a batch). */
+  injectShardRaw(i: number, value: unknown): boolean {
+    const th = this.shards[i];
+    if (!th?.worker) return false;
+    try {
+      th.post({ t: "inject", items: value });
+    } catch {
+      return false; // some values cannot be cloned at all; that is the sender's problem
+    }
     return true;
   }
   injectShard(i: number, items: unknown[]): boolean {

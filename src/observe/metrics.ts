@@ -34,6 +34,8 @@ export const FIELDS = [
   // supervisor
   "shardRestarts",
   "writerRestarts",
+  "lastRestartMs",
+  "maxRestartMs",
   "ready",
 ] as const;
 export type Field = (typeof FIELDS)[number];
@@ -133,6 +135,8 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
   shardRestarts: ["iris_shard_restarts_total", "counter", "router shard restarts by the supervisor"],
   writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],
+  lastRestartMs: ["iris_last_restart_ms", "gauge", "how long the latest thread restart took (death to serving)"],
+  maxRestartMs: ["iris_max_restart_ms", "gauge", "longest thread restart so far"],
   ready: ["iris_ready", "gauge", "1 when every thread is up"],
 };
 

@@ -63,6 +63,11 @@ self.onmessage = async (e: MessageEvent) => {
     case "inject":
       shard?.receive(m.items);
       break;
+    case "crash":
+      setTimeout(() => {
+        throw new Error("chaos: shard crash requested");
+      }, 0);
+      break;
     case "stop":
       shard?.stopListening();
       postMessage({ t: "stopped" });

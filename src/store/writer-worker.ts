@@ -39,7 +39,7 @@ self.onmessage = (e: MessageEvent) => {
       if (writer) writer.expectedShards = m.shards as number;
       break;
     case "inject":
-      writer?.receive(m.shard as number, m.items);
+      writer?.inject(m.shard as number, m.items);
       break;
     case "close":
       writer?.flush();

@@ -13,14 +13,23 @@ export interface WriterOptions {
   batchRows: number;
 }
 
+/**
+ * One shard's request port. Replies that answer a request go back on the link it came from, so a
+ * restarted shard (new link) never receives commit counts meant for its dead predecessor.
+ */
+interface Link {
+  shard: number;
+  port: MessagePort;
+}
+
 type Op =
-  | { k: number; r: AppendReq }
-  | { k: number; r: LoadReq }
-  | { k: number; r: DeleteReq }
-  | { k: number; r: SeenReq };
+  | { k: Link; r: AppendReq }
+  | { k: Link; r: LoadReq }
+  | { k: Link; r: DeleteReq }
+  | { k: Link; r: SeenReq };
 
 export class Writer {
-  private readonly ports = new Map<number, MessagePort>();
+  private readonly links = new Map<number, Link>();
   private ops: Op[] = [];
   private rowsBuffered = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -33,11 +42,18 @@ export class Writer {
   }
 
   setPort(shard: number, port: MessagePort): void {
-    this.ports.set(shard, port);
-    port.onmessage = (e) => this.receive(shard, e.data);
+    const link: Link = { shard, port };
+    this.links.set(shard, link);
+    port.onmessage = (e) => this.receive(link, e.data);
   }
 
-  receive(k: number, batch: unknown): void {
+  /** Chaos: garbage as if it arrived on shard k's port. */
+  inject(shard: number, batch: unknown): void {
+    const link = this.links.get(shard);
+    if (link) this.receive(link, batch);
+  }
+
+  receive(k: Link, batch: unknown): void {
     if (!Array.isArray(batch)) return this.garbage();
     for (const r of batch) {
       if (!isWriterReq(r)) {
@@ -72,7 +88,7 @@ export class Writer {
           break;
         }
         case "bye":
-          this.byes.add(r.shard);
+          this.byes.add(k.shard);
           if (this.byes.size >= this.expectedShards) {
             this.flush();
             this.onAllBye?.();
@@ -100,13 +116,16 @@ export class Writer {
     const ops = this.ops;
     this.ops = [];
     this.rowsBuffered = 0;
-    const out = new Map<number, ShardMsg[]>();
-    const push = (k: number, m: ShardMsg) => {
-      let q = out.get(k);
-      if (!q) out.set(k, (q = []));
+    // Replies keyed by link (answers to requests) and acks keyed by origin shard (current link).
+    const out = new Map<Link, ShardMsg[]>();
+    const push = (k: Link | number, m: ShardMsg) => {
+      const link = typeof k === "number" ? this.links.get(k) : k;
+      if (!link) return;
+      let q = out.get(link);
+      if (!q) out.set(link, (q = []));
       q.push(m);
     };
-    const appendsFrom = new Map<number, number>();
+    const appendsFrom = new Map<Link, number>();
     const t0 = performance.now();
     this.store.transaction(() => {
       let i = 0;
@@ -114,8 +133,8 @@ export class Writer {
         const op = ops[i]!;
         if (op.r.t === "app") {
           // Merge consecutive appends into one multi-row insert.
-          const group: { k: number; r: AppendReq }[] = [];
-          while (i < ops.length && ops[i]!.r.t === "app") group.push(ops[i++] as { k: number; r: AppendReq });
+          const group: { k: Link; r: AppendReq }[] = [];
+          while (i < ops.length && ops[i]!.r.t === "app") group.push(ops[i++] as { k: Link; r: AppendReq });
           this.applyAppends(group, push);
           for (const g of group) appendsFrom.set(g.k, (appendsFrom.get(g.k) ?? 0) + 1);
           continue;
@@ -139,7 +158,7 @@ export class Writer {
     for (const [k, q] of out) this.send(k, q);
   }
 
-  private applyAppends(group: { k: number; r: AppendReq }[], push: (k: number, m: ShardMsg) => void): void {
+  private applyAppends(group: { k: Link; r: AppendReq }[], push: (k: Link | number, m: ShardMsg) => void): void {
     const rows: StoredRow[] = [];
     for (const g of group) for (const row of g.r.rows) rows.push(row);
     const results = this.store.append(rows);
@@ -164,8 +183,8 @@ export class Writer {
     }
   }
 
-  private send(k: number, msgs: ShardMsg[]): void {
-    this.ports.get(k)?.postMessage(msgs);
+  private send(k: Link, msgs: ShardMsg[]): void {
+    k.port.postMessage(msgs);
   }
 
   expire(now: number): void {

@@ -1,0 +1,154 @@
+// Client traffic for fault tests: N SDK clients sending to random peers at a steady rate. Every
+// message id is unique, so the verdict is exact: sent, acked by the server, delivered to the
+// application, lost (acked but never delivered) and duplicated (delivered to the app twice).
+
+import { IrisClient } from "../../src/client/index.ts";
+
+export interface TrafficOptions {
+  url: string;
+  users: number;
+  /** Each client sends one message every `intervalMs` (jittered). */
+  intervalMs: number;
+  prefix?: string;
+  payloadBytes?: number;
+  resendAfterMs?: number;
+  /** Fraction of recipients that are offline (never connect): their inboxes are read at the end. */
+  offlineFraction?: number;
+}
+
+export interface Verdict {
+  sent: number;
+  acked: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  failed: number;
+  reconnects: number;
+  unackedAtEnd: number;
+}
+
+export class Traffic {
+  readonly clients: IrisClient[] = [];
+  private readonly offline: string[] = [];
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private readonly acked = new Set<string>();
+  private readonly received = new Map<string, number>();
+  private sent = 0;
+  private failed = 0;
+  private seq = 0;
+  private readonly pad: string;
+
+  constructor(private readonly o: TrafficOptions) {
+    this.pad = "x".repeat(Math.max(0, (o.payloadBytes ?? 32) - 16));
+  }
+
+  private name(i: number): string {
+    return `${this.o.prefix ?? "t"}${i}`;
+  }
+
+  private track(c: IrisClient): IrisClient {
+    c.onMessage((m) => {
+      const key = `${m.from}/${m.id}`;
+      this.received.set(key, (this.received.get(key) ?? 0) + 1);
+    });
+    return c;
+  }
+
+  async connect(): Promise<void> {
+    const nOffline = Math.floor(this.o.users * (this.o.offlineFraction ?? 0));
+    for (let i = 0; i < nOffline; i++) this.offline.push(this.name(this.o.users + i));
+    const batch = 50;
+    for (let i = 0; i < this.o.users; i += batch) {
+      const group: Promise<void>[] = [];
+      for (let j = i; j < Math.min(i + batch, this.o.users); j++) {
+        const c = this.track(new IrisClient({ url: this.o.url, user: this.name(j), resendAfterMs: this.o.resendAfterMs ?? 1000, maxReconnectDelayMs: 500 }));
+        this.clients.push(c);
+        group.push(c.connect());
+      }
+      await Promise.all(group);
+    }
+  }
+
+  start(): void {
+    const targets = [...this.clients.map((_, i) => this.name(i)), ...this.offline];
+    this.clients.forEach((c, i) => {
+      const me = this.name(i);
+      const tick = () => {
+        let to = targets[Math.floor(Math.random() * targets.length)]!;
+        if (to === me) to = targets[(targets.indexOf(me) + 1) % targets.length]!;
+        const id = `${me}-${++this.seq}`;
+        this.sent++;
+        c.send(to, `${id}:${this.pad}`, { id }).then(
+          () => this.acked.add(`${me}/${id}`),
+          () => this.failed++,
+        );
+      };
+      // Jitter the start so clients do not send in lockstep.
+      setTimeout(() => this.timers.push(setInterval(tick, this.o.intervalMs)), Math.random() * this.o.intervalMs);
+    });
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  get unacked(): number {
+    return this.clients.reduce((n, c) => n + c.unacked, 0);
+  }
+
+  /** Waits until every send is acked, then reads offline inboxes, then waits for deliveries. */
+  async settle(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (this.unacked > 0 && Date.now() < end) await Bun.sleep(50);
+    for (const user of this.offline) {
+      const c = this.track(new IrisClient({ url: this.o.url, user }));
+      this.clients.push(c);
+      await c.connect();
+    }
+    let last = -1;
+    let stableSince = Date.now();
+    while (Date.now() < end) {
+      const missing = this.missing();
+      if (missing === 0) break;
+      if (missing !== last) {
+        last = missing;
+        stableSince = Date.now();
+      } else if (Date.now() - stableSince > 5000) break; // no progress for 5 s
+      await Bun.sleep(50);
+    }
+    await Bun.sleep(300); // late duplicates would show up now
+  }
+
+  private missing(): number {
+    let n = 0;
+    for (const k of this.acked) if (!this.received.has(k)) n++;
+    return n;
+  }
+
+  verdict(): Verdict {
+    let duplicated = 0;
+    for (const c of this.received.values()) if (c > 1) duplicated += c - 1;
+    return {
+      sent: this.sent,
+      acked: this.acked.size,
+      delivered: this.received.size,
+      lost: this.missing(),
+      duplicated,
+      failed: this.failed,
+      reconnects: this.clients.reduce((n, c) => n + c.stats.reconnects, 0),
+      unackedAtEnd: this.unacked,
+    };
+  }
+
+  close(): void {
+    this.stop();
+    for (const c of this.clients) c.close();
+  }
+}
+
+export function formatVerdict(name: string, v: Verdict, extra: Record<string, number | string> = {}): string {
+  const pass = v.lost === 0 && v.duplicated === 0 && v.unackedAtEnd === 0;
+  const fields = { ...v, ...extra };
+  return `${pass ? "PASS" : "FAIL"} ${name} ` + Object.entries(fields).map(([k, x]) => `${k}=${x}`).join(" ");
+}
