@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { formatPlanTable, planToJson } from "../tune/format.ts";
 import { plan as makePlan } from "../tune/plan.ts";
 import { probe } from "../tune/probe.ts";
+import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { configureLog, log } from "./observe/log.ts";
 import { defaultOwnerLimits } from "./router/owner.ts";
@@ -44,6 +45,11 @@ async function main(): Promise<number> {
     ...(explicit.has("batchRows") ? { storeMaxRows: settings.batchRows } : {}),
     ...(explicit.has("flushMs") ? { storeFlushMs: settings.flushMs } : {}),
   });
+  if (settings.autoTune && !settings.dryRun) {
+    // The heap settings only take effect at process start: become a fresh copy of ourselves once.
+    const why = reexecWithEnv(thePlan.heapEnv);
+    if (why) log.warn("heap budget not applied", { reason: why });
+  }
   if (settings.autoTune || settings.dryRun) {
     if (settings.dryRun && settings.json) console.log(planToJson(thePlan));
     else console.log(formatPlanTable(thePlan));
@@ -68,6 +74,8 @@ async function main(): Promise<number> {
 
   const sup = new Supervisor({
     settings,
+    spillBytes: settings.spillMb ? settings.spillMb * 1048576 : thePlan.spillBytes,
+    refuseBytes: settings.refuseMb ? settings.refuseMb * 1048576 : thePlan.refuseBytes,
     shards,
     maxConnections,
     ownerLimits: { ...defaultOwnerLimits, maxPending: settings.maxPending },

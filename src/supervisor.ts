@@ -8,6 +8,8 @@ import type { OwnerLimits } from "./router/owner.ts";
 
 export interface SupervisorOptions {
   settings: Settings;
+  spillBytes: number;
+  refuseBytes: number;
   shards: number;
   maxConnections: number;
   ownerLimits: OwnerLimits;
@@ -86,6 +88,19 @@ export class Supervisor {
     this.port = this.o.settings.port;
     for (let i = 0; i < this.shards.length; i++) await this.startShard(i);
     this.metrics.set("ready", 1);
+    this.memoryTimer = setInterval(() => this.sampleMemory(), 250);
+    this.sampleMemory();
+  }
+
+  private memoryTimer: ReturnType<typeof setInterval> | null = null;
+
+  /** Publishes RSS and the pressure level every shard reads (spill at 1, refuse at 2). */
+  private sampleMemory(): void {
+    const rss = process.memoryUsage.rss();
+    const level = rss >= this.o.refuseBytes ? 2 : rss >= this.o.spillBytes ? 1 : 0;
+    if (level !== this.metrics.get("memPressure")) log.warn("memory pressure changed", { level, rssMb: Math.round(rss / 1048576) });
+    this.metrics.set("rssBytes", rss);
+    this.metrics.set("memPressure", level);
   }
 
   private async startWriter(): Promise<void> {
@@ -258,6 +273,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     this.metrics.set("ready", 0);
+    if (this.memoryTimer) clearInterval(this.memoryTimer);
     const live = this.shards.filter((t) => t.worker);
     await Promise.all(live.map((t) => (t.post({ t: "stop" }), t.waitFor("stopped", 3000).catch(() => null))));
     // Give close handlers a moment to post their detaches before owners release everything.

@@ -20,6 +20,8 @@ export const settingsSchema = z.object({
   maxPayload: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   maxConns: positiveInt.optional(),
   maxInbox: positiveInt.default(100_000),
+  spillMb: positiveInt.optional(),
+  refuseMb: positiveInt.optional(),
   inboxTtl: z.coerce.number().int().min(0).default(7 * 24 * 3600), // seconds; 0 = keep forever
   loginTimeout: z.coerce.number().int().min(100).default(10_000), // ms
   slowConsumerBytes: positiveInt.default(1024 * 1024),
@@ -53,6 +55,8 @@ export const settingHelp: Record<SettingKey, string> = {
   maxPayload: "largest message body in bytes (default 65536)",
   maxConns: "most concurrent connections; more get HTTP 503 (default: plan)",
   maxInbox: "most stored messages per offline user (default 100000)",
+  spillMb: "RSS (MiB) above which nothing for slow users is held in RAM (default: plan, 60% of memory)",
+  refuseMb: "RSS (MiB) above which new connections get 503 (default: plan, 80% of memory)",
   inboxTtl: "seconds a stored message is kept, 0 = forever (default 7 days)",
   loginTimeout: "ms a connection may stay unauthenticated (default 10000)",
   slowConsumerBytes: "socket buffer above which a recipient is served from the store",

@@ -20,9 +20,11 @@ export interface HttpDeps {
   sessions: Sessions;
   reader: MetricsReader;
   ready(): boolean;
-  totalConnections(): number;
+  /** Reserves a connection slot or says why not. */
+  admit(): string | null;
+  /** Returns a reservation when the upgrade did not happen after all. */
+  unadmit(): void;
   maxConnections: number;
-  rejected(): void;
   version: string;
 }
 
@@ -110,11 +112,10 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
 
   const upgrade = (c: { req: { raw: Request; header(n: string): string | undefined }; env: Server<WsData>; text: (t: string, s: 503 | 426, h?: Record<string, string>) => Response }) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return null;
-    if (!d.ready() || d.totalConnections() >= d.maxConnections) {
-      d.rejected();
-      return c.text(`server at capacity (${d.maxConnections} connections); retry later\n`, 503, { "retry-after": "5" });
-    }
+    const why = d.admit();
+    if (why) return c.text(`${why}; retry later\n`, 503, { "retry-after": "5" });
     if (c.env.upgrade(c.req.raw, { data: { s: null } })) return new Response(null, { status: 101 });
+    d.unadmit();
     return c.text("websocket upgrade failed\n", 426);
   };
   app.get("/ws", (c) => upgrade(c) ?? c.text("this endpoint speaks WebSocket\n", 426));

@@ -36,6 +36,8 @@ export const FIELDS = [
   "writerRestarts",
   "lastRestartMs",
   "maxRestartMs",
+  "rssBytes",
+  "memPressure",
   "ready",
 ] as const;
 export type Field = (typeof FIELDS)[number];
@@ -137,6 +139,8 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],
   lastRestartMs: ["iris_last_restart_ms", "gauge", "how long the latest thread restart took (death to serving)"],
   maxRestartMs: ["iris_max_restart_ms", "gauge", "longest thread restart so far"],
+  rssBytes: ["iris_rss_bytes", "gauge", "resident memory of the whole process"],
+  memPressure: ["iris_memory_pressure", "gauge", "0 normal, 1 above the spill watermark, 2 above the refuse watermark"],
   ready: ["iris_ready", "gauge", "1 when every thread is up"],
 };
 

@@ -29,6 +29,8 @@ export interface OwnerIO {
   toShard(shard: number, m: ShardMsg): void;
   toWriter(m: WriterReq): void;
   now(): number;
+  /** True above the memory spill watermark: hold nothing for slow users in RAM. */
+  underPressure(): boolean;
 }
 
 export interface OwnerLimits {
@@ -216,11 +218,13 @@ export class Owner {
     const seq = b.seqNext++;
     this.ensureSeqs(b);
     const d: Pending = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c };
-    if (b.conn && b.mode === "live" && !b.socketBlocked && b.pending.length < this.limits.maxPending) {
+    const tight = this.io.underPressure();
+    const maxPending = tight ? Math.min(this.limits.maxPending, 64) : this.limits.maxPending;
+    if (b.conn && b.mode === "live" && !b.socketBlocked && b.pending.length < maxPending) {
       this.forward(b, [d], false);
       b.pending.push(d);
       this.stats.forwardedLive++;
-    } else if (b.conn && b.mode === "draining" && b.holdback.length < this.limits.holdback) {
+    } else if (b.conn && b.mode === "draining" && !tight && b.holdback.length < this.limits.holdback) {
       b.holdback.push(d);
     } else {
       if (b.mode === "live") b.mode = "draining"; // slow or too many unacked: serve from the store

@@ -37,6 +37,8 @@ export class Shard {
   private server: Server<WsData> | null = null;
   private tcp: TCPSocketListener<{ s: Session | null }> | null = null;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  /** Upgrades admitted whose socket has not opened yet: counted so bursts cannot overshoot. */
+  private admitting = 0;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
 
   private publishOwnerStats(): void {
@@ -54,6 +56,7 @@ export class Shard {
       toShard: (k, m) => this.post(k, m),
       toWriter: (m) => this.toWriter(m),
       now: () => Date.now(),
+      underPressure: () => o.reader.at(SLOT_MAIN, "memPressure") >= 1,
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: o.index,
@@ -187,9 +190,11 @@ export class Shard {
       sessions: this.sessions,
       reader,
       ready: () => reader.at(SLOT_MAIN, "ready") === 1,
-      totalConnections: () => reader.sum("conns"),
+      admit: () => this.admit(),
+      unadmit: () => {
+        if (this.admitting > 0) this.admitting--;
+      },
       maxConnections: this.o.maxConnections,
-      rejected: () => this.o.metrics.add("rejectedUpgrades"),
       version: this.o.version,
     });
     const sessions = this.sessions;
@@ -206,7 +211,8 @@ export class Shard {
         closeOnBackpressureLimit: false,
         idleTimeout: 120,
         perMessageDeflate: false,
-        open(ws: ServerWebSocket<WsData>) {
+        open: (ws: ServerWebSocket<WsData>) => {
+          if (this.admitting > 0) this.admitting--;
           ws.data.s = sessions.open(wsTransport(ws), false);
         },
         message(ws: ServerWebSocket<WsData>, data: string | Buffer) {
@@ -232,7 +238,13 @@ export class Shard {
       port,
       data: { s: null },
       socket: {
-        open(sock) {
+        open: (sock) => {
+          const why = this.admit();
+          if (why) {
+            sock.end(); // v0 has no error frame: refuse by closing
+            return;
+          }
+          this.admitting--;
           sock.data = { s: sessions.open(new TcpTransport(sock), true) };
         },
         data(sock, chunk) {
@@ -253,6 +265,21 @@ export class Shard {
       },
     });
     return this.tcp.port;
+  }
+
+  /** Reserves a connection slot, or says why not (the caller answers 503). */
+  admit(): string | null {
+    const r = this.o.reader;
+    let why: string | null = null;
+    if (r.at(SLOT_MAIN, "ready") !== 1) why = "server is not ready";
+    else if (r.at(SLOT_MAIN, "memPressure") >= 2) why = "server is under memory pressure";
+    else if (r.sum("conns") + this.admitting >= this.o.maxConnections) why = `server at capacity (${this.o.maxConnections} connections)`;
+    if (why) {
+      this.o.metrics.add("rejectedUpgrades");
+      return why;
+    }
+    this.admitting++;
+    return null;
   }
 
   /** Shutdown step 1: stop accepting and close every client with a reason. */

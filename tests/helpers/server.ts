@@ -27,6 +27,8 @@ export interface StartOptions {
   dataDir?: string;
   keepData?: boolean;
   shards?: number;
+  /** A command to run the binary under, e.g. ["prlimit", "--nofile=256:256", "--"]. */
+  wrap?: string[];
 }
 
 export async function startServer(o: StartOptions = {}): Promise<RunningServer> {
@@ -41,7 +43,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     ...(o.shards ? ["--shards", String(o.shards)] : []),
     ...(o.args ?? []),
   ];
-  const proc = Bun.spawn([BINARY, ...args], {
+  const proc = Bun.spawn([...(o.wrap ?? []), BINARY, ...args], {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

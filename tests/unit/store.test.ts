@@ -416,6 +416,103 @@ describe("limits and counts", () => {
   });
 });
 
+describe("model check", () => {
+  test("random ops agree with an in-memory model (results, rows, counts, totals)", () => {
+    // Deterministic PRNG so a failure is reproducible.
+    let seed = 0x1234abcd;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const MAX = 6;
+    const TTL = 50;
+    const usersList = ["a", "b", "c", "d"];
+    const path = freshPath();
+    const store = open(path, { maxInboxPerUser: MAX, ttlMs: TTL, countCacheMax: 2 });
+    type Model = Map<string, Map<number, InboxRow>>;
+    let model: Model = new Map(usersList.map((u) => [u, new Map()]));
+    const clone = (m: Model): Model => new Map([...m].map(([u, rows]) => [u, new Map(rows)]));
+    const total = () => [...model.values()].reduce((n, rows) => n + rows.size, 0);
+    let now = 1000;
+    const seen = { stored: 0, duplicate: 0, full: 0, expired: 0, rolledBack: 0 };
+
+    const modelAppend = (r: InboxRow): string => {
+      const rows = model.get(r.recipient)!;
+      const dup = rows.has(r.seq) ||
+        (r.msgId !== "" && [...rows.values()].some((x) => x.sender === r.sender && x.msgId === r.msgId));
+      const res = dup ? "duplicate" : rows.size >= MAX ? "full" : "stored";
+      if (res === "stored") rows.set(r.seq, r);
+      seen[res]++;
+      return res;
+    };
+    const randomRow = (): InboxRow =>
+      row(usersList[rand(4)]!, 1 + rand(12), {
+        sender: rand(2) === 0 ? "x" : "y",
+        msgId: rand(3) === 0 ? "" : `id${rand(6)}`,
+        ts: now - rand(80),
+      });
+    const doOp = (op: number) => {
+      if (op < 5) {
+        const rows = Array.from({ length: 1 + rand(4) }, randomRow);
+        expect(store.append(rows)).toEqual(rows.map(modelAppend));
+      } else if (op < 6) {
+        const u = usersList[rand(4)]!;
+        const upTo = rand(12);
+        let n = 0;
+        for (const seq of [...model.get(u)!.keys()]) if (seq <= upTo) n += Number(model.get(u)!.delete(seq));
+        expect(store.deleteUpTo(u, upTo)).toBe(n);
+      } else if (op < 7) {
+        const u = usersList[rand(4)]!;
+        const seqs = [rand(12), rand(12)];
+        let n = 0;
+        for (const seq of seqs) n += Number(model.get(u)!.delete(seq));
+        expect(store.deleteSeqs(u, seqs)).toBe(n);
+      } else {
+        now += rand(30);
+        let n = 0;
+        for (const rows of model.values()) {
+          for (const [seq, r] of [...rows]) if (r.ts < now - TTL) n += Number(rows.delete(seq));
+        }
+        seen.expired += n;
+        expect(store.expire(now)).toBe(n);
+      }
+    };
+
+    for (let step = 0; step < 400; step++) {
+      if (rand(10) === 0) {
+        // A caller transaction that fails: nothing it did may stick.
+        const saved = clone(model);
+        expect(() =>
+          store.transaction(() => {
+            for (let i = 0; i < 3; i++) doOp(rand(8));
+            throw new Error("rollback");
+          })
+        ).toThrow("rollback");
+        model = saved;
+        seen.rolledBack++;
+      } else if (rand(4) === 0) {
+        store.transaction(() => {
+          for (let i = 0; i < 3; i++) doOp(rand(8));
+        });
+      } else {
+        doOp(rand(8));
+      }
+      for (const u of usersList) expect(store.count(u)).toBe(model.get(u)!.size);
+      expect(store.totalCount()).toBe(total());
+      if (step % 50 === 0) {
+        expect(sqlCount(path)).toBe(total());
+        for (const u of usersList) {
+          const want = [...model.get(u)!.values()].sort((x, y) => x.seq - y.seq);
+          expect(store.fetch(u, 0, 100)).toEqual(want);
+        }
+      }
+    }
+    // The walk must have exercised every outcome, or it proves little.
+    for (const v of Object.values(seen)) expect(v).toBeGreaterThan(10);
+    store.close();
+  });
+});
+
 describe("sequences and users", () => {
   test("reserveSeqs is monotonic and persists across reopen", () => {
     const path = freshPath();
@@ -569,9 +666,14 @@ describe("durability", () => {
 });
 
 describe("closed store", () => {
-  test("calls after close throw; close twice is fine", () => {
-    const store = open(freshPath());
+  test("calls after close throw; close twice is fine; close really closes", () => {
+    const path = freshPath();
+    const store = open(path);
+    store.append([row("bob", 1)]);
+    expect(existsSync(`${path}-wal`)).toBe(true);
     store.close();
+    // The last connection to close checkpoints and deletes the WAL.
+    expect(existsSync(`${path}-wal`)).toBe(false);
     store.close();
     expect(() => store.count("bob")).toThrow(/closed/);
     expect(() => store.append([row("bob", 1)])).toThrow(/closed/);
