@@ -78,7 +78,7 @@ async function main(): Promise<number> {
     refuseBytes: settings.refuseMb ? settings.refuseMb * 1048576 : thePlan.refuseBytes,
     shards,
     maxConnections,
-    ownerLimits: { ...defaultOwnerLimits, maxPending: settings.maxPending },
+    ownerLimits: { ...defaultOwnerLimits, maxPending: settings.maxPending, slowTimeoutMs: settings.slowConsumerTimeout },
     version: VERSION,
   });
   try {

@@ -25,6 +25,10 @@ export const settingsSchema = z.object({
   inboxTtl: z.coerce.number().int().min(0).default(7 * 24 * 3600), // seconds; 0 = keep forever
   loginTimeout: z.coerce.number().int().min(100).default(10_000), // ms
   slowConsumerBytes: positiveInt.default(1024 * 1024),
+  slowConsumerTimeout: positiveInt.default(30_000),
+  rateMsgs: z.coerce.number().int().min(0).default(2000),
+  rateBurst: positiveInt.default(4000),
+  rateFrames: z.coerce.number().int().min(0).default(10_000),
   maxPending: positiveInt.default(1000),
   flushMs: z.coerce.number().int().min(0).max(1000).default(2),
   batchRows: positiveInt.default(2048),
@@ -60,6 +64,10 @@ export const settingHelp: Record<SettingKey, string> = {
   inboxTtl: "seconds a stored message is kept, 0 = forever (default 7 days)",
   loginTimeout: "ms a connection may stay unauthenticated (default 10000)",
   slowConsumerBytes: "socket buffer above which a recipient is served from the store",
+  slowConsumerTimeout: "ms a recipient may stay backed up before it is disconnected (4003)",
+  rateMsgs: "messages per second per user (token bucket; 0 = unlimited; default 2000)",
+  rateBurst: "message burst per user above the rate (default 4000)",
+  rateFrames: "frames per second per connection, any kind (0 = unlimited; default 10000)",
   maxPending: "most unacked in-memory deliveries per user before spilling to the store",
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
   batchRows: "most rows per storage transaction (default 2048)",

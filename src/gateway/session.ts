@@ -17,6 +17,7 @@ import {
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
 import { ownerOf } from "../router/hash.ts";
+import { TokenBucket } from "./rate.ts";
 import type { DeliverMsg, SendErrMsg, SentMsg, ShardMsg, StatusReply } from "../router/wire.ts";
 
 /** What a session needs from its socket, whether WebSocket or raw TCP. */
@@ -35,7 +36,11 @@ export interface Session {
   proto: Encoding | undefined;
   acked: number; // highest seq the client acked: the resume point if our owner restarts
   blocked: boolean;
+  blockedSince: number;
   flowOwed: boolean; // owner waits for a flow signal from us
+  frames: TokenBucket;
+  overLimit: number; // frames refused for rate in a row; too many closes the connection
+  recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
   closed: boolean;
 }
@@ -53,6 +58,8 @@ const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
 export class Sessions {
   private readonly byConn = new Map<number, Session>();
   private readonly byUser = new Map<string, Session>();
+  /** Per-user message buckets; kept across reconnects to this shard (bounded, see sweepBuckets). */
+  private readonly userBuckets = new Map<string, TokenBucket>();
   private readonly statusWaiters = new Map<number, (r: StatusReply) => void>();
   private readonly sendWaiters = new Map<number, (r: SentMsg | SendErrMsg) => void>();
   private nextConn = 1;
@@ -75,7 +82,11 @@ export class Sessions {
       proto: tcp ? "v0" : undefined,
       acked: 0,
       blocked: false,
+      blockedSince: 0,
       flowOwed: false,
+      frames: new TokenBucket(this.host.settings.rateFrames, this.host.settings.rateFrames * 2, performance.now()),
+      overLimit: 0,
+      recentBytes: 0,
       loginTimer: null,
       closed: false,
     };
@@ -94,8 +105,20 @@ export class Sessions {
   onData(s: Session, data: string | Uint8Array): void {
     if (s.closed) return;
     const m = this.host.metrics;
+    const size = typeof data === "string" ? data.length : data.byteLength;
     m.add("framesIn");
-    m.add("bytesIn", typeof data === "string" ? data.length : data.byteLength);
+    m.add("bytesIn", size);
+    s.recentBytes += size;
+    if (!s.frames.take(performance.now())) {
+      m.add("rateLimited");
+      // A client that keeps flooding past its limit is cut off rather than answered forever.
+      if (++s.overLimit > 1000) return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded repeatedly", CloseCode.POLICY);
+      if (s.overLimit === 1 || s.overLimit % 100 === 0) {
+        this.reply(s, { op: "error", code: "RATE_LIMITED", reason: "too many frames; slow down" }, s.proto ?? (typeof data === "string" ? "json" : "v1"));
+      }
+      return;
+    }
+    s.overLimit = 0;
     let frames: ClientFrame[];
     try {
       if (s.tcp) frames = s.tcp.push(data as Uint8Array);
@@ -182,6 +205,10 @@ export class Sessions {
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
     const problem = userIdProblem(to);
     if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: `target: ${problem}`, ...(id ? { id } : {}) });
+    if (!this.userBucket(from).take(performance.now())) {
+      this.host.metrics.add("rateLimited");
+      return this.reply(s, { op: "error", code: "RATE_LIMITED", reason: "message rate limit exceeded; retry later", ...(id ? { id } : {}) });
+    }
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
     this.host.post(ownerOf(to, this.host.shards), {
@@ -197,6 +224,41 @@ export class Sessions {
     });
   }
 
+  private userBucket(user: string): TokenBucket {
+    let b = this.userBuckets.get(user);
+    if (!b) {
+      const st = this.host.settings;
+      this.userBuckets.set(user, (b = new TokenBucket(st.rateMsgs, st.rateBurst, performance.now())));
+    }
+    return b;
+  }
+
+  /**
+   * Once a second: disconnect recipients that stayed backed up too long, forget idle buckets, and
+   * under memory pressure shed the heaviest recent sender (it may reconnect once pressure drops).
+   */
+  housekeeping(pressure: number): void {
+    const now = performance.now();
+    const timeout = this.host.settings.slowConsumerTimeout;
+    let heaviest: Session | null = null;
+    for (const s of this.byConn.values()) {
+      if (s.blocked && now - s.blockedSince > timeout) {
+        this.host.metrics.add("slowDisconnects");
+        this.fail(s, "SERVER_BUSY", `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`, CloseCode.SLOW_CONSUMER);
+        continue;
+      }
+      if (!heaviest || s.recentBytes > heaviest.recentBytes) heaviest = s;
+    }
+    if (pressure >= 2 && heaviest && heaviest.recentBytes > 0) {
+      this.host.metrics.add("shedConnections");
+      this.fail(heaviest, "SERVER_BUSY", "server under memory pressure; retry later", CloseCode.TRY_AGAIN);
+    }
+    for (const s of this.byConn.values()) s.recentBytes = 0;
+    if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
+      for (const u of this.userBuckets.keys()) if (!this.byUser.has(u)) this.userBuckets.delete(u);
+    }
+  }
+
   // ---- messages from owners and the writer ----
 
   handle(m: ShardMsg): void {
@@ -205,7 +267,11 @@ export class Sessions {
         return this.deliver(m);
       case "evict": {
         const s = this.byConn.get(m.conn);
-        if (s && s.user === m.user) this.fail(s, "REPLACED", "logged in elsewhere", CloseCode.REPLACED);
+        if (!s || s.user !== m.user) return;
+        if (m.why === "slow") {
+          this.host.metrics.add("slowDisconnects");
+          this.fail(s, "SERVER_BUSY", "too many unacked messages for too long", CloseCode.SLOW_CONSUMER);
+        } else this.fail(s, "REPLACED", "logged in elsewhere", CloseCode.REPLACED);
         return;
       }
       case "sent":
@@ -260,6 +326,7 @@ export class Sessions {
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
     if (s.proto === "v0" && last > 0) this.host.post(owner, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
     const blocked = s.t.buffered() > this.host.settings.slowConsumerBytes;
+    if (blocked && !s.blocked) s.blockedSince = performance.now();
     if (m.page) {
       if (blocked) s.flowOwed = true;
       else this.host.post(owner, { t: "flow", user: m.user, shard: this.host.index, conn: s.conn, ready: true });

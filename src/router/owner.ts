@@ -39,9 +39,10 @@ export interface OwnerLimits {
   seqBlock: number; // sequence numbers reserved per store round trip
   recentIds: number; // (sender, id) pairs remembered per user for dedupe
   holdback: number; // messages held in memory per user while its backlog drains
+  slowTimeoutMs: number; // a recipient at maxPending with no ack progress this long is cut off
 }
 
-export const defaultOwnerLimits: OwnerLimits = { maxPending: 1000, pageSize: 500, seqBlock: 1024, recentIds: 512, holdback: 256 };
+export const defaultOwnerLimits: OwnerLimits = { maxPending: 1000, pageSize: 500, seqBlock: 1024, recentIds: 512, holdback: 256, slowTimeoutMs: 30_000 };
 
 interface Pending extends Delivery {
   o: number;
@@ -71,6 +72,7 @@ interface Box {
   mode: Mode;
   cursor: number; // highest seq forwarded to the current connection
   acked: number; // highest seq the recipient acked
+  ackedAt: number; // when `acked` last moved (or the connection attached)
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
   deletedUpTo: number; // highest seq we asked the store to delete
@@ -151,6 +153,7 @@ export class Owner {
         mode: "offline",
         cursor: 0,
         acked: 0,
+        ackedAt: 0,
         storedMax: 0,
         storeUnknown: true,
         deletedUpTo: 0,
@@ -310,10 +313,11 @@ export class Owner {
     const b = this.box(m.user);
     if (b.conn && !(b.conn.shard === m.shard && b.conn.conn === m.conn)) {
       // Newest login wins: the older connection is closed with a reason.
-      this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn });
+      this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn, why: "replaced" });
       this.release(b);
     }
     b.conn = { shard: m.shard, conn: m.conn, v0: m.v0 };
+    b.ackedAt = this.io.now();
     this.stats.online++;
     b.gen++;
     b.mode = "draining";
@@ -362,6 +366,7 @@ export class Owner {
   private ackUpTo(b: Box, n: number): void {
     if (n <= b.acked) return;
     b.acked = n;
+    b.ackedAt = this.io.now();
     let i = 0;
     while (i < b.pending.length && b.pending[i]!.seq <= n) {
       const p = b.pending[i++]!;
@@ -437,6 +442,22 @@ export class Owner {
 
   private replyStatus(b: Box, q: StatusQuery): void {
     this.io.toShard(q.shard, { t: "sta", req: q.req, user: b.user, online: b.conn !== null, lastSeen: b.lastSeen });
+  }
+
+  /**
+   * Recipients that take deliveries but never ack hold `maxPending` messages in RAM; past the
+   * timeout they are disconnected (their unacked messages move to the store on detach).
+   */
+  cutSlowConsumers(): number {
+    const limit = this.io.now() - this.limits.slowTimeoutMs;
+    let n = 0;
+    for (const b of this.boxes.values()) {
+      if (!b.conn || b.pending.length < this.limits.maxPending || b.ackedAt > limit) continue;
+      this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn, why: "slow" });
+      b.ackedAt = this.io.now(); // one eviction per timeout, even if the close is slow
+      n++;
+    }
+    return n;
   }
 
   /** Forgets offline, idle boxes (their state is in the store) so memory tracks active users. */

@@ -40,6 +40,7 @@ export class Shard {
   /** Upgrades admitted whose socket has not opened yet: counted so bursts cannot overshoot. */
   private admitting = 0;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private housekeepingTimer: ReturnType<typeof setInterval> | null = null;
 
   private publishOwnerStats(): void {
     const st = this.owner.stats;
@@ -68,6 +69,10 @@ export class Shard {
     this.sweepTimer = setInterval(() => this.owner.sweep(60_000), 30_000);
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.statsTimer = setInterval(() => this.publishOwnerStats(), 250);
+    this.housekeepingTimer = setInterval(() => {
+      this.sessions.housekeeping(o.reader.at(SLOT_MAIN, "memPressure"));
+      this.owner.cutSlowConsumers();
+    }, 1000);
   }
 
   // ---- ports ----
@@ -296,6 +301,7 @@ export class Shard {
     this.flush();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
+    if (this.housekeepingTimer) clearInterval(this.housekeepingTimer);
     this.publishOwnerStats();
   }
 }

@@ -72,6 +72,7 @@ export interface EvictMsg {
   t: "evict";
   user: string;
   conn: number;
+  why: "replaced" | "slow";
 }
 /** Owner (or writer) → origin shard: the sender's acknowledgement or error. */
 export interface SentMsg {
@@ -230,7 +231,7 @@ export function isShardMsg(v: unknown): v is ShardMsg {
     case "flow":
       return isStr(v.user) && isInt(v.shard) && isInt(v.conn) && typeof v.ready === "boolean";
     case "evict":
-      return isStr(v.user) && isInt(v.conn);
+      return isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow");
     case "sent":
       return isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate");
     case "serr":

@@ -55,8 +55,9 @@ export type InboxStoreOptions = {
   /**
    * WAL pages before an automatic checkpoint. SQLite's default (1000) makes
    * nearly every 1000-row commit across many recipients also checkpoint:
-   * measured ~17-19k rows/s vs ~35k rows/s at 16384 (64 MiB WAL at 4 KiB
-   * pages). The checkpoint runs inside the commit that crosses the limit.
+   * measured 17-23k rows/s vs 34-36k rows/s at 16384 (64 MiB WAL at 4 KiB
+   * pages). The checkpoint runs inside the commit that crosses the limit, so
+   * that commit takes longer (worst seen: ~150-400 ms).
    */
   walAutocheckpointPages?: number;
   /** Recipients whose row count is cached; the oldest entry is dropped past it. */

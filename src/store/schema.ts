@@ -37,10 +37,10 @@ export const inbox = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.recipient, t.seq] }),
     // Uniqueness of (recipient, sender, msg_id); key order is sender-first on
-    // purpose. The constraint is the same set of columns, but a group message
-    // (one sender + msg_id fanned out to N recipients in one commit) lands in
-    // one index page instead of N scattered ones: +50% append throughput for
-    // 1000-recipient fan-out, neutral otherwise (measured, see report).
+    // purpose. Same constraint, but a group message (one sender + msg_id to N
+    // recipients in one commit) dirties one index page instead of N scattered
+    // ones. Measured, 1000-row commits to 1000 recipients: fan-out ~50k vs
+    // ~35k rows/s recipient-first; uniform 1:1 traffic: no difference.
     uniqueIndex("inbox_dedup")
       .on(t.sender, t.msgId, t.recipient)
       .where(sql`msg_id <> ''`),

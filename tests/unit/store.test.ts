@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
-import { type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
+import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 import { inbox, users } from "../../src/store/schema.ts";
 
@@ -436,7 +436,7 @@ describe("model check", () => {
     let now = 1000;
     const seen = { stored: 0, duplicate: 0, full: 0, expired: 0, rolledBack: 0 };
 
-    const modelAppend = (r: InboxRow): string => {
+    const modelAppend = (r: InboxRow): AppendResult => {
       const rows = model.get(r.recipient)!;
       const dup = rows.has(r.seq) ||
         (r.msgId !== "" && [...rows.values()].some((x) => x.sender === r.sender && x.msgId === r.msgId));

@@ -1,0 +1,272 @@
+// One load-generator connection: a WebSocket (v1 or v0) or a raw TCP socket (v0), logged in,
+// with frames handed to callbacks without decoding into objects. v1 deliveries are acked
+// cumulatively, coalesced per event-loop turn (or at once every 128), because Iris treats a
+// recipient with too many unacked messages as slow.
+
+import type { Socket } from "bun";
+import type { Target } from "./loadgen-protocol.ts";
+import {
+  AckFrame,
+  type DeliverView,
+  describeServerFrame,
+  isV0LoginOk,
+  loginFrame,
+  OP,
+  parseDeliver,
+  parseSent,
+  type Proto,
+  V0_LOGIN_OK_BYTES,
+} from "./wire.ts";
+
+export interface ConnEvents {
+  /** A message body arrived (`v` covers the whole frame; the body is at `off`, `len` bytes). */
+  deliver(c: Conn, v: DataView, off: number, len: number): void;
+  /** v1 SENT: status 1 delivered, 2 stored, 3 duplicate; the id is at frame[idOff..idOff+idLen]. */
+  sent(c: Conn, status: number, frame: Uint8Array, idOff: number, idLen: number): void;
+  serverError(c: Conn, what: string): void;
+  closed(c: Conn, code: number, reason: string): void;
+}
+
+const ACK_EVERY = 128;
+const ackQueue: Conn[] = [];
+let ackScheduled = false;
+
+function flushAcks(): void {
+  ackScheduled = false;
+  for (const c of ackQueue.splice(0)) c.ackNow();
+}
+
+export class Conn {
+  open = false;
+  closing = false;
+  delivered = 0;
+  highestSeq = 0;
+  lastSeq = 0;
+  outOfOrder = 0;
+  /** Set by callers that watch a connection (e.g. the hotspot drain). */
+  expect = 0;
+  doneAt = 0;
+  private ackedSeq = 0;
+  private ackQueued = false;
+  private readonly ack = new AckFrame();
+  private readonly dv: DeliverView = { seq: 0, bodyOff: 0, bodyLen: 0 };
+  private ws: WebSocket | null = null;
+  private tcp: Socket<undefined> | null = null;
+  private tcpOut: Uint8Array[] = [];
+  private tcpOutBytes = 0;
+  private rx: Uint8Array | null = null;
+
+  constructor(
+    readonly i: number,
+    readonly user: string,
+    readonly proto: Proto,
+    private readonly payload: number,
+    private readonly ev: ConnEvents,
+  ) {}
+
+  send(b: Uint8Array): void {
+    if (this.ws) {
+      if (this.ws.readyState === WebSocket.OPEN) this.ws.send(b);
+      return;
+    }
+    if (!this.tcp) return;
+    if (this.tcpOut.length > 0) {
+      this.tcpOut.push(b.slice());
+      this.tcpOutBytes += b.byteLength;
+      return;
+    }
+    const n = this.tcp.write(b);
+    if (n < b.byteLength) {
+      const rest = b.slice(Math.max(n, 0));
+      this.tcpOut.push(rest);
+      this.tcpOutBytes += rest.byteLength;
+    }
+  }
+
+  /** Bytes accepted by send() but not yet handed to the kernel. */
+  buffered(): number {
+    return this.ws ? this.ws.bufferedAmount : this.tcpOutBytes;
+  }
+
+  close(): void {
+    this.closing = true;
+    this.ws?.close(1000, "bench done");
+    this.tcp?.end();
+  }
+
+  ackNow(): void {
+    this.ackQueued = false;
+    if (this.highestSeq > this.ackedSeq && this.open) {
+      this.ackedSeq = this.highestSeq;
+      this.send(this.ack.set(this.highestSeq));
+    }
+  }
+
+  private noteSeq(seq: number): void {
+    if (seq <= this.lastSeq) this.outOfOrder++;
+    this.lastSeq = seq;
+    if (seq > this.highestSeq) this.highestSeq = seq;
+    if (this.highestSeq - this.ackedSeq >= ACK_EVERY) return this.ackNow();
+    if (!this.ackQueued) {
+      this.ackQueued = true;
+      ackQueue.push(this);
+      if (!ackScheduled) {
+        ackScheduled = true;
+        setImmediate(flushAcks);
+      }
+    }
+  }
+
+  /** One WebSocket message (or one v0 body cut from the TCP stream). */
+  private onFrame(b: Uint8Array): void {
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    if (this.proto === "v0") {
+      this.delivered++;
+      this.ev.deliver(this, v, 0, b.byteLength);
+      return;
+    }
+    switch (b[0]) {
+      case OP.DELIVER:
+        if (!parseDeliver(v, this.dv)) return this.ev.serverError(this, "malformed DELIVER frame");
+        this.delivered++;
+        this.noteSeq(this.dv.seq);
+        this.ev.deliver(this, v, this.dv.bodyOff, this.dv.bodyLen);
+        return;
+      case OP.SENT: {
+        const s = parseSent(b);
+        if (!s) return this.ev.serverError(this, "malformed SENT frame");
+        this.ev.sent(this, s.status, b, s.idOff, s.idLen);
+        return;
+      }
+      case OP.ERROR:
+        return this.ev.serverError(this, describeServerFrame(b));
+      default:
+        return; // LOGIN_OK, PONG, STATUS: nothing to count
+    }
+  }
+
+  /** Opens and logs in; resolves once the server confirmed the login. */
+  connect(target: Target, timeoutMs: number): Promise<void> {
+    return target.kind === "ws" ? this.connectWs(target.url, timeoutMs) : this.connectTcp(target, timeoutMs);
+  }
+
+  private connectWs(url: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(url);
+      ws.binaryType = "arraybuffer";
+      this.ws = ws;
+      const timer = setTimeout(() => fail(`no login reply within ${timeoutMs} ms`), timeoutMs);
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.closing = true;
+        try {
+          ws.close();
+        } catch {
+          // already closed
+        }
+        reject(new Error(why));
+      };
+      ws.onopen = () => ws.send(loginFrame(this.proto, this.user));
+      ws.onerror = () => fail("websocket error (refused, or HTTP error such as 503 at capacity)");
+      ws.onclose = (e) => {
+        if (!settled) return fail(`closed during login: ${e.code} ${e.reason}`);
+        this.open = false;
+        if (!this.closing) this.ev.closed(this, e.code, e.reason);
+      };
+      ws.onmessage = (e) => {
+        const b = new Uint8Array(e.data as ArrayBuffer);
+        if (settled) return this.onFrame(b);
+        const ok = this.proto === "v1" ? b[0] === OP.LOGIN_OK : isV0LoginOk(b);
+        if (!ok) return fail(`login refused: ${this.proto === "v1" ? describeServerFrame(b) : "unexpected reply"}`);
+        settled = true;
+        clearTimeout(timer);
+        this.open = true;
+        resolve();
+      };
+    });
+  }
+
+  private async connectTcp(t: { host: string; port: number }, timeoutMs: number): Promise<void> {
+    let loggedIn!: () => void;
+    let failed!: (e: Error) => void;
+    const login = new Promise<void>((res, rej) => ((loggedIn = res), (failed = rej)));
+    let settled = false;
+    const self = this;
+    const timer = setTimeout(() => {
+      if (!settled) failed(new Error(`no login reply within ${timeoutMs} ms`));
+    }, timeoutMs);
+    this.tcp = await Bun.connect({
+      hostname: t.host,
+      port: t.port,
+      socket: {
+        data(_s, chunk) {
+          self.onTcpData(new Uint8Array(chunk), () => {
+            settled = true;
+            clearTimeout(timer);
+            self.open = true;
+            loggedIn();
+          }, settled);
+          if (self.rx && self.rx.byteLength >= V0_LOGIN_OK_BYTES && !settled) failed(new Error("login refused"));
+        },
+        drain(s) {
+          while (self.tcpOut.length > 0) {
+            const b = self.tcpOut[0]!;
+            const n = s.write(b);
+            if (n < b.byteLength) {
+              self.tcpOut[0] = b.slice(Math.max(n, 0));
+              self.tcpOutBytes -= Math.max(n, 0);
+              return;
+            }
+            self.tcpOut.shift();
+            self.tcpOutBytes -= b.byteLength;
+          }
+        },
+        close() {
+          self.open = false;
+          if (!settled) failed(new Error("closed during login"));
+          else if (!self.closing) self.ev.closed(self, 0, "tcp closed");
+        },
+        error(_s, e) {
+          if (!settled) failed(e);
+        },
+      },
+    });
+    this.tcp.write(loginFrame("v0", this.user));
+    try {
+      await login;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** v0 over TCP: "\x03LOGIN_OK", then raw bodies back to back, cut by the fixed payload size. */
+  private onTcpData(chunk: Uint8Array, onLogin: () => void, loggedIn: boolean): void {
+    let buf = chunk;
+    if (this.rx && this.rx.byteLength > 0) {
+      buf = new Uint8Array(this.rx.byteLength + chunk.byteLength);
+      buf.set(this.rx);
+      buf.set(chunk, this.rx.byteLength);
+    }
+    let pos = 0;
+    if (!loggedIn) {
+      if (buf.byteLength < V0_LOGIN_OK_BYTES) {
+        this.rx = buf.slice();
+        return;
+      }
+      if (!isV0LoginOk(buf)) {
+        this.rx = buf.slice(); // the caller sees the bad reply and fails the login
+        return;
+      }
+      pos = V0_LOGIN_OK_BYTES;
+      onLogin();
+    }
+    while (buf.byteLength - pos >= this.payload) {
+      this.onFrame(buf.subarray(pos, pos + this.payload));
+      pos += this.payload;
+    }
+    this.rx = pos < buf.byteLength ? buf.slice(pos) : null;
+  }
+}

@@ -1,0 +1,148 @@
+// The load generator's lean codec. Frames are built once with the server's own encoders
+// (src/protocol), then reused: only the message id and the body's stamp are patched per send
+// (WebSocket.send copies, so one buffer serves every send). Server frames are read in place
+// without allocating decoded objects; the rare ERROR frame goes through the full decoder.
+//
+// Body layout (every protocol): f64 send time (performance.now(), ms) | u32 sender index |
+// u32 generator tag | padding to the payload size. Sender and receiver of a pair live in the same
+// process, so the receiver can subtract the timestamp directly.
+
+import { encodeV0Login, encodeV0Send, V0_LOGIN_OK } from "../../src/protocol/v0.ts";
+import { decodeV1Server, encodeV1Client, V1 } from "../../src/protocol/v1.ts";
+
+export type Proto = "v0" | "v1";
+
+export const STAMP_BYTES = 16;
+export const ID_CHARS = 8;
+const DIGITS = new TextEncoder().encode("0123456789abcdefghijklmnopqrstuvwxyz");
+
+export interface SendTemplate {
+  frame: Uint8Array;
+  view: DataView;
+  idOff: number; // -1: v0 sends carry no id
+  bodyOff: number;
+}
+
+export function sendTemplate(proto: Proto, to: string, payload: number): SendTemplate {
+  if (payload < STAMP_BYTES) throw new Error(`payload ${payload} < ${STAMP_BYTES} bytes`);
+  const body = new Uint8Array(payload).fill(0x2e); // '.' padding: visible in a packet capture
+  const frame = proto === "v1"
+    ? encodeV1Client({ op: "send", id: "0".repeat(ID_CHARS), to, body })
+    : encodeV0Send(to, body);
+  return {
+    frame,
+    view: new DataView(frame.buffer, frame.byteOffset, frame.byteLength),
+    idOff: proto === "v1" ? 2 : -1, // opcode, id length, then the id
+    bodyOff: frame.byteLength - payload,
+  };
+}
+
+/** Writes `n` as a fixed-width base-36 id (8 chars: unique for 2.8e12 sends). */
+export function writeId(buf: Uint8Array, off: number, n: number): void {
+  for (let k = ID_CHARS - 1; k >= 0; k--) {
+    buf[off + k] = DIGITS[n % 36]!;
+    n = Math.floor(n / 36);
+  }
+}
+
+/** Reads an id written by writeId; NaN if it is not one of ours. */
+export function readId(buf: Uint8Array, off: number, len: number): number {
+  if (len !== ID_CHARS) return NaN;
+  let n = 0;
+  for (let k = 0; k < len; k++) {
+    const c = buf[off + k]!;
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x7a ? c - 0x61 + 10 : -1;
+    if (d < 0) return NaN;
+    n = n * 36 + d;
+  }
+  return n;
+}
+
+/** Patches id and stamp into the template and returns the frame to send. */
+export function stamp(t: SendTemplate, id: number, now: number, sender: number, tag: number): Uint8Array {
+  if (t.idOff >= 0) writeId(t.frame, t.idOff, id);
+  t.view.setFloat64(t.bodyOff, now);
+  t.view.setUint32(t.bodyOff + 8, sender);
+  t.view.setUint32(t.bodyOff + 12, tag);
+  return t.frame;
+}
+
+export interface Stamp {
+  sentAt: number;
+  sender: number;
+  tag: number;
+}
+
+/** Reads the stamp at `off`; false when the body is too short to carry one. */
+export function readStamp(v: DataView, off: number, len: number, out: Stamp): boolean {
+  if (len < STAMP_BYTES || off + STAMP_BYTES > v.byteLength) return false;
+  out.sentAt = v.getFloat64(off);
+  out.sender = v.getUint32(off + 8);
+  out.tag = v.getUint32(off + 12);
+  return true;
+}
+
+export function loginFrame(proto: Proto, user: string): Uint8Array {
+  return proto === "v1" ? encodeV1Client({ op: "login", user, proto: "v1" }) : encodeV0Login(user);
+}
+
+export function isV0LoginOk(b: Uint8Array): boolean {
+  if (b.byteLength < V0_LOGIN_OK.byteLength) return false;
+  for (let i = 0; i < V0_LOGIN_OK.byteLength; i++) if (b[i] !== V0_LOGIN_OK[i]) return false;
+  return true;
+}
+
+export const V0_LOGIN_OK_BYTES = V0_LOGIN_OK.byteLength;
+
+/** A reusable cumulative ACK frame. */
+export class AckFrame {
+  readonly frame = encodeV1Client({ op: "ack", seq: 0 });
+  private readonly view = new DataView(this.frame.buffer);
+  set(seq: number): Uint8Array {
+    this.view.setUint32(1, Math.floor(seq / 0x100000000));
+    this.view.setUint32(5, seq >>> 0);
+    return this.frame;
+  }
+}
+
+export const OP = V1;
+
+/** Where a DELIVER frame's fields are; filled in place to avoid an allocation per message. */
+export interface DeliverView {
+  seq: number;
+  bodyOff: number;
+  bodyLen: number;
+}
+
+/** Parses a v1 DELIVER header; false if the frame is malformed. */
+export function parseDeliver(v: DataView, out: DeliverView): boolean {
+  const n = v.byteLength;
+  if (n < 23) return false;
+  out.seq = v.getUint32(1) * 0x100000000 + v.getUint32(5);
+  let p = 17;
+  p += 1 + v.getUint8(p); // from
+  if (p >= n) return false;
+  p += 1 + v.getUint8(p); // id
+  if (p + 4 > n) return false;
+  out.bodyLen = v.getUint32(p);
+  out.bodyOff = p + 4;
+  return out.bodyOff + out.bodyLen === n;
+}
+
+/** A v1 SENT frame's status (1 delivered, 2 stored, 3 duplicate) and where its id is. */
+export function parseSent(b: Uint8Array): { status: number; idOff: number; idLen: number } | null {
+  if (b.byteLength < 3) return null;
+  const idLen = b[1]!;
+  if (b.byteLength !== 3 + idLen) return null;
+  return { status: b[2 + idLen]!, idOff: 2, idLen };
+}
+
+/** Full decode for the rare frames where detail matters (errors): "CODE: reason". */
+export function describeServerFrame(b: Uint8Array): string {
+  try {
+    const f = decodeV1Server(b);
+    return f.op === "error" ? `${f.code}: ${f.reason}` : f.op;
+  } catch (e) {
+    return `undecodable frame (${(e as Error).message})`;
+  }
+}
