@@ -78,7 +78,11 @@ async function main(): Promise<number> {
     refuseBytes: settings.refuseMb ? settings.refuseMb * 1048576 : thePlan.refuseBytes,
     shards,
     maxConnections,
-    ownerLimits: { ...defaultOwnerLimits, maxPending: settings.maxPending, slowTimeoutMs: settings.slowConsumerTimeout },
+    ownerLimits: {
+      ...defaultOwnerLimits,
+      maxPending: settings.maxPending,
+      slowTimeoutMs: settings.slowConsumerTimeout,
+    },
     version: VERSION,
   });
   try {

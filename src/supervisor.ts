@@ -98,7 +98,9 @@ export class Supervisor {
   private sampleMemory(): void {
     const rss = process.memoryUsage.rss();
     const level = rss >= this.o.refuseBytes ? 2 : rss >= this.o.spillBytes ? 1 : 0;
-    if (level !== this.metrics.get("memPressure")) log.warn("memory pressure changed", { level, rssMb: Math.round(rss / 1048576) });
+    if (level !== this.metrics.get("memPressure")) {
+      log.warn("memory pressure changed", { level, rssMb: Math.round(rss / 1048576) });
+    }
     this.metrics.set("rssBytes", rss);
     this.metrics.set("memPressure", level);
   }

@@ -76,8 +76,7 @@ export interface Limits {
 export function parseProcLimits(text: string): Limits | null {
   const match = /^Max open files\s+(\S+)\s+(\S+)\s+files\s*$/m.exec(text);
   if (!match?.[1] || !match[2]) return null;
-  const value = (word: string): number | null =>
-    word === "unlimited" ? Infinity : parseNonNegativeInt(word);
+  const value = (word: string): number | null => word === "unlimited" ? Infinity : parseNonNegativeInt(word);
   const soft = value(match[1]);
   const hard = value(match[2]);
   if (soft === null || hard === null || soft > hard) return null;

@@ -197,8 +197,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     }
     inputs[key] = value;
   }
-  const given = (key: keyof PlanInputs): boolean =>
-    overrides[key] !== undefined && !ignored.has(key);
+  const given = (key: keyof PlanInputs): boolean => overrides[key] !== undefined && !ignored.has(key);
   const osAdvice: string[] = [];
   const rows: PlanRow[] = [];
 
@@ -265,9 +264,9 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     setting: "memoryCap",
     value: formatCount(memoryCapConnections),
     probe: memoryProbe,
-    why: `(${Math.round(inputs.memoryBudgetFraction * 100)}% mem - ${
-      formatBytes(inputs.runtimeReserveBytes)
-    }) / (${formatBytes(inputs.perConnBytes)} x ${inputs.safetyFactor} per connection)`,
+    why: `(${Math.round(inputs.memoryBudgetFraction * 100)}% mem - ${formatBytes(inputs.runtimeReserveBytes)}) / (${
+      formatBytes(inputs.perConnBytes)
+    } x ${inputs.safetyFactor} per connection)`,
   });
   rows.push({
     setting: "fdCap",
@@ -283,9 +282,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
   });
 
   // fds below what the connection target needs: only the OS (root) can lift the hard limit.
-  const wantedConnections = inputs.maxConnections !== undefined
-    ? maxConnections
-    : memoryCapConnections;
+  const wantedConnections = inputs.maxConnections !== undefined ? maxConnections : memoryCapConnections;
   if (wantedConnections > fdCapConnections) {
     const neededFds = wantedConnections + inputs.reserveFds;
     const nrOpen = p.sysctl.nrOpen.value;
@@ -302,9 +299,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
   }
 
   // --- Shards: one router thread per usable CPU.
-  const shards = inputs.shards !== undefined
-    ? Math.max(1, Math.floor(inputs.shards))
-    : clamp(cpus, 1, MAX_SHARDS);
+  const shards = inputs.shards !== undefined ? Math.max(1, Math.floor(inputs.shards)) : clamp(cpus, 1, MAX_SHARDS);
   if (given("shards") && shards > cpus) {
     notes.push(`explicit shards ${shards} exceeds effective cpus ${cpus}`);
   }
@@ -333,9 +328,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     setting: "refuseBytes",
     value: formatBytes(refuseBytes),
     probe: memoryProbe,
-    why: given("refuseBytes")
-      ? EXPLICIT
-      : `${REFUSE_FRACTION * 100}% of memory: above it, new connections get 503`,
+    why: given("refuseBytes") ? EXPLICIT : `${REFUSE_FRACTION * 100}% of memory: above it, new connections get 503`,
   });
 
   // --- Store batching.
@@ -345,9 +338,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     setting: "store.maxRows",
     value: formatCount(maxRows),
     probe: memoryProbe,
-    why: given("storeMaxRows")
-      ? EXPLICIT
-      : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
+    why: given("storeMaxRows") ? EXPLICIT : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
   });
   rows.push({
     setting: "store.flushMs",

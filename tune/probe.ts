@@ -156,15 +156,11 @@ async function probeMemory(self: SelfCgroup | null, notes: string[]): Promise<Pr
     return { totalBytes: host.total, availableBytes: host.available };
   }
   // A container limit below the host figure is what the OOM killer enforces: use it.
-  const headroom = cgroup.usageBytes === null
-    ? cgroup.limitBytes
-    : Math.max(0, cgroup.limitBytes - cgroup.usageBytes);
+  const headroom = cgroup.usageBytes === null ? cgroup.limitBytes : Math.max(0, cgroup.limitBytes - cgroup.usageBytes);
   const availableFromCgroup = headroom < host.available.value;
   return {
     totalBytes: { value: cgroup.limitBytes, source: cgroup.source },
-    availableBytes: availableFromCgroup
-      ? { value: headroom, source: `${cgroup.source} minus usage` }
-      : host.available,
+    availableBytes: availableFromCgroup ? { value: headroom, source: `${cgroup.source} minus usage` } : host.available,
   };
 }
 

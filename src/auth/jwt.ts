@@ -28,7 +28,9 @@ export function verifyToken(secret: string, token: string, nowSec = Math.floor(D
   if ((header as { alg?: unknown })?.alg !== "HS256") return { ok: false, reason: "token alg must be HS256" };
   const expected = createHmac("sha256", secret).update(`${h}.${p}`).digest();
   const given = Buffer.from(s, "base64url");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: "bad token signature" };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return { ok: false, reason: "bad token signature" };
+  }
   const c = payload as { sub?: unknown; exp?: unknown; nbf?: unknown; role?: unknown };
   if (typeof c.sub !== "string" || c.sub === "") return { ok: false, reason: "token has no sub" };
   if (typeof c.exp === "number" && nowSec >= c.exp) return { ok: false, reason: "token expired" };

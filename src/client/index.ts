@@ -124,7 +124,13 @@ export class IrisClient {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      this.frame({ op: "login", user: this.o.user, proto: "v1", ...(token ? { token } : {}), ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}) });
+      this.frame({
+        op: "login",
+        user: this.o.user,
+        proto: "v1",
+        ...(token ? { token } : {}),
+        ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}),
+      });
     };
     ws.onmessage = (e) => this.receive(e.data as ArrayBuffer | string);
     ws.onclose = (e) => this.closed(ws, e.code, e.reason);
@@ -178,7 +184,9 @@ export class IrisClient {
     try {
       f = typeof data === "string" ? decodeJsonServer(data) : decodeV1Server(new Uint8Array(data));
     } catch (e) {
-      for (const h of this.errorHandlers) h(new IrisError("BAD_FRAME", `undecodable server frame: ${(e as Error).message}`));
+      for (const h of this.errorHandlers) {
+        h(new IrisError("BAD_FRAME", `undecodable server frame: ${(e as Error).message}`));
+      }
       return;
     }
     switch (f.op) {
@@ -286,7 +294,7 @@ export class IrisClient {
   status(user: string): Promise<{ online: boolean; lastSeen: number }> {
     return new Promise((resolve) => {
       let q = this.statusWaiters.get(user);
-      if (!q) this.statusWaiters.set(user, (q = []));
+      if (!q) this.statusWaiters.set(user, q = []);
       q.push(resolve);
       this.frame({ op: "status", user });
     });

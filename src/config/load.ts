@@ -1,12 +1,21 @@
 // Turns argv + env into validated Settings, or one clear error line.
 
-import { settingsSchema, settingHelp, type SettingKey, type Settings } from "./schema.ts";
+import { settingHelp, type SettingKey, type Settings, settingsSchema } from "./schema.ts";
 
 const keys = Object.keys(settingHelp) as SettingKey[];
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 const snake = (k: string) => "IRIS_" + k.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
 const byFlag = new Map(keys.map((k) => [kebab(k), k]));
-const booleanKeys = new Set<SettingKey>(["insecure", "allowV0", "chaos", "autoTune", "dryRun", "json", "help", "version"]);
+const booleanKeys = new Set<SettingKey>([
+  "insecure",
+  "allowV0",
+  "chaos",
+  "autoTune",
+  "dryRun",
+  "json",
+  "help",
+  "version",
+]);
 
 export class ConfigError extends Error {}
 
@@ -54,7 +63,10 @@ function isLoopback(host: string): boolean {
 }
 
 /** Flags beat env vars. Returns settings plus the keys the operator set explicitly. */
-export function loadSettings(argv: string[], env: Record<string, string | undefined>): { settings: Settings; explicit: Set<SettingKey> } {
+export function loadSettings(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): { settings: Settings; explicit: Set<SettingKey> } {
   const merged = { ...readEnv(env), ...parseArgs(argv) };
   const parsed = settingsSchema.safeParse(merged);
   if (!parsed.success) {
@@ -74,7 +86,12 @@ export function loadSettings(argv: string[], env: Record<string, string | undefi
 }
 
 export function helpText(version: string): string {
-  const lines = [`iris ${version}: WebSocket messaging appliance`, "", "usage: iris [flags]   (every flag also reads IRIS_<NAME> from the environment)", ""];
+  const lines = [
+    `iris ${version}: WebSocket messaging appliance`,
+    "",
+    "usage: iris [flags]   (every flag also reads IRIS_<NAME> from the environment)",
+    "",
+  ];
   for (const k of keys) {
     const flag = `--${kebab(k)}${booleanKeys.has(k) ? "" : " <v>"}`;
     lines.push(`  ${flag.padEnd(26)} ${settingHelp[k]}`);

@@ -62,7 +62,9 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
     const user = c.req.param("id");
     const problem = userIdProblem(user);
     if (problem) return c.json({ error: "BAD_USER", reason: problem }, 400);
-    const r = await new Promise<{ online: boolean; lastSeen: number }>((resolve) => d.sessions.queryStatus(user, resolve));
+    const r = await new Promise<{ online: boolean; lastSeen: number }>((resolve) =>
+      d.sessions.queryStatus(user, resolve)
+    );
     return c.json({ user, online: r.online, lastSeen: r.lastSeen });
   });
 
@@ -106,11 +108,19 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
       d.sessions.forgetSend(h);
       return c.json({ id, status: "pending", reason: "no ack within 10 s; retry with the same id" }, 202);
     }
-    if (result.status === "error") return c.json({ id, error: result.code, reason: result.reason }, result.code === "INBOX_FULL" ? 507 : 400);
+    if (result.status === "error") {
+      return c.json({ id, error: result.code, reason: result.reason }, result.code === "INBOX_FULL" ? 507 : 400);
+    }
     return c.json({ id, status: result.status });
   });
 
-  const upgrade = (c: { req: { raw: Request; header(n: string): string | undefined }; env: Server<WsData>; text: (t: string, s: 503 | 426, h?: Record<string, string>) => Response }) => {
+  const upgrade = (
+    c: {
+      req: { raw: Request; header(n: string): string | undefined };
+      env: Server<WsData>;
+      text: (t: string, s: 503 | 426, h?: Record<string, string>) => Response;
+    },
+  ) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return null;
     const why = d.admit();
     if (why) return c.text(`${why}; retry later\n`, 503, { "retry-after": "5" });

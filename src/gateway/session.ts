@@ -9,8 +9,8 @@ import {
   type ClientFrame,
   CloseCode,
   decodeClientMessage,
-  type Encoding,
   encodeServerFrame,
+  type Encoding,
   ProtocolError,
   type ServerFrame,
   userIdProblem,
@@ -112,9 +112,15 @@ export class Sessions {
     if (!s.frames.take(performance.now())) {
       m.add("rateLimited");
       // A client that keeps flooding past its limit is cut off rather than answered forever.
-      if (++s.overLimit > 1000) return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded repeatedly", CloseCode.POLICY);
+      if (++s.overLimit > 1000) {
+        return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded repeatedly", CloseCode.POLICY);
+      }
       if (s.overLimit === 1 || s.overLimit % 100 === 0) {
-        this.reply(s, { op: "error", code: "RATE_LIMITED", reason: "too many frames; slow down" }, s.proto ?? (typeof data === "string" ? "json" : "v1"));
+        this.reply(
+          s,
+          { op: "error", code: "RATE_LIMITED", reason: "too many frames; slow down" },
+          s.proto ?? (typeof data === "string" ? "json" : "v1"),
+        );
       }
       return;
     }
@@ -128,8 +134,9 @@ export class Sessions {
       m.add("protocolErrors");
       const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
       const fatal = FATAL.has(e.code) || replyProto === "v0" || s.tcp !== null;
-      if (fatal) this.fail(s, e.code, e.message, e.code === "PAYLOAD_TOO_LARGE" ? CloseCode.TOO_BIG : e.close, replyProto);
-      else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
+      if (fatal) {
+        this.fail(s, e.code, e.message, e.code === "PAYLOAD_TOO_LARGE" ? CloseCode.TOO_BIG : e.close, replyProto);
+      } else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
       return;
     }
     for (const f of frames) {
@@ -152,27 +159,45 @@ export class Sessions {
       case "ack":
         if (f.seq <= s.acked) return;
         s.acked = f.seq;
-        this.host.post(ownerOf(user, this.host.shards), { t: "ack", user, shard: this.host.index, conn: s.conn, seq: f.seq });
+        this.host.post(ownerOf(user, this.host.shards), {
+          t: "ack",
+          user,
+          shard: this.host.index,
+          conn: s.conn,
+          seq: f.seq,
+        });
         return;
       case "ack0":
         return; // v0 acks carry nothing we act on: a v0 row is gone once written
       case "status": {
         const problem = userIdProblem(f.user);
         if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
-        this.queryStatus(f.user, (r) => this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen }));
+        this.queryStatus(
+          f.user,
+          (r) => this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen }),
+        );
         return;
       }
     }
   }
 
   private login(s: Session, f: Extract<ClientFrame, { op: "login" }>): void {
-    if (s.user) return this.reply(s, { op: "error", code: "ALREADY_LOGGED_IN", reason: `already logged in as ${s.user}` }, s.proto ?? f.proto);
+    if (s.user) {
+      return this.reply(
+        s,
+        { op: "error", code: "ALREADY_LOGGED_IN", reason: `already logged in as ${s.user}` },
+        s.proto ?? f.proto,
+      );
+    }
     const proto = s.tcp ? "v0" : f.proto;
     const problem = userIdProblem(f.user);
     if (problem) return this.fail(s, "BAD_USER", problem, CloseCode.POLICY, proto);
     const secret = this.host.settings.jwtSecret;
     if (secret && !(proto === "v0" && this.host.settings.allowV0)) {
-      const check = f.token ? verifyToken(secret, f.token) : { ok: false as const, reason: proto === "v0" ? "v0 logins carry no token and --allow-v0 is off" : "token required" };
+      const check = f.token ? verifyToken(secret, f.token) : {
+        ok: false as const,
+        reason: proto === "v0" ? "v0 logins carry no token and --allow-v0 is off" : "token required",
+      };
       if (!check.ok || check.sub !== f.user) {
         this.host.metrics.add("authFailures");
         const reason = check.ok ? `token is for ${check.sub}, not ${f.user}` : check.reason;
@@ -204,10 +229,17 @@ export class Sessions {
 
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
     const problem = userIdProblem(to);
-    if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: `target: ${problem}`, ...(id ? { id } : {}) });
+    if (problem) {
+      return this.reply(s, { op: "error", code: "BAD_USER", reason: `target: ${problem}`, ...(id ? { id } : {}) });
+    }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
-      return this.reply(s, { op: "error", code: "RATE_LIMITED", reason: "message rate limit exceeded; retry later", ...(id ? { id } : {}) });
+      return this.reply(s, {
+        op: "error",
+        code: "RATE_LIMITED",
+        reason: "message rate limit exceeded; retry later",
+        ...(id ? { id } : {}),
+      });
     }
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
@@ -228,7 +260,7 @@ export class Sessions {
     let b = this.userBuckets.get(user);
     if (!b) {
       const st = this.host.settings;
-      this.userBuckets.set(user, (b = new TokenBucket(st.rateMsgs, st.rateBurst, performance.now())));
+      this.userBuckets.set(user, b = new TokenBucket(st.rateMsgs, st.rateBurst, performance.now()));
     }
     return b;
   }
@@ -244,7 +276,12 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       if (s.blocked && now - s.blockedSince > timeout) {
         this.host.metrics.add("slowDisconnects");
-        this.fail(s, "SERVER_BUSY", `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`, CloseCode.SLOW_CONSUMER);
+        this.fail(
+          s,
+          "SERVER_BUSY",
+          `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`,
+          CloseCode.SLOW_CONSUMER,
+        );
         continue;
       }
       if (!heaviest || s.recentBytes > heaviest.recentBytes) heaviest = s;
@@ -307,7 +344,10 @@ export class Sessions {
     let ok = true;
     let last = 0;
     for (const d of m.items) {
-      const data = encodeServerFrame({ op: "deliver", seq: d.seq, ts: d.ts, from: d.from, id: d.id, body: d.body }, s.proto!);
+      const data = encodeServerFrame(
+        { op: "deliver", seq: d.seq, ts: d.ts, from: d.from, id: d.id, body: d.body },
+        s.proto!,
+      );
       if (data === null) continue;
       const r = s.t.send(data);
       if (r === 0) {
@@ -324,7 +364,9 @@ export class Sessions {
     if (!ok) return this.fail(s, "INTERNAL", "socket dropped a write", CloseCode.INTERNAL);
     const owner = ownerOf(m.user, this.host.shards);
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
-    if (s.proto === "v0" && last > 0) this.host.post(owner, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
+    if (s.proto === "v0" && last > 0) {
+      this.host.post(owner, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
+    }
     const blocked = s.t.buffered() > this.host.settings.slowConsumerBytes;
     if (blocked && !s.blocked) s.blockedSince = performance.now();
     if (m.page) {
@@ -343,7 +385,13 @@ export class Sessions {
     if (s.t.buffered() > this.host.settings.slowConsumerBytes / 2) return;
     s.flowOwed = false;
     s.blocked = false;
-    this.host.post(ownerOf(s.user, this.host.shards), { t: "flow", user: s.user, shard: this.host.index, conn: s.conn, ready: true });
+    this.host.post(ownerOf(s.user, this.host.shards), {
+      t: "flow",
+      user: s.user,
+      shard: this.host.index,
+      conn: s.conn,
+      ready: true,
+    });
   }
 
   onClose(s: Session): void {
@@ -353,7 +401,12 @@ export class Sessions {
     this.host.metrics.set("conns", this.byConn.size);
     if (s.user) {
       if (this.byUser.get(s.user) === s) this.byUser.delete(s.user);
-      this.host.post(ownerOf(s.user, this.host.shards), { t: "det", user: s.user, shard: this.host.index, conn: s.conn });
+      this.host.post(ownerOf(s.user, this.host.shards), {
+        t: "det",
+        user: s.user,
+        shard: this.host.index,
+        conn: s.conn,
+      });
     }
   }
 
@@ -384,7 +437,17 @@ export class Sessions {
     this.sendWaiters.set(h, done);
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
-    this.host.post(ownerOf(to, this.host.shards), { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o: this.host.index, c: -h });
+    this.host.post(ownerOf(to, this.host.shards), {
+      t: "route",
+      to,
+      from,
+      id,
+      body,
+      ts: Math.floor(now),
+      t0: now,
+      o: this.host.index,
+      c: -h,
+    });
     return h;
   }
 

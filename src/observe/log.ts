@@ -19,7 +19,7 @@ function fmt(v: unknown): string {
 function emit(level: Level, msg: string, fields?: Record<string, unknown>): void {
   if (rank[level] < threshold) return;
   let line = `${new Date().toISOString()} ${level.padEnd(5)} [${where}] ${msg}`;
-  if (fields) for (const [k, v] of Object.entries(fields)) line += ` ${k}=${fmt(v)}`;
+  if (fields) { for (const [k, v] of Object.entries(fields)) line += ` ${k}=${fmt(v)}`; }
   console.error(line);
 }
 

@@ -118,8 +118,16 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   framesIn: ["iris_frames_in_total", "counter", "client frames received"],
   bytesIn: ["iris_bytes_in_total", "counter", "client bytes received"],
   msgsIn: ["iris_messages_in_total", "counter", "messages accepted from senders"],
-  deliveredLive: ["iris_messages_delivered_live_total", "counter", "messages written to a recipient socket from memory"],
-  deliveredStored: ["iris_messages_delivered_stored_total", "counter", "messages written to a recipient socket from the store"],
+  deliveredLive: [
+    "iris_messages_delivered_live_total",
+    "counter",
+    "messages written to a recipient socket from memory",
+  ],
+  deliveredStored: [
+    "iris_messages_delivered_stored_total",
+    "counter",
+    "messages written to a recipient socket from the store",
+  ],
   routedOwner: ["iris_messages_sequenced_total", "counter", "messages sequenced by owner shards"],
   storedOwner: ["iris_messages_sent_to_store_total", "counter", "messages sent to the store by owners"],
   duplicates: ["iris_duplicate_sends_total", "counter", "sender retries recognised as duplicates"],

@@ -1,7 +1,7 @@
 // One entry for the session: decode an inbound frame given the connection's encoding so far,
 // encode an outbound frame for the connection's encoding.
 
-import { ProtocolError, CloseCode } from "./errors.ts";
+import { CloseCode, ProtocolError } from "./errors.ts";
 import type { ClientFrame, Encoding, ServerFrame } from "./frames.ts";
 import { decodeJsonClient, encodeJsonServer } from "./json.ts";
 import { decodeV0Frame, encodeV0Status, isV0Opcode, V0_LOGIN_OK } from "./v0.ts";
@@ -14,9 +14,15 @@ export * from "./frames.ts";
  * Decodes one WebSocket message. `proto` is the connection's encoding once logged in (undefined
  * before): the first frame picks it, later frames must match it.
  */
-export function decodeClientMessage(msg: string | Uint8Array, proto: Encoding | undefined, maxBody: number): ClientFrame[] {
+export function decodeClientMessage(
+  msg: string | Uint8Array,
+  proto: Encoding | undefined,
+  maxBody: number,
+): ClientFrame[] {
   if (typeof msg === "string") {
-    if (proto === "v0") throw new ProtocolError("UNSUPPORTED", "text frames are not part of the v0 protocol", CloseCode.UNSUPPORTED_DATA);
+    if (proto === "v0") {
+      throw new ProtocolError("UNSUPPORTED", "text frames are not part of the v0 protocol", CloseCode.UNSUPPORTED_DATA);
+    }
     return [decodeJsonClient(msg, maxBody)];
   }
   if (msg.byteLength === 0) throw new ProtocolError("BAD_FRAME", "empty frame");

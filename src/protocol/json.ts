@@ -3,7 +3,7 @@
 
 import { z } from "zod";
 import { fromUtf8Lossy, utf8 } from "./bytes.ts";
-import { ProtocolError, CloseCode } from "./errors.ts";
+import { CloseCode, ProtocolError } from "./errors.ts";
 import type { ClientFrame, ServerFrame } from "./frames.ts";
 
 const seq = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -91,7 +91,9 @@ export function encodeJsonServer(f: ServerFrame): string {
         body = undefined;
       }
       const base = { type: "msg", seq: f.seq, ts: f.ts, from: f.from, id: f.id };
-      return JSON.stringify(body !== undefined ? { ...base, body } : { ...base, bodyB64: Buffer.from(f.body).toString("base64") });
+      return JSON.stringify(
+        body !== undefined ? { ...base, body } : { ...base, bodyB64: Buffer.from(f.body).toString("base64") },
+      );
     }
     case "login_ok":
       return JSON.stringify({ type: "login_ok", user: f.user, now: f.now });
@@ -111,7 +113,12 @@ export function encodeJsonServer(f: ServerFrame): string {
 export function encodeJsonClient(f: ClientFrame): string {
   switch (f.op) {
     case "login":
-      return JSON.stringify({ type: "login", user: f.user, ...(f.token ? { token: f.token } : {}), ...(f.resume ? { resume: f.resume } : {}) });
+      return JSON.stringify({
+        type: "login",
+        user: f.user,
+        ...(f.token ? { token: f.token } : {}),
+        ...(f.resume ? { resume: f.resume } : {}),
+      });
     case "send":
       return JSON.stringify({ type: "send", id: f.id, to: f.to, body: fromUtf8Lossy(f.body) });
     case "ack":
@@ -127,7 +134,15 @@ export function encodeJsonClient(f: ClientFrame): string {
 
 const serverSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("login_ok"), user: z.string(), now: z.number() }),
-  z.object({ type: z.literal("msg"), seq: z.number(), ts: z.number(), from: z.string(), id: z.string(), body: z.string().optional(), bodyB64: z.string().optional() }),
+  z.object({
+    type: z.literal("msg"),
+    seq: z.number(),
+    ts: z.number(),
+    from: z.string(),
+    id: z.string(),
+    body: z.string().optional(),
+    bodyB64: z.string().optional(),
+  }),
   z.object({ type: z.literal("sent"), id: z.string(), status: z.enum(["delivered", "stored", "duplicate"]) }),
   z.object({ type: z.literal("status"), user: z.string(), online: z.boolean(), lastSeen: z.number() }),
   z.object({ type: z.literal("error"), code: z.string(), reason: z.string(), id: z.string().optional() }),

@@ -125,7 +125,9 @@ export class V0StreamDecoder {
       pos += step.used;
     }
     const left = buf.byteLength - pos;
-    if (left > this.maxBuffered) throw new ProtocolError("PAYLOAD_TOO_LARGE", "incomplete packet exceeds the buffer limit");
+    if (left > this.maxBuffered) {
+      throw new ProtocolError("PAYLOAD_TOO_LARGE", "incomplete packet exceeds the buffer limit");
+    }
     this.pending = left === 0 ? new Uint8Array(0) : buf.slice(pos);
     return out;
   }

@@ -12,7 +12,7 @@
 //                                                  0x46 PONG
 
 import { Reader, utf8, Writer } from "./bytes.ts";
-import { ErrorCode, errorName, type ErrorName, ProtocolError } from "./errors.ts";
+import { ErrorCode, type ErrorName, errorName, ProtocolError } from "./errors.ts";
 import type { ClientFrame, SendStatus, ServerFrame } from "./frames.ts";
 
 export const V1 = {
@@ -107,7 +107,13 @@ export function encodeV1Server(f: ServerFrame): Uint8Array {
 }
 
 /** Hot path: the router pre-encodes sender and id once per message, not once per delivery attempt. */
-export function encodeV1Deliver(seq: number, ts: number, from: Uint8Array, id: Uint8Array, body: Uint8Array): Uint8Array {
+export function encodeV1Deliver(
+  seq: number,
+  ts: number,
+  from: Uint8Array,
+  id: Uint8Array,
+  body: Uint8Array,
+): Uint8Array {
   return new Writer(1 + 8 + 8 + 1 + from.byteLength + 1 + id.byteLength + 4 + body.byteLength)
     .u8(V1.DELIVER).u64(seq).u64(ts).u8(from.byteLength).bytes(from).u8(id.byteLength).bytes(id)
     .u32(body.byteLength).bytes(body).done();

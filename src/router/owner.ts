@@ -42,7 +42,14 @@ export interface OwnerLimits {
   slowTimeoutMs: number; // a recipient at maxPending with no ack progress this long is cut off
 }
 
-export const defaultOwnerLimits: OwnerLimits = { maxPending: 1000, pageSize: 500, seqBlock: 1024, recentIds: 512, holdback: 256, slowTimeoutMs: 30_000 };
+export const defaultOwnerLimits: OwnerLimits = {
+  maxPending: 1000,
+  pageSize: 500,
+  seqBlock: 1024,
+  recentIds: 512,
+  holdback: 256,
+  slowTimeoutMs: 30_000,
+};
 
 interface Pending extends Delivery {
   o: number;
@@ -286,7 +293,9 @@ export class Owner {
     for (const req of this.unconfirmed) this.io.toWriter(req);
     for (const b of this.boxes.values()) {
       if (b.reserving) this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
-      if (b.fetching) this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, gen: b.gen });
+      if (b.fetching) {
+        this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, gen: b.gen });
+      }
     }
   }
 
@@ -407,7 +416,11 @@ export class Owner {
     // Rows at or below the cursor were already forwarded on this connection.
     const rows = m.rows.filter((r) => r.seq > b.cursor);
     if (rows.length > 0) {
-      this.forward(b, rows.map((r) => ({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 })), true);
+      this.forward(
+        b,
+        rows.map((r) => ({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 })),
+        true,
+      );
       b.awaitingFlow = true;
     }
     if (m.rows.length < this.limits.pageSize && !b.appendedSinceFetch) {

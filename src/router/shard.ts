@@ -135,7 +135,7 @@ export class Shard {
   post(k: number, m: ShardMsg): void {
     if (k === this.o.index) return this.dispatch(m);
     let q = this.outbox.get(k);
-    if (!q) this.outbox.set(k, (q = []));
+    if (!q) this.outbox.set(k, q = []);
     q.push(m);
     this.scheduleFlush();
   }
@@ -222,7 +222,12 @@ export class Shard {
         },
         message(ws: ServerWebSocket<WsData>, data: string | Buffer) {
           const sess = ws.data.s;
-          if (sess) sessions.onData(sess, typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+          if (sess) {
+            sessions.onData(
+              sess,
+              typeof data === "string" ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+            );
+          }
         },
         drain(ws: ServerWebSocket<WsData>) {
           if (ws.data.s) sessions.onDrain(ws.data.s);
@@ -253,7 +258,9 @@ export class Shard {
           sock.data = { s: sessions.open(new TcpTransport(sock), true) };
         },
         data(sock, chunk) {
-          if (sock.data.s) sessions.onData(sock.data.s, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if (sock.data.s) {
+            sessions.onData(sock.data.s, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          }
         },
         drain(sock) {
           const s = sock.data.s;
@@ -278,7 +285,9 @@ export class Shard {
     let why: string | null = null;
     if (r.at(SLOT_MAIN, "ready") !== 1) why = "server is not ready";
     else if (r.at(SLOT_MAIN, "memPressure") >= 2) why = "server is under memory pressure";
-    else if (r.sum("conns") + this.admitting >= this.o.maxConnections) why = `server at capacity (${this.o.maxConnections} connections)`;
+    else if (r.sum("conns") + this.admitting >= this.o.maxConnections) {
+      why = `server at capacity (${this.o.maxConnections} connections)`;
+    }
     if (why) {
       this.o.metrics.add("rejectedUpgrades");
       return why;

@@ -233,7 +233,8 @@ export function isShardMsg(v: unknown): v is ShardMsg {
     case "evict":
       return isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow");
     case "sent":
-      return isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate");
+      return isInt(v.conn) && isStr(v.id) &&
+        (v.status === "delivered" || v.status === "stored" || v.status === "duplicate");
     case "serr":
       return isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason);
     case "stq":

@@ -37,7 +37,11 @@ export class Writer {
   onAllBye: (() => void) | null = null;
   expectedShards = 0;
 
-  constructor(private readonly store: InboxStore, private readonly metrics: SlotMetrics, private readonly o: WriterOptions) {
+  constructor(
+    private readonly store: InboxStore,
+    private readonly metrics: SlotMetrics,
+    private readonly o: WriterOptions,
+  ) {
     metrics.set("inboxRows", store.totalCount());
   }
 
@@ -71,7 +75,13 @@ export class Writer {
             this.flush();
             const u = this.store.getUser(r.user);
             const reserved = u?.seqReserved ?? 0;
-            this.send(k, [{ t: "loaded", user: r.user, seqBase: reserved + 1, seqLimit: reserved, lastSeen: u?.lastSeen ?? 0 }]);
+            this.send(k, [{
+              t: "loaded",
+              user: r.user,
+              seqBase: reserved + 1,
+              seqLimit: reserved,
+              lastSeen: u?.lastSeen ?? 0,
+            }]);
           }
           break;
         case "del":
@@ -103,7 +113,9 @@ export class Writer {
   private garbageCount = 0;
   private garbage(): void {
     this.metrics.add("garbage");
-    if (this.garbageCount++ < 5 || this.garbageCount % 1000 === 0) log.warn("dropped invalid port message", { total: this.garbageCount });
+    if (this.garbageCount++ < 5 || this.garbageCount % 1000 === 0) {
+      log.warn("dropped invalid port message", { total: this.garbageCount });
+    }
   }
 
   /** Commits everything buffered in one transaction, then sends the replies it promised. */
@@ -122,7 +134,7 @@ export class Writer {
       const link = typeof k === "number" ? this.links.get(k) : k;
       if (!link) return;
       let q = out.get(link);
-      if (!q) out.set(link, (q = []));
+      if (!q) out.set(link, q = []);
       q.push(m);
     };
     const appendsFrom = new Map<Link, number>();
@@ -142,7 +154,13 @@ export class Writer {
         if (op.r.t === "load") {
           const range = this.store.reserveSeqs(op.r.user, op.r.reserve);
           const u = this.store.getUser(op.r.user);
-          push(op.k, { t: "loaded", user: op.r.user, seqBase: range.first, seqLimit: range.last, lastSeen: u?.lastSeen ?? 0 });
+          push(op.k, {
+            t: "loaded",
+            user: op.r.user,
+            seqBase: range.first,
+            seqLimit: range.last,
+            lastSeen: u?.lastSeen ?? 0,
+          });
         } else if (op.r.t === "del") {
           this.metrics.add("rowsDeleted", this.store.deleteUpTo(op.r.user, op.r.upTo));
         } else if (op.r.t === "seen") {
@@ -175,9 +193,17 @@ export class Writer {
           this.metrics.add("rowsRejectedFull");
           rejected.push(row.seq);
           if (o >= 0) {
-            push(o, { t: "serr", conn: c, id: row.msgId, code: "INBOX_FULL", reason: `inbox of ${row.recipient} is full` });
+            push(o, {
+              t: "serr",
+              conn: c,
+              id: row.msgId,
+              code: "INBOX_FULL",
+              reason: `inbox of ${row.recipient} is full`,
+            });
           }
-        } else if (o >= 0) push(o, { t: "sent", conn: c, id: row.msgId, status: res === "duplicate" ? "duplicate" : "stored" });
+        } else if (o >= 0) {
+          push(o, { t: "sent", conn: c, id: row.msgId, status: res === "duplicate" ? "duplicate" : "stored" });
+        }
       });
       if (rejected.length) push(g.k, { t: "rej", user: g.r.rows[0]!.recipient, seqs: rejected });
     }

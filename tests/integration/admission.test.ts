@@ -14,7 +14,12 @@ afterEach(async () => {
 
 async function upgradeStatus(url: string): Promise<{ status: number; retryAfter: string | null; body: string }> {
   const res = await fetch(url.replace("ws://", "http://"), {
-    headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+    },
   });
   return { status: res.status, retryAfter: res.headers.get("retry-after"), body: await res.text() };
 }

@@ -53,7 +53,9 @@ describe("resilience", () => {
     const c = new IrisClient({ url: server.url, user: "hasty" });
     await c.connect();
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => c.send("calm", `m${i}`)));
-    const limited = results.filter((r) => r.status === "rejected" && (r.reason as { code: string }).code === "RATE_LIMITED");
+    const limited = results.filter((r) =>
+      r.status === "rejected" && (r.reason as { code: string }).code === "RATE_LIMITED"
+    );
     expect(limited.length).toBeGreaterThan(50);
     expect(results.filter((r) => r.status === "fulfilled").length).toBeGreaterThanOrEqual(20);
     await Bun.sleep(1100);
@@ -79,7 +81,10 @@ describe("resilience", () => {
     const payload = "p".repeat(1000);
     const statuses = await Promise.all(Array.from({ length: 3000 }, (_, i) => sender.send("deaf", `${i}:${payload}`)));
     expect(statuses.filter((s) => s === "stored").length).toBeGreaterThan(1000); // spilled to disk, not RAM
-    await until(async () => (await metric("iris_slow_consumer_disconnects_total")) >= 1, "the slow consumer to be cut off");
+    await until(
+      async () => (await metric("iris_slow_consumer_disconnects_total")) >= 1,
+      "the slow consumer to be cut off",
+    );
     sock.destroy();
     const got: IrisMessage[] = [];
     const reader = new IrisClient({ url: server.url, user: "deaf" });
@@ -108,7 +113,9 @@ describe("resilience", () => {
         for (let k = 0; k < 20; k++) {
           const base = seeds[Math.floor(Math.random() * seeds.length)]!.slice();
           for (let f = 0; f < 3; f++) base[Math.floor(Math.random() * base.length)] = Math.floor(Math.random() * 256);
-          s.send(Math.random() < 0.2 ? crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 100))) : base);
+          s.send(
+            Math.random() < 0.2 ? crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 100))) : base,
+          );
         }
       }
       await Bun.sleep(50);

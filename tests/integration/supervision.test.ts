@@ -20,10 +20,11 @@ async function chaosServer(shards: number): Promise<{ s: RunningServer; chaos: s
   return { s, chaos: `http://127.0.0.1:${m[1]}/chaos` };
 }
 
-const counters = async (chaos: string) => (await (await fetch(`${chaos}/counters`)).json()) as {
-  totals: Record<string, number>;
-  shards: Record<string, number>[];
-};
+const counters = async (chaos: string) =>
+  (await (await fetch(`${chaos}/counters`)).json()) as {
+    totals: Record<string, number>;
+    shards: Record<string, number>[];
+  };
 
 describe("supervision", () => {
   test("Sniper: a shard killed every 2 s for 20 s loses and duplicates nothing", async () => {
@@ -38,7 +39,8 @@ describe("supervision", () => {
       const i = k % 2;
       const before = await counters(chaos);
       expectedDrops += before.shards[i]!.conns ?? 0;
-      expect((await (await fetch(`${chaos}/shards/${i}/${k % 4 === 3 ? "crash" : "kill"}`, { method: "POST" })).json())).toBeTruthy();
+      expect(await (await fetch(`${chaos}/shards/${i}/${k % 4 === 3 ? "crash" : "kill"}`, { method: "POST" })).json())
+        .toBeTruthy();
     }
     t.stop();
     await t.settle(30_000);
