@@ -208,16 +208,18 @@ const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 function isDelivery(v: unknown): v is Delivery {
   return isObj(v) && isInt(v.seq) && isNum(v.ts) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isNum(v.t0);
 }
+// The store rejects seq < 1 and non-integer timestamps by throwing, which would roll back a whole
+// group commit: such rows must never get past the port.
 export function isStoredRow(v: unknown): v is StoredRow {
-  return isObj(v) && isStr(v.recipient) && isInt(v.seq) && isStr(v.sender) && isStr(v.msgId) && isNum(v.ts) &&
-    isBytes(v.body);
+  return isObj(v) && isStr(v.recipient) && isInt(v.seq) && v.seq >= 1 && isStr(v.sender) && isStr(v.msgId) &&
+    isInt(v.ts) && isBytes(v.body);
 }
 
 export function isShardMsg(v: unknown): v is ShardMsg {
   if (!isObj(v)) return false;
   switch (v.t) {
     case "route":
-      return isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isNum(v.ts) && isNum(v.t0) &&
+      return isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) &&
         isInt(v.o) && isInt(v.c);
     case "dlv":
       return isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
@@ -267,7 +269,7 @@ export function isWriterReq(v: unknown): v is WriterReq {
     case "del":
       return isStr(v.user) && isInt(v.upTo);
     case "seen":
-      return isStr(v.user) && isNum(v.ts);
+      return isStr(v.user) && isInt(v.ts);
     case "bye":
       return isInt(v.shard);
     default:
