@@ -1,0 +1,167 @@
+// The owner actor's decisions, driven message by message with a recording I/O.
+
+import { beforeEach, describe, expect, test } from "bun:test";
+import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import type { RouteMsg, ShardMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+
+let toShard: { k: number; m: ShardMsg }[];
+let toWriter: WriterReq[];
+let now = 1000;
+const limits: OwnerLimits = {
+  maxPending: 4,
+  pageSize: 3,
+  seqBlock: 10,
+  recentIds: 100,
+  holdback: 2,
+  slowTimeoutMs: 5000,
+};
+const io = {
+  self: 0,
+  toShard: (k: number, m: ShardMsg) => toShard.push({ k, m }),
+  toWriter: (m: WriterReq) => toWriter.push(m),
+  now: () => now,
+  underPressure: () => false,
+};
+
+let o: Owner;
+beforeEach(() => {
+  toShard = [];
+  toWriter = [];
+  o = new Owner(io, limits);
+});
+
+const route = (to: string, id: string, from = "s"): RouteMsg => ({
+  t: "route",
+  to,
+  from,
+  id,
+  body: new TextEncoder().encode(id),
+  ts: now,
+  t0: now,
+  o: 1,
+  c: 7,
+});
+const load = (user: string, base = 1, limit = 10) =>
+  o.handle({ t: "loaded", user, seqBase: base, seqLimit: limit, lastSeen: 0 });
+/** Creates the box (a status query does) and answers its load, then forgets the traffic so far. */
+const ready = (user: string, base = 1, limit = 10) => {
+  o.handle({ t: "stq", user, shard: 0, req: 0 });
+  load(user, base, limit);
+  toShard = [];
+  toWriter = [];
+};
+const appends = () => toWriter.filter((m): m is Extract<WriterReq, { t: "app" }> => m.t === "app");
+const delivered = () => toShard.flatMap(({ m }) => (m.t === "dlv" ? m.items.map((d) => d.id) : []));
+const acks = () => toShard.flatMap(({ m }) => (m.t === "sent" ? [`${m.id}:${m.status}`] : []));
+const row = (seq: number, id: string): StoredRow => ({
+  recipient: "u",
+  seq,
+  sender: "s",
+  msgId: id,
+  ts: 1,
+  body: new Uint8Array(),
+});
+
+describe("owner", () => {
+  test("offline: waits for its reservation, then stores with increasing seqs", () => {
+    o.handle(route("u", "a"));
+    o.handle(route("u", "b"));
+    expect(toWriter).toEqual([{ t: "load", user: "u", reserve: 10 }]);
+    load("u", 21, 30);
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["a", 21], ["b", 22]]);
+    expect(appends()[0]!.o).toEqual([1]); // the writer acks "stored" to the origin after commit
+  });
+
+  test("login drains the backlog, holds new messages back, then goes live in order", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    expect(toWriter.at(-1)).toMatchObject({ t: "fetch", user: "u", after: 0, limit: 3 });
+    o.handle(route("u", "new1")); // arrives mid-drain: held, not stored
+    expect(appends()).toEqual([]);
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "old1"), row(2, "old2")] });
+    expect(delivered()).toEqual(["old1", "old2", "new1"]);
+    o.handle(route("u", "new2"));
+    expect(delivered()).toEqual(["old1", "old2", "new1", "new2"]);
+    expect(appends()).toEqual([]); // nothing touched the store
+  });
+
+  test("holdback overflow spills to the store in order and the drain fetches it", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    for (const id of ["h1", "h2", "h3"]) o.handle(route("u", id));
+    expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["h1", "h2", "h3"]);
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    // Appended since the fetch: not caught up, fetch again.
+    expect(toWriter.filter((m) => m.t === "fetch").length).toBe(2);
+  });
+
+  test("a retry of an in-flight message re-targets its ack; after the ack it is a duplicate", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle(route("u", "m"));
+    o.handle({ ...route("u", "m"), c: 8 }); // retry from a new connection
+    expect(delivered()).toEqual(["m"]);
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    expect(toShard.filter(({ m }) => m.t === "sent")).toEqual([{
+      k: 1,
+      m: { t: "sent", conn: 8, id: "m", status: "delivered" },
+    }]);
+    o.handle(route("u", "m"));
+    expect(acks()).toEqual(["m:delivered", "m:duplicate"]);
+    expect(delivered()).toEqual(["m"]);
+  });
+
+  test("detach moves unacked deliveries to the store with their origins", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle(route("u", "x"));
+    o.handle(route("u", "y"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    o.handle({ t: "det", user: "u", shard: 2, conn: 9 });
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["y", 2]]);
+    expect(toWriter.at(-1)).toEqual({ t: "seen", user: "u", ts: now });
+    o.handle({ t: "stq", user: "u", shard: 3, req: 5 });
+    expect(toShard.at(-1)).toEqual({ k: 3, m: { t: "sta", req: 5, user: "u", online: false, lastSeen: now } });
+  });
+
+  test("a detach from an older connection is ignored after a newer login", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "att", user: "u", shard: 3, conn: 4, v0: false, resume: 0 });
+    expect(toShard.some(({ k, m }) => k === 2 && m.t === "evict" && m.why === "replaced")).toBe(true);
+    o.handle({ t: "det", user: "u", shard: 2, conn: 9 });
+    expect(o.isOnline("u")).toBe(true);
+  });
+
+  test("the writer restarting replays unconfirmed appends and in-flight reads", () => {
+    o.handle(route("u", "a"));
+    load("u");
+    o.handle(route("u", "b"));
+    o.handle({ t: "cmt", n: 1 }); // "a" committed
+    toWriter = [];
+    o.writerRestarted();
+    expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["b"]);
+  });
+
+  test("running out of reserved seqs queues messages until the next block commits", () => {
+    ready("u", 1, 2);
+    for (const id of ["a", "b", "c"]) o.handle(route("u", id));
+    expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["a", "b"]);
+    expect(toWriter.filter((m) => m.t === "load").length).toBe(1); // one refill in flight, not one per message
+    load("u", 3, 12);
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["a", 1], ["b", 2], ["c", 3]]);
+  });
+
+  test("a recipient holding maxPending unacked past the timeout is cut off", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    for (const id of ["1", "2", "3", "4"]) o.handle(route("u", id));
+    expect(o.cutSlowConsumers()).toBe(0);
+    now += 6000;
+    expect(o.cutSlowConsumers()).toBe(1);
+    expect(toShard.at(-1)!.m).toMatchObject({ t: "evict", why: "slow" });
+  });
+});
