@@ -10,8 +10,8 @@ const result = await Bun.build({
   // Workers are separate entry points so `new Worker(new URL(...))` resolves inside the binary.
   entrypoints: ["src/main.ts", "src/router/shard-worker.ts", "src/store/writer-worker.ts"],
   compile: { outfile },
-  minify: true,
-  sourcemap: "linked",
+  // Keep identifiers so stack traces in logs stay readable without a sourcemap beside the binary.
+  minify: { whitespace: true, syntax: true, identifiers: false },
 });
 if (!result.success) {
   for (const log of result.logs) console.error(log);
