@@ -241,19 +241,8 @@ export class Sessions {
         ...(id ? { id } : {}),
       });
     }
-    this.host.metrics.add("msgsIn");
-    const now = performance.timeOrigin + performance.now();
-    this.host.post(ownerOf(to, this.host.shards), {
-      t: "route",
-      to,
-      from,
-      id,
-      body,
-      ts: Math.floor(now),
-      t0: now,
-      o: s.proto === "v0" ? -1 : this.host.index,
-      c: s.conn,
-    });
+    // v0 senders cannot receive acks: origin -1 tells the owner none is due.
+    this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
   }
 
   private userBucket(user: string): TokenBucket {
@@ -431,10 +420,8 @@ export class Sessions {
     this.host.post(ownerOf(user, this.host.shards), { t: "stq", user, shard: this.host.index, req });
   }
 
-  /** Server-side send (HTTP API): the ack comes back like a connection's, to a negative conn id. */
-  sendAs(from: string, to: string, id: string, body: Uint8Array, done: (r: SentMsg | SendErrMsg) => void): number {
-    const h = this.nextHttp++;
-    this.sendWaiters.set(h, done);
+  /** Hands an accepted message to its recipient's owner, stamped with the receive time. */
+  private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): void {
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
     this.host.post(ownerOf(to, this.host.shards), {
@@ -445,9 +432,16 @@ export class Sessions {
       body,
       ts: Math.floor(now),
       t0: now,
-      o: this.host.index,
-      c: -h,
+      o,
+      c,
     });
+  }
+
+  /** Server-side send (HTTP API): the ack comes back like a connection's, to a negative conn id. */
+  sendAs(from: string, to: string, id: string, body: Uint8Array, done: (r: SentMsg | SendErrMsg) => void): number {
+    const h = this.nextHttp++;
+    this.sendWaiters.set(h, done);
+    this.emitRoute(from, to, id, body, this.host.index, -h);
     return h;
   }
 

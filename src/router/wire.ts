@@ -2,6 +2,8 @@
 // destination). Receivers validate each item with `isShardMsg`/`isWriterReq`: a port can carry
 // garbage (chaos injects it), and garbage must be counted and dropped, never trusted.
 
+import type { InboxRow } from "../store/inbox-store.ts";
+
 /** Where a sender's acknowledgement goes: shard index + connection id on that shard. */
 export interface Origin {
   shard: number;
@@ -127,14 +129,8 @@ export type ShardMsg =
 
 // ---- owner shard ↔ storage writer ----
 
-export interface StoredRow {
-  recipient: string;
-  seq: number;
-  sender: string;
-  msgId: string;
-  ts: number;
-  body: Uint8Array;
-}
+/** A row of a recipient's inbox, as the store keeps it. */
+export type StoredRow = InboxRow;
 export interface AppendReq {
   t: "app";
   rows: StoredRow[];
