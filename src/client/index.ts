@@ -31,6 +31,8 @@ export interface IrisClientOptions {
   /** How many (sender, id) pairs to remember for duplicate filtering. */
   dedupeWindow?: number;
   maxReconnectDelayMs?: number;
+  /** Treat RATE_LIMITED as back-pressure: keep the send and retry it later (default true). */
+  retryRateLimited?: boolean;
 }
 
 export class IrisError extends Error {
@@ -46,6 +48,7 @@ interface Outgoing {
   to: string;
   body: Uint8Array;
   sentAt: number;
+  limited: number; // RATE_LIMITED answers so far, for backoff
   resolve: (s: SendStatus) => void;
   reject: (e: Error) => void;
 }
@@ -219,6 +222,12 @@ export class IrisClient {
       case "error": {
         const err = new IrisError(f.code, f.reason, f.id);
         const out = f.id ? this.outgoing.get(f.id) : undefined;
+        if (out && f.code === "RATE_LIMITED" && this.o.retryRateLimited !== false) {
+          // Back off (doubling, capped at 2 s) and let the resend loop send it again, same id.
+          out.limited++;
+          out.sentAt = Date.now() + Math.min(50 * 2 ** out.limited, 2000) - (this.o.resendAfterMs ?? 3000);
+          return;
+        }
         if (out) {
           this.outgoing.delete(f.id!);
           out.reject(err);
@@ -285,7 +294,7 @@ export class IrisClient {
     const id = opts.id ?? `${this.idPrefix}-${(++this.idCounter).toString(36)}`;
     const bytes = typeof body === "string" ? enc.encode(body) : body;
     return new Promise((resolve, reject) => {
-      const out: Outgoing = { id, to, body: bytes, sentAt: 0, resolve, reject };
+      const out: Outgoing = { id, to, body: bytes, sentAt: 0, limited: 0, resolve, reject };
       this.outgoing.set(id, out);
       if (this.loggedIn) this.transmit(out);
     });

@@ -50,7 +50,7 @@ async function nonReader(port: number, user: string): Promise<Socket> {
 describe("resilience", () => {
   test("per-user message rate limit answers RATE_LIMITED and keeps the connection", async () => {
     server = await startServer({ args: ["--rate-msgs", "20", "--rate-burst", "20"] });
-    const c = new IrisClient({ url: server.url, user: "hasty" });
+    const c = new IrisClient({ url: server.url, user: "hasty", retryRateLimited: false });
     await c.connect();
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => c.send("calm", `m${i}`)));
     const limited = results.filter((r) =>
@@ -62,6 +62,23 @@ describe("resilience", () => {
     expect(await c.send("calm", "after the bucket refilled")).toMatch(/stored|delivered/);
     expect(await metric("iris_rate_limited_total")).toBeGreaterThan(50);
     c.close();
+  });
+
+  test("the SDK treats RATE_LIMITED as back-pressure: every send gets through, exactly once", async () => {
+    server = await startServer({ args: ["--rate-msgs", "200", "--rate-burst", "50"] });
+    const c = new IrisClient({ url: server.url, user: "patient", resendAfterMs: 300 });
+    const r = new IrisClient({ url: server.url, user: "patient-peer" });
+    const got: string[] = [];
+    r.onMessage((m) => got.push(m.text()));
+    await c.connect();
+    await r.connect();
+    const statuses = await Promise.all(Array.from({ length: 300 }, (_, i) => c.send("patient-peer", `p${i}`)));
+    expect(statuses.every((s) => s === "delivered" || s === "stored")).toBe(true);
+    await until(() => got.length === 300, "all 300 rate-limited messages");
+    expect(new Set(got).size).toBe(300);
+    expect(await metric("iris_rate_limited_total")).toBeGreaterThan(0);
+    c.close();
+    r.close();
   });
 
   test("a frame flood gets RATE_LIMITED, then the connection is closed with 1008", async () => {
