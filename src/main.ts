@@ -82,6 +82,7 @@ async function main(): Promise<number> {
       ...defaultOwnerLimits,
       maxPending: settings.maxPending,
       slowTimeoutMs: settings.slowConsumerTimeout,
+      pendingSpillMs: settings.pendingSpillMs,
     },
     version: VERSION,
   });

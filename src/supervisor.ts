@@ -103,7 +103,16 @@ export class Supervisor {
     }
     this.metrics.set("rssBytes", rss);
     this.metrics.set("memPressure", level);
+    // Under pressure, collect in every thread (at most every 2 s): JSC otherwise keeps freed
+    // memory mapped for a while, and RSS is what the watermarks and the kernel see.
+    const now = performance.now();
+    if (level >= 1 && now - this.lastGc > 2000) {
+      this.lastGc = now;
+      for (const t of [...this.shards, this.writer]) t.post({ t: "gc" });
+      Bun.gc(true);
+    }
   }
+  private lastGc = 0;
 
   private async startWriter(): Promise<void> {
     const s = this.o.settings;

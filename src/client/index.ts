@@ -31,7 +31,7 @@ export interface IrisClientOptions {
   /** How many (sender, id) pairs to remember for duplicate filtering. */
   dedupeWindow?: number;
   maxReconnectDelayMs?: number;
-  /** Treat RATE_LIMITED as back-pressure: keep the send and retry it later (default true). */
+  /** Treat RATE_LIMITED and SERVER_BUSY as back-pressure: keep the send, retry later (default true). */
   retryRateLimited?: boolean;
 }
 
@@ -222,7 +222,8 @@ export class IrisClient {
       case "error": {
         const err = new IrisError(f.code, f.reason, f.id);
         const out = f.id ? this.outgoing.get(f.id) : undefined;
-        if (out && f.code === "RATE_LIMITED" && this.o.retryRateLimited !== false) {
+        const backPressure = f.code === "RATE_LIMITED" || f.code === "SERVER_BUSY";
+        if (out && backPressure && this.o.retryRateLimited !== false) {
           // Back off (doubling, capped at 2 s) and let the resend loop send it again, same id.
           out.limited++;
           out.sentAt = Date.now() + Math.min(50 * 2 ** out.limited, 2000) - (this.o.resendAfterMs ?? 3000);

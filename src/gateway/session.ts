@@ -4,7 +4,7 @@
 import { verifyToken } from "../auth/jwt.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
-import type { SlotMetrics } from "../observe/metrics.ts";
+import { type MetricsReader, SLOT_MAIN, type SlotMetrics } from "../observe/metrics.ts";
 import {
   type ClientFrame,
   CloseCode,
@@ -50,6 +50,7 @@ export interface SessionHost {
   readonly shards: number;
   readonly settings: Settings;
   readonly metrics: SlotMetrics;
+  readonly reader: MetricsReader;
   post(shard: number, m: ShardMsg): void;
 }
 
@@ -232,6 +233,11 @@ export class Sessions {
     if (problem) {
       return this.reply(s, { op: "error", code: "BAD_USER", reason: `target: ${problem}`, ...(id ? { id } : {}) });
     }
+    const busy = this.busyReason();
+    if (busy) {
+      this.host.metrics.add("busyRejects");
+      return this.reply(s, { op: "error", code: "SERVER_BUSY", reason: busy, ...(id ? { id } : {}) });
+    }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
       return this.reply(s, {
@@ -243,6 +249,18 @@ export class Sessions {
     }
     // v0 senders cannot receive acks: origin -1 tells the owner none is due.
     this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
+  }
+
+  /**
+   * Back-pressure on senders: when the store is behind (bytes on their way to SQLite past the
+   * budget) or memory is past the refuse watermark, new sends are refused with SERVER_BUSY; the
+   * SDK keeps them and retries with backoff, so nothing is lost and RAM stays bounded.
+   */
+  private busyReason(): string | null {
+    const r = this.host.reader;
+    if (r.at(SLOT_MAIN, "memPressure") >= 2) return "server under memory pressure; retry later";
+    if (r.sum("storeBacklogBytes") > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
+    return null;
   }
 
   private userBucket(user: string): TokenBucket {

@@ -36,6 +36,9 @@ export interface OwnerIO {
 export interface OwnerLimits {
   maxPending: number; // unacked live deliveries per user before spilling to the store
   pageSize: number; // rows per backlog fetch
+  pageBytes: number; // byte budget per backlog fetch (a quarter of it under memory pressure)
+  maxFetches: number; // backlog pages in flight per shard (a few under memory pressure)
+  pendingSpillMs: number; // unacked live deliveries older than this move to the store
   seqBlock: number; // sequence numbers reserved per store round trip
   recentIds: number; // (sender, id) pairs remembered per user for dedupe
   holdback: number; // messages held in memory per user while its backlog drains
@@ -45,6 +48,9 @@ export interface OwnerLimits {
 export const defaultOwnerLimits: OwnerLimits = {
   maxPending: 1000,
   pageSize: 500,
+  pageBytes: 256 * 1024,
+  maxFetches: 32,
+  pendingSpillMs: 1000,
   seqBlock: 1024,
   recentIds: 512,
   holdback: 256,
@@ -109,6 +115,11 @@ export class Owner {
   private readonly boxes = new Map<string, Box>();
   /** Appends sent to the writer and not yet confirmed committed, oldest first: replayed if it dies. */
   private unconfirmed: AppendReq[] = [];
+  /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
+  unconfirmedBytes = 0;
+  /** Backlog fetches in flight (user + gen): bounded per shard; boxes beyond wait in the queue. */
+  private readonly fetchesInFlight = new Set<string>();
+  private readonly drainQueue = new Set<Box>();
   readonly stats: OwnerStats = { routed: 0, forwardedLive: 0, stored: 0, duplicates: 0, boxes: 0, online: 0 };
 
   constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits = defaultOwnerLimits) {}
@@ -134,7 +145,7 @@ export class Owner {
       case "rej":
         return this.onRejected(m);
       case "cmt":
-        this.unconfirmed.splice(0, m.n);
+        for (const req of this.unconfirmed.splice(0, m.n)) this.unconfirmedBytes -= appendBytes(req);
         return;
       default:
         return; // not an owner message (dlv, sent, … are for the socket side)
@@ -282,6 +293,7 @@ export class Owner {
 
   private append(req: AppendReq): void {
     this.unconfirmed.push(req);
+    this.unconfirmedBytes += appendBytes(req);
     this.io.toWriter(req);
   }
 
@@ -291,11 +303,10 @@ export class Owner {
    */
   writerRestarted(): void {
     for (const req of this.unconfirmed) this.io.toWriter(req);
+    this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.reserving) this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
-      if (b.fetching) {
-        this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, gen: b.gen });
-      }
+      if (b.fetching) this.issueFetch(b);
     }
   }
 
@@ -347,6 +358,7 @@ export class Owner {
 
   /** The connection is gone: unacked live deliveries move to the store, presence goes offline. */
   private release(b: Box): void {
+    this.drainQueue.delete(b);
     this.store(b, b.pending.splice(0));
     this.store(b, b.holdback.splice(0));
     b.conn = null;
@@ -404,12 +416,40 @@ export class Owner {
   private pump(b: Box): void {
     if (!b.conn || b.mode !== "draining" || b.fetching || b.awaitingFlow || b.socketBlocked) return;
     if (b.pending.length >= this.limits.maxPending / 2) return; // wait for acks first
+    // Bound the pages in flight per shard (fewer under memory pressure): a crowd reconnecting at
+    // once must not pull every backlog into RAM together.
+    if (this.fetchesInFlight.size >= this.fetchSlots()) {
+      this.drainQueue.add(b);
+      return;
+    }
+    this.drainQueue.delete(b);
     b.fetching = true;
     b.appendedSinceFetch = false;
-    this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, gen: b.gen });
+    this.issueFetch(b);
+  }
+
+  private fetchSlots(): number {
+    return this.io.underPressure() ? Math.min(4, this.limits.maxFetches) : this.limits.maxFetches;
+  }
+
+  private issueFetch(b: Box): void {
+    this.fetchesInFlight.add(b.user + "\0" + b.gen);
+    const maxBytes = this.io.underPressure() ? this.limits.pageBytes / 4 : this.limits.pageBytes;
+    this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, maxBytes, gen: b.gen });
+  }
+
+  /** A fetch finished (for this or an older connection): give its slot to a waiting drain. */
+  private releaseFetch(user: string, gen: number): void {
+    if (!this.fetchesInFlight.delete(user + "\0" + gen)) return;
+    for (const next of this.drainQueue) {
+      if (this.fetchesInFlight.size >= this.fetchSlots()) break;
+      this.drainQueue.delete(next);
+      this.pump(next);
+    }
   }
 
   private onRows(m: RowsReply): void {
+    this.releaseFetch(m.user, m.gen);
     const b = this.boxes.get(m.user);
     if (!b || !b.conn || m.gen !== b.gen) return;
     b.fetching = false;
@@ -423,7 +463,7 @@ export class Owner {
       );
       b.awaitingFlow = true;
     }
-    if (m.rows.length < this.limits.pageSize && !b.appendedSinceFetch) {
+    if (!m.more && !b.appendedSinceFetch) {
       b.mode = "live"; // caught up: everything after this is forwarded as it arrives
       b.storeUnknown = false;
       if (b.cursor > b.storedMax) b.storedMax = b.cursor;
@@ -465,10 +505,29 @@ export class Owner {
     const limit = this.io.now() - this.limits.slowTimeoutMs;
     let n = 0;
     for (const b of this.boxes.values()) {
-      if (!b.conn || b.pending.length < this.limits.maxPending || b.ackedAt > limit) continue;
+      // Deliveries outstanding (forwarded beyond the last ack) and no ack progress for the timeout.
+      if (!b.conn || b.cursor <= b.acked || b.ackedAt > limit) continue;
       this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn, why: "slow" });
       b.ackedAt = this.io.now(); // one eviction per timeout, even if the close is slow
       n++;
+    }
+    return n;
+  }
+
+  /**
+   * Unacked live deliveries older than `ageMs` move to the store: RAM is freed and their senders
+   * get "stored" now instead of waiting on a recipient that may never ack. They were already
+   * written to the socket; a later ack deletes them from the store.
+   */
+  spillStalePending(ageMs: number): number {
+    const cutoff = this.io.now() - ageMs;
+    let n = 0;
+    for (const b of this.boxes.values()) {
+      let i = 0;
+      while (i < b.pending.length && b.pending[i]!.ts <= cutoff) i++;
+      if (i === 0) continue;
+      this.store(b, b.pending.splice(0, i));
+      n += i;
     }
     return n;
   }
@@ -495,4 +554,11 @@ export class Owner {
   isOnline(user: string): boolean {
     return !!this.boxes.get(user)?.conn;
   }
+}
+
+/** Approximate memory an append request holds until the writer confirms it. */
+function appendBytes(req: AppendReq): number {
+  let n = 0;
+  for (const r of req.rows) n += r.body.byteLength + 96;
+  return n;
 }

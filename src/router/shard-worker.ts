@@ -63,6 +63,9 @@ self.onmessage = async (e: MessageEvent) => {
     case "inject":
       shard?.receive(m.items);
       break;
+    case "gc":
+      Bun.gc(true); // asked under memory pressure: give freed memory back now, not eventually
+      break;
     case "crash":
       setTimeout(() => {
         throw new Error("chaos: shard crash requested");

@@ -64,13 +64,16 @@ export class Shard {
       shards: o.shards,
       settings: o.settings,
       metrics: o.metrics,
+      reader: o.reader,
       post: (k, m) => this.post(k, m),
     });
     this.sweepTimer = setInterval(() => this.owner.sweep(60_000), 30_000);
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.statsTimer = setInterval(() => this.publishOwnerStats(), 250);
     this.housekeepingTimer = setInterval(() => {
-      this.sessions.housekeeping(o.reader.at(SLOT_MAIN, "memPressure"));
+      const pressure = o.reader.at(SLOT_MAIN, "memPressure");
+      this.sessions.housekeeping(pressure);
+      this.owner.spillStalePending(pressure >= 1 ? 0 : o.ownerLimits.pendingSpillMs);
       this.owner.cutSlowConsumers();
     }, 1000);
   }
@@ -166,6 +169,7 @@ export class Shard {
       this.writer.postMessage(this.writerOut);
       this.writerOut = [];
     }
+    this.o.metrics.set("storeBacklogBytes", this.owner.unconfirmedBytes);
   }
 
   // ---- supervisor events ----

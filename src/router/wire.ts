@@ -148,6 +148,7 @@ export interface FetchReq {
   user: string;
   after: number;
   limit: number;
+  maxBytes: number; // page byte budget: at least one row, then stop before exceeding it
   gen: number; // echoed back so the owner can ignore pages for an older connection
 }
 export interface DeleteReq {
@@ -179,6 +180,7 @@ export interface RowsReply {
   user: string;
   gen: number;
   rows: StoredRow[];
+  more: boolean; // the page was cut by its row or byte limit: fetch again
 }
 /** Rows the store refused (inbox full): the owner forgets them for dedupe. */
 export interface RejectedReply {
@@ -242,7 +244,8 @@ export function isShardMsg(v: unknown): v is ShardMsg {
     case "loaded":
       return isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen);
     case "rows":
-      return isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow);
+      return isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) &&
+        typeof v.more === "boolean";
     case "rej":
       return isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt);
     case "cmt":
@@ -261,7 +264,8 @@ export function isWriterReq(v: unknown): v is WriterReq {
     case "load":
       return isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20;
     case "fetch":
-      return isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen);
+      return isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
+        isInt(v.maxBytes) && v.maxBytes > 0;
     case "del":
       return isStr(v.user) && isInt(v.upTo);
     case "seen":

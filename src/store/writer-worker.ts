@@ -35,6 +35,9 @@ self.onmessage = (e: MessageEvent) => {
     case "port":
       writer?.setPort(m.shard as number, m.port as MessagePort);
       break;
+    case "gc":
+      Bun.gc(true);
+      break;
     case "expect":
       if (writer) writer.expectedShards = m.shards as number;
       break;

@@ -93,8 +93,20 @@ export class Writer {
         case "fetch": {
           this.flush(); // a page must see every append sent before it
           const rows = this.store.fetch(r.user, r.after, r.limit);
+          // Cut the page at its byte budget (always keeping one row) so a backlog of large
+          // messages never crosses threads or fills sockets in 32 MB lumps.
+          let more = rows.length === r.limit;
+          let bytes = 0;
+          for (let i = 0; i < rows.length; i++) {
+            bytes += rows[i]!.body.byteLength + 64;
+            if (bytes > r.maxBytes && i > 0) {
+              rows.length = i;
+              more = true;
+              break;
+            }
+          }
           this.metrics.add("fetches");
-          this.send(k, [{ t: "rows", user: r.user, gen: r.gen, rows }]);
+          this.send(k, [{ t: "rows", user: r.user, gen: r.gen, rows, more }]);
           break;
         }
         case "bye":

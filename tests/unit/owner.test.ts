@@ -10,6 +10,9 @@ let now = 1000;
 const limits: OwnerLimits = {
   maxPending: 4,
   pageSize: 3,
+  pageBytes: 1 << 20,
+  maxFetches: 8,
+  pendingSpillMs: 1000,
   seqBlock: 10,
   recentIds: 100,
   holdback: 2,
@@ -78,7 +81,7 @@ describe("owner", () => {
     expect(toWriter.at(-1)).toMatchObject({ t: "fetch", user: "u", after: 0, limit: 3 });
     o.handle(route("u", "new1")); // arrives mid-drain: held, not stored
     expect(appends()).toEqual([]);
-    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "old1"), row(2, "old2")] });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "old1"), row(2, "old2")], more: false });
     expect(delivered()).toEqual(["old1", "old2", "new1"]);
     o.handle(route("u", "new2"));
     expect(delivered()).toEqual(["old1", "old2", "new1", "new2"]);
@@ -90,7 +93,7 @@ describe("owner", () => {
     o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     for (const id of ["h1", "h2", "h3"]) o.handle(route("u", id));
     expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["h1", "h2", "h3"]);
-    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     // Appended since the fetch: not caught up, fetch again.
     expect(toWriter.filter((m) => m.t === "fetch").length).toBe(2);
   });
@@ -98,7 +101,7 @@ describe("owner", () => {
   test("a retry of an in-flight message re-targets its ack; after the ack it is a duplicate", () => {
     ready("u");
     o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
-    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     o.handle(route("u", "m"));
     o.handle({ ...route("u", "m"), c: 8 }); // retry from a new connection
     expect(delivered()).toEqual(["m"]);
@@ -115,7 +118,7 @@ describe("owner", () => {
   test("detach moves unacked deliveries to the store with their origins", () => {
     ready("u");
     o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
-    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     o.handle(route("u", "x"));
     o.handle(route("u", "y"));
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
@@ -154,10 +157,48 @@ describe("owner", () => {
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["a", 1], ["b", 2], ["c", 3]]);
   });
 
+  test("unacked deliveries older than the spill age move to the store; the next ack deletes them", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "slow1"));
+    expect(o.spillStalePending(1000)).toBe(0);
+    now += 1500;
+    expect(o.spillStalePending(1000)).toBe(1);
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["slow1", 1]]);
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    expect(toWriter.at(-1)).toEqual({ t: "del", user: "u", upTo: 1 });
+    expect(acks()).toEqual([]); // its ack is the writer's "stored", not a second "delivered"
+  });
+
+  test("backlog fetches are bounded per shard; a finished one lets the next drain start", () => {
+    const few = new Owner(io, { ...limits, maxFetches: 1 });
+    for (const u of ["a", "b"]) {
+      few.handle({ t: "stq", user: u, shard: 0, req: 0 });
+      few.handle({ t: "loaded", user: u, seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    }
+    toWriter = [];
+    few.handle({ t: "att", user: "a", shard: 2, conn: 1, v0: false, resume: 0 });
+    few.handle({ t: "att", user: "b", shard: 2, conn: 2, v0: false, resume: 0 });
+    expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["a"]);
+    few.handle({ t: "rows", user: "a", gen: 1, rows: [], more: false });
+    expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["a", "b"]);
+  });
+
+  test("a page cut by its byte budget is not the end of the backlog", () => {
+    ready("u");
+    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "big")], more: true });
+    o.handle({ t: "flow", user: "u", shard: 2, conn: 9, ready: true });
+    expect(toWriter.filter((m) => m.t === "fetch").length).toBe(2);
+    o.handle(route("u", "later")); // still draining: held back, not delivered ahead of the backlog
+    expect(delivered()).toEqual(["big"]);
+  });
+
   test("a recipient holding maxPending unacked past the timeout is cut off", () => {
     ready("u");
     o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
-    o.handle({ t: "rows", user: "u", gen: 1, rows: [] });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     for (const id of ["1", "2", "3", "4"]) o.handle(route("u", id));
     expect(o.cutSlowConsumers()).toBe(0);
     now += 6000;
