@@ -2,7 +2,7 @@
 // message id is unique, so the verdict is exact: sent, acked by the server, delivered to the
 // application, lost (acked but never delivered) and duplicated (delivered to the app twice).
 
-import { IrisClient } from "../../src/client/index.ts";
+import { IrisClient, type SendStatus } from "../../src/client/index.ts";
 
 export interface TrafficOptions {
   url: string;
@@ -14,6 +14,12 @@ export interface TrafficOptions {
   resendAfterMs?: number;
   /** Fraction of recipients that are offline (never connect): their inboxes are read at the end. */
   offlineFraction?: number;
+  /** Exact number of offline recipients (overrides offlineFraction). */
+  offlineUsers?: number;
+  /** Send only to the offline recipients (a flood into stored inboxes). */
+  offlineOnly?: boolean;
+  /** Stop sending once this many messages were sent in total. */
+  maxMessages?: number;
 }
 
 export interface Verdict {
@@ -31,12 +37,17 @@ export class Traffic {
   readonly clients: IrisClient[] = [];
   private readonly offline: string[] = [];
   private timers: ReturnType<typeof setInterval>[] = [];
+  /** Jittered first ticks not yet due: stop() cancels them too, or a client would start late. */
+  private starters: ReturnType<typeof setTimeout>[] = [];
   private readonly acked = new Set<string>();
   private readonly received = new Map<string, number>();
   private sent = 0;
   private failed = 0;
   private seq = 0;
   private readonly pad: string;
+  /** Milliseconds from send() to the server's ack, one per acked send (for latency quantiles). */
+  readonly ackLatencies: number[] = [];
+  readonly statuses: Record<SendStatus, number> = { delivered: 0, stored: 0, duplicate: 0 };
 
   constructor(private readonly o: TrafficOptions) {
     this.pad = "x".repeat(Math.max(0, (o.payloadBytes ?? 32) - 16));
@@ -55,13 +66,20 @@ export class Traffic {
   }
 
   async connect(): Promise<void> {
-    const nOffline = Math.floor(this.o.users * (this.o.offlineFraction ?? 0));
+    const nOffline = this.o.offlineUsers ?? Math.floor(this.o.users * (this.o.offlineFraction ?? 0));
     for (let i = 0; i < nOffline; i++) this.offline.push(this.name(this.o.users + i));
     const batch = 50;
     for (let i = 0; i < this.o.users; i += batch) {
       const group: Promise<void>[] = [];
       for (let j = i; j < Math.min(i + batch, this.o.users); j++) {
-        const c = this.track(new IrisClient({ url: this.o.url, user: this.name(j), resendAfterMs: this.o.resendAfterMs ?? 1000, maxReconnectDelayMs: 500 }));
+        const c = this.track(
+          new IrisClient({
+            url: this.o.url,
+            user: this.name(j),
+            resendAfterMs: this.o.resendAfterMs ?? 1000,
+            maxReconnectDelayMs: 500,
+          }),
+        );
         this.clients.push(c);
         group.push(c.connect());
       }
@@ -70,27 +88,53 @@ export class Traffic {
   }
 
   start(): void {
-    const targets = [...this.clients.map((_, i) => this.name(i)), ...this.offline];
+    const targets = this.o.offlineOnly ? [...this.offline] : [
+      ...this.clients.map((_, i) => this.name(i)),
+      ...this.offline,
+    ];
     this.clients.forEach((c, i) => {
       const me = this.name(i);
       const tick = () => {
+        if (this.o.maxMessages !== undefined && this.sent >= this.o.maxMessages) return this.stop();
         let to = targets[Math.floor(Math.random() * targets.length)]!;
         if (to === me) to = targets[(targets.indexOf(me) + 1) % targets.length]!;
         const id = `${me}-${++this.seq}`;
         this.sent++;
+        const t0 = performance.now();
         c.send(to, `${id}:${this.pad}`, { id }).then(
-          () => this.acked.add(`${me}/${id}`),
+          (status) => {
+            this.acked.add(`${me}/${id}`);
+            this.ackLatencies.push(performance.now() - t0);
+            this.statuses[status]++;
+          },
           () => this.failed++,
         );
       };
       // Jitter the start so clients do not send in lockstep.
-      setTimeout(() => this.timers.push(setInterval(tick, this.o.intervalMs)), Math.random() * this.o.intervalMs);
+      this.starters.push(
+        setTimeout(() => this.timers.push(setInterval(tick, this.o.intervalMs)), Math.random() * this.o.intervalMs),
+      );
     });
   }
 
   stop(): void {
+    for (const t of this.starters) clearTimeout(t);
+    this.starters = [];
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+  }
+
+  /** Recipients that never connect during the run (read at the end by settle()). */
+  get offlineNames(): readonly string[] {
+    return this.offline;
+  }
+
+  get sentCount(): number {
+    return this.sent;
+  }
+
+  get ackedCount(): number {
+    return this.acked.size;
   }
 
   get unacked(): number {
@@ -101,10 +145,14 @@ export class Traffic {
   async settle(timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (this.unacked > 0 && Date.now() < end) await Bun.sleep(50);
-    for (const user of this.offline) {
-      const c = this.track(new IrisClient({ url: this.o.url, user }));
-      this.clients.push(c);
-      await c.connect();
+    // Readers log in a batch at a time: thousands in sequence would eat the settle budget.
+    for (let i = 0; i < this.offline.length; i += 50) {
+      const group = this.offline.slice(i, i + 50).map((user) => {
+        const c = this.track(new IrisClient({ url: this.o.url, user }));
+        this.clients.push(c);
+        return c.connect();
+      });
+      await Promise.all(group);
     }
     let last = -1;
     let stableSince = Date.now();

@@ -1,0 +1,192 @@
+// Runs the real binary for a chaos scenario: always with --chaos, on loopback, on a port picked free
+// up front (so a SIGKILLed server can come back on the same port and SDK clients just reconnect),
+// on a temp data dir that survives restarts and is removed at the end.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+import { ChaosApi } from "./chaos-api.ts";
+
+export const DEFAULT_BINARY = process.env.IRIS_BINARY ?? resolve(import.meta.dir, "../../dist/iris");
+
+export interface ServerOptions {
+  binary?: string;
+  shards?: number;
+  /** Extra flags, e.g. ["--slow-consumer-bytes", "65536"]. */
+  args?: string[];
+  logLevel?: "debug" | "info" | "warn" | "error";
+}
+
+/** Asks the kernel for a free loopback port, then releases it for the server to take. */
+export function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+/** How much server output to keep: enough to show the last errors, never unbounded. */
+const OUTPUT_TAIL = 256 * 1024;
+
+export class ChaosServer {
+  readonly port: number;
+  readonly dataDir: string;
+  readonly url: string;
+  readonly http: string;
+  proc: Subprocess<"ignore", "pipe", "pipe"> | null = null;
+  api: ChaosApi = new ChaosApi("http://127.0.0.1:1/chaos");
+  /** Process starts after the first (crash-restart). */
+  restarts = 0;
+  /** Exits nobody asked for: a crash of the whole server. */
+  unexpectedExits: string[] = [];
+  private out = "";
+  /** Warning and error lines (kept apart from the tail so a chatty log cannot push them out). */
+  readonly errors: string[] = [];
+  private expectingExit = false;
+  private readyLines = 0;
+  private chaosPort = 0;
+
+  private constructor(private readonly o: ServerOptions) {
+    this.port = freePort();
+    this.dataDir = mkdtempSync(join(tmpdir(), "iris-chaos-"));
+    this.url = `ws://127.0.0.1:${this.port}/ws`;
+    this.http = `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(o: ServerOptions = {}): Promise<ChaosServer> {
+    const s = new ChaosServer(o);
+    try {
+      await s.spawn();
+    } catch (e) {
+      s.cleanup();
+      throw e;
+    }
+    return s;
+  }
+
+  get pid(): number | null {
+    return this.proc && this.proc.exitCode === null ? this.proc.pid : null;
+  }
+
+  get alive(): boolean {
+    return this.pid !== null;
+  }
+
+  output(): string {
+    return this.out;
+  }
+
+  private async spawn(): Promise<void> {
+    const args = [
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(this.port),
+      "--data-dir",
+      this.dataDir,
+      "--log-level",
+      this.o.logLevel ?? "warn",
+      "--chaos",
+      ...(this.o.shards ? ["--shards", String(this.o.shards)] : []),
+      ...(this.o.args ?? []),
+    ];
+    const proc = Bun.spawn([this.o.binary ?? DEFAULT_BINARY, ...args], {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    this.proc = proc;
+    this.expectingExit = false;
+    void this.pump(proc.stdout);
+    void this.pump(proc.stderr);
+    void proc.exited.then((code) => {
+      if (this.proc === proc && !this.expectingExit) {
+        this.unexpectedExits.push(`exit=${code}${proc.signalCode ? ` signal=${proc.signalCode}` : ""}`);
+      }
+    });
+    const seen = this.readyLines;
+    const deadline = Date.now() + 20_000;
+    // The port was free a moment ago; if another process grabbed it, the start fails loudly.
+    while (this.readyLines === seen) {
+      if (proc.exitCode !== null || Date.now() > deadline) {
+        if (proc.exitCode === null) this.expectingExit = true; // our kill, not a crash
+        proc.kill("SIGKILL");
+        throw new Error(`iris did not start (exit ${proc.exitCode}):\n${this.out.slice(-4000)}`);
+      }
+      await Bun.sleep(10);
+    }
+    this.api = new ChaosApi(`http://127.0.0.1:${this.chaosPort}/chaos`);
+  }
+
+  private async pump(s: ReadableStream<Uint8Array>): Promise<void> {
+    const dec = new TextDecoder();
+    let partial = "";
+    const reader = s.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      const text = dec.decode(value, { stream: true });
+      this.out += text;
+      if (this.out.length > OUTPUT_TAIL * 2) this.out = this.out.slice(-OUTPUT_TAIL);
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) this.line(l);
+    }
+  }
+
+  private line(l: string): void {
+    const ready = l.match(/ ready on http:\/\/\S+ .*\bchaos=(\d+)/);
+    if (ready) {
+      this.chaosPort = Number(ready[1]);
+      this.readyLines++;
+    } else if (/^\S+ (warn|error) |fatal|panic|Segmentation fault/i.test(l) && !/invalid port message/.test(l)) {
+      // Warnings and errors only, minus the garbage counter's own log, newest 200 kept.
+      this.errors.push(l);
+      if (this.errors.length > 200) this.errors.shift();
+    }
+  }
+
+  /** SIGKILL the whole server process: no shutdown sequence, no flush. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    this.expectingExit = true;
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+
+  /** Starts the binary again on the same port and data dir (after kill()). */
+  async restart(): Promise<void> {
+    await this.kill();
+    this.restarts++;
+    // The old listener is gone with the process; retry briefly in case the kernel is slow to free it.
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await this.spawn();
+      } catch (e) {
+        if (attempt >= 5) throw e;
+        await Bun.sleep(200);
+      }
+    }
+  }
+
+  /** Graceful stop (SIGTERM, SIGKILL after 10 s), then the data dir is removed. Returns the exit code. */
+  async stop(): Promise<number | null> {
+    const p = this.proc;
+    let code: number | null = null;
+    if (p && p.exitCode === null) {
+      this.expectingExit = true;
+      p.kill("SIGTERM");
+      const timer = setTimeout(() => p.kill("SIGKILL"), 10_000);
+      code = await p.exited;
+      clearTimeout(timer);
+    } else if (p) code = p.exitCode;
+    this.cleanup();
+    return code;
+  }
+
+  private cleanup(): void {
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

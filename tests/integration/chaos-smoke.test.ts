@@ -1,0 +1,48 @@
+// Every chaos scenario in its short mode (≤ ~15 s of chaos each) against the built binary, one
+// after another: each must print a PASS verdict. Each runs in its own process (`bun chaos/run.ts
+// <scenario> --short`) so scenarios share nothing: not sockets, timers, memory, or a server.
+
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseOptions } from "../../chaos/lib/options.ts";
+import { DEFAULT_BINARY } from "../../chaos/lib/server.ts";
+import { scenarios } from "../../chaos/scenarios/index.ts";
+
+const RUN = resolve(import.meta.dir, "../../chaos/run.ts");
+
+async function runShort(name: string, budgetMs: number): Promise<{ code: number; line: string; log: string }> {
+  const proc = Bun.spawn([process.execPath, RUN, name, "--short"], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    // Backstop only: the runner's own watchdog ends the run first and cleans up; SIGTERM lets it.
+    timeout: budgetMs + 20_000,
+    killSignal: "SIGTERM",
+  });
+  const [out, log, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, line: out.trim().split("\n").pop() ?? "", log };
+}
+
+describe("chaos smoke (short scenarios)", () => {
+  test("the binary is built", () => {
+    expect(existsSync(DEFAULT_BINARY)).toBe(true);
+  });
+
+  for (const s of scenarios) {
+    const budgetMs = s.budgetSeconds(parseOptions([s.name, "--short"]).opts) * 1000;
+    test(s.name, async () => {
+      const r = await runShort(s.name, budgetMs);
+      console.log(r.line);
+      if (!r.line.startsWith("PASS")) console.error(r.log.slice(-4000));
+      expect(r.line).toStartWith(`PASS ${s.name} `);
+      expect(r.line).toContain(" lost=0 ");
+      expect(r.line).toContain(" duplicated=0 ");
+      expect(r.code).toBe(0);
+    }, budgetMs + 30_000);
+  }
+});
