@@ -1,7 +1,15 @@
 // Command line of `npm run bench -- <scenario> [flags]`. Pure: argv in, options or an error out.
 
-export const SCENARIOS = ["throughput", "connections", "hotspot", "offline-flood", "startup", "http", "baseline", "all"] as
-  const;
+export const SCENARIOS = [
+  "throughput",
+  "connections",
+  "hotspot",
+  "offline-flood",
+  "startup",
+  "http",
+  "baseline",
+  "all",
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface TcpTarget {

@@ -23,7 +23,8 @@ export interface ConnEvents {
   deliver(c: Conn, v: DataView, off: number, len: number): void;
   /** v1 SENT: status 1 delivered, 2 stored, 3 duplicate; the id is at frame[idOff..idOff+idLen]. */
   sent(c: Conn, status: number, frame: Uint8Array, idOff: number, idLen: number): void;
-  serverError(c: Conn, what: string): void;
+  /** An ERROR frame (or a malformed one); `id` is the message id it refers to, if any. */
+  serverError(c: Conn, what: string, id?: string): void;
   closed(c: Conn, code: number, reason: string): void;
 }
 
@@ -138,8 +139,10 @@ export class Conn {
         this.ev.sent(this, s.status, b, s.idOff, s.idLen);
         return;
       }
-      case OP.ERROR:
-        return this.ev.serverError(this, describeServerFrame(b));
+      case OP.ERROR: {
+        const e = describeServerFrame(b);
+        return this.ev.serverError(this, e.text, e.id);
+      }
       default:
         return; // LOGIN_OK, PONG, STATUS: nothing to count
     }
@@ -180,7 +183,9 @@ export class Conn {
         const b = new Uint8Array(e.data as ArrayBuffer);
         if (settled) return this.onFrame(b);
         const ok = this.proto === "v1" ? b[0] === OP.LOGIN_OK : isV0LoginOk(b);
-        if (!ok) return fail(`login refused: ${this.proto === "v1" ? describeServerFrame(b) : "unexpected reply"}`);
+        if (!ok) {
+          return fail(`login refused: ${this.proto === "v1" ? describeServerFrame(b).text : "unexpected reply"}`);
+        }
         settled = true;
         clearTimeout(timer);
         this.open = true;
@@ -190,48 +195,34 @@ export class Conn {
   }
 
   private async connectTcp(t: { host: string; port: number }, timeoutMs: number): Promise<void> {
+    let settled = false;
     let loggedIn!: () => void;
     let failed!: (e: Error) => void;
-    const login = new Promise<void>((res, rej) => ((loggedIn = res), (failed = rej)));
-    let settled = false;
-    const self = this;
-    const timer = setTimeout(() => {
-      if (!settled) failed(new Error(`no login reply within ${timeoutMs} ms`));
-    }, timeoutMs);
+    const login = new Promise<void>((res, rej) => {
+      loggedIn = () => {
+        settled = true;
+        this.open = true;
+        res();
+      };
+      failed = (e) => {
+        if (settled) return;
+        settled = true;
+        rej(e);
+      };
+    });
+    const timer = setTimeout(() => failed(new Error(`no login reply within ${timeoutMs} ms`)), timeoutMs);
     this.tcp = await Bun.connect({
       hostname: t.host,
       port: t.port,
       socket: {
-        data(_s, chunk) {
-          self.onTcpData(new Uint8Array(chunk), () => {
-            settled = true;
-            clearTimeout(timer);
-            self.open = true;
-            loggedIn();
-          }, settled);
-          if (self.rx && self.rx.byteLength >= V0_LOGIN_OK_BYTES && !settled) failed(new Error("login refused"));
-        },
-        drain(s) {
-          while (self.tcpOut.length > 0) {
-            const b = self.tcpOut[0]!;
-            const n = s.write(b);
-            if (n < b.byteLength) {
-              self.tcpOut[0] = b.slice(Math.max(n, 0));
-              self.tcpOutBytes -= Math.max(n, 0);
-              return;
-            }
-            self.tcpOut.shift();
-            self.tcpOutBytes -= b.byteLength;
-          }
-        },
-        close() {
-          self.open = false;
+        data: (_s, chunk) => this.onTcpData(new Uint8Array(chunk), settled, loggedIn, failed),
+        drain: (s) => this.flushTcp(s),
+        close: () => {
+          this.open = false;
           if (!settled) failed(new Error("closed during login"));
-          else if (!self.closing) self.ev.closed(self, 0, "tcp closed");
+          else if (!this.closing) this.ev.closed(this, 0, "tcp closed");
         },
-        error(_s, e) {
-          if (!settled) failed(e);
-        },
+        error: (_s, e) => failed(e),
       },
     });
     this.tcp.write(loginFrame("v0", this.user));
@@ -242,8 +233,21 @@ export class Conn {
     }
   }
 
+  private flushTcp(s: Socket<undefined>): void {
+    while (this.tcpOut.length > 0) {
+      const b = this.tcpOut[0]!;
+      const n = Math.max(s.write(b), 0);
+      this.tcpOutBytes -= n;
+      if (n < b.byteLength) {
+        this.tcpOut[0] = b.slice(n);
+        return;
+      }
+      this.tcpOut.shift();
+    }
+  }
+
   /** v0 over TCP: "\x03LOGIN_OK", then raw bodies back to back, cut by the fixed payload size. */
-  private onTcpData(chunk: Uint8Array, onLogin: () => void, loggedIn: boolean): void {
+  private onTcpData(chunk: Uint8Array, loggedIn: boolean, onLogin: () => void, onFail: (e: Error) => void): void {
     let buf = chunk;
     if (this.rx && this.rx.byteLength > 0) {
       buf = new Uint8Array(this.rx.byteLength + chunk.byteLength);
@@ -256,10 +260,7 @@ export class Conn {
         this.rx = buf.slice();
         return;
       }
-      if (!isV0LoginOk(buf)) {
-        this.rx = buf.slice(); // the caller sees the bad reply and fails the login
-        return;
-      }
+      if (!isV0LoginOk(buf)) return onFail(new Error("login refused: unexpected reply"));
       pos = V0_LOGIN_OK_BYTES;
       onLogin();
     }

@@ -2,9 +2,10 @@
 // /proc/<pid>/stat of a thread-group leader sums every thread, so Iris's router and storage
 // Worker threads are included in its CPU figure.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 export interface ProcStat {
+  ppid: number;
   utimeTicks: number;
   stimeTicks: number;
   threads: number;
@@ -21,7 +22,7 @@ export function parseStat(text: string): ProcStat {
     if (!Number.isFinite(v)) throw new Error(`bad /proc stat field ${i + 3}`);
     return v;
   };
-  return { utimeTicks: n(11), stimeTicks: n(12), threads: n(17) };
+  return { ppid: n(1), utimeTicks: n(11), stimeTicks: n(12), threads: n(17) };
 }
 
 export interface ProcStatus {
@@ -75,4 +76,49 @@ export function cpuMicrosOf(pids: number[]): number {
     }
   }
   return sum;
+}
+
+/**
+ * CPU ticks of every other user-space process on the machine (kernel threads, children of pid 2,
+ * are left out), by pid. A benchmark shares its cores with whatever else runs; the difference of
+ * two snapshots says how disturbed a measurement was.
+ */
+export function snapshotOthers(exclude: Set<number>, excludeTreeOf?: number): Map<number, number> {
+  const ticks = new Map<number, number>();
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const pid = Number(d);
+    if (exclude.has(pid) || pid === 2) continue;
+    try {
+      const s = parseStat(readFileSync(`/proc/${d}/stat`, "utf8"));
+      if (s.ppid === 2) continue;
+      ticks.set(pid, s.utimeTicks + s.stimeTicks);
+      parent.set(pid, s.ppid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  if (excludeTreeOf !== undefined) {
+    // Drop the given process and everything it started (servers, load generators, their children).
+    for (const pid of [...ticks.keys()]) {
+      for (let p: number | undefined = pid, hops = 0; p !== undefined && hops < 64; p = parent.get(p), hops++) {
+        if (p === excludeTreeOf) {
+          ticks.delete(pid);
+          break;
+        }
+      }
+    }
+  }
+  return ticks;
+}
+
+/**
+ * CPU (µs) other processes used between two snapshots. A process that started in between counts
+ * from zero; one that exited in between is missed, so this is a lower bound. Pure.
+ */
+export function othersDeltaMicros(before: Map<number, number>, after: Map<number, number>, clkTck: number): number {
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += Math.max(0, t - (before.get(pid) ?? 0));
+  return (ticks * 1e6) / clkTck;
 }

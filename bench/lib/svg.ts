@@ -83,33 +83,47 @@ function fmt(n: number): string {
   return Number.isFinite(n) ? String(Math.round(n * 10) / 10) : "0";
 }
 
-function frame(o: { title: string; width: number; height: number; yLabel: string; xLabel?: string }): string[] {
-  const { width: w, height: h } = o;
+/** Background, title and axis labels; `height` is the chart's, `total` adds the legend under it. */
+function frame(
+  o: { title: string; width: number; height: number; total: number; yLabel: string; xLabel?: string },
+): string[] {
+  const { width: w, height: h, total } = o;
   const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`,
-    `<rect x="0" y="0" width="${w}" height="${h}" fill="#ffffff"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${total}" viewBox="0 0 ${w} ${total}" font-family="sans-serif" font-size="12">`,
+    `<rect x="0" y="0" width="${w}" height="${total}" fill="#ffffff"/>`,
     `<text x="${w / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(o.title)}</text>`,
     `<text transform="translate(16,${fmt(M.top + (h - M.top - M.bottom) / 2)}) rotate(-90)" text-anchor="middle">${
       escapeXml(o.yLabel)
     }</text>`,
   ];
   if (o.xLabel) {
-    out.push(`<text x="${fmt(M.left + (w - M.left - M.right) / 2)}" y="${h - 8}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
+    out.push(
+      `<text x="${fmt(M.left + (w - M.left - M.right) / 2)}" y="${h - 24}" text-anchor="middle">${
+        escapeXml(o.xLabel)
+      }</text>`,
+    );
   }
   return out;
 }
 
-/** Legend entries stacked vertically, or in one row when `across` (under a bar chart). */
-function legend(names: string[], x: number, y: number, across = false): string[] {
+/** Legend entries in rows under the chart, wrapped to `maxWidth`; returns marks and height used. */
+function legend(names: string[], x: number, y: number, maxWidth: number): { marks: string[]; height: number } {
+  const marks: string[] = [];
   let cx = x;
-  return names.flatMap((name, i) => {
-    const [lx, ly] = across ? [cx, y] : [x, y + i * 16];
-    cx += 24 + name.length * 7;
-    return [
-      `<rect x="${fmt(lx)}" y="${ly - 9}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`,
-      `<text x="${fmt(lx + 14)}" y="${ly}">${escapeXml(name)}</text>`,
-    ];
+  let cy = y + 12;
+  names.forEach((name, i) => {
+    const itemW = 24 + name.length * 7;
+    if (cx > x && cx + itemW > x + maxWidth) {
+      cx = x;
+      cy += 16;
+    }
+    marks.push(
+      `<rect x="${fmt(cx)}" y="${cy - 9}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}"/>`,
+      `<text x="${fmt(cx + 14)}" y="${cy}">${escapeXml(name)}</text>`,
+    );
+    cx += itemW;
   });
+  return { marks, height: names.length ? cy - y + 8 : 0 };
 }
 
 export function barChart(o: BarChartOptions): string {
@@ -130,7 +144,8 @@ export function barChart(o: BarChartOptions): string {
     }
     return M.top + ph - ((v - t0) / (t1 - t0 || 1)) * ph;
   };
-  const out = frame({ title: o.title, width: w, height: h, yLabel: o.yLabel });
+  const leg = legend(o.series.map((s) => s.name), M.left, h - 30, pw);
+  const out = frame({ title: o.title, width: w, height: h, total: h - 30 + leg.height, yLabel: o.yLabel });
   for (const t of ticks) {
     out.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${fmt(y(t))}" y2="${fmt(y(t))}" stroke="#e5e7eb"/>`);
     out.push(`<text x="${M.left - 6}" y="${fmt(y(t) + 4)}" text-anchor="end">${formatTick(t)}</text>`);
@@ -141,23 +156,33 @@ export function barChart(o: BarChartOptions): string {
   o.categories.forEach((cat, ci) => {
     const gx = M.left + ci * gw + gw * 0.1;
     o.series.forEach((s, si) => {
-      const v = s.values[ci] ?? 0;
-      const top = y(Number.isFinite(v) ? v : 0);
+      const raw = s.values[ci] ?? 0;
+      const v = Number.isFinite(raw) ? raw : 0;
+      const label = Number.isFinite(raw) ? formatTick(raw) : "n/a";
+      const top = y(v);
       const bh = Math.max(0, M.top + ph - top);
       out.push(
         `<rect x="${fmt(gx + si * bw)}" y="${fmt(top)}" width="${fmt(Math.max(bw - 2, 1))}" height="${fmt(bh)}" fill="${
           PALETTE[si % PALETTE.length]
-        }"><title>${escapeXml(`${s.name} ${cat}: ${v}`)}</title></rect>`,
+        }"><title>${escapeXml(`${s.name} ${cat}: ${Number.isFinite(raw) ? raw : "n/a"}`)}</title></rect>`,
       );
       if (o.series.length <= 4 && bw >= 24) {
-        out.push(`<text x="${fmt(gx + si * bw + bw / 2 - 1)}" y="${fmt(top - 3)}" text-anchor="middle" font-size="9">${formatTick(v)}</text>`);
+        out.push(
+          `<text x="${fmt(gx + si * bw + bw / 2 - 1)}" y="${
+            fmt(top - 3)
+          }" text-anchor="middle" font-size="9">${label}</text>`,
+        );
       }
     });
-    out.push(`<text x="${fmt(M.left + ci * gw + gw / 2)}" y="${M.top + ph + 16}" text-anchor="middle">${escapeXml(cat)}</text>`);
+    out.push(
+      `<text x="${fmt(M.left + ci * gw + gw / 2)}" y="${M.top + ph + 16}" text-anchor="middle">${
+        escapeXml(cat)
+      }</text>`,
+    );
   });
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="#111827"/>`);
   out.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#111827"/>`);
-  out.push(...legend(o.series.map((s) => s.name), M.left + 8, h - 12, true));
+  out.push(...leg.marks);
   out.push("</svg>");
   return out.join("\n") + "\n";
 }
@@ -176,7 +201,15 @@ export function lineChart(o: LineChartOptions): string {
   const [y0, y1] = [yt[0]!, yt[yt.length - 1]!];
   const sx = (v: number) => M.left + ((v - x0) / (x1 - x0 || 1)) * pw;
   const sy = (v: number) => M.top + ph - ((v - y0) / (y1 - y0 || 1)) * ph;
-  const out = frame({ title: o.title, width: w, height: h, yLabel: o.yLabel, xLabel: o.xLabel });
+  const leg = legend(o.series.map((s) => s.name), M.left, h - 14, pw);
+  const out = frame({
+    title: o.title,
+    width: w,
+    height: h,
+    total: h - 14 + leg.height,
+    yLabel: o.yLabel,
+    xLabel: o.xLabel,
+  });
   for (const t of yt) {
     out.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${fmt(sy(t))}" y2="${fmt(sy(t))}" stroke="#e5e7eb"/>`);
     out.push(`<text x="${M.left - 6}" y="${fmt(sy(t) + 4)}" text-anchor="end">${formatTick(t)}</text>`);
@@ -191,12 +224,16 @@ export function lineChart(o: LineChartOptions): string {
     const d = good.map(([a, b], k) => `${k === 0 ? "M" : "L"}${fmt(sx(a))},${fmt(sy(b))}`).join(" ");
     out.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
     for (const [a, b] of good) {
-      out.push(`<circle cx="${fmt(sx(a))}" cy="${fmt(sy(b))}" r="2.5" fill="${color}"><title>${escapeXml(`${s.name}: ${a}, ${b}`)}</title></circle>`);
+      out.push(
+        `<circle cx="${fmt(sx(a))}" cy="${fmt(sy(b))}" r="2.5" fill="${color}"><title>${
+          escapeXml(`${s.name}: ${a}, ${b}`)
+        }</title></circle>`,
+      );
     }
   });
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="#111827"/>`);
   out.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#111827"/>`);
-  out.push(...legend(o.series.map((s) => s.name), M.left + 12, M.top + 14));
+  out.push(...leg.marks);
   out.push("</svg>");
   return out.join("\n") + "\n";
 }

@@ -137,12 +137,13 @@ export function parseSent(b: Uint8Array): { status: number; idOff: number; idLen
   return { status: b[2 + idLen]!, idOff: 2, idLen };
 }
 
-/** Full decode for the rare frames where detail matters (errors): "CODE: reason". */
-export function describeServerFrame(b: Uint8Array): string {
+/** Full decode for the rare frames where detail matters (errors): "CODE: reason" and the id. */
+export function describeServerFrame(b: Uint8Array): { text: string; id?: string } {
   try {
     const f = decodeV1Server(b);
-    return f.op === "error" ? `${f.code}: ${f.reason}` : f.op;
+    if (f.op !== "error") return { text: f.op };
+    return { text: `${f.code}: ${f.reason}`, ...(f.id ? { id: f.id } : {}) };
   } catch (e) {
-    return `undecodable frame (${(e as Error).message})`;
+    return { text: `undecodable frame (${(e as Error).message})` };
   }
 }

@@ -19,7 +19,7 @@ export const settingsSchema = z.object({
   allowV0: bool.default(false),
   maxPayload: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   maxConns: positiveInt.optional(),
-  maxInbox: positiveInt.default(100_000),
+  maxInbox: positiveInt.default(1_000_000),
   spillMb: positiveInt.optional(),
   refuseMb: positiveInt.optional(),
   inboxTtl: z.coerce.number().int().min(0).default(7 * 24 * 3600), // seconds; 0 = keep forever
@@ -60,7 +60,7 @@ export const settingHelp: Record<SettingKey, string> = {
   allowV0: "accept v0 (tokenless) logins even when --jwt-secret is set",
   maxPayload: "largest message body in bytes (default 65536)",
   maxConns: "most concurrent connections; more get HTTP 503 (default: plan)",
-  maxInbox: "most stored messages per offline user (default 100000)",
+  maxInbox: "most stored messages per offline user (default 1000000)",
   spillMb: "RSS (MiB) above which nothing for slow users is held in RAM (default: plan, 60% of memory)",
   refuseMb: "RSS (MiB) above which new connections get 503 (default: plan, 80% of memory)",
   inboxTtl: "seconds a stored message is kept, 0 = forever (default 7 days)",

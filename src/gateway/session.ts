@@ -39,7 +39,6 @@ export interface Session {
   blockedSince: number;
   flowOwed: boolean; // owner waits for a flow signal from us
   frames: TokenBucket;
-  overLimit: number; // frames refused for rate in a row; too many closes the connection
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
   closed: boolean;
@@ -86,7 +85,6 @@ export class Sessions {
       blockedSince: 0,
       flowOwed: false,
       frames: new TokenBucket(this.host.settings.rateFrames, this.host.settings.rateFrames * 2, performance.now()),
-      overLimit: 0,
       recentBytes: 0,
       loginTimer: null,
       closed: false,
@@ -111,21 +109,12 @@ export class Sessions {
     m.add("bytesIn", size);
     s.recentBytes += size;
     if (!s.frames.take(performance.now())) {
+      // Past its burst a connection is closed, never silently thinned: dropping frames would lose
+      // sends and acks without an answer. The SDK reconnects and resends unacked sends (same ids).
       m.add("rateLimited");
-      // A client that keeps flooding past its limit is cut off rather than answered forever.
-      if (++s.overLimit > 1000) {
-        return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded repeatedly", CloseCode.POLICY);
-      }
-      if (s.overLimit === 1 || s.overLimit % 100 === 0) {
-        this.reply(
-          s,
-          { op: "error", code: "RATE_LIMITED", reason: "too many frames; slow down" },
-          s.proto ?? (typeof data === "string" ? "json" : "v1"),
-        );
-      }
-      return;
+      const proto = s.proto ?? (typeof data === "string" ? "json" : "v1");
+      return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded", CloseCode.POLICY, proto);
     }
-    s.overLimit = 0;
     let frames: ClientFrame[];
     try {
       if (s.tcp) frames = s.tcp.push(data as Uint8Array);

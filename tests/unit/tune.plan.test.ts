@@ -159,7 +159,7 @@ describe("plan: specific shapes", () => {
     const result = plan(machine(SHAPES["2 cores / 24 GiB / nofile 20000"]!));
     expect(result.connectionCap).toBe("fds");
     expect(result.maxConnections).toBe(19_904);
-    expect(result.shards).toBe(2);
+    expect(result.shards).toBe(1);
     expect(result.store).toEqual({ maxRows: 8192, flushMs: 4 });
     const needed = memoryCap(24 * GiB) + RESERVE_FDS;
     expect(result.osAdvice).toContain(`sysctl -w fs.nr_open=${needed}`);
@@ -196,24 +196,24 @@ describe("plan: specific shapes", () => {
   test("32 cores / 64 GiB with nofile 16M: memory binds, no ulimit advice", () => {
     const result = plan(machine(SHAPES["32 cores / 64 GiB / nofile 16M"]!));
     expect(result.connectionCap).toBe("memory");
-    expect(result.shards).toBe(32);
+    expect(result.shards).toBe(31);
     expect(hasUlimit(result.osAdvice)).toBe(false);
   });
 
-  test("64 cores / 256 GiB / nofile 1048576: 64 shards, fds bind, advice to raise", () => {
+  test("64 cores / 256 GiB / nofile 1048576: 63 shards, fds bind, advice to raise", () => {
     const result = plan(machine(SHAPES["64 cores / 256 GiB / nofile 1048576"]!));
-    expect(result.shards).toBe(64);
+    expect(result.shards).toBe(63);
     expect(result.connectionCap).toBe("fds");
     expect(result.maxConnections).toBe(1_048_576 - RESERVE_FDS);
     expect(hasUlimit(result.osAdvice)).toBe(true);
     expect(result.osAdvice.some((a) => a.startsWith("sysctl -w fs.nr_open="))).toBe(true);
   });
 
-  test("cgroup cpu quota 1.5 on a 32-core host: 2 shards, not 32", () => {
+  test("cgroup cpu quota 1.5 on a 32-core host: 1 shard, not 31", () => {
     const p = machine(SHAPES["32-core host with cgroup cpu quota 1.5"]!);
     expect(p.cpus.effective.value).toBe(2);
     const result = plan(p);
-    expect(result.shards).toBe(2);
+    expect(result.shards).toBe(1);
     expect(result.store.flushMs).toBe(4);
   });
 

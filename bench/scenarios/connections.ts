@@ -1,0 +1,229 @@
+// `connections`: idle, logged-in connections at cumulative levels (1k, 5k, 10k, 15k). At each
+// level: the server's RSS growth per connection and the time to connect the increment. The same
+// ramp on the baseline relay shows what Bun's WebSocket alone costs per connection.
+
+import type { Ctx, Scenario } from "../lib/context.ts";
+import { collectClientProblems, sleep } from "../lib/context.ts";
+import { int, num, ratio, table } from "../lib/format.ts";
+import { chunk, LoadGen } from "../lib/loadgen.ts";
+import { status } from "../lib/procstat.ts";
+import { metric, tryScrape } from "../lib/prom.ts";
+import { lineChart } from "../lib/svg.ts";
+import { externalTarget, isExternal, startTarget, type TargetRun } from "../lib/targets.ts";
+
+/** One worker process per this many sockets (a process may hold < 20k file descriptors). */
+const CONNS_PER_WORKER = 5000;
+
+export interface Level {
+  connections: number;
+  /** Connections the server reports (iris_connections), when it has /metrics. */
+  serverConnections: number | null;
+  rssKb: number | null;
+  perConnKb: number | null;
+  /** RSS growth per connection since the previous level (excludes one-off heap growth). */
+  marginalKb: number | null;
+  /** Time to open and log in this level's increment. */
+  connectMs: number;
+  connsPerSec: number;
+  failed: number;
+}
+
+export interface RampFigures {
+  label: string;
+  rssBeforeKb: number | null;
+  levels: Level[];
+  rssAfterCloseKb: number | null;
+  totalConnectMs: number;
+}
+
+export interface ConnectionsFigures {
+  params: { levels: number[]; workers: number; proto: string; settleMs: number };
+  target: RampFigures;
+  baseline: RampFigures | null;
+  /** Iris KB per connection ÷ baseline KB per connection, per level. */
+  perConnRatio: (number | null)[];
+}
+
+function rss(pid: number | null): number | null {
+  if (!pid) return null;
+  try {
+    return status(pid).vmRssKb;
+  } catch {
+    return null;
+  }
+}
+
+async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settleMs: number): Promise<RampFigures> {
+  await sleep(settleMs);
+  const before = rss(t.pid);
+  const out: Level[] = [];
+  let have = 0;
+  let prevRss = before;
+  let prevOpened = 0;
+  for (const level of levels) {
+    const users = Array.from({ length: Math.max(0, level - have) }, (_, i) => `idle-${have + i}`);
+    const parts = chunk(users, lg.size);
+    const t0 = performance.now();
+    const r = await Promise.all(
+      parts.map((u, w) =>
+        u.length
+          ? lg.open(w, {
+            target: t.target,
+            proto: ctx.args.proto,
+            users: u,
+            concurrency: 100,
+            timeoutMs: 30_000,
+            payload: ctx.args.payload,
+          })
+          : Promise.resolve({ opened: 0, failed: 0, errors: [] as string[], ms: 0, firstIndex: 0 })
+      ),
+    );
+    const connectMs = performance.now() - t0;
+    const failed = r.reduce((n, x) => n + x.failed, 0);
+    for (const e of r.flatMap((x) => x.errors)) ctx.problems.push(`${t.label} at ${level}: ${e}`);
+    have = level;
+    // Wait for the server to count them all, then let allocations settle before reading RSS.
+    let serverConns: number | null = null;
+    const until = performance.now() + 10_000;
+    for (;;) {
+      const m = t.kind === "baseline" ? null : await tryScrape(t.http);
+      serverConns = m?.has("iris_connections") ? metric(m, "iris_connections") : null;
+      if (serverConns === null || serverConns >= level - failed || performance.now() > until) break;
+      await sleep(100);
+    }
+    await sleep(settleMs);
+    const now = rss(t.pid);
+    const opened = level - failed;
+    out.push({
+      connections: level,
+      serverConnections: t.kind === "baseline" ? null : serverConns,
+      rssKb: now,
+      perConnKb: now !== null && before !== null && opened > 0
+        ? Math.round(((now - before) / opened) * 100) / 100
+        : null,
+      marginalKb: now !== null && prevRss !== null && opened > prevOpened
+        ? Math.round(((now - prevRss) / (opened - prevOpened)) * 100) / 100
+        : null,
+      connectMs: Math.round(connectMs),
+      connsPerSec: Math.round((users.length * 1000) / connectMs),
+      failed,
+    });
+    prevRss = now;
+    prevOpened = opened;
+    ctx.log(
+      `${t.label}: ${int(level)} connections (+${int(users.length)} in ${int(connectMs)} ms)` +
+        (now !== null && before !== null
+          ? `, RSS ${num(now / 1024, 1)} MiB (${num((now - before) / Math.max(1, opened), 2)} KB/conn)`
+          : ""),
+    );
+  }
+  await collectClientProblems(ctx, lg, t.label);
+  for (let w = 0; w < lg.size; w++) await lg.closeConns(w);
+  await sleep(settleMs);
+  return {
+    label: t.label,
+    rssBeforeKb: before,
+    levels: out,
+    rssAfterCloseKb: rss(t.pid),
+    totalConnectMs: out.reduce((n, l) => n + l.connectMs, 0),
+  };
+}
+
+export const connections: Scenario<ConnectionsFigures> = async (ctx) => {
+  const levels = ctx.args.levels ?? (ctx.args.smoke ? [10, 20] : [1000, 5000, 10_000, 15_000]);
+  const max = Math.max(...levels);
+  const workers = ctx.args.workers ?? Math.max(1, Math.ceil(max / CONNS_PER_WORKER));
+  const settleMs = ctx.args.smoke ? 300 : 1500;
+  Object.assign(ctx.params, { levels, workers, proto: ctx.args.proto, settleMs });
+  const lg = await LoadGen.spawn(workers);
+  let target: RampFigures;
+  let baseline: RampFigures | null = null;
+  try {
+    const t = isExternal(ctx) ? externalTarget(ctx) : await startTarget(ctx, "iris", ctx.args.shards?.[0] ?? null);
+    try {
+      target = await ramp(ctx, lg, t, levels, settleMs);
+    } finally {
+      await t.stop();
+    }
+    if (ctx.args.baseline) {
+      const b = await startTarget(ctx, "baseline", null);
+      try {
+        baseline = await ramp(ctx, lg, b, levels, settleMs);
+      } finally {
+        await b.stop();
+      }
+    }
+  } finally {
+    await lg.close();
+  }
+  const perConnRatio = target.levels.map((l, i) => ratio(l.perConnKb ?? NaN, baseline?.levels[i]?.perConnKb ?? 0));
+  ctx.notes.push(
+    "KB/conn = (server VmRSS after the level − VmRSS before any connection) ÷ connections, from /proc/<pid>/status; " +
+      "marginal KB/conn = RSS growth since the previous level ÷ the connections added. " +
+      "Kernel socket buffers are not in RSS. Absolute figures; the Iris/baseline KB ratio compares the same ramp in the same run.",
+    `Connections are logged in (v1 LOGIN) and idle; ${workers} load-generator process(es), one loopback destination ` +
+      "(127.0.0.1). Beyond ~28k connections per destination address the ephemeral port range would need more " +
+      "destination addresses (127.0.0.2, …) or source addresses.",
+  );
+  const series = [target, ...(baseline ? [baseline] : [])];
+  const rows = (r: RampFigures) =>
+    r.levels.map((l) => [
+      `${r.label} ${int(l.connections)}`,
+      l.rssKb === null ? "n/a" : num(l.rssKb / 1024, 1),
+      l.perConnKb === null ? "n/a" : num(l.perConnKb, 2),
+      l.marginalKb === null ? "n/a" : num(l.marginalKb, 2),
+      int(l.connectMs),
+      int(l.connsPerSec),
+      String(l.failed),
+    ]);
+  return {
+    figures: { params: { levels, workers, proto: ctx.args.proto, settleMs }, target, baseline, perConnRatio },
+    charts: [
+      {
+        name: "memory",
+        svg: lineChart({
+          title: "Server RSS vs idle connections",
+          xLabel: "connections",
+          yLabel: "RSS (MiB)",
+          series: series.map((r) => ({
+            name: r.label,
+            points: [
+              [0, (r.rssBeforeKb ?? 0) / 1024] as [number, number],
+              ...r.levels.map((l) => [l.connections, (l.rssKb ?? 0) / 1024] as [number, number]),
+            ],
+          })),
+        }),
+      },
+      {
+        name: "per-conn",
+        svg: lineChart({
+          title: "RSS growth per connection",
+          xLabel: "connections",
+          yLabel: "KB per connection",
+          series: series.map((r) => ({
+            name: r.label,
+            points: r.levels.map((l) => [l.connections, l.perConnKb ?? 0] as [number, number]),
+          })),
+        }),
+      },
+    ],
+    summary: [
+      table(
+        ["level", "RSS MiB", "KB/conn", "marginal KB/conn", "connect ms", "conns/s", "failed"],
+        series.flatMap(rows),
+      ),
+      ...series.map((r) =>
+        `${r.label}: RSS before ${r.rssBeforeKb === null ? "n/a" : num(r.rssBeforeKb / 1024, 1) + " MiB"}, ` +
+        `after closing all ${r.rssAfterCloseKb === null ? "n/a" : num(r.rssAfterCloseKb / 1024, 1) + " MiB"}; ` +
+        `total connect time ${int(r.totalConnectMs)} ms`
+      ),
+      ...(baseline
+        ? [
+          `Iris KB/conn ÷ baseline KB/conn per level: ${
+            perConnRatio.map((r) => (r === null ? "n/a" : `${num(r, 2)}x`)).join(", ")
+          }`,
+        ]
+        : []),
+    ],
+  };
+};

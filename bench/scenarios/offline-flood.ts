@@ -1,0 +1,224 @@
+// `offline-flood` (the seed's "Disk Crusher"): many senders flood many recipients who never log
+// in, so every message goes to the store; stored msgs/s is what the server acks "stored". A small
+// online pair runs at a fixed rate throughout, first alone (quiet) and then during the flood, to
+// show what the flood does to live traffic.
+
+import { latencyBars, rateLines } from "../lib/charts.ts";
+import type { Scenario } from "../lib/context.ts";
+import { collectClientProblems } from "../lib/context.ts";
+import { Histogram, type LatencySummary } from "../lib/histogram.ts";
+import { int, latencyLine, num } from "../lib/format.ts";
+import { chunk, LoadGen } from "../lib/loadgen.ts";
+import type { GroupSpec } from "../lib/loadgen-protocol.ts";
+import { disturbance, type Merged, pct, runGroups } from "../lib/phases.ts";
+import { metric, type Samples, tryScrape } from "../lib/prom.ts";
+import { startTarget } from "../lib/targets.ts";
+
+export interface FloodFigures {
+  params: {
+    floodSenders: number;
+    recipients: number;
+    window: number;
+    pairRate: number;
+    payload: number;
+    quietMs: number;
+    floodMs: number;
+    workers: number;
+  };
+  flood: {
+    sent: number;
+    stored: number;
+    errors: number;
+    unanswered: number;
+    storedPerSec: number;
+    /** send → "stored" ack. */
+    ackLatency: LatencySummary;
+    perSecond: number[];
+    serverCpuPct: number | null;
+    /** Other processes on the machine during the flood, % of a core. */
+    otherCpuPct: number;
+    serverUsPerMsg: number | null;
+  };
+  pairQuiet: PairFigures;
+  pairDuringFlood: PairFigures;
+  store: { rowsAppended: number | null; commits: number | null; avgCommitMs: number | null; inboxRows: number | null };
+}
+
+export interface PairFigures {
+  sent: number;
+  delivered: number;
+  msgsPerSec: number;
+  latency: LatencySummary;
+  perSecond: number[];
+}
+
+function pairFigures(g: Merged | undefined): PairFigures {
+  if (!g) return { sent: 0, delivered: 0, msgsPerSec: 0, latency: new Histogram().summary(), perSecond: [] };
+  return {
+    sent: g.sent,
+    delivered: g.delivered,
+    msgsPerSec: Math.round((g.measured.delivered * 1000) / Math.max(1, g.measured.ms)),
+    latency: g.hist.summary(),
+    perSecond: g.perSec.delivered,
+  };
+}
+
+function delta(a: Samples | null, b: Samples | null, name: string): number | null {
+  return a && b ? metric(b, name) - metric(a, name) : null;
+}
+
+export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
+  const a = ctx.args;
+  const workers = a.workers ?? 2;
+  const floodSenders = a.conns ?? (a.smoke ? 4 : 50);
+  const recipients = a.smoke ? 100 : 10_000;
+  const window = a.window ?? 32;
+  const pairRate = a.rate ?? (a.smoke ? 100 : 200);
+  const quietMs = (a.smoke ? 1 : 3) * 1000;
+  const floodMs = (a.duration ?? (a.smoke ? 2 : 10)) * 1000;
+  const params = { floodSenders, recipients, window, pairRate, payload: a.payload, quietMs, floodMs, workers };
+  Object.assign(ctx.params, params);
+  const lg = await LoadGen.spawn(workers);
+  const t = await startTarget(ctx, "iris", a.shards?.[0] ?? null);
+  try {
+    // Worker 0 holds the online pair first (connections 0 and 1), then its flood senders.
+    const pair = ["probe-a", "probe-b"];
+    const senderNames = Array.from({ length: floodSenders }, (_, i) => `flood-${i}`);
+    const perWorker = chunk(senderNames, workers);
+    const targets = Array.from({ length: recipients }, (_, i) => `offline-${i}`);
+    const slices = chunk(targets, floodSenders);
+    for (let w = 0; w < workers; w++) {
+      const users = w === 0 ? [...pair, ...perWorker[w]!] : perWorker[w]!;
+      if (users.length === 0) continue;
+      const o = await lg.open(w, {
+        target: t.target,
+        proto: "v1",
+        users,
+        concurrency: 64,
+        timeoutMs: 20_000,
+        payload: a.payload,
+      });
+      if (o.failed) throw new Error(`flood connections failed: ${o.errors.join("; ")}`);
+    }
+    const pairGroup: GroupSpec = {
+      name: "pair",
+      senders: [{ c: 0, to: [pair[1]!] }, { c: 1, to: [pair[0]!] }],
+      mode: { kind: "pace", rate: pairRate },
+      quota: null,
+    };
+    ctx.log(`pair alone at ${pairRate} msgs/s for ${quietMs / 1000} s`);
+    const quiet = await runGroups(lg, (w) => (w === 0 ? [pairGroup] : []), {
+      warmupMs: 500,
+      measureMs: quietMs,
+      drainMs: 5000,
+      payload: a.payload,
+    }, t.pid);
+    const m0 = await tryScrape(t.http);
+    const floodFor = (w: number): GroupSpec => {
+      const base = w === 0 ? 2 : 0;
+      const first = perWorker.slice(0, w).reduce((n, p) => n + p.length, 0);
+      return {
+        name: "flood",
+        senders: perWorker[w]!.map((_, i) => ({ c: base + i, to: slices[first + i]! })),
+        mode: { kind: "window", window, ackOn: "sent" },
+        quota: null,
+      };
+    };
+    ctx.log(`flooding ${recipients} offline users from ${floodSenders} senders for ${floodMs / 1000} s`);
+    const flood = await runGroups(
+      lg,
+      (w) => [...(w === 0 ? [pairGroup] : []), ...(perWorker[w]!.length ? [floodFor(w)] : [])],
+      { warmupMs: 1000, measureMs: floodMs, drainMs: 30_000, payload: a.payload },
+      t.pid,
+    );
+    const m1 = await tryScrape(t.http);
+    await collectClientProblems(ctx, lg, "offline-flood");
+    const f = flood.groups.get("flood")!;
+    const pq = pairFigures(quiet.groups.get("pair"));
+    const pf = pairFigures(flood.groups.get("pair"));
+    const unanswered = f.inflightLeft;
+    if (f.acks.stored + f.errors + unanswered !== f.sent || unanswered > 0) {
+      ctx.problems.push(
+        `flood: sent ${f.sent}, acked stored ${f.acks.stored}, errors ${f.errors}, unanswered ${unanswered}`,
+      );
+    }
+    if (f.acks.delivered > 0) {
+      ctx.problems.push(`flood: ${f.acks.delivered} sends to never-online users were acked "delivered"`);
+    }
+    for (const [label, p] of [["quiet", pq], ["during flood", pf]] as const) {
+      if (p.sent !== p.delivered) ctx.problems.push(`pair ${label}: sent ${p.sent}, delivered ${p.delivered}`);
+    }
+    for (const [label, c] of [["offline-flood quiet", quiet.cpu], ["offline-flood flood", flood.cpu]] as const) {
+      const d = disturbance(label, pct(c.otherUs, c.wallMs));
+      if (d) ctx.problems.push(d);
+    }
+    const commits = delta(m0, m1, "iris_store_commits_total");
+    const commitMs = delta(m0, m1, "iris_store_commit_ms_total");
+    const figures: FloodFigures = {
+      params,
+      flood: {
+        sent: f.sent,
+        stored: f.acks.stored,
+        errors: f.errors,
+        unanswered,
+        storedPerSec: Math.round((f.measured.acked * 1000) / Math.max(1, f.measured.ms)),
+        ackLatency: f.hist.summary(),
+        perSecond: f.perSec.acked,
+        serverCpuPct: flood.cpu.serverUs !== null ? pct(flood.cpu.serverUs, flood.cpu.wallMs) : null,
+        otherCpuPct: pct(flood.cpu.otherUs, flood.cpu.wallMs),
+        serverUsPerMsg: flood.cpu.serverUs !== null && f.measured.acked > 0
+          ? Math.round((flood.cpu.serverUs / f.measured.acked) * 100) / 100
+          : null,
+      },
+      pairQuiet: pq,
+      pairDuringFlood: pf,
+      store: {
+        rowsAppended: delta(m0, m1, "iris_store_rows_appended_total"),
+        commits,
+        avgCommitMs: commits && commitMs !== null ? Math.round((commitMs / commits) * 100) / 100 : null,
+        inboxRows: m1 ? metric(m1, "iris_store_inbox_rows") : null,
+      },
+    };
+    ctx.notes.push(
+      `Flood: ${floodSenders} senders, each with at most ${window} sends awaiting the server's "stored" ack, ` +
+        `round-robin over their share of ${recipients} users who never log in.`,
+      `Pair: two online users paced at ${pairRate} msgs/s in total, alone (quiet) and during the flood. Absolute figures.`,
+      'stored msgs/s counts sends the server acked "stored" (committed to SQLite) inside the measured window.',
+    );
+    return {
+      figures,
+      charts: [
+        {
+          name: "latency",
+          svg: latencyBars("Online pair latency: quiet vs during the flood", [
+            { name: "pair quiet", latency: pq.latency },
+            { name: "pair during flood", latency: pf.latency },
+            { name: "flood send → stored ack", latency: figures.flood.ackLatency },
+          ]),
+        },
+        {
+          name: "throughput",
+          svg: rateLines("Offline flood: stored acks per second", [{
+            name: "stored",
+            perSecond: figures.flood.perSecond,
+          }], "acks / s"),
+        },
+      ],
+      summary: [
+        `flood: ${int(figures.flood.storedPerSec)} stored msgs/s (sent ${int(f.sent)}, stored ${int(f.acks.stored)}, ` +
+        `errors ${f.errors}); server CPU ${num(figures.flood.serverCpuPct ?? 0, 0)}% of a core, ` +
+        `${num(figures.flood.serverUsPerMsg ?? 0, 1)} µs/msg`,
+        `       send → stored ack: ${latencyLine(figures.flood.ackLatency)}`,
+        `store: ${figures.store.rowsAppended ?? "n/a"} rows appended in ${figures.store.commits ?? "n/a"} commits ` +
+        `(avg ${figures.store.avgCommitMs ?? "n/a"} ms per commit); inbox rows at the end ${
+          figures.store.inboxRows ?? "n/a"
+        }`,
+        `pair quiet:        ${latencyLine(pq.latency)} (${int(pq.delivered)}/${int(pq.sent)} delivered)`,
+        `pair during flood: ${latencyLine(pf.latency)} (${int(pf.delivered)}/${int(pf.sent)} delivered)`,
+      ],
+    };
+  } finally {
+    await lg.close();
+    await t.stop();
+  }
+};

@@ -1,0 +1,163 @@
+// Every benchmark scenario in smoke mode (tiny sizes, seconds) against the built binary, so the
+// bench code cannot rot: each run must exit 0 and write a results file with sane figures.
+// Results go to a temp dir, never bench/results.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startIris } from "../../bench/lib/server.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const OUT = mkdtempSync(join(tmpdir(), "iris-bench-smoke-"));
+
+interface Latency {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+interface Phase {
+  sent: number;
+  delivered: number;
+  missing: number;
+  msgsPerSec: number;
+  latency: Latency;
+}
+
+/** Runs `npm run bench -- <args> --smoke --out OUT` (as bun run bench/run.ts) and returns the JSON. */
+async function bench(scenario: string, ...extra: string[]): Promise<any> {
+  const dir = join(OUT, scenario + extra.join("").replace(/[^\w]/g, ""));
+  const p = Bun.spawn([process.execPath, "bench/run.ts", scenario, "--smoke", "--out", dir, ...extra], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const timer = setTimeout(() => p.kill("SIGKILL"), 50_000);
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`bench ${scenario} exited ${code}\n${out}\n${err}`);
+  const files = readdirSync(dir);
+  const json = files.find((f) => f.startsWith(`${scenario}-`) && f.endsWith(".json"));
+  expect(json).toBeDefined();
+  const r = JSON.parse(readFileSync(join(dir, json!), "utf8"));
+  // Summary saved next to it, charts are SVG, nothing written to latest/ in smoke mode.
+  expect(readFileSync(join(dir, r.files.txt), "utf8")).toContain(`Iris bench: ${scenario}`);
+  for (const svg of r.files.svgs as string[]) {
+    expect(readFileSync(join(dir, svg), "utf8").startsWith("<svg")).toBe(true);
+  }
+  expect(r.files.svgs.length).toBeGreaterThan(0);
+  expect(existsSync(join(dir, "latest"))).toBe(false);
+  expect(r.smoke).toBe(true);
+  expect(r.machine.cpus).toBeGreaterThan(0);
+  expect(r.machine.sharedCores).toBe(true);
+  return r;
+}
+
+function saneLatency(l: Latency): void {
+  expect(l.count).toBeGreaterThan(0);
+  expect(l.p50Ms).toBeGreaterThan(0);
+  expect(l.p99Ms).toBeGreaterThanOrEqual(l.p50Ms);
+  expect(l.maxMs).toBeGreaterThanOrEqual(l.p99Ms);
+}
+
+function sanePhase(p: Phase): void {
+  expect(p.sent).toBeGreaterThan(0);
+  expect(p.delivered).toBe(p.sent);
+  expect(p.missing).toBe(0);
+  expect(p.msgsPerSec).toBeGreaterThan(0);
+  saneLatency(p.latency);
+}
+
+afterAll(() => rmSync(OUT, { recursive: true, force: true }));
+
+/** Per-test limit: a smoke run takes seconds; the bench's own ceiling is longer than this. */
+const LIMIT = 55_000;
+
+describe("bench smoke", () => {
+  test("throughput: Iris and the baseline relay deliver everything; ratio reported", async () => {
+    const r = await bench("throughput");
+    const t = r.figures.targets[0];
+    sanePhase(t.saturation);
+    sanePhase(t.paced);
+    expect(t.saturation.cpu.serverUsPerMsg).toBeGreaterThan(0);
+    sanePhase(r.figures.baseline.saturation);
+    expect(r.figures.ratios[0].saturationThroughput).toBeGreaterThan(0);
+  }, LIMIT);
+
+  test("throughput over the seed's raw TCP protocol (v0) against a running server", async () => {
+    const s = await startIris({ tcp: true });
+    try {
+      const r = await bench("throughput", "--tcp", `127.0.0.1:${s.tcpPort}`, "--pid", String(s.pid), "--no-baseline");
+      expect(r.figures.targets[0].kind).toBe("external");
+      sanePhase(r.figures.targets[0].saturation);
+      sanePhase(r.figures.targets[0].paced);
+    } finally {
+      await s.stop();
+    }
+  }, LIMIT);
+
+  test("connections: RSS grows per connection and every connection logs in", async () => {
+    const r = await bench("connections");
+    const levels = r.figures.target.levels;
+    expect(levels.length).toBe(2);
+    const last = levels[levels.length - 1];
+    expect(last.failed).toBe(0);
+    expect(last.serverConnections).toBe(last.connections);
+    expect(last.rssKb).toBeGreaterThan(0);
+    expect(last.perConnKb).toBeGreaterThan(0);
+    expect(r.figures.baseline.levels.length).toBe(2);
+  }, LIMIT);
+
+  test("hotspot: every stored message is delivered once, in order", async () => {
+    const r = await bench("hotspot");
+    const f = r.figures;
+    expect(f.fill.stored).toBe(f.params.messages);
+    expect(f.drain.complete).toBe(true);
+    expect(f.drain.delivered).toBe(f.params.messages);
+    expect(f.drain.outOfOrder).toBe(0);
+    expect(f.drain.msgsPerSec).toBeGreaterThan(0);
+    expect(f.fill.msgsPerSec).toBeGreaterThan(0);
+  }, LIMIT);
+
+  test("offline-flood: stored acks flow and the online pair loses nothing", async () => {
+    const r = await bench("offline-flood");
+    const f = r.figures;
+    expect(f.flood.stored).toBeGreaterThan(0);
+    expect(f.flood.storedPerSec).toBeGreaterThan(0);
+    expect(f.flood.unanswered).toBe(0);
+    expect(f.flood.stored + f.flood.errors).toBe(f.flood.sent);
+    for (const p of [f.pairQuiet, f.pairDuringFlood]) {
+      expect(p.delivered).toBe(p.sent);
+      saneLatency(p.latency);
+    }
+  }, LIMIT);
+
+  test("startup: cold and pre-filled starts become ready; the inbox survives the restart", async () => {
+    const r = await bench("startup");
+    const f = r.figures;
+    expect(f.cold.runs.length).toBe(2);
+    expect(f.cold.medianReadyLineMs).toBeGreaterThan(0);
+    expect(f.cold.medianReadyzMs).toBeGreaterThan(0);
+    expect(f.prefill.stored).toBe(f.params.messages);
+    expect(f.withInbox.inboxRows).toBe(f.params.messages);
+    expect(f.withInbox.medianReadyzMs).toBeGreaterThan(0);
+  }, LIMIT);
+
+  test("http: autocannon gets 2xx from /healthz and the status endpoint", async () => {
+    const r = await bench("http");
+    expect(r.figures.endpoints.length).toBe(2);
+    for (const e of r.figures.endpoints) {
+      expect(e.reqPerSec).toBeGreaterThan(0);
+      expect(e.non2xx).toBe(0);
+      saneLatency(e.latency);
+    }
+  }, LIMIT);
+
+  test("baseline: the bare relay alone", async () => {
+    const r = await bench("baseline");
+    sanePhase(r.figures.baseline.saturation);
+    sanePhase(r.figures.baseline.paced);
+  }, LIMIT);
+});
