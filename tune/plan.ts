@@ -6,8 +6,10 @@ import type { Probe } from "./types.ts";
 import { formatBytes, formatCount, GiB, MiB } from "./units.ts";
 
 /**
- * Bytes one idle WebSocket connection costs (socket buffers, session state, JS objects).
- * A starting estimate: replace with the value measured by the bench, or override per run.
+ * Bytes budgeted per connection. Measured (`npm run bench -- connections`, 2 cores): an idle
+ * logged-in connection costs 3.3 KB of RSS on average at 15k (2.0 KB marginal); an active one also
+ * holds unacked deliveries and socket buffers, so the budget is ~1.8x the idle figure, before
+ * the safety factor below.
  */
 export const PER_CONN_BYTES = 6 * 1024;
 /** Headroom on PER_CONN_BYTES for bursts (queued frames, TLS, fragmentation). */
