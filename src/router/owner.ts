@@ -308,6 +308,9 @@ export class Owner {
       if (b.reserving) this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
       if (b.fetching) this.issueFetch(b);
     }
+    // Tokens of fetches for older connections were cleared without a reply to come: whoever
+    // waited on those slots must not wait forever.
+    this.pumpQueued();
   }
 
   private forward(b: Box, items: Delivery[], page: boolean): void {
@@ -440,7 +443,11 @@ export class Owner {
 
   /** A fetch finished (for this or an older connection): give its slot to a waiting drain. */
   private releaseFetch(user: string, gen: number): void {
-    if (!this.fetchesInFlight.delete(user + "\0" + gen)) return;
+    if (this.fetchesInFlight.delete(user + "\0" + gen)) this.pumpQueued();
+  }
+
+  /** Starts waiting drains while fetch slots are free. */
+  private pumpQueued(): void {
     for (const next of this.drainQueue) {
       if (this.fetchesInFlight.size >= this.fetchSlots()) break;
       this.drainQueue.delete(next);

@@ -185,6 +185,20 @@ describe("owner", () => {
     expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["a", "b"]);
   });
 
+  test("a drain waiting for a slot starts after a writer restart even if no fetch is re-issued", () => {
+    const few = new Owner(io, { ...limits, maxFetches: 1 });
+    for (const u of ["a", "b"]) {
+      few.handle({ t: "stq", user: u, shard: 0, req: 0 });
+      few.handle({ t: "loaded", user: u, seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    }
+    few.handle({ t: "att", user: "a", shard: 2, conn: 1, v0: false, resume: 0 }); // takes the slot
+    few.handle({ t: "att", user: "b", shard: 2, conn: 2, v0: false, resume: 0 }); // queued
+    few.handle({ t: "att", user: "a", shard: 2, conn: 3, v0: false, resume: 0 }); // a's fetch is now stale
+    toWriter = [];
+    few.writerRestarted(); // the stale reply died with the writer
+    expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["b"]);
+  });
+
   test("a page cut by its byte budget is not the end of the backlog", () => {
     ready("u");
     o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
