@@ -4,7 +4,7 @@
 
 import type { Fault } from "../faults/fault.ts";
 import { threadRestarts } from "./chaos-api.ts";
-import type { RunOptions } from "./options.ts";
+import { num, type RunOptions } from "./options.ts";
 import { RssSampler } from "./rss.ts";
 import { ChaosServer, type ServerOptions } from "./server.ts";
 import { Traffic, type TrafficOptions } from "./traffic.ts";
@@ -62,6 +62,24 @@ export class Ctx {
     this.defer(() => t.close());
     await t.connect();
     return t;
+  }
+
+  /**
+   * The client load most scenarios run: `--users` clients (200; 100 short) each sending every
+   * `--interval-ms` (the scenario's default), to random peers and a fraction of offline users.
+   */
+  liveTraffic(
+    server: ChaosServer,
+    o: { prefix: string; intervalMs?: number; offlineFraction?: number },
+  ): Promise<Traffic> {
+    const interval = o.intervalMs ?? 100;
+    return this.traffic({
+      url: server.url,
+      users: num(this.opts, "users", 200, 100),
+      intervalMs: num(this.opts, "interval-ms", interval, interval),
+      prefix: o.prefix,
+      ...(o.offlineFraction !== undefined ? { offlineFraction: o.offlineFraction } : {}),
+    });
   }
 
   fault<F extends Fault>(f: F): F {

@@ -15,14 +15,8 @@ const scenario: Scenario = {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
     const server = await ctx.server({ shards });
-    const traffic = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 50, 50),
-      prefix: "gc",
-      // Some recipients are offline so the writer path is busy while it is fed garbage.
-      offlineFraction: 0.2,
-    });
+    // Some recipients are offline so the writer path is busy while it is fed garbage.
+    const traffic = await ctx.liveTraffic(server, { prefix: "gc", intervalMs: 50, offlineFraction: 0.2 });
     const corruption = ctx.fault(
       new Corruption(server, {
         shards,

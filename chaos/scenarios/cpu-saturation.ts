@@ -15,13 +15,7 @@ const scenario: Scenario = {
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
-    const traffic = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 100, 100),
-      prefix: "cpu",
-      offlineFraction: 0.1,
-    });
+    const traffic = await ctx.liveTraffic(server, { prefix: "cpu", offlineFraction: 0.1 });
     const secs = seconds(o, 60, 8);
     // Hogs end themselves a little after the run would, even if this process is killed.
     const hog = ctx.fault(new CpuHog(secs + 30, num(o, "hogs", 2, 2)));

@@ -14,14 +14,8 @@ const scenario: Scenario = {
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
-    const traffic = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 100, 100),
-      prefix: "cr",
-      // Some recipients are offline: their messages exist only in the store across the crashes.
-      offlineFraction: 0.25,
-    });
+    // Some recipients are offline: their messages exist only in the store across the crashes.
+    const traffic = await ctx.liveTraffic(server, { prefix: "cr", offlineFraction: 0.25 });
     const crasher = ctx.fault(new ServerCrasher(server, num(o, "every-ms", 5000, 4000), (m) => ctx.log(m)));
     traffic.start();
     crasher.start();

@@ -28,13 +28,7 @@ const scenario: Scenario = {
       shards,
       args: ["--slow-consumer-timeout", String(num(o, "slow-timeout-ms", 5000, 3000))],
     });
-    const live = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: 100,
-      prefix: "gml",
-      offlineFraction: 0.2,
-    });
+    const live = await ctx.liveTraffic(server, { prefix: "gml", offlineFraction: 0.2 });
     const flood = await ctx.traffic({
       url: server.url,
       users: num(o, "senders", 50, 20),

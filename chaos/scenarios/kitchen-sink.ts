@@ -17,13 +17,7 @@ const scenario: Scenario = {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
     const server = await ctx.server({ shards });
-    const live = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 100, 100),
-      prefix: "ksl",
-      offlineFraction: 0.2,
-    });
+    const live = await ctx.liveTraffic(server, { prefix: "ksl", offlineFraction: 0.2 });
     const flood = await ctx.traffic({
       url: server.url,
       users: num(o, "senders", 50, 25),

@@ -13,12 +13,7 @@ const scenario: Scenario = {
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
-    const traffic = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 100, 100),
-      prefix: "mk",
-    });
+    const traffic = await ctx.liveTraffic(server, { prefix: "mk" });
     const monkey = ctx.fault(new Monkey(() => traffic.clients, num(o, "drops-per-s", 10, 10)));
     traffic.start();
     monkey.start();

@@ -14,12 +14,7 @@ const scenario: Scenario = {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
     const server = await ctx.server({ shards });
-    const traffic = await ctx.traffic({
-      url: server.url,
-      users: num(o, "users", 200, 100),
-      intervalMs: num(o, "interval-ms", 100, 100),
-      prefix: "sn",
-    });
+    const traffic = await ctx.liveTraffic(server, { prefix: "sn" });
     const sniper = ctx.fault(new ShardSniper(server, shards, num(o, "every-ms", 2000, 2000)));
     traffic.start();
     sniper.start();
