@@ -200,3 +200,14 @@ describe("session-level decode", () => {
     expect(encodeServerFrame({ op: "sent", id: "x", status: "stored" }, "v0")).toBeNull();
   });
 });
+
+describe("user ids", () => {
+  test("the 255-byte limit is on UTF-8 bytes, at the boundary", async () => {
+    const { userIdProblem } = await import("../../src/protocol/frames.ts");
+    expect(userIdProblem("x".repeat(255))).toBeNull();
+    expect(userIdProblem("x".repeat(256))).toContain("255 bytes");
+    expect(userIdProblem("é".repeat(127))).toBeNull(); // 254 bytes
+    expect(userIdProblem("é".repeat(128))).toContain("255 bytes"); // 256 bytes
+    expect(userIdProblem("a\u0007")).toContain("control");
+  });
+});
