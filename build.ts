@@ -8,7 +8,7 @@ const outfile = outIdx > 0 ? process.argv[outIdx + 1]! : "dist/iris";
 const t0 = performance.now();
 const result = await Bun.build({
   // Workers are separate entry points so `new Worker(new URL(...))` resolves inside the binary.
-  entrypoints: ["src/main.ts", "src/router/shard-worker.ts", "src/store/writer-worker.ts"],
+  entrypoints: ["src/main.ts", "src/host/shard-worker.ts", "src/host/writer-worker.ts"],
   compile: { outfile },
   // Keep identifiers so stack traces in logs stay readable without a sourcemap beside the binary.
   minify: { whitespace: true, syntax: true, identifiers: false },

@@ -82,6 +82,20 @@ const server = Bun.serve<Peer>({
 });
 
 console.log(`baseline relay ready on http://127.0.0.1:${server.port} (ws://127.0.0.1:${server.port}/ws)`);
+// The machine-readable ready line, in the binary's own shape (src/control.ts ReadyInfo).
+console.log(`ready ${
+  JSON.stringify({
+    version: "baseline-relay",
+    pid: process.pid,
+    host: "127.0.0.1",
+    port: server.port,
+    tcpPort: null,
+    chaosPort: null,
+    shards: 1,
+    maxConns: 0,
+    startupMs: 0,
+  })
+}`);
 process.on("SIGTERM", () => {
   server.stop(true);
   process.exit(0);

@@ -1,89 +1,76 @@
 // `iris [flags]`: parse and validate settings, probe the machine, plan limits, start the
 // supervisor, and shut down gracefully on SIGTERM/SIGINT.
+//
+// Once serving, it prints two lines on stdout: one for people, and one for programs (test, bench
+// and chaos launchers): `ready {"port":…,"tcpPort":…,"chaosPort":…,…}`, a JSON object after the
+// word "ready".
 
 import { mkdirSync } from "node:fs";
 import { formatPlanTable, planToJson } from "../tune/format.ts";
-import { plan as makePlan } from "../tune/plan.ts";
+import { type Plan, plan as makePlan } from "../tune/plan.ts";
 import { probe } from "../tune/probe.ts";
 import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
+import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
+import type { SettingKey, Settings } from "./config/schema.ts";
 import { configureLog, log } from "./observe/log.ts";
-import { defaultOwnerLimits } from "./router/owner.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
+import type { ReadyInfo } from "./control.ts";
 import { Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
-async function main(): Promise<number> {
+type Exit = number;
+
+async function main(): Promise<Exit> {
   const t0 = performance.now();
   let loaded;
   try {
     loaded = loadSettings(process.argv.slice(2), process.env);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`iris: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`iris: ${e.message}`);
+    return 2;
   }
   const { settings, explicit } = loaded;
-  if (settings.help) {
-    console.log(helpText(VERSION));
-    return 0;
-  }
-  if (settings.version) {
-    console.log(VERSION);
-    return 0;
-  }
+  if (settings.help) return (console.log(helpText(VERSION)), 0);
+  if (settings.version) return (console.log(VERSION), 0);
   configureLog(settings.logLevel, "main");
-
-  // The probe is cheap; even without --auto-tune its open-files figure caps connections so the
-  // server refuses cleanly (503) instead of failing with EMFILE.
-  const machine = await probe();
-  const thePlan = makePlan(machine, {
-    ...(explicit.has("maxConns") && settings.maxConns ? { maxConnections: settings.maxConns } : {}),
-    ...(explicit.has("shards") && settings.shards ? { shards: settings.shards } : {}),
-    ...(explicit.has("batchRows") ? { storeMaxRows: settings.batchRows } : {}),
-    ...(explicit.has("flushMs") ? { storeFlushMs: settings.flushMs } : {}),
-  });
-  if (settings.autoTune && !settings.dryRun) {
-    // The heap settings only take effect at process start: become a fresh copy of ourselves once.
-    const why = reexecWithEnv(thePlan.heapEnv);
-    if (why) log.warn("heap budget not applied", { reason: why });
-  }
-  if (settings.autoTune || settings.dryRun) {
-    if (settings.dryRun && settings.json) console.log(planToJson(thePlan));
-    else console.log(formatPlanTable(thePlan));
-    if (settings.dryRun) return 0;
-  }
-  const auto = settings.autoTune;
-  const shards = settings.shards ?? (auto ? thePlan.shards : 1);
-  const maxConnections = settings.maxConns ?? (auto ? thePlan.maxConnections : thePlan.fdCapConnections);
-  if (auto) {
-    if (!explicit.has("flushMs")) settings.flushMs = thePlan.store.flushMs;
-    if (!explicit.has("batchRows")) settings.batchRows = thePlan.store.maxRows;
-  }
-  settings.shards = shards;
-  settings.maxConns = maxConnections;
-
+  const thePlan = await planFor(settings, explicit);
+  if (thePlan === null) return 0; // --dry-run
+  const resolved = resolveSettings(settings, explicit, thePlan);
   try {
     mkdirSync(settings.dataDir, { recursive: true });
   } catch (e) {
     console.error(`iris: cannot create --data-dir ${settings.dataDir}: ${(e as Error).message}`);
     return 2;
   }
+  return await serve(resolved, t0);
+}
 
+/** Probes and plans; prints the plan under --auto-tune; null when --dry-run ends the run. */
+async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<Plan | null> {
+  // The probe is cheap; even without --auto-tune its open-files figure caps connections.
+  const thePlan = makePlan(await probe(), planOverrides(settings, explicit));
+  if (settings.autoTune && !settings.dryRun) {
+    // The heap settings only take effect at process start: become a fresh copy of ourselves once.
+    const why = reexecWithEnv(thePlan.heapEnv);
+    if (why) log.warn("heap budget not applied", { reason: why });
+  }
+  if (settings.autoTune || settings.dryRun) {
+    console.log(settings.dryRun && settings.json ? planToJson(thePlan) : formatPlanTable(thePlan));
+  }
+  return settings.dryRun ? null : thePlan;
+}
+
+async function serve(r: Resolved, t0: number): Promise<Exit> {
+  const settings = r.settings;
   const sup = new Supervisor({
     settings,
-    spillBytes: settings.spillMb ? settings.spillMb * 1048576 : thePlan.spillBytes,
-    refuseBytes: settings.refuseMb ? settings.refuseMb * 1048576 : thePlan.refuseBytes,
-    shards,
-    maxConnections,
-    ownerLimits: {
-      ...defaultOwnerLimits,
-      maxPending: settings.maxPending,
-      slowTimeoutMs: settings.slowConsumerTimeout,
-      pendingSpillMs: settings.pendingSpillMs,
-    },
+    spillBytes: r.spillBytes,
+    refuseBytes: r.refuseBytes,
+    shards: r.shards,
+    maxConnections: r.maxConnections,
+    ownerLimits: r.ownerLimits,
     version: VERSION,
   });
   try {
@@ -94,16 +81,35 @@ async function main(): Promise<number> {
     return 1;
   }
   // Chaos endpoints exist only with --chaos, and only on loopback.
-  const chaos = settings.chaos ? startChaosAdmin(sup, shards, settings.chaosPort) : null;
-  const host = settings.host.includes(":") ? `[${settings.host}]` : settings.host;
-  console.log(
-    `iris ${VERSION} ready on http://${host}:${sup.port} (ws://${host}:${sup.port}/ws)` +
-      (sup.tcpPort ? ` tcp=${sup.tcpPort}` : "") +
-      (chaos ? ` chaos=${chaos.port}` : "") +
-      ` shards=${shards} max_conns=${maxConnections} startup_ms=${Math.round(performance.now() - t0)}`,
-  );
+  const chaos = settings.chaos ? startChaosAdmin(sup, r.shards, settings.chaosPort) : null;
+  printReady({
+    version: VERSION,
+    pid: process.pid,
+    host: settings.host,
+    port: sup.port,
+    tcpPort: sup.tcpPort ?? null,
+    chaosPort: chaos?.port ?? null,
+    shards: r.shards,
+    maxConns: r.maxConnections,
+    startupMs: Math.round(performance.now() - t0),
+  });
+  return await untilSignalled(sup, settings.shutdownTimeout, () => chaos?.stop());
+}
 
-  return await new Promise<number>((resolve) => {
+function printReady(info: ReadyInfo): void {
+  const host = info.host.includes(":") ? `[${info.host}]` : info.host;
+  console.log(
+    `iris ${info.version} ready on http://${host}:${info.port} (ws://${host}:${info.port}/ws)` +
+      (info.tcpPort ? ` tcp=${info.tcpPort}` : "") +
+      (info.chaosPort ? ` chaos=${info.chaosPort}` : "") +
+      ` shards=${info.shards} max_conns=${info.maxConns} startup_ms=${info.startupMs}`,
+  );
+  console.log(`ready ${JSON.stringify(info)}`);
+}
+
+/** Serves until SIGTERM/SIGINT, then shuts down gracefully within the timeout. */
+function untilSignalled(sup: Supervisor, timeoutMs: number, beforeStop: () => void): Promise<Exit> {
+  return new Promise<Exit>((resolve) => {
     let signalled = false;
     const stop = (sig: string) => {
       if (signalled) return;
@@ -112,8 +118,8 @@ async function main(): Promise<number> {
       const deadline = setTimeout(() => {
         log.error("shutdown timed out");
         resolve(1);
-      }, settings.shutdownTimeout);
-      chaos?.stop();
+      }, timeoutMs);
+      beforeStop();
       sup.shutdown().then(() => {
         clearTimeout(deadline);
         log.info("stopped cleanly");

@@ -2,9 +2,23 @@
 // shard, shard↔shard), restarts any that dies, and runs the graceful shutdown sequence.
 
 import type { Settings } from "./config/schema.ts";
+import { isWorkerReport, type ShardControl, type WorkerReport, type WriterControl } from "./control.ts";
+import {
+  CONTROL_REPLY_TIMEOUT_MS,
+  CRASH_WINDOW_MS,
+  FORCED_GC_MIN_GAP_MS,
+  IMMEDIATE_RESTARTS,
+  MEMORY_SAMPLE_EVERY_MS,
+  type OwnerLimits,
+  RESTART_BACKOFF_BASE_MS,
+  RESTART_BACKOFF_MAX_MS,
+  SHUTDOWN_DETACH_GRACE_MS,
+  SHUTDOWN_STEP_TIMEOUT_MS,
+  WRITER_START_TIMEOUT_MS,
+} from "./limits.ts";
 import { log } from "./observe/log.ts";
 import { createMetricsBuffer, SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
-import type { OwnerLimits } from "./router/owner.ts";
+import { Pressure, type PressureLevel } from "./observe/signals.ts";
 
 export interface SupervisorOptions {
   settings: Settings;
@@ -16,10 +30,8 @@ export interface SupervisorOptions {
   version: string;
 }
 
-type Reply = Record<string, unknown>;
-
-const shardUrl = new URL("./router/shard-worker.ts", import.meta.url).href;
-const writerUrl = new URL("./store/writer-worker.ts", import.meta.url).href;
+const shardUrl = new URL("./host/shard-worker.ts", import.meta.url).href;
+const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
 
 /**
  * Restart backoff by crashes in the last 10 s: immediate for the first three (an external kill is
@@ -27,22 +39,27 @@ const writerUrl = new URL("./store/writer-worker.ts", import.meta.url).href;
  * is visible in logs and /metrics instead of spinning.
  */
 export function restartDelay(recentCrashes: number): number {
-  if (recentCrashes <= 3) return 0;
-  return Math.min(50 * 2 ** (recentCrashes - 4), 5000);
+  if (recentCrashes <= IMMEDIATE_RESTARTS) return 0;
+  return Math.min(RESTART_BACKOFF_BASE_MS * 2 ** (recentCrashes - IMMEDIATE_RESTARTS - 1), RESTART_BACKOFF_MAX_MS);
 }
 
-class Thread {
+type ReportOf<T extends WorkerReport["t"]> = Extract<WorkerReport, { t: T }>;
+
+/** A supervised worker: its control channel, its reports, and its recent crashes. */
+class Thread<C extends ShardControl | WriterControl> {
   worker: Worker | null = null;
   crashes: number[] = []; // timestamps of recent crashes, for backoff
-  private waiters: { t: string; resolve: (m: Reply) => void }[] = [];
+  private waiters: { t: WorkerReport["t"]; resolve: (m: WorkerReport) => void }[] = [];
 
   constructor(readonly name: string) {}
 
-  attach(w: Worker, onExit: () => void, onOther: (m: Reply) => void): void {
+  attach(w: Worker, onExit: () => void, onOther: (m: WorkerReport) => void): void {
     this.worker = w;
     w.onmessage = (e) => {
-      const m = e.data as Reply;
-      const i = this.waiters.findIndex((x) => x.t === m?.t || (m?.t === "fatal" && x.t !== "closed"));
+      const m: unknown = e.data;
+      if (!isWorkerReport(m)) return log.warn("unknown report from worker", { thread: this.name });
+      // A fatal report answers whatever the supervisor waits for (but "closed").
+      const i = this.waiters.findIndex((x) => x.t === m.t || (m.t === "fatal" && x.t !== "closed"));
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
       else onOther(m);
     };
@@ -55,23 +72,32 @@ class Thread {
     });
   }
 
-  waitFor(t: string, timeoutMs = 10_000): Promise<Reply> {
+  /** Resolves with the report `t`, or with a "fatal" report; rejects after the timeout. */
+  waitFor<T extends WorkerReport["t"]>(t: T, timeoutMs = CONTROL_REPLY_TIMEOUT_MS): Promise<ReportOf<T | "fatal">> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: no ${t} within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({ t, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      this.waiters.push({ t, resolve: (m) => (clearTimeout(timer), resolve(m as ReportOf<T | "fatal">)) });
     });
   }
 
-  post(m: unknown, transfer: Transferable[] = []): void {
+  post(m: C, transfer: Transferable[] = []): void {
     this.worker?.postMessage(m, transfer);
+  }
+
+  /** Records a crash now; returns how many happened within the crash window. */
+  crashed(): number {
+    const now = Date.now();
+    this.crashes = this.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
+    this.crashes.push(now);
+    return this.crashes.length;
   }
 }
 
 export class Supervisor {
   readonly metricsBuf: SharedArrayBuffer;
   private readonly metrics: SlotMetrics;
-  private readonly writer = new Thread("writer");
-  private readonly shards: Thread[];
+  private readonly writer = new Thread<WriterControl>("writer");
+  private readonly shards: Thread<ShardControl>[];
   private stopping = false;
   port = 0;
   tcpPort: number | undefined;
@@ -79,7 +105,7 @@ export class Supervisor {
   constructor(private readonly o: SupervisorOptions) {
     this.metricsBuf = createMetricsBuffer(o.shards);
     this.metrics = new SlotMetrics(this.metricsBuf, SLOT_MAIN);
-    this.shards = Array.from({ length: o.shards }, (_, i) => new Thread(`shard${i}`));
+    this.shards = Array.from({ length: o.shards }, (_, i) => new Thread<ShardControl>(`shard${i}`));
   }
 
   async start(): Promise<void> {
@@ -88,7 +114,7 @@ export class Supervisor {
     this.port = this.o.settings.port;
     for (let i = 0; i < this.shards.length; i++) await this.startShard(i);
     this.metrics.set("ready", 1);
-    this.memoryTimer = setInterval(() => this.sampleMemory(), 250);
+    this.memoryTimer = setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_EVERY_MS);
     this.sampleMemory();
   }
 
@@ -97,7 +123,11 @@ export class Supervisor {
   /** Publishes RSS and the pressure level every shard reads (spill at 1, refuse at 2). */
   private sampleMemory(): void {
     const rss = process.memoryUsage.rss();
-    const level = rss >= this.o.refuseBytes ? 2 : rss >= this.o.spillBytes ? 1 : 0;
+    const level: PressureLevel = rss >= this.o.refuseBytes
+      ? Pressure.REFUSE
+      : rss >= this.o.spillBytes
+      ? Pressure.SPILL
+      : Pressure.NONE;
     if (level !== this.metrics.get("memPressure")) {
       log.warn("memory pressure changed", { level, rssMb: Math.round(rss / 1048576) });
     }
@@ -106,7 +136,7 @@ export class Supervisor {
     // Under pressure, collect in every thread (at most every 2 s): JSC otherwise keeps freed
     // memory mapped for a while, and RSS is what the watermarks and the kernel see.
     const now = performance.now();
-    if (level >= 1 && now - this.lastGc > 2000) {
+    if (level >= Pressure.SPILL && now - this.lastGc > FORCED_GC_MIN_GAP_MS) {
       this.lastGc = now;
       for (const t of [...this.shards, this.writer]) t.post({ t: "gc" });
       Bun.gc(true);
@@ -118,9 +148,9 @@ export class Supervisor {
     const s = this.o.settings;
     const w = new Worker(writerUrl);
     this.writer.attach(w, () => this.onWriterExit(), (m) => {
-      if (m?.t === "drained") this.writerDrained?.();
+      if (m.t === "drained") this.writerDrained?.();
     });
-    w.postMessage({
+    this.writer.post({
       t: "init",
       path: `${s.dataDir}/iris.db`,
       maxInbox: s.maxInbox,
@@ -131,8 +161,9 @@ export class Supervisor {
       logLevel: s.logLevel,
       shards: this.o.shards,
     });
-    const r = await this.writer.waitFor("ready", 30_000);
-    log.info("storage ready", { path: `${s.dataDir}/iris.db`, inboxRows: r.rows as number });
+    const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS);
+    if (r.t === "fatal") throw new Error(`storage writer could not start: ${r.error}`);
+    log.info("storage ready", { path: `${s.dataDir}/iris.db`, inboxRows: r.rows });
   }
 
   private writerDrained: (() => void) | null = null;
@@ -141,7 +172,7 @@ export class Supervisor {
     const s = this.o.settings;
     const th = this.shards[i]!;
     const w = new Worker(shardUrl);
-    th.attach(w, () => this.onShardExit(i), (m) => log.warn("unexpected shard message", { shard: i, t: String(m?.t) }));
+    th.attach(w, () => this.onShardExit(i), (m) => log.warn("unexpected shard report", { shard: i, t: m.t }));
     const transfer: Transferable[] = [];
     // Writer channel.
     const wc = new MessageChannel();
@@ -156,7 +187,7 @@ export class Supervisor {
       peers.push([k, ch.port2]);
       transfer.push(ch.port2);
     }
-    w.postMessage({
+    th.post({
       t: "init",
       index: i,
       shards: this.shards.length,
@@ -171,20 +202,17 @@ export class Supervisor {
       tcpPort: i === 0 ? s.tcpPort : undefined,
     }, transfer);
     const r = await th.waitFor("listening");
-    if (r.t === "fatal") throw new Error(`shard ${i} could not listen: ${r.error as string}`);
-    this.port = r.port as number;
-    if (typeof r.tcpPort === "number") this.tcpPort = r.tcpPort;
+    if (r.t === "fatal") throw new Error(`shard ${i} could not listen: ${r.error}`);
+    this.port = r.port;
+    if (r.tcpPort !== undefined) this.tcpPort = r.tcpPort;
   }
 
   private onShardExit(i: number): void {
     if (this.stopping) return;
     this.metrics.add("shardRestarts");
-    const th = this.shards[i]!;
-    const now = Date.now();
-    th.crashes = th.crashes.filter((t) => now - t < 10_000);
-    th.crashes.push(now);
-    const delay = restartDelay(th.crashes.length);
-    log.error("shard died; restarting", { shard: i, recentCrashes: th.crashes.length, delayMs: delay });
+    const recent = this.shards[i]!.crashed();
+    const delay = restartDelay(recent);
+    log.error("shard died; restarting", { shard: i, recentCrashes: recent, delayMs: delay });
     const diedAt = performance.now();
     for (let k = 0; k < this.shards.length; k++) if (k !== i) this.shards[k]!.post({ t: "down", k: i });
     setTimeout(async () => {
@@ -204,10 +232,7 @@ export class Supervisor {
   private onWriterExit(): void {
     if (this.stopping) return;
     this.metrics.add("writerRestarts");
-    const now = Date.now();
-    this.writer.crashes = this.writer.crashes.filter((t) => now - t < 10_000);
-    this.writer.crashes.push(now);
-    const delay = restartDelay(this.writer.crashes.length);
+    const delay = restartDelay(this.writer.crashed());
     log.error("storage writer died; restarting", { delayMs: delay });
     this.metrics.set("ready", 0);
     const diedAt = performance.now();
@@ -286,15 +311,19 @@ export class Supervisor {
     this.metrics.set("ready", 0);
     if (this.memoryTimer) clearInterval(this.memoryTimer);
     const live = this.shards.filter((t) => t.worker);
-    await Promise.all(live.map((t) => (t.post({ t: "stop" }), t.waitFor("stopped", 3000).catch(() => null))));
+    await Promise.all(
+      live.map((t) => (t.post({ t: "stop" }), t.waitFor("stopped", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null))),
+    );
     // Give close handlers a moment to post their detaches before owners release everything.
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, SHUTDOWN_DETACH_GRACE_MS));
     const drained = new Promise<void>((resolve) => (this.writerDrained = resolve));
     this.writer.post({ t: "expect", shards: live.length });
-    await Promise.all(live.map((t) => (t.post({ t: "finish" }), t.waitFor("finished", 3000).catch(() => null))));
-    await Promise.race([drained, new Promise((r) => setTimeout(r, 3000))]);
+    await Promise.all(
+      live.map((t) => (t.post({ t: "finish" }), t.waitFor("finished", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null))),
+    );
+    await Promise.race([drained, new Promise((r) => setTimeout(r, SHUTDOWN_STEP_TIMEOUT_MS))]);
     this.writer.post({ t: "close" });
-    await this.writer.waitFor("closed", 3000).catch(() => null);
+    await this.writer.waitFor("closed", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null);
     for (const t of [...this.shards, this.writer]) t.worker?.terminate();
   }
 }

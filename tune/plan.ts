@@ -183,8 +183,72 @@ function probeFacts(p: Probe): PlanFact[] {
   return facts;
 }
 
+/** What every planning step reads and appends to. */
+interface PlanContext {
+  p: Probe;
+  inputs: PlanInputs;
+  given(key: keyof PlanInputs): boolean;
+  notes: string[];
+  rows: PlanRow[];
+  osAdvice: string[];
+  memory: number;
+  cpus: number;
+  hard: number;
+  linux: boolean;
+  memoryProbe: string;
+  cpuProbe: string;
+  fdProbe: string;
+}
+
 export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
   const notes = [...p.notes];
+  const { inputs, ignored } = readInputs(overrides, notes);
+  const memory = p.memory.totalBytes.value;
+  const cpus = p.cpus.effective.value;
+  const hard = p.noFile.hard.value;
+  const c: PlanContext = {
+    p,
+    inputs,
+    given: (key) => overrides[key] !== undefined && !ignored.has(key),
+    notes,
+    rows: [],
+    osAdvice: [],
+    memory,
+    cpus,
+    hard,
+    linux: p.platform === "linux",
+    memoryProbe: `memory ${formatBytes(memory)}`,
+    cpuProbe: `cpus ${cpus}`,
+    fdProbe: `nofile hard ${formatCount(hard)}`,
+  };
+  const conns = planConnections(c);
+  const shards = planShards(c);
+  const { spillBytes, refuseBytes } = planWatermarks(c);
+  const store = planStore(c);
+  const { heapMB, heapEnv } = planHeap(c);
+  networkAdvice(c);
+  return {
+    ...conns,
+    noFileTarget: hard,
+    shards,
+    spillBytes,
+    refuseBytes,
+    store,
+    heapMB,
+    heapEnv,
+    osAdvice: c.osAdvice,
+    facts: probeFacts(p),
+    rows: c.rows,
+    notes,
+    inputs,
+  };
+}
+
+/** Overrides over the defaults; invalid ones are ignored with a note. */
+function readInputs(
+  overrides: Partial<PlanInputs>,
+  notes: string[],
+): { inputs: PlanInputs; ignored: Set<keyof PlanInputs> } {
   const inputs: PlanInputs = { ...DEFAULT_PLAN_INPUTS };
   const ignored = new Set<keyof PlanInputs>();
   for (const [key, value] of Object.entries(overrides) as [keyof PlanInputs, number][]) {
@@ -199,36 +263,25 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     }
     inputs[key] = value;
   }
-  const given = (key: keyof PlanInputs): boolean => overrides[key] !== undefined && !ignored.has(key);
-  const osAdvice: string[] = [];
-  const rows: PlanRow[] = [];
+  return { inputs, ignored };
+}
 
-  const memory = p.memory.totalBytes.value;
-  const memoryProbe = `memory ${formatBytes(memory)}`;
-  const cpus = p.cpus.effective.value;
-  const cpuProbe = `cpus ${cpus}`;
-  const hard = p.noFile.hard.value;
-  const fdProbe = `nofile hard ${formatCount(hard)}`;
-  const linux = p.platform === "linux";
-  const facts = probeFacts(p);
+type ConnectionPlan = Pick<Plan, "maxConnections" | "connectionCap" | "memoryCapConnections" | "fdCapConnections">;
 
-  // --- Connections: the tighter of what memory and file descriptors allow.
-  const budget = Math.max(
-    0,
-    Math.floor(memory * inputs.memoryBudgetFraction) - inputs.runtimeReserveBytes,
-  );
-  const perConn = inputs.perConnBytes * inputs.safetyFactor;
-  const memoryCapConnections = Math.floor(budget / perConn);
-  const fdCapConnections = Math.max(0, hard - inputs.reserveFds);
+/** Connections: the tighter of what memory and file descriptors allow. */
+function planConnections(c: PlanContext): ConnectionPlan {
+  const { inputs, notes } = c;
+  const budget = Math.max(0, Math.floor(c.memory * inputs.memoryBudgetFraction) - inputs.runtimeReserveBytes);
+  const memoryCapConnections = Math.floor(budget / (inputs.perConnBytes * inputs.safetyFactor));
+  const fdCapConnections = Math.max(0, c.hard - inputs.reserveFds);
   const modelFlags = ([
     "perConnBytes",
     "safetyFactor",
     "memoryBudgetFraction",
     "runtimeReserveBytes",
     "reserveFds",
-  ] as const).filter(given);
+  ] as const).filter(c.given);
   const modelNote = modelFlags.length > 0 ? ` [${modelFlags.join(", ")}: ${EXPLICIT}]` : "";
-
   let maxConnections: number;
   let connectionCap: Plan["connectionCap"];
   let connectionsWhy: string;
@@ -237,14 +290,10 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     connectionCap = "explicit";
     connectionsWhy = EXPLICIT;
     if (maxConnections > fdCapConnections) {
-      notes.push(
-        `explicit maxConnections ${maxConnections} exceeds the fd cap ${fdCapConnections}`,
-      );
+      notes.push(`explicit maxConnections ${maxConnections} exceeds the fd cap ${fdCapConnections}`);
     }
     if (maxConnections > memoryCapConnections) {
-      notes.push(
-        `explicit maxConnections ${maxConnections} exceeds the memory cap ${memoryCapConnections}`,
-      );
+      notes.push(`explicit maxConnections ${maxConnections} exceeds the memory cap ${memoryCapConnections}`);
     }
   } else {
     connectionCap = fdCapConnections < memoryCapConnections ? "fds" : "memory";
@@ -256,152 +305,150 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
       formatCount(fdCapConnections)
     }): ${connectionCap} bind${modelNote}`;
   }
-  rows.push({
+  const plan = { maxConnections, connectionCap, memoryCapConnections, fdCapConnections };
+  connectionRows(c, plan, connectionsWhy);
+  fdAdvice(c, inputs.maxConnections !== undefined ? maxConnections : memoryCapConnections, fdCapConnections);
+  return plan;
+}
+
+function connectionRows(c: PlanContext, k: ConnectionPlan, why: string): void {
+  const { inputs } = c;
+  c.rows.push({
     setting: "maxConnections",
-    value: formatCount(maxConnections),
-    probe: `${memoryProbe}, ${fdProbe}`,
-    why: connectionsWhy,
+    value: formatCount(k.maxConnections),
+    probe: `${c.memoryProbe}, ${c.fdProbe}`,
+    why,
   });
-  rows.push({
+  c.rows.push({
     setting: "memoryCap",
-    value: formatCount(memoryCapConnections),
-    probe: memoryProbe,
+    value: formatCount(k.memoryCapConnections),
+    probe: c.memoryProbe,
     why: `(${Math.round(inputs.memoryBudgetFraction * 100)}% mem - ${formatBytes(inputs.runtimeReserveBytes)}) / (${
       formatBytes(inputs.perConnBytes)
     } x ${inputs.safetyFactor} per connection)`,
   });
-  rows.push({
+  c.rows.push({
     setting: "fdCap",
-    value: formatCount(fdCapConnections),
-    probe: fdProbe,
+    value: formatCount(k.fdCapConnections),
+    probe: c.fdProbe,
     why: `hard limit - ${inputs.reserveFds} fds for stdio, runtime, store, listeners`,
   });
-  rows.push({
+  c.rows.push({
     setting: "nofile soft",
-    value: formatCount(hard),
-    probe: `nofile soft ${formatCount(p.noFile.soft.value)}, hard ${formatCount(hard)}`,
+    value: formatCount(c.hard),
+    probe: `nofile soft ${formatCount(c.p.noFile.soft.value)}, hard ${formatCount(c.hard)}`,
     why: "raise soft to hard at start; only root can raise hard",
   });
+}
 
-  // fds below what the connection target needs: only the OS (root) can lift the hard limit.
-  const wantedConnections = inputs.maxConnections !== undefined ? maxConnections : memoryCapConnections;
-  if (wantedConnections > fdCapConnections) {
-    const neededFds = wantedConnections + inputs.reserveFds;
-    const nrOpen = p.sysctl.nrOpen.value;
-    if (linux && nrOpen !== null && neededFds > nrOpen) {
-      osAdvice.push(`sysctl -w fs.nr_open=${neededFds}`);
-    }
-    const fileMax = p.sysctl.fileMax.value;
-    if (linux && fileMax !== null && neededFds > fileMax) {
-      osAdvice.push(`sysctl -w fs.file-max=${neededFds * 2}`);
-    }
-    osAdvice.push(
-      `ulimit -n ${neededFds}  # in the shell that starts iris, as root; systemd: LimitNOFILE=${neededFds}`,
-    );
-  }
+/** fds below what the connection target needs: only the OS (root) can lift the hard limit. */
+function fdAdvice(c: PlanContext, wantedConnections: number, fdCapConnections: number): void {
+  if (wantedConnections <= fdCapConnections) return;
+  const neededFds = wantedConnections + c.inputs.reserveFds;
+  const nrOpen = c.p.sysctl.nrOpen.value;
+  if (c.linux && nrOpen !== null && neededFds > nrOpen) c.osAdvice.push(`sysctl -w fs.nr_open=${neededFds}`);
+  const fileMax = c.p.sysctl.fileMax.value;
+  if (c.linux && fileMax !== null && neededFds > fileMax) c.osAdvice.push(`sysctl -w fs.file-max=${neededFds * 2}`);
+  c.osAdvice.push(
+    `ulimit -n ${neededFds}  # in the shell that starts iris, as root; systemd: LimitNOFILE=${neededFds}`,
+  );
+}
 
-  // --- Shards: one router thread per usable CPU, less one for the storage writer, GC and the
-  // kernel's network work. Measured on 2 cores (bench throughput --shards 1,2): a second shard
-  // gave the same msgs/s and ~25x the p50 latency at half load, so small machines get one.
+/**
+ * Shards: one router thread per usable CPU, less one for the storage writer, GC and the kernel's
+ * network work. Measured on 2 cores (bench throughput --shards 1,2): a second shard gave the same
+ * msgs/s and ~25x the p50 latency at half load, so small machines get one.
+ */
+function planShards(c: PlanContext): number {
+  const { inputs, cpus } = c;
   const shards = inputs.shards !== undefined
     ? Math.max(1, Math.floor(inputs.shards))
     : cpus <= 2
     ? 1
     : clamp(cpus - 1, 1, MAX_SHARDS);
-  if (given("shards") && shards > cpus) {
-    notes.push(`explicit shards ${shards} exceeds effective cpus ${cpus}`);
-  }
-  rows.push({
+  if (c.given("shards") && shards > cpus) c.notes.push(`explicit shards ${shards} exceeds effective cpus ${cpus}`);
+  c.rows.push({
     setting: "shards",
     value: String(shards),
-    probe: cpuProbe,
-    why: given("shards")
+    probe: c.cpuProbe,
+    why: c.given("shards")
       ? EXPLICIT
       : `1 on <= 2 cpus, else effective cpus - 1 (a core for the writer and GC), at most ${MAX_SHARDS}`,
   });
+  return shards;
+}
 
-  // --- Memory watermarks, measured against resident size.
-  const spillBytes = inputs.spillBytes ?? Math.floor(memory * SPILL_FRACTION);
-  const refuseBytes = inputs.refuseBytes ?? Math.floor(memory * REFUSE_FRACTION);
+/** Memory watermarks, measured against resident size. */
+function planWatermarks(c: PlanContext): { spillBytes: number; refuseBytes: number } {
+  const spillBytes = c.inputs.spillBytes ?? Math.floor(c.memory * SPILL_FRACTION);
+  const refuseBytes = c.inputs.refuseBytes ?? Math.floor(c.memory * REFUSE_FRACTION);
   if (spillBytes >= refuseBytes) {
-    notes.push(`spill watermark ${spillBytes} is not below refuse watermark ${refuseBytes}`);
+    c.notes.push(`spill watermark ${spillBytes} is not below refuse watermark ${refuseBytes}`);
   }
-  rows.push({
+  c.rows.push({
     setting: "spillBytes",
     value: formatBytes(spillBytes),
-    probe: memoryProbe,
-    why: given("spillBytes")
+    probe: c.memoryProbe,
+    why: c.given("spillBytes")
       ? EXPLICIT
       : `${SPILL_FRACTION * 100}% of memory: above it, messages for slow/absent users go to disk`,
   });
-  rows.push({
+  c.rows.push({
     setting: "refuseBytes",
     value: formatBytes(refuseBytes),
-    probe: memoryProbe,
-    why: given("refuseBytes") ? EXPLICIT : `${REFUSE_FRACTION * 100}% of memory: above it, new connections get 503`,
+    probe: c.memoryProbe,
+    why: c.given("refuseBytes") ? EXPLICIT : `${REFUSE_FRACTION * 100}% of memory: above it, new connections get 503`,
   });
+  return { spillBytes, refuseBytes };
+}
 
-  // --- Store batching.
-  const maxRows = inputs.storeMaxRows ?? storeMaxRowsFor(memory);
-  const flushMs = inputs.storeFlushMs ?? storeFlushMsFor(cpus);
-  rows.push({
+function planStore(c: PlanContext): Plan["store"] {
+  const maxRows = c.inputs.storeMaxRows ?? storeMaxRowsFor(c.memory);
+  const flushMs = c.inputs.storeFlushMs ?? storeFlushMsFor(c.cpus);
+  c.rows.push({
     setting: "store.maxRows",
     value: formatCount(maxRows),
-    probe: memoryProbe,
-    why: given("storeMaxRows") ? EXPLICIT : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
+    probe: c.memoryProbe,
+    why: c.given("storeMaxRows") ? EXPLICIT : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
   });
-  rows.push({
+  c.rows.push({
     setting: "store.flushMs",
     value: String(flushMs),
-    probe: cpuProbe,
-    why: given("storeFlushMs") ? EXPLICIT : "5 ms on 1 cpu, 4 on 2-3, 3 on 4-7, 2 on 8+",
+    probe: c.cpuProbe,
+    why: c.given("storeFlushMs") ? EXPLICIT : "5 ms on 1 cpu, 4 on 2-3, 3 on 4-7, 2 on 8+",
   });
+  return { maxRows, flushMs };
+}
 
-  // --- JS heap hint.
-  const memoryMB = Math.max(1, Math.floor(memory / MiB));
-  const heapMB = inputs.heapMB !== undefined
-    ? Math.max(1, Math.floor(inputs.heapMB))
+/** The JS heap hint. */
+function planHeap(c: PlanContext): { heapMB: number; heapEnv: Record<string, string> } {
+  const memoryMB = Math.max(1, Math.floor(c.memory / MiB));
+  const heapMB = c.inputs.heapMB !== undefined
+    ? Math.max(1, Math.floor(c.inputs.heapMB))
     : Math.min(memoryMB, Math.max(MIN_HEAP_MB, Math.floor(memoryMB * HEAP_FRACTION)));
-  const heapEnv = { [HEAP_ENV_VAR]: String(heapMB * MiB) };
-  rows.push({
+  c.rows.push({
     setting: HEAP_ENV_VAR,
     value: `${formatCount(heapMB)} MiB`,
-    probe: memoryProbe,
-    why: given("heapMB")
+    probe: c.memoryProbe,
+    why: c.given("heapMB")
       ? EXPLICIT
       : `${HEAP_FRACTION * 100}% of memory, at least ${MIN_HEAP_MB} MiB; GC sizing hint, not a cap`,
   });
+  return { heapMB, heapEnv: { [HEAP_ENV_VAR]: String(heapMB * MiB) } };
+}
 
-  // --- Kernel network settings (Linux only; read-only probes, so advice only).
-  const somaxconn = p.sysctl.somaxconn.value;
-  if (linux && somaxconn !== null && somaxconn < SOMAXCONN_TARGET) {
-    osAdvice.push(`sysctl -w net.core.somaxconn=${SOMAXCONN_TARGET}`);
+/** Kernel network settings (Linux only; read-only probes, so advice only). */
+function networkAdvice(c: PlanContext): void {
+  const somaxconn = c.p.sysctl.somaxconn.value;
+  if (c.linux && somaxconn !== null && somaxconn < SOMAXCONN_TARGET) {
+    c.osAdvice.push(`sysctl -w net.core.somaxconn=${SOMAXCONN_TARGET}`);
   }
-  const range = p.sysctl.ipLocalPortRange.value;
-  if (linux && range !== null && range[1] - range[0] + 1 < NARROW_PORT_RANGE) {
-    osAdvice.push(
+  const range = c.p.sysctl.ipLocalPortRange.value;
+  if (c.linux && range !== null && range[1] - range[0] + 1 < NARROW_PORT_RANGE) {
+    c.osAdvice.push(
       `sysctl -w net.ipv4.ip_local_port_range="1024 65535"  # load-test clients: ${
         range[1] - range[0] + 1
       } ephemeral ports now`,
     );
   }
-
-  return {
-    maxConnections,
-    connectionCap,
-    memoryCapConnections,
-    fdCapConnections,
-    noFileTarget: hard,
-    shards,
-    spillBytes,
-    refuseBytes,
-    store: { maxRows, flushMs },
-    heapMB,
-    heapEnv,
-    osAdvice,
-    facts,
-    rows,
-    notes,
-    inputs,
-  };
 }

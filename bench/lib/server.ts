@@ -1,15 +1,17 @@
 // Starts the servers under test as child processes: the built Iris binary (free port, temp data
-// dir, --log-level warn) and the bare baseline relay. Waits for the ready line, timing it from
-// spawn, keeps their output (anything printed at warn level is worth reporting), and stops them.
+// dir, --log-level warn) and the bare baseline relay, through the one launcher
+// (tests/helpers/launch.ts). Waits for the ready line, timing it from spawn, keeps their output (anything printed at warn level is worth reporting), and stops them.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { launch, type Launched, parseReadyLine } from "../../tests/helpers/launch.ts";
 
 export const DEFAULT_BINARY = resolve(import.meta.dir, "../../dist/iris");
 const RELAY = resolve(import.meta.dir, "../baseline-relay.ts");
-const READY = /ready on http:\/\/[^\s]*?:(\d+)/;
+/** The human ready line (printed beside the machine one): not worth reporting as notable. */
+const READY = /ready on http:\/\//;
 
 export interface ServerProc {
   kind: "iris" | "baseline";
@@ -52,7 +54,7 @@ export function killStarted(): void {
   live.clear();
 }
 
-function spawnAndWait(
+async function spawnAndWait(
   kind: "iris" | "baseline",
   cmd: string[],
   dataDir: string | null,
@@ -60,77 +62,36 @@ function spawnAndWait(
   shards: number | null,
   timeoutMs = 30_000,
 ): Promise<ServerProc> {
-  const t0 = performance.now();
-  const proc: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(cmd, {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  live.add(proc);
-  void proc.exited.then(() => live.delete(proc));
-  let out = "";
-  let readyAt = 0;
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    const reader = s.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      out += dec.decode(value, { stream: true });
-      if (!readyAt && READY.test(out)) readyAt = performance.now();
-    }
+  let l: Launched;
+  try {
+    l = await launch(cmd, { timeoutMs });
+  } catch (e) {
+    cleanup();
+    throw new Error(`${kind}: ${(e as Error).message}`);
+  }
+  live.add(l.proc);
+  void l.proc.exited.then(() => live.delete(l.proc));
+  const { port, tcpPort, startupMs } = l.ready;
+  let stopped: ReturnType<ServerProc["stop"]> | null = null;
+  return {
+    kind,
+    args: cmd,
+    pid: l.pid,
+    port,
+    tcpPort: tcpPort ?? null,
+    url: `ws://127.0.0.1:${port}/ws`,
+    http: `http://127.0.0.1:${port}`,
+    dataDir,
+    shards,
+    readyLineMs: l.readyLineMs,
+    reportedStartupMs: kind === "iris" ? startupMs : null,
+    output: l.output,
+    notable: () => l.output().split("\n").filter((x) => x.trim() !== "" && !READY.test(x) && !parseReadyLine(x)),
+    stop() {
+      stopped ??= l.stop().then((r) => (cleanup(), r));
+      return stopped;
+    },
   };
-  void pump(proc.stdout);
-  void pump(proc.stderr);
-  return new Promise((resolveP, reject) => {
-    const deadline = t0 + timeoutMs;
-    const poll = setInterval(() => {
-      const m = out.match(READY);
-      if (m && readyAt) {
-        clearInterval(poll);
-        const port = Number(m[1]);
-        const tcp = out.match(/ tcp=(\d+)/);
-        const reported = out.match(/startup_ms=(\d+)/);
-        let stopped: Promise<{ code: number | null; ms: number; killed: boolean }> | null = null;
-        resolveP({
-          kind,
-          args: cmd,
-          pid: proc.pid,
-          port,
-          tcpPort: tcp ? Number(tcp[1]) : null,
-          url: `ws://127.0.0.1:${port}/ws`,
-          http: `http://127.0.0.1:${port}`,
-          dataDir,
-          shards,
-          readyLineMs: readyAt - t0,
-          reportedStartupMs: reported ? Number(reported[1]) : null,
-          output: () => out,
-          notable: () => out.split("\n").filter((l) => l.trim() !== "" && !READY.test(l)),
-          stop() {
-            stopped ??= (async () => {
-              const s0 = performance.now();
-              let killed = false;
-              proc.kill("SIGTERM");
-              const timer = setTimeout(() => {
-                killed = true;
-                proc.kill("SIGKILL");
-              }, 10_000);
-              const code = await proc.exited;
-              clearTimeout(timer);
-              cleanup();
-              return { code, ms: performance.now() - s0, killed };
-            })();
-            return stopped;
-          },
-        });
-      } else if (proc.exitCode !== null || performance.now() > deadline) {
-        clearInterval(poll);
-        proc.kill("SIGKILL");
-        cleanup();
-        reject(new Error(`${kind} did not become ready (exit ${proc.exitCode}):\n${out.slice(-2000)}`));
-      }
-    }, 2);
-  });
 }
 
 const helpCache = new Map<string, string>();

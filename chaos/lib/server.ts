@@ -1,4 +1,5 @@
-// Runs the real binary for a chaos scenario: always with --chaos, on loopback, on a port picked free
+// Runs the real binary for a chaos scenario (through the one launcher, tests/helpers/launch.ts):
+// always with --chaos, on loopback, on a port picked free
 // up front (so a SIGKILLed server can come back on the same port and SDK clients just reconnect),
 // on a temp data dir that survives restarts and is removed at the end.
 
@@ -6,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { launch, type Launched } from "../../tests/helpers/launch.ts";
 import { ChaosApi } from "./chaos-api.ts";
 
 export const DEFAULT_BINARY = process.env.IRIS_BINARY ?? resolve(import.meta.dir, "../../dist/iris");
@@ -26,9 +28,6 @@ export function freePort(): number {
   return port;
 }
 
-/** How much server output to keep: enough to show the last errors, never unbounded. */
-const OUTPUT_TAIL = 256 * 1024;
-
 export class ChaosServer {
   readonly port: number;
   readonly dataDir: string;
@@ -40,12 +39,10 @@ export class ChaosServer {
   restarts = 0;
   /** Exits nobody asked for: a crash of the whole server. */
   unexpectedExits: string[] = [];
-  private out = "";
+  private launched: Launched | null = null;
   /** Warning and error lines (kept apart from the tail so a chatty log cannot push them out). */
   readonly errors: string[] = [];
   private expectingExit = false;
-  private readyLines = 0;
-  private chaosPort = 0;
 
   private constructor(private readonly o: ServerOptions) {
     this.port = freePort();
@@ -74,7 +71,7 @@ export class ChaosServer {
   }
 
   output(): string {
-    return this.out;
+    return this.launched?.output() ?? "";
   }
 
   private async spawn(): Promise<void> {
@@ -91,56 +88,25 @@ export class ChaosServer {
       ...(this.o.shards ? ["--shards", String(this.o.shards)] : []),
       ...(this.o.args ?? []),
     ];
-    const proc = Bun.spawn([this.o.binary ?? DEFAULT_BINARY, ...args], {
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    this.proc = proc;
     this.expectingExit = false;
-    void this.pump(proc.stdout);
-    void this.pump(proc.stderr);
+    // The port was free a moment ago; if another process grabbed it, the start fails loudly.
+    const l = await launch([this.o.binary ?? DEFAULT_BINARY, ...args], {
+      timeoutMs: 20_000,
+      onLine: (line) => this.line(line),
+    });
+    const proc = l.proc;
+    this.proc = proc;
+    this.launched = l;
     void proc.exited.then((code) => {
       if (this.proc === proc && !this.expectingExit) {
         this.unexpectedExits.push(`exit=${code}${proc.signalCode ? ` signal=${proc.signalCode}` : ""}`);
       }
     });
-    const seen = this.readyLines;
-    const deadline = Date.now() + 20_000;
-    // The port was free a moment ago; if another process grabbed it, the start fails loudly.
-    while (this.readyLines === seen) {
-      if (proc.exitCode !== null || Date.now() > deadline) {
-        if (proc.exitCode === null) this.expectingExit = true; // our kill, not a crash
-        proc.kill("SIGKILL");
-        throw new Error(`iris did not start (exit ${proc.exitCode}):\n${this.out.slice(-4000)}`);
-      }
-      await Bun.sleep(10);
-    }
-    this.api = new ChaosApi(`http://127.0.0.1:${this.chaosPort}/chaos`);
-  }
-
-  private async pump(s: ReadableStream<Uint8Array>): Promise<void> {
-    const dec = new TextDecoder();
-    let partial = "";
-    const reader = s.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      const text = dec.decode(value, { stream: true });
-      this.out += text;
-      if (this.out.length > OUTPUT_TAIL * 2) this.out = this.out.slice(-OUTPUT_TAIL);
-      const lines = (partial + text).split("\n");
-      partial = lines.pop() ?? "";
-      for (const l of lines) this.line(l);
-    }
+    this.api = new ChaosApi(`http://127.0.0.1:${l.ready.chaosPort}/chaos`);
   }
 
   private line(l: string): void {
-    const ready = l.match(/ ready on http:\/\/\S+ .*\bchaos=(\d+)/);
-    if (ready) {
-      this.chaosPort = Number(ready[1]);
-      this.readyLines++;
-    } else if (/^\S+ (warn|error) |fatal|panic|Segmentation fault/i.test(l) && !/invalid port message/.test(l)) {
+    if (/^\S+ (warn|error) |fatal|panic|Segmentation fault/i.test(l) && !/invalid port message/.test(l)) {
       // Warnings and errors only, minus the garbage counter's own log, newest 200 kept.
       this.errors.push(l);
       if (this.errors.length > 200) this.errors.shift();

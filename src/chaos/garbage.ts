@@ -15,13 +15,13 @@ export function prng(seed: number): () => number {
 
 const realShapes: Record<string, unknown>[] = [
   { t: "route", to: "u", from: "v", id: "i", body: new Uint8Array(1), ts: 1, t0: 1, o: 0, c: 1 },
-  { t: "dlv", user: "u", conn: 1, items: [], page: false },
-  { t: "att", user: "u", shard: 0, conn: 1, v0: false, resume: 0 },
+  { t: "deliver", user: "u", conn: 1, items: [], page: false },
+  { t: "attach", user: "u", shard: 0, conn: 1, v0: false, resume: 0 },
   { t: "ack", user: "u", shard: 0, conn: 1, seq: 1 },
-  { t: "app", rows: [], o: [], c: [] },
+  { t: "append", rows: [], o: [], c: [] },
   { t: "fetch", user: "u", after: 0, limit: 10, gen: 1 },
   { t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 },
-  { t: "cmt", n: 1 },
+  { t: "committed", n: 1 },
 ];
 
 const oddValues: unknown[] = [

@@ -2,8 +2,24 @@
 // each message exactly once: deliveries are filtered by per-recipient sequence number and by a
 // window of (sender, id) pairs, acked cumulatively after the handler ran, and a reconnect resumes
 // from the last processed sequence. Sends carry ids and are resent until the server acks them.
+//
+// The client has one state, changed only by `moveTo` (and observable through onState):
+//
+//   state       event                                   next
+//   offline     connect() or the reconnect timer        connecting
+//   connecting  LOGIN_OK                                online
+//   connecting  socket closed, reconnect advised        offline     (timer set)
+//   online      socket closed, reconnect advised        offline     (timer set)
+//   connecting  closed 4001 (a newer login)             replaced
+//   online      closed 4001                             replaced
+//   any         close(), or a close that says give up   closed
+//   replaced    connect()                               connecting
+//   closed      connect()                               connecting
+//
+// Frames are sent only while `online` (the login frame while `connecting`).
 
 import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts";
+import { Disconnects, shouldReconnect } from "../protocol/disconnect.ts";
 import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
 import { decodeV1Server, encodeV1Client } from "../protocol/v1.ts";
 
@@ -43,6 +59,14 @@ export class IrisError extends Error {
 
 export type ClientState = "connecting" | "online" | "offline" | "closed" | "replaced";
 
+const TRANSITIONS: Record<ClientState, readonly ClientState[]> = {
+  offline: ["connecting", "closed"],
+  connecting: ["online", "offline", "replaced", "closed"],
+  online: ["offline", "replaced", "closed"],
+  replaced: ["connecting", "closed"],
+  closed: ["connecting", "closed"],
+};
+
 interface Outgoing {
   id: string;
   to: string;
@@ -70,8 +94,8 @@ export class IrisClient {
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   private resendTimer: ReturnType<typeof setInterval> | null = null;
   private reconnectDelay = 50;
-  private loggedIn = false;
-  private closedByUser = false;
+  /** The code of the last connection-level error frame: it tells why the next close happens. */
+  private lastErrorCode: string | undefined;
   private idPrefix = randomPrefix();
   private idCounter = 0;
   private firstLogin: { resolve: () => void; reject: (e: Error) => void } | null = null;
@@ -107,21 +131,24 @@ export class IrisClient {
 
   /** Opens the connection and logs in; resolves on the first LOGIN_OK. */
   connect(): Promise<void> {
-    this.closedByUser = false;
     return new Promise((resolve, reject) => {
       this.firstLogin = { resolve, reject };
       void this.open();
     });
   }
 
-  private setState(s: ClientState): void {
+  private moveTo(s: ClientState): void {
     if (this.stateValue === s) return;
+    if (!TRANSITIONS[this.stateValue].includes(s)) {
+      throw new Error(`client: ${this.stateValue} → ${s} is not a transition`);
+    }
     this.stateValue = s;
     for (const h of this.stateHandlers) h(s);
   }
 
   private async open(): Promise<void> {
-    this.setState("connecting");
+    this.moveTo("connecting");
+    this.lastErrorCode = undefined;
     const token = typeof this.o.token === "function" ? await this.o.token() : this.o.token;
     const ws = new WebSocket(this.o.url);
     ws.binaryType = "arraybuffer";
@@ -143,31 +170,25 @@ export class IrisClient {
   private closed(ws: WebSocket, code: number, reason: string): void {
     if (this.ws !== ws) return;
     this.ws = null;
-    this.loggedIn = false;
     if (this.resendTimer) clearInterval(this.resendTimer);
     this.resendTimer = null;
-    if (this.closedByUser) return this.setState("closed");
-    if (code === 4001) {
-      this.setState("replaced");
+    if (this.stateValue === "closed") return;
+    const why = this.lastErrorCode;
+    if (code === Disconnects.replaced.close) {
+      this.moveTo("replaced");
       return this.failPending(new IrisError("REPLACED", reason || "logged in elsewhere"));
     }
-    if (code === 1008 && this.firstLogin) {
-      // Auth or policy failure on the first login: retrying cannot help.
-      this.firstLogin.reject(new IrisError("AUTH_FAILED", reason || "login refused"));
+    if (!shouldReconnect(code, why) || this.o.autoReconnect === false) {
+      this.firstLogin?.reject(new IrisError(why ?? "CLOSED", reason || `closed with ${code}`));
       this.firstLogin = null;
-      return this.setState("closed");
+      return this.moveTo(this.o.autoReconnect === false && shouldReconnect(code, why) ? "offline" : "closed");
     }
-    this.setState("offline");
-    if (this.o.autoReconnect === false) {
-      if (this.firstLogin) this.firstLogin.reject(new IrisError("CLOSED", reason || `closed with ${code}`));
-      this.firstLogin = null;
-      return;
-    }
+    this.moveTo("offline");
     const delay = this.reconnectDelay;
     this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.o.maxReconnectDelayMs ?? 2000);
     this.stats.reconnects++;
     setTimeout(() => {
-      if (!this.closedByUser) void this.open();
+      if (this.stateValue === "offline") void this.open();
     }, delay);
   }
 
@@ -194,9 +215,8 @@ export class IrisClient {
     }
     switch (f.op) {
       case "login_ok":
-        this.loggedIn = true;
         this.reconnectDelay = 50;
-        this.setState("online");
+        this.moveTo("online");
         this.firstLogin?.resolve();
         this.firstLogin = null;
         // Resend whatever the server has not acked, in the original order, with the same ids.
@@ -232,7 +252,10 @@ export class IrisClient {
         if (out) {
           this.outgoing.delete(f.id!);
           out.reject(err);
-        } else for (const h of this.errorHandlers) h(err);
+          return;
+        }
+        if (!f.id) this.lastErrorCode = f.code;
+        for (const h of this.errorHandlers) h(err);
         return;
       }
       case "pong":
@@ -267,7 +290,7 @@ export class IrisClient {
     if (this.ackTimer) return;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = null;
-      if (this.lastSeqValue > this.lastAckSent && this.loggedIn) {
+      if (this.lastSeqValue > this.lastAckSent && this.stateValue === "online") {
         this.lastAckSent = this.lastSeqValue;
         this.frame({ op: "ack", seq: this.lastSeqValue });
       }
@@ -280,7 +303,7 @@ export class IrisClient {
   }
 
   private resendStale(): void {
-    if (!this.loggedIn) return;
+    if (this.stateValue !== "online") return;
     const limit = Date.now() - (this.o.resendAfterMs ?? 3000);
     for (const out of this.outgoing.values()) {
       if (out.sentAt < limit) {
@@ -297,7 +320,7 @@ export class IrisClient {
     return new Promise((resolve, reject) => {
       const out: Outgoing = { id, to, body: bytes, sentAt: 0, limited: 0, resolve, reject };
       this.outgoing.set(id, out);
-      if (this.loggedIn) this.transmit(out);
+      if (this.stateValue === "online") this.transmit(out);
     });
   }
 
@@ -316,14 +339,13 @@ export class IrisClient {
   }
 
   close(): void {
-    this.closedByUser = true;
     if (this.ackTimer) {
       clearTimeout(this.ackTimer);
       this.ackTimer = null;
       if (this.lastSeqValue > this.lastAckSent) this.frame({ op: "ack", seq: this.lastSeqValue });
     }
     if (this.resendTimer) clearInterval(this.resendTimer);
+    this.moveTo("closed");
     this.ws?.close(1000, "bye");
-    this.setState("closed");
   }
 }

@@ -85,3 +85,6 @@ export const settingHelp: Record<SettingKey, string> = {
   help: "print this help",
   version: "print the version",
 };
+
+/** Every default, derived from the schema once (nothing else restates them). */
+export const defaultSettings: Settings = settingsSchema.parse({});

@@ -6,8 +6,11 @@ import type { Server } from "bun";
 import { z } from "zod";
 import { verifyToken } from "../auth/jwt.ts";
 import type { Settings } from "../config/schema.ts";
+import { HTTP_SEND_ACK_TIMEOUT_MS, RETRY_AFTER_S } from "../limits.ts";
 import { type MetricsReader, renderPrometheus } from "../observe/metrics.ts";
+import type { Signals } from "../observe/signals.ts";
 import { userIdProblem } from "../protocol/index.ts";
+import type { Admission } from "./admission.ts";
 import type { Session, Sessions } from "./session.ts";
 
 /** Per-socket data: the session is created when the socket opens. */
@@ -19,11 +22,8 @@ export interface HttpDeps {
   settings: Settings;
   sessions: Sessions;
   reader: MetricsReader;
-  ready(): boolean;
-  /** Reserves a connection slot or says why not. */
-  admit(): string | null;
-  /** Returns a reservation when the upgrade did not happen after all. */
-  unadmit(): void;
+  signals: Signals;
+  admission: Admission;
   maxConnections: number;
   version: string;
 }
@@ -46,16 +46,25 @@ function authorize(settings: Settings, header: string | undefined): AuthResult {
   return { ok: true, sub: check.sub, admin: check.role === "admin" };
 }
 
-export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
-  const app = new Hono<{ Bindings: Server<WsData> }>();
+type App = Hono<{ Bindings: Server<WsData> }>;
 
+export function createHttpApp(d: HttpDeps): App {
+  const app: App = new Hono<{ Bindings: Server<WsData> }>();
   app.get("/healthz", (c) => c.json({ ok: true, version: d.version }));
-  app.get("/readyz", (c) => (d.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  app.get("/readyz", (c) => (d.signals.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
   app.get("/metrics", (c) =>
     c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
       "content-type": "text/plain; version=0.0.4",
     }));
+  addStatusRoute(app, d);
+  addSendRoute(app, d);
+  addUpgradeRoutes(app, d);
+  app.notFound((c) => c.json({ error: "NOT_FOUND", reason: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((e, c) => c.json({ error: "INTERNAL", reason: e.message }, 500));
+  return app;
+}
 
+function addStatusRoute(app: App, d: HttpDeps): void {
   app.get("/v1/users/:id/status", async (c) => {
     const auth = authorize(d.settings, c.req.header("authorization"));
     if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
@@ -67,16 +76,31 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
     );
     return c.json({ user, online: r.online, lastSeen: r.lastSeen });
   });
+}
 
+type SendOutcome = { status: string; code?: string; reason?: string } | null;
+
+/** Routes one message as `from` and waits for its ack (null when none came in time). */
+function sendAndWait(d: HttpDeps, from: string, to: string, id: string, body: Uint8Array): Promise<SendOutcome> {
+  let h = 0;
+  return new Promise<SendOutcome>((resolve) => {
+    const timer = setTimeout(() => {
+      d.sessions.forgetSend(h);
+      resolve(null);
+    }, HTTP_SEND_ACK_TIMEOUT_MS);
+    h = d.sessions.sendAs(from, to, id, body, (r) => {
+      clearTimeout(timer);
+      resolve(r.t === "sent" ? { status: r.status } : { status: "error", code: r.code, reason: r.reason });
+    });
+  });
+}
+
+function addSendRoute(app: App, d: HttpDeps): void {
   app.post("/v1/messages", async (c) => {
     const auth = authorize(d.settings, c.req.header("authorization"));
     if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return c.json({ error: "BAD_FRAME", reason: "body is not valid JSON" }, 400);
-    }
+    const raw = await c.req.json().catch(() => undefined);
+    if (raw === undefined) return c.json({ error: "BAD_FRAME", reason: "body is not valid JSON" }, 400);
     const parsed = sendSchema.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
@@ -96,16 +120,8 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
       return c.json({ error: "PAYLOAD_TOO_LARGE", reason: `body exceeds ${d.settings.maxPayload} bytes` }, 413);
     }
     const id = m.id ?? crypto.randomUUID();
-    let h = 0;
-    const result = await new Promise<{ status: string; code?: string; reason?: string } | null>((resolve) => {
-      const timer = setTimeout(() => resolve(null), 10_000);
-      h = d.sessions.sendAs(from, m.to, id, body, (r) => {
-        clearTimeout(timer);
-        resolve(r.t === "sent" ? { status: r.status } : { status: "error", code: r.code, reason: r.reason });
-      });
-    });
+    const result = await sendAndWait(d, from, m.to, id, body);
     if (result === null) {
-      d.sessions.forgetSend(h);
       return c.json({ id, status: "pending", reason: "no ack within 10 s; retry with the same id" }, 202);
     }
     if (result.status === "error") {
@@ -113,7 +129,9 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
     }
     return c.json({ id, status: result.status });
   });
+}
 
+function addUpgradeRoutes(app: App, d: HttpDeps): void {
   const upgrade = (
     c: {
       req: { raw: Request; header(n: string): string | undefined };
@@ -122,15 +140,12 @@ export function createHttpApp(d: HttpDeps): Hono<{ Bindings: Server<WsData> }> {
     },
   ) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return null;
-    const why = d.admit();
-    if (why) return c.text(`${why}; retry later\n`, 503, { "retry-after": "5" });
+    const why = d.admission.admit();
+    if (why) return c.text(`${why}; retry later\n`, 503, { "retry-after": String(RETRY_AFTER_S) });
     if (c.env.upgrade(c.req.raw, { data: { s: null } })) return new Response(null, { status: 101 });
-    d.unadmit();
+    d.admission.settle();
     return c.text("websocket upgrade failed\n", 426);
   };
   app.get("/ws", (c) => upgrade(c) ?? c.text("this endpoint speaks WebSocket\n", 426));
   app.get("/", (c) => upgrade(c) ?? c.text(`iris ${d.version}: connect a WebSocket to /ws; see /healthz, /metrics\n`));
-  app.notFound((c) => c.json({ error: "NOT_FOUND", reason: `no route ${c.req.method} ${c.req.path}` }, 404));
-  app.onError((e, c) => c.json({ error: "INTERNAL", reason: e.message }, 500));
-  return app;
 }

@@ -1,13 +1,26 @@
 // Connection-side protocol handling on a shard: decode → authenticate → hand to the owner shard;
-// and owner deliveries → encode → socket, with backpressure reported back as flow signals.
+// and owner deliveries → encode → socket, with back-pressure reported back as flow signals.
+//
+// A session has one connection state, changed only by `moveTo`:
+//
+//   state          event                                     next
+//   awaitingLogin  login accepted                            open
+//   awaitingLogin  bad login, bad frame, login timeout       closing   (error frame, then close)
+//   open           fatal frame, eviction, slow, shed         closing
+//   any            the socket closed                         closed    (owner hears a detach)
+//
+// Frames are read only in `awaitingLogin` and `open`; nothing is written after `closing`.
+// Flow towards the owner is a second, independent state: `clear`, or `owed` while the socket is
+// backed up past slowConsumerBytes (the owner waits for one flow-ready once it drains).
 
 import { verifyToken } from "../auth/jwt.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
-import { type MetricsReader, SLOT_MAIN, type SlotMetrics } from "../observe/metrics.ts";
+import type { SlotMetrics } from "../observe/metrics.ts";
+import type { Signals } from "../observe/signals.ts";
+import { type Disconnect, Disconnects, protocolDisconnect } from "../protocol/disconnect.ts";
 import {
   type ClientFrame,
-  CloseCode,
   decodeClientMessage,
   encodeServerFrame,
   type Encoding,
@@ -17,31 +30,34 @@ import {
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
 import { ownerOf } from "../router/hash.ts";
+import type { DeliverMsg, PortMsg, SendErrorMsg, SentMsg, SessionMsg, StatusReply } from "../router/wire.ts";
+import { assertNever } from "../assert.ts";
 import { TokenBucket } from "./rate.ts";
-import type { DeliverMsg, SendErrMsg, SentMsg, ShardMsg, StatusReply } from "../router/wire.ts";
+import type { Transport } from "./transports.ts";
 
-/** What a session needs from its socket, whether WebSocket or raw TCP. */
-export interface Transport {
-  /** >0 bytes written, -1 queued under backpressure, 0 dropped (connection unusable). */
-  send(data: string | Uint8Array): number;
-  buffered(): number;
-  close(code: number, reason: string): void;
-}
+export type SessionState = "awaitingLogin" | "open" | "closing" | "closed";
+export type FlowState = "clear" | "owed";
+
+const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
+  awaitingLogin: ["open", "closing", "closed"],
+  open: ["closing", "closed"],
+  closing: ["closed"],
+  closed: [],
+};
 
 export interface Session {
-  conn: number;
-  t: Transport;
-  tcp: V0StreamDecoder | null;
+  readonly conn: number;
+  readonly t: Transport;
+  readonly tcp: V0StreamDecoder | null;
+  state: SessionState;
   user: string | null;
   proto: Encoding | undefined;
   acked: number; // highest seq the client acked: the resume point if our owner restarts
-  blocked: boolean;
-  blockedSince: number;
-  flowOwed: boolean; // owner waits for a flow signal from us
+  flow: FlowState;
+  blockedSince: number; // when flow became `owed`
   frames: TokenBucket;
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
-  closed: boolean;
 }
 
 export interface SessionHost {
@@ -49,19 +65,20 @@ export interface SessionHost {
   readonly shards: number;
   readonly settings: Settings;
   readonly metrics: SlotMetrics;
-  readonly reader: MetricsReader;
-  post(shard: number, m: ShardMsg): void;
+  readonly signals: Signals;
+  post(shard: number, m: PortMsg): void;
 }
 
+/** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
 
 export class Sessions {
   private readonly byConn = new Map<number, Session>();
   private readonly byUser = new Map<string, Session>();
-  /** Per-user message buckets; kept across reconnects to this shard (bounded, see sweepBuckets). */
+  /** Per-user message buckets; kept across reconnects to this shard (bounded, see housekeeping). */
   private readonly userBuckets = new Map<string, TokenBucket>();
   private readonly statusWaiters = new Map<number, (r: StatusReply) => void>();
-  private readonly sendWaiters = new Map<number, (r: SentMsg | SendErrMsg) => void>();
+  private readonly sendWaiters = new Map<number, (r: SentMsg | SendErrorMsg) => void>();
   private nextConn = 1;
   private nextReq = 1;
   private nextHttp = 1;
@@ -73,64 +90,68 @@ export class Sessions {
     return this.byConn.size;
   }
 
+  private moveTo(s: Session, next: SessionState): void {
+    if (!TRANSITIONS[s.state].includes(next)) throw new Error(`session: ${s.state} → ${next} is not a transition`);
+    s.state = next;
+  }
+
   open(t: Transport, tcp: boolean): Session {
+    const st = this.host.settings;
     const s: Session = {
       conn: this.nextConn++,
       t,
-      tcp: tcp ? new V0StreamDecoder(this.host.settings.maxPayload) : null,
+      tcp: tcp ? new V0StreamDecoder(st.maxPayload) : null,
+      state: "awaitingLogin",
       user: null,
       proto: tcp ? "v0" : undefined,
       acked: 0,
-      blocked: false,
+      flow: "clear",
       blockedSince: 0,
-      flowOwed: false,
-      frames: new TokenBucket(this.host.settings.rateFrames, this.host.settings.rateFrames * 2, performance.now()),
+      frames: new TokenBucket(st.rateFrames, st.rateFrames * 2, performance.now()),
       recentBytes: 0,
       loginTimer: null,
-      closed: false,
     };
     this.byConn.set(s.conn, s);
     this.host.metrics.set("conns", this.byConn.size);
     if (!this.accepting) {
-      this.fail(s, "SHUTTING_DOWN", "server is shutting down", CloseCode.GOING_AWAY);
+      this.disconnect(s, Disconnects.shuttingDown);
       return s;
     }
     s.loginTimer = setTimeout(() => {
-      if (!s.user && !s.closed) this.fail(s, "NOT_LOGGED_IN", "no login within the login timeout", CloseCode.IDLE);
-    }, this.host.settings.loginTimeout);
+      if (s.state === "awaitingLogin") this.disconnect(s, Disconnects.loginTimeout);
+    }, st.loginTimeout);
     return s;
   }
 
   onData(s: Session, data: string | Uint8Array): void {
-    if (s.closed) return;
+    if (s.state !== "awaitingLogin" && s.state !== "open") return;
     const m = this.host.metrics;
     const size = typeof data === "string" ? data.length : data.byteLength;
     m.add("framesIn");
     m.add("bytesIn", size);
     s.recentBytes += size;
+    const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
     if (!s.frames.take(performance.now())) {
       // Past its burst a connection is closed, never silently thinned: dropping frames would lose
       // sends and acks without an answer. The SDK reconnects and resends unacked sends (same ids).
       m.add("rateLimited");
-      const proto = s.proto ?? (typeof data === "string" ? "json" : "v1");
-      return this.fail(s, "RATE_LIMITED", "frame rate limit exceeded", CloseCode.POLICY, proto);
+      return this.disconnect(s, Disconnects.frameRate, undefined, replyProto);
     }
     let frames: ClientFrame[];
     try {
-      if (s.tcp) frames = s.tcp.push(data as Uint8Array);
-      else frames = decodeClientMessage(data, s.proto, this.host.settings.maxPayload);
+      frames = s.tcp
+        ? s.tcp.push(data as Uint8Array)
+        : decodeClientMessage(data, s.proto, this.host.settings.maxPayload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       m.add("protocolErrors");
-      const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
       const fatal = FATAL.has(e.code) || replyProto === "v0" || s.tcp !== null;
-      if (fatal) {
-        this.fail(s, e.code, e.message, e.code === "PAYLOAD_TOO_LARGE" ? CloseCode.TOO_BIG : e.close, replyProto);
-      } else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
+      if (fatal) this.disconnect(s, protocolDisconnect(e.code, e.close, e.message), e.message, replyProto);
+      else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
       return;
     }
     for (const f of frames) {
-      if (s.closed) return;
+      if (s.state !== "awaitingLogin" && s.state !== "open") return;
       this.onFrame(s, f);
     }
   }
@@ -138,8 +159,8 @@ export class Sessions {
   private onFrame(s: Session, f: ClientFrame): void {
     if (f.op === "login") return this.login(s, f);
     if (f.op === "ping") return this.reply(s, { op: "pong" }, s.proto ?? "v1");
-    if (!s.user) return this.fail(s, "NOT_LOGGED_IN", `${f.op} before login`, CloseCode.POLICY, s.proto ?? "v1");
-    const user = s.user;
+    if (s.state !== "open") return this.disconnect(s, Disconnects.notLoggedIn, `${f.op} before login`, s.proto ?? "v1");
+    const user = s.user!;
     switch (f.op) {
       case "send":
         return this.route(s, user, f.to, f.id, f.body);
@@ -149,55 +170,44 @@ export class Sessions {
       case "ack":
         if (f.seq <= s.acked) return;
         s.acked = f.seq;
-        this.host.post(ownerOf(user, this.host.shards), {
-          t: "ack",
-          user,
-          shard: this.host.index,
-          conn: s.conn,
-          seq: f.seq,
-        });
+        this.toOwner(user, { t: "ack", user, shard: this.host.index, conn: s.conn, seq: f.seq });
         return;
       case "ack0":
         return; // v0 acks carry nothing we act on: a v0 row is gone once written
-      case "status": {
-        const problem = userIdProblem(f.user);
-        if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
-        this.queryStatus(
-          f.user,
-          (r) => this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen }),
-        );
-        return;
-      }
+      case "status":
+        return this.onStatusFrame(s, f.user);
+      default:
+        return assertNever(f, "client frame");
     }
   }
 
+  private onStatusFrame(s: Session, user: string): void {
+    const problem = userIdProblem(user);
+    if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
+    this.queryStatus(
+      user,
+      (r) => this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen }),
+    );
+  }
+
   private login(s: Session, f: Extract<ClientFrame, { op: "login" }>): void {
-    if (s.user) {
-      return this.reply(
-        s,
-        { op: "error", code: "ALREADY_LOGGED_IN", reason: `already logged in as ${s.user}` },
-        s.proto ?? f.proto,
-      );
+    if (s.state === "open") {
+      const reason = `already logged in as ${s.user}`;
+      return this.reply(s, { op: "error", code: "ALREADY_LOGGED_IN", reason }, s.proto ?? f.proto);
     }
     const proto = s.tcp ? "v0" : f.proto;
     const problem = userIdProblem(f.user);
-    if (problem) return this.fail(s, "BAD_USER", problem, CloseCode.POLICY, proto);
-    const secret = this.host.settings.jwtSecret;
-    if (secret && !(proto === "v0" && this.host.settings.allowV0)) {
-      const check = f.token ? verifyToken(secret, f.token) : {
-        ok: false as const,
-        reason: proto === "v0" ? "v0 logins carry no token and --allow-v0 is off" : "token required",
-      };
-      if (!check.ok || check.sub !== f.user) {
-        this.host.metrics.add("authFailures");
-        const reason = check.ok ? `token is for ${check.sub}, not ${f.user}` : check.reason;
-        return this.fail(s, "AUTH_FAILED", reason, CloseCode.POLICY, proto);
-      }
+    if (problem) return this.disconnect(s, Disconnects.badUser, problem, proto);
+    const refusal = this.authRefusal(proto, f);
+    if (refusal) {
+      this.host.metrics.add("authFailures");
+      return this.disconnect(s, Disconnects.authFailed, refusal, proto);
     }
     if (s.loginTimer) clearTimeout(s.loginTimer);
     s.loginTimer = null;
     s.user = f.user;
     s.proto = proto;
+    this.moveTo(s, "open");
     this.byUser.set(f.user, s);
     this.host.metrics.add("logins");
     this.reply(s, { op: "login_ok", user: f.user, now: Date.now() });
@@ -205,10 +215,20 @@ export class Sessions {
     this.attach(s);
   }
 
+  /** Why this login is refused under auth, or null when it is accepted. */
+  private authRefusal(proto: Encoding, f: Extract<ClientFrame, { op: "login" }>): string | null {
+    const st = this.host.settings;
+    if (!st.jwtSecret || (proto === "v0" && st.allowV0)) return null;
+    if (!f.token) return proto === "v0" ? "v0 logins carry no token and --allow-v0 is off" : "token required";
+    const check = verifyToken(st.jwtSecret, f.token);
+    if (!check.ok) return check.reason;
+    return check.sub === f.user ? null : `token is for ${check.sub}, not ${f.user}`;
+  }
+
   private attach(s: Session): void {
     const user = s.user!;
-    this.host.post(ownerOf(user, this.host.shards), {
-      t: "att",
+    this.toOwner(user, {
+      t: "attach",
       user,
       shard: this.host.index,
       conn: s.conn,
@@ -218,23 +238,18 @@ export class Sessions {
   }
 
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
+    const refuse = (code: string, reason: string) =>
+      this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
     const problem = userIdProblem(to);
-    if (problem) {
-      return this.reply(s, { op: "error", code: "BAD_USER", reason: `target: ${problem}`, ...(id ? { id } : {}) });
-    }
+    if (problem) return refuse("BAD_USER", `target: ${problem}`);
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
-      return this.reply(s, { op: "error", code: "SERVER_BUSY", reason: busy, ...(id ? { id } : {}) });
+      return refuse("SERVER_BUSY", busy);
     }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
-      return this.reply(s, {
-        op: "error",
-        code: "RATE_LIMITED",
-        reason: "message rate limit exceeded; retry later",
-        ...(id ? { id } : {}),
-      });
+      return refuse("RATE_LIMITED", "message rate limit exceeded; retry later");
     }
     // v0 senders cannot receive acks: origin -1 tells the owner none is due.
     this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
@@ -246,9 +261,9 @@ export class Sessions {
    * SDK keeps them and retries with backoff, so nothing is lost and RAM stays bounded.
    */
   private busyReason(): string | null {
-    const r = this.host.reader;
-    if (r.at(SLOT_MAIN, "memPressure") >= 2) return "server under memory pressure; retry later";
-    if (r.sum("storeBacklogBytes") > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
+    const sig = this.host.signals;
+    if (sig.refusing()) return "server under memory pressure; retry later";
+    if (sig.storeBacklogBytes() > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
     return null;
   }
 
@@ -265,26 +280,21 @@ export class Sessions {
    * Once a second: disconnect recipients that stayed backed up too long, forget idle buckets, and
    * under memory pressure shed the heaviest recent sender (it may reconnect once pressure drops).
    */
-  housekeeping(pressure: number): void {
+  housekeeping(): void {
     const now = performance.now();
     const timeout = this.host.settings.slowConsumerTimeout;
     let heaviest: Session | null = null;
     for (const s of this.byConn.values()) {
-      if (s.blocked && now - s.blockedSince > timeout) {
+      if (s.flow === "owed" && now - s.blockedSince > timeout) {
         this.host.metrics.add("slowDisconnects");
-        this.fail(
-          s,
-          "SERVER_BUSY",
-          `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`,
-          CloseCode.SLOW_CONSUMER,
-        );
+        this.disconnect(s, Disconnects.notReading, `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`);
         continue;
       }
       if (!heaviest || s.recentBytes > heaviest.recentBytes) heaviest = s;
     }
-    if (pressure >= 2 && heaviest && heaviest.recentBytes > 0) {
+    if (this.host.signals.refusing() && heaviest && heaviest.recentBytes > 0) {
       this.host.metrics.add("shedConnections");
-      this.fail(heaviest, "SERVER_BUSY", "server under memory pressure; retry later", CloseCode.TRY_AGAIN);
+      this.disconnect(heaviest, Disconnects.memoryShed);
     }
     for (const s of this.byConn.values()) s.recentBytes = 0;
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
@@ -294,50 +304,64 @@ export class Sessions {
 
   // ---- messages from owners and the writer ----
 
-  handle(m: ShardMsg): void {
+  handle(m: SessionMsg): void {
     switch (m.t) {
-      case "dlv":
+      case "deliver":
         return this.deliver(m);
-      case "evict": {
-        const s = this.byConn.get(m.conn);
-        if (!s || s.user !== m.user) return;
-        if (m.why === "slow") {
-          this.host.metrics.add("slowDisconnects");
-          this.fail(s, "SERVER_BUSY", "too many unacked messages for too long", CloseCode.SLOW_CONSUMER);
-        } else this.fail(s, "REPLACED", "logged in elsewhere", CloseCode.REPLACED);
-        return;
-      }
+      case "evict":
+        return this.onEvict(m.user, m.conn, m.why);
       case "sent":
-      case "serr": {
-        if (m.conn < 0) {
-          const w = this.sendWaiters.get(-m.conn);
-          this.sendWaiters.delete(-m.conn);
-          w?.(m);
-          return;
-        }
-        const s = this.byConn.get(m.conn);
-        if (!s) return; // the sender left; its SDK retries and is deduplicated
-        if (m.t === "sent") {
-          this.host.metrics.add("acksToSenders");
-          this.reply(s, { op: "sent", id: m.id, status: m.status });
-        } else this.reply(s, { op: "error", code: m.code, reason: m.reason, id: m.id });
-        return;
-      }
-      case "sta": {
+      case "sendError":
+        return this.onSenderAck(m);
+      case "statusReply": {
         const w = this.statusWaiters.get(m.req);
         this.statusWaiters.delete(m.req);
         w?.(m);
         return;
       }
+      default:
+        return assertNever(m, "session message");
     }
+  }
+
+  private onEvict(user: string, conn: number, why: "replaced" | "slow"): void {
+    const s = this.byConn.get(conn);
+    if (!s || s.user !== user) return;
+    if (why === "slow") this.host.metrics.add("slowDisconnects");
+    this.disconnect(s, why === "slow" ? Disconnects.notAcking : Disconnects.replaced);
+  }
+
+  private onSenderAck(m: SentMsg | SendErrorMsg): void {
+    if (m.conn < 0) {
+      const w = this.sendWaiters.get(-m.conn);
+      this.sendWaiters.delete(-m.conn);
+      w?.(m);
+      return;
+    }
+    const s = this.byConn.get(m.conn);
+    if (!s) return; // the sender left; its SDK retries and is deduplicated
+    if (m.t === "sent") {
+      this.host.metrics.add("acksToSenders");
+      this.reply(s, { op: "sent", id: m.id, status: m.status });
+    } else this.reply(s, { op: "error", code: m.code, reason: m.reason, id: m.id });
   }
 
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
-    if (!s || s.closed || s.user !== m.user) return; // gone: the owner hears our detach
+    if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
+    const last = this.writeDeliveries(s, m);
+    if (last < 0) return this.disconnect(s, Disconnects.socketDropped);
+    // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
+    if (s.proto === "v0" && last > 0) {
+      this.toOwner(m.user, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
+    }
+    this.updateFlow(s, m.page);
+  }
+
+  /** Writes the items; returns the last seq written, or -1 if the socket dropped a write. */
+  private writeDeliveries(s: Session, m: DeliverMsg): number {
     const metrics = this.host.metrics;
     const now = performance.timeOrigin + performance.now();
-    let ok = true;
     let last = 0;
     for (const d of m.items) {
       const data = encodeServerFrame(
@@ -345,107 +369,96 @@ export class Sessions {
         s.proto!,
       );
       if (data === null) continue;
-      const r = s.t.send(data);
-      if (r === 0) {
-        // Dropped: the socket is unusable. Closing makes the owner store what is unacked.
-        ok = false;
-        break;
-      }
+      if (s.t.send(data) === 0) return -1; // unusable: closing makes the owner store what is unacked
       last = d.seq;
       if (d.t0 > 0) {
         metrics.add("deliveredLive");
         metrics.latency(now - d.t0);
       } else metrics.add("deliveredStored");
     }
-    if (!ok) return this.fail(s, "INTERNAL", "socket dropped a write", CloseCode.INTERNAL);
-    const owner = ownerOf(m.user, this.host.shards);
-    // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
-    if (s.proto === "v0" && last > 0) {
-      this.host.post(owner, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
+    return last;
+  }
+
+  /**
+   * After a write: a page always gets one flow-ready (now, or when the socket drains); a live
+   * write that backs the socket up tells the owner to stop forwarding until it drains.
+   */
+  private updateFlow(s: Session, page: boolean): void {
+    const backedUp = s.t.buffered() > this.host.settings.slowConsumerBytes;
+    if (backedUp) {
+      if (s.flow === "clear") {
+        s.flow = "owed";
+        s.blockedSince = performance.now();
+        if (!page) this.postFlow(s, false);
+      }
+      return;
     }
-    const blocked = s.t.buffered() > this.host.settings.slowConsumerBytes;
-    if (blocked && !s.blocked) s.blockedSince = performance.now();
-    if (m.page) {
-      if (blocked) s.flowOwed = true;
-      else this.host.post(owner, { t: "flow", user: m.user, shard: this.host.index, conn: s.conn, ready: true });
-    } else if (blocked && !s.blocked) {
-      this.host.post(owner, { t: "flow", user: m.user, shard: this.host.index, conn: s.conn, ready: false });
-      s.flowOwed = true;
+    if (page || s.flow === "owed") {
+      s.flow = "clear";
+      this.postFlow(s, true);
     }
-    s.blocked = blocked;
   }
 
   /** The socket drained: tell the owner it may send again. */
   onDrain(s: Session): void {
-    if (!s.user || s.closed || !s.flowOwed) return;
+    if (s.state !== "open" || s.flow !== "owed") return;
     if (s.t.buffered() > this.host.settings.slowConsumerBytes / 2) return;
-    s.flowOwed = false;
-    s.blocked = false;
-    this.host.post(ownerOf(s.user, this.host.shards), {
-      t: "flow",
-      user: s.user,
-      shard: this.host.index,
-      conn: s.conn,
-      ready: true,
-    });
+    s.flow = "clear";
+    this.postFlow(s, true);
+  }
+
+  private postFlow(s: Session, ready: boolean): void {
+    const user = s.user!;
+    this.toOwner(user, { t: "flow", user, shard: this.host.index, conn: s.conn, ready });
   }
 
   onClose(s: Session): void {
     if (!this.byConn.delete(s.conn)) return;
-    s.closed = true;
+    this.moveTo(s, "closed");
     if (s.loginTimer) clearTimeout(s.loginTimer);
     this.host.metrics.set("conns", this.byConn.size);
     if (s.user) {
       if (this.byUser.get(s.user) === s) this.byUser.delete(s.user);
-      this.host.post(ownerOf(s.user, this.host.shards), {
-        t: "det",
-        user: s.user,
-        shard: this.host.index,
-        conn: s.conn,
-      });
+      this.toOwner(s.user, { t: "detach", user: s.user, shard: this.host.index, conn: s.conn });
     }
   }
 
   // ---- helpers ----
 
+  private toOwner(user: string, m: PortMsg): void {
+    this.host.post(ownerOf(user, this.host.shards), m);
+  }
+
   reply(s: Session, f: ServerFrame, proto: Encoding | undefined = s.proto): void {
-    if (s.closed) return;
+    if (s.state === "closing" || s.state === "closed") return;
     const data = encodeServerFrame(f, proto ?? "v1");
     if (data !== null) s.t.send(data);
   }
 
-  private fail(s: Session, code: string, reason: string, close: number, proto?: Encoding): void {
-    if (s.closed) return;
-    this.reply(s, { op: "error", code, reason }, proto ?? s.proto);
-    log.debug("closing connection", { conn: s.conn, user: s.user ?? "-", code, reason });
-    s.t.close(close, reason.slice(0, 120));
+  /** Ends a connection: the error frame first (where the encoding has one), then the close. */
+  private disconnect(s: Session, d: Disconnect, reason = d.reason, proto?: Encoding): void {
+    if (s.state === "closing" || s.state === "closed") return;
+    this.reply(s, { op: "error", code: d.code, reason }, proto ?? s.proto);
+    this.moveTo(s, "closing");
+    log.debug("closing connection", { conn: s.conn, user: s.user ?? "-", code: d.code, reason });
+    s.t.close(d.close, reason.slice(0, 120));
   }
 
   queryStatus(user: string, done: (r: StatusReply) => void): void {
     const req = this.nextReq++;
     this.statusWaiters.set(req, done);
-    this.host.post(ownerOf(user, this.host.shards), { t: "stq", user, shard: this.host.index, req });
+    this.toOwner(user, { t: "statusQuery", user, shard: this.host.index, req });
   }
 
   /** Hands an accepted message to its recipient's owner, stamped with the receive time. */
   private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): void {
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
-    this.host.post(ownerOf(to, this.host.shards), {
-      t: "route",
-      to,
-      from,
-      id,
-      body,
-      ts: Math.floor(now),
-      t0: now,
-      o,
-      c,
-    });
+    this.toOwner(to, { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c });
   }
 
   /** Server-side send (HTTP API): the ack comes back like a connection's, to a negative conn id. */
-  sendAs(from: string, to: string, id: string, body: Uint8Array, done: (r: SentMsg | SendErrMsg) => void): number {
+  sendAs(from: string, to: string, id: string, body: Uint8Array, done: (r: SentMsg | SendErrorMsg) => void): number {
     const h = this.nextHttp++;
     this.sendWaiters.set(h, done);
     this.emitRoute(from, to, id, body, this.host.index, -h);
@@ -461,8 +474,8 @@ export class Sessions {
     for (const s of this.byUser.values()) if (ownerOf(s.user!, this.host.shards) === k) this.attach(s);
   }
 
-  closeAll(code: number, reason: string): void {
+  closeAll(): void {
     this.accepting = false;
-    for (const s of [...this.byConn.values()]) this.fail(s, "SHUTTING_DOWN", reason, code);
+    for (const s of [...this.byConn.values()]) this.disconnect(s, Disconnects.shuttingDown);
   }
 }

@@ -6,7 +6,31 @@
 // Promise to senders: an ack ("delivered" | "stored" | "duplicate") is sent only once the message
 // is acked by the recipient or committed to SQLite. Sequence numbers come from blocks reserved
 // (and committed) in the store before use, so a crash leaves a gap but never reuses a number.
+//
+// State is split in two. Per user (`UserBox`, lives while the user is active): the sequence
+// reservation, the dedupe window, what the store holds, presence. Per connection (`Link`, lives
+// while the user is logged in): the delivery cursor, unacked deliveries, the held-back messages,
+// and the drain phase below. Only `moveTo` changes a link's phase, and only along this table:
+//
+//   phase     event                                   next
+//   idle      pump: fetch slot free                   fetching   (a page read is in flight)
+//   idle      pump: no slot                           queued     (waits in the drain queue)
+//   idle      pump: too many unacked                  idle       (the next ack pumps again)
+//   queued    a fetch slot frees                      idle → pump
+//   fetching  rows: caught up                         live       (held-back messages go out)
+//   fetching  rows: page forwarded                    writing    (wait for the socket's flow)
+//   fetching  rows: nothing new                       idle → pump
+//   writing   flow ready                              idle → pump
+//   blocked   flow ready                              idle → pump
+//   live      route: slow, full or under pressure     idle       (serve from the store again)
+//   any but fetching   flow not ready                 blocked
+//
+// A new link starts in `idle` and pumps at once (attach). A flow-not-ready during `fetching` is
+// left to the page that follows: a page forwarded to a backed-up socket waits in `writing` for the
+// same flow-ready that `blocked` would.
 
+import { assertNever } from "../assert.ts";
+import { type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -15,10 +39,11 @@ import type {
   DetachMsg,
   FlowMsg,
   LoadedReply,
+  OwnerMsg,
+  PortMsg,
   RejectedReply,
   RouteMsg,
   RowsReply,
-  ShardMsg,
   StatusQuery,
   StoredRow,
   WriterReq,
@@ -26,78 +51,72 @@ import type {
 
 export interface OwnerIO {
   readonly self: number;
-  toShard(shard: number, m: ShardMsg): void;
+  toShard(shard: number, m: PortMsg): void;
   toWriter(m: WriterReq): void;
   now(): number;
   /** True above the memory spill watermark: hold nothing for slow users in RAM. */
   underPressure(): boolean;
 }
 
-export interface OwnerLimits {
-  maxPending: number; // unacked live deliveries per user before spilling to the store
-  pageSize: number; // rows per backlog fetch
-  pageBytes: number; // byte budget per backlog fetch (a quarter of it under memory pressure)
-  maxFetches: number; // backlog pages in flight per shard (a few under memory pressure)
-  pendingSpillMs: number; // unacked live deliveries older than this move to the store
-  seqBlock: number; // sequence numbers reserved per store round trip
-  recentIds: number; // (sender, id) pairs remembered per user for dedupe
-  holdback: number; // messages held in memory per user while its backlog drains
-  slowTimeoutMs: number; // a recipient at maxPending with no ack progress this long is cut off
-}
+export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 
-export const defaultOwnerLimits: OwnerLimits = {
-  maxPending: 1000,
-  pageSize: 500,
-  pageBytes: 256 * 1024,
-  maxFetches: 32,
-  pendingSpillMs: 1000,
-  seqBlock: 1024,
-  recentIds: 512,
-  holdback: 256,
-  slowTimeoutMs: 30_000,
-};
+/** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
+const TIGHT_MAX_PENDING = 64;
+const TIGHT_FETCH_SLOTS = 4;
+const TIGHT_PAGE_DIVISOR = 4;
 
 interface Pending extends Delivery {
   o: number;
   c: number;
 }
 
-interface Conn {
-  shard: number;
-  conn: number;
-  v0: boolean;
-}
+type Phase = "idle" | "queued" | "fetching" | "writing" | "blocked" | "live";
 
-type Mode = "offline" | "draining" | "live";
+const TRANSITIONS: Record<Phase, readonly Phase[]> = {
+  idle: ["idle", "queued", "fetching", "blocked"],
+  queued: ["idle", "blocked"],
+  fetching: ["live", "writing", "idle"],
+  writing: ["idle", "blocked"],
+  blocked: ["idle", "blocked"],
+  live: ["idle", "blocked", "live"],
+};
 
-/** Per-user state on its owner shard. */
-interface Box {
-  user: string;
-  loaded: boolean;
-  reserving: boolean;
-  seqNext: number;
-  seqLimit: number;
-  lastSeen: number;
-  waiting: RouteMsg[]; // routed before the box was loaded or had sequence numbers
-  statusWaiters: StatusQuery[];
-  conn: Conn | null;
-  gen: number; // bumps on every attach/detach so stale store pages are ignored
-  mode: Mode;
-  cursor: number; // highest seq forwarded to the current connection
-  acked: number; // highest seq the recipient acked
-  ackedAt: number; // when `acked` last moved (or the connection attached)
-  storedMax: number; // highest seq sent to the store
-  storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
-  deletedUpTo: number; // highest seq we asked the store to delete
-  fetching: boolean;
-  appendedSinceFetch: boolean;
-  awaitingFlow: boolean; // a page was forwarded; wait for the socket shard's flow reply
-  socketBlocked: boolean;
+/** Per-connection state: one logged-in connection of the user. */
+interface Link {
+  readonly box: UserBox;
+  readonly shard: number;
+  readonly conn: number;
+  readonly v0: boolean;
+  readonly gen: number; // stale store pages (older gen) are ignored
+  phase: Phase;
+  cursor: number; // highest seq forwarded on this connection
+  ackedAt: number; // when the user's ack last moved (or the connection attached)
+  appendedSinceFetch: boolean; // a store append raced the page in flight: not caught up yet
   pending: Pending[]; // live deliveries not yet acked, seq ascending
   // Messages that arrive while the backlog drains wait here (not in the store) and go out live
   // once the drain catches up. Invariant: every held seq is above every stored seq, because the
   // holdback is spilled to the store before any newer message is stored.
   holdback: Pending[];
+}
+
+/** The sequence reservation: loading (first read), reserving (a top-up in flight), or ready. */
+type SeqState = "loading" | "reserving" | "ready";
+
+/** Per-user state on its owner shard. */
+interface UserBox {
+  readonly user: string;
+  seqState: SeqState;
+  seqNext: number;
+  seqLimit: number;
+  lastSeen: number;
+  waiting: RouteMsg[]; // routed before the box was loaded or had sequence numbers
+  statusWaiters: StatusQuery[];
+  link: Link | null;
+  gen: number; // bumps on every attach/detach
+  acked: number; // highest seq the recipient acked
+  storedMax: number; // highest seq sent to the store
+  storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
+  deletedUpTo: number; // highest seq we asked the store to delete
   recent: Map<string, number>; // sender\0id -> seq, insertion ordered
   touched: number;
 }
@@ -112,75 +131,73 @@ export interface OwnerStats {
 }
 
 export class Owner {
-  private readonly boxes = new Map<string, Box>();
+  private readonly boxes = new Map<string, UserBox>();
   /** Appends sent to the writer and not yet confirmed committed, oldest first: replayed if it dies. */
   private unconfirmed: AppendReq[] = [];
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
   unconfirmedBytes = 0;
-  /** Backlog fetches in flight (user + gen): bounded per shard; boxes beyond wait in the queue. */
+  /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
-  private readonly drainQueue = new Set<Box>();
+  private readonly drainQueue = new Set<Link>();
   readonly stats: OwnerStats = { routed: 0, forwardedLive: 0, stored: 0, duplicates: 0, boxes: 0, online: 0 };
 
-  constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits = defaultOwnerLimits) {}
+  constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {}
 
-  handle(m: ShardMsg): void {
+  handle(m: OwnerMsg): void {
     switch (m.t) {
       case "route":
         return this.onRoute(m);
-      case "att":
+      case "attach":
         return this.onAttach(m);
-      case "det":
+      case "detach":
         return this.onDetach(m);
       case "ack":
         return this.onAck(m);
       case "flow":
         return this.onFlow(m);
-      case "stq":
+      case "statusQuery":
         return this.onStatus(m);
       case "loaded":
         return this.onLoaded(m);
       case "rows":
         return this.onRows(m);
-      case "rej":
+      case "rejected":
         return this.onRejected(m);
-      case "cmt":
+      case "committed":
         for (const req of this.unconfirmed.splice(0, m.n)) this.unconfirmedBytes -= appendBytes(req);
         return;
       default:
-        return; // not an owner message (dlv, sent, … are for the socket side)
+        return assertNever(m, "owner message");
     }
   }
 
-  // ---- boxes ----
+  /** The one place a link's phase changes; a move the table does not allow is a bug. */
+  private moveTo(l: Link, next: Phase): void {
+    if (!TRANSITIONS[l.phase].includes(next)) throw new Error(`owner: ${l.phase} → ${next} is not a transition`);
+    if (l.phase === "queued") this.drainQueue.delete(l);
+    l.phase = next;
+    if (next === "queued") this.drainQueue.add(l);
+  }
 
-  private box(user: string): Box {
+  // ---- boxes and sequence numbers ----
+
+  private box(user: string): UserBox {
     let b = this.boxes.get(user);
     if (!b) {
       b = {
         user,
-        loaded: false,
-        reserving: true,
+        seqState: "loading",
         seqNext: 1,
         seqLimit: 0,
         lastSeen: 0,
         waiting: [],
         statusWaiters: [],
-        conn: null,
+        link: null,
         gen: 0,
-        mode: "offline",
-        cursor: 0,
         acked: 0,
-        ackedAt: 0,
         storedMax: 0,
         storeUnknown: true,
         deletedUpTo: 0,
-        fetching: false,
-        appendedSinceFetch: false,
-        awaitingFlow: false,
-        socketBlocked: false,
-        pending: [],
-        holdback: [],
         recent: new Map(),
         touched: 0,
       };
@@ -195,8 +212,7 @@ export class Owner {
   private onLoaded(m: LoadedReply): void {
     const b = this.boxes.get(m.user);
     if (!b) return;
-    if (!b.loaded) {
-      b.loaded = true;
+    if (b.seqState === "loading") {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
       b.seqNext = m.seqBase;
       b.seqLimit = m.seqLimit;
@@ -206,15 +222,14 @@ export class Owner {
       if (m.seqBase !== b.seqLimit + 1) b.seqNext = Math.max(b.seqNext, m.seqBase);
       b.seqLimit = Math.max(b.seqLimit, m.seqLimit);
     }
-    b.reserving = false;
+    b.seqState = "ready";
     for (const q of b.statusWaiters.splice(0)) this.replyStatus(b, q);
-    const waiting = b.waiting.splice(0);
-    for (const r of waiting) this.onRoute(r);
+    for (const r of b.waiting.splice(0)) this.onRoute(r);
   }
 
-  private ensureSeqs(b: Box): void {
-    if (!b.reserving && b.seqLimit - b.seqNext < this.limits.seqBlock / 2) {
-      b.reserving = true;
+  private ensureSeqs(b: UserBox): void {
+    if (b.seqState === "ready" && b.seqLimit - b.seqNext < this.limits.seqBlock / 2) {
+      b.seqState = "reserving";
       this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
     }
   }
@@ -223,7 +238,7 @@ export class Owner {
 
   private onRoute(m: RouteMsg): void {
     const b = this.box(m.to);
-    if (!b.loaded || b.seqNext > b.seqLimit || b.waiting.length > 0) {
+    if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0) {
       b.waiting.push(m);
       this.ensureSeqs(b);
       return;
@@ -238,27 +253,36 @@ export class Owner {
     }
     const seq = b.seqNext++;
     this.ensureSeqs(b);
-    const d: Pending = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c };
+    this.place(b, { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c });
+  }
+
+  /** Forward live, hold back behind a draining backlog, or store. */
+  private place(b: UserBox, d: Pending): void {
+    const l = b.link;
     const tight = this.io.underPressure();
-    const maxPending = tight ? Math.min(this.limits.maxPending, 64) : this.limits.maxPending;
-    if (b.conn && b.mode === "live" && !b.socketBlocked && b.pending.length < maxPending) {
-      this.forward(b, [d], false);
-      b.pending.push(d);
+    const maxPending = tight ? Math.min(this.limits.maxPending, TIGHT_MAX_PENDING) : this.limits.maxPending;
+    if (l && l.phase === "live" && l.pending.length < maxPending) {
+      this.forward(l, [d], false);
+      l.pending.push(d);
       this.stats.forwardedLive++;
-    } else if (b.conn && b.mode === "draining" && !tight && b.holdback.length < this.limits.holdback) {
-      b.holdback.push(d);
-    } else {
-      if (b.mode === "live") b.mode = "draining"; // slow or too many unacked: serve from the store
-      if (b.holdback.length) this.store(b, b.holdback.splice(0));
-      this.store(b, [d]);
+      return;
     }
+    if (l && l.phase !== "live" && !tight && l.holdback.length < this.limits.holdback) {
+      l.holdback.push(d);
+      return;
+    }
+    if (l?.phase === "live") this.moveTo(l, "idle"); // slow or too many unacked: serve from the store
+    if (l?.holdback.length) this.store(b, l.holdback.splice(0));
+    if (l) l.appendedSinceFetch = true;
+    this.store(b, [d]);
   }
 
   /** A sender retried an id we have seen. Reply only with what is already true. */
-  private onRetry(b: Box, m: RouteMsg, seq: number): void {
+  private onRetry(b: UserBox, m: RouteMsg, seq: number): void {
     this.stats.duplicates++;
     if (seq <= b.acked) return this.ackSender(m.o, m.c, m.id, "duplicate");
-    const live = b.pending.find((p) => p.seq === seq) ?? b.holdback.find((p) => p.seq === seq);
+    const l = b.link;
+    const live = l && (l.pending.find((p) => p.seq === seq) ?? l.holdback.find((p) => p.seq === seq));
     if (live) {
       // Still in flight: its eventual ack goes to the connection that retried.
       live.o = m.o;
@@ -268,14 +292,14 @@ export class Owner {
     // Stored (or being stored): the store's unique (recipient, sender, id) index makes this a
     // no-op insert, and the writer answers "duplicate" after its commit.
     this.append({
-      t: "app",
+      t: "append",
       rows: [{ recipient: b.user, seq, sender: m.from, msgId: m.id, ts: m.ts, body: m.body }],
       o: [m.o],
       c: [m.c],
     });
   }
 
-  private store(b: Box, items: Pending[]): void {
+  private store(b: UserBox, items: Pending[]): void {
     if (items.length === 0) return;
     const rows: StoredRow[] = [];
     const o: number[] = [];
@@ -287,8 +311,7 @@ export class Owner {
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
-    b.appendedSinceFetch = true;
-    this.append({ t: "app", rows, o, c });
+    this.append({ t: "append", rows, o, c });
   }
 
   private append(req: AppendReq): void {
@@ -305,21 +328,20 @@ export class Owner {
     for (const req of this.unconfirmed) this.io.toWriter(req);
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
-      if (b.reserving) this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
-      if (b.fetching) this.issueFetch(b);
+      if (b.seqState !== "ready") this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
+      if (b.link?.phase === "fetching") this.issueFetch(b.link);
     }
     // Tokens of fetches for older connections were cleared without a reply to come: whoever
     // waited on those slots must not wait forever.
     this.pumpQueued();
   }
 
-  private forward(b: Box, items: Delivery[], page: boolean): void {
-    const conn = b.conn!;
+  private forward(l: Link, items: Delivery[], page: boolean): void {
     const last = items[items.length - 1]!;
-    if (last.seq > b.cursor) b.cursor = last.seq;
+    if (last.seq > l.cursor) l.cursor = last.seq;
     // Pending items also carry their origin (o, c); the socket shard ignores those fields, and
     // copying every delivery just to drop two small ints costs more than sending them.
-    this.io.toShard(conn.shard, { t: "dlv", user: b.user, conn: conn.conn, items, page });
+    this.io.toShard(l.shard, { t: "deliver", user: l.box.user, conn: l.conn, items, page });
   }
 
   private ackSender(o: number, c: number, id: string, status: "delivered" | "stored" | "duplicate"): void {
@@ -328,161 +350,172 @@ export class Owner {
 
   // ---- connections ----
 
-  private sameConn(b: Box | undefined, shard: number, conn: number): b is Box & { conn: Conn } {
-    return !!b && !!b.conn && b.conn.shard === shard && b.conn.conn === conn;
+  private linkOf(user: string, shard: number, conn: number): Link | null {
+    const l = this.boxes.get(user)?.link;
+    return l && l.shard === shard && l.conn === conn ? l : null;
   }
 
   private onAttach(m: AttachMsg): void {
     const b = this.box(m.user);
-    if (b.conn && !(b.conn.shard === m.shard && b.conn.conn === m.conn)) {
+    const old = b.link;
+    if (old && (old.shard !== m.shard || old.conn !== m.conn)) {
       // Newest login wins: the older connection is closed with a reason.
-      this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn, why: "replaced" });
+      this.io.toShard(old.shard, { t: "evict", user: b.user, conn: old.conn, why: "replaced" });
       this.release(b);
+    } else if (old) {
+      // The same connection attaching again (its owner came back): the new link replaces it.
+      this.drainQueue.delete(old);
+      this.stats.online--;
     }
-    b.conn = { shard: m.shard, conn: m.conn, v0: m.v0 };
-    b.ackedAt = this.io.now();
-    this.stats.online++;
-    b.gen++;
-    b.mode = "draining";
-    b.socketBlocked = false;
-    b.awaitingFlow = false;
-    b.fetching = false;
     const resume = Math.min(m.resume, b.seqNext - 1);
+    const l: Link = {
+      box: b,
+      shard: m.shard,
+      conn: m.conn,
+      v0: m.v0,
+      gen: ++b.gen,
+      phase: "idle",
+      cursor: Math.max(resume, 0),
+      ackedAt: this.io.now(),
+      appendedSinceFetch: false,
+      pending: [],
+      holdback: [],
+    };
+    this.stats.online++;
+    b.link = l;
     if (resume > b.acked) this.ackUpTo(b, resume);
-    b.cursor = Math.max(resume, 0);
-    this.pump(b);
+    this.pump(l);
   }
 
   private onDetach(m: DetachMsg): void {
-    const b = this.boxes.get(m.user);
-    if (!this.sameConn(b, m.shard, m.conn)) return;
-    this.release(b);
+    const l = this.linkOf(m.user, m.shard, m.conn);
+    if (l) this.release(l.box);
   }
 
   /** The connection is gone: unacked live deliveries move to the store, presence goes offline. */
-  private release(b: Box): void {
-    this.drainQueue.delete(b);
-    this.store(b, b.pending.splice(0));
-    this.store(b, b.holdback.splice(0));
-    b.conn = null;
+  private release(b: UserBox): void {
+    const l = b.link;
+    if (!l) return;
+    this.drainQueue.delete(l);
+    this.store(b, l.pending.splice(0));
+    this.store(b, l.holdback.splice(0));
+    b.link = null;
     this.stats.online--;
     b.gen++;
-    b.mode = "offline";
-    b.fetching = false;
-    b.awaitingFlow = false;
-    b.socketBlocked = false;
     b.lastSeen = this.io.now();
     this.io.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
   }
 
   /** Shard k died: every user whose socket lived there is offline now. */
   shardDown(k: number): void {
-    for (const b of this.boxes.values()) if (b.conn?.shard === k) this.release(b);
+    for (const b of this.boxes.values()) if (b.link?.shard === k) this.release(b);
   }
 
   private onAck(m: AckMsg): void {
-    const b = this.boxes.get(m.user);
-    if (!this.sameConn(b, m.shard, m.conn)) return;
-    this.ackUpTo(b, Math.min(m.seq, b.cursor));
-    this.pump(b);
+    const l = this.linkOf(m.user, m.shard, m.conn);
+    if (!l) return;
+    this.ackUpTo(l.box, Math.min(m.seq, l.cursor));
+    if (l.phase === "idle") this.pump(l);
   }
 
-  private ackUpTo(b: Box, n: number): void {
+  private ackUpTo(b: UserBox, n: number): void {
     if (n <= b.acked) return;
     b.acked = n;
-    b.ackedAt = this.io.now();
-    let i = 0;
-    while (i < b.pending.length && b.pending[i]!.seq <= n) {
-      const p = b.pending[i++]!;
-      this.ackSender(p.o, p.c, p.id, "delivered");
+    const l = b.link;
+    if (l) {
+      l.ackedAt = this.io.now();
+      let i = 0;
+      while (i < l.pending.length && l.pending[i]!.seq <= n) {
+        const p = l.pending[i++]!;
+        this.ackSender(p.o, p.c, p.id, "delivered");
+      }
+      if (i > 0) l.pending.splice(0, i);
     }
-    if (i > 0) b.pending.splice(0, i);
     const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
     if (del > b.deletedUpTo) {
       b.deletedUpTo = del;
-      this.io.toWriter({ t: "del", user: b.user, upTo: del });
+      this.io.toWriter({ t: "delete", user: b.user, upTo: del });
     }
   }
 
   private onFlow(m: FlowMsg): void {
-    const b = this.boxes.get(m.user);
-    if (!this.sameConn(b, m.shard, m.conn)) return;
-    b.awaitingFlow = false;
-    b.socketBlocked = !m.ready;
-    if (!m.ready && b.mode === "live") b.mode = "draining";
-    this.pump(b);
+    const l = this.linkOf(m.user, m.shard, m.conn);
+    if (!l) return;
+    if (!m.ready) {
+      if (l.phase !== "fetching") this.moveTo(l, "blocked");
+      return;
+    }
+    if (l.phase === "writing" || l.phase === "blocked") {
+      this.moveTo(l, "idle");
+      this.pump(l);
+    }
   }
 
   // ---- backlog drain ----
 
-  /** Pulls the next backlog page if draining and nothing holds it back. */
-  private pump(b: Box): void {
-    if (!b.conn || b.mode !== "draining" || b.fetching || b.awaitingFlow || b.socketBlocked) return;
-    if (b.pending.length >= this.limits.maxPending / 2) return; // wait for acks first
+  /** From `idle`: pulls the next backlog page unless too much is unacked or no slot is free. */
+  private pump(l: Link): void {
+    if (l.phase !== "idle") return;
+    if (l.pending.length >= this.limits.maxPending / 2) return; // wait for acks first
     // Bound the pages in flight per shard (fewer under memory pressure): a crowd reconnecting at
     // once must not pull every backlog into RAM together.
-    if (this.fetchesInFlight.size >= this.fetchSlots()) {
-      this.drainQueue.add(b);
-      return;
-    }
-    this.drainQueue.delete(b);
-    b.fetching = true;
-    b.appendedSinceFetch = false;
-    this.issueFetch(b);
+    if (this.fetchesInFlight.size >= this.fetchSlots()) return this.moveTo(l, "queued");
+    this.moveTo(l, "fetching");
+    l.appendedSinceFetch = false;
+    this.issueFetch(l);
   }
 
   private fetchSlots(): number {
-    return this.io.underPressure() ? Math.min(4, this.limits.maxFetches) : this.limits.maxFetches;
+    return this.io.underPressure() ? Math.min(TIGHT_FETCH_SLOTS, this.limits.maxFetches) : this.limits.maxFetches;
   }
 
-  private issueFetch(b: Box): void {
-    this.fetchesInFlight.add(b.user + "\0" + b.gen);
-    const maxBytes = this.io.underPressure() ? this.limits.pageBytes / 4 : this.limits.pageBytes;
-    this.io.toWriter({ t: "fetch", user: b.user, after: b.cursor, limit: this.limits.pageSize, maxBytes, gen: b.gen });
-  }
-
-  /** A fetch finished (for this or an older connection): give its slot to a waiting drain. */
-  private releaseFetch(user: string, gen: number): void {
-    if (this.fetchesInFlight.delete(user + "\0" + gen)) this.pumpQueued();
+  private issueFetch(l: Link): void {
+    const user = l.box.user;
+    this.fetchesInFlight.add(user + "\0" + l.gen);
+    const maxBytes = this.io.underPressure() ? this.limits.pageBytes / TIGHT_PAGE_DIVISOR : this.limits.pageBytes;
+    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit: this.limits.pageSize, maxBytes, gen: l.gen });
   }
 
   /** Starts waiting drains while fetch slots are free. */
   private pumpQueued(): void {
     for (const next of this.drainQueue) {
       if (this.fetchesInFlight.size >= this.fetchSlots()) break;
-      this.drainQueue.delete(next);
+      this.moveTo(next, "idle");
       this.pump(next);
     }
   }
 
   private onRows(m: RowsReply): void {
-    this.releaseFetch(m.user, m.gen);
-    const b = this.boxes.get(m.user);
-    if (!b || !b.conn || m.gen !== b.gen) return;
-    b.fetching = false;
+    // A finished fetch (for this or an older connection) gives its slot to a waiting drain.
+    if (this.fetchesInFlight.delete(m.user + "\0" + m.gen)) this.pumpQueued();
+    const l = this.boxes.get(m.user)?.link;
+    if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
-    const rows = m.rows.filter((r) => r.seq > b.cursor);
+    const rows = m.rows.filter((r) => r.seq > l.cursor);
     if (rows.length > 0) {
       this.forward(
-        b,
+        l,
         rows.map((r) => ({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 })),
         true,
       );
-      b.awaitingFlow = true;
     }
-    if (!m.more && !b.appendedSinceFetch) {
-      b.mode = "live"; // caught up: everything after this is forwarded as it arrives
-      b.storeUnknown = false;
-      if (b.cursor > b.storedMax) b.storedMax = b.cursor;
-      if (b.holdback.length) {
-        const held = b.holdback.splice(0);
-        this.forward(b, held, false);
-        for (const d of held) b.pending.push(d);
-        this.stats.forwardedLive += held.length;
-      }
-      return;
-    }
-    this.pump(b);
+    if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
+    if (rows.length > 0) return this.moveTo(l, "writing");
+    this.moveTo(l, "idle");
+    this.pump(l);
+  }
+
+  /** Caught up: the held-back messages go out, and everything after is forwarded as it arrives. */
+  private goLive(l: Link): void {
+    const b = l.box;
+    this.moveTo(l, "live");
+    b.storeUnknown = false;
+    if (l.cursor > b.storedMax) b.storedMax = l.cursor;
+    if (l.holdback.length === 0) return;
+    const held = l.holdback.splice(0);
+    this.forward(l, held, false);
+    for (const d of held) l.pending.push(d);
+    this.stats.forwardedLive += held.length;
   }
 
   private onRejected(m: RejectedReply): void {
@@ -496,13 +529,21 @@ export class Owner {
 
   private onStatus(q: StatusQuery): void {
     const b = this.box(q.user);
-    if (!b.loaded) b.statusWaiters.push(q);
+    if (b.seqState === "loading") b.statusWaiters.push(q);
     else this.replyStatus(b, q);
   }
 
-  private replyStatus(b: Box, q: StatusQuery): void {
-    this.io.toShard(q.shard, { t: "sta", req: q.req, user: b.user, online: b.conn !== null, lastSeen: b.lastSeen });
+  private replyStatus(b: UserBox, q: StatusQuery): void {
+    this.io.toShard(q.shard, {
+      t: "statusReply",
+      req: q.req,
+      user: b.user,
+      online: b.link !== null,
+      lastSeen: b.lastSeen,
+    });
   }
+
+  // ---- housekeeping ----
 
   /**
    * Recipients that take deliveries but never ack hold `maxPending` messages in RAM; past the
@@ -512,10 +553,11 @@ export class Owner {
     const limit = this.io.now() - this.limits.slowTimeoutMs;
     let n = 0;
     for (const b of this.boxes.values()) {
+      const l = b.link;
       // Deliveries outstanding (forwarded beyond the last ack) and no ack progress for the timeout.
-      if (!b.conn || b.cursor <= b.acked || b.ackedAt > limit) continue;
-      this.io.toShard(b.conn.shard, { t: "evict", user: b.user, conn: b.conn.conn, why: "slow" });
-      b.ackedAt = this.io.now(); // one eviction per timeout, even if the close is slow
+      if (!l || l.cursor <= b.acked || l.ackedAt > limit) continue;
+      this.io.toShard(l.shard, { t: "evict", user: b.user, conn: l.conn, why: "slow" });
+      l.ackedAt = this.io.now(); // one eviction per timeout, even if the close is slow
       n++;
     }
     return n;
@@ -530,10 +572,12 @@ export class Owner {
     const cutoff = this.io.now() - ageMs;
     let n = 0;
     for (const b of this.boxes.values()) {
+      const l = b.link;
+      if (!l) continue;
       let i = 0;
-      while (i < b.pending.length && b.pending[i]!.ts <= cutoff) i++;
+      while (i < l.pending.length && l.pending[i]!.ts <= cutoff) i++;
       if (i === 0) continue;
-      this.store(b, b.pending.splice(0, i));
+      this.store(b, l.pending.splice(0, i));
       n += i;
     }
     return n;
@@ -544,8 +588,7 @@ export class Owner {
     const cutoff = this.io.now() - idleMs;
     let n = 0;
     for (const [u, b] of this.boxes) {
-      if (b.conn || !b.loaded || b.reserving || b.waiting.length || b.pending.length || b.holdback.length) continue;
-      if (b.touched > cutoff) continue;
+      if (b.link || b.seqState !== "ready" || b.waiting.length || b.touched > cutoff) continue;
       this.boxes.delete(u);
       n++;
     }
@@ -555,17 +598,17 @@ export class Owner {
 
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */
   releaseAll(): void {
-    for (const b of this.boxes.values()) if (b.conn) this.release(b);
+    for (const b of this.boxes.values()) this.release(b);
   }
 
   isOnline(user: string): boolean {
-    return !!this.boxes.get(user)?.conn;
+    return !!this.boxes.get(user)?.link;
   }
 }
 
 /** Approximate memory an append request holds until the writer confirms it. */
 function appendBytes(req: AppendReq): number {
   let n = 0;
-  for (const r of req.rows) n += r.body.byteLength + 96;
+  for (const r of req.rows) n += r.body.byteLength + ROW_OVERHEAD_BYTES;
   return n;
 }

@@ -1,14 +1,12 @@
 // Messages that cross threads. Every port carries arrays of these (one postMessage per tick per
-// destination). Receivers validate each item with `isShardMsg`/`isWriterReq`: a port can carry
-// garbage (chaos injects it), and garbage must be counted and dropped, never trusted.
+// destination). Each message is a member of a discriminated union on `t`:
+//   OwnerMsg   → handled by the owner actor of a user (from sessions, peers and the writer)
+//   SessionMsg → handled by the sessions of a socket shard (from owners and the writer)
+//   WriterReq  → handled by the storage writer (from owners)
+// Receivers validate each item with `isPortMsg` / `isWriterReq`: a port can carry garbage (chaos
+// injects it), and garbage must be counted and dropped, never trusted.
 
-import type { InboxRow } from "../store/inbox-store.ts";
-
-/** Where a sender's acknowledgement goes: shard index + connection id on that shard. */
-export interface Origin {
-  shard: number;
-  conn: number;
-}
+// ---- owner-bound ----
 
 /** A message being routed to its recipient's owner shard. `t0` is the receive time (ms, epoch). */
 export interface RouteMsg {
@@ -19,30 +17,12 @@ export interface RouteMsg {
   body: Uint8Array;
   ts: number;
   t0: number;
-  o: number; // origin shard, -1 when no ack is due
+  o: number; // origin shard for the sender's ack, -1 when no ack is due
   c: number; // origin connection
 }
-
-export interface Delivery {
-  seq: number;
-  ts: number;
-  from: string;
-  id: string;
-  body: Uint8Array;
-  t0: number; // 0 for deliveries from the store (no live latency to record)
-}
-
-/** Owner → socket shard: write these to the user's connection. `page` asks for a PageDone reply. */
-export interface DeliverMsg {
-  t: "dlv";
-  user: string;
-  conn: number;
-  items: Delivery[];
-  page: boolean;
-}
-
+/** A user logged in on (shard, conn). */
 export interface AttachMsg {
-  t: "att";
+  t: "attach";
   user: string;
   shard: number;
   conn: number;
@@ -50,11 +30,12 @@ export interface AttachMsg {
   resume: number; // client's last acked seq (0 = none)
 }
 export interface DetachMsg {
-  t: "det";
+  t: "detach";
   user: string;
   shard: number;
   conn: number;
 }
+/** Cumulative: the recipient processed every seq up to `seq`. */
 export interface AckMsg {
   t: "ack";
   user: string;
@@ -70,69 +51,107 @@ export interface FlowMsg {
   conn: number;
   ready: boolean;
 }
+export interface StatusQuery {
+  t: "statusQuery";
+  user: string;
+  shard: number;
+  req: number;
+}
+
+// ---- writer → owner replies ----
+
+export interface LoadedReply {
+  t: "loaded";
+  user: string;
+  seqLimit: number; // highest reserved sequence number (usable up to this)
+  seqBase: number; // first usable number of this reservation
+  lastSeen: number;
+}
+export interface RowsReply {
+  t: "rows";
+  user: string;
+  gen: number;
+  rows: StoredRow[];
+  more: boolean; // the page was cut by its row or byte limit: fetch again
+}
+/** Rows the store refused (inbox full): the owner forgets them for dedupe. */
+export interface RejectedReply {
+  t: "rejected";
+  user: string;
+  seqs: number[];
+}
+/** After a commit: this many of the shard's append requests (in send order) are now durable. */
+export interface CommittedReply {
+  t: "committed";
+  n: number;
+}
+export type WriterReply = LoadedReply | RowsReply | RejectedReply | CommittedReply;
+
+export type OwnerMsg = RouteMsg | AttachMsg | DetachMsg | AckMsg | FlowMsg | StatusQuery | WriterReply;
+
+// ---- session-bound ----
+
+export interface Delivery {
+  seq: number;
+  ts: number;
+  from: string;
+  id: string;
+  body: Uint8Array;
+  t0: number; // 0 for deliveries from the store (no live latency to record)
+}
+/** Owner → socket shard: write these to the user's connection. `page` asks for a flow reply. */
+export interface DeliverMsg {
+  t: "deliver";
+  user: string;
+  conn: number;
+  items: Delivery[];
+  page: boolean;
+}
 export interface EvictMsg {
   t: "evict";
   user: string;
   conn: number;
   why: "replaced" | "slow";
 }
-/** Owner (or writer) → origin shard: the sender's acknowledgement or error. */
+/** Owner (or writer) → origin shard: the sender's acknowledgement. */
 export interface SentMsg {
   t: "sent";
   conn: number;
   id: string;
   status: "delivered" | "stored" | "duplicate";
 }
-export interface SendErrMsg {
-  t: "serr";
+export interface SendErrorMsg {
+  t: "sendError";
   conn: number;
   id: string;
   code: string;
   reason: string;
 }
-export interface StatusQuery {
-  t: "stq";
-  user: string;
-  shard: number;
-  req: number;
-}
 export interface StatusReply {
-  t: "sta";
+  t: "statusReply";
   req: number;
   user: string;
   online: boolean;
   lastSeen: number;
 }
-/** Supervisor → shards: shard k died (owners detach its users) or came back (re-attach). */
-export interface PeerDown {
-  t: "down";
-  shard: number;
-}
-export interface PeerUp {
-  t: "up";
-  shard: number;
-}
+export type SessionMsg = DeliverMsg | EvictMsg | SentMsg | SendErrorMsg | StatusReply;
 
-export type ShardMsg =
-  | RouteMsg
-  | DeliverMsg
-  | AttachMsg
-  | DetachMsg
-  | AckMsg
-  | FlowMsg
-  | EvictMsg
-  | SentMsg
-  | SendErrMsg
-  | StatusQuery
-  | StatusReply
-  | WriterReply;
+/** Anything a shard's ports carry. */
+export type PortMsg = OwnerMsg | SessionMsg;
 
-// ---- owner shard ↔ storage writer ----
+// ---- owner → storage writer ----
 
 /** A row of a recipient's inbox, as the store keeps it. */
-export type StoredRow = InboxRow;
+export interface StoredRow {
+  recipient: string;
+  seq: number;
+  sender: string;
+  msgId: string;
+  ts: number;
+  body: Uint8Array;
+}
 export interface AppendReq {
-  t: "app";
+  t: "append";
   rows: StoredRow[];
   /** Per row: origin shard/conn for the sender's "stored" ack (-1 = none due). */
   o: number[];
@@ -152,7 +171,7 @@ export interface FetchReq {
   gen: number; // echoed back so the owner can ignore pages for an older connection
 }
 export interface DeleteReq {
-  t: "del";
+  t: "delete";
   user: string;
   upTo: number;
 }
@@ -168,40 +187,16 @@ export interface ByeReq {
 }
 export type WriterReq = AppendReq | LoadReq | FetchReq | DeleteReq | SeenReq | ByeReq;
 
-export interface LoadedReply {
-  t: "loaded";
-  user: string;
-  seqLimit: number; // highest reserved sequence number (usable up to this)
-  seqBase: number; // first usable number of this reservation
-  lastSeen: number;
-}
-export interface RowsReply {
-  t: "rows";
-  user: string;
-  gen: number;
-  rows: StoredRow[];
-  more: boolean; // the page was cut by its row or byte limit: fetch again
-}
-/** Rows the store refused (inbox full): the owner forgets them for dedupe. */
-export interface RejectedReply {
-  t: "rej";
-  user: string;
-  seqs: number[];
-}
-/** After a commit: this many of the shard's append requests (in send order) are now durable. */
-export interface CommitReply {
-  t: "cmt";
-  n: number;
-}
-export type WriterReply = LoadedReply | RowsReply | RejectedReply | CommitReply;
-
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isUserConn = (v: Obj) => isStr(v.user) && isInt(v.shard) && isInt(v.conn);
 
 function isDelivery(v: unknown): v is Delivery {
   return isObj(v) && isInt(v.seq) && isNum(v.ts) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isNum(v.t0);
@@ -213,66 +208,57 @@ export function isStoredRow(v: unknown): v is StoredRow {
     isInt(v.ts) && isBytes(v.body);
 }
 
-export function isShardMsg(v: unknown): v is ShardMsg {
-  if (!isObj(v)) return false;
-  switch (v.t) {
-    case "route":
-      return isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) &&
-        isInt(v.o) && isInt(v.c);
-    case "dlv":
-      return isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
-        typeof v.page === "boolean";
-    case "att":
-      return isStr(v.user) && isInt(v.shard) && isInt(v.conn) && typeof v.v0 === "boolean" && isInt(v.resume);
-    case "det":
-      return isStr(v.user) && isInt(v.shard) && isInt(v.conn);
-    case "ack":
-      return isStr(v.user) && isInt(v.shard) && isInt(v.conn) && isInt(v.seq);
-    case "flow":
-      return isStr(v.user) && isInt(v.shard) && isInt(v.conn) && typeof v.ready === "boolean";
-    case "evict":
-      return isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow");
-    case "sent":
-      return isInt(v.conn) && isStr(v.id) &&
-        (v.status === "delivered" || v.status === "stored" || v.status === "duplicate");
-    case "serr":
-      return isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason);
-    case "stq":
-      return isStr(v.user) && isInt(v.shard) && isInt(v.req);
-    case "sta":
-      return isInt(v.req) && isStr(v.user) && typeof v.online === "boolean" && isNum(v.lastSeen);
-    case "loaded":
-      return isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen);
-    case "rows":
-      return isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) &&
-        typeof v.more === "boolean";
-    case "rej":
-      return isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt);
-    case "cmt":
-      return isInt(v.n) && v.n >= 0;
-    default:
-      return false;
-  }
+// One check per tag. Typed as a Record over the union's tags, so adding a member without its
+// check (or keeping a check for a removed one) fails to compile.
+const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
+  route: (v) =>
+    isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) && isInt(v.o) &&
+    isInt(v.c),
+  attach: (v) => isUserConn(v) && isBool(v.v0) && isInt(v.resume),
+  detach: isUserConn,
+  ack: (v) => isUserConn(v) && isInt(v.seq),
+  flow: (v) => isUserConn(v) && isBool(v.ready),
+  statusQuery: (v) => isStr(v.user) && isInt(v.shard) && isInt(v.req),
+  loaded: (v) => isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen),
+  rows: (v) => isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more),
+  rejected: (v) => isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt),
+  committed: (v) => isInt(v.n) && v.n >= 0,
+};
+const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
+  deliver: (v) =>
+    isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
+    isBool(v.page),
+  evict: (v) => isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow"),
+  sent: (v) =>
+    isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate"),
+  sendError: (v) => isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason),
+  statusReply: (v) => isInt(v.req) && isStr(v.user) && isBool(v.online) && isNum(v.lastSeen),
+};
+const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
+  append: (v) =>
+    Array.isArray(v.rows) && v.rows.every(isStoredRow) && Array.isArray(v.o) && Array.isArray(v.c) &&
+    v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt),
+  load: (v) => isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20,
+  fetch: (v) =>
+    isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
+    isInt(v.maxBytes) && v.maxBytes > 0,
+  delete: (v) => isStr(v.user) && isInt(v.upTo),
+  seen: (v) => isStr(v.user) && isInt(v.ts),
+  bye: (v) => isInt(v.shard),
+};
+
+const has = Object.prototype.hasOwnProperty;
+function check<K extends string>(table: Record<K, (v: Obj) => boolean>, v: unknown): boolean {
+  return isObj(v) && isStr(v.t) && has.call(table, v.t) && table[v.t as K](v);
 }
 
+/** Owner-bound tags, derived from the check table (no hand-kept list). */
+export function isOwnerMsg(m: PortMsg): m is OwnerMsg {
+  return has.call(ownerChecks, m.t);
+}
+export function isPortMsg(v: unknown): v is PortMsg {
+  return check(ownerChecks, v) || check(sessionChecks, v);
+}
 export function isWriterReq(v: unknown): v is WriterReq {
-  if (!isObj(v)) return false;
-  switch (v.t) {
-    case "app":
-      return Array.isArray(v.rows) && v.rows.every(isStoredRow) && Array.isArray(v.o) && Array.isArray(v.c) &&
-        v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt);
-    case "load":
-      return isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20;
-    case "fetch":
-      return isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
-        isInt(v.maxBytes) && v.maxBytes > 0;
-    case "del":
-      return isStr(v.user) && isInt(v.upTo);
-    case "seen":
-      return isStr(v.user) && isInt(v.ts);
-    case "bye":
-      return isInt(v.shard);
-    default:
-      return false;
-  }
+  return check(writerChecks, v);
 }

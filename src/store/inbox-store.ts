@@ -18,17 +18,11 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { and, count, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
+import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
 import { inbox, users } from "./schema.ts";
 
-export type InboxRow = {
-  recipient: string;
-  seq: number;
-  sender: string;
-  msgId: string;
-  ts: number;
-  body: Uint8Array;
-};
+export type InboxRow = StoredRow;
 
 export type AppendResult = "stored" | "duplicate" | "full";
 

@@ -4,7 +4,19 @@
 
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
-import type { AppendReq, DeleteReq, LoadReq, SeenReq, ShardMsg, StoredRow } from "../router/wire.ts";
+import { assertNever } from "../assert.ts";
+import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import type {
+  AppendReq,
+  DeleteReq,
+  FetchReq,
+  LoadReq,
+  PortMsg,
+  RowsReply,
+  SeenReq,
+  StoredRow,
+  WriterReq,
+} from "../router/wire.ts";
 import { isWriterReq } from "../router/wire.ts";
 import type { InboxStore } from "./inbox-store.ts";
 
@@ -60,72 +72,66 @@ export class Writer {
   receive(k: Link, batch: unknown): void {
     if (!Array.isArray(batch)) return this.garbage();
     for (const r of batch) {
-      if (!isWriterReq(r)) {
-        this.garbage();
-        continue;
-      }
-      switch (r.t) {
-        case "app":
-          this.ops.push({ k, r });
-          this.rowsBuffered += r.rows.length;
-          break;
-        case "load":
-          if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
-          else {
-            this.flush();
-            const u = this.store.getUser(r.user);
-            const reserved = u?.seqReserved ?? 0;
-            this.send(k, [{
-              t: "loaded",
-              user: r.user,
-              seqBase: reserved + 1,
-              seqLimit: reserved,
-              lastSeen: u?.lastSeen ?? 0,
-            }]);
-          }
-          break;
-        case "del":
-          this.ops.push({ k, r });
-          break;
-        case "seen":
-          this.ops.push({ k, r });
-          break;
-        case "fetch": {
-          this.flush(); // a page must see every append sent before it
-          const rows = this.store.fetch(r.user, r.after, r.limit);
-          // Cut the page at its byte budget (always keeping one row) so a backlog of large
-          // messages never crosses threads or fills sockets in 32 MB lumps.
-          let more = rows.length === r.limit;
-          let bytes = 0;
-          for (let i = 0; i < rows.length; i++) {
-            bytes += rows[i]!.body.byteLength + 64;
-            if (bytes > r.maxBytes && i > 0) {
-              rows.length = i;
-              more = true;
-              break;
-            }
-          }
-          this.metrics.add("fetches");
-          this.send(k, [{ t: "rows", user: r.user, gen: r.gen, rows, more }]);
-          break;
-        }
-        case "bye":
-          this.byes.add(k.shard);
-          if (this.byes.size >= this.expectedShards) {
-            this.flush();
-            this.onAllBye?.();
-          }
-          break;
-      }
+      if (isWriterReq(r)) this.accept(k, r);
+      else this.garbage();
     }
     if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
   }
 
+  /** Writes wait for the next group commit; reads flush first so they see every earlier write. */
+  private accept(k: Link, r: WriterReq): void {
+    switch (r.t) {
+      case "append":
+        this.ops.push({ k, r });
+        this.rowsBuffered += r.rows.length;
+        return;
+      case "load":
+        if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
+        else this.send(k, [this.readUser(r.user)]);
+        return;
+      case "delete":
+        this.ops.push({ k, r });
+        return;
+      case "seen":
+        this.ops.push({ k, r });
+        return;
+      case "fetch":
+        this.metrics.add("fetches");
+        return this.send(k, [this.readPage(r)]);
+      case "bye":
+        this.byes.add(k.shard);
+        if (this.byes.size >= this.expectedShards) {
+          this.flush();
+          this.onAllBye?.();
+        }
+        return;
+      default:
+        return assertNever(r, "writer request");
+    }
+  }
+
+  private readUser(user: string): PortMsg {
+    this.flush();
+    const u = this.store.getUser(user);
+    const reserved = u?.seqReserved ?? 0;
+    return { t: "loaded", user, seqBase: reserved + 1, seqLimit: reserved, lastSeen: u?.lastSeen ?? 0 };
+  }
+
+  /**
+   * One backlog page. It is cut at its byte budget (always keeping one row) so a backlog of large
+   * messages never crosses threads or fills sockets in 32 MB lumps.
+   */
+  private readPage(r: FetchReq): RowsReply {
+    this.flush(); // a page must see every append sent before it
+    const rows = this.store.fetch(r.user, r.after, r.limit);
+    return { t: "rows", user: r.user, gen: r.gen, ...cutPage(rows, r.limit, r.maxBytes) };
+  }
+
   private garbageCount = 0;
   private garbage(): void {
     this.metrics.add("garbage");
-    if (this.garbageCount++ < 5 || this.garbageCount % 1000 === 0) {
+    if (this.garbageCount++ < GARBAGE_LOG_FIRST || this.garbageCount % GARBAGE_LOG_EVERY === 0) {
       log.warn("dropped invalid port message", { total: this.garbageCount });
     }
   }
@@ -141,8 +147,8 @@ export class Writer {
     this.ops = [];
     this.rowsBuffered = 0;
     // Replies keyed by link (answers to requests) and acks keyed by origin shard (current link).
-    const out = new Map<Link, ShardMsg[]>();
-    const push = (k: Link | number, m: ShardMsg) => {
+    const out = new Map<Link, PortMsg[]>();
+    const push = (k: Link | number, m: PortMsg) => {
       const link = typeof k === "number" ? this.links.get(k) : k;
       if (!link) return;
       let q = out.get(link);
@@ -155,10 +161,10 @@ export class Writer {
       let i = 0;
       while (i < ops.length) {
         const op = ops[i]!;
-        if (op.r.t === "app") {
+        if (op.r.t === "append") {
           // Merge consecutive appends into one multi-row insert.
           const group: { k: Link; r: AppendReq }[] = [];
-          while (i < ops.length && ops[i]!.r.t === "app") group.push(ops[i++] as { k: Link; r: AppendReq });
+          while (i < ops.length && ops[i]!.r.t === "append") group.push(ops[i++] as { k: Link; r: AppendReq });
           this.applyAppends(group, push);
           for (const g of group) appendsFrom.set(g.k, (appendsFrom.get(g.k) ?? 0) + 1);
           continue;
@@ -173,7 +179,7 @@ export class Writer {
             seqLimit: range.last,
             lastSeen: u?.lastSeen ?? 0,
           });
-        } else if (op.r.t === "del") {
+        } else if (op.r.t === "delete") {
           this.metrics.add("rowsDeleted", this.store.deleteUpTo(op.r.user, op.r.upTo));
         } else if (op.r.t === "seen") {
           this.store.setLastSeen([{ user: op.r.user, ts: op.r.ts }]);
@@ -184,11 +190,11 @@ export class Writer {
     this.metrics.add("commits");
     this.metrics.add("commitMsSum", performance.now() - t0);
     this.metrics.set("inboxRows", this.store.totalCount());
-    for (const [k, n] of appendsFrom) push(k, { t: "cmt", n });
+    for (const [k, n] of appendsFrom) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q);
   }
 
-  private applyAppends(group: { k: Link; r: AppendReq }[], push: (k: Link | number, m: ShardMsg) => void): void {
+  private applyAppends(group: { k: Link; r: AppendReq }[], push: (k: Link | number, m: PortMsg) => void): void {
     const rows: StoredRow[] = [];
     for (const g of group) for (const row of g.r.rows) rows.push(row);
     const results = this.store.append(rows);
@@ -206,7 +212,7 @@ export class Writer {
           rejected.push(row.seq);
           if (o >= 0) {
             push(o, {
-              t: "serr",
+              t: "sendError",
               conn: c,
               id: row.msgId,
               code: "INBOX_FULL",
@@ -217,11 +223,11 @@ export class Writer {
           push(o, { t: "sent", conn: c, id: row.msgId, status: res === "duplicate" ? "duplicate" : "stored" });
         }
       });
-      if (rejected.length) push(g.k, { t: "rej", user: g.r.rows[0]!.recipient, seqs: rejected });
+      if (rejected.length) push(g.k, { t: "rejected", user: g.r.rows[0]!.recipient, seqs: rejected });
     }
   }
 
-  private send(k: Link, msgs: ShardMsg[]): void {
+  private send(k: Link, msgs: PortMsg[]): void {
     k.port.postMessage(msgs);
   }
 
@@ -236,4 +242,14 @@ export class Writer {
       log.info("expired inbox rows", { rows: n });
     }
   }
+}
+
+/** Cuts a page at its byte budget, keeping at least one row; `more` when anything was left out. */
+export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { rows: StoredRow[]; more: boolean } {
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    bytes += rows[i]!.body.byteLength + ROW_OVERHEAD_BYTES;
+    if (bytes > maxBytes && i > 0) return { rows: rows.slice(0, i), more: true };
+  }
+  return { rows, more: rows.length === limit };
 }

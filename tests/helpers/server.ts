@@ -1,10 +1,11 @@
 // Starts the real built binary (dist/iris) for a test: free port, temp data dir, waits for the
-// ready line, and stops it (SIGTERM, then SIGKILL if it hangs).
+// ready line (tests/helpers/launch.ts), and stops it (SIGTERM, then SIGKILL if it hangs).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { launch } from "./launch.ts";
 
 export const BINARY = resolve(import.meta.dir, "../../dist/iris");
 
@@ -43,61 +44,36 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     ...(o.shards ? ["--shards", String(o.shards)] : []),
     ...(o.args ?? []),
   ];
-  const proc = Bun.spawn([...(o.wrap ?? []), BINARY, ...args], {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, ...o.env },
-  });
-  let out = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    const dec = new TextDecoder();
-    const reader = s.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      out += dec.decode(value);
-    }
-  };
-  void pump(proc.stdout);
-  void pump(proc.stderr);
-  const deadline = Date.now() + 15_000;
-  let m: RegExpMatchArray | null = null;
-  while (!(m = out.match(/ready on http:\/\/[^:]+:(\d+)/))) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new Error(`server did not start (exit ${proc.exitCode}):\n${out}`);
-    }
-    await Bun.sleep(10);
-  }
-  const port = Number(m[1]);
-  const tcp = out.match(/tcp=(\d+)/);
-  let stopped = false;
   const cleanup = () => {
     if (!o.keepData && !o.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
+  let l;
+  try {
+    l = await launch([...(o.wrap ?? []), BINARY, ...args], { env: o.env, timeoutMs: 15_000 });
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  const { port, tcpPort } = l.ready;
+  let stopped = false;
   return {
-    proc,
+    proc: l.proc,
     port,
-    ...(tcp ? { tcpPort: Number(tcp[1]) } : {}),
+    ...(tcpPort ? { tcpPort } : {}),
     url: `ws://127.0.0.1:${port}/ws`,
     http: `http://127.0.0.1:${port}`,
     dataDir,
-    output: () => out,
+    output: l.output,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (stopped) return proc.exitCode ?? 0;
+      if (stopped) return l.proc.exitCode ?? 0;
       stopped = true;
-      proc.kill(signal);
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      const code = await proc.exited;
-      clearTimeout(timer);
+      const { code } = await l.stop(signal);
       cleanup();
-      return code;
+      return code ?? 0;
     },
     async kill() {
       stopped = true;
-      proc.kill("SIGKILL");
-      await proc.exited;
+      await l.kill();
     },
   };
 }

@@ -2,9 +2,9 @@
 
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
-import type { RouteMsg, ShardMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import type { PortMsg, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 
-let toShard: { k: number; m: ShardMsg }[];
+let toShard: { k: number; m: PortMsg }[];
 let toWriter: WriterReq[];
 let now = 1000;
 const limits: OwnerLimits = {
@@ -20,7 +20,7 @@ const limits: OwnerLimits = {
 };
 const io = {
   self: 0,
-  toShard: (k: number, m: ShardMsg) => toShard.push({ k, m }),
+  toShard: (k: number, m: PortMsg) => toShard.push({ k, m }),
   toWriter: (m: WriterReq) => toWriter.push(m),
   now: () => now,
   underPressure: () => false,
@@ -48,13 +48,13 @@ const load = (user: string, base = 1, limit = 10) =>
   o.handle({ t: "loaded", user, seqBase: base, seqLimit: limit, lastSeen: 0 });
 /** Creates the box (a status query does) and answers its load, then forgets the traffic so far. */
 const ready = (user: string, base = 1, limit = 10) => {
-  o.handle({ t: "stq", user, shard: 0, req: 0 });
+  o.handle({ t: "statusQuery", user, shard: 0, req: 0 });
   load(user, base, limit);
   toShard = [];
   toWriter = [];
 };
-const appends = () => toWriter.filter((m): m is Extract<WriterReq, { t: "app" }> => m.t === "app");
-const delivered = () => toShard.flatMap(({ m }) => (m.t === "dlv" ? m.items.map((d) => d.id) : []));
+const appends = () => toWriter.filter((m): m is Extract<WriterReq, { t: "append" }> => m.t === "append");
+const delivered = () => toShard.flatMap(({ m }) => (m.t === "deliver" ? m.items.map((d) => d.id) : []));
 const acks = () => toShard.flatMap(({ m }) => (m.t === "sent" ? [`${m.id}:${m.status}`] : []));
 const row = (seq: number, id: string): StoredRow => ({
   recipient: "u",
@@ -77,7 +77,7 @@ describe("owner", () => {
 
   test("login drains the backlog, holds new messages back, then goes live in order", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     expect(toWriter.at(-1)).toMatchObject({ t: "fetch", user: "u", after: 0, limit: 3 });
     o.handle(route("u", "new1")); // arrives mid-drain: held, not stored
     expect(appends()).toEqual([]);
@@ -90,7 +90,7 @@ describe("owner", () => {
 
   test("holdback overflow spills to the store in order and the drain fetches it", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     for (const id of ["h1", "h2", "h3"]) o.handle(route("u", id));
     expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["h1", "h2", "h3"]);
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
@@ -100,7 +100,7 @@ describe("owner", () => {
 
   test("a retry of an in-flight message re-targets its ack; after the ack it is a duplicate", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     o.handle(route("u", "m"));
     o.handle({ ...route("u", "m"), c: 8 }); // retry from a new connection
@@ -117,24 +117,24 @@ describe("owner", () => {
 
   test("detach moves unacked deliveries to the store with their origins", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     o.handle(route("u", "x"));
     o.handle(route("u", "y"));
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
-    o.handle({ t: "det", user: "u", shard: 2, conn: 9 });
+    o.handle({ t: "detach", user: "u", shard: 2, conn: 9 });
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["y", 2]]);
     expect(toWriter.at(-1)).toEqual({ t: "seen", user: "u", ts: now });
-    o.handle({ t: "stq", user: "u", shard: 3, req: 5 });
-    expect(toShard.at(-1)).toEqual({ k: 3, m: { t: "sta", req: 5, user: "u", online: false, lastSeen: now } });
+    o.handle({ t: "statusQuery", user: "u", shard: 3, req: 5 });
+    expect(toShard.at(-1)).toEqual({ k: 3, m: { t: "statusReply", req: 5, user: "u", online: false, lastSeen: now } });
   });
 
   test("a detach from an older connection is ignored after a newer login", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
-    o.handle({ t: "att", user: "u", shard: 3, conn: 4, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 3, conn: 4, v0: false, resume: 0 });
     expect(toShard.some(({ k, m }) => k === 2 && m.t === "evict" && m.why === "replaced")).toBe(true);
-    o.handle({ t: "det", user: "u", shard: 2, conn: 9 });
+    o.handle({ t: "detach", user: "u", shard: 2, conn: 9 });
     expect(o.isOnline("u")).toBe(true);
   });
 
@@ -142,7 +142,7 @@ describe("owner", () => {
     o.handle(route("u", "a"));
     load("u");
     o.handle(route("u", "b"));
-    o.handle({ t: "cmt", n: 1 }); // "a" committed
+    o.handle({ t: "committed", n: 1 }); // "a" committed
     toWriter = [];
     o.writerRestarted();
     expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["b"]);
@@ -159,7 +159,7 @@ describe("owner", () => {
 
   test("unacked deliveries older than the spill age move to the store; the next ack deletes them", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     o.handle(route("u", "slow1"));
     expect(o.spillStalePending(1000)).toBe(0);
@@ -167,19 +167,19 @@ describe("owner", () => {
     expect(o.spillStalePending(1000)).toBe(1);
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["slow1", 1]]);
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
-    expect(toWriter.at(-1)).toEqual({ t: "del", user: "u", upTo: 1 });
+    expect(toWriter.at(-1)).toEqual({ t: "delete", user: "u", upTo: 1 });
     expect(acks()).toEqual([]); // its ack is the writer's "stored", not a second "delivered"
   });
 
   test("backlog fetches are bounded per shard; a finished one lets the next drain start", () => {
     const few = new Owner(io, { ...limits, maxFetches: 1 });
     for (const u of ["a", "b"]) {
-      few.handle({ t: "stq", user: u, shard: 0, req: 0 });
+      few.handle({ t: "statusQuery", user: u, shard: 0, req: 0 });
       few.handle({ t: "loaded", user: u, seqBase: 1, seqLimit: 10, lastSeen: 0 });
     }
     toWriter = [];
-    few.handle({ t: "att", user: "a", shard: 2, conn: 1, v0: false, resume: 0 });
-    few.handle({ t: "att", user: "b", shard: 2, conn: 2, v0: false, resume: 0 });
+    few.handle({ t: "attach", user: "a", shard: 2, conn: 1, v0: false, resume: 0 });
+    few.handle({ t: "attach", user: "b", shard: 2, conn: 2, v0: false, resume: 0 });
     expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["a"]);
     few.handle({ t: "rows", user: "a", gen: 1, rows: [], more: false });
     expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["a", "b"]);
@@ -188,12 +188,12 @@ describe("owner", () => {
   test("a drain waiting for a slot starts after a writer restart even if no fetch is re-issued", () => {
     const few = new Owner(io, { ...limits, maxFetches: 1 });
     for (const u of ["a", "b"]) {
-      few.handle({ t: "stq", user: u, shard: 0, req: 0 });
+      few.handle({ t: "statusQuery", user: u, shard: 0, req: 0 });
       few.handle({ t: "loaded", user: u, seqBase: 1, seqLimit: 10, lastSeen: 0 });
     }
-    few.handle({ t: "att", user: "a", shard: 2, conn: 1, v0: false, resume: 0 }); // takes the slot
-    few.handle({ t: "att", user: "b", shard: 2, conn: 2, v0: false, resume: 0 }); // queued
-    few.handle({ t: "att", user: "a", shard: 2, conn: 3, v0: false, resume: 0 }); // a's fetch is now stale
+    few.handle({ t: "attach", user: "a", shard: 2, conn: 1, v0: false, resume: 0 }); // takes the slot
+    few.handle({ t: "attach", user: "b", shard: 2, conn: 2, v0: false, resume: 0 }); // queued
+    few.handle({ t: "attach", user: "a", shard: 2, conn: 3, v0: false, resume: 0 }); // a's fetch is now stale
     toWriter = [];
     few.writerRestarted(); // the stale reply died with the writer
     expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["b"]);
@@ -201,7 +201,7 @@ describe("owner", () => {
 
   test("a page cut by its byte budget is not the end of the backlog", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "big")], more: true });
     o.handle({ t: "flow", user: "u", shard: 2, conn: 9, ready: true });
     expect(toWriter.filter((m) => m.t === "fetch").length).toBe(2);
@@ -211,7 +211,7 @@ describe("owner", () => {
 
   test("a recipient holding maxPending unacked past the timeout is cut off", () => {
     ready("u");
-    o.handle({ t: "att", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
     for (const id of ["1", "2", "3", "4"]) o.handle(route("u", id));
     expect(o.cutSlowConsumers()).toBe(0);

@@ -1,0 +1,129 @@
+// Control messages between the supervisor (main thread) and its workers (router shards and the
+// storage writer): typed unions, one per direction and worker kind, and guards for the receiving
+// side. Data traffic between workers goes over their own ports (router/wire.ts), never here.
+
+import type { Settings } from "./config/schema.ts";
+import type { Level } from "./observe/log.ts";
+import type { OwnerLimits } from "./limits.ts";
+
+// ---- supervisor → shard ----
+
+export interface ShardInit {
+  t: "init";
+  index: number;
+  shards: number;
+  settings: Settings;
+  metrics: SharedArrayBuffer;
+  port: number;
+  peers: [number, MessagePort][];
+  writer: MessagePort;
+  maxConnections: number;
+  ownerLimits: OwnerLimits;
+  version: string;
+  tcpPort: number | undefined;
+}
+export type ShardControl =
+  | ShardInit
+  | { t: "peer"; k: number; port: MessagePort } // a channel to (restarted) shard k
+  | { t: "down"; k: number } // shard k died: owners release its users
+  | { t: "up"; k: number } // shard k is back: re-attach our users it owns
+  | { t: "writer"; port: MessagePort } // the writer restarted: a new channel to it
+  | { t: "inject"; items: unknown } // chaos: garbage as if from a peer port
+  | { t: "gc" } // under memory pressure: collect now
+  | { t: "crash" } // chaos: throw an uncaught error
+  | { t: "stop" } // stop accepting, close clients with 1001
+  | { t: "finish" }; // move unacked deliveries to the store, say bye to the writer
+
+// ---- shard → supervisor ----
+
+export type ShardReport =
+  | { t: "listening"; port: number; tcpPort: number | undefined }
+  | { t: "fatal"; error: string }
+  | { t: "stopped" }
+  | { t: "finished" };
+
+// ---- supervisor → writer ----
+
+export interface WriterInit {
+  t: "init";
+  path: string;
+  maxInbox: number;
+  ttlMs: number;
+  flushMs: number;
+  batchRows: number;
+  metrics: SharedArrayBuffer;
+  logLevel: Level;
+  shards: number;
+}
+export type WriterControl =
+  | WriterInit
+  | { t: "port"; shard: number; port: MessagePort } // a shard's request port (again after a restart)
+  | { t: "inject"; shard: number; items: unknown } // chaos: garbage as if from a shard port
+  | { t: "gc" }
+  | { t: "expect"; shards: number } // shutdown: this many shards will say bye
+  | { t: "close" }; // flush and close the file
+
+// ---- writer → supervisor ----
+
+export type WriterReport =
+  | { t: "ready"; rows: number }
+  | { t: "fatal"; error: string }
+  | { t: "drained" } // every shard said bye and all was committed
+  | { t: "closed" };
+
+export type WorkerReport = ShardReport | WriterReport;
+
+const SHARD_CONTROL_TAGS: Record<ShardControl["t"], true> = {
+  init: true,
+  peer: true,
+  down: true,
+  up: true,
+  writer: true,
+  inject: true,
+  gc: true,
+  crash: true,
+  stop: true,
+  finish: true,
+};
+const WRITER_CONTROL_TAGS: Record<WriterControl["t"], true> = {
+  init: true,
+  port: true,
+  inject: true,
+  gc: true,
+  expect: true,
+  close: true,
+};
+const REPORT_TAGS: Record<WorkerReport["t"], true> = {
+  listening: true,
+  fatal: true,
+  stopped: true,
+  finished: true,
+  ready: true,
+  drained: true,
+  closed: true,
+};
+
+const tagIn = (table: Record<string, true>, v: unknown): boolean =>
+  typeof v === "object" && v !== null && typeof (v as { t?: unknown }).t === "string" &&
+  Object.prototype.hasOwnProperty.call(table, (v as { t: string }).t);
+
+// Control messages come only from our own supervisor, so a tag check is the guard: it keeps a
+// stray value (or a future kind this build does not know) from reaching a handler.
+export const isShardControl = (v: unknown): v is ShardControl => tagIn(SHARD_CONTROL_TAGS, v);
+export const isWriterControl = (v: unknown): v is WriterControl => tagIn(WRITER_CONTROL_TAGS, v);
+export const isWorkerReport = (v: unknown): v is WorkerReport => tagIn(REPORT_TAGS, v);
+
+// ---- the binary → whoever started it ----
+
+/** The ready line's JSON (`ready {…}` on stdout): what launchers of the binary read. */
+export interface ReadyInfo {
+  version: string;
+  pid: number;
+  host: string;
+  port: number;
+  tcpPort: number | null;
+  chaosPort: number | null;
+  shards: number;
+  maxConns: number;
+  startupMs: number;
+}

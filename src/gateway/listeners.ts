@@ -1,0 +1,96 @@
+// The shard's listeners: Bun.serve for HTTP (Hono routes, the upgrade decision) with Bun's native
+// WebSocket handlers for the frame path, and an optional raw TCP listener for seed (v0) clients.
+
+import type { Server, ServerWebSocket, TCPSocketListener } from "bun";
+import type { Hono } from "hono";
+import type { Settings } from "../config/schema.ts";
+import {
+  WS_BACKPRESSURE_FLOOR_BYTES,
+  WS_BACKPRESSURE_PER_SLOW_LIMIT,
+  WS_FRAME_SLACK_BYTES,
+  WS_IDLE_TIMEOUT_S,
+} from "../limits.ts";
+import type { Admission } from "./admission.ts";
+import type { WsData } from "./http.ts";
+import type { Session, Sessions } from "./session.ts";
+import { TcpTransport, wsTransport } from "./transports.ts";
+
+type TcpData = { s: Session | null };
+
+const bytesOf = (d: Buffer) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+export function listenWebSocket(
+  settings: Settings,
+  port: number,
+  app: Hono<{ Bindings: Server<WsData> }>,
+  sessions: Sessions,
+  admission: Admission,
+): Server<WsData> {
+  return Bun.serve<WsData>({
+    hostname: settings.host,
+    port,
+    reusePort: true,
+    fetch: app.fetch,
+    websocket: {
+      maxPayloadLength: settings.maxPayload + WS_FRAME_SLACK_BYTES,
+      // Never let Bun drop a frame: we pause at slowConsumerBytes and serve from the store.
+      backpressureLimit: Math.max(
+        settings.slowConsumerBytes * WS_BACKPRESSURE_PER_SLOW_LIMIT,
+        WS_BACKPRESSURE_FLOOR_BYTES,
+      ),
+      closeOnBackpressureLimit: false,
+      idleTimeout: WS_IDLE_TIMEOUT_S,
+      perMessageDeflate: false,
+      open(ws: ServerWebSocket<WsData>) {
+        admission.settle();
+        ws.data.s = sessions.open(wsTransport(ws), false);
+      },
+      message(ws: ServerWebSocket<WsData>, data: string | Buffer) {
+        const sess = ws.data.s;
+        if (sess) sessions.onData(sess, typeof data === "string" ? data : bytesOf(data));
+      },
+      drain(ws: ServerWebSocket<WsData>) {
+        if (ws.data.s) sessions.onDrain(ws.data.s);
+      },
+      close(ws: ServerWebSocket<WsData>) {
+        if (ws.data.s) sessions.onClose(ws.data.s);
+      },
+    },
+  });
+}
+
+/** Raw TCP listener for seed (v0) clients: v0 has no error frame, so a refusal is a close. */
+export function listenTcp(
+  settings: Settings,
+  port: number,
+  sessions: Sessions,
+  admission: Admission,
+): TCPSocketListener<TcpData> {
+  return Bun.listen<TcpData>({
+    hostname: settings.host,
+    port,
+    data: { s: null },
+    socket: {
+      open(sock) {
+        if (admission.admit()) return void sock.end();
+        admission.settle();
+        sock.data = { s: sessions.open(new TcpTransport(sock), true) };
+      },
+      data(sock, chunk) {
+        if (sock.data.s) sessions.onData(sock.data.s, bytesOf(chunk));
+      },
+      drain(sock) {
+        const s = sock.data.s;
+        if (!s) return;
+        (s.t as TcpTransport<TcpData>).flush();
+        sessions.onDrain(s);
+      },
+      close(sock) {
+        if (sock.data.s) sessions.onClose(sock.data.s);
+      },
+      error(sock) {
+        if (sock.data.s) sessions.onClose(sock.data.s);
+      },
+    },
+  });
+}

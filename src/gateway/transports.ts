@@ -1,0 +1,72 @@
+// The two socket kinds a session writes to, behind one interface: a Bun WebSocket, and a raw TCP
+// socket for seed (v0) clients, which has no message framing or send queue of its own.
+
+import type { ServerWebSocket, Socket } from "bun";
+
+/** What a session needs from its socket, whether WebSocket or raw TCP. */
+export interface Transport {
+  /** >0 bytes written, -1 queued under backpressure, 0 dropped (connection unusable). */
+  send(data: string | Uint8Array): number;
+  buffered(): number;
+  close(code: number, reason: string): void;
+}
+
+export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
+  return {
+    send: (d) => ws.send(d),
+    buffered: () => ws.getBufferedAmount(),
+    close: (code, reason) => ws.close(code, reason),
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** TCP: keep what the kernel did not take, and write it on the next drain. */
+export class TcpTransport<T> implements Transport {
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private closed = false;
+  constructor(private readonly sock: Socket<T>) {}
+
+  send(d: string | Uint8Array): number {
+    if (this.closed) return 0;
+    const b = typeof d === "string" ? encoder.encode(d) : d;
+    if (this.queued > 0) {
+      this.queue.push(b);
+      this.queued += b.byteLength;
+      return -1;
+    }
+    const n = this.sock.write(b);
+    if (n < 0) return 0;
+    if (n < b.byteLength) {
+      this.queue.push(b.subarray(n));
+      this.queued += b.byteLength - n;
+      return -1;
+    }
+    return n;
+  }
+
+  /** The socket drained: write what is queued, as far as the kernel takes it. */
+  flush(): void {
+    while (this.queue.length) {
+      const b = this.queue[0]!;
+      const n = this.sock.write(b);
+      if (n <= 0) return;
+      this.queued -= n;
+      if (n < b.byteLength) {
+        this.queue[0] = b.subarray(n);
+        return;
+      }
+      this.queue.shift();
+    }
+  }
+
+  buffered(): number {
+    return this.queued;
+  }
+
+  close(_code: number, _reason: string): void {
+    this.closed = true;
+    this.sock.end();
+  }
+}

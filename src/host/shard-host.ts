@@ -1,0 +1,147 @@
+// The host of one router shard (runs in a Worker): wires the pieces and owns the timers. The
+// port mesh carries messages between threads; owner-bound ones go to the owner actor, the rest to
+// the sessions; the listeners feed the sessions; admission guards new connections.
+
+import type { Server, TCPSocketListener } from "bun";
+import type { Settings } from "../config/schema.ts";
+import { Admission } from "../gateway/admission.ts";
+import { createHttpApp, type WsData } from "../gateway/http.ts";
+import { listenTcp, listenWebSocket } from "../gateway/listeners.ts";
+import { type Session, Sessions } from "../gateway/session.ts";
+import {
+  HOUSEKEEPING_EVERY_MS,
+  OWNER_IDLE_MS,
+  OWNER_STATS_EVERY_MS,
+  OWNER_SWEEP_EVERY_MS,
+  type OwnerLimits,
+} from "../limits.ts";
+import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
+import { Signals } from "../observe/signals.ts";
+import { Owner } from "../router/owner.ts";
+import { PortMesh } from "../router/ports.ts";
+import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
+
+export interface ShardOptions {
+  index: number;
+  shards: number;
+  settings: Settings;
+  metrics: SlotMetrics;
+  reader: MetricsReader;
+  maxConnections: number;
+  ownerLimits: OwnerLimits;
+  version: string;
+}
+
+export class ShardHost {
+  readonly mesh: PortMesh;
+  readonly sessions: Sessions;
+  readonly owner: Owner;
+  private readonly signals: Signals;
+  private readonly admission: Admission;
+  private server: Server<WsData> | null = null;
+  private tcp: TCPSocketListener<{ s: Session | null }> | null = null;
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(private readonly o: ShardOptions) {
+    this.signals = new Signals(o.reader);
+    this.admission = new Admission(this.signals, o.metrics, o.maxConnections);
+    this.mesh = new PortMesh(o.index, o.shards, o.metrics, (m) => this.handle(m), () => {
+      o.metrics.set("storeBacklogBytes", this.owner.unconfirmedBytes);
+    });
+    this.owner = new Owner({
+      self: o.index,
+      toShard: (k, m) => this.mesh.post(k, m),
+      toWriter: (m) => this.mesh.toWriter(m),
+      now: () => Date.now(),
+      underPressure: () => this.signals.spilling(),
+    }, o.ownerLimits);
+    this.sessions = new Sessions({
+      index: o.index,
+      shards: o.shards,
+      settings: o.settings,
+      metrics: o.metrics,
+      signals: this.signals,
+      post: (k, m) => this.mesh.post(k, m),
+    });
+    this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
+    // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
+    this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
+    this.every(HOUSEKEEPING_EVERY_MS, () => {
+      this.sessions.housekeeping();
+      this.owner.spillStalePending(this.signals.spilling() ? 0 : o.ownerLimits.pendingSpillMs);
+      this.owner.cutSlowConsumers();
+    });
+  }
+
+  private every(ms: number, fn: () => void): void {
+    this.timers.push(setInterval(fn, ms));
+  }
+
+  private handle(m: PortMsg): void {
+    if (isOwnerMsg(m)) this.owner.handle(m);
+    else this.sessions.handle(m);
+  }
+
+  private publishOwnerStats(): void {
+    const st = this.owner.stats;
+    const m = this.o.metrics;
+    m.set("routedOwner", st.routed);
+    m.set("storedOwner", st.stored);
+    m.set("duplicates", st.duplicates);
+  }
+
+  // ---- supervisor events ----
+
+  peerDown(k: number): void {
+    this.mesh.dropPeer(k);
+    this.owner.shardDown(k);
+  }
+
+  peerUp(k: number): void {
+    this.sessions.reattachOwnedBy(k);
+  }
+
+  writerRestarted(port: MessagePort): void {
+    this.mesh.setWriter(port);
+    this.owner.writerRestarted();
+  }
+
+  // ---- listeners ----
+
+  listen(port: number): number {
+    const o = this.o;
+    const app = createHttpApp({
+      settings: o.settings,
+      sessions: this.sessions,
+      reader: o.reader,
+      signals: this.signals,
+      admission: this.admission,
+      maxConnections: o.maxConnections,
+      version: o.version,
+    });
+    this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission);
+    return this.server.port ?? port;
+  }
+
+  /** Raw TCP listener for seed (v0) clients; runs on shard 0 only. */
+  listenTcp(port: number): number {
+    this.tcp = listenTcp(this.o.settings, port, this.sessions, this.admission);
+    return this.tcp.port;
+  }
+
+  /** Shutdown step 1: stop accepting and close every client with a reason. */
+  stopListening(): void {
+    this.server?.stop(false);
+    this.tcp?.stop(false);
+    this.sessions.closeAll();
+  }
+
+  /** Shutdown step 2: owners push unacked deliveries to the store, then say goodbye to the writer. */
+  finish(): void {
+    this.owner.releaseAll();
+    this.mesh.toWriter({ t: "bye", shard: this.o.index });
+    this.mesh.flush();
+    for (const t of this.timers) clearInterval(t);
+    this.publishOwnerStats();
+  }
+}

@@ -1,0 +1,75 @@
+// Worker entry for a router shard: turns the supervisor's control messages (control.ts) into
+// calls on its ShardHost, and reports back.
+
+import { assertNever } from "../assert.ts";
+import { isShardControl, type ShardControl, type ShardInit, type ShardReport } from "../control.ts";
+import { configureLog, log } from "../observe/log.ts";
+import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
+import { ShardHost } from "./shard-host.ts";
+
+declare const self: Worker;
+
+let host: ShardHost | null = null;
+const report = (m: ShardReport) => postMessage(m);
+
+function init(m: ShardInit): void {
+  configureLog(m.settings.logLevel, `shard${m.index}`);
+  const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
+  metrics.reset(); // a restarted shard starts its gauges from zero
+  host = new ShardHost({
+    index: m.index,
+    shards: m.shards,
+    settings: m.settings,
+    metrics,
+    reader: new MetricsReader(m.metrics),
+    maxConnections: m.maxConnections,
+    ownerLimits: m.ownerLimits,
+    version: m.version,
+  });
+  for (const [k, port] of m.peers) host.mesh.setPeer(k, port);
+  host.mesh.setWriter(m.writer);
+  try {
+    const port = host.listen(m.port);
+    const tcpPort = m.tcpPort !== undefined ? host.listenTcp(m.tcpPort) : undefined;
+    report({ t: "listening", port, tcpPort });
+  } catch (err) {
+    report({ t: "fatal", error: (err as Error).message });
+  }
+}
+
+function control(m: ShardControl): void {
+  switch (m.t) {
+    case "init":
+      return init(m);
+    case "peer":
+      return host?.mesh.setPeer(m.k, m.port);
+    case "down":
+      return host?.peerDown(m.k);
+    case "up":
+      return host?.peerUp(m.k);
+    case "writer":
+      return host?.writerRestarted(m.port);
+    case "inject":
+      return host?.mesh.receive(m.items);
+    case "gc":
+      return Bun.gc(true); // asked under memory pressure: give freed memory back now, not eventually
+    case "crash":
+      setTimeout(() => {
+        throw new Error("chaos: shard crash requested");
+      }, 0);
+      return;
+    case "stop":
+      host?.stopListening();
+      return report({ t: "stopped" });
+    case "finish":
+      host?.finish();
+      return report({ t: "finished" });
+    default:
+      return assertNever(m, "shard control message");
+  }
+}
+
+self.onmessage = (e: MessageEvent) => {
+  if (isShardControl(e.data)) control(e.data);
+  else log.warn("unknown control message", { type: typeof e.data });
+};

@@ -1,0 +1,63 @@
+// Worker entry for the storage writer: turns the supervisor's control messages (control.ts) into
+// calls on the Writer, and reports back.
+
+import { assertNever } from "../assert.ts";
+import { isWriterControl, type WriterControl, type WriterInit, type WriterReport } from "../control.ts";
+import { EXPIRE_EVERY_MAX_MS, EXPIRE_EVERY_MIN_MS } from "../limits.ts";
+import { configureLog, log } from "../observe/log.ts";
+import { SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
+import { InboxStore } from "../store/inbox-store.ts";
+import { Writer } from "../store/writer.ts";
+
+declare const self: Worker;
+
+let writer: Writer | null = null;
+let store: InboxStore | null = null;
+const report = (m: WriterReport) => postMessage(m);
+
+function init(m: WriterInit): void {
+  configureLog(m.logLevel, "writer");
+  try {
+    store = InboxStore.open(m.path, { maxInboxPerUser: m.maxInbox, ttlMs: m.ttlMs });
+  } catch (e) {
+    return report({ t: "fatal", error: (e as Error).message });
+  }
+  const metrics = new SlotMetrics(m.metrics, SLOT_WRITER);
+  const w = new Writer(store, metrics, { flushMs: m.flushMs, batchRows: m.batchRows });
+  writer = w;
+  w.expectedShards = m.shards;
+  w.onAllBye = () => report({ t: "drained" });
+  if (m.ttlMs > 0) {
+    const every = Math.min(EXPIRE_EVERY_MAX_MS, Math.max(EXPIRE_EVERY_MIN_MS, m.ttlMs / 10));
+    setInterval(() => w.expire(Date.now()), every);
+  }
+  log.debug("storage writer ready", { path: m.path, rows: store.totalCount() });
+  report({ t: "ready", rows: store.totalCount() });
+}
+
+function control(m: WriterControl): void {
+  switch (m.t) {
+    case "init":
+      return init(m);
+    case "port":
+      return writer?.setPort(m.shard, m.port);
+    case "gc":
+      return Bun.gc(true);
+    case "expect":
+      if (writer) writer.expectedShards = m.shards;
+      return;
+    case "inject":
+      return writer?.inject(m.shard, m.items);
+    case "close":
+      writer?.flush();
+      store?.close();
+      return report({ t: "closed" });
+    default:
+      return assertNever(m, "writer control message");
+  }
+}
+
+self.onmessage = (e: MessageEvent) => {
+  if (isWriterControl(e.data)) control(e.data);
+  else log.warn("unknown control message", { type: typeof e.data });
+};

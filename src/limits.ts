@@ -1,0 +1,99 @@
+// Every internal tuning value in one place, named and commented, before any logic uses it.
+// Operator-facing settings (ports, rates, watermarks…) live in config/schema.ts; these are the
+// numbers an operator should not need to touch, but a reader should be able to find.
+
+import { defaultSettings } from "./config/schema.ts";
+
+// ---- memory accounting ----
+
+/** Bytes one stored row costs beyond its body (ids, seq, ts, object headers), in RAM and on a page. */
+export const ROW_OVERHEAD_BYTES = 96;
+
+// ---- owner actor (per shard) ----
+
+/** The owner's per-user limits (main() overrides some from settings). */
+export interface OwnerLimits {
+  maxPending: number;
+  pageSize: number;
+  pageBytes: number;
+  maxFetches: number;
+  pendingSpillMs: number;
+  seqBlock: number;
+  recentIds: number;
+  holdback: number;
+  slowTimeoutMs: number;
+}
+
+/**
+ * Their defaults. maxPending, pendingSpillMs and slowTimeoutMs are settings (config/schema.ts);
+ * the values here are the schema's defaults, read from it so they are stated once.
+ */
+export const defaultOwnerLimits: OwnerLimits = {
+  maxPending: defaultSettings.maxPending,
+  pageSize: 500, // rows per backlog fetch
+  pageBytes: 256 * 1024, // byte budget per backlog page
+  maxFetches: 32, // backlog pages in flight per shard
+  pendingSpillMs: defaultSettings.pendingSpillMs,
+  seqBlock: 1024, // sequence numbers reserved per store round trip
+  recentIds: 512, // (sender, id) pairs remembered per user for dedupe
+  holdback: 256, // messages held in memory per user while its backlog drains
+  slowTimeoutMs: defaultSettings.slowConsumerTimeout,
+};
+
+// ---- shard housekeeping ----
+
+/** How often a shard forgets idle offline users, and how long idle counts as idle. */
+export const OWNER_SWEEP_EVERY_MS = 30_000;
+export const OWNER_IDLE_MS = 60_000;
+/** Owner counters are plain fields on the hot path; they reach shared metrics this often. */
+export const OWNER_STATS_EVERY_MS = 250;
+/** Slow-consumer checks, pending spill and memory-pressure shedding run this often. */
+export const HOUSEKEEPING_EVERY_MS = 1000;
+
+// ---- WebSocket listener ----
+
+/** Bun's own per-socket send limit, far above ours: we pause at slowConsumerBytes, Bun never drops. */
+export const WS_BACKPRESSURE_FLOOR_BYTES = 64 * 1024 * 1024;
+export const WS_BACKPRESSURE_PER_SLOW_LIMIT = 64;
+/** Headroom over maxPayload for a frame's own header fields (ids, user names). */
+export const WS_FRAME_SLACK_BYTES = 1024;
+/** Seconds without any frame before Bun closes a socket (clients ping well within it). */
+export const WS_IDLE_TIMEOUT_S = 120;
+/** Seconds a refused upgrade is told to wait. */
+export const RETRY_AFTER_S = 5;
+/** How long an HTTP send waits for its ack before answering 202 "pending". */
+export const HTTP_SEND_ACK_TIMEOUT_MS = 10_000;
+
+// ---- supervisor ----
+
+/** RSS is sampled and memory pressure published this often. */
+export const MEMORY_SAMPLE_EVERY_MS = 250;
+/** Forced GC in every thread under pressure, at most this often. */
+export const FORCED_GC_MIN_GAP_MS = 2000;
+/** Crashes counted for restart backoff within this window. */
+export const CRASH_WINDOW_MS = 10_000;
+/** Crashes in the window restarted at once (an external kill is not a crash loop). */
+export const IMMEDIATE_RESTARTS = 3;
+/** Backoff after those: doubling from the base, capped. */
+export const RESTART_BACKOFF_BASE_MS = 50;
+export const RESTART_BACKOFF_MAX_MS = 5000;
+/** A worker must answer a control request within this. */
+export const CONTROL_REPLY_TIMEOUT_MS = 10_000;
+/** The writer may take this long to open (and migrate) the database. */
+export const WRITER_START_TIMEOUT_MS = 30_000;
+/** Each graceful-shutdown step waits at most this long for the threads. */
+export const SHUTDOWN_STEP_TIMEOUT_MS = 3000;
+/** Pause between closing clients and releasing owners, so close handlers post their detaches. */
+export const SHUTDOWN_DETACH_GRACE_MS = 50;
+
+// ---- storage writer ----
+
+/** TTL expiry runs every ttl/10, within these bounds. */
+export const EXPIRE_EVERY_MIN_MS = 1000;
+export const EXPIRE_EVERY_MAX_MS = 60_000;
+
+// ---- logging ----
+
+/** Garbage on a port: log the first few, then every Nth, so a flood cannot flood the log. */
+export const GARBAGE_LOG_FIRST = 5;
+export const GARBAGE_LOG_EVERY = 1000;

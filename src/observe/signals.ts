@@ -1,0 +1,35 @@
+// Named readings of the shared metrics that other threads act on (readiness, memory pressure,
+// the store backlog, connection count), so deciders never compare metric slots with bare numbers.
+
+import { type MetricsReader, SLOT_MAIN } from "./metrics.ts";
+
+/** Memory pressure levels published by the supervisor. */
+export const Pressure = { NONE: 0, SPILL: 1, REFUSE: 2 } as const;
+export type PressureLevel = (typeof Pressure)[keyof typeof Pressure];
+
+export class Signals {
+  constructor(private readonly r: MetricsReader) {}
+
+  /** Every thread is up and the server takes traffic. */
+  ready(): boolean {
+    return this.r.at(SLOT_MAIN, "ready") === 1;
+  }
+  pressure(): PressureLevel {
+    return this.r.at(SLOT_MAIN, "memPressure") as PressureLevel;
+  }
+  /** Above the spill watermark: hold nothing for slow or absent users in RAM. */
+  spilling(): boolean {
+    return this.pressure() >= Pressure.SPILL;
+  }
+  /** Above the refuse watermark: refuse new connections and sends. */
+  refusing(): boolean {
+    return this.pressure() >= Pressure.REFUSE;
+  }
+  /** Bytes accepted by owners and not yet committed by the writer, over all shards. */
+  storeBacklogBytes(): number {
+    return this.r.sum("storeBacklogBytes");
+  }
+  connections(): number {
+    return this.r.sum("conns");
+  }
+}

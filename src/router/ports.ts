@@ -1,0 +1,124 @@
+// The port mesh of one shard: a MessagePort to every live peer shard and one to the storage
+// writer. Outbound traffic is batched (one postMessage per destination per tick); inbound batches
+// are validated item by item (garbage is counted and dropped); messages for this same shard run
+// through a trampoline without a thread hop, so handlers never re-enter each other.
+
+import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST } from "../limits.ts";
+import { log } from "../observe/log.ts";
+import type { SlotMetrics } from "../observe/metrics.ts";
+import { isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
+
+export class PortMesh {
+  private readonly peers: (MessagePort | null)[];
+  private writer: MessagePort | null = null;
+  private readonly outbox = new Map<number, PortMsg[]>();
+  private writerOut: WriterReq[] = [];
+  private flushScheduled = false;
+  private readonly local: PortMsg[] = [];
+  private dispatching = false;
+  private garbageLogged = 0;
+
+  constructor(
+    private readonly self: number,
+    shards: number,
+    private readonly metrics: SlotMetrics,
+    /** Runs one validated message on this shard. */
+    private readonly handle: (m: PortMsg) => void,
+    /** Called after each flush (e.g. to publish gauges). */
+    private readonly afterFlush: () => void = () => {},
+  ) {
+    this.peers = new Array(shards).fill(null);
+  }
+
+  setPeer(k: number, port: MessagePort): void {
+    this.peers[k] = port;
+    port.onmessage = (e) => this.receive(e.data);
+  }
+
+  setWriter(port: MessagePort): void {
+    this.writer = port;
+    port.onmessage = (e) => this.receive(e.data);
+  }
+
+  /** Peer k died: drop its port and what was queued for it (its state is rebuilt on restart). */
+  dropPeer(k: number): void {
+    this.peers[k] = null;
+    this.outbox.delete(k);
+  }
+
+  /** Validates a batch from any port; garbage is counted and dropped, never thrown. */
+  receive(batch: unknown): void {
+    if (!Array.isArray(batch)) return this.garbage(batch);
+    for (const m of batch) {
+      if (isPortMsg(m)) this.dispatch(m);
+      else this.garbage(m);
+    }
+  }
+
+  private garbage(v: unknown): void {
+    this.metrics.add("garbage");
+    const n = this.metrics.get("garbage");
+    if (this.garbageLogged < GARBAGE_LOG_FIRST || n % GARBAGE_LOG_EVERY === 0) {
+      this.garbageLogged++;
+      log.warn("dropped invalid port message", { shard: this.self, total: n, type: typeof v });
+    }
+  }
+
+  private dispatch(m: PortMsg): void {
+    this.local.push(m);
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      for (let i = 0; i < this.local.length; i++) {
+        const msg = this.local[i]!;
+        try {
+          this.handle(msg);
+        } catch (e) {
+          // A bug on one message must not take the shard (and its connections) down.
+          log.error("message handler failed", { t: msg.t, error: e as Error });
+        }
+      }
+    } finally {
+      this.local.length = 0;
+      this.dispatching = false;
+    }
+  }
+
+  /** To shard k's handlers: run here if k is this shard, else batch for this tick. */
+  post(k: number, m: PortMsg): void {
+    if (k === this.self) return this.dispatch(m);
+    let q = this.outbox.get(k);
+    if (!q) this.outbox.set(k, q = []);
+    q.push(m);
+    this.scheduleFlush();
+  }
+
+  toWriter(m: WriterReq): void {
+    this.writerOut.push(m);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    for (const [k, q] of this.outbox) {
+      if (q.length === 0) continue;
+      const port = this.peers[k];
+      if (port) {
+        port.postMessage(q);
+        this.metrics.add("crossShardMsgs", q.length);
+      } // else: peer is down; its owner state is rebuilt on restart, senders retry unacked sends
+      this.outbox.set(k, []);
+    }
+    if (this.writerOut.length && this.writer) {
+      this.writer.postMessage(this.writerOut);
+      this.writerOut = [];
+    }
+    this.afterFlush();
+  }
+}

@@ -1,0 +1,175 @@
+// The session's flow control and back-pressure, driven frame by frame with a recording host and a
+// transport whose send buffer the test sets.
+
+import { beforeEach, describe, expect, test } from "bun:test";
+import { defaultSettings, type Settings } from "../../src/config/schema.ts";
+import { createMetricsBuffer, MetricsReader, shardSlot, SLOT_MAIN, SlotMetrics } from "../../src/observe/metrics.ts";
+import { Pressure, Signals } from "../../src/observe/signals.ts";
+import { decodeJsonServer, encodeJsonClient } from "../../src/protocol/json.ts";
+import type { ClientFrame, ServerFrame } from "../../src/protocol/frames.ts";
+import { type Session, Sessions } from "../../src/gateway/session.ts";
+import type { Transport } from "../../src/gateway/transports.ts";
+import type { DeliverMsg, PortMsg } from "../../src/router/wire.ts";
+
+const SLOW = 1000;
+let posted: PortMsg[];
+let main: SlotMetrics;
+let shard: SlotMetrics;
+let sessions: Sessions;
+
+class FakeTransport implements Transport {
+  frames: ServerFrame[] = [];
+  raw: (string | Uint8Array)[] = [];
+  buffer = 0;
+  closed: { code: number; reason: string } | null = null;
+  send(d: string | Uint8Array): number {
+    this.raw.push(d);
+    if (typeof d === "string") this.frames.push(decodeJsonServer(d));
+    return 1;
+  }
+  buffered(): number {
+    return this.buffer;
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+}
+
+function setup(over: Partial<Settings> = {}): void {
+  posted = [];
+  const buf = createMetricsBuffer(1);
+  main = new SlotMetrics(buf, SLOT_MAIN);
+  shard = new SlotMetrics(buf, shardSlot(0));
+  main.set("ready", 1);
+  sessions = new Sessions({
+    index: 0,
+    shards: 1,
+    settings: { ...defaultSettings, slowConsumerBytes: SLOW, slowConsumerTimeout: 100, ...over },
+    metrics: shard,
+    signals: new Signals(new MetricsReader(buf)),
+    post: (_k, m) => posted.push(m),
+  });
+}
+
+const json = (s: Session, f: ClientFrame) => sessions.onData(s, encodeJsonClient(f));
+function loggedIn(user = "bob"): { s: Session; t: FakeTransport } {
+  const t = new FakeTransport();
+  const s = sessions.open(t, false);
+  json(s, { op: "login", user, proto: "json" });
+  posted = [];
+  return { s, t };
+}
+const deliver = (s: Session, seqs: number[], page: boolean, user = "bob"): void =>
+  sessions.handle(
+    {
+      t: "deliver",
+      user,
+      conn: s.conn,
+      page,
+      items: seqs.map((seq) => ({ seq, ts: 1, from: "a", id: `m${seq}`, body: new Uint8Array([seq]), t0: 0 })),
+    } satisfies DeliverMsg,
+  );
+const flows = () => posted.flatMap((m) => (m.t === "flow" ? [m.ready] : []));
+
+beforeEach(() => setup());
+
+describe("session flow control", () => {
+  test("a page written to a clear socket is answered with one flow-ready at once", () => {
+    const { s, t } = loggedIn();
+    deliver(s, [1, 2], true);
+    expect(t.frames.filter((f) => f.op === "deliver").length).toBe(2);
+    expect(flows()).toEqual([true]);
+  });
+
+  test("a page written to a backed-up socket owes its flow-ready until the socket drains", () => {
+    const { s, t } = loggedIn();
+    t.buffer = SLOW + 1;
+    deliver(s, [1], true);
+    expect(flows()).toEqual([]);
+    expect(s.flow).toBe("owed");
+    sessions.onDrain(s); // still above half the limit: keep waiting
+    expect(flows()).toEqual([]);
+    t.buffer = SLOW / 2;
+    sessions.onDrain(s);
+    expect(flows()).toEqual([true]);
+    expect(s.flow).toBe("clear");
+  });
+
+  test("a live write that backs the socket up says not-ready once, then ready after the drain", () => {
+    const { s, t } = loggedIn();
+    t.buffer = SLOW + 1;
+    deliver(s, [1], false);
+    deliver(s, [2], false);
+    expect(flows()).toEqual([false]);
+    t.buffer = 0;
+    sessions.onDrain(s);
+    expect(flows()).toEqual([false, true]);
+  });
+
+  test("a socket backed up past the slow-consumer timeout is closed with 4003", async () => {
+    const { s, t } = loggedIn();
+    t.buffer = SLOW + 1;
+    deliver(s, [1], false);
+    sessions.housekeeping();
+    expect(t.closed).toBeNull();
+    await Bun.sleep(120);
+    sessions.housekeeping();
+    expect(t.closed?.code).toBe(4003);
+    expect(s.state).toBe("closing");
+  });
+
+  test("v0 deliveries are acked to the owner as written (the seed's rule)", () => {
+    const t = new FakeTransport();
+    const s = sessions.open(t, true);
+    sessions.onData(s, new Uint8Array([0x01, ...new TextEncoder().encode("bob")]));
+    posted = [];
+    deliver(s, [5, 6], true);
+    expect(posted.filter((m) => m.t === "ack")).toEqual([{ t: "ack", user: "bob", shard: 0, conn: s.conn, seq: 6 }]);
+  });
+});
+
+describe("session back-pressure", () => {
+  test("sends are refused with SERVER_BUSY while the store backlog is over its budget", () => {
+    setup({ storeBacklogMb: 1 });
+    const { s, t } = loggedIn("alice");
+    shard.set("storeBacklogBytes", 2 * 1048576);
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "SERVER_BUSY", id: "x1" });
+    expect(posted.filter((m) => m.t === "route")).toEqual([]);
+    shard.set("storeBacklogBytes", 0);
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    expect(posted.filter((m) => m.t === "route").length).toBe(1);
+  });
+
+  test("sends are refused with SERVER_BUSY above the refuse watermark, and the heaviest sender is shed", () => {
+    const { s, t } = loggedIn("alice");
+    main.set("memPressure", Pressure.REFUSE);
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "SERVER_BUSY", id: "x2" });
+    sessions.housekeeping();
+    expect(t.closed?.code).toBe(1013);
+  });
+
+  test("past its frame burst a connection is closed, never silently thinned", () => {
+    setup({ rateFrames: 2 });
+    const { s, t } = loggedIn("alice");
+    for (let i = 0; i < 10 && !t.closed; i++) json(s, { op: "ping" });
+    expect(t.closed?.code).toBe(1008);
+    expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "RATE_LIMITED" });
+  });
+
+  test("frames after the close are not read", () => {
+    const { s, t } = loggedIn("alice");
+    json(s, { op: "login", user: "x\u0001", proto: "json" }); // a second login is refused, not fatal
+    expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "ALREADY_LOGGED_IN" });
+    sessions.onData(s, "{not json");
+    expect(t.closed?.code).toBe(1007);
+    const written = t.raw.length;
+    posted = [];
+    sessions.onData(s, new Uint8Array([0xff]));
+    expect(t.closed?.code).toBe(1007); // the second bad frame is not even decoded
+    expect(t.raw.length).toBe(written);
+    json(s, { op: "send", to: "bob", id: "late", body: new Uint8Array([1]) });
+    expect(posted).toEqual([]);
+  });
+});

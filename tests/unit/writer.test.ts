@@ -1,0 +1,130 @@
+// The storage writer's group commit and page cutting, against a real SQLite file, with real
+// MessagePorts between the test (standing in for a shard) and the writer.
+
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
+import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import { InboxStore } from "../../src/store/inbox-store.ts";
+import { cutPage, Writer } from "../../src/store/writer.ts";
+import { ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
+
+let dir: string;
+let store: InboxStore;
+let metrics: SlotMetrics;
+let shardSide: MessagePort;
+let replies: PortMsg[];
+
+const row = (seq: number, body = 10, recipient = "u"): StoredRow => ({
+  recipient,
+  seq,
+  sender: "s",
+  msgId: `m${seq}`,
+  ts: 1,
+  body: new Uint8Array(body),
+});
+const append = (rows: StoredRow[]): WriterReq => ({
+  t: "append",
+  rows,
+  o: rows.map(() => 0),
+  c: rows.map((r) => r.seq),
+});
+
+function writer(flushMs: number, batchRows: number, maxInbox = 1000): Writer {
+  store = InboxStore.open(join(dir, "iris.db"), { maxInboxPerUser: maxInbox, ttlMs: 0 });
+  metrics = new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER);
+  const w = new Writer(store, metrics, { flushMs, batchRows });
+  const ch = new MessageChannel();
+  w.setPort(0, ch.port1);
+  shardSide = ch.port2;
+  shardSide.onmessage = (e) => replies.push(...(e.data as PortMsg[]));
+  return w;
+}
+const send = (...reqs: WriterReq[]) => shardSide.postMessage(reqs);
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(2);
+  }
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "iris-writer-"));
+  replies = [];
+});
+afterEach(() => {
+  shardSide?.close();
+  store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("writer group commit", () => {
+  test("appends from separate batches share one commit; acks follow the commit", async () => {
+    writer(60, 10_000);
+    send(append([row(1)]));
+    send(append([row(2), row(3)]));
+    await Bun.sleep(20);
+    expect(replies).toEqual([]); // nothing is promised before the commit
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(metrics.get("commits")).toBe(1);
+    expect(replies.filter((m) => m.t === "sent").map((m) => (m as { conn: number }).conn)).toEqual([1, 2, 3]);
+    expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
+  });
+
+  test("reaching batchRows commits at once, without waiting for the timer", async () => {
+    writer(10_000, 3);
+    send(append([row(1), row(2)]), append([row(3)]));
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(metrics.get("commits")).toBe(1);
+  });
+
+  test("a read flushes the appends before it, so a page sees every earlier write", async () => {
+    writer(10_000, 10_000);
+    send(append([row(1), row(2)]), { t: "fetch", user: "u", after: 0, limit: 10, maxBytes: 1 << 20, gen: 7 });
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    const page = replies.find((m) => m.t === "rows")!;
+    expect(page).toMatchObject({ t: "rows", user: "u", gen: 7, more: false });
+    expect((page as { rows: StoredRow[] }).rows.map((r) => r.seq)).toEqual([1, 2]);
+    // The commit it forced came first, with its acks.
+    expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
+  });
+
+  test("a full inbox answers INBOX_FULL to the sender and tells the owner which seqs", async () => {
+    writer(0, 10_000, 1);
+    send(append([row(1), row(2)]));
+    await waitFor(() => replies.some((m) => m.t === "rejected"));
+    expect(replies.find((m) => m.t === "sendError")).toMatchObject({ code: "INBOX_FULL", id: "m2", conn: 2 });
+    expect(replies.find((m) => m.t === "rejected")).toEqual({ t: "rejected", user: "u", seqs: [2] });
+  });
+
+  test("garbage on the port is counted and dropped; the next real request still works", async () => {
+    writer(0, 10_000);
+    shardSide.postMessage([{ t: "append", rows: [{ seq: -1 }] }, 42, null]);
+    shardSide.postMessage("not a batch");
+    send(append([row(1)]));
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(metrics.get("garbage")).toBe(4);
+  });
+});
+
+describe("page cutting", () => {
+  const rows = (n: number, body: number) => Array.from({ length: n }, (_, i) => row(i + 1, body));
+  test("a page under its byte budget is whole; `more` only when the row limit was hit", () => {
+    expect(cutPage(rows(3, 10), 5, 1 << 20)).toMatchObject({ more: false });
+    expect(cutPage(rows(5, 10), 5, 1 << 20)).toMatchObject({ more: true });
+  });
+  test("a page is cut before the row that would exceed the budget", () => {
+    const per = 100 + ROW_OVERHEAD_BYTES;
+    const page = cutPage(rows(10, 100), 10, per * 3 + 1);
+    expect(page.rows.map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(page.more).toBe(true);
+  });
+  test("a row larger than the whole budget still goes out alone", () => {
+    const page = cutPage(rows(2, 10_000), 10, 100);
+    expect(page.rows.map((r) => r.seq)).toEqual([1]);
+    expect(page.more).toBe(true);
+  });
+});
