@@ -49,6 +49,7 @@ export interface WriterInit {
   path: string;
   maxInbox: number;
   ttlMs: number;
+  dedupeWindowMs: number;
   flushMs: number;
   batchRows: number;
   metrics: SharedArrayBuffer;

@@ -22,6 +22,7 @@ export interface OwnerLimits {
   recentIds: number;
   holdback: number;
   slowTimeoutMs: number;
+  dedupeWindowMs: number;
 }
 
 /**
@@ -38,6 +39,7 @@ export const defaultOwnerLimits: OwnerLimits = {
   recentIds: 512, // (sender, id) pairs remembered per user for dedupe
   holdback: 256, // messages held in memory per user while its backlog drains
   slowTimeoutMs: defaultSettings.slowConsumerTimeout,
+  dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
 };
 
 // ---- shard housekeeping ----
@@ -87,6 +89,12 @@ export const SHUTDOWN_STEP_TIMEOUT_MS = 3000;
 export const SHUTDOWN_DETACH_GRACE_MS = 50;
 
 // ---- storage writer ----
+
+/** Dedupe keys deleted per statement, and statements per expiry run: bounded background work. */
+export const DEDUPE_EXPIRE_BATCH = 5000;
+export const DEDUPE_EXPIRE_BATCHES_PER_RUN = 20;
+/** Dedupe keys per page when a shard rebuilds its filter from the store. */
+export const DEDUPE_SCAN_PAGE = 20_000;
 
 /** TTL expiry runs every ttl/10, within these bounds. */
 export const EXPIRE_EVERY_MIN_MS = 1000;

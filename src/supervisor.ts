@@ -155,6 +155,7 @@ export class Supervisor {
       path: `${s.dataDir}/iris.db`,
       maxInbox: s.maxInbox,
       ttlMs: s.inboxTtl * 1000,
+      dedupeWindowMs: s.dedupeWindow * 1000,
       flushMs: s.flushMs,
       batchRows: s.batchRows,
       metrics: this.metricsBuf,

@@ -107,7 +107,7 @@ export class Traffic {
             this.ackLatencies.push(performance.now() - t0);
             this.statuses[status]++;
           },
-          () => this.failed++,
+          (e: Error) => (this.failed++, console.error("send failed", me, id, to, e.message)),
         );
       };
       // Jitter the start so clients do not send in lockstep.

@@ -65,6 +65,7 @@ export function resolveSettings(s: Settings, explicit: Set<SettingKey>, plan: Pl
       maxPending: s.maxPending,
       slowTimeoutMs: s.slowConsumerTimeout,
       pendingSpillMs: s.pendingSpillMs,
+      dedupeWindowMs: s.dedupeWindow * 1000,
     },
   };
 }

@@ -23,6 +23,7 @@ export const settingsSchema = z.object({
   spillMb: positiveInt.optional(),
   refuseMb: positiveInt.optional(),
   inboxTtl: z.coerce.number().int().min(0).default(7 * 24 * 3600), // seconds; 0 = keep forever
+  dedupeWindow: z.coerce.number().int().min(1).max(366 * 24 * 3600).default(24 * 3600), // seconds
   loginTimeout: z.coerce.number().int().min(100).default(10_000), // ms
   slowConsumerBytes: positiveInt.default(1024 * 1024),
   slowConsumerTimeout: positiveInt.default(30_000),
@@ -64,6 +65,8 @@ export const settingHelp: Record<SettingKey, string> = {
   spillMb: "RSS (MiB) above which nothing for slow users is held in RAM (default: plan, 60% of memory)",
   refuseMb: "RSS (MiB) above which new connections get 503 (default: plan, 80% of memory)",
   inboxTtl: "seconds a stored message is kept, 0 = forever (default 7 days)",
+  dedupeWindow:
+    "seconds a sent (sender, id, recipient) is remembered: a retry within it is a duplicate (default 86400)",
   loginTimeout: "ms a connection may stay unauthenticated (default 10000)",
   slowConsumerBytes: "socket buffer above which a recipient is served from the store",
   slowConsumerTimeout: "ms a recipient may stay backed up before it is disconnected (4003)",

@@ -50,6 +50,7 @@ export class ShardHost {
     });
     this.owner = new Owner({
       self: o.index,
+      shards: o.shards,
       toShard: (k, m) => this.mesh.post(k, m),
       toWriter: (m) => this.mesh.toWriter(m),
       now: () => Date.now(),
@@ -88,6 +89,7 @@ export class ShardHost {
     m.set("routedOwner", st.routed);
     m.set("storedOwner", st.stored);
     m.set("duplicates", st.duplicates);
+    m.set("dedupeLookups", st.lookups);
   }
 
   // ---- supervisor events ----

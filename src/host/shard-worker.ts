@@ -28,6 +28,7 @@ function init(m: ShardInit): void {
   });
   for (const [k, port] of m.peers) host.mesh.setPeer(k, port);
   host.mesh.setWriter(m.writer);
+  host.owner.startDedupeScan(); // the filter of the durable dedupe window, rebuilt from the store
   try {
     const port = host.listen(m.port);
     const tcpPort = m.tcpPort !== undefined ? host.listenTcp(m.tcpPort) : undefined;

@@ -23,14 +23,18 @@ function init(m: WriterInit): void {
     return report({ t: "fatal", error: (e as Error).message });
   }
   const metrics = new SlotMetrics(m.metrics, SLOT_WRITER);
-  const w = new Writer(store, metrics, { flushMs: m.flushMs, batchRows: m.batchRows });
+  const w = new Writer(store, metrics, {
+    flushMs: m.flushMs,
+    batchRows: m.batchRows,
+    dedupeWindowMs: m.dedupeWindowMs,
+  });
   writer = w;
   w.expectedShards = m.shards;
   w.onAllBye = () => report({ t: "drained" });
-  if (m.ttlMs > 0) {
-    const every = Math.min(EXPIRE_EVERY_MAX_MS, Math.max(EXPIRE_EVERY_MIN_MS, m.ttlMs / 10));
-    setInterval(() => w.expire(Date.now()), every);
-  }
+  // Inbox TTL and the dedupe window expire on the same timer, at a tenth of the shorter one.
+  const shortest = Math.min(m.ttlMs > 0 ? m.ttlMs : Infinity, m.dedupeWindowMs);
+  const every = Math.min(EXPIRE_EVERY_MAX_MS, Math.max(EXPIRE_EVERY_MIN_MS, shortest / 10));
+  setInterval(() => w.expire(Date.now()), every);
   log.debug("storage writer ready", { path: m.path, rows: store.totalCount() });
   report({ t: "ready", rows: store.totalCount() });
 }

@@ -36,6 +36,10 @@ export const FIELDS = [
   "commitMsSum",
   "fetches",
   "inboxRows",
+  "dedupeRows",
+  "dedupeExpired",
+  // shard (dedupe)
+  "dedupeLookups",
   // supervisor
   "shardRestarts",
   "writerRestarts",
@@ -153,6 +157,9 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   commitMsSum: ["iris_store_commit_ms_total", "counter", "time spent in storage transactions (ms)"],
   fetches: ["iris_store_fetches_total", "counter", "backlog pages read"],
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
+  dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
+  dedupeExpired: ["iris_dedupe_expired_total", "counter", "dedupe keys deleted after the window"],
+  dedupeLookups: ["iris_dedupe_lookups_total", "counter", "sends checked against the durable dedupe window"],
   shardRestarts: ["iris_shard_restarts_total", "counter", "router shard restarts by the supervisor"],
   writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],
   lastRestartMs: ["iris_last_restart_ms", "gauge", "how long the latest thread restart took (death to serving)"],

@@ -4,7 +4,7 @@
 // or append to the store (offline, draining a backlog, slow, or too many unacked).
 //
 // Promise to senders: an ack ("delivered" | "stored" | "duplicate") is sent only once the message
-// is acked by the recipient or committed to SQLite. Sequence numbers come from blocks reserved
+// is acked by the recipient or committed to SQLite, and once its dedupe record is committed. Sequence numbers come from blocks reserved
 // (and committed) in the store before use, so a crash leaves a gap but never reuses a number.
 //
 // State is split in two. Per user (`UserBox`, lives while the user is active): the sequence
@@ -25,12 +25,17 @@
 //   live      route: slow, full or under pressure     idle       (serve from the store again)
 //   any but fetching   flow not ready                 blocked
 //
+// Dedupe: a (sender, id) seen by this box is answered from memory; otherwise the shard's filter of
+// the durable window (sent-filter.ts) says "certainly new" (the hot path) or "maybe": then the
+// store is asked, and the user's later messages wait behind that one answer, in order.
+//
 // A new link starts in `idle` and pumps at once (attach). A flow-not-ready during `fetching` is
 // left to the page that follows: a page forwarded to a backed-up socket waits in `writing` for the
 // same flow-ready that `blocked` would.
 
 import { assertNever } from "../assert.ts";
-import { type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import { SentFilter, sentKeyHash } from "./sent-filter.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -39,11 +44,15 @@ import type {
   DetachMsg,
   FlowMsg,
   LoadedReply,
+  LookedUpReply,
   OwnerMsg,
   PortMsg,
   RejectedReply,
+  RememberReq,
   RouteMsg,
   RowsReply,
+  SentKey,
+  SentPageReply,
   StatusQuery,
   StoredRow,
   WriterReq,
@@ -51,6 +60,7 @@ import type {
 
 export interface OwnerIO {
   readonly self: number;
+  readonly shards: number;
   toShard(shard: number, m: PortMsg): void;
   toWriter(m: WriterReq): void;
   now(): number;
@@ -68,6 +78,14 @@ const TIGHT_PAGE_DIVISOR = 4;
 interface Pending extends Delivery {
   o: number;
   c: number;
+  mark: number; // once acked: its dedupe record is durable when this many confirmables are committed
+}
+
+/** What the box remembers of a (sender, id): the seq it got, when, and its dedupe record's mark. */
+interface Recent {
+  seq: number;
+  ts: number;
+  mark: number; // 0: no record asked for yet, or known committed
 }
 
 type Phase = "idle" | "queued" | "fetching" | "writing" | "blocked" | "live";
@@ -109,7 +127,8 @@ interface UserBox {
   seqNext: number;
   seqLimit: number;
   lastSeen: number;
-  waiting: RouteMsg[]; // routed before the box was loaded or had sequence numbers
+  waiting: RouteMsg[]; // routed before the box was loaded or had seqs, or behind a lookup
+  lookingUp: RouteMsg | null; // a message whose (sender, id) the store is being asked about
   statusWaiters: StatusQuery[];
   link: Link | null;
   gen: number; // bumps on every attach/detach
@@ -117,7 +136,7 @@ interface UserBox {
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
   deletedUpTo: number; // highest seq we asked the store to delete
-  recent: Map<string, number>; // sender\0id -> seq, insertion ordered
+  recent: Map<string, Recent>; // sender\0id, insertion ordered
   touched: number;
 }
 
@@ -126,6 +145,7 @@ export interface OwnerStats {
   forwardedLive: number;
   stored: number;
   duplicates: number;
+  lookups: number;
   boxes: number;
   online: number;
 }
@@ -133,15 +153,35 @@ export interface OwnerStats {
 export class Owner {
   private readonly boxes = new Map<string, UserBox>();
   /** Appends sent to the writer and not yet confirmed committed, oldest first: replayed if it dies. */
-  private unconfirmed: AppendReq[] = [];
+  private unconfirmed: (AppendReq | RememberReq)[] = [];
+  /** Confirmable requests sent and committed so far: marks for deferred "delivered" acks. */
+  private sentCount = 0;
+  private confirmedCount = 0;
+  /** Deliveries acked by the recipient whose dedupe record is not committed yet, by mark. */
+  private awaitingCommit: Pending[] = [];
+  /** What the durable dedupe window holds, for recipients owned here. */
+  private readonly filter: SentFilter;
+  /** Until a scan of the store completes, every unknown (sender, id) is looked up. */
+  private filterState: "ready" | "building" = "ready";
+  private scanAfter: [string, string, string] | null = null;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
   unconfirmedBytes = 0;
   /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
   private readonly drainQueue = new Set<Link>();
-  readonly stats: OwnerStats = { routed: 0, forwardedLive: 0, stored: 0, duplicates: 0, boxes: 0, online: 0 };
+  readonly stats: OwnerStats = {
+    routed: 0,
+    forwardedLive: 0,
+    stored: 0,
+    duplicates: 0,
+    lookups: 0,
+    boxes: 0,
+    online: 0,
+  };
 
-  constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {}
+  constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {
+    this.filter = new SentFilter(limits.dedupeWindowMs);
+  }
 
   handle(m: OwnerMsg): void {
     switch (m.t) {
@@ -164,8 +204,11 @@ export class Owner {
       case "rejected":
         return this.onRejected(m);
       case "committed":
-        for (const req of this.unconfirmed.splice(0, m.n)) this.unconfirmedBytes -= appendBytes(req);
-        return;
+        return this.onCommitted(m.n);
+      case "lookedUp":
+        return this.onLookedUp(m);
+      case "sentPage":
+        return this.onSentPage(m);
       default:
         return assertNever(m, "owner message");
     }
@@ -191,6 +234,7 @@ export class Owner {
         seqLimit: 0,
         lastSeen: 0,
         waiting: [],
+        lookingUp: null,
         statusWaiters: [],
         link: null,
         gen: 0,
@@ -238,22 +282,72 @@ export class Owner {
 
   private onRoute(m: RouteMsg): void {
     const b = this.box(m.to);
-    if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0) {
+    if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) {
       b.waiting.push(m);
       this.ensureSeqs(b);
       return;
     }
-    this.stats.routed++;
     if (m.id !== "") {
-      const key = m.from + "\0" + m.id;
-      const prior = b.recent.get(key);
-      if (prior !== undefined) return this.onRetry(b, m, prior);
-      b.recent.set(key, b.seqNext);
-      if (b.recent.size > this.limits.recentIds) b.recent.delete(b.recent.keys().next().value!);
+      const prior = this.recentSeq(b, m.from + "\0" + m.id);
+      if (prior !== 0) return this.onRetry(b, m, prior);
+      const [h1, h2] = sentKeyHash(m.to, m.from, m.id);
+      if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) return this.lookUp(b, m);
     }
+    this.accept(b, m);
+  }
+
+  /** The seq this box gave (sender, id) within the dedupe window, or 0. */
+  private recentSeq(b: UserBox, key: string): number {
+    const r = b.recent.get(key);
+    if (!r) return 0;
+    if (r.ts >= this.io.now() - this.limits.dedupeWindowMs) return r.seq;
+    b.recent.delete(key);
+    return 0;
+  }
+
+  /**
+   * A new message: give it the next seq and place it. Its durable dedupe record is written when it
+   * settles, never before: with the inbox row when stored (by the writer, same transaction), or on
+   * the recipient's ack when delivered live. A live delivery lost with its owner thread has no
+   * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
+   */
+  private accept(b: UserBox, m: RouteMsg): void {
+    this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
-    this.place(b, { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c });
+    if (m.id !== "") {
+      const now = this.io.now();
+      b.recent.set(m.from + "\0" + m.id, { seq, ts: now, mark: 0 });
+      if (b.recent.size > this.limits.recentIds) b.recent.delete(b.recent.keys().next().value!);
+      const [h1, h2] = sentKeyHash(m.to, m.from, m.id);
+      this.filter.add(h1, h2, now, now);
+    }
+    this.place(b, { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 });
+  }
+
+  /** The filter cannot rule the id out: ask the store, and hold the user's later messages. */
+  private lookUp(b: UserBox, m: RouteMsg): void {
+    this.stats.lookups++;
+    b.lookingUp = m;
+    this.io.toWriter({
+      t: "lookup",
+      user: b.user,
+      from: m.from,
+      id: m.id,
+      since: this.io.now() - this.limits.dedupeWindowMs,
+    });
+  }
+
+  private onLookedUp(r: LookedUpReply): void {
+    const b = this.boxes.get(r.user);
+    const m = b?.lookingUp;
+    if (!b || !m || m.from !== r.from || m.id !== r.id) return;
+    b.lookingUp = null;
+    if (r.seq > 0) {
+      b.recent.set(m.from + "\0" + m.id, { seq: r.seq, ts: this.io.now(), mark: 0 });
+      this.onRetry(b, m, r.seq);
+    } else this.accept(b, m);
+    for (const w of b.waiting.splice(0)) this.onRoute(w);
   }
 
   /** Forward live, hold back behind a draining backlog, or store. */
@@ -280,7 +374,12 @@ export class Owner {
   /** A sender retried an id we have seen. Reply only with what is already true. */
   private onRetry(b: UserBox, m: RouteMsg, seq: number): void {
     this.stats.duplicates++;
-    if (seq <= b.acked) return this.ackSender(m.o, m.c, m.id, "duplicate");
+    if (seq <= b.acked) {
+      // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
+      const r = b.recent.get(m.from + "\0" + m.id);
+      if (!r || r.mark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
+      return this.confirm(b, m);
+    }
     const l = b.link;
     const live = l && (l.pending.find((p) => p.seq === seq) ?? l.holdback.find((p) => p.seq === seq));
     if (live) {
@@ -289,14 +388,13 @@ export class Owner {
       live.c = m.c;
       return;
     }
-    // Stored (or being stored): the store's unique (recipient, sender, id) index makes this a
-    // no-op insert, and the writer answers "duplicate" after its commit.
-    this.append({
-      t: "append",
-      rows: [{ recipient: b.user, seq, sender: m.from, msgId: m.id, ts: m.ts, body: m.body }],
-      o: [m.o],
-      c: [m.c],
-    });
+    // Stored, being stored, or settled before this box knew it: the writer answers.
+    this.confirm(b, m);
+  }
+
+  /** The writer answers "duplicate" once everything before is committed (INBOX_FULL if refused). */
+  private confirm(b: UserBox, m: RouteMsg): void {
+    if (m.o >= 0) this.io.toWriter({ t: "confirm", user: b.user, from: m.from, o: m.o, c: m.c, id: m.id });
   }
 
   private store(b: UserBox, items: Pending[]): void {
@@ -311,13 +409,26 @@ export class Owner {
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
-    this.append({ t: "append", rows, o, c });
+    this.confirmable({ t: "append", rows, o, c });
   }
 
-  private append(req: AppendReq): void {
+  /** A request the writer confirms with `committed` (and we replay if it dies); returns its mark. */
+  private confirmable(req: AppendReq | RememberReq): number {
     this.unconfirmed.push(req);
-    this.unconfirmedBytes += appendBytes(req);
+    this.unconfirmedBytes += requestBytes(req);
     this.io.toWriter(req);
+    return ++this.sentCount;
+  }
+
+  private onCommitted(n: number): void {
+    for (const req of this.unconfirmed.splice(0, n)) this.unconfirmedBytes -= requestBytes(req);
+    this.confirmedCount += n;
+    let i = 0;
+    while (i < this.awaitingCommit.length && this.awaitingCommit[i]!.mark <= this.confirmedCount) {
+      const p = this.awaitingCommit[i++]!;
+      this.ackSender(p.o, p.c, p.id, "delivered");
+    }
+    if (i > 0) this.awaitingCommit.splice(0, i);
   }
 
   /**
@@ -330,7 +441,9 @@ export class Owner {
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
       if (b.link?.phase === "fetching") this.issueFetch(b.link);
+      if (b.lookingUp) this.lookUp(b, b.lookingUp);
     }
+    if (this.filterState === "building") this.scanSent();
     // Tokens of fetches for older connections were cleared without a reply to come: whoever
     // waited on those slots must not wait forever.
     this.pumpQueued();
@@ -425,16 +538,35 @@ export class Owner {
     if (l) {
       l.ackedAt = this.io.now();
       let i = 0;
-      while (i < l.pending.length && l.pending[i]!.seq <= n) {
-        const p = l.pending[i++]!;
-        this.ackSender(p.o, p.c, p.id, "delivered");
-      }
-      if (i > 0) l.pending.splice(0, i);
+      while (i < l.pending.length && l.pending[i]!.seq <= n) i++;
+      if (i > 0) this.settleDelivered(b, l.pending.splice(0, i));
     }
     const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
     if (del > b.deletedUpTo) {
       b.deletedUpTo = del;
       this.io.toWriter({ t: "delete", user: b.user, upTo: del });
+    }
+  }
+
+  /**
+   * The recipient acked these live deliveries: their ids go into the durable dedupe window (one
+   * request for the lot), and each sender hears "delivered" once that is committed.
+   */
+  private settleDelivered(b: UserBox, acked: Pending[]): void {
+    const keys: SentKey[] = [];
+    for (const p of acked) {
+      if (p.id !== "") keys.push({ recipient: b.user, sender: p.from, msgId: p.id, seq: p.seq, ts: p.ts });
+    }
+    if (keys.length === 0) {
+      for (const p of acked) this.ackSender(p.o, p.c, p.id, "delivered");
+      return;
+    }
+    const mark = this.confirmable({ t: "remember", keys });
+    for (const p of acked) {
+      p.mark = mark;
+      const r = p.id !== "" ? b.recent.get(p.from + "\0" + p.id) : undefined;
+      if (r && r.seq === p.seq) r.mark = mark;
+      this.awaitingCommit.push(p); // marks only grow: the list stays ordered
     }
   }
 
@@ -522,7 +654,7 @@ export class Owner {
     const b = this.boxes.get(m.user);
     if (!b) return;
     const drop = new Set(m.seqs);
-    for (const [k, s] of b.recent) if (drop.has(s)) b.recent.delete(k);
+    for (const [k, r] of b.recent) if (drop.has(r.seq)) b.recent.delete(k);
   }
 
   // ---- presence ----
@@ -588,12 +720,42 @@ export class Owner {
     const cutoff = this.io.now() - idleMs;
     let n = 0;
     for (const [u, b] of this.boxes) {
-      if (b.link || b.seqState !== "ready" || b.waiting.length || b.touched > cutoff) continue;
+      if (b.link || b.seqState !== "ready" || b.waiting.length || b.lookingUp || b.touched > cutoff) continue;
       this.boxes.delete(u);
       n++;
     }
     this.stats.boxes = this.boxes.size;
+    this.filter.expire(this.io.now());
     return n;
+  }
+
+  // ---- the dedupe filter ----
+
+  /** Rebuilds the filter from the store's window (at shard start); lookups cover the meantime. */
+  startDedupeScan(): void {
+    this.filterState = "building";
+    this.scanAfter = null;
+    this.scanSent();
+  }
+
+  private scanSent(): void {
+    this.io.toWriter({
+      t: "scanSent",
+      shard: this.io.self,
+      shards: this.io.shards,
+      after: this.scanAfter,
+      since: this.io.now() - this.limits.dedupeWindowMs,
+      limit: DEDUPE_SCAN_PAGE,
+    });
+  }
+
+  private onSentPage(r: SentPageReply): void {
+    if (this.filterState !== "building") return;
+    const now = this.io.now();
+    for (let i = 0; i < r.ts.length; i++) this.filter.add(r.hashes[2 * i]!, r.hashes[2 * i + 1]!, r.ts[i]!, now);
+    this.scanAfter = r.after;
+    if (r.done) this.filterState = "ready";
+    else this.scanSent();
   }
 
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */
@@ -606,8 +768,9 @@ export class Owner {
   }
 }
 
-/** Approximate memory an append request holds until the writer confirms it. */
-function appendBytes(req: AppendReq): number {
+/** Approximate memory a confirmable request holds until the writer confirms it. */
+function requestBytes(req: AppendReq | RememberReq): number {
+  if (req.t === "remember") return req.keys.length * ROW_OVERHEAD_BYTES;
   let n = 0;
   for (const r of req.rows) n += r.body.byteLength + ROW_OVERHEAD_BYTES;
   return n;

@@ -35,8 +35,21 @@ export class PortMesh {
     port.onmessage = (e) => this.receive(e.data);
   }
 
+  /**
+   * A (new) writer. Requests still queued were meant for the one that died: they are dropped like
+   * those it never read, and the owner re-sends what must survive (owner.writerRestarted), so no
+   * request from before the restart can overtake that replay. The replay's answers come from the
+   * new writer only.
+   */
   setWriter(port: MessagePort): void {
+    // Whatever the dead writer still had on its way to us is dropped too: a late "committed n"
+    // from it would count the owner's replayed requests as committed before the new writer has.
+    if (this.writer) {
+      this.writer.onmessage = null;
+      this.writer.close();
+    }
     this.writer = port;
+    this.writerOut = [];
     port.onmessage = (e) => this.receive(e.data);
   }
 

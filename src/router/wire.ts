@@ -85,7 +85,29 @@ export interface CommittedReply {
   t: "committed";
   n: number;
 }
-export type WriterReply = LoadedReply | RowsReply | RejectedReply | CommittedReply;
+/** The answer to a dedupe lookup: the seq the key got within the window, or 0 (never seen). */
+export interface LookedUpReply {
+  t: "lookedUp";
+  user: string;
+  from: string;
+  id: string;
+  seq: number;
+}
+/** A page of the dedupe window for rebuilding a shard's filter: key hashes and their times. */
+export interface SentPageReply {
+  t: "sentPage";
+  hashes: Uint32Array; // two per key (sentKeyHash)
+  ts: Float64Array; // one per key
+  after: [string, string, string] | null; // where the next page starts
+  done: boolean;
+}
+export type WriterReply =
+  | LoadedReply
+  | RowsReply
+  | RejectedReply
+  | CommittedReply
+  | LookedUpReply
+  | SentPageReply;
 
 export type OwnerMsg = RouteMsg | AttachMsg | DetachMsg | AckMsg | FlowMsg | StatusQuery | WriterReply;
 
@@ -185,7 +207,59 @@ export interface ByeReq {
   t: "bye";
   shard: number;
 }
-export type WriterReq = AppendReq | LoadReq | FetchReq | DeleteReq | SeenReq | ByeReq;
+/** One accepted message, as the durable dedupe window keeps it. */
+export interface SentKey {
+  recipient: string;
+  sender: string;
+  msgId: string;
+  seq: number;
+  ts: number;
+}
+/** Record accepted keys in the dedupe window (durable with the next group commit). */
+export interface RememberReq {
+  t: "remember";
+  keys: SentKey[];
+}
+/** Was (user, from, id) accepted since `since`? Answered after the next commit. */
+export interface LookupReq {
+  t: "lookup";
+  user: string;
+  from: string;
+  id: string;
+  since: number;
+}
+/**
+ * A retry: answer "duplicate" to the origin once everything sent before this is committed, or
+ * INBOX_FULL if the store refused the original after all (its key is then gone from the window).
+ */
+export interface ConfirmReq {
+  t: "confirm";
+  user: string;
+  from: string;
+  o: number;
+  c: number;
+  id: string;
+}
+/** A page of the dedupe window for the recipients owned by `shard` of `shards`. */
+export interface ScanSentReq {
+  t: "scanSent";
+  shard: number;
+  shards: number;
+  after: [string, string, string] | null;
+  since: number;
+  limit: number;
+}
+export type WriterReq =
+  | AppendReq
+  | LoadReq
+  | FetchReq
+  | DeleteReq
+  | SeenReq
+  | ByeReq
+  | RememberReq
+  | LookupReq
+  | ConfirmReq
+  | ScanSentReq;
 
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
@@ -208,6 +282,12 @@ export function isStoredRow(v: unknown): v is StoredRow {
     isInt(v.ts) && isBytes(v.body);
 }
 
+const isKeyTriple = (v: unknown): v is [string, string, string] => Array.isArray(v) && v.length === 3 && v.every(isStr);
+function isSentKey(v: unknown): v is SentKey {
+  return isObj(v) && isStr(v.recipient) && isStr(v.sender) && isStr(v.msgId) && v.msgId !== "" && isInt(v.seq) &&
+    v.seq >= 1 && isInt(v.ts);
+}
+
 // One check per tag. Typed as a Record over the union's tags, so adding a member without its
 // check (or keeping a check for a removed one) fails to compile.
 const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
@@ -223,6 +303,10 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   rows: (v) => isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more),
   rejected: (v) => isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt),
   committed: (v) => isInt(v.n) && v.n >= 0,
+  lookedUp: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.seq),
+  sentPage: (v) =>
+    v.hashes instanceof Uint32Array && v.ts instanceof Float64Array && v.hashes.length === 2 * v.ts.length &&
+    (v.after === null || isKeyTriple(v.after)) && isBool(v.done),
 };
 const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   deliver: (v) =>
@@ -245,6 +329,12 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   delete: (v) => isStr(v.user) && isInt(v.upTo),
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),
+  remember: (v) => Array.isArray(v.keys) && v.keys.every(isSentKey),
+  lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
+  confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
+  scanSent: (v) =>
+    isInt(v.shard) && isInt(v.shards) && v.shards >= 1 && (v.after === null || isKeyTriple(v.after)) &&
+    isInt(v.since) && isInt(v.limit) && v.limit > 0 && v.limit <= 100_000,
 };
 
 const has = Object.prototype.hasOwnProperty;

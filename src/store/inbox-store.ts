@@ -20,6 +20,7 @@ import { and, count, eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
+import { SentIds } from "./sent-ids.ts";
 import { inbox, users } from "./schema.ts";
 
 export type InboxRow = StoredRow;
@@ -81,6 +82,8 @@ export class InboxStore {
   #total: number | undefined = undefined;
   readonly #tx: Tx;
   #closed = false;
+  /** The durable dedupe window, on the same connection (and so in the same transactions). */
+  readonly sent: SentIds;
 
   // Hot-path statements (bun:sqlite, see header).
   readonly #insert: Statement;
@@ -136,6 +139,7 @@ export class InboxStore {
       "SELECT recipient, count(*) AS n FROM inbox INDEXED BY inbox_ts WHERE ts < ? GROUP BY recipient",
     );
     this.#q = prepareColdQueries(this.#orm);
+    this.sent = new SentIds(db);
   }
 
   static open(path: string, opts: InboxStoreOptions): InboxStore {
@@ -393,6 +397,7 @@ export class InboxStore {
   #dropCaches(): void {
     this.#counts.clear();
     this.#total = undefined;
+    this.sent.dropCaches();
   }
 
   #countOf(user: string): number {

@@ -42,6 +42,25 @@ CREATE TABLE users (
 ) STRICT, WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: "durable dedupe window",
+    // Every (recipient, sender, msg_id) accepted within the dedupe window, whether it was
+    // delivered live or stored, and the seq it got. The inbox's own unique index only knows rows
+    // still in the inbox; this outlives them (acked, deleted, expired) for the whole window.
+    sql: `
+CREATE TABLE sent_ids (
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (recipient, sender, msg_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX sent_ids_ts ON sent_ids (ts);
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

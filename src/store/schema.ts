@@ -58,5 +58,25 @@ export const users = sqliteTable("users", {
   lastSeen: integer("last_seen").notNull().default(0),
 });
 
+/**
+ * The durable dedupe window: every (recipient, sender, msg_id) accepted within it and its seq.
+ * WITHOUT ROWID (in the SQL): the key is the lookup; ts drives expiry.
+ */
+export const sentIds = sqliteTable(
+  "sent_ids",
+  {
+    recipient: text("recipient").notNull(),
+    sender: text("sender").notNull(),
+    msgId: text("msg_id").notNull(),
+    seq: integer("seq").notNull(),
+    // Server receive time, ms since epoch.
+    ts: integer("ts").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.recipient, t.sender, t.msgId] }),
+    index("sent_ids_ts").on(t.ts),
+  ],
+);
+
 export type InboxRecord = typeof inbox.$inferSelect;
 export type UserRecord = typeof users.$inferSelect;

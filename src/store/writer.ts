@@ -5,24 +5,39 @@
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
-import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import {
+  DEDUPE_EXPIRE_BATCH,
+  DEDUPE_EXPIRE_BATCHES_PER_RUN,
+  GARBAGE_LOG_EVERY,
+  GARBAGE_LOG_FIRST,
+  ROW_OVERHEAD_BYTES,
+} from "../limits.ts";
 import type {
   AppendReq,
+  ConfirmReq,
   DeleteReq,
   FetchReq,
   LoadReq,
+  LookupReq,
   PortMsg,
+  RememberReq,
   RowsReply,
+  ScanSentReq,
   SeenReq,
+  SentPageReply,
   StoredRow,
   WriterReq,
 } from "../router/wire.ts";
+import { ownerOf } from "../router/hash.ts";
+import { sentKeyHash } from "../router/sent-filter.ts";
 import { isWriterReq } from "../router/wire.ts";
 import type { InboxStore } from "./inbox-store.ts";
 
 export interface WriterOptions {
   flushMs: number;
   batchRows: number;
+  /** How long an accepted (recipient, sender, id) counts for dedupe, in ms. */
+  dedupeWindowMs: number;
 }
 
 /**
@@ -34,11 +49,10 @@ interface Link {
   port: MessagePort;
 }
 
-type Op =
-  | { k: Link; r: AppendReq }
-  | { k: Link; r: LoadReq }
-  | { k: Link; r: DeleteReq }
-  | { k: Link; r: SeenReq };
+/** Requests that wait for the next group commit (reads of other kinds are answered at once). */
+type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | LookupReq | ConfirmReq;
+type Op = { k: Link; r: Queued };
+type Push = (k: Link | number, m: PortMsg) => void;
 
 export class Writer {
   private readonly links = new Map<number, Link>();
@@ -91,11 +105,17 @@ export class Writer {
         else this.send(k, [this.readUser(r.user)]);
         return;
       case "delete":
-        this.ops.push({ k, r });
-        return;
       case "seen":
+      case "lookup":
+      case "confirm":
         this.ops.push({ k, r });
         return;
+      case "remember":
+        this.ops.push({ k, r });
+        this.rowsBuffered += r.keys.length;
+        return;
+      case "scanSent":
+        return this.send(k, [this.readSentPage(r)]);
       case "fetch":
         this.metrics.add("fetches");
         return this.send(k, [this.readPage(r)]);
@@ -148,14 +168,15 @@ export class Writer {
     this.rowsBuffered = 0;
     // Replies keyed by link (answers to requests) and acks keyed by origin shard (current link).
     const out = new Map<Link, PortMsg[]>();
-    const push = (k: Link | number, m: PortMsg) => {
+    const push: Push = (k, m) => {
       const link = typeof k === "number" ? this.links.get(k) : k;
       if (!link) return;
       let q = out.get(link);
       if (!q) out.set(link, q = []);
       q.push(m);
     };
-    const appendsFrom = new Map<Link, number>();
+    // Appends and remembers are what the owner replays if we die: it counts them as committed.
+    const confirmed = new Map<Link, number>();
     const t0 = performance.now();
     this.store.transaction(() => {
       let i = 0;
@@ -166,38 +187,96 @@ export class Writer {
           const group: { k: Link; r: AppendReq }[] = [];
           while (i < ops.length && ops[i]!.r.t === "append") group.push(ops[i++] as { k: Link; r: AppendReq });
           this.applyAppends(group, push);
-          for (const g of group) appendsFrom.set(g.k, (appendsFrom.get(g.k) ?? 0) + 1);
+          for (const g of group) confirmed.set(g.k, (confirmed.get(g.k) ?? 0) + 1);
           continue;
         }
-        if (op.r.t === "load") {
-          const range = this.store.reserveSeqs(op.r.user, op.r.reserve);
-          const u = this.store.getUser(op.r.user);
-          push(op.k, {
-            t: "loaded",
-            user: op.r.user,
-            seqBase: range.first,
-            seqLimit: range.last,
-            lastSeen: u?.lastSeen ?? 0,
-          });
-        } else if (op.r.t === "delete") {
-          this.metrics.add("rowsDeleted", this.store.deleteUpTo(op.r.user, op.r.upTo));
-        } else if (op.r.t === "seen") {
-          this.store.setLastSeen([{ user: op.r.user, ts: op.r.ts }]);
-        }
+        if (op.r.t === "remember") confirmed.set(op.k, (confirmed.get(op.k) ?? 0) + 1);
+        this.apply(op.k, op.r, push);
         i++;
       }
     });
     this.metrics.add("commits");
     this.metrics.add("commitMsSum", performance.now() - t0);
     this.metrics.set("inboxRows", this.store.totalCount());
-    for (const [k, n] of appendsFrom) push(k, { t: "committed", n });
+    this.metrics.set("dedupeRows", this.store.sent.count());
+    for (const [k, n] of confirmed) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q);
   }
 
-  private applyAppends(group: { k: Link; r: AppendReq }[], push: (k: Link | number, m: PortMsg) => void): void {
+  /** One queued request inside the group commit; replies go out after the COMMIT. */
+  private apply(k: Link, r: Exclude<Queued, AppendReq>, push: Push): void {
+    switch (r.t) {
+      case "load": {
+        const range = this.store.reserveSeqs(r.user, r.reserve);
+        const u = this.store.getUser(r.user);
+        return push(k, {
+          t: "loaded",
+          user: r.user,
+          seqBase: range.first,
+          seqLimit: range.last,
+          lastSeen: u?.lastSeen ?? 0,
+        });
+      }
+      case "delete":
+        return this.metrics.add("rowsDeleted", this.store.deleteUpTo(r.user, r.upTo));
+      case "seen":
+        return this.store.setLastSeen([{ user: r.user, ts: r.ts }]);
+      case "remember":
+        return void this.store.sent.remember(r.keys);
+      case "lookup": {
+        // Inside the transaction: sees every remember queued before it, committed or not yet.
+        const seq = this.store.sent.lookup(r.user, r.from, r.id, r.since);
+        return push(k, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq });
+      }
+      case "confirm": {
+        if (this.store.sent.lookup(r.user, r.from, r.id, Date.now() - this.o.dedupeWindowMs) > 0) {
+          return push(r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" });
+        }
+        const reason = `inbox of ${r.user} is full`;
+        return push(r.o, { t: "sendError", conn: r.c, id: r.id, code: "INBOX_FULL", reason });
+      }
+      default:
+        return assertNever(r, "queued writer request");
+    }
+  }
+
+  /** A page of the dedupe window for one shard's filter, as key hashes (no flush: see below). */
+  private readSentPage(r: ScanSentReq): SentPageReply {
+    // Keys queued but not committed came from that shard's own owner, which already has them in
+    // its filter; a page need not see them.
+    const rows = this.store.sent.page(r.after, r.since, r.limit);
+    const mine = rows.filter(([recipient]) => ownerOf(recipient, r.shards) === r.shard);
+    const hashes = new Uint32Array(mine.length * 2);
+    const ts = new Float64Array(mine.length);
+    mine.forEach(([recipient, sender, id, t], i) => {
+      const [h1, h2] = sentKeyHash(recipient, sender, id);
+      hashes[2 * i] = h1;
+      hashes[2 * i + 1] = h2;
+      ts[i] = t;
+    });
+    const last = rows[rows.length - 1];
+    return {
+      t: "sentPage",
+      hashes,
+      ts,
+      after: last ? [last[0], last[1], last[2]] : r.after,
+      done: rows.length < r.limit,
+    };
+  }
+
+  private applyAppends(group: { k: Link; r: AppendReq }[], push: Push): void {
     const rows: StoredRow[] = [];
     for (const g of group) for (const row of g.r.rows) rows.push(row);
     const results = this.store.append(rows);
+    // Stored rows settle their ids: into the durable dedupe window, in this same transaction.
+    const keys = [];
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (r.msgId !== "" && results[i] !== "full") {
+        keys.push({ recipient: r.recipient, sender: r.sender, msgId: r.msgId, seq: r.seq, ts: r.ts });
+      }
+    }
+    if (keys.length) this.store.sent.remember(keys);
     let idx = 0;
     for (const g of group) {
       const rejected: number[] = [];
@@ -231,16 +310,29 @@ export class Writer {
     k.port.postMessage(msgs);
   }
 
+  /** Inbox TTL, then the dedupe window in bounded batches (the rest waits for the next run). */
   expire(now: number): void {
     this.flush();
-    let n = 0;
+    let rows = 0;
+    let keys = 0;
     this.store.transaction(() => {
-      n = this.store.expire(now);
+      rows = this.store.expire(now);
     });
-    if (n) {
-      this.metrics.add("rowsExpired", n);
-      log.info("expired inbox rows", { rows: n });
+    const cutoff = now - this.o.dedupeWindowMs;
+    for (let i = 0; i < DEDUPE_EXPIRE_BATCHES_PER_RUN; i++) {
+      let n = 0;
+      this.store.transaction(() => {
+        n = this.store.sent.expire(cutoff, DEDUPE_EXPIRE_BATCH);
+      });
+      keys += n;
+      if (n < DEDUPE_EXPIRE_BATCH) break;
     }
+    if (rows) {
+      this.metrics.add("rowsExpired", rows);
+      log.info("expired inbox rows", { rows });
+    }
+    if (keys) this.metrics.add("dedupeExpired", keys);
+    this.metrics.set("dedupeRows", this.store.sent.count());
   }
 }
 

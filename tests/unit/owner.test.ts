@@ -17,9 +17,11 @@ const limits: OwnerLimits = {
   recentIds: 100,
   holdback: 2,
   slowTimeoutMs: 5000,
+  dedupeWindowMs: 60_000,
 };
 const io = {
   self: 0,
+  shards: 1,
   toShard: (k: number, m: PortMsg) => toShard.push({ k, m }),
   toWriter: (m: WriterReq) => toWriter.push(m),
   now: () => now,
@@ -106,6 +108,9 @@ describe("owner", () => {
     o.handle({ ...route("u", "m"), c: 8 }); // retry from a new connection
     expect(delivered()).toEqual(["m"]);
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    // "delivered" waits until the id's dedupe record is committed too.
+    expect(toShard.filter(({ m }) => m.t === "sent")).toEqual([]);
+    o.handle({ t: "committed", n: 1 });
     expect(toShard.filter(({ m }) => m.t === "sent")).toEqual([{
       k: 1,
       m: { t: "sent", conn: 8, id: "m", status: "delivered" },
@@ -218,5 +223,62 @@ describe("owner", () => {
     now += 6000;
     expect(o.cutSlowConsumers()).toBe(1);
     expect(toShard.at(-1)!.m).toMatchObject({ t: "evict", why: "slow" });
+  });
+
+  test("durable dedupe: while the filter is rebuilt an unknown id is looked up, later messages wait in order", () => {
+    ready("u");
+    o.startDedupeScan();
+    o.handle(route("u", "old")); // maybe seen: ask the store
+    o.handle(route("u", "new"));
+    expect(toWriter.filter((m) => m.t === "lookup")).toEqual([
+      { t: "lookup", user: "u", from: "s", id: "old", since: now - 60_000 },
+    ]);
+    expect(appends()).toEqual([]); // "new" waits behind the answer, not ahead of it
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "old", seq: 3 });
+    // "old" was accepted before (seq 3): a confirm, never a second row; "new" goes through after it.
+    expect(toWriter.find((m) => m.t === "confirm")).toMatchObject({ t: "confirm", id: "old", o: 1, c: 7 });
+    expect(toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id)).toEqual(["old", "new"]);
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "new", seq: 0 });
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["new", 1]]);
+    // Stored: its id settles with the row (the writer records it in the same transaction).
+    expect(toWriter.filter((m) => m.t === "remember")).toEqual([]);
+  });
+
+  test("durable dedupe: once the scan is done, ids the store never saw skip the lookup", () => {
+    ready("u");
+    o.startDedupeScan();
+    o.handle({ t: "sentPage", hashes: new Uint32Array(), ts: new Float64Array(), after: null, done: true });
+    o.handle(route("u", "fresh"));
+    expect(toWriter.filter((m) => m.t === "lookup")).toEqual([]);
+    expect(appends().length).toBe(1);
+  });
+
+  test("durable dedupe: a remembered id older than the window is new again", () => {
+    ready("u");
+    o.handle(route("u", "m"));
+    now += 61_000;
+    toWriter = [];
+    o.handle(route("u", "m"));
+    // The box's memory has aged out; the filter may still say maybe, so the store decides.
+    const asked = toWriter.filter((m) => m.t === "lookup").length;
+    if (asked) o.handle({ t: "lookedUp", user: "u", from: "s", id: "m", seq: 0 });
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["m", 2]]);
+  });
+
+  test("durable dedupe: a live delivery's id is recorded when the recipient acks it, not before", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "x"));
+    o.handle(route("u", "y"));
+    // In flight only: if this owner died now, a retry must be taken as new.
+    expect(toWriter.filter((m) => m.t === "remember")).toEqual([]);
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 2 });
+    expect(toWriter.filter((m) => m.t === "remember")).toMatchObject([
+      { keys: [{ msgId: "x", seq: 1 }, { msgId: "y", seq: 2 }] },
+    ]);
+    expect(acks()).toEqual([]);
+    o.handle({ t: "committed", n: 1 });
+    expect(acks()).toEqual(["x:delivered", "y:delivered"]);
   });
 });

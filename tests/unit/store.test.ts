@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
-import { inbox, users } from "../../src/store/schema.ts";
+import { inbox, sentIds, users } from "../../src/store/schema.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-store-${crypto.randomUUID().slice(0, 8)}-`));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -77,7 +77,7 @@ describe("open and migrations", () => {
     const tables = db.query<{ name: string; sql: string }, []>(
       "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
     ).all();
-    expect(tables.map((t) => t.name)).toEqual(["inbox", "users"]);
+    expect(tables.map((t) => t.name)).toEqual(["inbox", "sent_ids", "users"]);
     for (const t of tables) {
       expect(t.sql).toContain("WITHOUT ROWID");
       expect(t.sql).toContain("STRICT");
@@ -90,7 +90,7 @@ describe("open and migrations", () => {
     open(path).close();
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
-    for (const table of [inbox, users]) {
+    for (const table of [inbox, sentIds, users]) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
       const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();

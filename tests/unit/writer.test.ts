@@ -35,7 +35,7 @@ const append = (rows: StoredRow[]): WriterReq => ({
 function writer(flushMs: number, batchRows: number, maxInbox = 1000): Writer {
   store = InboxStore.open(join(dir, "iris.db"), { maxInboxPerUser: maxInbox, ttlMs: 0 });
   metrics = new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER);
-  const w = new Writer(store, metrics, { flushMs, batchRows });
+  const w = new Writer(store, metrics, { flushMs, batchRows, dedupeWindowMs: 60_000 });
   const ch = new MessageChannel();
   w.setPort(0, ch.port1);
   shardSide = ch.port2;

@@ -1,0 +1,119 @@
+// A shard's memory of which (recipient, sender, id) keys were accepted within the dedupe window:
+// a Bloom filter in time generations. It answers "certainly new" (no store lookup needed, the
+// hot path) or "maybe seen" (ask the store, whose sent_ids table is the truth). It never forgets a
+// key younger than the window: keys live in the generation of their timestamp, a generation spans
+// half a window, and a generation is dropped only once all of it is older than the window.
+// Pure: time is passed in.
+
+/** Bits per key when a filter is full: about 1% false positives with 7 hashes. */
+const BITS_PER_KEY = 10;
+const HASHES = 7;
+/** Keys the first filter of a generation holds; each further one holds twice the last. */
+const FIRST_CAPACITY = 4096;
+
+/** Two independent 32-bit hashes of a key (FNV-1a with two offset bases). */
+export function sentKeyHash(recipient: string, sender: string, id: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  const mix = (s: string) => {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+    }
+    a = Math.imul(a ^ 0xff, 0x01000193); // separator: ("ab","c") and ("a","bc") differ
+    b = Math.imul(b ^ 0xff, 0x01000193) ^ (b >>> 15);
+  };
+  mix(recipient);
+  mix(sender);
+  mix(id);
+  return [a >>> 0, (b >>> 0) | 1];
+}
+
+class Bloom {
+  private readonly bits: Uint32Array;
+  private readonly m: number;
+  n = 0;
+  constructor(readonly capacity: number) {
+    this.m = capacity * BITS_PER_KEY;
+    this.bits = new Uint32Array(Math.ceil(this.m / 32));
+  }
+  add(h1: number, h2: number): void {
+    for (let i = 0; i < HASHES; i++) {
+      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.m;
+      this.bits[bit >>> 5]! |= 1 << (bit & 31);
+    }
+    this.n++;
+  }
+  has(h1: number, h2: number): boolean {
+    for (let i = 0; i < HASHES; i++) {
+      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.m;
+      if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+  get bytes(): number {
+    return this.bits.byteLength;
+  }
+}
+
+/** Filters that grow: a new, twice as large one starts when the last is full. */
+class Generation {
+  private readonly filters: Bloom[] = [new Bloom(FIRST_CAPACITY)];
+  add(h1: number, h2: number): void {
+    let last = this.filters[this.filters.length - 1]!;
+    if (last.n >= last.capacity) this.filters.push(last = new Bloom(last.capacity * 2));
+    last.add(h1, h2);
+  }
+  has(h1: number, h2: number): boolean {
+    for (const f of this.filters) if (f.has(h1, h2)) return true;
+    return false;
+  }
+  get bytes(): number {
+    return this.filters.reduce((s, f) => s + f.bytes, 0);
+  }
+}
+
+export class SentFilter {
+  private readonly gens = new Map<number, Generation>();
+  private readonly period: number;
+
+  constructor(readonly windowMs: number) {
+    this.period = Math.max(1, Math.ceil(windowMs / 2));
+  }
+
+  /** Records a key accepted at `ts`; keys already older than the window are not worth keeping. */
+  add(h1: number, h2: number, ts: number, now: number): void {
+    if (ts < now - this.windowMs) return;
+    const g = Math.floor(ts / this.period);
+    let gen = this.gens.get(g);
+    if (!gen) this.gens.set(g, gen = new Generation());
+    gen.add(h1, h2);
+  }
+
+  /** False: certainly not accepted within the window. True: maybe (ask the store). */
+  mightHave(h1: number, h2: number, now: number): boolean {
+    const oldest = Math.floor((now - this.windowMs) / this.period);
+    for (const [g, gen] of this.gens) if (g >= oldest && gen.has(h1, h2)) return true;
+    return false;
+  }
+
+  /** Drops generations wholly older than the window (bounded work: a few per window). */
+  expire(now: number): number {
+    const oldest = Math.floor((now - this.windowMs) / this.period);
+    let dropped = 0;
+    for (const g of [...this.gens.keys()]) {
+      if (g < oldest) {
+        this.gens.delete(g);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const gen of this.gens.values()) n += gen.bytes;
+    return n;
+  }
+}

@@ -1,0 +1,136 @@
+// The durable dedupe window (issue 13): a retry of an accepted (sender, id, recipient) is answered
+// "duplicate" and never delivered again, after a server SIGKILL, after the message was delivered,
+// acked and deleted, and after either client process restarted. Real binary, real sockets.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { type RunningServer, startServer, until } from "../helpers/server.ts";
+
+const dirs: string[] = [];
+const servers: RunningServer[] = [];
+const clients: IrisClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of servers.splice(0)) await s.kill();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function server(dataDir: string, args: string[] = []): Promise<RunningServer> {
+  const s = await startServer({ dataDir, args });
+  servers.push(s);
+  return s;
+}
+function dataDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "iris-dedupe-"));
+  dirs.push(d);
+  return d;
+}
+/** A fresh client process's view: no SDK memory of earlier seqs or ids. */
+async function client(url: string, user: string, got?: IrisMessage[]): Promise<IrisClient> {
+  const c = new IrisClient({ url, user, ackDelayMs: 0 });
+  if (got) c.onMessage((m) => got.push(m));
+  clients.push(c);
+  await c.connect();
+  return c;
+}
+/** Logs in as a new process would (resume 0), waits a moment, and returns what arrived. */
+async function freshInbox(url: string, user: string, settleMs = 400): Promise<IrisMessage[]> {
+  const got: IrisMessage[] = [];
+  const c = await client(url, user, got);
+  await Bun.sleep(settleMs);
+  c.close();
+  return got;
+}
+
+describe("durable dedupe", () => {
+  test("the four steps: delivered and acked, server SIGKILLed, sender retries, recipient restarts", async () => {
+    const dir = dataDir();
+    const s1 = await server(dir);
+    const bobGot: IrisMessage[] = [];
+    const bob = await client(s1.url, "bob", bobGot);
+    const alice = await client(s1.url, "alice");
+    expect(await alice.send("bob", "hello", { id: "m-1" })).toBe("delivered");
+    expect(bobGot.map((m) => [m.id, m.seq])).toEqual([["m-1", 1]]);
+    bob.close();
+    alice.close();
+    await s1.kill(); // SIGKILL: no shutdown sequence
+
+    const s2 = await server(dir);
+    const alice2 = await client(s2.url, "alice");
+    expect(await alice2.send("bob", "hello", { id: "m-1" })).toBe("duplicate");
+    expect(await freshInbox(s2.url, "bob")).toEqual([]); // resume 0, new process: nothing again
+  });
+
+  test("a retry after the recipient drained and acked its whole inbox is a duplicate", async () => {
+    const s = await server(dataDir());
+    const alice = await client(s.url, "alice");
+    const ids = Array.from({ length: 50 }, (_, i) => `d-${i}`);
+    const first = await Promise.all(ids.map((id) => alice.send("carol", `x${id}`, { id })));
+    expect(first.every((a) => a === "stored")).toBe(true);
+    const drained = await freshInbox(s.url, "carol", 600);
+    expect(drained.map((m) => m.id)).toEqual(ids);
+    await until(async () => {
+      const m = await (await fetch(`${s.http}/metrics`)).text();
+      return /iris_store_inbox_rows 0\b/.test(m); // acked: deleted from the inbox
+    }, "carol's acks to delete her rows");
+    const again = await Promise.all(ids.map((id) => alice.send("carol", `x${id}`, { id })));
+    expect(again.every((a) => a === "duplicate")).toBe(true);
+    expect(await freshInbox(s.url, "carol")).toEqual([]);
+  });
+
+  test("after the window a retry is accepted as new, as documented", async () => {
+    const s = await server(dataDir(), ["--dedupe-window", "1"]);
+    const alice = await client(s.url, "alice");
+    expect(await alice.send("dave", "one", { id: "w-1" })).toBe("stored");
+    expect(await alice.send("dave", "one", { id: "w-1" })).toBe("duplicate");
+    expect((await freshInbox(s.url, "dave")).map((m) => m.id)).toEqual(["w-1"]); // delivered, acked
+    await Bun.sleep(1300);
+    expect(await alice.send("dave", "one", { id: "w-1" })).toBe("stored");
+    expect((await freshInbox(s.url, "dave")).map((m) => m.id)).toEqual(["w-1"]);
+  });
+
+  test("the same id to two recipients is two messages", async () => {
+    const s = await server(dataDir());
+    const alice = await client(s.url, "alice");
+    expect(await alice.send("erin", "hi", { id: "same" })).toBe("stored");
+    expect(await alice.send("frank", "hi", { id: "same" })).toBe("stored");
+    expect((await freshInbox(s.url, "erin")).map((m) => m.id)).toEqual(["same"]);
+    expect((await freshInbox(s.url, "frank")).map((m) => m.id)).toEqual(["same"]);
+  });
+
+  test("v0 sends (no ids) are never deduplicated", async () => {
+    const s = await server(dataDir());
+    const ws = new WebSocket(s.url);
+    ws.binaryType = "arraybuffer";
+    await new Promise((r) => (ws.onopen = r));
+    const enc = new TextEncoder();
+    ws.send(new Uint8Array([0x01, ...enc.encode("gina")]));
+    const target = enc.encode("hank");
+    const body = enc.encode("same bytes");
+    const send = new Uint8Array([0x02, 0, target.length, ...target, 0, body.length, ...body]);
+    ws.send(send);
+    ws.send(send);
+    await until(async () => {
+      const m = await (await fetch(`${s.http}/metrics`)).text();
+      return /iris_store_rows_appended_total 2\b/.test(m);
+    }, "two stored rows");
+    ws.close();
+    expect((await freshInbox(s.url, "hank")).length).toBe(2);
+  });
+
+  test("the window's size and expiry are in /metrics", async () => {
+    const s = await server(dataDir(), ["--dedupe-window", "1"]);
+    const alice = await client(s.url, "alice");
+    await Promise.all(Array.from({ length: 20 }, (_, i) => alice.send("ivan", "x", { id: `e-${i}` })));
+    const metric = async (name: string) => {
+      const m = await (await fetch(`${s.http}/metrics`)).text();
+      return Number(m.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? NaN);
+    };
+    expect(await metric("iris_dedupe_rows")).toBe(20);
+    await until(async () => (await metric("iris_dedupe_expired_total")) === 20, "the keys to expire", 8000);
+    expect(await metric("iris_dedupe_rows")).toBe(0);
+  });
+});
