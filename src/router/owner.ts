@@ -476,8 +476,12 @@ export class Owner {
       this.io.toShard(old.shard, { t: "evict", user: b.user, conn: old.conn, why: "replaced" });
       this.release(b);
     } else if (old) {
-      // The same connection attaching again (its owner came back): the new link replaces it.
+      // The same connection attaching again (a login and a re-attach after an owner restart can
+      // both arrive): the new link replaces it, and what the old one held unacked or back goes to
+      // the store, in seq order, for the new link's drain. Dropping it would lose held messages.
       this.drainQueue.delete(old);
+      this.store(b, old.pending.splice(0));
+      this.store(b, old.holdback.splice(0));
       this.stats.online--;
     }
     const resume = Math.min(m.resume, b.seqNext - 1);

@@ -281,4 +281,19 @@ describe("owner", () => {
     o.handle({ t: "committed", n: 1 });
     expect(acks()).toEqual(["x:delivered", "y:delivered"]);
   });
+
+  test("the same connection attaching twice (login, then re-attach) keeps what the first link held", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "sent-live")); // forwarded, not acked
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle(route("u", "held")); // draining again: held back
+    // The unacked delivery went to the store; the new link's drain brings it back, in order.
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["sent-live", 1]]);
+    expect(toWriter.at(-1)).toMatchObject({ t: "fetch", user: "u", after: 0 });
+    o.handle({ t: "rows", user: "u", gen: 2, rows: [row(1, "sent-live")], more: false });
+    expect(delivered()).toEqual(["sent-live", "sent-live", "held"]);
+    expect(o.isOnline("u")).toBe(true);
+  });
 });
