@@ -30,7 +30,7 @@ import {
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
 import { ownerOf } from "../router/hash.ts";
-import type { DeliverMsg, PortMsg, SendErrorMsg, SentMsg, SessionMsg, StatusReply } from "../router/wire.ts";
+import type { DeliverMsg, PortMsg, RouteMsg, SendErrorMsg, SentMsg, SessionMsg, StatusReply } from "../router/wire.ts";
 import { assertNever } from "../assert.ts";
 import { TokenBucket } from "./rate.ts";
 import type { Transport } from "./transports.ts";
@@ -56,6 +56,12 @@ export interface Session {
   flow: FlowState;
   blockedSince: number; // when flow became `owed`
   frames: TokenBucket;
+  /**
+   * Sends routed for this connection and not yet answered, in send order (v1/JSON ids only). If
+   * the owner thread of their recipient dies, they are routed again, in order, when it is back,
+   * so later sends cannot overtake one that died with it (per-sender order).
+   */
+  unsettled: Map<string, RouteMsg>;
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
 }
@@ -108,6 +114,7 @@ export class Sessions {
       flow: "clear",
       blockedSince: 0,
       frames: new TokenBucket(st.rateFrames, st.rateFrames * 2, performance.now()),
+      unsettled: new Map(),
       recentBytes: 0,
       loginTimer: null,
     };
@@ -252,7 +259,8 @@ export class Sessions {
       return refuse("RATE_LIMITED", "message rate limit exceeded; retry later");
     }
     // v0 senders cannot receive acks: origin -1 tells the owner none is due.
-    this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
+    const route = this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
+    if (id !== "" && route.o >= 0 && !s.unsettled.has(id)) s.unsettled.set(id, route);
   }
 
   /**
@@ -340,6 +348,7 @@ export class Sessions {
     }
     const s = this.byConn.get(m.conn);
     if (!s) return; // the sender left; its SDK retries and is deduplicated
+    s.unsettled.delete(m.id);
     if (m.t === "sent") {
       this.host.metrics.add("acksToSenders");
       this.reply(s, { op: "sent", id: m.id, status: m.status });
@@ -451,10 +460,12 @@ export class Sessions {
   }
 
   /** Hands an accepted message to its recipient's owner, stamped with the receive time. */
-  private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): void {
+  private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): RouteMsg {
     this.host.metrics.add("msgsIn");
     const now = performance.timeOrigin + performance.now();
-    this.toOwner(to, { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c });
+    const route: RouteMsg = { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c };
+    this.toOwner(to, route);
+    return route;
   }
 
   /** Server-side send (HTTP API): the ack comes back like a connection's, to a negative conn id. */
@@ -472,6 +483,10 @@ export class Sessions {
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
   reattachOwnedBy(k: number): void {
     for (const s of this.byUser.values()) if (ownerOf(s.user!, this.host.shards) === k) this.attach(s);
+    // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
+    for (const s of this.byConn.values()) {
+      for (const r of s.unsettled.values()) if (ownerOf(r.to, this.host.shards) === k) this.host.post(k, r);
+    }
   }
 
   closeAll(): void {
