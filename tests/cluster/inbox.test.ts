@@ -70,6 +70,10 @@ describe("inbox on JetStream", () => {
     const ordered = await inbox.readOrdered("bob", 0, 1000);
     expect(direct.map((r) => r.seq)).toEqual(rows.map((r) => r.seq));
     expect(ordered).toEqual(direct);
+    expect(await inbox.readBacklog("bob", 0, 1000)).toEqual(direct);
+    expect((await inbox.readBacklog("bob", direct[9]!.streamSeq, 20)).map((r) => r.seq)).toEqual(
+      rows.slice(10, 30).map((r) => r.seq),
+    );
     expect(direct[0]!.body).toEqual(rows[0]!.body);
     expect((await inbox.readDirect("bob", 0, 50)).length).toBe(50);
 
