@@ -3,6 +3,7 @@
 // no per-key TTL, so the bucket's max-age removes records of nodes that stopped re-putting; in
 // between (down-after < silence < max-age) observers show them as down.
 
+import { jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -45,6 +46,8 @@ export class Membership {
   private placement = new Placement([]);
   private inflight: Promise<void> = Promise.resolve();
   private stopped = false;
+  private busy = false;
+  private lastBeatAt = -Infinity;
   readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
 
   constructor(
@@ -57,7 +60,9 @@ export class Membership {
   ) {}
 
   async start(): Promise<void> {
-    this.kv = await new Kvm(this.nc).create(NODES_BUCKET, {
+    // A heartbeat that takes longer than half the down-after time is late anyway: time it out.
+    const js = jetstream(this.nc, { timeout: Math.max(100, this.timing.downAfterMs / 2) });
+    this.kv = await new Kvm(js).create(NODES_BUCKET, {
       history: 1,
       replicas: this.replicas,
       ttl: this.timing.forgetAfterMs,
@@ -90,9 +95,11 @@ export class Membership {
   }
 
   private beat(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    // One put at a time, so that a goodbye (delete) cannot be overtaken by a late heartbeat.
-    this.inflight = this.inflight.then(() => this.put());
+    // One put at a time, so that a goodbye (delete) cannot be overtaken by a late heartbeat; while
+    // one is stuck (link down) later beats are skipped, not queued: a stale heartbeat is worthless.
+    if (this.stopped || this.busy) return this.inflight;
+    this.busy = true;
+    this.inflight = this.put().finally(() => (this.busy = false));
     return this.inflight;
   }
 
@@ -101,6 +108,7 @@ export class Membership {
     try {
       await this.kv!.put(this.self.id, JSON.stringify(this.self));
       this.counters.heartbeats++;
+      this.lastBeatAt = performance.now();
     } catch {
       this.counters.heartbeatErrors++; // link down: others will see us go silent, which is the truth
     }
@@ -117,6 +125,19 @@ export class Membership {
 
   view(): NodeView[] {
     return deriveView(this.seen.values(), performance.now(), this.timing.downAfterMs);
+  }
+
+  /** ms since our own record was last stored (Infinity before the first). */
+  sinceOwnBeat(): number {
+    return performance.now() - this.lastBeatAt;
+  }
+
+  get downAfterMs(): number {
+    return this.timing.downAfterMs;
+  }
+
+  get announced(): NodeRecord {
+    return this.self;
   }
 
   current(): Placement {
