@@ -7,7 +7,7 @@ import { type NatsLink, openLink } from "../src/cluster/connect.ts";
 import { ClusterInbox } from "../src/cluster/inbox.ts";
 import type { StoredRow } from "../src/cluster/inbox-codec.ts";
 import { NodePort } from "../src/cluster/port.ts";
-import { startNats } from "../tests/helpers/nats.ts";
+import { startNats, startNatsCluster } from "../tests/helpers/nats.ts";
 
 const scale = Number(process.argv[process.argv.indexOf("--scale") + 1] || 1) || 1;
 const CORE_MSGS = 1_000_000 * scale;
@@ -59,19 +59,21 @@ async function port(a: NatsLink, b: NatsLink): Promise<void> {
 
 const row = (to: string, i: number): StoredRow => ({ to, seq: i + 1, from: "alice", id: `m${i}`, ts: i, body: BODY });
 
-async function jetStream(a: NatsLink): Promise<void> {
-  const inbox = await ClusterInbox.open(a.nc, { replicas: 1, ttlSec: 0 });
-  let t0 = performance.now();
+async function appendRate(inbox: ClusterInbox, label: string): Promise<void> {
+  const t0 = performance.now();
   for (let i = 0; i < JS_MSGS; i += JS_WINDOW) {
     const rows = Array.from({ length: JS_WINDOW }, (_, k) => row(`user${(i + k) % 1000}`, i + k));
     const res = await inbox.append(rows);
     if (!res.every((r) => r.ok)) throw new Error("append failed");
   }
-  console.log(
-    `JetStream append R1, file, 100 B, ${JS_WINDOW} in flight: ${JS_MSGS} msgs ${
-      rate(JS_MSGS, performance.now() - t0)
-    }`,
-  );
+  const r = rate(JS_MSGS, performance.now() - t0);
+  console.log(`JetStream append ${label}, file, 100 B, ${JS_WINDOW} in flight: ${JS_MSGS} msgs ${r}`);
+}
+
+async function jetStream(a: NatsLink): Promise<void> {
+  const inbox = await ClusterInbox.open(a.nc, { replicas: 1, ttlSec: 0 });
+  await appendRate(inbox, "R1");
+  let t0 = performance.now();
 
   const backlog = Array.from({ length: BACKLOG }, (_, i) => row("reader", i));
   for (let i = 0; i < BACKLOG; i += JS_WINDOW) await inbox.append(backlog.slice(i, i + JS_WINDOW));
@@ -123,4 +125,13 @@ try {
   await b.close();
 } finally {
   await nats.close();
+}
+
+const cluster = await startNatsCluster(3);
+try {
+  const c = await openLink({ servers: cluster.urls, nodeId: "c", replicas: 3 });
+  await appendRate(await ClusterInbox.open(c.nc, { replicas: 3, ttlSec: 0 }), "R3 (3 local servers)");
+  await c.close();
+} finally {
+  await cluster.close();
 }
