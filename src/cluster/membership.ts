@@ -3,7 +3,7 @@
 // observer derives from when it last heard a node.
 
 import { z } from "zod";
-import { NODE_ID_RE } from "./settings.ts";
+import { NODE_ID_RE } from "../config/cluster.ts";
 import type { Member } from "./placement.ts";
 
 /** What a node says about itself. `down` is never said: others conclude it from silence. */

@@ -3,7 +3,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NODE_ID_RE } from "./settings.ts";
+import { NODE_ID_RE } from "../config/cluster.ts";
 
 export interface ClusterOptions {
   servers: string[];

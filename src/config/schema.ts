@@ -2,7 +2,7 @@
 // map onto the same keys; explicit values beat the auto-tune plan, which beats the defaults.
 
 import { z } from "zod";
-import { checkClusterSettings, clusterSettingHelp, clusterSettingsShape } from "../cluster/settings.ts";
+import { checkClusterSettings, clusterSettingHelp, clusterSettingsShape } from "./cluster.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
