@@ -140,6 +140,11 @@ export class ClusterInbox {
     return r.purged;
   }
 
+  /** Deletes one message (a row stored out of seq order, which a subject purge cannot single out). */
+  deleteOne(streamSeq: number): Promise<boolean> {
+    return this.jsm.streams.deleteMessage(INBOX_STREAM, streamSeq, false);
+  }
+
   /** The stream's state and, with replicas, its current leader. */
   info(): ReturnType<JetStreamManager["streams"]["info"]> {
     return this.jsm.streams.info(INBOX_STREAM);

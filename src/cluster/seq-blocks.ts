@@ -39,6 +39,12 @@ export class SeqBlocks {
     return new SeqBlocks(await new Kvm(nc).create(SEQ_BUCKET, { history: 1, replicas }));
   }
 
+  /** The highest seq ever handed out for `user` (0 if none). */
+  async highWater(user: string): Promise<number> {
+    const e = await this.kv.get(token(user));
+    return e && e.operation === "PUT" ? parseHighWater(e.value) ?? 0 : 0;
+  }
+
   /** Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. */
   async reserve(user: string, size: number): Promise<SeqBlock> {
     const key = token(user);
