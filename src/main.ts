@@ -13,7 +13,7 @@ import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
 import type { SettingKey, Settings } from "./config/schema.ts";
-import { CLUSTER_NOT_WIRED } from "./cluster/options.ts";
+import { clusterOptions } from "./cluster/options.ts";
 import { configureLog, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
@@ -35,8 +35,6 @@ async function main(): Promise<Exit> {
   const { settings, explicit } = loaded;
   if (settings.help) return (console.log(helpText(VERSION)), 0);
   if (settings.version) return (console.log(VERSION), 0);
-  // Refuse rather than serve as a split single node while the router is not wired to the cluster.
-  if (settings.cluster) return (console.error(`iris: ${CLUSTER_NOT_WIRED}`), 2);
   configureLog(settings.logLevel, "main");
   const thePlan = await planFor(settings, explicit);
   if (thePlan === null) return 0; // --dry-run
@@ -45,6 +43,13 @@ async function main(): Promise<Exit> {
     mkdirSync(settings.dataDir, { recursive: true });
   } catch (e) {
     console.error(`iris: cannot create --data-dir ${settings.dataDir}: ${(e as Error).message}`);
+    return 2;
+  }
+  try {
+    // Cluster mode: every shard must use the same node id, so resolve (or create) it once here.
+    if (settings.cluster) resolved.settings.nodeId = clusterOptions(settings)!.nodeId;
+  } catch (e) {
+    console.error(`iris: --node-id: ${(e as Error).message}`);
     return 2;
   }
   return await serve(resolved, t0);

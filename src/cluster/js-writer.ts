@@ -57,6 +57,8 @@ export class JsWriter {
     private readonly inbox: ClusterInbox,
     private readonly seqs: SeqBlocks,
     private readonly seen: LastSeen,
+    /** Where replies for a shard without a link here go (in a cluster: any shard of any node). */
+    private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
   ) {}
 
   setPort(shard: number, port: ReplyPort): void {
@@ -107,7 +109,10 @@ export class JsWriter {
     const by = new Map<ReplyPort, PortMsg[]>();
     for (const [to, m] of out) {
       const port = to === link.shard ? link.port : this.links.get(to)?.port;
-      if (!port) continue; // that shard is gone; its sender retries the unacked send
+      if (!port) {
+        this.forward?.(to, m); // without a route the shard is gone: its sender retries the unacked send
+        continue;
+      }
       let q = by.get(port);
       if (!q) by.set(port, q = []);
       q.push(m);

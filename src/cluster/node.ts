@@ -12,7 +12,7 @@ import { type Readiness, readiness } from "./readiness.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
 
 /** How long the first connection may take before the operator is told (once) that NATS is unreachable. */
-const CONNECT_WARN_MS = 2000;
+export const CONNECT_WARN_MS = 2000;
 /** Pause before retrying to open the stream and buckets (e.g. JetStream not enabled yet). */
 const OPEN_RETRY_MS = 1000;
 

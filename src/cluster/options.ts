@@ -17,10 +17,6 @@ export interface ClusterOptions {
   tlsKey?: string;
 }
 
-/** What the binary says to --cluster until the router runs on the cluster modules (docs/CLUSTER.md). */
-export const CLUSTER_NOT_WIRED =
-  "--cluster: the cluster modules are built and tested but not yet wired into the router; refusing to run as a split single node (see docs/CLUSTER.md)";
-
 /** The file in the data dir that keeps a generated node id across restarts. */
 export const NODE_ID_FILE = "node-id";
 

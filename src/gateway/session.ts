@@ -67,6 +67,8 @@ export interface SessionHost {
   readonly metrics: SlotMetrics;
   readonly signals: Signals;
   post(shard: number, m: PortMsg): void;
+  /** Where a user's owner lives when it is not `ownerOf(user, shards)` (cluster mode). */
+  ownerOf?(user: string): number;
 }
 
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
@@ -426,7 +428,11 @@ export class Sessions {
   // ---- helpers ----
 
   private toOwner(user: string, m: PortMsg): void {
-    this.host.post(ownerOf(user, this.host.shards), m);
+    this.host.post(this.ownerShard(user), m);
+  }
+
+  private ownerShard(user: string): number {
+    return this.host.ownerOf ? this.host.ownerOf(user) : ownerOf(user, this.host.shards);
   }
 
   reply(s: Session, f: ServerFrame, proto: Encoding | undefined = s.proto): void {
@@ -471,7 +477,7 @@ export class Sessions {
 
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
   reattachOwnedBy(k: number): void {
-    for (const s of this.byUser.values()) if (ownerOf(s.user!, this.host.shards) === k) this.attach(s);
+    for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s);
   }
 
   closeAll(): void {
