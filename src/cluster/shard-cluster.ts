@@ -18,6 +18,7 @@ import { CONNECT_WARN_MS } from "./node.ts";
 import { type Member, Placement } from "./placement.ts";
 import { NodePort } from "./port.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
+import { type Readiness, readiness } from "./readiness.ts";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -111,6 +112,17 @@ export class ShardCluster {
 
   toWriter(m: WriterReq): void {
     this.writer?.receive(this.self, [m]);
+  }
+
+  readiness(): Readiness {
+    const m = this.membership;
+    return readiness({
+      link: this.link?.state() ?? "connecting",
+      storesOpen: this.writer !== null && m !== null,
+      sinceOwnBeatMs: m?.sinceOwnBeat() ?? Infinity,
+      downAfterMs: m?.downAfterMs ?? DEFAULT_TIMING.downAfterMs,
+      draining: m?.announced.state === "draining",
+    });
   }
 
   /** Members as currently placed (for GET /v1/cluster later). */

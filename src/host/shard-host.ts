@@ -21,6 +21,7 @@ import { Owner } from "../router/owner.ts";
 import { PortMesh } from "../router/ports.ts";
 import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
 import type { ShardCluster } from "../cluster/shard-cluster.ts";
+import { ClusterSignals } from "../cluster/signals.ts";
 
 export interface ShardOptions {
   index: number;
@@ -46,7 +47,7 @@ export class ShardHost {
   private readonly timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(private readonly o: ShardOptions) {
-    this.signals = new Signals(o.reader);
+    this.signals = o.cluster ? new ClusterSignals(o.reader, o.cluster) : new Signals(o.reader);
     this.admission = new Admission(this.signals, o.metrics, o.maxConnections);
     this.mesh = new PortMesh(o.index, o.shards, o.metrics, (m) => this.handle(m), () => {
       o.metrics.set("storeBacklogBytes", this.owner.unconfirmedBytes);

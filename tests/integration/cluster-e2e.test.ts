@@ -88,4 +88,20 @@ describe("3 Iris nodes + NATS", () => {
     expect(carol.got.map((m) => m.text())).toEqual(Array.from({ length: 100 }, (_, i) => `c${i}`));
     expect(carol.got.every((m) => m.from === "dave")).toBe(true);
   }, 60_000);
+
+  test("a node without NATS answers /readyz 503; all are ready and route again after NATS restarts", async () => {
+    const readyz = async (n: RunningServer) => (await fetch(`${n.http}/readyz`)).status;
+    expect(await Promise.all(nodes.map(readyz))).toEqual([200, 200, 200]);
+    await nats.servers[0]!.stop("SIGKILL");
+    await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 503), "all not ready", 10_000);
+    await nats.servers[0]!.start();
+    await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200), "all ready again");
+    const at = spread("bob");
+    const a = await client(at.sender, "alice2");
+    const b = await client(at.socket, "bob");
+    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => a.c.send("bob", `after${i}`)));
+    expect(acks.every((x) => x === "delivered" || x === "stored")).toBe(true);
+    await until(() => b.got.length >= 50, "bob's messages after the restart");
+    expect(b.got.map((m) => m.text())).toEqual(Array.from({ length: 50 }, (_, i) => `after${i}`));
+  }, 60_000);
 });
