@@ -125,6 +125,19 @@ export class ShardCluster {
     });
   }
 
+  /** GET /v1/cluster: this node, its readiness and every member as this shard sees it. */
+  clusterView(): unknown {
+    const nodes = (this.membership?.view() ?? []).map((n) => ({
+      id: n.id,
+      state: n.observed,
+      shards: n.shards,
+      conns: n.conns,
+      startedAt: n.startedAt,
+      lastHeartbeatMsAgo: Math.round(n.silentMs),
+    }));
+    return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes };
+  }
+
   /** Members as currently placed (for GET /v1/cluster later). */
   members(): Member[] {
     return this.membership ? membersOf(this.membership) : [];

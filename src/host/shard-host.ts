@@ -127,6 +127,7 @@ export class ShardHost {
       admission: this.admission,
       maxConnections: o.maxConnections,
       version: o.version,
+      ...(o.cluster ? { clusterView: () => o.cluster!.clusterView() } : {}),
     });
     this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission);
     return this.server.port ?? port;

@@ -60,6 +60,17 @@ function spread(recipient: string): { sender: number; socket: number } {
 }
 
 describe("3 Iris nodes + NATS", () => {
+  test("GET /v1/cluster lists every node up, as each node sees it", async () => {
+    for (const n of nodes) {
+      const v = await (await fetch(`${n.http}/v1/cluster`)).json() as {
+        ready: boolean;
+        nodes: { id: string; state: string }[];
+      };
+      expect(v.ready).toBe(true);
+      expect(v.nodes.map((x) => `${x.id}:${x.state}`)).toEqual(["iris1:up", "iris2:up", "iris3:up"]);
+    }
+  });
+
   test("1,000 messages between users on different nodes: complete, in order, exactly once", async () => {
     const at = spread("bob");
     const a = await client(at.sender, "alice");
