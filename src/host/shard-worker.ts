@@ -13,11 +13,10 @@ declare const self: Worker;
 let host: ShardHost | null = null;
 const report = (m: ShardReport) => postMessage(m);
 
-async function init(m: ShardInit): Promise<void> {
+function init(m: ShardInit, cluster?: ShardCluster): void {
   configureLog(m.settings.logLevel, `shard${m.index}`);
   const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
   metrics.reset(); // a restarted shard starts its gauges from zero
-  const cluster = m.settings.cluster ? await startCluster(m) : undefined;
   host = new ShardHost({
     index: m.index,
     shards: m.shards,
@@ -42,19 +41,20 @@ async function init(m: ShardInit): Promise<void> {
 }
 
 /** Cluster mode: this shard joins before it listens (until NATS answers, the node is not ready). */
-async function startCluster(m: ShardInit): Promise<ShardCluster> {
+async function initCluster(m: ShardInit): Promise<void> {
   const c = new ShardCluster(m.settings, m.index, m.shards, {
     local: (k, msg) => host?.mesh.post(k, msg),
     receive: (msgs) => host?.mesh.receive(msgs),
   });
   await c.start();
-  return c;
+  init(m, c);
 }
 
 function control(m: ShardControl): void {
   switch (m.t) {
     case "init":
-      return void init(m).catch((err) => report({ t: "fatal", error: (err as Error).message }));
+      if (!m.settings.cluster) return init(m); // the single node: exactly as before
+      return void initCluster(m).catch((err) => report({ t: "fatal", error: (err as Error).message }));
     case "peer":
       return host?.mesh.setPeer(m.k, m.port);
     case "down":
