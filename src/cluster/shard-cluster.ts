@@ -39,6 +39,8 @@ export class ShardCluster {
   private writer: JsWriter | null = null;
   private membership: Membership | null = null;
   private view: View | null = null;
+  /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
+  onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
 
   constructor(
     private readonly settings: Settings,
@@ -90,15 +92,14 @@ export class ShardCluster {
   private async replace(members: Member[], ordinals: Ordinals): Promise<void> {
     if (members.some((m) => ordinals.ordinalOf(m.id) === undefined)) await ordinals.refresh();
     const known = members.filter((m) => ordinals.ordinalOf(m.id) !== undefined);
+    const before = this.view;
     this.view = { placement: new Placement(known), ordinals };
+    if (before) this.onPlacement?.((user) => ownerIn(before, user) !== this.ownerOf(user));
   }
 
   /** The global address of `user`'s owner; -1 when no node is known to be up (not ready). */
   ownerOf(user: string): number {
-    const v = this.view;
-    const o = v?.placement.ownerOf(user);
-    if (!v || !o) return -1;
-    return globalShard(v.ordinals.ordinalOf(o.node)!, o.shard);
+    return this.view ? ownerIn(this.view, user) : -1;
   }
 
   /** To any shard of the cluster: this node's through the port mesh, others' over NATS. */
@@ -149,6 +150,11 @@ export class ShardCluster {
     await this.membership?.stop(true);
     await this.link?.close();
   }
+}
+
+function ownerIn(v: View, user: string): number {
+  const o = v.placement.ownerOf(user);
+  return o ? globalShard(v.ordinals.ordinalOf(o.node)!, o.shard) : -1;
 }
 
 /** Connects, waiting as long as it takes; says so once (from shard 0) if NATS does not answer soon. */

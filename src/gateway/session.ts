@@ -475,6 +475,11 @@ export class Sessions {
     this.sendWaiters.delete(h);
   }
 
+  /** Cluster: owners were re-placed (a node joined, left or died); re-attach our users whose owner moved. */
+  reattachMoved(moved: (user: string) => boolean): void {
+    for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
+  }
+
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
   reattachOwnedBy(k: number): void {
     for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s);
