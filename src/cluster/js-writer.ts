@@ -1,14 +1,17 @@
 // The storage writer of a cluster node: speaks the single node's writer protocol (append, load,
-// fetch, delete, seen, bye → sent, committed, loaded, rows) over JetStream and NATS KV, so the
-// owner actors run unchanged on the cluster's durable store. The promises are the same:
-// "stored"/committed only after JetStream's PubAck; a page sees every append sent before it;
-// seqs come from blocks reserved by compare-and-set; replies leave in request order per link.
+// fetch, delete, seen, remember, lookup, confirm, scanSent, bye → sent, committed, loaded, rows,
+// lookedUp, sentPage) over JetStream and NATS KV, so the owner actors run unchanged on the
+// cluster's durable store. The promises are the same: "stored"/committed only after JetStream's
+// PubAck (and the dedupe key's KV put); a page sees every append sent before it; seqs come from
+// blocks reserved by compare-and-set; replies leave in request order per link.
 
 import { assertNever } from "../assert.ts";
 import {
+  type ConfirmReq,
   type FetchReq,
   isWriterReq,
   type LoadReq,
+  type LookupReq,
   type PortMsg,
   type StoredRow,
   type WriterReq,
@@ -19,6 +22,10 @@ import type { ReadRow } from "./inbox-codec.ts";
 import { cursorAfter, pageAfter, planDelete } from "./js-plan.ts";
 import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
+import type { SentWindow } from "./sent-kv.ts";
+
+/** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
+const EMPTY_SENT_PAGE = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0), after: null, done: true });
 
 /** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
 const APPEND_RETRY_MS = 200;
@@ -57,6 +64,8 @@ export class JsWriter {
     private readonly inbox: ClusterInbox,
     private readonly seqs: SeqBlocks,
     private readonly seen: LastSeen,
+    private readonly sent: SentWindow,
+    private readonly windowMs: number,
     /** Where replies for a shard without a link here go (in a cluster: any shard of any node). */
     private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
   ) {}
@@ -98,6 +107,16 @@ export class JsWriter {
         return before.then(() => this.deleteUpTo(r.user, r.upTo)).then(() => []);
       case "seen":
         return this.seen.set(r.user, r.ts).then(() => []);
+      case "remember":
+        return this.sent.remember(r.keys).then(() => [[link.shard, { t: "committed", n: 1 }]]);
+      case "lookup":
+        return before.then(() => this.lookup(link, r)); // sees every remember sent before it
+      case "confirm":
+        return before.then(() => this.confirm(r));
+      case "scanSent":
+        // No listing of the window for a filter rebuild (yet): the owner's filter starts empty,
+        // so older retries are caught by JetStream's msg-id window and the SDK (docs/CLUSTER.md).
+        return Promise.resolve([[link.shard, { t: "sentPage", ...EMPTY_SENT_PAGE() }]]);
       case "bye":
         return Promise.resolve([]);
       default:
@@ -148,8 +167,23 @@ export class JsWriter {
       }
     }
     if (todo.length > 0) throw new Error("writer stopped with unacknowledged rows");
+    // A stored row settles its id into the dedupe window, as the SQLite writer's transaction does.
+    await this.sent.remember(rows);
     out.push([link.shard, { t: "committed", n: 1 }]);
     return out;
+  }
+
+  private async lookup(link: Link, r: LookupReq): Promise<Out[]> {
+    const seq = await this.sent.lookup(r.user, r.from, r.id, r.since);
+    return [[link.shard, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq }]];
+  }
+
+  /** A retry of a settled id: "duplicate" if its key is in the window, else its original was refused. */
+  private async confirm(r: ConfirmReq): Promise<Out[]> {
+    if (await this.sent.lookup(r.user, r.from, r.id, Date.now() - this.windowMs) > 0) {
+      return [[r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" }]];
+    }
+    return [[r.o, { t: "sendError", conn: r.c, id: r.id, code: "INBOX_FULL", reason: `inbox of ${r.user} is full` }]];
   }
 
   private async load(link: Link, r: LoadReq): Promise<Out[]> {

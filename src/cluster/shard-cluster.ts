@@ -18,6 +18,7 @@ import { CONNECT_WARN_MS } from "./node.ts";
 import { type Member, Placement } from "./placement.ts";
 import { NodePort } from "./port.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
+import { SentWindow } from "./sent-kv.ts";
 import { type Readiness, readiness } from "./readiness.ts";
 
 export interface ShardClusterIo {
@@ -70,6 +71,8 @@ export class ShardCluster {
       inbox,
       await SeqBlocks.open(link.nc, replicas),
       await LastSeen.open(link.nc, replicas),
+      await SentWindow.open(link.nc, replicas, this.settings.dedupeWindow * 1000),
+      this.settings.dedupeWindow * 1000,
       (to, m) => this.post(to, m),
     );
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });

@@ -9,6 +9,9 @@ import { cursorAfter, pageAfter, planDelete } from "../../src/cluster/js-plan.ts
 import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
+import { SentWindow } from "../../src/cluster/sent-kv.ts";
+
+const WINDOW_MS = 60_000;
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
 
@@ -69,6 +72,8 @@ describe("JetStream writer", () => {
       await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 }),
       await SeqBlocks.open(link.nc, 1),
       await LastSeen.open(link.nc, 1),
+      await SentWindow.open(link.nc, 1, WINDOW_MS),
+      WINDOW_MS,
     );
     const [p0, p1] = [new Port(), new Port()];
     w.setPort(0, p0);
@@ -112,6 +117,22 @@ describe("JetStream writer", () => {
     await until(() => p0.got.length === 9 && p1.got.length === 31);
     expect(p1.got[30]).toMatchObject({ t: "sent", status: "duplicate", id: "m30" });
     expect(p0.got[8]).toMatchObject({ t: "loaded", seqBase: 101, seqLimit: 100, lastSeen: 4242 });
+
+    // The dedupe window: remembered keys and stored rows are found; retries are confirmed.
+    req(
+      { t: "remember", keys: [{ recipient: "bob", sender: "zed", msgId: "z1", seq: 77, ts: Date.now() }] },
+      { t: "lookup", user: "bob", from: "zed", id: "z1", since: 0 },
+      { t: "lookup", user: "bob", from: "zed", id: "nope", since: 0 },
+      { t: "lookup", user: "bob", from: "alice", id: "m5", since: 0 },
+      { t: "confirm", user: "bob", from: "alice", id: "m5", o: 1, c: 9 },
+      { t: "confirm", user: "bob", from: "x", id: "never", o: 1, c: 9 },
+      { t: "scanSent", shard: 0, shards: 1, after: null, since: 0, limit: 100 },
+    );
+    await until(() => p0.got.length === 14 && p1.got.length === 33);
+    expect(p0.got.slice(9).map((m) => m.t)).toEqual(["committed", "lookedUp", "lookedUp", "lookedUp", "sentPage"]);
+    expect(p0.got.slice(10, 13).map((m) => (m as Extract<PortMsg, { t: "lookedUp" }>).seq)).toEqual([77, 0, 5]);
+    expect(p1.got[31]).toMatchObject({ t: "sent", id: "m5", status: "duplicate", conn: 9 });
+    expect(p1.got[32]).toMatchObject({ t: "sendError", id: "never", code: "INBOX_FULL" });
 
     w.receive(0, [{ t: "append", rows: [{ ...rows[0], seq: 0 }], o: [1], c: [1] }, "junk"]);
     w.receive(0, "not a batch");
