@@ -13,6 +13,7 @@ import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
 import type { SettingKey, Settings } from "./config/schema.ts";
+import { clusterOptions } from "./cluster/options.ts";
 import { configureLog, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
@@ -42,6 +43,13 @@ async function main(): Promise<Exit> {
     mkdirSync(settings.dataDir, { recursive: true });
   } catch (e) {
     console.error(`iris: cannot create --data-dir ${settings.dataDir}: ${(e as Error).message}`);
+    return 2;
+  }
+  try {
+    // Cluster mode: every shard must use the same node id, so resolve (or create) it once here.
+    if (settings.cluster) resolved.settings.nodeId = clusterOptions(settings)!.nodeId;
+  } catch (e) {
+    console.error(`iris: --node-id: ${(e as Error).message}`);
     return 2;
   }
   return await serve(resolved, t0);

@@ -2,6 +2,7 @@
 // map onto the same keys; explicit values beat the auto-tune plan, which beats the defaults.
 
 import { z } from "zod";
+import { checkClusterSettings, clusterSettingHelp, clusterSettingsShape } from "./cluster.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -44,7 +45,8 @@ export const settingsSchema = z.object({
   json: bool.default(false),
   help: bool.default(false),
   version: bool.default(false),
-}).strict();
+  ...clusterSettingsShape,
+}).strict().superRefine(checkClusterSettings);
 
 export type Settings = z.infer<typeof settingsSchema>;
 export type SettingKey = keyof Settings;
@@ -87,6 +89,7 @@ export const settingHelp: Record<SettingKey, string> = {
   json: "with --dry-run: print the plan as JSON",
   help: "print this help",
   version: "print the version",
+  ...clusterSettingHelp,
 };
 
 /** Every default, derived from the schema once (nothing else restates them). */

@@ -26,6 +26,8 @@ export interface HttpDeps {
   admission: Admission;
   maxConnections: number;
   version: string;
+  /** Cluster mode: this node's view of the members, for GET /v1/cluster. */
+  clusterView?: () => unknown;
 }
 
 const sendSchema = z.object({
@@ -56,6 +58,8 @@ export function createHttpApp(d: HttpDeps): App {
     c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
       "content-type": "text/plain; version=0.0.4",
     }));
+  const view = d.clusterView;
+  if (view) app.get("/v1/cluster", (c) => c.json(view()));
   addStatusRoute(app, d);
   addSendRoute(app, d);
   addUpgradeRoutes(app, d);

@@ -73,6 +73,8 @@ export interface SessionHost {
   readonly metrics: SlotMetrics;
   readonly signals: Signals;
   post(shard: number, m: PortMsg): void;
+  /** Where a user's owner lives when it is not `ownerOf(user, shards)` (cluster mode). */
+  ownerOf?(user: string): number;
 }
 
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
@@ -435,7 +437,11 @@ export class Sessions {
   // ---- helpers ----
 
   private toOwner(user: string, m: PortMsg): void {
-    this.host.post(ownerOf(user, this.host.shards), m);
+    this.host.post(this.ownerShard(user), m);
+  }
+
+  private ownerShard(user: string): number {
+    return this.host.ownerOf ? this.host.ownerOf(user) : ownerOf(user, this.host.shards);
   }
 
   reply(s: Session, f: ServerFrame, proto: Encoding | undefined = s.proto): void {
@@ -480,12 +486,17 @@ export class Sessions {
     this.sendWaiters.delete(h);
   }
 
+  /** Cluster: owners were re-placed (a node joined, left or died); re-attach our users whose owner moved. */
+  reattachMoved(moved: (user: string) => boolean): void {
+    for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
+  }
+
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
   reattachOwnedBy(k: number): void {
-    for (const s of this.byUser.values()) if (ownerOf(s.user!, this.host.shards) === k) this.attach(s);
+    for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s);
     // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
     for (const s of this.byConn.values()) {
-      for (const r of s.unsettled.values()) if (ownerOf(r.to, this.host.shards) === k) this.host.post(k, r);
+      for (const r of s.unsettled.values()) if (this.ownerShard(r.to) === k) this.host.post(k, r);
     }
   }
 

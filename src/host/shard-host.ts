@@ -20,6 +20,8 @@ import { Signals } from "../observe/signals.ts";
 import { Owner } from "../router/owner.ts";
 import { PortMesh } from "../router/ports.ts";
 import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
+import type { ShardCluster } from "../cluster/shard-cluster.ts";
+import { ClusterSignals } from "../cluster/signals.ts";
 
 export interface ShardOptions {
   index: number;
@@ -30,6 +32,8 @@ export interface ShardOptions {
   maxConnections: number;
   ownerLimits: OwnerLimits;
   version: string;
+  /** Cluster mode: routes by global shard address and stores in JetStream (absent: single node). */
+  cluster?: ShardCluster;
 }
 
 export class ShardHost {
@@ -43,27 +47,31 @@ export class ShardHost {
   private readonly timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(private readonly o: ShardOptions) {
-    this.signals = new Signals(o.reader);
+    this.signals = o.cluster ? new ClusterSignals(o.reader, o.cluster) : new Signals(o.reader);
     this.admission = new Admission(this.signals, o.metrics, o.maxConnections);
     this.mesh = new PortMesh(o.index, o.shards, o.metrics, (m) => this.handle(m), () => {
       o.metrics.set("storeBacklogBytes", this.owner.unconfirmedBytes);
     });
+    const c = o.cluster;
+    const post = c ? (k: number, m: PortMsg) => c.post(k, m) : (k: number, m: PortMsg) => this.mesh.post(k, m);
     this.owner = new Owner({
-      self: o.index,
+      self: c ? c.self : o.index,
       shards: o.shards,
-      toShard: (k, m) => this.mesh.post(k, m),
-      toWriter: (m) => this.mesh.toWriter(m),
+      toShard: post,
+      toWriter: c ? (m) => c.toWriter(m) : (m) => this.mesh.toWriter(m),
       now: () => Date.now(),
       underPressure: () => this.signals.spilling(),
     }, o.ownerLimits);
     this.sessions = new Sessions({
-      index: o.index,
+      index: c ? c.self : o.index,
       shards: o.shards,
       settings: o.settings,
       metrics: o.metrics,
       signals: this.signals,
-      post: (k, m) => this.mesh.post(k, m),
+      post,
+      ...(c ? { ownerOf: (user: string) => c.ownerOf(user) } : {}),
     });
+    if (c) c.onPlacement = (moved) => this.sessions.reattachMoved(moved);
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
@@ -120,6 +128,7 @@ export class ShardHost {
       admission: this.admission,
       maxConnections: o.maxConnections,
       version: o.version,
+      ...(o.cluster ? { clusterView: () => o.cluster!.clusterView() } : {}),
     });
     this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission);
     return this.server.port ?? port;

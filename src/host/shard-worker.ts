@@ -6,13 +6,14 @@ import { isShardControl, type ShardControl, type ShardInit, type ShardReport } f
 import { configureLog, log } from "../observe/log.ts";
 import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
 import { ShardHost } from "./shard-host.ts";
+import { ShardCluster } from "../cluster/shard-cluster.ts";
 
 declare const self: Worker;
 
 let host: ShardHost | null = null;
 const report = (m: ShardReport) => postMessage(m);
 
-function init(m: ShardInit): void {
+function init(m: ShardInit, cluster?: ShardCluster): void {
   configureLog(m.settings.logLevel, `shard${m.index}`);
   const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
   metrics.reset(); // a restarted shard starts its gauges from zero
@@ -25,6 +26,7 @@ function init(m: ShardInit): void {
     maxConnections: m.maxConnections,
     ownerLimits: m.ownerLimits,
     version: m.version,
+    cluster,
   });
   for (const [k, port] of m.peers) host.mesh.setPeer(k, port);
   host.mesh.setWriter(m.writer);
@@ -38,10 +40,21 @@ function init(m: ShardInit): void {
   }
 }
 
+/** Cluster mode: this shard joins before it listens (until NATS answers, the node is not ready). */
+async function initCluster(m: ShardInit): Promise<void> {
+  const c = new ShardCluster(m.settings, m.index, m.shards, {
+    local: (k, msg) => host?.mesh.post(k, msg),
+    receive: (msgs) => host?.mesh.receive(msgs),
+  });
+  await c.start();
+  init(m, c);
+}
+
 function control(m: ShardControl): void {
   switch (m.t) {
     case "init":
-      return init(m);
+      if (!m.settings.cluster) return init(m); // the single node: exactly as before
+      return void initCluster(m).catch((err) => report({ t: "fatal", error: (err as Error).message }));
     case "peer":
       return host?.mesh.setPeer(m.k, m.port);
     case "down":

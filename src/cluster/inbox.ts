@@ -1,0 +1,159 @@
+// The cluster's durable inbox on JetStream: one stream (file storage, the configured replicas),
+// one subject per recipient (see inbox-codec.ts), no consumer per user. "Stored" means the
+// PubAck came back: JetStream has the message on the configured number of replicas. A cumulative
+// ack deletes with one purge of the recipient's subject below a stream seq.
+
+import { jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  decodeRow,
+  dedupeKey,
+  INBOX_PREFIX,
+  INBOX_STREAM,
+  inboxSubject,
+  type ReadRow,
+  rowHeaders,
+  type StoredRow,
+} from "./inbox-codec.ts";
+
+/** JetStream's dedupe window: covers SDK retries (seconds) and node failover (seconds to a minute). */
+export const DEDUPE_WINDOW_MS = 5 * 60_000;
+/** Backlog reads start with this many direct gets (no server state, ~1 RTT each), then switch to an
+ * ordered consumer (~5x the rate on long backlogs, but a few ms to set up): see docs/CLUSTER.md. */
+export const DIRECT_FIRST = 48;
+/** How long a backlog read may wait for the next message of an ordered consumer. */
+const ORDERED_FETCH_EXPIRES_MS = 2000;
+const NS_PER_MS = 1_000_000;
+
+export type AppendResult =
+  | { ok: true; streamSeq: number; duplicate: boolean }
+  | { ok: false; error: string };
+
+export interface InboxCounters {
+  appended: number;
+  duplicates: number;
+  appendErrors: number;
+  garbage: number;
+}
+
+export interface InboxOptions {
+  replicas: number;
+  /** Seconds a stored message is kept; 0 = forever (as --inbox-ttl). */
+  ttlSec: number;
+}
+
+export class ClusterInbox {
+  readonly counters: InboxCounters = { appended: 0, duplicates: 0, appendErrors: 0, garbage: 0 };
+
+  private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
+
+  /** Creates the stream if missing (idempotent across nodes: same config from every node). */
+  static async open(nc: NatsConnection, o: InboxOptions): Promise<ClusterInbox> {
+    const jsm = await jetstreamManager(nc);
+    const config = {
+      name: INBOX_STREAM,
+      subjects: [`${INBOX_PREFIX}.>`],
+      storage: "file" as const,
+      num_replicas: o.replicas,
+      max_age: o.ttlSec * 1000 * NS_PER_MS,
+      duplicate_window: DEDUPE_WINDOW_MS * NS_PER_MS,
+      allow_direct: true,
+    };
+    try {
+      await jsm.streams.info(INBOX_STREAM);
+    } catch {
+      await jsm.streams.add(config);
+    }
+    return new ClusterInbox(jetstream(nc), jsm);
+  }
+
+  /** Appends rows, pipelined; each result says whether JetStream acknowledged that row. */
+  append(rows: readonly StoredRow[]): Promise<AppendResult[]> {
+    return Promise.all(rows.map((r) => this.appendOne(r)));
+  }
+
+  private async appendOne(r: StoredRow): Promise<AppendResult> {
+    try {
+      const ack = await this.js.publish(inboxSubject(r.to), r.body, {
+        msgID: dedupeKey(r.to, r.from, r.id),
+        headers: rowHeaders(r),
+      });
+      if (ack.duplicate) this.counters.duplicates++;
+      else this.counters.appended++;
+      return { ok: true, streamSeq: ack.seq, duplicate: ack.duplicate };
+    } catch (e) {
+      this.counters.appendErrors++;
+      return { ok: false, error: (e as Error).message };
+    }
+  }
+
+  private keep(row: ReadRow | null): row is ReadRow {
+    if (row === null) this.counters.garbage++;
+    return row !== null;
+  }
+
+  /** A page of the user's backlog after `afterStreamSeq`: short backlogs (and the common empty
+   * one) by direct get, the rest of a long one by one short-lived ordered consumer. */
+  async readBacklog(user: string, afterStreamSeq: number, max: number): Promise<ReadRow[]> {
+    const head = await this.readDirect(user, afterStreamSeq, Math.min(max, DIRECT_FIRST));
+    if (head.length < Math.min(max, DIRECT_FIRST) || head.length === max) return head;
+    const tail = await this.readOrdered(user, head.at(-1)!.streamSeq, max - head.length);
+    return head.concat(tail);
+  }
+
+  /** Backlog by direct get: one request per message (2.9 has no batched direct get). */
+  async readDirect(user: string, afterStreamSeq: number, max: number): Promise<ReadRow[]> {
+    const subject = inboxSubject(user);
+    const out: ReadRow[] = [];
+    let seq = afterStreamSeq + 1;
+    while (out.length < max) {
+      const m = await this.jsm.direct.getMessage(INBOX_STREAM, { next_by_subj: subject, seq });
+      if (!m) break;
+      const row = decodeRow(m.subject, m.seq, m.header, m.data);
+      if (this.keep(row)) out.push(row);
+      seq = m.seq + 1;
+    }
+    return out;
+  }
+
+  /** Backlog by a short-lived ordered consumer (server-side ephemeral, gone after the read). */
+  async readOrdered(user: string, afterStreamSeq: number, max: number): Promise<ReadRow[]> {
+    const subject = inboxSubject(user);
+    // An empty backlog is the common case at login: one direct get answers it without a consumer.
+    const first = await this.jsm.direct.getMessage(INBOX_STREAM, { next_by_subj: subject, seq: afterStreamSeq + 1 });
+    if (!first) return [];
+    const c = await this.js.consumers.get(INBOX_STREAM, { filter_subjects: subject, opt_start_seq: first.seq });
+    const out: ReadRow[] = [];
+    const it = await c.fetch({ max_messages: max, expires: ORDERED_FETCH_EXPIRES_MS });
+    for await (const m of it) {
+      const row = decodeRow(m.subject, m.seq, m.headers, m.data);
+      if (this.keep(row)) out.push(row);
+      if (m.info.pending === 0 || out.length >= max) break;
+    }
+    await c.delete().catch(() => {});
+    return out;
+  }
+
+  /** Deletes the user's stored messages up to and including `streamSeq` (one cumulative ack). */
+  async deleteThrough(user: string, streamSeq: number): Promise<number> {
+    const r = await this.jsm.streams.purge(INBOX_STREAM, { filter: inboxSubject(user), seq: streamSeq + 1 });
+    return r.purged;
+  }
+
+  /** Deletes one message (a row stored out of seq order, which a subject purge cannot single out). */
+  deleteOne(streamSeq: number): Promise<boolean> {
+    return this.jsm.streams.deleteMessage(INBOX_STREAM, streamSeq, false);
+  }
+
+  /** The stream's state and, with replicas, its current leader. */
+  info(): ReturnType<JetStreamManager["streams"]["info"]> {
+    return this.jsm.streams.info(INBOX_STREAM);
+  }
+
+  /** How many messages the user has stored. */
+  async backlog(user: string): Promise<number> {
+    const subject = inboxSubject(user);
+    const info = await this.jsm.streams.info(INBOX_STREAM, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  }
+}

@@ -1,0 +1,241 @@
+// The storage writer of a cluster node: speaks the single node's writer protocol (append, load,
+// fetch, delete, seen, remember, lookup, confirm, scanSent, bye → sent, committed, loaded, rows,
+// lookedUp, sentPage) over JetStream and NATS KV, so the owner actors run unchanged on the
+// cluster's durable store. The promises are the same: "stored"/committed only after JetStream's
+// PubAck (and the dedupe key's KV put); a page sees every append sent before it; seqs come from
+// blocks reserved by compare-and-set; replies leave in request order per link.
+
+import { assertNever } from "../assert.ts";
+import {
+  type ConfirmReq,
+  type FetchReq,
+  isWriterReq,
+  type LoadReq,
+  type LookupReq,
+  type PortMsg,
+  type StoredRow,
+  type WriterReq,
+} from "../router/wire.ts";
+import { cutPage } from "../store/writer.ts";
+import type { ClusterInbox } from "./inbox.ts";
+import type { ReadRow } from "./inbox-codec.ts";
+import { cursorAfter, pageAfter, planDelete } from "./js-plan.ts";
+import type { LastSeen } from "./last-seen.ts";
+import type { SeqBlocks } from "./seq-blocks.ts";
+import type { SentWindow } from "./sent-kv.ts";
+
+/** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
+const EMPTY_SENT_PAGE = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0), after: null, done: true });
+
+/** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
+const APPEND_RETRY_MS = 200;
+/** Rows read per step when a page or a delete scans a user's subject. */
+const SCAN_PAGE = 1000;
+
+export interface ReplyPort {
+  postMessage(msgs: PortMsg[]): void;
+}
+
+interface Link {
+  shard: number;
+  port: ReplyPort;
+  /** Resolves when every earlier request of this link has been answered. */
+  tail: Promise<void>;
+}
+
+type Out = [to: number, m: PortMsg];
+
+export interface JsWriterCounters {
+  appended: number;
+  duplicates: number;
+  retries: number;
+  garbage: number;
+  errors: number;
+}
+
+export class JsWriter {
+  readonly counters: JsWriterCounters = { appended: 0, duplicates: 0, retries: 0, garbage: 0, errors: 0 };
+  private readonly links = new Map<number, Link>();
+  /** Per user: where the next page may start reading (see cursorAfter); dropped on delete. */
+  private readonly cursors = new Map<string, { seq: number; streamSeq: number }>();
+  private stopped = false;
+
+  constructor(
+    private readonly inbox: ClusterInbox,
+    private readonly seqs: SeqBlocks,
+    private readonly seen: LastSeen,
+    private readonly sent: SentWindow,
+    private readonly windowMs: number,
+    /** Where replies for a shard without a link here go (in a cluster: any shard of any node). */
+    private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
+  ) {}
+
+  setPort(shard: number, port: ReplyPort): void {
+    this.links.set(shard, { shard, port, tail: Promise.resolve() });
+  }
+
+  /** A batch from shard `shard`'s port: validated item by item, garbage counted and dropped. */
+  receive(shard: number, batch: unknown): void {
+    const link = this.links.get(shard);
+    if (!link || !Array.isArray(batch)) return void this.counters.garbage++;
+    for (const r of batch) {
+      if (isWriterReq(r)) this.accept(link, r);
+      else this.counters.garbage++;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Starts the work now (appends pipeline); its replies leave after every earlier reply. */
+  private accept(link: Link, r: WriterReq): void {
+    const before = link.tail;
+    const work = this.work(link, r, before);
+    link.tail = before.then(() => work).then((out) => this.send(link, out), () => void this.counters.errors++);
+  }
+
+  private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
+    switch (r.t) {
+      case "append":
+        return this.append(link, r.rows, r.o, r.c);
+      case "load":
+        return this.load(link, r);
+      case "fetch":
+        return before.then(() => this.fetch(link, r)); // a page must see every earlier append
+      case "delete":
+        return before.then(() => this.deleteUpTo(r.user, r.upTo)).then(() => []);
+      case "seen":
+        return this.seen.set(r.user, r.ts).then(() => []);
+      case "remember":
+        return this.sent.remember(r.keys).then(() => [[link.shard, { t: "committed", n: 1 }]]);
+      case "lookup":
+        return before.then(() => this.lookup(link, r)); // sees every remember sent before it
+      case "confirm":
+        return before.then(() => this.confirm(r));
+      case "scanSent":
+        // No listing of the window for a filter rebuild (yet): the owner's filter starts empty,
+        // so older retries are caught by JetStream's msg-id window and the SDK (docs/CLUSTER.md).
+        return Promise.resolve([[link.shard, { t: "sentPage", ...EMPTY_SENT_PAGE() }]]);
+      case "bye":
+        return Promise.resolve([]);
+      default:
+        return assertNever(r, "writer request");
+    }
+  }
+
+  private send(link: Link, out: Out[]): void {
+    const by = new Map<ReplyPort, PortMsg[]>();
+    for (const [to, m] of out) {
+      const port = to === link.shard ? link.port : this.links.get(to)?.port;
+      if (!port) {
+        this.forward?.(to, m); // without a route the shard is gone: its sender retries the unacked send
+        continue;
+      }
+      let q = by.get(port);
+      if (!q) by.set(port, q = []);
+      q.push(m);
+    }
+    for (const [port, msgs] of by) port.postMessage(msgs);
+  }
+
+  /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
+  private async append(link: Link, rows: StoredRow[], o: number[], c: number[]): Promise<Out[]> {
+    const out: Out[] = [];
+    let todo = rows.map((_, i) => i);
+    while (todo.length > 0 && !this.stopped) {
+      const res = await this.inbox.append(todo.map((i) => toInboxRow(rows[i]!)));
+      const failed: number[] = [];
+      res.forEach((a, j) => {
+        const i = todo[j]!;
+        if (!a.ok) return void failed.push(i);
+        if (a.duplicate) this.counters.duplicates++;
+        else this.counters.appended++;
+        if (o[i]! >= 0) {
+          out.push([o[i]!, {
+            t: "sent",
+            conn: c[i]!,
+            id: rows[i]!.msgId,
+            status: a.duplicate ? "duplicate" : "stored",
+          }]);
+        }
+      });
+      todo = failed;
+      if (failed.length > 0) {
+        this.counters.retries++;
+        await Bun.sleep(APPEND_RETRY_MS);
+      }
+    }
+    if (todo.length > 0) throw new Error("writer stopped with unacknowledged rows");
+    // A stored row settles its id into the dedupe window, as the SQLite writer's transaction does.
+    await this.sent.remember(rows);
+    out.push([link.shard, { t: "committed", n: 1 }]);
+    return out;
+  }
+
+  private async lookup(link: Link, r: LookupReq): Promise<Out[]> {
+    const seq = await this.sent.lookup(r.user, r.from, r.id, r.since);
+    return [[link.shard, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq }]];
+  }
+
+  /** A retry of a settled id: "duplicate" if its key is in the window, else its original was refused. */
+  private async confirm(r: ConfirmReq): Promise<Out[]> {
+    if (await this.sent.lookup(r.user, r.from, r.id, Date.now() - this.windowMs) > 0) {
+      return [[r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" }]];
+    }
+    return [[r.o, { t: "sendError", conn: r.c, id: r.id, code: "INBOX_FULL", reason: `inbox of ${r.user} is full` }]];
+  }
+
+  private async load(link: Link, r: LoadReq): Promise<Out[]> {
+    const lastSeen = await this.seen.get(r.user);
+    if (r.reserve > 0) {
+      const b = await this.seqs.reserve(r.user, r.reserve);
+      return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
+    }
+    const hi = await this.seqs.highWater(r.user);
+    return [[link.shard, { t: "loaded", user: r.user, seqBase: hi + 1, seqLimit: hi, lastSeen }]];
+  }
+
+  private async fetch(link: Link, r: FetchReq): Promise<Out[]> {
+    const c = this.cursors.get(r.user);
+    // Acked rows are purged, so without a cursor the subject's start is the backlog's start.
+    let from = c && c.seq === r.after ? c.streamSeq : 0;
+    const read: ReadRow[] = [];
+    for (;;) {
+      const page = await this.inbox.readBacklog(r.user, from, SCAN_PAGE);
+      for (const row of page) if (row.seq > r.after) read.push(row);
+      if (page.length < SCAN_PAGE || read.length >= r.limit) break;
+      from = page.at(-1)!.streamSeq;
+    }
+    const { rows, more } = cutPage(pageAfter(read, r.after, r.limit).map(toStoredRow), r.limit, r.maxBytes);
+    const last = rows.at(-1)?.seq;
+    const at = last === undefined ? -1 : cursorAfter(read, last);
+    if (last !== undefined && at >= 0) this.cursors.set(r.user, { seq: last, streamSeq: at });
+    else this.cursors.delete(r.user);
+    return [[link.shard, { t: "rows", user: r.user, gen: r.gen, rows, more }]];
+  }
+
+  /** Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order. */
+  private async deleteUpTo(user: string, upTo: number): Promise<void> {
+    const rows: ReadRow[] = [];
+    let after = 0;
+    for (;;) {
+      const page = await this.inbox.readBacklog(user, after, SCAN_PAGE);
+      rows.push(...page);
+      if (page.length < SCAN_PAGE || page.some((p) => p.seq > upTo)) break;
+      after = page.at(-1)!.streamSeq;
+    }
+    const plan = planDelete(rows, upTo);
+    this.cursors.delete(user);
+    if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
+    for (const s of plan.singles) await this.inbox.deleteOne(s);
+  }
+}
+
+function toInboxRow(r: StoredRow) {
+  return { to: r.recipient, seq: r.seq, from: r.sender, id: r.msgId, ts: r.ts, body: r.body };
+}
+
+function toStoredRow(r: ReadRow): StoredRow {
+  return { recipient: r.to, seq: r.seq, sender: r.from, msgId: r.id, ts: r.ts, body: r.body };
+}

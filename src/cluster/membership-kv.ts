@@ -1,0 +1,166 @@
+// Membership over NATS KV: every node re-puts its record every heartbeat; every node watches
+// the bucket and derives up/draining/down from when it last heard each node. nats-server 2.9 has
+// no per-key TTL, so the bucket's max-age removes records of nodes that stopped re-putting; in
+// between (down-after < silence < max-age) observers show them as down.
+
+import { jetstream } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  type AnnouncedState,
+  deriveView,
+  membersKey,
+  type NodeRecord,
+  type NodeView,
+  type Observed,
+  ownerCandidates,
+  parseNodeRecord,
+} from "./membership.ts";
+import { type Member, Placement } from "./placement.ts";
+
+export const NODES_BUCKET = "iris_nodes";
+
+export interface MembershipTiming {
+  /** How often a node re-puts its record. */
+  heartbeatMs: number;
+  /** Silence after which observers call a node down (several missed heartbeats). */
+  downAfterMs: number;
+  /** Bucket max-age: how long a silent node stays listed as down before it disappears. */
+  forgetAfterMs: number;
+}
+
+export const DEFAULT_TIMING: MembershipTiming = { heartbeatMs: 1000, downAfterMs: 3500, forgetAfterMs: 60_000 };
+
+export interface MembershipCounters {
+  heartbeats: number;
+  heartbeatErrors: number;
+  garbage: number;
+}
+
+export class Membership {
+  private readonly seen = new Map<string, Observed>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private kv: KV | null = null;
+  private stopWatch: (() => void) | null = null;
+  private lastKey = "";
+  private placement = new Placement([]);
+  private inflight: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private busy = false;
+  private lastBeatAt = -Infinity;
+  readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private self: NodeRecord,
+    private readonly replicas: number,
+    private readonly timing: MembershipTiming = DEFAULT_TIMING,
+    /** Called whenever the set of owner candidates changes (join, leave, drain, down). */
+    private readonly onMembersChange: (members: Member[]) => void = () => {},
+  ) {}
+
+  async start(): Promise<void> {
+    // A heartbeat that takes longer than half the down-after time is late anyway: time it out.
+    const js = jetstream(this.nc, { timeout: Math.max(100, this.timing.downAfterMs / 2) });
+    this.kv = await new Kvm(js).create(NODES_BUCKET, {
+      history: 1,
+      replicas: this.replicas,
+      ttl: this.timing.forgetAfterMs,
+    });
+    const it = await this.kv.watch({ key: ">" });
+    this.stopWatch = () => it.stop();
+    void (async () => {
+      for await (const e of it) {
+        if (e.operation !== "PUT") this.seen.delete(e.key);
+        else this.observe(e.key, e.value, e.created.getTime());
+        this.refresh();
+      }
+    })();
+    await this.beat();
+    this.timer = setInterval(() => {
+      void this.beat();
+      this.refresh(); // silence is noticed on our own clock, not on an event
+    }, this.timing.heartbeatMs);
+  }
+
+  private observe(key: string, value: Uint8Array, createdMs: number): void {
+    const record = parseNodeRecord(key, value);
+    if (!record) {
+      this.counters.garbage++;
+      return;
+    }
+    // A replayed (older) entry counts as heard when it was written, not now.
+    const age = Math.max(0, Date.now() - createdMs);
+    this.seen.set(key, { record, seenAt: performance.now() - age });
+  }
+
+  private beat(): Promise<void> {
+    // One put at a time, so that a goodbye (delete) cannot be overtaken by a late heartbeat; while
+    // one is stuck (link down) later beats are skipped, not queued: a stale heartbeat is worthless.
+    if (this.stopped || this.busy) return this.inflight;
+    this.busy = true;
+    this.inflight = this.put().finally(() => (this.busy = false));
+    return this.inflight;
+  }
+
+  private async put(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.kv!.put(this.self.id, JSON.stringify(this.self));
+      this.counters.heartbeats++;
+      this.lastBeatAt = performance.now();
+    } catch {
+      this.counters.heartbeatErrors++; // link down: others will see us go silent, which is the truth
+    }
+  }
+
+  private refresh(): void {
+    const members = ownerCandidates(this.view());
+    const key = membersKey(members);
+    if (key === this.lastKey) return;
+    this.lastKey = key;
+    this.placement = new Placement(members);
+    this.onMembersChange(members);
+  }
+
+  view(): NodeView[] {
+    return deriveView(this.seen.values(), performance.now(), this.timing.downAfterMs);
+  }
+
+  /** ms since our own record was last stored (Infinity before the first). */
+  sinceOwnBeat(): number {
+    return performance.now() - this.lastBeatAt;
+  }
+
+  get downAfterMs(): number {
+    return this.timing.downAfterMs;
+  }
+
+  get announced(): NodeRecord {
+    return this.self;
+  }
+
+  current(): Placement {
+    return this.placement;
+  }
+
+  /** Updates what this node announces (state, connections) from the next heartbeat on. */
+  announce(patch: Partial<Pick<NodeRecord, "state" | "conns">>): Promise<void> {
+    this.self = { ...this.self, ...patch };
+    return this.beat();
+  }
+
+  setState(state: AnnouncedState): Promise<void> {
+    return this.announce({ state });
+  }
+
+  /** Graceful leave: stop heartbeating and delete the record so others re-place at once. */
+  async stop(leave = true): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.stopped = true;
+    await this.inflight;
+    this.stopWatch?.();
+    if (leave) await this.kv?.delete(this.self.id).catch(() => {});
+  }
+}

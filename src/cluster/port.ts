@@ -1,0 +1,100 @@
+// The cross-node port: like the cross-shard ports, items for one destination (node, shard) are
+// buffered and sent as one NATS publish per destination per tick. Core NATS keeps per-publisher
+// order on a subject, which gives the same FIFO chain per (sender shard -> owner) as a Worker port.
+// Every inbound item is validated; garbage is counted and dropped.
+
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { decodeBatch, encodeBatch, nodeSubject } from "./port-codec.ts";
+
+/** Largest batch payload before a flush happens early (NATS default max_payload is 1 MiB). */
+export const MAX_BATCH_BYTES = 512 * 1024;
+
+export interface PortCounters {
+  batchesOut: number;
+  itemsOut: number;
+  batchesIn: number;
+  itemsIn: number;
+  garbage: number;
+  publishErrors: number;
+}
+
+export class NodePort<T> {
+  readonly counters: PortCounters = {
+    batchesOut: 0,
+    itemsOut: 0,
+    batchesIn: 0,
+    itemsIn: 0,
+    garbage: 0,
+    publishErrors: 0,
+  };
+  private readonly out = new Map<string, unknown[]>();
+  private scheduled = false;
+  private readonly subs: Subscription[] = [];
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly guard: (x: unknown) => x is T,
+  ) {}
+
+  /** Queues an item for a node's shard; the batch leaves at the end of this tick. */
+  send(node: string, shard: number, item: T): void {
+    const subject = nodeSubject(node, shard);
+    let q = this.out.get(subject);
+    if (!q) this.out.set(subject, q = []);
+    q.push(item);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Publishes every queued batch now: one publish per destination. */
+  flush(): void {
+    this.scheduled = false;
+    for (const [subject, items] of this.out) {
+      this.publish(subject, items);
+    }
+    this.out.clear();
+  }
+
+  private publish(subject: string, items: unknown[]): void {
+    const bytes = encodeBatch(items);
+    if (bytes.byteLength > MAX_BATCH_BYTES && items.length > 1) {
+      const half = items.length >> 1;
+      this.publish(subject, items.slice(0, half));
+      this.publish(subject, items.slice(half));
+      return;
+    }
+    try {
+      this.nc.publish(subject, bytes);
+    } catch {
+      // Closed connection or one item above the server's max_payload: nothing in it was acked to
+      // its sender, so the SDK retries; counted so that an operator sees it.
+      this.counters.publishErrors++;
+      return;
+    }
+    this.counters.batchesOut++;
+    this.counters.itemsOut += items.length;
+  }
+
+  /** Receives this node's shard's batches; `onItems` sees only validated items, in order. */
+  listen(node: string, shard: number, onItems: (items: T[]) => void): void {
+    const sub = this.nc.subscribe(nodeSubject(node, shard), {
+      callback: (err, m) => {
+        if (err) return;
+        const { items, garbage } = decodeBatch(m.data, this.guard);
+        this.counters.batchesIn++;
+        this.counters.itemsIn += items.length;
+        this.counters.garbage += garbage;
+        if (items.length > 0) onItems(items);
+      },
+    });
+    this.subs.push(sub);
+  }
+
+  close(): void {
+    this.flush();
+    for (const s of this.subs) s.unsubscribe();
+    this.subs.length = 0;
+  }
+}

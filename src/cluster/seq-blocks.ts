@@ -1,0 +1,76 @@
+// Per-recipient seq blocks reserved in a KV bucket with compare-and-set on the key's revision.
+// The value is the highest seq ever handed out for the user; a reservation moves it up by a
+// block, and only the reservation whose CAS succeeds may use that block. So whichever node owns
+// a user — before, during or after a hand-over — no seq is ever used twice: a new owner reserves
+// above everything any earlier owner could have used, and the rest of an old block is a gap.
+
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { token } from "./inbox-codec.ts";
+
+export const SEQ_BUCKET = "iris_seq";
+/** CAS attempts before giving up. Every round of a race has one winner, so k racers need <= k rounds;
+ * in practice only two would-be owners of one user ever race (during a hand-over). */
+const MAX_CAS_ATTEMPTS = 32;
+/** Random pause after a lost race, so that racers spread out instead of colliding again. */
+const CAS_JITTER_MS = 3;
+
+export interface SeqBlock {
+  first: number;
+  last: number;
+}
+
+/** Pure: the block after high-water `hi`. */
+export function nextBlock(hi: number, size: number): SeqBlock {
+  return { first: hi + 1, last: hi + size };
+}
+
+export function parseHighWater(v: Uint8Array): number | null {
+  const s = new TextDecoder().decode(v);
+  return /^\d{1,15}$/.test(s) ? Number(s) : null;
+}
+
+export class SeqBlocks {
+  conflicts = 0;
+
+  private constructor(private readonly kv: KV) {}
+
+  static async open(nc: NatsConnection, replicas: number): Promise<SeqBlocks> {
+    return new SeqBlocks(await new Kvm(nc).create(SEQ_BUCKET, { history: 1, replicas }));
+  }
+
+  /** The highest seq ever handed out for `user` (0 if none). */
+  async highWater(user: string): Promise<number> {
+    const e = await this.kv.get(token(user));
+    return e && e.operation === "PUT" ? parseHighWater(e.value) ?? 0 : 0;
+  }
+
+  /** Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. */
+  async reserve(user: string, size: number): Promise<SeqBlock> {
+    const key = token(user);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const e = await this.kv.get(key);
+      // Nobody deletes these keys; if an operator did, refuse rather than restart numbering at 1.
+      if (e && e.operation !== "PUT") throw new Error(`seq high-water of ${user} was deleted; refusing to reuse seqs`);
+      const hi = e ? parseHighWater(e.value) : 0;
+      if (hi === null) throw new Error(`seq high-water of ${user} is corrupt`);
+      const b = nextBlock(hi, size);
+      try {
+        // create() fails if the key appeared meanwhile, update() if it moved: both mean "retry".
+        if (e) await this.kv.update(key, String(b.last), e.revision);
+        else await this.kv.create(key, String(b.last));
+        return b;
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+        this.conflicts++;
+        await Bun.sleep(Math.random() * CAS_JITTER_MS);
+      }
+    }
+    throw new Error(`seq reservation for ${user} kept conflicting`);
+  }
+}
+
+function isCasConflict(e: unknown): boolean {
+  const msg = String((e as Error)?.message ?? e);
+  return /wrong last sequence|key exists/i.test(msg);
+}

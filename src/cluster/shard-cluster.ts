@@ -1,0 +1,177 @@
+// The cluster side of one router shard (runs in the shard's Worker): its own NATS link, the
+// JetStream writer its owner uses instead of the SQLite writer, the cross-node port on its global
+// address, and the placement view that tells its sessions where each user's owner lives.
+// Addresses are global shard numbers (address.ts): local ones go through the Worker port mesh,
+// the others through NATS, batched per destination per tick.
+
+import type { Settings } from "../config/schema.ts";
+import { isPortMsg, type PortMsg, type WriterReq } from "../router/wire.ts";
+import { globalShard, Ordinals, splitShard } from "./address.ts";
+import { type NatsLink, openLink } from "./connect.ts";
+import { ClusterInbox } from "./inbox.ts";
+import { JsWriter } from "./js-writer.ts";
+import { LastSeen } from "./last-seen.ts";
+import { DEFAULT_TIMING, Membership } from "./membership-kv.ts";
+import { type ClusterOptions, clusterOptions } from "./options.ts";
+import { log } from "../observe/log.ts";
+import { CONNECT_WARN_MS } from "./node.ts";
+import { type Member, Placement } from "./placement.ts";
+import { NodePort } from "./port.ts";
+import { SeqBlocks } from "./seq-blocks.ts";
+import { SentWindow } from "./sent-kv.ts";
+import { type Readiness, readiness } from "./readiness.ts";
+
+export interface ShardClusterIo {
+  /** Posts to a shard of this node (local index), through the Worker port mesh. */
+  local(shard: number, m: PortMsg): void;
+  /** Runs messages that arrived from other nodes (or from the JetStream writer) on this shard. */
+  receive(msgs: PortMsg[]): void;
+}
+
+interface View {
+  placement: Placement;
+  ordinals: Ordinals;
+}
+
+export class ShardCluster {
+  ordinal = -1;
+  private link: NatsLink | null = null;
+  private port: NodePort<PortMsg> | null = null;
+  private writer: JsWriter | null = null;
+  private membership: Membership | null = null;
+  private view: View | null = null;
+  /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
+  onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly shard: number,
+    private readonly shards: number,
+    private readonly io: ShardClusterIo,
+  ) {}
+
+  get nodeId(): string {
+    return this.settings.nodeId!;
+  }
+
+  /** This shard's global address (valid once started). */
+  get self(): number {
+    return globalShard(this.ordinal, this.shard);
+  }
+
+  /** Connects, opens the stores, claims the node's ordinal and joins; resolves when routable. */
+  async start(): Promise<void> {
+    const opts = clusterOptions(this.settings)!;
+    const link = this.link = await connectLoudly(opts, this.shard);
+    const replicas = opts.replicas;
+    const inbox = await ClusterInbox.open(link.nc, { replicas, ttlSec: this.settings.inboxTtl });
+    const ordinals = await Ordinals.open(link.nc, replicas);
+    this.ordinal = await ordinals.claim(this.nodeId);
+    this.writer = new JsWriter(
+      inbox,
+      await SeqBlocks.open(link.nc, replicas),
+      await LastSeen.open(link.nc, replicas),
+      await SentWindow.open(link.nc, replicas, this.settings.dedupeWindow * 1000),
+      this.settings.dedupeWindow * 1000,
+      (to, m) => this.post(to, m),
+    );
+    this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
+    this.port = new NodePort(link.nc, isPortMsg);
+    this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
+    const self = {
+      id: this.nodeId,
+      state: "up" as const,
+      shards: this.shards,
+      conns: 0,
+      startedAt: Date.now(),
+      http: "",
+    };
+    this.membership = new Membership(link.nc, self, replicas, DEFAULT_TIMING, (ms) => void this.replace(ms, ordinals));
+    await this.membership.start();
+    await this.replace(this.membership.current().size ? membersOf(this.membership) : [], ordinals);
+  }
+
+  /** A new member list: learn new nodes' ordinals first, then switch placement in one step. */
+  private async replace(members: Member[], ordinals: Ordinals): Promise<void> {
+    if (members.some((m) => ordinals.ordinalOf(m.id) === undefined)) await ordinals.refresh();
+    const known = members.filter((m) => ordinals.ordinalOf(m.id) !== undefined);
+    const before = this.view;
+    this.view = { placement: new Placement(known), ordinals };
+    if (before) this.onPlacement?.((user) => ownerIn(before, user) !== this.ownerOf(user));
+  }
+
+  /** The global address of `user`'s owner; -1 when no node is known to be up (not ready). */
+  ownerOf(user: string): number {
+    return this.view ? ownerIn(this.view, user) : -1;
+  }
+
+  /** To any shard of the cluster: this node's through the port mesh, others' over NATS. */
+  post(to: number, m: PortMsg): void {
+    if (to < 0) return; // no owner known: the sender's send stays unacked and is retried
+    const { ordinal, shard } = splitShard(to);
+    if (ordinal === this.ordinal) return this.io.local(shard, m);
+    const node = this.view?.ordinals.nodeOf(ordinal);
+    if (node !== undefined) this.port?.send(node, shard, m);
+  }
+
+  toWriter(m: WriterReq): void {
+    this.writer?.receive(this.self, [m]);
+  }
+
+  readiness(): Readiness {
+    const m = this.membership;
+    return readiness({
+      link: this.link?.state() ?? "connecting",
+      storesOpen: this.writer !== null && m !== null,
+      sinceOwnBeatMs: m?.sinceOwnBeat() ?? Infinity,
+      downAfterMs: m?.downAfterMs ?? DEFAULT_TIMING.downAfterMs,
+      draining: m?.announced.state === "draining",
+    });
+  }
+
+  /** GET /v1/cluster: this node, its readiness and every member as this shard sees it. */
+  clusterView(): unknown {
+    const nodes = (this.membership?.view() ?? []).map((n) => ({
+      id: n.id,
+      state: n.observed,
+      shards: n.shards,
+      conns: n.conns,
+      startedAt: n.startedAt,
+      lastHeartbeatMsAgo: Math.round(n.silentMs),
+    }));
+    return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes };
+  }
+
+  /** Members as currently placed (for GET /v1/cluster later). */
+  members(): Member[] {
+    return this.membership ? membersOf(this.membership) : [];
+  }
+
+  async stop(): Promise<void> {
+    this.writer?.stop();
+    this.port?.close();
+    await this.membership?.stop(true);
+    await this.link?.close();
+  }
+}
+
+function ownerIn(v: View, user: string): number {
+  const o = v.placement.ownerOf(user);
+  return o ? globalShard(v.ordinals.ordinalOf(o.node)!, o.shard) : -1;
+}
+
+/** Connects, waiting as long as it takes; says so once (from shard 0) if NATS does not answer soon. */
+async function connectLoudly(opts: ClusterOptions, shard: number): Promise<NatsLink> {
+  const warn = shard !== 0 ? null : setTimeout(() => {
+    log.warn(`cluster: cannot reach NATS at ${opts.servers.join(",")}; retrying, not ready until it answers`);
+  }, CONNECT_WARN_MS);
+  try {
+    return await openLink(opts);
+  } finally {
+    if (warn) clearTimeout(warn);
+  }
+}
+
+function membersOf(m: Membership): Member[] {
+  return m.view().filter((v) => v.observed === "up").map((v) => ({ id: v.id, shards: v.shards }));
+}

@@ -1,0 +1,76 @@
+// Membership against a real nats-server: heartbeats in a KV bucket, up/draining/down as each
+// observer sees it, graceful leave, garbage in the bucket counted and ignored.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Kvm } from "@nats-io/kv";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { Membership, NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
+import type { Member } from "../../src/cluster/placement.ts";
+import { type NatsFixture, startNats } from "../helpers/nats.ts";
+
+const TIMING = { heartbeatMs: 100, downAfterMs: 450, forgetAfterMs: 5000 };
+let nats: NatsFixture;
+const links: NatsLink[] = [];
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterAll(async () => {
+  for (const l of links) await l.close();
+  await nats?.close();
+});
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(20);
+  }
+}
+
+async function node(id: string, changes: Member[][] = []): Promise<Membership> {
+  const link = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
+  links.push(link);
+  const rec = { id, state: "up" as const, shards: 2, conns: 0, startedAt: Date.now(), http: "" };
+  const m = new Membership(link.nc, rec, 1, TIMING, (ms) => changes.push(ms));
+  await m.start();
+  return m;
+}
+
+const states = (m: Membership) => m.view().map((v) => `${v.id}:${v.observed}`).join(" ");
+
+test("three nodes see each other, drain, crash (silence) and leave", async () => {
+  const changes: Member[][] = [];
+  const a = await node("a", changes);
+  const b = await node("b");
+  const c = await node("c");
+  await until(() => states(a) === "a:up b:up c:up" && states(c) === "a:up b:up c:up");
+  expect(a.current().ownerOf("alice")).toEqual(c.current().ownerOf("alice"));
+  expect(changes.at(-1)!.map((m) => m.id)).toEqual(["a", "b", "c"]);
+
+  await b.setState("draining");
+  await until(() => states(a) === "a:up b:draining c:up");
+  expect(a.current().size).toBe(2);
+
+  await c.stop(false); // a crash: no goodbye, the record just stops being refreshed
+  await until(() => states(a) === "a:up b:draining c:down");
+  await until(() => changes.at(-1)!.map((m) => m.id).join() === "a"); // noticed on a's next tick
+  expect(a.current().ownerOf("anyone")!.node).toBe("a");
+
+  await b.stop(true); // graceful leave: the record is deleted at once
+  await until(() => !states(a).includes("b:"));
+  await a.stop();
+});
+
+test("garbage in the bucket is counted and never becomes a member", async () => {
+  const a = await node("g1");
+  const kv = await new Kvm(links.at(-1)!.nc).open(NODES_BUCKET);
+  await kv.put("evil", "{not json");
+  await kv.put("g2", JSON.stringify({ id: "other", state: "up" }));
+  await until(() => a.counters.garbage >= 2);
+  const ids = a.view().map((v) => v.id);
+  expect(ids).toContain("g1");
+  expect(ids).not.toContain("evil");
+  expect(ids).not.toContain("other");
+  expect(ids).not.toContain("g2");
+  await a.stop();
+});

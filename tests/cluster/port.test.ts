@@ -1,0 +1,93 @@
+// The cross-node port against a real nats-server: one publish per destination per tick, FIFO per
+// destination, garbage on a node's subject counted and dropped without disturbing real traffic.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { NodePort } from "../../src/cluster/port.ts";
+import { decodeBatch, encodeBatch, nodeSubject } from "../../src/cluster/port-codec.ts";
+import { type NatsFixture, startNats } from "../helpers/nats.ts";
+
+interface Item {
+  k: number;
+  body: Uint8Array;
+}
+const isItem = (x: unknown): x is Item =>
+  typeof x === "object" && x !== null && Number.isInteger((x as Item).k) && (x as Item).body instanceof Uint8Array;
+
+let nats: NatsFixture;
+const links: NatsLink[] = [];
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterAll(async () => {
+  for (const l of links) await l.close();
+  await nats?.close();
+});
+
+async function port(id: string): Promise<NodePort<Item>> {
+  const l = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
+  links.push(l);
+  return new NodePort(l.nc, isItem);
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+describe("port codec (pure)", () => {
+  test("round trip; every kind of garbage is counted", () => {
+    const items = [{ k: 1, body: new Uint8Array([1, 2]) }, { k: 2, body: new Uint8Array(0) }];
+    expect(decodeBatch(encodeBatch(items), isItem)).toEqual({ items, garbage: 0 });
+    expect(decodeBatch(encodeBatch([items[0], { k: "x" }, null]), isItem).garbage).toBe(2);
+    expect(decodeBatch(new Uint8Array([9, 1, 2, 3]), isItem)).toEqual({ items: [], garbage: 1 });
+    expect(decodeBatch(new Uint8Array([1, 0xff, 0xfe]), isItem)).toEqual({ items: [], garbage: 1 });
+    expect(decodeBatch(encodeBatch({ k: 1 } as never), isItem).garbage).toBe(1);
+    const g = new Uint8Array(64);
+    for (let i = 0; i < 5000; i++) {
+      crypto.getRandomValues(g);
+      g[0] = 1;
+      decodeBatch(g, isItem); // must never throw
+    }
+  });
+});
+
+describe("cross-node port", () => {
+  test("batched per destination per tick, FIFO per destination", async () => {
+    const a = await port("a");
+    const b = await port("b");
+    const got: number[][] = [[], []];
+    b.listen("b", 0, (items) => got[0]!.push(...items.map((i) => i.k)));
+    b.listen("b", 1, (items) => got[1]!.push(...items.map((i) => i.k)));
+    await links[1]!.nc.flush();
+    const N = 10_000;
+    for (let i = 0; i < N; i++) {
+      a.send("b", i % 2, { k: i, body: new Uint8Array(16) });
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r)); // a tick ends: one publish per destination
+    }
+    await until(() => got[0]!.length + got[1]!.length === N);
+    expect(got[0]).toEqual(Array.from({ length: N / 2 }, (_, i) => 2 * i));
+    expect(got[1]).toEqual(Array.from({ length: N / 2 }, (_, i) => 2 * i + 1));
+    expect(a.counters.batchesOut).toBe(20);
+    expect(b.counters.garbage).toBe(0);
+  });
+
+  test("garbage on a node's subject is counted and dropped; real traffic continues", async () => {
+    const a = await port("c");
+    const b = await port("d");
+    const got: number[] = [];
+    b.listen("d", 0, (items) => got.push(...items.map((i) => i.k)));
+    const raw = links[2]!.nc;
+    await links[3]!.nc.flush();
+    raw.publish(nodeSubject("d", 0), "plain text");
+    raw.publish(nodeSubject("d", 0), new Uint8Array(0));
+    raw.publish(nodeSubject("d", 0), encodeBatch([{ k: 1, body: "not bytes" }, { k: 7, body: new Uint8Array(1) }]));
+    a.send("d", 0, { k: 8, body: new Uint8Array(1) });
+    await until(() => got.length === 2);
+    expect(got).toEqual([7, 8]);
+    expect(b.counters.garbage).toBe(3);
+  });
+});

@@ -1,0 +1,118 @@
+// The first end-to-end cluster test: 3 Iris nodes (the built binary, --cluster) + 1 nats-server
+// with JetStream file storage. Two users on different nodes exchange 1,000 messages: complete,
+// in order, exactly once. An offline user's messages are stored in JetStream and delivered on
+// login to a different node than the sender's.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Kvm } from "@nats-io/kv";
+import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
+import { Placement } from "../../src/cluster/placement.ts";
+import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { type RunningServer, startServer } from "../helpers/server.ts";
+
+let nats: NatsFixture;
+let watcher: NatsLink;
+const nodes: RunningServer[] = [];
+const clients: IrisClient[] = [];
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+beforeAll(async () => {
+  nats = await startNats();
+  for (let i = 1; i <= 3; i++) {
+    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
+  }
+  watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
+  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
+  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list");
+  await Bun.sleep(1500); // every node's watcher has seen every heartbeat by now (1 s period)
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  for (const n of nodes) await n.stop();
+  await watcher?.close();
+  await nats?.close();
+}, 30_000);
+
+async function client(node: number, user: string): Promise<{ c: IrisClient; got: IrisMessage[] }> {
+  const c = new IrisClient({ url: nodes[node]!.url, user });
+  const got: IrisMessage[] = [];
+  c.onMessage((m) => got.push(m));
+  clients.push(c);
+  await c.connect();
+  return { c, got };
+}
+
+/** Three distinct nodes for (sender, recipient's socket, recipient's owner): every hop crosses NATS. */
+function spread(recipient: string): { sender: number; socket: number } {
+  const owners = new Placement([1, 2, 3].map((i) => ({ id: `iris${i}`, shards: 1 })));
+  const o = Number(owners.ownerOf(recipient)!.node.slice(4)) - 1;
+  return { sender: (o + 1) % 3, socket: (o + 2) % 3 };
+}
+
+describe("3 Iris nodes + NATS", () => {
+  test("GET /v1/cluster lists every node up, as each node sees it", async () => {
+    for (const n of nodes) {
+      const v = await (await fetch(`${n.http}/v1/cluster`)).json() as {
+        ready: boolean;
+        nodes: { id: string; state: string }[];
+      };
+      expect(v.ready).toBe(true);
+      expect(v.nodes.map((x) => `${x.id}:${x.state}`)).toEqual(["iris1:up", "iris2:up", "iris3:up"]);
+    }
+  });
+
+  test("1,000 messages between users on different nodes: complete, in order, exactly once", async () => {
+    const at = spread("bob");
+    const a = await client(at.sender, "alice");
+    const b = await client(at.socket, "bob");
+    const N = 1000;
+    const acks = await Promise.all(Array.from({ length: N }, (_, i) => a.c.send("bob", `m${i}`)));
+    expect(acks.every((s) => s === "delivered" || s === "stored")).toBe(true);
+    await until(() => b.got.length >= N, "bob's 1000 messages");
+    await Bun.sleep(200); // anything extra (a duplicate) would arrive now
+    expect(b.got.map((m) => m.text())).toEqual(Array.from({ length: N }, (_, i) => `m${i}`));
+    const seqs = b.got.map((m) => m.seq);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]!).toBeGreaterThan(seqs[i - 1]!);
+    expect(await b.c.send("alice", "reply")).toBe("delivered");
+    await until(() => a.got.length === 1, "alice's reply");
+    expect(a.got[0]!.from).toBe("bob");
+  }, 60_000);
+
+  test("an offline user's messages are stored, then delivered on login to a different node", async () => {
+    const at = spread("carol");
+    const d = await client(at.sender, "dave");
+    const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => d.c.send("carol", `c${i}`)));
+    expect(new Set(acks)).toEqual(new Set(["stored"]));
+    const carol = await client(at.socket, "carol");
+    await until(() => carol.got.length >= 100, "carol's backlog");
+    await Bun.sleep(200);
+    expect(carol.got.map((m) => m.text())).toEqual(Array.from({ length: 100 }, (_, i) => `c${i}`));
+    expect(carol.got.every((m) => m.from === "dave")).toBe(true);
+  }, 60_000);
+
+  test("a node without NATS answers /readyz 503; all are ready and route again after NATS restarts", async () => {
+    const readyz = async (n: RunningServer) => (await fetch(`${n.http}/readyz`)).status;
+    expect(await Promise.all(nodes.map(readyz))).toEqual([200, 200, 200]);
+    await nats.servers[0]!.stop("SIGKILL");
+    await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 503), "all not ready", 10_000);
+    await nats.servers[0]!.start();
+    await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200), "all ready again");
+    const at = spread("bob");
+    const a = await client(at.sender, "alice2");
+    const b = await client(at.socket, "bob");
+    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => a.c.send("bob", `after${i}`)));
+    expect(acks.every((x) => x === "delivered" || x === "stored")).toBe(true);
+    await until(() => b.got.length >= 50, "bob's messages after the restart");
+    expect(b.got.map((m) => m.text())).toEqual(Array.from({ length: 50 }, (_, i) => `after${i}`));
+  }, 60_000);
+});
