@@ -6,8 +6,18 @@ import { defaultSettings } from "./config/schema.ts";
 
 // ---- memory accounting ----
 
-/** Bytes one stored row costs beyond its body (ids, seq, ts, object headers), in RAM and on a page. */
+/** Bytes one stored row costs beyond its body (ids, seq, ts, object headers), on a backlog page. */
 export const ROW_OVERHEAD_BYTES = 96;
+/**
+ * What one accepted message waiting for the store really holds in RAM beyond its body: the route
+ * and the row in the owner, the structured-clone copy on the writer's side of the port, the
+ * writer's pending batch. v0 senders (paused, never refused) are held to the store backlog budget
+ * (--store-backlog-mb) counting this per message. Measured (issue 15: 4 v0 senders, 400k messages
+ * of ~110 bytes into 20k offline inboxes, default 128 MiB budget): peak RSS +663 MB at 1.5 KiB per
+ * message (~78k in flight), +326 MB at 6 KiB (~21k): about 6 KB each. The v1 SERVER_BUSY check
+ * still counts ROW_OVERHEAD_BYTES (a v1 sender keeps its own copy and retries).
+ */
+export const BACKLOG_ROW_OVERHEAD_BYTES = 6144;
 
 // ---- owner actor (per shard) ----
 
@@ -66,6 +76,35 @@ export const RETRY_AFTER_S = 5;
 /** How long an HTTP send waits for its ack before answering 202 "pending". */
 export const HTTP_SEND_ACK_TIMEOUT_MS = 10_000;
 
+// ---- seed (v0) senders ----
+
+/**
+ * A v0 sender that must wait (rate limit, store behind, memory pressure) has its socket paused;
+ * it is retried this often. v0 has no error frame and no acks, so waiting is the only lossless
+ * answer: the sender's own writes block once the kernel buffers fill.
+ */
+export const V0_RETRY_EVERY_MS = 5;
+/**
+ * Frames a paused v0 connection may still hand us (Bun dispatches what it already read). Past this
+ * the client is not being slowed by the pause, so it is closed with a reason instead of buffered.
+ */
+export const V0_HELD_FRAMES_MAX = 200_000;
+/** Status queries one v0 connection may have unanswered before it waits for the answers. */
+export const V0_STATUS_IN_FLIGHT_MAX = 1024;
+/** A refused v0 message closes its connection; the log line saying who and why is this rare at most. */
+export const V0_REFUSAL_LOG_EVERY_MS = 1000;
+
+// ---- status lookups for users the owner holds no state for ----
+
+/** Answers read from the store for unknown users, kept this many at most... */
+export const STATUS_CACHE_MAX = 4096;
+/**
+ * ...for this long. It must stay below OWNER_IDLE_MS: a user who logs in after an answer was cached
+ * keeps an owner box for at least OWNER_IDLE_MS after logging out, so a cached answer has expired
+ * before the box that would have superseded it is swept.
+ */
+export const STATUS_CACHE_TTL_MS = 2000;
+
 // ---- supervisor ----
 
 /** RSS is sampled and memory pressure published this often. */
@@ -87,6 +126,12 @@ export const WRITER_START_TIMEOUT_MS = 30_000;
 export const SHUTDOWN_STEP_TIMEOUT_MS = 3000;
 /** Pause between closing clients and releasing owners, so close handlers post their detaches. */
 export const SHUTDOWN_DETACH_GRACE_MS = 50;
+/**
+ * Before releasing, a shard waits (at most this long, below SHUTDOWN_STEP_TIMEOUT_MS) for routes
+ * still waiting for sequence numbers to get them and reach the store, polling this often.
+ */
+export const SHUTDOWN_SETTLE_MAX_MS = 2000;
+export const SHUTDOWN_SETTLE_POLL_MS = 5;
 
 // ---- storage writer ----
 

@@ -6,12 +6,18 @@
 //   state          event                                     next
 //   awaitingLogin  login accepted                            open
 //   awaitingLogin  bad login, bad frame, login timeout       closing   (error frame, then close)
+//   open           v0 login accepted (any user)              open      (user switch: the previous
+//                                                                       user's owner hears a detach)
 //   open           fatal frame, eviction, slow, shed         closing
+//   open           v0 message refused (inbox full, target)   closing   (close code and reason)
 //   any            the socket closed                         closed    (owner hears a detach)
 //
 // Frames are read only in `awaitingLogin` and `open`; nothing is written after `closing`.
 // Flow towards the owner is a second, independent state: `clear`, or `owed` while the socket is
 // backed up past slowConsumerBytes (the owner waits for one flow-ready once it drains).
+// A v0 sender that must wait (see v0Wait) is a third: its socket is paused and the packets read
+// before the pause took effect are `held`, in order, until the condition clears (v0 has no error
+// frame and no acks, so waiting is the only answer that loses nothing).
 
 import { verifyToken } from "../auth/jwt.ts";
 import type { Settings } from "../config/schema.ts";
@@ -30,8 +36,25 @@ import {
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
 import { ownerOf } from "../router/hash.ts";
-import type { DeliverMsg, PortMsg, RouteMsg, SendErrorMsg, SentMsg, SessionMsg, StatusReply } from "../router/wire.ts";
+import {
+  type DeliverMsg,
+  type PortMsg,
+  refusalsOnly,
+  type RouteMsg,
+  type SendErrorMsg,
+  type SentMsg,
+  type SessionMsg,
+  type StatusReply,
+} from "../router/wire.ts";
 import { assertNever } from "../assert.ts";
+import {
+  BACKLOG_ROW_OVERHEAD_BYTES,
+  V0_HELD_FRAMES_MAX,
+  V0_REFUSAL_LOG_EVERY_MS,
+  V0_RETRY_EVERY_MS,
+  V0_STATUS_IN_FLIGHT_MAX,
+} from "../limits.ts";
+import { RateLimitedLog } from "../observe/ratelog.ts";
 import { TokenBucket } from "./rate.ts";
 import type { Transport } from "./transports.ts";
 
@@ -40,7 +63,7 @@ export type FlowState = "clear" | "owed";
 
 const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
   awaitingLogin: ["open", "closing", "closed"],
-  open: ["closing", "closed"],
+  open: ["open", "closing", "closed"],
   closing: ["closed"],
   closed: [],
 };
@@ -64,6 +87,10 @@ export interface Session {
   unsettled: Map<string, RouteMsg>;
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
+  held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused
+  heldAt: number; // index of the next held packet to run (a queue without shifting)
+  frameDebt: boolean; // v0: the held packets came in over the frame rate
+  statusInFlight: number; // status queries sent to owners and not yet answered
 }
 
 export interface SessionHost {
@@ -91,6 +118,10 @@ export class Sessions {
   private nextReq = 1;
   private nextHttp = 1;
   private accepting = true;
+  /** v0 senders whose socket is paused, retried every V0_RETRY_EVERY_MS while any wait. */
+  private readonly paused = new Set<Session>();
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly refusalLog = new RateLimitedLog(V0_REFUSAL_LOG_EVERY_MS);
 
   constructor(private readonly host: SessionHost) {}
 
@@ -119,6 +150,10 @@ export class Sessions {
       unsettled: new Map(),
       recentBytes: 0,
       loginTimer: null,
+      held: [],
+      heldAt: 0,
+      frameDebt: false,
+      statusInFlight: 0,
     };
     this.byConn.set(s.conn, s);
     this.host.metrics.set("conns", this.byConn.size);
@@ -140,7 +175,9 @@ export class Sessions {
     m.add("bytesIn", size);
     s.recentBytes += size;
     const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
-    if (!s.frames.take(performance.now())) {
+    const v0Open = s.proto === "v0" && s.state === "open";
+    const overRate = !s.frames.take(performance.now());
+    if (overRate && !v0Open) {
       // Past its burst a connection is closed, never silently thinned: dropping frames would lose
       // sends and acks without an answer. The SDK reconnects and resends unacked sends (same ids).
       m.add("rateLimited");
@@ -159,10 +196,123 @@ export class Sessions {
       else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
       return;
     }
-    for (const f of frames) {
+    if (overRate) s.frameDebt = true; // v0: slowed like any other wait, never closed for it
+    this.run(s, frames);
+  }
+
+  /** Runs frames in order; a v0 connection that must wait holds the rest and pauses its socket. */
+  private run(s: Session, frames: ClientFrame[]): void {
+    if (this.paused.has(s) || s.frameDebt) return this.hold(s, frames);
+    for (let i = 0; i < frames.length; i++) {
       if (s.state !== "awaitingLogin" && s.state !== "open") return;
-      this.onFrame(s, f);
+      const f = frames[i]!;
+      if (s.proto !== "v0" || s.state !== "open") {
+        this.onFrame(s, f);
+        continue;
+      }
+      const rest = this.runV0(s, f);
+      if (rest) return this.hold(s, [rest, ...frames.slice(i + 1)]);
     }
+  }
+
+  /** One frame of a logged-in v0 connection; returns what is left of it when it must wait. */
+  private runV0(s: Session, f: ClientFrame): ClientFrame | null {
+    if (f.op !== "batch") return this.v0Wait(s, f) ? f : (this.onFrame(s, f), null);
+    for (let i = 0; i < f.bodies.length; i++) {
+      if (s.state !== "open") return null;
+      const one: ClientFrame = { op: "send", to: f.to, id: "", body: f.bodies[i]! };
+      if (this.v0Wait(s, one)) return { op: "batch", to: f.to, bodies: f.bodies.slice(i) };
+      this.onFrame(s, one);
+    }
+    return null;
+  }
+
+  /**
+   * Whether a v0 frame must wait, taking the send's rate token when it may go. A v0 sender cannot
+   * be told "busy" or "rate limited" (no error frame, no acks), so instead of refusing we stop
+   * reading its socket until the store catches up, memory is back below the refuse watermark,
+   * its rate bucket refills, or its status queries are answered.
+   */
+  private v0Wait(s: Session, f: ClientFrame): boolean {
+    if (f.op === "status") return s.statusInFlight >= V0_STATUS_IN_FLIGHT_MAX;
+    if (f.op !== "send") return false;
+    if (this.busyReason() !== null || this.v0BacklogFull()) return true;
+    return userIdProblem(f.to) === null && !this.userBucket(s.user!).take(performance.now());
+  }
+
+  private hold(s: Session, frames: ClientFrame[]): void {
+    for (const f of frames) s.held.push(f);
+    const n = s.held.length - s.heldAt;
+    if (n > V0_HELD_FRAMES_MAX) {
+      this.host.metrics.add("v0NotPausingCloses");
+      return this.refuseV0(s, Disconnects.v0NotPausing, `${n} packets read while paused`);
+    }
+    if (this.paused.has(s)) return;
+    this.paused.add(s);
+    this.host.metrics.add("v0Pauses");
+    this.host.metrics.set("v0Paused", this.paused.size);
+    s.t.pause();
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.paused.size === 0) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.retryPaused();
+    }, V0_RETRY_EVERY_MS);
+  }
+
+  /** Paused v0 senders try their held packets again; those that get through resume reading. */
+  retryPaused(): void {
+    let held = 0;
+    for (const s of [...this.paused]) held += this.retry(s);
+    this.host.metrics.set("v0Paused", this.paused.size);
+    this.host.metrics.set("v0HeldFrames", held);
+    this.scheduleRetry();
+  }
+
+  /** One paused sender tries again; returns how many packets it still holds. */
+  private retry(s: Session): number {
+    if (s.state !== "open") {
+      this.paused.delete(s);
+      return 0;
+    }
+    if (s.frameDebt && !s.frames.take(performance.now())) return s.held.length - s.heldAt;
+    s.frameDebt = false;
+    while (s.heldAt < s.held.length) {
+      if (s.state !== "open") return 0; // a held packet was refused: the connection is closing
+      const rest = this.runV0(s, s.held[s.heldAt]!);
+      if (rest) {
+        s.held[s.heldAt] = rest;
+        if (s.heldAt > 1024 && s.heldAt * 2 > s.held.length) {
+          s.held = s.held.slice(s.heldAt); // compact now and then, not on every packet
+          s.heldAt = 0;
+        }
+        return s.held.length - s.heldAt;
+      }
+      s.heldAt++;
+    }
+    s.held = [];
+    s.heldAt = 0;
+    this.paused.delete(s);
+    this.host.metrics.set("v0Paused", this.paused.size);
+    if (s.state === "open") s.t.resume();
+    return 0;
+  }
+
+  /**
+   * v0 has no error frame: a v0 message that must be refused closes the connection with the
+   * reason (WebSocket close code and text; TCP close), counted, with one rate-limited log line.
+   */
+  private refuseV0(s: Session, d: Disconnect, reason: string): void {
+    this.refusalLog.warn(d.code, "v0 message refused, connection closed", {
+      conn: s.conn,
+      user: s.user ?? "-",
+      code: d.code,
+      reason,
+    });
+    this.disconnect(s, d, reason);
   }
 
   private onFrame(s: Session, f: ClientFrame): void {
@@ -192,15 +342,22 @@ export class Sessions {
 
   private onStatusFrame(s: Session, user: string): void {
     const problem = userIdProblem(user);
-    if (problem) return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
-    this.queryStatus(
-      user,
-      (r) => this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen }),
-    );
+    if (problem) {
+      // v0 has no error frame: no such user can ever log in, so it is offline and never seen.
+      if (s.proto === "v0") return this.reply(s, { op: "status", user, online: false, lastSeen: 0 });
+      return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
+    }
+    s.statusInFlight++;
+    this.queryStatus(user, (r) => {
+      s.statusInFlight--;
+      this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen });
+      // A v0 sender paused on unanswered queries goes on as soon as one is answered.
+      if (s.statusInFlight === V0_STATUS_IN_FLIGHT_MAX - 1 && this.paused.has(s)) this.retry(s);
+    });
   }
 
   private login(s: Session, f: Extract<ClientFrame, { op: "login" }>): void {
-    if (s.state === "open") {
+    if (s.state === "open" && s.proto !== "v0") {
       const reason = `already logged in as ${s.user}`;
       return this.reply(s, { op: "error", code: "ALREADY_LOGGED_IN", reason }, s.proto ?? f.proto);
     }
@@ -214,6 +371,9 @@ export class Sessions {
     }
     if (s.loginTimer) clearTimeout(s.loginTimer);
     s.loginTimer = null;
+    // The seed's rule for a second v0 login: the connection switches to the new user, and the
+    // previous user goes offline (its owner stores what was in flight and sets last-seen).
+    if (s.state === "open") this.leave(s);
     s.user = f.user;
     s.proto = proto;
     this.moveTo(s, "open");
@@ -250,7 +410,14 @@ export class Sessions {
     const refuse = (code: string, reason: string) =>
       this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
     const problem = userIdProblem(to);
+    if (problem && s.proto === "v0") {
+      this.host.metrics.add("v0BadTargetCloses");
+      return this.refuseV0(s, Disconnects.v0BadTarget, `invalid target: ${problem}`);
+    }
     if (problem) return refuse("BAD_USER", `target: ${problem}`);
+    // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
+    // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
+    if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
@@ -260,9 +427,8 @@ export class Sessions {
       this.host.metrics.add("rateLimited");
       return refuse("RATE_LIMITED", "message rate limit exceeded; retry later");
     }
-    // v0 senders cannot receive acks: origin -1 tells the owner none is due.
-    const route = this.emitRoute(from, to, id, body, s.proto === "v0" ? -1 : this.host.index, s.conn);
-    if (id !== "" && route.o >= 0 && !s.unsettled.has(id)) s.unsettled.set(id, route);
+    const route = this.emitRoute(from, to, id, body, this.host.index, s.conn);
+    if (id !== "" && !s.unsettled.has(id)) s.unsettled.set(id, route);
   }
 
   /**
@@ -275,6 +441,17 @@ export class Sessions {
     if (sig.refusing()) return "server under memory pressure; retry later";
     if (sig.storeBacklogBytes() > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
     return null;
+  }
+
+  /**
+   * The store backlog as v0 senders see it: each message waiting for the store counts what it was
+   * measured to hold in RAM (BACKLOG_ROW_OVERHEAD_BYTES), so a v0 flood stays within the budget in
+   * memory too, and a kill -9 loses at most what the budget holds.
+   */
+  private v0BacklogFull(): boolean {
+    const sig = this.host.signals;
+    const bytes = sig.storeBacklogBytes() + sig.storeBacklogRows() * BACKLOG_ROW_OVERHEAD_BYTES;
+    return bytes > this.host.settings.storeBacklogMb * 1048576;
   }
 
   private userBucket(user: string): TokenBucket {
@@ -351,6 +528,11 @@ export class Sessions {
     const s = this.byConn.get(m.conn);
     if (!s) return; // the sender left; its SDK retries and is deduplicated
     s.unsettled.delete(m.id);
+    // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
+    if (s.proto === "v0" && m.t === "sendError") {
+      this.host.metrics.add("v0InboxFullCloses");
+      return this.refuseV0(s, Disconnects.v0InboxFull, m.reason);
+    }
     if (m.t === "sent") {
       this.host.metrics.add("acksToSenders");
       this.reply(s, { op: "sent", id: m.id, status: m.status });
@@ -428,10 +610,17 @@ export class Sessions {
     this.moveTo(s, "closed");
     if (s.loginTimer) clearTimeout(s.loginTimer);
     this.host.metrics.set("conns", this.byConn.size);
-    if (s.user) {
-      if (this.byUser.get(s.user) === s) this.byUser.delete(s.user);
-      this.toOwner(s.user, { t: "detach", user: s.user, shard: this.host.index, conn: s.conn });
-    }
+    if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
+    s.held = [];
+    s.heldAt = 0;
+    if (s.user) this.leave(s);
+  }
+
+  /** The connection's user leaves it (close, or a v0 user switch): its owner hears a detach. */
+  private leave(s: Session): void {
+    const user = s.user!;
+    if (this.byUser.get(user) === s) this.byUser.delete(user);
+    this.toOwner(user, { t: "detach", user, shard: this.host.index, conn: s.conn });
   }
 
   // ---- helpers ----

@@ -9,6 +9,9 @@ export interface Transport {
   send(data: string | Uint8Array): number;
   buffered(): number;
   close(code: number, reason: string): void;
+  /** Stop reading: the peer's writes block once the kernel buffers fill (v0 back-pressure). */
+  pause(): void;
+  resume(): void;
 }
 
 export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
@@ -16,6 +19,8 @@ export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
     send: (d) => ws.send(d),
     buffered: () => ws.getBufferedAmount(),
     close: (code, reason) => ws.close(code, reason),
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
   };
 }
 
@@ -68,5 +73,13 @@ export class TcpTransport<T> implements Transport {
   close(_code: number, _reason: string): void {
     this.closed = true;
     this.sock.end();
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.sock.resume();
   }
 }

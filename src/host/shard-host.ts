@@ -14,6 +14,8 @@ import {
   OWNER_STATS_EVERY_MS,
   OWNER_SWEEP_EVERY_MS,
   type OwnerLimits,
+  SHUTDOWN_SETTLE_MAX_MS,
+  SHUTDOWN_SETTLE_POLL_MS,
 } from "../limits.ts";
 import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
@@ -49,9 +51,7 @@ export class ShardHost {
   constructor(private readonly o: ShardOptions) {
     this.signals = o.cluster ? new ClusterSignals(o.reader, o.cluster) : new Signals(o.reader);
     this.admission = new Admission(this.signals, o.metrics, o.maxConnections);
-    this.mesh = new PortMesh(o.index, o.shards, o.metrics, (m) => this.handle(m), () => {
-      o.metrics.set("storeBacklogBytes", this.owner.unconfirmedBytes);
-    });
+    this.mesh = new PortMesh(o.index, o.shards, o.metrics, (m) => this.handle(m), () => this.publishBacklog());
     const c = o.cluster;
     const post = c ? (k: number, m: PortMsg) => c.post(k, m) : (k: number, m: PortMsg) => this.mesh.post(k, m);
     this.owner = new Owner({
@@ -87,8 +87,18 @@ export class ShardHost {
   }
 
   private handle(m: PortMsg): void {
-    if (isOwnerMsg(m)) this.owner.handle(m);
-    else this.sessions.handle(m);
+    if (!isOwnerMsg(m)) return this.sessions.handle(m);
+    this.owner.handle(m);
+    // Publish the backlog after every owner message (one store into shared memory): senders
+    // check it per message, and a figure from the last flush lets one large read (thousands of
+    // v0 packets) overshoot the budget, or leaves paused v0 senders waiting on a stale figure
+    // after a commit that had nothing to flush.
+    this.publishBacklog();
+  }
+
+  private publishBacklog(): void {
+    this.o.metrics.set("storeBacklogBytes", this.owner.backlogBytes);
+    this.o.metrics.set("storeBacklogRows", this.owner.backlogRows);
   }
 
   private publishOwnerStats(): void {
@@ -98,6 +108,7 @@ export class ShardHost {
     m.set("storedOwner", st.stored);
     m.set("duplicates", st.duplicates);
     m.set("dedupeLookups", st.lookups);
+    m.set("statusStoreLookups", this.owner.unknown.lookups);
   }
 
   // ---- supervisor events ----
@@ -147,8 +158,13 @@ export class ShardHost {
     this.sessions.closeAll();
   }
 
-  /** Shutdown step 2: owners push unacked deliveries to the store, then say goodbye to the writer. */
-  finish(): void {
+  /**
+   * Shutdown step 2: routes still waiting for sequence numbers get them (they were accepted, and
+   * v0 senders cannot resend), owners push unacked deliveries to the store, then say goodbye.
+   */
+  async finish(): Promise<void> {
+    const end = performance.now() + SHUTDOWN_SETTLE_MAX_MS;
+    while (this.owner.waitingBytes > 0 && performance.now() < end) await Bun.sleep(SHUTDOWN_SETTLE_POLL_MS);
     this.owner.releaseAll();
     this.mesh.toWriter({ t: "bye", shard: this.o.index });
     this.mesh.flush();

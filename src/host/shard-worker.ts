@@ -76,8 +76,7 @@ function control(m: ShardControl): void {
       host?.stopListening();
       return report({ t: "stopped" });
     case "finish":
-      host?.finish();
-      return report({ t: "finished" });
+      return void (host?.finish() ?? Promise.resolve()).then(() => report({ t: "finished" }));
     default:
       return assertNever(m, "shard control message");
   }

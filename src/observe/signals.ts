@@ -29,6 +29,10 @@ export class Signals {
   storeBacklogBytes(): number {
     return this.r.sum("storeBacklogBytes");
   }
+  /** Messages accepted by owners and not yet committed, over all shards. */
+  storeBacklogRows(): number {
+    return this.r.sum("storeBacklogRows");
+  }
   connections(): number {
     return this.r.sum("conns");
   }

@@ -30,6 +30,10 @@ export const Disconnects = {
   notAcking: kind(CloseCode.SLOW_CONSUMER, "SERVER_BUSY", "too many unacked messages for too long", true),
   memoryShed: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "server under memory pressure; retry later", true),
   socketDropped: kind(CloseCode.INTERNAL, "INTERNAL", "socket dropped a write", true),
+  // v0 has no error frame: a v0 message that must be refused closes its connection instead.
+  v0InboxFull: kind(CloseCode.INBOX_FULL, "INBOX_FULL", "recipient's inbox is full", false),
+  v0BadTarget: kind(CloseCode.BAD_TARGET, "BAD_USER", "invalid target user id", false),
+  v0NotPausing: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "kept sending while paused", true),
 } as const satisfies Record<string, Disconnect>;
 export type DisconnectKind = keyof typeof Disconnects;
 

@@ -41,6 +41,8 @@ export const CloseCode = {
   REPLACED: 4001, // same user logged in on a newer connection
   IDLE: 4002, // no login within the login timeout
   SLOW_CONSUMER: 4003, // never reads; see OPERATIONS.md
+  INBOX_FULL: 4004, // v0 only: a message was refused because its recipient's inbox is full
+  BAD_TARGET: 4005, // v0 only: a message was refused because its target is not a valid user id
 } as const;
 
 /** A decode failure: carries the error code and the close code it deserves. */

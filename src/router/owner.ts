@@ -57,6 +57,7 @@ import type {
   StoredRow,
   WriterReq,
 } from "./wire.ts";
+import { isLookupReply, UnknownStatus } from "./unknown-status.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -166,6 +167,14 @@ export class Owner {
   private scanAfter: [string, string, string] | null = null;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
   unconfirmedBytes = 0;
+  /**
+   * Bytes of accepted routes waiting in boxes for sequence numbers (a load or top-up in flight).
+   * They wait on the store as much as appends do: under a flood into many inboxes they were most
+   * of the memory, so they count in the backlog too (issue 15).
+   */
+  waitingBytes = 0;
+  /** Rows in `unconfirmed` plus routes waiting in boxes: v0 senders wait on their real memory. */
+  backlogRows = 0;
   /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
   private readonly drainQueue = new Set<Link>();
@@ -179,8 +188,12 @@ export class Owner {
     online: 0,
   };
 
+  /** Status of users without a box: answered from the store, never by creating one. */
+  readonly unknown: UnknownStatus;
+
   constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {
     this.filter = new SentFilter(limits.dedupeWindowMs);
+    this.unknown = new UnknownStatus(io);
   }
 
   handle(m: OwnerMsg): void {
@@ -198,6 +211,7 @@ export class Owner {
       case "statusQuery":
         return this.onStatus(m);
       case "loaded":
+        if (isLookupReply(m)) return this.unknown.answer(m, this.boxes.has(m.user), (q) => this.onStatus(q));
         return this.onLoaded(m);
       case "rows":
         return this.onRows(m);
@@ -268,7 +282,16 @@ export class Owner {
     }
     b.seqState = "ready";
     for (const q of b.statusWaiters.splice(0)) this.replyStatus(b, q);
-    for (const r of b.waiting.splice(0)) this.onRoute(r);
+    for (const r of this.takeWaiting(b)) this.onRoute(r);
+  }
+
+  /** Empties a box's waiting routes (to be routed again), taking them off the backlog count. */
+  private takeWaiting(b: UserBox): RouteMsg[] {
+    for (const r of b.waiting) {
+      this.waitingBytes -= routeBytes(r);
+      this.backlogRows--;
+    }
+    return b.waiting.splice(0);
   }
 
   private ensureSeqs(b: UserBox): void {
@@ -284,6 +307,8 @@ export class Owner {
     const b = this.box(m.to);
     if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) {
       b.waiting.push(m);
+      this.waitingBytes += routeBytes(m);
+      this.backlogRows++;
       this.ensureSeqs(b);
       return;
     }
@@ -347,7 +372,7 @@ export class Owner {
       b.recent.set(m.from + "\0" + m.id, { seq: r.seq, ts: this.io.now(), mark: 0 });
       this.onRetry(b, m, r.seq);
     } else this.accept(b, m);
-    for (const w of b.waiting.splice(0)) this.onRoute(w);
+    for (const w of this.takeWaiting(b)) this.onRoute(w);
   }
 
   /** Forward live, hold back behind a draining backlog, or store. */
@@ -416,12 +441,16 @@ export class Owner {
   private confirmable(req: AppendReq | RememberReq): number {
     this.unconfirmed.push(req);
     this.unconfirmedBytes += requestBytes(req);
+    this.backlogRows += requestRows(req);
     this.io.toWriter(req);
     return ++this.sentCount;
   }
 
   private onCommitted(n: number): void {
-    for (const req of this.unconfirmed.splice(0, n)) this.unconfirmedBytes -= requestBytes(req);
+    for (const req of this.unconfirmed.splice(0, n)) {
+      this.unconfirmedBytes -= requestBytes(req);
+      this.backlogRows -= requestRows(req);
+    }
     this.confirmedCount += n;
     let i = 0;
     while (i < this.awaitingCommit.length && this.awaitingCommit[i]!.mark <= this.confirmedCount) {
@@ -437,6 +466,7 @@ export class Owner {
    */
   writerRestarted(): void {
     for (const req of this.unconfirmed) this.io.toWriter(req);
+    this.unknown.writerRestarted();
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
@@ -664,7 +694,8 @@ export class Owner {
   // ---- presence ----
 
   private onStatus(q: StatusQuery): void {
-    const b = this.box(q.user);
+    const b = this.boxes.get(q.user);
+    if (!b) return this.unknown.lookup(q);
     if (b.seqState === "loading") b.statusWaiters.push(q);
     else this.replyStatus(b, q);
   }
@@ -767,9 +798,24 @@ export class Owner {
     for (const b of this.boxes.values()) this.release(b);
   }
 
+  /** Bytes accepted and not yet committed: waiting for sequence numbers or for the writer. */
+  get backlogBytes(): number {
+    return this.unconfirmedBytes + this.waitingBytes;
+  }
+
   isOnline(user: string): boolean {
     return !!this.boxes.get(user)?.link;
   }
+}
+
+/** Approximate memory a route waiting for sequence numbers holds. */
+function routeBytes(m: RouteMsg): number {
+  return m.body.byteLength + ROW_OVERHEAD_BYTES;
+}
+
+/** Messages a confirmable request holds until the writer confirms it (dedupe records are not messages). */
+function requestRows(req: AppendReq | RememberReq): number {
+  return req.t === "append" ? req.rows.length : 0;
 }
 
 /** Approximate memory a confirmable request holds until the writer confirms it. */

@@ -17,9 +17,17 @@ export interface RouteMsg {
   body: Uint8Array;
   ts: number;
   t0: number;
-  o: number; // origin shard for the sender's ack, -1 when no ack is due
+  o: number; // origin shard for the sender's ack, -1 when no ack is due, see refusalsOnly
   c: number; // origin connection
 }
+
+/**
+ * The origin of a v0 send: no acks are due (v0 has none), but a refusal (inbox full) must still
+ * reach the sender's shard, which closes the connection with the reason.
+ */
+export const refusalsOnly = (shard: number): number => -2 - shard;
+/** The shard a refusal for origin `o` goes to, or -1 when nobody hears it. */
+export const refusalShard = (o: number): number => (o >= 0 ? o : o <= -2 ? -2 - o : -1);
 /** A user logged in on (shard, conn). */
 export interface AttachMsg {
   t: "attach";

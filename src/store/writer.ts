@@ -30,7 +30,7 @@ import type {
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
-import { isWriterReq } from "../router/wire.ts";
+import { isWriterReq, refusalShard } from "../router/wire.ts";
 import type { InboxStore } from "./inbox-store.ts";
 
 export interface WriterOptions {
@@ -289,8 +289,9 @@ export class Writer {
         if (res === "full") {
           this.metrics.add("rowsRejectedFull");
           rejected.push(row.seq);
-          if (o >= 0) {
-            push(o, {
+          const to = refusalShard(o);
+          if (to >= 0) {
+            push(to, {
               t: "sendError",
               conn: c,
               id: row.msgId,

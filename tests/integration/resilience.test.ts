@@ -84,10 +84,21 @@ describe("resilience", () => {
   test("a frame flood gets RATE_LIMITED, then the connection is closed with 1008", async () => {
     server = await startServer({ args: ["--rate-frames", "100"] });
     const s = await RawSocket.open(server.url);
-    s.send(encodeV0Login("flooder"));
-    for (let i = 0; i < 3000; i++) s.send(encodeV0Send("x", new Uint8Array(1)));
+    s.send(JSON.stringify({ type: "login", user: "flooder" }));
+    for (let i = 0; i < 3000; i++) s.send(JSON.stringify({ type: "ping" }));
     expect(await s.closed()).toBe(1008);
     expect((await fetch(`${server.http}/healthz`)).status).toBe(200);
+  });
+
+  test("a v0 frame flood is slowed instead (v0 has no error frame): every send is taken, the socket stays open", async () => {
+    server = await startServer({ args: ["--rate-frames", "1000"] });
+    const s = await RawSocket.open(server.url);
+    s.send(encodeV0Login("v0-flooder"));
+    for (let i = 0; i < 3000; i++) s.send(encodeV0Send("x", new Uint8Array(1)));
+    await until(async () => (await metric("iris_messages_in_total")) === 3000, "all 3000 sends accepted");
+    expect(await metric("iris_v0_sender_pauses_total")).toBeGreaterThan(0);
+    expect(s.closeCode).toBeNull();
+    s.close();
   });
 
   test("a recipient that never reads is served from the store, then disconnected; nothing is lost", async () => {

@@ -48,9 +48,12 @@ const route = (to: string, id: string, from = "s"): RouteMsg => ({
 });
 const load = (user: string, base = 1, limit = 10) =>
   o.handle({ t: "loaded", user, seqBase: base, seqLimit: limit, lastSeen: 0 });
-/** Creates the box (a status query does) and answers its load, then forgets the traffic so far. */
+/**
+ * Creates the box (as a first route or login does, with nothing routed or attached yet) and answers
+ * its load, then forgets the traffic so far. A status query no longer creates one (see below).
+ */
 const ready = (user: string, base = 1, limit = 10) => {
-  o.handle({ t: "statusQuery", user, shard: 0, req: 0 });
+  (o as unknown as { box(user: string): void }).box(user);
   load(user, base, limit);
   toShard = [];
   toWriter = [];
@@ -295,5 +298,28 @@ describe("owner", () => {
     o.handle({ t: "rows", user: "u", gen: 2, rows: [row(1, "sent-live")], more: false });
     expect(delivered()).toEqual(["sent-live", "sent-live", "held"]);
     expect(o.isOnline("u")).toBe(true);
+  });
+});
+
+describe("status of users the owner holds no state for", () => {
+  const replies = () => toShard.flatMap(({ m }) => (m.t === "statusReply" ? [m] : []));
+  test("is read from the store without creating a box, coalesced, then cached", () => {
+    o.handle({ t: "statusQuery", user: "ghost", shard: 3, req: 1 });
+    o.handle({ t: "statusQuery", user: "ghost", shard: 3, req: 2 });
+    expect(toWriter).toEqual([{ t: "load", user: "ghost", reserve: 0 }]);
+    o.handle({ t: "loaded", user: "ghost", seqBase: 5, seqLimit: 4, lastSeen: 1234 });
+    expect(replies().map((r) => [r.req, r.online, r.lastSeen])).toEqual([[1, false, 1234], [2, false, 1234]]);
+    expect(o.stats.boxes).toBe(0);
+    o.handle({ t: "statusQuery", user: "ghost", shard: 3, req: 3 });
+    expect(toWriter.length).toBe(1); // answered from the cache
+    expect(replies().at(-1)).toMatchObject({ req: 3, lastSeen: 1234 });
+  });
+
+  test("a user who gained a box while the read was in flight is answered by the box", () => {
+    o.handle({ t: "statusQuery", user: "u", shard: 3, req: 9 });
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 1, v0: false, resume: 0 });
+    o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 0, lastSeen: 0 });
+    load("u");
+    expect(replies()).toEqual([{ t: "statusReply", req: 9, user: "u", online: true, lastSeen: 0 }]);
   });
 });

@@ -33,6 +33,13 @@ class FakeTransport implements Transport {
   close(code: number, reason: string): void {
     this.closed = { code, reason };
   }
+  paused = false;
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
 }
 
 function setup(over: Partial<Settings> = {}): void {
@@ -170,6 +177,103 @@ describe("session back-pressure", () => {
     expect(t.closed?.code).toBe(1007); // the second bad frame is not even decoded
     expect(t.raw.length).toBe(written);
     json(s, { op: "send", to: "bob", id: "late", body: new Uint8Array([1]) });
+    expect(posted).toEqual([]);
+  });
+});
+
+describe("seed (v0) connections", () => {
+  const enc = new TextEncoder();
+  const v0Login = (u: string) => new Uint8Array([0x01, ...enc.encode(u)]);
+  const v0Send = (to: string, msg: string): number[] => {
+    const t = enc.encode(to);
+    const m = enc.encode(msg);
+    return [0x02, t.length >> 8, t.length & 255, ...t, m.length >> 8, m.length & 255, ...m];
+  };
+  const v0Batch = (to: string, msgs: string[]): number[] => {
+    const t = enc.encode(to);
+    const blob = msgs.flatMap((x) => [0, x.length, ...enc.encode(x)]);
+    return [0x04, 0, t.length, ...t, 0, 0, 0, blob.length, ...blob];
+  };
+  const routed = () => posted.flatMap((m) => (m.t === "route" ? [new TextDecoder().decode(m.body)] : []));
+  function v0Session(user = "tx"): { s: Session; t: FakeTransport } {
+    const t = new FakeTransport();
+    const s = sessions.open(t, true);
+    sessions.onData(s, v0Login(user));
+    posted = [];
+    return { s, t };
+  }
+
+  test("a second login switches the connection: LOGIN_OK, detach of the old user, attach of the new", () => {
+    const { s, t } = v0Session("first");
+    sessions.onData(s, v0Login("second"));
+    expect(s.state).toBe("open");
+    expect(s.user).toBe("second");
+    expect(posted.map((m) => `${m.t}:${"user" in m ? m.user : ""}`)).toEqual(["detach:first", "attach:second"]);
+    expect(t.raw.filter((r) => new TextDecoder().decode(r as Uint8Array) === "\x03LOGIN_OK").length).toBe(2);
+    // Deliveries still addressed to the previous user are not written (its owner stores them).
+    deliver(s, [1], true, "first");
+    expect(t.raw.length).toBe(2);
+  });
+
+  test("over the message rate a v0 sender is paused, never dropped, and resumes in order", async () => {
+    setup({ rateMsgs: 2000, rateBurst: 2 });
+    const { s, t } = v0Session();
+    sessions.onData(s, new Uint8Array([...v0Send("rx", "a"), ...v0Send("rx", "b"), ...v0Send("rx", "c")]));
+    sessions.onData(s, new Uint8Array(v0Batch("rx", ["d", "e", "f"])));
+    expect(routed()).toEqual(["a", "b"]);
+    expect(t.paused).toBe(true);
+    expect(shard.get("v0Pauses")).toBe(1);
+    for (let i = 0; i < 100 && t.paused; i++) {
+      await Bun.sleep(2);
+      sessions.retryPaused();
+    }
+    expect(routed()).toEqual(["a", "b", "c", "d", "e", "f"]);
+    expect(t.paused).toBe(false);
+    expect(t.closed).toBeNull();
+  });
+
+  test("while the store is behind, v0 sends wait (socket paused) instead of vanishing", () => {
+    setup({ storeBacklogMb: 1 });
+    const { s, t } = v0Session();
+    shard.set("storeBacklogBytes", 2 * 1048576);
+    sessions.onData(s, new Uint8Array([...v0Send("rx", "1"), ...v0Send("rx", "2")]));
+    expect(routed()).toEqual([]);
+    expect(t.paused).toBe(true);
+    sessions.retryPaused();
+    expect(routed()).toEqual([]);
+    shard.set("storeBacklogBytes", 0);
+    sessions.retryPaused();
+    expect(routed()).toEqual(["1", "2"]);
+    expect(t.paused).toBe(false);
+  });
+
+  test("over the frame rate a v0 connection is paused, not closed", () => {
+    setup({ rateFrames: 1 });
+    const { s, t } = v0Session();
+    for (let i = 0; i < 5; i++) sessions.onData(s, new Uint8Array(v0Send("rx", `${i}`)));
+    expect(t.closed).toBeNull();
+    expect(t.paused).toBe(true);
+    expect(routed().length).toBeLessThan(5);
+  });
+
+  test("an invalid target closes with 4005, counted; a full inbox closes with 4004, counted", () => {
+    const a = v0Session("a");
+    sessions.onData(a.s, new Uint8Array(v0Send("", "x")));
+    expect(a.t.closed).toEqual({ code: 4005, reason: "invalid target: user id is empty" });
+    expect(shard.get("v0BadTargetCloses")).toBe(1);
+    const b = v0Session("b");
+    sessions.onData(b.s, new Uint8Array(v0Send("full", "x")));
+    const r = posted.find((m) => m.t === "route")!;
+    expect(r.t === "route" && r.o).toBe(-2); // refusals only, to shard 0
+    sessions.handle({ t: "sendError", conn: b.s.conn, id: "", code: "INBOX_FULL", reason: "inbox of full is full" });
+    expect(b.t.closed).toEqual({ code: 4004, reason: "inbox of full is full" });
+    expect(shard.get("v0InboxFullCloses")).toBe(1);
+  });
+
+  test("a status query for an invalid user is answered offline, never seen, without asking an owner", () => {
+    const { s, t } = v0Session();
+    sessions.onData(s, new Uint8Array([0x05, 0, 0]));
+    expect(t.raw.at(-1)).toEqual(new Uint8Array([0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
     expect(posted).toEqual([]);
   });
 });
