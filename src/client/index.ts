@@ -22,8 +22,12 @@ import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts
 import { Disconnects, shouldReconnect } from "../protocol/disconnect.ts";
 import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
 import { decodeV1Server, encodeV1Client } from "../protocol/v1.ts";
+import { fromBase64 } from "../protocol/bytes.ts";
+import { type IrisSavedState, type IrisStorage, SaveQueue, toBase64, validSavedState } from "./persist.ts";
 
 export type { SendStatus } from "../protocol/frames.ts";
+export { fileStorage, webStorage } from "./persist.ts";
+export type { IrisSavedState, IrisStorage, KeyValueStore } from "./persist.ts";
 
 export interface IrisMessage {
   seq: number;
@@ -49,6 +53,17 @@ export interface IrisClientOptions {
   maxReconnectDelayMs?: number;
   /** Treat RATE_LIMITED and SERVER_BUSY as back-pressure: keep the send, retry later (default true). */
   retryRateLimited?: boolean;
+  /** Keeps the last processed seq, the (sender, id) window and unacked sends across restarts. */
+  storage?: IrisStorage;
+  /** How many of the newest (sender, id) pairs go into the saved state (default 1000). */
+  persistWindow?: number;
+}
+
+/** The server's answer to one send, including sends restored from storage after a restart. */
+export interface IrisSendResult {
+  id: string;
+  to: string;
+  status: SendStatus;
 }
 
 export class IrisError extends Error {
@@ -88,6 +103,10 @@ export class IrisClient {
   private readonly handlers: ((m: IrisMessage) => void)[] = [];
   private readonly errorHandlers: ((e: IrisError) => void)[] = [];
   private readonly stateHandlers: ((s: ClientState) => void)[] = [];
+  private readonly sentHandlers: ((r: IrisSendResult) => void)[] = [];
+  private readonly saver: SaveQueue | null;
+  /** Set while an asynchronous storage is still loading; connect() waits for it. */
+  private restoring: Promise<void> | null = null;
   private readonly seen = new Set<string>();
   private lastSeqValue = 0;
   private lastAckSent = 0;
@@ -103,7 +122,46 @@ export class IrisClient {
   /** Counts for tests and benchmarks. */
   readonly stats = { delivered: 0, duplicatesDropped: 0, resends: 0, reconnects: 0 };
 
-  constructor(private readonly o: IrisClientOptions) {}
+  constructor(private readonly o: IrisClientOptions) {
+    this.saver = o.storage ? new SaveQueue(o.storage, (e) => this.emitError("STORAGE", e.message)) : null;
+    const loaded = o.storage?.load();
+    if (loaded instanceof Promise) this.restoring = loaded.then((s) => this.restore(s));
+    else if (loaded) this.restore(loaded);
+  }
+
+  /** Applies a saved state: resume point, dedupe window, and unacked sends (same ids, same order). */
+  private restore(raw: IrisSavedState | null): void {
+    const s = validSavedState(raw, this.o.user);
+    if (!s) return;
+    this.lastSeqValue = Math.max(this.lastSeqValue, s.lastSeq);
+    for (const [from, id] of s.seen) this.seen.add(from + "\0" + id);
+    for (const u of s.unacked) {
+      if (this.outgoing.has(u.id)) continue;
+      const body = fromBase64(u.body);
+      const out: Outgoing = { id: u.id, to: u.to, body, sentAt: 0, limited: 0, resolve: () => {}, reject: () => {} };
+      out.reject = (e) => this.emitError(e instanceof IrisError ? e.code : "SEND_FAILED", e.message, u.id);
+      this.outgoing.set(u.id, out);
+    }
+  }
+
+  private snapshot(): IrisSavedState {
+    const seen = Array.from(this.seen).slice(-(this.o.persistWindow ?? 1000));
+    return {
+      v: 1,
+      user: this.o.user,
+      lastSeq: this.lastSeqValue,
+      seen: seen.map((k) => k.split("\0", 2) as [string, string]),
+      unacked: Array.from(this.outgoing.values(), (x) => ({ id: x.id, to: x.to, body: toBase64(x.body) })),
+    };
+  }
+
+  private persist(): void {
+    this.saver?.save(() => this.snapshot());
+  }
+
+  private emitError(code: string, reason: string, id?: string): void {
+    for (const h of this.errorHandlers) h(new IrisError(code, reason, id));
+  }
 
   get state(): ClientState {
     return this.stateValue;
@@ -128,12 +186,17 @@ export class IrisClient {
     this.stateHandlers.push(h);
     return this;
   }
+  /** Every send the server acked, including those restored from storage (whose promises are gone). */
+  onSent(h: (r: IrisSendResult) => void): this {
+    this.sentHandlers.push(h);
+    return this;
+  }
 
   /** Opens the connection and logs in; resolves on the first LOGIN_OK. */
   connect(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.firstLogin = { resolve, reject };
-      void this.open();
+      void (this.restoring ?? Promise.resolve()).then(() => this.open());
     });
   }
 
@@ -229,7 +292,9 @@ export class IrisClient {
         const out = this.outgoing.get(f.id);
         if (!out) return;
         this.outgoing.delete(f.id);
+        this.persist();
         out.resolve(f.status);
+        for (const h of this.sentHandlers) h({ id: f.id, to: out.to, status: f.status });
         return;
       }
       case "status": {
@@ -251,6 +316,7 @@ export class IrisClient {
         }
         if (out) {
           this.outgoing.delete(f.id!);
+          this.persist();
           out.reject(err);
           return;
         }
@@ -283,6 +349,7 @@ export class IrisClient {
     const body = f.body.slice();
     const msg: IrisMessage = { seq: f.seq, ts: f.ts, from: f.from, id: f.id, body, text: () => dec.decode(body) };
     for (const h of this.handlers) h(msg);
+    this.persist(); // after the handlers: a restart resumes past what the app processed
     this.scheduleAck();
   }
 
@@ -320,6 +387,7 @@ export class IrisClient {
     return new Promise((resolve, reject) => {
       const out: Outgoing = { id, to, body: bytes, sentAt: 0, limited: 0, resolve, reject };
       this.outgoing.set(id, out);
+      this.persist(); // before the wire: a restarted sender resends it with this id
       if (this.stateValue === "online") this.transmit(out);
     });
   }

@@ -23,6 +23,14 @@ export function fromUtf8Lossy(b: Uint8Array): string {
   return lossyDecoder.decode(b);
 }
 
+/** Base64 to bytes with the web-standard `atob`, so the client codec runs in browsers (no Buffer). */
+export function fromBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 /** Sequential reader over one frame; every read checks bounds and names what was truncated. */
 export class Reader {
   private pos = 0;

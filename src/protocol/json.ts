@@ -2,7 +2,7 @@
 // that is not valid UTF-8 is delivered to a JSON client as base64 in `bodyB64`.
 
 import { z } from "zod";
-import { fromUtf8Lossy, utf8 } from "./bytes.ts";
+import { fromBase64, fromUtf8Lossy, utf8 } from "./bytes.ts";
 import { CloseCode, ProtocolError } from "./errors.ts";
 import type { ClientFrame, ServerFrame } from "./frames.ts";
 
@@ -159,7 +159,7 @@ export function decodeJsonServer(text: string): ServerFrame {
         ts: f.ts,
         from: f.from,
         id: f.id,
-        body: f.body !== undefined ? utf8(f.body) : Uint8Array.from(Buffer.from(f.bodyB64 ?? "", "base64")),
+        body: f.body !== undefined ? utf8(f.body) : fromBase64(f.bodyB64 ?? ""),
       };
     case "login_ok":
       return { op: "login_ok", user: f.user, now: f.now };
