@@ -133,6 +133,8 @@ export class Supervisor {
     }
     this.metrics.set("rssBytes", rss);
     this.metrics.set("memPressure", level);
+    this.metrics.set("spillBytes", this.o.spillBytes); // for the admin API and console
+    this.metrics.set("refuseBytes", this.o.refuseBytes);
     // Under pressure, collect in every thread (at most every 2 s): JSC otherwise keeps freed
     // memory mapped for a while, and RSS is what the watermarks and the kernel see.
     const now = performance.now();

@@ -12,6 +12,7 @@ import type { Signals } from "../observe/signals.ts";
 import { userIdProblem } from "../protocol/index.ts";
 import type { Admission } from "./admission.ts";
 import { assetRoutes } from "./assets.ts";
+import { adminRoutes } from "./admin.ts";
 import type { Session, Sessions } from "./session.ts";
 
 /** Per-socket data: the session is created when the socket opens. */
@@ -65,6 +66,7 @@ export function createHttpApp(d: HttpDeps): App {
   addSendRoute(app, d);
   addUpgradeRoutes(app, d);
   app.route("/", assetRoutes()); // the browser SDK and the console page
+  app.route("/", adminRoutes({ ...d, relay: d.sessions.admin })); // /v1/stats, /v1/users/:id…
   app.notFound((c) => c.json({ error: "NOT_FOUND", reason: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((e, c) => c.json({ error: "INTERNAL", reason: e.message }, 500));
   return app;

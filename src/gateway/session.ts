@@ -38,6 +38,7 @@ import { V0StreamDecoder } from "../protocol/v0.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
   type DeliverMsg,
+  type EvictMsg,
   type PortMsg,
   refusalsOnly,
   type RouteMsg,
@@ -56,6 +57,7 @@ import {
 } from "../limits.ts";
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { TokenBucket } from "./rate.ts";
+import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
 export type SessionState = "awaitingLogin" | "open" | "closing" | "closed";
@@ -93,6 +95,13 @@ export interface Session {
   statusInFlight: number; // status queries sent to owners and not yet answered
 }
 
+/** How each owner eviction closes the connection. */
+const EVICTIONS: Record<EvictMsg["why"], Disconnect> = {
+  replaced: Disconnects.replaced,
+  slow: Disconnects.notAcking,
+  admin: Disconnects.admin,
+};
+
 export interface SessionHost {
   readonly index: number;
   readonly shards: number;
@@ -123,7 +132,12 @@ export class Sessions {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly refusalLog = new RateLimitedLog(V0_REFUSAL_LOG_EVERY_MS);
 
-  constructor(private readonly host: SessionHost) {}
+  /** Admin API requests from this shard's HTTP routes to owner shards. */
+  readonly admin: AdminRelay;
+
+  constructor(private readonly host: SessionHost) {
+    this.admin = new AdminRelay(host);
+  }
 
   get count(): number {
     return this.byConn.size;
@@ -506,16 +520,18 @@ export class Sessions {
         w?.(m);
         return;
       }
+      case "inspectReply":
+        return this.admin.onReply(m);
       default:
         return assertNever(m, "session message");
     }
   }
 
-  private onEvict(user: string, conn: number, why: "replaced" | "slow"): void {
+  private onEvict(user: string, conn: number, why: EvictMsg["why"]): void {
     const s = this.byConn.get(conn);
     if (!s || s.user !== user) return;
     if (why === "slow") this.host.metrics.add("slowDisconnects");
-    this.disconnect(s, why === "slow" ? Disconnects.notAcking : Disconnects.replaced);
+    this.disconnect(s, EVICTIONS[why]);
   }
 
   private onSenderAck(m: SentMsg | SendErrorMsg): void {

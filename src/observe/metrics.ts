@@ -55,6 +55,8 @@ export const FIELDS = [
   "maxRestartMs",
   "rssBytes",
   "memPressure",
+  "spillBytes",
+  "refuseBytes",
   "ready",
 ] as const;
 export type Field = (typeof FIELDS)[number];
@@ -203,6 +205,8 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   rssBytes: ["iris_rss_bytes", "gauge", "resident memory of the whole process"],
   memPressure: ["iris_memory_pressure", "gauge", "0 normal, 1 above the spill watermark, 2 above the refuse watermark"],
   ready: ["iris_ready", "gauge", "1 when every thread is up"],
+  spillBytes: ["iris_memory_spill_watermark_bytes", "gauge", "RSS above which slow users are served from the store"],
+  refuseBytes: ["iris_memory_refuse_watermark_bytes", "gauge", "RSS above which new connections are refused"],
 };
 
 /** Prometheus text exposition (version 0.0.4). */

@@ -34,6 +34,7 @@ export const Disconnects = {
   v0InboxFull: kind(CloseCode.INBOX_FULL, "INBOX_FULL", "recipient's inbox is full", false),
   v0BadTarget: kind(CloseCode.BAD_TARGET, "BAD_USER", "invalid target user id", false),
   v0NotPausing: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "kept sending while paused", true),
+  admin: kind(CloseCode.ADMIN, "DISCONNECTED", "disconnected by an administrator", true),
 } as const satisfies Record<string, Disconnect>;
 export type DisconnectKind = keyof typeof Disconnects;
 

@@ -17,6 +17,7 @@ export const ErrorCode = {
   SHUTTING_DOWN: 13,
   BAD_ACK: 14,
   UNSUPPORTED: 15,
+  DISCONNECTED: 16,
 } as const;
 export type ErrorName = keyof typeof ErrorCode;
 
@@ -43,6 +44,7 @@ export const CloseCode = {
   SLOW_CONSUMER: 4003, // never reads; see OPERATIONS.md
   INBOX_FULL: 4004, // v0 only: a message was refused because its recipient's inbox is full
   BAD_TARGET: 4005, // v0 only: a message was refused because its target is not a valid user id
+  ADMIN: 4006, // disconnected by an administrator (admin API); the client may reconnect
 } as const;
 
 /** A decode failure: carries the error code and the close code it deserves. */

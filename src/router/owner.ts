@@ -58,6 +58,7 @@ import type {
   WriterReq,
 } from "./wire.ts";
 import { isLookupReply, UnknownStatus } from "./unknown-status.ts";
+import { OwnerAdmin } from "./owner-admin.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -188,12 +189,31 @@ export class Owner {
     online: 0,
   };
 
+  /** Admin API requests (inspect, purge, disconnect): see owner-admin.ts. */
+  private readonly admin: OwnerAdmin;
+
   /** Status of users without a box: answered from the store, never by creating one. */
   readonly unknown: UnknownStatus;
 
   constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {
     this.filter = new SentFilter(limits.dedupeWindowMs);
     this.unknown = new UnknownStatus(io);
+    this.admin = new OwnerAdmin({
+      toShard: (k, m) => io.toShard(k, m),
+      toWriter: (m) => io.toWriter(m),
+      view: (user) => {
+        const b = this.boxes.get(user);
+        if (!b) return null;
+        const l = b.link;
+        const [pending, holdback] = l ? [l.pending.length, l.holdback.length] : [0, 0];
+        return { where: l?.shard ?? -1, phase: l?.phase ?? "offline", lastSeen: b.lastSeen, pending, holdback };
+      },
+      disconnect: (user) => {
+        const l = this.boxes.get(user)?.link;
+        if (l) io.toShard(l.shard, { t: "evict", user, conn: l.conn, why: "admin" });
+        return !!l;
+      },
+    });
   }
 
   handle(m: OwnerMsg): void {
@@ -223,6 +243,12 @@ export class Owner {
         return this.onLookedUp(m);
       case "sentPage":
         return this.onSentPage(m);
+      case "inspect":
+      case "purge":
+      case "disconnect":
+        return this.admin.onRequest(m);
+      case "inboxCount":
+        return this.admin.onCount(m);
       default:
         return assertNever(m, "owner message");
     }
@@ -477,6 +503,7 @@ export class Owner {
     // Tokens of fetches for older connections were cleared without a reply to come: whoever
     // waited on those slots must not wait forever.
     this.pumpQueued();
+    this.admin.writerRestarted();
   }
 
   private forward(l: Link, items: Delivery[], page: boolean): void {

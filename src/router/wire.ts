@@ -66,6 +66,17 @@ export interface StatusQuery {
   req: number;
 }
 
+/**
+ * Admin API (any shard → the user's owner): look at a user, or act first and then look. `req` is
+ * the asking shard's request id, echoed in the InspectReply. See owner-admin.ts.
+ */
+export interface AdminReq {
+  t: "inspect" | "purge" | "disconnect";
+  user: string;
+  shard: number;
+  req: number;
+}
+
 // ---- writer → owner replies ----
 
 export interface LoadedReply {
@@ -93,6 +104,19 @@ export interface CommittedReply {
   t: "committed";
   n: number;
 }
+export interface InboxFigures {
+  rows: number;
+  bytes: number;
+  oldestTs: number; // 0 when empty
+}
+/** The writer's answer to CountInboxReq, after committing everything buffered before it. */
+export interface InboxCountReply extends InboxFigures {
+  t: "inboxCount";
+  user: string;
+  req: number;
+  known: boolean; // the store has a user record (a seq reservation or a last-seen time)
+  lastSeen: number;
+}
 /** The answer to a dedupe lookup: the seq the key got within the window, or 0 (never seen). */
 export interface LookedUpReply {
   t: "lookedUp";
@@ -115,9 +139,10 @@ export type WriterReply =
   | RejectedReply
   | CommittedReply
   | LookedUpReply
-  | SentPageReply;
+  | SentPageReply
+  | InboxCountReply;
 
-export type OwnerMsg = RouteMsg | AttachMsg | DetachMsg | AckMsg | FlowMsg | StatusQuery | WriterReply;
+export type OwnerMsg = RouteMsg | AttachMsg | DetachMsg | AckMsg | FlowMsg | StatusQuery | AdminReq | WriterReply;
 
 // ---- session-bound ----
 
@@ -141,7 +166,7 @@ export interface EvictMsg {
   t: "evict";
   user: string;
   conn: number;
-  why: "replaced" | "slow";
+  why: "replaced" | "slow" | "admin";
 }
 /** Owner (or writer) → origin shard: the sender's acknowledgement. */
 export interface SentMsg {
@@ -164,7 +189,23 @@ export interface StatusReply {
   online: boolean;
   lastSeen: number;
 }
-export type SessionMsg = DeliverMsg | EvictMsg | SentMsg | SendErrorMsg | StatusReply;
+/** Owner → asking shard: what the owner holds for a user plus the store's count of the inbox. */
+export interface InspectReply {
+  t: "inspectReply";
+  req: number;
+  user: string;
+  known: boolean; // the owner or the store has ever seen this user
+  online: boolean;
+  where: number; // shard holding the user's socket, -1 when offline
+  phase: string; // the owner's drain phase for the connection ("offline" without one)
+  lastSeen: number;
+  pending: number; // live deliveries written to the socket, not yet acked (in memory)
+  holdback: number; // messages held in memory while the backlog drains
+  inbox: InboxFigures;
+  /** For disconnect: whether there was a connection to close; for purge: always true. */
+  acted: boolean;
+}
+export type SessionMsg = DeliverMsg | EvictMsg | SentMsg | SendErrorMsg | StatusReply | InspectReply;
 
 /** Anything a shard's ports carry. */
 export type PortMsg = OwnerMsg | SessionMsg;
@@ -214,6 +255,12 @@ export interface SeenReq {
 export interface ByeReq {
   t: "bye";
   shard: number;
+}
+/** Owner → writer (admin): count a user's inbox after committing everything buffered. */
+export interface CountInboxReq {
+  t: "countInbox";
+  user: string;
+  req: number; // the owner's id for the admin request waiting on this
 }
 /** One accepted message, as the durable dedupe window keeps it. */
 export interface SentKey {
@@ -267,7 +314,8 @@ export type WriterReq =
   | RememberReq
   | LookupReq
   | ConfirmReq
-  | ScanSentReq;
+  | ScanSentReq
+  | CountInboxReq;
 
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
@@ -279,6 +327,11 @@ const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
 const isUserConn = (v: Obj) => isStr(v.user) && isInt(v.shard) && isInt(v.conn);
+
+function isInboxFigures(v: unknown): v is InboxFigures {
+  return isObj(v) && isInt(v.rows) && v.rows >= 0 && isInt(v.bytes) && v.bytes >= 0 && isNum(v.oldestTs);
+}
+const isAdminReq = (v: Obj) => isStr(v.user) && isInt(v.shard) && isInt(v.req);
 
 function isDelivery(v: unknown): v is Delivery {
   return isObj(v) && isInt(v.seq) && isNum(v.ts) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isNum(v.t0);
@@ -315,16 +368,23 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   sentPage: (v) =>
     v.hashes instanceof Uint32Array && v.ts instanceof Float64Array && v.hashes.length === 2 * v.ts.length &&
     (v.after === null || isKeyTriple(v.after)) && isBool(v.done),
+  inspect: isAdminReq,
+  purge: isAdminReq,
+  disconnect: isAdminReq,
+  inboxCount: (v) => isStr(v.user) && isInt(v.req) && isBool(v.known) && isNum(v.lastSeen) && isInboxFigures(v),
 };
 const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   deliver: (v) =>
     isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
     isBool(v.page),
-  evict: (v) => isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow"),
+  evict: (v) => isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow" || v.why === "admin"),
   sent: (v) =>
     isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate"),
   sendError: (v) => isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason),
   statusReply: (v) => isInt(v.req) && isStr(v.user) && isBool(v.online) && isNum(v.lastSeen),
+  inspectReply: (v) =>
+    isInt(v.req) && isStr(v.user) && isBool(v.known) && isBool(v.online) && isInt(v.where) && isStr(v.phase) &&
+    isNum(v.lastSeen) && isInt(v.pending) && isInt(v.holdback) && isInboxFigures(v.inbox) && isBool(v.acted),
 };
 const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   append: (v) =>
@@ -343,6 +403,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   scanSent: (v) =>
     isInt(v.shard) && isInt(v.shards) && v.shards >= 1 && (v.after === null || isKeyTriple(v.after)) &&
     isInt(v.since) && isInt(v.limit) && v.limit > 0 && v.limit <= 100_000,
+  countInbox: (v) => isStr(v.user) && isInt(v.req),
 };
 
 const has = Object.prototype.hasOwnProperty;

@@ -338,6 +338,17 @@ export class InboxStore {
     });
   }
 
+  /** Admin view of one inbox: rows, body bytes, and the oldest row's receive time (0 when empty). */
+  inboxFigures(user: string): { rows: number; bytes: number; oldestTs: number } {
+    this.#checkOpen();
+    checkString(user, "user");
+    // Cold path (an operator's lookup): prepared on demand, cached by bun:sqlite.
+    const r = this.#db.query<{ n: number; bytes: number | null; oldest: number | null }, [string]>(
+      "SELECT count(*) AS n, sum(length(body)) AS bytes, min(ts) AS oldest FROM inbox WHERE recipient = ?",
+    ).get(user);
+    return { rows: r?.n ?? 0, bytes: r?.bytes ?? 0, oldestTs: r?.oldest ?? 0 };
+  }
+
   getUser(user: string): UserState | null {
     this.#checkOpen();
     checkString(user, "user");

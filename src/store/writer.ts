@@ -15,6 +15,7 @@ import {
 import type {
   AppendReq,
   ConfirmReq,
+  CountInboxReq,
   DeleteReq,
   FetchReq,
   LoadReq,
@@ -119,6 +120,8 @@ export class Writer {
       case "fetch":
         this.metrics.add("fetches");
         return this.send(k, [this.readPage(r)]);
+      case "countInbox":
+        return this.send(k, [this.countInbox(r)]);
       case "bye":
         this.byes.add(k.shard);
         if (this.byes.size >= this.expectedShards) {
@@ -129,6 +132,15 @@ export class Writer {
       default:
         return assertNever(r, "writer request");
     }
+  }
+
+  /** Admin: one user's inbox figures, counting every append and delete sent before the request. */
+  private countInbox(r: CountInboxReq): PortMsg {
+    this.flush();
+    const u = this.store.getUser(r.user);
+    const figures = this.store.inboxFigures(r.user);
+    const known = u !== null || figures.rows > 0;
+    return { t: "inboxCount", user: r.user, req: r.req, known, lastSeen: u?.lastSeen ?? 0, ...figures };
   }
 
   private readUser(user: string): PortMsg {

@@ -1,0 +1,67 @@
+// GET /v1/stats: the overview figures as JSON, read from the shared counters (no thread hop) plus
+// free disk for the data directory. Counters are totals since start; the console turns them into
+// per-second rates and windowed percentiles by differencing successive samples.
+
+import { statfsSync } from "node:fs";
+import { LAT_BUCKETS_MS, type MetricsReader } from "../observe/metrics.ts";
+import { quantileFromBuckets } from "../observe/quantile.ts";
+
+export interface StatsSource {
+  reader: MetricsReader;
+  dataDir: string;
+  shards: number;
+  maxConnections: number;
+  version: string;
+}
+
+/** Free bytes for unprivileged writers on the data directory's filesystem (null if unknown). */
+function freeDisk(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
+export function collectStats(src: StatsSource) {
+  const r = src.reader;
+  const counts = r.latencyBuckets();
+  return {
+    now: Date.now(),
+    version: src.version,
+    connections: r.sum("conns"),
+    maxConnections: src.maxConnections,
+    totals: {
+      logins: r.sum("logins"),
+      msgsIn: r.sum("msgsIn"),
+      deliveredLive: r.sum("deliveredLive"),
+      deliveredStored: r.sum("deliveredStored"),
+      sentToStore: r.sum("storedOwner"),
+      duplicates: r.sum("duplicates"),
+      authFailures: r.sum("authFailures"),
+      protocolErrors: r.sum("protocolErrors"),
+      rateLimited: r.sum("rateLimited"),
+      busyRejects: r.sum("busyRejects"),
+    },
+    store: { rows: r.sum("inboxRows"), backlogBytes: r.sum("storeBacklogBytes"), freeDiskBytes: freeDisk(src.dataDir) },
+    latency: {
+      what: "server route latency: send frame received to delivery written",
+      p50Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.5),
+      p99Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.99),
+      boundsMs: LAT_BUCKETS_MS,
+      counts,
+    },
+    memory: {
+      rssBytes: r.sum("rssBytes"),
+      spillBytes: r.sum("spillBytes"),
+      refuseBytes: r.sum("refuseBytes"),
+      pressure: r.sum("memPressure"),
+    },
+    threads: { shards: src.shards, shardRestarts: r.sum("shardRestarts"), writerRestarts: r.sum("writerRestarts") },
+    // Single process: the only node is this one (a cluster lists its peers here).
+    nodes: [{ id: "self", connections: r.sum("conns") }],
+  };
+}
+
+export type Stats = ReturnType<typeof collectStats>;
