@@ -40,5 +40,7 @@ export function assetRoutes(): Hono {
     });
   }
   app.get("/console/", (c) => c.redirect("/console"));
+  app.get("/favicon.ico", (c) => c.body(null, 204)); // browsers ask; nothing to show
+
   return app;
 }
