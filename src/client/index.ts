@@ -288,15 +288,8 @@ export class IrisClient {
         return;
       case "deliver":
         return this.deliver(f);
-      case "sent": {
-        const out = this.outgoing.get(f.id);
-        if (!out) return;
-        this.outgoing.delete(f.id);
-        this.persist();
-        out.resolve(f.status);
-        for (const h of this.sentHandlers) h({ id: f.id, to: out.to, status: f.status });
-        return;
-      }
+      case "sent":
+        return this.acked(f.id, f.status);
       case "status": {
         const q = this.statusWaiters.get(f.user);
         const w = q?.shift();
@@ -327,6 +320,16 @@ export class IrisClient {
       case "pong":
         return;
     }
+  }
+
+  /** The server acked a send: settle it, forget it (also in storage), and tell onSent handlers. */
+  private acked(id: string, status: SendStatus): void {
+    const out = this.outgoing.get(id);
+    if (!out) return;
+    this.outgoing.delete(id);
+    this.persist();
+    out.resolve(status);
+    for (const h of this.sentHandlers) h({ id, to: out.to, status });
   }
 
   private deliver(f: Extract<ServerFrame, { op: "deliver" }>): void {

@@ -2,10 +2,25 @@
 // /sdk/iris-client.js when the pane is first used (so it is not part of the console's first load).
 // Each sent message shows its ack ("delivered" / "stored") as it comes; each received one its seq.
 
-import type { IrisClient, IrisMessage } from "../../client/index.ts";
 import { $, el } from "./dom.ts";
 
-type Sdk = typeof import("../../client/index.ts");
+// The part of the SDK this pane uses. Declared here rather than imported: the console sits below
+// the client layer, and this keeps the pane to the SDK's public surface.
+interface IrisMessage {
+  seq: number;
+  from: string;
+  text(): string;
+}
+interface IrisClient {
+  onMessage(h: (m: IrisMessage) => void): unknown;
+  onState(h: (s: string) => void): unknown;
+  connect(): Promise<void>;
+  send(to: string, body: string, opts: { id: string }): Promise<string>;
+  close(): void;
+}
+interface Sdk {
+  IrisClient: new (o: { url: string; user: string; token?: string }) => IrisClient;
+}
 const SDK_URL = "/sdk/iris-client.js";
 
 interface Side {
