@@ -105,6 +105,14 @@ describe("console (no auth)", () => {
     expect(await text(page, "#user-msg")).toBe("purged 3 messages of lk-off");
     const api = await (await fetch(`${server.http}/v1/users/lk-off`)).json();
     expect(api.inbox.depth).toBe(0);
+
+    const on = new IrisClient({ url: server.url, user: "lk-on" });
+    await on.connect();
+    await page.fill("#user-id", "lk-on");
+    await page.click("#user-form button[type=submit]");
+    await until(async () => (await text(page, "[data-user=name]")) === "lk-on", "the online user");
+    expect(await text(page, "[data-user=online]")).toMatch(/^online \(shard \d+, (idle|live|fetching|writing)\)$/);
+    on.close();
   }, 20_000);
 });
 

@@ -7,7 +7,7 @@ interface UserView {
   user: string;
   online: boolean;
   where: { shard: number } | null;
-  mode: string;
+  phase: string;
   lastSeen: number | null;
   inbox: { depth: number; bytes: number; oldestTs: number | null; oldestAgeMs: number | null };
   pendingDeliveries: number;
@@ -28,7 +28,7 @@ function show(v: UserView): void {
     if (e) e.textContent = t;
   };
   set("name", v.user);
-  set("online", v.online ? `online (shard ${v.where?.shard}, ${v.mode})` : "offline");
+  set("online", v.online ? `online (shard ${v.where?.shard}, ${v.phase})` : "offline");
   set("lastSeen", v.lastSeen ? new Date(v.lastSeen).toLocaleString() : "–");
   set("depth", String(v.inbox.depth));
   set("bytes", `${v.inbox.bytes} B`);
