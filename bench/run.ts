@@ -11,6 +11,7 @@ import { clockTicks, othersDeltaMicros, snapshotOthers } from "./lib/procstat.ts
 import { disturbance, pct } from "./lib/phases.ts";
 import { baseline } from "./scenarios/baseline.ts";
 import { connections } from "./scenarios/connections.ts";
+import { consoleSize } from "./scenarios/console.ts";
 import { hotspot } from "./scenarios/hotspot.ts";
 import { http } from "./scenarios/http.ts";
 import { offlineFlood } from "./scenarios/offline-flood.ts";
@@ -27,10 +28,11 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
   startup,
   http,
   baseline,
+  console: consoleSize,
 };
 
 /** Scenarios that start dist/iris themselves even when --url is given. */
-const NEEDS_BINARY: One[] = ["hotspot", "offline-flood", "startup", "http"];
+const NEEDS_BINARY: One[] = ["hotspot", "offline-flood", "startup", "http", "console"];
 
 /** Hard ceiling per scenario: the bench stops by itself even if a server hangs. */
 const LIMIT_MS = { smoke: 120_000, full: 15 * 60_000 };

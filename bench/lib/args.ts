@@ -8,6 +8,7 @@ export const SCENARIOS = [
   "startup",
   "http",
   "baseline",
+  "console",
   "all",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];

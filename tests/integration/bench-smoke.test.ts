@@ -155,6 +155,16 @@ describe("bench smoke", () => {
     }
   }, LIMIT);
 
+  test("console: the first load is measured part by part and is within its budget", async () => {
+    const r = await bench("console");
+    const f = r.figures.firstLoad;
+    expect(f.parts.map((p: { path: string }) => p.path)).toEqual(["/console", "/console/app.js"]);
+    expect(f.bytes).toBe(f.parts.reduce((a: number, p: { bytes: number }) => a + p.bytes, 0));
+    expect(f.gzipBytes).toBeLessThan(f.bytes);
+    expect(f.withinBudget).toBe(true);
+    expect(r.figures.sdkOnDemand.bytes).toBeGreaterThan(10_000);
+  }, LIMIT);
+
   test("baseline: the bare relay alone", async () => {
     const r = await bench("baseline");
     sanePhase(r.figures.baseline.saturation);
