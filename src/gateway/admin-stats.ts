@@ -3,7 +3,7 @@
 // per-second rates and windowed percentiles by differencing successive samples.
 
 import { statfsSync } from "node:fs";
-import { LAT_BUCKETS_MS, type MetricsReader } from "../observe/metrics.ts";
+import { type Histo, LAT_BUCKETS_MS, type MetricsReader } from "../observe/metrics.ts";
 import { quantileFromBuckets } from "../observe/quantile.ts";
 
 export interface StatsSource {
@@ -24,9 +24,20 @@ function freeDisk(dir: string): number | null {
   }
 }
 
+/** A latency histogram with its since-start p50/p99 (the console differences `counts` per second). */
+function histogram(r: MetricsReader, h: Histo, what: string) {
+  const counts = r.latencyBuckets(h);
+  return {
+    what,
+    p50Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.5),
+    p99Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.99),
+    boundsMs: LAT_BUCKETS_MS,
+    counts,
+  };
+}
+
 export function collectStats(src: StatsSource) {
   const r = src.reader;
-  const counts = r.latencyBuckets();
   return {
     now: Date.now(),
     version: src.version,
@@ -45,13 +56,8 @@ export function collectStats(src: StatsSource) {
       busyRejects: r.sum("busyRejects"),
     },
     store: { rows: r.sum("inboxRows"), backlogBytes: r.sum("storeBacklogBytes"), freeDiskBytes: freeDisk(src.dataDir) },
-    latency: {
-      what: "server route latency: send frame received to delivery written",
-      p50Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.5),
-      p99Ms: quantileFromBuckets(LAT_BUCKETS_MS, counts, 0.99),
-      boundsMs: LAT_BUCKETS_MS,
-      counts,
-    },
+    latency: histogram(r, "route", "server route latency: send frame received to delivery written"),
+    ackLatency: histogram(r, "ack", "send to ack: send frame received to the sender's ack (delivered or stored)"),
     memory: {
       rssBytes: r.sum("rssBytes"),
       spillBytes: r.sum("spillBytes"),

@@ -61,6 +61,7 @@ export class ShardHost {
       toWriter: c ? (m) => c.toWriter(m) : (m) => this.mesh.toWriter(m),
       now: () => Date.now(),
       underPressure: () => this.signals.spilling(),
+      sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,

@@ -34,6 +34,8 @@ export const FIELDS = [
   "statusStoreLookups",
   "latCount",
   "latSumMs",
+  "ackLatCount",
+  "ackLatSumMs",
   // writer
   "rowsAppended",
   "rowsDuplicate",
@@ -61,11 +63,21 @@ export const FIELDS = [
 ] as const;
 export type Field = (typeof FIELDS)[number];
 
-/** Upper bounds (ms) of the routing-latency histogram; the last bucket is +Inf. */
+/** Upper bounds (ms) of the latency histograms (route, send→ack); the last bucket is +Inf. */
 export const LAT_BUCKETS_MS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 250, 500, 1000];
 
+/** The two histograms: route (send frame → delivery write) and ack (send frame → the sender's ack). */
+export type Histo = "route" | "ack";
 const FIELD_INDEX = Object.fromEntries(FIELDS.map((f, i) => [f, i])) as Record<Field, number>;
-const SLOT = FIELDS.length + LAT_BUCKETS_MS.length + 1;
+const BUCKETS = LAT_BUCKETS_MS.length + 1;
+const HISTO_AT: Record<Histo, number> = { route: FIELDS.length, ack: FIELDS.length + BUCKETS };
+const SLOT = FIELDS.length + 2 * BUCKETS;
+
+function bucketOf(ms: number): number {
+  let i = 0;
+  while (i < LAT_BUCKETS_MS.length && ms > LAT_BUCKETS_MS[i]!) i++;
+  return i;
+}
 
 export const SLOT_MAIN = 0;
 export const SLOT_WRITER = 1;
@@ -96,9 +108,13 @@ export class SlotMetrics {
   latency(ms: number): void {
     this.a[FIELD_INDEX.latCount]! += 1;
     this.a[FIELD_INDEX.latSumMs]! += ms;
-    let i = 0;
-    while (i < LAT_BUCKETS_MS.length && ms > LAT_BUCKETS_MS[i]!) i++;
-    this.a[FIELDS.length + i]! += 1;
+    this.a[HISTO_AT.route + bucketOf(ms)]! += 1;
+  }
+  /** Send frame received → the sender's ack ("delivered" after the recipient's ack, or "stored"). */
+  ackLatency(ms: number): void {
+    this.a[FIELD_INDEX.ackLatCount]! += 1;
+    this.a[FIELD_INDEX.ackLatSumMs]! += ms;
+    this.a[HISTO_AT.ack + bucketOf(ms)]! += 1;
   }
 }
 
@@ -119,10 +135,10 @@ export class MetricsReader {
   at(slot: number, f: Field): number {
     return this.a[slot * SLOT + FIELD_INDEX[f]]!;
   }
-  latencyBuckets(): number[] {
-    const out = new Array<number>(LAT_BUCKETS_MS.length + 1).fill(0);
+  latencyBuckets(h: Histo = "route"): number[] {
+    const out = new Array<number>(BUCKETS).fill(0);
     for (let k = 0; k < this.slots; k++) {
-      for (let b = 0; b <= LAT_BUCKETS_MS.length; b++) out[b]! += this.a[k * SLOT + FIELDS.length + b]!;
+      for (let b = 0; b < BUCKETS; b++) out[b]! += this.a[k * SLOT + HISTO_AT[h] + b]!;
     }
     return out;
   }
@@ -217,18 +233,32 @@ export function renderPrometheus(r: MetricsReader, extra: Record<string, number>
     if (!h) continue;
     lines.push(`# HELP ${h[0]} ${h[2]}`, `# TYPE ${h[0]} ${h[1]}`, `${h[0]} ${r.sum(f)}`);
   }
-  const buckets = r.latencyBuckets();
-  lines.push("# HELP iris_route_latency_seconds server-side time from a send frame to the delivery write");
-  lines.push("# TYPE iris_route_latency_seconds histogram");
-  let cum = 0;
-  LAT_BUCKETS_MS.forEach((ub, i) => {
-    cum += buckets[i]!;
-    lines.push(`iris_route_latency_seconds_bucket{le="${ub / 1000}"} ${cum}`);
+  histogramLines(lines, "iris_route_latency_seconds", "server-side time from a send frame to the delivery write", {
+    buckets: r.latencyBuckets("route"),
+    sumMs: r.sum("latSumMs"),
+    count: r.sum("latCount"),
   });
-  cum += buckets[LAT_BUCKETS_MS.length]!;
-  lines.push(`iris_route_latency_seconds_bucket{le="+Inf"} ${cum}`);
-  lines.push(`iris_route_latency_seconds_sum ${r.sum("latSumMs") / 1000}`);
-  lines.push(`iris_route_latency_seconds_count ${r.sum("latCount")}`);
+  histogramLines(lines, "iris_send_ack_latency_seconds", "server-side time from a send frame to the sender's ack", {
+    buckets: r.latencyBuckets("ack"),
+    sumMs: r.sum("ackLatSumMs"),
+    count: r.sum("ackLatCount"),
+  });
   for (const [k, v] of Object.entries(extra)) lines.push(`# TYPE ${k} gauge`, `${k} ${v}`);
   return lines.join("\n") + "\n";
+}
+
+function histogramLines(
+  lines: string[],
+  name: string,
+  helpText: string,
+  h: { buckets: number[]; sumMs: number; count: number },
+): void {
+  lines.push(`# HELP ${name} ${helpText}`, `# TYPE ${name} histogram`);
+  let cum = 0;
+  LAT_BUCKETS_MS.forEach((ub, i) => {
+    cum += h.buckets[i]!;
+    lines.push(`${name}_bucket{le="${ub / 1000}"} ${cum}`);
+  });
+  cum += h.buckets[LAT_BUCKETS_MS.length]!;
+  lines.push(`${name}_bucket{le="+Inf"} ${cum}`, `${name}_sum ${h.sumMs / 1000}`, `${name}_count ${h.count}`);
 }

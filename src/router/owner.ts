@@ -68,6 +68,8 @@ export interface OwnerIO {
   now(): number;
   /** True above the memory spill watermark: hold nothing for slow users in RAM. */
   underPressure(): boolean;
+  /** A sender is told "delivered" for a send whose frame arrived at `t0` (epoch ms; metrics). */
+  sendAcked?(t0: number): void;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -481,7 +483,7 @@ export class Owner {
     let i = 0;
     while (i < this.awaitingCommit.length && this.awaitingCommit[i]!.mark <= this.confirmedCount) {
       const p = this.awaitingCommit[i++]!;
-      this.ackSender(p.o, p.c, p.id, "delivered");
+      this.ackDelivered(p);
     }
     if (i > 0) this.awaitingCommit.splice(0, i);
   }
@@ -613,13 +615,19 @@ export class Owner {
    * The recipient acked these live deliveries: their ids go into the durable dedupe window (one
    * request for the lot), and each sender hears "delivered" once that is committed.
    */
+  /** The sender hears "delivered"; the time since its send frame arrived goes to the metrics. */
+  private ackDelivered(p: Pending): void {
+    this.ackSender(p.o, p.c, p.id, "delivered");
+    if (p.o >= 0 && p.t0 > 0) this.io.sendAcked?.(p.t0);
+  }
+
   private settleDelivered(b: UserBox, acked: Pending[]): void {
     const keys: SentKey[] = [];
     for (const p of acked) {
       if (p.id !== "") keys.push({ recipient: b.user, sender: p.from, msgId: p.id, seq: p.seq, ts: p.ts });
     }
     if (keys.length === 0) {
-      for (const p of acked) this.ackSender(p.o, p.c, p.id, "delivered");
+      for (const p of acked) this.ackDelivered(p);
       return;
     }
     const mark = this.confirmable({ t: "remember", keys });

@@ -313,6 +313,7 @@ export class Writer {
           }
         } else if (o >= 0) {
           push(o, { t: "sent", conn: c, id: row.msgId, status: res === "duplicate" ? "duplicate" : "stored" });
+          if (res === "stored") this.metrics.ackLatency(Date.now() - row.ts); // ts: receive time, whole ms
         }
       });
       if (rejected.length) push(g.k, { t: "rejected", user: g.r.rows[0]!.recipient, seqs: rejected });

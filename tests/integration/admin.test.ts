@@ -49,6 +49,9 @@ describe("admin API (no auth)", () => {
     expect(s1.memory.refuseBytes).toBeGreaterThan(s1.memory.spillBytes);
     expect(s1.store.freeDiskBytes).toBeGreaterThan(0);
     expect(s1.latency.p50Ms).toBeGreaterThan(0);
+    // The send was acked "delivered" after b's ack: one send→ack sample, slower than its route.
+    expect(s1.ackLatency.counts.reduce((x: number, y: number) => x + y, 0)).toBeGreaterThanOrEqual(1);
+    expect(s1.ackLatency.p50Ms).toBeGreaterThan(0);
     expect(s1.threads.shards).toBe(2);
     a.c.close();
     b.c.close();

@@ -9,7 +9,8 @@ function sample(now: number, msgsIn: number, counts: number[], rss = 100 * 10485
     connections: 3,
     totals: { logins: 0, msgsIn, deliveredLive: msgsIn, deliveredStored: 0 },
     store: { rows: 0, backlogBytes: 0, freeDiskBytes: 1 },
-    latency: { p50Ms: null, p99Ms: null, boundsMs: [1, 2, 4], counts },
+    latency: { p50Ms: null, p99Ms: null, boundsMs: [1, 2, 4], counts: counts.map((n) => n * 2) },
+    ackLatency: { p50Ms: null, p99Ms: null, boundsMs: [1, 2, 4], counts },
     memory: { rssBytes: rss, spillBytes: 200 * 1048576, refuseBytes: 300 * 1048576, pressure: 0 },
     threads: { shards: 1, shardRestarts: 0, writerRestarts: 0 },
     nodes: [{ id: "self", connections: 3 }],
@@ -20,7 +21,9 @@ test("rates are per second over the real interval; percentiles cover only that i
   const p = toPoint(sample(1000, 100, [100, 0, 0, 0]), sample(3000, 500, [100, 10, 0, 0]));
   expect(p.msgsInPerS).toBe(200);
   expect(p.livePerS).toBe(200);
-  expect(p.p50Ms).toBe(1.5); // all of this interval's 10 routes fell in (1, 2]
+  expect(p.ackP50Ms).toBe(1.5); // all of this interval's 10 acks fell in (1, 2]
+  expect(p.ackP99Ms).toBeCloseTo(1.99);
+  expect(p.routeP99Ms).toBeCloseTo(1.99);
   expect(p.rssMb).toBe(100);
   expect(p.spillMb).toBe(200);
   expect(p.t).toBe(3);
@@ -29,7 +32,7 @@ test("rates are per second over the real interval; percentiles cover only that i
 test("a counter that went backwards (thread restart) counts as zero, not negative", () => {
   const p = toPoint(sample(0, 900, [5, 0, 0, 0]), sample(1000, 10, [1, 0, 0, 0]));
   expect(p.msgsInPerS).toBe(0);
-  expect(p.p50Ms).toBeNull();
+  expect(p.ackP50Ms).toBeNull();
 });
 
 test("the window keeps the newest points; columns are uPlot-shaped", () => {

@@ -28,9 +28,9 @@ const CHARTS: ChartSpec[] = [
   },
   {
     id: "chart-latency",
-    keys: ["p50Ms", "p99Ms"],
-    labels: ["p50 ms", "p99 ms"],
-    colors: ["#0891b2", "#dc2626"],
+    keys: ["ackP50Ms", "ackP99Ms", "routeP99Ms"],
+    labels: ["send→ack p50", "send→ack p99", "route p99"],
+    colors: ["#0891b2", "#dc2626", "#9ca3af"],
     unit: "ms",
   },
   {
@@ -93,9 +93,12 @@ function render(s: StatsSample, p: Point | null): void {
   fig("rows", String(s.store.rows));
   fig("backlog", fmtBytes(s.store.backlogBytes));
   fig("disk", fmtBytes(s.store.freeDiskBytes));
-  fig("p50", fmtMs(p?.p50Ms ?? null));
-  fig("p99", fmtMs(p?.p99Ms ?? null));
-  fig("latTotal", `since start: p50 ${fmtMs(s.latency.p50Ms)}, p99 ${fmtMs(s.latency.p99Ms)}`);
+  fig("p50", fmtMs(p?.ackP50Ms ?? null));
+  fig("p99", fmtMs(p?.ackP99Ms ?? null));
+  fig(
+    "latTotal",
+    `since start ${fmtMs(s.ackLatency.p50Ms)} / ${fmtMs(s.ackLatency.p99Ms)}; route p99 ${fmtMs(s.latency.p99Ms)}`,
+  );
   fig("rss", fmtBytes(s.memory.rssBytes));
   fig("watermarks", `spill ${fmtBytes(s.memory.spillBytes)} · refuse ${fmtBytes(s.memory.refuseBytes)}`);
   fig("pressure", ["normal", "spilling", "refusing"][s.memory.pressure] ?? String(s.memory.pressure));

@@ -9,10 +9,18 @@ export interface StatsSample {
   connections: number;
   totals: { logins: number; msgsIn: number; deliveredLive: number; deliveredStored: number };
   store: { rows: number; backlogBytes: number; freeDiskBytes: number | null };
-  latency: { p50Ms: number | null; p99Ms: number | null; boundsMs: number[]; counts: number[] };
+  latency: Histogram; // route: send frame → delivery written
+  ackLatency: Histogram; // send frame → the sender's ack
   memory: { rssBytes: number; spillBytes: number; refuseBytes: number; pressure: number };
   threads: { shards: number; shardRestarts: number; writerRestarts: number };
   nodes: { id: string; connections: number }[];
+}
+
+export interface Histogram {
+  p50Ms: number | null;
+  p99Ms: number | null;
+  boundsMs: number[];
+  counts: number[];
 }
 
 /** One point of the overview: rates over the interval since the previous sample. */
@@ -23,8 +31,9 @@ export interface Point {
   msgsInPerS: number;
   livePerS: number;
   storedPerS: number;
-  p50Ms: number | null; // over this interval; null when nothing was routed
-  p99Ms: number | null;
+  ackP50Ms: number | null; // send→ack over this interval; null when nothing was acked
+  ackP99Ms: number | null;
+  routeP99Ms: number | null; // route latency over this interval
   rssMb: number;
   spillMb: number;
   refuseMb: number;
@@ -38,7 +47,10 @@ export function toPoint(prev: StatsSample, cur: StatsSample): Point {
   const dt = Math.max((cur.now - prev.now) / 1000, 0.001);
   // A counter going backwards means a restarted thread reset its slot: count the interval as 0.
   const rate = (a: number, b: number) => Math.max(b - a, 0) / dt;
-  const diff = cur.latency.counts.map((n, i) => Math.max(n - (prev.latency.counts[i] ?? 0), 0));
+  // Counts over this interval only (a reset slot counts as zero, like the counters).
+  const diff = (a: Histogram, b: Histogram) => b.counts.map((n, i) => Math.max(n - (a.counts[i] ?? 0), 0));
+  const ack = diff(prev.ackLatency, cur.ackLatency);
+  const route = diff(prev.latency, cur.latency);
   return {
     t: cur.now / 1000,
     connections: cur.connections,
@@ -46,8 +58,9 @@ export function toPoint(prev: StatsSample, cur: StatsSample): Point {
     msgsInPerS: rate(prev.totals.msgsIn, cur.totals.msgsIn),
     livePerS: rate(prev.totals.deliveredLive, cur.totals.deliveredLive),
     storedPerS: rate(prev.totals.deliveredStored, cur.totals.deliveredStored),
-    p50Ms: quantileFromBuckets(cur.latency.boundsMs, diff, 0.5),
-    p99Ms: quantileFromBuckets(cur.latency.boundsMs, diff, 0.99),
+    ackP50Ms: quantileFromBuckets(cur.ackLatency.boundsMs, ack, 0.5),
+    ackP99Ms: quantileFromBuckets(cur.ackLatency.boundsMs, ack, 0.99),
+    routeP99Ms: quantileFromBuckets(cur.latency.boundsMs, route, 0.99),
     rssMb: cur.memory.rssBytes / MB,
     spillMb: cur.memory.spillBytes / MB,
     refuseMb: cur.memory.refuseBytes / MB,
