@@ -36,7 +36,10 @@ export function assetRoutes(): Hono {
     const etag = `"${Bun.hash(a.body).toString(36)}"`;
     app.get(path, (c) => {
       if (c.req.header("if-none-match") === etag) return c.body(null, 304);
-      return c.body(a.body, 200, { "content-type": a.type, etag, "cache-control": "no-cache" });
+      const headers: Record<string, string> = { "content-type": a.type, etag, "cache-control": "no-cache" };
+      // The SDK is a public static file: pages on other origins may import it as a module.
+      if (path.startsWith("/sdk/")) headers["access-control-allow-origin"] = "*";
+      return c.body(a.body, 200, headers);
     });
   }
   app.get("/console/", (c) => c.redirect("/console"));
