@@ -43,6 +43,12 @@ export function assetRoutes(): Hono {
     });
   }
   app.get("/console/", (c) => c.redirect("/console"));
+  // Running from source before any build: say how to get the files instead of a bare 404.
+  for (const path of Object.keys(FROM_DIST)) {
+    if (!assets.has(path)) {
+      app.get(path, (c) => c.text(`${path} is built by \`npm run build\` (dist/ has no copy yet)\n`, 404));
+    }
+  }
   app.get("/favicon.ico", (c) => c.body(null, 204)); // browsers ask; nothing to show
 
   return app;
