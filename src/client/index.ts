@@ -22,8 +22,7 @@ import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts
 import { Disconnects, shouldReconnect } from "../protocol/disconnect.ts";
 import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
 import { decodeV1Server, encodeV1Client } from "../protocol/v1.ts";
-import { fromBase64 } from "../protocol/bytes.ts";
-import { type IrisSavedState, type IrisStorage, SaveQueue, toBase64, validSavedState } from "./persist.ts";
+import { fromSavedState, type IrisStorage, SaveQueue, toSavedState } from "./persist.ts";
 
 export type { SendStatus } from "../protocol/frames.ts";
 export { fileStorage, webStorage } from "./persist.ts";
@@ -130,33 +129,22 @@ export class IrisClient {
   }
 
   /** Applies a saved state: resume point, dedupe window, and unacked sends (same ids, same order). */
-  private restore(raw: IrisSavedState | null): void {
-    const s = validSavedState(raw, this.o.user);
+  private restore(raw: unknown): void {
+    const s = fromSavedState(raw, this.o.user);
     if (!s) return;
     this.lastSeqValue = Math.max(this.lastSeqValue, s.lastSeq);
-    for (const [from, id] of s.seen) this.seen.add(from + "\0" + id);
+    for (const k of s.seenKeys) this.seen.add(k);
     for (const u of s.unacked) {
       if (this.outgoing.has(u.id)) continue;
-      const body = fromBase64(u.body);
-      const out: Outgoing = { id: u.id, to: u.to, body, sentAt: 0, limited: 0, resolve: () => {}, reject: () => {} };
-      out.reject = (e) => this.emitError(e instanceof IrisError ? e.code : "SEND_FAILED", e.message, u.id);
-      this.outgoing.set(u.id, out);
+      // Its promise died with the old process: the outcome goes to onSent / onError.
+      const fail = (e: Error) => this.emitError(e instanceof IrisError ? e.code : "SEND_FAILED", e.message, u.id);
+      this.outgoing.set(u.id, { ...u, sentAt: 0, limited: 0, resolve: () => {}, reject: fail });
     }
   }
 
-  private snapshot(): IrisSavedState {
-    const seen = Array.from(this.seen).slice(-(this.o.persistWindow ?? 1000));
-    return {
-      v: 1,
-      user: this.o.user,
-      lastSeq: this.lastSeqValue,
-      seen: seen.map((k) => k.split("\0", 2) as [string, string]),
-      unacked: Array.from(this.outgoing.values(), (x) => ({ id: x.id, to: x.to, body: toBase64(x.body) })),
-    };
-  }
-
   private persist(): void {
-    this.saver?.save(() => this.snapshot());
+    const parts = () => ({ lastSeq: this.lastSeqValue, seenKeys: this.seen, unacked: this.outgoing.values() });
+    this.saver?.save(() => toSavedState(this.o.user, parts(), this.o.persistWindow ?? 1000));
   }
 
   private emitError(code: string, reason: string, id?: string): void {

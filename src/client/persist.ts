@@ -7,6 +7,8 @@
 //   same ids and the server's dedupe recognises them).
 // No Bun- or Node-only module is imported here: the file adapter reaches node:fs at run time only.
 
+import { fromBase64 } from "../protocol/bytes.ts";
+
 /** Everything the client persists, as plain JSON. */
 export interface IrisSavedState {
   /** Format version: a state of another version is ignored, not misread. */
@@ -98,7 +100,40 @@ export function fileStorage(path: string): IrisStorage {
   };
 }
 
-export function toBase64(b: Uint8Array): string {
+/** What the client hands over to be saved: its own collections, read once per save. */
+export interface ClientParts {
+  lastSeq: number;
+  /** Dedupe keys, oldest first, as the client keeps them: `${from}\0${id}`. */
+  seenKeys: Iterable<string>;
+  unacked: Iterable<{ id: string; to: string; body: Uint8Array }>;
+}
+
+/** The newest `window` pairs of the dedupe window and every unacked send, as plain JSON. */
+export function toSavedState(user: string, p: ClientParts, window: number): IrisSavedState {
+  return {
+    v: 1,
+    user,
+    lastSeq: p.lastSeq,
+    seen: Array.from(p.seenKeys).slice(-window).map((k) => k.split("\0", 2) as [string, string]),
+    unacked: Array.from(p.unacked, (x) => ({ id: x.id, to: x.to, body: toBase64(x.body) })),
+  };
+}
+
+/** A loaded state back in the client's shapes; null when there is none or it is not valid. */
+export function fromSavedState(
+  raw: unknown,
+  user: string,
+): { lastSeq: number; seenKeys: string[]; unacked: { id: string; to: string; body: Uint8Array }[] } | null {
+  const s = validSavedState(raw, user);
+  if (!s) return null;
+  return {
+    lastSeq: s.lastSeq,
+    seenKeys: s.seen.map(([from, id]) => from + "\0" + id),
+    unacked: s.unacked.map((u) => ({ id: u.id, to: u.to, body: fromBase64(u.body) })),
+  };
+}
+
+function toBase64(b: Uint8Array): string {
   let bin = "";
   // Chunked so a large body does not overflow the argument limit of fromCharCode.
   for (let i = 0; i < b.length; i += 0x8000) bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
