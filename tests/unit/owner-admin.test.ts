@@ -14,6 +14,7 @@ beforeEach(() => {
   toWriter = [];
   o = new Owner({
     self: 0,
+    shards: 1,
     toShard: (k, m) => toShard.push({ k, m }),
     toWriter: (m) => toWriter.push(m),
     now: () => 5000,
