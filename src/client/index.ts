@@ -184,7 +184,9 @@ export class IrisClient {
   connect(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.firstLogin = { resolve, reject };
-      void (this.restoring ?? Promise.resolve()).then(() => this.open());
+      // Synchronous unless an asynchronous storage is still loading its state.
+      if (this.restoring) void this.restoring.then(() => this.open());
+      else void this.open();
     });
   }
 
