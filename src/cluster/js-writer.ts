@@ -8,6 +8,7 @@
 import { assertNever } from "../assert.ts";
 import {
   type ConfirmReq,
+  type CountInboxReq,
   type FetchReq,
   isWriterReq,
   type LoadReq,
@@ -117,6 +118,8 @@ export class JsWriter {
         // No listing of the window for a filter rebuild (yet): the owner's filter starts empty,
         // so older retries are caught by JetStream's msg-id window and the SDK (docs/CLUSTER.md).
         return Promise.resolve([[link.shard, { t: "sentPage", ...EMPTY_SENT_PAGE() }]]);
+      case "countInbox":
+        return before.then(() => this.countInbox(link, r)); // counts every earlier append and delete
       case "bye":
         return Promise.resolve([]);
       default:
@@ -213,6 +216,24 @@ export class JsWriter {
     if (last !== undefined && at >= 0) this.cursors.set(r.user, { seq: last, streamSeq: at });
     else this.cursors.delete(r.user);
     return [[link.shard, { t: "rows", user: r.user, gen: r.gen, rows, more }]];
+  }
+
+  /** Admin: one user's stored rows, their bytes and the oldest one's time, read from the stream. */
+  private async countInbox(link: Link, r: CountInboxReq): Promise<Out[]> {
+    let rows = 0, bytes = 0, oldestTs = 0, after = 0;
+    for (;;) {
+      const page = await this.inbox.readBacklog(r.user, after, SCAN_PAGE);
+      for (const row of page) {
+        rows++;
+        bytes += row.body.byteLength;
+        if (oldestTs === 0 || row.ts < oldestTs) oldestTs = row.ts;
+      }
+      if (page.length < SCAN_PAGE) break;
+      after = page.at(-1)!.streamSeq;
+    }
+    const lastSeen = await this.seen.get(r.user);
+    const known = rows > 0 || lastSeen > 0 || (await this.seqs.highWater(r.user)) > 0;
+    return [[link.shard, { t: "inboxCount", user: r.user, req: r.req, known, lastSeen, rows, bytes, oldestTs }]];
   }
 
   /** Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order. */

@@ -12,6 +12,22 @@ export interface StatsSource {
   shards: number;
   maxConnections: number;
   version: string;
+  /** Cluster mode: this node's view of the members (GET /v1/cluster's shape). */
+  clusterView?: () => unknown;
+}
+
+/** One node as the overview lists it. */
+export interface NodeFigure {
+  id: string;
+  state: string;
+  connections: number;
+}
+
+/** The cluster's members as this node sees them, or just this process when not clustered. */
+function nodesOf(src: StatsSource, conns: number): NodeFigure[] {
+  const view = src.clusterView?.() as { nodes?: { id: string; state: string; conns: number }[] } | undefined;
+  if (!view?.nodes) return [{ id: "self", state: "up", connections: conns }];
+  return view.nodes.map((n) => ({ id: n.id, state: n.state, connections: n.conns }));
 }
 
 /** Free bytes for unprivileged writers on the data directory's filesystem (null if unknown). */
@@ -65,8 +81,7 @@ export function collectStats(src: StatsSource) {
       pressure: r.sum("memPressure"),
     },
     threads: { shards: src.shards, shardRestarts: r.sum("shardRestarts"), writerRestarts: r.sum("writerRestarts") },
-    // Single process: the only node is this one (a cluster lists its peers here).
-    nodes: [{ id: "self", connections: r.sum("conns") }],
+    nodes: nodesOf(src, r.sum("conns")),
   };
 }
 

@@ -19,6 +19,7 @@ export interface AdminDeps {
   relay: AdminRelay;
   maxConnections: number;
   version: string;
+  clusterView?: () => unknown;
 }
 
 /** The first two metric slots are the supervisor's and the writer's; the rest are shards. */
@@ -77,6 +78,7 @@ export function adminRoutes(d: AdminDeps): Hono {
       shards: d.reader.slots - NON_SHARD_SLOTS,
       maxConnections: d.maxConnections,
       version: d.version,
+      ...(d.clusterView ? { clusterView: d.clusterView } : {}),
     })));
 
   /** Validates the id, asks the owner, and maps "no answer" and "never seen" to errors. */

@@ -68,6 +68,9 @@ describe("3 Iris nodes + NATS", () => {
       };
       expect(v.ready).toBe(true);
       expect(v.nodes.map((x) => `${x.id}:${x.state}`)).toEqual(["iris1:up", "iris2:up", "iris3:up"]);
+      // The admin API's overview (what the console shows) lists the same members.
+      const st = await (await fetch(`${n.http}/v1/stats`)).json() as { nodes: { id: string; state: string }[] };
+      expect(st.nodes.map((x) => `${x.id}:${x.state}`)).toEqual(["iris1:up", "iris2:up", "iris3:up"]);
     }
   });
 

@@ -13,7 +13,7 @@ function sample(now: number, msgsIn: number, counts: number[], rss = 100 * 10485
     ackLatency: { p50Ms: null, p99Ms: null, boundsMs: [1, 2, 4], counts },
     memory: { rssBytes: rss, spillBytes: 200 * 1048576, refuseBytes: 300 * 1048576, pressure: 0 },
     threads: { shards: 1, shardRestarts: 0, writerRestarts: 0 },
-    nodes: [{ id: "self", connections: 3 }],
+    nodes: [{ id: "self", state: "up", connections: 3 }],
   };
 }
 

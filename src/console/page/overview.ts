@@ -104,7 +104,7 @@ function render(s: StatsSample, p: Point | null): void {
   fig("pressure", ["normal", "spilling", "refusing"][s.memory.pressure] ?? String(s.memory.pressure));
   fig("restarts", String(s.threads.shardRestarts + s.threads.writerRestarts));
   fig("shards", String(s.threads.shards));
-  fig("nodes", s.nodes.map((n) => `${n.id} (${n.connections})`).join(", "));
+  fig("nodes", s.nodes.map((n) => `${n.id} ${n.state} (${n.connections})`).join(", "));
   fig("updated", new Date(s.now).toLocaleTimeString());
 }
 

@@ -13,7 +13,7 @@ export interface StatsSample {
   ackLatency: Histogram; // send frame → the sender's ack
   memory: { rssBytes: number; spillBytes: number; refuseBytes: number; pressure: number };
   threads: { shards: number; shardRestarts: number; writerRestarts: number };
-  nodes: { id: string; connections: number }[];
+  nodes: { id: string; state: string; connections: number }[];
 }
 
 export interface Histogram {
