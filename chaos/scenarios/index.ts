@@ -5,6 +5,7 @@ import corruption from "./corruption.ts";
 import cpuSaturation from "./cpu-saturation.ts";
 import crashRestart from "./crash-restart.ts";
 import diskCrusher from "./disk-crusher.ts";
+import exactlyOnce from "./exactly-once.ts";
 import godMode from "./god-mode.ts";
 import kitchenSink from "./kitchen-sink.ts";
 import monkey from "./monkey.ts";
@@ -23,6 +24,7 @@ export const scenarios: Scenario[] = [
   crashRestart,
   kitchenSink,
   godMode,
+  exactlyOnce,
 ];
 
 export function findScenario(name: string): Scenario | undefined {

@@ -1,0 +1,102 @@
+// One client process of the exactly-once checker (chaos/scenarios/exactly-once.ts), as an
+// application would run it: everything it must not forget lives in files, so a kill -9 and a
+// fresh process started on the same files is an ordinary restart.
+//
+//   sender:    bun eo-client.ts sender <url> <user> <dir> <peers,comma,separated> <intervalMs>
+//   recipient: bun eo-client.ts recipient <url> <user> <dir>
+//
+// Sender files: <user>.next (the next message number, written before the send), <user>.sdk (the
+// SDK's saved state: its unacked sends, resent with the same ids after a restart), <user>.acks
+// (one line per server ack: "id status"). It stops sending when <dir>/stop exists and exits once
+// nothing is unacked.
+// Recipient files: <user>.log (one line per message handed to the application: "from id seq") and
+// <user>.state ({ processed, sdk }): the application's output and the SDK's resume point are saved
+// together, so a kill between the two cannot make a restart process a message twice. Lines past
+// `processed` were never committed and are cut off at start.
+// SIGUSR2 drops the connection (a network cut); the SDK reconnects and resumes.
+
+import { appendFileSync, existsSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileStorage, IrisClient, type IrisSavedState, type IrisStorage } from "../../src/client/index.ts";
+
+const [role, url, user, dir, peersArg, intervalArg] = process.argv.slice(2);
+if (!role || !url || !user || !dir) {
+  console.error("usage: eo-client.ts sender|recipient <url> <user> <dir> [peers] [intervalMs]");
+  process.exit(2);
+}
+const path = (ext: string) => join(dir, `${user}.${ext}`);
+
+function readJson<T>(p: string): T | null {
+  try {
+    return JSON.parse(readFileSync(p, "utf8")) as T;
+  } catch {
+    return null;
+  }
+}
+function writeAtomically(p: string, text: string): void {
+  writeFileSync(`${p}.tmp`, text);
+  renameSync(`${p}.tmp`, p);
+}
+
+async function sender(peers: string[], intervalMs: number): Promise<void> {
+  const client = new IrisClient({ url: url!, user: user!, storage: fileStorage(path("sdk")), resendAfterMs: 1000 });
+  const acked = (id: string, status: string) => appendFileSync(path("acks"), `${id} ${status}\n`);
+  client.onSent((r) => acked(r.id, r.status)); // also the sends restored from the SDK's file
+  process.on("SIGUSR2", () => client.dropConnection());
+  await client.connect();
+  let next = readJson<number>(path("next")) ?? 0;
+  const stopFile = join(dir!, "stop");
+  for (;;) {
+    if (existsSync(stopFile)) {
+      if (client.unacked === 0) break;
+      await Bun.sleep(50);
+      continue;
+    }
+    const n = next++;
+    writeAtomically(path("next"), JSON.stringify(next)); // an id is never reused, even after a crash
+    const id = `${user}-${n}`;
+    client.send(peers[n % peers.length]!, `${id}:${"x".repeat(32)}`, { id }).catch(() => {
+      appendFileSync(path("acks"), `${id} error\n`);
+    });
+    await Bun.sleep(intervalMs);
+  }
+  client.close();
+}
+
+interface RecipientState {
+  processed: number;
+  sdk: IrisSavedState | null;
+}
+
+async function recipient(): Promise<void> {
+  const statePath = path("state");
+  const logPath = path("log");
+  const saved = readJson<RecipientState>(statePath) ?? { processed: 0, sdk: null };
+  // Keep only what was committed with the state: the lines after it were never "processed".
+  if (existsSync(logPath)) {
+    const lines = readFileSync(logPath, "utf8").split("\n").filter(Boolean);
+    if (lines.length > saved.processed) {
+      const keep = lines.slice(0, saved.processed).map((l) => l + "\n").join("");
+      truncateSync(logPath, Buffer.byteLength(keep));
+    }
+  }
+  let processed = saved.processed;
+  const storage: IrisStorage = {
+    load: () => saved.sdk,
+    save: (sdk) => writeAtomically(statePath, JSON.stringify({ processed, sdk } satisfies RecipientState)),
+  };
+  const client = new IrisClient({ url: url!, user: user!, storage });
+  client.onMessage((m) => {
+    appendFileSync(logPath, `${m.from} ${m.id} ${m.seq}\n`);
+    processed++;
+  });
+  process.on("SIGUSR2", () => client.dropConnection());
+  await client.connect();
+  await new Promise(() => {}); // runs until the checker kills or stops it
+}
+
+process.on("SIGTERM", () => process.exit(0));
+if (role === "sender") {
+  await sender((peersArg ?? "").split(","), Number(intervalArg ?? 20));
+  process.exit(0);
+} else await recipient();

@@ -1,0 +1,202 @@
+// exactly-once: the checker of issue 13. Sender and recipient applications run as their own
+// processes with their state in files (chaos/lib/eo-client.ts); faults are drawn at random from a
+// seed: the whole server SIGKILLed and restarted, a recipient process killed and a fresh one
+// started on its files, the same for a sender, a connection cut, a shard thread killed. At the end
+// every id a sender recorded as acked must have reached a recipient application exactly once, in
+// per-sender order, and nothing must arrive that was never sent (chaos/lib/eo-judge.ts).
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+import { prng } from "../../src/chaos/garbage.ts";
+import { judge, type RecipientFiles, type SenderFiles } from "../lib/eo-judge.ts";
+import { num, seconds } from "../lib/options.ts";
+import { type Ctx, type Scenario, serverProblems, serverRestarts } from "../lib/scenario.ts";
+import type { ChaosServer } from "../lib/server.ts";
+import type { Outcome } from "../lib/verdict.ts";
+
+const CLIENT = resolve(import.meta.dir, "../lib/eo-client.ts");
+const FAULTS = ["server", "recipient", "sender", "cut", "shard"] as const;
+type FaultKind = (typeof FAULTS)[number];
+
+/** The client processes, restartable on the same files. */
+class Apps {
+  private readonly procs = new Map<string, Subprocess>();
+  readonly senders: string[];
+  readonly recipients: string[];
+
+  constructor(
+    readonly url: string,
+    readonly dir: string,
+    senders: number,
+    recipients: number,
+    readonly intervalMs: number,
+  ) {
+    this.senders = Array.from({ length: senders }, (_, i) => `eos${i}`);
+    this.recipients = Array.from({ length: recipients }, (_, i) => `eor${i}`);
+  }
+
+  start(user: string): void {
+    const sender = user.startsWith("eos");
+    const args = sender
+      ? ["sender", this.url, user, this.dir, this.recipients.join(","), String(this.intervalMs)]
+      : ["recipient", this.url, user, this.dir];
+    const p = Bun.spawn([process.execPath, CLIENT, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    this.procs.set(user, p);
+  }
+
+  startAll(): void {
+    for (const u of [...this.recipients, ...this.senders]) this.start(u);
+  }
+
+  async kill(user: string): Promise<void> {
+    const p = this.procs.get(user);
+    if (!p || p.exitCode !== null) return;
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+
+  signal(user: string, sig: NodeJS.Signals): void {
+    const p = this.procs.get(user);
+    if (p && p.exitCode === null) p.kill(sig);
+  }
+
+  /** Senders still running (they exit once stopped and fully acked). */
+  runningSenders(): number {
+    return this.senders.filter((u) => this.procs.get(u)?.exitCode === null).length;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const p of this.procs.values()) if (p.exitCode === null) p.kill("SIGKILL");
+    await Promise.all([...this.procs.values()].map((p) => p.exited));
+  }
+
+  private lines(user: string, ext: string): string[] {
+    try {
+      return readFileSync(join(this.dir, `${user}.${ext}`), "utf8").split("\n").filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+
+  files(): { senders: SenderFiles[]; recipients: RecipientFiles[] } {
+    const senders = this.senders.map((user) => ({
+      user,
+      next: Number(this.lines(user, "next")[0] ?? 0),
+      acks: this.lines(user, "acks"),
+    }));
+    const recipients = this.recipients.map((user) => {
+      const state = JSON.parse(this.lines(user, "state")[0] ?? '{"processed":0}') as { processed: number };
+      return { user, log: this.lines(user, "log").slice(0, state.processed) };
+    });
+    return { senders, recipients };
+  }
+}
+
+/** One random fault; returns false when it could not be applied now. */
+async function inject(kind: FaultKind, server: ChaosServer, apps: Apps, pick: <T>(a: T[]) => T): Promise<boolean> {
+  switch (kind) {
+    case "server":
+      await server.restart();
+      return true;
+    case "recipient":
+    case "sender": {
+      const user = pick(kind === "sender" ? apps.senders : apps.recipients);
+      await apps.kill(user);
+      apps.start(user); // a fresh process with only its files
+      return true;
+    }
+    case "cut":
+      apps.signal(pick([...apps.senders, ...apps.recipients]), "SIGUSR2");
+      return true;
+    case "shard":
+      return await server.api.killShard(pick([0, 1]));
+  }
+}
+
+async function settle(ctx: Ctx, apps: Apps, timeoutMs: number): Promise<void> {
+  writeFileSync(join(apps.dir, "stop"), "");
+  const end = Date.now() + timeoutMs;
+  while (apps.runningSenders() > 0 && Date.now() < end) await Bun.sleep(100);
+  // Then until every acked id is in a log, or nothing moves for 5 s.
+  let last = -1;
+  let stableSince = Date.now();
+  while (Date.now() < end) {
+    const j = judge(apps.files().senders, apps.files().recipients);
+    if (j.lost === 0) break;
+    if (j.lost !== last) (last = j.lost), (stableSince = Date.now());
+    else if (Date.now() - stableSince > 5000) break;
+    await Bun.sleep(100);
+  }
+  await Bun.sleep(300); // late duplicates would show up now
+  ctx.log(`settled; senders still running: ${apps.runningSenders()}`);
+}
+
+const scenario: Scenario = {
+  name: "exactly-once",
+  summary: "client processes with state in files; random server, client, connection and shard faults",
+  budgetSeconds: (o) => seconds(o, 60, 12) + 90,
+  async run(ctx) {
+    const o = ctx.opts;
+    const seed = num(o, "seed", Date.now() % 100_000, Date.now() % 100_000);
+    const rand = prng(seed);
+    const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
+    const server = await ctx.server({ shards: 2 });
+    const dir = mkdtempSync(join(tmpdir(), "iris-eo-"));
+    ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+    const apps = new Apps(
+      server.url,
+      dir,
+      num(o, "senders", 12, 5),
+      num(o, "recipients", 12, 5),
+      num(o, "interval-ms", 25, 25),
+    );
+    ctx.defer(() => apps.stopAll());
+    apps.startAll();
+    const injected: Record<FaultKind, number> = { server: 0, recipient: 0, sender: 0, cut: 0, shard: 0 };
+    const end = performance.now() + seconds(o, 60, 12) * 1000;
+    const every = num(o, "every-ms", 1200, 1200);
+    while (performance.now() < end) {
+      await Bun.sleep(every * (0.5 + rand()));
+      const kind = pick([...FAULTS]);
+      if (await inject(kind, server, apps, pick).catch(() => false)) injected[kind]++;
+    }
+    ctx.log(`chaos over (seed ${seed}); settling`);
+    await settle(ctx, apps, 60_000);
+    const j = judge(apps.files().senders, apps.files().recipients);
+    await apps.stopAll();
+    const outcome: Outcome = {
+      verdict: {
+        sent: j.sent,
+        acked: j.acked,
+        delivered: j.delivered,
+        lost: j.lost,
+        duplicated: j.duplicated,
+        failed: j.refused,
+        reconnects: 0,
+        unackedAtEnd: apps.runningSenders(),
+      },
+      maxRssMb: ctx.maxRssMb,
+      serverRestarts: await serverRestarts(server),
+      extra: {
+        seed,
+        server_kills: injected.server,
+        recipient_restarts: injected.recipient,
+        sender_restarts: injected.sender,
+        connection_cuts: injected.cut,
+        shard_kills: injected.shard,
+        phantom: j.phantom,
+        reordered: j.reordered,
+      },
+      problems: await serverProblems(server),
+    };
+    if (j.phantom > 0) outcome.problems.push(`${j.phantom} deliveries of ids never sent`);
+    if (j.reordered > 0) outcome.problems.push(`${j.reordered} deliveries out of per-sender order`);
+    if (j.lost > 0) outcome.problems.push(`missing e.g. ${j.missingExamples.join(",")}`);
+    if (Object.values(injected).reduce((a, b) => a + b, 0) === 0) outcome.problems.push("no fault was injected");
+    return outcome;
+  },
+};
+
+export default scenario;
