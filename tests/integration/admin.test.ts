@@ -83,6 +83,8 @@ describe("admin API (no auth)", () => {
   test("disconnect closes the user's connection and is logged; purge empties the inbox", async () => {
     const u = await client("dc-user", { autoReconnect: false });
     const closed = new Promise<void>((res) => u.c.onState((st) => st === "offline" && res()));
+    // LOGIN_OK comes from the socket's shard; the owner (maybe another shard) hears the attach just after.
+    await until(async () => (await api("GET", "/v1/users/dc-user")).body.online === true, "the owner to see dc-user");
     const d = await api("POST", "/v1/users/dc-user/disconnect");
     expect(d.status).toBe(200);
     expect(d.body.disconnected).toBe(true);
