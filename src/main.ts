@@ -5,7 +5,6 @@
 // and chaos launchers): `ready {"port":…,"tcpPort":…,"chaosPort":…,…}`, a JSON object after the
 // word "ready".
 
-import { mkdirSync } from "node:fs";
 import { formatPlanTable, planToJson } from "../tune/format.ts";
 import { type Plan, plan as makePlan } from "../tune/plan.ts";
 import { probe } from "../tune/probe.ts";
@@ -17,6 +16,7 @@ import { clusterOptions } from "./cluster/options.ts";
 import { configureLog, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
+import { startChecks } from "./ops/start-checks.ts";
 import { Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 
@@ -39,11 +39,11 @@ async function main(): Promise<Exit> {
   const thePlan = await planFor(settings, explicit);
   if (thePlan === null) return 0; // --dry-run
   const resolved = resolveSettings(settings, explicit, thePlan);
-  try {
-    mkdirSync(settings.dataDir, { recursive: true });
-  } catch (e) {
-    console.error(`iris: cannot create --data-dir ${settings.dataDir}: ${(e as Error).message}`);
-    return 2;
+  // Data dir, lock, database and ports: refused with one line before anything is written.
+  const refusal = startChecks(settings);
+  if (refusal) {
+    console.error(`iris: ${refusal}`);
+    return 1;
   }
   try {
     // Cluster mode: every shard must use the same node id, so resolve (or create) it once here.
