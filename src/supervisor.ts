@@ -165,7 +165,11 @@ export class Supervisor {
       shards: this.o.shards,
     });
     const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS);
-    if (r.t === "fatal") throw new Error(`storage writer could not start: ${r.error}`);
+    if (r.t === "fatal") {
+      this.writer.worker = null; // a failed open is not a crash: no restart loop
+      w.terminate();
+      throw new Error(`storage writer could not start: ${r.error}`);
+    }
     log.info("storage ready", { path: `${s.dataDir}/iris.db`, inboxRows: r.rows });
   }
 
