@@ -3,7 +3,7 @@
 // side. Data traffic between workers goes over their own ports (router/wire.ts), never here.
 
 import type { Settings } from "./config/schema.ts";
-import type { Level } from "./observe/log.ts";
+import type { Level, LogFormat } from "./observe/log.ts";
 import type { OwnerLimits } from "./limits.ts";
 
 // ---- supervisor → shard ----
@@ -54,6 +54,7 @@ export interface WriterInit {
   batchRows: number;
   metrics: SharedArrayBuffer;
   logLevel: Level;
+  logFormat: LogFormat;
   shards: number;
 }
 export type WriterControl =

@@ -13,7 +13,8 @@ import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
 import type { SettingKey, Settings } from "./config/schema.ts";
 import { clusterOptions } from "./cluster/options.ts";
-import { configureLog, log } from "./observe/log.ts";
+import { describeError } from "./observe/errors.ts";
+import { configureLog, installCrashHandler, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
 import { startChecks } from "./ops/start-checks.ts";
@@ -35,7 +36,8 @@ async function main(): Promise<Exit> {
   const { settings, explicit } = loaded;
   if (settings.help) return (console.log(helpText(VERSION)), 0);
   if (settings.version) return (console.log(VERSION), 0);
-  configureLog(settings.logLevel, "main");
+  configureLog(settings.logLevel, "main", settings.logFormat);
+  installCrashHandler();
   const thePlan = await planFor(settings, explicit);
   if (thePlan === null) return 0; // --dry-run
   const resolved = resolveSettings(settings, explicit, thePlan);
@@ -84,7 +86,7 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
   try {
     await sup.start();
   } catch (e) {
-    console.error(`iris: failed to start: ${(e as Error).message}`);
+    console.error(`iris: failed to start: ${describeError(e)}`);
     await sup.shutdown().catch(() => {});
     return 1;
   }
@@ -140,6 +142,6 @@ function untilSignalled(sup: Supervisor, timeoutMs: number, beforeStop: () => vo
 }
 
 main().then((code) => process.exit(code), (e) => {
-  console.error(`iris: fatal: ${(e as Error).stack ?? e}`);
+  console.error(`iris: fatal: ${describeError(e)}`);
   process.exit(1);
 });

@@ -16,7 +16,7 @@ import {
   SHUTDOWN_STEP_TIMEOUT_MS,
   WRITER_START_TIMEOUT_MS,
 } from "./limits.ts";
-import { log } from "./observe/log.ts";
+import { errorEventMessage, log } from "./observe/log.ts";
 import { createMetricsBuffer, SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
 import { Pressure, type PressureLevel } from "./observe/signals.ts";
 
@@ -63,7 +63,10 @@ class Thread<C extends ShardControl | WriterControl> {
       if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(m);
       else onOther(m);
     };
-    w.addEventListener("error", (e) => log.error(`${this.name} threw`, { error: (e as ErrorEvent).message }));
+    w.addEventListener(
+      "error",
+      (e) => log.error(`${this.name} threw`, { error: errorEventMessage((e as ErrorEvent).message) }),
+    );
     w.addEventListener("close", () => {
       if (this.worker === w) {
         this.worker = null;
@@ -162,6 +165,7 @@ export class Supervisor {
       batchRows: s.batchRows,
       metrics: this.metricsBuf,
       logLevel: s.logLevel,
+      logFormat: s.logFormat,
       shards: this.o.shards,
     });
     const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS);

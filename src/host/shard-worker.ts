@@ -3,7 +3,7 @@
 
 import { assertNever } from "../assert.ts";
 import { isShardControl, type ShardControl, type ShardInit, type ShardReport } from "../control.ts";
-import { configureLog, log } from "../observe/log.ts";
+import { configureLog, installCrashHandler, log } from "../observe/log.ts";
 import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
 import { ShardHost } from "./shard-host.ts";
 import { ShardCluster } from "../cluster/shard-cluster.ts";
@@ -11,10 +11,11 @@ import { ShardCluster } from "../cluster/shard-cluster.ts";
 declare const self: Worker;
 
 let host: ShardHost | null = null;
+installCrashHandler();
 const report = (m: ShardReport) => postMessage(m);
 
 function init(m: ShardInit, cluster?: ShardCluster): void {
-  configureLog(m.settings.logLevel, `shard${m.index}`);
+  configureLog(m.settings.logLevel, `shard${m.index}`, m.settings.logFormat);
   const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
   metrics.reset(); // a restarted shard starts its gauges from zero
   host = new ShardHost({

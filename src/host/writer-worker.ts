@@ -4,7 +4,8 @@
 import { assertNever } from "../assert.ts";
 import { isWriterControl, type WriterControl, type WriterInit, type WriterReport } from "../control.ts";
 import { EXPIRE_EVERY_MAX_MS, EXPIRE_EVERY_MIN_MS } from "../limits.ts";
-import { configureLog, log } from "../observe/log.ts";
+import { describeError } from "../observe/errors.ts";
+import { configureLog, installCrashHandler, log } from "../observe/log.ts";
 import { SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
 import { InboxStore } from "../store/inbox-store.ts";
 import { Writer } from "../store/writer.ts";
@@ -14,13 +15,14 @@ declare const self: Worker;
 let writer: Writer | null = null;
 let store: InboxStore | null = null;
 const report = (m: WriterReport) => postMessage(m);
+installCrashHandler();
 
 function init(m: WriterInit): void {
-  configureLog(m.logLevel, "writer");
+  configureLog(m.logLevel, "writer", m.logFormat);
   try {
     store = InboxStore.open(m.path, { maxInboxPerUser: m.maxInbox, ttlMs: m.ttlMs });
   } catch (e) {
-    return report({ t: "fatal", error: (e as Error).message });
+    return report({ t: "fatal", error: describeError(e) });
   }
   const metrics = new SlotMetrics(m.metrics, SLOT_WRITER);
   const w = new Writer(store, metrics, {

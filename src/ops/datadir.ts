@@ -7,7 +7,7 @@ import { Database } from "bun:sqlite";
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { SCHEMA_VERSION } from "../store/migrations.ts";
-import { oneLine } from "./errors.ts";
+import { oneLine } from "../observe/errors.ts";
 
 export const DB_FILE = "iris.db";
 

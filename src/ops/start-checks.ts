@@ -4,7 +4,7 @@
 
 import { resolve } from "node:path";
 import { checkDatabase, checkDir, formatProblem } from "./datadir.ts";
-import { oneLine } from "./errors.ts";
+import { oneLine } from "../observe/errors.ts";
 import { lockDataDir } from "./lock.ts";
 import { checkPorts } from "./port.ts";
 

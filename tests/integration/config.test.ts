@@ -47,6 +47,6 @@ describe("config errors", () => {
     const r = run(["--port", String(blocker.port), "--data-dir", `/tmp/iris-cfg-${process.pid}`]);
     blocker.stop(true);
     expect(r.code).toBe(1);
-    expect(r.err).toContain("failed to start");
+    expect(r.err).toContain(`port ${blocker.port} on 127.0.0.1 is already in use`);
   });
 });

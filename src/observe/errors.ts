@@ -1,4 +1,4 @@
-// Errors as an operator reads them: message and code on one line, never a stack or source excerpt.
+// Errors as an operator reads them (logs and start-up refusals): message and code on one line, never a stack or source excerpt.
 
 /** `message (CODE)` on one line; the code is SQLite's or the OS's when the error carries one. */
 export function describeError(e: unknown): string {
