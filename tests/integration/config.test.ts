@@ -44,9 +44,10 @@ describe("config errors", () => {
 
   test("a port already in use fails with a clear error", async () => {
     const blocker = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("x") });
-    const r = run(["--port", String(blocker.port), "--data-dir", `/tmp/iris-cfg-${process.pid}`]);
+    const port = blocker.port;
+    const r = run(["--port", String(port), "--data-dir", `/tmp/iris-cfg-${process.pid}`]);
     blocker.stop(true);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`port ${blocker.port} on 127.0.0.1 is already in use`);
+    expect(r.err).toContain(`port ${port} on 127.0.0.1 is already in use`);
   });
 });
