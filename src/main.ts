@@ -14,6 +14,8 @@ import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.
 import type { SettingKey, Settings } from "./config/schema.ts";
 import { clusterOptions } from "./cluster/options.ts";
 import { describeError } from "./observe/errors.ts";
+import { SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
+import { startDiskMonitor } from "./ops/disk.ts";
 import { configureLog, installCrashHandler, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
@@ -83,10 +85,12 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
     ownerLimits: r.ownerLimits,
     version: VERSION,
   });
+  const disk = startDiskMonitor(settings.dataDir, settings.minFreeMb, new SlotMetrics(sup.metricsBuf, SLOT_MAIN));
   try {
     await sup.start();
   } catch (e) {
     console.error(`iris: failed to start: ${describeError(e)}`);
+    disk.stop();
     await sup.shutdown().catch(() => {});
     return 1;
   }
@@ -103,7 +107,10 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
     maxConns: r.maxConnections,
     startupMs: Math.round(performance.now() - t0),
   });
-  return await untilSignalled(sup, settings.shutdownTimeout, () => chaos?.stop());
+  return await untilSignalled(sup, settings.shutdownTimeout, () => {
+    chaos?.stop();
+    disk.stop();
+  });
 }
 
 function printReady(info: ReadyInfo): void {

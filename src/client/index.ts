@@ -290,7 +290,7 @@ export class IrisClient {
       case "error": {
         const err = new IrisError(f.code, f.reason, f.id);
         const out = f.id ? this.outgoing.get(f.id) : undefined;
-        const backPressure = f.code === "RATE_LIMITED" || f.code === "SERVER_BUSY";
+        const backPressure = f.code === "RATE_LIMITED" || f.code === "SERVER_BUSY" || f.code === "STORE_FULL";
         if (out && backPressure && this.o.retryRateLimited !== false) {
           // Back off (doubling, capped at 2 s) and let the resend loop send it again, same id.
           out.limited++;

@@ -34,6 +34,7 @@ export const settingsSchema = z.object({
   maxPending: positiveInt.default(1000),
   pendingSpillMs: positiveInt.default(1000),
   storeBacklogMb: positiveInt.default(128),
+  minFreeMb: z.coerce.number().int().min(0).max(1 << 30).optional(),
   flushMs: z.coerce.number().int().min(0).max(1000).default(2),
   batchRows: positiveInt.default(2048),
   shutdownTimeout: positiveInt.default(5000),
@@ -78,6 +79,8 @@ export const settingHelp: Record<SettingKey, string> = {
   rateFrames: "frames per second per connection, any kind (0 = unlimited; default 20000)",
   maxPending: "most unacked in-memory deliveries per user before spilling to the store",
   pendingSpillMs: "unacked deliveries older than this (ms) move to the store and their senders hear 'stored'",
+  minFreeMb:
+    "free disk (MiB) kept in reserve on the data dir: below it, sends that would be stored get STORE_FULL; 0 = off (default: plan from disk size)",
   storeBacklogMb: "bytes on their way to the store (MiB) above which new sends get SERVER_BUSY (retried by the SDK)",
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
   batchRows: "most rows per storage transaction (default 2048)",

@@ -55,7 +55,13 @@ type App = Hono<{ Bindings: Server<WsData> }>;
 export function createHttpApp(d: HttpDeps): App {
   const app: App = new Hono<{ Bindings: Server<WsData> }>();
   app.get("/healthz", (c) => c.json({ ok: true, version: d.version }));
-  app.get("/readyz", (c) => (d.signals.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
+  // Not ready while the store refuses messages: connections are still taken (live delivery and
+  // reading stored inboxes go on), but a balancer should prefer another instance.
+  app.get("/readyz", (c) => {
+    if (!d.signals.ready()) return c.json({ ready: false }, 503);
+    if (d.signals.storeFull()) return c.json({ ready: false, reason: "store full" }, 503);
+    return c.json({ ready: true });
+  });
   app.get("/metrics", (c) =>
     c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
       "content-type": "text/plain; version=0.0.4",

@@ -62,6 +62,7 @@ export class ShardHost {
       now: () => Date.now(),
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
+      storeFull: () => this.signals.storeFull(),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,
@@ -110,6 +111,7 @@ export class ShardHost {
     m.set("duplicates", st.duplicates);
     m.set("dedupeLookups", st.lookups);
     m.set("statusStoreLookups", this.owner.unknown.lookups);
+    m.set("storeFullRejects", st.storeFullRejects);
   }
 
   // ---- supervisor events ----

@@ -50,6 +50,10 @@ export const FIELDS = [
   "dedupeExpired",
   // shard (dedupe)
   "dedupeLookups",
+  "storeFailing",
+  "storeErrors",
+  // owners
+  "storeFullRejects",
   // supervisor
   "shardRestarts",
   "writerRestarts",
@@ -60,6 +64,9 @@ export const FIELDS = [
   "spillBytes",
   "refuseBytes",
   "ready",
+  "diskFreeBytes",
+  "diskReserveBytes",
+  "storeFull",
 ] as const;
 export type Field = (typeof FIELDS)[number];
 
@@ -223,6 +230,20 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
   ready: ["iris_ready", "gauge", "1 when every thread is up"],
   spillBytes: ["iris_memory_spill_watermark_bytes", "gauge", "RSS above which slow users are served from the store"],
   refuseBytes: ["iris_memory_refuse_watermark_bytes", "gauge", "RSS above which new connections are refused"],
+  diskFreeBytes: ["iris_disk_free_bytes", "gauge", "free bytes on the data dir's file system (statfs, unprivileged)"],
+  diskReserveBytes: ["iris_disk_reserve_bytes", "gauge", "--min-free-mb in bytes: below it new stores are refused"],
+  storeFull: [
+    "iris_store_full",
+    "gauge",
+    "1 while free space is below the reserve (sends that would be stored get STORE_FULL)",
+  ],
+  storeFailing: [
+    "iris_store_failing",
+    "gauge",
+    "1 while the writer backs off after a failed commit (disk full, I/O error)",
+  ],
+  storeErrors: ["iris_store_errors_total", "counter", "storage transactions that failed and were answered with errors"],
+  storeFullRejects: ["iris_store_full_rejects_total", "counter", "sends refused with STORE_FULL"],
 };
 
 /** Prometheus text exposition (version 0.0.4). */

@@ -1,7 +1,7 @@
 // Named readings of the shared metrics that other threads act on (readiness, memory pressure,
 // the store backlog, connection count), so deciders never compare metric slots with bare numbers.
 
-import { type MetricsReader, SLOT_MAIN } from "./metrics.ts";
+import { type MetricsReader, SLOT_MAIN, SLOT_WRITER } from "./metrics.ts";
 
 /** Memory pressure levels published by the supervisor. */
 export const Pressure = { NONE: 0, SPILL: 1, REFUSE: 2 } as const;
@@ -32,6 +32,10 @@ export class Signals {
   /** Messages accepted by owners and not yet committed, over all shards. */
   storeBacklogRows(): number {
     return this.r.sum("storeBacklogRows");
+  }
+  /** The disk is below its reserve (statfs) or the writer backs off after a failed commit. */
+  storeFull(): boolean {
+    return this.r.at(SLOT_MAIN, "storeFull") >= 1 || this.r.at(SLOT_WRITER, "storeFailing") >= 1;
   }
   connections(): number {
     return this.r.sum("conns");

@@ -18,6 +18,7 @@ export const ErrorCode = {
   BAD_ACK: 14,
   UNSUPPORTED: 15,
   DISCONNECTED: 16,
+  STORE_FULL: 17, // the disk is (nearly) full: sends that would be stored are refused; retry later
 } as const;
 export type ErrorName = keyof typeof ErrorCode;
 

@@ -70,6 +70,8 @@ export interface OwnerIO {
   underPressure(): boolean;
   /** A sender is told "delivered" for a send whose frame arrived at `t0` (epoch ms; metrics). */
   sendAcked?(t0: number): void;
+  /** True while the disk is below its reserve or the writer backs off after a failed commit. */
+  storeFull?(): boolean;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -150,6 +152,7 @@ export interface OwnerStats {
   stored: number;
   duplicates: number;
   lookups: number;
+  storeFullRejects: number;
   boxes: number;
   online: number;
 }
@@ -187,6 +190,7 @@ export class Owner {
     stored: 0,
     duplicates: 0,
     lookups: 0,
+    storeFullRejects: 0,
     boxes: 0,
     online: 0,
   };
@@ -365,6 +369,8 @@ export class Owner {
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
   private accept(b: UserBox, m: RouteMsg): void {
+    // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
+    if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
@@ -406,15 +412,14 @@ export class Owner {
   /** Forward live, hold back behind a draining backlog, or store. */
   private place(b: UserBox, d: Pending): void {
     const l = b.link;
-    const tight = this.io.underPressure();
-    const maxPending = tight ? Math.min(this.limits.maxPending, TIGHT_MAX_PENDING) : this.limits.maxPending;
-    if (l && l.phase === "live" && l.pending.length < maxPending) {
+    const where = this.placement(b);
+    if (l && where === "live") {
       this.forward(l, [d], false);
       l.pending.push(d);
       this.stats.forwardedLive++;
       return;
     }
-    if (l && l.phase !== "live" && !tight && l.holdback.length < this.limits.holdback) {
+    if (l && where === "hold") {
       l.holdback.push(d);
       return;
     }
@@ -422,6 +427,29 @@ export class Owner {
     if (l?.holdback.length) this.store(b, l.holdback.splice(0));
     if (l) l.appendedSinceFetch = true;
     this.store(b, [d]);
+  }
+
+  /** Where a new message for this user goes now. */
+  private placement(b: UserBox): "live" | "hold" | "store" {
+    const l = b.link;
+    const tight = this.io.underPressure();
+    const maxPending = tight ? Math.min(this.limits.maxPending, TIGHT_MAX_PENDING) : this.limits.maxPending;
+    if (l && l.phase === "live" && l.pending.length < maxPending) return "live";
+    if (l && l.phase !== "live" && !tight && l.holdback.length < this.limits.holdback) return "hold";
+    return "store";
+  }
+
+  /** The store is full: a typed error the SDK retries later with the same id; nothing is kept. */
+  private refuseFull(m: RouteMsg): void {
+    this.stats.storeFullRejects++;
+    if (m.o < 0) return;
+    this.io.toShard(m.o, {
+      t: "sendError",
+      conn: m.c,
+      id: m.id,
+      code: "STORE_FULL",
+      reason: "disk full: message not stored; retry later",
+    });
   }
 
   /** A sender retried an id we have seen. Reply only with what is already true. */
@@ -771,6 +799,7 @@ export class Owner {
    * written to the socket; a later ack deletes them from the store.
    */
   spillStalePending(ageMs: number): number {
+    if (this.io.storeFull?.()) return 0; // they stay in RAM (bounded by maxPending) until acked
     const cutoff = this.io.now() - ageMs;
     let n = 0;
     for (const b of this.boxes.values()) {

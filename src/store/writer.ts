@@ -33,6 +33,8 @@ import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { isWriterReq, refusalShard } from "../router/wire.ts";
 import type { InboxStore } from "./inbox-store.ts";
+import { describeError } from "../observe/errors.ts";
+import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
 export interface WriterOptions {
   flushMs: number;
@@ -63,6 +65,12 @@ export class Writer {
   private readonly byes = new Set<number>();
   onAllBye: (() => void) | null = null;
   expectedShards = 0;
+  /** Requests of failed transactions, run again when the back-off timer fires. */
+  private retryOps: { k: Link; r: WriterReq }[] = [];
+  /** Dedupe records of failed transactions, already counted as committed: written on retry. */
+  private retryRemembers: RememberReq[] = [];
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly backoff = new Backoff();
 
   constructor(
     private readonly store: InboxStore,
@@ -87,8 +95,16 @@ export class Writer {
   receive(k: Link, batch: unknown): void {
     if (!Array.isArray(batch)) return this.garbage();
     for (const r of batch) {
-      if (isWriterReq(r)) this.accept(k, r);
-      else this.garbage();
+      if (!isWriterReq(r)) {
+        this.garbage();
+        continue;
+      }
+      try {
+        this.accept(k, r);
+      } catch (e) {
+        // A read that failed (I/O error): keep the request and run it again after a back-off.
+        this.failed([{ k, r }], e);
+      }
     }
     if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
@@ -190,6 +206,22 @@ export class Writer {
     // Appends and remembers are what the owner replays if we die: it counts them as committed.
     const confirmed = new Map<Link, number>();
     const t0 = performance.now();
+    try {
+      this.commit(ops, push, confirmed);
+    } catch (e) {
+      return this.failed(ops, e);
+    }
+    if (this.backoff.failing) this.recovered();
+    this.metrics.add("commits");
+    this.metrics.add("commitMsSum", performance.now() - t0);
+    this.metrics.set("inboxRows", this.store.totalCount());
+    this.metrics.set("dedupeRows", this.store.sent.count());
+    for (const [k, n] of confirmed) push(k, { t: "committed", n });
+    for (const [k, q] of out) this.send(k, q);
+  }
+
+  /** One transaction for the whole batch; replies are only pushed, and sent after it commits. */
+  private commit(ops: Op[], push: Push, confirmed: Map<Link, number>): void {
     this.store.transaction(() => {
       let i = 0;
       while (i < ops.length) {
@@ -206,13 +238,66 @@ export class Writer {
         this.apply(op.k, op.r, push);
         i++;
       }
+      // Dedupe records of an earlier failed batch, already confirmed to their owner.
+      for (const r of this.retryRemembers) this.store.sent.remember(r.keys);
     });
-    this.metrics.add("commits");
-    this.metrics.add("commitMsSum", performance.now() - t0);
-    this.metrics.set("inboxRows", this.store.totalCount());
-    this.metrics.set("dedupeRows", this.store.sent.count());
-    for (const [k, n] of confirmed) push(k, { t: "committed", n });
-    for (const [k, q] of out) this.send(k, q);
+    this.retryRemembers = [];
+  }
+
+  /**
+   * A transaction (or a read) failed: answer its appends with typed errors now, keep the other
+   * requests for a retry after a back-off, and tell owners to refuse new stores meanwhile.
+   */
+  private failed(ops: { k: Link; r: WriterReq }[], e: unknown): void {
+    const code = failureCode(e);
+    const plan = planFailure(ops, code, (shard) => this.links.get(shard));
+    for (const [k, q] of plan.replies) this.send(k, q);
+    this.retryOps.push(...plan.retry);
+    this.retryRemembers.push(...plan.remembers);
+    this.metrics.add("storeErrors");
+    this.metrics.set("storeFailing", 1);
+    if (this.retryTimer) return; // already backing off: the timer picks these up too
+    const delay = this.backoff.next();
+    log.error("storage write failed; its sends were refused, retrying", {
+      error: describeError(e),
+      code,
+      refusedRows: plan.rows,
+      retryInMs: delay,
+    });
+    this.retryTimer = setTimeout(() => this.retry(), delay);
+  }
+
+  /** Back-off over: run the kept requests again; with none, let owners try storing again. */
+  private retry(): void {
+    this.retryTimer = null;
+    const again = this.retryOps;
+    this.retryOps = [];
+    if (again.length === 0 && this.retryRemembers.length === 0) {
+      this.metrics.set("storeFailing", 0);
+      return;
+    }
+    for (const op of again) this.receive(op.k, [op.r]);
+    this.flushRetry();
+  }
+
+  /** A transaction even when only kept dedupe records wait (flush() skips an empty batch). */
+  private flushRetry(): void {
+    if (this.ops.length > 0) return this.flush();
+    try {
+      this.store.transaction(() => {
+        for (const r of this.retryRemembers) this.store.sent.remember(r.keys);
+      });
+      this.retryRemembers = [];
+      this.recovered();
+    } catch (e) {
+      this.failed([], e);
+    }
+  }
+
+  private recovered(): void {
+    this.backoff.reset();
+    this.metrics.set("storeFailing", 0);
+    log.warn("storage writes succeed again");
   }
 
   /** One queued request inside the group commit; replies go out after the COMMIT. */
@@ -329,17 +414,22 @@ export class Writer {
     this.flush();
     let rows = 0;
     let keys = 0;
-    this.store.transaction(() => {
-      rows = this.store.expire(now);
-    });
-    const cutoff = now - this.o.dedupeWindowMs;
-    for (let i = 0; i < DEDUPE_EXPIRE_BATCHES_PER_RUN; i++) {
-      let n = 0;
+    try {
       this.store.transaction(() => {
-        n = this.store.sent.expire(cutoff, DEDUPE_EXPIRE_BATCH);
+        rows = this.store.expire(now);
       });
-      keys += n;
-      if (n < DEDUPE_EXPIRE_BATCH) break;
+      const cutoff = now - this.o.dedupeWindowMs;
+      for (let i = 0; i < DEDUPE_EXPIRE_BATCHES_PER_RUN; i++) {
+        let n = 0;
+        this.store.transaction(() => {
+          n = this.store.sent.expire(cutoff, DEDUPE_EXPIRE_BATCH);
+        });
+        keys += n;
+        if (n < DEDUPE_EXPIRE_BATCH) break;
+      }
+    } catch (e) {
+      log.warn("expiry failed; the next round retries", { error: describeError(e) });
+      return;
     }
     if (rows) {
       this.metrics.add("rowsExpired", rows);

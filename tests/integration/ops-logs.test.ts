@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 const stderrLines = (s: RunningServer) =>
-  s.output().split("\n").filter((l) => l.trim() !== "" && !l.startsWith("iris ") && !l.includes("ready on"));
+  s.output().split("\n").filter((l) => l.trim() !== "" && !l.startsWith("iris ") && !l.startsWith("ready {"));
 
 describe("operator logs", () => {
   test("json format: every line is one object; a shard crash is one line without source", async () => {
