@@ -15,6 +15,7 @@ import type { SettingKey, Settings } from "./config/schema.ts";
 import { clusterOptions } from "./cluster/options.ts";
 import { describeError } from "./observe/errors.ts";
 import { SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
+import { runBackup } from "./ops/backup.ts";
 import { startDiskMonitor } from "./ops/disk.ts";
 import { configureLog, installCrashHandler, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
@@ -27,6 +28,7 @@ type Exit = number;
 
 async function main(): Promise<Exit> {
   const t0 = performance.now();
+  if (process.argv[2] === "backup") return runBackup(process.argv.slice(3), process.env);
   let loaded;
   try {
     loaded = loadSettings(process.argv.slice(2), process.env);

@@ -90,6 +90,7 @@ export function helpText(version: string): string {
     `iris ${version}: WebSocket messaging appliance`,
     "",
     "usage: iris [flags]   (every flag also reads IRIS_<NAME> from the environment)",
+    "       iris backup --data-dir <dir> --out <file>   (consistent copy while iris runs)",
     "",
   ];
   for (const k of keys) {
