@@ -7,7 +7,7 @@
 
 import { formatPlanTable, planToJson } from "../tune/format.ts";
 import { type Plan, plan as makePlan } from "../tune/plan.ts";
-import { probe } from "../tune/probe.ts";
+import { probe, raiseNoFileLimit } from "../tune/probe.ts";
 import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
@@ -63,6 +63,8 @@ async function main(): Promise<Exit> {
 
 /** Probes and plans; prints the plan under --auto-tune; null when --dry-run ends the run. */
 async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<Plan | null> {
+  // Soft open-files limit up to the hard one (documented in OPERATIONS.md), before the probe reads it.
+  log.debug("open files limit", { soft: raiseNoFileLimit() });
   // The probe is cheap; even without --auto-tune its open-files figure caps connections.
   const thePlan = makePlan(await probe(), planOverrides(settings, explicit));
   if (settings.autoTune && !settings.dryRun) {
