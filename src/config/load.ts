@@ -1,5 +1,6 @@
 // Turns argv + env into validated Settings, or one clear error line.
 
+import { authEnabled, loadPublicKey } from "../auth/verifier.ts";
 import { settingHelp, type SettingKey, type Settings, settingsSchema } from "./schema.ts";
 
 const keys = Object.keys(settingHelp) as SettingKey[];
@@ -77,10 +78,17 @@ export function loadSettings(
     throw new ConfigError(`invalid ${where}: ${issue.message}${allowed}`);
   }
   const settings = parsed.data;
-  if (!isLoopback(settings.host) && !settings.jwtSecret && !settings.insecure) {
+  if (!isLoopback(settings.host) && !authEnabled(settings) && !settings.insecure) {
     throw new ConfigError(
-      `refusing to bind non-loopback address ${settings.host} without auth: set --jwt-secret (IRIS_JWT_SECRET) or pass --insecure`,
+      `refusing to bind non-loopback address ${settings.host} without auth: set --jwt-secret (IRIS_JWT_SECRET), --jwt-public-key or --jwks-url, or pass --insecure`,
     );
+  }
+  if (settings.jwtPublicKey) {
+    try {
+      loadPublicKey(settings.jwtPublicKey);
+    } catch (e) {
+      throw new ConfigError(`invalid --jwt-public-key (IRIS_JWT_PUBLIC_KEY): ${(e as Error).message}`);
+    }
   }
   return { settings, explicit: new Set(Object.keys(merged) as SettingKey[]) };
 }

@@ -16,6 +16,11 @@ export const settingsSchema = z.object({
   dataDir: z.string().min(1).default("./iris-data"),
   shards: z.coerce.number().int().min(1).max(256).optional(),
   jwtSecret: z.string().min(16, "must be at least 16 characters").optional(),
+  jwtPublicKey: z.string().min(1).optional(),
+  jwksUrl: z.string().url().refine((u) => /^https?:/.test(u), "must be an http(s) URL").optional(),
+  jwtIssuer: z.string().min(1).optional(),
+  jwtAudience: z.string().min(1).optional(),
+  jwksRefreshMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
   insecure: bool.default(false),
   allowV0: bool.default(false),
   maxPayload: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
@@ -55,12 +60,19 @@ export type SettingKey = keyof Settings;
 
 /** One-line help per setting, for --help and the docs. */
 export const settingHelp: Record<SettingKey, string> = {
-  host: "address to bind (default 127.0.0.1; non-loopback needs --jwt-secret or --insecure)",
+  host:
+    "address to bind (default 127.0.0.1; non-loopback needs auth (--jwt-secret, --jwt-public-key, --jwks-url) or --insecure)",
   port: "HTTP + WebSocket port (default 8080; 0 picks a free port)",
   tcpPort: "optional raw TCP listener for seed (v0) clients",
   dataDir: "directory for the SQLite inbox (default ./iris-data)",
   shards: "router shards (worker threads); default: auto-tune plan or 1",
   jwtSecret: "HS256 secret: logins and HTTP API need a JWT whose sub is the user",
+  jwtPublicKey: "PEM public key (or certificate) file: RS*/PS*/ES*/EdDSA login tokens signed by its private key",
+  jwksUrl:
+    "identity provider key set (JWKS) URL: tokens signed by any key in it (cached; refetched for an unknown kid)",
+  jwtIssuer: "required iss claim of every token (optional)",
+  jwtAudience: "required aud claim of every token (optional)",
+  jwksRefreshMs: "least ms between JWKS refetches triggered by unknown kids (default 30000)",
   insecure: "allow binding a non-loopback address without auth",
   allowV0: "accept v0 (tokenless) logins even when --jwt-secret is set",
   maxPayload: "largest message body in bytes (default 65536)",

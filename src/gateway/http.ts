@@ -4,7 +4,7 @@
 import { Hono } from "hono";
 import type { Server } from "bun";
 import { z } from "zod";
-import { verifyToken } from "../auth/jwt.ts";
+import type { TokenVerifier } from "../auth/verifier.ts";
 import type { Settings } from "../config/schema.ts";
 import { HTTP_SEND_ACK_TIMEOUT_MS, RETRY_AFTER_S } from "../limits.ts";
 import { type MetricsReader, renderPrometheus } from "../observe/metrics.ts";
@@ -41,11 +41,11 @@ const sendSchema = z.object({
 
 type AuthResult = { ok: true; sub: string | null; admin: boolean } | { ok: false; status: 401; reason: string };
 
-function authorize(settings: Settings, header: string | undefined): AuthResult {
-  if (!settings.jwtSecret) return { ok: true, sub: null, admin: true };
+async function authorize(verifier: TokenVerifier | null, header: string | undefined): Promise<AuthResult> {
+  if (!verifier) return { ok: true, sub: null, admin: true };
   const token = header?.startsWith("Bearer ") ? header.slice(7) : undefined;
   if (!token) return { ok: false, status: 401, reason: "missing bearer token" };
-  const check = verifyToken(settings.jwtSecret, token);
+  const check = await verifier.verify(token);
   if (!check.ok) return { ok: false, status: 401, reason: check.reason };
   return { ok: true, sub: check.sub, admin: check.role === "admin" };
 }
@@ -80,7 +80,7 @@ export function createHttpApp(d: HttpDeps): App {
 
 function addStatusRoute(app: App, d: HttpDeps): void {
   app.get("/v1/users/:id/status", async (c) => {
-    const auth = authorize(d.settings, c.req.header("authorization"));
+    const auth = await authorize(d.sessions.verifier, c.req.header("authorization"));
     if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
     const user = c.req.param("id");
     const problem = userIdProblem(user);
@@ -111,7 +111,7 @@ function sendAndWait(d: HttpDeps, from: string, to: string, id: string, body: Ui
 
 function addSendRoute(app: App, d: HttpDeps): void {
   app.post("/v1/messages", async (c) => {
-    const auth = authorize(d.settings, c.req.header("authorization"));
+    const auth = await authorize(d.sessions.verifier, c.req.header("authorization"));
     if (!auth.ok) return c.json({ error: "AUTH_FAILED", reason: auth.reason }, auth.status);
     const raw = await c.req.json().catch(() => undefined);
     if (raw === undefined) return c.json({ error: "BAD_FRAME", reason: "body is not valid JSON" }, 400);

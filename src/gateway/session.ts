@@ -19,7 +19,9 @@
 // before the pause took effect are `held`, in order, until the condition clears (v0 has no error
 // frame and no acks, so waiting is the only answer that loses nothing).
 
-import { verifyToken } from "../auth/jwt.ts";
+import type { TokenCheck } from "../auth/jwt.ts";
+import { authEnabled, TokenVerifier } from "../auth/verifier.ts";
+import { holdFrames, MAX_HELD_FRAMES, releaseHeld } from "./login-hold.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
@@ -93,6 +95,8 @@ export interface Session {
   heldAt: number; // index of the next held packet to run (a queue without shifting)
   frameDebt: boolean; // v0: the held packets came in over the frame rate
   statusInFlight: number; // status queries sent to owners and not yet answered
+  /** Frames that arrived while the login is verified asynchronously: run in order after it. */
+  loginHeld?: ClientFrame[] | null;
 }
 
 /** How each owner eviction closes the connection. */
@@ -131,12 +135,15 @@ export class Sessions {
   private readonly paused = new Set<Session>();
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly refusalLog = new RateLimitedLog(V0_REFUSAL_LOG_EVERY_MS);
+  /** One per shard: logins and the HTTP API share its key cache. */
+  readonly verifier: TokenVerifier | null;
 
   /** Admin API requests from this shard's HTTP routes to owner shards. */
   readonly admin: AdminRelay;
 
   constructor(private readonly host: SessionHost) {
     this.admin = new AdminRelay(host);
+    this.verifier = authEnabled(host.settings) ? new TokenVerifier(host.settings) : null;
   }
 
   get count(): number {
@@ -220,6 +227,13 @@ export class Sessions {
     for (let i = 0; i < frames.length; i++) {
       if (s.state !== "awaitingLogin" && s.state !== "open") return;
       const f = frames[i]!;
+      if (s.loginHeld) {
+        if (s.loginHeld.length >= MAX_HELD_FRAMES) {
+          return this.disconnect(s, Disconnects.frameRate, "too many frames before the login was decided");
+        }
+        s.loginHeld.push(f);
+        continue;
+      }
       if (s.proto !== "v0" || s.state !== "open") {
         this.onFrame(s, f);
         continue;
@@ -379,6 +393,22 @@ export class Sessions {
     const problem = userIdProblem(f.user);
     if (problem) return this.disconnect(s, Disconnects.badUser, problem, proto);
     const refusal = this.authRefusal(proto, f);
+    if (!(refusal instanceof Promise)) return this.decideLogin(s, f, proto, refusal);
+    // Public-key checks are asynchronous: later frames of this connection wait for the verdict.
+    holdFrames(s);
+    void refusal.then((r) => {
+      if (s.state !== "awaitingLogin") return;
+      this.decideLogin(s, f, proto, r);
+      releaseHeld(s, () => s.state === "open", (frame) => this.run(s, [frame]));
+    });
+  }
+
+  private decideLogin(
+    s: Session,
+    f: Extract<ClientFrame, { op: "login" }>,
+    proto: Encoding,
+    refusal: string | null,
+  ): void {
     if (refusal) {
       this.host.metrics.add("authFailures");
       return this.disconnect(s, Disconnects.authFailed, refusal, proto);
@@ -398,14 +428,18 @@ export class Sessions {
     this.attach(s);
   }
 
-  /** Why this login is refused under auth, or null when it is accepted. */
-  private authRefusal(proto: Encoding, f: Extract<ClientFrame, { op: "login" }>): string | null {
-    const st = this.host.settings;
-    if (!st.jwtSecret || (proto === "v0" && st.allowV0)) return null;
+  /** Why this login is refused under auth, or null when it is accepted (a promise for key checks). */
+  private authRefusal(
+    proto: Encoding,
+    f: Extract<ClientFrame, { op: "login" }>,
+  ): string | null | Promise<string | null> {
+    const v = this.verifier;
+    if (!v || (proto === "v0" && this.host.settings.allowV0)) return null;
     if (!f.token) return proto === "v0" ? "v0 logins carry no token and --allow-v0 is off" : "token required";
-    const check = verifyToken(st.jwtSecret, f.token);
-    if (!check.ok) return check.reason;
-    return check.sub === f.user ? null : `token is for ${check.sub}, not ${f.user}`;
+    const verdict = (check: TokenCheck) =>
+      !check.ok ? check.reason : check.sub === f.user ? null : `token is for ${check.sub}, not ${f.user}`;
+    const check = v.verify(f.token);
+    return check instanceof Promise ? check.then(verdict) : verdict(check);
   }
 
   private attach(s: Session): void {
