@@ -88,6 +88,7 @@ console.log(`ready ${
     version: "baseline-relay",
     pid: process.pid,
     host: "127.0.0.1",
+    tls: false,
     port: server.port,
     tcpPort: null,
     chaosPort: null,

@@ -30,6 +30,7 @@ export type ShardControl =
   | { t: "writer"; port: MessagePort } // the writer restarted: a new channel to it
   | { t: "inject"; items: unknown } // chaos: garbage as if from a peer port
   | { t: "gc" } // under memory pressure: collect now
+  | { t: "tls" } // SIGHUP: re-read the certificate and swap listeners
   | { t: "crash" } // chaos: throw an uncaught error
   | { t: "stop" } // stop accepting, close clients with 1001
   | { t: "finish" }; // move unacked deliveries to the store, say bye to the writer
@@ -83,6 +84,7 @@ const SHARD_CONTROL_TAGS: Record<ShardControl["t"], true> = {
   writer: true,
   inject: true,
   gc: true,
+  tls: true,
   crash: true,
   stop: true,
   finish: true,
@@ -122,6 +124,8 @@ export interface ReadyInfo {
   version: string;
   pid: number;
   host: string;
+  /** HTTPS/WSS (and TLS on the TCP port) when true. */
+  tls: boolean;
   port: number;
   tcpPort: number | null;
   chaosPort: number | null;

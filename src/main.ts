@@ -17,6 +17,8 @@ import { describeError } from "./observe/errors.ts";
 import { SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
 import { runBackup } from "./ops/backup.ts";
 import { startDiskMonitor } from "./ops/disk.ts";
+import { reloadTls, warnIfCleartext } from "./ops/tls-control.ts";
+import { tlsEnabled } from "./config/tls.ts";
 import { configureLog, installCrashHandler, log } from "./observe/log.ts";
 import { startChaosAdmin } from "./chaos/admin.ts";
 import type { ReadyInfo } from "./control.ts";
@@ -100,10 +102,13 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
   }
   // Chaos endpoints exist only with --chaos, and only on loopback.
   const chaos = settings.chaos ? startChaosAdmin(sup, r.shards, settings.chaosPort) : null;
+  warnIfCleartext(settings);
+  process.on("SIGHUP", () => reloadTls(settings, sup));
   printReady({
     version: VERSION,
     pid: process.pid,
     host: settings.host,
+    tls: tlsEnabled(settings),
     port: sup.port,
     tcpPort: sup.tcpPort ?? null,
     chaosPort: chaos?.port ?? null,
@@ -120,7 +125,8 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
 function printReady(info: ReadyInfo): void {
   const host = info.host.includes(":") ? `[${info.host}]` : info.host;
   console.log(
-    `iris ${info.version} ready on http://${host}:${info.port} (ws://${host}:${info.port}/ws)` +
+    `iris ${info.version} ready on ${info.tls ? "https" : "http"}://${host}:${info.port} ` +
+      `(${info.tls ? "wss" : "ws"}://${host}:${info.port}/ws)` +
       (info.tcpPort ? ` tcp=${info.tcpPort}` : "") +
       (info.chaosPort ? ` chaos=${info.chaosPort}` : "") +
       ` shards=${info.shards} max_conns=${info.maxConns} startup_ms=${info.startupMs}`,

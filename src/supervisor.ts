@@ -272,6 +272,11 @@ export class Supervisor {
     if (ms > this.metrics.get("maxRestartMs")) this.metrics.set("maxRestartMs", ms);
   }
 
+  /** SIGHUP: every shard re-reads the certificate and swaps its listeners (open connections stay). */
+  reloadTls(): void {
+    for (const t of this.shards) t.post({ t: "tls" });
+  }
+
   /** Chaos hooks (only reachable when --chaos is on). */
   killShard(i: number): boolean {
     const w = this.shards[i]?.worker;

@@ -1,6 +1,7 @@
 // Turns argv + env into validated Settings, or one clear error line.
 
 import { authEnabled, loadPublicKey } from "../auth/verifier.ts";
+import { loadTls, tlsEnabled } from "./tls.ts";
 import { settingHelp, type SettingKey, type Settings, settingsSchema } from "./schema.ts";
 
 const keys = Object.keys(settingHelp) as SettingKey[];
@@ -59,7 +60,7 @@ export function readEnv(env: Record<string, string | undefined>): Record<string,
   return out;
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
@@ -82,6 +83,16 @@ export function loadSettings(
     throw new ConfigError(
       `refusing to bind non-loopback address ${settings.host} without auth: set --jwt-secret (IRIS_JWT_SECRET), --jwt-public-key or --jwks-url, or pass --insecure`,
     );
+  }
+  if (!settings.tlsCert !== !settings.tlsKey) {
+    throw new ConfigError("invalid --tls-cert/--tls-key (IRIS_TLS_CERT/IRIS_TLS_KEY): give both or neither");
+  }
+  if (tlsEnabled(settings)) {
+    try {
+      loadTls(settings);
+    } catch (e) {
+      throw new ConfigError(`invalid --tls-cert/--tls-key: ${(e as Error).message}`);
+    }
   }
   if (settings.jwtPublicKey) {
     try {

@@ -4,6 +4,7 @@
 import type { Server, ServerWebSocket, TCPSocketListener } from "bun";
 import type { Hono } from "hono";
 import type { Settings } from "../config/schema.ts";
+import type { TlsFiles } from "../config/tls.ts";
 import {
   WS_BACKPRESSURE_FLOOR_BYTES,
   WS_BACKPRESSURE_PER_SLOW_LIMIT,
@@ -16,6 +17,8 @@ import type { Session, Sessions } from "./session.ts";
 import { TcpTransport, wsTransport } from "./transports.ts";
 
 type TcpData = { s: Session | null };
+// Bun.listen honours reusePort (as Bun.serve does); bun-types 1.4.5 only declares it for connect.
+type TcpListenOptions = import("bun").TCPSocketListenOptions<TcpData> & { reusePort?: boolean };
 
 const bytesOf = (d: Buffer) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 
@@ -25,11 +28,13 @@ export function listenWebSocket(
   app: Hono<{ Bindings: Server<WsData> }>,
   sessions: Sessions,
   admission: Admission,
+  tls?: TlsFiles,
 ): Server<WsData> {
   return Bun.serve<WsData>({
     hostname: settings.host,
     port,
     reusePort: true,
+    ...(tls ? { tls } : {}),
     fetch: app.fetch,
     websocket: {
       maxPayloadLength: settings.maxPayload + WS_FRAME_SLACK_BYTES,
@@ -65,10 +70,13 @@ export function listenTcp(
   port: number,
   sessions: Sessions,
   admission: Admission,
+  tls?: TlsFiles,
 ): TCPSocketListener<TcpData> {
-  return Bun.listen<TcpData>({
+  const options: TcpListenOptions = {
     hostname: settings.host,
     port,
+    reusePort: true, // a TLS reload binds the new listener before the old one stops
+    ...(tls ? { tls } : {}),
     data: { s: null },
     socket: {
       open(sock) {
@@ -92,5 +100,6 @@ export function listenTcp(
         if (sock.data.s) sessions.onClose(sock.data.s);
       },
     },
-  });
+  };
+  return Bun.listen<TcpData>(options);
 }

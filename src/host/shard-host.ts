@@ -4,6 +4,7 @@
 
 import type { Server, TCPSocketListener } from "bun";
 import type { Settings } from "../config/schema.ts";
+import { tlsOptions } from "../config/tls.ts";
 import { Admission } from "../gateway/admission.ts";
 import { createHttpApp, type WsData } from "../gateway/http.ts";
 import { listenTcp, listenWebSocket } from "../gateway/listeners.ts";
@@ -144,13 +145,36 @@ export class ShardHost {
       version: o.version,
       ...(o.cluster ? { clusterView: () => o.cluster!.clusterView() } : {}),
     });
-    this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission);
+    this.app = app;
+    this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission, tlsOptions(o.settings));
     return this.server.port ?? port;
+  }
+
+  private app: ReturnType<typeof createHttpApp> | null = null;
+
+  /**
+   * SIGHUP: new listeners with the certificate as it is on disk now, on the same ports, then the
+   * old ones stop accepting. Open connections stay where they are. Throws (nothing changed) when
+   * the files cannot be read.
+   */
+  reloadTls(): void {
+    const o = this.o;
+    const tls = tlsOptions(o.settings);
+    if (this.server && this.app) {
+      const old = this.server;
+      this.server = listenWebSocket(o.settings, old.port ?? 0, this.app, this.sessions, this.admission, tls);
+      old.stop(false);
+    }
+    if (this.tcp) {
+      const old = this.tcp;
+      this.tcp = listenTcp(o.settings, old.port, this.sessions, this.admission, tls);
+      old.stop(false);
+    }
   }
 
   /** Raw TCP listener for seed (v0) clients; runs on shard 0 only. */
   listenTcp(port: number): number {
-    this.tcp = listenTcp(this.o.settings, port, this.sessions, this.admission);
+    this.tcp = listenTcp(this.o.settings, port, this.sessions, this.admission, tlsOptions(this.o.settings));
     return this.tcp.port;
   }
 

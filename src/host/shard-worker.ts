@@ -66,6 +66,14 @@ function control(m: ShardControl): void {
       return host?.writerRestarted(m.port);
     case "inject":
       return host?.mesh.receive(m.items);
+    case "tls":
+      try {
+        host?.reloadTls();
+        log.info("tls certificate reloaded");
+      } catch (err) {
+        log.error("tls reload failed; keeping the old certificate", { error: err as Error });
+      }
+      return;
     case "gc":
       return Bun.gc(true); // asked under memory pressure: give freed memory back now, not eventually
     case "crash":

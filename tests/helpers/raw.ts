@@ -7,8 +7,9 @@ export class RawSocket {
   private readonly ws: WebSocket;
   readonly opened: Promise<void>;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  /** `opts` is Bun's WebSocket options (e.g. `{ tls: { ca } }` for a test certificate). */
+  constructor(url: string, opts?: Record<string, unknown>) {
+    this.ws = opts ? new WebSocket(url, opts as never) : new WebSocket(url);
     this.ws.binaryType = "arraybuffer";
     this.opened = new Promise((resolve, reject) => {
       this.ws.onopen = () => resolve();
@@ -22,8 +23,8 @@ export class RawSocket {
     };
   }
 
-  static async open(url: string): Promise<RawSocket> {
-    const s = new RawSocket(url);
+  static async open(url: string, opts?: Record<string, unknown>): Promise<RawSocket> {
+    const s = new RawSocket(url, opts);
     await s.opened;
     return s;
   }
