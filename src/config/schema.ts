@@ -41,6 +41,7 @@ export const settingsSchema = z.object({
   maxPending: positiveInt.default(1000),
   pendingSpillMs: positiveInt.default(1000),
   storeBacklogMb: positiveInt.default(128),
+  startupCheckMb: z.coerce.number().int().min(0).max(1 << 30).default(256),
   minFreeMb: z.coerce.number().int().min(0).max(1 << 30).optional(),
   flushMs: z.coerce.number().int().min(0).max(1000).default(2),
   batchRows: positiveInt.default(2048),
@@ -95,6 +96,8 @@ export const settingHelp: Record<SettingKey, string> = {
   rateFrames: "frames per second per connection, any kind (0 = unlimited; default 20000)",
   maxPending: "most unacked in-memory deliveries per user before spilling to the store",
   pendingSpillMs: "unacked deliveries older than this (ms) move to the store and their senders hear 'stored'",
+  startupCheckMb:
+    "quick_check the database at start up to this size (MiB, with its WAL; never after a crash); 0 = never (default 256)",
   minFreeMb:
     "free disk (MiB) kept in reserve on the data dir: below it, sends that would be stored get STORE_FULL; 0 = off (default: plan from disk size)",
   storeBacklogMb: "bytes on their way to the store (MiB) above which new sends get SERVER_BUSY (retried by the SDK)",

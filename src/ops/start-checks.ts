@@ -13,6 +13,8 @@ export interface StartTarget {
   host: string;
   port: number;
   tcpPort?: number | undefined;
+  /** quick_check the database up to this size (MiB, database + WAL); 0 = never. */
+  startupCheckMb: number;
 }
 
 /** Null when start may go on (the data-dir lock is then held until exit), else the refusal line. */
@@ -37,7 +39,7 @@ export function startChecks(t: StartTarget): string | null {
       return `unexpected lock result ${JSON.stringify(never)}`;
     }
   }
-  const dbProblem = checkDatabase(t.dataDir);
+  const dbProblem = checkDatabase(t.dataDir, t.startupCheckMb * 1048576);
   if (dbProblem) return formatProblem(dbProblem);
   const portProblem = checkPorts(t.host, t.port, t.tcpPort);
   return portProblem ? oneLine(portProblem.what) : null;

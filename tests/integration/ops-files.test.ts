@@ -118,6 +118,28 @@ describe("broken or foreign files at start", () => {
     expect(sha(db)).toBe(before);
   });
 
+  test("a 20 MiB corrupt database is caught at start (quick_check up to --startup-check-mb, default 256)", async () => {
+    const dir = join(root, "bigcorrupt");
+    const s = await startServer({ dataDir: dir });
+    const c = new IrisClient({ url: s.url, user: "sender" });
+    await c.connect();
+    const body = "y".repeat(8000);
+    for (let k = 0; k < 5; k++) {
+      await Promise.all(Array.from({ length: 500 }, (_, i) => c.send(`v${i % 5}`, body + k + ":" + i)));
+    }
+    c.close();
+    expect(await s.stop()).toBe(0);
+    const db = join(dir, "iris.db");
+    expect(statSync(db).size).toBeGreaterThan(16 * 1048576);
+    const bytes = readFileSync(db);
+    const page = bytes.readUInt16BE(16);
+    bytes.fill(0xa5, page * 2, page * 6);
+    writeFileSync(db, bytes);
+    const before = sha(db);
+    await expectRefused(dir, db, /is corrupt.*backup/);
+    expect(sha(db)).toBe(before);
+  }, 60_000);
+
   test("a database from a newer Iris (schema version above ours)", async () => {
     const { dir, db } = dirWithDb("newer");
     const h = new Database(db);
