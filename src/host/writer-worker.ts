@@ -6,11 +6,15 @@ import { isWriterControl, type WriterControl, type WriterInit, type WriterReport
 import { EXPIRE_EVERY_MAX_MS, EXPIRE_EVERY_MIN_MS } from "../limits.ts";
 import { describeError } from "../observe/errors.ts";
 import { configureLog, installCrashHandler, log } from "../observe/log.ts";
-import { SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
+import { MetricsReader, SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
+import { Signals } from "../observe/signals.ts";
 import { InboxStore } from "../store/inbox-store.ts";
 import { Writer } from "../store/writer.ts";
 
 declare const self: Worker;
+
+/** How often the writer looks at the disk-full signal. */
+const RECLAIM_POLL_MS = 250;
 
 let writer: Writer | null = null;
 let store: InboxStore | null = null;
@@ -37,6 +41,11 @@ function init(m: WriterInit): void {
   const shortest = Math.min(m.ttlMs > 0 ? m.ttlMs : Infinity, m.dedupeWindowMs);
   const every = Math.min(EXPIRE_EVERY_MAX_MS, Math.max(EXPIRE_EVERY_MIN_MS, shortest / 10));
   setInterval(() => w.expire(Date.now()), every);
+  // Below the disk reserve (the main thread's statfs) or after failed commits: free WAL space.
+  const signals = new Signals(new MetricsReader(m.metrics));
+  setInterval(() => {
+    if (signals.storeFull()) w.reclaimDisk(Date.now());
+  }, RECLAIM_POLL_MS);
   log.debug("storage writer ready", { path: m.path, rows: store.totalCount() });
   report({ t: "ready", rows: store.totalCount() });
 }

@@ -378,6 +378,15 @@ export class InboxStore {
   }
 
   /** Closes the connection; further calls throw. Safe to call twice. */
+  /**
+   * Copies the WAL into the database and truncates it to zero bytes: the disk space the WAL took
+   * (up to walAutocheckpointPages pages) goes back to the file system. Throws like any write.
+   */
+  checkpointTruncate(): void {
+    this.#checkOpen();
+    this.#db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

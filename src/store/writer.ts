@@ -36,6 +36,9 @@ import type { InboxStore } from "./inbox-store.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
+/** Least time between TRUNCATE checkpoints while the disk is below its reserve. */
+const RECLAIM_EVERY_MS = 1000;
+
 export interface WriterOptions {
   flushMs: number;
   batchRows: number;
@@ -291,6 +294,23 @@ export class Writer {
       this.recovered();
     } catch (e) {
       this.failed([], e);
+    }
+  }
+
+  private lastReclaim = 0;
+
+  /**
+   * The disk is below its reserve: give the WAL's space back (a TRUNCATE checkpoint), at most every
+   * RECLAIM_EVERY_MS. Deleted rows only free disk through this, and a WAL can hold 64 MiB.
+   */
+  reclaimDisk(now: number): void {
+    if (now - this.lastReclaim < RECLAIM_EVERY_MS) return;
+    this.lastReclaim = now;
+    this.flush();
+    try {
+      this.store.checkpointTruncate();
+    } catch (e) {
+      log.debug("checkpoint to free disk space failed; retried later", { error: describeError(e) });
     }
   }
 

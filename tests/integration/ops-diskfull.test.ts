@@ -11,8 +11,8 @@ import { IrisClient } from "../../src/client/index.ts";
 import { RawSocket } from "../helpers/raw.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
-const TMPFS_MB = 48;
-const RESERVE_MB = 8;
+const TMPFS_MB = 128; // above the 64 MiB a WAL may reach before its checkpoint
+const RESERVE_MB = 16;
 const SENDERS = 4;
 const OFFLINE_USERS = 20;
 const WINDOW = 100; // sends in flight per sender
@@ -64,7 +64,12 @@ function flood(url: string, name: string, acked: Set<string>, sent: Set<string>)
   return {
     stop: async () => {
       stop = true;
+      const t = setTimeout(() => {
+        const out = (c as unknown as { outgoing: Map<string, { to: string; limited: number }> }).outgoing;
+        console.log(`STUCK ${name}: ${[...out.entries()].map(([id, o]) => `${id}->${o.to}(${o.limited})`).join(" ")}`);
+      }, 15_000);
       await done;
+      clearTimeout(t);
       c.close();
     },
   };
@@ -104,6 +109,19 @@ describe("disk full on a real tmpfs", () => {
     const early = await Promise.all(Array.from({ length: 50 }, (_, i) => liveTx.send("early", `early${i}`)));
     expect(early.every((x) => x === "stored")).toBe(true);
 
+    const progress = process.env.IRIS_TEST_SHOW_LOG
+      ? setInterval(async () => {
+        const m = await fetch(`${s.http}/metrics`).then((r) => r.text(), () => "");
+        const g = (n: string) => m.match(new RegExp(`^${n} (\\S+)$`, "m"))?.[1];
+        console.log(
+          `sent=${sent.size} acked=${acked.size} full=${g("iris_store_full")} failing=${g("iris_store_failing")} ` +
+            `errors=${g("iris_store_errors_total")} rejects=${g("iris_store_full_rejects_total")} backlog=${
+              g("iris_store_backlog_bytes")
+            }`,
+        );
+        console.log(s.output().split("\n").slice(-4).join("\n"));
+      }, 2000)
+      : null;
     const floods = Array.from({ length: SENDERS }, (_, k) => flood(s.url, `s${k}`, acked, sent));
     await until(() => acked.size > 2000, "flood under way", 10_000);
 
@@ -142,6 +160,7 @@ describe("disk full on a real tmpfs", () => {
     const resumeMs = performance.now() - freedAt;
     await until(() => acked.size > ackedAtFull + 2000, "acks resume after freeing", 10_000);
     clearInterval(probeTimer);
+    if (progress) clearInterval(progress);
     await Promise.all(floods.map((f) => f.stop()));
     expect(acked.size).toBe(sent.size); // every send was acked in the end (the SDK retried)
 
