@@ -124,7 +124,7 @@ describe("owner with the store full", () => {
   });
   test("a send to an offline user gets STORE_FULL and nothing is stored; after space returns it is", () => {
     const { o, toShard, toWriter, state } = setup();
-    o.handle({ t: "statusQuery", user: "u", shard: 0, req: 0 });
+    (o as unknown as { box(user: string): void }).box("u"); // as tests/unit/owner.test.ts does
     o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 });
     o.handle(route("u", "m1"));
     expect(toWriter.filter((m) => m.t === "append")).toHaveLength(0);
