@@ -1,10 +1,11 @@
 // The admin HTTP API (what the console calls): overview stats, one user's state, disconnect a
-// user, purge a user's inbox. With --jwt-secret every route needs a token whose role is "admin".
+// user, purge a user's inbox. With auth on (--jwt-secret, --jwt-public-key or --jwks-url) every
+// route needs a token, checked like a login token, whose role is "admin".
 // Actions are logged with the user and what they changed. Documented in docs/OPERATIONS.md.
 
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { verifyToken } from "../auth/jwt.ts";
+import type { TokenVerifier } from "../auth/verifier.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
 import type { MetricsReader } from "../observe/metrics.ts";
@@ -15,6 +16,8 @@ import { collectStats } from "./admin-stats.ts";
 
 export interface AdminDeps {
   settings: Settings;
+  /** The shard's token verifier (null: auth is off). */
+  verifier: TokenVerifier | null;
   reader: MetricsReader;
   relay: AdminRelay;
   maxConnections: number;
@@ -26,14 +29,14 @@ export interface AdminDeps {
 const NON_SHARD_SLOTS = 2;
 
 /** Null when the request may proceed, else why not (and the status to answer with). */
-export function adminRefusal(
-  settings: Settings,
+export async function adminRefusal(
+  verifier: TokenVerifier | null,
   header: string | undefined,
-): { status: 401 | 403; reason: string } | null {
-  if (!settings.jwtSecret) return null;
+): Promise<{ status: 401 | 403; reason: string } | null> {
+  if (!verifier) return null;
   const token = header?.startsWith("Bearer ") ? header.slice(7) : undefined;
   if (!token) return { status: 401, reason: "missing bearer token (an admin token is required)" };
-  const check = verifyToken(settings.jwtSecret, token);
+  const check = await verifier.verify(token);
   if (!check.ok) return { status: 401, reason: check.reason };
   if (check.role !== "admin") return { status: 403, reason: 'token is not an admin token (needs "role":"admin")' };
   return null;
@@ -66,7 +69,7 @@ export function adminRoutes(d: AdminDeps): Hono {
   app.use("/v1/users/:id/inbox", async (c, next) => guard(c, next));
 
   async function guard(c: Context, next: () => Promise<void>) {
-    const no = adminRefusal(d.settings, c.req.header("authorization"));
+    const no = await adminRefusal(d.verifier, c.req.header("authorization"));
     if (no) return c.json({ error: "AUTH_FAILED", reason: no.reason }, no.status);
     await next();
   }

@@ -72,7 +72,7 @@ export function createHttpApp(d: HttpDeps): App {
   addSendRoute(app, d);
   addUpgradeRoutes(app, d);
   app.route("/", assetRoutes()); // the browser SDK and the console page
-  app.route("/", adminRoutes({ ...d, relay: d.sessions.admin })); // /v1/stats, /v1/users/:id…
+  app.route("/", adminRoutes({ ...d, relay: d.sessions.admin, verifier: d.sessions.verifier })); // /v1/stats, /v1/users/:id…
   app.notFound((c) => c.json({ error: "NOT_FOUND", reason: `no route ${c.req.method} ${c.req.path}` }, 404));
   app.onError((e, c) => c.json({ error: "INTERNAL", reason: e.message }, 500));
   return app;

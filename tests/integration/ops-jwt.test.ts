@@ -156,6 +156,19 @@ describe("identity-provider tokens", () => {
     expect(bad.frames.map(String).some((x) => x.includes("m2"))).toBe(false);
   });
 
+  test("the admin API needs an admin token from the same sources (not open without --jwt-secret)", async () => {
+    const url = `${server!.http}/v1/stats`;
+    expect((await fetch(url)).status).toBe(401);
+    const user = await token(rsa, "RS256", { kid: "r1" });
+    expect((await fetch(url, { headers: { authorization: `Bearer ${user}` } })).status).toBe(403);
+    const admin = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "ES256", kid: "e1" })
+      .setSubject("ops").setIssuer(ISS).setAudience(AUD).setExpirationTime("5m").sign(ec.privateKey);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    const forged = await new SignJWT({ role: "admin" }).setProtectedHeader({ alg: "RS256", kid: "r1" })
+      .setSubject("ops").setIssuer(ISS).setAudience(AUD).setExpirationTime("5m").sign(stranger.privateKey);
+    expect((await fetch(url, { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
+  });
+
   test("the HTTP API accepts the same tokens", async () => {
     const tok = await token(rsa, "RS256", { kid: "r1" });
     const ok = await fetch(`${server!.http}/v1/users/bob/status`, { headers: { authorization: `Bearer ${tok}` } });
