@@ -20,6 +20,8 @@ import { NodePort } from "./port.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
 import { SentWindow } from "./sent-kv.ts";
 import { type Readiness, readiness } from "./readiness.ts";
+import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
+import type { SlotMetrics } from "../observe/metrics.ts";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -40,6 +42,9 @@ export class ShardCluster {
   private writer: JsWriter | null = null;
   private membership: Membership | null = null;
   private view: View | null = null;
+  private inbox: ClusterInbox | null = null;
+  private rttMs = 0;
+  private rttTimer: ReturnType<typeof setInterval> | null = null;
   /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
 
@@ -64,7 +69,7 @@ export class ShardCluster {
     const opts = clusterOptions(this.settings)!;
     const link = this.link = await connectLoudly(opts, this.shard);
     const replicas = opts.replicas;
-    const inbox = await ClusterInbox.open(link.nc, { replicas, ttlSec: this.settings.inboxTtl });
+    const inbox = this.inbox = await ClusterInbox.open(link.nc, { replicas, ttlSec: this.settings.inboxTtl });
     const ordinals = await Ordinals.open(link.nc, replicas);
     this.ordinal = await ordinals.claim(this.nodeId);
     this.writer = new JsWriter(
@@ -88,6 +93,7 @@ export class ShardCluster {
     };
     this.membership = new Membership(link.nc, self, replicas, DEFAULT_TIMING, (ms) => void this.replace(ms, ordinals));
     await this.membership.start();
+    this.rttTimer = setInterval(() => void this.measureRtt(), RTT_EVERY_MS);
     await this.replace(this.membership.current().size ? membersOf(this.membership) : [], ordinals);
   }
 
@@ -142,12 +148,32 @@ export class ShardCluster {
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes };
   }
 
+  private async measureRtt(): Promise<void> {
+    const nc = this.link?.nc;
+    if (!nc || this.link?.state() !== "up") return;
+    this.rttMs = await nc.rtt().catch(() => this.rttMs);
+  }
+
+  /** Writes this shard's cluster figures to its metrics slot (called periodically by the host). */
+  publishMetrics(m: SlotMetrics): void {
+    const figures = clusterFigures({
+      shard: this.shard,
+      nodesUp: this.view?.placement.size ?? 0,
+      rttMs: this.rttMs,
+      reconnects: this.link?.reconnects() ?? 0,
+      port: this.port?.counters ?? null,
+      inbox: this.inbox?.counters ?? null,
+    });
+    for (const [f, v] of figures) m.set(f, v);
+  }
+
   /** Members as currently placed (for GET /v1/cluster later). */
   members(): Member[] {
     return this.membership ? membersOf(this.membership) : [];
   }
 
   async stop(): Promise<void> {
+    if (this.rttTimer) clearInterval(this.rttTimer);
     this.writer?.stop();
     this.port?.close();
     await this.membership?.stop(true);

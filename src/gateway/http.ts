@@ -56,10 +56,13 @@ export function createHttpApp(d: HttpDeps): App {
   const app: App = new Hono<{ Bindings: Server<WsData> }>();
   app.get("/healthz", (c) => c.json({ ok: true, version: d.version }));
   app.get("/readyz", (c) => (d.signals.ready() ? c.json({ ready: true }) : c.json({ ready: false }, 503)));
-  app.get("/metrics", (c) =>
-    c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
-      "content-type": "text/plain; version=0.0.4",
-    }));
+  app.get(
+    "/metrics",
+    (c) =>
+      c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }, !!d.clusterView), 200, {
+        "content-type": "text/plain; version=0.0.4",
+      }),
+  );
   const view = d.clusterView;
   if (view) app.get("/v1/cluster", (c) => c.json(view()));
   addStatusRoute(app, d);

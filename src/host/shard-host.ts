@@ -110,6 +110,7 @@ export class ShardHost {
     m.set("duplicates", st.duplicates);
     m.set("dedupeLookups", st.lookups);
     m.set("statusStoreLookups", this.owner.unknown.lookups);
+    this.o.cluster?.publishMetrics(m);
   }
 
   // ---- supervisor events ----

@@ -96,6 +96,11 @@ test("a third of the users lose their node: SDK failover, every acked message ex
   }
   expect(victims.every((i) => clients[i]!.url !== urls[victim] && againAt[i]! > 0)).toBe(true);
   const failover = victims.map((i) => againAt[i]! - killedAt);
+  // The survivors' /metrics count the members they see up: 3 before the kill, 2 now.
+  for (const n of nodes.slice(1)) {
+    const text = await (await fetch(`${n.http}/metrics`)).text();
+    expect(text).toContain("\niris_cluster_nodes_up 2\n");
+  }
   // Per-sender order is reported, not asserted: the owner hand-over that keeps it across a
   // membership change is not built yet (docs/CLUSTER.md).
   let reordered = 0;
