@@ -64,6 +64,11 @@ export class ShardCluster {
     return globalShard(this.ordinal, this.shard);
   }
 
+  /** The global address of this node's local shard `k`. */
+  addressOf(k: number): number {
+    return globalShard(this.ordinal, k);
+  }
+
   /** Connects, opens the stores, claims the node's ordinal and joins; resolves when routable. */
   async start(): Promise<void> {
     const opts = clusterOptions(this.settings)!;

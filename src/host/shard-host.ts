@@ -117,11 +117,16 @@ export class ShardHost {
 
   peerDown(k: number): void {
     this.mesh.dropPeer(k);
-    this.owner.shardDown(k);
+    this.owner.shardDown(this.addressOf(k));
   }
 
   peerUp(k: number): void {
-    this.sessions.reattachOwnedBy(k);
+    this.sessions.reattachOwnedBy(this.addressOf(k));
+  }
+
+  /** Owners and sessions name shards by address: global in cluster mode (cluster/address.ts). */
+  private addressOf(k: number): number {
+    return this.o.cluster ? this.o.cluster.addressOf(k) : k;
   }
 
   writerRestarted(port: MessagePort): void {
