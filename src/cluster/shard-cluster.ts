@@ -21,6 +21,7 @@ import { SeqBlocks } from "./seq-blocks.ts";
 import { SentWindow } from "./sent-kv.ts";
 import { type Readiness, readiness } from "./readiness.ts";
 import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
+import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 
 export interface ShardClusterIo {
@@ -45,6 +46,7 @@ export class ShardCluster {
   private inbox: ClusterInbox | null = null;
   private rttMs = 0;
   private rttTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly cut = new CutWatch(DEFAULT_TIMING.downAfterMs);
   /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
 
@@ -138,6 +140,16 @@ export class ShardCluster {
       downAfterMs: m?.downAfterMs ?? DEFAULT_TIMING.downAfterMs,
       draining: m?.announced.state === "draining",
     });
+  }
+
+  /** Why sends must be refused now (cut off from NATS), or null. */
+  cutOff(): string | null {
+    return cutReason(this.readiness());
+  }
+
+  /** Housekeeping tick: true when the clients should be closed so that they fail over elsewhere. */
+  shouldShedClients(): boolean {
+    return this.cut.tick(this.cutOff() !== null, performance.now());
   }
 
   /** GET /v1/cluster: this node, its readiness and every member as this shard sees it. */

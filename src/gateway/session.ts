@@ -453,6 +453,8 @@ export class Sessions {
   private busyReason(): string | null {
     const sig = this.host.signals;
     if (sig.refusing()) return "server under memory pressure; retry later";
+    const cut = sig.cutOff();
+    if (cut) return cut;
     if (sig.storeBacklogBytes() > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
     return null;
   }
@@ -703,6 +705,11 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       for (const r of s.unsettled.values()) if (this.ownerShard(r.to) === k) this.host.post(k, r);
     }
+  }
+
+  /** Closes every connection with `d` but keeps accepting (cluster: a cut node sheds its clients). */
+  disconnectAll(d: Disconnect): void {
+    for (const s of [...this.byConn.values()]) this.disconnect(s, d);
   }
 
   closeAll(): void {

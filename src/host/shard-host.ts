@@ -24,6 +24,7 @@ import { PortMesh } from "../router/ports.ts";
 import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
 import type { ShardCluster } from "../cluster/shard-cluster.ts";
 import { ClusterSignals } from "../cluster/signals.ts";
+import { Disconnects } from "../protocol/disconnect.ts";
 
 export interface ShardOptions {
   index: number;
@@ -80,6 +81,7 @@ export class ShardHost {
       this.sessions.housekeeping();
       this.owner.spillStalePending(this.signals.spilling() ? 0 : o.ownerLimits.pendingSpillMs);
       this.owner.cutSlowConsumers();
+      if (o.cluster?.shouldShedClients()) this.sessions.disconnectAll(Disconnects.cutOff);
     });
   }
 

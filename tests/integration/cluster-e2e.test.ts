@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kvm } from "@nats-io/kv";
-import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { IrisClient, type IrisError, type IrisMessage } from "../../src/client/index.ts";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
 import { Placement } from "../../src/cluster/placement.ts";
@@ -131,8 +131,16 @@ describe("3 Iris nodes + NATS", () => {
     const itemsBefore = await metric(nodes[0]!, "iris_cluster_port_items_out_total");
     const readyz = async (n: RunningServer) => (await fetch(`${n.http}/readyz`)).status;
     expect(await Promise.all(nodes.map(readyz))).toEqual([200, 200, 200]);
+    // A client already connected when NATS goes: its sends are refused (never acked), then it is
+    // closed with a reconnect-advised code so that its SDK fails over.
+    const cut = new IrisClient({ url: nodes[0]!.url, user: "cut", retryRateLimited: false, autoReconnect: false });
+    clients.push(cut);
+    await cut.connect();
     await nats.servers[0]!.stop("SIGKILL");
     await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 503), "all not ready", 10_000);
+    const refused = await cut.send("bob", "during the cut").then((s) => `acked ${s}`, (e: IrisError) => e.code);
+    expect(refused).toBe("SERVER_BUSY");
+    await until(() => cut.state === "offline", "the cut node closes its clients", 10_000);
     await nats.servers[0]!.start();
     await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200), "all ready again");
     const at = spread("bob");
