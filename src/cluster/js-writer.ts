@@ -14,6 +14,7 @@ import {
   type LoadReq,
   type LookupReq,
   type PortMsg,
+  type ScanSentReq,
   type StoredRow,
   type WriterReq,
 } from "../router/wire.ts";
@@ -24,9 +25,9 @@ import { cursorAfter, pageAfter, planDelete } from "./js-plan.ts";
 import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
+import { sentKeyHash } from "../router/sent-filter.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
-const EMPTY_SENT_PAGE = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0), after: null, done: true });
 
 /** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
 const APPEND_RETRY_MS = 200;
@@ -69,6 +70,8 @@ export class JsWriter {
     private readonly windowMs: number,
     /** Where replies for a shard without a link here go (in a cluster: any shard of any node). */
     private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
+    /** The global address of a user's owner, for filter rebuilds (every key kept when absent). */
+    private readonly ownerOf: ((user: string) => number) | null = null,
   ) {}
 
   setPort(shard: number, port: ReplyPort): void {
@@ -115,9 +118,7 @@ export class JsWriter {
       case "confirm":
         return before.then(() => this.confirm(r));
       case "scanSent":
-        // No listing of the window for a filter rebuild (yet): the owner's filter starts empty,
-        // so older retries are caught by JetStream's msg-id window and the SDK (docs/CLUSTER.md).
-        return Promise.resolve([[link.shard, { t: "sentPage", ...EMPTY_SENT_PAGE() }]]);
+        return this.scanSent(link, r);
       case "countInbox":
         return before.then(() => this.countInbox(link, r)); // counts every earlier append and delete
       case "bye":
@@ -179,6 +180,26 @@ export class JsWriter {
   private async lookup(link: Link, r: LookupReq): Promise<Out[]> {
     const seq = await this.sent.lookup(r.user, r.from, r.id, r.since);
     return [[link.shard, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq }]];
+  }
+
+  /**
+   * A page of the dedupe window for an owner's filter rebuild: the bucket's keys in stream order,
+   * kept when their recipient is owned by the asking shard (`ownerOf`, global addresses). The
+   * cursor is the stream seq, carried in the first slot of `after`.
+   */
+  private async scanSent(link: Link, r: ScanSentReq): Promise<Out[]> {
+    const page = await this.sent.scan(Number(r.after?.[0] ?? 0), r.limit);
+    const mine = page.keys.filter((k) => k.ts >= r.since && (this.ownerOf?.(k.recipient) ?? r.shard) === r.shard);
+    const hashes = new Uint32Array(2 * mine.length);
+    const ts = new Float64Array(mine.length);
+    mine.forEach((k, i) => {
+      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+      hashes[2 * i] = h1;
+      hashes[2 * i + 1] = h2;
+      ts[i] = k.ts;
+    });
+    const after: [string, string, string] = [String(page.lastSeq), "", ""];
+    return [[link.shard, { t: "sentPage", hashes, ts, after, done: page.done }]];
   }
 
   /** A retry of a settled id: "duplicate" if its key is in the window, else its original was refused. */

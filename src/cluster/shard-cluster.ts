@@ -86,6 +86,7 @@ export class ShardCluster {
       await SentWindow.open(link.nc, replicas, this.settings.dedupeWindow * 1000),
       this.settings.dedupeWindow * 1000,
       (to, m) => this.post(to, m),
+      (user) => this.ownerOf(user),
     );
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
     this.port = new NodePort(link.nc, isPortMsg);

@@ -73,7 +73,12 @@ export class ShardHost {
       post,
       ...(c ? { ownerOf: (user: string) => c.ownerOf(user) } : {}),
     });
-    if (c) c.onPlacement = (moved) => this.sessions.reattachMoved(moved);
+    if (c) {
+      c.onPlacement = (moved) => {
+        this.sessions.reattachMoved(moved);
+        this.owner.startDedupeScan(); // users that moved here bring their window's keys
+      };
+    }
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());

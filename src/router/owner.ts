@@ -168,6 +168,7 @@ export class Owner {
   /** Until a scan of the store completes, every unknown (sender, id) is looked up. */
   private filterState: "ready" | "building" = "ready";
   private scanAfter: [string, string, string] | null = null;
+  private rescan = false;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
   unconfirmedBytes = 0;
   /**
@@ -803,9 +804,12 @@ export class Owner {
 
   /** Rebuilds the filter from the store's window (at shard start); lookups cover the meantime. */
   startDedupeScan(): void {
+    const running = this.filterState === "building";
     this.filterState = "building";
     this.scanAfter = null;
-    this.scanSent();
+    // A scan under way restarts from the beginning with its next page (cluster: owners moved).
+    if (running) this.rescan = true;
+    else this.scanSent();
   }
 
   private scanSent(): void {
@@ -823,6 +827,10 @@ export class Owner {
     if (this.filterState !== "building") return;
     const now = this.io.now();
     for (let i = 0; i < r.ts.length; i++) this.filter.add(r.hashes[2 * i]!, r.hashes[2 * i + 1]!, r.ts[i]!, now);
+    if (this.rescan) {
+      this.rescan = false;
+      return this.scanSent(); // from scanAfter = null: the start
+    }
     this.scanAfter = r.after;
     if (r.done) this.filterState = "ready";
     else this.scanSent();

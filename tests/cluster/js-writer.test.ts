@@ -9,7 +9,8 @@ import { cursorAfter, pageAfter, planDelete } from "../../src/cluster/js-plan.ts
 import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
-import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { parseKey, SentWindow } from "../../src/cluster/sent-kv.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 
 const WINDOW_MS = 60_000;
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
@@ -64,6 +65,22 @@ const row = (seq: number): StoredRow => ({
   msgId: `m${seq}`,
   ts: 1000 + seq,
   body: new TextEncoder().encode(`body ${seq}`),
+});
+
+describe("dedupe window keys (pure)", () => {
+  test("a scanned subject parses back to its key; anything else is not one", () => {
+    const tok = (x: string) => Buffer.from(x).toString("base64url");
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("al.ice")}._${tok("m 1")}`, 5)).toEqual({
+      recipient: "bob",
+      sender: "al.ice",
+      msgId: "m 1",
+      ts: 5,
+    });
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("alice")}._`, 5)?.msgId).toBe("");
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("alice")}`, 5)).toBeNull();
+    expect(parseKey(`$KV.iris_seq.${tok("bob")}`, 5)).toBeNull();
+    expect(parseKey(`$KV.iris_sent.***.${tok("a")}._${tok("b")}`, 5)).toBeNull();
+  });
 });
 
 describe("JetStream writer", () => {
@@ -133,6 +150,27 @@ describe("JetStream writer", () => {
     expect(p0.got.slice(10, 13).map((m) => (m as Extract<PortMsg, { t: "lookedUp" }>).seq)).toEqual([77, 0, 5]);
     expect(p1.got[31]).toMatchObject({ t: "sent", id: "m5", status: "duplicate", conn: 9 });
     expect(p1.got[32]).toMatchObject({ t: "sendError", id: "never", code: "INBOX_FULL" });
+    // The filter rebuild lists the window: the 30 stored rows' keys and the remembered one.
+    const page = p0.got[13] as Extract<PortMsg, { t: "sentPage" }>;
+    expect(page.done).toBe(true);
+    const pairs = new Set(
+      Array.from({ length: page.ts.length }, (_, i) => `${page.hashes[2 * i]}/${page.hashes[2 * i + 1]}`),
+    );
+    const expected = [...rows.map((r) => sentKeyHash("bob", "alice", r.msgId)), sentKeyHash("bob", "zed", "z1")];
+    expect(pairs).toEqual(new Set(expected.map(([a, b]) => `${a >>> 0}/${b >>> 0}`))); // stored as u32
+    // Paged: 31 keys in pages of 10, each page resuming after the last stream seq.
+    let cursor: [string, string, string] | null = null;
+    let seen = 0;
+    for (let pages = 1; pages <= 10; pages++) {
+      const before = p0.got.length;
+      req({ t: "scanSent", shard: 0, shards: 1, after: cursor, since: 0, limit: 10 });
+      await until(() => p0.got.length === before + 1);
+      const pg = p0.got[before] as Extract<PortMsg, { t: "sentPage" }>;
+      seen += pg.ts.length;
+      cursor = pg.after;
+      if (pg.done) break;
+    }
+    expect(seen).toBe(31);
 
     w.receive(0, [{ t: "append", rows: [{ ...rows[0], seq: 0 }], o: [1], c: [1] }, "junk"]);
     w.receive(0, "not a batch");

@@ -63,3 +63,32 @@ test("an owner shard restarts: its users on the other shard are re-attached and 
   expect(acks.filter((s) => s === "delivered").length).toBe(USERS);
   console.log(`shard restart: ${stayed} of ${USERS} users stayed connected; all ${USERS} messages delivered live`);
 }, 60_000);
+
+test("a retry of an id delivered before the node restarted is a duplicate (filter rebuilt from KV)", async () => {
+  // Its own node (ordinal 2): the first node keeps running, the second is stopped and started again.
+  const args = ["--cluster", nats.urls[0]!, "--node-id", "again"];
+  let n = await startServer({ shards: 1, args });
+  const dataDir = n.output().match(/data[- ]dir[= ]"?([^\s"]+)/)?.[1];
+  const bob = new IrisClient({ url: n.url, user: "bob2" });
+  const got: string[] = [];
+  bob.onMessage((m) => got.push(m.text()));
+  const alice = new IrisClient({ url: n.url, user: "alice2" });
+  clients.push(bob, alice);
+  await Promise.all([bob.connect(), alice.connect()]);
+  expect(await alice.send("bob2", "once", { id: "fixed-id" })).toBe("delivered");
+  await until(() => got.length === 1, "bob2 got it");
+  await Bun.sleep(300); // bob2's cumulative ack settles the id (its key is remembered in KV)
+  alice.close();
+  bob.close();
+  await n.stop();
+  n = await startServer({ shards: 1, args, ...(dataDir ? { dataDir } : {}) });
+  try {
+    const again = new IrisClient({ url: n.url, user: "alice2" });
+    clients.push(again);
+    await again.connect();
+    await Bun.sleep(500); // the owner's filter rebuild (one short scan) is done
+    expect(await again.send("bob2", "once", { id: "fixed-id" })).toBe("duplicate");
+  } finally {
+    await n.stop();
+  }
+}, 60_000);
