@@ -147,6 +147,13 @@ export class ClusterInbox {
     return out;
   }
 
+  /** How many messages the user has stored (the server counts per subject). */
+  async countOf(user: string): Promise<number> {
+    const subject = inboxSubject(user);
+    const info = await this.jsm.streams.info(INBOX_STREAM, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  }
+
   /** Deletes the user's stored messages up to and including `streamSeq` (one cumulative ack). */
   async deleteThrough(user: string, streamSeq: number): Promise<number> {
     const r = await this.jsm.streams.purge(INBOX_STREAM, { filter: inboxSubject(user), seq: streamSeq + 1 });

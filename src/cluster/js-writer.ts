@@ -21,7 +21,7 @@ import {
 import { cutPage } from "../store/writer.ts";
 import type { ClusterInbox } from "./inbox.ts";
 import type { ReadRow } from "./inbox-codec.ts";
-import { cursorAfter, pageAfter, planDelete } from "./js-plan.ts";
+import { cursorAfter, pageAfter, planCapacity, planDelete } from "./js-plan.ts";
 import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
@@ -53,14 +53,25 @@ export interface JsWriterCounters {
   retries: number;
   garbage: number;
   errors: number;
+  /** Rows refused because their recipient's inbox was full (--max-inbox). */
+  rejectedFull: number;
 }
 
 export class JsWriter {
-  readonly counters: JsWriterCounters = { appended: 0, duplicates: 0, retries: 0, garbage: 0, errors: 0 };
+  readonly counters: JsWriterCounters = {
+    appended: 0,
+    duplicates: 0,
+    retries: 0,
+    garbage: 0,
+    errors: 0,
+    rejectedFull: 0,
+  };
   private readonly links = new Map<number, Link>();
   /** Per user: where the next page may start reading (see cursorAfter); dropped on delete. */
   private readonly cursors = new Map<string, { seq: number; streamSeq: number }>();
   private stopped = false;
+  /** Stored messages per user, as last counted (only with a finite maxInbox). */
+  private readonly counts = new Map<string, number>();
 
   constructor(
     private readonly inbox: ClusterInbox,
@@ -72,6 +83,8 @@ export class JsWriter {
     private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
     /** The global address of a user's owner, for filter rebuilds (every key kept when absent). */
     private readonly ownerOf: ((user: string) => number) | null = null,
+    /** `--max-inbox`: most stored messages per user (Infinity: no cap). */
+    private readonly maxInbox = Infinity,
   ) {}
 
   setPort(shard: number, port: ReplyPort): void {
@@ -143,10 +156,46 @@ export class JsWriter {
     for (const [port, msgs] of by) port.postMessage(msgs);
   }
 
+  /**
+   * `--max-inbox`: the rows that fit their recipient's inbox. The others are answered here, as
+   * the SQLite writer does: "duplicate" when a retry of a stored one, else INBOX_FULL to the
+   * sender and "rejected" to the owner. Counts are cached per user (one owner writes a user's
+   * subject); a delete forgets the count, and the next append asks the server again.
+   */
+  private async admit(link: Link, rows: StoredRow[], o: number[], c: number[], out: Out[]): Promise<number[]> {
+    if (this.maxInbox === Infinity) return rows.map((_, i) => i);
+    for (const u of new Set(rows.map((r) => r.recipient))) {
+      if (!this.counts.has(u)) this.counts.set(u, await this.inbox.countOf(u));
+    }
+    const fits = planCapacity(rows.map((r) => r.recipient), this.counts, this.maxInbox);
+    const rejected = new Map<string, number[]>();
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (fits[i]) continue;
+      const stored = r.msgId !== "" && await this.sent.lookup(r.recipient, r.sender, r.msgId, 0) > 0;
+      if (!stored) rejected.set(r.recipient, [...rejected.get(r.recipient) ?? [], r.seq]);
+      if (o[i]! < 0) continue;
+      out.push([
+        o[i]!,
+        stored ? { t: "sent", conn: c[i]!, id: r.msgId, status: "duplicate" } : {
+          t: "sendError",
+          conn: c[i]!,
+          id: r.msgId,
+          code: "INBOX_FULL",
+          reason: `inbox of ${r.recipient} is full`,
+        },
+      ]);
+    }
+    for (const [user, seqs] of rejected) out.push([link.shard, { t: "rejected", user, seqs }]);
+    this.counters.rejectedFull += [...rejected.values()].reduce((a, s) => a + s.length, 0);
+    return rows.map((_, i) => i).filter((i) => fits[i]);
+  }
+
   /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
   private async append(link: Link, rows: StoredRow[], o: number[], c: number[]): Promise<Out[]> {
     const out: Out[] = [];
-    let todo = rows.map((_, i) => i);
+    let todo = await this.admit(link, rows, o, c, out);
+    const kept = new Set(todo);
     while (todo.length > 0 && !this.stopped) {
       const res = await this.inbox.append(todo.map((i) => toInboxRow(rows[i]!)));
       const failed: number[] = [];
@@ -154,7 +203,11 @@ export class JsWriter {
         const i = todo[j]!;
         if (!a.ok) return void failed.push(i);
         if (a.duplicate) this.counters.duplicates++;
-        else this.counters.appended++;
+        else {
+          this.counters.appended++;
+          const u = rows[i]!.recipient;
+          if (this.counts.has(u)) this.counts.set(u, this.counts.get(u)! + 1);
+        }
         if (o[i]! >= 0) {
           out.push([o[i]!, {
             t: "sent",
@@ -172,7 +225,7 @@ export class JsWriter {
     }
     if (todo.length > 0) throw new Error("writer stopped with unacknowledged rows");
     // A stored row settles its id into the dedupe window, as the SQLite writer's transaction does.
-    await this.sent.remember(rows);
+    await this.sent.remember(rows.filter((_, i) => kept.has(i)));
     out.push([link.shard, { t: "committed", n: 1 }]);
     return out;
   }
@@ -269,6 +322,7 @@ export class JsWriter {
     }
     const plan = planDelete(rows, upTo);
     this.cursors.delete(user);
+    this.counts.delete(user);
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
     for (const s of plan.singles) await this.inbox.deleteOne(s);
   }

@@ -87,6 +87,7 @@ export class ShardCluster {
       this.settings.dedupeWindow * 1000,
       (to, m) => this.post(to, m),
       (user) => this.ownerOf(user),
+      this.settings.maxInbox,
     );
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
     this.port = new NodePort(link.nc, isPortMsg);

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { ClusterInbox } from "../../src/cluster/inbox.ts";
-import { cursorAfter, pageAfter, planDelete } from "../../src/cluster/js-plan.ts";
+import { cursorAfter, pageAfter, planCapacity, planDelete } from "../../src/cluster/js-plan.ts";
 import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
@@ -65,6 +65,15 @@ const row = (seq: number): StoredRow => ({
   msgId: `m${seq}`,
   ts: 1000 + seq,
   body: new TextEncoder().encode(`body ${seq}`),
+});
+
+describe("--max-inbox planning (pure)", () => {
+  test("rows fit in order until each recipient's inbox is full", () => {
+    const counts = new Map([["a", 2], ["b", 0]]);
+    expect(planCapacity(["a", "b", "a", "b", "b"], counts, 3)).toEqual([true, true, false, true, true]);
+    expect(planCapacity(["b", "b", "b", "b"], counts, 3)).toEqual([true, true, true, false]);
+    expect(counts.get("a")).toBe(2); // the caller's counts are not changed
+  });
 });
 
 describe("dedupe window keys (pure)", () => {
@@ -175,5 +184,56 @@ describe("JetStream writer", () => {
     w.receive(0, [{ t: "append", rows: [{ ...rows[0], seq: 0 }], o: [1], c: [1] }, "junk"]);
     w.receive(0, "not a batch");
     expect(w.counters.garbage).toBe(3);
+  });
+
+  test("--max-inbox: rows past the cap are refused INBOX_FULL; a retry of a stored one is a duplicate", async () => {
+    const w = new JsWriter(
+      await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 }),
+      await SeqBlocks.open(link.nc, 1),
+      await LastSeen.open(link.nc, 1),
+      await SentWindow.open(link.nc, 1, WINDOW_MS),
+      WINDOW_MS,
+      null,
+      null,
+      3,
+    );
+    const [p0, p1] = [new Port(), new Port()];
+    w.setPort(0, p0);
+    w.setPort(1, p1);
+    const r = (seq: number): StoredRow => ({ ...row(seq), recipient: "carol", msgId: `c${seq}` });
+    const five = [1, 2, 3, 4, 5].map(r);
+    w.receive(0, [{ t: "append", rows: five, o: five.map(() => 1), c: five.map(() => 3) }]);
+    await until(() => p1.got.length === 5);
+    expect(p1.got.map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "INBOX_FULL",
+      "INBOX_FULL",
+      "stored",
+      "stored",
+      "stored",
+    ]);
+    expect(p0.got.find((m) => m.t === "rejected")).toEqual({ t: "rejected", user: "carol", seqs: [4, 5] });
+    w.receive(0, [{ t: "append", rows: [r(2), r(6)], o: [1, 1], c: [3, 3] }]);
+    await until(() => p1.got.length === 7);
+    expect(p1.got.slice(5).map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "duplicate",
+      "INBOX_FULL",
+    ]);
+    // After the recipient acked two, two more fit.
+    // (An append does not wait for an earlier delete: a count read meanwhile can still be the old one.)
+    w.receive(0, [{ t: "delete", user: "carol", upTo: 2 }]);
+    await Bun.sleep(500);
+    w.receive(0, [{
+      t: "append",
+      rows: [r(7), r(8), r(9)],
+      o: [1, 1, 1],
+      c: [3, 3, 3],
+    }]);
+    await until(() => p1.got.length === 10);
+    expect(p1.got.slice(7).map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "INBOX_FULL",
+      "stored",
+      "stored",
+    ]);
+    expect(w.counters.rejectedFull).toBe(4); // 4, 5, 6, 9
   });
 });
