@@ -29,6 +29,12 @@ import { sentKeyHash } from "../router/sent-filter.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
 
+/** A filter-rebuild page that takes longer than this is answered empty, and asked for again. */
+const SCAN_PAGE_TIMEOUT_MS = 10_000;
+/** Pause before a failed filter-rebuild page is answered (the owner then asks again). */
+const SCAN_RETRY_MS = 500;
+const emptyPage = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0) });
+
 /** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
 const APPEND_RETRY_MS = 200;
 /** Rows read per step when a page or a delete scans a user's subject. */
@@ -107,9 +113,24 @@ export class JsWriter {
 
   /** Starts the work now (appends pipeline); its replies leave after every earlier reply. */
   private accept(link: Link, r: WriterReq): void {
+    if (r.t === "scanSent") return this.scanAside(link, r);
     const before = link.tail;
     const work = this.work(link, r, before);
     link.tail = before.then(() => work).then((out) => this.send(link, out), () => void this.counters.errors++);
+  }
+
+  /**
+   * A filter-rebuild page is answered outside the ordered reply chain: it needs no order with the
+   * others, and a scan that stalls (NATS reconnecting) must not hold back acks, pages or lookups.
+   * A failed or stalled page is answered as an empty page at the same cursor, after a pause, so
+   * that the owner asks again (its filter stays "building" and looks every id up meanwhile).
+   */
+  private scanAside(link: Link, r: ScanSentReq): void {
+    const retry = (): Out[] => [[link.shard, { t: "sentPage", ...emptyPage(), after: r.after, done: false }]];
+    const timeout = Bun.sleep(SCAN_PAGE_TIMEOUT_MS).then(retry);
+    void Promise.race([this.scanSent(link, r), timeout])
+      .catch(() => Bun.sleep(SCAN_RETRY_MS).then(retry))
+      .then((out) => this.send(link, out));
   }
 
   private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
@@ -131,7 +152,7 @@ export class JsWriter {
       case "confirm":
         return before.then(() => this.confirm(r));
       case "scanSent":
-        return this.scanSent(link, r);
+        return this.scanSent(link, r); // (normally answered aside: see scanAside)
       case "countInbox":
         return before.then(() => this.countInbox(link, r)); // counts every earlier append and delete
       case "bye":
