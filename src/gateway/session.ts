@@ -696,6 +696,10 @@ export class Sessions {
   /** Cluster: owners were re-placed (a node joined, left or died); re-attach our users whose owner moved. */
   reattachMoved(moved: (user: string) => boolean): void {
     for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
+    // Unanswered sends to moved users go to their new owner now (same ids: deduplicated there).
+    for (const s of this.byConn.values()) {
+      for (const r of s.unsettled.values()) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
+    }
   }
 
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */

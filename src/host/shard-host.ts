@@ -63,6 +63,7 @@ export class ShardHost {
       now: () => Date.now(),
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
+      ...(c ? { owns: (user: string) => c.ownerOf(user) === c.self } : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,
@@ -75,6 +76,7 @@ export class ShardHost {
     });
     if (c) {
       c.onPlacement = (moved) => {
+        this.owner.dropMoved((user) => moved(user) && c.ownerOf(user) !== c.self); // moved away from here
         this.sessions.reattachMoved(moved);
         this.owner.startDedupeScan(); // users that moved here bring their window's keys
       };

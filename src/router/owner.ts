@@ -70,6 +70,8 @@ export interface OwnerIO {
   underPressure(): boolean;
   /** A sender is told "delivered" for a send whose frame arrived at `t0` (epoch ms; metrics). */
   sendAcked?(t0: number): void;
+  /** Cluster: whether this shard owns `user` under the current placement (absent: always). */
+  owns?(user: string): boolean;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -220,6 +222,10 @@ export class Owner {
   }
 
   handle(m: OwnerMsg): void {
+    // Cluster: a send for a user placed elsewhere (the sender node's view differs from ours for
+    // a moment) is dropped unacked; its SDK resends it with the same id once views agree. Attaches
+    // are taken: the session's view may be the newer one, and ours follows within a heartbeat.
+    if (m.t === "route" && this.io.owns && !this.io.owns(m.to)) return;
     switch (m.t) {
       case "route":
         return this.onRoute(m);
@@ -581,6 +587,25 @@ export class Owner {
     b.gen++;
     b.lastSeen = this.io.now();
     this.io.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
+  }
+
+  /**
+   * Cluster: these users were placed on another owner. Their boxes go, with what they held
+   * unacked (delivered-not-acked, held back, waiting): none of it was acked to its sender, whose
+   * SDK resends it with the same id to the new owner (the recipient's SDK drops copies by
+   * sender and id). Storing it here instead would write rows with this owner's seqs behind the
+   * new owner's, which its drain would never read.
+   */
+  dropMoved(moved: (user: string) => boolean): void {
+    for (const b of [...this.boxes.values()]) {
+      if (!moved(b.user)) continue;
+      const l = b.link;
+      if (l) {
+        this.drainQueue.delete(l);
+        this.stats.online--;
+      }
+      this.boxes.delete(b.user);
+    }
   }
 
   /** Shard k died: every user whose socket lived there is offline now. */
