@@ -38,7 +38,10 @@ export interface IrisMessage {
 }
 
 export interface IrisClientOptions {
-  url: string;
+  /** One server (kept for compatibility); `urls` wins when both are given. */
+  url?: string;
+  /** Several servers of one cluster: a dropped or refused connection fails over to the next one. */
+  urls?: readonly string[];
   user: string;
   token?: string | (() => string | Promise<string>);
   encoding?: "binary" | "json";
@@ -118,14 +121,24 @@ export class IrisClient {
   private idCounter = 0;
   private firstLogin: { resolve: () => void; reject: (e: Error) => void } | null = null;
   private stateValue: ClientState = "offline";
+  private readonly urls: readonly string[];
+  /** Index into `urls` of the server used by the current (or next) connection. */
+  private urlIndex = 0;
   /** Counts for tests and benchmarks. */
   readonly stats = { delivered: 0, duplicatesDropped: 0, resends: 0, reconnects: 0 };
 
   constructor(private readonly o: IrisClientOptions) {
+    this.urls = o.urls?.length ? o.urls : o.url ? [o.url] : [];
+    if (this.urls.length === 0) throw new Error("IrisClient: give `url` or `urls`");
     this.saver = o.storage ? new SaveQueue(o.storage, (e) => this.emitError("STORAGE", e.message)) : null;
     const loaded = o.storage?.load();
     if (loaded instanceof Promise) this.restoring = loaded.then((s) => this.restore(s));
     else if (loaded) this.restore(loaded);
+  }
+
+  /** The server of the current (or next) connection. */
+  get url(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   /** Applies a saved state: resume point, dedupe window, and unacked sends (same ids, same order). */
@@ -203,7 +216,7 @@ export class IrisClient {
     this.moveTo("connecting");
     this.lastErrorCode = undefined;
     const token = typeof this.o.token === "function" ? await this.o.token() : this.o.token;
-    const ws = new WebSocket(this.o.url);
+    const ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
@@ -237,6 +250,8 @@ export class IrisClient {
       return this.moveTo(this.o.autoReconnect === false && shouldReconnect(code, why) ? "offline" : "closed");
     }
     this.moveTo("offline");
+    // Fail over: the next attempt goes to the next server (any node serves any user; login resumes).
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     const delay = this.reconnectDelay;
     this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.o.maxReconnectDelayMs ?? 2000);
     this.stats.reconnects++;

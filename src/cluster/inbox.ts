@@ -30,6 +30,9 @@ export type AppendResult =
   | { ok: false; error: string };
 
 export interface InboxCounters {
+  /** Appends that got a PubAck, and their publish-to-PubAck time summed (ms). */
+  acked: number;
+  ackMsSum: number;
   appended: number;
   duplicates: number;
   appendErrors: number;
@@ -43,7 +46,14 @@ export interface InboxOptions {
 }
 
 export class ClusterInbox {
-  readonly counters: InboxCounters = { appended: 0, duplicates: 0, appendErrors: 0, garbage: 0 };
+  readonly counters: InboxCounters = {
+    acked: 0,
+    ackMsSum: 0,
+    appended: 0,
+    duplicates: 0,
+    appendErrors: 0,
+    garbage: 0,
+  };
 
   private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
 
@@ -73,11 +83,14 @@ export class ClusterInbox {
   }
 
   private async appendOne(r: StoredRow): Promise<AppendResult> {
+    const t0 = performance.now();
     try {
       const ack = await this.js.publish(inboxSubject(r.to), r.body, {
         msgID: dedupeKey(r.to, r.from, r.id),
         headers: rowHeaders(r),
       });
+      this.counters.acked++;
+      this.counters.ackMsSum += performance.now() - t0;
       if (ack.duplicate) this.counters.duplicates++;
       else this.counters.appended++;
       return { ok: true, streamSeq: ack.seq, duplicate: ack.duplicate };
@@ -132,6 +145,13 @@ export class ClusterInbox {
     }
     await c.delete().catch(() => {});
     return out;
+  }
+
+  /** How many messages the user has stored (the server counts per subject). */
+  async countOf(user: string): Promise<number> {
+    const subject = inboxSubject(user);
+    const info = await this.jsm.streams.info(INBOX_STREAM, { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
   }
 
   /** Deletes the user's stored messages up to and including `streamSeq` (one cumulative ack). */

@@ -45,3 +45,21 @@ export function cursorAfter(read: readonly Placed[], lastSeq: number): number {
   }
   return cursor;
 }
+
+/**
+ * `--max-inbox`: which rows fit, in order, given each recipient's stored count. A row that does
+ * not fit is "full" unless it is a retry of one already stored (the caller checks that first).
+ */
+export function planCapacity(
+  recipients: readonly string[],
+  counts: ReadonlyMap<string, number>,
+  max: number,
+): boolean[] {
+  const n = new Map(counts);
+  return recipients.map((u) => {
+    const have = n.get(u) ?? 0;
+    if (have >= max) return false;
+    n.set(u, have + 1);
+    return true;
+  });
+}

@@ -14,19 +14,26 @@ import {
   type LoadReq,
   type LookupReq,
   type PortMsg,
+  type ScanSentReq,
   type StoredRow,
   type WriterReq,
 } from "../router/wire.ts";
 import { cutPage } from "../store/writer.ts";
 import type { ClusterInbox } from "./inbox.ts";
 import type { ReadRow } from "./inbox-codec.ts";
-import { cursorAfter, pageAfter, planDelete } from "./js-plan.ts";
+import { cursorAfter, pageAfter, planCapacity, planDelete } from "./js-plan.ts";
 import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
+import { sentKeyHash } from "../router/sent-filter.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
-const EMPTY_SENT_PAGE = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0), after: null, done: true });
+
+/** A filter-rebuild page that takes longer than this is answered empty, and asked for again. */
+const SCAN_PAGE_TIMEOUT_MS = 10_000;
+/** Pause before a failed filter-rebuild page is answered (the owner then asks again). */
+const SCAN_RETRY_MS = 500;
+const emptyPage = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0) });
 
 /** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
 const APPEND_RETRY_MS = 200;
@@ -52,14 +59,25 @@ export interface JsWriterCounters {
   retries: number;
   garbage: number;
   errors: number;
+  /** Rows refused because their recipient's inbox was full (--max-inbox). */
+  rejectedFull: number;
 }
 
 export class JsWriter {
-  readonly counters: JsWriterCounters = { appended: 0, duplicates: 0, retries: 0, garbage: 0, errors: 0 };
+  readonly counters: JsWriterCounters = {
+    appended: 0,
+    duplicates: 0,
+    retries: 0,
+    garbage: 0,
+    errors: 0,
+    rejectedFull: 0,
+  };
   private readonly links = new Map<number, Link>();
   /** Per user: where the next page may start reading (see cursorAfter); dropped on delete. */
   private readonly cursors = new Map<string, { seq: number; streamSeq: number }>();
   private stopped = false;
+  /** Stored messages per user, as last counted (only with a finite maxInbox). */
+  private readonly counts = new Map<string, number>();
 
   constructor(
     private readonly inbox: ClusterInbox,
@@ -69,6 +87,10 @@ export class JsWriter {
     private readonly windowMs: number,
     /** Where replies for a shard without a link here go (in a cluster: any shard of any node). */
     private readonly forward: ((to: number, m: PortMsg) => void) | null = null,
+    /** The global address of a user's owner, for filter rebuilds (every key kept when absent). */
+    private readonly ownerOf: ((user: string) => number) | null = null,
+    /** `--max-inbox`: most stored messages per user (Infinity: no cap). */
+    private readonly maxInbox = Infinity,
   ) {}
 
   setPort(shard: number, port: ReplyPort): void {
@@ -91,9 +113,24 @@ export class JsWriter {
 
   /** Starts the work now (appends pipeline); its replies leave after every earlier reply. */
   private accept(link: Link, r: WriterReq): void {
+    if (r.t === "scanSent") return this.scanAside(link, r);
     const before = link.tail;
     const work = this.work(link, r, before);
     link.tail = before.then(() => work).then((out) => this.send(link, out), () => void this.counters.errors++);
+  }
+
+  /**
+   * A filter-rebuild page is answered outside the ordered reply chain: it needs no order with the
+   * others, and a scan that stalls (NATS reconnecting) must not hold back acks, pages or lookups.
+   * A failed or stalled page is answered as an empty page at the same cursor, after a pause, so
+   * that the owner asks again (its filter stays "building" and looks every id up meanwhile).
+   */
+  private scanAside(link: Link, r: ScanSentReq): void {
+    const retry = (): Out[] => [[link.shard, { t: "sentPage", ...emptyPage(), after: r.after, done: false }]];
+    const timeout = Bun.sleep(SCAN_PAGE_TIMEOUT_MS).then(retry);
+    void Promise.race([this.scanSent(link, r), timeout])
+      .catch(() => Bun.sleep(SCAN_RETRY_MS).then(retry))
+      .then((out) => this.send(link, out));
   }
 
   private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
@@ -115,9 +152,7 @@ export class JsWriter {
       case "confirm":
         return before.then(() => this.confirm(r));
       case "scanSent":
-        // No listing of the window for a filter rebuild (yet): the owner's filter starts empty,
-        // so older retries are caught by JetStream's msg-id window and the SDK (docs/CLUSTER.md).
-        return Promise.resolve([[link.shard, { t: "sentPage", ...EMPTY_SENT_PAGE() }]]);
+        return this.scanSent(link, r); // (normally answered aside: see scanAside)
       case "countInbox":
         return before.then(() => this.countInbox(link, r)); // counts every earlier append and delete
       case "bye":
@@ -142,10 +177,46 @@ export class JsWriter {
     for (const [port, msgs] of by) port.postMessage(msgs);
   }
 
+  /**
+   * `--max-inbox`: the rows that fit their recipient's inbox. The others are answered here, as
+   * the SQLite writer does: "duplicate" when a retry of a stored one, else INBOX_FULL to the
+   * sender and "rejected" to the owner. Counts are cached per user (one owner writes a user's
+   * subject); a delete forgets the count, and the next append asks the server again.
+   */
+  private async admit(link: Link, rows: StoredRow[], o: number[], c: number[], out: Out[]): Promise<number[]> {
+    if (this.maxInbox === Infinity) return rows.map((_, i) => i);
+    for (const u of new Set(rows.map((r) => r.recipient))) {
+      if (!this.counts.has(u)) this.counts.set(u, await this.inbox.countOf(u));
+    }
+    const fits = planCapacity(rows.map((r) => r.recipient), this.counts, this.maxInbox);
+    const rejected = new Map<string, number[]>();
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (fits[i]) continue;
+      const stored = r.msgId !== "" && await this.sent.lookup(r.recipient, r.sender, r.msgId, 0) > 0;
+      if (!stored) rejected.set(r.recipient, [...rejected.get(r.recipient) ?? [], r.seq]);
+      if (o[i]! < 0) continue;
+      out.push([
+        o[i]!,
+        stored ? { t: "sent", conn: c[i]!, id: r.msgId, status: "duplicate" } : {
+          t: "sendError",
+          conn: c[i]!,
+          id: r.msgId,
+          code: "INBOX_FULL",
+          reason: `inbox of ${r.recipient} is full`,
+        },
+      ]);
+    }
+    for (const [user, seqs] of rejected) out.push([link.shard, { t: "rejected", user, seqs }]);
+    this.counters.rejectedFull += [...rejected.values()].reduce((a, s) => a + s.length, 0);
+    return rows.map((_, i) => i).filter((i) => fits[i]);
+  }
+
   /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
   private async append(link: Link, rows: StoredRow[], o: number[], c: number[]): Promise<Out[]> {
     const out: Out[] = [];
-    let todo = rows.map((_, i) => i);
+    let todo = await this.admit(link, rows, o, c, out);
+    const kept = new Set(todo);
     while (todo.length > 0 && !this.stopped) {
       const res = await this.inbox.append(todo.map((i) => toInboxRow(rows[i]!)));
       const failed: number[] = [];
@@ -153,7 +224,11 @@ export class JsWriter {
         const i = todo[j]!;
         if (!a.ok) return void failed.push(i);
         if (a.duplicate) this.counters.duplicates++;
-        else this.counters.appended++;
+        else {
+          this.counters.appended++;
+          const u = rows[i]!.recipient;
+          if (this.counts.has(u)) this.counts.set(u, this.counts.get(u)! + 1);
+        }
         if (o[i]! >= 0) {
           out.push([o[i]!, {
             t: "sent",
@@ -171,7 +246,7 @@ export class JsWriter {
     }
     if (todo.length > 0) throw new Error("writer stopped with unacknowledged rows");
     // A stored row settles its id into the dedupe window, as the SQLite writer's transaction does.
-    await this.sent.remember(rows);
+    await this.sent.remember(rows.filter((_, i) => kept.has(i)));
     out.push([link.shard, { t: "committed", n: 1 }]);
     return out;
   }
@@ -179,6 +254,26 @@ export class JsWriter {
   private async lookup(link: Link, r: LookupReq): Promise<Out[]> {
     const seq = await this.sent.lookup(r.user, r.from, r.id, r.since);
     return [[link.shard, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq }]];
+  }
+
+  /**
+   * A page of the dedupe window for an owner's filter rebuild: the bucket's keys in stream order,
+   * kept when their recipient is owned by the asking shard (`ownerOf`, global addresses). The
+   * cursor is the stream seq, carried in the first slot of `after`.
+   */
+  private async scanSent(link: Link, r: ScanSentReq): Promise<Out[]> {
+    const page = await this.sent.scan(Number(r.after?.[0] ?? 0), r.limit);
+    const mine = page.keys.filter((k) => k.ts >= r.since && (this.ownerOf?.(k.recipient) ?? r.shard) === r.shard);
+    const hashes = new Uint32Array(2 * mine.length);
+    const ts = new Float64Array(mine.length);
+    mine.forEach((k, i) => {
+      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+      hashes[2 * i] = h1;
+      hashes[2 * i + 1] = h2;
+      ts[i] = k.ts;
+    });
+    const after: [string, string, string] = [String(page.lastSeq), "", ""];
+    return [[link.shard, { t: "sentPage", hashes, ts, after, done: page.done }]];
   }
 
   /** A retry of a settled id: "duplicate" if its key is in the window, else its original was refused. */
@@ -248,6 +343,7 @@ export class JsWriter {
     }
     const plan = planDelete(rows, upTo);
     this.cursors.delete(user);
+    this.counts.delete(user);
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
     for (const s of plan.singles) await this.inbox.deleteOne(s);
   }

@@ -20,6 +20,9 @@ import { NodePort } from "./port.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
 import { SentWindow } from "./sent-kv.ts";
 import { type Readiness, readiness } from "./readiness.ts";
+import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
+import { cutReason, CutWatch } from "./cut.ts";
+import type { SlotMetrics } from "../observe/metrics.ts";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -40,6 +43,10 @@ export class ShardCluster {
   private writer: JsWriter | null = null;
   private membership: Membership | null = null;
   private view: View | null = null;
+  private inbox: ClusterInbox | null = null;
+  private rttMs = 0;
+  private rttTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly cut = new CutWatch(DEFAULT_TIMING.downAfterMs);
   /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
 
@@ -59,12 +66,17 @@ export class ShardCluster {
     return globalShard(this.ordinal, this.shard);
   }
 
+  /** The global address of this node's local shard `k`. */
+  addressOf(k: number): number {
+    return globalShard(this.ordinal, k);
+  }
+
   /** Connects, opens the stores, claims the node's ordinal and joins; resolves when routable. */
   async start(): Promise<void> {
     const opts = clusterOptions(this.settings)!;
     const link = this.link = await connectLoudly(opts, this.shard);
     const replicas = opts.replicas;
-    const inbox = await ClusterInbox.open(link.nc, { replicas, ttlSec: this.settings.inboxTtl });
+    const inbox = this.inbox = await ClusterInbox.open(link.nc, { replicas, ttlSec: this.settings.inboxTtl });
     const ordinals = await Ordinals.open(link.nc, replicas);
     this.ordinal = await ordinals.claim(this.nodeId);
     this.writer = new JsWriter(
@@ -74,6 +86,8 @@ export class ShardCluster {
       await SentWindow.open(link.nc, replicas, this.settings.dedupeWindow * 1000),
       this.settings.dedupeWindow * 1000,
       (to, m) => this.post(to, m),
+      (user) => this.ownerOf(user),
+      this.settings.maxInbox,
     );
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
     this.port = new NodePort(link.nc, isPortMsg);
@@ -88,6 +102,7 @@ export class ShardCluster {
     };
     this.membership = new Membership(link.nc, self, replicas, DEFAULT_TIMING, (ms) => void this.replace(ms, ordinals));
     await this.membership.start();
+    this.rttTimer = setInterval(() => void this.measureRtt(), RTT_EVERY_MS);
     await this.replace(this.membership.current().size ? membersOf(this.membership) : [], ordinals);
   }
 
@@ -129,6 +144,16 @@ export class ShardCluster {
     });
   }
 
+  /** Why sends must be refused now (cut off from NATS), or null. */
+  cutOff(): string | null {
+    return cutReason(this.readiness());
+  }
+
+  /** Housekeeping tick: true when the clients should be closed so that they fail over elsewhere. */
+  shouldShedClients(): boolean {
+    return this.cut.tick(this.cutOff() !== null, performance.now());
+  }
+
   /** GET /v1/cluster: this node, its readiness and every member as this shard sees it. */
   clusterView(): unknown {
     const nodes = (this.membership?.view() ?? []).map((n) => ({
@@ -142,12 +167,34 @@ export class ShardCluster {
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes };
   }
 
+  private async measureRtt(): Promise<void> {
+    const nc = this.link?.nc;
+    if (!nc || this.link?.state() !== "up") return;
+    // A flush is one PING/PONG; timed here with sub-ms precision (loopback RTTs are below 1 ms).
+    const t0 = performance.now();
+    await nc.flush().then(() => (this.rttMs = performance.now() - t0), () => {});
+  }
+
+  /** Writes this shard's cluster figures to its metrics slot (called periodically by the host). */
+  publishMetrics(m: SlotMetrics): void {
+    const figures = clusterFigures({
+      shard: this.shard,
+      nodesUp: this.view?.placement.size ?? 0,
+      rttMs: this.rttMs,
+      reconnects: this.link?.reconnects() ?? 0,
+      port: this.port?.counters ?? null,
+      inbox: this.inbox?.counters ?? null,
+    });
+    for (const [f, v] of figures) m.set(f, v);
+  }
+
   /** Members as currently placed (for GET /v1/cluster later). */
   members(): Member[] {
     return this.membership ? membersOf(this.membership) : [];
   }
 
   async stop(): Promise<void> {
+    if (this.rttTimer) clearInterval(this.rttTimer);
     this.writer?.stop();
     this.port?.close();
     await this.membership?.stop(true);

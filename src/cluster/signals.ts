@@ -6,11 +6,18 @@ import type { MetricsReader } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
 
 export class ClusterSignals extends Signals {
-  constructor(r: MetricsReader, private readonly cluster: { readiness(): { ready: boolean } }) {
+  constructor(
+    r: MetricsReader,
+    private readonly cluster: { readiness(): { ready: boolean }; cutOff(): string | null },
+  ) {
     super(r);
   }
 
   override ready(): boolean {
     return super.ready() && this.cluster.readiness().ready;
+  }
+
+  override cutOff(): string | null {
+    return this.cluster.cutOff();
   }
 }

@@ -62,10 +62,13 @@ export function createHttpApp(d: HttpDeps): App {
     if (d.signals.storeFull()) return c.json({ ready: false, reason: "store full" }, 503);
     return c.json({ ready: true });
   });
-  app.get("/metrics", (c) =>
-    c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }), 200, {
-      "content-type": "text/plain; version=0.0.4",
-    }));
+  app.get(
+    "/metrics",
+    (c) =>
+      c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }, !!d.clusterView), 200, {
+        "content-type": "text/plain; version=0.0.4",
+      }),
+  );
   const view = d.clusterView;
   if (view) app.get("/v1/cluster", (c) => c.json(view()));
   addStatusRoute(app, d);

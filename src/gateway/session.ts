@@ -487,6 +487,8 @@ export class Sessions {
   private busyReason(): string | null {
     const sig = this.host.signals;
     if (sig.refusing()) return "server under memory pressure; retry later";
+    const cut = sig.cutOff();
+    if (cut) return cut;
     if (sig.storeBacklogBytes() > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
     return null;
   }
@@ -728,6 +730,10 @@ export class Sessions {
   /** Cluster: owners were re-placed (a node joined, left or died); re-attach our users whose owner moved. */
   reattachMoved(moved: (user: string) => boolean): void {
     for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
+    // Unanswered sends to moved users go to their new owner now (same ids: deduplicated there).
+    for (const s of this.byConn.values()) {
+      for (const r of s.unsettled.values()) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
+    }
   }
 
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
@@ -737,6 +743,11 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       for (const r of s.unsettled.values()) if (this.ownerShard(r.to) === k) this.host.post(k, r);
     }
+  }
+
+  /** Closes every connection with `d` but keeps accepting (cluster: a cut node sheds its clients). */
+  disconnectAll(d: Disconnect): void {
+    for (const s of [...this.byConn.values()]) this.disconnect(s, d);
   }
 
   closeAll(): void {

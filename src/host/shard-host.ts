@@ -25,6 +25,7 @@ import { PortMesh } from "../router/ports.ts";
 import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
 import type { ShardCluster } from "../cluster/shard-cluster.ts";
 import { ClusterSignals } from "../cluster/signals.ts";
+import { Disconnects } from "../protocol/disconnect.ts";
 
 export interface ShardOptions {
   index: number;
@@ -64,6 +65,7 @@ export class ShardHost {
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
       storeFull: () => this.signals.storeFull(),
+      ...(c ? { owns: (user: string) => c.ownerOf(user) === c.self } : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,
@@ -74,7 +76,13 @@ export class ShardHost {
       post,
       ...(c ? { ownerOf: (user: string) => c.ownerOf(user) } : {}),
     });
-    if (c) c.onPlacement = (moved) => this.sessions.reattachMoved(moved);
+    if (c) {
+      c.onPlacement = (moved) => {
+        this.owner.dropMoved((user) => moved(user) && c.ownerOf(user) !== c.self); // moved away from here
+        this.sessions.reattachMoved(moved);
+        this.owner.startDedupeScan(); // users that moved here bring their window's keys
+      };
+    }
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
@@ -82,6 +90,7 @@ export class ShardHost {
       this.sessions.housekeeping();
       this.owner.spillStalePending(this.signals.spilling() ? 0 : o.ownerLimits.pendingSpillMs);
       this.owner.cutSlowConsumers();
+      if (o.cluster?.shouldShedClients()) this.sessions.disconnectAll(Disconnects.cutOff);
     });
   }
 
@@ -113,17 +122,23 @@ export class ShardHost {
     m.set("dedupeLookups", st.lookups);
     m.set("statusStoreLookups", this.owner.unknown.lookups);
     m.set("storeFullRejects", st.storeFullRejects);
+    this.o.cluster?.publishMetrics(m);
   }
 
   // ---- supervisor events ----
 
   peerDown(k: number): void {
     this.mesh.dropPeer(k);
-    this.owner.shardDown(k);
+    this.owner.shardDown(this.addressOf(k));
   }
 
   peerUp(k: number): void {
-    this.sessions.reattachOwnedBy(k);
+    this.sessions.reattachOwnedBy(this.addressOf(k));
+  }
+
+  /** Owners and sessions name shards by address: global in cluster mode (cluster/address.ts). */
+  private addressOf(k: number): number {
+    return this.o.cluster ? this.o.cluster.addressOf(k) : k;
   }
 
   writerRestarted(port: MessagePort): void {

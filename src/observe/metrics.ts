@@ -54,6 +54,15 @@ export const FIELDS = [
   "storeErrors",
   // owners
   "storeFullRejects",
+  // cluster (only rendered in cluster mode; gauges written by each node's first shard only)
+  "clusterNodesUp",
+  "clusterItemsOut",
+  "clusterItemsIn",
+  "clusterGarbage",
+  "natsRttMs",
+  "natsReconnects",
+  "jsPublishes",
+  "jsPublishMsSum",
   // supervisor
   "shardRestarts",
   "writerRestarts",
@@ -151,7 +160,25 @@ export class MetricsReader {
   }
 }
 
-const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
+type Help = Partial<Record<Field, [string, "counter" | "gauge", string]>>;
+
+/** Cluster figures: present in /metrics only when the node runs with --cluster. */
+const clusterHelp: Help = {
+  clusterNodesUp: ["iris_cluster_nodes_up", "gauge", "cluster members this node sees up (itself included)"],
+  clusterItemsOut: [
+    "iris_cluster_port_items_out_total",
+    "counter",
+    "items (routes, deliveries, acks, attaches) published to other nodes",
+  ],
+  clusterItemsIn: ["iris_cluster_port_items_in_total", "counter", "valid items received from other nodes"],
+  clusterGarbage: ["iris_cluster_garbage_total", "counter", "invalid messages on Iris's NATS subjects, dropped"],
+  natsRttMs: ["iris_cluster_nats_rtt_ms", "gauge", "latest NATS round-trip (PING/PONG) of this node, in ms"],
+  natsReconnects: ["iris_cluster_nats_reconnects_total", "counter", "NATS reconnects of this node's links"],
+  jsPublishes: ["iris_cluster_js_publish_total", "counter", "JetStream inbox appends acknowledged (PubAck)"],
+  jsPublishMsSum: ["iris_cluster_js_publish_ms_total", "counter", "time from publish to PubAck, summed (ms)"],
+};
+
+const help: Help = {
   conns: ["iris_connections", "gauge", "open client connections"],
   logins: ["iris_logins_total", "counter", "successful logins"],
   framesIn: ["iris_frames_in_total", "counter", "client frames received"],
@@ -247,10 +274,10 @@ const help: Partial<Record<Field, [string, "counter" | "gauge", string]>> = {
 };
 
 /** Prometheus text exposition (version 0.0.4). */
-export function renderPrometheus(r: MetricsReader, extra: Record<string, number> = {}): string {
+export function renderPrometheus(r: MetricsReader, extra: Record<string, number> = {}, cluster = false): string {
   const lines: string[] = [];
   for (const f of FIELDS) {
-    const h = help[f];
+    const h = help[f] ?? (cluster ? clusterHelp[f] : undefined);
     if (!h) continue;
     lines.push(`# HELP ${h[0]} ${h[2]}`, `# TYPE ${h[0]} ${h[1]}`, `${h[0]} ${r.sum(f)}`);
   }

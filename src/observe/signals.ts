@@ -25,6 +25,10 @@ export class Signals {
   refusing(): boolean {
     return this.pressure() >= Pressure.REFUSE;
   }
+  /** Cluster mode: why this node cannot keep sends now (cut off from NATS); a single node never is. */
+  cutOff(): string | null {
+    return null;
+  }
   /** Bytes accepted by owners and not yet committed by the writer, over all shards. */
   storeBacklogBytes(): number {
     return this.r.sum("storeBacklogBytes");

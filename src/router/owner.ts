@@ -72,6 +72,8 @@ export interface OwnerIO {
   sendAcked?(t0: number): void;
   /** True while the disk is below its reserve or the writer backs off after a failed commit. */
   storeFull?(): boolean;
+  /** Cluster: whether this shard owns `user` under the current placement (absent: always). */
+  owns?(user: string): boolean;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -171,6 +173,7 @@ export class Owner {
   /** Until a scan of the store completes, every unknown (sender, id) is looked up. */
   private filterState: "ready" | "building" = "ready";
   private scanAfter: [string, string, string] | null = null;
+  private rescan = false;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
   unconfirmedBytes = 0;
   /**
@@ -223,6 +226,10 @@ export class Owner {
   }
 
   handle(m: OwnerMsg): void {
+    // Cluster: a send for a user placed elsewhere (the sender node's view differs from ours for
+    // a moment) is dropped unacked; its SDK resends it with the same id once views agree. Attaches
+    // are taken: the session's view may be the newer one, and ours follows within a heartbeat.
+    if (m.t === "route" && this.io.owns && !this.io.owns(m.to)) return;
     switch (m.t) {
       case "route":
         return this.onRoute(m);
@@ -610,6 +617,25 @@ export class Owner {
     this.io.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
   }
 
+  /**
+   * Cluster: these users were placed on another owner. Their boxes go, with what they held
+   * unacked (delivered-not-acked, held back, waiting): none of it was acked to its sender, whose
+   * SDK resends it with the same id to the new owner (the recipient's SDK drops copies by
+   * sender and id). Storing it here instead would write rows with this owner's seqs behind the
+   * new owner's, which its drain would never read.
+   */
+  dropMoved(moved: (user: string) => boolean): void {
+    for (const b of [...this.boxes.values()]) {
+      if (!moved(b.user)) continue;
+      const l = b.link;
+      if (l) {
+        this.drainQueue.delete(l);
+        this.stats.online--;
+      }
+      this.boxes.delete(b.user);
+    }
+  }
+
   /** Shard k died: every user whose socket lived there is offline now. */
   shardDown(k: number): void {
     for (const b of this.boxes.values()) if (b.link?.shard === k) this.release(b);
@@ -832,9 +858,12 @@ export class Owner {
 
   /** Rebuilds the filter from the store's window (at shard start); lookups cover the meantime. */
   startDedupeScan(): void {
+    const running = this.filterState === "building";
     this.filterState = "building";
     this.scanAfter = null;
-    this.scanSent();
+    // A scan under way restarts from the beginning with its next page (cluster: owners moved).
+    if (running) this.rescan = true;
+    else this.scanSent();
   }
 
   private scanSent(): void {
@@ -852,6 +881,10 @@ export class Owner {
     if (this.filterState !== "building") return;
     const now = this.io.now();
     for (let i = 0; i < r.ts.length; i++) this.filter.add(r.hashes[2 * i]!, r.hashes[2 * i + 1]!, r.ts[i]!, now);
+    if (this.rescan) {
+      this.rescan = false;
+      return this.scanSent(); // from scanAfter = null: the start
+    }
     this.scanAfter = r.after;
     if (r.done) this.filterState = "ready";
     else this.scanSent();

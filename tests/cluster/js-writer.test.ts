@@ -5,11 +5,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { ClusterInbox } from "../../src/cluster/inbox.ts";
-import { cursorAfter, pageAfter, planDelete } from "../../src/cluster/js-plan.ts";
+import { cursorAfter, pageAfter, planCapacity, planDelete } from "../../src/cluster/js-plan.ts";
 import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
-import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { parseKey, SentWindow } from "../../src/cluster/sent-kv.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 
 const WINDOW_MS = 60_000;
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
@@ -64,6 +65,31 @@ const row = (seq: number): StoredRow => ({
   msgId: `m${seq}`,
   ts: 1000 + seq,
   body: new TextEncoder().encode(`body ${seq}`),
+});
+
+describe("--max-inbox planning (pure)", () => {
+  test("rows fit in order until each recipient's inbox is full", () => {
+    const counts = new Map([["a", 2], ["b", 0]]);
+    expect(planCapacity(["a", "b", "a", "b", "b"], counts, 3)).toEqual([true, true, false, true, true]);
+    expect(planCapacity(["b", "b", "b", "b"], counts, 3)).toEqual([true, true, true, false]);
+    expect(counts.get("a")).toBe(2); // the caller's counts are not changed
+  });
+});
+
+describe("dedupe window keys (pure)", () => {
+  test("a scanned subject parses back to its key; anything else is not one", () => {
+    const tok = (x: string) => Buffer.from(x).toString("base64url");
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("al.ice")}._${tok("m 1")}`, 5)).toEqual({
+      recipient: "bob",
+      sender: "al.ice",
+      msgId: "m 1",
+      ts: 5,
+    });
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("alice")}._`, 5)?.msgId).toBe("");
+    expect(parseKey(`$KV.iris_sent.${tok("bob")}.${tok("alice")}`, 5)).toBeNull();
+    expect(parseKey(`$KV.iris_seq.${tok("bob")}`, 5)).toBeNull();
+    expect(parseKey(`$KV.iris_sent.***.${tok("a")}._${tok("b")}`, 5)).toBeNull();
+  });
 });
 
 describe("JetStream writer", () => {
@@ -129,13 +155,87 @@ describe("JetStream writer", () => {
       { t: "scanSent", shard: 0, shards: 1, after: null, since: 0, limit: 100 },
     );
     await until(() => p0.got.length === 14 && p1.got.length === 33);
-    expect(p0.got.slice(9).map((m) => m.t)).toEqual(["committed", "lookedUp", "lookedUp", "lookedUp", "sentPage"]);
-    expect(p0.got.slice(10, 13).map((m) => (m as Extract<PortMsg, { t: "lookedUp" }>).seq)).toEqual([77, 0, 5]);
+    // The filter-rebuild page is answered aside (no order with the rest); the others in order.
+    const ordered = p0.got.slice(9).filter((m) => m.t !== "sentPage");
+    expect(ordered.map((m) => m.t)).toEqual(["committed", "lookedUp", "lookedUp", "lookedUp"]);
+    expect(ordered.slice(1).map((m) => (m as Extract<PortMsg, { t: "lookedUp" }>).seq)).toEqual([77, 0, 5]);
     expect(p1.got[31]).toMatchObject({ t: "sent", id: "m5", status: "duplicate", conn: 9 });
     expect(p1.got[32]).toMatchObject({ t: "sendError", id: "never", code: "INBOX_FULL" });
+    // The filter rebuild lists the window: the 30 stored rows' keys and the remembered one.
+    const page = p0.got.slice(9).find((m) => m.t === "sentPage") as Extract<PortMsg, { t: "sentPage" }>;
+    expect(page.done).toBe(true);
+    const pairs = new Set(
+      Array.from({ length: page.ts.length }, (_, i) => `${page.hashes[2 * i]}/${page.hashes[2 * i + 1]}`),
+    );
+    const expected = [...rows.map((r) => sentKeyHash("bob", "alice", r.msgId)), sentKeyHash("bob", "zed", "z1")];
+    expect(pairs).toEqual(new Set(expected.map(([a, b]) => `${a >>> 0}/${b >>> 0}`))); // stored as u32
+    // Paged: 31 keys in pages of 10, each page resuming after the last stream seq.
+    let cursor: [string, string, string] | null = null;
+    let seen = 0;
+    for (let pages = 1; pages <= 10; pages++) {
+      const before = p0.got.length;
+      req({ t: "scanSent", shard: 0, shards: 1, after: cursor, since: 0, limit: 10 });
+      await until(() => p0.got.length === before + 1);
+      const pg = p0.got[before] as Extract<PortMsg, { t: "sentPage" }>;
+      seen += pg.ts.length;
+      cursor = pg.after;
+      if (pg.done) break;
+    }
+    expect(seen).toBe(31);
 
     w.receive(0, [{ t: "append", rows: [{ ...rows[0], seq: 0 }], o: [1], c: [1] }, "junk"]);
     w.receive(0, "not a batch");
     expect(w.counters.garbage).toBe(3);
+  });
+
+  test("--max-inbox: rows past the cap are refused INBOX_FULL; a retry of a stored one is a duplicate", async () => {
+    const w = new JsWriter(
+      await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 }),
+      await SeqBlocks.open(link.nc, 1),
+      await LastSeen.open(link.nc, 1),
+      await SentWindow.open(link.nc, 1, WINDOW_MS),
+      WINDOW_MS,
+      null,
+      null,
+      3,
+    );
+    const [p0, p1] = [new Port(), new Port()];
+    w.setPort(0, p0);
+    w.setPort(1, p1);
+    const r = (seq: number): StoredRow => ({ ...row(seq), recipient: "carol", msgId: `c${seq}` });
+    const five = [1, 2, 3, 4, 5].map(r);
+    w.receive(0, [{ t: "append", rows: five, o: five.map(() => 1), c: five.map(() => 3) }]);
+    await until(() => p1.got.length === 5);
+    expect(p1.got.map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "INBOX_FULL",
+      "INBOX_FULL",
+      "stored",
+      "stored",
+      "stored",
+    ]);
+    expect(p0.got.find((m) => m.t === "rejected")).toEqual({ t: "rejected", user: "carol", seqs: [4, 5] });
+    w.receive(0, [{ t: "append", rows: [r(2), r(6)], o: [1, 1], c: [3, 3] }]);
+    await until(() => p1.got.length === 7);
+    expect(p1.got.slice(5).map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "duplicate",
+      "INBOX_FULL",
+    ]);
+    // After the recipient acked two, two more fit.
+    // (An append does not wait for an earlier delete: a count read meanwhile can still be the old one.)
+    w.receive(0, [{ t: "delete", user: "carol", upTo: 2 }]);
+    await Bun.sleep(500);
+    w.receive(0, [{
+      t: "append",
+      rows: [r(7), r(8), r(9)],
+      o: [1, 1, 1],
+      c: [3, 3, 3],
+    }]);
+    await until(() => p1.got.length === 10);
+    expect(p1.got.slice(7).map((m) => m.t === "sent" ? m.status : m.t === "sendError" ? m.code : m.t)).toEqual([
+      "INBOX_FULL",
+      "stored",
+      "stored",
+    ]);
+    expect(w.counters.rejectedFull).toBe(4); // 4, 5, 6, 9
   });
 });

@@ -46,13 +46,15 @@ export interface NatsServerSpec {
   storeDir: string;
   cluster?: { name: string; port: number; routes: number[] };
   auth?: NatsAuth;
+  /** Client listen address (default 127.0.0.1; "0.0.0.0" also serves a network namespace). */
+  host?: string;
 }
 
 /** The server config file: plain nats-server syntax, also what docs/CLUSTER.md shows operators. */
 export function natsConfig(s: NatsServerSpec): string {
   const lines = [
     `server_name: ${s.name}`,
-    `listen: 127.0.0.1:${s.port}`,
+    `listen: ${s.host ?? "127.0.0.1"}:${s.port}`,
     `http: 127.0.0.1:${s.httpPort}`,
     `jetstream {`,
     `  store_dir: "${s.storeDir}"`,
@@ -160,9 +162,16 @@ export interface NatsFixture {
 }
 
 /** One JetStream server on a free port with file storage in a fresh temp dir. */
-export async function startNats(o: { auth?: NatsAuth } = {}): Promise<NatsFixture> {
+export async function startNats(o: { auth?: NatsAuth; host?: string } = {}): Promise<NatsFixture> {
   const dir = tempDir("iris-nats-");
-  const spec = { name: "n1", port: freePort(), httpPort: freePort(), storeDir: join(dir, "js"), auth: o.auth };
+  const spec = {
+    name: "n1",
+    port: freePort(),
+    httpPort: freePort(),
+    storeDir: join(dir, "js"),
+    auth: o.auth,
+    host: o.host,
+  };
   const s = new NatsServer(spec, dir);
   try {
     await s.start();

@@ -43,6 +43,7 @@ describe("auth", () => {
     expect(await loginResult("ann", "not.a.jwt")).toBe("AUTH_FAILED");
     const m = await (await fetch(`${server.http}/metrics`)).text();
     expect(m).toMatch(/^iris_auth_failures_total [5-9]\d*$/m);
+    expect(m).not.toContain("iris_cluster_"); // a single node shows no cluster figures
   });
   test("v0 logins (no token) are refused with 1008 while auth is on", async () => {
     const s = await RawSocket.open(server.url);

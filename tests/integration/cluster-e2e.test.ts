@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kvm } from "@nats-io/kv";
-import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { IrisClient, type IrisError, type IrisMessage } from "../../src/client/index.ts";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
 import { Placement } from "../../src/cluster/placement.ts";
@@ -59,6 +59,13 @@ function spread(recipient: string): { sender: number; socket: number } {
   return { sender: (o + 1) % 3, socket: (o + 2) % 3 };
 }
 
+/** One figure of a node's /metrics (NaN when absent). */
+async function metric(node: RunningServer, name: string): Promise<number> {
+  const text = await (await fetch(`${node.http}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(name + " "));
+  return line ? Number(line.slice(name.length + 1)) : NaN;
+}
+
 describe("3 Iris nodes + NATS", () => {
   test("GET /v1/cluster lists every node up, as each node sees it", async () => {
     for (const n of nodes) {
@@ -103,11 +110,37 @@ describe("3 Iris nodes + NATS", () => {
     expect(carol.got.every((m) => m.from === "dave")).toBe(true);
   }, 60_000);
 
+  test("/metrics shows the cluster figures", async () => {
+    // Round-trips are measured every 2 s; the owner stats (and these figures) are published periodically.
+    await until(async () => (await metric(nodes[0]!, "iris_cluster_nats_rtt_ms")) > 0, "an RTT figure", 5_000);
+    for (const n of nodes) {
+      expect(await metric(n, "iris_cluster_nodes_up")).toBe(3);
+      expect(await metric(n, "iris_cluster_port_items_out_total")).toBeGreaterThan(0);
+      expect(await metric(n, "iris_cluster_port_items_in_total")).toBeGreaterThan(0);
+      expect(await metric(n, "iris_cluster_nats_reconnects_total")).toBe(0);
+      expect(await metric(n, "iris_cluster_garbage_total")).toBe(0);
+    }
+    // The offline user's messages were appended to JetStream by their owner's node.
+    const published = await Promise.all(nodes.map((n) => metric(n, "iris_cluster_js_publish_total")));
+    const publishMs = await Promise.all(nodes.map((n) => metric(n, "iris_cluster_js_publish_ms_total")));
+    expect(published.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(1);
+    expect(publishMs.reduce((a, b) => a + b)).toBeGreaterThan(0);
+  }, 20_000);
+
   test("a node without NATS answers /readyz 503; all are ready and route again after NATS restarts", async () => {
+    const itemsBefore = await metric(nodes[0]!, "iris_cluster_port_items_out_total");
     const readyz = async (n: RunningServer) => (await fetch(`${n.http}/readyz`)).status;
     expect(await Promise.all(nodes.map(readyz))).toEqual([200, 200, 200]);
+    // A client already connected when NATS goes: its sends are refused (never acked), then it is
+    // closed with a reconnect-advised code so that its SDK fails over.
+    const cut = new IrisClient({ url: nodes[0]!.url, user: "cut", retryRateLimited: false, autoReconnect: false });
+    clients.push(cut);
+    await cut.connect();
     await nats.servers[0]!.stop("SIGKILL");
     await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 503), "all not ready", 10_000);
+    const refused = await cut.send("bob", "during the cut").then((s) => `acked ${s}`, (e: IrisError) => e.code);
+    expect(refused).toBe("SERVER_BUSY");
+    await until(() => cut.state === "offline", "the cut node closes its clients", 10_000);
     await nats.servers[0]!.start();
     await until(async () => (await Promise.all(nodes.map(readyz))).every((s) => s === 200), "all ready again");
     const at = spread("bob");
@@ -117,5 +150,15 @@ describe("3 Iris nodes + NATS", () => {
     expect(acks.every((x) => x === "delivered" || x === "stored")).toBe(true);
     await until(() => b.got.length >= 50, "bob's messages after the restart");
     expect(b.got.map((m) => m.text())).toEqual(Array.from({ length: 50 }, (_, i) => `after${i}`));
+    // The figures moved: every node counts its reconnect, and traffic crossed nodes again.
+    await until(async () => (await metric(nodes[0]!, "iris_cluster_port_items_out_total")) > itemsBefore, "items");
+    await until(
+      async () => {
+        const r = await Promise.all(nodes.map((n) => metric(n, "iris_cluster_nats_reconnects_total")));
+        return r.every((x) => x >= 1);
+      },
+      "every node's reconnect counted",
+      5_000,
+    );
   }, 60_000);
 });

@@ -1,0 +1,35 @@
+// The cluster figures of one shard for /metrics: counters come from the shard's own port, inbox
+// and link (summed over shards by the reader); gauges that every shard would report alike (nodes
+// up, NATS round-trip) are written by the node's first shard only, so that the sum is the figure.
+
+import type { Field } from "../observe/metrics.ts";
+import type { InboxCounters } from "./inbox.ts";
+import type { PortCounters } from "./port.ts";
+
+/** How often each shard measures its NATS round-trip (a PING/PONG; cheap). */
+export const RTT_EVERY_MS = 2000;
+
+export interface ClusterSources {
+  /** This shard's index inside its node: gauges come from shard 0 only. */
+  shard: number;
+  nodesUp: number;
+  rttMs: number;
+  reconnects: number;
+  port: PortCounters | null;
+  inbox: InboxCounters | null;
+}
+
+/** Pure: the metric fields this shard writes to its own slot. */
+export function clusterFigures(s: ClusterSources): [Field, number][] {
+  const gauges = s.shard === 0;
+  return [
+    ["clusterNodesUp", gauges ? s.nodesUp : 0],
+    ["natsRttMs", gauges ? s.rttMs : 0],
+    ["clusterItemsOut", s.port?.itemsOut ?? 0],
+    ["clusterItemsIn", s.port?.itemsIn ?? 0],
+    ["clusterGarbage", s.port?.garbage ?? 0],
+    ["natsReconnects", s.reconnects],
+    ["jsPublishes", s.inbox?.acked ?? 0],
+    ["jsPublishMsSum", s.inbox?.ackMsSum ?? 0],
+  ];
+}
