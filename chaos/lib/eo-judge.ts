@@ -25,6 +25,7 @@ export interface Judgement {
   reordered: number;
   refused: number;
   missingExamples: string[];
+  reorderedExamples: string[];
 }
 
 const idNumber = (id: string): number => Number(id.slice(id.lastIndexOf("-") + 1));
@@ -44,6 +45,7 @@ export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Jud
   const times = new Map<string, number>();
   let phantom = 0;
   let reordered = 0;
+  const reorderedExamples: string[] = [];
   for (const r of recipients) {
     const lastFrom = new Map<string, number>();
     for (const line of r.log) {
@@ -52,7 +54,10 @@ export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Jud
       times.set(id, (times.get(id) ?? 0) + 1);
       const n = idNumber(id);
       if (!id.startsWith(`${from}-`) || !(n < (next.get(from) ?? 0))) phantom++;
-      if (n <= (lastFrom.get(from) ?? -1)) reordered++;
+      if (n <= (lastFrom.get(from) ?? -1)) {
+        reordered++;
+        if (reorderedExamples.length < 5) reorderedExamples.push(`${r.user}:${id} after ${from}-${lastFrom.get(from)}`);
+      }
       lastFrom.set(from, Math.max(n, lastFrom.get(from) ?? -1));
     }
   }
@@ -69,5 +74,6 @@ export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Jud
     reordered,
     refused,
     missingExamples: missing.slice(0, 5),
+    reorderedExamples,
   };
 }

@@ -144,7 +144,9 @@ const scenario: Scenario = {
     const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
     const server = await ctx.server({ shards: 2 });
     const dir = mkdtempSync(join(tmpdir(), "iris-eo-"));
-    ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+    ctx.defer(
+      () => (process.env.EO_KEEP ? ctx.log(`files kept in ${dir}`) : rmSync(dir, { recursive: true, force: true })),
+    );
     const apps = new Apps(
       server.url,
       dir,
@@ -192,7 +194,11 @@ const scenario: Scenario = {
       problems: await serverProblems(server),
     };
     if (j.phantom > 0) outcome.problems.push(`${j.phantom} deliveries of ids never sent`);
-    if (j.reordered > 0) outcome.problems.push(`${j.reordered} deliveries out of per-sender order`);
+    if (j.reordered > 0) {
+      outcome.problems.push(
+        `${j.reordered} deliveries out of per-sender order (e.g. ${j.reorderedExamples.join(", ")})`,
+      );
+    }
     if (j.lost > 0) outcome.problems.push(`missing e.g. ${j.missingExamples.join(",")}`);
     if (Object.values(injected).reduce((a, b) => a + b, 0) === 0) outcome.problems.push("no fault was injected");
     return outcome;

@@ -49,6 +49,8 @@ export class ShardHost {
   private server: Server<WsData> | null = null;
   private tcp: TCPSocketListener<{ s: Session | null }> | null = null;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
+  /** Peer shards that died and have not been re-attached to since. */
+  private readonly downPeers = new Set<number>();
 
   constructor(private readonly o: ShardOptions) {
     this.signals = o.cluster ? new ClusterSignals(o.reader, o.cluster) : new Signals(o.reader);
@@ -128,11 +130,24 @@ export class ShardHost {
   // ---- supervisor events ----
 
   peerDown(k: number): void {
+    this.downPeers.add(k);
     this.mesh.dropPeer(k);
     this.owner.shardDown(this.addressOf(k));
   }
 
+  /**
+   * A channel to shard k. If k had died, this is its new incarnation: our users it owns are
+   * re-attached and our unanswered sends for it routed again, before anything else can reach it
+   * on this channel (a send routed in between would overtake them: per-sender order).
+   */
+  peerConnected(k: number, port: MessagePort): void {
+    this.mesh.setPeer(k, port);
+    this.peerUp(k);
+  }
+
+  /** Shard k is back (the supervisor's "up"): done already if its channel came first. */
   peerUp(k: number): void {
+    if (!this.downPeers.delete(k)) return;
     this.sessions.reattachOwnedBy(this.addressOf(k));
   }
 

@@ -57,7 +57,7 @@ function control(m: ShardControl): void {
       if (!m.settings.cluster) return init(m); // the single node: exactly as before
       return void initCluster(m).catch((err) => report({ t: "fatal", error: (err as Error).message }));
     case "peer":
-      return host?.mesh.setPeer(m.k, m.port);
+      return host?.peerConnected(m.k, m.port);
     case "down":
       return host?.peerDown(m.k);
     case "up":

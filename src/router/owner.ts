@@ -431,6 +431,11 @@ export class Owner {
       return;
     }
     if (l?.phase === "live") this.moveTo(l, "idle"); // slow or too many unacked: serve from the store
+    // Everything before d that is not settled goes to the store first, in seq order: if d is
+    // durable and the server then dies, no earlier message of the same sender may be lost with it
+    // (its retry would arrive after d: per-sender order). Unacked deliveries stay deliverable and
+    // their next ack deletes them, as when they go stale (spillStalePending).
+    if (l?.pending.length) this.store(b, l.pending.splice(0));
     if (l?.holdback.length) this.store(b, l.holdback.splice(0));
     if (l) l.appendedSinceFetch = true;
     this.store(b, [d]);

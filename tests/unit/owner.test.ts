@@ -322,4 +322,19 @@ describe("status of users the owner holds no state for", () => {
     load("u");
     expect(replies()).toEqual([{ t: "statusReply", req: 9, user: "u", online: true, lastSeen: 0 }]);
   });
+
+  test("when a message must be stored, the unacked ones before it are stored first (per-sender order)", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    for (const id of ["1", "2", "3", "4", "5"]) o.handle(route("u", id)); // maxPending is 4
+    expect(delivered()).toEqual(["1", "2", "3", "4"]);
+    expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([
+      ["1", 1],
+      ["2", 2],
+      ["3", 3],
+      ["4", 4],
+      ["5", 5],
+    ]);
+  });
 });
