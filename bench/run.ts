@@ -12,6 +12,7 @@ import { disturbance, pct } from "./lib/phases.ts";
 import { baseline } from "./scenarios/baseline.ts";
 import { connections } from "./scenarios/connections.ts";
 import { consoleSize } from "./scenarios/console.ts";
+import { drain } from "./scenarios/drain.ts";
 import { hotspot } from "./scenarios/hotspot.ts";
 import { http } from "./scenarios/http.ts";
 import { offlineFlood } from "./scenarios/offline-flood.ts";
@@ -24,6 +25,7 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
   throughput,
   connections,
   hotspot,
+  drain,
   "offline-flood": offlineFlood,
   startup,
   http,
@@ -32,7 +34,7 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
 };
 
 /** Scenarios that start dist/iris themselves even when --url is given. */
-const NEEDS_BINARY: One[] = ["hotspot", "offline-flood", "startup", "http", "console"];
+const NEEDS_BINARY: One[] = ["hotspot", "drain", "offline-flood", "startup", "http", "console"];
 
 /** Hard ceiling per scenario: the bench stops by itself even if a server hangs. */
 const LIMIT_MS = { smoke: 120_000, full: 15 * 60_000 };
@@ -129,7 +131,7 @@ async function main(): Promise<number> {
     throw e;
   }
   const names: One[] = args.scenario === "all"
-    ? ["throughput", "baseline", "connections", "hotspot", "offline-flood", "startup", "http"]
+    ? ["throughput", "baseline", "connections", "hotspot", "drain", "offline-flood", "startup", "http"]
     : [args.scenario];
   let failed = 0;
   for (const n of names) {

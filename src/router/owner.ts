@@ -36,6 +36,7 @@
 import { assertNever } from "../assert.ts";
 import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { SentFilter, sentKeyHash } from "./sent-filter.ts";
+import { pageBudget } from "./drain-page.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -81,7 +82,6 @@ export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
 const TIGHT_FETCH_SLOTS = 4;
-const TIGHT_PAGE_DIVISOR = 4;
 
 interface Pending extends Delivery {
   o: number;
@@ -118,6 +118,7 @@ interface Link {
   cursor: number; // highest seq forwarded on this connection
   ackedAt: number; // when the user's ack last moved (or the connection attached)
   appendedSinceFetch: boolean; // a store append raced the page in flight: not caught up yet
+  pages: number; // backlog pages fetched on this connection: later pages are bigger
   pending: Pending[]; // live deliveries not yet acked, seq ascending
   // Messages that arrive while the backlog drains wait here (not in the store) and go out live
   // once the drain catches up. Invariant: every held seq is above every stored seq, because the
@@ -589,6 +590,7 @@ export class Owner {
       cursor: Math.max(resume, 0),
       ackedAt: this.io.now(),
       appendedSinceFetch: false,
+      pages: 0,
       pending: [],
       holdback: [],
     };
@@ -727,8 +729,8 @@ export class Owner {
   private issueFetch(l: Link): void {
     const user = l.box.user;
     this.fetchesInFlight.add(user + "\0" + l.gen);
-    const maxBytes = this.io.underPressure() ? this.limits.pageBytes / TIGHT_PAGE_DIVISOR : this.limits.pageBytes;
-    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit: this.limits.pageSize, maxBytes, gen: l.gen });
+    const { limit, maxBytes } = pageBudget(this.limits, l.pages++, this.io.underPressure());
+    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit, maxBytes, gen: l.gen });
   }
 
   /** Starts waiting drains while fetch slots are free. */
