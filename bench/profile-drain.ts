@@ -28,7 +28,9 @@ try {
     payload: 64,
   });
   await Bun.sleep(300);
-  const perf = Bun.spawn(["perf", "record", "-F", "4000", "-g", "-p", String(s.pid), "-o", out], { stderr: "ignore" });
+  const perf = Bun.spawn(["perf", "record", "-k", "1", "-F", "4000", "-g", "-p", String(s.pid), "-o", out], {
+    stderr: "ignore",
+  });
   await Bun.sleep(500);
   const target: Target = proto === "v0" ? { kind: "tcp", host: "127.0.0.1", port: s.tcpPort! } : ws;
   const d = await lg.drain(0, {

@@ -37,6 +37,7 @@ import { assertNever } from "../assert.ts";
 import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { SentFilter, sentKeyHash } from "./sent-filter.ts";
 import { pageBudget } from "./drain-page.ts";
+import { pageDeliveries } from "./packed-page.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -748,14 +749,15 @@ export class Owner {
     const l = this.boxes.get(m.user)?.link;
     if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
-    const rows = m.rows.filter((r) => r.seq > l.cursor);
-    if (rows.length > 0) {
-      this.forward(
-        l,
-        rows.map((r) => ({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 })),
-        true,
-      );
-    }
+    const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : m.rows.filter((r) => r.seq > l.cursor).map((r) => ({
+      seq: r.seq,
+      ts: r.ts,
+      from: r.sender,
+      id: r.msgId,
+      body: r.body,
+      t0: 0,
+    }));
+    if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
     if (rows.length > 0) return this.moveTo(l, "writing");
     this.moveTo(l, "idle");

@@ -9,6 +9,8 @@ import { pageBudget, TIGHT_PAGE_DIVISOR } from "../../src/router/drain-page.ts";
 import { Owner } from "../../src/router/owner.ts";
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { TcpTransport } from "../../src/gateway/transports.ts";
+import { isPackedPage, packRows, pageDeliveries, unpackRows } from "../../src/router/packed-page.ts";
+import { isPortMsg } from "../../src/router/wire.ts";
 
 describe("backlog page budget", () => {
   const base: OwnerLimits = {
@@ -125,5 +127,50 @@ describe("corked TCP writes", () => {
     expect(t.cork(() => t.send(bytes(1)))).toBe(false);
     t.close(1000, "bye");
     expect(t.cork(() => {})).toBe(false);
+  });
+});
+
+describe("packed backlog pages", () => {
+  const enc = new TextEncoder();
+  const rows: StoredRow[] = [1, 2, 5].map((seq) => ({
+    recipient: "u",
+    seq,
+    sender: `s${seq}`,
+    msgId: seq === 2 ? "" : `m${seq}`,
+    ts: 1000 + seq,
+    body: enc.encode("x".repeat(seq)),
+  }));
+
+  test("round-trips every field and survives a port's structured clone", () => {
+    const p = structuredClone(packRows(rows));
+    expect(isPackedPage(p)).toBe(true);
+    expect(unpackRows(p, "u")).toEqual(rows);
+  });
+
+  test("deliveries start above the cursor, bodies are the right bytes", () => {
+    const d = pageDeliveries(packRows(rows), 1);
+    expect(d.map((x) => [x.seq, x.from, x.id, x.ts, new TextDecoder().decode(x.body), x.t0])).toEqual([
+      [2, "s2", "", 1002, "xx", 0],
+      [5, "s5", "m5", 1005, "xxxxx", 0],
+    ]);
+    expect(pageDeliveries(packRows([]), 0)).toEqual([]);
+  });
+
+  test("malformed pages are refused by the port guard", () => {
+    const good = () => packRows(rows);
+    const bad: unknown[] = [
+      null,
+      { ...good(), seqs: [1, 2, 5] },
+      { ...good(), seqs: new Float64Array([1, 5, 2]) },
+      { ...good(), seqs: new Float64Array([0.5, 2, 5]) },
+      { ...good(), ids: ["a", "b"] },
+      { ...good(), senders: ["a", 1, "c"] },
+      { ...good(), ends: new Uint32Array([1, 3, 99]) },
+      { ...good(), ends: new Uint32Array([3, 1, 8]) },
+      { ...good(), tss: new Float64Array([1, 2]) },
+    ];
+    for (const b of bad) expect(isPackedPage(b)).toBe(false);
+    expect(isPortMsg({ t: "rows", user: "u", gen: 1, rows: [], packed: bad[2], more: false })).toBe(false);
+    expect(isPortMsg({ t: "rows", user: "u", gen: 1, rows: [], packed: good(), more: false })).toBe(true);
   });
 });
