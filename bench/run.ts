@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import { ArgsError, type BenchArgs, commandLine, parseArgs, type ScenarioName, USAGE } from "./lib/args.ts";
 import type { Ctx, Scenario } from "./lib/context.ts";
+import { issueTargetLines, type RunFigures } from "./lib/issue-targets.ts";
 import { describeMachine, machineLine } from "./lib/machine.ts";
 import { type BenchResult, DEFAULT_RESULTS_DIR, writeResults } from "./lib/results.ts";
 import { DEFAULT_BINARY, killStarted } from "./lib/server.ts";
@@ -134,15 +135,18 @@ async function main(): Promise<number> {
     ? ["throughput", "baseline", "connections", "hotspot", "drain", "offline-flood", "startup", "http"]
     : [args.scenario];
   let failed = 0;
+  const figures: Record<string, unknown> = {};
   for (const n of names) {
     try {
-      await runOne(n, args, argv);
+      figures[n] = (await runOne(n, args, argv)).figures;
     } catch (e) {
       failed++;
       killStarted();
       console.error(`bench ${n} failed: ${(e as Error).stack ?? e}`);
     }
   }
+  // `all`: issue 14's target table, each row next to its target (or why it was not measured).
+  if (args.scenario === "all") console.log(issueTargetLines(figures as RunFigures).join("\n") + "\n");
   return failed ? 1 : 0;
 }
 
