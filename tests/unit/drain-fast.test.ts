@@ -174,3 +174,98 @@ describe("packed backlog pages", () => {
     expect(isPortMsg({ t: "rows", user: "u", gen: 1, rows: [], packed: good(), more: false })).toBe(true);
   });
 });
+
+describe("reading the next page while the last is written", () => {
+  let toWriter: WriterReq[];
+  let toShard: PortMsg[];
+  let o: Owner;
+  const caps: OwnerLimits = {
+    ...defaultOwnerLimits,
+    pageSize: 2,
+    pageMaxRows: 2,
+    pageMaxBytes: defaultOwnerLimits.pageBytes,
+    maxPending: 4,
+    seqBlock: 100,
+    holdback: 1,
+  };
+  const row = (seq: number): StoredRow => ({
+    recipient: "u",
+    seq,
+    sender: "s",
+    msgId: `m${seq}`,
+    ts: 1,
+    body: new Uint8Array(),
+  });
+  const fetches = () => toWriter.filter((m): m is Extract<WriterReq, { t: "fetch" }> => m.t === "fetch");
+  const seqs = () => toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => d.seq) : []));
+  const flow = () => o.handle({ t: "flow", user: "u", shard: 0, conn: 1, ready: true });
+  const rows = (after: number, n: number, more: boolean) =>
+    o.handle({ t: "rows", user: "u", gen: 1, rows: Array.from({ length: n }, (_, i) => row(after + i + 1)), more });
+  const route = (id: string) =>
+    o.handle({ t: "route", to: "u", from: "x", id, body: new Uint8Array(), ts: 1, t0: 1, o: -1, c: 0 });
+
+  const start = (restarts?: { n: number }) => {
+    toWriter = [];
+    toShard = [];
+    o = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: (_k, m) => toShard.push(m),
+      toWriter: (m) => {
+        if (restarts) restarts.n++;
+        toWriter.push(m);
+      },
+      now: () => 1000,
+      underPressure: () => false,
+    }, caps);
+    o.handle({ t: "attach", user: "u", shard: 0, conn: 1, v0: false, resume: 0 });
+    o.handle({ t: "loaded", user: "u", seqBase: 10, seqLimit: 100, lastSeen: 0 });
+  };
+
+  test("the next read leaves with the page; a page that comes early waits for the flow-ready", () => {
+    start();
+    rows(0, 2, true); // page 1 forwarded, page 2 read at once
+    expect(fetches().map((f) => f.after)).toEqual([0, 2]);
+    rows(2, 2, true); // page 2 is back before the socket took page 1
+    expect(seqs()).toEqual([1, 2]);
+    expect(fetches()).toHaveLength(2); // nothing more until then: one read in flight at most
+    o.handle({ t: "flow", user: "u", shard: 0, conn: 1, ready: false }); // ignored: page 1 owes a ready
+    expect(fetches()).toHaveLength(2);
+    flow(); // page 2 goes out, page 3 is read
+    expect(seqs()).toEqual([1, 2, 3, 4]);
+    expect(fetches().map((f) => f.after)).toEqual([0, 2, 4]);
+    flow();
+    rows(4, 1, false); // short page: caught up
+    expect(seqs()).toEqual([1, 2, 3, 4, 5]);
+    route("live"); // live now: forwarded at once
+    expect(seqs()).toEqual([1, 2, 3, 4, 5, 10]);
+  });
+
+  test("a message stored while a read is ahead is fetched, never skipped or reordered", () => {
+    start();
+    rows(0, 2, true); // read of page 2 in flight
+    route("h1"); // held back (holdback 1)
+    route("h2"); // overflow: both spilled to the store after every stored row, after that read
+    const stored = toWriter.flatMap((m) => (m.t === "append" ? m.rows.map((r) => r.seq) : []));
+    expect(stored).toEqual([10, 11]);
+    flow();
+    rows(2, 1, false); // short, but an append raced it: not caught up
+    expect(fetches().at(-1)!.after).toBe(3);
+    flow();
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(10), row(11)], more: false });
+    expect(seqs()).toEqual([1, 2, 3, 10, 11]);
+    route("live");
+    expect(seqs()).toEqual([1, 2, 3, 10, 11, 12]);
+  });
+
+  test("a writer restart re-issues a read that was ahead, once", () => {
+    start();
+    rows(0, 2, true);
+    const before = fetches().length;
+    o.writerRestarted();
+    expect(fetches().slice(before).map((f) => f.after)).toEqual([2]);
+    flow();
+    rows(2, 1, false);
+    expect(seqs()).toEqual([1, 2, 3]);
+  });
+});
