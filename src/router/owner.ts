@@ -19,13 +19,11 @@
 //   queued    a fetch slot frees                      idle → pump
 //   fetching  rows: caught up                         live       (held-back messages go out)
 //   fetching  rows: page forwarded                    writing    (wait for the socket's flow)
-//   fetching  rows: page forwarded, may read ahead    prefetching (next page read while this one is written)
-//   prefetching flow ready                            fetching   (a page that came meanwhile is taken now)
 //   fetching  rows: nothing new                       idle → pump
 //   writing   flow ready                              idle → pump
 //   blocked   flow ready                              idle → pump
 //   live      route: slow, full or under pressure     idle       (serve from the store again)
-//   any but (pre)fetching  flow not ready             blocked
+//   any but fetching   flow not ready                 blocked
 //
 // Dedupe: a (sender, id) seen by this box is answered from memory; otherwise the shard's filter of
 // the durable window (sent-filter.ts) says "certainly new" (the hot path) or "maybe": then the
@@ -99,14 +97,12 @@ interface Recent {
   mark: number; // 0: no record asked for yet, or known committed
 }
 
-type Phase = "idle" | "queued" | "fetching" | "writing" | "prefetching" | "blocked" | "live";
+type Phase = "idle" | "queued" | "fetching" | "writing" | "blocked" | "live";
 
 const TRANSITIONS: Record<Phase, readonly Phase[]> = {
   idle: ["idle", "queued", "fetching", "blocked"],
   queued: ["idle", "blocked"],
-  fetching: ["live", "writing", "prefetching", "idle"],
-  // A page read is in flight: only the page's flow-ready moves on (a not-ready waits for it).
-  prefetching: ["fetching"],
+  fetching: ["live", "writing", "idle"],
   writing: ["idle", "blocked"],
   blocked: ["idle", "blocked"],
   live: ["idle", "blocked", "live"],
@@ -124,7 +120,6 @@ interface Link {
   ackedAt: number; // when the user's ack last moved (or the connection attached)
   appendedSinceFetch: boolean; // a store append raced the page in flight: not caught up yet
   pages: number; // backlog pages fetched on this connection: later pages are bigger
-  ahead: RowsReply | null; // prefetching: the next page, arrived before the socket's flow-ready
   pending: Pending[]; // live deliveries not yet acked, seq ascending
   // Messages that arrive while the backlog drains wait here (not in the store) and go out live
   // once the drain catches up. Invariant: every held seq is above every stored seq, because the
@@ -540,8 +535,7 @@ export class Owner {
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
-      const l = b.link;
-      if (l && (l.phase === "fetching" || (l.phase === "prefetching" && !l.ahead))) this.issueFetch(l);
+      if (b.link?.phase === "fetching") this.issueFetch(b.link);
       if (b.lookingUp) this.lookUp(b, b.lookingUp);
     }
     if (this.filterState === "building") this.scanSent();
@@ -598,7 +592,6 @@ export class Owner {
       ackedAt: this.io.now(),
       appendedSinceFetch: false,
       pages: 0,
-      ahead: null,
       pending: [],
       holdback: [],
     };
@@ -707,10 +700,9 @@ export class Owner {
     const l = this.linkOf(m.user, m.shard, m.conn);
     if (!l) return;
     if (!m.ready) {
-      if (l.phase !== "fetching" && l.phase !== "prefetching") this.moveTo(l, "blocked");
+      if (l.phase !== "fetching") this.moveTo(l, "blocked");
       return;
     }
-    if (l.phase === "prefetching") return this.takeAhead(l);
     if (l.phase === "writing" || l.phase === "blocked") {
       this.moveTo(l, "idle");
       this.pump(l);
@@ -755,21 +747,7 @@ export class Owner {
     // A finished fetch (for this or an older connection) gives its slot to a waiting drain.
     if (this.fetchesInFlight.delete(m.user + "\0" + m.gen)) this.pumpQueued();
     const l = this.boxes.get(m.user)?.link;
-    if (!l || m.gen !== l.gen) return;
-    // Read ahead: the page waits until the socket took the one before it.
-    if (l.phase === "prefetching" && !l.ahead) l.ahead = m;
-    else if (l.phase === "fetching") this.takePage(l, m);
-  }
-
-  /** The socket took the last page: the page read meanwhile (if it came) is handled now. */
-  private takeAhead(l: Link): void {
-    this.moveTo(l, "fetching");
-    const ahead = l.ahead;
-    l.ahead = null;
-    if (ahead) this.takePage(l, ahead);
-  }
-
-  private takePage(l: Link, m: RowsReply): void {
+    if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
     const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : m.rows.filter((r) => r.seq > l.cursor).map((r) => ({
       seq: r.seq,
@@ -781,24 +759,9 @@ export class Owner {
     }));
     if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
-    if (rows.length === 0) {
-      this.moveTo(l, "idle");
-      return this.pump(l);
-    }
-    if (!this.mayReadAhead(l)) return this.moveTo(l, "writing");
-    // Same rule as pump: an append after this read is seen by the next one (FIFO to the writer).
-    this.moveTo(l, "prefetching");
-    l.appendedSinceFetch = false;
-    this.issueFetch(l);
-  }
-
-  /**
-   * Reading the next page while this one is written keeps the writer and the socket busy at once;
-   * only with growing pages configured (the default), a free slot, few unacked, and no pressure.
-   */
-  private mayReadAhead(l: Link): boolean {
-    return this.limits.pageMaxRows !== undefined && !this.io.underPressure() &&
-      l.pending.length < this.limits.maxPending / 2 && this.fetchesInFlight.size < this.fetchSlots();
+    if (rows.length > 0) return this.moveTo(l, "writing");
+    this.moveTo(l, "idle");
+    this.pump(l);
   }
 
   /** Caught up: the held-back messages go out, and everything after is forwarded as it arrives. */
