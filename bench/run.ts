@@ -4,6 +4,7 @@
 import { existsSync } from "node:fs";
 import { ArgsError, type BenchArgs, commandLine, parseArgs, type ScenarioName, USAGE } from "./lib/args.ts";
 import type { Ctx, Scenario } from "./lib/context.ts";
+import { issueTargetLines, type RunFigures } from "./lib/issue-targets.ts";
 import { describeMachine, machineLine } from "./lib/machine.ts";
 import { type BenchResult, DEFAULT_RESULTS_DIR, writeResults } from "./lib/results.ts";
 import { DEFAULT_BINARY, killStarted } from "./lib/server.ts";
@@ -12,6 +13,7 @@ import { disturbance, pct } from "./lib/phases.ts";
 import { baseline } from "./scenarios/baseline.ts";
 import { connections } from "./scenarios/connections.ts";
 import { consoleSize } from "./scenarios/console.ts";
+import { drain } from "./scenarios/drain.ts";
 import { hotspot } from "./scenarios/hotspot.ts";
 import { http } from "./scenarios/http.ts";
 import { offlineFlood } from "./scenarios/offline-flood.ts";
@@ -24,6 +26,7 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
   throughput,
   connections,
   hotspot,
+  drain,
   "offline-flood": offlineFlood,
   startup,
   http,
@@ -32,7 +35,7 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
 };
 
 /** Scenarios that start dist/iris themselves even when --url is given. */
-const NEEDS_BINARY: One[] = ["hotspot", "offline-flood", "startup", "http", "console"];
+const NEEDS_BINARY: One[] = ["hotspot", "drain", "offline-flood", "startup", "http", "console"];
 
 /** Hard ceiling per scenario: the bench stops by itself even if a server hangs. */
 const LIMIT_MS = { smoke: 120_000, full: 15 * 60_000 };
@@ -129,18 +132,21 @@ async function main(): Promise<number> {
     throw e;
   }
   const names: One[] = args.scenario === "all"
-    ? ["throughput", "baseline", "connections", "hotspot", "offline-flood", "startup", "http"]
+    ? ["throughput", "baseline", "connections", "hotspot", "drain", "offline-flood", "startup", "http"]
     : [args.scenario];
   let failed = 0;
+  const figures: Record<string, unknown> = {};
   for (const n of names) {
     try {
-      await runOne(n, args, argv);
+      figures[n] = (await runOne(n, args, argv)).figures;
     } catch (e) {
       failed++;
       killStarted();
       console.error(`bench ${n} failed: ${(e as Error).stack ?? e}`);
     }
   }
+  // `all`: issue 14's target table, each row next to its target (or why it was not measured).
+  if (args.scenario === "all") console.log(issueTargetLines(figures as RunFigures).join("\n") + "\n");
   return failed ? 1 : 0;
 }
 

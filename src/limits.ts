@@ -26,6 +26,9 @@ export interface OwnerLimits {
   maxPending: number;
   pageSize: number;
   pageBytes: number;
+  /** A drain's pages double from pageSize / pageBytes up to these (router/drain-page.ts); unset: no growth. */
+  pageMaxRows?: number;
+  pageMaxBytes?: number;
   maxFetches: number;
   pendingSpillMs: number;
   seqBlock: number;
@@ -43,6 +46,10 @@ export const defaultOwnerLimits: OwnerLimits = {
   maxPending: defaultSettings.maxPending,
   pageSize: 500, // rows per backlog fetch
   pageBytes: 256 * 1024, // byte budget per backlog page
+  // A long drain's pages grow to this: 32 fetch slots x 1 MiB bounds a shard's pages in flight
+  // to 32 MiB, and 8192 rows keep one read of the writer's under a few ms (issue 14).
+  pageMaxRows: 8192,
+  pageMaxBytes: 1024 * 1024,
   maxFetches: 32, // backlog pages in flight per shard
   pendingSpillMs: defaultSettings.pendingSpillMs,
   seqBlock: 1024, // sequence numbers reserved per store round trip

@@ -4,6 +4,7 @@ export const SCENARIOS = [
   "throughput",
   "connections",
   "hotspot",
+  "drain",
   "offline-flood",
   "startup",
   "http",
@@ -51,7 +52,7 @@ scenarios: ${SCENARIOS.join(", ")}
   --tcp HOST:PORT      same, over the seed's raw TCP protocol (implies --proto v0)
   --proto v0|v1        wire protocol (default v1; v0 = the seed's packets, no acks)
   --conns N            connections (throughput: 1000 = 500 pairs)
-  --messages N         hotspot / startup prefill message count
+  --messages N         hotspot / startup prefill message count; drain: one backlog size
   --payload BYTES      message body size (default 64, at least 16)
   --duration S         seconds per measured phase
   --workers N          load-generator processes

@@ -594,8 +594,11 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
-    const last = this.writeDeliveries(s, m);
-    if (last < 0) return this.disconnect(s, Disconnects.socketDropped);
+    // Many items (a backlog page): one socket write for all of them.
+    let last = 0;
+    const corked = m.items.length > 1 && s.t.cork !== undefined;
+    const ok = corked ? s.t.cork!(() => (last = this.writeDeliveries(s, m))) : (last = this.writeDeliveries(s, m)) >= 0;
+    if (!ok || last < 0) return this.disconnect(s, Disconnects.socketDropped);
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
     if (s.proto === "v0" && last > 0) {
       this.toOwner(m.user, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });

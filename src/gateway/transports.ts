@@ -12,6 +12,12 @@ export interface Transport {
   /** Stop reading: the peer's writes block once the kernel buffers fill (v0 back-pressure). */
   pause(): void;
   resume(): void;
+  /**
+   * Runs `writes` (which call send) so the socket sees one write for all of them (a backlog page:
+   * one syscall instead of one per delivery). Returns false if that write was dropped. Optional:
+   * a transport without it gets one send per frame.
+   */
+  cork?(writes: () => void): boolean;
 }
 
 export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
@@ -21,6 +27,11 @@ export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
     close: (code, reason) => ws.close(code, reason),
     pause: () => ws.pause(),
     resume: () => ws.resume(),
+    // Bun batches the frames sent inside cork() into one write; each stays its own WS message.
+    cork: (writes) => {
+      ws.cork(writes);
+      return true;
+    },
   };
 }
 
@@ -31,11 +42,19 @@ export class TcpTransport<T> implements Transport {
   private queue: Uint8Array[] = [];
   private queued = 0;
   private closed = false;
+  /** While corked: the frames to write as one buffer (TCP is a byte stream, so joining is exact). */
+  private corked: Uint8Array[] | null = null;
+  private corkedBytes = 0;
   constructor(private readonly sock: Socket<T>) {}
 
   send(d: string | Uint8Array): number {
     if (this.closed) return 0;
     const b = typeof d === "string" ? encoder.encode(d) : d;
+    if (this.corked) {
+      this.corked.push(b);
+      this.corkedBytes += b.byteLength;
+      return b.byteLength;
+    }
     if (this.queued > 0) {
       this.queue.push(b);
       this.queued += b.byteLength;
@@ -49,6 +68,18 @@ export class TcpTransport<T> implements Transport {
       return -1;
     }
     return n;
+  }
+
+  cork(writes: () => void): boolean {
+    if (this.closed) return false;
+    const parts: Uint8Array[] = (this.corked = []);
+    this.corkedBytes = 0;
+    try {
+      writes();
+    } finally {
+      this.corked = null;
+    }
+    return parts.length === 0 || this.send(joinParts(parts, this.corkedBytes)) !== 0;
   }
 
   /** The socket drained: write what is queued, as far as the kernel takes it. */
@@ -82,4 +113,16 @@ export class TcpTransport<T> implements Transport {
   resume(): void {
     if (!this.closed) this.sock.resume();
   }
+}
+
+/** One buffer holding `parts` back to back (no copy for a single part). */
+function joinParts(parts: Uint8Array[], bytes: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(bytes);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

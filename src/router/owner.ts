@@ -36,6 +36,8 @@
 import { assertNever } from "../assert.ts";
 import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { SentFilter, sentKeyHash } from "./sent-filter.ts";
+import { pageBudget } from "./drain-page.ts";
+import { pageDeliveries } from "./packed-page.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -81,7 +83,6 @@ export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
 const TIGHT_FETCH_SLOTS = 4;
-const TIGHT_PAGE_DIVISOR = 4;
 
 interface Pending extends Delivery {
   o: number;
@@ -118,6 +119,7 @@ interface Link {
   cursor: number; // highest seq forwarded on this connection
   ackedAt: number; // when the user's ack last moved (or the connection attached)
   appendedSinceFetch: boolean; // a store append raced the page in flight: not caught up yet
+  pages: number; // backlog pages fetched on this connection: later pages are bigger
   pending: Pending[]; // live deliveries not yet acked, seq ascending
   // Messages that arrive while the backlog drains wait here (not in the store) and go out live
   // once the drain catches up. Invariant: every held seq is above every stored seq, because the
@@ -594,6 +596,7 @@ export class Owner {
       cursor: Math.max(resume, 0),
       ackedAt: this.io.now(),
       appendedSinceFetch: false,
+      pages: 0,
       pending: [],
       holdback: [],
     };
@@ -732,8 +735,8 @@ export class Owner {
   private issueFetch(l: Link): void {
     const user = l.box.user;
     this.fetchesInFlight.add(user + "\0" + l.gen);
-    const maxBytes = this.io.underPressure() ? this.limits.pageBytes / TIGHT_PAGE_DIVISOR : this.limits.pageBytes;
-    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit: this.limits.pageSize, maxBytes, gen: l.gen });
+    const { limit, maxBytes } = pageBudget(this.limits, l.pages++, this.io.underPressure());
+    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit, maxBytes, gen: l.gen });
   }
 
   /** Starts waiting drains while fetch slots are free. */
@@ -751,14 +754,15 @@ export class Owner {
     const l = this.boxes.get(m.user)?.link;
     if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
-    const rows = m.rows.filter((r) => r.seq > l.cursor);
-    if (rows.length > 0) {
-      this.forward(
-        l,
-        rows.map((r) => ({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 })),
-        true,
-      );
-    }
+    const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : m.rows.filter((r) => r.seq > l.cursor).map((r) => ({
+      seq: r.seq,
+      ts: r.ts,
+      from: r.sender,
+      id: r.msgId,
+      body: r.body,
+      t0: 0,
+    }));
+    if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
     if (rows.length > 0) return this.moveTo(l, "writing");
     this.moveTo(l, "idle");

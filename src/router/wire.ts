@@ -6,6 +6,8 @@
 // Receivers validate each item with `isPortMsg` / `isWriterReq`: a port can carry garbage (chaos
 // injects it), and garbage must be counted and dropped, never trusted.
 
+import { isPackedPage, type PackedPage } from "./packed-page.ts";
+
 // ---- owner-bound ----
 
 /** A message being routed to its recipient's owner shard. `t0` is the receive time (ms, epoch). */
@@ -91,6 +93,8 @@ export interface RowsReply {
   user: string;
   gen: number;
   rows: StoredRow[];
+  /** The same page in columns (router/packed-page.ts): the SQLite writer sends this, rows empty. */
+  packed?: PackedPage;
   more: boolean; // the page was cut by its row or byte limit: fetch again
 }
 /** Rows the store refused (inbox full): the owner forgets them for dedupe. */
@@ -361,7 +365,9 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   flow: (v) => isUserConn(v) && isBool(v.ready),
   statusQuery: (v) => isStr(v.user) && isInt(v.shard) && isInt(v.req),
   loaded: (v) => isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen),
-  rows: (v) => isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more),
+  rows: (v) =>
+    isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more) &&
+    (v.packed === undefined || isPackedPage(v.packed)),
   rejected: (v) => isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt),
   committed: (v) => isInt(v.n) && v.n >= 0,
   lookedUp: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.seq),

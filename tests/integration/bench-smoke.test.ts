@@ -121,6 +121,31 @@ describe("bench smoke", () => {
     expect(f.fill.msgsPerSec).toBeGreaterThan(0);
   }, LIMIT);
 
+  test("drain: v0 over TCP and v1 with acks get every stored message once, in order", async () => {
+    const r = await bench("drain");
+    const cases = r.figures.cases as {
+      proto: string;
+      messages: number;
+      stored: number;
+      delivered: number;
+      complete: boolean;
+      outOfOrder: number;
+      firstMs: number;
+      lastMs: number;
+      serverUsPerMsg: number | null;
+    }[];
+    expect(cases.map((c) => c.proto).sort()).toEqual(["v0", "v0", "v1", "v1"]);
+    for (const c of cases) {
+      expect(c.stored).toBe(c.messages);
+      expect(c.complete).toBe(true);
+      expect(c.delivered).toBe(c.messages);
+      expect(c.outOfOrder).toBe(0);
+      expect(c.firstMs).toBeGreaterThan(0);
+      expect(c.lastMs).toBeGreaterThanOrEqual(c.firstMs);
+      expect(c.serverUsPerMsg).toBeGreaterThan(0);
+    }
+  }, LIMIT);
+
   test("offline-flood: stored acks flow and the online pair loses nothing", async () => {
     const r = await bench("offline-flood");
     const f = r.figures;

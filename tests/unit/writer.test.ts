@@ -1,6 +1,7 @@
 // The storage writer's group commit and page cutting, against a real SQLite file, with real
 // MessagePorts between the test (standing in for a shard) and the writer.
 
+import { type PackedPage, unpackRows } from "../../src/router/packed-page.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -87,7 +88,9 @@ describe("writer group commit", () => {
     await waitFor(() => replies.some((m) => m.t === "rows"));
     const page = replies.find((m) => m.t === "rows")!;
     expect(page).toMatchObject({ t: "rows", user: "u", gen: 7, more: false });
-    expect((page as { rows: StoredRow[] }).rows.map((r) => r.seq)).toEqual([1, 2]);
+    // The writer sends the page in columns (issue 14); read back, it is the same rows.
+    const packed = (page as { packed: PackedPage }).packed;
+    expect(unpackRows(packed, "u").map((r) => r.seq)).toEqual([1, 2]);
     // The commit it forced came first, with its acks.
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });

@@ -1,0 +1,99 @@
+// The target table of issue 14, filled from the figures of one `npm run bench -- all` run: every
+// row next to its target, and "not measured" (with why) where this run has no figure for it.
+// Pure: figures in, text lines out.
+
+import type { DrainFigures } from "../scenarios/drain.ts";
+import type { FloodFigures } from "../scenarios/offline-flood.ts";
+import type { ConnectionsFigures } from "../scenarios/connections.ts";
+import type { ThroughputFigures } from "../scenarios/throughput.ts";
+import { num, table } from "./format.ts";
+
+export interface RunFigures {
+  drain?: DrainFigures;
+  throughput?: ThroughputFigures;
+  "offline-flood"?: FloodFigures;
+  connections?: ConnectionsFigures;
+}
+
+type Row = [figure: string, measured: string, target: string, verdict: string];
+
+const NOT = (why: string): [string, string] => [`not measured: ${why}`, "-"];
+const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+const x = (v: number) => `${num(v, 2)}x relay`;
+
+function drainRow(f: DrainFigures | undefined, proto: "v0" | "v1", n: number, targetMs: number): [string, string] {
+  if (!f) return NOT("drain did not run");
+  const c = f.cases.find((k) => k.proto === proto && k.messages === n);
+  if (!c) return NOT(`no ${proto} case of ${n} messages in this run`);
+  if (!c.complete) return [`${c.delivered} of ${n} arrived (incomplete)`, verdict(false)];
+  return [
+    `${num(c.lastMs, 1)} ms (${num(c.serverUsPerMsg ?? NaN, 2)} µs server CPU/msg)`,
+    verdict(c.lastMs < targetMs),
+  ];
+}
+
+function throughputRows(f: ThroughputFigures | undefined): [string, string][] {
+  const why = !f
+    ? "throughput did not run"
+    : f.params.proto !== "v1"
+    ? `ran with --proto ${f.params.proto}`
+    : f.params.conns !== 1000
+    ? `ran with ${f.params.conns} connections, not 1,000`
+    : !f.baseline
+    ? "no relay in the same run (--no-baseline)"
+    : null;
+  const r = f?.ratios[0];
+  if (why || !r) return [NOT(why ?? "no ratio"), NOT(why ?? "no ratio"), NOT(why ?? "no ratio")];
+  const cell = (v: number | null, ok: (v: number) => boolean): [string, string] =>
+    v === null ? NOT("no figure") : [x(v), verdict(ok(v))];
+  return [
+    cell(r.saturationThroughput, (v) => v >= 0.9),
+    cell(r.cpuPerMessage, (v) => v <= 1.2),
+    cell(r.pacedP99, (v) => v <= 1.5),
+  ];
+}
+
+function floodRow(f: FloodFigures | undefined): [string, string] {
+  if (!f) return NOT("offline-flood did not run");
+  if (f.params.recipients !== 10_000) return NOT(`ran into ${f.params.recipients} inboxes, not 10,000`);
+  const p99 = f.pairDuringFlood.latency.p99Ms;
+  return [
+    `${num(f.flood.storedPerSec, 0)} rows/s, pair p99 ${num(p99, 2)} ms`,
+    verdict(f.flood.storedPerSec >= 150_000 && p99 < 5),
+  ];
+}
+
+function connRow(f: ConnectionsFigures | undefined): [string, string] {
+  if (!f) return NOT("connections did not run");
+  const l = f.target.levels.find((v) => v.connections === 10_000);
+  if (!l || l.perConnKb === null) return NOT("no 10,000-connection level in this run");
+  return [`${num(l.perConnKb, 2)} KB`, verdict(l.perConnKb <= 2.5)];
+}
+
+/** The table's lines. */
+export function issueTargetLines(f: RunFigures): string[] {
+  const [tput, cpu, p99] = throughputRows(f.throughput) as [[string, string], [string, string], [string, string]];
+  const rows: Row[] = [
+    ["50k stored msgs to one v0 user over TCP, login -> last byte", ...drainRow(f.drain, "v0", 50_000, 60)],
+    ["200k stored msgs to one v1 user, login -> all delivered and acked", ...drainRow(f.drain, "v1", 200_000, 250)],
+    ["v1 saturation throughput, 1,000 conns", ...tput],
+    ["v1 server CPU per message at saturation", ...cpu],
+    ["v1 p99 paced at 50% of Iris's saturation", ...p99],
+    ["offline flood into 10,000 inboxes, sustained", ...floodRow(f["offline-flood"])],
+    ["idle logged-in connection at 10k", ...connRow(f.connections)],
+  ].map(([a, b, c]) => [a!, b!, TARGETS[a!]!, c!]);
+  return [
+    "Issue 14 targets (this run):",
+    ...table(["figure", "measured", "target", "verdict"], rows.map((r) => [r[0], r[1], r[2], r[3]])).split("\n"),
+  ];
+}
+
+const TARGETS: Record<string, string> = {
+  "50k stored msgs to one v0 user over TCP, login -> last byte": "< 60 ms",
+  "200k stored msgs to one v1 user, login -> all delivered and acked": "< 250 ms",
+  "v1 saturation throughput, 1,000 conns": ">= 0.9x relay",
+  "v1 server CPU per message at saturation": "<= 1.2x relay",
+  "v1 p99 paced at 50% of Iris's saturation": "<= 1.5x relay",
+  "offline flood into 10,000 inboxes, sustained": ">= 150k rows/s, pair p99 < 5 ms",
+  "idle logged-in connection at 10k": "<= 2.5 KB",
+};
