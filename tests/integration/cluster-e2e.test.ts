@@ -4,16 +4,14 @@
 // login to a different node than the sender's.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Kvm } from "@nats-io/kv";
 import { IrisClient, type IrisError, type IrisMessage } from "../../src/client/index.ts";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
 import { Placement } from "../../src/cluster/placement.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
-import { type RunningServer, startServer } from "../helpers/server.ts";
+import { type NatsFixture } from "../helpers/nats.ts";
+import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
+import { type RunningServer } from "../helpers/server.ts";
 
+let cluster: ThreeNodes;
 let nats: NatsFixture;
-let watcher: NatsLink;
 const nodes: RunningServer[] = [];
 const clients: IrisClient[] = [];
 
@@ -26,21 +24,14 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 beforeAll(async () => {
-  nats = await startNats();
-  for (let i = 1; i <= 3; i++) {
-    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
-  }
-  watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
-  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
-  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list");
-  await Bun.sleep(1500); // every node's watcher has seen every heartbeat by now (1 s period)
+  cluster = await startThreeNodes();
+  nats = cluster.nats;
+  nodes.push(...cluster.nodes);
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const n of nodes) await n.stop();
-  await watcher?.close();
-  await nats?.close();
+  await cluster?.close();
 }, 30_000);
 
 async function client(node: number, user: string): Promise<{ c: IrisClient; got: IrisMessage[] }> {

@@ -5,12 +5,9 @@
 // exactly once. Failover time = kill -> each of the dead node's users receiving again.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Kvm } from "@nats-io/kv";
 import { IrisClient, type SendStatus } from "../../src/client/index.ts";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
-import { type RunningServer, startServer, until } from "../helpers/server.ts";
+import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
+import { type RunningServer, until } from "../helpers/server.ts";
 
 /** Users in the test: a third of them sit on each node. */
 const USERS = 9;
@@ -21,27 +18,18 @@ const SEND_GAP_MS = 20;
 /** The node is killed once this many sends per user have been issued. */
 const KILL_AT = 20;
 
-let nats: NatsFixture;
-let watcher: NatsLink;
+let cluster: ThreeNodes;
 const nodes: RunningServer[] = [];
 const clients: IrisClient[] = [];
 
 beforeAll(async () => {
-  nats = await startNats();
-  for (let i = 1; i <= 3; i++) {
-    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
-  }
-  watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
-  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
-  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list", 20_000);
-  await Bun.sleep(1500); // every node has seen every other one up
+  cluster = await startThreeNodes();
+  nodes.push(...cluster.nodes);
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const n of nodes) await n.stop().catch(() => {});
-  await watcher?.close();
-  await nats?.close();
+  await cluster?.close();
 }, 30_000);
 
 const name = (i: number) => `u${i}`;

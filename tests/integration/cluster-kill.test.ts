@@ -4,16 +4,12 @@
 // gets every message exactly once.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Kvm } from "@nats-io/kv";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
 import { Placement } from "../../src/cluster/placement.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
-import { type RunningServer, startServer } from "../helpers/server.ts";
+import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
+import { type RunningServer } from "../helpers/server.ts";
 
-let nats: NatsFixture;
-let watcher: NatsLink;
+let cluster: ThreeNodes;
 const nodes: RunningServer[] = [];
 const clients: IrisClient[] = [];
 
@@ -26,21 +22,13 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 beforeAll(async () => {
-  nats = await startNats();
-  for (let i = 1; i <= 3; i++) {
-    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
-  }
-  watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
-  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
-  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list");
-  await Bun.sleep(1500);
+  cluster = await startThreeNodes();
+  nodes.push(...cluster.nodes);
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const n of nodes) await n.stop().catch(() => {});
-  await watcher?.close();
-  await nats?.close();
+  await cluster?.close();
 }, 30_000);
 
 test("the owner's node is SIGKILLed mid-stream: every message arrives exactly once", async () => {

@@ -1,0 +1,42 @@
+// Three Iris nodes on one real nats-server, as the cluster tests use them: started, waited for
+// until every node is in the member list and has seen the others' heartbeats, and stopped by PID.
+
+import { Kvm } from "@nats-io/kv";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
+import { type NatsFixture, startNats } from "./nats.ts";
+import { type RunningServer, startServer, until } from "./server.ts";
+
+/** Heartbeats go out every second: after this every node has seen every other one up. */
+const SETTLE_MS = 1500;
+
+export interface ThreeNodes {
+  nats: NatsFixture;
+  /** A NATS link of the test's own, to read the member list. */
+  watcher: NatsLink;
+  /** Nodes iris1..iris3, one shard each. */
+  nodes: RunningServer[];
+  close(): Promise<void>;
+}
+
+export async function startThreeNodes(): Promise<ThreeNodes> {
+  const nats = await startNats();
+  const nodes: RunningServer[] = [];
+  for (let i = 1; i <= 3; i++) {
+    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
+  }
+  const watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
+  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
+  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list", 20_000);
+  await Bun.sleep(SETTLE_MS);
+  return {
+    nats,
+    watcher,
+    nodes,
+    async close() {
+      for (const n of nodes) await n.stop().catch(() => {});
+      await watcher.close();
+      await nats.close();
+    },
+  };
+}
