@@ -142,7 +142,10 @@ describe("bench smoke", () => {
       expect(c.outOfOrder).toBe(0);
       expect(c.firstMs).toBeGreaterThan(0);
       expect(c.lastMs).toBeGreaterThanOrEqual(c.firstMs);
-      expect(c.serverUsPerMsg).toBeGreaterThan(0);
+      // CPU comes from /proc ticks (10 ms): a smoke-sized drain can take less than one tick, so
+      // only its presence is checked here; the full-size bench reports the figure.
+      expect(c.serverUsPerMsg).not.toBeNull();
+      expect(c.serverUsPerMsg!).toBeGreaterThanOrEqual(0);
     }
   }, LIMIT);
 
