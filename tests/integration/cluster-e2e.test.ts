@@ -8,20 +8,15 @@ import { IrisClient, type IrisError, type IrisMessage } from "../../src/client/i
 import { Placement } from "../../src/cluster/placement.ts";
 import { type NatsFixture } from "../helpers/nats.ts";
 import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
-import { type RunningServer } from "../helpers/server.ts";
+import { type RunningServer, until as waitUntil } from "../helpers/server.ts";
 
 let cluster: ThreeNodes;
 let nats: NatsFixture;
 const nodes: RunningServer[] = [];
 const clients: IrisClient[] = [];
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await Bun.sleep(20);
-  }
-}
+/** Cluster convergence (heartbeats, re-placement) takes seconds: a longer default wait. */
+const until = (cond: () => boolean | Promise<boolean>, what: string, ms = 20_000) => waitUntil(cond, what, ms);
 
 beforeAll(async () => {
   cluster = await startThreeNodes();
