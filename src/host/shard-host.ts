@@ -123,6 +123,8 @@ export class ShardHost {
     m.set("duplicates", st.duplicates);
     m.set("dedupeLookups", st.lookups);
     m.set("statusStoreLookups", this.owner.unknown.lookups);
+    m.set("usersHeld", st.boxes);
+    m.set("statusCached", this.owner.unknown.cached);
     m.set("storeFullRejects", st.storeFullRejects);
     this.o.cluster?.publishMetrics(m);
   }

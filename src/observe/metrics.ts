@@ -32,6 +32,8 @@ export const FIELDS = [
   "v0BadTargetCloses",
   "v0NotPausingCloses",
   "statusStoreLookups",
+  "usersHeld",
+  "statusCached",
   "latCount",
   "latSumMs",
   "ackLatCount",
@@ -231,6 +233,8 @@ const help: Help = {
     "counter",
     "v0 connections closed for sending past a pause",
   ],
+  usersHeld: ["iris_users_in_memory", "gauge", "per-user states held by owner shards (online, or idle until swept)"],
+  statusCached: ["iris_status_cache_entries", "gauge", "answers for unknown users kept in the bounded status cache"],
   statusStoreLookups: [
     "iris_status_store_lookups_total",
     "counter",

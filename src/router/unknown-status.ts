@@ -22,6 +22,11 @@ export class UnknownStatus {
   private readonly cache = new Map<string, { lastSeen: number; at: number }>();
   lookups = 0;
 
+  /** Entries in the bounded answer cache (a gauge: it must never grow past STATUS_CACHE_MAX). */
+  get cached(): number {
+    return this.cache.size;
+  }
+
   constructor(private readonly io: UnknownStatusIO) {}
 
   lookup(q: StatusQuery): void {

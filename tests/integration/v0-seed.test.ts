@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { IrisClient } from "../../src/client/index.ts";
+import { OWNER_STATS_EVERY_MS, STATUS_CACHE_MAX } from "../../src/limits.ts";
 import {
   decodeV0Status,
   encodeV0Login,
@@ -308,8 +309,9 @@ describe("refusals v0 cannot express close the connection with a reason", () => 
 });
 
 describe("status lookups for users Iris holds no state for", () => {
-  test("300,000 distinct unknown ids: all answered from the store, RSS grows < 30 MB", async () => {
-    const server = await startServer({ args: ["--tcp-port", "0"] });
+  test("300,000 distinct unknown ids: all answered from the store, no per-user state kept", async () => {
+    const shards = 1; // one owner: replies come back in the order asked
+    const server = await startServer({ shards, args: ["--tcp-port", "0"] });
     try {
       const c = await V0Tcp.connect(server.tcpPort!);
       c.write(encodeV0Login("asker"));
@@ -337,6 +339,7 @@ describe("status lookups for users Iris holds no state for", () => {
       await Bun.sleep(500);
       const before = rssMb(server.proc.pid);
       const lookups0 = await metric(server.http, "iris_status_store_lookups_total");
+      const held0 = await metric(server.http, "iris_users_in_memory");
       const t0 = performance.now();
       await ask(5000, 300_000);
       const ms = performance.now() - t0;
@@ -347,7 +350,13 @@ describe("status lookups for users Iris holds no state for", () => {
         `300k unknown status lookups in ${Math.round(ms)} ms; RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB`,
       );
       expect(lookups).toBe(300_000);
-      expect(after - before).toBeLessThan(30);
+      // What used to grow ~0.8 KB per asked id was per-user owner state. Count it directly (the
+      // gauge is published every OWNER_STATS_EVERY_MS): RSS is too noisy on a shared machine to
+      // assert on; the figure above is logged for the record.
+      await Bun.sleep(OWNER_STATS_EVERY_MS * 2);
+      expect(held0).toBeGreaterThanOrEqual(1); // the asker: proves the gauge counts anything
+      expect(await metric(server.http, "iris_users_in_memory")).toBe(held0);
+      expect(await metric(server.http, "iris_status_cache_entries")).toBeLessThanOrEqual(STATUS_CACHE_MAX * shards);
       c.end();
     } finally {
       await server.stop();
