@@ -7,6 +7,7 @@
 
 import { assertNever } from "../assert.ts";
 import {
+  confirmMissReply,
   type ConfirmReq,
   type CountInboxReq,
   type FetchReq,
@@ -281,7 +282,7 @@ export class JsWriter {
     if (await this.sent.lookup(r.user, r.from, r.id, Date.now() - this.windowMs) > 0) {
       return [[r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" }]];
     }
-    return [[r.o, { t: "sendError", conn: r.c, id: r.id, code: "INBOX_FULL", reason: `inbox of ${r.user} is full` }]];
+    return [[r.o, confirmMissReply(r)]];
   }
 
   private async load(link: Link, r: LoadReq): Promise<Out[]> {

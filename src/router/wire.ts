@@ -289,7 +289,7 @@ export interface LookupReq {
 }
 /**
  * A retry: answer "duplicate" to the origin once everything sent before this is committed, or
- * INBOX_FULL if the store refused the original after all (its key is then gone from the window).
+ * a retryable SERVER_BUSY if the store refused the original after all (see confirmMissReply).
  */
 export interface ConfirmReq {
   t: "confirm";
@@ -298,6 +298,17 @@ export interface ConfirmReq {
   o: number;
   c: number;
   id: string;
+}
+
+/**
+ * A retry whose original is not in the dedupe window after everything before it committed: the
+ * store refused the original (inbox full, disk full, a failed batch) and its sender was told so,
+ * possibly while this retry was already on its way. The retry was never accepted either, so it
+ * gets a retryable error; the sender's next retry is taken as new and answered truly (stored, or
+ * the same refusal again). Answering the original's refusal here would guess its cause.
+ */
+export function confirmMissReply(r: ConfirmReq): SendErrorMsg {
+  return { t: "sendError", conn: r.c, id: r.id, code: "SERVER_BUSY", reason: "not stored yet; retry" };
 }
 /** A page of the dedupe window for the recipients owned by `shard` of `shards`. */
 export interface ScanSentReq {

@@ -32,7 +32,7 @@ import type {
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
-import { isWriterReq, refusalShard } from "../router/wire.ts";
+import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
@@ -229,6 +229,9 @@ export class Writer {
   /** One transaction for the whole batch; replies are only pushed, and sent after it commits. */
   private commit(ops: Op[], push: Push, confirmed: Map<Link, number>): void {
     this.store.transaction(() => {
+      // Dedupe records of an earlier failed batch, already confirmed to their owner: first, so a
+      // lookup or confirm in this batch sees them.
+      for (const r of this.retryRemembers) this.store.sent.remember(r.keys);
       let i = 0;
       while (i < ops.length) {
         const op = ops[i]!;
@@ -244,8 +247,6 @@ export class Writer {
         this.apply(op.k, op.r, push);
         i++;
       }
-      // Dedupe records of an earlier failed batch, already confirmed to their owner.
-      for (const r of this.retryRemembers) this.store.sent.remember(r.keys);
     });
     this.retryRemembers = [];
   }
@@ -352,8 +353,7 @@ export class Writer {
         if (this.store.sent.lookup(r.user, r.from, r.id, Date.now() - this.o.dedupeWindowMs) > 0) {
           return push(r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" });
         }
-        const reason = `inbox of ${r.user} is full`;
-        return push(r.o, { t: "sendError", conn: r.c, id: r.id, code: "INBOX_FULL", reason });
+        return push(r.o, confirmMissReply(r));
       }
       default:
         return assertNever(r, "queued writer request");

@@ -160,7 +160,7 @@ describe("JetStream writer", () => {
     expect(ordered.map((m) => m.t)).toEqual(["committed", "lookedUp", "lookedUp", "lookedUp"]);
     expect(ordered.slice(1).map((m) => (m as Extract<PortMsg, { t: "lookedUp" }>).seq)).toEqual([77, 0, 5]);
     expect(p1.got[31]).toMatchObject({ t: "sent", id: "m5", status: "duplicate", conn: 9 });
-    expect(p1.got[32]).toMatchObject({ t: "sendError", id: "never", code: "INBOX_FULL" });
+    expect(p1.got[32]).toMatchObject({ t: "sendError", id: "never", code: "SERVER_BUSY" });
     // The filter rebuild lists the window: the 30 stored rows' keys and the remembered one.
     const page = p0.got.slice(9).find((m) => m.t === "sentPage") as Extract<PortMsg, { t: "sentPage" }>;
     expect(page.done).toBe(true);

@@ -103,6 +103,18 @@ describe("writer group commit", () => {
     expect(replies.find((m) => m.t === "rejected")).toEqual({ t: "rejected", user: "u", seqs: [2] });
   });
 
+  test("a retry is confirmed duplicate when its original settled, else a retryable SERVER_BUSY", async () => {
+    // The second: the original was refused (here: inbox full), and the retry raced that refusal.
+    writer(0, 10_000, 1);
+    const confirm = (id: string, c: number): WriterReq => ({ t: "confirm", user: "u", from: "s", o: 0, c, id });
+    const now = (r: StoredRow) => ({ ...r, ts: Date.now() }); // inside the dedupe window
+    send(append([now(row(1)), now(row(2))]), confirm("m1", 11), confirm("m2", 12));
+    await waitFor(() => replies.filter((m) => m.t === "sent" || m.t === "sendError").length === 4);
+    const answers = replies.filter((m) => m.t === "sent" || m.t === "sendError");
+    expect(answers[2]).toMatchObject({ t: "sent", conn: 11, id: "m1", status: "duplicate" });
+    expect(answers[3]).toMatchObject({ t: "sendError", conn: 12, id: "m2", code: "SERVER_BUSY" });
+  });
+
   test("garbage on the port is counted and dropped; the next real request still works", async () => {
     writer(0, 10_000);
     shardSide.postMessage([{ t: "append", rows: [{ seq: -1 }] }, 42, null]);
