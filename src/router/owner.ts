@@ -552,6 +552,8 @@ export class Owner {
 
   private forward(l: Link, items: Delivery[], page: boolean): void {
     const last = items[items.length - 1]!;
+    // Nothing was outstanding: the slow-consumer clock starts now, not at an old ack or attach.
+    if (l.cursor <= l.box.acked) l.ackedAt = this.io.now();
     if (last.seq > l.cursor) l.cursor = last.seq;
     // Pending items also carry their origin (o, c); the socket shard ignores those fields, and
     // copying every delivery just to drop two small ints costs more than sending them.

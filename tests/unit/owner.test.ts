@@ -228,6 +228,18 @@ describe("owner", () => {
     expect(toShard.at(-1)!.m).toMatchObject({ t: "evict", why: "slow" });
   });
 
+  test("a recipient idle past the timeout is not cut off by its first new delivery before it can ack", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    now += 6000; // logged in, nothing to receive for longer than the timeout
+    o.handle(route("u", "1"));
+    expect(delivered()).toEqual(["1"]);
+    expect(o.cutSlowConsumers()).toBe(0); // found by the cluster scale run: ~0.2% of users were cut
+    now += 6000; // and now it really does not ack
+    expect(o.cutSlowConsumers()).toBe(1);
+  });
+
   test("durable dedupe: while the filter is rebuilt an unknown id is looked up, later messages wait in order", () => {
     ready("u");
     o.startDedupeScan();
