@@ -11,6 +11,8 @@ import { DEFAULT_BINARY, killStarted } from "./lib/server.ts";
 import { clockTicks, othersDeltaMicros, snapshotOthers } from "./lib/procstat.ts";
 import { disturbance, pct } from "./lib/phases.ts";
 import { baseline } from "./scenarios/baseline.ts";
+import { cluster } from "./scenarios/cluster.ts";
+import { clusterScale } from "./scenarios/cluster-scale.ts";
 import { connections } from "./scenarios/connections.ts";
 import { consoleSize } from "./scenarios/console.ts";
 import { drain } from "./scenarios/drain.ts";
@@ -32,10 +34,21 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
   http,
   baseline,
   console: consoleSize,
+  cluster,
+  "cluster-scale": clusterScale,
 };
 
 /** Scenarios that start dist/iris themselves even when --url is given. */
-const NEEDS_BINARY: One[] = ["hotspot", "drain", "offline-flood", "startup", "http", "console"];
+const NEEDS_BINARY: One[] = [
+  "hotspot",
+  "drain",
+  "offline-flood",
+  "startup",
+  "http",
+  "console",
+  "cluster",
+  "cluster-scale",
+];
 
 /** Hard ceiling per scenario: the bench stops by itself even if a server hangs. */
 const LIMIT_MS = { smoke: 120_000, full: 15 * 60_000 };

@@ -10,6 +10,8 @@ export const SCENARIOS = [
   "http",
   "baseline",
   "console",
+  "cluster",
+  "cluster-scale",
   "all",
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -42,6 +44,8 @@ export interface BenchArgs {
   /** pid of an external server, to read its CPU and RSS from /proc (same machine only). */
   pid: number | null;
   baseline: boolean;
+  /** cluster scenarios: Iris nodes (one nats-server besides). */
+  nodes: number | null;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [flags]
@@ -63,6 +67,8 @@ scenarios: ${SCENARIOS.join(", ")}
   --binary PATH        Iris binary (default dist/iris)
   --pid PID            with --url/--tcp: the server's pid, for CPU and RSS
   --no-baseline        skip the bare relay comparison
+  --nodes N            cluster, cluster-scale: Iris nodes on one nats-server (default 3; scale: 10)
+                       (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
 `;
 
 export class ArgsError extends Error {}
@@ -106,6 +112,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     binary: null,
     pid: null,
     baseline: true,
+    nodes: null,
   };
   let scenario: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -183,6 +190,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--no-baseline":
         a.baseline = false;
+        break;
+      case "--nodes":
+        a.nodes = positiveInt(f, next());
         break;
       default:
         if (f.startsWith("-")) throw new ArgsError(`unknown flag ${f}`);

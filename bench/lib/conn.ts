@@ -19,8 +19,11 @@ import {
 } from "./wire.ts";
 
 export interface ConnEvents {
-  /** A message body arrived (`v` covers the whole frame; the body is at `off`, `len` bytes). */
-  deliver(c: Conn, v: DataView, off: number, len: number): void;
+  /**
+   * A message body arrived (`v` covers the whole frame; the body is at `off`, `len` bytes; the
+   * sender's message id at `idOff`, `idLen` bytes, or idOff -1 when the protocol carries none).
+   */
+  deliver(c: Conn, v: DataView, off: number, len: number, idOff: number, idLen: number): void;
   /** v1 SENT: status 1 delivered, 2 stored, 3 duplicate; the id is at frame[idOff..idOff+idLen]. */
   sent(c: Conn, status: number, frame: Uint8Array, idOff: number, idLen: number): void;
   /** An ERROR frame (or a malformed one); `id` is the message id it refers to, if any. */
@@ -50,7 +53,7 @@ export class Conn {
   private ackedSeq = 0;
   private ackQueued = false;
   private readonly ack = new AckFrame();
-  private readonly dv: DeliverView = { seq: 0, bodyOff: 0, bodyLen: 0 };
+  private readonly dv: DeliverView = { seq: 0, idOff: 0, idLen: 0, bodyOff: 0, bodyLen: 0 };
   private ws: WebSocket | null = null;
   private tcp: Socket<undefined> | null = null;
   private tcpOut: Uint8Array[] = [];
@@ -123,7 +126,7 @@ export class Conn {
     const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
     if (this.proto === "v0") {
       this.delivered++;
-      this.ev.deliver(this, v, 0, b.byteLength);
+      this.ev.deliver(this, v, 0, b.byteLength, -1, 0);
       return;
     }
     switch (b[0]) {
@@ -131,7 +134,7 @@ export class Conn {
         if (!parseDeliver(v, this.dv)) return this.ev.serverError(this, "malformed DELIVER frame");
         this.delivered++;
         this.noteSeq(this.dv.seq);
-        this.ev.deliver(this, v, this.dv.bodyOff, this.dv.bodyLen);
+        this.ev.deliver(this, v, this.dv.bodyOff, this.dv.bodyLen, this.dv.idOff, this.dv.idLen);
         return;
       case OP.SENT: {
         const s = parseSent(b);

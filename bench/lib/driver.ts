@@ -5,6 +5,7 @@
 
 import { Conn, type ConnEvents } from "./conn.ts";
 import { Histogram } from "./histogram.ts";
+import { Ledger } from "./ledger.ts";
 import type {
   Counts,
   DrainCmd,
@@ -17,7 +18,7 @@ import type {
   RunReply,
   StatsReply,
 } from "./loadgen-protocol.ts";
-import { readId, readStamp, type SendTemplate, sendTemplate, type Stamp, stamp } from "./wire.ts";
+import { readId, readIdAt, readStamp, type SendTemplate, sendTemplate, type Stamp, stamp } from "./wire.ts";
 
 const PACE_TICK_MS = 2;
 /** A paced sender whose socket holds more than this is skipped (counted as shortfall). */
@@ -71,6 +72,7 @@ export class Driver implements ConnEvents {
   private end = 0;
   private readonly st: Stamp = { sentAt: 0, sender: 0, tag: 0 };
   private drainConns: Set<Conn> | null = null;
+  private readonly ledger = new Ledger();
   private drainFirst = 0;
   private drainPerSec: number[] = [];
   private drainT0 = 0;
@@ -79,7 +81,7 @@ export class Driver implements ConnEvents {
 
   // ---- connection events ----
 
-  deliver(c: Conn, v: DataView, off: number, len: number): void {
+  deliver(c: Conn, v: DataView, off: number, len: number, idOff: number, idLen: number): void {
     const now = performance.now();
     if (this.drainConns?.has(c)) {
       if (this.drainFirst === 0) this.drainFirst = now;
@@ -87,6 +89,8 @@ export class Driver implements ConnEvents {
       if (c.delivered >= c.expect && c.doneAt === 0) c.doneAt = now;
     }
     if (!readStamp(v, off, len, this.st) || this.st.tag !== this.tag) return;
+    // Counted even after the run's senders are gone: a late duplicate must still show.
+    if (idOff >= 0) this.ledger.got(readIdAt(v, idOff, idLen));
     const s = this.senderOf[this.st.sender];
     if (!s) return;
     const g = s.group;
@@ -274,6 +278,7 @@ export class Driver implements ConnEvents {
       }
       return g;
     });
+    this.ledger.start(this.nextId);
     this.t0 = performance.now() + (cmd.startAt - Date.now());
     this.warmEnd = this.t0 + cmd.warmupMs;
     this.end = this.warmEnd + cmd.measureMs;
@@ -300,8 +305,11 @@ export class Driver implements ConnEvents {
     const drainUntil = performance.now() + cmd.drainMs;
     while (inflight() > 0 && performance.now() < drainUntil) await sleep(5);
     const measuredMs = Math.max(0, Math.min(stopAt, this.end) - this.warmEnd);
-    this.senderOf = []; // late acks and deliveries no longer count
+    this.senderOf = []; // late acks and deliveries no longer count (except in the ledger)
+    // A duplicate would arrive after its first copy: give it time to show before counting.
+    await sleep(cmd.settleMs ?? 0);
     return {
+      ledger: this.ledger.tally(this.nextId),
       groups: groups.map((g): GroupResult => ({
         name: g.spec.name,
         latencyKind: g.latencyKind,

@@ -2,6 +2,7 @@
 // Every request carries an id; the worker answers each with exactly one reply of the same id.
 
 import type { HistogramJson } from "./histogram.ts";
+import type { LedgerTally } from "./ledger.ts";
 import type { Proto } from "./wire.ts";
 
 export type Target = { kind: "ws"; url: string } | { kind: "tcp"; host: string; port: number };
@@ -53,6 +54,8 @@ export interface RunCmd {
   /** After sending stops: wait at most this long for in-flight messages. */
   drainMs: number;
   payload: number;
+  /** After the drain: wait this long more before the exactly-once tally (late duplicates). */
+  settleMs?: number;
 }
 
 export interface Counts {
@@ -81,6 +84,8 @@ export interface GroupResult {
 
 export interface RunReply {
   groups: GroupResult[];
+  /** Every message this worker sent in the run: missing and duplicated deliveries. */
+  ledger: LedgerTally;
 }
 
 export interface DrainCmd {

@@ -109,7 +109,7 @@ export class LoadGen {
   run(w: number, cmd: Omit<RunCmd, "t">): Promise<RunReply> {
     return this.workers[w]!.call<RunReply>(
       { t: "run", ...cmd },
-      cmd.startAt - Date.now() + cmd.warmupMs + cmd.measureMs + cmd.drainMs + 30_000,
+      cmd.startAt - Date.now() + cmd.warmupMs + cmd.measureMs + cmd.drainMs + (cmd.settleMs ?? 0) + 30_000,
     );
   }
 

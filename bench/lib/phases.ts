@@ -5,6 +5,7 @@
 import { type LatencySummary, mergeAll } from "./histogram.ts";
 import { chunk, type LoadGen } from "./loadgen.ts";
 import type { GroupResult, GroupSpec, Target } from "./loadgen-protocol.ts";
+import { type LedgerTally, sumTallies } from "./ledger.ts";
 import { clockTicks, cpuMicros, cpuMicrosOf, othersDeltaMicros, snapshotOthers } from "./procstat.ts";
 import type { Proto } from "./wire.ts";
 import { sleep } from "./context.ts";
@@ -106,7 +107,7 @@ export function sumSeries(series: number[][]): number[] {
  * early when `done` settles: quota runs finish before their time cap).
  */
 async function sampleCpu(
-  serverPid: number | null,
+  serverPid: number | number[] | null,
   lg: LoadGen,
   startAt: number,
   warmupMs: number,
@@ -114,15 +115,18 @@ async function sampleCpu(
   done: Promise<unknown>,
 ): Promise<CpuSample> {
   await sleep(startAt + warmupMs - Date.now());
-  const mine = new Set([process.pid, ...lg.pids(), ...(serverPid ? [serverPid] : [])]);
-  const s0 = serverPid ? cpuMicros(serverPid) : null;
+  const servers = serverPid === null ? [] : [serverPid].flat();
+  const mine = new Set([process.pid, ...lg.pids(), ...servers]);
+  // One server: its own figure (an exit mid-window is an error); several (a cluster): the sum.
+  const serverCpu = () => servers.length === 1 ? cpuMicros(servers[0]!) : cpuMicrosOf(servers);
+  const s0 = servers.length ? serverCpu() : null;
   const l0 = cpuMicrosOf(lg.pids());
   const o0 = snapshotOthers(mine);
   const w0 = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([new Promise((r) => (timer = setTimeout(r, measureMs))), done.catch(() => {})]);
   clearTimeout(timer);
-  const s1 = serverPid ? cpuMicros(serverPid) : null;
+  const s1 = servers.length ? serverCpu() : null;
   const l1 = cpuMicrosOf(lg.pids());
   const o1 = snapshotOthers(mine);
   return {
@@ -168,14 +172,15 @@ export type Merged = ReturnType<typeof mergeGroups>;
 
 /**
  * Runs groups on every worker at once (`groupsFor(w)` gives worker w's groups) and returns each
- * group merged over workers, plus CPU over the measured window.
+ * group merged over workers, plus CPU over the measured window (of one server, or summed over
+ * several) and the exactly-once tally of every message sent.
  */
 export async function runGroups(
   lg: LoadGen,
   groupsFor: (w: number) => GroupSpec[],
-  t: { warmupMs: number; measureMs: number; drainMs: number; payload: number },
-  serverPid: number | null,
-): Promise<{ groups: Map<string, Merged>; cpu: CpuSample }> {
+  t: { warmupMs: number; measureMs: number; drainMs: number; payload: number; settleMs?: number },
+  serverPid: number | number[] | null,
+): Promise<{ groups: Map<string, Merged>; cpu: CpuSample; ledger: LedgerTally }> {
   const startAt = Date.now() + 300;
   const runs = Promise.all(
     Array.from({ length: lg.size }, (_, w) => lg.run(w, { groups: groupsFor(w), startAt, ...t })),
@@ -183,7 +188,11 @@ export async function runGroups(
   const [replies, cpu] = await Promise.all([runs, sampleCpu(serverPid, lg, startAt, t.warmupMs, t.measureMs, runs)]);
   const byName = new Map<string, GroupResult[]>();
   for (const r of replies) for (const g of r.groups) byName.set(g.name, [...(byName.get(g.name) ?? []), g]);
-  return { groups: new Map([...byName].map(([k, v]) => [k, mergeGroups(v)])), cpu };
+  return {
+    groups: new Map([...byName].map(([k, v]) => [k, mergeGroups(v)])),
+    cpu,
+    ledger: sumTallies(replies.map((r) => r.ledger)),
+  };
 }
 
 /** One pairs phase: every connection sends to its partner, windowed or paced. */

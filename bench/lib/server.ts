@@ -28,11 +28,15 @@ export interface ServerProc {
   readyLineMs: number;
   /** What the server itself printed as startup_ms, if anything. */
   reportedStartupMs: number | null;
+  /** The connection cap the server planned (from its ready line; null for the relay). */
+  maxConns: number | null;
   output(): string;
   /** Output lines other than the ready line: at --log-level warn these are warnings and errors. */
   notable(): string[];
   /** Graceful stop (SIGTERM; SIGKILL after 10 s). */
   stop(): Promise<{ code: number | null; ms: number; killed: boolean }>;
+  /** SIGKILL by pid (a crash); stop() afterwards only cleans up. */
+  kill(): Promise<void>;
 }
 
 export interface IrisOptions {
@@ -85,12 +89,14 @@ async function spawnAndWait(
     shards,
     readyLineMs: l.readyLineMs,
     reportedStartupMs: kind === "iris" ? startupMs : null,
+    maxConns: kind === "iris" ? l.ready.maxConns ?? null : null,
     output: l.output,
     notable: () => l.output().split("\n").filter((x) => x.trim() !== "" && !READY.test(x) && !parseReadyLine(x)),
     stop() {
       stopped ??= l.stop().then((r) => (cleanup(), r));
       return stopped;
     },
+    kill: () => l.kill(),
   };
 }
 

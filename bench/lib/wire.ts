@@ -45,6 +45,12 @@ export function writeId(buf: Uint8Array, off: number, n: number): void {
   }
 }
 
+/** readId over a DataView (a received frame), without a copy. */
+export function readIdAt(v: DataView, off: number, len: number): number {
+  if (len !== ID_CHARS || off + len > v.byteLength) return NaN;
+  return readId(new Uint8Array(v.buffer, v.byteOffset + off, len), 0, len);
+}
+
 /** Reads an id written by writeId; NaN if it is not one of ours. */
 export function readId(buf: Uint8Array, off: number, len: number): number {
   if (len !== ID_CHARS) return NaN;
@@ -110,6 +116,9 @@ export const OP = V1;
 /** Where a DELIVER frame's fields are; filled in place to avoid an allocation per message. */
 export interface DeliverView {
   seq: number;
+  /** Where the sender's message id is (the exactly-once ledger keys on it). */
+  idOff: number;
+  idLen: number;
   bodyOff: number;
   bodyLen: number;
 }
@@ -122,7 +131,9 @@ export function parseDeliver(v: DataView, out: DeliverView): boolean {
   let p = 17;
   p += 1 + v.getUint8(p); // from
   if (p >= n) return false;
-  p += 1 + v.getUint8(p); // id
+  out.idLen = v.getUint8(p);
+  out.idOff = p + 1;
+  p += 1 + out.idLen; // id
   if (p + 4 > n) return false;
   out.bodyLen = v.getUint32(p);
   out.bodyOff = p + 4;

@@ -41,9 +41,10 @@ describe("bench wire", () => {
   test("DELIVER and SENT frames from the server's encoder parse in place", () => {
     const body = new Uint8Array(20).fill(1);
     const f = encodeV1Server({ op: "deliver", seq: 2 ** 40 + 5, ts: 1, from: "alice", id: "x1", body });
-    const out = { seq: 0, bodyOff: 0, bodyLen: 0 };
+    const out = { seq: 0, idOff: 0, idLen: 0, bodyOff: 0, bodyLen: 0 };
     expect(parseDeliver(new DataView(f.buffer), out)).toBe(true);
     expect(out.seq).toBe(2 ** 40 + 5);
+    expect(new TextDecoder().decode(f.subarray(out.idOff, out.idOff + out.idLen))).toBe("x1");
     expect(out.bodyLen).toBe(20);
     expect(f.byteLength - out.bodyOff).toBe(20);
     const s = encodeV1Server({ op: "sent", id: "abc", status: "stored" });
