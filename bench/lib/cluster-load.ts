@@ -66,14 +66,47 @@ export function placePairs(
 
 export interface OpenResult {
   opened: number;
+  /** Users still without a connection after the retry. */
   failed: number;
+  /** Failed on the first attempt (then retried once, as a client would reconnect). */
+  firstAttemptFailed: number;
   errors: string[];
   ms: number;
 }
 
+/** Delay before the one retry of logins that failed (a refused upgrade, a timeout). */
+const RETRY_AFTER_MS = 1000;
+
+/** Opens `mine` (all on one node, one worker); failed ones get conn -1. Returns how many opened. */
+async function openOn(
+  lg: LoadGen,
+  w: number,
+  url: string,
+  mine: Placed[],
+  proto: Proto,
+  payload: number,
+  o: { concurrency: number; timeoutMs: number },
+  errors: string[],
+  label: string,
+): Promise<Placed[]> {
+  const r = await lg.open(w, {
+    target: { kind: "ws", url },
+    proto,
+    users: mine.map((u) => u.user),
+    concurrency: o.concurrency,
+    timeoutMs: o.timeoutMs,
+    payload,
+  }, Math.max(120_000, mine.length * 20));
+  mine.forEach((u, k) => (u.conn = r.firstIndex + k));
+  for (const k of r.failedAt) mine[k]!.conn = -1;
+  errors.push(...r.errors.map((e) => `${label}: ${e}`));
+  return r.failedAt.map((k) => mine[k]!);
+}
+
 /**
  * Opens every placed user's connection: per worker, one node after the other (a worker's open
- * calls must not overlap: indices are assigned in order), workers in parallel.
+ * calls must not overlap: indices are assigned in order), workers in parallel. Logins that fail
+ * are retried once after a second; users still failing keep conn -1 (pairGroups leaves them out).
  */
 export async function openPlaced(
   lg: LoadGen,
@@ -85,28 +118,26 @@ export async function openPlaced(
 ): Promise<OpenResult> {
   const t0 = performance.now();
   let opened = 0;
+  let firstAttemptFailed = 0;
   let failed = 0;
   const errors: string[] = [];
   await Promise.all(Array.from({ length: lg.size }, async (_, w) => {
     for (let node = 0; node < urls.length; node++) {
       const mine = users.filter((u) => u.worker === w && u.node === node);
       if (mine.length === 0) continue;
-      const r = await lg.open(w, {
-        target: { kind: "ws", url: urls[node]! },
-        proto,
-        users: mine.map((u) => u.user),
-        concurrency: o.concurrency,
-        timeoutMs: o.timeoutMs,
-        payload,
-      }, Math.max(120_000, mine.length * 20));
-      mine.forEach((u, k) => (u.conn = r.firstIndex + k));
-      opened += r.opened;
-      failed += r.failed;
-      errors.push(...r.errors.map((e) => `node ${node + 1}: ${e}`));
+      const bad = await openOn(lg, w, urls[node]!, mine, proto, payload, o, errors, `node ${node + 1}`);
+      firstAttemptFailed += bad.length;
+      let still = bad;
+      if (bad.length) {
+        await new Promise((r) => setTimeout(r, RETRY_AFTER_MS));
+        still = await openOn(lg, w, urls[node]!, bad, proto, payload, o, errors, `node ${node + 1} retry`);
+      }
+      failed += still.length;
+      opened += mine.length - still.length;
       o.onProgress?.(opened);
     }
   }));
-  return { opened, failed, errors, ms: performance.now() - t0 };
+  return { opened, failed, firstAttemptFailed, errors, ms: performance.now() - t0 };
 }
 
 export interface ClusterPhase {

@@ -158,10 +158,12 @@ export class Driver implements ConnEvents {
     const errors: Record<string, number> = {};
     let opened = 0;
     let failed = 0;
+    const failedAt: number[] = [];
     let next = 0;
     const one = async () => {
       while (next < cmd.users.length) {
-        const user = cmd.users[next++]!;
+        const k = next++;
+        const user = cmd.users[k]!;
         const c = new Conn(this.conns.length, user, cmd.proto, cmd.payload, this);
         this.conns.push(c);
         try {
@@ -169,6 +171,7 @@ export class Driver implements ConnEvents {
           opened++;
         } catch (e) {
           failed++;
+          failedAt.push(k);
           const m = (e as Error).message;
           errors[m] = (errors[m] ?? 0) + 1;
         }
@@ -179,6 +182,7 @@ export class Driver implements ConnEvents {
       firstIndex,
       opened,
       failed,
+      failedAt,
       errors: Object.entries(errors).map(([m, n]) => `${n}x ${m}`),
       ms: performance.now() - t0,
     };

@@ -23,6 +23,8 @@ export interface OpenReply {
   firstIndex: number;
   opened: number;
   failed: number;
+  /** Positions in `users` of the connections that failed. */
+  failedAt: number[];
   errors: string[];
   ms: number;
 }

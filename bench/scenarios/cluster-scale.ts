@@ -30,12 +30,15 @@ export interface NodeFigures {
   rssAfterLoadKb: number | null;
   kbPerConn: number | null;
   fds: number | null;
+  /** Upgrades the node answered 503 (not ready, memory, capacity) and its NATS reconnects, whole run. */
+  rejectedUpgrades: number | null;
+  natsReconnects: number | null;
 }
 
 export interface ScaleFigures {
   plan: FdPlan & { hardLimit: number; nodeIdleFds: number; nodeMaxConns: number };
   rate: number;
-  connect: { ms: number; opened: number; failed: number; perSec: number };
+  connect: { ms: number; opened: number; failed: number; firstAttemptFailed: number; perSec: number };
   nodes: NodeFigures[];
   natsRssKb: number | null;
   totals: { rssKb: number; kbPerConn: number | null };
@@ -48,6 +51,14 @@ function fdCount(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Counters of each node's /metrics (null when it does not answer). */
+async function counters(c: ClusterRun, names: string[]): Promise<(number | null)[][]> {
+  return await Promise.all(c.nodes.map(async (n) => {
+    const m = await tryScrape(n.http);
+    return names.map((k) => (m ? metric(m, k) : null));
+  }));
 }
 
 /** Waits (bounded) until every node reports its share of connections; returns each count. */
@@ -119,6 +130,7 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
     ctx.problems.push(...clusterPhaseProblems(load.name, load));
     await collectClientProblems(ctx, lg, "cluster-scale");
     const rssAfter = c.rssKb();
+    const cnt = await counters(c, ["iris_rejected_upgrades_total", "iris_cluster_nats_reconnects_total"]);
     const nodes: NodeFigures[] = c.ids.map((id, i) => {
       const grown = rssConnected[i] !== null && rssIdle[i] !== null ? rssConnected[i]! - rssIdle[i]! : null;
       return {
@@ -129,6 +141,8 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
         rssAfterLoadKb: rssAfter[i] ?? null,
         kbPerConn: grown !== null && perNode[i]! > 0 ? Math.round((grown / perNode[i]!) * 100) / 100 : null,
         fds: fds[i] ?? null,
+        rejectedUpgrades: cnt[i]![0] ?? null,
+        natsReconnects: cnt[i]![1] ?? null,
       };
     });
     return { fp, o, nodes, load };
@@ -158,6 +172,7 @@ export const clusterScale: Scenario<ScaleFigures> = async (ctx) => {
       ms: Math.round(r.o.ms),
       opened: r.o.opened,
       failed: r.o.failed,
+      firstAttemptFailed: r.o.firstAttemptFailed,
       perSec: Math.round(r.o.opened / (r.o.ms / 1000)),
     },
     nodes: r.nodes,
@@ -165,7 +180,7 @@ export const clusterScale: Scenario<ScaleFigures> = async (ctx) => {
     totals: { rssKb, kbPerConn: r.o.opened ? Math.round((grown / r.o.opened) * 100) / 100 : null },
     load: r.load,
   };
-  if (r.o.failed) ctx.problems.push(`${r.o.failed} of ${r.fp.users} users could not log in`);
+  if (r.o.failed) ctx.problems.push(`${r.o.failed} of ${r.fp.users} users could not log in (after one retry)`);
   ctx.notes.push(
     `Layout: pairs of users with the same owner node X, their sockets on X+1 and X+2 (mod ${s.nodes}): every message crosses NATS ` +
       "twice (sender node → owner → recipient node). Users are spread evenly; every node holds about the same number of sockets.",
@@ -192,11 +207,23 @@ function scaleSummary(f: ScaleFigures): string[] {
   const l = f.load;
   return [
     `${f.plan.nodes} nodes + 1 nats-server; ${int(f.connect.opened)} of ${int(f.plan.users)} users logged in ` +
-    `(${f.connect.failed} failed) in ${num(f.connect.ms / 1000, 1)} s = ${int(f.connect.perSec)} logins/s; ` +
+    `(${f.connect.firstAttemptFailed} failed at first, ${f.connect.failed} after one retry) in ${
+      num(f.connect.ms / 1000, 1)
+    } s = ${int(f.connect.perSec)} logins/s; ` +
     `${f.plan.loadgenProcesses} load-generator processes of ≤ ${int(f.plan.perLoadgen)} sockets`,
     "",
     table(
-      ["node", "conns", "RSS idle MiB", "RSS connected MiB", "RSS after load MiB", "KB/conn", "fds"],
+      [
+        "node",
+        "conns",
+        "RSS idle MiB",
+        "RSS connected MiB",
+        "RSS after load MiB",
+        "KB/conn",
+        "fds",
+        "503s",
+        "NATS reconn",
+      ],
       f.nodes.map((
         n,
       ) => [
