@@ -231,9 +231,12 @@ export async function pairsPhase(
 export function clusterPhaseProblems(label: string, r: ClusterPhase): string[] {
   const out: string[] = [];
   const l = r.ledger;
-  if (l.missing > 0) out.push(`${label}: ${l.missing} of ${l.ids} messages were never delivered`);
+  // A send refused with an ERROR (e.g. SERVER_BUSY) was never accepted: it cannot be delivered.
+  if (l.missing > r.errors) {
+    out.push(`${label}: ${l.missing - r.errors} of ${l.ids} messages were neither refused nor delivered`);
+  }
   if (l.duplicated > 0) out.push(`${label}: ${l.duplicated} messages were delivered more than once`);
-  if (r.errors > 0) out.push(`${label}: ${r.errors} ERROR frames to senders`);
+  if (r.errors > 0) out.push(`${label}: ${r.errors} sends refused with an ERROR frame (never accepted)`);
   if (r.otherPct > 15) {
     out.push(`${label}: other processes used ${r.otherPct}% of a core during the measurement (disturbed)`);
   }

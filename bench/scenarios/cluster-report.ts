@@ -15,7 +15,7 @@ function phaseRow(r: ClusterPhase): string[] {
     ms(r.latency.p50Ms),
     ms(r.latency.p99Ms),
     r.serverUsPerMsg === null ? "n/a" : num(r.serverUsPerMsg, 1),
-    `${int(r.ledger.ids)}/${r.ledger.missing}/${r.ledger.duplicated}`,
+    `${int(r.ledger.ids)}/${r.errors}/${r.ledger.missing - r.errors}/${r.ledger.duplicated}`,
     `${num(r.otherPct, 0)}%`,
   ];
 }
@@ -41,7 +41,7 @@ export function clusterSummary(f: ClusterFigures): string[] {
     `(${p.conns / 2} pairs) logged in in ${int(f.connectMs)} ms`,
     "",
     table(
-      ["phase", "msgs/s", "p50", "p99", "server µs/msg", "sent/missing/dup", "others"],
+      ["phase", "msgs/s", "p50", "p99", "server µs/msg", "sent/refused/lost/dup", "others"],
       [f.saturation.same, f.saturation.cross, f.paced.same, f.paced.cross].map(phaseRow),
     ),
     `cross-node ÷ same-node: throughput ${x(f.ratios.throughput)}, server CPU/msg ${x(f.ratios.cpuPerMsg)}, ` +

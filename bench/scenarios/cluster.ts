@@ -246,7 +246,7 @@ function clusterNotes(p: ClusterParams): string[] {
     `Cross-node pair: both owned by X, connected to X+1 and X+2: a message crosses NATS twice (sender node → owner → recipient node) and its ack once.`,
     `Saturation: closed loop, ${p.window} messages in flight per sender (a slot frees on delivery). Paced: open loop, same rate for both kinds (50% of the slower saturation unless --rate).`,
     "Server CPU per message = CPU (user+system) of every Iris node and nats-server over the measured window ÷ messages delivered in it.",
-    "Exactly once: every message id a load-generator worker sent is counted at its recipient (same worker); missing and duplicated ids are problems.",
+    "Exactly once: every message id a load-generator worker sent is counted at its recipient (same worker). refused = sends answered with an ERROR frame (e.g. SERVER_BUSY: never accepted, the raw load generator does not retry); lost = neither refused nor delivered; dup = delivered twice.",
     `Store rate: ${p.store.senders} senders, ${p.store.window} unanswered sends each, to ${p.store.perSender} never-logged-in recipients each; ` +
     "rate = SENT stored acks per second (JetStream PubAck + the dedupe KV put in the cluster; a committed SQLite transaction on one node).",
     "Failover: SDK clients (IrisClient with every node's URL, own node first) sending every " +
