@@ -72,7 +72,7 @@ export function clusterParams(ctx: Ctx): ClusterParams {
       gapMs: 20,
       beforeKillMs: smoke ? 500 : 1500,
       afterKillMs: smoke ? 5500 : 7000,
-      settleTimeoutMs: 20_000,
+      settleTimeoutMs: 30_000,
     },
   };
 }
