@@ -74,6 +74,8 @@ export interface OpenResult {
   ms: number;
 }
 
+/** Longest wait for one worker's answer to an open (the scale run has its own deadline above it). */
+const MAX_OPEN_REPLY_MS = 10 * 60_000;
 /** Delay before the one retry of logins that failed (a refused upgrade, a timeout). */
 const RETRY_AFTER_MS = 1000;
 
@@ -89,14 +91,24 @@ async function openOn(
   errors: string[],
   label: string,
 ): Promise<Placed[]> {
-  const r = await lg.open(w, {
-    target: { kind: "ws", url },
-    proto,
-    users: mine.map((u) => u.user),
-    concurrency: o.concurrency,
-    timeoutMs: o.timeoutMs,
-    payload,
-  }, Math.max(120_000, mine.length * 20));
+  // Each round of `concurrency` logins may take up to timeoutMs: the worker's reply comes after all.
+  const replyMs = Math.min(MAX_OPEN_REPLY_MS, (Math.ceil(mine.length / o.concurrency) + 1) * o.timeoutMs + 30_000);
+  let r: Awaited<ReturnType<LoadGen["open"]>>;
+  try {
+    r = await lg.open(w, {
+      target: { kind: "ws", url },
+      proto,
+      users: mine.map((u) => u.user),
+      concurrency: o.concurrency,
+      timeoutMs: o.timeoutMs,
+      payload,
+    }, replyMs);
+  } catch (e) {
+    // No reply in time: none of these count (the worker may still be opening them).
+    for (const u of mine) u.conn = -1;
+    errors.push(`${label}: ${(e as Error).message}`);
+    return [];
+  }
   mine.forEach((u, k) => (u.conn = r.firstIndex + k));
   for (const k of r.failedAt) mine[k]!.conn = -1;
   errors.push(...r.errors.map((e) => `${label}: ${e}`));
@@ -132,8 +144,9 @@ export async function openPlaced(
         await new Promise((r) => setTimeout(r, RETRY_AFTER_MS));
         still = await openOn(lg, w, urls[node]!, bad, proto, payload, o, errors, `node ${node + 1} retry`);
       }
-      failed += still.length;
-      opened += mine.length - still.length;
+      const missing = mine.filter((u) => u.conn < 0).length;
+      failed += missing;
+      opened += mine.length - missing;
       o.onProgress?.(opened);
     }
   }));

@@ -19,8 +19,13 @@ import { metric, tryScrape } from "../lib/prom.ts";
 
 /** The whole run stops by itself after this, whatever hangs. */
 const DEADLINE_MS = 14 * 60_000;
-/** Login attempts in flight per load-generator process. */
-const CONNECT_CONCURRENCY = 100;
+/**
+ * Login attempts in flight per load-generator process: 12 processes × 100 starved the shared
+ * 2 cores (load average 33) until logins took over a minute; 12 × 25 keeps the queue short.
+ */
+const CONNECT_CONCURRENCY = 25;
+/** One login (upgrade + LOGIN_OK) may take this long on the loaded machine. */
+const LOGIN_TIMEOUT_MS = 30_000;
 
 export interface NodeFigures {
   id: string;
@@ -43,6 +48,7 @@ export interface ScaleFigures {
   natsRssKb: number | null;
   totals: { rssKb: number; kbPerConn: number | null };
   load: ClusterPhase;
+  monitor: Monitor;
 }
 
 function fdCount(pid: number): number | null {
@@ -59,6 +65,42 @@ async function counters(c: ClusterRun, names: string[]): Promise<(number | null)
     const m = await tryScrape(n.http);
     return names.map((k) => (m ? metric(m, k) : null));
   }));
+}
+
+/** What the nodes reported during the run, sampled every MONITOR_MS. */
+export interface Monitor {
+  samples: number;
+  /** Fewest members any node saw up (a node seen down means re-placement churn). */
+  minNodesUp: number | null;
+  /** Samples in which some node did not answer /metrics within 2 s. */
+  silentSamples: number;
+}
+
+const MONITOR_MS = 15_000;
+
+/** Samples every node's connections, 503s and members up; logs one line per sample. */
+function monitor(ctx: Ctx, c: ClusterRun): { stop(): Monitor } {
+  const m: Monitor = { samples: 0, minNodesUp: null, silentSamples: 0 };
+  let busy = false;
+  const t0 = performance.now();
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    const k = await counters(c, ["iris_connections", "iris_rejected_upgrades_total", "iris_cluster_nodes_up"]);
+    busy = false;
+    m.samples++;
+    if (k.some((x) => x[0] === null)) m.silentSamples++;
+    const up = k.map((x) => x[2]).filter((x): x is number => x !== null);
+    if (up.length) m.minNodesUp = Math.min(m.minNodesUp ?? Infinity, ...up);
+    const sum = (i: number) => k.reduce((n, x) => n + (x[i] ?? 0), 0);
+    ctx.log(
+      `t+${Math.round((performance.now() - t0) / 1000)} s: nodes hold ${int(sum(0))} connections, ` +
+        `503s ${sum(1)}, members up per node ${k.map((x) => x[2] ?? "?").join(",")}`,
+    );
+  }, MONITOR_MS);
+  return {
+    stop: () => (clearInterval(timer), m),
+  };
 }
 
 /** Waits (bounded) until every node reports its share of connections; returns each count. */
@@ -103,13 +145,14 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
   const fp = await plan(ctx, c, s.users);
   const rssIdle = c.rssKb();
   const lg = await LoadGen.spawn(fp.loadgenProcesses, DEADLINE_MS);
+  const mon = monitor(ctx, c);
   try {
     const pairs = placePairs("cross", Math.floor(s.users / 2), s.nodes, lg.size, c.ownerIndex, "u");
     const users = pairs.flatMap((p) => [p.a, p.b]);
     let last = 0;
     const o = await openPlaced(lg, users, c.nodes.map((n) => n.url), ctx.args.proto, ctx.args.payload, {
       concurrency: CONNECT_CONCURRENCY,
-      timeoutMs: 60_000,
+      timeoutMs: LOGIN_TIMEOUT_MS,
       onProgress: (n) => n - last >= 20_000 && (ctx.log(`${int(last = n)} users logged in`), 0),
     });
     ctx.log(`${int(o.opened)} of ${int(users.length)} users logged in in ${int(o.ms)} ms (${o.failed} failed)`);
@@ -145,8 +188,9 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
         natsReconnects: cnt[i]![1] ?? null,
       };
     });
-    return { fp, o, nodes, load };
+    return { fp, o, nodes, load, mon: mon.stop() };
   } finally {
+    mon.stop();
     await lg.close(); // the workers exit: the kernel closes their sockets
   }
 }
@@ -179,7 +223,13 @@ export const clusterScale: Scenario<ScaleFigures> = async (ctx) => {
     natsRssKb,
     totals: { rssKb, kbPerConn: r.o.opened ? Math.round((grown / r.o.opened) * 100) / 100 : null },
     load: r.load,
+    monitor: r.mon,
   };
+  if (r.mon.minNodesUp !== null && r.mon.minNodesUp < s.nodes) {
+    ctx.problems.push(
+      `some node saw only ${r.mon.minNodesUp} of ${s.nodes} members up during the run (re-placement churn)`,
+    );
+  }
   if (r.o.failed) ctx.problems.push(`${r.o.failed} of ${r.fp.users} users could not log in (after one retry)`);
   ctx.notes.push(
     `Layout: pairs of users with the same owner node X, their sockets on X+1 and X+2 (mod ${s.nodes}): every message crosses NATS ` +
@@ -247,8 +297,9 @@ function scaleSummary(f: ScaleFigures): string[] {
       l.serverUsPerMsg === null ? "n/a" : num(l.serverUsPerMsg, 0)
     } µs/msg ` +
     `(${l.serverPct ?? "n/a"}% of a core), load generator ${l.loadgenPct}%, other processes ${l.otherPct}%`,
-    `exactly once: ${
-      int(l.ledger.ids)
-    } messages sent, missing ${l.ledger.missing}, duplicated ${l.ledger.duplicated}; ERROR frames ${l.errors}`,
+    `members up, lowest any node saw: ${f.monitor.minNodesUp ?? "n/a"} of ${f.plan.nodes} ` +
+    `(${f.monitor.samples} samples every ${MONITOR_MS / 1000} s, ${f.monitor.silentSamples} with a node silent)`,
+    `exactly once: ${int(l.ledger.ids)} messages sent, ${l.errors} refused with an ERROR frame (never accepted), ` +
+    `${l.ledger.missing - l.errors} neither refused nor delivered, ${l.ledger.duplicated} delivered more than once`,
   ];
 }
