@@ -21,9 +21,10 @@ import { metric, tryScrape } from "../lib/prom.ts";
 const DEADLINE_MS = 14 * 60_000;
 /**
  * Login attempts in flight per load-generator process: 12 processes × 100 starved the shared
- * 2 cores (load average 33) until logins took over a minute; 12 × 25 keeps the queue short.
+ * 2 cores (load average 33) until logins took over a minute; at 12 × 25 the nodes still
+ * starved past 140k (their heartbeats went unstored, so each cut itself off): 12 × 10.
  */
-const CONNECT_CONCURRENCY = 25;
+const CONNECT_CONCURRENCY = 10;
 /** One login (upgrade + LOGIN_OK) may take this long on the loaded machine. */
 const LOGIN_TIMEOUT_MS = 30_000;
 
@@ -74,13 +75,15 @@ export interface Monitor {
   minNodesUp: number | null;
   /** Samples in which some node did not answer /metrics within 2 s. */
   silentSamples: number;
+  /** Most connections the nodes held together in one sample. */
+  peakConns: number;
 }
 
 const MONITOR_MS = 15_000;
 
 /** Samples every node's connections, 503s and members up; logs one line per sample. */
 function monitor(ctx: Ctx, c: ClusterRun): { stop(): Monitor } {
-  const m: Monitor = { samples: 0, minNodesUp: null, silentSamples: 0 };
+  const m: Monitor = { samples: 0, minNodesUp: null, silentSamples: 0, peakConns: 0 };
   let busy = false;
   const t0 = performance.now();
   const timer = setInterval(async () => {
@@ -93,6 +96,7 @@ function monitor(ctx: Ctx, c: ClusterRun): { stop(): Monitor } {
     const up = k.map((x) => x[2]).filter((x): x is number => x !== null);
     if (up.length) m.minNodesUp = Math.min(m.minNodesUp ?? Infinity, ...up);
     const sum = (i: number) => k.reduce((n, x) => n + (x[i] ?? 0), 0);
+    m.peakConns = Math.max(m.peakConns, sum(0));
     ctx.log(
       `t+${Math.round((performance.now() - t0) / 1000)} s: nodes hold ${int(sum(0))} connections, ` +
         `503s ${sum(1)}, members up per node ${k.map((x) => x[2] ?? "?").join(",")}`,
@@ -298,7 +302,8 @@ function scaleSummary(f: ScaleFigures): string[] {
     } µs/msg ` +
     `(${l.serverPct ?? "n/a"}% of a core), load generator ${l.loadgenPct}%, other processes ${l.otherPct}%`,
     `members up, lowest any node saw: ${f.monitor.minNodesUp ?? "n/a"} of ${f.plan.nodes} ` +
-    `(${f.monitor.samples} samples every ${MONITOR_MS / 1000} s, ${f.monitor.silentSamples} with a node silent)`,
+    `(${f.monitor.samples} samples every ${MONITOR_MS / 1000} s, ${f.monitor.silentSamples} with a node silent); ` +
+    `most connections held at once (sampled): ${int(f.monitor.peakConns)}`,
     `exactly once: ${int(l.ledger.ids)} messages sent, ${l.errors} refused with an ERROR frame (never accepted), ` +
     `${l.ledger.missing - l.errors} neither refused nor delivered, ${l.ledger.duplicated} delivered more than once`,
   ];
