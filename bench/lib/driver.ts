@@ -247,6 +247,8 @@ export class Driver implements ConnEvents {
     this.payload = cmd.payload;
     this.templates.clear();
     this.senderOf = [];
+    // liveOnly: users whose connection is still open here (a server may have closed some).
+    const live = cmd.liveOnly ? new Set(this.conns.filter((c) => c.open).map((c) => c.user)) : null;
     const groups: GroupState[] = cmd.groups.map((spec) => {
       const latencyKind = spec.mode.kind === "window" && spec.mode.ackOn === "sent" ? "ack" : "delivery";
       const g: GroupState = {
@@ -264,9 +266,11 @@ export class Driver implements ConnEvents {
         rr: 0,
         lastEventAt: 0,
       };
-      for (const sp of spec.senders) {
+      for (const spec0 of spec.senders) {
+        const sp = live ? { c: spec0.c, to: spec0.to.filter((u) => live.has(u)) } : spec0;
         const conn = this.conns[sp.c];
         if (!conn) throw new Error(`no connection ${sp.c}`);
+        if (live && (!conn.open || sp.to.length === 0)) continue;
         if (sp.to.length === 0) throw new Error(`sender ${sp.c} has no targets`);
         const s: SenderState = {
           conn,

@@ -58,6 +58,8 @@ export interface RunCmd {
   payload: number;
   /** After the drain: wait this long more before the exactly-once tally (late duplicates). */
   settleMs?: number;
+  /** Leave out senders whose connection is closed and targets not logged in on this worker. */
+  liveOnly?: boolean;
 }
 
 export interface Counts {

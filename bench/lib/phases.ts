@@ -178,7 +178,7 @@ export type Merged = ReturnType<typeof mergeGroups>;
 export async function runGroups(
   lg: LoadGen,
   groupsFor: (w: number) => GroupSpec[],
-  t: { warmupMs: number; measureMs: number; drainMs: number; payload: number; settleMs?: number },
+  t: { warmupMs: number; measureMs: number; drainMs: number; payload: number; settleMs?: number; liveOnly?: boolean },
   serverPid: number | number[] | null,
 ): Promise<{ groups: Map<string, Merged>; cpu: CpuSample; ledger: LedgerTally }> {
   const startAt = Date.now() + 300;
