@@ -193,30 +193,35 @@ describe("bench smoke", () => {
     expect(r.figures.sdkOnDemand.bytes).toBeGreaterThan(10_000);
   }, LIMIT);
 
-  test("cluster: same- vs cross-node through 3 nodes + nats-server, store rates, failover; all exactly once", async () => {
-    const r = await bench("cluster");
-    const f = r.figures;
-    for (const p of [f.saturation.same, f.saturation.cross, f.paced.same, f.paced.cross]) {
-      expect(p.ledger.ids).toBeGreaterThan(0);
-      expect(p.ledger.missing).toBe(0);
-      expect(p.ledger.duplicated).toBe(0);
-      expect(p.msgsPerSec).toBeGreaterThan(0);
-      saneLatency(p.latency);
-      expect(p.serverUsPerMsg).toBeGreaterThan(0);
-    }
-    expect(f.ratios.throughput).toBeGreaterThan(0);
-    expect(f.rss.loadedKb.every((kb: number) => kb > 0)).toBe(true);
-    for (const s of [f.store.jetstream, f.store.sqlite]) {
-      expect(s.storedPerSec).toBeGreaterThan(0);
-      expect(s.errors).toBe(0);
-    }
-    const fo = f.failover;
-    expect(fo.unacked).toBe(0);
-    expect(fo.missing).toBe(0);
-    expect(fo.duplicatesToApp).toBe(0);
-    expect(fo.victims.length).toBe(2);
-    expect(fo.victims.every((v: { ms: number | null }) => v.ms !== null && v.ms > 0)).toBe(true);
-  }, 110_000);
+  test(
+    "cluster: same- vs cross-node through 3 nodes + nats-server, store rates, failover; all exactly once",
+    async () => {
+      const r = await bench("cluster");
+      const f = r.figures;
+      for (const p of [f.saturation.same, f.saturation.cross, f.paced.same, f.paced.cross]) {
+        expect(p.ledger.ids).toBeGreaterThan(0);
+        // A loaded node may refuse a send (SERVER_BUSY): never accepted, so not lost. Nothing else may miss.
+        expect(p.ledger.missing).toBe(p.errors);
+        expect(p.ledger.duplicated).toBe(0);
+        expect(p.msgsPerSec).toBeGreaterThan(0);
+        saneLatency(p.latency);
+        expect(p.serverUsPerMsg).toBeGreaterThan(0);
+      }
+      expect(f.ratios.throughput).toBeGreaterThan(0);
+      expect(f.rss.loadedKb.every((kb: number) => kb > 0)).toBe(true);
+      for (const s of [f.store.jetstream, f.store.sqlite]) {
+        expect(s.storedPerSec).toBeGreaterThan(0);
+        expect(s.errors).toBe(0);
+      }
+      const fo = f.failover;
+      expect(fo.unacked).toBe(0);
+      expect(fo.missing).toBe(0);
+      expect(fo.duplicatesToApp).toBe(0);
+      expect(fo.victims.length).toBe(2);
+      expect(fo.victims.every((v: { ms: number | null }) => v.ms !== null && v.ms > 0)).toBe(true);
+    },
+    110_000,
+  );
 
   test("cluster-scale: a small version fits the fd plan and delivers every message once", async () => {
     const r = await bench("cluster-scale");
@@ -225,7 +230,7 @@ describe("bench smoke", () => {
     expect(f.connect.failed).toBe(0);
     expect(f.nodes.map((n: { conns: number }) => n.conns)).toEqual([20, 20, 20]);
     expect(f.load.ledger.ids).toBeGreaterThan(0);
-    expect(f.load.ledger.missing).toBe(0);
+    expect(f.load.ledger.missing).toBe(f.load.errors);
     expect(f.load.ledger.duplicated).toBe(0);
   }, LIMIT);
 
