@@ -20,11 +20,12 @@ import { metric, tryScrape } from "../lib/prom.ts";
 /** The whole run stops by itself after this, whatever hangs. */
 const DEADLINE_MS = 14 * 60_000;
 /**
- * Login attempts in flight per load-generator process: 12 processes × 100 starved the shared
- * 2 cores (load average 33) until logins took over a minute; at 12 × 25 the nodes still
- * starved past 140k (their heartbeats went unstored, so each cut itself off): 12 × 10.
+ * Login attempts in flight over all load-generator processes. 12 processes × 100 starved the
+ * shared 2 cores (load average 33) until logins took over a minute; at 12 × 25 and 12 × 10 the
+ * nodes starved past 143k / 84k users (their own heartbeats went unstored, so each cut itself off
+ * and closed its clients); 6 × 10 held 100k on 10 nodes. The total is what matters, not per process.
  */
-const CONNECT_CONCURRENCY = 10;
+const CONNECT_IN_FLIGHT = 60;
 /** One login (upgrade + LOGIN_OK) may take this long on the loaded machine. */
 const LOGIN_TIMEOUT_MS = 30_000;
 
@@ -155,7 +156,7 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
     const users = pairs.flatMap((p) => [p.a, p.b]);
     let last = 0;
     const o = await openPlaced(lg, users, c.nodes.map((n) => n.url), ctx.args.proto, ctx.args.payload, {
-      concurrency: CONNECT_CONCURRENCY,
+      concurrency: Math.max(2, Math.round(CONNECT_IN_FLIGHT / lg.size)),
       timeoutMs: LOGIN_TIMEOUT_MS,
       onProgress: (n) => n - last >= 20_000 && (ctx.log(`${int(last = n)} users logged in`), 0),
     });
