@@ -139,10 +139,9 @@ export async function openPlaced(
       if (mine.length === 0) continue;
       const bad = await openOn(lg, w, urls[node]!, mine, proto, payload, o, errors, `node ${node + 1}`);
       firstAttemptFailed += bad.length;
-      let still = bad;
       if (bad.length) {
         await new Promise((r) => setTimeout(r, RETRY_AFTER_MS));
-        still = await openOn(lg, w, urls[node]!, bad, proto, payload, o, errors, `node ${node + 1} retry`);
+        await openOn(lg, w, urls[node]!, bad, proto, payload, o, errors, `node ${node + 1} retry`);
       }
       const missing = mine.filter((u) => u.conn < 0).length;
       failed += missing;
