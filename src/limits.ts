@@ -157,3 +157,11 @@ export const EXPIRE_EVERY_MAX_MS = 60_000;
 /** Garbage on a port: log the first few, then every Nth, so a flood cannot flood the log. */
 export const GARBAGE_LOG_FIRST = 5;
 export const GARBAGE_LOG_EVERY = 1000;
+
+// ---- v1 bundles (protocol/v1-bundle.ts) ----
+
+/**
+ * Largest server BUNDLE message: a backlog page or one turn's queued frames are split past this,
+ * so a client never needs a receive buffer bigger than about a page.
+ */
+export const BUNDLE_MAX_BYTES = 1024 * 1024;

@@ -46,6 +46,8 @@ export interface BenchArgs {
   baseline: boolean;
   /** cluster scenarios: Iris nodes (one nats-server besides). */
   nodes: number | null;
+  /** v1 logins ask Iris for bundles (docs/PROTOCOL.md, "v1 bundles"); the relay never gets the flag. */
+  bundles: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [flags]
@@ -69,6 +71,7 @@ scenarios: ${SCENARIOS.join(", ")}
   --no-baseline        skip the bare relay comparison
   --nodes N            cluster, cluster-scale: Iris nodes on one nats-server (default 3; scale: 10)
                        (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
+  --bundles            v1 load connections log in with the bundle flag (as the SDK does)
 `;
 
 export class ArgsError extends Error {}
@@ -113,6 +116,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     pid: null,
     baseline: true,
     nodes: null,
+    bundles: false,
   };
   let scenario: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -193,6 +197,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--nodes":
         a.nodes = positiveInt(f, next());
+        break;
+      case "--bundles":
+        a.bundles = true;
         break;
       default:
         if (f.startsWith("-")) throw new ArgsError(`unknown flag ${f}`);

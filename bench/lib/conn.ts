@@ -1,10 +1,13 @@
 // One load-generator connection: a WebSocket (v1 or v0) or a raw TCP socket (v0), logged in,
 // with frames handed to callbacks without decoding into objects. v1 deliveries are acked
 // cumulatively, coalesced per event-loop turn (or at once every 128), because Iris treats a
-// recipient with too many unacked messages as slow.
+// recipient with too many unacked messages as slow. With `bundles` (a v1 login flag, see
+// src/protocol/v1-bundle.ts) a server BUNDLE is walked in place, acked once at its end, and the
+// frames written in one turn (sends, the ack) leave as one client BUNDLE.
 
 import type { Socket } from "bun";
 import type { Target } from "./loadgen-protocol.ts";
+import { serverFrameLength, V1_BUNDLE_CLIENT, V1_BUNDLE_SERVER } from "../../src/protocol/v1-bundle.ts";
 import {
   AckFrame,
   type DeliverView,
@@ -59,6 +62,13 @@ export class Conn {
   private tcpOut: Uint8Array[] = [];
   private tcpOutBytes = 0;
   private rx: Uint8Array | null = null;
+  /** Bundled writes: byte 0 is the BUNDLE opcode, frames follow; granted by LOGIN_OK. */
+  private out: Uint8Array | null = null;
+  private outAt = 1;
+  private outFrames = 0;
+  private outScheduled = false;
+  /** Inside a server bundle: acks wait for its end. */
+  private inBundle = false;
 
   constructor(
     readonly i: number,
@@ -66,9 +76,11 @@ export class Conn {
     readonly proto: Proto,
     private readonly payload: number,
     private readonly ev: ConnEvents,
+    readonly bundles = false,
   ) {}
 
   send(b: Uint8Array): void {
+    if (this.out) return this.queue(b);
     if (this.ws) {
       if (this.ws.readyState === WebSocket.OPEN) this.ws.send(b);
       return;
@@ -87,12 +99,38 @@ export class Conn {
     }
   }
 
+  /** Copies a frame into this turn's bundle (callers reuse their buffers); written in a microtask. */
+  private queue(b: Uint8Array): void {
+    const out = this.out!;
+    if (this.outAt + b.byteLength > out.byteLength) this.flushOut();
+    if (1 + b.byteLength > out.byteLength) return void this.ws?.send(b); // too big to bundle: alone
+    out.set(b, this.outAt);
+    this.outAt += b.byteLength;
+    this.outFrames++;
+    if (!this.outScheduled) {
+      this.outScheduled = true;
+      queueMicrotask(() => this.flushOut());
+    }
+  }
+
+  private flushOut(): void {
+    this.outScheduled = false;
+    const out = this.out;
+    if (!out || this.outFrames === 0) return;
+    // One frame goes as itself; WebSocket.send copies, so the buffer is reused at once.
+    const msg = this.outFrames === 1 ? out.subarray(1, this.outAt) : out.subarray(0, this.outAt);
+    this.outAt = 1;
+    this.outFrames = 0;
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(msg);
+  }
+
   /** Bytes accepted by send() but not yet handed to the kernel. */
   buffered(): number {
     return this.ws ? this.ws.bufferedAmount : this.tcpOutBytes;
   }
 
   close(): void {
+    this.flushOut();
     this.closing = true;
     this.ws?.close(1000, "bench done");
     this.tcp?.end();
@@ -110,7 +148,7 @@ export class Conn {
     if (seq <= this.lastSeq) this.outOfOrder++;
     this.lastSeq = seq;
     if (seq > this.highestSeq) this.highestSeq = seq;
-    if (this.highestSeq - this.ackedSeq >= ACK_EVERY) return this.ackNow();
+    if (this.highestSeq - this.ackedSeq >= ACK_EVERY && !this.inBundle) return this.ackNow();
     if (!this.ackQueued) {
       this.ackQueued = true;
       ackQueue.push(this);
@@ -119,6 +157,23 @@ export class Conn {
         setImmediate(flushAcks);
       }
     }
+  }
+
+  /** A server BUNDLE: each inner frame in order, then one ack for all its deliveries. */
+  private onBundle(b: Uint8Array): void {
+    this.inBundle = true;
+    let at = 1;
+    while (at < b.byteLength) {
+      const n = serverFrameLength(b, at);
+      if (n <= 0) {
+        this.ev.serverError(this, "malformed BUNDLE frame");
+        break;
+      }
+      this.onFrame(b.subarray(at, at + n));
+      at += n;
+    }
+    this.inBundle = false;
+    if (this.highestSeq - this.ackedSeq >= ACK_EVERY) this.ackNow();
   }
 
   /** One WebSocket message (or one v0 body cut from the TCP stream). */
@@ -130,6 +185,8 @@ export class Conn {
       return;
     }
     switch (b[0]) {
+      case V1_BUNDLE_SERVER:
+        return this.inBundle ? this.ev.serverError(this, "nested BUNDLE") : this.onBundle(b);
       case OP.DELIVER:
         if (!parseDeliver(v, this.dv)) return this.ev.serverError(this, "malformed DELIVER frame");
         this.delivered++;
@@ -175,7 +232,7 @@ export class Conn {
         }
         reject(new Error(why));
       };
-      ws.onopen = () => ws.send(loginFrame(this.proto, this.user));
+      ws.onopen = () => ws.send(loginFrame(this.proto, this.user, this.bundles));
       ws.onerror = () => fail("websocket error (refused, or HTTP error such as 503 at capacity)");
       ws.onclose = (e) => {
         if (!settled) return fail(`closed during login: ${e.code} ${e.reason}`);
@@ -192,9 +249,20 @@ export class Conn {
         settled = true;
         clearTimeout(timer);
         this.open = true;
+        this.grant(b);
         resolve();
       };
     });
+  }
+
+  /** LOGIN_OK of a login with flags: `str8 user | u64 now | u8 flags | u32 max_frame`. */
+  private grant(b: Uint8Array): void {
+    if (!this.bundles || this.proto !== "v1") return;
+    const at = 2 + b[1]! + 8;
+    if (b.byteLength !== at + 5 || (b[at]! & 1) === 0) return;
+    const max = new DataView(b.buffer, b.byteOffset).getUint32(at + 1);
+    this.out = new Uint8Array(Math.min(max, 256 * 1024));
+    this.out[0] = V1_BUNDLE_CLIENT;
   }
 
   private async connectTcp(t: { host: string; port: number }, timeoutMs: number): Promise<void> {

@@ -164,7 +164,7 @@ export class Driver implements ConnEvents {
       while (next < cmd.users.length) {
         const k = next++;
         const user = cmd.users[k]!;
-        const c = new Conn(this.conns.length, user, cmd.proto, cmd.payload, this);
+        const c = new Conn(this.conns.length, user, cmd.proto, cmd.payload, this, cmd.bundles ?? false);
         this.conns.push(c);
         try {
           await c.connect(cmd.target, cmd.timeoutMs);
@@ -349,6 +349,7 @@ export class Driver implements ConnEvents {
       proto: cmd.proto,
       users: cmd.users,
       concurrency: cmd.users.length,
+      bundles: cmd.bundles ?? false,
       timeoutMs: Math.min(cmd.timeoutMs, 30_000),
       payload: cmd.payload,
     });

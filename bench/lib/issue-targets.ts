@@ -23,7 +23,9 @@ const x = (v: number) => `${num(v, 2)}x relay`;
 
 function drainRow(f: DrainFigures | undefined, proto: "v0" | "v1", n: number, targetMs: number): [string, string] {
   if (!f) return NOT("drain did not run");
-  const c = f.cases.find((k) => k.proto === proto && k.messages === n);
+  // v1: the bundled case when there is one (the SDK's default login), else the plain one.
+  const all = f.cases.filter((k) => k.proto === proto && k.messages === n);
+  const c = all.find((k) => k.bundles) ?? all[0];
   if (!c) return NOT(`no ${proto} case of ${n} messages in this run`);
   if (!c.complete) return [`${c.delivered} of ${n} arrived (incomplete)`, verdict(false)];
   return [

@@ -17,6 +17,8 @@ export interface OpenCmd {
   timeoutMs: number;
   /** Fixed body size: v0 over TCP has no delivery framing, so bodies are cut by size. */
   payload: number;
+  /** v1: log in asking for bundles (many frames per WebSocket message, both ways). */
+  bundles?: boolean;
 }
 
 export interface OpenReply {
@@ -101,6 +103,7 @@ export interface DrainCmd {
   expect: number;
   timeoutMs: number;
   payload: number;
+  bundles?: boolean;
 }
 
 export interface DrainReply {

@@ -26,12 +26,13 @@ export async function openPairs(
   conns: number,
   prefix: string,
   payload: number,
+  bundles = false,
 ): Promise<Pairs> {
   const all = Array.from({ length: conns - (conns % 2) }, (_, i) => `${prefix}${i}`);
   const users = chunk(all, lg.size, 2);
   const t0 = performance.now();
   const r = await Promise.all(
-    users.map((u, w) => lg.open(w, { target, proto, users: u, concurrency: 128, timeoutMs: 20_000, payload })),
+    users.map((u, w) => lg.open(w, { target, proto, users: u, concurrency: 128, timeoutMs: 20_000, payload, bundles })),
   );
   return {
     users,

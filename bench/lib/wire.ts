@@ -9,6 +9,7 @@
 
 import { encodeV0Login, encodeV0Send, V0_LOGIN_OK } from "../../src/protocol/v0.ts";
 import { decodeV1Server, encodeV1Client, V1 } from "../../src/protocol/v1.ts";
+import { V1_FLAG_BUNDLE } from "../../src/protocol/v1-bundle.ts";
 
 export type Proto = "v0" | "v1";
 
@@ -88,8 +89,10 @@ export function readStamp(v: DataView, off: number, len: number, out: Stamp): bo
   return true;
 }
 
-export function loginFrame(proto: Proto, user: string): Uint8Array {
-  return proto === "v1" ? encodeV1Client({ op: "login", user, proto: "v1" }) : encodeV0Login(user);
+/** `bundles`: a v1 login asking for bundles (docs/PROTOCOL.md, "v1 bundles"). */
+export function loginFrame(proto: Proto, user: string, bundles = false): Uint8Array {
+  if (proto === "v0") return encodeV0Login(user);
+  return encodeV1Client({ op: "login", user, proto: "v1", ...(bundles ? { flags: V1_FLAG_BUNDLE } : {}) });
 }
 
 export function isV0LoginOk(b: Uint8Array): boolean {

@@ -74,6 +74,7 @@ async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settl
             concurrency: 100,
             timeoutMs: 30_000,
             payload: ctx.args.payload,
+            bundles: ctx.args.bundles && t.kind !== "baseline",
           })
           : Promise.resolve({ opened: 0, failed: 0, errors: [] as string[], ms: 0, firstIndex: 0 })
       ),

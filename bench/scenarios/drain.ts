@@ -1,7 +1,8 @@
 // `drain` (issue 14): a backlog of N stored messages for one offline user, then that user logs in
 // and the time until the first and the last message arrives is measured, with the server's CPU over
-// the drain. Cases: v0 over raw TCP (no acks) and v1 over WebSocket (acks cumulatively as it goes),
-// 50k and 200k messages each. There is no peer to run side by side: the bare relay stores nothing.
+// the drain. Cases: v0 over raw TCP (no acks), v1 over WebSocket (acks cumulatively as it goes),
+// and v1 with bundles (the login flag the SDK sets: a page per WebSocket message, one ack per
+// bundle), 50k and 200k messages each. There is no peer to run side by side: the bare relay stores nothing.
 
 import type { Ctx, Scenario } from "../lib/context.ts";
 import { collectClientProblems, noteIris, stopServer } from "../lib/context.ts";
@@ -15,6 +16,8 @@ import { barChart } from "../lib/svg.ts";
 
 export interface DrainCase {
   proto: "v0" | "v1";
+  /** v1 logged in with the bundle flag (docs/PROTOCOL.md, "v1 bundles"). */
+  bundles: boolean;
   messages: number;
   fillMs: number;
   stored: number;
@@ -76,8 +79,15 @@ async function fill(ctx: Ctx, lg: LoadGen, s: ServerProc, user: string, n: numbe
   return [g.acks.stored, Math.round(g.elapsedMs || g.measured.ms)];
 }
 
-async function oneCase(ctx: Ctx, lg: LoadGen, s: ServerProc, proto: "v0" | "v1", n: number): Promise<DrainCase> {
-  const user = `drain-${proto}-${n}`;
+type Kind = { proto: "v0" | "v1"; bundles: boolean };
+const KINDS: Kind[] = [{ proto: "v0", bundles: false }, { proto: "v1", bundles: false }, {
+  proto: "v1",
+  bundles: true,
+}];
+
+async function oneCase(ctx: Ctx, lg: LoadGen, s: ServerProc, kind: Kind, n: number): Promise<DrainCase> {
+  const { proto, bundles } = kind;
+  const user = `drain-${proto}${bundles ? "b" : ""}-${n}`;
   const [stored, fillMs] = await fill(ctx, lg, s, user, n);
   ctx.log(
     `${user}: stored ${int(stored)} in ${int(fillMs)} ms; logging in over ${proto === "v0" ? "TCP" : "WebSocket"}`,
@@ -94,6 +104,7 @@ async function oneCase(ctx: Ctx, lg: LoadGen, s: ServerProc, proto: "v0" | "v1",
     expect: n,
     timeoutMs: ctx.args.smoke ? 30_000 : 120_000,
     payload: ctx.args.payload,
+    bundles,
   });
   const serverUs = cpuMicros(s.pid) - cpu0;
   if (!d.complete) ctx.problems.push(`${user}: only ${d.delivered} of ${n} arrived`);
@@ -101,6 +112,7 @@ async function oneCase(ctx: Ctx, lg: LoadGen, s: ServerProc, proto: "v0" | "v1",
   if (d.outOfOrder > 0) ctx.problems.push(`${user}: ${d.outOfOrder} deliveries out of order`);
   return {
     proto,
+    bundles,
     messages: n,
     fillMs,
     stored,
@@ -122,7 +134,7 @@ function summary(cases: DrainCase[]): string[] {
   return table(
     ["case", "stored", "login", "first msg", "last msg", "msgs/s", "server µs/msg", "target", "ok"],
     cases.map((c) => [
-      `${c.proto} ${c.proto === "v0" ? "TCP" : "WS+acks"} ${int(c.messages)}`,
+      `${c.proto} ${c.proto === "v0" ? "TCP" : c.bundles ? "WS+acks bundled" : "WS+acks"} ${int(c.messages)}`,
       int(c.stored),
       ms(c.loginMs),
       ms(c.firstMs),
@@ -153,7 +165,7 @@ export const drain: Scenario<DrainFigures> = async (ctx) => {
   const cases: DrainCase[] = [];
   try {
     if (s.tcpPort === null) throw new Error("iris did not report a TCP port (--tcp-port 0)");
-    for (const n of rounded) for (const proto of ["v0", "v1"] as const) cases.push(await oneCase(ctx, lg, s, proto, n));
+    for (const n of rounded) for (const kind of KINDS) cases.push(await oneCase(ctx, lg, s, kind, n));
     await collectClientProblems(ctx, lg, "drain");
   } finally {
     await lg.close();
@@ -163,6 +175,8 @@ export const drain: Scenario<DrainFigures> = async (ctx) => {
     `Fill: ${SENDERS} v1 senders, at most ${WINDOW} unacknowledged sends each, every send acked "stored"; Iris ran with --max-inbox ${maxInbox}.`,
     "Drain: from the recipient's login frame until its first / last message arrived; v1 acks cumulatively as it goes " +
       "(the last ack leaves right after the last delivery), v0 has no acks. Server CPU is all its threads over the drain.",
+    "v1 bundled: the login carries the bundle flag (as the SDK does by default), so a backlog page arrives as one " +
+      "WebSocket message and is acked once.",
     "No side-by-side peer: the bare relay stores nothing, and the original (Erlang) system is not installed here.",
   );
   return {
@@ -172,7 +186,7 @@ export const drain: Scenario<DrainFigures> = async (ctx) => {
       svg: barChart({
         title: "Backlog drain: login → last message",
         yLabel: "ms",
-        categories: cases.map((c) => `${c.proto} ${int(c.messages)}`),
+        categories: cases.map((c) => `${c.proto}${c.bundles ? " bundled" : ""} ${int(c.messages)}`),
         series: [
           { name: "first message", values: cases.map((c) => c.firstMs) },
           { name: "last message", values: cases.map((c) => c.lastMs) },

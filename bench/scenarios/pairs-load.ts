@@ -48,7 +48,8 @@ export async function measureTarget(
   p: PairsParams,
   pacedRate: number | null,
 ): Promise<TargetFigures> {
-  const pairs = await openPairs(lg, t.target, ctx.args.proto, p.conns, `${t.kind}-u`, p.payload);
+  const bundles = ctx.args.bundles && t.kind !== "baseline"; // the relay knows no login flags
+  const pairs = await openPairs(lg, t.target, ctx.args.proto, p.conns, `${t.kind}-u`, p.payload, bundles);
   const opened = pairs.users.reduce((n, u) => n + u.length, 0) - pairs.failed;
   if (pairs.failed > 0) {
     throw new Error(`${t.label}: ${pairs.failed} of ${p.conns} connections failed: ${pairs.errors.join("; ")}`);

@@ -21,7 +21,7 @@ export interface Ratios {
 }
 
 export interface ThroughputFigures {
-  params: PairsParams & { proto: string; workers: number };
+  params: PairsParams & { proto: string; workers: number; bundles?: boolean };
   targets: TargetFigures[];
   baseline: TargetFigures | null;
   ratios: Ratios[];
@@ -49,7 +49,12 @@ export function ratioLines(r: Ratios): string[] {
 export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
   const p = pairsParams(ctx);
   const workers = ctx.args.workers ?? 2;
-  Object.assign(ctx.params, p, { proto: ctx.args.proto, workers, shards: ctx.args.shards ?? "default" });
+  Object.assign(ctx.params, p, {
+    proto: ctx.args.proto,
+    bundles: ctx.args.bundles,
+    workers,
+    shards: ctx.args.shards ?? "default",
+  });
   const lg = await LoadGen.spawn(workers);
   const targets: TargetFigures[] = [];
   let baseline: TargetFigures | null = null;
@@ -89,7 +94,7 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
   );
   const all = baseline ? [...targets, baseline] : targets;
   return {
-    figures: { params: { ...p, proto: ctx.args.proto, workers }, targets, baseline, ratios },
+    figures: { params: { ...p, proto: ctx.args.proto, bundles: ctx.args.bundles, workers }, targets, baseline, ratios },
     charts: [
       {
         name: "latency",

@@ -21,7 +21,9 @@
 import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts";
 import { Disconnects, shouldReconnect } from "../protocol/disconnect.ts";
 import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
-import { decodeV1Server, encodeV1Client } from "../protocol/v1.ts";
+import { decodeV1ServerMessage, encodeV1Client } from "../protocol/v1.ts";
+import { V1_BUNDLE_CLIENT, V1_FLAG_BUNDLE } from "../protocol/v1-bundle.ts";
+import { FrameBatcher } from "./batcher.ts";
 import { fromSavedState, type IrisStorage, SaveQueue, toSavedState } from "./persist.ts";
 
 export type { SendStatus } from "../protocol/frames.ts";
@@ -59,6 +61,11 @@ export interface IrisClientOptions {
   storage?: IrisStorage;
   /** How many of the newest (sender, id) pairs go into the saved state (default 1000). */
   persistWindow?: number;
+  /**
+   * Binary encoding: ask the server for bundles (docs/PROTOCOL.md, "v1 bundles"): many deliveries
+   * and acks per WebSocket message, and this client's frames of one turn sent as one (default true).
+   */
+  bundles?: boolean;
 }
 
 /** The server's answer to one send, including sends restored from storage after a restart. */
@@ -125,7 +132,11 @@ export class IrisClient {
   /** Index into `urls` of the server used by the current (or next) connection. */
   private urlIndex = 0;
   /** Counts for tests and benchmarks. */
-  readonly stats = { delivered: 0, duplicatesDropped: 0, resends: 0, reconnects: 0 };
+  readonly stats = { delivered: 0, duplicatesDropped: 0, resends: 0, reconnects: 0, framesIn: 0, messagesIn: 0 };
+  /** The current connection's bundled writes, or null when the server did not grant bundles. */
+  private batcher: FrameBatcher | null = null;
+  /** A server refused the login's flags byte (an older server): log in without it from now on. */
+  private flagsRefused = false;
 
   constructor(private readonly o: IrisClientOptions) {
     this.urls = o.urls?.length ? o.urls : o.url ? [o.url] : [];
@@ -226,6 +237,7 @@ export class IrisClient {
         proto: "v1",
         ...(token ? { token } : {}),
         ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}),
+        ...(this.wantsBundles() ? { flags: V1_FLAG_BUNDLE } : {}),
       });
     };
     ws.onmessage = (e) => this.receive(e.data as ArrayBuffer | string);
@@ -233,9 +245,20 @@ export class IrisClient {
     ws.onerror = () => {}; // onclose follows with the code
   }
 
+  private wantsBundles(): boolean {
+    return this.o.encoding !== "json" && this.o.bundles !== false && !this.flagsRefused;
+  }
+
   private closed(ws: WebSocket, code: number, reason: string): void {
     if (this.ws !== ws) return;
     this.ws = null;
+    this.batcher = null;
+    if (this.stateValue === "connecting" && this.lastErrorCode === "BAD_FRAME" && this.wantsBundles()) {
+      // An older server reads no flags byte in LOGIN: try again at once with the original frame.
+      this.flagsRefused = true;
+      this.moveTo("offline");
+      return void this.open();
+    }
     if (this.resendTimer) clearInterval(this.resendTimer);
     this.resendTimer = null;
     if (this.stateValue === "closed") return;
@@ -268,22 +291,34 @@ export class IrisClient {
   private frame(f: ClientFrame): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) return;
-    ws.send(this.o.encoding === "json" ? encodeJsonClient(f) : encodeV1Client(f));
+    if (this.o.encoding === "json") return ws.send(encodeJsonClient(f));
+    if (this.batcher) return this.batcher.push(encodeV1Client(f));
+    ws.send(encodeV1Client(f));
   }
 
   private receive(data: ArrayBuffer | string): void {
-    let f: ServerFrame;
+    let frames: ServerFrame[];
     try {
-      f = typeof data === "string" ? decodeJsonServer(data) : decodeV1Server(new Uint8Array(data));
+      frames = typeof data === "string" ? [decodeJsonServer(data)] : decodeV1ServerMessage(new Uint8Array(data));
     } catch (e) {
       for (const h of this.errorHandlers) {
         h(new IrisError("BAD_FRAME", `undecodable server frame: ${(e as Error).message}`));
       }
       return;
     }
+    this.stats.messagesIn++;
+    this.stats.framesIn += frames.length;
+    for (const f of frames) this.onFrame(f);
+  }
+
+  private onFrame(f: ServerFrame): void {
     switch (f.op) {
       case "login_ok":
         this.reconnectDelay = 50;
+        if (((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0 && this.ws) {
+          const ws = this.ws;
+          this.batcher = new FrameBatcher((b) => ws.readyState === 1 && ws.send(b), V1_BUNDLE_CLIENT, f.maxFrame!);
+        }
         this.moveTo("online");
         this.firstLogin?.resolve();
         this.firstLogin = null;
@@ -420,6 +455,7 @@ export class IrisClient {
       this.ackTimer = null;
       if (this.lastSeqValue > this.lastAckSent) this.frame({ op: "ack", seq: this.lastSeqValue });
     }
+    this.batcher?.flush(); // the final ack leaves before the close
     if (this.resendTimer) clearInterval(this.resendTimer);
     this.moveTo("closed");
     this.ws?.close(1000, "bye");

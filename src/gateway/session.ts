@@ -37,6 +37,9 @@ import {
   userIdProblem,
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
+import { encodeV1Server } from "../protocol/v1.ts";
+import { V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
+import { Outbox } from "./outbox.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
   type DeliverMsg,
@@ -56,6 +59,7 @@ import {
   V0_REFUSAL_LOG_EVERY_MS,
   V0_RETRY_EVERY_MS,
   V0_STATUS_IN_FLIGHT_MAX,
+  WS_FRAME_SLACK_BYTES,
 } from "../limits.ts";
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { TokenBucket } from "./rate.ts";
@@ -88,15 +92,20 @@ export interface Session {
    * the owner thread of their recipient dies, they are routed again, in order, when it is back,
    * so later sends cannot overtake one that died with it (per-sender order).
    */
-  unsettled: Map<string, RouteMsg>;
+  unsettled: Map<string, RouteMsg> | null; // null while none (an idle connection holds no Map)
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
-  held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused
+  held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused (NOTHING_HELD if none)
   heldAt: number; // index of the next held packet to run (a queue without shifting)
   frameDebt: boolean; // v0: the held packets came in over the frame rate
   statusInFlight: number; // status queries sent to owners and not yet answered
   /** Frames that arrived while the login is verified asynchronously: run in order after it. */
   loginHeld?: ClientFrame[] | null;
+  /** v1 login granted bundles: frames leave through the outbox, client bundles are read. */
+  bundle: boolean;
+  /** Outbox queue of this turn (see outbox.ts); null when empty. */
+  out: Uint8Array[] | null;
+  outBytes: number;
 }
 
 /** How each owner eviction closes the connection. */
@@ -116,6 +125,9 @@ export interface SessionHost {
   /** Where a user's owner lives when it is not `ownerOf(user, shards)` (cluster mode). */
   ownerOf?(user: string): number;
 }
+
+/** The shared empty `held` queue: frozen, so a push to it instead of a fresh array throws. */
+const NOTHING_HELD: ClientFrame[] = Object.freeze([]) as unknown as ClientFrame[];
 
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
@@ -140,6 +152,9 @@ export class Sessions {
 
   /** Admin API requests from this shard's HTTP routes to owner shards. */
   readonly admin: AdminRelay;
+
+  /** One message per turn for connections granted bundles. */
+  private readonly outbox = new Outbox<Session>((s) => this.disconnect(s, Disconnects.socketDropped));
 
   constructor(private readonly host: SessionHost) {
     this.admin = new AdminRelay(host);
@@ -168,13 +183,16 @@ export class Sessions {
       flow: "clear",
       blockedSince: 0,
       frames: new TokenBucket(st.rateFrames, st.rateFrames * 2, performance.now()),
-      unsettled: new Map(),
+      unsettled: null,
       recentBytes: 0,
       loginTimer: null,
-      held: [],
+      held: NOTHING_HELD,
       heldAt: 0,
       frameDebt: false,
       statusInFlight: 0,
+      bundle: false,
+      out: null,
+      outBytes: 0,
     };
     this.byConn.set(s.conn, s);
     this.host.metrics.set("conns", this.byConn.size);
@@ -208,7 +226,7 @@ export class Sessions {
     try {
       frames = s.tcp
         ? s.tcp.push(data as Uint8Array)
-        : decodeClientMessage(data, s.proto, this.host.settings.maxPayload);
+        : decodeClientMessage(data, s.proto, this.host.settings.maxPayload, s.bundle);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       m.add("protocolErrors");
@@ -269,6 +287,7 @@ export class Sessions {
   }
 
   private hold(s: Session, frames: ClientFrame[]): void {
+    if (s.held === NOTHING_HELD) s.held = [];
     for (const f of frames) s.held.push(f);
     const n = s.held.length - s.heldAt;
     if (n > V0_HELD_FRAMES_MAX) {
@@ -321,7 +340,7 @@ export class Sessions {
       }
       s.heldAt++;
     }
-    s.held = [];
+    s.held = NOTHING_HELD;
     s.heldAt = 0;
     this.paused.delete(s);
     this.host.metrics.set("v0Paused", this.paused.size);
@@ -423,9 +442,17 @@ export class Sessions {
     this.moveTo(s, "open");
     this.byUser.set(f.user, s);
     this.host.metrics.add("logins");
-    this.reply(s, { op: "login_ok", user: f.user, now: Date.now() });
+    this.reply(s, this.loginOk(f, proto));
+    s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
     s.acked = f.resume ?? 0;
     this.attach(s);
+  }
+
+  /** LOGIN_OK; a v1 login that carried flags hears the flags granted and the largest frame read. */
+  private loginOk(f: Extract<ClientFrame, { op: "login" }>, proto: Encoding): ServerFrame {
+    const ok: ServerFrame = { op: "login_ok", user: f.user, now: Date.now() };
+    if (proto !== "v1" || f.flags === undefined) return ok;
+    return { ...ok, flags: f.flags & V1_KNOWN_FLAGS, maxFrame: this.host.settings.maxPayload + WS_FRAME_SLACK_BYTES };
   }
 
   /** Why this login is refused under auth, or null when it is accepted (a promise for key checks). */
@@ -476,7 +503,9 @@ export class Sessions {
       return refuse("RATE_LIMITED", "message rate limit exceeded; retry later");
     }
     const route = this.emitRoute(from, to, id, body, this.host.index, s.conn);
-    if (id !== "" && !s.unsettled.has(id)) s.unsettled.set(id, route);
+    if (id === "") return;
+    s.unsettled ??= new Map();
+    if (!s.unsettled.has(id)) s.unsettled.set(id, route);
   }
 
   /**
@@ -579,7 +608,7 @@ export class Sessions {
     }
     const s = this.byConn.get(m.conn);
     if (!s) return; // the sender left; its SDK retries and is deduplicated
-    s.unsettled.delete(m.id);
+    if (s.unsettled?.delete(m.id) && s.unsettled.size === 0) s.unsettled = null;
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
       this.host.metrics.add("v0InboxFullCloses");
@@ -594,6 +623,7 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
+    if (s.bundle) return this.deliverBundled(s, m);
     // Many items (a backlog page): one socket write for all of them.
     let last = 0;
     const corked = m.items.length > 1 && s.t.cork !== undefined;
@@ -602,6 +632,20 @@ export class Sessions {
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
     if (s.proto === "v0" && last > 0) {
       this.toOwner(m.user, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
+    }
+    this.updateFlow(s, m.page);
+  }
+
+  /** A connection granted bundles: a page is one message (or a few), a live delivery joins the turn's. */
+  private deliverBundled(s: Session, m: DeliverMsg): void {
+    if (!this.outbox.deliver(s, m.items)) return this.disconnect(s, Disconnects.socketDropped);
+    const metrics = this.host.metrics;
+    const now = performance.timeOrigin + performance.now();
+    for (const d of m.items) {
+      if (d.t0 > 0) {
+        metrics.add("deliveredLive");
+        metrics.latency(now - d.t0);
+      } else metrics.add("deliveredStored");
     }
     this.updateFlow(s, m.page);
   }
@@ -632,7 +676,7 @@ export class Sessions {
    * write that backs the socket up tells the owner to stop forwarding until it drains.
    */
   private updateFlow(s: Session, page: boolean): void {
-    const backedUp = s.t.buffered() > this.host.settings.slowConsumerBytes;
+    const backedUp = s.t.buffered() + s.outBytes > this.host.settings.slowConsumerBytes;
     if (backedUp) {
       if (s.flow === "clear") {
         s.flow = "owed";
@@ -666,8 +710,9 @@ export class Sessions {
     if (s.loginTimer) clearTimeout(s.loginTimer);
     this.host.metrics.set("conns", this.byConn.size);
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
-    s.held = [];
+    s.held = NOTHING_HELD;
     s.heldAt = 0;
+    this.outbox.discard(s);
     if (s.user) this.leave(s);
   }
 
@@ -690,6 +735,7 @@ export class Sessions {
 
   reply(s: Session, f: ServerFrame, proto: Encoding | undefined = s.proto): void {
     if (s.state === "closing" || s.state === "closed") return;
+    if (s.bundle) return this.outbox.push(s, encodeV1Server(f));
     const data = encodeServerFrame(f, proto ?? "v1");
     if (data !== null) s.t.send(data);
   }
@@ -697,6 +743,12 @@ export class Sessions {
   /** Ends a connection: the error frame first (where the encoding has one), then the close. */
   private disconnect(s: Session, d: Disconnect, reason = d.reason, proto?: Encoding): void {
     if (s.state === "closing" || s.state === "closed") return;
+    if (s.bundle) {
+      // What this turn queued goes first; the error frame must be written before the close.
+      this.outbox.flush(s); // a dropped write re-enters disconnect, which closes
+      if (s.state !== "open") return;
+      s.bundle = false;
+    }
     this.reply(s, { op: "error", code: d.code, reason }, proto ?? s.proto);
     this.moveTo(s, "closing");
     log.debug("closing connection", { conn: s.conn, user: s.user ?? "-", code: d.code, reason });
@@ -735,7 +787,7 @@ export class Sessions {
     for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
     // Unanswered sends to moved users go to their new owner now (same ids: deduplicated there).
     for (const s of this.byConn.values()) {
-      for (const r of s.unsettled.values()) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
+      for (const r of s.unsettled?.values() ?? []) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
     }
   }
 
@@ -744,7 +796,7 @@ export class Sessions {
     for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s);
     // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
     for (const s of this.byConn.values()) {
-      for (const r of s.unsettled.values()) if (this.ownerShard(r.to) === k) this.host.post(k, r);
+      for (const r of s.unsettled?.values() ?? []) if (this.ownerShard(r.to) === k) this.host.post(k, r);
     }
   }
 

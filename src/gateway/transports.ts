@@ -21,18 +21,32 @@ export interface Transport {
 }
 
 export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
-  return {
-    send: (d) => ws.send(d),
-    buffered: () => ws.getBufferedAmount(),
-    close: (code, reason) => ws.close(code, reason),
-    pause: () => ws.pause(),
-    resume: () => ws.resume(),
-    // Bun batches the frames sent inside cork() into one write; each stays its own WS message.
-    cork: (writes) => {
-      ws.cork(writes);
-      return true;
-    },
-  };
+  return new WsTransport(ws);
+}
+
+/** A class, not an object of closures: an idle connection holds one small object (issue 14). */
+class WsTransport<T> implements Transport {
+  constructor(private readonly ws: ServerWebSocket<T>) {}
+  send(d: string | Uint8Array): number {
+    return this.ws.send(d);
+  }
+  buffered(): number {
+    return this.ws.getBufferedAmount();
+  }
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+  pause(): void {
+    this.ws.pause();
+  }
+  resume(): void {
+    this.ws.resume();
+  }
+  /** Bun batches the frames sent inside cork() into one write; each stays its own WS message. */
+  cork(writes: () => void): boolean {
+    this.ws.cork(writes);
+    return true;
+  }
 }
 
 const encoder = new TextEncoder();

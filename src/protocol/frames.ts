@@ -4,7 +4,7 @@
 export type Encoding = "v0" | "v1" | "json";
 
 export type ClientFrame =
-  | { op: "login"; user: string; token?: string; resume?: number; proto: Encoding }
+  | { op: "login"; user: string; token?: string; resume?: number; proto: Encoding; flags?: number } // flags: v1 only
   | { op: "send"; to: string; id: string; body: Uint8Array }
   | { op: "batch"; to: string; bodies: Uint8Array[] } // v0 0x04 only
   | { op: "ack"; seq: number } // v1 cumulative: everything <= seq received
@@ -15,7 +15,8 @@ export type ClientFrame =
 export type SendStatus = "delivered" | "stored" | "duplicate";
 
 export type ServerFrame =
-  | { op: "login_ok"; user: string; now: number }
+  /** flags and maxFrame answer a v1 login that carried flags (see v1-bundle.ts); absent otherwise. */
+  | { op: "login_ok"; user: string; now: number; flags?: number; maxFrame?: number }
   | { op: "deliver"; seq: number; ts: number; from: string; id: string; body: Uint8Array }
   | { op: "sent"; id: string; status: SendStatus }
   | { op: "status"; user: string; online: boolean; lastSeen: number }

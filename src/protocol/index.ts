@@ -5,19 +5,22 @@ import { CloseCode, ProtocolError } from "./errors.ts";
 import type { ClientFrame, Encoding, ServerFrame } from "./frames.ts";
 import { decodeJsonClient, encodeJsonServer } from "./json.ts";
 import { decodeV0Frame, encodeV0Status, isV0Opcode, V0_LOGIN_OK } from "./v0.ts";
-import { decodeV1Client, encodeV1Server, isV1ClientOpcode } from "./v1.ts";
+import { decodeV1ClientMessage, encodeV1Server, isV1ClientOpcode } from "./v1.ts";
+import { V1_BUNDLE_CLIENT } from "./v1-bundle.ts";
 
 export * from "./errors.ts";
 export * from "./frames.ts";
 
 /**
  * Decodes one WebSocket message. `proto` is the connection's encoding once logged in (undefined
- * before): the first frame picks it, later frames must match it.
+ * before): the first frame picks it, later frames must match it. `bundles`: the v1 login was
+ * granted bundles (v1-bundle.ts), so a client BUNDLE is read; otherwise 0x26 is an unknown opcode.
  */
 export function decodeClientMessage(
   msg: string | Uint8Array,
   proto: Encoding | undefined,
   maxBody: number,
+  bundles = false,
 ): ClientFrame[] {
   if (typeof msg === "string") {
     if (proto === "v0") {
@@ -28,7 +31,9 @@ export function decodeClientMessage(
   if (msg.byteLength === 0) throw new ProtocolError("BAD_FRAME", "empty frame");
   const first = msg[0]!;
   if (proto === "v0" || (proto === undefined && isV0Opcode(first))) return decodeV0Frame(msg, maxBody);
-  if (isV1ClientOpcode(first)) return [decodeV1Client(msg, maxBody)];
+  if (isV1ClientOpcode(first) || (bundles && first === V1_BUNDLE_CLIENT)) {
+    return decodeV1ClientMessage(msg, maxBody, bundles);
+  }
   throw new ProtocolError("UNKNOWN_OP", `unknown opcode 0x${first.toString(16).padStart(2, "0")}`);
 }
 

@@ -12,6 +12,7 @@
 //                                                  0x46 PONG
 
 import { Reader, utf8, Writer } from "./bytes.ts";
+import { forEachInBundle, splitServerBundle, V1_BUNDLE_CLIENT, V1_BUNDLE_SERVER } from "./v1-bundle.ts";
 import { ErrorCode, type ErrorName, errorName, ProtocolError } from "./errors.ts";
 import type { ClientFrame, SendStatus, ServerFrame } from "./frames.ts";
 
@@ -35,12 +36,35 @@ export function isV1ClientOpcode(b: number): boolean {
   return b >= V1.LOGIN && b <= V1.PING;
 }
 
+/**
+ * Decodes one v1 WebSocket message: one frame, or (only for a connection granted bundles) a client
+ * BUNDLE of SEND / ACK / STATUS / PING frames. Without the grant 0x26 stays an unknown opcode.
+ */
+export function decodeV1ClientMessage(frame: Uint8Array, maxBody: number, bundles: boolean): ClientFrame[] {
+  if (frame[0] !== V1_BUNDLE_CLIENT || !bundles) return [decodeV1Client(frame, maxBody)];
+  const out: ClientFrame[] = [];
+  forEachInBundle(frame, (r) => {
+    const op = r.u8("opcode");
+    if (op === V1.LOGIN || op === V1_BUNDLE_CLIENT) {
+      throw new ProtocolError("BAD_FRAME", `opcode 0x${op.toString(16)} cannot be inside a bundle`);
+    }
+    out.push(decodeV1ClientBody(op, r, maxBody));
+  });
+  return out;
+}
+
 const statusByte: Record<SendStatus, number> = { delivered: 1, stored: 2, duplicate: 3 };
 const statusName: Record<number, SendStatus> = { 1: "delivered", 2: "stored", 3: "duplicate" };
 
 export function decodeV1Client(frame: Uint8Array, maxBody: number): ClientFrame {
   const r = new Reader(frame);
-  const op = r.u8("opcode");
+  const out = decodeV1ClientBody(r.u8("opcode"), r, maxBody);
+  r.end("frame");
+  return out;
+}
+
+/** One client frame's fields after its opcode; leaves the reader right after the frame. */
+function decodeV1ClientBody(op: number, r: Reader, maxBody: number): ClientFrame {
   let out: ClientFrame;
   switch (op) {
     case V1.LOGIN: {
@@ -49,7 +73,16 @@ export function decodeV1Client(frame: Uint8Array, maxBody: number): ClientFrame 
       const user = r.str8("user");
       const token = r.str16("token");
       const resume = r.u64("resume");
-      out = { op: "login", user, proto: "v1", ...(token ? { token } : {}), ...(resume ? { resume } : {}) };
+      // The optional flags byte (v1-bundle.ts): a LOGIN without it is the unchanged original frame.
+      const flags = r.remaining > 0 ? r.u8("flags") : undefined;
+      out = {
+        op: "login",
+        user,
+        proto: "v1",
+        ...(token ? { token } : {}),
+        ...(resume ? { resume } : {}),
+        ...(flags !== undefined ? { flags } : {}),
+      };
       break;
     }
     case V1.SEND: {
@@ -72,7 +105,6 @@ export function decodeV1Client(frame: Uint8Array, maxBody: number): ClientFrame 
     default:
       throw new ProtocolError("UNKNOWN_OP", `unknown v1 opcode 0x${op.toString(16).padStart(2, "0")}`);
   }
-  r.end("frame");
   return out;
 }
 
@@ -80,7 +112,11 @@ export function encodeV1Server(f: ServerFrame): Uint8Array {
   switch (f.op) {
     case "login_ok": {
       const u = utf8(f.user);
-      return new Writer(1 + 1 + u.byteLength + 8).u8(V1.LOGIN_OK).u8(u.byteLength).bytes(u).u64(f.now).done();
+      if (f.flags === undefined) {
+        return new Writer(1 + 1 + u.byteLength + 8).u8(V1.LOGIN_OK).u8(u.byteLength).bytes(u).u64(f.now).done();
+      }
+      return new Writer(1 + 1 + u.byteLength + 8 + 1 + 4).u8(V1.LOGIN_OK).u8(u.byteLength).bytes(u).u64(f.now)
+        .u8(f.flags).u32(f.maxFrame ?? 0).done();
     }
     case "deliver":
       return encodeV1Deliver(f.seq, f.ts, utf8(f.from), utf8(f.id), f.body);
@@ -126,8 +162,9 @@ export function encodeV1Client(f: ClientFrame): Uint8Array {
     case "login": {
       const u = utf8(f.user);
       const t = utf8(f.token ?? "");
-      return new Writer(1 + 1 + 1 + u.byteLength + 2 + t.byteLength + 8).u8(V1.LOGIN).u8(V1_VERSION)
-        .u8(u.byteLength).bytes(u).u16(t.byteLength).bytes(t).u64(f.resume ?? 0).done();
+      const w = new Writer(1 + 1 + 1 + u.byteLength + 2 + t.byteLength + 8 + (f.flags === undefined ? 0 : 1))
+        .u8(V1.LOGIN).u8(V1_VERSION).u8(u.byteLength).bytes(u).u16(t.byteLength).bytes(t).u64(f.resume ?? 0);
+      return (f.flags === undefined ? w : w.u8(f.flags)).done();
     }
     case "send": {
       const id = utf8(f.id);
@@ -148,14 +185,28 @@ export function encodeV1Client(f: ClientFrame): Uint8Array {
   }
 }
 
+/** Client side: one server message as its frames (a BUNDLE is split into its frames, in order). */
+export function decodeV1ServerMessage(frame: Uint8Array): ServerFrame[] {
+  if (frame[0] !== V1_BUNDLE_SERVER) return [decodeV1Server(frame)];
+  return splitServerBundle(frame).map(decodeV1Server);
+}
+
 export function decodeV1Server(frame: Uint8Array): ServerFrame {
   const r = new Reader(frame);
   const op = r.u8("opcode");
   let out: ServerFrame;
   switch (op) {
-    case V1.LOGIN_OK:
-      out = { op: "login_ok", user: r.str8("user"), now: r.u64("now") };
+    case V1.LOGIN_OK: {
+      const user = r.str8("user");
+      const now = r.u64("now");
+      // A login that carried flags is answered with the granted flags and the largest client frame.
+      out = r.remaining > 0 ? { op: "login_ok", user, now, flags: r.u8("flags"), maxFrame: r.u32("max") } : {
+        op: "login_ok",
+        user,
+        now,
+      };
       break;
+    }
     case V1.DELIVER: {
       const seq = r.u64("seq");
       const ts = r.u64("ts");

@@ -1,0 +1,90 @@
+// Output coalescing for v1 connections granted bundles (protocol/v1-bundle.ts): frames written
+// during one event-loop turn (the SENT answers and live deliveries of a port batch) leave as one
+// WebSocket message, written in a microtask once the turn's handlers are done. Order is kept: a
+// direct write (a backlog page, a closing error frame) first flushes what is queued.
+
+import { BUNDLE_MAX_BYTES } from "../limits.ts";
+import { type BundleDelivery, bundleOf, encodeDeliveries } from "../protocol/v1-bundle.ts";
+import type { Transport } from "./transports.ts";
+
+/** What the outbox needs of a session. */
+export interface Bundled {
+  readonly t: Transport;
+  /** Frames queued this turn, or null when nothing is (most of the time: no array per idle session). */
+  out: Uint8Array[] | null;
+  outBytes: number;
+}
+
+export class Outbox<S extends Bundled> {
+  private due: S[] = [];
+  private scheduled = false;
+
+  /** `dropped` runs when the socket refused a write (the connection is unusable). */
+  constructor(private readonly dropped: (s: S) => void, private readonly maxBytes = BUNDLE_MAX_BYTES) {}
+
+  /** Queues one encoded frame for this turn's message. */
+  push(s: S, frame: Uint8Array): void {
+    if (s.out !== null && s.outBytes + frame.byteLength > this.maxBytes) this.flush(s);
+    if (s.out === null) {
+      s.out = [];
+      this.due.push(s);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => this.flushAll());
+      }
+    }
+    s.out.push(frame);
+    s.outBytes += frame.byteLength;
+  }
+
+  /** Writes what `s` has queued now; false if the socket dropped it. */
+  flush(s: S): boolean {
+    const out = s.out;
+    if (out === null) return true;
+    const bytes = s.outBytes;
+    s.out = null;
+    s.outBytes = 0;
+    if (out.length === 0 || s.t.send(bundleOf(out, bytes)) !== 0) return true;
+    this.dropped(s);
+    return false;
+  }
+
+  /** Forgets what `s` queued (its socket closed). */
+  discard(s: S): void {
+    s.out = null;
+    s.outBytes = 0;
+  }
+
+  private flushAll(): void {
+    this.scheduled = false;
+    const due = this.due;
+    this.due = [];
+    for (const s of due) this.flush(s);
+  }
+
+  /**
+   * Deliveries for `s`: one queues with this turn's frames; several (a backlog page) flush the
+   * queue and go out now as bundles of at most maxBytes. False if the socket dropped a write.
+   */
+  deliver(s: S, items: readonly BundleDelivery[]): boolean {
+    if (items.length === 1) {
+      this.push(s, encodeDeliveries(items, 0, 1));
+      return true;
+    }
+    if (!this.flush(s)) return false;
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const d = items[i]!;
+      // An upper bound (3 UTF-8 bytes per UTF-16 unit) keeps the split decision cheap.
+      const size = 23 + 3 * (d.from.length + d.id.length) + d.body.byteLength;
+      if (i > start && bytes + size > this.maxBytes) {
+        if (s.t.send(encodeDeliveries(items, start, i)) === 0) return false;
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    return s.t.send(encodeDeliveries(items, start, items.length)) !== 0;
+  }
+}
