@@ -1,6 +1,6 @@
 // Profiles one backlog drain (issue 14): fills one offline user's inbox through Iris, then records
 // `perf record -g` on the server only while that user logs in and drains. Not a scenario: a tool.
-// usage: bun bench/profile-drain.ts v0|v1 MESSAGES OUT.perf.data [BINARY]
+// usage: bun bench/profile-drain.ts v0|v1|v1b MESSAGES OUT.perf.data [BINARY]   (v1b: v1 with bundles)
 
 import { LoadGen } from "./lib/loadgen.ts";
 import type { Target } from "./lib/loadgen-protocol.ts";
@@ -35,7 +35,8 @@ try {
   const target: Target = proto === "v0" ? { kind: "tcp", host: "127.0.0.1", port: s.tcpPort! } : ws;
   const d = await lg.drain(0, {
     target,
-    proto: proto as "v0" | "v1",
+    proto: proto === "v0" ? "v0" : "v1",
+    bundles: proto === "v1b",
     users: ["prof-user"],
     expect: n,
     timeoutMs: 60_000,
