@@ -37,12 +37,12 @@ import {
   userIdProblem,
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
-import { encodeV1Server } from "../protocol/v1.ts";
 import { V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
 import { Outbox } from "./outbox.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
   type DeliverMsg,
+  type Delivery,
   type EvictMsg,
   type PortMsg,
   refusalsOnly,
@@ -125,6 +125,15 @@ export interface SessionHost {
   /** Where a user's owner lives when it is not `ownerOf(user, shards)` (cluster mode). */
   ownerOf?(user: string): number;
 }
+
+const deliverFrame = (d: Delivery): ServerFrame => ({
+  op: "deliver",
+  seq: d.seq,
+  ts: d.ts,
+  from: d.from,
+  id: d.id,
+  body: d.body,
+});
 
 /** The shared empty `held` queue: frozen, so a push to it instead of a fresh array throws. */
 const NOTHING_HELD: ClientFrame[] = Object.freeze([]) as unknown as ClientFrame[];
@@ -442,7 +451,7 @@ export class Sessions {
     this.moveTo(s, "open");
     this.byUser.set(f.user, s);
     this.host.metrics.add("logins");
-    this.reply(s, this.loginOk(f, proto));
+    this.sendNow(s, this.loginOk(f, proto)); // first, and never inside a bundle
     s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
     s.acked = f.resume ?? 0;
     this.attach(s);
@@ -623,7 +632,7 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
-    if (s.bundle) return this.deliverBundled(s, m);
+    if (s.proto !== "v0") return this.deliverQueued(s, m);
     // Many items (a backlog page): one socket write for all of them.
     let last = 0;
     const corked = m.items.length > 1 && s.t.cork !== undefined;
@@ -633,12 +642,30 @@ export class Sessions {
     if (s.proto === "v0" && last > 0) {
       this.toOwner(m.user, { t: "ack", user: m.user, shard: this.host.index, conn: s.conn, seq: last });
     }
+    this.countDelivered(m);
     this.updateFlow(s, m.page);
   }
 
-  /** A connection granted bundles: a page is one message (or a few), a live delivery joins the turn's. */
-  private deliverBundled(s: Session, m: DeliverMsg): void {
-    if (!this.outbox.deliver(s, m.items)) return this.disconnect(s, Disconnects.socketDropped);
+  /**
+   * v1 and JSON: a live delivery joins the turn's queued frames (outbox.ts); a page flushes them
+   * and goes out now, as bundles for a connection granted them, else corked frame by frame.
+   */
+  private deliverQueued(s: Session, m: DeliverMsg): void {
+    let ok = true;
+    if (s.bundle) ok = this.outbox.deliver(s, m.items);
+    else if (m.items.length === 1) this.outbox.push(s, encodeServerFrame(deliverFrame(m.items[0]!), s.proto!)!);
+    else {
+      ok = this.outbox.flush(s) && s.state === "open";
+      let last = 0;
+      if (ok) ok = s.t.cork ? s.t.cork(() => (last = this.writeDeliveries(s, m))) : this.writeDeliveries(s, m) >= 0;
+      if (last < 0) ok = false;
+    }
+    if (!ok) return this.disconnect(s, Disconnects.socketDropped);
+    this.countDelivered(m);
+    this.updateFlow(s, m.page);
+  }
+
+  private countDelivered(m: DeliverMsg): void {
     const metrics = this.host.metrics;
     const now = performance.timeOrigin + performance.now();
     for (const d of m.items) {
@@ -647,26 +674,16 @@ export class Sessions {
         metrics.latency(now - d.t0);
       } else metrics.add("deliveredStored");
     }
-    this.updateFlow(s, m.page);
   }
 
   /** Writes the items; returns the last seq written, or -1 if the socket dropped a write. */
   private writeDeliveries(s: Session, m: DeliverMsg): number {
-    const metrics = this.host.metrics;
-    const now = performance.timeOrigin + performance.now();
     let last = 0;
     for (const d of m.items) {
-      const data = encodeServerFrame(
-        { op: "deliver", seq: d.seq, ts: d.ts, from: d.from, id: d.id, body: d.body },
-        s.proto!,
-      );
+      const data = encodeServerFrame(deliverFrame(d), s.proto!);
       if (data === null) continue;
       if (s.t.send(data) === 0) return -1; // unusable: closing makes the owner store what is unacked
       last = d.seq;
-      if (d.t0 > 0) {
-        metrics.add("deliveredLive");
-        metrics.latency(now - d.t0);
-      } else metrics.add("deliveredStored");
     }
     return last;
   }
@@ -735,21 +752,25 @@ export class Sessions {
 
   reply(s: Session, f: ServerFrame, proto: Encoding | undefined = s.proto): void {
     if (s.state === "closing" || s.state === "closed") return;
-    if (s.bundle) return this.outbox.push(s, encodeV1Server(f));
     const data = encodeServerFrame(f, proto ?? "v1");
+    if (data === null) return;
+    // Logged-in v1/JSON: with the rest of this turn's frames (outbox.ts). v0 and logins: at once.
+    if (s.state === "open" && s.proto !== "v0") this.outbox.push(s, data);
+    else s.t.send(data);
+  }
+
+  /** Writes one frame at once, past the outbox (callers flushed it or know it is empty). */
+  private sendNow(s: Session, f: ServerFrame, proto?: Encoding): void {
+    const data = encodeServerFrame(f, proto ?? s.proto ?? "v1");
     if (data !== null) s.t.send(data);
   }
 
   /** Ends a connection: the error frame first (where the encoding has one), then the close. */
   private disconnect(s: Session, d: Disconnect, reason = d.reason, proto?: Encoding): void {
     if (s.state === "closing" || s.state === "closed") return;
-    if (s.bundle) {
-      // What this turn queued goes first; the error frame must be written before the close.
-      this.outbox.flush(s); // a dropped write re-enters disconnect, which closes
-      if (s.state !== "open") return;
-      s.bundle = false;
-    }
-    this.reply(s, { op: "error", code: d.code, reason }, proto ?? s.proto);
+    // What this turn queued goes first; the error frame is written now, before the close.
+    if (!this.outbox.flush(s)) return; // the dropped write re-entered disconnect, which closed
+    this.sendNow(s, { op: "error", code: d.code, reason }, proto);
     this.moveTo(s, "closing");
     log.debug("closing connection", { conn: s.conn, user: s.user ?? "-", code: d.code, reason });
     s.t.close(d.close, reason.slice(0, 120));

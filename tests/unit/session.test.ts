@@ -76,6 +76,8 @@ const deliver = (s: Session, seqs: number[], page: boolean, user = "bob"): void 
       items: seqs.map((seq) => ({ seq, ts: 1, from: "a", id: `m${seq}`, body: new Uint8Array([seq]), t0: 0 })),
     } satisfies DeliverMsg,
   );
+/** Replies to a logged-in v1/JSON connection leave at the end of the turn (gateway/outbox.ts). */
+const turnEnd = () => Promise.resolve();
 const flows = () => posted.flatMap((m) => (m.t === "flow" ? [m.ready] : []));
 
 beforeEach(() => setup());
@@ -136,11 +138,12 @@ describe("session flow control", () => {
 });
 
 describe("session back-pressure", () => {
-  test("sends are refused with SERVER_BUSY while the store backlog is over its budget", () => {
+  test("sends are refused with SERVER_BUSY while the store backlog is over its budget", async () => {
     setup({ storeBacklogMb: 1 });
     const { s, t } = loggedIn("alice");
     shard.set("storeBacklogBytes", 2 * 1048576);
     json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    await turnEnd();
     expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "SERVER_BUSY", id: "x1" });
     expect(posted.filter((m) => m.t === "route")).toEqual([]);
     shard.set("storeBacklogBytes", 0);
@@ -148,10 +151,11 @@ describe("session back-pressure", () => {
     expect(posted.filter((m) => m.t === "route").length).toBe(1);
   });
 
-  test("sends are refused with SERVER_BUSY above the refuse watermark, and the heaviest sender is shed", () => {
+  test("sends are refused with SERVER_BUSY above the refuse watermark, and the heaviest sender is shed", async () => {
     const { s, t } = loggedIn("alice");
     main.set("memPressure", Pressure.REFUSE);
     json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    await turnEnd();
     expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "SERVER_BUSY", id: "x2" });
     sessions.housekeeping();
     expect(t.closed?.code).toBe(1013);
@@ -165,9 +169,10 @@ describe("session back-pressure", () => {
     expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "RATE_LIMITED" });
   });
 
-  test("frames after the close are not read", () => {
+  test("frames after the close are not read", async () => {
     const { s, t } = loggedIn("alice");
     json(s, { op: "login", user: "x\u0001", proto: "json" }); // a second login is refused, not fatal
+    await turnEnd();
     expect(t.frames.at(-1)).toMatchObject({ op: "error", code: "ALREADY_LOGGED_IN" });
     sessions.onData(s, "{not json");
     expect(t.closed?.code).toBe(1007);
