@@ -121,10 +121,11 @@ describe("bench smoke", () => {
     expect(f.fill.msgsPerSec).toBeGreaterThan(0);
   }, LIMIT);
 
-  test("drain: v0 over TCP and v1 with acks get every stored message once, in order", async () => {
+  test("drain: v0 over TCP and v1 with acks (plain and bundled) get every stored message once, in order", async () => {
     const r = await bench("drain");
     const cases = r.figures.cases as {
       proto: string;
+      bundles: boolean;
       messages: number;
       stored: number;
       delivered: number;
@@ -134,7 +135,9 @@ describe("bench smoke", () => {
       lastMs: number;
       serverUsPerMsg: number | null;
     }[];
-    expect(cases.map((c) => c.proto).sort()).toEqual(["v0", "v0", "v1", "v1"]);
+    expect(cases.map((c) => c.proto).sort()).toEqual(["v0", "v0", "v1", "v1", "v1", "v1"]);
+    // v1 twice per size: plain frames, and bundled (the login flag the SDK sets).
+    expect(cases.filter((c) => c.proto === "v1").map((c) => c.bundles).sort()).toEqual([false, false, true, true]);
     for (const c of cases) {
       expect(c.stored).toBe(c.messages);
       expect(c.complete).toBe(true);

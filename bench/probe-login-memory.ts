@@ -1,0 +1,62 @@
+// Splits an idle connection's RSS cost into the open WebSocket and the login (issue 14): starts
+// the binary, opens N WebSockets without logging in, reads VmRSS, logs them all in as v1, reads
+// VmRSS again. Not a scenario: a tool. Run it under the bench lock.
+// usage: bun bench/probe-login-memory.ts BINARY [N]
+
+import { readFileSync, rmSync } from "node:fs";
+import { encodeV1Client } from "../src/protocol/v1.ts";
+
+const bin = process.argv[2] ?? "dist/iris";
+const n = Number(process.argv[3] ?? 10_000);
+const port = 21_000 + Math.floor(Math.random() * 1000);
+const dir = `/tmp/iris-probe-${port}`;
+const server = Bun.spawn([bin, "--port", String(port), "--data-dir", dir, "--login-timeout", "600000"], {
+  stdout: "ignore",
+  stderr: "ignore",
+});
+const rssKb = () => Number(readFileSync(`/proc/${server.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]);
+const SETTLE_MS = 3000;
+
+try {
+  await Bun.sleep(2500);
+  const r0 = rssKb();
+  const socks: WebSocket[] = [];
+  for (let i = 0; i < n; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, n - i) }, () =>
+      new Promise<void>((res) => {
+        const w = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+        w.binaryType = "arraybuffer";
+        w.onopen = () => res();
+        w.onerror = () => res();
+        socks.push(w);
+      })));
+  }
+  await Bun.sleep(SETTLE_MS);
+  const r1 = rssKb();
+  let ok = 0;
+  await Promise.all(socks.map((w, i) =>
+    new Promise<void>((res) => {
+      w.onmessage = () => (ok++, res());
+      w.send(encodeV1Client({ op: "login", user: `idle-${i}`, proto: "v1" }));
+    })
+  ));
+  await Bun.sleep(SETTLE_MS);
+  const r2 = rssKb();
+  const per = (kb: number) => Math.round((kb / n) * 100) / 100;
+  console.log(
+    JSON.stringify({
+      bin,
+      n,
+      loggedIn: ok,
+      rssBaseKb: r0,
+      openKb: per(r1 - r0),
+      loginKb: per(r2 - r1),
+      totalKb: per(r2 - r0),
+    }),
+  );
+  for (const w of socks) w.close();
+} finally {
+  server.kill();
+  await server.exited;
+  rmSync(dir, { recursive: true, force: true });
+}
