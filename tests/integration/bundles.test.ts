@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
-import { decodeV1Server, encodeV1Client } from "../../src/protocol/v1.ts";
+import { decodeV1Server, encodeV1Client, encodeV1Server } from "../../src/protocol/v1.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer;
@@ -68,4 +68,38 @@ describe("v1 bundles end to end", () => {
     ws.send(new Uint8Array([0x26, 0x25]));
     expect(await closed).toBe(1002);
   });
+});
+
+test("against a server that reads no flags byte, the SDK logs in again without it", async () => {
+  // Stands in for an older Iris: a LOGIN with trailing bytes is BAD_FRAME and a 1002 close (as the
+  // original decoder answered); the plain LOGIN is accepted.
+  const logins: number[] = [];
+  const old = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no", { status: 400 })),
+    websocket: {
+      message(ws, data) {
+        const b = data as Uint8Array;
+        logins.push(b.byteLength);
+        const plain = encodeV1Client({ op: "login", user: "old-user", proto: "v1" });
+        if (b.byteLength !== plain.byteLength) {
+          ws.send(encodeV1Server({ op: "error", code: "BAD_FRAME", reason: "1 trailing bytes after frame" }));
+          return ws.close(1002, "bad frame");
+        }
+        ws.send(encodeV1Server({ op: "login_ok", user: "old-user", now: Date.now() }));
+      },
+    },
+  });
+  const c = new IrisClient({ url: `ws://127.0.0.1:${old.port}/`, user: "old-user" });
+  clients.push(c);
+  try {
+    await c.connect();
+    expect(c.state).toBe("online");
+    const plainLength = encodeV1Client({ op: "login", user: "old-user", proto: "v1" }).byteLength;
+    expect(logins).toEqual([plainLength + 1, plainLength]);
+  } finally {
+    c.close();
+    old.stop(true);
+  }
 });
