@@ -693,7 +693,9 @@ export class Sessions {
    * write that backs the socket up tells the owner to stop forwarding until it drains.
    */
   private updateFlow(s: Session, page: boolean): void {
-    const backedUp = s.t.buffered() + s.outBytes > this.host.settings.slowConsumerBytes;
+    // The socket's own buffer only: frames still queued in the outbox leave at the end of this
+    // turn, and a flow owed on their account would wait for a drain event that never comes.
+    const backedUp = s.t.buffered() > this.host.settings.slowConsumerBytes;
     if (backedUp) {
       if (s.flow === "clear") {
         s.flow = "owed";
