@@ -117,6 +117,10 @@ export class JsWriter {
     if (r.t === "scanSent") return this.scanAside(link, r);
     const before = link.tail;
     const work = this.work(link, r, before);
+    // A request that fails before the earlier ones are answered (a KV read timing out while an
+    // append waits for NATS) is handled by the chain below, later: mark it handled now, or the
+    // runtime calls it unhandled and ends the shard's thread (seen on a node cut off from NATS).
+    work.catch(() => {});
     link.tail = before.then(() => work).then((out) => this.send(link, out), () => void this.counters.errors++);
   }
 
