@@ -48,6 +48,8 @@ export class Membership {
   private stopped = false;
   private busy = false;
   private lastBeatAt = -Infinity;
+  /** When our own heartbeats were stored again after a cut (-Infinity: never cut). */
+  private healthySince = -Infinity;
   readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
 
   constructor(
@@ -108,13 +110,22 @@ export class Membership {
     try {
       await this.kv!.put(this.self.id, JSON.stringify(this.self));
       this.counters.heartbeats++;
+      if (this.cut()) this.healthySince = performance.now();
       this.lastBeatAt = performance.now();
     } catch {
       this.counters.heartbeatErrors++; // link down: others will see us go silent, which is the truth
     }
   }
 
+  /** Our own heartbeat is stale (we were heard before): we are the one cut off, not the others. */
+  private cut(): boolean {
+    return this.lastBeatAt > -Infinity && this.sinceOwnBeat() > this.timing.downAfterMs / 2;
+  }
+
   private refresh(): void {
+    // While cut off, everyone else falls silent to us: that says nothing about them, so placement
+    // stays as it was (this node owns nobody meanwhile: handover-link.ts fences it).
+    if (this.cut()) return;
     const members = ownerCandidates(this.view());
     const key = membersKey(members);
     if (key === this.lastKey) return;
@@ -124,7 +135,10 @@ export class Membership {
   }
 
   view(): NodeView[] {
-    return deriveView(this.seen.values(), performance.now(), this.timing.downAfterMs);
+    // After a cut, others' silence counts only from when we could hear them again: a heal does not
+    // briefly show every other node down (and re-place every user) until their next beats arrive.
+    const heard = [...this.seen.values()].map((o) => ({ ...o, seenAt: Math.max(o.seenAt, this.healthySince) }));
+    return deriveView(heard, performance.now(), this.timing.downAfterMs);
   }
 
   /** ms since our own record was last stored (Infinity before the first). */
