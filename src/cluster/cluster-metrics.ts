@@ -17,6 +17,9 @@ export interface ClusterSources {
   reconnects: number;
   port: PortCounters | null;
   inbox: InboxCounters | null;
+  /** Hand-over: late rows adopted, and fences after a cut. */
+  adopted: number;
+  fences: number;
 }
 
 /** Pure: the metric fields this shard writes to its own slot. */
@@ -31,5 +34,7 @@ export function clusterFigures(s: ClusterSources): [Field, number][] {
     ["natsReconnects", s.reconnects],
     ["jsPublishes", s.inbox?.acked ?? 0],
     ["jsPublishMsSum", s.inbox?.ackMsSum ?? 0],
+    ["clusterLateAdopted", s.adopted],
+    ["clusterFences", s.fences],
   ];
 }

@@ -16,6 +16,8 @@ const H_FROM = "Iris-From";
 const H_ID = "Iris-Id";
 const H_SEQ = "Iris-Seq";
 const H_TS = "Iris-Ts";
+/** The storing owner's claim (handover.ts); absent on rows of older versions. */
+const H_OWNER = "Iris-Owner";
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
@@ -41,9 +43,11 @@ export function inboxSubject(user: string): string {
   return `${INBOX_PREFIX}.${bucketOf(user).toString(16).padStart(2, "0")}.${token(user)}`;
 }
 
-/** JetStream's short-term dedupe key: the same (recipient, sender, id) as the SQLite dedupe index. */
-export function dedupeKey(to: string, from: string, id: string): string {
-  return `${token(to)}.${token(from)}.${token(id)}`;
+/** JetStream's short-term dedupe key of one stored row: a retried publish of the same row (same
+ * seq) is dropped. Sender dedupe across owners is the owner's job (sent-kv.ts), and a late row
+ * adopted under a new seq (handover.ts) must be stored again, so the seq is part of the key. */
+export function dedupeKey(to: string, from: string, id: string, seq: number): string {
+  return `${token(to)}.${token(from)}.${token(id)}.${seq}`;
 }
 
 export interface StoredRow {
@@ -53,6 +57,8 @@ export interface StoredRow {
   id: string;
   ts: number;
   body: Uint8Array;
+  /** The claim of the owner that stored it (handover.ts); "" when unknown. */
+  owner?: string;
 }
 
 /** A row as read back, with its place in the stream (what a purge needs). */
@@ -66,6 +72,7 @@ export function rowHeaders(r: StoredRow): MsgHdrs {
   h.set(H_ID, token(r.id));
   h.set(H_SEQ, String(r.seq));
   h.set(H_TS, String(r.ts));
+  if (r.owner) h.set(H_OWNER, r.owner);
   return h;
 }
 
@@ -87,5 +94,7 @@ export function decodeRow(
   const ts = uint(h.get(H_TS));
   if (!to || !from || id === null || seq === null || ts === null || seq < 1) return null;
   if (inboxSubject(to) !== subject) return null;
-  return { to, seq, from, id, ts, body, streamSeq };
+  const owner = h.get(H_OWNER);
+  if (owner.length > 64) return null;
+  return { to, seq, from, id, ts, body, streamSeq, ...(owner ? { owner } : {}) };
 }

@@ -86,7 +86,7 @@ export class ClusterInbox {
     const t0 = performance.now();
     try {
       const ack = await this.js.publish(inboxSubject(r.to), r.body, {
-        msgID: dedupeKey(r.to, r.from, r.id),
+        msgID: dedupeKey(r.to, r.from, r.id, r.seq),
         headers: rowHeaders(r),
       });
       this.counters.acked++;

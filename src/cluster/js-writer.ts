@@ -27,6 +27,7 @@ import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
+import { ADOPT_RETRIES, ADOPT_RETRY_MS, Claims } from "./handover.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
 
@@ -62,6 +63,8 @@ export interface JsWriterCounters {
   errors: number;
   /** Rows refused because their recipient's inbox was full (--max-inbox). */
   rejectedFull: number;
+  /** Late rows of another owner given a seq of this one (hand-over). */
+  adopted: number;
 }
 
 export class JsWriter {
@@ -72,6 +75,7 @@ export class JsWriter {
     garbage: 0,
     errors: 0,
     rejectedFull: 0,
+    adopted: 0,
   };
   private readonly links = new Map<number, Link>();
   /** Per user: where the next page may start reading (see cursorAfter); dropped on delete. */
@@ -79,6 +83,12 @@ export class JsWriter {
   private stopped = false;
   /** Stored messages per user, as last counted (only with a finite maxInbox). */
   private readonly counts = new Map<string, number>();
+  /** Owner hand-over: this writer's claims, and which foreign rows it served or adopted. */
+  readonly claims = new Claims(crypto.randomUUID().slice(0, 8));
+  /** Hand-over: gives late rows seqs of the owner (0: not yet; null: no connected recipient). */
+  adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
+  /** Told after rows are stored (with whether JetStream refused them first): announcements. */
+  onStored: ((users: string[], retried: boolean) => void) | null = null;
 
   constructor(
     private readonly inbox: ClusterInbox,
@@ -220,10 +230,13 @@ export class JsWriter {
   /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
   private async append(link: Link, rows: StoredRow[], o: number[], c: number[]): Promise<Out[]> {
     const out: Out[] = [];
+    // Tagged with the claim as it is now: a retry after a hand-over still says who numbered it.
+    const tags = rows.map((r) => this.claims.tagOf(r.recipient));
     let todo = await this.admit(link, rows, o, c, out);
     const kept = new Set(todo);
+    let retried = false;
     while (todo.length > 0 && !this.stopped) {
-      const res = await this.inbox.append(todo.map((i) => toInboxRow(rows[i]!)));
+      const res = await this.inbox.append(todo.map((i) => toInboxRow(rows[i]!, tags[i]!)));
       const failed: number[] = [];
       res.forEach((a, j) => {
         const i = todo[j]!;
@@ -245,6 +258,7 @@ export class JsWriter {
       });
       todo = failed;
       if (failed.length > 0) {
+        retried = true;
         this.counters.retries++;
         await Bun.sleep(APPEND_RETRY_MS);
       }
@@ -252,6 +266,7 @@ export class JsWriter {
     if (todo.length > 0) throw new Error("writer stopped with unacknowledged rows");
     // A stored row settles its id into the dedupe window, as the SQLite writer's transaction does.
     await this.sent.remember(rows.filter((_, i) => kept.has(i)));
+    this.onStored?.([...new Set(rows.map((r) => r.recipient))], retried);
     out.push([link.shard, { t: "committed", n: 1 }]);
     return out;
   }
@@ -293,6 +308,7 @@ export class JsWriter {
     const lastSeen = await this.seen.get(r.user);
     if (r.reserve > 0) {
       const b = await this.seqs.reserve(r.user, r.reserve);
+      this.claims.reserved(r.user, b.first);
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
     }
     const hi = await this.seqs.highWater(r.user);
@@ -304,12 +320,16 @@ export class JsWriter {
     // Acked rows are purged, so without a cursor the subject's start is the backlog's start.
     let from = c && c.seq === r.after ? c.streamSeq : 0;
     const read: ReadRow[] = [];
+    const late: ReadRow[] = [];
     for (;;) {
       const page = await this.inbox.readBacklog(r.user, from, SCAN_PAGE);
-      for (const row of page) if (row.seq > r.after) read.push(row);
+      const mine = this.claims.page(page, r.after);
+      late.push(...mine.late);
+      for (const row of mine.keep) if (row.seq > r.after) read.push(row);
       if (page.length < SCAN_PAGE || read.length >= r.limit) break;
       from = page.at(-1)!.streamSeq;
     }
+    this.adoptLate(r.user, late, 0);
     const { rows, more } = cutPage(pageAfter(read, r.after, r.limit).map(toStoredRow), r.limit, r.maxBytes);
     const last = rows.at(-1)?.seq;
     const at = last === undefined ? -1 : cursorAfter(read, last);
@@ -346,16 +366,54 @@ export class JsWriter {
       if (page.length < SCAN_PAGE || page.some((p) => p.seq > upTo)) break;
       after = page.at(-1)!.streamSeq;
     }
-    const plan = planDelete(rows, upTo);
+    // Late rows are kept (seq Infinity) until adopted; adopted ones go once their new seq is acked.
+    const late = rows.filter((r) => this.claims.verdict(r) === "late");
+    const plan = planDelete(
+      rows.map((r) => ({ seq: this.claims.ackSeq(r) ?? Infinity, streamSeq: r.streamSeq })),
+      upTo,
+    );
     this.cursors.delete(user);
     this.counts.delete(user);
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
     for (const s of plan.singles) await this.inbox.deleteOne(s);
+    if (plan.purgeBelow !== null) this.claims.forgetBelow(user, plan.purgeBelow);
+    this.claims.forget(user, plan.singles);
+    this.adoptLate(user, late, 0);
+  }
+
+  /**
+   * Hand-over: re-reads `user`'s whole inbox for late rows of another owner and has the owner
+   * adopt them (handover.ts). Runs in the reply order of this shard's link, so it never races a
+   * page or a delete of the same user. Called when a late write is announced, and after a move.
+   */
+  recheck(user: string, attempt = 0): void {
+    const link = this.links.values().next().value;
+    if (!link || !this.claims.has(user) || this.stopped) return;
+    link.tail = link.tail.then(async () => {
+      const late: ReadRow[] = [];
+      for (let after = 0;;) {
+        const page = await this.inbox.readBacklog(user, after, SCAN_PAGE);
+        for (const row of page) if (this.claims.verdict(row) === "late") late.push(row);
+        if (page.length < SCAN_PAGE) break;
+        after = page.at(-1)!.streamSeq;
+      }
+      this.adoptLate(user, late, attempt);
+    }).catch(() => void this.counters.errors++);
+  }
+
+  /** The owner numbers late rows; the ones it could not number yet are looked for again soon. */
+  private adoptLate(user: string, late: ReadRow[], attempt: number): void {
+    if (late.length === 0 || !this.adopt) return;
+    const seqs = this.adopt(user, late.map(toStoredRow));
+    if (seqs === null) return; // nobody connected: the recipient's next drain adopts them
+    this.counters.adopted += seqs.filter((s) => s > 0).length;
+    const waiting = this.claims.adopted(user, late, seqs);
+    if (waiting > 0 && attempt < ADOPT_RETRIES) setTimeout(() => this.recheck(user, attempt + 1), ADOPT_RETRY_MS);
   }
 }
 
-function toInboxRow(r: StoredRow) {
-  return { to: r.recipient, seq: r.seq, from: r.sender, id: r.msgId, ts: r.ts, body: r.body };
+function toInboxRow(r: StoredRow, owner: string) {
+  return { to: r.recipient, seq: r.seq, from: r.sender, id: r.msgId, ts: r.ts, body: r.body, owner };
 }
 
 function toStoredRow(r: ReadRow): StoredRow {

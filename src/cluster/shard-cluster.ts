@@ -23,6 +23,8 @@ import { type Readiness, readiness } from "./readiness.ts";
 import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
 import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
+import { HandOverLink } from "./handover-link.ts";
+import type { StoredRow } from "../router/wire.ts";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -49,6 +51,16 @@ export class ShardCluster {
   private readonly cut = new CutWatch(DEFAULT_TIMING.downAfterMs);
   /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
+  /** Owner hand-over (handover.ts): announcements of late writes, re-reads, the fence after a cut. */
+  private handover: HandOverLink | null = null;
+  /** The owner numbers late rows of another owner (null: the user is not connected here). */
+  adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
+  /** A late write for a user owned here was announced (the host re-reads it if the user is online). */
+  onLate: ((user: string) => void) | null = null;
+  /** Cut off: drop every owner state (its users may be re-placed and numbered elsewhere). */
+  onFenced: (() => void) | null = null;
+  /** Back from a cut: re-attach the sessions. */
+  onRegain: (() => void) | null = null;
 
   constructor(
     private readonly settings: Settings,
@@ -90,6 +102,10 @@ export class ShardCluster {
       this.settings.maxInbox,
     );
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
+    this.writer.adopt = (user, rows) => this.adopt?.(user, rows) ?? null;
+    this.writer.onStored = (users, retried) => this.handover?.stored(users, retried);
+    this.handover = new HandOverLink(link.nc, (u) => void (this.ownerOf(u) === this.self && this.onLate?.(u)));
+    this.handover.listen();
     this.port = new NodePort(link.nc, isPortMsg);
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
@@ -111,13 +127,41 @@ export class ShardCluster {
     if (members.some((m) => ordinals.ordinalOf(m.id) === undefined)) await ordinals.refresh();
     const known = members.filter((m) => ordinals.ordinalOf(m.id) !== undefined);
     const before = this.view;
-    this.view = { placement: new Placement(known), ordinals };
-    if (before) this.onPlacement?.((user) => ownerIn(before, user) !== this.ownerOf(user));
+    const view = this.view = { placement: new Placement(known), ordinals };
+    if (!before) return;
+    this.writer?.claims.release((user) => ownerIn(view, user) !== this.self);
+    this.handover?.settle();
+    this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
   }
 
-  /** The global address of `user`'s owner; -1 when no node is known to be up (not ready). */
+  /** The global address of `user`'s owner; -1 when no node is known to be up, or while fenced. */
   ownerOf(user: string): number {
-    return this.view ? ownerIn(this.view, user) : -1;
+    return this.view && !this.isFenced() ? ownerIn(this.view, user) : -1;
+  }
+
+  /** After a cut, until the old owner state is dropped (handover-link.ts). */
+  private isFenced(now = false): boolean {
+    return this.handover?.isFenced(() => this.cutOff() !== null, this.drop, () => this.onRegain?.(), now) ?? false;
+  }
+
+  private readonly drop = () => {
+    this.writer?.claims.release(() => true);
+    this.onFenced?.();
+  };
+
+  /** Before an owner message is handled (top level): a healed node drops its old owner state first. */
+  checkFence(): void {
+    this.isFenced(true);
+  }
+
+  /** Re-reads `user`'s inbox for late rows of another owner (handover.ts). */
+  recheck(user: string): void {
+    this.writer?.recheck(user);
+  }
+
+  /** Re-reads, a few times after a move, the users `due` names then. */
+  recheckLater(due: () => string[]): void {
+    this.handover?.recheckLater(due, (u) => this.recheck(u));
   }
 
   /** To any shard of the cluster: this node's through the port mesh, others' over NATS. */
@@ -146,12 +190,17 @@ export class ShardCluster {
 
   /** Why sends must be refused now (cut off from NATS), or null. */
   cutOff(): string | null {
-    return cutReason(this.readiness());
+    const why = cutReason(this.readiness());
+    if (why !== null) this.handover?.fence(this.drop); // its users may be re-placed while it is cut off
+    else this.handover?.arm();
+    return why;
   }
 
   /** Housekeeping tick: true when the clients should be closed so that they fail over elsewhere. */
   shouldShedClients(): boolean {
-    return this.cut.tick(this.cutOff() !== null, performance.now());
+    const cut = this.cutOff() !== null;
+    if (!cut) this.isFenced(true); // healed: drop the old owner state now, not at the next message
+    return this.cut.tick(cut, performance.now());
   }
 
   /** GET /v1/cluster: this node, its readiness and every member as this shard sees it. */
@@ -164,7 +213,13 @@ export class ShardCluster {
       startedAt: n.startedAt,
       lastHeartbeatMsAgo: Math.round(n.silentMs),
     }));
-    return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes };
+    const handover = {
+      writer: this.writer?.claims.nonce,
+      claims: this.writer?.claims.size ?? 0,
+      adopted: this.writer?.counters.adopted ?? 0,
+      ...this.handover?.counters,
+    };
+    return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes, handover };
   }
 
   private async measureRtt(): Promise<void> {
@@ -184,6 +239,8 @@ export class ShardCluster {
       reconnects: this.link?.reconnects() ?? 0,
       port: this.port?.counters ?? null,
       inbox: this.inbox?.counters ?? null,
+      adopted: this.writer?.counters.adopted ?? 0,
+      fences: this.handover?.counters.fences ?? 0,
     });
     for (const [f, v] of figures) m.set(f, v);
   }
@@ -196,6 +253,7 @@ export class ShardCluster {
   async stop(): Promise<void> {
     if (this.rttTimer) clearInterval(this.rttTimer);
     this.writer?.stop();
+    this.handover?.close();
     this.port?.close();
     await this.membership?.stop(true);
     await this.link?.close();

@@ -83,6 +83,15 @@ export class ShardHost {
         this.owner.dropMoved((user) => moved(user) && c.ownerOf(user) !== c.self); // moved away from here
         this.sessions.reattachMoved(moved);
         this.owner.startDedupeScan(); // users that moved here bring their window's keys
+        c.recheckLater(() => this.owner.linkedUsers().filter((u) => moved(u) && c.ownerOf(u) === c.self));
+      };
+      // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
+      c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
+      c.onLate = (user) => void (this.owner.isOnline(user) && c.recheck(user));
+      c.onFenced = () => this.owner.dropMoved(() => true);
+      c.onRegain = () => {
+        this.sessions.reattachMoved(() => true);
+        this.owner.startDedupeScan();
       };
     }
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
@@ -102,6 +111,7 @@ export class ShardHost {
 
   private handle(m: PortMsg): void {
     if (!isOwnerMsg(m)) return this.sessions.handle(m);
+    this.o.cluster?.checkFence();
     this.owner.handle(m);
     // Publish the backlog after every owner message (one store into shared memory): senders
     // check it per message, and a figure from the last flush lets one large read (thousands of

@@ -65,6 +65,8 @@ export const FIELDS = [
   "natsReconnects",
   "jsPublishes",
   "jsPublishMsSum",
+  "clusterLateAdopted",
+  "clusterFences",
   // supervisor
   "shardRestarts",
   "writerRestarts",
@@ -178,6 +180,12 @@ const clusterHelp: Help = {
   natsReconnects: ["iris_cluster_nats_reconnects_total", "counter", "NATS reconnects of this node's links"],
   jsPublishes: ["iris_cluster_js_publish_total", "counter", "JetStream inbox appends acknowledged (PubAck)"],
   jsPublishMsSum: ["iris_cluster_js_publish_ms_total", "counter", "time from publish to PubAck, summed (ms)"],
+  clusterLateAdopted: [
+    "iris_cluster_late_adopted_total",
+    "counter",
+    "rows another owner stored late, re-sequenced by the current owner (hand-over)",
+  ],
+  clusterFences: ["iris_cluster_fences_total", "counter", "times a node back from a cut dropped its old owner state"],
 };
 
 const help: Help = {

@@ -646,6 +646,42 @@ export class Owner {
     }
   }
 
+  /**
+   * Cluster hand-over (cluster/handover.ts): rows another owner stored late for `user` get seqs
+   * of this owner and are placed like new messages (their senders already heard "stored": no
+   * ack is due). A (sender, id) this box already numbered keeps that seq. Per row: its seq here,
+   * or 0 when there is none yet (seqs being reserved); null when the user is not connected here.
+   */
+  adoptLate(user: string, rows: readonly StoredRow[]): number[] | null {
+    const b = this.boxes.get(user);
+    if (!b?.link || (this.io.owns && !this.io.owns(user))) return null;
+    return rows.map((r) => {
+      const known = r.msgId !== "" ? b.recent.get(r.sender + "\0" + r.msgId)?.seq : undefined;
+      if (known !== undefined) return known;
+      if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) return 0;
+      const seq = b.seqNext;
+      this.accept(b, {
+        t: "route",
+        to: user,
+        from: r.sender,
+        id: r.msgId,
+        body: r.body,
+        ts: r.ts,
+        t0: 0,
+        o: -1,
+        c: -1,
+      });
+      if (b.seqNext === seq) return 0; // refused (disk full): found again later
+      b.storedMax = Math.max(b.storedMax, seq); // the recipient's ack must reach the old copy
+      return seq;
+    });
+  }
+
+  /** Users connected to this owner now. */
+  linkedUsers(): string[] {
+    return [...this.boxes.values()].filter((b) => b.link).map((b) => b.user);
+  }
+
   /** Shard k died: every user whose socket lived there is offline now. */
   shardDown(k: number): void {
     for (const b of this.boxes.values()) if (b.link?.shard === k) this.release(b);

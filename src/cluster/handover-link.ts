@@ -1,0 +1,126 @@
+// The node side of the owner hand-over (handover.ts has the rules): when a writer stores rows
+// while owners may be moving, it says so on LATE_SUBJECT, and the shard that owns the user now
+// re-reads that inbox; users that moved here are re-read a few times after the move; and a node
+// that was cut off owns nothing until it has dropped what it held from before the cut.
+
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { decodeLate, encodeLate, LATE_MAX_USERS, LATE_SUBJECT, RECHECK_AFTER_MS, SETTLE_MS } from "./handover.ts";
+
+export interface HandOverCounters {
+  /** Announcements of late writes sent and received, and received ones that were garbage. */
+  announced: number;
+  heard: number;
+  garbage: number;
+  /** Times this node was cut off and dropped its owner state (fenced itself). */
+  fences: number;
+}
+
+export class HandOverLink {
+  readonly counters: HandOverCounters = { announced: 0, heard: 0, garbage: 0, fences: 0 };
+  private settleUntil = 0;
+  private sub: Subscription | null = null;
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Seen cut off: whatever this node owned may have been re-placed meanwhile. */
+  private fenced = false;
+  private unfencing = false;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    /** A user whose late write was announced (the caller re-reads it if it owns the user). */
+    private readonly onLate: (user: string) => void,
+  ) {}
+
+  listen(): void {
+    this.sub = this.nc.subscribe(LATE_SUBJECT, {
+      callback: (err, m) => {
+        const users = err ? null : decodeLate(m.data);
+        if (!users) return void this.counters.garbage++;
+        this.counters.heard++;
+        for (const u of users) this.onLate(u);
+      },
+    });
+  }
+
+  /** Owners moved (placement change or heal): announce stores for a while. */
+  settle(now = performance.now()): void {
+    this.settleUntil = now + SETTLE_MS;
+  }
+
+  /** Rows for `users` were stored: announced if owners may be moving or the store had to retry. */
+  stored(users: string[], retried: boolean): void {
+    if (!retried && performance.now() > this.settleUntil) return;
+    for (let i = 0; i < users.length; i += LATE_MAX_USERS) {
+      try {
+        this.nc.publish(LATE_SUBJECT, encodeLate(users.slice(i, i + LATE_MAX_USERS)));
+        this.counters.announced++;
+      } catch {
+        // link closing: the re-reads after the move and the recipient's next drain remain
+      }
+    }
+  }
+
+  /** Re-reads, a few times after a move, the users that moved here (`due` lists them then). */
+  recheckLater(due: () => string[], recheck: (user: string) => void): void {
+    for (const ms of RECHECK_AFTER_MS) {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        for (const u of due()) recheck(u);
+      }, ms);
+      this.timers.add(t);
+    }
+  }
+
+  /** Seen ready: a cut from now on fences (a node that was never ready owned nothing). */
+  private armed = false;
+  private dropPending = false;
+
+  arm(): void {
+    this.armed = true;
+  }
+
+  /**
+   * Called while cut off: this node owns nobody from now until the link is back. Its owner state
+   * is dropped (`drop`, in a microtask: the caller may be the owner or a session in the middle of
+   * its work), because the others may re-place its users and number their messages meanwhile.
+   */
+  fence(drop: () => void): void {
+    if (!this.armed || this.fenced) return;
+    this.fenced = this.dropPending = true;
+    this.counters.fences++;
+    queueMicrotask(() => this.runDrop(drop));
+  }
+
+  private runDrop(drop: () => void): void {
+    if (!this.dropPending) return;
+    this.dropPending = false;
+    drop();
+  }
+
+  /**
+   * True while fenced. Once the link is back (`cut()` false), ownership resumes (`unfence`
+   * re-attaches the sessions): at once when `now` (the caller is a top-level handler), else in a
+   * microtask, and never before the drop.
+   */
+  isFenced(cut: () => boolean, drop: () => void, unfence: () => void, now: boolean): boolean {
+    if (!this.fenced) return false;
+    if (this.unfencing || cut()) return true;
+    const run = () => {
+      if (!this.fenced) return;
+      this.runDrop(drop);
+      this.fenced = this.unfencing = false;
+      this.settle();
+      unfence();
+    };
+    if (now) run();
+    else {
+      this.unfencing = true;
+      queueMicrotask(run);
+    }
+    return this.fenced;
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.sub?.unsubscribe();
+  }
+}

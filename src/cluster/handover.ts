@@ -1,0 +1,158 @@
+// Owner hand-over in the cluster (docs/CLUSTER.md, "Owner hand-over"): which stored rows of a
+// user the current owner may treat as its own backlog, and which are late writes of another owner
+// that it must re-sequence ("adopt") before anyone may delete them.
+//
+// An owner's writer holds a *claim* per user it owns: made when the owner reserves the user's
+// first seq block (the KV compare-and-set makes that block the claim's epoch boundary `first`),
+// dropped when placement moves the user away or the node comes back from a cut. Every row the
+// writer stores carries the claim's tag (header Iris-Owner). A row of another tag is *foreign*:
+//   - served: a drain page of this claim delivered it in seq order (the backlog the previous owner
+//     left, numbered below this claim's block): it is deleted by the recipient's ack as usual;
+//   - late: anything else. Either it landed after the recipient already had higher seqs (an old
+//     owner's append finishing after the move), or a stale owner numbered it from a block above
+//     this claim's. Delivered as it is, the recipient's SDK would drop it (seq not above its last)
+//     or this owner's next seqs would go backwards. So it is adopted: the owner gives it a new seq
+//     from its own block and delivers or stores it like a new message (its sender already heard
+//     "stored"; no second ack), and the old copy is deleted only once the new seq is acked.
+// Late rows are never deleted by a cumulative ack before they are adopted: that was the way a
+// stored message could have been lost.
+
+import type { ReadRow } from "./inbox-codec.ts";
+
+/** After a placement change (or a heal), appends are announced on LATE_SUBJECT for this long. */
+export const SETTLE_MS = 10_000;
+/** After users move here, their inboxes are re-read this long after the change (late writes). */
+export const RECHECK_AFTER_MS = [1000, 4000] as const;
+/** A recheck whose rows could not get seqs yet (reservation in flight) runs again after this. */
+export const ADOPT_RETRY_MS = 300;
+/** ...at most this many times (the next poke, recheck or login drain finds them otherwise). */
+export const ADOPT_RETRIES = 20;
+/** Core NATS subject on which writers announce users they stored rows for while owners moved. */
+export const LATE_SUBJECT = "iris.late";
+/** Most users named in one announcement (a larger append is announced in several). */
+export const LATE_MAX_USERS = 1000;
+
+interface Claim {
+  readonly tag: string;
+  /** First seq of the claim's first block: every seq this claim hands out is at least this. */
+  readonly first: number;
+  /** Stream seqs of foreign rows a drain page of this claim delivered. */
+  readonly served: Set<number>;
+  /** Stream seq of a foreign row -> the seq it was adopted under. */
+  readonly adopted: Map<number, number>;
+}
+
+/** How a foreign row read by a drain page or a delete is to be treated. */
+export type Verdict = "own" | "served" | "adopted" | "late";
+
+export class Claims {
+  private readonly byUser = new Map<string, Claim>();
+  private made = 0;
+
+  /** `nonce` tells this writer's claims from any other writer's (random per process). */
+  constructor(readonly nonce: string) {}
+
+  get size(): number {
+    return this.byUser.size;
+  }
+
+  /** A seq block was reserved for `user`: the first one opens a claim (later ones keep it). */
+  reserved(user: string, first: number): void {
+    if (!this.byUser.has(user)) {
+      this.byUser.set(user, { tag: `${this.nonce}.${++this.made}`, first, served: new Set(), adopted: new Map() });
+    }
+  }
+
+  has(user: string): boolean {
+    return this.byUser.has(user);
+  }
+
+  /** The tag rows for `user` are stored with; a user without a claim gets one no claim matches. */
+  tagOf(user: string): string {
+    return this.byUser.get(user)?.tag ?? `${this.nonce}.0`;
+  }
+
+  /** Drops the claims of users that moved away (or all of them, after a cut). */
+  release(moved: (user: string) => boolean): void {
+    for (const u of [...this.byUser.keys()]) if (moved(u)) this.byUser.delete(u);
+  }
+
+  verdict(r: ReadRow): Verdict {
+    const c = this.byUser.get(r.to);
+    if (!c || r.owner === c.tag) return "own";
+    if (c.served.has(r.streamSeq)) return "served";
+    return c.adopted.has(r.streamSeq) ? "adopted" : "late";
+  }
+
+  /**
+   * A drain page after `after` (the link's cursor): a foreign row numbered between the cursor and
+   * this claim's first seq is the previous owner's backlog, delivered in seq order (served).
+   * Returns the rows the page may deliver and the late ones to adopt.
+   */
+  page(rows: readonly ReadRow[], after: number): { keep: ReadRow[]; late: ReadRow[] } {
+    const keep: ReadRow[] = [], late: ReadRow[] = [];
+    for (const r of rows) {
+      const v = this.verdict(r);
+      if (v === "own" || v === "served") keep.push(r);
+      else if (v === "late" && r.seq > after && r.seq < this.byUser.get(r.to)!.first) {
+        this.byUser.get(r.to)!.served.add(r.streamSeq);
+        keep.push(r);
+      } else if (v === "late") late.push(r);
+    }
+    return { keep, late };
+  }
+
+  /** The seq a cumulative ack compares a stored row with: late rows are kept, adopted ones go
+   * with their new seq. Returns null for a late row. */
+  ackSeq(r: ReadRow): number | null {
+    const v = this.verdict(r);
+    if (v === "late") return null;
+    return v === "adopted" ? this.byUser.get(r.to)!.adopted.get(r.streamSeq)! : r.seq;
+  }
+
+  /** The owner gave these late rows seqs (0: not yet); returns how many are still waiting. */
+  adopted(user: string, rows: readonly ReadRow[], seqs: readonly number[]): number {
+    const c = this.byUser.get(user);
+    let waiting = 0;
+    rows.forEach((r, i) => {
+      if (c && seqs[i]! > 0) c.adopted.set(r.streamSeq, seqs[i]!);
+      else waiting++;
+    });
+    return waiting;
+  }
+
+  /** Rows deleted from the stream: their marks are no longer needed. */
+  forget(user: string, streamSeqs: Iterable<number>): void {
+    const c = this.byUser.get(user);
+    if (!c) return;
+    for (const s of streamSeqs) {
+      c.served.delete(s);
+      c.adopted.delete(s);
+    }
+  }
+
+  /** Everything deleted below a purge point. */
+  forgetBelow(user: string, streamSeq: number): void {
+    const c = this.byUser.get(user);
+    if (!c) return;
+    for (const s of c.served) if (s < streamSeq) c.served.delete(s);
+    for (const s of c.adopted.keys()) if (s < streamSeq) c.adopted.delete(s);
+  }
+}
+
+/** The payload of an announcement on LATE_SUBJECT: the users, as a JSON array of strings. */
+export function encodeLate(users: readonly string[]): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(users));
+}
+
+/** Null for anything but a JSON array of at most LATE_MAX_USERS non-empty strings (garbage). */
+export function decodeLate(data: Uint8Array): string[] | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v) || v.length > LATE_MAX_USERS) return null;
+  return v.every((u) => typeof u === "string" && u.length > 0 && u.length <= 256) ? v as string[] : null;
+}

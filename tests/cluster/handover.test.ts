@@ -1,0 +1,207 @@
+// Owner hand-over: the claim rules (pure), the owner adopting late rows, and two JetStream
+// writers standing for an old and a new owner of one user against a real nats-server: the new
+// owner serves the old one's backlog, never deletes a late row before adopting it, adopts late
+// rows (old block or a stale owner's newer block) under its own seqs, and deletes the old copy
+// once the new seq is acked.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { Claims, decodeLate, encodeLate } from "../../src/cluster/handover.ts";
+import { ClusterInbox } from "../../src/cluster/inbox.ts";
+import type { ReadRow } from "../../src/cluster/inbox-codec.ts";
+import { JsWriter } from "../../src/cluster/js-writer.ts";
+import { LastSeen } from "../../src/cluster/last-seen.ts";
+import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
+import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import { type NatsFixture, startNats } from "../helpers/nats.ts";
+
+const read = (to: string, seq: number, streamSeq: number, owner?: string): ReadRow => ({
+  to,
+  seq,
+  from: "s",
+  id: `m${seq}`,
+  ts: 1,
+  body: new Uint8Array(),
+  streamSeq,
+  ...(owner ? { owner } : {}),
+});
+
+describe("claims (pure)", () => {
+  test("foreign rows: the old backlog is served, late ones are kept from acks until adopted", () => {
+    const c = new Claims("n1");
+    c.reserved("u", 101);
+    c.reserved("u", 201); // a top-up keeps the claim
+    const mine = c.tagOf("u");
+    expect(mine).toBe("n1.1");
+    expect(c.tagOf("nobody")).toBe("n1.0"); // matches no claim
+    const rows = [read("u", 5, 1, "old"), read("u", 7, 2), read("u", 3, 3, "old"), read("u", 150, 4, mine)];
+    const p = c.page(rows, 4);
+    // seq 5 and 7 lie between the cursor and the claim's first seq: the previous owner's backlog.
+    expect(p.keep.map((r) => r.seq)).toEqual([5, 7, 150]);
+    expect(p.late.map((r) => r.seq)).toEqual([3]); // below the cursor: the recipient would drop it
+    expect(c.verdict(rows[0]!)).toBe("served");
+    const stale = read("u", 305, 5, "other"); // a stale owner's block above this claim's
+    expect(c.page([stale], 160).late).toEqual([stale]);
+    expect(c.ackSeq(rows[2]!)).toBeNull(); // never deleted before it is adopted
+    expect(c.adopted("u", [rows[2]!, stale], [170, 0])).toBe(1); // one still waits for a seq
+    expect(c.ackSeq(rows[2]!)).toBe(170); // deleted once seq 170 is acked
+    expect(c.verdict(stale)).toBe("late");
+    c.forgetBelow("u", 4);
+    expect(c.verdict(rows[0]!)).toBe("late"); // marks go with the deleted rows
+    c.release((u) => u === "u");
+    expect(c.has("u")).toBe(false);
+    expect(c.verdict(stale)).toBe("own"); // no claim: rows are treated as before
+  });
+
+  test("announcements: users round-trip; garbage is null", () => {
+    expect(decodeLate(encodeLate(["a", "b.c"]))).toEqual(["a", "b.c"]);
+    for (const bad of ["{}", "[1]", '[""]', "not json", JSON.stringify(Array(1001).fill("x"))]) {
+      expect(decodeLate(new TextEncoder().encode(bad))).toBeNull();
+    }
+    expect(decodeLate(new Uint8Array([0xff, 0xfe]))).toBeNull();
+  });
+});
+
+const limits: OwnerLimits = {
+  maxPending: 8,
+  pageSize: 10,
+  pageBytes: 1 << 20,
+  maxFetches: 8,
+  pendingSpillMs: 1000,
+  seqBlock: 10,
+  recentIds: 100,
+  holdback: 4,
+  slowTimeoutMs: 5000,
+  dedupeWindowMs: 60_000,
+};
+
+const stored = (seq: number, id: string): StoredRow => ({
+  recipient: "u",
+  seq,
+  sender: "s",
+  msgId: id,
+  ts: 1,
+  body: new TextEncoder().encode(id),
+});
+
+describe("owner adopts late rows", () => {
+  test("new seqs from its block, delivered live without an ack to the sender; known ids keep theirs", () => {
+    const toShard: PortMsg[] = [];
+    const toWriter: WriterReq[] = [];
+    const o = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: (_k, m) => toShard.push(m),
+      toWriter: (m) => toWriter.push(m),
+      now: () => 1000,
+      underPressure: () => false,
+    }, limits);
+    expect(o.adoptLate("u", [stored(3, "late")])).toBeNull(); // nobody connected: left for the drain
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    expect(o.adoptLate("u", [stored(3, "late")])).toEqual([0]); // seqs not loaded yet
+    o.handle({ t: "loaded", user: "u", seqBase: 41, seqLimit: 50, lastSeen: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false }); // live
+    o.handle({ t: "route", to: "u", from: "s", id: "new", body: new Uint8Array(), ts: 1, t0: 1, o: 1, c: 7 });
+    expect(o.adoptLate("u", [stored(3, "late"), stored(99, "new")])).toEqual([42, 41]);
+    const items = toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => [d.id, d.seq]) : []));
+    expect(items).toEqual([["new", 41], ["late", 42]]);
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 42 });
+    o.handle({ t: "committed", n: 1 });
+    // The recipient's ack reaches the store (the late row's old copy goes with seq 42) ...
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 42 }]);
+    // ... and only the regular sender hears "delivered": the late one heard "stored" long ago.
+    expect(toShard.filter((m) => m.t === "sent").map((m) => m.t === "sent" && m.id)).toEqual(["new"]);
+  });
+});
+
+let nats: NatsFixture;
+let links: NatsLink[] = [];
+beforeAll(async () => {
+  nats = await startNats();
+  links = [await openLink({ servers: nats.urls, nodeId: "a", replicas: 1 })];
+});
+afterAll(async () => {
+  for (const l of links) await l.close();
+  await nats?.close();
+});
+
+class Port {
+  got: PortMsg[] = [];
+  postMessage(msgs: PortMsg[]) {
+    this.got.push(...msgs);
+  }
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+async function writer(): Promise<{ w: JsWriter; port: Port; req: (...r: WriterReq[]) => void }> {
+  const nc = links[0]!.nc;
+  const w = new JsWriter(
+    await ClusterInbox.open(nc, { replicas: 1, ttlSec: 0 }),
+    await SeqBlocks.open(nc, 1),
+    await LastSeen.open(nc, 1),
+    await SentWindow.open(nc, 1, 60_000),
+    60_000,
+  );
+  const port = new Port();
+  w.setPort(0, port);
+  return { w, port, req: (...r) => w.receive(0, r) };
+}
+
+const rowsOf = (p: Port) => p.got.filter((m): m is Extract<PortMsg, { t: "rows" }> => m.t === "rows");
+const count = (p: Port, t: PortMsg["t"]) => p.got.filter((m) => m.t === t).length;
+
+describe("two owners of one user on JetStream", () => {
+  test("the new owner serves the old backlog, keeps late rows from acks, adopts them, then deletes", async () => {
+    const inbox = await ClusterInbox.open(links[0]!.nc, { replicas: 1, ttlSec: 0 });
+    const [a, b] = [await writer(), await writer()];
+    const row = (seq: number) => ({ ...stored(seq, `m${seq}`), recipient: "carl" });
+    const append = (...seqs: number[]): WriterReq => ({
+      t: "append",
+      rows: seqs.map(row),
+      o: seqs.map(() => -1),
+      c: seqs.map(() => 0),
+    });
+    a.req({ t: "load", user: "carl", reserve: 10 }, append(1, 2, 3));
+    await until(() => count(a.port, "committed") === 1);
+    b.req({ t: "load", user: "carl", reserve: 10 }, {
+      t: "fetch",
+      user: "carl",
+      after: 0,
+      limit: 100,
+      maxBytes: 1 << 20,
+      gen: 1,
+    });
+    await until(() => rowsOf(b.port).length === 1);
+    expect(rowsOf(b.port)[0]!.rows.map((r) => r.seq)).toEqual([1, 2, 3]); // the old owner's backlog
+
+    // The old owner's append finishes after the move (seq 4 of its block), and a stale owner
+    // numbers one from a block reserved after the new owner's (21..30).
+    a.req(append(4), { t: "load", user: "carl", reserve: 10 }, append(21));
+    await until(() => count(a.port, "committed") === 3);
+    const adoptions: number[][] = [];
+    let next = 0; // 0 = nobody connected yet: nothing is adopted, nothing deleted
+    b.w.adopt = (_u, rows) => (adoptions.push(rows.map((r) => r.seq)), next ? rows.map(() => next++) : null);
+    b.req({ t: "delete", user: "carl", upTo: 1000 }); // an ack far beyond the late rows' seqs
+    await until(async () => adoptions.length === 1 && (await inbox.backlog("carl")) === 2);
+    expect(adoptions[0]).toEqual([4, 21]); // found by the delete, offered to the owner, kept
+
+    next = 15; // the new owner's block is 11..20
+    b.w.recheck("carl");
+    await until(() => b.w.counters.adopted === 2);
+    expect(adoptions[1]).toEqual([4, 21]);
+    b.req({ t: "delete", user: "carl", upTo: 15 });
+    await until(async () => (await inbox.backlog("carl")) === 1); // seq 4's old copy, adopted as 15
+    b.req({ t: "delete", user: "carl", upTo: 16 });
+    await until(async () => (await inbox.backlog("carl")) === 0);
+    expect(adoptions.length).toBe(2); // nothing was offered twice once adopted
+  });
+});
