@@ -24,7 +24,8 @@ import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
 import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
-import type { StoredRow } from "../router/wire.ts";
+import { ParkedRoutes } from "./parked.ts";
+import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -53,6 +54,8 @@ export class ShardCluster {
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
   /** Owner hand-over (handover.ts): announcements of late writes, re-reads, the fence after a cut. */
   private handover: HandOverLink | null = null;
+  /** Routes for users this shard does not own yet under its view (parked.ts). */
+  private readonly parked = new ParkedRoutes();
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** A late write for a user owned here was announced (the host re-reads it if the user is online). */
@@ -132,6 +135,18 @@ export class ShardCluster {
     this.writer?.claims.release((user) => ownerIn(view, user) !== this.self);
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
+    this.unpark();
+  }
+
+  /** A route for a user this shard does not own under its view: kept for a moment (parked.ts). */
+  park(m: RouteMsg): void {
+    this.parked.add(m, performance.now());
+  }
+
+  /** Parked routes of users this shard owns now run, in arrival order, before anything later. */
+  private unpark(): void {
+    const back = this.parked.take((u) => this.ownerOf(u) === this.self, performance.now());
+    if (back.length > 0) this.io.receive(back);
   }
 
   /** The global address of `user`'s owner; -1 when no node is known to be up, or while fenced. */
@@ -141,7 +156,10 @@ export class ShardCluster {
 
   /** After a cut, until the old owner state is dropped (handover-link.ts). */
   private isFenced(now = false): boolean {
-    return this.handover?.isFenced(() => this.cutOff() !== null, this.drop, () => this.onRegain?.(), now) ?? false;
+    return this.handover?.isFenced(() => this.cutOff() !== null, this.drop, () => {
+      this.onRegain?.();
+      this.unpark();
+    }, now) ?? false;
   }
 
   private readonly drop = () => {
@@ -200,6 +218,7 @@ export class ShardCluster {
   shouldShedClients(): boolean {
     const cut = this.cutOff() !== null;
     if (!cut) this.isFenced(true); // healed: drop the old owner state now, not at the next message
+    this.parked.expire(performance.now());
     return this.cut.tick(cut, performance.now());
   }
 

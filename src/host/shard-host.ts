@@ -22,7 +22,7 @@ import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
 import { Owner } from "../router/owner.ts";
 import { PortMesh } from "../router/ports.ts";
-import { isOwnerMsg, type PortMsg } from "../router/wire.ts";
+import { isOwnerMsg, type PortMsg, type RouteMsg } from "../router/wire.ts";
 import type { ShardCluster } from "../cluster/shard-cluster.ts";
 import { ClusterSignals } from "../cluster/signals.ts";
 import { Disconnects } from "../protocol/disconnect.ts";
@@ -67,7 +67,7 @@ export class ShardHost {
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
       storeFull: () => this.signals.storeFull(),
-      ...(c ? { owns: (user: string) => c.ownerOf(user) === c.self } : {}),
+      ...(c ? { owns: (user: string) => c.ownerOf(user) === c.self, park: (m: RouteMsg) => c.park(m) } : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,

@@ -76,6 +76,8 @@ export interface OwnerIO {
   storeFull?(): boolean;
   /** Cluster: whether this shard owns `user` under the current placement (absent: always). */
   owns?(user: string): boolean;
+  /** Cluster: a route for a user this shard does not own (yet): kept until its view catches up. */
+  park?(m: RouteMsg): void;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -229,9 +231,9 @@ export class Owner {
 
   handle(m: OwnerMsg): void {
     // Cluster: a send for a user placed elsewhere (the sender node's view differs from ours for
-    // a moment) is dropped unacked; its SDK resends it with the same id once views agree. Attaches
-    // are taken: the session's view may be the newer one, and ours follows within a heartbeat.
-    if (m.t === "route" && this.io.owns && !this.io.owns(m.to)) return;
+    // a moment) is parked unacked (cluster/parked.ts): it runs if our view makes us its owner,
+    // else its SDK resends it. Attaches are taken: the session's view may be the newer one.
+    if (m.t === "route" && this.io.owns && !this.io.owns(m.to)) return this.io.park?.(m);
     switch (m.t) {
       case "route":
         return this.onRoute(m);

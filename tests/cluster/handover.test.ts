@@ -13,6 +13,7 @@ import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
 import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { PARK_MAX, PARK_MS, ParkedRoutes } from "../../src/cluster/parked.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
@@ -61,6 +62,33 @@ describe("claims (pure)", () => {
       expect(decodeLate(new TextEncoder().encode(bad))).toBeNull();
     }
     expect(decodeLate(new Uint8Array([0xff, 0xfe]))).toBeNull();
+  });
+});
+
+describe("parked routes (pure)", () => {
+  test("a route waits for the view that makes this shard its owner, in arrival order, for a while", () => {
+    const p = new ParkedRoutes();
+    const r = (to: string, id: string) => ({
+      t: "route" as const,
+      to,
+      from: "s",
+      id,
+      body: new Uint8Array(),
+      ts: 0,
+      t0: 0,
+      o: 1,
+      c: 1,
+    });
+    p.add(r("a", "1"), 0);
+    p.add(r("b", "2"), 10);
+    p.add(r("a", "3"), 20);
+    expect(p.take((u) => u === "a", 100).map((m) => m.id)).toEqual(["1", "3"]);
+    expect(p.size).toBe(1);
+    expect(p.take(() => true, 10 + PARK_MS + 1)).toEqual([]); // waited too long: its SDK resends it
+    expect(p.dropped).toBe(1);
+    for (let i = 0; i <= PARK_MAX; i++) p.add(r("c", String(i)), 0);
+    expect(p.size).toBe(PARK_MAX);
+    expect(p.dropped).toBe(2);
   });
 });
 
