@@ -4,7 +4,15 @@
 // that was cut off owns nothing until it has dropped what it held from before the cut.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { decodeLate, encodeLate, LATE_MAX_USERS, LATE_SUBJECT, RECHECK_AFTER_MS, SETTLE_MS } from "./handover.ts";
+import {
+  decodeLate,
+  encodeLate,
+  LATE_MAX_USERS,
+  LATE_SUBJECT,
+  RECHECK_AFTER_MS,
+  SETTLE_MS,
+  STARTED_SUBJECT,
+} from "./handover.ts";
 
 export interface HandOverCounters {
   /** Announcements of late writes sent and received, and received ones that were garbage. */
@@ -18,7 +26,9 @@ export interface HandOverCounters {
 export class HandOverLink {
   readonly counters: HandOverCounters = { announced: 0, heard: 0, garbage: 0, fences: 0 };
   private settleUntil = 0;
-  private sub: Subscription | null = null;
+  /** Users this shard stored rows for in the last SETTLE_MS, with when (insertion = store order). */
+  private readonly recent = new Map<string, number>();
+  private readonly subs: Subscription[] = [];
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   /** Seen cut off: whatever this node owned may have been re-placed meanwhile. */
   private fenced = false;
@@ -30,15 +40,32 @@ export class HandOverLink {
     private readonly onLate: (user: string) => void,
   ) {}
 
-  listen(): void {
-    this.sub = this.nc.subscribe(LATE_SUBJECT, {
+  /** Listens for late writes and for shards of other nodes that (re)started. */
+  listen(self: number, onStarted: (address: number) => void): void {
+    this.subs.push(this.nc.subscribe(LATE_SUBJECT, {
       callback: (err, m) => {
         const users = err ? null : decodeLate(m.data);
         if (!users) return void this.counters.garbage++;
         this.counters.heard++;
         for (const u of users) this.onLate(u);
       },
-    });
+    }));
+    this.subs.push(this.nc.subscribe(STARTED_SUBJECT, {
+      callback: (err, m) => {
+        const text = err ? "" : new TextDecoder().decode(m.data);
+        if (!/^\d{1,9}$/.test(text)) return void this.counters.garbage++;
+        if (Number(text) !== self) onStarted(Number(text));
+      },
+    }));
+  }
+
+  /** Says this shard (re)started; called once it can take messages (its host is wired). */
+  announceStarted(self: number): void {
+    try {
+      this.nc.publish(STARTED_SUBJECT, String(self));
+    } catch {
+      // link closing: sessions elsewhere re-attach on their next placement change or login
+    }
   }
 
   /** Owners moved (placement change or heal): announce stores for a while. */
@@ -48,7 +75,32 @@ export class HandOverLink {
 
   /** Rows for `users` were stored: announced if owners may be moving or the store had to retry. */
   stored(users: string[], retried: boolean): void {
-    if (!retried && performance.now() > this.settleUntil) return;
+    const now = performance.now();
+    for (const u of users) {
+      this.recent.delete(u); // insertion order = store order: the oldest are first
+      this.recent.set(u, now);
+    }
+    for (const [u, at] of this.recent) {
+      if (now - at <= SETTLE_MS) break;
+      this.recent.delete(u);
+    }
+    if (retried || this.settling(now)) this.announce(users);
+  }
+
+  settling(now = performance.now()): boolean {
+    return now <= this.settleUntil;
+  }
+
+  /**
+   * Our view just moved these users away: rows we stored for them shortly before (while the
+   * others may already have moved them) are announced, so that their new owner re-reads them.
+   */
+  movedAway(moved: (user: string) => boolean): void {
+    const users = [...this.recent.keys()].filter(moved);
+    if (users.length > 0) this.announce(users);
+  }
+
+  private announce(users: string[]): void {
     for (let i = 0; i < users.length; i += LATE_MAX_USERS) {
       try {
         this.nc.publish(LATE_SUBJECT, encodeLate(users.slice(i, i + LATE_MAX_USERS)));
@@ -121,6 +173,6 @@ export class HandOverLink {
 
   close(): void {
     for (const t of this.timers) clearTimeout(t);
-    this.sub?.unsubscribe();
+    for (const s of this.subs) s.unsubscribe();
   }
 }

@@ -29,6 +29,9 @@ export const ADOPT_RETRY_MS = 300;
 export const ADOPT_RETRIES = 20;
 /** Core NATS subject on which writers announce users they stored rows for while owners moved. */
 export const LATE_SUBJECT = "iris.late";
+/** Core NATS subject on which a shard says it (re)started, with its global address: sessions on
+ * other nodes re-attach the users it owns (its owner state died with the old thread). */
+export const STARTED_SUBJECT = "iris.started";
 /** Most users named in one announcement (a larger append is announced in several). */
 export const LATE_MAX_USERS = 1000;
 

@@ -89,6 +89,8 @@ export class JsWriter {
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** Told after rows are stored (with whether JetStream refused them first): announcements. */
   onStored: ((users: string[], retried: boolean) => void) | null = null;
+  /** Told when this writer opens a claim on a user (its owner reserved the first block). */
+  onClaim: ((user: string) => void) | null = null;
 
   constructor(
     private readonly inbox: ClusterInbox,
@@ -308,7 +310,10 @@ export class JsWriter {
     const lastSeen = await this.seen.get(r.user);
     if (r.reserve > 0) {
       const b = await this.seqs.reserve(r.user, r.reserve);
-      this.claims.reserved(r.user, b.first);
+      if (!this.claims.has(r.user)) {
+        this.claims.reserved(r.user, b.first);
+        this.onClaim?.(r.user);
+      }
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
     }
     const hi = await this.seqs.highWater(r.user);

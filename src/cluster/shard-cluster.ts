@@ -62,6 +62,8 @@ export class ShardCluster {
   onLate: ((user: string) => void) | null = null;
   /** Cut off: drop every owner state (its users may be re-placed and numbered elsewhere). */
   onFenced: (() => void) | null = null;
+  /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
+  onPeerStarted: ((address: number) => void) | null = null;
   /** Back from a cut: re-attach the sessions. */
   onRegain: (() => void) | null = null;
 
@@ -107,8 +109,14 @@ export class ShardCluster {
     this.writer.setPort(this.self, { postMessage: (msgs) => this.io.receive(msgs) });
     this.writer.adopt = (user, rows) => this.adopt?.(user, rows) ?? null;
     this.writer.onStored = (users, retried) => this.handover?.stored(users, retried);
+    // A claim made while owners move: re-read that inbox shortly after (a late write may follow).
+    this.writer.onClaim = (user) => {
+      if (this.handover?.settling()) this.handover.recheckLater(() => [user], (u) => this.recheck(u));
+    };
     this.handover = new HandOverLink(link.nc, (u) => void (this.ownerOf(u) === this.self && this.onLate?.(u)));
-    this.handover.listen();
+    this.handover.listen(this.self, (address) => {
+      if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
+    });
     this.port = new NodePort(link.nc, isPortMsg);
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
@@ -133,6 +141,7 @@ export class ShardCluster {
     const view = this.view = { placement: new Placement(known), ordinals };
     if (!before) return;
     this.writer?.claims.release((user) => ownerIn(view, user) !== this.self);
+    this.handover?.movedAway((user) => ownerIn(before, user) === this.self && ownerIn(view, user) !== this.self);
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
     this.unpark();
@@ -170,6 +179,11 @@ export class ShardCluster {
   /** Before an owner message is handled (top level): a healed node drops its old owner state first. */
   checkFence(): void {
     this.isFenced(true);
+  }
+
+  /** Tells the other nodes this shard (re)started, once its host can take messages. */
+  announceStarted(): void {
+    this.handover?.announceStarted(this.self);
   }
 
   /** Re-reads `user`'s inbox for late rows of another owner (handover.ts). */

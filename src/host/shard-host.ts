@@ -89,6 +89,11 @@ export class ShardHost {
       c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
       c.onLate = (user) => void (this.owner.isOnline(user) && c.recheck(user));
       c.onFenced = () => this.owner.dropMoved(() => true);
+      c.onPeerStarted = (address) => {
+        this.owner.shardDown(address); // its sessions died with the old thread
+        this.sessions.reattachOwnedBy(address);
+      };
+      c.announceStarted();
       c.onRegain = () => {
         this.sessions.reattachMoved(() => true);
         this.owner.startDedupeScan();

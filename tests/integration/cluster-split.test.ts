@@ -8,6 +8,8 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { IrisClient, type SendStatus } from "../../src/client/index.ts";
+import { openLink } from "../../src/cluster/connect.ts";
+import { ClusterInbox } from "../../src/cluster/inbox.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
 import { NetNs } from "../helpers/netns.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
@@ -63,6 +65,27 @@ async function clusterUp(http: string): Promise<number> {
   } catch {
     return -1;
   }
+}
+
+/** On a failure: each node's errors and hand-over view, and what each user's inbox still holds. */
+async function explain(users: string[]): Promise<void> {
+  for (const [i, http] of [...nodes.slice(0, 2).map((n) => n.http), cutHttp].entries()) {
+    const lines = nodes[i]!.output().split("\n").filter((l) => / (error|warn) /.test(l)).slice(-10);
+    const view = await fetch(`${http}/v1/cluster`).then((r) => r.json(), () => null) as { handover?: unknown } | null;
+    console.log(`iris${i + 1}: ${JSON.stringify(view?.handover)}\n${lines.join("\n")}`);
+  }
+  const link = await openLink({ servers: nats.urls, nodeId: "explain", replicas: 1 });
+  const inbox = await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 });
+  for (const u of users) {
+    const rows = await inbox.readBacklog(u, 0, 1000);
+    const tags = new Map<string, number>();
+    for (const r of rows) {
+      const k = `${r.owner ?? "-"} seqs>${r.seq - (r.seq % 1024)}`;
+      tags.set(k, (tags.get(k) ?? 0) + 1);
+    }
+    console.log(`inbox of ${u}: ${rows.length} rows ${JSON.stringify([...tags])}`);
+  }
+  await link.close();
 }
 
 /** The hand-over counters of a node's /metrics. */
@@ -154,7 +177,10 @@ test("a node cut from NATS acks nothing false, turns not-ready, and converges af
   const doneAt = Date.now();
   const missing = () => `${texts.filter((t) => !delivered().has(t)).length} of ${texts.length} not delivered`;
   await until(() => texts.every((t) => delivered().has(t)), "every acked message delivered", 15_000)
-    .catch((e) => Promise.reject(new Error(`${(e as Error).message}: ${missing()}`)));
+    .catch(async (e) => {
+      await explain(users);
+      throw new Error(`${(e as Error).message}: ${missing()}`);
+    });
   const lastMs = Date.now() - doneAt;
   await Bun.sleep(1000); // a duplicate would arrive now
   for (const [u, g] of got) {
