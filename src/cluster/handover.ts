@@ -39,6 +39,8 @@ interface Claim {
   readonly tag: string;
   /** First seq of the claim's first block: every seq this claim hands out is at least this. */
   readonly first: number;
+  /** Where the claim before this one began (0: none known): its rows are the backlog it left. */
+  readonly prevFirst: number;
   /** Stream seqs of foreign rows a drain page of this claim delivered. */
   readonly served: Set<number>;
   /** Stream seq of a foreign row -> the seq it was adopted under. */
@@ -60,9 +62,10 @@ export class Claims {
   }
 
   /** A seq block was reserved for `user`: the first one opens a claim (later ones keep it). */
-  reserved(user: string, first: number): void {
+  reserved(user: string, first: number, prevFirst = 0): void {
     if (!this.byUser.has(user)) {
-      this.byUser.set(user, { tag: `${this.nonce}.${++this.made}`, first, served: new Set(), adopted: new Map() });
+      const tag = `${this.nonce}.${++this.made}`;
+      this.byUser.set(user, { tag, first, prevFirst, served: new Set(), adopted: new Map() });
     }
   }
 
@@ -88,21 +91,30 @@ export class Claims {
   }
 
   /**
-   * A drain page after `after` (the link's cursor): a foreign row numbered between the cursor and
-   * this claim's first seq is the previous owner's backlog, delivered in seq order (served).
-   * Returns the rows the page may deliver and the late ones to adopt.
+   * A drain page after `after` (the link's cursor): a foreign row numbered above the cursor, from
+   * the previous claim's start up to this claim's, is the previous owner's backlog, delivered in
+   * seq order (served). One numbered below the previous claim's start came from an earlier owner
+   * whose seqs the recipient may already have passed (a row that landed after the others had
+   * moved on): it is adopted, which is always safe. Returns the rows the page may deliver and the
+   * late ones to adopt.
    */
   page(rows: readonly ReadRow[], after: number): { keep: ReadRow[]; late: ReadRow[] } {
     const keep: ReadRow[] = [], late: ReadRow[] = [];
     for (const r of rows) {
       const v = this.verdict(r);
       if (v === "own" || v === "served") keep.push(r);
-      else if (v === "late" && r.seq > after && r.seq < this.byUser.get(r.to)!.first) {
+      else if (v === "late" && r.seq > after && this.previous(r)) {
         this.byUser.get(r.to)!.served.add(r.streamSeq);
         keep.push(r);
       } else if (v === "late") late.push(r);
     }
     return { keep, late };
+  }
+
+  /** Numbered by the claim just before this one. */
+  private previous(r: ReadRow): boolean {
+    const c = this.byUser.get(r.to)!;
+    return r.seq >= c.prevFirst && r.seq < c.first;
   }
 
   /** The seq a cumulative ack compares a stored row with: late rows are kept, adopted ones go

@@ -309,9 +309,9 @@ export class JsWriter {
   private async load(link: Link, r: LoadReq): Promise<Out[]> {
     const lastSeen = await this.seen.get(r.user);
     if (r.reserve > 0) {
-      const b = await this.seqs.reserve(r.user, r.reserve);
+      const b = await this.seqs.reserve(r.user, r.reserve, !this.claims.has(r.user));
       if (!this.claims.has(r.user)) {
-        this.claims.reserved(r.user, b.first);
+        this.claims.reserved(r.user, b.first, b.prevFirst);
         this.onClaim?.(r.user);
       }
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];

@@ -3,6 +3,9 @@
 // block, and only the reservation whose CAS succeeds may use that block. So whichever node owns
 // a user — before, during or after a hand-over — no seq is ever used twice: a new owner reserves
 // above everything any earlier owner could have used, and the rest of an old block is a gap.
+// The value also names where the current owner's claim began ("<high-water> <claim's first seq>";
+// older values have only the high-water): a new claim learns where the one before it began
+// (handover.ts: rows numbered below that came from an owner before the previous one).
 
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -20,14 +23,24 @@ export interface SeqBlock {
   last: number;
 }
 
+/** A reservation: the block, and the first seq of the claim that held the user before (0: none known). */
+export interface Reserved extends SeqBlock {
+  prevFirst: number;
+}
+
 /** Pure: the block after high-water `hi`. */
 export function nextBlock(hi: number, size: number): SeqBlock {
   return { first: hi + 1, last: hi + size };
 }
 
 export function parseHighWater(v: Uint8Array): number | null {
-  const s = new TextDecoder().decode(v);
-  return /^\d{1,15}$/.test(s) ? Number(s) : null;
+  return parseSeqValue(v)?.hi ?? null;
+}
+
+/** The high-water and the current claim's first seq (0 in values written before claims existed). */
+export function parseSeqValue(v: Uint8Array): { hi: number; first: number } | null {
+  const m = /^(\d{1,15})(?: (\d{1,15}))?$/.exec(new TextDecoder().decode(v));
+  return m ? { hi: Number(m[1]), first: Number(m[2] ?? 0) } : null;
 }
 
 export class SeqBlocks {
@@ -45,21 +58,25 @@ export class SeqBlocks {
     return e && e.operation === "PUT" ? parseHighWater(e.value) ?? 0 : 0;
   }
 
-  /** Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. */
-  async reserve(user: string, size: number): Promise<SeqBlock> {
+  /**
+   * Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. With
+   * `claim`, the block opens a new owner claim: its first seq is recorded as the claim's start.
+   */
+  async reserve(user: string, size: number, claim = false): Promise<Reserved> {
     const key = token(user);
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const e = await this.kv.get(key);
       // Nobody deletes these keys; if an operator did, refuse rather than restart numbering at 1.
       if (e && e.operation !== "PUT") throw new Error(`seq high-water of ${user} was deleted; refusing to reuse seqs`);
-      const hi = e ? parseHighWater(e.value) : 0;
-      if (hi === null) throw new Error(`seq high-water of ${user} is corrupt`);
-      const b = nextBlock(hi, size);
+      const cur = e ? parseSeqValue(e.value) : { hi: 0, first: 0 };
+      if (cur === null) throw new Error(`seq high-water of ${user} is corrupt`);
+      const b = nextBlock(cur.hi, size);
+      const value = `${b.last} ${claim ? b.first : cur.first}`;
       try {
         // create() fails if the key appeared meanwhile, update() if it moved: both mean "retry".
-        if (e) await this.kv.update(key, String(b.last), e.revision);
-        else await this.kv.create(key, String(b.last));
-        return b;
+        if (e) await this.kv.update(key, value, e.revision);
+        else await this.kv.create(key, value);
+        return { ...b, prevFirst: cur.first };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
         this.conflicts++;

@@ -32,7 +32,7 @@ const read = (to: string, seq: number, streamSeq: number, owner?: string): ReadR
 describe("claims (pure)", () => {
   test("foreign rows: the old backlog is served, late ones are kept from acks until adopted", () => {
     const c = new Claims("n1");
-    c.reserved("u", 101);
+    c.reserved("u", 101, 5);
     c.reserved("u", 201); // a top-up keeps the claim
     const mine = c.tagOf("u");
     expect(mine).toBe("n1.1");
@@ -45,6 +45,9 @@ describe("claims (pure)", () => {
     expect(c.verdict(rows[0]!)).toBe("served");
     const stale = read("u", 305, 5, "other"); // a stale owner's block above this claim's
     expect(c.page([stale], 160).late).toEqual([stale]);
+    // Numbered before the previous claim began (an owner two moves ago): adopted, not served.
+    const older = read("u", 4, 6, "older");
+    expect(c.page([older], 0)).toEqual({ keep: [], late: [older] });
     expect(c.ackSeq(rows[2]!)).toBeNull(); // never deleted before it is adopted
     expect(c.adopted("u", [rows[2]!, stale], [170, 0])).toBe(1); // one still waits for a seq
     expect(c.ackSeq(rows[2]!)).toBe(170); // deleted once seq 170 is acked

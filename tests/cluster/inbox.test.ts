@@ -120,5 +120,11 @@ describe("seq blocks", () => {
     while (l.state() !== "up" && Date.now() < end) await Bun.sleep(20);
     const after = await blocks.reserve("frank", 1000);
     expect(after.first).toBe(before.last + 1);
+    // A new claim learns where the one before it began; a top-up keeps the claim's start.
+    const claimed = await blocks.reserve("frank", 10, true);
+    expect(claimed.prevFirst).toBe(0); // the earlier blocks opened no claim
+    expect((await blocks.reserve("frank", 10)).prevFirst).toBe(claimed.first);
+    expect((await blocks.reserve("frank", 10, true)).prevFirst).toBe(claimed.first);
+    expect(await blocks.highWater("frank")).toBe(claimed.last + 20);
   }, 20_000);
 });
