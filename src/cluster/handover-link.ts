@@ -4,6 +4,7 @@
 // that was cut off owns nothing until it has dropped what it held from before the cut.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { log } from "../observe/log.ts";
 import {
   decodeLate,
   encodeLate,
@@ -139,6 +140,7 @@ export class HandOverLink {
     if (!this.armed || this.fenced) return;
     this.fenced = this.dropPending = true;
     this.counters.fences++;
+    log.warn("cluster: cut off; owner state dropped, owning nobody until the link is back");
     queueMicrotask(() => this.runDrop(drop));
   }
 
@@ -160,6 +162,7 @@ export class HandOverLink {
       if (!this.fenced) return;
       this.runDrop(drop);
       this.fenced = this.unfencing = false;
+      log.warn("cluster: link back; owning again");
       this.settle();
       unfence();
     };

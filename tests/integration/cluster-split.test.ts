@@ -74,6 +74,14 @@ async function explain(users: string[]): Promise<void> {
     const view = await fetch(`${http}/v1/cluster`).then((r) => r.json(), () => null) as { handover?: unknown } | null;
     console.log(`iris${i + 1}: ${JSON.stringify(view?.handover)}\n${lines.join("\n")}`);
   }
+  for (const u of users) {
+    const seen = await Promise.all(
+      [...nodes.slice(0, 2).map((n) => n.http), cutHttp].map((h) =>
+        fetch(`${h}/v1/users/${u}`).then((r) => r.text(), (e) => String(e))
+      ),
+    );
+    console.log(`user ${u} as iris1/iris2/iris3 see it: ${seen.join(" | ")}`);
+  }
   const link = await openLink({ servers: nats.urls, nodeId: "explain", replicas: 1 });
   const inbox = await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 });
   for (const u of users) {
