@@ -123,6 +123,11 @@ export class HandOverLink {
     }
   }
 
+  /** Cheap check for the hot path (every send asks who owns its recipient). */
+  get active(): boolean {
+    return this.fenced;
+  }
+
   /** Seen ready: a cut from now on fences (a node that was never ready owned nothing). */
   private armed = false;
   private dropPending = false;

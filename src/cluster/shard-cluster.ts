@@ -165,10 +165,11 @@ export class ShardCluster {
 
   /** After a cut, until the old owner state is dropped (handover-link.ts). */
   private isFenced(now = false): boolean {
-    return this.handover?.isFenced(() => this.cutOff() !== null, this.drop, () => {
+    if (!this.handover?.active) return false;
+    return this.handover.isFenced(() => this.cutOff() !== null, this.drop, () => {
       this.onRegain?.();
       this.unpark();
-    }, now) ?? false;
+    }, now);
   }
 
   private readonly drop = () => {
