@@ -142,9 +142,19 @@ export const SHUTDOWN_SETTLE_POLL_MS = 5;
 
 // ---- storage writer ----
 
-/** Dedupe keys deleted per statement, and statements per expiry run: bounded background work. */
+/**
+ * Dedupe keys deleted per transaction (whole runs, at least one), and transactions per expiry
+ * round: bounded background work.
+ */
 export const DEDUPE_EXPIRE_BATCH = 5000;
 export const DEDUPE_EXPIRE_BATCHES_PER_RUN = 20;
+/**
+ * The dedupe log's sorted runs (store/sent-runs.ts): the in-memory tail becomes a run at this many
+ * keys (building one takes ~0.8 µs of CPU per key, ~25 ms here, in one transaction), or when its
+ * oldest key is a DEDUPE_RUN_SLICES-th of the window old, so a quiet store still expires by runs.
+ */
+export const DEDUPE_RUN_KEYS = 32_768;
+export const DEDUPE_RUN_SLICES = 32;
 /** Dedupe keys per page when a shard rebuilds its filter from the store. */
 export const DEDUPE_SCAN_PAGE = 20_000;
 

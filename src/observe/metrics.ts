@@ -50,6 +50,7 @@ export const FIELDS = [
   "inboxRows",
   "dedupeRows",
   "dedupeExpired",
+  "dedupeRuns",
   // shard (dedupe)
   "dedupeLookups",
   "storeFailing",
@@ -259,6 +260,7 @@ const help: Help = {
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
   dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
   dedupeExpired: ["iris_dedupe_expired_total", "counter", "dedupe keys deleted after the window"],
+  dedupeRuns: ["iris_dedupe_runs_built_total", "counter", "sorted runs built from the dedupe log's tail"],
   dedupeLookups: ["iris_dedupe_lookups_total", "counter", "sends checked against the durable dedupe window"],
   shardRestarts: ["iris_shard_restarts_total", "counter", "router shard restarts by the supervisor"],
   writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],

@@ -61,6 +61,37 @@ CREATE TABLE sent_ids (
 CREATE INDEX sent_ids_ts ON sent_ids (ts);
 `,
   },
+  {
+    version: 3,
+    name: "dedupe window as a log with sorted runs",
+    // Issue 14: the keyed table dirtied a random page per key in every group commit. The log is
+    // appended in id order (a rowid table on purpose: not STRICT-incompatible, not WITHOUT ROWID);
+    // sent_runs lists the sorted run tables (sent_run_<lo>) that index it, which the store builds
+    // itself (sent-runs.ts): every key copied here is indexed when the store first opens the file.
+    // Oldest first, so the runs built from it expire in about the order the keys would have.
+    sql: `
+CREATE TABLE sent_log (
+  id INTEGER PRIMARY KEY NOT NULL,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  msg_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE sent_runs (
+  lo INTEGER PRIMARY KEY NOT NULL,
+  hi INTEGER NOT NULL,
+  max_ts INTEGER NOT NULL,
+  keys INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)
+  SELECT recipient, sender, msg_id, seq, ts FROM sent_ids ORDER BY ts;
+
+DROP TABLE sent_ids;
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

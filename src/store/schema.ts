@@ -59,24 +59,28 @@ export const users = sqliteTable("users", {
 });
 
 /**
- * The durable dedupe window: every (recipient, sender, msg_id) accepted within it and its seq.
- * WITHOUT ROWID (in the SQL): the key is the lookup; ts drives expiry.
+ * The durable dedupe window, as an append-only log: every (recipient, sender, msg_id) accepted
+ * within it and its seq, in the order the writer committed them (id). A rowid table (in the SQL:
+ * STRICT, not WITHOUT ROWID) so a group commit appends to its last pages. Indexed by sorted run
+ * tables sent_run_<lo> that the store creates and drops itself (store/sent-runs.ts).
  */
-export const sentIds = sqliteTable(
-  "sent_ids",
-  {
-    recipient: text("recipient").notNull(),
-    sender: text("sender").notNull(),
-    msgId: text("msg_id").notNull(),
-    seq: integer("seq").notNull(),
-    // Server receive time, ms since epoch.
-    ts: integer("ts").notNull(),
-  },
-  (t) => [
-    primaryKey({ columns: [t.recipient, t.sender, t.msgId] }),
-    index("sent_ids_ts").on(t.ts),
-  ],
-);
+export const sentLog = sqliteTable("sent_log", {
+  id: integer("id").primaryKey(),
+  recipient: text("recipient").notNull(),
+  sender: text("sender").notNull(),
+  msgId: text("msg_id").notNull(),
+  seq: integer("seq").notNull(),
+  // Server receive time, ms since epoch.
+  ts: integer("ts").notNull(),
+});
+
+/** The runs that index sent_log: ids lo..hi each, the newest key's ts (expiry), key count. */
+export const sentRuns = sqliteTable("sent_runs", {
+  lo: integer("lo").primaryKey(),
+  hi: integer("hi").notNull(),
+  maxTs: integer("max_ts").notNull(),
+  keys: integer("keys").notNull(),
+});
 
 export type InboxRecord = typeof inbox.$inferSelect;
 export type UserRecord = typeof users.$inferSelect;

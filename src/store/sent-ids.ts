@@ -1,70 +1,112 @@
-// The durable dedupe window (table sent_ids): every (recipient, sender, msg_id) accepted within
-// it and the seq it got. Written in the writer's group commits next to the inbox rows; read on
-// a possible retry; expired by time in bounded batches. Same connection as the inbox store.
+// The durable dedupe window: every (recipient, sender, msg_id) accepted within it and the seq it
+// got. Written in the writer's group commits next to the inbox rows; read on a possible retry;
+// expired by time in bounded steps. Same connection as the inbox store.
+//
+// Layout (issue 14): an append-only log (sent_log, in id order) plus sorted runs (sent-runs.ts).
+// A group commit only appends to the log's last pages; with one index keyed by the key, every
+// key dirtied a random B-tree page and the commit wrote it to the WAL (measured 12.5-16.8 µs of
+// CPU per key at 60 keys per commit vs 1.9 µs for the log alone). The keys appended since the
+// last run (the tail) are also held in memory and looked up there; the tail becomes a run when it
+// holds DEDUPE_RUN_KEYS keys, or when its oldest key is a DEDUPE_RUN_SLICES-th of the window old.
 
 import type { Database, Statement } from "bun:sqlite";
+import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
+import { type LogEntry, SentRuns } from "./sent-runs.ts";
 
-/** A key without its seq: what a filter rebuild reads. */
-export type SentKeyRow = [recipient: string, sender: string, msgId: string, ts: number];
+/** A key as a filter rebuild reads it, with its log id (the page cursor). */
+export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: string, ts: number];
+
+type LogRow = [number, string, string, string, number, number];
+
+function tailKey(recipient: string, sender: string, msgId: string): string {
+  return recipient + "\0" + sender + "\0" + msgId;
+}
 
 export class SentIds {
+  readonly #db: Database;
+  readonly #runs: SentRuns;
   readonly #insert: Statement;
-  readonly #lookup: Statement<{ seq: number }, [string, string, string, number]>;
-  readonly #expire: Statement;
-  readonly #pageFirst: Statement;
-  readonly #pageAfter: Statement;
+  readonly #tailPage: Statement<LogRow, [number, number]>;
+  readonly #page: Statement;
   readonly #count: Statement<{ n: number }, []>;
+  /** First record of each key appended after the last run, in id order. */
+  #tail = new Map<string, LogEntry>();
+  /** Log id where the tail starts (0 until a row is appended after the last run). */
+  #tailLo = 0;
+  #tailHi = 0;
+  #tailMinTs = Number.POSITIVE_INFINITY;
+  /** Tail and runs must be read again from the file (at open, after a rollback). */
+  #stale = true;
   #total: number | undefined;
 
   constructor(db: Database) {
-    this.#insert = db.prepare(
-      "INSERT INTO sent_ids (recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    this.#db = db;
+    this.#runs = new SentRuns(db);
+    this.#insert = db.prepare("INSERT INTO sent_log (recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?)");
+    this.#tailPage = db.prepare<LogRow, [number, number]>(
+      "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ? ORDER BY id LIMIT ?",
     );
-    this.#lookup = db.prepare<{ seq: number }, [string, string, string, number]>(
-      "SELECT seq FROM sent_ids WHERE recipient = ? AND sender = ? AND msg_id = ? AND ts >= ?",
+    this.#page = db.prepare(
+      "SELECT id, recipient, sender, msg_id, ts FROM sent_log WHERE id > ?1 AND ts >= ?2 ORDER BY id LIMIT ?3",
     );
-    // Bounded: at most ?2 rows per statement, oldest first (the ts index).
-    this.#expire = db.prepare(
-      "DELETE FROM sent_ids WHERE (recipient, sender, msg_id) IN " +
-        "(SELECT recipient, sender, msg_id FROM sent_ids WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
-    );
-    this.#pageFirst = db.prepare(
-      "SELECT recipient, sender, msg_id, ts FROM sent_ids WHERE ts >= ?1 ORDER BY recipient, sender, msg_id LIMIT ?2",
-    );
-    this.#pageAfter = db.prepare(
-      "SELECT recipient, sender, msg_id, ts FROM sent_ids WHERE (recipient, sender, msg_id) > (?1, ?2, ?3) " +
-        "AND ts >= ?4 ORDER BY recipient, sender, msg_id LIMIT ?5",
-    );
-    this.#count = db.prepare<{ n: number }, []>("SELECT count(*) AS n FROM sent_ids");
+    this.#count = db.prepare<{ n: number }, []>("SELECT count(*) AS n FROM sent_log");
   }
 
-  /** Records accepted keys (a key already there keeps its first seq); returns how many were new. */
+  /** Records accepted keys (a key already known keeps its first seq); returns how many were logged. */
   remember(keys: SentKey[]): number {
-    let added = 0;
-    for (const k of keys) added += this.#insert.run(k.recipient, k.sender, k.msgId, k.seq, k.ts).changes;
-    if (this.#total !== undefined) this.#total += added;
-    return added;
+    this.#fresh();
+    for (const k of keys) {
+      const id = Number(this.#insert.run(k.recipient, k.sender, k.msgId, k.seq, k.ts).lastInsertRowid);
+      this.#addToTail({ id, recipient: k.recipient, sender: k.sender, msgId: k.msgId, seq: k.seq, ts: k.ts });
+    }
+    if (this.#total !== undefined) this.#total += keys.length;
+    return keys.length;
   }
 
   /** The seq a key got if it was accepted at or after `since`, else 0. */
   lookup(recipient: string, sender: string, msgId: string, since: number): number {
-    return this.#lookup.get(recipient, sender, msgId, since)?.seq ?? 0;
+    this.#fresh();
+    const seq = this.#runs.find(recipient, sender, msgId, since);
+    if (seq > 0) return seq;
+    const t = this.#tail.get(tailKey(recipient, sender, msgId));
+    return t !== undefined && t.ts >= since ? t.seq : 0;
   }
 
-  /** Deletes up to `limit` keys accepted before `cutoff`; returns how many. */
+  /** Is the tail big or old enough to become a run (see header)? */
+  due(now: number, windowMs: number): boolean {
+    this.#fresh();
+    if (this.#tail.size >= DEDUPE_RUN_KEYS) return true;
+    return this.#tail.size > 0 && this.#tailMinTs < now - windowMs / DEDUPE_RUN_SLICES;
+  }
+
+  /** Turns the tail into a run. Call inside a tx (the writer: after a commit, in its own). */
+  buildRun(): void {
+    this.#fresh();
+    if (this.#tail.size === 0) return;
+    this.#runs.build([...this.#tail.values()], this.#tailLo, this.#tailHi);
+    this.#clearTail();
+  }
+
+  /**
+   * Drops whole runs older than `cutoff`, oldest first, until at least `limit` keys went (one run
+   * at least, if one is old enough); returns how many. Keys in the tail wait until it is a run.
+   */
   expire(cutoff: number, limit: number): number {
-    const { changes } = this.#expire.run(cutoff, limit);
-    if (this.#total !== undefined) this.#total -= changes;
-    return changes;
+    this.#fresh();
+    let deleted = 0;
+    while (deleted < limit) {
+      const n = this.#runs.dropOldest(cutoff);
+      if (n < 0) break;
+      deleted += n;
+    }
+    if (this.#total !== undefined) this.#total -= deleted;
+    return deleted;
   }
 
-  /** Keys accepted at or after `since`, in key order, after `after` (null: from the start). */
-  page(after: [string, string, string] | null, since: number, limit: number): SentKeyRow[] {
-    const rows = after === null
-      ? this.#pageFirst.values(since, limit)
-      : this.#pageAfter.values(after[0], after[1], after[2], since, limit);
-    return rows as SentKeyRow[];
+  /** Keys accepted at or after `since`, in log order, after log id `after`. */
+  page(after: number, since: number, limit: number): SentKeyRow[] {
+    return this.#page.values(after, since, limit) as SentKeyRow[];
   }
 
   count(): number {
@@ -72,8 +114,61 @@ export class SentIds {
     return this.#total;
   }
 
-  /** After a rollback the running total may be off: recount on next use. */
+  /** Runs currently built (for tests and figures). */
+  runCount(): number {
+    this.#fresh();
+    return this.#runs.list.length;
+  }
+
+  /** After a rollback the tail, the runs and the running total may be off: read them again. */
   dropCaches(): void {
     this.#total = undefined;
+    this.#stale = true;
+  }
+
+  #addToTail(e: LogEntry): void {
+    if (this.#tailLo === 0) this.#tailLo = e.id;
+    this.#tailHi = e.id;
+    const key = tailKey(e.recipient, e.sender, e.msgId);
+    if (!this.#tail.has(key)) this.#tail.set(key, e);
+    if (e.ts < this.#tailMinTs) this.#tailMinTs = e.ts;
+  }
+
+  #clearTail(): void {
+    this.#tail = new Map();
+    this.#tailLo = 0;
+    this.#tailHi = 0;
+    this.#tailMinTs = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Reads runs and tail from the file. A long tail (a file migrated from the keyed table, or a
+   * crash before a build) is indexed here, a run per DEDUPE_RUN_KEYS rows, in one transaction.
+   */
+  #fresh(): void {
+    if (!this.#stale) return;
+    this.#stale = false;
+    this.#runs.load();
+    this.#clearTail();
+    let after = this.#runs.coveredUpTo;
+    const reindex = (): void => {
+      for (;;) {
+        const rows = this.#tailPage.values(after, DEDUPE_RUN_KEYS) as LogRow[];
+        for (const r of rows) {
+          this.#addToTail({ id: r[0], recipient: r[1], sender: r[2], msgId: r[3], seq: r[4], ts: r[5] });
+        }
+        if (rows.length < DEDUPE_RUN_KEYS) return;
+        after = this.#tailHi;
+        this.#runs.build([...this.#tail.values()], this.#tailLo, this.#tailHi);
+        this.#clearTail();
+      }
+    };
+    try {
+      if (this.#db.inTransaction) reindex();
+      else this.#db.transaction(reindex).immediate();
+    } catch (err) {
+      this.#stale = true;
+      throw err;
+    }
   }
 }

@@ -224,6 +224,19 @@ export class Writer {
     this.metrics.set("dedupeRows", this.store.sent.count());
     for (const [k, n] of confirmed) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q);
+    this.indexDedupe();
+  }
+
+  /** After the replies went out: index the dedupe log's tail if it is due (its own transaction). */
+  private indexDedupe(): void {
+    try {
+      if (!this.store.sent.due(Date.now(), this.o.dedupeWindowMs)) return;
+      this.store.transaction(() => this.store.sent.buildRun());
+      this.metrics.add("dedupeRuns");
+    } catch (e) {
+      // The keys stay in the log and in memory; the next commit tries again.
+      log.warn("indexing the dedupe window failed; retried later", { error: describeError(e) });
+    }
   }
 
   /** One transaction for the whole batch; replies are only pushed, and sent after it commits. */
@@ -364,11 +377,12 @@ export class Writer {
   private readSentPage(r: ScanSentReq): SentPageReply {
     // Keys queued but not committed came from that shard's own owner, which already has them in
     // its filter; a page need not see them.
-    const rows = this.store.sent.page(r.after, r.since, r.limit);
-    const mine = rows.filter(([recipient]) => ownerOf(recipient, r.shards) === r.shard);
+    // The cursor is the log id, carried in the first slot of `after` (as the cluster's writer does).
+    const rows = this.store.sent.page(Number(r.after?.[0] ?? 0) || 0, r.since, r.limit);
+    const mine = rows.filter(([, recipient]) => ownerOf(recipient, r.shards) === r.shard);
     const hashes = new Uint32Array(mine.length * 2);
     const ts = new Float64Array(mine.length);
-    mine.forEach(([recipient, sender, id, t], i) => {
+    mine.forEach(([, recipient, sender, id, t], i) => {
       const [h1, h2] = sentKeyHash(recipient, sender, id);
       hashes[2 * i] = h1;
       hashes[2 * i + 1] = h2;
@@ -379,7 +393,7 @@ export class Writer {
       t: "sentPage",
       hashes,
       ts,
-      after: last ? [last[0], last[1], last[2]] : r.after,
+      after: last ? [String(last[0]), "", ""] : r.after,
       done: rows.length < r.limit,
     };
   }
@@ -441,6 +455,7 @@ export class Writer {
       this.store.transaction(() => {
         rows = this.store.expire(now);
       });
+      this.indexDedupe(); // a quiet store's tail becomes a run by age, and so can expire
       const cutoff = now - this.o.dedupeWindowMs;
       for (let i = 0; i < DEDUPE_EXPIRE_BATCHES_PER_RUN; i++) {
         let n = 0;

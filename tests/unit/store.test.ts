@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
-import { inbox, sentIds, users } from "../../src/store/schema.ts";
+import { inbox, sentLog, sentRuns, users } from "../../src/store/schema.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-store-${crypto.randomUUID().slice(0, 8)}-`));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -77,10 +77,12 @@ describe("open and migrations", () => {
     const tables = db.query<{ name: string; sql: string }, []>(
       "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
     ).all();
-    expect(tables.map((t) => t.name)).toEqual(["inbox", "sent_ids", "users"]);
+    expect(tables.map((t) => t.name)).toEqual(["inbox", "sent_log", "sent_runs", "users"]);
     for (const t of tables) {
-      expect(t.sql).toContain("WITHOUT ROWID");
       expect(t.sql).toContain("STRICT");
+      // The dedupe log and its run list are rowid tables on purpose: appended in id order.
+      if (t.name.startsWith("sent_")) expect(t.sql).not.toContain("WITHOUT ROWID");
+      else expect(t.sql).toContain("WITHOUT ROWID");
     }
     db.close();
   });
@@ -90,7 +92,7 @@ describe("open and migrations", () => {
     open(path).close();
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
-    for (const table of [inbox, sentIds, users]) {
+    for (const table of [inbox, sentLog, sentRuns, users]) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
       const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();
@@ -99,7 +101,9 @@ describe("open and migrations", () => {
         const c = info.find((i) => i.name === col.name)!;
         expect(c.type.toLowerCase()).toBe(col.getSQLType().toLowerCase());
         expect(c.notnull === 1).toBe(col.notNull);
-        expect(c.dflt_value).toBe(col.hasDefault ? String(col.default) : null);
+        // Drizzle marks an integer primary key as defaulted (SQLite assigns the rowid) with no value.
+        const dflt = col.hasDefault && col.default !== undefined ? String(col.default) : null;
+        expect(c.dflt_value).toBe(dflt);
       }
       // Primary key: composite from primaryKeys[], or a single column flag.
       const pkFromSql = info.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk).map((c) => c.name);

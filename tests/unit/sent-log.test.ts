@@ -1,0 +1,177 @@
+// The durable dedupe window as a log with sorted runs (store/sent-ids.ts, store/sent-runs.ts):
+// lookups in the tail and in runs, reopen, expiry by whole runs, rollback, the filter-rebuild
+// pages, and the migration from the keyed table (schema version 2) keeping every key and row.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../../src/limits.ts";
+import type { SentKey } from "../../src/router/wire.ts";
+import { InboxStore } from "../../src/store/inbox-store.ts";
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
+
+const root = mkdtempSync(join(tmpdir(), `iris-sentlog-${crypto.randomUUID().slice(0, 8)}-`));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+let fileNo = 0;
+const freshPath = () => join(root, `case-${++fileNo}.db`);
+const open = (path: string) => InboxStore.open(path, { maxInboxPerUser: Number.POSITIVE_INFINITY, ttlMs: 0 });
+const T0 = 1_700_000_000_000;
+const WINDOW = 3_600_000;
+
+function key(i: number, ts = T0 + i): SentKey {
+  return { recipient: `r${i % 97}`, sender: `s${i % 13}`, msgId: `id-${i}`, seq: i + 1, ts };
+}
+
+function rememberAll(store: InboxStore, keys: SentKey[]): void {
+  store.transaction(() => store.sent.remember(keys));
+}
+
+function buildRun(store: InboxStore): void {
+  store.transaction(() => store.sent.buildRun());
+}
+
+const find = (s: InboxStore, k: SentKey, since = 0) => s.sent.lookup(k.recipient, k.sender, k.msgId, since);
+
+describe("dedupe log", () => {
+  test("tail lookups: the first seq wins, `since` bounds the age, other keys are unknown", () => {
+    const store = open(freshPath());
+    const k = key(1);
+    rememberAll(store, [k, { ...k, seq: 99, ts: k.ts + 5 }]);
+    expect(find(store, k)).toBe(2);
+    expect(find(store, k, k.ts)).toBe(2);
+    expect(find(store, k, k.ts + 1)).toBe(0);
+    expect(find(store, { ...k, msgId: "other" })).toBe(0);
+    expect(find(store, { ...k, recipient: "r2" })).toBe(0);
+    // Separators matter: ("ab", "c") is not ("a", "bc").
+    rememberAll(store, [{ recipient: "ab", sender: "c", msgId: "x", seq: 7, ts: T0 }]);
+    expect(store.sent.lookup("a", "bc", "x", 0)).toBe(0);
+    expect(store.sent.count()).toBe(3);
+    store.close();
+  });
+
+  test("a full tail becomes a run; keys are found in runs and tail, also after reopen", () => {
+    const path = freshPath();
+    const store = open(path);
+    const n = DEDUPE_RUN_KEYS + 10;
+    const keys = Array.from({ length: n }, (_, i) => key(i));
+    rememberAll(store, keys.slice(0, DEDUPE_RUN_KEYS));
+    expect(store.sent.due(T0, WINDOW)).toBe(true);
+    buildRun(store);
+    expect(store.sent.runCount()).toBe(1);
+    rememberAll(store, keys.slice(DEDUPE_RUN_KEYS));
+    expect(store.sent.due(T0, WINDOW)).toBe(false);
+    for (const i of [0, 1, 5000, DEDUPE_RUN_KEYS - 1, DEDUPE_RUN_KEYS, n - 1]) {
+      expect(find(store, keys[i]!)).toBe(i + 1);
+    }
+    expect(find(store, key(n + 1))).toBe(0);
+    store.close();
+
+    const again = open(path);
+    expect(again.sent.runCount()).toBe(1);
+    expect(again.sent.count()).toBe(n);
+    for (const i of [0, 77, DEDUPE_RUN_KEYS - 1, DEDUPE_RUN_KEYS, n - 1]) expect(find(again, keys[i]!)).toBe(i + 1);
+    again.close();
+  });
+
+  test("an old tail is due by age, so a quiet store still expires", () => {
+    const store = open(freshPath());
+    rememberAll(store, [key(1, T0)]);
+    expect(store.sent.due(T0 + WINDOW / DEDUPE_RUN_SLICES - 1, WINDOW)).toBe(false);
+    expect(store.sent.due(T0 + WINDOW / DEDUPE_RUN_SLICES + 1, WINDOW)).toBe(true);
+    store.close();
+  });
+
+  test("expiry drops whole runs older than the cutoff, never a run with a younger key, never the tail", () => {
+    const store = open(freshPath());
+    const old = Array.from({ length: 50 }, (_, i) => key(i, T0 + i));
+    rememberAll(store, old);
+    buildRun(store);
+    const mixed = [key(100, T0), key(101, T0 + WINDOW)];
+    rememberAll(store, mixed);
+    buildRun(store);
+    const tail = key(200, T0);
+    rememberAll(store, [tail]);
+    expect(store.sent.count()).toBe(53);
+
+    const cutoff = T0 + 1000;
+    expect(store.transaction(() => store.sent.expire(cutoff, 5000))).toBe(50);
+    expect(store.sent.runCount()).toBe(1);
+    expect(store.sent.count()).toBe(3);
+    expect(find(store, old[0]!)).toBe(0);
+    expect(find(store, mixed[0]!)).toBe(101); // its run holds a key younger than the cutoff
+    expect(find(store, tail)).toBe(201);
+    expect(store.transaction(() => store.sent.expire(cutoff, 5000))).toBe(0);
+    expect(store.sent.count()).toBe(3);
+    store.close();
+  });
+
+  test("a rolled-back transaction leaves no key behind, in memory or in a run", () => {
+    const store = open(freshPath());
+    rememberAll(store, [key(1)]);
+    expect(() =>
+      store.transaction(() => {
+        store.sent.remember([key(2)]);
+        store.sent.buildRun();
+        throw new Error("boom");
+      })
+    ).toThrow("boom");
+    expect(find(store, key(2))).toBe(0);
+    expect(find(store, key(1))).toBe(2);
+    expect(store.sent.runCount()).toBe(0);
+    expect(store.sent.count()).toBe(1);
+    store.close();
+  });
+
+  test("filter-rebuild pages go by log id and skip keys older than `since`", () => {
+    const store = open(freshPath());
+    rememberAll(store, [key(1, T0), key(2, T0 + 10), key(3, T0 + 20)]);
+    buildRun(store);
+    rememberAll(store, [key(4, T0 + 30)]);
+    const first = store.sent.page(0, T0 + 5, 2);
+    expect(first.map((r) => r[3])).toEqual(["id-2", "id-3"]);
+    const next = store.sent.page(first[1]![0], T0 + 5, 2);
+    expect(next.map((r) => [r[1], r[2], r[3], r[4]])).toEqual([["r4", "s4", "id-4", T0 + 30]]);
+    store.close();
+  });
+});
+
+describe("migration 3: keyed table to log", () => {
+  test("every stored message and every dedupe key survives; the keys are indexed on open", () => {
+    const path = freshPath();
+    const db = new Database(path, { create: true });
+    migrate(db, MIGRATIONS.slice(0, 2));
+    const n = DEDUPE_RUN_KEYS + 500;
+    const ins = db.prepare("INSERT INTO sent_ids (recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?)");
+    const row = db.prepare(
+      "INSERT INTO inbox (recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    db.transaction(() => {
+      for (let i = 0; i < n; i++) {
+        const k = key(i);
+        ins.run(k.recipient, k.sender, k.msgId, k.seq, k.ts);
+      }
+      for (let s = 1; s <= 300; s++) row.run("bob", s, "alice", `m${s}`, T0 + s, new Uint8Array([s & 255, 1, 2]));
+    })();
+    db.close();
+
+    const store = open(path);
+    expect(store.sent.count()).toBe(n);
+    expect(store.sent.runCount()).toBe(1); // the first DEDUPE_RUN_KEYS, by age; the rest is the tail
+    for (let i = 0; i < n; i += 97) expect(find(store, key(i))).toBe(i + 1);
+    expect(find(store, key(n - 1))).toBe(n);
+    expect(find(store, key(n))).toBe(0);
+    const rows = store.fetch("bob", 0, 1000);
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    expect([...rows[299]!.body]).toEqual([300 & 255, 1, 2]);
+    store.close();
+
+    const check = new Database(path, { readonly: true });
+    expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_%'").all();
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_run_1", "sent_runs"]);
+    check.close();
+  });
+});
