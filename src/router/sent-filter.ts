@@ -1,6 +1,6 @@
 // A shard's memory of which (recipient, sender, id) keys were accepted within the dedupe window:
 // a Bloom filter in time generations. It answers "certainly new" (no store lookup needed, the
-// hot path) or "maybe seen" (ask the store, whose sent_ids table is the truth). It never forgets a
+// hot path) or "maybe seen" (ask the store, whose dedupe log is the truth). It never forgets a
 // key younger than the window: keys live in the generation of their timestamp, a generation spans
 // half a window, and a generation is dropped only once all of it is older than the window.
 // Pure: time is passed in.

@@ -112,8 +112,8 @@ export class InboxStore {
       return result;
     });
 
-    // ON CONFLICT DO NOTHING (not INSERT OR IGNORE): only uniqueness conflicts
-    // (primary key or inbox_dedup) are skipped; a NOT NULL or type error throws.
+    // ON CONFLICT DO NOTHING (not INSERT OR IGNORE): only a primary-key conflict
+    // is skipped; a NOT NULL or type error throws.
     this.#insert = db.prepare(
       "INSERT INTO inbox (recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     );
@@ -215,9 +215,12 @@ export class InboxStore {
   /**
    * Stores rows; returns one result per row, in order. Rows are processed in
    * order, so a later row in the same call sees the earlier ones.
-   * - duplicate: (recipient, seq) already stored, or (recipient, sender, msgId)
-   *   already stored with a non-empty msgId. Checked before "full", so a
-   *   retried send is acknowledged even when the inbox has filled since.
+   * - duplicate: (recipient, seq) already stored; or, on the "full" path only,
+   *   a non-empty (recipient, sender, msgId) in the dedupe window (the writer
+   *   remembers each stored row's key in the same transaction). Checked before
+   *   "full", so a retried send is acknowledged even when the inbox has filled
+   *   since. Ids are not unique in the inbox itself: owners consult the window
+   *   before they accept one (migration 3 dropped the index).
    * - full: the recipient already has maxInboxPerUser rows.
    * users.seq_reserved is raised to the highest seq seen per recipient (any
    * outcome), so reservations never hand out a seq a caller already used.
@@ -444,7 +447,7 @@ export class InboxStore {
   #isDuplicate(r: InboxRow): boolean {
     if (this.#q.existsSeq.get({ user: r.recipient, seq: r.seq }) !== undefined) return true;
     if (r.msgId === "") return false;
-    return this.#q.existsMsgId.get({ user: r.recipient, sender: r.sender, msgId: r.msgId }) !== undefined;
+    return this.sent.lookup(r.recipient, r.sender, r.msgId, 0) > 0;
   }
 
   #checkOpen(): void {
@@ -462,19 +465,6 @@ function prepareColdQueries(orm: BunSQLiteDatabase) {
       .select({ one: sql<number>`1` })
       .from(inbox)
       .where(and(eq(inbox.recipient, p("user")), eq(inbox.seq, p("seq"))))
-      .prepare(),
-    // The literal msg_id <> '' lets SQLite use the partial index inbox_dedup.
-    existsMsgId: orm
-      .select({ one: sql<number>`1` })
-      .from(inbox)
-      .where(
-        and(
-          eq(inbox.sender, p("sender")),
-          eq(inbox.msgId, p("msgId")),
-          eq(inbox.recipient, p("user")),
-          sql`msg_id <> ''`,
-        ),
-      )
       .prepare(),
     getUser: orm
       .select({ seqReserved: users.seqReserved, lastSeen: users.lastSeen })

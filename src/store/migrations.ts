@@ -69,6 +69,11 @@ CREATE INDEX sent_ids_ts ON sent_ids (ts);
     // sent_runs lists the sorted run tables (sent_run_<lo>) that index it, which the store builds
     // itself (sent-runs.ts): every key copied here is indexed when the store first opens the file.
     // Oldest first, so the runs built from it expire in about the order the keys would have.
+    // The inbox's unique index on (sender, msg_id, recipient) goes: it was a second random B-tree
+    // write per stored row (measured: 34.7 -> 23.5 µs CPU per row, 830-row commits to 10,000
+    // inboxes). Ids are unique through the window, which holds every stored row's key (written in
+    // the same transaction; copied here for rows stored before the window existed), and which
+    // owners consult before they accept an id.
     sql: `
 CREATE TABLE sent_log (
   id INTEGER PRIMARY KEY NOT NULL,
@@ -89,7 +94,17 @@ CREATE TABLE sent_runs (
 INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)
   SELECT recipient, sender, msg_id, seq, ts FROM sent_ids ORDER BY ts;
 
+INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)
+  SELECT recipient, sender, msg_id, seq, ts FROM inbox AS i
+  WHERE msg_id <> '' AND NOT EXISTS (
+    SELECT 1 FROM sent_ids AS s
+    WHERE s.recipient = i.recipient AND s.sender = i.sender AND s.msg_id = i.msg_id
+  )
+  ORDER BY ts;
+
 DROP TABLE sent_ids;
+
+DROP INDEX inbox_dedup;
 `,
   },
 ];

@@ -4,8 +4,7 @@
 // migration SQL (migrations.ts); tests/unit/store.test.ts checks that the
 // created schema matches these definitions column by column and index by index.
 
-import { sql } from "drizzle-orm";
-import { customType, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { customType, index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 // bun:sqlite returns BLOBs as Uint8Array and binds Uint8Array as BLOB, so the
 // column maps 1:1 without the Buffer copy that drizzle's blob({ mode: "buffer" })
@@ -28,7 +27,8 @@ export const inbox = sqliteTable(
     // Per-recipient sequence number, assigned by the caller (never by SQLite).
     seq: integer("seq").notNull(),
     sender: text("sender").notNull(),
-    // Sender-chosen id; "" for legacy clients, which are never deduplicated.
+    // Sender-chosen id; "" for legacy clients, which are never deduplicated. Not unique here:
+    // the dedupe window (sent_log) holds every stored row's key; see migration 3.
     msgId: text("msg_id").notNull(),
     // Server receive time, ms since epoch.
     ts: integer("ts").notNull(),
@@ -36,14 +36,6 @@ export const inbox = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.recipient, t.seq] }),
-    // Uniqueness of (recipient, sender, msg_id); key order is sender-first on
-    // purpose. Same constraint, but a group message (one sender + msg_id to N
-    // recipients in one commit) dirties one index page instead of N scattered
-    // ones. Measured, 1000-row commits to 1000 recipients: fan-out ~50k vs
-    // ~35k rows/s recipient-first; uniform 1:1 traffic: no difference.
-    uniqueIndex("inbox_dedup")
-      .on(t.sender, t.msgId, t.recipient)
-      .where(sql`msg_id <> ''`),
     // TTL expiry scans by age.
     index("inbox_ts").on(t.ts),
   ],

@@ -406,7 +406,8 @@ export class Writer {
     const keys = [];
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      if (r.msgId !== "" && results[i] !== "full") {
+      // Only new rows: a duplicate (same seq) was stored, and its key remembered, before.
+      if (r.msgId !== "" && results[i] === "stored") {
         keys.push({ recipient: r.recipient, sender: r.sender, msgId: r.msgId, seq: r.seq, ts: r.ts });
       }
     }

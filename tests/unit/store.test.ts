@@ -195,20 +195,21 @@ describe("append and fetch", () => {
     store.close();
   });
 
-  test("duplicate by (recipient, sender, msgId), also within one batch", () => {
-    const store = open(freshPath());
+  test("ids are not unique in the inbox: the dedupe window is, and a full inbox consults it", () => {
+    // Migration 3 dropped the inbox's unique index on (sender, msg_id, recipient): owners check
+    // the window before they accept an id, and the writer remembers each stored row's key.
+    const store = open(freshPath(), { maxInboxPerUser: 2 });
     expect(store.append([row("bob", 1, { msgId: "x" })])).toEqual(["stored"]);
-    expect(
-      store.append([
-        row("bob", 2, { msgId: "x" }), // retry with a new seq
-        row("bob", 3, { msgId: "x", sender: "dave" }), // other sender
-        row("carol", 1, { msgId: "x" }), // other recipient
-        row("bob", 4, { msgId: "y" }),
-        row("bob", 5, { msgId: "y" }), // duplicate of the row just above
-      ]),
-    ).toEqual(["duplicate", "stored", "stored", "stored", "duplicate"]);
-    expect(store.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([1, 3, 4]);
-    expect(store.count("bob")).toBe(3);
+    expect(store.append([row("bob", 2, { msgId: "x" })])).toEqual(["stored"]);
+    expect(store.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([1, 2]);
+    // Full: a retry whose key is in the window is a duplicate; one that is not is refused.
+    store.sent.remember([{ recipient: "bob", sender: "alice", msgId: "x", seq: 1, ts: 1 }]);
+    expect(store.append([row("bob", 3, { msgId: "x" }), row("bob", 4, { msgId: "y" })])).toEqual([
+      "duplicate",
+      "full",
+    ]);
+    expect(store.append([row("bob", 5, { msgId: "x", sender: "dave" })])).toEqual(["full"]);
+    expect(store.count("bob")).toBe(2);
     store.close();
   });
 
@@ -313,7 +314,9 @@ describe("limits and counts", () => {
       "full",
     ]);
     expect(store.append([row("carol", 1)])).toEqual(["stored"]); // per recipient
-    // While full: a retry of a stored row is a duplicate (by seq and by msgId).
+    // While full: a retry of a stored row is a duplicate (by seq, and by msgId through the
+    // dedupe window, where the writer puts every stored row's key).
+    store.sent.remember([1, 2, 3].map((s) => ({ recipient: "bob", sender: "alice", msgId: `m${s}`, seq: s, ts: 1 })));
     expect(store.append([row("bob", 2), row("bob", 9, { msgId: "m3" }), row("bob", 5)])).toEqual([
       "duplicate",
       "duplicate",
@@ -442,8 +445,8 @@ describe("model check", () => {
 
     const modelAppend = (r: InboxRow): AppendResult => {
       const rows = model.get(r.recipient)!;
-      const dup = rows.has(r.seq) ||
-        (r.msgId !== "" && [...rows.values()].some((x) => x.sender === r.sender && x.msgId === r.msgId));
+      // Only by seq: ids are the dedupe window's job (empty here: append does not remember keys).
+      const dup = rows.has(r.seq);
       const res = dup ? "duplicate" : rows.size >= MAX ? "full" : "stored";
       if (res === "stored") rows.set(r.seq, r);
       seen[res]++;

@@ -1,0 +1,62 @@
+// The storage writer's share of the hot path, measured alone (issue 14): the same group commits
+// the writer makes, on a real SQLite file, without sockets, threads or the load generator, so
+// CPU per row compares across builds even on a shared machine. Not a scenario: a tool.
+// usage: bun bench/store-micro.ts settle|flood [ROWS] [SRC_ROOT]
+//   settle: dedupe records of acked live deliveries, 60 keys per commit (saturation: a 2 ms
+//           group commit at ~30k msgs/s), 1,000 users pairwise.
+//   flood:  stored rows to 10,000 offline inboxes, 830 rows per commit (the offline flood's
+//           measured commit size), each with its dedupe record, as applyAppends writes them.
+//   SRC_ROOT: another checkout's root (e.g. main's) to measure its store instead of this one.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const [mode = "settle", rowsArg = "300000", root = resolve(import.meta.dir, "..")] = process.argv.slice(2);
+const total = Number(rowsArg);
+const { InboxStore } = await import(join(root, "src/store/inbox-store.ts"));
+const dir = mkdtempSync(join(tmpdir(), "iris-store-micro-"));
+const store = InboxStore.open(join(dir, "inbox.db"), { maxInboxPerUser: Number.POSITIVE_INFINITY, ttlMs: 0 });
+const body = new Uint8Array(64).fill(7);
+const t0 = Date.now();
+const perCommit = mode === "flood" ? 830 : 60;
+const users = mode === "flood" ? 10_000 : 1_000;
+const seqs = new Map<string, number>();
+
+type Key = { recipient: string; sender: string; msgId: string; seq: number; ts: number };
+
+function key(n: number): Key {
+  const recipient = `user-${(n * 7919) % users}`;
+  const seq = (seqs.get(recipient) ?? 0) + 1;
+  seqs.set(recipient, seq);
+  return {
+    recipient,
+    sender: `sender-${(n * 104_729 + 13) % 1000}`,
+    msgId: `m${n.toString(36)}`,
+    seq,
+    ts: t0 + (n >> 6),
+  };
+}
+
+const cpu0 = process.cpuUsage();
+const wall0 = performance.now();
+for (let n = 0; n < total;) {
+  const keys: Key[] = [];
+  for (let i = 0; i < perCommit && n < total; i++, n++) keys.push(key(n));
+  store.transaction(() => {
+    if (mode === "flood") store.append(keys.map((k) => ({ ...k, body })));
+    store.sent.remember(keys);
+  });
+  if (typeof store.sent.due === "function" && store.sent.due(Date.now(), 86_400_000)) {
+    store.transaction(() => store.sent.buildRun()); // as the writer does after a commit
+  }
+}
+const cpu = process.cpuUsage(cpu0);
+const wallMs = performance.now() - wall0;
+const us = (cpu.user + cpu.system) / total;
+console.log(
+  `${mode} ${total} rows (${perCommit}/commit) from ${root}: ${us.toFixed(2)} µs CPU/row ` +
+    `(sys ${(cpu.system / total).toFixed(2)}), ${Math.round(total / (wallMs / 1000))} rows/s wall`,
+);
+store.close();
+rmSync(dir, { recursive: true, force: true });
