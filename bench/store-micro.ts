@@ -1,11 +1,13 @@
 // The storage writer's share of the hot path, measured alone (issue 14): the same group commits
 // the writer makes, on a real SQLite file, without sockets, threads or the load generator, so
 // CPU per row compares across builds even on a shared machine. Not a scenario: a tool.
-// usage: bun bench/store-micro.ts settle|flood [ROWS] [SRC_ROOT]
+// usage: bun bench/store-micro.ts settle|flood|drain [ROWS] [SRC_ROOT]
 //   settle: dedupe records of acked live deliveries, 60 keys per commit (saturation: a 2 ms
 //           group commit at ~30k msgs/s), 1,000 users pairwise.
 //   flood:  stored rows to 10,000 offline inboxes, 830 rows per commit (the offline flood's
 //           measured commit size), each with its dedupe record, as applyAppends writes them.
+//   drain:  one user's backlog of ROWS (filled first, not measured), then read in pages of
+//           8,192 rows, each page deleted once read (as acks or v0 writes delete it).
 //   SRC_ROOT: another checkout's root (e.g. main's) to measure its store instead of this one.
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -38,9 +40,25 @@ function key(n: number): Key {
   };
 }
 
+const DRAIN_PAGE = 8192;
+if (mode === "drain") {
+  for (let n = 0; n < total;) {
+    const rows: (Key & { body: Uint8Array })[] = [];
+    for (let i = 0; i < 1000 && n < total; i++, n++) {
+      rows.push({ recipient: "drainer", seq: n + 1, sender: `s${n % 4}`, msgId: `m${n}`, ts: t0, body });
+    }
+    store.transaction(() => store.append(rows));
+  }
+}
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
-for (let n = 0; n < total;) {
+for (let after = 0; mode === "drain";) {
+  const page = store.fetch("drainer", after, DRAIN_PAGE);
+  if (page.length === 0) break;
+  after = page[page.length - 1].seq;
+  store.transaction(() => store.deleteUpTo("drainer", after));
+}
+for (let n = 0; mode !== "drain" && n < total;) {
   const keys: Key[] = [];
   for (let i = 0; i < perCommit && n < total; i++, n++) keys.push(key(n));
   store.transaction(() => {
@@ -55,7 +73,9 @@ const cpu = process.cpuUsage(cpu0);
 const wallMs = performance.now() - wall0;
 const us = (cpu.user + cpu.system) / total;
 console.log(
-  `${mode} ${total} rows (${perCommit}/commit) from ${root}: ${us.toFixed(2)} µs CPU/row ` +
+  `${mode} ${total} rows (${mode === "drain" ? `pages of ${DRAIN_PAGE}` : `${perCommit}/commit`}) from ${root}: ${
+    us.toFixed(2)
+  } µs CPU/row ` +
     `(sys ${(cpu.system / total).toFixed(2)}), ${Math.round(total / (wallMs / 1000))} rows/s wall`,
 );
 store.close();
