@@ -172,7 +172,16 @@ export class InboxStore {
       db.close();
       throw err;
     }
-    return new InboxStore(db, opts);
+    const store = new InboxStore(db, opts);
+    try {
+      // Reads the dedupe runs and tail now, so a log migrated from the keyed table is indexed at
+      // open, before the writer serves, not inside its first group commit.
+      store.sent.runCount();
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    return store;
   }
 
   /**
