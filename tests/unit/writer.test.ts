@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
-import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import type { PortMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
-import { ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
+import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
 let dir: string;
 let store: InboxStore;
@@ -113,6 +113,47 @@ describe("writer group commit", () => {
     const answers = replies.filter((m) => m.t === "sent" || m.t === "sendError");
     expect(answers[2]).toMatchObject({ t: "sent", conn: 11, id: "m1", status: "duplicate" });
     expect(answers[3]).toMatchObject({ t: "sendError", conn: 12, id: "m2", code: "SERVER_BUSY" });
+  });
+
+  test("a full dedupe tail becomes a run after the commit; lookups and the filter scan see every key", async () => {
+    writer(0, 1_000_000);
+    const t = Date.now();
+    const keys = Array.from({ length: DEDUPE_RUN_KEYS + 5 }, (_, i) => ({
+      recipient: `r${i % 50}`,
+      sender: "s",
+      msgId: `k${i}`,
+      seq: i + 1,
+      ts: t,
+    }));
+    send({ t: "remember", keys });
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(metrics.get("dedupeRuns")).toBe(1);
+    expect(store.sent.runCount()).toBe(1);
+    const lookup = (i: number): WriterReq => ({ t: "lookup", user: `r${i % 50}`, from: "s", id: `k${i}`, since: t });
+    send(lookup(0), lookup(DEDUPE_RUN_KEYS + 4), { t: "lookup", user: "r0", from: "s", id: "never", since: t });
+    await waitFor(() => replies.filter((m) => m.t === "lookedUp").length === 3);
+    expect(replies.filter((m) => m.t === "lookedUp").map((m) => (m as { seq: number }).seq)).toEqual([
+      1,
+      DEDUPE_RUN_KEYS + 5,
+      0,
+    ]);
+    // The filter rebuild pages through the log by id: two pages cover every key once.
+    const scan = (after: [string, string, string] | null): WriterReq => ({
+      t: "scanSent",
+      shard: 0,
+      shards: 1,
+      after,
+      since: t,
+      limit: DEDUPE_RUN_KEYS,
+    });
+    send(scan(null));
+    await waitFor(() => replies.some((m) => m.t === "sentPage"));
+    const first = replies.find((m) => m.t === "sentPage") as SentPageReply;
+    expect([first.ts.length, first.done]).toEqual([DEDUPE_RUN_KEYS, false]);
+    send(scan(first.after));
+    await waitFor(() => replies.filter((m) => m.t === "sentPage").length === 2);
+    const second = replies.filter((m) => m.t === "sentPage")[1] as SentPageReply;
+    expect([second.ts.length, second.done]).toEqual([5, true]);
   });
 
   test("garbage on the port is counted and dropped; the next real request still works", async () => {
