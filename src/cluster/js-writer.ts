@@ -20,6 +20,7 @@ import {
   type WriterReq,
 } from "../router/wire.ts";
 import { cutPage } from "../store/writer.ts";
+import { unpackRemember } from "../router/packed-keys.ts";
 import type { ClusterInbox } from "./inbox.ts";
 import type { ReadRow } from "./inbox-codec.ts";
 import { cursorAfter, pageAfter, planCapacity, planDelete } from "./js-plan.ts";
@@ -164,6 +165,8 @@ export class JsWriter {
         return this.seen.set(r.user, r.ts).then(() => []);
       case "remember":
         return this.sent.remember(r.keys).then(() => [[link.shard, { t: "committed", n: 1 }]]);
+      case "rememberPacked":
+        return this.work(link, unpackRemember(r), before);
       case "lookup":
         return before.then(() => this.lookup(link, r)); // sees every remember sent before it
       case "confirm":

@@ -7,6 +7,7 @@ import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST } from "../limits.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
+import { packRemember } from "./packed-keys.ts";
 
 export class PortMesh {
   private readonly peers: (MessagePort | null)[];
@@ -107,7 +108,7 @@ export class PortMesh {
   }
 
   toWriter(m: WriterReq): void {
-    this.writerOut.push(m);
+    this.writerOut.push(m.t === "remember" ? packRemember(m) : m); // far cheaper to clone
     this.scheduleFlush();
   }
 

@@ -7,6 +7,7 @@
 // injects it), and garbage must be counted and dropped, never trusted.
 
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
+import { isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
 
 // ---- owner-bound ----
 
@@ -330,7 +331,8 @@ export type WriterReq =
   | LookupReq
   | ConfirmReq
   | ScanSentReq
-  | CountInboxReq;
+  | CountInboxReq
+  | PackedRemember; // a RememberReq on the port (packed-keys.ts)
 
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
@@ -415,6 +417,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),
   remember: (v) => Array.isArray(v.keys) && v.keys.every(isSentKey),
+  rememberPacked: (v) => isPackedRememberBody(v.text, v.nums),
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
   confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
   scanSent: (v) =>

@@ -33,6 +33,7 @@ import type {
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
+import { unpackRemember } from "../router/packed-keys.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
@@ -135,6 +136,8 @@ export class Writer {
         this.ops.push({ k, r });
         this.rowsBuffered += r.keys.length;
         return;
+      case "rememberPacked":
+        return this.accept(k, unpackRemember(r));
       case "scanSent":
         return this.send(k, [this.readSentPage(r)]);
       case "fetch":

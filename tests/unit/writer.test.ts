@@ -10,6 +10,7 @@ import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe
 import type { PortMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
+import { packRemember } from "../../src/router/packed-keys.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
 let dir: string;
@@ -125,8 +126,10 @@ describe("writer group commit", () => {
       seq: i + 1,
       ts: t,
     }));
-    send({ t: "remember", keys });
+    // The first keys come packed, as a shard's port sends them; the rest as owners build them.
+    send(packRemember({ t: "remember", keys: keys.slice(0, 10) }), { t: "remember", keys: keys.slice(10) });
     await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
     expect(metrics.get("dedupeRuns")).toBe(1);
     expect(store.sent.runCount()).toBe(1);
     const lookup = (i: number): WriterReq => ({ t: "lookup", user: `r${i % 50}`, from: "s", id: `k${i}`, since: t });
