@@ -8,6 +8,7 @@ import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
 import { packRemember } from "./packed-keys.ts";
+import { packAppend } from "./packed-append.ts";
 
 export class PortMesh {
   private readonly peers: (MessagePort | null)[];
@@ -108,7 +109,8 @@ export class PortMesh {
   }
 
   toWriter(m: WriterReq): void {
-    this.writerOut.push(m.t === "remember" ? packRemember(m) : m); // far cheaper to clone
+    // Packed: far cheaper to clone than an object (and a body) per key or row.
+    this.writerOut.push(m.t === "remember" ? packRemember(m) : m.t === "append" ? packAppend(m) : m);
     this.scheduleFlush();
   }
 

@@ -8,6 +8,7 @@
 
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
 import { isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
+import { isPackedAppendBody, type PackedAppend } from "./packed-append.ts";
 
 // ---- owner-bound ----
 
@@ -332,7 +333,8 @@ export type WriterReq =
   | ConfirmReq
   | ScanSentReq
   | CountInboxReq
-  | PackedRemember; // a RememberReq on the port (packed-keys.ts)
+  | PackedRemember // a RememberReq on the port (packed-keys.ts)
+  | PackedAppend; // an AppendReq on the port (packed-append.ts)
 
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
@@ -418,6 +420,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   bye: (v) => isInt(v.shard),
   remember: (v) => Array.isArray(v.keys) && v.keys.every(isSentKey),
   rememberPacked: (v) => isPackedRememberBody(v.text, v.nums),
+  appendPacked: isPackedAppendBody,
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
   confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
   scanSent: (v) =>

@@ -34,6 +34,7 @@ import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
+import { unpackAppend } from "../router/packed-append.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
@@ -138,6 +139,8 @@ export class Writer {
         return;
       case "rememberPacked":
         return this.accept(k, unpackRemember(r));
+      case "appendPacked":
+        return this.accept(k, unpackAppend(r));
       case "scanSent":
         return this.send(k, [this.readSentPage(r)]);
       case "fetch":

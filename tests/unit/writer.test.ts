@@ -7,10 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
-import type { PortMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import type { AppendReq, PortMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
+import { packAppend } from "../../src/router/packed-append.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
 let dir: string;
@@ -74,6 +75,19 @@ describe("writer group commit", () => {
     expect(metrics.get("commits")).toBe(1);
     expect(replies.filter((m) => m.t === "sent").map((m) => (m as { conn: number }).conn)).toEqual([1, 2, 3]);
     expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
+  });
+
+  test("a packed append (as a shard's port sends it) is stored byte-exact and acked like a plain one", async () => {
+    writer(0, 10_000);
+    const rows = [row(1, 3), row(2, 0), row(3, 700)].map((r, i) => ({
+      ...r,
+      body: r.body.map((_, j) => (i + j) & 255),
+    }));
+    send(packAppend(append(rows) as AppendReq), append([row(4)]));
+    await waitFor(() => replies.filter((m) => m.t === "sent").length === 4);
+    expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
+    const stored = store.fetch("u", 0, 10);
+    expect(stored.map((r) => [r.seq, [...r.body]])).toEqual([...rows, row(4)].map((r) => [r.seq, [...r.body]]));
   });
 
   test("reaching batchRows commits at once, without waiting for the timer", async () => {
