@@ -88,7 +88,8 @@ CREATE TABLE sent_runs (
   lo INTEGER PRIMARY KEY NOT NULL,
   hi INTEGER NOT NULL,
   max_ts INTEGER NOT NULL,
-  keys INTEGER NOT NULL
+  keys INTEGER NOT NULL,
+  filter BLOB NOT NULL
 ) STRICT;
 
 INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)

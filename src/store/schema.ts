@@ -66,12 +66,14 @@ export const sentLog = sqliteTable("sent_log", {
   ts: integer("ts").notNull(),
 });
 
-/** The runs that index sent_log: ids lo..hi each, the newest key's ts (expiry), key count. */
+/** The runs that index sent_log: ids lo..hi each, the newest key's ts (expiry), key count, filter. */
 export const sentRuns = sqliteTable("sent_runs", {
   lo: integer("lo").primaryKey(),
   hi: integer("hi").notNull(),
   maxTs: integer("max_ts").notNull(),
   keys: integer("keys").notNull(),
+  // The run's Bloom filter (store/run-filter.ts): lookups skip runs that certainly lack the key.
+  filter: bytes("filter").notNull(),
 });
 
 export type InboxRecord = typeof inbox.$inferSelect;

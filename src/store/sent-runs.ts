@@ -6,6 +6,7 @@
 
 import type { Database, Statement } from "bun:sqlite";
 import { sentKeyHash } from "../router/sent-filter.ts";
+import { filterAdd, filterHas, newRunFilter } from "./run-filter.ts";
 
 /** One log row, as a run is built from it. */
 export interface LogEntry {
@@ -23,6 +24,8 @@ export interface Run {
   hi: number;
   maxTs: number;
   keys: number;
+  /** Its keys' Bloom filter (run-filter.ts), stored with it in sent_runs. */
+  filter: Uint8Array;
 }
 
 /** A probe's row: [recipient, sender, msg_id, seq, ts] from the log. */
@@ -30,10 +33,10 @@ type ProbeRow = [string, string, string, number, number];
 
 const HASH_LOW_BITS = 2 ** 21;
 
-/** The key's 53-bit hash (a safe integer): the two filter hashes folded together. */
-export function keyHash(recipient: string, sender: string, msgId: string): number {
+/** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
+export function keyHashes(recipient: string, sender: string, msgId: string): { h: number; h1: number; h2: number } {
   const [h1, h2] = sentKeyHash(recipient, sender, msgId);
-  return h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1));
+  return { h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
 }
 
 /** Table name of the run starting at log id `lo` (an integer we made: safe to interpolate). */
@@ -50,7 +53,7 @@ export class SentRuns {
   readonly #deleteLog: Statement;
 
   constructor(private readonly db: Database) {
-    this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys) VALUES (?, ?, ?, ?)");
+    this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
     this.#deleteLog = db.prepare("DELETE FROM sent_log WHERE id BETWEEN ? AND ?");
   }
@@ -69,7 +72,7 @@ export class SentRuns {
   load(): void {
     this.#finalizeProbes();
     this.#runs = this.db.query<Run, []>(
-      "SELECT lo, hi, max_ts AS maxTs, keys FROM sent_runs ORDER BY lo",
+      "SELECT lo, hi, max_ts AS maxTs, keys, filter FROM sent_runs ORDER BY lo",
     ).all();
   }
 
@@ -79,7 +82,12 @@ export class SentRuns {
    */
   build(entries: LogEntry[], lo: number, hi: number): void {
     const table = runTable(lo);
-    const hashed = entries.map((e) => ({ h: keyHash(e.recipient, e.sender, e.msgId), id: e.id }));
+    const filter = newRunFilter(entries.length);
+    const hashed = entries.map((e) => {
+      const k = keyHashes(e.recipient, e.sender, e.msgId);
+      filterAdd(filter, k.h1, k.h2);
+      return { h: k.h, id: e.id };
+    });
     hashed.sort((a, b) => a.h - b.h || a.id - b.id);
     this.db.run(
       `CREATE TABLE ${table} (h INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (h, id)) STRICT, WITHOUT ROWID`,
@@ -92,15 +100,16 @@ export class SentRuns {
     }
     let maxTs = 0;
     for (const e of entries) if (e.ts > maxTs) maxTs = e.ts;
-    this.#register.run(lo, hi, maxTs, entries.length);
-    this.#runs.push({ lo, hi, maxTs, keys: entries.length });
+    this.#register.run(lo, hi, maxTs, entries.length, filter);
+    this.#runs.push({ lo, hi, maxTs, keys: entries.length, filter });
   }
 
   /** The first record of the key in a run whose keys may be as young as `since`, or null. */
   find(recipient: string, sender: string, msgId: string, since: number): number {
-    const h = keyHash(recipient, sender, msgId);
+    const { h, h1, h2 } = keyHashes(recipient, sender, msgId);
     for (const run of this.#runs) {
       if (run.maxTs < since) continue; // all of it is older than the window
+      if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
       for (const r of this.#probe(run.lo).values(h) as ProbeRow[]) {
         if (r[0] === recipient && r[1] === sender && r[2] === msgId && r[4] >= since) return r[3];
       }

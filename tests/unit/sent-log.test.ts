@@ -76,6 +76,23 @@ describe("dedupe log", () => {
     again.close();
   });
 
+  test("many runs: every key is found, also after reopen (filters read back from the file)", () => {
+    const path = freshPath();
+    const store = open(path);
+    const keys = Array.from({ length: 4000 }, (_, i) => key(i));
+    for (let r = 0; r < 40; r++) {
+      rememberAll(store, keys.slice(r * 100, (r + 1) * 100));
+      buildRun(store);
+    }
+    expect(store.sent.runCount()).toBe(40);
+    for (let i = 0; i < keys.length; i += 7) expect(find(store, keys[i]!)).toBe(i + 1);
+    store.close();
+    const again = open(path);
+    for (let i = 0; i < keys.length; i++) expect(find(again, keys[i]!)).toBe(i + 1);
+    for (let i = 0; i < 500; i++) expect(find(again, { ...keys[i]!, msgId: `absent-${i}` })).toBe(0);
+    again.close();
+  });
+
   test("an old tail is due by age, so a quiet store still expires", () => {
     const store = open(freshPath());
     rememberAll(store, [key(1, T0)]);
