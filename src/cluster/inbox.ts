@@ -3,7 +3,13 @@
 // PubAck came back: JetStream has the message on the configured number of replicas. A cumulative
 // ack deletes with one purge of the recipient's subject below a stream seq.
 
-import { jetstream, type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import {
+  jetstream,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+  type StoredMsg,
+} from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   decodeRow,
@@ -23,6 +29,14 @@ export const DEDUPE_WINDOW_MS = 5 * 60_000;
 export const DIRECT_FIRST = 48;
 /** How long a backlog read may wait for the next message of an ordered consumer. */
 const ORDERED_FETCH_EXPIRES_MS = 2000;
+/** API timeout for creating a read's ordered consumer (it is set up in a few ms when healthy). */
+const ORDERED_CREATE_TIMEOUT_MS = 1500;
+/**
+ * After an ordered read failed, backlogs are read by single gets only for this long. With a NATS
+ * server of three dead, the meta leader may place the consumer on the dead peer: about one
+ * creation in three then timed out (5 s each, holding every later reply of the writer).
+ */
+const ORDERED_OFF_MS = 30_000;
 const NS_PER_MS = 1_000_000;
 
 export type AppendResult =
@@ -37,6 +51,8 @@ export interface InboxCounters {
   duplicates: number;
   appendErrors: number;
   garbage: number;
+  /** Ordered backlog reads that failed and were finished by single gets. */
+  orderedFallbacks: number;
 }
 
 export interface InboxOptions {
@@ -53,9 +69,26 @@ export class ClusterInbox {
     duplicates: 0,
     appendErrors: 0,
     garbage: 0,
+    orderedFallbacks: 0,
   };
 
-  private constructor(private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
+  private constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    /**
+     * With replicas, a direct get may be answered by any replica, also one that has not yet
+     * applied a message the leader has acknowledged: a backlog read would come back short after a
+     * PubAck, and the owner would go live past stored messages (found when a NATS server of three
+     * was killed: they reached their recipient only at its next login). With replicas, reads go to
+     * the stream leader (STREAM.MSG.GET, same next_by_subj query), which has every acked message.
+     */
+    private readonly leaderReads: boolean,
+    /** The client for ordered reads: a short API timeout (see ORDERED_CREATE_TIMEOUT_MS). */
+    private readonly jsOrdered: JetStreamClient,
+  ) {}
+
+  /** Ordered reads are off until this time (performance.now()) after one failed. */
+  private orderedOffUntil = 0;
 
   /** Creates the stream if missing (idempotent across nodes: same config from every node). */
   static async open(nc: NatsConnection, o: InboxOptions): Promise<ClusterInbox> {
@@ -74,7 +107,7 @@ export class ClusterInbox {
     } catch {
       await jsm.streams.add(config);
     }
-    return new ClusterInbox(jetstream(nc), jsm);
+    return new ClusterInbox(jetstream(nc), jsm, o.replicas > 1, jetstream(nc, { timeout: ORDERED_CREATE_TIMEOUT_MS }));
   }
 
   /** Appends rows, pipelined; each result says whether JetStream acknowledged that row. */
@@ -110,8 +143,16 @@ export class ClusterInbox {
   async readBacklog(user: string, afterStreamSeq: number, max: number): Promise<ReadRow[]> {
     const head = await this.readDirect(user, afterStreamSeq, Math.min(max, DIRECT_FIRST));
     if (head.length < Math.min(max, DIRECT_FIRST) || head.length === max) return head;
-    const tail = await this.readOrdered(user, head.at(-1)!.streamSeq, max - head.length);
-    return head.concat(tail);
+    const after = head.at(-1)!.streamSeq;
+    if (performance.now() >= this.orderedOffUntil) {
+      try {
+        return head.concat(await this.readOrdered(user, after, max - head.length));
+      } catch {
+        this.counters.orderedFallbacks++;
+        this.orderedOffUntil = performance.now() + ORDERED_OFF_MS;
+      }
+    }
+    return head.concat(await this.readDirect(user, after, max - head.length));
   }
 
   /** Backlog by direct get: one request per message (2.9 has no batched direct get). */
@@ -120,7 +161,7 @@ export class ClusterInbox {
     const out: ReadRow[] = [];
     let seq = afterStreamSeq + 1;
     while (out.length < max) {
-      const m = await this.jsm.direct.getMessage(INBOX_STREAM, { next_by_subj: subject, seq });
+      const m = await this.nextOf(subject, seq);
       if (!m) break;
       const row = decodeRow(m.subject, m.seq, m.header, m.data);
       if (this.keep(row)) out.push(row);
@@ -129,21 +170,34 @@ export class ClusterInbox {
     return out;
   }
 
+  /** The first message of `subject` at or after stream seq `seq` (see leaderReads), or null. */
+  private nextOf(subject: string, seq: number): Promise<StoredMsg | null> {
+    const q = { next_by_subj: subject, seq };
+    return this.leaderReads
+      ? this.jsm.streams.getMessage(INBOX_STREAM, q as typeof q & { seq: number }) // 2.9 takes next_by_subj here too
+      : this.jsm.direct.getMessage(INBOX_STREAM, q);
+  }
+
   /** Backlog by a short-lived ordered consumer (server-side ephemeral, gone after the read). */
   async readOrdered(user: string, afterStreamSeq: number, max: number): Promise<ReadRow[]> {
     const subject = inboxSubject(user);
     // An empty backlog is the common case at login: one direct get answers it without a consumer.
-    const first = await this.jsm.direct.getMessage(INBOX_STREAM, { next_by_subj: subject, seq: afterStreamSeq + 1 });
+    const first = await this.nextOf(subject, afterStreamSeq + 1);
     if (!first) return [];
-    const c = await this.js.consumers.get(INBOX_STREAM, { filter_subjects: subject, opt_start_seq: first.seq });
+    const c = await this.jsOrdered.consumers.get(INBOX_STREAM, { filter_subjects: subject, opt_start_seq: first.seq });
     const out: ReadRow[] = [];
     const it = await c.fetch({ max_messages: max, expires: ORDERED_FETCH_EXPIRES_MS });
+    let pending = Infinity;
     for await (const m of it) {
       const row = decodeRow(m.subject, m.seq, m.headers, m.data);
       if (this.keep(row)) out.push(row);
-      if (m.info.pending === 0 || out.length >= max) break;
+      pending = m.info.pending;
+      if (pending === 0 || out.length >= max) break;
     }
     await c.delete().catch(() => {});
+    // A fetch that ended (expired, link lost) while the consumer still saw messages pending is a
+    // short read, not the end of the backlog: the caller must not take it for one.
+    if (pending > 0 && out.length < max) throw new Error(`short backlog read of ${user}: ${pending} pending`);
     return out;
   }
 

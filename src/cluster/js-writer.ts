@@ -30,6 +30,7 @@ import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { ADOPT_RETRIES, ADOPT_RETRY_MS, Claims } from "./handover.ts";
+import { log } from "../observe/log.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
 
@@ -41,6 +42,9 @@ const emptyPage = () => ({ hashes: new Uint32Array(0), ts: new Float64Array(0) }
 
 /** Pause between attempts to store rows JetStream did not acknowledge (link down, leader election). */
 const APPEND_RETRY_MS = 200;
+/** First pause before a failed request is tried again (doubles up to REQUEST_RETRY_MAX_MS). */
+const REQUEST_RETRY_MS = 100;
+const REQUEST_RETRY_MAX_MS = 2000;
 /** Rows read per step when a page or a delete scans a user's subject. */
 const SCAN_PAGE = 1000;
 
@@ -130,12 +134,30 @@ export class JsWriter {
   private accept(link: Link, r: WriterReq): void {
     if (r.t === "scanSent") return this.scanAside(link, r);
     const before = link.tail;
-    const work = this.work(link, r, before);
-    // A request that fails before the earlier ones are answered (a KV read timing out while an
-    // append waits for NATS) is handled by the chain below, later: mark it handled now, or the
-    // runtime calls it unhandled and ends the shard's thread (seen on a node cut off from NATS).
+    const work = this.untilDone(r.t, () => this.work(link, r, before));
+    // A request that fails before the earlier ones are answered is handled by the chain below,
+    // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
     work.catch(() => {});
     link.tail = before.then(() => work).then((out) => this.send(link, out), () => void this.counters.errors++);
+  }
+
+  /**
+   * Runs a request until it succeeds. Every request is idempotent (appends carry their msg id,
+   * deletes and KV puts repeat harmlessly, a repeated reservation leaves a gap), and the owner
+   * counts on exactly one reply per request: a request dropped on a NATS error used to leave a
+   * drain waiting forever (its page never came) or shift the owner's commit count by one.
+   */
+  private async untilDone(what: WriterReq["t"], run: () => Promise<Out[]>): Promise<Out[]> {
+    for (let wait = REQUEST_RETRY_MS;; wait = Math.min(2 * wait, REQUEST_RETRY_MAX_MS)) {
+      try {
+        return await run();
+      } catch (e) {
+        if (this.stopped) throw e;
+        this.counters.errors++;
+        log.warn(`cluster writer: ${what} failed (${(e as Error).message}); retrying`);
+        await Bun.sleep(wait);
+      }
+    }
   }
 
   /**

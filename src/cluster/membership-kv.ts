@@ -31,6 +31,15 @@ export interface MembershipTiming {
 
 export const DEFAULT_TIMING: MembershipTiming = { heartbeatMs: 1000, downAfterMs: 3500, forgetAfterMs: 60_000 };
 
+/**
+ * Heartbeats that our own watch has not shown us for this many heartbeat periods, while our puts
+ * succeed, mean the watch is stalled: its consumer lived on a NATS server that died, and the
+ * client only notices after 2 missed idle heartbeats of 30 s. A stalled watch froze this node's
+ * view at "everyone down" while it stayed ready (found killing a NATS server of three). It is
+ * reopened (the new one replays every key's last value).
+ */
+const WATCH_STALL_BEATS = 2;
+
 export interface MembershipCounters {
   heartbeats: number;
   heartbeatErrors: number;
@@ -50,6 +59,10 @@ export class Membership {
   private lastBeatAt = -Infinity;
   /** When our own heartbeats were stored again after a cut (-Infinity: never cut). */
   private healthySince = -Infinity;
+  /** When the watch last showed our own record, and when it was (re)opened. */
+  private ownSeenAt = -Infinity;
+  private watchOpenedAt = -Infinity;
+  private reopening = false;
   readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
 
   constructor(
@@ -69,20 +82,40 @@ export class Membership {
       replicas: this.replicas,
       ttl: this.timing.forgetAfterMs,
     });
-    const it = await this.kv.watch({ key: ">" });
+    await this.openWatch();
+    await this.beat();
+    this.timer = setInterval(() => {
+      void this.beat();
+      if (this.watchStalled() && !this.reopening) {
+        this.reopening = true;
+        void this.openWatch().catch(() => {}).finally(() => (this.reopening = false));
+      }
+      this.refresh(); // silence is noticed on our own clock, not on an event
+    }, this.timing.heartbeatMs);
+  }
+
+  private async openWatch(): Promise<void> {
+    this.stopWatch?.();
+    this.watchOpenedAt = performance.now();
+    const it = await this.kv!.watch({ key: ">" });
+    if (this.stopped) return it.stop();
     this.stopWatch = () => it.stop();
     void (async () => {
       for await (const e of it) {
         if (e.operation !== "PUT") this.seen.delete(e.key);
         else this.observe(e.key, e.value, e.created.getTime());
+        if (e.key === this.self.id) this.ownSeenAt = performance.now();
         this.refresh();
       }
     })();
-    await this.beat();
-    this.timer = setInterval(() => {
-      void this.beat();
-      this.refresh(); // silence is noticed on our own clock, not on an event
-    }, this.timing.heartbeatMs);
+  }
+
+  /** Our puts succeed but the watch has not shown one for a while (see WATCH_STALL_BEATS). */
+  private watchStalled(): boolean {
+    const now = performance.now();
+    const limit = WATCH_STALL_BEATS * this.timing.heartbeatMs;
+    return now - this.lastBeatAt < this.timing.heartbeatMs &&
+      now - Math.max(this.ownSeenAt, this.watchOpenedAt) > limit;
   }
 
   private observe(key: string, value: Uint8Array, createdMs: number): void {

@@ -1,43 +1,62 @@
-// The frame of a cross-node batch (pure): a version byte, then the batch array in the structured-
+// The frame of a cross-node batch (pure): a version byte, the publisher's stamp (its global shard
+// address, epoch and count: see port-seq.ts), then the batch array in the structured-
 // clone format that Bun's postMessage uses (carries Uint8Array bodies without copying through
 // base64). Anything else — wrong version, undecodable bytes, not an array, an item the caller's
 // guard rejects — is garbage: counted and dropped, never trusted.
 
 import { deserialize, serialize } from "bun:jsc";
+import type { Stamp } from "./port-seq.ts";
 
-/** Bumped whenever the items' shape changes; a node drops batches of another version (counted). */
-export const PORT_FORMAT_VERSION = 1;
+/** Bumped whenever the frame or the items' shape changes; a node drops batches of another version (counted). */
+export const PORT_FORMAT_VERSION = 2;
+/** Version byte + source address (int32) + epoch (uint32) + count (uint32). */
+const HEADER_BYTES = 13;
+/** The stamp of a batch sent without one (tests, tools): never part of a sequence check. */
+export const NO_STAMP: Stamp = { src: -1, epoch: 0, n: 0 };
 
-export function encodeBatch(items: readonly unknown[]): Uint8Array {
+export function encodeBatch(items: readonly unknown[], stamp: Stamp = NO_STAMP): Uint8Array {
   const body = new Uint8Array(serialize(items));
-  const out = new Uint8Array(body.byteLength + 1);
+  const out = new Uint8Array(body.byteLength + HEADER_BYTES);
   out[0] = PORT_FORMAT_VERSION;
-  out.set(body, 1);
-  return out;
+  out.set(body, HEADER_BYTES);
+  return stampBatch(out, stamp);
+}
+
+/** Writes `stamp` into an encoded batch's header (in place; returns the same bytes). */
+export function stampBatch(bytes: Uint8Array, stamp: Stamp): Uint8Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  v.setInt32(1, stamp.src);
+  v.setUint32(5, stamp.epoch);
+  v.setUint32(9, stamp.n);
+  return bytes;
 }
 
 export interface Decoded<T> {
   items: T[];
   /** Items (or whole batches, counted as 1) that failed validation. */
   garbage: number;
+  /** The publisher's stamp (absent on a batch that is garbage as a whole). */
+  stamp?: Stamp;
 }
 
 export function decodeBatch<T>(bytes: Uint8Array, guard: (x: unknown) => x is T): Decoded<T> {
-  if (bytes.byteLength < 2 || bytes[0] !== PORT_FORMAT_VERSION) return { items: [], garbage: 1 };
+  if (bytes.byteLength < HEADER_BYTES + 1 || bytes[0] !== PORT_FORMAT_VERSION) return { items: [], garbage: 1 };
   let raw: unknown;
   try {
-    raw = deserialize(bytes.subarray(1));
+    raw = deserialize(bytes.subarray(HEADER_BYTES));
   } catch {
     return { items: [], garbage: 1 };
   }
   if (!Array.isArray(raw)) return { items: [], garbage: 1 };
+  const v = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const stamp = { src: v.getInt32(1), epoch: v.getUint32(5), n: v.getUint32(9) };
   const items: T[] = [];
   let garbage = 0;
   for (const x of raw) {
     if (guard(x)) items.push(x);
     else garbage++;
   }
-  return { items, garbage };
+  return { items, garbage, stamp };
 }
 
 /** The subject of one shard of one node: iris.node.<node>.<shard>. Node ids are subject-safe. */

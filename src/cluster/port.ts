@@ -4,10 +4,13 @@
 // Every inbound item is validated; garbage is counted and dropped.
 
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { decodeBatch, encodeBatch, nodeSubject } from "./port-codec.ts";
+import { decodeBatch, encodeBatch, NO_STAMP, nodeSubject, stampBatch } from "./port-codec.ts";
+import { PortCounts, PortSeqs } from "./port-seq.ts";
 
 /** Largest batch payload before a flush happens early (NATS default max_payload is 1 MiB). */
 export const MAX_BATCH_BYTES = 512 * 1024;
+/** Every destination gets its last count again this often, so that a lost last batch is noticed. */
+export const SYNC_EVERY_MS = 1000;
 
 export interface PortCounters {
   batchesOut: number;
@@ -16,6 +19,8 @@ export interface PortCounters {
   itemsIn: number;
   garbage: number;
   publishErrors: number;
+  /** Count jumps seen: batches from some publisher were lost on the way (see port-seq.ts). */
+  gaps: number;
 }
 
 export class NodePort<T> {
@@ -26,15 +31,34 @@ export class NodePort<T> {
     itemsIn: 0,
     garbage: 0,
     publishErrors: 0,
+    gaps: 0,
   };
   private readonly out = new Map<string, unknown[]>();
   private scheduled = false;
   private readonly subs: Subscription[] = [];
+  private readonly counts = new PortCounts();
+  private readonly seqs = new PortSeqs();
+  private syncTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly guard: (x: unknown) => x is T,
-  ) {}
+    /** This publisher's global shard address (-1: batches go out unstamped, never checked). */
+    private readonly self = -1,
+    /** Batches from publisher `src` were lost: the caller resynchronises what it served. */
+    private readonly onGap: (src: number) => void = () => {},
+  ) {
+    if (self >= 0) this.syncTimer = setInterval(() => this.sync(), SYNC_EVERY_MS);
+  }
+
+  /** Repeats the last count to every destination (an empty batch). */
+  private sync(): void {
+    for (const [subject, stamp] of this.counts.syncs(this.self)) {
+      try {
+        this.nc.publish(subject, encodeBatch([], stamp));
+      } catch { /* closed: the next sync or batch carries the count */ }
+    }
+  }
 
   /** Queues an item for a node's shard; the batch leaves at the end of this tick. */
   send(node: string, shard: number, item: T): void {
@@ -65,11 +89,13 @@ export class NodePort<T> {
       this.publish(subject, items.slice(half));
       return;
     }
+    const stamp = this.self >= 0 ? this.counts.next(this.self, subject) : NO_STAMP;
     try {
-      this.nc.publish(subject, bytes);
+      this.nc.publish(subject, stampBatch(bytes, stamp));
     } catch {
       // Closed connection or one item above the server's max_payload: nothing in it was acked to
       // its sender, so the SDK retries; counted so that an operator sees it.
+      if (stamp !== NO_STAMP) this.counts.undo(subject);
       this.counters.publishErrors++;
       return;
     }
@@ -82,7 +108,11 @@ export class NodePort<T> {
     const sub = this.nc.subscribe(nodeSubject(node, shard), {
       callback: (err, m) => {
         if (err) return;
-        const { items, garbage } = decodeBatch(m.data, this.guard);
+        const { items, garbage, stamp } = decodeBatch(m.data, this.guard);
+        if (stamp && stamp.src >= 0 && this.seqs.check(stamp, items.length + garbage === 0) === "gap") {
+          this.counters.gaps++;
+          this.onGap(stamp.src); // before this batch's items: they come after the loss
+        }
         this.counters.batchesIn++;
         this.counters.itemsIn += items.length;
         this.counters.garbage += garbage;
@@ -93,6 +123,7 @@ export class NodePort<T> {
   }
 
   close(): void {
+    if (this.syncTimer) clearInterval(this.syncTimer);
     this.flush();
     for (const s of this.subs) s.unsubscribe();
     this.subs.length = 0;

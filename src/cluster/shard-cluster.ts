@@ -66,6 +66,8 @@ export class ShardCluster {
   onPeerStarted: ((address: number) => void) | null = null;
   /** Back from a cut: re-attach the sessions. */
   onRegain: (() => void) | null = null;
+  /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
+  onGap: ((src: number) => void) | null = null;
 
   constructor(
     private readonly settings: Settings,
@@ -117,7 +119,7 @@ export class ShardCluster {
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
     });
-    this.port = new NodePort(link.nc, isPortMsg);
+    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.onGap?.(src));
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
       id: this.nodeId,

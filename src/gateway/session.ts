@@ -113,6 +113,7 @@ const EVICTIONS: Record<EvictMsg["why"], Disconnect> = {
   replaced: Disconnects.replaced,
   slow: Disconnects.notAcking,
   admin: Disconnects.admin,
+  resync: Disconnects.resync,
 };
 
 export interface SessionHost {
@@ -820,6 +821,17 @@ export class Sessions {
     // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
     for (const s of this.byConn.values()) {
       for (const r of s.unsettled?.values() ?? []) if (this.ownerShard(r.to) === k) this.host.post(k, r);
+    }
+  }
+
+  /**
+   * Cluster: messages from owner shard k to this shard were lost on NATS (a delivery among them
+   * would be skipped by the next cumulative ack). Our users it owns reconnect, resume from their
+   * last processed seq, and their new links drain what the old ones held.
+   */
+  resyncOwnedBy(k: number): void {
+    for (const s of [...this.byUser.values()]) {
+      if (this.ownerShard(s.user!) === k) this.disconnect(s, Disconnects.resync);
     }
   }
 

@@ -29,6 +29,7 @@ export const Disconnects = {
   notReading: kind(CloseCode.SLOW_CONSUMER, "SERVER_BUSY", "not reading", true),
   notAcking: kind(CloseCode.SLOW_CONSUMER, "SERVER_BUSY", "too many unacked messages for too long", true),
   memoryShed: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "server under memory pressure; retry later", true),
+  resync: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "messages lost between cluster nodes; reconnect to resume", true),
   cutOff: kind(CloseCode.TRY_AGAIN, "SERVER_BUSY", "node cut off from the cluster; reconnect to another node", true),
   socketDropped: kind(CloseCode.INTERNAL, "INTERNAL", "socket dropped a write", true),
   // v0 has no error frame: a v0 message that must be refused closes its connection instead.

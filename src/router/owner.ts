@@ -684,6 +684,20 @@ export class Owner {
     return [...this.boxes.values()].filter((b) => b.link).map((b) => b.user);
   }
 
+  /**
+   * Cluster: messages from socket shard k were lost on NATS (an attach, an ack or a flow change
+   * among them would leave a link stuck). Its links are released (what they held goes to the
+   * store) and their connections told to reconnect: the new logins start clean links.
+   */
+  resyncShard(k: number): void {
+    for (const b of this.boxes.values()) {
+      const l = b.link;
+      if (l?.shard !== k) continue;
+      this.io.toShard(k, { t: "evict", user: b.user, conn: l.conn, why: "resync" });
+      this.release(b);
+    }
+  }
+
   /** Shard k died: every user whose socket lived there is offline now. */
   shardDown(k: number): void {
     for (const b of this.boxes.values()) if (b.link?.shard === k) this.release(b);

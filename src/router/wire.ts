@@ -172,7 +172,8 @@ export interface EvictMsg {
   t: "evict";
   user: string;
   conn: number;
-  why: "replaced" | "slow" | "admin";
+  /** resync (cluster): messages between this owner and that shard were lost on NATS. */
+  why: "replaced" | "slow" | "admin" | "resync";
 }
 /** Owner (or writer) → origin shard: the sender's acknowledgement. */
 export interface SentMsg {
@@ -398,7 +399,9 @@ const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   deliver: (v) =>
     isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
     isBool(v.page),
-  evict: (v) => isStr(v.user) && isInt(v.conn) && (v.why === "replaced" || v.why === "slow" || v.why === "admin"),
+  evict: (v) =>
+    isStr(v.user) && isInt(v.conn) &&
+    (v.why === "replaced" || v.why === "slow" || v.why === "admin" || v.why === "resync"),
   sent: (v) =>
     isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate"),
   sendError: (v) => isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason),

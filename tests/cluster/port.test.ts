@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { NodePort } from "../../src/cluster/port.ts";
-import { decodeBatch, encodeBatch, nodeSubject } from "../../src/cluster/port-codec.ts";
+import { decodeBatch, encodeBatch, NO_STAMP, nodeSubject, PORT_FORMAT_VERSION } from "../../src/cluster/port-codec.ts";
+import { PortCounts, PortSeqs } from "../../src/cluster/port-seq.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
 
 interface Item {
@@ -24,10 +25,10 @@ afterAll(async () => {
   await nats?.close();
 });
 
-async function port(id: string): Promise<NodePort<Item>> {
+async function port(id: string, self = -1, onGap?: (src: number) => void): Promise<NodePort<Item>> {
   const l = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
   links.push(l);
-  return new NodePort(l.nc, isItem);
+  return new NodePort(l.nc, isItem, self, onGap);
 }
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
@@ -41,7 +42,9 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 describe("port codec (pure)", () => {
   test("round trip; every kind of garbage is counted", () => {
     const items = [{ k: 1, body: new Uint8Array([1, 2]) }, { k: 2, body: new Uint8Array(0) }];
-    expect(decodeBatch(encodeBatch(items), isItem)).toEqual({ items, garbage: 0 });
+    expect(decodeBatch(encodeBatch(items), isItem)).toEqual({ items, garbage: 0, stamp: NO_STAMP });
+    const stamp = { src: 1025, epoch: 0xfffffffe, n: 7 };
+    expect(decodeBatch(encodeBatch(items, stamp), isItem).stamp).toEqual(stamp);
     expect(decodeBatch(encodeBatch([items[0], { k: "x" }, null]), isItem).garbage).toBe(2);
     expect(decodeBatch(new Uint8Array([9, 1, 2, 3]), isItem)).toEqual({ items: [], garbage: 1 });
     expect(decodeBatch(new Uint8Array([1, 0xff, 0xfe]), isItem)).toEqual({ items: [], garbage: 1 });
@@ -49,9 +52,29 @@ describe("port codec (pure)", () => {
     const g = new Uint8Array(64);
     for (let i = 0; i < 5000; i++) {
       crypto.getRandomValues(g);
-      g[0] = 1;
+      g[0] = PORT_FORMAT_VERSION;
       decodeBatch(g, isItem); // must never throw
     }
+  });
+});
+
+describe("port loss detection (pure)", () => {
+  test("a count jump is a gap; syncs repeat the last count; a new epoch starts anywhere", () => {
+    const tx = new PortCounts();
+    const rx = new PortSeqs();
+    const at = (n: number) => ({ src: 3, epoch: tx.epoch, n });
+    expect(rx.check(tx.next(3, "s"), false)).toBe("ok");
+    expect(rx.check(tx.next(3, "s"), false)).toBe("ok");
+    expect(rx.check(tx.syncs(3)[0]![1], true)).toBe("ok"); // n = 2 again
+    tx.next(3, "s"); // n = 3 is lost
+    expect(rx.check(tx.next(3, "s"), false)).toBe("gap");
+    expect(rx.check(at(5), false)).toBe("ok");
+    expect(rx.check(at(7), true)).toBe("gap"); // a sync after a lost last batch (6 and 7)
+    expect(rx.check(at(8), false)).toBe("ok");
+    expect(rx.check({ src: 3, epoch: tx.epoch + 1, n: 40 }, false)).toBe("ok"); // restarted publisher
+    tx.next(3, "t");
+    tx.undo("t"); // not published after all: no gap for the next one
+    expect(rx.check({ ...tx.next(3, "t"), epoch: 99 }, false)).toBe("ok");
   });
 });
 
@@ -73,6 +96,32 @@ describe("cross-node port", () => {
     expect(got[1]).toEqual(Array.from({ length: N / 2 }, (_, i) => 2 * i + 1));
     expect(a.counters.batchesOut).toBe(20);
     expect(b.counters.garbage).toBe(0);
+  });
+
+  test("stamped batches: no gap in normal traffic and syncs; a lost batch is reported with its source", async () => {
+    const gaps: number[] = [];
+    const a = await port("e", 1026);
+    const b = await port("f", 2048, (src) => gaps.push(src));
+    const got: number[] = [];
+    b.listen("f", 0, (items) => got.push(...items.map((i) => i.k)));
+    await links.at(-1)!.nc.flush();
+    for (let i = 0; i < 2000; i++) {
+      a.send("f", 0, { k: i, body: new Uint8Array(8) });
+      if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+    }
+    await until(() => got.length === 2000);
+    await Bun.sleep(1200); // one sync of the last count
+    expect(gaps).toEqual([]);
+    // A batch lost on the way: publish the next two counts' successor directly.
+    const raw = links.at(-2)!.nc;
+    const epoch = 12345;
+    raw.publish(nodeSubject("f", 0), encodeBatch([{ k: -1, body: new Uint8Array(1) }], { src: 7, epoch, n: 1 }));
+    raw.publish(nodeSubject("f", 0), encodeBatch([{ k: -3, body: new Uint8Array(1) }], { src: 7, epoch, n: 3 }));
+    await until(() => got.includes(-3));
+    expect(gaps).toEqual([7]);
+    expect(b.counters.gaps).toBe(1);
+    a.close();
+    b.close();
   });
 
   test("garbage on a node's subject is counted and dropped; real traffic continues", async () => {

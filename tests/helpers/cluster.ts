@@ -19,11 +19,20 @@ export interface ThreeNodes {
   close(): Promise<void>;
 }
 
-export async function startThreeNodes(): Promise<ThreeNodes> {
-  const nats = await startNats();
+export interface ThreeNodeOptions {
+  /** NATS to join (default: one fresh server); every URL is given to every node. */
+  nats?: NatsFixture;
+  /** --cluster-replicas (default 1). */
+  replicas?: number;
+}
+
+export async function startThreeNodes(o: ThreeNodeOptions = {}): Promise<ThreeNodes> {
+  const nats = o.nats ?? await startNats();
   const nodes: RunningServer[] = [];
+  const replicas = ["--cluster-replicas", String(o.replicas ?? 1)];
   for (let i = 1; i <= 3; i++) {
-    nodes.push(await startServer({ shards: 1, args: ["--cluster", nats.urls[0]!, "--node-id", `iris${i}`] }));
+    const args = ["--cluster", nats.urls.join(","), "--node-id", `iris${i}`, ...replicas];
+    nodes.push(await startServer({ shards: 1, args }));
   }
   const watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
   const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
