@@ -27,6 +27,10 @@ import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
+/** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
+const GAP_STEADY_MS = 10_000;
+const DOWN = Infinity;
+
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
   local(shard: number, m: PortMsg): void;
@@ -68,6 +72,10 @@ export class ShardCluster {
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
   onGap: ((src: number) => void) | null = null;
+  /** Per node: when this shard's view saw it come back up (DOWN while it is not up). */
+  private readonly upSince = new Map<string, number>();
+  /** Gaps from a node that was not up here for GAP_STEADY_MS: left to the re-placement. */
+  gapsIgnored = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -119,7 +127,7 @@ export class ShardCluster {
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
     });
-    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.onGap?.(src));
+    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src));
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
       id: this.nodeId,
@@ -141,6 +149,14 @@ export class ShardCluster {
     const known = members.filter((m) => ordinals.ordinalOf(m.id) !== undefined);
     const before = this.view;
     const view = this.view = { placement: new Placement(known), ordinals };
+    const now = performance.now();
+    for (const [id, t] of this.upSince) if (t !== DOWN && !known.some((m) => m.id === id)) this.upSince.set(id, DOWN);
+    // A node seen for the first time counts as up all along; one that comes back, from now.
+    for (const m of known) {
+      const t = this.upSince.get(m.id);
+      if (t === undefined) this.upSince.set(m.id, -Infinity);
+      else if (t === DOWN) this.upSince.set(m.id, now);
+    }
     if (!before) return;
     this.writer?.claims.release((user) => ownerIn(view, user) !== this.self);
     this.handover?.movedAway((user) => ownerIn(before, user) === this.self && ownerIn(view, user) !== this.self);
@@ -158,6 +174,22 @@ export class ShardCluster {
   private unpark(): void {
     const back = this.parked.take((u) => this.ownerOf(u) === this.self, performance.now());
     if (back.length > 0) this.io.receive(back);
+  }
+
+  /**
+   * Batches from `src` were lost. Between nodes that stayed up, the host resynchronises (closes
+   * and releases what `src` served). A node that was down or cut in our view, or came back only
+   * just now, lost batches because of that, and the re-placement handles it: its users were
+   * re-attached and its boxes dropped; a second wave of closes on top of that lost messages in
+   * the split-brain test.
+   */
+  private gapFrom(src: number): void {
+    const node = this.view?.ordinals.nodeOf(splitShard(src).ordinal);
+    const since = node === undefined ? undefined : this.upSince.get(node);
+    if (since === undefined || since === DOWN || performance.now() - since < GAP_STEADY_MS) {
+      return void this.gapsIgnored++;
+    }
+    this.onGap?.(src);
   }
 
   /** The global address of `user`'s owner; -1 when no node is known to be up, or while fenced. */
