@@ -2,6 +2,7 @@
 // application would run it: everything it must not forget lives in files, so a kill -9 and a
 // fresh process started on the same files is an ordinary restart.
 //
+// <url> may be several, comma-separated (a cluster's nodes): the SDK fails over between them.
 //   sender:    bun eo-client.ts sender <url> <user> <dir> <peers,comma,separated> <intervalMs>
 //   recipient: bun eo-client.ts recipient <url> <user> <dir>
 //
@@ -39,7 +40,12 @@ function writeAtomically(p: string, text: string): void {
 }
 
 async function sender(peers: string[], intervalMs: number): Promise<void> {
-  const client = new IrisClient({ url: url!, user: user!, storage: fileStorage(path("sdk")), resendAfterMs: 1000 });
+  const client = new IrisClient({
+    urls: url!.split(","),
+    user: user!,
+    storage: fileStorage(path("sdk")),
+    resendAfterMs: 1000,
+  });
   const acked = (id: string, status: string) => appendFileSync(path("acks"), `${id} ${status}\n`);
   client.onSent((r) => acked(r.id, r.status)); // also the sends restored from the SDK's file
   process.on("SIGUSR2", () => client.dropConnection());
@@ -85,7 +91,7 @@ async function recipient(): Promise<void> {
     load: () => saved.sdk,
     save: (sdk) => writeAtomically(statePath, JSON.stringify({ processed, sdk } satisfies RecipientState)),
   };
-  const client = new IrisClient({ url: url!, user: user!, storage });
+  const client = new IrisClient({ urls: url!.split(","), user: user!, storage });
   client.onMessage((m) => {
     appendFileSync(logPath, `${m.from} ${m.id} ${m.seq}\n`);
     processed++;

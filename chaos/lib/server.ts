@@ -18,6 +18,10 @@ export interface ServerOptions {
   /** Extra flags, e.g. ["--slow-consumer-bytes", "65536"]. */
   args?: string[];
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** Listen address (default 127.0.0.1; a network namespace's address for a cut-off cluster node). */
+  host?: string;
+  /** A command to run the binary under (e.g. `ip netns exec NAME`). */
+  wrap?: string[];
 }
 
 /** Asks the kernel for a free loopback port, then releases it for the server to take. */
@@ -47,8 +51,8 @@ export class ChaosServer {
   private constructor(private readonly o: ServerOptions) {
     this.port = freePort();
     this.dataDir = mkdtempSync(join(tmpdir(), "iris-chaos-"));
-    this.url = `ws://127.0.0.1:${this.port}/ws`;
-    this.http = `http://127.0.0.1:${this.port}`;
+    this.url = `ws://${o.host ?? "127.0.0.1"}:${this.port}/ws`;
+    this.http = `http://${o.host ?? "127.0.0.1"}:${this.port}`;
   }
 
   static async start(o: ServerOptions = {}): Promise<ChaosServer> {
@@ -77,7 +81,7 @@ export class ChaosServer {
   private async spawn(): Promise<void> {
     const args = [
       "--host",
-      "127.0.0.1",
+      this.o.host ?? "127.0.0.1",
       "--port",
       String(this.port),
       "--data-dir",
@@ -90,7 +94,7 @@ export class ChaosServer {
     ];
     this.expectingExit = false;
     // The port was free a moment ago; if another process grabbed it, the start fails loudly.
-    const l = await launch([this.o.binary ?? DEFAULT_BINARY, ...args], {
+    const l = await launch([...(this.o.wrap ?? []), this.o.binary ?? DEFAULT_BINARY, ...args], {
       timeoutMs: 20_000,
       onLine: (line) => this.line(line),
     });

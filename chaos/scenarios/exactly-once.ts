@@ -20,8 +20,9 @@ const CLIENT = resolve(import.meta.dir, "../lib/eo-client.ts");
 const FAULTS = ["server", "recipient", "sender", "cut", "shard"] as const;
 type FaultKind = (typeof FAULTS)[number];
 
-/** The client processes, restartable on the same files. */
-class Apps {
+/** The client processes, restartable on the same files. `url` may list several, comma-separated
+ * (a cluster): each user gets them rotated by its number, so users start spread over the nodes. */
+export class Apps {
   private readonly procs = new Map<string, Subprocess>();
   readonly senders: string[];
   readonly recipients: string[];
@@ -39,9 +40,12 @@ class Apps {
 
   start(user: string): void {
     const sender = user.startsWith("eos");
+    const all = this.url.split(",");
+    const k = Number(user.slice(3)) % all.length;
+    const url = [...all.slice(k), ...all.slice(0, k)].join(",");
     const args = sender
-      ? ["sender", this.url, user, this.dir, this.recipients.join(","), String(this.intervalMs)]
-      : ["recipient", this.url, user, this.dir];
+      ? ["sender", url, user, this.dir, this.recipients.join(","), String(this.intervalMs)]
+      : ["recipient", url, user, this.dir];
     const p = Bun.spawn([process.execPath, CLIENT, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     this.procs.set(user, p);
   }
@@ -115,7 +119,7 @@ async function inject(kind: FaultKind, server: ChaosServer, apps: Apps, pick: <T
   }
 }
 
-async function settle(ctx: Ctx, apps: Apps, timeoutMs: number): Promise<void> {
+export async function settle(ctx: Ctx, apps: Apps, timeoutMs: number): Promise<void> {
   writeFileSync(join(apps.dir, "stop"), "");
   const end = Date.now() + timeoutMs;
   while (apps.runningSenders() > 0 && Date.now() < end) await Bun.sleep(100);

@@ -7,6 +7,7 @@ import crashRestart from "./crash-restart.ts";
 import diskCrusher from "./disk-crusher.ts";
 import exactlyOnce from "./exactly-once.ts";
 import godMode from "./god-mode.ts";
+import { clusterGodMode, natsRestart, nodeSniper, splitBrain } from "./cluster.ts";
 import kitchenSink from "./kitchen-sink.ts";
 import monkey from "./monkey.ts";
 import oom from "./oom.ts";
@@ -25,6 +26,10 @@ export const scenarios: Scenario[] = [
   kitchenSink,
   godMode,
   exactlyOnce,
+  nodeSniper,
+  natsRestart,
+  splitBrain,
+  clusterGodMode,
 ];
 
 export function findScenario(name: string): Scenario | undefined {
