@@ -187,8 +187,10 @@ export class ShardCluster {
     const node = this.view?.ordinals.nodeOf(splitShard(src).ordinal);
     const since = node === undefined ? undefined : this.upSince.get(node);
     if (since === undefined || since === DOWN || performance.now() - since < GAP_STEADY_MS) {
+      log.info(`cluster: batches from shard ${src} (${node ?? "unknown node"}) lost on NATS; left to re-placement`);
       return void this.gapsIgnored++;
     }
+    log.warn(`cluster: batches from shard ${src} (${node}) lost on NATS; its users reconnect`);
     this.onGap?.(src);
   }
 

@@ -13,10 +13,10 @@ const RUN = resolve(import.meta.dir, "../../chaos/run.ts");
 
 /**
  * Scenarios that do not pass yet, left out of the smoke run and named here so that nobody counts
- * them as passing: both need the owner hand-over (epochs, draining the old path before the new)
- * that docs/CLUSTER.md plans. Their figures are in docs/CLUSTER.md ("Cluster chaos").
+ * them as passing. Their figures are in docs/CLUSTER.md ("Cluster chaos").
  */
 const NOT_PASSING_YET = new Map([
+  ["node-sniper", "acked messages reach a connected recipient only at its next login (3 of 4 short runs)"],
   ["split-brain", "acked messages lost across repeated cut/heal cycles (owner hand-over)"],
   ["cluster-god-mode", "includes split-brain"],
 ]);
