@@ -110,12 +110,7 @@ export class ShardHost {
       this.sessions.housekeeping();
       this.owner.spillStalePending(this.signals.spilling() ? 0 : o.ownerLimits.pendingSpillMs);
       this.owner.cutSlowConsumers();
-      if (o.cluster?.shouldShedClients()) {
-        this.sessions.disconnectAll(Disconnects.cutOff);
-        // The others re-place our users now and number their messages from newer seq blocks:
-        // boxes kept through the cut would, after the heal, number below rows stored meanwhile.
-        this.owner.dropMoved(() => true);
-      }
+      if (o.cluster?.shouldShedClients()) this.sessions.disconnectAll(Disconnects.cutOff);
     });
   }
 

@@ -16,7 +16,6 @@ const RUN = resolve(import.meta.dir, "../../chaos/run.ts");
  * them as passing. Their figures are in docs/CLUSTER.md ("Cluster chaos").
  */
 const NOT_PASSING_YET = new Map([
-  ["node-sniper", "acked messages reach a connected recipient only at its next login (3 of 4 short runs)"],
   ["split-brain", "acked messages lost across repeated cut/heal cycles (owner hand-over)"],
   ["cluster-god-mode", "includes split-brain"],
 ]);
