@@ -98,10 +98,7 @@ export class ShardHost {
         this.sessions.reattachMoved(() => true);
         this.owner.startDedupeScan();
       };
-      c.onGap = (src) => {
-        this.sessions.resyncOwnedBy(src);
-        this.owner.resyncShard(src);
-      };
+      c.onGap = (src) => (this.sessions.resyncOwnedBy(src), this.owner.resyncShard(src));
     }
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
