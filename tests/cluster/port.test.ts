@@ -134,6 +134,8 @@ describe("cross-node port", () => {
     raw.publish(nodeSubject("d", 0), "plain text");
     raw.publish(nodeSubject("d", 0), new Uint8Array(0));
     raw.publish(nodeSubject("d", 0), encodeBatch([{ k: 1, body: "not bytes" }, { k: 7, body: new Uint8Array(1) }]));
+    // Two publishers have no order between them: the server must hold raw's first.
+    await raw.flush();
     a.send("d", 0, { k: 8, body: new Uint8Array(1) });
     await until(() => got.length === 2);
     expect(got).toEqual([7, 8]);
