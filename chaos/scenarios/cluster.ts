@@ -18,7 +18,7 @@ import { judge } from "../lib/eo-judge.ts";
 import { num, seconds } from "../lib/options.ts";
 import type { Ctx, Scenario } from "../lib/scenario.ts";
 import type { Outcome } from "../lib/verdict.ts";
-import { Apps, settle } from "./exactly-once.ts";
+import { Apps, judgedVerdict, settle } from "./exactly-once.ts";
 
 type Kind = "node" | "nats" | "split";
 
@@ -122,16 +122,7 @@ async function outcomeOf(
   r: { seed: number; injected: Record<Kind, number>; unconverged: number },
 ): Promise<Outcome> {
   const outcome: Outcome = {
-    verdict: {
-      sent: j.sent,
-      acked: j.acked,
-      delivered: j.delivered,
-      lost: j.lost,
-      duplicated: j.duplicated,
-      failed: j.refused,
-      reconnects: 0,
-      unackedAtEnd: apps.runningSenders(),
-    },
+    verdict: judgedVerdict(j, apps),
     maxRssMb: ctx.maxRssMb,
     serverRestarts: rig.nodes.reduce((a, n) => a + n.restarts, 0),
     extra: {

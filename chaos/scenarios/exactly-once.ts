@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { prng } from "../../src/chaos/garbage.ts";
-import { judge, type RecipientFiles, type SenderFiles } from "../lib/eo-judge.ts";
+import { judge, type Judgement, type RecipientFiles, type SenderFiles } from "../lib/eo-judge.ts";
 import { num, seconds } from "../lib/options.ts";
 import { type Ctx, type Scenario, serverProblems, serverRestarts } from "../lib/scenario.ts";
 import type { ChaosServer } from "../lib/server.ts";
@@ -173,16 +173,7 @@ const scenario: Scenario = {
     const j = judge(apps.files().senders, apps.files().recipients);
     await apps.stopAll();
     const outcome: Outcome = {
-      verdict: {
-        sent: j.sent,
-        acked: j.acked,
-        delivered: j.delivered,
-        lost: j.lost,
-        duplicated: j.duplicated,
-        failed: j.refused,
-        reconnects: 0,
-        unackedAtEnd: apps.runningSenders(),
-      },
+      verdict: judgedVerdict(j, apps),
       maxRssMb: ctx.maxRssMb,
       serverRestarts: await serverRestarts(server),
       extra: {
@@ -210,3 +201,17 @@ const scenario: Scenario = {
 };
 
 export default scenario;
+
+/** The verdict counts of an exactly-once judgement (reconnects are not what these apps count). */
+export function judgedVerdict(j: Judgement, apps: Apps): Outcome["verdict"] {
+  return {
+    sent: j.sent,
+    acked: j.acked,
+    delivered: j.delivered,
+    lost: j.lost,
+    duplicated: j.duplicated,
+    failed: j.refused,
+    reconnects: 0,
+    unackedAtEnd: apps.runningSenders(),
+  };
+}
