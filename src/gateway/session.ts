@@ -37,7 +37,7 @@ import {
   userIdProblem,
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
-import { V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
+import { encodeDeliveries, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
 import { Outbox } from "./outbox.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
@@ -135,6 +135,9 @@ const deliverFrame = (d: Delivery): ServerFrame => ({
   id: d.id,
   body: d.body,
 });
+
+/** Epoch ms at performance.now() = 0, read once (a getter call per message otherwise). */
+const TIME_ORIGIN = performance.timeOrigin;
 
 /** The shared empty `held` queue: frozen, so a push to it instead of a fresh array throws. */
 const NOTHING_HELD: ClientFrame[] = Object.freeze([]) as unknown as ClientFrame[];
@@ -491,26 +494,29 @@ export class Sessions {
     });
   }
 
+  /** A send refused before routing: an ERROR frame naming its id. */
+  private refuse(s: Session, id: string, code: string, reason: string): void {
+    this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
+  }
+
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
-    const refuse = (code: string, reason: string) =>
-      this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
     const problem = userIdProblem(to);
     if (problem && s.proto === "v0") {
       this.host.metrics.add("v0BadTargetCloses");
       return this.refuseV0(s, Disconnects.v0BadTarget, `invalid target: ${problem}`);
     }
-    if (problem) return refuse("BAD_USER", `target: ${problem}`);
+    if (problem) return this.refuse(s, id, "BAD_USER", `target: ${problem}`);
     // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
-      return refuse("SERVER_BUSY", busy);
+      return this.refuse(s, id, "SERVER_BUSY", busy);
     }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
-      return refuse("RATE_LIMITED", "message rate limit exceeded; retry later");
+      return this.refuse(s, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
     }
     const route = this.emitRoute(from, to, id, body, this.host.index, s.conn);
     if (id === "") return;
@@ -654,7 +660,7 @@ export class Sessions {
   private deliverQueued(s: Session, m: DeliverMsg): void {
     let ok = true;
     if (s.bundle) ok = this.outbox.deliver(s, m.items);
-    else if (m.items.length === 1) this.outbox.push(s, encodeServerFrame(deliverFrame(m.items[0]!), s.proto!)!);
+    else if (m.items.length === 1) this.outbox.push(s, this.encodeDelivery(s, m.items[0]!));
     else {
       ok = this.outbox.flush(s) && s.state === "open";
       let last = 0;
@@ -668,13 +674,18 @@ export class Sessions {
 
   private countDelivered(m: DeliverMsg): void {
     const metrics = this.host.metrics;
-    const now = performance.timeOrigin + performance.now();
+    const now = TIME_ORIGIN + performance.now();
     for (const d of m.items) {
       if (d.t0 > 0) {
         metrics.add("deliveredLive");
         metrics.latency(now - d.t0);
       } else metrics.add("deliveredStored");
     }
+  }
+
+  /** One delivery as a frame of the connection's encoding (v1: straight from the delivery, no frame object). */
+  private encodeDelivery(s: Session, d: Delivery): string | Uint8Array {
+    return s.proto === "v1" ? encodeDeliveries([d], 0, 1) : encodeServerFrame(deliverFrame(d), s.proto!)!;
   }
 
   /** Writes the items; returns the last seq written, or -1 if the socket dropped a write. */
@@ -788,7 +799,7 @@ export class Sessions {
   /** Hands an accepted message to its recipient's owner, stamped with the receive time. */
   private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): RouteMsg {
     this.host.metrics.add("msgsIn");
-    const now = performance.timeOrigin + performance.now();
+    const now = TIME_ORIGIN + performance.now();
     const route: RouteMsg = { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c };
     this.toOwner(to, route);
     return route;

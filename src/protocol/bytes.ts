@@ -32,11 +32,11 @@ export function fromBase64(s: string): Uint8Array {
 }
 
 /** Sequential reader over one frame; every read checks bounds and names what was truncated. */
+// No DataView: asking a small Uint8Array for its `.buffer` makes the engine materialise an
+// ArrayBuffer for it, which measured as the single largest cost of the shard thread (issue 14).
 export class Reader {
   private pos = 0;
-  private readonly view: DataView;
   constructor(private readonly buf: Uint8Array, start = 0) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
   }
   get offset(): number {
@@ -56,21 +56,21 @@ export class Reader {
   }
   u16(what: string): number {
     this.need(2, what);
-    const v = this.view.getUint16(this.pos);
+    const b = this.buf, p = this.pos;
     this.pos += 2;
-    return v;
+    return (b[p]! << 8) | b[p + 1]!;
   }
   u32(what: string): number {
     this.need(4, what);
-    const v = this.view.getUint32(this.pos);
+    const v = readU32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
   /** u64 as a JS number; values above 2^53 are rejected rather than rounded. */
   u64(what: string): number {
     this.need(8, what);
-    const hi = this.view.getUint32(this.pos);
-    const lo = this.view.getUint32(this.pos + 4);
+    const hi = readU32(this.buf, this.pos);
+    const lo = readU32(this.buf, this.pos + 4);
     this.pos += 8;
     if (hi > 0x1fffff) throw new ProtocolError("BAD_FRAME", `${what} exceeds 2^53`);
     return hi * 0x100000000 + lo;
@@ -81,13 +81,27 @@ export class Reader {
     this.pos += n;
     return b;
   }
+  /** The next n bytes as a copy of their own (a body kept after the frame's buffer is reused). */
+  copy(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    const b = this.buf.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
   rest(): Uint8Array {
     const b = this.buf.subarray(this.pos);
     this.pos = this.buf.byteLength;
     return b;
   }
   str8(what: string): string {
-    return fromUtf8(this.bytes(this.u8(what), what), what);
+    const n = this.u8(what);
+    this.need(n, what);
+    const s = asciiAt(this.buf, this.pos, n);
+    if (s !== null) {
+      this.pos += n;
+      return s;
+    }
+    return fromUtf8(this.bytes(n, what), what);
   }
   str16(what: string): string {
     return fromUtf8(this.bytes(this.u16(what), what), what);
@@ -99,38 +113,94 @@ export class Reader {
   }
 }
 
+/** Big-endian u32 at `at` (the caller checked the bounds). */
+export function readU32(b: Uint8Array, at: number): number {
+  return b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+}
+
+/** Big-endian u32 written at `at`. */
+export function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+/** Big-endian u64 (a safe integer) written at `at`. */
+export function writeU64(b: Uint8Array, at: number, v: number): void {
+  writeU32(b, at, Math.floor(v / 0x100000000));
+  writeU32(b, at + 4, v >>> 0);
+}
+
+/** Short ASCII strings (ids, user names) decode without a TextDecoder call; null when not ASCII. */
+const ASCII_FAST_MAX = 64;
+function asciiAt(b: Uint8Array, at: number, n: number): string | null {
+  if (n > ASCII_FAST_MAX) return null;
+  let s = "";
+  for (let i = at; i < at + n; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return null;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** UTF-8 length of `s` without encoding it (ids and user names are short: a plain loop). */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) i++, n += 2; // a surrogate pair: 4 bytes for 2 units
+    else n += 2;
+  }
+  return n;
+}
+
+/** Writes str8 (`len` = utf8Length(s), ≤ 255) at `at`; returns the offset after it. */
+export function putStr8(buf: Uint8Array, at: number, s: string, len: number): number {
+  buf[at++] = len;
+  if (len === s.length) {
+    for (let i = 0; i < len; i++) buf[at + i] = s.charCodeAt(i); // ASCII: no encoder call
+  } else utf8Encoder.encodeInto(s, buf.subarray(at, at + len));
+  return at + len;
+}
+
 /** Writer over an exactly-sized buffer: callers compute the size first, so no reallocation. */
 export class Writer {
   readonly buf: Uint8Array;
-  private readonly view: DataView;
   private pos = 0;
   constructor(size: number) {
     this.buf = new Uint8Array(size);
-    this.view = new DataView(this.buf.buffer);
   }
   u8(v: number): this {
     this.buf[this.pos++] = v;
     return this;
   }
   u16(v: number): this {
-    this.view.setUint16(this.pos, v);
-    this.pos += 2;
+    this.buf[this.pos++] = v >>> 8;
+    this.buf[this.pos++] = v;
     return this;
   }
   u32(v: number): this {
-    this.view.setUint32(this.pos, v);
+    writeU32(this.buf, this.pos, v);
     this.pos += 4;
     return this;
   }
   u64(v: number): this {
-    this.view.setUint32(this.pos, Math.floor(v / 0x100000000));
-    this.view.setUint32(this.pos + 4, v >>> 0);
+    writeU64(this.buf, this.pos, v);
     this.pos += 8;
     return this;
   }
   bytes(b: Uint8Array): this {
     this.buf.set(b, this.pos);
     this.pos += b.byteLength;
+    return this;
+  }
+  /** str8 of a string whose UTF-8 length `len` the caller measured (utf8Length) for the size. */
+  str8(s: string, len: number): this {
+    this.pos = putStr8(this.buf, this.pos, s, len);
     return this;
   }
   done(): Uint8Array {

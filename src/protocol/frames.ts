@@ -37,8 +37,11 @@ export function userIdProblem(user: string): string | null {
   if (user.length * 3 > MAX_USER_BYTES && encoder.encode(user).byteLength > MAX_USER_BYTES) {
     return `user id is longer than ${MAX_USER_BYTES} bytes`;
   }
-  // Control characters break logs and the console; nothing legitimate needs them.
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(user)) return "user id contains control characters";
+  // Control characters break logs and the console; nothing legitimate needs them. (A loop, not
+  // a regex: this runs for every send's target.)
+  for (let i = 0; i < user.length; i++) {
+    const c = user.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return "user id contains control characters";
+  }
   return null;
 }

@@ -13,7 +13,9 @@
 // or every SENT answered in one event-loop turn. A bundle never nests and never holds a LOGIN.
 
 import { ProtocolError } from "./errors.ts";
-import { Reader } from "./bytes.ts";
+import { putStr8, Reader, utf8Length, writeU32, writeU64 } from "./bytes.ts";
+
+export { utf8Length };
 
 /** LOGIN flag bit: the client reads server bundles and may write client bundles. */
 export const V1_FLAG_BUNDLE = 0x01;
@@ -30,30 +32,6 @@ export interface BundleDelivery {
   from: string;
   id: string;
   body: Uint8Array;
-}
-
-/** UTF-8 length of `s` without encoding it (ids and user names are short: a plain loop). */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff) i++, n += 2; // a surrogate pair: 4 bytes for 2 units
-    else n += 2;
-  }
-  return n;
-}
-
-const encoder = new TextEncoder();
-
-/** Writes str8 (`len` = utf8Length(s), ≤ 255) at `at`; returns the offset after it. */
-function putStr8(buf: Uint8Array, at: number, s: string, len: number): number {
-  buf[at++] = len;
-  if (len === s.length) {
-    for (let i = 0; i < len; i++) buf[at + i] = s.charCodeAt(i); // ASCII: no encoder call
-  } else encoder.encodeInto(s, buf.subarray(at, at + len));
-  return at + len;
 }
 
 /** DELIVER header size before the body: op, seq, ts, from, id, body length. */
@@ -73,19 +51,16 @@ export function encodeDeliveries(items: readonly BundleDelivery[], start: number
     size += deliverFixed + (fromLen[i] = utf8Length(d.from)) + (idLen[i] = utf8Length(d.id)) + d.body.byteLength;
   }
   const buf = new Uint8Array(size);
-  const view = new DataView(buf.buffer);
   let at = 0;
   if (n > 1) buf[at++] = V1_BUNDLE_SERVER;
   for (let i = 0; i < n; i++) {
     const d = items[start + i]!;
     buf[at] = 0x42; // DELIVER
-    view.setUint32(at + 1, Math.floor(d.seq / 0x100000000));
-    view.setUint32(at + 5, d.seq >>> 0);
-    view.setUint32(at + 9, Math.floor(d.ts / 0x100000000));
-    view.setUint32(at + 13, d.ts >>> 0);
+    writeU64(buf, at + 1, d.seq);
+    writeU64(buf, at + 9, d.ts);
     at = putStr8(buf, at + 17, d.from, fromLen[i]!);
     at = putStr8(buf, at, d.id, idLen[i]!);
-    view.setUint32(at, d.body.byteLength);
+    writeU32(buf, at, d.body.byteLength);
     buf.set(d.body, at + 4);
     at += 4 + d.body.byteLength;
   }

@@ -11,8 +11,14 @@
 //                                                  0x45 ERROR    u16 code|str8 id|str16 reason
 //                                                  0x46 PONG
 
-import { Reader, utf8, Writer } from "./bytes.ts";
-import { forEachInBundle, splitServerBundle, V1_BUNDLE_CLIENT, V1_BUNDLE_SERVER } from "./v1-bundle.ts";
+import { Reader, utf8, utf8Length, Writer } from "./bytes.ts";
+import {
+  encodeDeliveries,
+  forEachInBundle,
+  splitServerBundle,
+  V1_BUNDLE_CLIENT,
+  V1_BUNDLE_SERVER,
+} from "./v1-bundle.ts";
 import { ErrorCode, type ErrorName, errorName, ProtocolError } from "./errors.ts";
 import type { ClientFrame, SendStatus, ServerFrame } from "./frames.ts";
 
@@ -90,7 +96,7 @@ function decodeV1ClientBody(op: number, r: Reader, maxBody: number): ClientFrame
       const to = r.str8("target");
       const len = r.u32("body length");
       if (len > maxBody) throw new ProtocolError("PAYLOAD_TOO_LARGE", `body of ${len} bytes exceeds ${maxBody}`);
-      out = { op: "send", id, to, body: r.bytes(len, "body").slice() };
+      out = { op: "send", id, to, body: r.copy(len, "body") };
       break;
     }
     case V1.ACK:
@@ -119,11 +125,10 @@ export function encodeV1Server(f: ServerFrame): Uint8Array {
         .u8(f.flags).u32(f.maxFrame ?? 0).done();
     }
     case "deliver":
-      return encodeV1Deliver(f.seq, f.ts, utf8(f.from), utf8(f.id), f.body);
+      return encodeDeliveries([f], 0, 1);
     case "sent": {
-      const id = utf8(f.id);
-      return new Writer(1 + 1 + id.byteLength + 1).u8(V1.SENT).u8(id.byteLength).bytes(id).u8(statusByte[f.status])
-        .done();
+      const n = utf8Length(f.id);
+      return new Writer(1 + 1 + n + 1).u8(V1.SENT).str8(f.id, n).u8(statusByte[f.status]).done();
     }
     case "status": {
       const u = utf8(f.user);
@@ -167,10 +172,10 @@ export function encodeV1Client(f: ClientFrame): Uint8Array {
       return (f.flags === undefined ? w : w.u8(f.flags)).done();
     }
     case "send": {
-      const id = utf8(f.id);
-      const to = utf8(f.to);
-      return new Writer(1 + 1 + id.byteLength + 1 + to.byteLength + 4 + f.body.byteLength).u8(V1.SEND)
-        .u8(id.byteLength).bytes(id).u8(to.byteLength).bytes(to).u32(f.body.byteLength).bytes(f.body).done();
+      const id = utf8Length(f.id);
+      const to = utf8Length(f.to);
+      return new Writer(1 + 1 + id + 1 + to + 4 + f.body.byteLength).u8(V1.SEND).str8(f.id, id).str8(f.to, to)
+        .u32(f.body.byteLength).bytes(f.body).done();
     }
     case "ack":
       return new Writer(9).u8(V1.ACK).u64(f.seq).done();

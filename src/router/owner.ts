@@ -35,7 +35,7 @@
 
 import { assertNever } from "../assert.ts";
 import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
-import { SentFilter, sentKeyHash } from "./sent-filter.ts";
+import { keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
 import { pageBudget } from "./drain-page.ts";
 import { pageDeliveries } from "./packed-page.ts";
 import type {
@@ -90,6 +90,8 @@ interface Pending extends Delivery {
   o: number;
   c: number;
   mark: number; // once acked: its dedupe record is durable when this many confirmables are committed
+  /** The box's memory of this (sender, id), if it has one: its mark is set here, no Map lookup. */
+  recent: Recent | null;
 }
 
 /** What the box remembers of a (sender, id): the seq it got, when, and its dedupe record's mark. */
@@ -97,6 +99,17 @@ interface Recent {
   seq: number;
   ts: number;
   mark: number; // 0: no record asked for yet, or known committed
+  from: string; // the key itself, compared on a hit (the Map is keyed by its hash)
+  id: string;
+}
+
+/**
+ * A box's memory of ids is keyed by 53 bits of the key's two hashes (sent-filter.ts), not by a
+ * "sender\0id" string: no string to build and hash per send. A hit is checked against the key.
+ */
+function recentKey(to: string, from: string, id: string): number {
+  sentKeyHashInto(to, from, id);
+  return keyHash[0]! * 0x200000 + (keyHash[1]! & 0x1fffff);
 }
 
 type Phase = "idle" | "queued" | "fetching" | "writing" | "blocked" | "live";
@@ -139,18 +152,27 @@ interface UserBox {
   seqNext: number;
   seqLimit: number;
   lastSeen: number;
-  waiting: RouteMsg[]; // routed before the box was loaded or had seqs, or behind a lookup
+  waiting: RouteMsg[]; // routed before the box was loaded or had seqs, or behind a lookup (NONE: none)
   lookingUp: RouteMsg | null; // a message whose (sender, id) the store is being asked about
-  statusWaiters: StatusQuery[];
+  statusWaiters: StatusQuery[]; // NONE while nobody waits
   link: Link | null;
   gen: number; // bumps on every attach/detach
   acked: number; // highest seq the recipient acked
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
   deletedUpTo: number; // highest seq we asked the store to delete
-  recent: Map<string, Recent>; // sender\0id, insertion ordered
+  recent: Map<number, Recent> | null; // by recentKey, insertion ordered; null until the first id
   touched: number;
 }
+
+/**
+ * The shared empty list of a box or link that holds nothing (most of them, most of the time: an
+ * idle logged-in user costs no arrays). Frozen, so a push to it instead of a fresh array throws.
+ */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
+/** Remembered ids past `recentIds` are forgotten this many at a time (one pass, not one per send). */
+const RECENT_EVICT_BATCH = 64;
 
 export interface OwnerStats {
   routed: number;
@@ -167,6 +189,8 @@ export class Owner {
   private readonly boxes = new Map<string, UserBox>();
   /** Appends sent to the writer and not yet confirmed committed, oldest first: replayed if it dies. */
   private unconfirmed: (AppendReq | RememberReq)[] = [];
+  /** The `remember` of this turn, still taking keys (see rememberKeys); null when none is open. */
+  private openRemember: RememberReq | null = null;
   /** Confirmable requests sent and committed so far: marks for deferred "delivered" acks. */
   private sentCount = 0;
   private confirmedCount = 0;
@@ -213,7 +237,7 @@ export class Owner {
     this.unknown = new UnknownStatus(io);
     this.admin = new OwnerAdmin({
       toShard: (k, m) => io.toShard(k, m),
-      toWriter: (m) => io.toWriter(m),
+      toWriter: (m) => this.toWriter(m),
       view: (user) => {
         const b = this.boxes.get(user);
         if (!b) return null;
@@ -290,21 +314,21 @@ export class Owner {
         seqNext: 1,
         seqLimit: 0,
         lastSeen: 0,
-        waiting: [],
+        waiting: NONE,
         lookingUp: null,
-        statusWaiters: [],
+        statusWaiters: NONE,
         link: null,
         gen: 0,
         acked: 0,
         storedMax: 0,
         storeUnknown: true,
         deletedUpTo: 0,
-        recent: new Map(),
+        recent: null,
         touched: 0,
       };
       this.boxes.set(user, b);
       this.stats.boxes = this.boxes.size;
-      this.io.toWriter({ t: "load", user, reserve: this.limits.seqBlock });
+      this.toWriter({ t: "load", user, reserve: this.limits.seqBlock });
     }
     b.touched = this.io.now();
     return b;
@@ -324,23 +348,27 @@ export class Owner {
       b.seqLimit = Math.max(b.seqLimit, m.seqLimit);
     }
     b.seqState = "ready";
-    for (const q of b.statusWaiters.splice(0)) this.replyStatus(b, q);
+    const asked = b.statusWaiters;
+    b.statusWaiters = NONE;
+    for (const q of asked) this.replyStatus(b, q);
     for (const r of this.takeWaiting(b)) this.onRoute(r);
   }
 
   /** Empties a box's waiting routes (to be routed again), taking them off the backlog count. */
   private takeWaiting(b: UserBox): RouteMsg[] {
-    for (const r of b.waiting) {
+    const all = b.waiting;
+    for (const r of all) {
       this.waitingBytes -= routeBytes(r);
       this.backlogRows--;
     }
-    return b.waiting.splice(0);
+    b.waiting = NONE;
+    return all;
   }
 
   private ensureSeqs(b: UserBox): void {
     if (b.seqState === "ready" && b.seqLimit - b.seqNext < this.limits.seqBlock / 2) {
       b.seqState = "reserving";
-      this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
+      this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
     }
   }
 
@@ -349,6 +377,7 @@ export class Owner {
   private onRoute(m: RouteMsg): void {
     const b = this.box(m.to);
     if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) {
+      if (b.waiting === NONE) b.waiting = [];
       b.waiting.push(m);
       this.waitingBytes += routeBytes(m);
       this.backlogRows++;
@@ -356,21 +385,41 @@ export class Owner {
       return;
     }
     if (m.id !== "") {
-      const prior = this.recentSeq(b, m.from + "\0" + m.id);
+      const key = recentKey(m.to, m.from, m.id);
+      const h1 = keyHash[0]!, h2 = keyHash[1]!;
+      const prior = this.recentSeq(b, key, m.from, m.id);
       if (prior !== 0) return this.onRetry(b, m, prior);
-      const [h1, h2] = sentKeyHash(m.to, m.from, m.id);
       if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) return this.lookUp(b, m);
+      return this.accept(b, m, key, h1, h2);
     }
     this.accept(b, m);
   }
 
   /** The seq this box gave (sender, id) within the dedupe window, or 0. */
-  private recentSeq(b: UserBox, key: string): number {
-    const r = b.recent.get(key);
-    if (!r) return 0;
+  private recentSeq(b: UserBox, key: number, from: string, id: string): number {
+    const r = b.recent?.get(key);
+    if (!r || r.from !== from || r.id !== id) return 0;
     if (r.ts >= this.io.now() - this.limits.dedupeWindowMs) return r.seq;
-    b.recent.delete(key);
+    b.recent!.delete(key);
     return 0;
+  }
+
+  /** The box's memory of (sender, id), if it has one (not checked for age). */
+  private recentOf(b: UserBox, from: string, id: string): Recent | undefined {
+    const r = b.recent?.get(recentKey(b.user, from, id));
+    return r && r.from === from && r.id === id ? r : undefined;
+  }
+
+  /** Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`. */
+  private remember(b: UserBox, key: number, r: Recent): void {
+    const recent = b.recent ??= new Map();
+    recent.set(key, r);
+    if (recent.size <= this.limits.recentIds + RECENT_EVICT_BATCH) return;
+    let drop = recent.size - this.limits.recentIds;
+    for (const k of recent.keys()) {
+      recent.delete(k);
+      if (--drop === 0) break;
+    }
   }
 
   /**
@@ -379,27 +428,32 @@ export class Owner {
    * the recipient's ack when delivered live. A live delivery lost with its owner thread has no
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
-  private accept(b: UserBox, m: RouteMsg): void {
+  private accept(b: UserBox, m: RouteMsg, key = -1, h1 = 0, h2 = 0): void {
     // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
     if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
+    let r: Recent | null = null;
     if (m.id !== "") {
       const now = this.io.now();
-      b.recent.set(m.from + "\0" + m.id, { seq, ts: now, mark: 0 });
-      if (b.recent.size > this.limits.recentIds) b.recent.delete(b.recent.keys().next().value!);
-      const [h1, h2] = sentKeyHash(m.to, m.from, m.id);
+      if (key < 0) {
+        key = recentKey(m.to, m.from, m.id);
+        h1 = keyHash[0]!;
+        h2 = keyHash[1]!;
+      }
+      this.remember(b, key, r = { seq, ts: now, mark: 0, from: m.from, id: m.id });
       this.filter.add(h1, h2, now, now);
     }
-    this.place(b, { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 });
+    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0, recent: r };
+    this.place(b, d);
   }
 
   /** The filter cannot rule the id out: ask the store, and hold the user's later messages. */
   private lookUp(b: UserBox, m: RouteMsg): void {
     this.stats.lookups++;
     b.lookingUp = m;
-    this.io.toWriter({
+    this.toWriter({
       t: "lookup",
       user: b.user,
       from: m.from,
@@ -414,7 +468,13 @@ export class Owner {
     if (!b || !m || m.from !== r.from || m.id !== r.id) return;
     b.lookingUp = null;
     if (r.seq > 0) {
-      b.recent.set(m.from + "\0" + m.id, { seq: r.seq, ts: this.io.now(), mark: 0 });
+      this.remember(b, recentKey(m.to, m.from, m.id), {
+        seq: r.seq,
+        ts: this.io.now(),
+        mark: 0,
+        from: m.from,
+        id: m.id,
+      });
       this.onRetry(b, m, r.seq);
     } else this.accept(b, m);
     for (const w of this.takeWaiting(b)) this.onRoute(w);
@@ -473,7 +533,7 @@ export class Owner {
     this.stats.duplicates++;
     if (seq <= b.acked) {
       // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
-      const r = b.recent.get(m.from + "\0" + m.id);
+      const r = this.recentOf(b, m.from, m.id);
       if (!r || r.mark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
       return this.confirm(b, m);
     }
@@ -491,7 +551,7 @@ export class Owner {
 
   /** The writer answers "duplicate" once everything before is committed (INBOX_FULL if refused). */
   private confirm(b: UserBox, m: RouteMsg): void {
-    if (m.o >= 0) this.io.toWriter({ t: "confirm", user: b.user, from: m.from, o: m.o, c: m.c, id: m.id });
+    if (m.o >= 0) this.toWriter({ t: "confirm", user: b.user, from: m.from, o: m.o, c: m.c, id: m.id });
   }
 
   private store(b: UserBox, items: Pending[]): void {
@@ -509,12 +569,45 @@ export class Owner {
     this.confirmable({ t: "append", rows, o, c });
   }
 
+  /**
+   * Keys of deliveries acked now go into one `remember` per turn: the first of a turn opens it, the
+   * rest join it (same mark), and it goes to the writer at the turn's end (a microtask) or before
+   * any other request, so the writer still sees every request in the order they were made.
+   */
+  private rememberKeys(keys: SentKey[]): number {
+    const open = this.openRemember;
+    if (open === null) {
+      const req: RememberReq = { t: "remember", keys };
+      this.unconfirmed.push(req);
+      this.unconfirmedBytes += requestBytes(req);
+      this.openRemember = req;
+      queueMicrotask(this.closeRemember);
+      return ++this.sentCount;
+    }
+    for (const k of keys) open.keys.push(k);
+    this.unconfirmedBytes += keys.length * ROW_OVERHEAD_BYTES;
+    return this.sentCount; // nothing confirmable was made since it opened (toWriter closes it)
+  }
+
+  private readonly closeRemember = (): void => {
+    const req = this.openRemember;
+    if (req === null) return;
+    this.openRemember = null;
+    this.io.toWriter(req);
+  };
+
+  /** Every request to the writer goes through here: an open remember goes first. */
+  private toWriter(m: WriterReq): void {
+    if (this.openRemember !== null) this.closeRemember();
+    this.io.toWriter(m);
+  }
+
   /** A request the writer confirms with `committed` (and we replay if it dies); returns its mark. */
   private confirmable(req: AppendReq | RememberReq): number {
     this.unconfirmed.push(req);
     this.unconfirmedBytes += requestBytes(req);
     this.backlogRows += requestRows(req);
-    this.io.toWriter(req);
+    this.toWriter(req);
     return ++this.sentCount;
   }
 
@@ -537,11 +630,12 @@ export class Owner {
    * store ignores rows it already has) and re-issue reservations and page reads in flight.
    */
   writerRestarted(): void {
-    for (const req of this.unconfirmed) this.io.toWriter(req);
+    this.openRemember = null; // it is in `unconfirmed`: replayed below, not again at the turn's end
+    for (const req of this.unconfirmed) this.toWriter(req);
     this.unknown.writerRestarted();
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
-      if (b.seqState !== "ready") this.io.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
+      if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
       if (b.link?.phase === "fetching") this.issueFetch(b.link);
       if (b.lookingUp) this.lookUp(b, b.lookingUp);
     }
@@ -626,7 +720,7 @@ export class Owner {
     this.stats.online--;
     b.gen++;
     b.lastSeen = this.io.now();
-    this.io.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
+    this.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
   }
 
   /**
@@ -658,7 +752,7 @@ export class Owner {
     const b = this.boxes.get(user);
     if (!b?.link || (this.io.owns && !this.io.owns(user))) return null;
     return rows.map((r) => {
-      const known = r.msgId !== "" ? b.recent.get(r.sender + "\0" + r.msgId)?.seq : undefined;
+      const known = r.msgId !== "" ? this.recentOf(b, r.sender, r.msgId)?.seq : undefined;
       if (known !== undefined) return known;
       if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) return 0;
       const seq = b.seqNext;
@@ -723,7 +817,7 @@ export class Owner {
     const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
     if (del > b.deletedUpTo) {
       b.deletedUpTo = del;
-      this.io.toWriter({ t: "delete", user: b.user, upTo: del });
+      this.toWriter({ t: "delete", user: b.user, upTo: del });
     }
   }
 
@@ -746,10 +840,10 @@ export class Owner {
       for (const p of acked) this.ackDelivered(p);
       return;
     }
-    const mark = this.confirmable({ t: "remember", keys });
+    const mark = this.rememberKeys(keys);
     for (const p of acked) {
       p.mark = mark;
-      const r = p.id !== "" ? b.recent.get(p.from + "\0" + p.id) : undefined;
+      const r = p.recent;
       if (r && r.seq === p.seq) r.mark = mark;
       this.awaitingCommit.push(p); // marks only grow: the list stays ordered
     }
@@ -790,7 +884,7 @@ export class Owner {
     const user = l.box.user;
     this.fetchesInFlight.add(user + "\0" + l.gen);
     const { limit, maxBytes } = pageBudget(this.limits, l.pages++, this.io.underPressure());
-    this.io.toWriter({ t: "fetch", user, after: l.cursor, limit, maxBytes, gen: l.gen });
+    this.toWriter({ t: "fetch", user, after: l.cursor, limit, maxBytes, gen: l.gen });
   }
 
   /** Starts waiting drains while fetch slots are free. */
@@ -839,6 +933,7 @@ export class Owner {
   private onRejected(m: RejectedReply): void {
     const b = this.boxes.get(m.user);
     if (!b) return;
+    if (!b.recent) return;
     const drop = new Set(m.seqs);
     for (const [k, r] of b.recent) if (drop.has(r.seq)) b.recent.delete(k);
   }
@@ -848,7 +943,7 @@ export class Owner {
   private onStatus(q: StatusQuery): void {
     const b = this.boxes.get(q.user);
     if (!b) return this.unknown.lookup(q);
-    if (b.seqState === "loading") b.statusWaiters.push(q);
+    if (b.seqState === "loading") (b.statusWaiters === NONE ? b.statusWaiters = [] : b.statusWaiters).push(q);
     else this.replyStatus(b, q);
   }
 
@@ -930,7 +1025,7 @@ export class Owner {
   }
 
   private scanSent(): void {
-    this.io.toWriter({
+    this.toWriter({
       t: "scanSent",
       shard: this.io.self,
       shards: this.io.shards,

@@ -13,21 +13,37 @@ const FIRST_CAPACITY = 4096;
 
 /** Two independent 32-bit hashes of a key (FNV-1a with two offset bases). */
 export function sentKeyHash(recipient: string, sender: string, id: string): [number, number] {
-  let a = 0x811c9dc5;
-  let b = 0x050c5d1f;
-  const mix = (s: string) => {
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
-    }
-    a = Math.imul(a ^ 0xff, 0x01000193); // separator: ("ab","c") and ("a","bc") differ
-    b = Math.imul(b ^ 0xff, 0x01000193) ^ (b >>> 15);
-  };
+  sentKeyHashInto(recipient, sender, id);
+  return [keyHash[0]!, keyHash[1]! | 0]; // h2 as before: a signed int32 (odd)
+}
+
+/** The hot path's result slot: sentKeyHashInto writes the two hashes here (no array per call). */
+export const keyHash = new Uint32Array(2);
+
+/** sentKeyHash into `keyHash`: the owner hashes every routed key, once. */
+export function sentKeyHashInto(recipient: string, sender: string, id: string): void {
+  ha = 0x811c9dc5;
+  hb = 0x050c5d1f;
   mix(recipient);
   mix(sender);
   mix(id);
-  return [a >>> 0, (b >>> 0) | 1];
+  keyHash[0] = ha >>> 0;
+  keyHash[1] = (hb >>> 0) | 1;
+}
+
+/** The running state of the two hashes (module state, not a closure per call: the hot path). */
+let ha = 0;
+let hb = 0;
+function mix(s: string): void {
+  let a = ha;
+  let b = hb;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193) ^ (b >>> 15);
+  }
+  ha = Math.imul(a ^ 0xff, 0x01000193); // separator: ("ab","c") and ("a","bc") differ
+  hb = Math.imul(b ^ 0xff, 0x01000193) ^ (b >>> 15);
 }
 
 class Bloom {

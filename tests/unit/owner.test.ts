@@ -61,6 +61,8 @@ const ready = (user: string, base = 1, limit = 10) => {
 const appends = () => toWriter.filter((m): m is Extract<WriterReq, { t: "append" }> => m.t === "append");
 const delivered = () => toShard.flatMap(({ m }) => (m.t === "deliver" ? m.items.map((d) => d.id) : []));
 const acks = () => toShard.flatMap(({ m }) => (m.t === "sent" ? [`${m.id}:${m.status}`] : []));
+/** Requests the owner batches per turn (a remember) leave at its end (a microtask). */
+const turnEnd = () => Promise.resolve();
 const row = (seq: number, id: string): StoredRow => ({
   recipient: "u",
   seq,
@@ -280,7 +282,7 @@ describe("owner", () => {
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["m", 2]]);
   });
 
-  test("durable dedupe: a live delivery's id is recorded when the recipient acks it, not before", () => {
+  test("durable dedupe: a live delivery's id is recorded when the recipient acks it, not before", async () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
@@ -289,12 +291,52 @@ describe("owner", () => {
     // In flight only: if this owner died now, a retry must be taken as new.
     expect(toWriter.filter((m) => m.t === "remember")).toEqual([]);
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 2 });
+    await turnEnd(); // a turn's acked keys leave in one remember at its end
     expect(toWriter.filter((m) => m.t === "remember")).toMatchObject([
       { keys: [{ msgId: "x", seq: 1 }, { msgId: "y", seq: 2 }] },
     ]);
     expect(acks()).toEqual([]);
     o.handle({ t: "committed", n: 1 });
     expect(acks()).toEqual(["x:delivered", "y:delivered"]);
+  });
+
+  test("acks of one turn share one remember; a request made meanwhile closes it first (writer order)", async () => {
+    ready("u");
+    ready("v");
+    for (const [user, conn] of [["u", 9], ["v", 10]] as const) {
+      o.handle({ t: "attach", user, shard: 2, conn, v0: false, resume: 0 });
+      o.handle({ t: "rows", user, gen: 1, rows: [], more: false });
+    }
+    o.handle(route("u", "x"));
+    o.handle(route("v", "y"));
+    o.handle(route("v", "z"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    o.handle({ t: "ack", user: "v", shard: 2, conn: 10, seq: 1 });
+    // Not sent yet: more keys may join it this turn.
+    expect(toWriter.filter((m) => m.t === "remember")).toEqual([]);
+    o.handle({ t: "detach", user: "v", shard: 2, conn: 10 }); // z goes to the store: closes it first
+    const kinds = toWriter.map((m) => m.t).filter((t) => t === "remember" || t === "append");
+    expect(kinds).toEqual(["remember", "append"]);
+    expect(toWriter.find((m) => m.t === "remember")).toMatchObject({
+      keys: [{ recipient: "u", msgId: "x" }, { recipient: "v", msgId: "y" }],
+    });
+    await turnEnd();
+    expect(toWriter.filter((m) => m.t === "remember").length).toBe(1); // not sent twice
+    o.handle({ t: "committed", n: 1 }); // the remember: both senders hear "delivered"
+    expect(acks()).toEqual(["x:delivered", "y:delivered"]);
+  });
+
+  test("a writer restart before the turn ends replays the open remember once", async () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "x"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    o.writerRestarted();
+    await turnEnd();
+    expect(toWriter.filter((m) => m.t === "remember").length).toBe(1);
+    o.handle({ t: "committed", n: 1 });
+    expect(acks()).toEqual(["x:delivered"]);
   });
 
   test("the same connection attaching twice (login, then re-attach) keeps what the first link held", () => {
