@@ -5,11 +5,16 @@
 // half a window, and a generation is dropped only once all of it is older than the window.
 // Pure: time is passed in.
 
-/** Bits per key when a filter is full: about 1% false positives with 7 hashes. */
-const BITS_PER_KEY = 10;
-const HASHES = 7;
+/**
+ * Bits per key when a filter is full: about 0.05% false positives with 11 hashes. A generation
+ * holds several filters and a key is checked against all of them, so their rates add up: at 10
+ * bits (0.8% each) about 3% of all sends went to the store for a lookup and held their
+ * recipient's later messages until the next commit (issue 14, measured in bench/shard-micro.ts).
+ */
+const BITS_PER_KEY = 16;
+const HASHES = 11;
 /** Keys the first filter of a generation holds; each further one holds twice the last. */
-const FIRST_CAPACITY = 4096;
+const FIRST_CAPACITY = 16384;
 
 /** Two independent 32-bit hashes of a key (FNV-1a with two offset bases). */
 export function sentKeyHash(recipient: string, sender: string, id: string): [number, number] {
