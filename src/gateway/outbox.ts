@@ -1,6 +1,8 @@
 // Output coalescing for logged-in v1 and JSON connections: the frames written to a connection
-// during one event-loop turn (the SENT answers and live deliveries of a port batch) are written
-// together in a microtask once the turn's handlers are done: as one BUNDLE message for a
+// during one event-loop turn (the SENT answers and live deliveries of a port batch, and of every
+// WebSocket message read in one poll) are written together once the turn's handlers are done (a
+// setImmediate: Bun runs microtasks after each WebSocket message, so a microtask would write once
+// per message read, one syscall each): as one BUNDLE message for a
 // connection granted bundles (protocol/v1-bundle.ts), else as the same separate messages inside
 // one cork (one syscall instead of one per frame; the bytes on the wire are unchanged). Order is
 // kept: a direct write (a backlog page, a closing error frame) first flushes what is queued.
@@ -48,7 +50,7 @@ export class Outbox<S extends Bundled> {
       this.due.push(s);
       if (!this.scheduled) {
         this.scheduled = true;
-        queueMicrotask(() => this.flushAll());
+        setImmediate(this.flushAll); // after every message read in this poll, not after each one
       }
     }
     s.out.push(frame);
@@ -73,12 +75,12 @@ export class Outbox<S extends Bundled> {
     s.outBytes = 0;
   }
 
-  private flushAll(): void {
+  private readonly flushAll = (): void => {
     this.scheduled = false;
     const due = this.due;
     this.due = [];
     for (const s of due) this.flush(s);
-  }
+  };
 
   /**
    * Deliveries for `s`: one queues with this turn's frames; several (a backlog page) flush the

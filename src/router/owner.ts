@@ -571,7 +571,7 @@ export class Owner {
 
   /**
    * Keys of deliveries acked now go into one `remember` per turn: the first of a turn opens it, the
-   * rest join it (same mark), and it goes to the writer at the turn's end (a microtask) or before
+   * rest join it (same mark), and it goes to the writer at the turn's end (setImmediate) or before
    * any other request, so the writer still sees every request in the order they were made.
    */
   private rememberKeys(keys: SentKey[]): number {
@@ -581,7 +581,7 @@ export class Owner {
       this.unconfirmed.push(req);
       this.unconfirmedBytes += requestBytes(req);
       this.openRemember = req;
-      queueMicrotask(this.closeRemember);
+      setImmediate(this.closeRemember); // after every message of this poll (a microtask runs per message)
       return ++this.sentCount;
     }
     for (const k of keys) open.keys.push(k);

@@ -117,7 +117,7 @@ describe("v1 bundle codec", () => {
     b.push(ack);
     b.push(ack); // 1 + 27 > 20: the first two leave now
     expect(written).toHaveLength(1);
-    await Promise.resolve();
+    await new Promise<void>((r) => setImmediate(r)); // the turn ends (outbox.ts)
     expect(written.map((w) => w.byteLength)).toEqual([19, 9]); // a lone frame goes as itself
     expect(decodeClientMessage(written[0]!, "v1", 10, true)).toHaveLength(2);
   });
@@ -186,7 +186,7 @@ describe("session with bundles", () => {
     sent(s, "x1");
     deliver(s, [5], false);
     expect(t.raw).toHaveLength(1); // queued until the turn ends
-    await Promise.resolve();
+    await new Promise<void>((r) => setImmediate(r)); // the turn ends (outbox.ts)
     expect(t.raw).toHaveLength(2);
     expect(t.frames().map((f) => (f.op === "deliver" ? f.seq : f.op))).toEqual([1, 2, 3, 4, "sent", 5]);
   });
@@ -218,7 +218,7 @@ describe("session with bundles", () => {
     deliver(s, [1, 2], true);
     deliver(s, [3], false);
     sent(s, "y");
-    await Promise.resolve();
+    await new Promise<void>((r) => setImmediate(r)); // the turn ends (outbox.ts)
     expect(t.raw.map((r) => r[0])).toEqual([0x42, 0x42, 0x42, 0x43]);
     const d = t.raw[2]!;
     expect(d).toEqual(encodeV1Server({ op: "deliver", seq: 3, ts: 1, from: "a", id: "m3", body: new Uint8Array([3]) }));

@@ -28,8 +28,12 @@ const io = {
   underPressure: () => false,
 };
 
+/** Requests the owner batches per turn (a remember) leave at its end (setImmediate). */
+const turnEnd = () => new Promise<void>((r) => setImmediate(r));
+
 let o: Owner;
-beforeEach(() => {
+beforeEach(async () => {
+  await turnEnd(); // the last test's owner may still close a turn's remember (into the old arrays)
   toShard = [];
   toWriter = [];
   o = new Owner(io, limits);
@@ -61,8 +65,6 @@ const ready = (user: string, base = 1, limit = 10) => {
 const appends = () => toWriter.filter((m): m is Extract<WriterReq, { t: "append" }> => m.t === "append");
 const delivered = () => toShard.flatMap(({ m }) => (m.t === "deliver" ? m.items.map((d) => d.id) : []));
 const acks = () => toShard.flatMap(({ m }) => (m.t === "sent" ? [`${m.id}:${m.status}`] : []));
-/** Requests the owner batches per turn (a remember) leave at its end (a microtask). */
-const turnEnd = () => Promise.resolve();
 const row = (seq: number, id: string): StoredRow => ({
   recipient: "u",
   seq,

@@ -77,7 +77,7 @@ const deliver = (s: Session, seqs: number[], page: boolean, user = "bob"): void 
     } satisfies DeliverMsg,
   );
 /** Replies to a logged-in v1/JSON connection leave at the end of the turn (gateway/outbox.ts). */
-const turnEnd = () => Promise.resolve();
+const turnEnd = () => new Promise<void>((r) => setImmediate(r));
 const flows = () => posted.flatMap((m) => (m.t === "flow" ? [m.ready] : []));
 
 beforeEach(() => setup());
