@@ -1051,6 +1051,7 @@ export class Owner {
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */
   releaseAll(): void {
     for (const b of this.boxes.values()) this.release(b);
+    this.closeRemember(); // the turn's remember goes now, ahead of the shard's goodbye
   }
 
   /** Bytes accepted and not yet committed: waiting for sequence numbers or for the writer. */
