@@ -160,6 +160,8 @@ export interface ClusterPhase {
   pairs: number;
   sent: number;
   delivered: number;
+  /** Sends the server answered (SENT delivered/stored/duplicate); the rest of `sent` minus errors got no answer. */
+  acked: number;
   measuredMs: number;
   msgsPerSec: number;
   latency: LatencySummary;
@@ -225,6 +227,7 @@ export async function pairsPhase(
     pairs: pairs.length,
     sent: g.sent,
     delivered: g.delivered,
+    acked: g.acked,
     measuredMs,
     msgsPerSec: Math.round((delivered * 1000) / measuredMs),
     latency: g.hist.summary(),
@@ -247,7 +250,8 @@ export function clusterPhaseProblems(label: string, r: ClusterPhase): string[] {
   if (l.missing > r.errors) {
     out.push(
       `${label}: ${l.missing - r.errors} of ${l.ids} messages were neither refused nor delivered to a live ` +
-        "connection (a recipient the server closed mid-run gets its stored messages at its next login)",
+        "connection (a recipient the server closed mid-run gets its stored messages at its next login); " +
+        `${r.sent - r.acked - r.errors} of the ${r.sent} sends were never answered`,
     );
   }
   if (l.duplicated > 0) out.push(`${label}: ${l.duplicated} messages were delivered more than once`);

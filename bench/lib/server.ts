@@ -135,7 +135,7 @@ export function startIris(o: IrisOptions = {}): Promise<ServerProc> {
     "--data-dir",
     dataDir,
     "--log-level",
-    "warn",
+    process.env.IRIS_BENCH_LOG_LEVEL ?? "warn", // info: a diagnosis run
     ...(o.shards ? ["--shards", String(o.shards)] : []),
     ...(o.tcp ? ["--tcp-port", "0"] : []),
     ...unlimitedArgs(binary),

@@ -11,6 +11,7 @@ import { getNoFileLimit } from "../../tune/rlimit.ts";
 import { rateLines } from "../lib/charts.ts";
 import { type ClusterPhase, clusterPhaseProblems, openPlaced, pairsPhase, placePairs } from "../lib/cluster-load.ts";
 import { type ClusterRun, rssOf, startCluster } from "../lib/cluster-nodes.ts";
+import { explainMissing } from "../lib/cluster-diag.ts";
 import { bounded, collectClientProblems, type Ctx, type Scenario, sleep } from "../lib/context.ts";
 import { type FdPlan, planFds } from "../lib/fd-plan.ts";
 import { int, ms, num, table } from "../lib/format.ts";
@@ -176,6 +177,7 @@ async function scaleRun(ctx: Ctx, c: ClusterRun, s: ReturnType<typeof scaleParam
       payload: ctx.args.payload,
     }, c.serverPids());
     ctx.problems.push(...clusterPhaseProblems(load.name, load));
+    if (load.ledger.missing > load.errors) ctx.problems.push(...await explainMissing(c));
     await collectClientProblems(ctx, lg, "cluster-scale");
     const rssAfter = c.rssKb();
     const cnt = await counters(c, ["iris_rejected_upgrades_total", "iris_cluster_nats_reconnects_total"]);

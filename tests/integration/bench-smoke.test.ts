@@ -239,6 +239,8 @@ describe("bench smoke", () => {
       expect(f.plan.problems).toEqual([]);
       expect(f.connect.failed).toBe(0);
       expect(f.nodes.map((n: { conns: number }) => n.conns)).toEqual([20, 20, 20]);
+      // Where the undelivered ones are (the run's diagnosis lines), before the check fails.
+      if (f.load.ledger.missing !== f.load.errors) console.log(r.problems.join("\n"));
       expect(f.load.ledger.ids).toBeGreaterThan(0);
       expect(f.load.ledger.missing).toBe(f.load.errors);
       expect(f.load.ledger.duplicated).toBe(0);
