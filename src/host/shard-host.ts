@@ -95,9 +95,7 @@ export class ShardHost {
       };
       c.announceStarted();
       c.onRegain = () => {
-        // Our owner state is new (dropped by the fence): peers re-attach their users we own, as
-        // after a restart. Said before our own re-attaches, which must reach them after it.
-        c.announceStarted();
+        c.announceStarted(); // owner state new (fenced): peers re-attach; before ours, which follow it
         this.sessions.reattachMoved(() => true);
         this.owner.startDedupeScan();
       };

@@ -752,8 +752,11 @@ export class Owner {
     const b = this.boxes.get(user);
     if (!b?.link || (this.io.owns && !this.io.owns(user))) return null;
     return rows.map((r) => {
+      // A seq this box gave the same id stands for the row. One equal to the row's own seq was
+      // only looked up (the durable record of this very row, another owner's block): no copy of
+      // this owner carries it, so the row is adopted like any other.
       const known = r.msgId !== "" ? this.recentOf(b, r.sender, r.msgId)?.seq : undefined;
-      if (known !== undefined) return known;
+      if (known !== undefined && known !== r.seq) return known;
       if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) return 0;
       const seq = b.seqNext;
       this.accept(b, {

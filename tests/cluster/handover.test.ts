@@ -147,6 +147,34 @@ describe("owner adopts late rows", () => {
   });
 });
 
+describe("owner adopts late rows whose id it only looked up", () => {
+  test("a retry answered 'duplicate' from the durable window does not stand for the late row: it is adopted", () => {
+    const toShard: PortMsg[] = [];
+    const o = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: (_k, m) => toShard.push(m),
+      toWriter: () => {},
+      now: () => 1000,
+      underPressure: () => false,
+    }, limits);
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "loaded", user: "u", seqBase: 41, seqLimit: 50, lastSeen: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false }); // live
+    // Fresh owner state (a restart or a fence): its filter is building, so the sender's retry of
+    // "late" (stored by an earlier owner with seq 3) is looked up, found in the durable window
+    // with that owner's seq, and answered "duplicate" without a copy of its own.
+    o.startDedupeScan();
+    o.handle({ t: "route", to: "u", from: "s", id: "late", body: new Uint8Array(), ts: 1, t0: 1, o: 1, c: 7 });
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "late", seq: 3 });
+    // The late row itself must now get a seq of this owner and go out; keeping seq 3 would let
+    // the recipient's next ack delete it undelivered.
+    expect(o.adoptLate("u", [stored(3, "late")])).toEqual([41]);
+    const items = toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => [d.id, d.seq]) : []));
+    expect(items).toEqual([["late", 41]]);
+  });
+});
+
 let nats: NatsFixture;
 let links: NatsLink[] = [];
 beforeAll(async () => {

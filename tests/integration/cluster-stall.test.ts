@@ -12,7 +12,7 @@ import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
 import { until } from "../helpers/server.ts";
 
 /** Longer than the self-cut threshold (down-after 3.5 s / 2), shorter than down-after. */
-const STALL_MS = 2500;
+const STALL_MS = Number(process.env.PROBE_STALL_MS ?? 2500);
 /** Recipients owned by the stalled node, their sockets on the other two. */
 const RECIPIENTS = 4;
 /** One send every this long, from before the stall until AFTER_MS after it. */
@@ -88,3 +88,65 @@ test("a node that stalls past its self-cut owns again and delivers to its users 
     `stall ${STALL_MS} ms: ${texts.length} sends through it, all acked and delivered once; recipient reconnects ${reconnects}`,
   );
 }, 60_000);
+
+/** Pairs whose two users share an owner node, their sockets on the two other nodes (the scale layout). */
+function crossPairs(perOwner: number): { a: string; b: string; owner: number }[] {
+  const out: { a: string; b: string; owner: number }[] = [];
+  for (let o = 0; o < 3; o++) {
+    const us = ownedBy(o, 2 * perOwner).map((u) => `${u}`);
+    for (let i = 0; i < perOwner; i++) out.push({ a: us[2 * i]!, b: us[2 * i + 1]!, owner: o });
+  }
+  return out;
+}
+
+test("pairs on every node send through a stall of one node: every acked message delivered once", async () => {
+  const victim = Number(process.env.PROBE_VICTIM ?? 2);
+  const pairs = crossPairs(3);
+  const got = new Map<string, string[]>();
+  const all: { user: string; node: number; partner: string }[] = pairs.flatMap((p) => [
+    { user: p.a, node: (p.owner + 1) % 3, partner: p.b },
+    { user: p.b, node: (p.owner + 2) % 3, partner: p.a },
+  ]);
+  const cs = all.map((u) => {
+    const c = new IrisClient({ url: cluster.nodes[u.node]!.url, user: u.user, resendAfterMs: 1000 });
+    got.set(u.user, []);
+    c.onMessage((m) => got.get(u.user)!.push(m.text()));
+    return c;
+  });
+  clients.push(...cs);
+  await Promise.all(cs.map((c) => c.connect()));
+  const texts: { to: string; text: string }[] = [];
+  const statuses: Promise<string>[] = [];
+  let sending = true;
+  const load = Promise.all(all.map(async (u, i) => {
+    for (let k = 0; sending; k++) {
+      const t = { to: u.partner, text: `${u.user}:${k}` };
+      texts.push(t);
+      statuses.push(cs[i]!.send(t.to, t.text));
+      await Bun.sleep(100);
+    }
+  }));
+  await Bun.sleep(1000);
+  const pid = cluster.nodes[victim]!.proc.pid;
+  process.kill(pid, "SIGSTOP");
+  await Bun.sleep(STALL_MS);
+  process.kill(pid, "SIGCONT");
+  await Bun.sleep(AFTER_MS + 3000);
+  sending = false;
+  await load;
+  const acked = await Promise.all(statuses);
+  expect(acked.every((s) => s === "delivered" || s === "stored" || s === "duplicate")).toBe(true);
+  const missing = () => texts.filter((t) => !got.get(t.to)!.includes(t.text));
+  await until(() => missing().length === 0, "every acked message at its recipient", 15_000).catch((e) => {
+    console.log(`missing ${missing().length}: ${missing().slice(0, 20).map((t) => `${t.to}<${t.text}`).join(" ")}`);
+    for (const [i, n] of cluster.nodes.entries()) console.log(`iris${i + 1}: ${n.output().slice(-1200)}`);
+    throw e;
+  });
+  for (const [, g] of got) expect(new Set(g).size).toBe(g.length);
+  const reconnects = cs.reduce((n, c) => n + c.stats.reconnects, 0);
+  console.log(
+    `pairs, stall ${STALL_MS} ms of iris${
+      victim + 1
+    }: ${texts.length} sends, all delivered once; reconnects ${reconnects}`,
+  );
+}, 90_000);
