@@ -7,6 +7,7 @@
 import { IrisClient, type SendStatus } from "../../src/client/index.ts";
 import type { ClusterRun } from "./cluster-nodes.ts";
 import { sleep } from "./context.ts";
+import { explainMissing } from "./cluster-diag.ts";
 
 export interface FailoverOptions {
   perNode: number;
@@ -43,6 +44,8 @@ export interface FailoverFigures {
   sdkDroppedDuplicates: number;
   sdkResends: number;
   victims: VictimFailover[];
+  /** When acked messages are missing: per recipient, and where they are (cluster-diag.ts). */
+  diagnosis: string[];
 }
 
 /**
@@ -144,6 +147,7 @@ export async function measureFailover(c: ClusterRun, o: FailoverOptions): Promis
     const until = Date.now() + o.settleTimeoutMs;
     while (Date.now() < until && missingOf() > 0) await sleep(100);
     await sleep(500); // a duplicate would arrive now
+    const diagnosis = missingOf() > 0 ? [...whoMisses(c, st, acked), ...await explainMissing(c)] : [];
     const unique = countUnique(st);
     const delivered = st.got.reduce((n, g) => n + g.length, 0);
     return {
@@ -163,10 +167,23 @@ export async function measureFailover(c: ClusterRun, o: FailoverOptions): Promis
         ownerDied: c.ownerIndex(names[i]!) === victim,
         ms: st.againAt[i] ? st.againAt[i]! - st.killedAt : null,
       })),
+      diagnosis,
     };
   } finally {
     for (const x of st.clients) x.close();
   }
+}
+
+/** Per recipient with missing messages: how many, the first few, its node now and its owner before the kill. */
+function whoMisses(c: ClusterRun, st: State, acked: Sent[]): string[] {
+  const by = new Map<number, string[]>();
+  for (const a of acked) if (!st.got[a.to]!.includes(a.text)) by.set(a.to, [...by.get(a.to) ?? [], a.text]);
+  return [...by].map(([i, texts]) => {
+    const node = c.nodes.findIndex((n) => n.url === st.clients[i]!.url);
+    return `diagnosis: ${st.names[i]} misses ${texts.length} (${texts.slice(0, 6).join(" ")}); socket on ${
+      c.ids[node] ?? "?"
+    }, owner before the kill ${c.ids[c.ownerIndex(st.names[i]!)]}, got ${st.got[i]!.length}`;
+  });
 }
 
 function countUnique(st: State): number {

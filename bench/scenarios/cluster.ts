@@ -183,7 +183,7 @@ async function onCluster(ctx: Ctx, lg: LoadGen, p: ClusterParams) {
 function failoverProblems(f: FailoverFigures): string[] {
   const out: string[] = [];
   if (f.unacked) out.push(`failover: ${f.unacked} of ${f.sends} sends were never acked`);
-  if (f.missing) out.push(`failover: ${f.missing} acked messages never reached their recipient`);
+  if (f.missing) out.push(`failover: ${f.missing} acked messages never reached their recipient`, ...f.diagnosis);
   if (f.duplicatesToApp) out.push(`failover: ${f.duplicatesToApp} messages reached the application twice`);
   for (const v of f.victims) if (v.ms === null) out.push(`failover: ${v.user} never received again after the kill`);
   return out;

@@ -7,21 +7,27 @@
 
 import type { RouteMsg } from "../router/wire.ts";
 
-/** How long a parked route waits for this shard's view to catch up (then the SDK's resend remains). */
+/** How long a parked route waits for this shard's view to catch up (then its sender hears SERVER_BUSY). */
 export const PARK_MS = 3000;
-/** Most routes parked per shard: beyond, new ones are dropped unacked (and resent by their SDKs). */
+/** Most routes parked per shard: beyond, new ones are refused at once (SERVER_BUSY, retried by their SDKs). */
 export const PARK_MAX = 10_000;
 
 export class ParkedRoutes {
   private q: { m: RouteMsg; at: number }[] = [];
   dropped = 0;
 
+  /**
+   * `refuse` answers a route that is given up (expired or over the cap): a silent drop left a
+   * sender without an SDK (or one that does not resend) with a send never answered at all.
+   */
+  constructor(private readonly refuse: (m: RouteMsg) => void = () => {}) {}
+
   get size(): number {
     return this.q.length;
   }
 
   add(m: RouteMsg, now: number): void {
-    if (this.q.length >= PARK_MAX) return void this.dropped++;
+    if (this.q.length >= PARK_MAX) return void (this.dropped++, this.refuse(m));
     this.q.push({ m, at: now });
   }
 
@@ -41,6 +47,6 @@ export class ParkedRoutes {
     while (i < this.q.length && now - this.q[i]!.at > PARK_MS) i++;
     if (i === 0) return;
     this.dropped += i;
-    this.q.splice(0, i);
+    for (const e of this.q.splice(0, i)) this.refuse(e.m);
   }
 }

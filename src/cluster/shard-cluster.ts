@@ -59,7 +59,11 @@ export class ShardCluster {
   /** Owner hand-over (handover.ts): announcements of late writes, re-reads, the fence after a cut. */
   private handover: HandOverLink | null = null;
   /** Routes for users this shard does not own yet under its view (parked.ts). */
-  private readonly parked = new ParkedRoutes();
+  private readonly parked = new ParkedRoutes((m) => {
+    // Given up: never numbered or stored here, so the sender may retry it (same id) at once.
+    const reason = "recipient's owner is moving between nodes; retry";
+    if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code: "SERVER_BUSY", reason });
+  });
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** A late write for a user owned here was announced (the host re-reads it if the user is online). */
@@ -158,11 +162,21 @@ export class ShardCluster {
       else if (t === DOWN) this.upSince.set(m.id, now);
     }
     if (!before) return;
+    this.logChange(before, known);
     this.writer?.claims.release((user) => ownerIn(view, user) !== this.self);
     this.handover?.movedAway((user) => ownerIn(before, user) === this.self && ownerIn(view, user) !== this.self);
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
     this.unpark();
+  }
+
+  /** Owners move: says which nodes are up now and how long each member has been silent here. */
+  private logChange(before: View, known: Member[]): void {
+    const silent = (this.membership?.view() ?? []).map((n) => `${n.id} ${Math.round(n.silentMs)} ms`).join(", ");
+    log.warn(
+      `cluster: owners move: up ${known.map((m) => m.id).join(",")} (was ${before.placement.size} nodes); ` +
+        `silent: ${silent}`,
+    );
   }
 
   /** A route for a user this shard does not own under its view: kept for a moment (parked.ts). */

@@ -624,6 +624,8 @@ export class Sessions {
     }
     const s = this.byConn.get(m.conn);
     if (!s) return; // the sender left; its SDK retries and is deduplicated
+    // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
+    if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
     if (s.unsettled?.delete(m.id) && s.unsettled.size === 0) s.unsettled = null;
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {

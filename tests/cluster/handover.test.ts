@@ -70,7 +70,8 @@ describe("claims (pure)", () => {
 
 describe("parked routes (pure)", () => {
   test("a route waits for the view that makes this shard its owner, in arrival order, for a while", () => {
-    const p = new ParkedRoutes();
+    const refused: string[] = [];
+    const p = new ParkedRoutes((m) => refused.push(m.id));
     const r = (to: string, id: string) => ({
       t: "route" as const,
       to,
@@ -87,11 +88,13 @@ describe("parked routes (pure)", () => {
     p.add(r("a", "3"), 20);
     expect(p.take((u) => u === "a", 100).map((m) => m.id)).toEqual(["1", "3"]);
     expect(p.size).toBe(1);
-    expect(p.take(() => true, 10 + PARK_MS + 1)).toEqual([]); // waited too long: its SDK resends it
+    expect(p.take(() => true, 10 + PARK_MS + 1)).toEqual([]); // waited too long: its sender hears a refusal
     expect(p.dropped).toBe(1);
+    expect(refused).toEqual(["2"]);
     for (let i = 0; i <= PARK_MAX; i++) p.add(r("c", String(i)), 0);
     expect(p.size).toBe(PARK_MAX);
     expect(p.dropped).toBe(2);
+    expect(refused).toEqual(["2", String(PARK_MAX)]);
   });
 });
 

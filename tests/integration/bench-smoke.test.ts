@@ -217,6 +217,7 @@ describe("bench smoke", () => {
         expect(s.errors).toBe(0);
       }
       const fo = f.failover;
+      if (fo.missing || fo.unacked) console.log(r.problems.join("\n")); // where the missing ones are
       expect(fo.unacked).toBe(0);
       expect(fo.missing).toBe(0);
       expect(fo.duplicatesToApp).toBe(0);
