@@ -63,6 +63,8 @@ export class Membership {
   private ownSeenAt = -Infinity;
   private watchOpenedAt = -Infinity;
   private reopening = false;
+  /** Nodes up in the placement last applied (frozen during a cut): the only ones a heal credits. */
+  private upBeforeCut = new Set<string>();
   readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
 
   constructor(
@@ -163,6 +165,7 @@ export class Membership {
     const key = membersKey(members);
     if (key === this.lastKey) return;
     this.lastKey = key;
+    this.upBeforeCut = new Set(members.map((m) => m.id));
     this.placement = new Placement(members);
     this.onMembersChange(members);
   }
@@ -170,7 +173,11 @@ export class Membership {
   view(): NodeView[] {
     // After a cut, others' silence counts only from when we could hear them again: a heal does not
     // briefly show every other node down (and re-place every user) until their next beats arrive.
-    const heard = [...this.seen.values()].map((o) => ({ ...o, seenAt: Math.max(o.seenAt, this.healthySince) }));
+    // A node already down before the cut stays down: credited too, a dead node came back "up" for
+    // down-after after every self-cut and its users were placed on it (10-node failover bench).
+    const credit = (o: Observed) =>
+      this.upBeforeCut.has(o.record.id) ? Math.max(o.seenAt, this.healthySince) : o.seenAt;
+    const heard = [...this.seen.values()].map((o) => ({ ...o, seenAt: credit(o) }));
     return deriveView(heard, performance.now(), this.timing.downAfterMs);
   }
 
