@@ -115,15 +115,7 @@ test("the JetStream server is killed and restarted mid-load: no acked message lo
   console.log(`NATS restart: ${line}`);
 }, 90_000);
 
-/**
- * Not reliable yet, so left out of the default run and shown as skipped, never as passing: in about 1 of 7
- * runs (one was a clean-clone CI run) an online recipient does not get messages acked "stored" although
- * they are in the stream. Cause not found (docs/CLUSTER.md, "NATS faults under Iris load").
- * Run it with IRIS_RUN_FAILING=1.
- */
-const R3_NOT_PASSING_YET = process.env.IRIS_RUN_FAILING !== "1";
-
-test.skipIf(R3_NOT_PASSING_YET)(
+test(
   "3 NATS servers, --cluster-replicas 3: one server killed mid-load, nothing acked lost",
   async () => {
     cluster = await startThreeNodes({ nats: await startNatsCluster(3), replicas: 3 });
