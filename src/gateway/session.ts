@@ -518,10 +518,7 @@ export class Sessions {
       this.host.metrics.add("rateLimited");
       return this.refuse(s, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
     }
-    const route = this.emitRoute(from, to, id, body, this.host.index, s.conn);
-    if (id === "") return;
-    s.unsettled ??= new Map();
-    if (!s.unsettled.has(id)) s.unsettled.set(id, route);
+    this.emitRoute(from, to, id, body, this.host.index, s.conn, s);
   }
 
   /**
@@ -799,10 +796,20 @@ export class Sessions {
   }
 
   /** Hands an accepted message to its recipient's owner, stamped with the receive time. */
-  private emitRoute(from: string, to: string, id: string, body: Uint8Array, o: number, c: number): RouteMsg {
+  private emitRoute(
+    from: string,
+    to: string,
+    id: string,
+    body: Uint8Array,
+    o: number,
+    c: number,
+    s?: Session,
+  ): RouteMsg {
     this.host.metrics.add("msgsIn");
     const now = TIME_ORIGIN + performance.now();
     const route: RouteMsg = { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c };
+    // Unsettled before it leaves: an owner on this shard may answer (refuse) synchronously.
+    if (s && id !== "" && !(s.unsettled ??= new Map()).has(id)) s.unsettled.set(id, route);
     this.toOwner(to, route);
     return route;
   }
