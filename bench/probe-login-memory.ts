@@ -14,12 +14,17 @@ const server = Bun.spawn([bin, "--port", String(port), "--data-dir", dir, "--log
   stdout: "ignore",
   stderr: "ignore",
 });
-const rssKb = () => Number(readFileSync(`/proc/${server.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]);
+const statusKb = (field: string) =>
+  Number(readFileSync(`/proc/${server.pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`))![1]);
+const rssKb = () => statusKb("VmRSS");
+/** RSS split: anonymous (heaps, allocators) vs file-backed and shared (mapped files, SQLite's -shm). */
+const split = () => ({ anon: statusKb("RssAnon"), file: statusKb("RssFile"), shmem: statusKb("RssShmem") });
 const SETTLE_MS = 3000;
 
 try {
   await Bun.sleep(2500);
   const r0 = rssKb();
+  const s0 = split();
   const socks: WebSocket[] = [];
   for (let i = 0; i < n; i += 200) {
     await Promise.all(Array.from({ length: Math.min(200, n - i) }, () =>
@@ -33,6 +38,7 @@ try {
   }
   await Bun.sleep(SETTLE_MS);
   const r1 = rssKb();
+  const s1 = split();
   let ok = 0;
   await Promise.all(socks.map((w, i) =>
     new Promise<void>((res) => {
@@ -42,6 +48,7 @@ try {
   ));
   await Bun.sleep(SETTLE_MS);
   const r2 = rssKb();
+  const s2 = split();
   const per = (kb: number) => Math.round((kb / n) * 100) / 100;
   console.log(
     JSON.stringify({
@@ -52,6 +59,9 @@ try {
       openKb: per(r1 - r0),
       loginKb: per(r2 - r1),
       totalKb: per(r2 - r0),
+      // Per-connection deltas of each RSS part: open (s1 - s0) and login (s2 - s1).
+      openSplit: { anon: per(s1.anon - s0.anon), file: per(s1.file - s0.file), shmem: per(s1.shmem - s0.shmem) },
+      loginSplit: { anon: per(s2.anon - s1.anon), file: per(s2.file - s1.file), shmem: per(s2.shmem - s1.shmem) },
     }),
   );
   for (const w of socks) w.close();

@@ -175,3 +175,16 @@ export const GARBAGE_LOG_EVERY = 1000;
  * so a client never needs a receive buffer bigger than about a page.
  */
 export const BUNDLE_MAX_BYTES = 1024 * 1024;
+
+// ---- idle collection (observe/idle-gc.ts, issue 14) ----
+
+/** How often a worker looks at its JS heap to decide whether a burst just ended. */
+export const IDLE_GC_EVERY_MS = 1000;
+/**
+ * Heap growth since the last collection that counts as a burst. 10,000 logins leave ~5–7 MB of
+ * garbage in a shard's heap (structured-clone copies, login frames, drain replies); ordinary idle
+ * work (pings, timers) grows it by far less than this between JSC's own collections.
+ */
+export const IDLE_GC_BURST_BYTES = 4 * 1024 * 1024;
+/** Growth within one look below which the thread counts as quiet (the burst is over). */
+export const IDLE_GC_QUIET_BYTES = 256 * 1024;

@@ -6,6 +6,7 @@ import { isShardControl, type ShardControl, type ShardInit, type ShardReport } f
 import { configureLog, installCrashHandler, log } from "../observe/log.ts";
 import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
 import { ShardHost } from "./shard-host.ts";
+import { startIdleCollection } from "../observe/idle-gc.ts";
 import { ShardCluster } from "../cluster/shard-cluster.ts";
 
 declare const self: Worker;
@@ -32,6 +33,7 @@ function init(m: ShardInit, cluster?: ShardCluster): void {
   for (const [k, port] of m.peers) host.mesh.setPeer(k, port);
   host.mesh.setWriter(m.writer);
   host.owner.startDedupeScan(); // the filter of the durable dedupe window, rebuilt from the store
+  startIdleCollection(); // a login burst's garbage is given back once the shard goes quiet
   try {
     const port = host.listen(m.port);
     const tcpPort = m.tcpPort !== undefined ? host.listenTcp(m.tcpPort) : undefined;

@@ -10,6 +10,7 @@ import { MetricsReader, SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
 import { InboxStore } from "../store/inbox-store.ts";
 import { Writer } from "../store/writer.ts";
+import { startIdleCollection } from "../observe/idle-gc.ts";
 
 declare const self: Worker;
 
@@ -35,6 +36,7 @@ function init(m: WriterInit): void {
     dedupeWindowMs: m.dedupeWindowMs,
   });
   writer = w;
+  startIdleCollection(); // as in the shards: a burst's garbage is given back once quiet
   w.expectedShards = m.shards;
   w.onAllBye = () => report({ t: "drained" });
   // Inbox TTL and the dedupe window expire on the same timer, at a tenth of the shorter one.

@@ -1,0 +1,51 @@
+// Collects a worker's garbage once a burst of work is over (issue 14). JSC collects as it
+// allocates, so a thread that goes quiet right after a burst (10,000 logins, a drained backlog)
+// keeps that burst's garbage, and the process keeps its pages, until it allocates again: in the
+// login probe that was over half of a logged-in connection's RSS. One full collection when the
+// heap grew by a burst and then stopped growing gives those pages back; under steady load the
+// heap keeps growing between looks, so this stays out of the way and JSC's own collector runs.
+
+import { heapSize } from "bun:jsc";
+import { IDLE_GC_BURST_BYTES, IDLE_GC_EVERY_MS, IDLE_GC_QUIET_BYTES } from "../limits.ts";
+
+export interface IdleGcPolicy {
+  burstBytes: number;
+  quietBytes: number;
+}
+
+/** The decision, pure: fed the heap size at each look, says when to collect. */
+export class IdleCollector {
+  /** Lowest heap size since the last collection: what the heap held before the burst. */
+  private floor: number;
+  private last: number;
+
+  constructor(heapBytes: number, private readonly p: IdleGcPolicy) {
+    this.floor = heapBytes;
+    this.last = heapBytes;
+  }
+
+  /** One look: true when the heap grew by a burst since the floor and not by much since the last look. */
+  look(heapBytes: number): boolean {
+    const sinceLast = heapBytes - this.last;
+    this.last = heapBytes;
+    if (heapBytes < this.floor) this.floor = heapBytes; // JSC collected on its own
+    return heapBytes - this.floor >= this.p.burstBytes && sinceLast < this.p.quietBytes;
+  }
+
+  /** After a collection: the heap it left is the new floor. */
+  collected(heapBytes: number): void {
+    this.floor = heapBytes;
+    this.last = heapBytes;
+  }
+}
+
+/** Starts the look timer on this thread (a Worker's); it never keeps the thread alive. */
+export function startIdleCollection(): void {
+  const c = new IdleCollector(heapSize(), { burstBytes: IDLE_GC_BURST_BYTES, quietBytes: IDLE_GC_QUIET_BYTES });
+  const t = setInterval(() => {
+    if (!c.look(heapSize())) return;
+    Bun.gc(true);
+    c.collected(heapSize());
+  }, IDLE_GC_EVERY_MS);
+  t.unref?.();
+}

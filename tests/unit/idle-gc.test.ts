@@ -1,0 +1,36 @@
+import { describe, expect, test } from "bun:test";
+import { IdleCollector } from "../../src/observe/idle-gc.ts";
+
+const MB = 1024 * 1024;
+const policy = { burstBytes: 4 * MB, quietBytes: MB / 4 };
+
+describe("idle collection", () => {
+  test("a burst that has ended is collected once", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    expect(c.look(13 * MB)).toBe(false); // growing, below a burst
+    expect(c.look(16 * MB)).toBe(false); // a burst, still growing
+    expect(c.look(16 * MB + 1000)).toBe(true); // quiet now: collect
+    c.collected(11 * MB);
+    expect(c.look(11 * MB)).toBe(false); // the floor moved: nothing to give back
+    expect(c.look(11 * MB + 1000)).toBe(false);
+  });
+
+  test("steady growth (sustained load) is left to JSC's own collector", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    for (let i = 1; i <= 20; i++) expect(c.look(10 * MB + i * MB)).toBe(false);
+  });
+
+  test("small idle growth never triggers a collection", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    for (let i = 1; i <= 100; i++) expect(c.look(10 * MB + i * 20_000)).toBe(false);
+  });
+
+  test("a collection by JSC itself lowers the floor", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    expect(c.look(15 * MB)).toBe(false);
+    expect(c.look(8 * MB)).toBe(false); // JSC collected: the burst's garbage is gone
+    expect(c.look(8 * MB + 1000)).toBe(false);
+    expect(c.look(12 * MB + 1000)).toBe(false); // a new burst, growing
+    expect(c.look(12 * MB + 2000)).toBe(true);
+  });
+});
