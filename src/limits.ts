@@ -179,7 +179,7 @@ export const BUNDLE_MAX_BYTES = 1024 * 1024;
 // ---- idle collection (observe/idle-gc.ts, issue 14) ----
 
 /** How often a worker looks at its JS heap to decide whether a burst just ended. */
-export const IDLE_GC_EVERY_MS = 1000;
+export const IDLE_GC_EVERY_MS = 500;
 /**
  * Heap growth since the last collection that counts as a burst. 10,000 logins leave ~5–7 MB of
  * garbage in a shard's heap (structured-clone copies, login frames, drain replies); ordinary idle
