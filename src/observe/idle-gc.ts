@@ -29,7 +29,11 @@ export class IdleCollector {
     const sinceLast = heapBytes - this.last;
     this.last = heapBytes;
     if (heapBytes < this.floor) this.floor = heapBytes; // JSC collected on its own
-    return heapBytes - this.floor >= this.p.burstBytes && sinceLast < this.p.quietBytes;
+    // Quiet: grew a little. A shrink means JSC collected since the last look, which a thread only
+    // does while it allocates: busy, not quiet (else steady load would get a full collection
+    // after each of JSC's young-generation ones).
+    const quiet = sinceLast >= 0 && sinceLast < this.p.quietBytes;
+    return quiet && heapBytes - this.floor >= this.p.burstBytes;
   }
 
   /** After a collection: the heap it left is the new floor. */

@@ -25,6 +25,13 @@ describe("idle collection", () => {
     for (let i = 1; i <= 100; i++) expect(c.look(10 * MB + i * 20_000)).toBe(false);
   });
 
+  test("a look across one of JSC's own collections is busy, not quiet", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    expect(c.look(16 * MB)).toBe(false);
+    expect(c.look(15 * MB)).toBe(false); // JSC collected some: the thread is allocating
+    expect(c.look(15 * MB + 1000)).toBe(true); // and then it went quiet
+  });
+
   test("a collection by JSC itself lowers the floor", () => {
     const c = new IdleCollector(10 * MB, policy);
     expect(c.look(15 * MB)).toBe(false);
