@@ -68,6 +68,9 @@ for (let n = 0; mode !== "drain" && n < total;) {
   if (typeof store.sent.due === "function" && store.sent.due(Date.now(), 86_400_000)) {
     store.transaction(() => store.sent.buildRun()); // as the writer does after a commit
   }
+  if (typeof store.inboxIndexDue === "function" && store.inboxIndexDue()) {
+    store.transaction(() => store.buildInboxIndex()); // likewise (a build with the inbox log)
+  }
 }
 const cpu = process.cpuUsage(cpu0);
 const wallMs = performance.now() - wall0;

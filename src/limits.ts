@@ -155,6 +155,13 @@ export const DEDUPE_EXPIRE_BATCHES_PER_RUN = 20;
  */
 export const DEDUPE_RUN_KEYS = 32_768;
 export const DEDUPE_RUN_SLICES = 32;
+/**
+ * The inbox log's tail (store/inbox-log.ts) enters the per-user index in one sorted batch at this
+ * many rows. Bigger batches write each index page fewer times (store alone, 10,000 inboxes: 4.0 µs
+ * per row at 8,192, 3.3 at 65,536, 2.4 at 131,072); the tail lives in memory (~60 B per row) and
+ * is read back from the log at open, so it stays bounded.
+ */
+export const INBOX_INDEX_BATCH = 65_536;
 /** Dedupe keys per page when a shard rebuilds its filter from the store. */
 export const DEDUPE_SCAN_PAGE = 20_000;
 

@@ -51,6 +51,7 @@ export const FIELDS = [
   "dedupeRows",
   "dedupeExpired",
   "dedupeRuns",
+  "inboxIndexBuilds",
   // shard (dedupe)
   "dedupeLookups",
   "storeFailing",
@@ -261,6 +262,11 @@ const help: Help = {
   dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
   dedupeExpired: ["iris_dedupe_expired_total", "counter", "dedupe keys deleted after the window"],
   dedupeRuns: ["iris_dedupe_runs_built_total", "counter", "sorted runs built from the dedupe log's tail"],
+  inboxIndexBuilds: [
+    "iris_store_inbox_index_builds_total",
+    "counter",
+    "batches of the inbox log's tail moved into its per-user index",
+  ],
   dedupeLookups: ["iris_dedupe_lookups_total", "counter", "sends checked against the durable dedupe window"],
   shardRestarts: ["iris_shard_restarts_total", "counter", "router shard restarts by the supervisor"],
   writerRestarts: ["iris_writer_restarts_total", "counter", "storage writer restarts by the supervisor"],

@@ -78,7 +78,7 @@ function verify(path: string): number {
   try {
     const ok = db.query<{ integrity_check: string }, []>("PRAGMA integrity_check(1)").get();
     if (Object.values(ok ?? {})[0] !== "ok") throw new Error(`${path}: the copy failed its integrity check`);
-    return db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox").get()?.n ?? 0;
+    return db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_log").get()?.n ?? 0;
   } finally {
     db.close();
   }

@@ -16,12 +16,13 @@
 import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { and, count, eq, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
+import { InboxLog } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
-import { inbox, users } from "./schema.ts";
+import { users } from "./schema.ts";
 
 export type InboxRow = StoredRow;
 
@@ -68,7 +69,9 @@ const DEFAULTS = {
 } as const;
 
 type Tx = ReturnType<Database["transaction"]>;
-type ValueRow = ReturnType<Statement["values"]>[number];
+
+/** What the store keeps per recipient: exact row count, and the highest seq ever stored (a bound). */
+type Counted = { n: number; max: number };
 
 export class InboxStore {
   readonly #db: Database;
@@ -76,8 +79,11 @@ export class InboxStore {
   readonly #maxInbox: number;
   readonly #ttlMs: number;
   readonly #countCacheMax: number;
-  /** Exact row count per recipient (as this connection sees it), lazily loaded. */
-  readonly #counts = new Map<string, number>();
+  /**
+   * Per recipient (as this connection sees it), lazily loaded: the exact row count, and a seq no
+   * stored row exceeds, so an append above it needs no lookup to rule out a duplicate.
+   */
+  readonly #counts = new Map<string, Counted>();
   /** Exact total row count, or undefined until first asked for. */
   #total: number | undefined = undefined;
   readonly #tx: Tx;
@@ -85,15 +91,11 @@ export class InboxStore {
   /** The durable dedupe window, on the same connection (and so in the same transactions). */
   readonly sent: SentIds;
 
+  /** The rows: an append-ordered log with a per-user index (inbox-log.ts). */
+  readonly #log: InboxLog;
   // Hot-path statements (bun:sqlite, see header).
-  readonly #insert: Statement;
   readonly #bumpReserved: Statement;
   readonly #reserve: Statement<{ seq_reserved: number }, [string, number]>;
-  readonly #fetch: Statement;
-  readonly #deleteUpTo: Statement;
-  readonly #deleteSeq: Statement;
-  readonly #deleteOlder: Statement;
-  readonly #countOlder: Statement<{ recipient: string; n: number }, [number]>;
   // Cold paths: drizzle, prepared once.
   readonly #q: ReturnType<typeof prepareColdQueries>;
 
@@ -112,11 +114,7 @@ export class InboxStore {
       return result;
     });
 
-    // ON CONFLICT DO NOTHING (not INSERT OR IGNORE): only a primary-key conflict
-    // is skipped; a NOT NULL or type error throws.
-    this.#insert = db.prepare(
-      "INSERT INTO inbox (recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    );
+    this.#log = new InboxLog(db);
     // Raise seq_reserved to at least ?2; the WHERE skips the write (and the
     // dirty page) in the normal case where the caller reserved the seq first.
     this.#bumpReserved = db.prepare(
@@ -126,17 +124,6 @@ export class InboxStore {
     // left unchanged and nothing is returned.
     this.#reserve = db.prepare<{ seq_reserved: number }, [string, number]>(
       "INSERT INTO users (id, seq_reserved) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET seq_reserved = users.seq_reserved + excluded.seq_reserved WHERE users.seq_reserved + excluded.seq_reserved <= 9007199254740991 RETURNING seq_reserved",
-    );
-    this.#fetch = db.prepare(
-      "SELECT seq, sender, msg_id, ts, body FROM inbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
-    );
-    this.#deleteUpTo = db.prepare("DELETE FROM inbox WHERE recipient = ? AND seq <= ?");
-    this.#deleteSeq = db.prepare("DELETE FROM inbox WHERE recipient = ? AND seq = ?");
-    this.#deleteOlder = db.prepare("DELETE FROM inbox WHERE ts < ?");
-    // INDEXED BY, which drizzle cannot express: left to itself the planner
-    // scans the whole table in primary-key order to avoid sorting the groups.
-    this.#countOlder = db.prepare<{ recipient: string; n: number }, [number]>(
-      "SELECT recipient, count(*) AS n FROM inbox INDEXED BY inbox_ts WHERE ts < ? GROUP BY recipient",
     );
     this.#q = prepareColdQueries(this.#orm);
     this.sent = new SentIds(db);
@@ -177,6 +164,7 @@ export class InboxStore {
       // Reads the dedupe runs and tail now, so a log migrated from the keyed table is indexed at
       // open, before the writer serves, not inside its first group commit.
       store.sent.runCount();
+      store.#log.tailRows(); // and the inbox tail, read back from the log
     } catch (err) {
       store.close();
       throw err;
@@ -246,19 +234,20 @@ export class InboxStore {
         const r = rows[i]!;
         const prev = maxSeq.get(r.recipient);
         if (prev === undefined || r.seq > prev) maxSeq.set(r.recipient, r.seq);
-        const n = this.#countOf(r.recipient);
-        if (n >= this.#maxInbox) {
-          results[i] = this.#isDuplicate(r) ? "duplicate" : "full";
+        const c = this.#counted(r.recipient);
+        if (c.n >= this.#maxInbox) {
+          results[i] = this.#isDuplicate(r, c) ? "duplicate" : "full";
           continue;
         }
-        const { changes } = this.#insert.run(r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body);
-        if (changes === 1) {
-          this.#counts.set(r.recipient, n + 1);
-          stored++;
-          results[i] = "stored";
-        } else {
+        if (r.seq <= c.max && this.#log.has(r.recipient, r.seq)) {
           results[i] = "duplicate";
+          continue;
         }
+        this.#log.insert(r);
+        c.n++;
+        if (r.seq > c.max) c.max = r.seq;
+        stored++;
+        results[i] = "stored";
       }
       for (const [recipient, seq] of maxSeq) this.#bumpReserved.run(recipient, seq);
       if (this.#total !== undefined) this.#total += stored;
@@ -277,10 +266,7 @@ export class InboxStore {
       throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
     }
     if (limit === 0) return [];
-    const values = this.#fetch.values(user, afterSeq, limit);
-    const out: InboxRow[] = new Array<InboxRow>(values.length);
-    for (let i = 0; i < values.length; i++) out[i] = toRow(user, values[i]!);
-    return out;
+    return this.#log.fetch(user, afterSeq, limit);
   }
 
   /** Deletes `user`'s rows with seq <= `seq`; returns how many. */
@@ -290,10 +276,11 @@ export class InboxStore {
     if (typeof seq !== "number" || Number.isNaN(seq)) {
       throw new TypeError(`seq must be a number, got ${seq}`);
     }
-    // One statement is atomic on its own; no savepoint needed.
-    const { changes } = this.#deleteUpTo.run(user, seq);
-    this.#subtract(user, changes);
-    return changes;
+    return this.#atomic(() => {
+      const changes = this.#log.deleteUpTo(user, seq);
+      this.#subtract(user, changes);
+      return changes;
+    });
   }
 
   /** Deletes the listed seqs of `user` (missing ones are ignored); returns how many. */
@@ -308,7 +295,7 @@ export class InboxStore {
     if (seqs.length === 0) return 0;
     return this.#atomic(() => {
       let deleted = 0;
-      for (const s of seqs) deleted += this.#deleteSeq.run(user, s).changes;
+      for (const s of seqs) deleted += this.#log.deleteSeq(user, s);
       this.#subtract(user, deleted);
       return deleted;
     });
@@ -318,7 +305,7 @@ export class InboxStore {
   count(user: string): number {
     this.#checkOpen();
     checkString(user, "user");
-    return this.#countOf(user);
+    return this.#counted(user).n;
   }
 
   /**
@@ -329,7 +316,7 @@ export class InboxStore {
   totalCount(): number {
     this.#checkOpen();
     if (this.#total === undefined) {
-      this.#total = this.#q.countAll.get()?.n ?? 0;
+      this.#total = this.#log.total();
     }
     return this.#total;
   }
@@ -354,11 +341,7 @@ export class InboxStore {
   inboxFigures(user: string): { rows: number; bytes: number; oldestTs: number } {
     this.#checkOpen();
     checkString(user, "user");
-    // Cold path (an operator's lookup): prepared on demand, cached by bun:sqlite.
-    const r = this.#db.query<{ n: number; bytes: number | null; oldest: number | null }, [string]>(
-      "SELECT count(*) AS n, sum(length(body)) AS bytes, min(ts) AS oldest FROM inbox WHERE recipient = ?",
-    ).get(user);
-    return { rows: r?.n ?? 0, bytes: r?.bytes ?? 0, oldestTs: r?.oldest ?? 0 };
+    return this.#log.sizes(user);
   }
 
   getUser(user: string): UserState | null {
@@ -374,19 +357,28 @@ export class InboxStore {
     if (this.#ttlMs <= 0) return 0;
     const cutoff = nowMs - this.#ttlMs;
     return this.#atomic(() => {
-      // Per-recipient counts first, so cached counts stay exact; skipped when
-      // nothing is cached. Both statements see the same snapshot (one tx).
-      if (this.#counts.size > 0) {
-        const groups = this.#countOlder.all(cutoff);
-        for (const g of groups) {
-          const cached = this.#counts.get(g.recipient);
-          if (cached !== undefined) this.#counts.set(g.recipient, cached - g.n);
-        }
+      // Per-recipient counts, so cached counts stay exact.
+      let changes = 0;
+      for (const [recipient, n] of this.#log.expire(cutoff)) {
+        changes += n;
+        const cached = this.#counts.get(recipient);
+        if (cached !== undefined) cached.n -= n;
       }
-      const { changes } = this.#deleteOlder.run(cutoff);
       if (this.#total !== undefined) this.#total -= changes;
       return changes;
     });
+  }
+
+  /** Is the inbox log's tail due to enter the per-user index (inbox-log.ts)? */
+  inboxIndexDue(): boolean {
+    this.#checkOpen();
+    return this.#log.due();
+  }
+
+  /** Moves the inbox log's tail into the per-user index; call inside transaction(). */
+  buildInboxIndex(): number {
+    this.#checkOpen();
+    return this.#log.buildIndex();
   }
 
   /** Closes the connection; further calls throw. Safe to call twice. */
@@ -429,32 +421,34 @@ export class InboxStore {
   #dropCaches(): void {
     this.#counts.clear();
     this.#total = undefined;
+    this.#log.dropCaches();
     this.sent.dropCaches();
   }
 
-  #countOf(user: string): number {
+  #counted(user: string): Counted {
     const cached = this.#counts.get(user);
     if (cached !== undefined) return cached;
-    const n = this.#q.countUser.get({ user })?.n ?? 0;
+    const f = this.#log.figures(user);
+    const c: Counted = { n: f.n, max: f.max };
     if (this.#counts.size >= this.#countCacheMax) {
       // Evict the oldest-inserted entry; it reloads exactly if touched again.
       const oldest = this.#counts.keys().next();
       if (oldest.done !== true) this.#counts.delete(oldest.value);
     }
-    this.#counts.set(user, n);
-    return n;
+    this.#counts.set(user, c);
+    return c;
   }
 
   #subtract(user: string, n: number): void {
     if (n === 0) return;
     const cached = this.#counts.get(user);
-    if (cached !== undefined) this.#counts.set(user, cached - n);
+    if (cached !== undefined) cached.n -= n;
     if (this.#total !== undefined) this.#total -= n;
   }
 
   /** Only on the "full" path: would this row have been a duplicate? */
-  #isDuplicate(r: InboxRow): boolean {
-    if (this.#q.existsSeq.get({ user: r.recipient, seq: r.seq }) !== undefined) return true;
+  #isDuplicate(r: InboxRow, c: Counted): boolean {
+    if (r.seq <= c.max && this.#log.has(r.recipient, r.seq)) return true;
     if (r.msgId === "") return false;
     return this.sent.lookup(r.recipient, r.sender, r.msgId, 0) > 0;
   }
@@ -468,13 +462,6 @@ export class InboxStore {
 function prepareColdQueries(orm: BunSQLiteDatabase) {
   const p = sql.placeholder;
   return {
-    countUser: orm.select({ n: count() }).from(inbox).where(eq(inbox.recipient, p("user"))).prepare(),
-    countAll: orm.select({ n: count() }).from(inbox).prepare(),
-    existsSeq: orm
-      .select({ one: sql<number>`1` })
-      .from(inbox)
-      .where(and(eq(inbox.recipient, p("user")), eq(inbox.seq, p("seq"))))
-      .prepare(),
     getUser: orm
       .select({ seqReserved: users.seqReserved, lastSeen: users.lastSeen })
       .from(users)
@@ -490,17 +477,6 @@ function prepareColdQueries(orm: BunSQLiteDatabase) {
         setWhere: sql`excluded.last_seen > ${users.lastSeen}`,
       })
       .prepare(),
-  };
-}
-
-function toRow(recipient: string, v: ValueRow): InboxRow {
-  return {
-    recipient,
-    seq: v[0] as number,
-    sender: v[1] as string,
-    msgId: v[2] as string,
-    ts: v[3] as number,
-    body: v[4] as Uint8Array,
   };
 }
 

@@ -16,13 +16,14 @@ const bytes = customType<{ data: Uint8Array; driverData: Uint8Array }>({
 });
 
 /**
- * One stored message per (recipient, seq). WITHOUT ROWID (in the SQL): rows are
- * clustered by recipient then seq, so a fetch reads contiguous pages and the
- * primary key is the only copy of the key.
+ * Every stored message, appended in commit order (issue 14, migration 4): a rowid table (in the
+ * SQL: STRICT, not WITHOUT ROWID), so a group commit writes only its last pages whatever inboxes
+ * its rows go to. Found per user through inboxIndex and the store's in-memory tail.
  */
-export const inbox = sqliteTable(
-  "inbox",
+export const inboxLog = sqliteTable(
+  "inbox_log",
   {
+    id: integer("id").primaryKey(),
     recipient: text("recipient").notNull(),
     // Per-recipient sequence number, assigned by the caller (never by SQLite).
     seq: integer("seq").notNull(),
@@ -34,12 +35,29 @@ export const inbox = sqliteTable(
     ts: integer("ts").notNull(),
     body: bytes("body").notNull(),
   },
-  (t) => [
-    primaryKey({ columns: [t.recipient, t.seq] }),
-    // TTL expiry scans by age.
-    index("inbox_ts").on(t.ts),
-  ],
+  // TTL expiry scans by age (appended near its end, as ts grows with the log).
+  (t) => [index("inbox_log_ts").on(t.ts)],
 );
+
+/**
+ * (recipient, seq) -> log id, for the log rows up to inboxIndexed.upto. WITHOUT ROWID (in the SQL);
+ * written in sorted batches (store/inbox-log.ts), not per row.
+ */
+export const inboxIndex = sqliteTable(
+  "inbox_index",
+  {
+    recipient: text("recipient").notNull(),
+    seq: integer("seq").notNull(),
+    id: integer("id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.recipient, t.seq] })],
+);
+
+/** One row: the highest log id inboxIndex covers; the log rows above it are the tail. */
+export const inboxIndexed = sqliteTable("inbox_indexed", {
+  one: integer("one").primaryKey(),
+  upto: integer("upto").notNull(),
+});
 
 /** Per-recipient bookkeeping. WITHOUT ROWID (in the SQL): keyed by text id. */
 export const users = sqliteTable("users", {
@@ -76,5 +94,4 @@ export const sentRuns = sqliteTable("sent_runs", {
   filter: bytes("filter").notNull(),
 });
 
-export type InboxRecord = typeof inbox.$inferSelect;
 export type UserRecord = typeof users.$inferSelect;

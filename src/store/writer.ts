@@ -230,7 +230,20 @@ export class Writer {
     this.metrics.set("dedupeRows", this.store.sent.count());
     for (const [k, n] of confirmed) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q);
+    this.indexInbox();
     this.indexDedupe();
+  }
+
+  /** After the replies went out: move the inbox log's tail into its index if due (own transaction). */
+  private indexInbox(): void {
+    try {
+      if (!this.store.inboxIndexDue()) return;
+      this.store.transaction(() => this.store.buildInboxIndex());
+      this.metrics.add("inboxIndexBuilds");
+    } catch (e) {
+      // The rows stay in the log and the tail is read back from it; the next commit tries again.
+      log.warn("indexing the inbox log failed; retried later", { error: describeError(e) });
+    }
   }
 
   /** After the replies went out: index the dedupe log's tail if it is due (its own transaction). */

@@ -1,0 +1,195 @@
+// The inbox as an append-ordered log with a per-user index (store/inbox-log.ts): rows found in
+// the index, in the in-memory tail and in both, the tail read back at open and after a rollback,
+// deletes and expiry on both sides, a full batch, and migration 4 from the WITHOUT ROWID inbox
+// (schema version 3) keeping every stored message in order.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { INBOX_INDEX_BATCH } from "../../src/limits.ts";
+import type { StoredRow } from "../../src/router/wire.ts";
+import { InboxStore } from "../../src/store/inbox-store.ts";
+import { idRuns } from "../../src/store/inbox-log.ts";
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
+
+const root = mkdtempSync(join(tmpdir(), `iris-inboxlog-${crypto.randomUUID().slice(0, 8)}-`));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+let fileNo = 0;
+const freshPath = () => join(root, `case-${++fileNo}.db`);
+const open = (path: string, ttlMs = 0) => InboxStore.open(path, { maxInboxPerUser: Number.POSITIVE_INFINITY, ttlMs });
+const T0 = 1_700_000_000_000;
+
+function row(recipient: string, seq: number, ts = T0 + seq): StoredRow {
+  return {
+    recipient,
+    seq,
+    sender: `s${seq % 3}`,
+    msgId: `m${seq}`,
+    ts,
+    body: new Uint8Array([seq & 255, seq >> 8, 7]),
+  };
+}
+const seqs = (rows: StoredRow[]) => rows.map((r) => r.seq);
+const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+const index = (s: InboxStore) => s.transaction(() => s.buildInboxIndex());
+
+describe("inbox log", () => {
+  test("a page spans the index and the tail; deletes reach both; the tail is read back at open", () => {
+    const path = freshPath();
+    let store = open(path);
+    store.append(range(1, 10).map((s) => row("bob", s)));
+    store.append(range(1, 4).map((s) => row("ann", s)));
+    expect(index(store)).toBe(14);
+    store.append(range(11, 20).map((s) => row("bob", s)));
+    expect(seqs(store.fetch("bob", 5, 10))).toEqual(range(6, 15));
+    expect(store.fetch("bob", 0, 100)).toEqual(range(1, 20).map((s) => row("bob", s)));
+    expect(store.deleteUpTo("bob", 12)).toBe(12);
+    expect(store.deleteSeqs("bob", [14, 99])).toBe(1);
+    expect(store.count("bob")).toBe(7);
+    store.close();
+
+    store = open(path);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([13, ...range(15, 20)]);
+    expect(store.count("bob")).toBe(7);
+    expect(store.totalCount()).toBe(11);
+    expect(store.inboxFigures("bob")).toEqual({ rows: 7, bytes: 21, oldestTs: T0 + 13 });
+    // Index and tail both answer "duplicate" by (recipient, seq), also after the reopen.
+    expect(store.append([row("ann", 2), row("bob", 13), row("bob", 21)])).toEqual(["duplicate", "duplicate", "stored"]);
+    store.close();
+  });
+
+  test("rows that arrive out of seq order come back in seq order, across index and tail", () => {
+    const store = open(freshPath());
+    store.append([row("bob", 10), row("bob", 4)]);
+    index(store);
+    store.append([row("bob", 7), row("bob", 2), row("bob", 12), row("bob", 5)]);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([2, 4, 5, 7, 10, 12]);
+    expect(seqs(store.fetch("bob", 4, 3))).toEqual([5, 7, 10]);
+    expect(store.deleteUpTo("bob", 7)).toBe(4);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([10, 12]);
+    store.close();
+  });
+
+  test("a rolled-back append leaves nothing in the tail, the index or the log", () => {
+    const path = freshPath();
+    const store = open(path);
+    store.append([row("bob", 1)]);
+    expect(() =>
+      store.transaction(() => {
+        store.append([row("bob", 2), row("bob", 3)]);
+        throw new Error("rollback");
+      })
+    ).toThrow("rollback");
+    expect(index(store)).toBe(1);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([1]);
+    expect(store.append([row("bob", 2)])).toEqual(["stored"]);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([1, 2]);
+    store.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_log").get()?.n).toBe(2);
+    expect(db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_index").get()?.n).toBe(1);
+    db.close();
+  });
+
+  test("expiry deletes old rows from the index and from the tail, keeping counts exact", () => {
+    const store = open(freshPath(), 1000);
+    store.append([row("bob", 1, T0), row("bob", 2, T0 + 5000)]);
+    index(store);
+    store.append([row("bob", 3, T0 + 10), row("bob", 4, T0 + 6000), row("ann", 1, T0)]);
+    expect(store.expire(T0 + 2000)).toBe(3);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([2, 4]);
+    expect(store.count("bob")).toBe(2);
+    expect(store.count("ann")).toBe(0);
+    expect(store.totalCount()).toBe(2);
+    index(store);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([2, 4]);
+    store.close();
+  });
+
+  test("a full batch is due; after the build every row is found through the index", () => {
+    const store = open(freshPath());
+    const rows = range(1, INBOX_INDEX_BATCH).map((n) => row(`u${n % 500}`, 1 + Math.floor(n / 500)));
+    store.transaction(() => store.append(rows.slice(0, -1)));
+    expect(store.inboxIndexDue()).toBe(false);
+    store.append(rows.slice(-1));
+    expect(store.inboxIndexDue()).toBe(true);
+    expect(index(store)).toBe(INBOX_INDEX_BATCH);
+    expect(store.inboxIndexDue()).toBe(false);
+    const want = rows.filter((r) => r.recipient === "u7");
+    expect(store.fetch("u7", 0, 1000)).toEqual(want);
+    store.close();
+  });
+
+  test("ids of rows deleted at the log's end are never reused below the indexed mark", () => {
+    // SQLite would hand out max(id) + 1 again: a new row at or below the mark would be lost from
+    // the tail at the next open.
+    const path = freshPath();
+    let store = open(path);
+    store.append(range(1, 5).map((s) => row("bob", s)));
+    index(store);
+    expect(store.deleteUpTo("bob", 5)).toBe(5);
+    store.append([row("bob", 6)]);
+    store.close();
+    store = open(path);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([6]);
+    expect(store.count("bob")).toBe(1);
+    store.close();
+  });
+
+  test("idRuns: stretches of consecutive ids", () => {
+    expect(idRuns([])).toEqual([]);
+    expect(idRuns([3, 4, 5, 9, 11, 12])).toEqual([[3, 5], [9, 9], [11, 12]]);
+  });
+});
+
+describe("migration 4: WITHOUT ROWID inbox to log and index", () => {
+  test("every stored message survives, in seq order per user, indexed; the old table is gone", () => {
+    const path = freshPath();
+    const db = new Database(path, { create: true });
+    migrate(db, MIGRATIONS.slice(0, 3));
+    const ins = db.prepare("INSERT INTO inbox (recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)");
+    const want = new Map<string, StoredRow[]>();
+    db.transaction(() => {
+      // Interleaved users, each user's seqs out of order with gaps: the copy must sort them.
+      for (let i = 0; i < 3000; i++) {
+        const r = row(`user-${(i * 7) % 11}`, 1 + ((i * 13) % 3000) * 2, T0 + i);
+        r.body = new Uint8Array(1 + (i % 50)).fill(i & 255);
+        ins.run(r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body);
+        want.set(r.recipient, [...(want.get(r.recipient) ?? []), r]);
+      }
+      db.run("INSERT INTO users (id, seq_reserved) VALUES ('user-3', 9000)");
+    })();
+    db.close();
+
+    const store = open(path);
+    expect(store.totalCount()).toBe(3000);
+    for (const [user, rows] of want) {
+      const sorted = [...rows].sort((a, b) => a.seq - b.seq);
+      expect(store.count(user)).toBe(rows.length);
+      const got: StoredRow[] = [];
+      for (let after = 0;;) {
+        const page = store.fetch(user, after, 97);
+        if (page.length === 0) break;
+        got.push(...page);
+        after = page[page.length - 1]!.seq;
+      }
+      expect(got).toEqual(sorted);
+    }
+    expect(store.getUser("user-3")?.seqReserved).toBe(9000);
+    expect(store.inboxIndexDue()).toBe(false);
+    store.close();
+
+    const check = new Database(path, { readonly: true });
+    expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+    expect(names.map((x) => x.name)).not.toContain("inbox");
+    // Everything migrated is in the index: no tail to read at open.
+    const top = check.query<{ m: number }, []>("SELECT max(id) AS m FROM inbox_log").get()?.m;
+    expect(check.query<{ upto: number }, []>("SELECT upto FROM inbox_indexed").get()?.upto).toBe(top!);
+    expect(check.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_index").get()?.n).toBe(3000);
+    check.close();
+  });
+});
