@@ -9,11 +9,15 @@
 // INBOX_INDEX_BATCH rows: each index page is then written once per batch, not once per row.
 // inbox_indexed records the highest log id the index covers, in the batch's transaction; the tail
 // is every live row above it, so the store reads it back from the file at open and after a
-// rollback. Ack deletes remove the user's index range and log rows by id: a backlog stored while
+// rollback. A batch is written in slices of whole users (INBOX_INDEX_SLICE rows, one transaction
+// each, after the writer's commits), so the writer never stalls for a whole batch; index rows above
+// the mark, written by a slice before the batch completes, are ignored by reads (their rows are
+// still in the tail) and written again, harmlessly, if a crash or rollback cut the batch short.
+// Ack deletes remove the user's index range and log rows by id: a backlog stored while
 // its user was away sits in one stretch of the log, so a drain deletes whole pages.
 
 import type { Database, Statement } from "bun:sqlite";
-import { INBOX_INDEX_BATCH } from "../limits.ts";
+import { INBOX_INDEX_BATCH, INBOX_INDEX_SLICE } from "../limits.ts";
 import type { StoredRow } from "../router/wire.ts";
 
 /** One user's tail: seqs ascending, ids[i] is the log id of seqs[i]. */
@@ -75,6 +79,8 @@ export class InboxLog {
    * of the log, and such a row at or below indexedTo would be missed by the tail.
    */
   #nextId = 1;
+  /** A batch being written: its users, sorted, the next one's position, and its mark (top log id). */
+  #batch: { users: string[]; next: number; mark: number } | null = null;
   /** The tail must be read again from the file (at open, after a rollback). */
   #stale = true;
   readonly #s: ReturnType<typeof prepare>;
@@ -89,6 +95,7 @@ export class InboxLog {
     this.#stale = true;
     this.#tail.clear();
     this.#tailRows = 0;
+    this.#batch = null;
   }
 
   /** Rows waiting in the tail (memory only until the next index build). */
@@ -119,7 +126,7 @@ export class InboxLog {
   /** How many rows `user` has and the highest seq among them (0 when none). */
   figures(user: string): UserFigures {
     this.#fresh();
-    const r = this.#s.userFigures.get(user);
+    const r = this.#s.userFigures.get(user, this.#indexedTo);
     const t = this.#tail.get(user);
     const tailMax = t === undefined ? 0 : t.seqs[t.seqs.length - 1]!;
     return { n: (r?.n ?? 0) + (t?.seqs.length ?? 0), max: Math.max(r?.m ?? 0, tailMax) };
@@ -133,7 +140,7 @@ export class InboxLog {
   /** Up to `limit` rows of `user` with seq > after, ascending by seq: the index and the tail merged. */
   fetch(user: string, after: number, limit: number): StoredRow[] {
     this.#fresh();
-    const indexed = this.#s.fetchIndexed.values(user, after, limit).map((v) => toRow(user, v));
+    const indexed = this.#s.fetchIndexed.values(user, after, limit, this.#indexedTo).map((v) => toRow(user, v));
     const t = this.#tail.get(user);
     if (t === undefined) return indexed;
     const from = upperBound(t.seqs, after);
@@ -145,13 +152,16 @@ export class InboxLog {
   /** Deletes `user`'s rows with seq <= `seq`; returns how many. */
   deleteUpTo(user: string, seq: number): number {
     this.#fresh();
-    this.#s.deleteIndexedLog.run(user, seq);
-    let n = this.#s.deleteIndexed.run(user, seq).changes;
+    let n = 0;
     const t = this.#tail.get(user);
     if (t !== undefined) {
       const k = upperBound(t.seqs, seq);
       if (k > 0) n += this.#dropTail(user, t, 0, k);
     }
+    this.#s.deleteIndexedLog.run(user, seq);
+    // Only rows up to the mark count: the ones above it were also in the tail.
+    n += this.#s.deleteIndexed.run(user, seq, this.#indexedTo).changes;
+    this.#s.deleteIndexedAbove.run(user, seq, this.#indexedTo);
     return n;
   }
 
@@ -161,7 +171,10 @@ export class InboxLog {
     const t = this.#tail.get(user);
     if (t !== undefined) {
       const i = upperBound(t.seqs, seq) - 1;
-      if (i >= 0 && t.seqs[i] === seq) return this.#dropTail(user, t, i, i + 1);
+      if (i >= 0 && t.seqs[i] === seq) {
+        this.#s.deleteIndexed1.run(user, seq); // a slice of a batch may have written it
+        return this.#dropTail(user, t, i, i + 1);
+      }
     }
     const hit = this.#s.idOf.get(user, seq);
     if (hit === null) return 0;
@@ -175,10 +188,8 @@ export class InboxLog {
     const per = new Map<string, number>();
     for (const [id, recipient, seq] of this.#s.older.values(cutoff) as [number, string, number][]) {
       per.set(recipient, (per.get(recipient) ?? 0) + 1);
-      if (id <= this.#indexedTo) {
-        this.#s.deleteIndexed1.run(recipient, seq);
-        continue;
-      }
+      this.#s.deleteIndexed1.run(recipient, seq);
+      if (id <= this.#indexedTo) continue;
       const t = this.#tail.get(recipient);
       const i = t === undefined ? -1 : upperBound(t.seqs, seq) - 1;
       if (t !== undefined && i >= 0 && t.seqs[i] === seq) this.#forget(recipient, t, i, i + 1);
@@ -190,7 +201,7 @@ export class InboxLog {
   /** Admin view: rows, body bytes, oldest receive time (0 when empty). */
   sizes(user: string): { rows: number; bytes: number; oldestTs: number } {
     this.#fresh();
-    const r = this.#s.indexedSizes.get(user);
+    const r = this.#s.indexedSizes.get(user, this.#indexedTo);
     let rows = r?.n ?? 0;
     let bytes = r?.bytes ?? 0;
     let oldest = r?.oldest ?? Number.POSITIVE_INFINITY;
@@ -204,29 +215,45 @@ export class InboxLog {
     return { rows, bytes, oldestTs: rows === 0 ? 0 : oldest };
   }
 
-  /** Is the tail big enough to enter the index? */
+  /** Is the tail big enough to enter the index, or a batch under way? */
   due(): boolean {
-    return this.tailRows() >= INBOX_INDEX_BATCH;
+    return this.tailRows() >= INBOX_INDEX_BATCH || this.#batch !== null;
   }
 
   /**
-   * Moves the tail into inbox_index in one sorted batch (call inside a transaction; a rollback
-   * reloads the tail). Returns the rows indexed.
+   * Writes the next slice of the batch (starting one from the whole tail if none is under way):
+   * whole users, sorted, until `sliceRows` rows. The last slice moves the mark. Call inside a
+   * transaction (a rollback reloads the tail and forgets the batch). Returns the rows written.
    */
-  buildIndex(): number {
+  buildIndex(sliceRows = INBOX_INDEX_SLICE): number {
     this.#fresh();
-    const users = [...this.#tail.keys()].sort();
-    for (const user of users) {
-      const t = this.#tail.get(user)!;
-      for (let i = 0; i < t.seqs.length; i++) this.#s.insertIndexed.run(user, t.seqs[i]!, t.ids[i]!);
+    const b = this.#batch ??= { users: [...this.#tail.keys()].sort(), next: 0, mark: this.#nextId - 1 };
+    let n = 0;
+    while (b.next < b.users.length && n < sliceRows) {
+      const user = b.users[b.next++]!;
+      const t = this.#tail.get(user);
+      for (let i = 0; t !== undefined && i < t.seqs.length; i++) {
+        if (t.ids[i]! > b.mark) continue; // appended after the batch began: the next batch's
+        this.#s.insertIndexed.run(user, t.seqs[i]!, t.ids[i]!);
+        n++;
+      }
     }
-    const top = this.#nextId - 1;
-    this.#s.setIndexedTo.run(top);
-    const n = this.#tailRows;
-    this.#tail.clear();
-    this.#tailRows = 0;
-    this.#indexedTo = top;
+    if (b.next >= b.users.length) this.#finishBatch(b.mark);
     return n;
+  }
+
+  /** Every tail row up to `mark` is in the index: move the mark, drop them from memory. */
+  #finishBatch(mark: number): void {
+    this.#s.setIndexedTo.run(mark);
+    this.#indexedTo = mark;
+    this.#batch = null;
+    for (const [user, t] of this.#tail) {
+      const keep = t.ids.map((id, i) => (id > mark ? i : -1)).filter((i) => i >= 0);
+      if (keep.length === t.ids.length) continue;
+      this.#tailRows -= t.ids.length - keep.length;
+      if (keep.length === 0) this.#tail.delete(user);
+      else this.#tail.set(user, { seqs: keep.map((i) => t.seqs[i]!), ids: keep.map((i) => t.ids[i]!) });
+    }
   }
 
   #fresh(): void {
@@ -307,27 +334,28 @@ function prepare(db: Database) {
       "SELECT 1 AS one FROM inbox_index WHERE recipient = ? AND seq = ?",
     ),
     idOf: db.prepare<{ id: number }, [string, number]>("SELECT id FROM inbox_index WHERE recipient = ? AND seq = ?"),
-    userFigures: db.prepare<{ n: number; m: number | null }, [string]>(
-      "SELECT count(*) AS n, max(seq) AS m FROM inbox_index WHERE recipient = ?",
+    userFigures: db.prepare<{ n: number; m: number | null }, [string, number]>(
+      "SELECT count(*) AS n, max(seq) AS m FROM inbox_index WHERE recipient = ? AND id <= ?",
     ),
     countAll: db.prepare<N, []>("SELECT count(*) AS n FROM inbox_log"),
     fetchIndexed: db.prepare(
       "SELECT l.seq, l.sender, l.msg_id, l.ts, l.body FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
-        "WHERE x.recipient = ? AND x.seq > ? ORDER BY x.seq LIMIT ?",
+        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
     ),
     readIds: db.prepare("SELECT seq, sender, msg_id, ts, body FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id"),
     deleteIndexedLog: db.prepare(
       "DELETE FROM inbox_log WHERE id IN (SELECT id FROM inbox_index WHERE recipient = ?1 AND seq <= ?2)",
     ),
-    deleteIndexed: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ?"),
+    deleteIndexed: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id <= ?"),
+    deleteIndexedAbove: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id > ?"),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
     deleteId: db.prepare("DELETE FROM inbox_log WHERE id = ?"),
     deleteIds: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ?"),
     older: db.prepare("SELECT id, recipient, seq FROM inbox_log WHERE ts < ?"),
     deleteOlder: db.prepare("DELETE FROM inbox_log WHERE ts < ?"),
-    indexedSizes: db.prepare<{ n: number; bytes: number | null; oldest: number | null }, [string]>(
+    indexedSizes: db.prepare<{ n: number; bytes: number | null; oldest: number | null }, [string, number]>(
       "SELECT count(*) AS n, sum(length(l.body)) AS bytes, min(l.ts) AS oldest " +
-        "FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id WHERE x.recipient = ?",
+        "FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id WHERE x.recipient = ? AND x.id <= ?",
     ),
     sizeOf: db.prepare<{ len: number; ts: number }, [number]>(
       "SELECT length(body) AS len, ts FROM inbox_log WHERE id = ?",

@@ -375,10 +375,13 @@ export class InboxStore {
     return this.#log.due();
   }
 
-  /** Moves the inbox log's tail into the per-user index; call inside transaction(). */
-  buildInboxIndex(): number {
+  /**
+   * Writes the next slice (about `sliceRows` rows) of the inbox log's tail into the per-user
+   * index; the last slice of a batch completes it. Call inside transaction(). Returns rows written.
+   */
+  buildInboxIndex(sliceRows?: number): number {
     this.#checkOpen();
-    return this.#log.buildIndex();
+    return this.#log.buildIndex(sliceRows);
   }
 
   /** Closes the connection; further calls throw. Safe to call twice. */
