@@ -158,7 +158,8 @@ export class InboxLog {
       const k = upperBound(t.seqs, seq);
       if (k > 0) n += this.#dropTail(user, t, 0, k);
     }
-    this.#s.deleteIndexedLog.run(user, seq);
+    const ids = this.#s.idsUpTo.values(user, seq).map((v) => v[0] as number).sort((a, b) => a - b);
+    for (const [lo, hi] of idRuns(ids)) this.#s.deleteIds.run(lo, hi);
     // Only rows up to the mark count: the ones above it were also in the tail.
     n += this.#s.deleteIndexed.run(user, seq, this.#indexedTo).changes;
     this.#s.deleteIndexedAbove.run(user, seq, this.#indexedTo);
@@ -342,10 +343,8 @@ function prepare(db: Database) {
       "SELECT l.seq, l.sender, l.msg_id, l.ts, l.body FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
         "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
     ),
+    idsUpTo: db.prepare("SELECT id FROM inbox_index WHERE recipient = ? AND seq <= ?"),
     readIds: db.prepare("SELECT seq, sender, msg_id, ts, body FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id"),
-    deleteIndexedLog: db.prepare(
-      "DELETE FROM inbox_log WHERE id IN (SELECT id FROM inbox_index WHERE recipient = ?1 AND seq <= ?2)",
-    ),
     deleteIndexed: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id <= ?"),
     deleteIndexedAbove: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id > ?"),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
