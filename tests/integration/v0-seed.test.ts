@@ -170,7 +170,7 @@ describe("a v0 flood into offline inboxes with a small --store-backlog-mb", () =
     }));
   const rowsIn = (dataDir: string) => {
     const db = new Database(`${dataDir}/iris.db`, { readonly: true });
-    const n = (db.query("select count(*) as n from inbox").get() as { n: number }).n;
+    const n = (db.query("select count(*) as n from inbox_log").get() as { n: number }).n;
     db.close();
     rmSync(dataDir, { recursive: true, force: true });
     return n;
