@@ -17,6 +17,7 @@ import {
   parseNodeRecord,
 } from "./membership.ts";
 import { type Member, Placement } from "./placement.ts";
+import { LEASE_DEFAULTS } from "../config/cluster.ts";
 
 export const NODES_BUCKET = "iris_nodes";
 
@@ -29,7 +30,8 @@ export interface MembershipTiming {
   forgetAfterMs: number;
 }
 
-export const DEFAULT_TIMING: MembershipTiming = { heartbeatMs: 1000, downAfterMs: 3500, forgetAfterMs: 60_000 };
+/** The operator settings' defaults (--cluster-heartbeat-ms, --cluster-down-after-ms, --cluster-forget-after-ms). */
+export const DEFAULT_TIMING: MembershipTiming = { ...LEASE_DEFAULTS };
 
 /**
  * Heartbeats that our own watch has not shown us for this many heartbeat periods, while our puts

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_ID_RE } from "../config/cluster.ts";
+import type { MembershipTiming } from "./membership-kv.ts";
 
 export interface ClusterOptions {
   servers: string[];
@@ -24,6 +25,9 @@ export interface ClusterSettingsIn {
   cluster?: string[];
   nodeId?: string;
   clusterReplicas: number;
+  clusterHeartbeatMs: number;
+  clusterDownAfterMs: number;
+  clusterForgetAfterMs: number;
   dataDir: string;
   natsCreds?: string;
   natsUser?: string;
@@ -50,6 +54,17 @@ export function persistentNodeId(dataDir: string): string {
   const id = generateNodeId();
   writeFileSync(file, id + "\n", { flag: "wx" });
   return id;
+}
+
+/** The membership lease timing the operator set (validated by the settings schema). */
+export function leaseTiming(
+  s: Pick<ClusterSettingsIn, "clusterHeartbeatMs" | "clusterDownAfterMs" | "clusterForgetAfterMs">,
+): MembershipTiming {
+  return {
+    heartbeatMs: s.clusterHeartbeatMs,
+    downAfterMs: s.clusterDownAfterMs,
+    forgetAfterMs: s.clusterForgetAfterMs,
+  };
 }
 
 /** Null when --cluster is absent: the single-node path stays exactly as it is. */

@@ -11,8 +11,8 @@ import { type NatsLink, openLink } from "./connect.ts";
 import { ClusterInbox } from "./inbox.ts";
 import { JsWriter } from "./js-writer.ts";
 import { LastSeen } from "./last-seen.ts";
-import { DEFAULT_TIMING, Membership } from "./membership-kv.ts";
-import { type ClusterOptions, clusterOptions } from "./options.ts";
+import { Membership, type MembershipTiming } from "./membership-kv.ts";
+import { type ClusterOptions, clusterOptions, leaseTiming } from "./options.ts";
 import { log } from "../observe/log.ts";
 import { CONNECT_WARN_MS } from "./node.ts";
 import { type Member, Placement } from "./placement.ts";
@@ -53,7 +53,8 @@ export class ShardCluster {
   private inbox: ClusterInbox | null = null;
   private rttMs = 0;
   private rttTimer: ReturnType<typeof setInterval> | null = null;
-  private readonly cut = new CutWatch(DEFAULT_TIMING.downAfterMs);
+  private readonly timing: MembershipTiming;
+  private readonly cut: CutWatch;
   /** Told which users changed owner whenever placement changes (the host re-attaches their sessions). */
   onPlacement: ((moved: (user: string) => boolean) => void) | null = null;
   /** Owner hand-over (handover.ts): announcements of late writes, re-reads, the fence after a cut. */
@@ -86,7 +87,11 @@ export class ShardCluster {
     private readonly shard: number,
     private readonly shards: number,
     private readonly io: ShardClusterIo,
-  ) {}
+  ) {
+    this.timing = leaseTiming(settings);
+    // Clients are closed once a cut has lasted as long as the others wait before calling us down.
+    this.cut = new CutWatch(this.timing.downAfterMs);
+  }
 
   get nodeId(): string {
     return this.settings.nodeId!;
@@ -141,7 +146,7 @@ export class ShardCluster {
       startedAt: Date.now(),
       http: "",
     };
-    this.membership = new Membership(link.nc, self, replicas, DEFAULT_TIMING, (ms) => void this.replace(ms, ordinals));
+    this.membership = new Membership(link.nc, self, replicas, this.timing, (ms) => void this.replace(ms, ordinals));
     await this.membership.start();
     this.rttTimer = setInterval(() => void this.measureRtt(), RTT_EVERY_MS);
     await this.replace(this.membership.current().size ? membersOf(this.membership) : [], ordinals);
@@ -266,7 +271,7 @@ export class ShardCluster {
       link: this.link?.state() ?? "connecting",
       storesOpen: this.writer !== null && m !== null,
       sinceOwnBeatMs: m?.sinceOwnBeat() ?? Infinity,
-      downAfterMs: m?.downAfterMs ?? DEFAULT_TIMING.downAfterMs,
+      downAfterMs: this.timing.downAfterMs,
       draining: m?.announced.state === "draining",
     });
   }

@@ -30,10 +30,25 @@ const natsUrls = z.string().transform((s, ctx) => {
 
 const existingFile = z.string().min(1).refine((f) => existsSync(f), "file not found");
 
+/**
+ * Membership lease timing (docs/CLUSTER.md "Lease timing"): a node re-puts its record every
+ * heartbeat; the others call it down after down-after of silence; it stops owning anyone itself
+ * at half of that; the bucket forgets a silent node after forget-after.
+ */
+export const LEASE_DEFAULTS = { heartbeatMs: 1000, downAfterMs: 3500, forgetAfterMs: 60_000 } as const;
+/** down-after must span this many heartbeats: one late or lost beat must not call a node down. */
+export const MIN_BEATS_PER_DOWN = 3;
+/** forget-after must be this many down-afters: a down node stays listed (as down) for a while. */
+const MIN_DOWNS_PER_FORGET = 2;
+const ms = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
 export const clusterSettingsShape = {
   cluster: natsUrls.optional(),
   nodeId: z.string().regex(NODE_ID_RE, "1-64 letters, digits, '-' or '_'").optional(),
   clusterReplicas: z.coerce.number().int().refine((n) => n === 1 || n === 3, "must be 1 or 3").default(1),
+  clusterHeartbeatMs: ms(50, 60_000).default(LEASE_DEFAULTS.heartbeatMs),
+  clusterDownAfterMs: ms(150, 600_000).default(LEASE_DEFAULTS.downAfterMs),
+  clusterForgetAfterMs: ms(1000, 86_400_000).default(LEASE_DEFAULTS.forgetAfterMs),
   natsCreds: existingFile.optional(),
   natsUser: z.string().min(1).optional(),
   natsPass: z.string().min(1).optional(),
@@ -48,6 +63,10 @@ export const clusterSettingHelp: Record<ClusterKey, string> = {
   cluster: "join a cluster through these NATS servers: nats://h1:4222[,nats://h2:4222] (default: single node)",
   nodeId: "this node's name in the cluster (default: generated once, kept in the data dir)",
   clusterReplicas: "JetStream replicas of what Iris stores in the cluster: 1 or 3 (default 1)",
+  clusterHeartbeatMs: "ms between a node's membership heartbeats (default 1000)",
+  clusterDownAfterMs:
+    "ms of silence after which the others call a node down; a node whose own heartbeat is not stored for half of it stops serving (default 3500, at least 3 heartbeats)",
+  clusterForgetAfterMs: "ms after which a silent node's record is removed (default 60000, at least 2 down-afters)",
   natsCreds: "NATS credentials file (JWT + nkey seed)",
   natsUser: "NATS user name (with --nats-pass)",
   natsPass: "NATS password (with --nats-user)",
@@ -58,6 +77,9 @@ export const clusterSettingHelp: Record<ClusterKey, string> = {
 
 interface ClusterFields {
   cluster?: string[];
+  clusterHeartbeatMs: number;
+  clusterDownAfterMs: number;
+  clusterForgetAfterMs: number;
   natsUser?: string;
   natsPass?: string;
   natsCreds?: string;
@@ -79,9 +101,32 @@ export function checkClusterSettings(s: ClusterFields, ctx: z.RefinementCtx): vo
   if (s.natsUser !== undefined && s.natsCreds !== undefined) {
     ctx.addIssue({ code: "custom", path: ["natsCreds"], message: "use either --nats-creds or --nats-user, not both" });
   }
+  checkLease(s, ctx);
   const clusterOnly = (["nodeId", "natsCreds", "natsUser", "natsTlsCa", "natsTlsCert"] as const)
     .find((k) => s[k] !== undefined);
   if (clusterOnly !== undefined && s.cluster === undefined) {
     ctx.addIssue({ code: "custom", path: [clusterOnly], message: "only applies with --cluster" });
+  }
+}
+
+/** The lease relations: several beats per down-after, and a node listed as down before it is forgotten. */
+function checkLease(s: ClusterFields, ctx: z.RefinementCtx): void {
+  if (s.clusterDownAfterMs < MIN_BEATS_PER_DOWN * s.clusterHeartbeatMs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clusterDownAfterMs"],
+      message: `must be at least ${MIN_BEATS_PER_DOWN} x --cluster-heartbeat-ms (${
+        MIN_BEATS_PER_DOWN * s.clusterHeartbeatMs
+      })`,
+    });
+  }
+  if (s.clusterForgetAfterMs < MIN_DOWNS_PER_FORGET * s.clusterDownAfterMs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["clusterForgetAfterMs"],
+      message: `must be at least ${MIN_DOWNS_PER_FORGET} x --cluster-down-after-ms (${
+        MIN_DOWNS_PER_FORGET * s.clusterDownAfterMs
+      })`,
+    });
   }
 }

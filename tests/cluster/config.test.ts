@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, helpText, loadSettings } from "../../src/config/load.ts";
-import { clusterOptions, persistentNodeId } from "../../src/cluster/options.ts";
+import { clusterOptions, leaseTiming, persistentNodeId } from "../../src/cluster/options.ts";
+import { DEFAULT_TIMING } from "../../src/cluster/membership-kv.ts";
 import { connectionOptions } from "../../src/cluster/connect.ts";
 
 const load = (argv: string[], env: Record<string, string> = {}) => loadSettings(argv, env).settings;
@@ -46,6 +47,11 @@ describe("cluster settings", () => {
     [["--cluster", "nats://h:1", "--nats-creds", "/nonexistent/creds"], "file not found"],
     [["--cluster", "nats://h:1", "--nats-tls-ca", "/nonexistent/ca.pem"], "--nats-tls-ca"],
     [["--node-id", "n1"], "only applies with --cluster"],
+    [["--cluster-heartbeat-ms", "10"], "--cluster-heartbeat-ms"],
+    [["--cluster-heartbeat-ms", "abc"], "--cluster-heartbeat-ms"],
+    [["--cluster-down-after-ms", "2999"], "at least 3 x --cluster-heartbeat-ms (3000)"],
+    [["--cluster-heartbeat-ms", "2000", "--cluster-down-after-ms", "5000"], "--cluster-down-after-ms"],
+    [["--cluster-down-after-ms", "40000"], "at least 2 x --cluster-down-after-ms (80000)"],
   ])("%p is refused in one line naming %p", (argv, needle) => {
     const msg = errorOf(argv as string[]);
     expect(msg).toContain(needle as string);
@@ -54,11 +60,38 @@ describe("cluster settings", () => {
 
   test("env values are validated and named too", () => {
     expect(errorOf([], { IRIS_CLUSTER: "nats://h:1", IRIS_CLUSTER_REPLICAS: "5" })).toContain("IRIS_CLUSTER_REPLICAS");
+    expect(errorOf([], { IRIS_CLUSTER_HEARTBEAT_MS: "3000" })).toContain("IRIS_CLUSTER_DOWN_AFTER_MS");
+  });
+
+  test("lease timing: defaults, flags and env reach the membership timing", () => {
+    expect(leaseTiming(load(["--cluster", "nats://h:1"]))).toEqual(DEFAULT_TIMING);
+    expect(DEFAULT_TIMING).toEqual({ heartbeatMs: 1000, downAfterMs: 3500, forgetAfterMs: 60_000 });
+    const flags = ["--cluster-heartbeat-ms", "2000", "--cluster-down-after-ms", "12000"];
+    expect(leaseTiming(load(["--cluster", "nats://h:1", ...flags])))
+      .toEqual({ heartbeatMs: 2000, downAfterMs: 12_000, forgetAfterMs: 60_000 });
+    const env = {
+      IRIS_CLUSTER_HEARTBEAT_MS: "500",
+      IRIS_CLUSTER_DOWN_AFTER_MS: "1500",
+      IRIS_CLUSTER_FORGET_AFTER_MS: "3000",
+    };
+    expect(leaseTiming(load([], env))).toEqual({ heartbeatMs: 500, downAfterMs: 1500, forgetAfterMs: 3000 });
   });
 
   test("--help lists every cluster flag", () => {
     const h = helpText("0");
-    for (const f of ["--cluster", "--node-id", "--cluster-replicas", "--nats-creds", "--nats-user", "--nats-tls-ca"]) {
+    for (
+      const f of [
+        "--cluster",
+        "--node-id",
+        "--cluster-replicas",
+        "--nats-creds",
+        "--nats-user",
+        "--nats-tls-ca",
+        "--cluster-heartbeat-ms",
+        "--cluster-down-after-ms",
+        "--cluster-forget-after-ms",
+      ]
+    ) {
       expect(h).toContain(f + " ");
     }
   });
