@@ -3,7 +3,7 @@
 // up front (so a SIGKILLed server can come back on the same port and SDK clients just reconnect),
 // on a temp data dir that survives restarts and is removed at the end.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -110,6 +110,9 @@ export class ChaosServer {
   }
 
   private line(l: string): void {
+    // Diagnosis: IRIS_CHAOS_SERVER_LOGS=<dir> keeps every line of every server, one file per port.
+    const keep = process.env.IRIS_CHAOS_SERVER_LOGS;
+    if (keep) appendFileSync(join(keep, `server-${this.port}.log`), l + "\n");
     if (/^\S+ (warn|error) |fatal|panic|Segmentation fault/i.test(l) && !/invalid port message/.test(l)) {
       // Warnings and errors only, minus the garbage counter's own log, newest 200 kept.
       this.errors.push(l);

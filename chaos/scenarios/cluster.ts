@@ -67,7 +67,9 @@ function clusterScenario(name: string, kinds: Kind[], summary: string): Scenario
       const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
       const rig = await ClusterRig.start(ctx, { split: kinds.includes("split"), shards: num(o, "shards", 2, 1) });
       const dir = mkdtempSync(join(tmpdir(), "iris-cluster-chaos-"));
-      ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+      // --keep 1 leaves the clients' files (acks, logs with seqs) for diagnosis.
+      if (num(o, "keep", 0, 0) === 0) ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+      else ctx.log(`client files kept in ${dir}`);
       const apps = new Apps(
         rig.urls,
         dir,
