@@ -8,6 +8,7 @@ import { log } from "../observe/log.ts";
 import {
   decodeLate,
   encodeLate,
+  HEALED_SUBJECT,
   LATE_MAX_USERS,
   LATE_SUBJECT,
   RECHECK_AFTER_MS,
@@ -41,8 +42,12 @@ export class HandOverLink {
     private readonly onLate: (user: string) => void,
   ) {}
 
-  /** Listens for late writes and for shards of other nodes that (re)started. */
-  listen(self: number, onStarted: (address: number) => void): void {
+  /** This shard's global address (set by listen). */
+  private self = -1;
+
+  /** Listens for late writes, for shards of other nodes that (re)started, and for healed ones. */
+  listen(self: number, onStarted: (address: number) => void, onHealed: (address: number) => void = () => {}): void {
+    this.self = self;
     this.subs.push(this.nc.subscribe(LATE_SUBJECT, {
       callback: (err, m) => {
         const users = err ? null : decodeLate(m.data);
@@ -51,19 +56,25 @@ export class HandOverLink {
         for (const u of users) this.onLate(u);
       },
     }));
-    this.subs.push(this.nc.subscribe(STARTED_SUBJECT, {
+    this.onAddress(STARTED_SUBJECT, onStarted);
+    this.onAddress(HEALED_SUBJECT, onHealed);
+  }
+
+  /** Announcements that carry a shard's global address (garbage counted; our own ignored). */
+  private onAddress(subject: string, fn: (address: number) => void): void {
+    this.subs.push(this.nc.subscribe(subject, {
       callback: (err, m) => {
         const text = err ? "" : new TextDecoder().decode(m.data);
         if (!/^\d{1,9}$/.test(text)) return void this.counters.garbage++;
-        if (Number(text) !== self) onStarted(Number(text));
+        if (Number(text) !== this.self) fn(Number(text));
       },
     }));
   }
 
   /** Says this shard (re)started; called once it can take messages (its host is wired). */
-  announceStarted(self: number): void {
+  announceStarted(self: number, subject = STARTED_SUBJECT): void {
     try {
-      this.nc.publish(STARTED_SUBJECT, String(self));
+      this.nc.publish(subject, String(self));
     } catch {
       // link closing: sessions elsewhere re-attach on their next placement change or login
     }
@@ -169,6 +180,7 @@ export class HandOverLink {
       this.fenced = this.unfencing = false;
       log.warn("cluster: link back; owning again");
       this.settle();
+      if (this.self >= 0) this.announceStarted(this.self, HEALED_SUBJECT);
       unfence();
     };
     if (now) run();

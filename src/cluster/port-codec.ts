@@ -1,5 +1,5 @@
 // The frame of a cross-node batch (pure): a version byte, the publisher's stamp (its global shard
-// address, epoch and count: see port-seq.ts), then the batch array in the structured-
+// address, epoch and count: see port-seq.ts), its wall clock when published (port-age.ts), then the batch array in the structured-
 // clone format that Bun's postMessage uses (carries Uint8Array bodies without copying through
 // base64). Anything else — wrong version, undecodable bytes, not an array, an item the caller's
 // guard rejects — is garbage: counted and dropped, never trusted.
@@ -8,9 +8,9 @@ import { deserialize, serialize } from "bun:jsc";
 import type { Stamp } from "./port-seq.ts";
 
 /** Bumped whenever the frame or the items' shape changes; a node drops batches of another version (counted). */
-export const PORT_FORMAT_VERSION = 2;
-/** Version byte + source address (int32) + epoch (uint32) + count (uint32). */
-const HEADER_BYTES = 13;
+export const PORT_FORMAT_VERSION = 3;
+/** Version byte + source address (int32) + epoch (uint32) + count (uint32) + sent at (float64 ms). */
+const HEADER_BYTES = 21;
 /** The stamp of a batch sent without one (tests, tools): never part of a sequence check. */
 export const NO_STAMP: Stamp = { src: -1, epoch: 0, n: 0 };
 
@@ -22,12 +22,13 @@ export function encodeBatch(items: readonly unknown[], stamp: Stamp = NO_STAMP):
   return stampBatch(out, stamp);
 }
 
-/** Writes `stamp` into an encoded batch's header (in place; returns the same bytes). */
-export function stampBatch(bytes: Uint8Array, stamp: Stamp): Uint8Array {
+/** Writes `stamp` and the send time into an encoded batch's header (in place; returns the same bytes). */
+export function stampBatch(bytes: Uint8Array, stamp: Stamp, sentAt = Date.now()): Uint8Array {
   const v = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   v.setInt32(1, stamp.src);
   v.setUint32(5, stamp.epoch);
   v.setUint32(9, stamp.n);
+  v.setFloat64(13, sentAt);
   return bytes;
 }
 
@@ -37,6 +38,8 @@ export interface Decoded<T> {
   garbage: number;
   /** The publisher's stamp (absent on a batch that is garbage as a whole). */
   stamp?: Stamp;
+  /** The publisher's wall clock when it published the batch (epoch ms). */
+  sentAt?: number;
 }
 
 export function decodeBatch<T>(bytes: Uint8Array, guard: (x: unknown) => x is T): Decoded<T> {
@@ -56,7 +59,7 @@ export function decodeBatch<T>(bytes: Uint8Array, guard: (x: unknown) => x is T)
     if (guard(x)) items.push(x);
     else garbage++;
   }
-  return { items, garbage, stamp };
+  return { items, garbage, stamp, sentAt: v.getFloat64(13) };
 }
 
 /** The subject of one shard of one node: iris.node.<node>.<shard>. Node ids are subject-safe. */

@@ -6,6 +6,7 @@
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeBatch, encodeBatch, NO_STAMP, nodeSubject, stampBatch } from "./port-codec.ts";
 import { PortCounts, PortSeqs } from "./port-seq.ts";
+import { PortAges } from "./port-age.ts";
 
 /** Largest batch payload before a flush happens early (NATS default max_payload is 1 MiB). */
 export const MAX_BATCH_BYTES = 512 * 1024;
@@ -21,6 +22,8 @@ export interface PortCounters {
   publishErrors: number;
   /** Count jumps seen: batches from some publisher were lost on the way (see port-seq.ts). */
   gaps: number;
+  /** Batches dropped because they arrived later than down-after (port-age.ts). */
+  stale: number;
 }
 
 export class NodePort<T> {
@@ -32,12 +35,14 @@ export class NodePort<T> {
     garbage: 0,
     publishErrors: 0,
     gaps: 0,
+    stale: 0,
   };
   private readonly out = new Map<string, unknown[]>();
   private scheduled = false;
   private readonly subs: Subscription[] = [];
   private readonly counts = new PortCounts();
   private readonly seqs = new PortSeqs();
+  private readonly ages: PortAges;
   private syncTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -47,7 +52,10 @@ export class NodePort<T> {
     private readonly self = -1,
     /** Batches from publisher `src` were lost: the caller resynchronises what it served. */
     private readonly onGap: (src: number) => void = () => {},
+    /** Batches older than this on arrival are dropped as lost (port-age.ts; Infinity: never). */
+    maxAgeMs = Infinity,
   ) {
+    this.ages = new PortAges(maxAgeMs);
     if (self >= 0) this.syncTimer = setInterval(() => this.sync(), SYNC_EVERY_MS);
   }
 
@@ -108,7 +116,10 @@ export class NodePort<T> {
     const sub = this.nc.subscribe(nodeSubject(node, shard), {
       callback: (err, m) => {
         if (err) return;
-        const { items, garbage, stamp } = decodeBatch(m.data, this.guard);
+        const { items, garbage, stamp, sentAt } = decodeBatch(m.data, this.guard);
+        if (stamp && sentAt !== undefined && this.ages.stale(stamp.src, sentAt, Date.now())) {
+          return void this.counters.stale++; // as if lost: the next batch from it shows the gap
+        }
         if (stamp && stamp.src >= 0 && this.seqs.check(stamp, items.length + garbage === 0) === "gap") {
           this.counters.gaps++;
           this.onGap(stamp.src); // before this batch's items: they come after the loss

@@ -73,6 +73,8 @@ export class ShardCluster {
   onFenced: (() => void) | null = null;
   /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
   onPeerStarted: ((address: number) => void) | null = null;
+  /** A shard of another node owns again after a cut: re-attach our users it owns (handover.ts). */
+  onPeerHealed: ((address: number) => void) | null = null;
   /** Back from a cut: re-attach the sessions. */
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
@@ -135,8 +137,9 @@ export class ShardCluster {
     this.handover = new HandOverLink(link.nc, (u) => void (this.ownerOf(u) === this.self && this.onLate?.(u)));
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
-    });
-    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src));
+    }, (address) => void (splitShard(address).ordinal !== this.ordinal && this.onPeerHealed?.(address)));
+    // A batch older than the lease (downAfter/2) on arrival is dropped as lost (port-age.ts).
+    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src), this.timing.downAfterMs / 2);
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
       id: this.nodeId,
@@ -216,6 +219,17 @@ export class ShardCluster {
   /** The global address of `user`'s owner; -1 when no node is known to be up, or while fenced. */
   ownerOf(user: string): number {
     return this.view && !this.isFenced() ? ownerIn(this.view, user) : -1;
+  }
+
+  /**
+   * The owner under this shard's view even while fenced (the view stands still during a cut).
+   * For the gap resync: a batch lost while we were cut off is noticed on the first batch after
+   * the heal, which can come before our own heartbeat is stored again (still fenced, ownerOf -1).
+   * Resolved with the fence, the resync closed nobody, and later live deliveries of the old link
+   * reached the socket before the re-drain of the lost ones: the SDK then dropped those as old.
+   */
+  placedOwnerOf(user: string): number {
+    return this.view ? ownerIn(this.view, user) : -1;
   }
 
   /** After a cut, until the old owner state is dropped (handover-link.ts). */
@@ -307,6 +321,9 @@ export class ShardCluster {
       claims: this.writer?.claims.size ?? 0,
       adopted: this.writer?.counters.adopted ?? 0,
       ...this.handover?.counters,
+      // Batches from other nodes lost on NATS (count jumps), and dropped as stale (port-age.ts).
+      portGaps: this.port?.counters.gaps ?? 0,
+      portStale: this.port?.counters.stale ?? 0,
     };
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes, handover };
   }

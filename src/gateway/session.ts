@@ -849,9 +849,9 @@ export class Sessions {
    * would be skipped by the next cumulative ack). Our users it owns reconnect, resume from their
    * last processed seq, and their new links drain what the old ones held.
    */
-  resyncOwnedBy(k: number): void {
+  resyncOwnedBy(k: number, ownerOf = (user: string) => this.ownerShard(user)): void {
     for (const s of [...this.byUser.values()]) {
-      if (this.ownerShard(s.user!) === k) this.disconnect(s, Disconnects.resync);
+      if (ownerOf(s.user!) === k) this.disconnect(s, Disconnects.resync);
     }
   }
 

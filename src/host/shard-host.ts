@@ -94,12 +94,13 @@ export class ShardHost {
         this.sessions.reattachOwnedBy(address);
       };
       c.announceStarted();
+      c.onPeerHealed = (address) => this.sessions.reattachOwnedBy(address);
       c.onRegain = () => {
         c.announceStarted(); // owner state new (fenced): peers re-attach; before ours, which follow it
         this.sessions.reattachMoved(() => true);
         this.owner.startDedupeScan();
       };
-      c.onGap = (src) => (this.sessions.resyncOwnedBy(src), this.owner.resyncShard(src));
+      c.onGap = (src) => (this.sessions.resyncOwnedBy(src, (u) => c.placedOwnerOf(u)), this.owner.resyncShard(src));
     }
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.

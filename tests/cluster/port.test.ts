@@ -4,7 +4,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { NodePort } from "../../src/cluster/port.ts";
-import { decodeBatch, encodeBatch, NO_STAMP, nodeSubject, PORT_FORMAT_VERSION } from "../../src/cluster/port-codec.ts";
+import {
+  decodeBatch,
+  encodeBatch,
+  NO_STAMP,
+  nodeSubject,
+  PORT_FORMAT_VERSION,
+  stampBatch,
+} from "../../src/cluster/port-codec.ts";
+import { AGE_WINDOW_MS, PortAges } from "../../src/cluster/port-age.ts";
 import { PortCounts, PortSeqs } from "../../src/cluster/port-seq.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
 
@@ -42,7 +50,8 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 describe("port codec (pure)", () => {
   test("round trip; every kind of garbage is counted", () => {
     const items = [{ k: 1, body: new Uint8Array([1, 2]) }, { k: 2, body: new Uint8Array(0) }];
-    expect(decodeBatch(encodeBatch(items), isItem)).toEqual({ items, garbage: 0, stamp: NO_STAMP });
+    expect(decodeBatch(encodeBatch(items), isItem)).toMatchObject({ items, garbage: 0, stamp: NO_STAMP });
+    expect(decodeBatch(stampBatch(encodeBatch(items), NO_STAMP, 1234.5), isItem).sentAt).toBe(1234.5);
     const stamp = { src: 1025, epoch: 0xfffffffe, n: 7 };
     expect(decodeBatch(encodeBatch(items, stamp), isItem).stamp).toEqual(stamp);
     expect(decodeBatch(encodeBatch([items[0], { k: "x" }, null]), isItem).garbage).toBe(2);
@@ -55,6 +64,41 @@ describe("port codec (pure)", () => {
       g[0] = PORT_FORMAT_VERSION;
       decodeBatch(g, isItem); // must never throw
     }
+  });
+});
+
+describe("stale batches (pure)", () => {
+  test("a batch slower than max age is stale, measured against the publisher's fastest transit", () => {
+    const ages = new PortAges(3500);
+    const skew = -60_000; // the publisher's clock is a minute ahead of ours: only transit differences count
+    const t = 1_000_000;
+    expect(ages.stale(7, t - skew - 2, t)).toBe(false);
+    expect(ages.stale(7, t + 100 - skew - 3000, t + 100)).toBe(false); // 3 s late: not yet
+    expect(ages.stale(7, t + 200 - skew - 5000, t + 200)).toBe(true); // 5 s late: sent before a cut
+    expect(ages.stale(7, t + 300 - skew - 1, t + 300)).toBe(false);
+    expect(ages.stale(8, t - 9000, t)).toBe(true); // the first batch seen can be stale too
+    expect(ages.stale(8, t + 1 - 2, t + 1)).toBe(false);
+    expect(ages.stale(-1, 0, t)).toBe(false); // unstamped
+    expect(new PortAges(Infinity).stale(7, 0, t)).toBe(false);
+  });
+
+  test("a publisher whose clock is behind ours is learned after two windows", () => {
+    const ages = new PortAges(3500);
+    const t = 1_000_000;
+    expect(ages.stale(9, t - 10_000, t)).toBe(true);
+    expect(ages.stale(9, t + AGE_WINDOW_MS - 10_000, t + AGE_WINDOW_MS)).toBe(true);
+    expect(ages.stale(9, t + 2 * AGE_WINDOW_MS - 10_000, t + 2 * AGE_WINDOW_MS)).toBe(false);
+  });
+
+  test("a clock step is forgotten after two windows", () => {
+    const ages = new PortAges(3500);
+    const t = 1_000_000;
+    expect(ages.stale(7, t - 1, t)).toBe(false);
+    // The publisher's clock steps back by 10 s: its batches look late until the baseline moves on.
+    expect(ages.stale(7, t + 10 - 10_000, t + 10)).toBe(true);
+    const later = t + 2 * AGE_WINDOW_MS + 20;
+    expect(ages.stale(7, later - 10_000, later)).toBe(false);
+    expect(ages.stale(7, later + 5 - 10_001, later + 5)).toBe(false);
   });
 });
 
