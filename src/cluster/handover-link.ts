@@ -8,7 +8,6 @@ import { log } from "../observe/log.ts";
 import {
   decodeLate,
   encodeLate,
-  HEALED_SUBJECT,
   LATE_MAX_USERS,
   LATE_SUBJECT,
   RECHECK_AFTER_MS,
@@ -45,8 +44,8 @@ export class HandOverLink {
   /** This shard's global address (set by listen). */
   private self = -1;
 
-  /** Listens for late writes, for shards of other nodes that (re)started, and for healed ones. */
-  listen(self: number, onStarted: (address: number) => void, onHealed: (address: number) => void = () => {}): void {
+  /** Listens for late writes and for shards of other nodes that (re)started (or own again after a cut). */
+  listen(self: number, onStarted: (address: number) => void): void {
     this.self = self;
     this.subs.push(this.nc.subscribe(LATE_SUBJECT, {
       callback: (err, m) => {
@@ -57,7 +56,6 @@ export class HandOverLink {
       },
     }));
     this.onAddress(STARTED_SUBJECT, onStarted);
-    this.onAddress(HEALED_SUBJECT, onHealed);
   }
 
   /** Announcements that carry a shard's global address (garbage counted; our own ignored). */
@@ -180,7 +178,6 @@ export class HandOverLink {
       this.fenced = this.unfencing = false;
       log.warn("cluster: link back; owning again");
       this.settle();
-      if (this.self >= 0) this.announceStarted(this.self, HEALED_SUBJECT);
       unfence();
     };
     if (now) run();

@@ -32,10 +32,6 @@ export const LATE_SUBJECT = "iris.late";
 /** Core NATS subject on which a shard says it (re)started, with its global address: sessions on
  * other nodes re-attach the users it owns (its owner state died with the old thread). */
 export const STARTED_SUBJECT = "iris.started";
-/** Core NATS subject on which a shard that was cut off says it owns again, with its global address:
- * sessions on other nodes re-attach the users it owns (attaches sent to it while its link was
- * still coming back were lost: the others may see its heartbeat before it is subscribed again). */
-export const HEALED_SUBJECT = "iris.healed";
 /** Most users named in one announcement (a larger append is announced in several). */
 export const LATE_MAX_USERS = 1000;
 

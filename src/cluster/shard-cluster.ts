@@ -73,8 +73,6 @@ export class ShardCluster {
   onFenced: (() => void) | null = null;
   /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
   onPeerStarted: ((address: number) => void) | null = null;
-  /** A shard of another node owns again after a cut: re-attach our users it owns (handover.ts). */
-  onPeerHealed: ((address: number) => void) | null = null;
   /** Back from a cut: re-attach the sessions. */
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
@@ -137,7 +135,7 @@ export class ShardCluster {
     this.handover = new HandOverLink(link.nc, (u) => void (this.ownerOf(u) === this.self && this.onLate?.(u)));
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
-    }, (address) => void (splitShard(address).ordinal !== this.ordinal && this.onPeerHealed?.(address)));
+    });
     // A batch older than the lease (downAfter/2) on arrival is dropped as lost (port-age.ts).
     this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src), this.timing.downAfterMs / 2);
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));

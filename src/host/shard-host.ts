@@ -94,7 +94,6 @@ export class ShardHost {
         this.sessions.reattachOwnedBy(address);
       };
       c.announceStarted();
-      c.onPeerHealed = (address) => this.sessions.reattachOwnedBy(address);
       c.onRegain = () => {
         c.announceStarted(); // owner state new (fenced): peers re-attach; before ours, which follow it
         this.sessions.reattachMoved(() => true);
