@@ -25,6 +25,7 @@ import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
+import { LatestUpdate } from "./latest-update.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 /** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
@@ -81,6 +82,11 @@ export class ShardCluster {
   private readonly upSince = new Map<string, number>();
   /** Gaps from a node that was not up here for GAP_STEADY_MS: left to the re-placement. */
   gapsIgnored = 0;
+  /** Member lists apply one at a time, newest last (latest-update.ts). */
+  private readonly updates = new LatestUpdate<{ members: Member[]; ordinals: Ordinals }>(
+    ({ members, ordinals }) => this.replace(members, ordinals),
+    (e) => log.warn(`cluster: member list not applied: ${e instanceof Error ? e.message : String(e)}`),
+  );
 
   constructor(
     private readonly settings: Settings,
@@ -147,10 +153,14 @@ export class ShardCluster {
       startedAt: Date.now(),
       http: "",
     };
-    this.membership = new Membership(link.nc, self, replicas, this.timing, (ms) => void this.replace(ms, ordinals));
+    this.membership = new Membership(link.nc, self, replicas, this.timing, (ms) => {
+      void this.updates.push({ members: ms, ordinals });
+    });
     await this.membership.start();
     this.rttTimer = setInterval(() => void this.measureRtt(), RTT_EVERY_MS);
-    await this.replace(this.membership.current().size ? membersOf(this.membership) : [], ordinals);
+    const members = this.membership.current().size ? membersOf(this.membership) : [];
+    await this.updates.push({ members, ordinals });
+    await this.updates.settled();
   }
 
   /** A new member list: learn new nodes' ordinals first, then switch placement in one step. */
