@@ -89,6 +89,8 @@ export class JsWriter {
   private stopped = false;
   /** Stored messages per user, as last counted (only with a finite maxInbox). */
   private readonly counts = new Map<string, number>();
+  /** Last-seen times waiting to be written, per user (seenAside). */
+  private readonly seenPending = new Map<string, number>();
   /** Owner hand-over: this writer's claims, and which foreign rows it served or adopted. */
   readonly claims = new Claims(crypto.randomUUID().slice(0, 8));
   /** Hand-over: gives late rows seqs of the owner (0: not yet; null: no connected recipient). */
@@ -133,6 +135,7 @@ export class JsWriter {
   /** Starts the work now (appends pipeline); its replies leave after every earlier reply. */
   private accept(link: Link, r: WriterReq): void {
     if (r.t === "scanSent") return this.scanAside(link, r);
+    if (r.t === "seen") return this.seenAside(r.user, r.ts);
     const before = link.tail;
     const work = this.untilDone(r.t, () => this.work(link, r, before));
     // A request that fails before the earlier ones are answered is handled by the chain below,
@@ -172,6 +175,26 @@ export class JsWriter {
     void Promise.race([this.scanSent(link, r), timeout])
       .catch(() => Bun.sleep(SCAN_RETRY_MS).then(retry))
       .then((out) => this.send(link, out));
+  }
+
+  /**
+   * A last-seen time (presence only, never answered) is written outside the ordered reply chain:
+   * retried until stored, it held every later reply of its shard while its KV stream had no
+   * leader (R3, one NATS server killed: "seen failed (jetstream is not enabled)" for over 10 s,
+   * and an online recipient got none of the messages acked "stored" meanwhile). Per user only the
+   * newest time is written; a write under way picks up a newer one when it is done.
+   */
+  private seenAside(user: string, ts: number): void {
+    const writing = this.seenPending.has(user);
+    this.seenPending.set(user, Math.max(ts, this.seenPending.get(user) ?? 0));
+    if (writing) return;
+    const write = async (): Promise<Out[]> => {
+      for (let t = this.seenPending.get(user)!;; t = this.seenPending.get(user)!) {
+        await this.seen.set(user, t);
+        if (this.seenPending.get(user) === t) return [];
+      }
+    };
+    void this.untilDone("seen", write).catch(() => {}).finally(() => this.seenPending.delete(user));
   }
 
   private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
@@ -335,7 +358,9 @@ export class JsWriter {
   }
 
   private async load(link: Link, r: LoadReq): Promise<Out[]> {
-    const lastSeen = await this.seen.get(r.user);
+    // Presence only: an unreadable last-seen time (its KV stream electing a leader) reads as
+    // unknown (0) rather than holding the owner's load, and with it every later reply.
+    const lastSeen = await this.seen.get(r.user).catch(() => 0);
     if (r.reserve > 0) {
       const b = await this.seqs.reserve(r.user, r.reserve, !this.claims.has(r.user));
       if (!this.claims.has(r.user)) {
