@@ -239,3 +239,34 @@ describe("JetStream writer", () => {
     expect(w.counters.rejectedFull).toBe(4); // 4, 5, 6, 9
   });
 });
+
+// Last: its append would show in the end-to-end test's scan of the dedupe window.
+describe("JetStream writer with its last-seen store down", () => {
+  test("a last-seen store that keeps failing holds back no reply (its KV stream without a leader)", async () => {
+    const down = () => Promise.reject(new Error("jetstream is not enabled"));
+    const seen = { set: down, get: down } as unknown as LastSeen;
+    const w = new JsWriter(
+      await ClusterInbox.open(link.nc, { replicas: 1, ttlSec: 0 }),
+      await SeqBlocks.open(link.nc, 1),
+      seen,
+      await SentWindow.open(link.nc, 1, WINDOW_MS),
+      WINDOW_MS,
+    );
+    const p0 = new Port();
+    w.setPort(0, p0);
+    w.setPort(1, new Port());
+    const r = { ...row(1), recipient: "seen-down" };
+    w.receive(0, [
+      { t: "seen", user: "seen-down", ts: 1 },
+      { t: "load", user: "seen-down", reserve: 10 },
+      { t: "append", rows: [r], o: [1], c: [7] },
+    ]);
+    try {
+      await until(() => p0.got.length === 2, 5_000);
+      expect(p0.got.map((m) => m.t)).toEqual(["loaded", "committed"]);
+      expect(p0.got[0]).toMatchObject({ lastSeen: 0 }); // unknown, not waited for
+    } finally {
+      w.stop();
+    }
+  });
+});
