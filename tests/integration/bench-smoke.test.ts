@@ -227,13 +227,7 @@ describe("bench smoke", () => {
     110_000,
   );
 
-  /**
-   * Not reliable yet, so left out of the default run and shown as skipped, never as passing: after
-   * the fixes of docs/CLUSTER.md it passed 8 of 8 runs, then failed again in a clean-clone CI run
-   * (80 missing against 46 refused; a node dropped a peer from its view at startup and 34 rows of
-   * 5 recipients stayed in the stream). Run it with IRIS_RUN_FAILING=1.
-   */
-  test.skipIf(process.env.IRIS_RUN_FAILING !== "1")(
+  test(
     "cluster-scale: a small version fits the fd plan and delivers every message once",
     async () => {
       const r = await bench("cluster-scale");

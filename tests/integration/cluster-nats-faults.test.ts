@@ -115,13 +115,7 @@ test("the JetStream server is killed and restarted mid-load: no acked message lo
   console.log(`NATS restart: ${line}`);
 }, 90_000);
 
-/**
- * Not reliable yet, so left out of the default run and shown as skipped, never as passing: after
- * the fixes of docs/CLUSTER.md it passed 10 of 10 runs, then failed again in a clean-clone CI run:
- * every node's writer answered "jetstream is not enabled" for over 10 s after the kill, and an acked
- * message did not reach its online recipient in time. Run it with IRIS_RUN_FAILING=1.
- */
-test.skipIf(process.env.IRIS_RUN_FAILING !== "1")(
+test(
   "3 NATS servers, --cluster-replicas 3: one server killed mid-load, nothing acked lost",
   async () => {
     cluster = await startThreeNodes({ nats: await startNatsCluster(3), replicas: 3 });
