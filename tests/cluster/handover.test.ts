@@ -14,7 +14,8 @@ import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
 import { SentWindow } from "../../src/cluster/sent-kv.ts";
 import { PARK_MAX, PARK_MS, ParkedRoutes } from "../../src/cluster/parked.ts";
-import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import type { OwnerLimits } from "../../src/router/owner.ts";
+import { recordingOwner } from "../helpers/owner-harness.ts";
 import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { type NatsFixture, startNats } from "../helpers/nats.ts";
 
@@ -122,16 +123,7 @@ const stored = (seq: number, id: string): StoredRow => ({
 
 describe("owner adopts late rows", () => {
   test("new seqs from its block, delivered live without an ack to the sender; known ids keep theirs", () => {
-    const toShard: PortMsg[] = [];
-    const toWriter: WriterReq[] = [];
-    const o = new Owner({
-      self: 0,
-      shards: 1,
-      toShard: (_k, m) => toShard.push(m),
-      toWriter: (m) => toWriter.push(m),
-      now: () => 1000,
-      underPressure: () => false,
-    }, limits);
+    const { o, toShard, toWriter } = recordingOwner(limits);
     expect(o.adoptLate("u", [stored(3, "late")])).toBeNull(); // nobody connected: left for the drain
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     expect(o.adoptLate("u", [stored(3, "late")])).toEqual([0]); // seqs not loaded yet
@@ -152,15 +144,7 @@ describe("owner adopts late rows", () => {
 
 describe("owner adopts late rows whose id it only looked up", () => {
   test("a retry answered 'duplicate' from the durable window does not stand for the late row: it is adopted", () => {
-    const toShard: PortMsg[] = [];
-    const o = new Owner({
-      self: 0,
-      shards: 1,
-      toShard: (_k, m) => toShard.push(m),
-      toWriter: () => {},
-      now: () => 1000,
-      underPressure: () => false,
-    }, limits);
+    const { o, toShard } = recordingOwner(limits);
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
     o.handle({ t: "loaded", user: "u", seqBase: 41, seqLimit: 50, lastSeen: 0 });
     o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false }); // live

@@ -6,8 +6,8 @@ import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { defaultOwnerLimits, type OwnerLimits } from "../../src/limits.ts";
 import { pageBudget, TIGHT_PAGE_DIVISOR } from "../../src/router/drain-page.ts";
-import { Owner } from "../../src/router/owner.ts";
-import type { PortMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import { recordingOwner } from "../helpers/owner-harness.ts";
+import type { StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { TcpTransport } from "../../src/gateway/transports.ts";
 import { isPackedPage, packRows, pageDeliveries, unpackRows } from "../../src/router/packed-page.ts";
 import { isPortMsg } from "../../src/router/wire.ts";
@@ -40,16 +40,7 @@ describe("backlog page budget", () => {
   });
 
   test("the owner asks for growing pages and delivers every row once, in order", () => {
-    const toWriter: WriterReq[] = [];
-    const toShard: PortMsg[] = [];
-    const o = new Owner({
-      self: 0,
-      shards: 1,
-      toShard: (_k, m) => toShard.push(m),
-      toWriter: (m) => toWriter.push(m),
-      now: () => 1000,
-      underPressure: () => false,
-    }, { ...base, maxPending: 4, seqBlock: 100, holdback: 2 });
+    const { o, toShard, toWriter } = recordingOwner({ ...base, maxPending: 4, seqBlock: 100, holdback: 2 });
     o.handle({ t: "attach", user: "u", shard: 0, conn: 1, v0: true, resume: 0 });
     o.handle({ t: "loaded", user: "u", seqBase: 1000, seqLimit: 1100, lastSeen: 0 });
     const row = (seq: number): StoredRow => ({
