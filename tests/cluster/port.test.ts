@@ -173,8 +173,10 @@ describe("cross-node port", () => {
     const b = await port("d");
     const got: number[] = [];
     b.listen("d", 0, (items) => got.push(...items.map((i) => i.k)));
-    const raw = links[2]!.nc;
-    await links[3]!.nc.flush();
+    // This test's own links (c's, then d's): the earlier tests' links are still open, and a flush
+    // on one of those does not make sure d's subscription has reached the server.
+    const raw = links.at(-2)!.nc;
+    await links.at(-1)!.nc.flush();
     raw.publish(nodeSubject("d", 0), "plain text");
     raw.publish(nodeSubject("d", 0), new Uint8Array(0));
     raw.publish(nodeSubject("d", 0), encodeBatch([{ k: 1, body: "not bytes" }, { k: 7, body: new Uint8Array(1) }]));
