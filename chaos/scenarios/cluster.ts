@@ -134,6 +134,7 @@ async function outcomeOf(
       splits: r.injected.split,
       phantom: j.phantom,
       reordered: j.reordered,
+      late_adopted: await lateAdopted(rig),
     },
     problems: await rig.problems(),
   };
@@ -142,6 +143,19 @@ async function outcomeOf(
   if (r.unconverged > 0) outcome.problems.push(`${r.unconverged} faults after which the cluster did not converge`);
   if (Object.values(r.injected).reduce((a, b) => a + b, 0) === 0) outcome.problems.push("no fault was injected");
   return outcome;
+}
+
+/** Late rows adopted by the nodes now up (iris_cluster_late_adopted_total; a restart resets a node's). */
+async function lateAdopted(rig: ClusterRig): Promise<number> {
+  let n = 0;
+  for (const node of rig.nodes) {
+    const text = await fetch(`${node.http}/metrics`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.text(),
+      () => "",
+    );
+    for (const m of text.matchAll(/^iris_cluster_late_adopted_total(?:\{[^}]*\})? (\d+)/gm)) n += Number(m[1]);
+  }
+  return n;
 }
 
 export const nodeSniper = clusterScenario(

@@ -101,6 +101,11 @@ export class HandOverLink {
     return now <= this.settleUntil;
   }
 
+  /** When owners last moved (placement change or heal); -Infinity before the first move. */
+  get movedAt(): number {
+    return this.settleUntil === 0 ? -Infinity : this.settleUntil - SETTLE_MS;
+  }
+
   /**
    * Our view just moved these users away: rows we stored for them shortly before (while the
    * others may already have moved them) are announced, so that their new owner re-reads them.

@@ -45,6 +45,8 @@ interface Claim {
   readonly served: Set<number>;
   /** Stream seq of a foreign row -> the seq it was adopted under. */
   readonly adopted: Map<number, number>;
+  /** When it was opened (performance.now()): a young claim may still see late rows (order-gate.ts). */
+  readonly at: number;
 }
 
 /** How a foreign row read by a drain page or a delete is to be treated. */
@@ -62,11 +64,16 @@ export class Claims {
   }
 
   /** A seq block was reserved for `user`: the first one opens a claim (later ones keep it). */
-  reserved(user: string, first: number, prevFirst = 0): void {
+  reserved(user: string, first: number, prevFirst = 0, now = performance.now()): void {
     if (!this.byUser.has(user)) {
       const tag = `${this.nonce}.${++this.made}`;
-      this.byUser.set(user, { tag, first, prevFirst, served: new Set(), adopted: new Map() });
+      this.byUser.set(user, { tag, first, prevFirst, served: new Set(), adopted: new Map(), at: now });
     }
+  }
+
+  /** When `user`'s claim was opened (undefined: no claim here). */
+  openedAt(user: string): number | undefined {
+    return this.byUser.get(user)?.at;
   }
 
   has(user: string): boolean {

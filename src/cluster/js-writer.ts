@@ -442,12 +442,15 @@ export class JsWriter {
   /**
    * Hand-over: re-reads `user`'s whole inbox for late rows of another owner and has the owner
    * adopt them (handover.ts). Runs in the reply order of this shard's link, so it never races a
-   * page or a delete of the same user. Called when a late write is announced, and after a move.
+   * page or a delete of the same user, and it reads after every request made before it. Called
+   * when a late write is announced, after a move, and by the order gate (order-gate.ts), whose
+   * `done` is called once every late row found has its seq here (or none can get one).
    */
-  recheck(user: string, attempt = 0): void {
+  recheck(user: string, attempt = 0, done: () => void = () => {}): void {
     const link = this.links.values().next().value;
-    if (!link || !this.claims.has(user) || this.stopped) return;
+    if (!link || this.stopped) return done();
     link.tail = link.tail.then(async () => {
+      if (!this.claims.has(user)) return done(); // nothing numbered here yet: no row is late to us
       const late: ReadRow[] = [];
       for (let after = 0;;) {
         const page = await this.inbox.readBacklog(user, after, SCAN_PAGE);
@@ -455,18 +458,24 @@ export class JsWriter {
         if (page.length < SCAN_PAGE) break;
         after = page.at(-1)!.streamSeq;
       }
-      this.adoptLate(user, late, attempt);
-    }).catch(() => void this.counters.errors++);
+      this.adoptLate(user, late, attempt, done);
+    }).catch(() => (this.counters.errors++, done()));
   }
 
-  /** The owner numbers late rows; the ones it could not number yet are looked for again soon. */
-  private adoptLate(user: string, late: ReadRow[], attempt: number): void {
-    if (late.length === 0 || !this.adopt) return;
+  /**
+   * The owner numbers late rows, in their old seq order (an old owner's own order; an older
+   * claim's block is lower), so that one sender's late rows keep their order among themselves.
+   * The ones it could not number yet are looked for again soon.
+   */
+  private adoptLate(user: string, late: ReadRow[], attempt: number, done: () => void = () => {}): void {
+    if (late.length === 0 || !this.adopt) return done();
+    late.sort((x, y) => x.seq - y.seq);
     const seqs = this.adopt(user, late.map(toStoredRow));
-    if (seqs === null) return; // nobody connected: the recipient's next drain adopts them
+    if (seqs === null) return done(); // nobody connected: the recipient's next drain adopts them
     this.counters.adopted += seqs.filter((s) => s > 0).length;
     const waiting = this.claims.adopted(user, late, seqs);
-    if (waiting > 0 && attempt < ADOPT_RETRIES) setTimeout(() => this.recheck(user, attempt + 1), ADOPT_RETRY_MS);
+    if (waiting === 0 || attempt >= ADOPT_RETRIES) return done();
+    setTimeout(() => this.recheck(user, attempt + 1, done), ADOPT_RETRY_MS);
   }
 }
 

@@ -26,6 +26,7 @@ import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
+import { mayMeetLateRows, OrderGate } from "./order-gate.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 /** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
@@ -61,15 +62,18 @@ export class ShardCluster {
   /** Owner hand-over (handover.ts): announcements of late writes, re-reads, the fence after a cut. */
   private handover: HandOverLink | null = null;
   /** Routes for users this shard does not own yet under its view (parked.ts). */
-  private readonly parked = new ParkedRoutes((m) => {
-    // Given up: never numbered or stored here, so the sender may retry it (same id) at once.
-    const reason = "recipient's owner is moving between nodes; retry";
-    if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code: "SERVER_BUSY", reason });
+  private readonly parked = new ParkedRoutes((m) => this.refuseRoute(m));
+  /** Routes to users whose owner just moved here wait for an inbox re-read (order-gate.ts). */
+  private readonly gate = new OrderGate({
+    young: (user) => this.mayMeetLateRows(user),
+    reread: (user, done) => this.writer ? this.writer.recheck(user, 0, done) : done(),
+    release: (routes) => this.io.receive(routes),
+    refuse: (m) => this.refuseRoute(m),
   });
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
-  /** A late write for a user owned here was announced (the host re-reads it if the user is online). */
-  onLate: ((user: string) => void) | null = null;
+  /** Whether `user` is connected to its owner here (only then are late rows adopted at once; the host answers). */
+  online: ((user: string) => boolean) | null = null;
   /** Cut off: drop every owner state (its users may be re-placed and numbered elsewhere). */
   onFenced: (() => void) | null = null;
   /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
@@ -138,7 +142,10 @@ export class ShardCluster {
     this.writer.onClaim = (user) => {
       if (this.handover?.settling()) this.handover.recheckLater(() => [user], (u) => this.recheck(u));
     };
-    this.handover = new HandOverLink(link.nc, (u) => void (this.ownerOf(u) === this.self && this.onLate?.(u)));
+    // A late write for a user owned here and connected here was announced: re-read its inbox.
+    this.handover = new HandOverLink(link.nc, (u) => {
+      if (this.ownerOf(u) === this.self && (this.online?.(u) ?? false)) this.recheck(u);
+    });
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
     });
@@ -198,6 +205,28 @@ export class ShardCluster {
   /** A route for a user this shard does not own under its view: kept for a moment (parked.ts). */
   park(m: RouteMsg): void {
     this.parked.add(m, performance.now());
+  }
+
+  /** Given up (parked too long, or over a cap): never numbered or stored here, so the sender may retry it (same id) at once. */
+  private refuseRoute(m: RouteMsg): void {
+    const reason = "recipient's owner is moving between nodes; retry";
+    if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code: "SERVER_BUSY", reason });
+  }
+
+  /** True when an owner message waits here for an inbox re-read (order-gate.ts): the caller drops it. */
+  holds(m: PortMsg): boolean {
+    return m.t === "route" && this.gate.take(m);
+  }
+
+  /**
+   * Owners moved a moment ago and this shard owns `user`, connected here, under a new claim
+   * (order-gate.ts). A user not connected here gets no adoption now anyway: its next drain serves
+   * an old owner's rows in seq order, below this owner's (Claims.page).
+   */
+  private mayMeetLateRows(user: string): boolean {
+    const h = this.handover;
+    if (!h?.settling() || this.ownerOf(user) !== this.self || !(this.online?.(user) ?? true)) return false;
+    return mayMeetLateRows(performance.now(), h.movedAt, this.writer?.claims.openedAt(user));
   }
 
   /** Parked routes of users this shard owns now run, in arrival order, before anything later. */
@@ -329,6 +358,10 @@ export class ShardCluster {
       claims: this.writer?.claims.size ?? 0,
       adopted: this.writer?.counters.adopted ?? 0,
       ...this.handover?.counters,
+      // Routes that waited for an inbox re-read (order-gate.ts), the re-reads, and those given up.
+      gateHeld: this.gate.counters.held,
+      gateRereads: this.gate.counters.rereads,
+      gateTimeouts: this.gate.counters.timeouts,
       // Batches from other nodes lost on NATS (count jumps), and dropped as stale (port-age.ts).
       portGaps: this.port?.counters.gaps ?? 0,
       portStale: this.port?.counters.stale ?? 0,

@@ -87,7 +87,7 @@ export class ShardHost {
       };
       // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
       c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
-      c.onLate = (user) => void (this.owner.isOnline(user) && c.recheck(user));
+      c.online = (user) => this.owner.isOnline(user); // late writes announced are re-read for these
       c.onFenced = () => this.owner.dropMoved(() => true);
       c.onPeerStarted = (address) => {
         this.owner.shardDown(address); // its sessions died with the old thread
@@ -119,6 +119,7 @@ export class ShardHost {
   private handle(m: PortMsg): void {
     if (!isOwnerMsg(m)) return this.sessions.handle(m);
     this.o.cluster?.checkFence();
+    if (this.o.cluster?.holds(m)) return; // waits for an inbox re-read (cluster/order-gate.ts)
     this.owner.handle(m);
     // Publish the backlog after every owner message (one store into shared memory): senders
     // check it per message, and a figure from the last flush lets one large read (thousands of

@@ -1,0 +1,131 @@
+// Per-sender order for late rows (docs/CLUSTER.md, "Per-sender order for adopted late rows").
+//
+// When ownership of a user moves, an old owner may store a row after the new owner went live (its
+// view lagged by up to a heartbeat, or its append was retrying). The new owner adopts such a row
+// with a new seq; if the same sender's next message was numbered first, the recipient sees m2
+// before m1. The gate closes that for every late row whose sender heard "stored" before sending
+// the next message: while owners have just moved, a route to a user whose claim here is new waits
+// until the writer has re-read the user's inbox, *starting after the route arrived*, and the owner
+// has adopted every late row found there. The stored row's PubAck came before its "stored" ack,
+// which came before the sender sent m2, which came before the read: the read sees it.
+//
+// A late row whose sender had no answer yet when it sent m2 is not the gate's business: that send
+// was still unsettled at the sender's session, which re-posts unsettled sends to a moved user's
+// new owner ahead of anything later (Sessions.reattachMoved), or its SDK resends it ahead of later
+// ones after a failover; the new owner numbers that copy first, and the late row keeps the seq of
+// that (sender, id) (Owner.adoptLate).
+
+import type { RouteMsg } from "../router/wire.ts";
+import { SETTLE_MS } from "./handover.ts";
+
+/** Most routes held per shard: beyond, new ones are refused (SERVER_BUSY, retried by their SDKs). */
+export const GATE_MAX = 10_000;
+/** A re-read not answered by then lets its routes go: a stalled writer must not stall sends for good. */
+export const GATE_WAIT_MS = 3000;
+
+/**
+ * Whether routes to a user must wait for a re-read: owners moved less than SETTLE_MS ago (the
+ * window in which old owners announce their stores), and this shard's claim on the user is
+ * missing or was opened at most SETTLE_MS before that move (a claim older than that belongs to a
+ * user that stayed here, whom no other owner numbered; an attach can open one a little before our
+ * own view changes).
+ */
+export function mayMeetLateRows(now: number, movedAt: number, claimAt: number | undefined): boolean {
+  if (now - movedAt > SETTLE_MS) return false;
+  return claimAt === undefined || claimAt >= movedAt - SETTLE_MS;
+}
+
+export interface OrderGateIo {
+  /** Whether routes to `user` must wait for a re-read now. */
+  young(user: string): boolean;
+  /** Re-reads `user`'s inbox after every earlier writer request, has the late rows adopted, then `done`. */
+  reread(user: string, done: () => void): void;
+  /** Hands routes to the owner, in order (they do not pass the gate again). */
+  release(routes: RouteMsg[]): void;
+  /** Refuses a route over the cap (a retryable error to its sender). */
+  refuse(m: RouteMsg): void;
+}
+
+interface Queue {
+  readonly routes: RouteMsg[];
+  /** How many of the first routes the read in flight covers (0: no read in flight). */
+  covered: number;
+}
+
+export interface OrderGateCounters {
+  /** Routes that waited for a re-read; re-reads asked for; re-reads given up after GATE_WAIT_MS; routes refused. */
+  held: number;
+  rereads: number;
+  timeouts: number;
+  refused: number;
+}
+
+export class OrderGate {
+  readonly counters: OrderGateCounters = { held: 0, rereads: 0, timeouts: 0, refused: 0 };
+  private readonly byUser = new Map<string, Queue>();
+  private count = 0;
+  private passing = false;
+
+  constructor(
+    private readonly io: OrderGateIo,
+    private readonly waitMs = GATE_WAIT_MS,
+    private readonly max = GATE_MAX,
+  ) {}
+
+  /** Routes held now. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** True when the gate took the route (it waits, or was refused); false: route it now. */
+  take(m: RouteMsg): boolean {
+    if (this.passing) return false;
+    let q = this.byUser.get(m.to);
+    if (!q && !this.io.young(m.to)) return false;
+    if (this.count >= this.max) {
+      this.counters.refused++;
+      this.io.refuse(m);
+      return true;
+    }
+    if (!q) this.byUser.set(m.to, q = { routes: [], covered: 0 });
+    q.routes.push(m);
+    this.count++;
+    this.counters.held++;
+    if (q.covered === 0) this.read(m.to, q);
+    return true;
+  }
+
+  /** One re-read for the routes held now; routes that arrive meanwhile wait for the next one. */
+  private read(user: string, q: Queue): void {
+    q.covered = q.routes.length;
+    this.counters.rereads++;
+    let finished = false;
+    const finish = (timedOut: boolean) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      if (timedOut) this.counters.timeouts++;
+      this.releaseCovered(user, q);
+    };
+    const timer = setTimeout(() => finish(true), this.waitMs);
+    this.io.reread(user, () => finish(false));
+  }
+
+  private releaseCovered(user: string, q: Queue): void {
+    let out = q.routes.splice(0, q.covered);
+    q.covered = 0;
+    const more = q.routes.length > 0 && this.io.young(user);
+    if (!more) {
+      out = out.concat(q.routes.splice(0));
+      this.byUser.delete(user);
+    }
+    this.count -= out.length;
+    this.passing = true;
+    try {
+      this.io.release(out);
+    } finally {
+      this.passing = false;
+    }
+    if (more) this.read(user, q); // after the release: a read answered at once must not overtake it
+  }
+}

@@ -1,0 +1,224 @@
+// Per-sender order for adopted late rows (docs/CLUSTER.md, "Per-sender order for adopted late
+// rows"), against a real nats-server: an old owner's writer stores m1 of sender s after the new
+// owner went live for the recipient (its view lagged: a late row), s heard "stored" and sends m2,
+// which reaches the new owner. The recipient must see m1 before m2.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { ClusterInbox } from "../../src/cluster/inbox.ts";
+import { JsWriter } from "../../src/cluster/js-writer.ts";
+import { GATE_WAIT_MS, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
+import { SETTLE_MS } from "../../src/cluster/handover.ts";
+import { LastSeen } from "../../src/cluster/last-seen.ts";
+import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
+import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import { isOwnerMsg, type PortMsg, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
+import { type NatsFixture, startNats } from "../helpers/nats.ts";
+
+const limits: OwnerLimits = {
+  maxPending: 8,
+  pageSize: 10,
+  pageBytes: 1 << 20,
+  maxFetches: 8,
+  pendingSpillMs: 1000,
+  seqBlock: 10,
+  recentIds: 100,
+  holdback: 4,
+  slowTimeoutMs: 5000,
+  dedupeWindowMs: 60_000,
+};
+
+let nats: NatsFixture;
+let link: NatsLink;
+beforeAll(async () => {
+  nats = await startNats();
+  link = await openLink({ servers: nats.urls, nodeId: "a", replicas: 1 });
+});
+afterAll(async () => {
+  await link?.close();
+  await nats?.close();
+});
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(5);
+  }
+}
+
+async function writer(): Promise<JsWriter> {
+  const nc = link.nc;
+  return new JsWriter(
+    await ClusterInbox.open(nc, { replicas: 1, ttlSec: 0 }),
+    await SeqBlocks.open(nc, 1),
+    await LastSeen.open(nc, 1),
+    await SentWindow.open(nc, 1, 60_000),
+    60_000,
+  );
+}
+
+/** A writer standing for an old owner: its requests, and how many it answered "committed". */
+async function oldOwner(): Promise<{ req: (m: WriterReq) => void; committed: () => number }> {
+  const w = await writer();
+  let n = 0;
+  w.setPort(0, { postMessage: (msgs) => void (n += msgs.filter((m) => m.t === "committed").length) });
+  return { req: (m) => w.receive(0, [m]), committed: () => n };
+}
+
+/**
+ * The new owner: an Owner on its own JsWriter, wired as a cluster shard wires them
+ * (shard-cluster.ts): routes pass the order gate, whose re-read is the writer's recheck.
+ */
+async function newOwner(movedAt = performance.now()) {
+  const w = await writer();
+  const toShard: PortMsg[] = [];
+  let pages = 0;
+  const o = new Owner({
+    self: 0,
+    shards: 1,
+    toShard: (_k, m) => toShard.push(m),
+    toWriter: (m) => w.receive(0, [m]),
+    now: () => Date.now(),
+    underPressure: () => false,
+  }, limits);
+  w.setPort(0, {
+    postMessage: (msgs) => {
+      for (const m of msgs) {
+        if (m.t === "rows") pages++;
+        if (isOwnerMsg(m)) o.handle(m);
+        else toShard.push(m);
+      }
+    },
+  });
+  w.adopt = (user, rows) => o.adoptLate(user, rows);
+  const gate = new OrderGate({
+    young: (user) => mayMeetLateRows(performance.now(), movedAt, w.claims.openedAt(user)),
+    reread: (user, done) => w.recheck(user, 0, done),
+    release: (routes) => routes.forEach((m) => o.handle(m)),
+    refuse: () => {},
+  });
+  const route = (m: RouteMsg) => void (gate.take(m) || o.handle(m));
+  const delivered = () => toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => `${d.id}@${d.seq}`) : []));
+  return { w, o, route, delivered, pages: () => pages };
+}
+
+const send = (to: string, id: string): RouteMsg => ({
+  t: "route",
+  to,
+  from: "s",
+  id,
+  body: new TextEncoder().encode(id),
+  ts: Date.now(),
+  t0: 0,
+  o: 0,
+  c: 1,
+});
+
+describe("the order gate (pure)", () => {
+  test("routes wait for a re-read that starts after them, in order; later ones for the next one", async () => {
+    const reads: (() => void)[] = [];
+    const released: string[] = [];
+    let young = true;
+    const g = new OrderGate({
+      young: (u) => young && u !== "old",
+      reread: (_u, done) => void reads.push(done),
+      release: (rs) => rs.forEach((r) => released.push(r.id)),
+      refuse: () => {},
+    });
+    expect(g.take(send("old", "x"))).toBe(false); // a user this shard had before the move: not held
+    expect(g.take(send("u", "1"))).toBe(true);
+    expect(g.take(send("u", "2"))).toBe(true); // arrived after the read in flight was asked for
+    expect(reads.length).toBe(1);
+    reads[0]!(); // covers "1" only
+    expect(released).toEqual(["1"]);
+    expect(reads.length).toBe(2); // "2" gets a read of its own
+    expect(g.take(send("u", "3"))).toBe(true); // behind "2", whatever the owner's view says now
+    young = false;
+    reads[1]!(); // "2" goes; the claim is no longer young: "3" goes with it, no third read
+    expect(released).toEqual(["1", "2", "3"]);
+    expect(reads.length).toBe(2);
+    expect(g.size).toBe(0);
+    expect(g.counters).toEqual({ held: 3, rereads: 2, timeouts: 0, refused: 0 });
+  });
+
+  test("a re-read that never answers lets its routes go after a while; past the cap, routes are refused", async () => {
+    const released: string[] = [];
+    const refused: string[] = [];
+    const g = new OrderGate(
+      {
+        young: () => true,
+        reread: () => {},
+        release: (rs) => rs.forEach((r) => released.push(r.id)),
+        refuse: (m) => refused.push(m.id),
+      },
+      50,
+      2,
+    );
+    expect(GATE_WAIT_MS).toBeGreaterThan(1000); // in production: a writer stalled by a NATS fault
+    g.take(send("u", "1"));
+    g.take(send("v", "2"));
+    expect(g.take(send("u", "3"))).toBe(true);
+    expect(refused).toEqual(["3"]);
+    await Bun.sleep(150);
+    expect(released).toEqual(["1", "2"]);
+    expect(g.counters.timeouts).toBe(2);
+  });
+
+  test("a claim may meet late rows while owners just moved, if it is new", () => {
+    expect(mayMeetLateRows(5000, 1000, undefined)).toBe(true); // no claim yet
+    expect(mayMeetLateRows(5000, 1000, 3000)).toBe(true); // opened after the move
+    expect(mayMeetLateRows(5000, 1000, 1000 - SETTLE_MS)).toBe(true); // an attach a little before our view moved
+    expect(mayMeetLateRows(5000, 1000, 1000 - SETTLE_MS - 1)).toBe(false); // owned here from before
+    expect(mayMeetLateRows(1000 + SETTLE_MS + 1, 1000, 3000)).toBe(false); // the move has settled
+  });
+});
+
+describe("a late row of an old owner and a later send of the same sender", () => {
+  test("the recipient sees them in the sender's order", async () => {
+    const user = `olga${Date.now()}`;
+    const a = await oldOwner();
+    a.req({ t: "load", user, reserve: 10 }); // the old owner's claim: seqs 1..10
+    const b = await newOwner();
+    // The recipient's session attaches to the new owner (claim 11..20), which drains (nothing) and goes live.
+    b.o.handle({ t: "attach", user, shard: 2, conn: 9, v0: false, resume: 0 });
+    await until(() => b.pages() === 1);
+    // The old owner's view lags: it numbers m1 (seq 1) and stores it after the new owner went live.
+    a.req({
+      t: "append",
+      rows: [{ recipient: user, seq: 1, sender: "s", msgId: "m1", ts: Date.now(), body: new Uint8Array(1) }],
+      o: [-1],
+      c: [0],
+    });
+    await until(() => a.committed() === 1);
+    // The sender heard "stored" for m1, and sends m2; its node's view already names the new owner.
+    b.route(send(user, "m2"));
+    // The old owner announced its late store: the new owner re-reads the inbox and adopts m1.
+    b.w.recheck(user);
+    await until(() => b.delivered().length === 2);
+    expect(b.delivered().map((d) => d.split("@")[0])).toEqual(["m1", "m2"]);
+  });
+
+  test("late rows are adopted in their old owner's order, whatever order they landed in", async () => {
+    const user = `petr${Date.now()}`;
+    const a = await oldOwner();
+    a.req({ t: "load", user, reserve: 10 });
+    const b = await newOwner();
+    b.o.handle({ t: "attach", user, shard: 2, conn: 9, v0: false, resume: 0 });
+    await until(() => b.pages() === 1);
+    // Two appends of the old owner; the first was retried and landed after the second.
+    for (const [k, [seq, id]] of ([[3, "m3"], [2, "m2"]] as const).entries()) {
+      a.req({
+        t: "append",
+        rows: [{ recipient: user, seq, sender: "s", msgId: id, ts: Date.now(), body: new Uint8Array(1) }],
+        o: [-1],
+        c: [0],
+      });
+      await until(() => a.committed() === k + 1);
+    }
+    b.route(send(user, "m4"));
+    await until(() => b.delivered().length === 3);
+    expect(b.delivered().map((d) => d.split("@")[0])).toEqual(["m2", "m3", "m4"]);
+  });
+});
