@@ -35,6 +35,31 @@ export function mayMeetLateRows(now: number, movedAt: number, claimAt: number | 
   return claimAt === undefined || claimAt >= movedAt - SETTLE_MS;
 }
 
+/**
+ * Users for whom another owner announced a late store (LATE_SUBJECT) in the last SETTLE_MS. An old
+ * owner whose append retried longer than the settle window (a cut, a leader election) announces
+ * it once stored, before its "stored" ack leaves; on one NATS server the announcement reaches us
+ * before the sender's next message can. Routes to such a user wait for a re-read too.
+ */
+export class LateHeard {
+  /** User -> when heard; insertion order = time order (a user heard again moves to the end). */
+  private readonly at = new Map<string, number>();
+
+  mark(user: string, now: number): void {
+    this.at.delete(user);
+    this.at.set(user, now);
+    for (const [u, t] of this.at) {
+      if (now - t <= SETTLE_MS) break;
+      this.at.delete(u);
+    }
+  }
+
+  recent(user: string, now: number): boolean {
+    const t = this.at.get(user);
+    return t !== undefined && now - t <= SETTLE_MS;
+  }
+}
+
 export interface OrderGateIo {
   /** Whether routes to `user` must wait for a re-read now. */
   young(user: string): boolean;

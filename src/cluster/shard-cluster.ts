@@ -26,7 +26,7 @@ import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
-import { mayMeetLateRows, OrderGate } from "./order-gate.ts";
+import { LateHeard, mayMeetLateRows, OrderGate } from "./order-gate.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 /** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
@@ -70,6 +70,8 @@ export class ShardCluster {
     release: (routes) => this.io.receive(routes),
     refuse: (m) => this.refuseRoute(m),
   });
+  /** Users whose late store another owner announced a moment ago (order-gate.ts). */
+  private readonly lateHeard = new LateHeard();
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** Whether `user` is connected to its owner here (only then are late rows adopted at once; the host answers). */
@@ -144,7 +146,9 @@ export class ShardCluster {
     };
     // A late write for a user owned here and connected here was announced: re-read its inbox.
     this.handover = new HandOverLink(link.nc, (u) => {
-      if (this.ownerOf(u) === this.self && (this.online?.(u) ?? false)) this.recheck(u);
+      if (this.ownerOf(u) !== this.self || !(this.online?.(u) ?? false)) return;
+      this.lateHeard.mark(u, performance.now());
+      this.recheck(u);
     });
     this.handover.listen(this.self, (address) => {
       if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
@@ -219,14 +223,15 @@ export class ShardCluster {
   }
 
   /**
-   * Owners moved a moment ago and this shard owns `user`, connected here, under a new claim
-   * (order-gate.ts). A user not connected here gets no adoption now anyway: its next drain serves
+   * This shard owns `user`, connected here, and either owners moved a moment ago and its claim is
+   * new, or another owner announced a late store for it a moment ago (order-gate.ts). A user not connected here gets no adoption now anyway: its next drain serves
    * an old owner's rows in seq order, below this owner's (Claims.page).
    */
   private mayMeetLateRows(user: string): boolean {
-    const h = this.handover;
-    if (!h?.settling() || this.ownerOf(user) !== this.self || !(this.online?.(user) ?? true)) return false;
-    return mayMeetLateRows(performance.now(), h.movedAt, this.writer?.claims.openedAt(user));
+    const h = this.handover, now = performance.now();
+    const recent = h?.settling(now) || this.lateHeard.recent(user, now);
+    if (!recent || this.ownerOf(user) !== this.self || !(this.online?.(user) ?? true)) return false;
+    return this.lateHeard.recent(user, now) || mayMeetLateRows(now, h!.movedAt, this.writer?.claims.openedAt(user));
   }
 
   /** Parked routes of users this shard owns now run, in arrival order, before anything later. */

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { ClusterInbox } from "../../src/cluster/inbox.ts";
 import { JsWriter } from "../../src/cluster/js-writer.ts";
-import { GATE_WAIT_MS, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
+import { GATE_WAIT_MS, LateHeard, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
 import { SETTLE_MS } from "../../src/cluster/handover.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
@@ -172,6 +172,18 @@ describe("the order gate (pure)", () => {
     expect(mayMeetLateRows(5000, 1000, 1000 - SETTLE_MS)).toBe(true); // an attach a little before our view moved
     expect(mayMeetLateRows(5000, 1000, 1000 - SETTLE_MS - 1)).toBe(false); // owned here from before
     expect(mayMeetLateRows(1000 + SETTLE_MS + 1, 1000, 3000)).toBe(false); // the move has settled
+  });
+
+  test("a late store announced by another owner gates its user for the settle window", () => {
+    const h = new LateHeard();
+    h.mark("u", 1000);
+    h.mark("v", 2000);
+    expect(h.recent("u", 1000 + SETTLE_MS)).toBe(true);
+    expect(h.recent("u", 1001 + SETTLE_MS)).toBe(false);
+    expect(h.recent("w", 1000)).toBe(false);
+    h.mark("w", 2001 + SETTLE_MS); // prunes the ones heard too long ago
+    expect(h.recent("v", 2001 + SETTLE_MS)).toBe(false);
+    expect(h.recent("w", 2001 + SETTLE_MS)).toBe(true);
   });
 });
 
