@@ -75,7 +75,7 @@ export class ShardCluster {
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** Whether `user` is connected to its owner here (only then are late rows adopted at once; the host answers). */
-  online: ((user: string) => boolean) | null = null;
+  online: ((user: string, live: boolean) => boolean) | null = null;
   /** Cut off: drop every owner state (its users may be re-placed and numbered elsewhere). */
   onFenced: (() => void) | null = null;
   /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
@@ -146,7 +146,7 @@ export class ShardCluster {
     };
     // A late write for a user owned here and connected here was announced: re-read its inbox.
     this.handover = new HandOverLink(link.nc, (u) => {
-      if (this.ownerOf(u) !== this.self || !(this.online?.(u) ?? false)) return;
+      if (this.ownerOf(u) !== this.self || !(this.online?.(u, false) ?? false)) return;
       this.lateHeard.mark(u, performance.now());
       this.recheck(u);
     });
@@ -230,7 +230,7 @@ export class ShardCluster {
   private mayMeetLateRows(user: string): boolean {
     const h = this.handover, now = performance.now();
     const recent = h?.settling(now) || this.lateHeard.recent(user, now);
-    if (!recent || this.ownerOf(user) !== this.self || !(this.online?.(user) ?? true)) return false;
+    if (!recent || this.ownerOf(user) !== this.self || !(this.online?.(user, true) ?? true)) return false;
     return this.lateHeard.recent(user, now) || mayMeetLateRows(now, h!.movedAt, this.writer?.claims.openedAt(user));
   }
 

@@ -87,7 +87,7 @@ export class ShardHost {
       };
       // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
       c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
-      c.online = (user) => this.owner.isOnline(user); // late writes announced are re-read for these
+      c.online = (user, live) => (live ? this.owner.isLive(user) : this.owner.isOnline(user));
       c.onFenced = () => this.owner.dropMoved(() => true);
       c.onPeerStarted = (address) => {
         this.owner.shardDown(address); // its sessions died with the old thread

@@ -1081,6 +1081,11 @@ export class Owner {
   isOnline(user: string): boolean {
     return !!this.boxes.get(user)?.link;
   }
+
+  /** Connected and past its backlog drain: new messages go out live (cluster: the order gate). */
+  isLive(user: string): boolean {
+    return this.boxes.get(user)?.link?.phase === "live";
+  }
 }
 
 /** Approximate memory a route waiting for sequence numbers holds. */
