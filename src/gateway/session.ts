@@ -39,6 +39,8 @@ import {
 import { V0StreamDecoder } from "../protocol/v0.ts";
 import { encodeDeliveries, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
 import { Outbox } from "./outbox.ts";
+import { writeFramePage } from "./page-writer.ts";
+import type { FramePage } from "../router/frame-page.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
   type DeliverMsg,
@@ -638,6 +640,7 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
+    if (m.frames) return this.deliverPage(s, m.frames);
     if (s.proto !== "v0") return this.deliverQueued(s, m);
     // Many items (a backlog page): one socket write for all of them.
     let last = 0;
@@ -650,6 +653,19 @@ export class Sessions {
     }
     this.countDelivered(m);
     this.updateFlow(s, m.page);
+  }
+
+  /** A backlog page of pre-encoded frames (gateway/page-writer.ts), after what the outbox holds. */
+  private deliverPage(s: Session, p: FramePage): void {
+    const ok = this.outbox.flush(s) && s.state === "open" && writeFramePage(s.t, s.proto!, s.bundle, p);
+    if (!ok) return this.disconnect(s, Disconnects.socketDropped);
+    const n = p.seqs.length;
+    // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
+    if (s.proto === "v0" && n > 0) {
+      this.toOwner(s.user!, { t: "ack", user: s.user!, shard: this.host.index, conn: s.conn, seq: p.seqs[n - 1]! });
+    }
+    this.host.metrics.add("deliveredStored", n);
+    this.updateFlow(s, true);
   }
 
   /**

@@ -38,6 +38,7 @@ import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limit
 import { keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
 import { pageBudget } from "./drain-page.ts";
 import { pageDeliveries } from "./packed-page.ts";
+import { type FramePage, framesAfter } from "./frame-page.ts";
 import type {
   AckMsg,
   AppendReq,
@@ -921,6 +922,7 @@ export class Owner {
     const l = this.boxes.get(m.user)?.link;
     if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
+    if (m.frames) return this.onFramePage(l, m.frames, m.more);
     const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : m.rows.filter((r) => r.seq > l.cursor).map((r) => ({
       seq: r.seq,
       ts: r.ts,
@@ -932,6 +934,24 @@ export class Owner {
     if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
     if (rows.length > 0) return this.moveTo(l, "writing");
+    this.moveTo(l, "idle");
+    this.pump(l);
+  }
+
+  /**
+   * A page of pre-encoded frames (the SQLite writer's form): the rows above the cursor go to the
+   * session as they are, and the drain moves on exactly as for a page of rows.
+   */
+  private onFramePage(l: Link, page: FramePage, more: boolean): void {
+    const p = framesAfter(page, l.cursor);
+    const n = p.seqs.length;
+    if (n > 0) {
+      if (l.cursor <= l.box.acked) l.ackedAt = this.io.now(); // as forward(): the slow clock starts now
+      l.cursor = p.seqs[n - 1]!;
+      this.io.toShard(l.shard, { t: "deliver", user: l.box.user, conn: l.conn, items: [], page: true, frames: p });
+    }
+    if (!more && !l.appendedSinceFetch) return this.goLive(l);
+    if (n > 0) return this.moveTo(l, "writing");
     this.moveTo(l, "idle");
     this.pump(l);
   }

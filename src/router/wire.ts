@@ -7,6 +7,7 @@
 // injects it), and garbage must be counted and dropped, never trusted.
 
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
+import { type FramePage, isFramePage } from "./frame-page.ts";
 import { isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
 import { isPackedAppendBody, type PackedAppend } from "./packed-append.ts";
 
@@ -97,6 +98,8 @@ export interface RowsReply {
   rows: StoredRow[];
   /** The same page in columns (router/packed-page.ts): the SQLite writer sends this, rows empty. */
   packed?: PackedPage;
+  /** The same page as pre-encoded v1 DELIVER frames (router/frame-page.ts): the SQLite writer's form. */
+  frames?: FramePage;
   more: boolean; // the page was cut by its row or byte limit: fetch again
 }
 /** Rows the store refused (inbox full): the owner forgets them for dedupe. */
@@ -167,6 +170,8 @@ export interface DeliverMsg {
   conn: number;
   items: Delivery[];
   page: boolean;
+  /** A backlog page as the writer encoded it (router/frame-page.ts); items is empty then. */
+  frames?: FramePage;
 }
 export interface EvictMsg {
   t: "evict";
@@ -383,7 +388,7 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   loaded: (v) => isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen),
   rows: (v) =>
     isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more) &&
-    (v.packed === undefined || isPackedPage(v.packed)),
+    (v.packed === undefined || isPackedPage(v.packed)) && (v.frames === undefined || isFramePage(v.frames)),
   rejected: (v) => isStr(v.user) && Array.isArray(v.seqs) && v.seqs.every(isInt),
   committed: (v) => isInt(v.n) && v.n >= 0,
   lookedUp: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.seq),
@@ -398,7 +403,7 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
 const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   deliver: (v) =>
     isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
-    isBool(v.page),
+    isBool(v.page) && (v.frames === undefined || isFramePage(v.frames)),
   evict: (v) =>
     isStr(v.user) && isInt(v.conn) &&
     (v.why === "replaced" || v.why === "slow" || v.why === "admin" || v.why === "resync"),

@@ -2,7 +2,7 @@
 // on their ports; writes are buffered and committed together (group commit: at most `batchRows`
 // rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
 
-import { packRows } from "../router/packed-page.ts";
+import { framePage } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
@@ -184,8 +184,8 @@ export class Writer {
     this.flush(); // a page must see every append sent before it
     const rows = this.store.fetch(r.user, r.after, r.limit);
     const page = cutPage(rows, r.limit, r.maxBytes);
-    // In columns: far cheaper to clone across the port than one object per row (issue 14).
-    return { t: "rows", user: r.user, gen: r.gen, rows: [], packed: packRows(page.rows), more: page.more };
+    // As v1 DELIVER frames in one buffer: a clone is a memcpy, and the session sends bytes (issue 14).
+    return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: framePage(page.rows), more: page.more };
   }
 
   private garbageCount = 0;

@@ -1,7 +1,7 @@
 // The storage writer's group commit and page cutting, against a real SQLite file, with real
 // MessagePorts between the test (standing in for a shard) and the writer.
 
-import { type PackedPage, unpackRows } from "../../src/router/packed-page.ts";
+import { frameDeliveries, type FramePage, isFramePage } from "../../src/router/frame-page.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -103,9 +103,13 @@ describe("writer group commit", () => {
     await waitFor(() => replies.some((m) => m.t === "rows"));
     const page = replies.find((m) => m.t === "rows")!;
     expect(page).toMatchObject({ t: "rows", user: "u", gen: 7, more: false });
-    // The writer sends the page in columns (issue 14); read back, it is the same rows.
-    const packed = (page as { packed: PackedPage }).packed;
-    expect(unpackRows(packed, "u").map((r) => r.seq)).toEqual([1, 2]);
+    // The writer sends the page as pre-encoded frames (issue 14); read back, it is the same rows.
+    const frames = (page as { frames: FramePage }).frames;
+    expect(isFramePage(frames)).toBe(true);
+    expect(frameDeliveries(frames, 0).map((d) => [d.seq, [...d.body]])).toEqual([[1, [...row(1).body]], [
+      2,
+      [...row(2).body],
+    ]]);
     // The commit it forced came first, with its acks.
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });
