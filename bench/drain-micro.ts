@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 const [rowsArg = "50000", root = resolve(import.meta.dir, "..")] = process.argv.slice(2);
 const total = Number(rowsArg);
 const { InboxStore } = await import(join(root, "src/store/inbox-store.ts"));
-const { cutPage } = await import(join(root, "src/store/writer.ts"));
+const { cutPage, framePageOf } = await import(join(root, "src/store/writer.ts"));
 const { packRows, pageDeliveries } = await import(join(root, "src/router/packed-page.ts"));
 const { encodeServerFrame } = await import(join(root, "src/protocol/index.ts"));
 const { encodeDeliveries } = await import(join(root, "src/protocol/v1-bundle.ts"));
@@ -52,11 +52,15 @@ const PAGE = 8192;
 const PAGE_BYTES = 1024 * 1024;
 let sink = 0;
 for (let after = 0;;) {
-  const rows = timed("fetch", () => store.fetch("drainer", after, PAGE));
-  const page = cutPage(rows, PAGE, PAGE_BYTES);
+  const rows = timed(
+    "fetch",
+    () => framed ? store.fetchValues("drainer", after, PAGE) : store.fetch("drainer", after, PAGE),
+  );
+  // deno-lint-ignore no-explicit-any
+  const page: any = framed ? { rows: rows.map((v: any[]) => ({ seq: v[0] })) } : cutPage(rows, PAGE, PAGE_BYTES);
   if (page.rows.length === 0) break;
   if (framed) {
-    const p = timed("pack", () => framed.framePage(page.rows));
+    const p = timed("pack", () => framePageOf(rows, PAGE, PAGE_BYTES).frames);
     const c = timed("clone", () => structuredClone(p));
     timed("check", () => framed.isFramePage(c));
     timed("encode v0", () => (sink += framed.joinedBodies(c).byteLength));

@@ -26,7 +26,7 @@ interface TailUser {
   ids: number[];
 }
 
-type ValueRow = ReturnType<Statement["values"]>[number];
+export type ValueRow = ReturnType<Statement["values"]>[number];
 
 /** An index lookup for one user: rows and the highest seq. */
 export interface UserFigures {
@@ -139,14 +139,22 @@ export class InboxLog {
 
   /** Up to `limit` rows of `user` with seq > after, ascending by seq: the index and the tail merged. */
   fetch(user: string, after: number, limit: number): StoredRow[] {
+    return this.fetchValues(user, after, limit).map((v) => toRow(user, v));
+  }
+
+  /**
+   * The same rows as SQLite returns them, [seq, sender, msg_id, ts, body]: a drain's page builder
+   * reads these directly (no object per row, issue 14).
+   */
+  fetchValues(user: string, after: number, limit: number): ValueRow[] {
     this.#fresh();
-    const indexed = this.#s.fetchIndexed.values(user, after, limit, this.#indexedTo).map((v) => toRow(user, v));
+    const indexed = this.#s.fetchIndexed.values(user, after, limit, this.#indexedTo);
     const t = this.#tail.get(user);
     if (t === undefined) return indexed;
     const from = upperBound(t.seqs, after);
     if (from >= t.seqs.length) return indexed;
     const ids = t.ids.slice(from, from + limit);
-    return mergeBySeq(indexed, this.#readIds(user, ids), limit);
+    return mergeBySeq(indexed, this.#readIds(ids), limit);
   }
 
   /** Deletes `user`'s rows with seq <= `seq`; returns how many. */
@@ -299,27 +307,29 @@ export class InboxLog {
   }
 
   /** Log rows by id (of one user's tail, seq ascending), read a stretch of consecutive ids at a time. */
-  #readIds(user: string, ids: number[]): StoredRow[] {
-    const out: StoredRow[] = [];
+  #readIds(ids: number[]): ValueRow[] {
+    const out: ValueRow[] = [];
     let i = 0;
     while (i < ids.length) {
       let j = i + 1;
       while (j < ids.length && ids[j] === ids[j - 1]! + 1) j++;
-      for (const v of this.#s.readIds.values(ids[i]!, ids[j - 1]!)) out.push(toRow(user, v));
+      for (const v of this.#s.readIds.values(ids[i]!, ids[j - 1]!)) out.push(v);
       i = j;
     }
     return out;
   }
 }
 
-/** Two seq-ascending lists as one, cut at `limit`. */
-function mergeBySeq(a: StoredRow[], b: StoredRow[], limit: number): StoredRow[] {
+const seqOf = (v: ValueRow) => v[0] as number;
+
+/** Two seq-ascending lists of value rows as one, cut at `limit`. */
+function mergeBySeq(a: ValueRow[], b: ValueRow[], limit: number): ValueRow[] {
   if (a.length === 0) return b.length > limit ? b.slice(0, limit) : b;
-  const out: StoredRow[] = [];
+  const out: ValueRow[] = [];
   let i = 0;
   let j = 0;
   while (out.length < limit && (i < a.length || j < b.length)) {
-    if (j >= b.length || (i < a.length && a[i]!.seq < b[j]!.seq)) out.push(a[i++]!);
+    if (j >= b.length || (i < a.length && seqOf(a[i]!) < seqOf(b[j]!))) out.push(a[i++]!);
     else out.push(b[j++]!);
   }
   return out;

@@ -20,7 +20,7 @@ import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
-import { InboxLog } from "./inbox-log.ts";
+import { InboxLog, type ValueRow } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
 import { users } from "./schema.ts";
 
@@ -257,6 +257,19 @@ export class InboxStore {
 
   /** Up to `limit` rows of `user` with seq > afterSeq, ascending by seq. */
   fetch(user: string, afterSeq: number, limit: number): InboxRow[] {
+    this.#checkFetch(user, afterSeq, limit);
+    if (limit === 0) return [];
+    return this.#log.fetch(user, afterSeq, limit);
+  }
+
+  /** As fetch, as SQLite's value rows [seq, sender, msg_id, ts, body] (inbox-log.ts): for the drain's pages. */
+  fetchValues(user: string, afterSeq: number, limit: number): ValueRow[] {
+    this.#checkFetch(user, afterSeq, limit);
+    if (limit === 0) return [];
+    return this.#log.fetchValues(user, afterSeq, limit);
+  }
+
+  #checkFetch(user: string, afterSeq: number, limit: number): void {
     this.#checkOpen();
     checkString(user, "user");
     if (typeof afterSeq !== "number" || Number.isNaN(afterSeq)) {
@@ -265,8 +278,6 @@ export class InboxStore {
     if (!Number.isSafeInteger(limit) || limit < 0) {
       throw new RangeError(`limit must be a non-negative integer, got ${limit}`);
     }
-    if (limit === 0) return [];
-    return this.#log.fetch(user, afterSeq, limit);
   }
 
   /** Deletes `user`'s rows with seq <= `seq`; returns how many. */

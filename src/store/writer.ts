@@ -2,7 +2,7 @@
 // on their ports; writes are buffered and committed together (group commit: at most `batchRows`
 // rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
 
-import { framePage } from "../router/frame-page.ts";
+import { type FramePage, FramePageBuilder } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
@@ -36,6 +36,7 @@ import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
 import { unpackAppend } from "../router/packed-append.ts";
 import type { InboxStore } from "./inbox-store.ts";
+import type { ValueRow } from "./inbox-log.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
@@ -60,13 +61,18 @@ interface Link {
 
 /** Requests that wait for the next group commit (reads of other kinds are answered at once). */
 type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | LookupReq | ConfirmReq;
-type Op = { k: Link; r: Queued };
+/** skip: a later delete of the same user, at least as far, was queued after it (it does the work). */
+type Op = { k: Link; r: Queued; skip?: boolean };
 type Push = (k: Link | number, m: PortMsg) => void;
 
 export class Writer {
   private readonly links = new Map<number, Link>();
   private ops: Op[] = [];
   private rowsBuffered = 0;
+  /** Appends queued since the last commit: a page read commits them first. */
+  private appendsQueued = 0;
+  /** The last delete queued per user since the last commit (a cumulative ack's watermark). */
+  private deletesQueued = new Map<string, Op>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly byes = new Set<number>();
   onAllBye: (() => void) | null = null;
@@ -122,12 +128,14 @@ export class Writer {
       case "append":
         this.ops.push({ k, r });
         this.rowsBuffered += r.rows.length;
+        this.appendsQueued++;
         return;
+      case "delete":
+        return this.queueDelete(k, r);
       case "load":
         if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
         else this.send(k, [this.readUser(r.user)]);
         return;
-      case "delete":
       case "seen":
       case "lookup":
       case "confirm":
@@ -160,6 +168,29 @@ export class Writer {
     }
   }
 
+  /**
+   * Acks are cumulative, so of one user's deletes queued for the same commit only the last does
+   * work: an earlier one reaching no further is skipped (rows it would delete are still at or
+   * below the later one's seq when that runs, so the end state is the same).
+   */
+  private queueDelete(k: Link, r: DeleteReq): void {
+    const prev = this.deletesQueued.get(r.user);
+    if (prev !== undefined && prev.r.t === "delete" && r.upTo >= prev.r.upTo) prev.skip = true;
+    const op: Op = { k, r };
+    this.ops.push(op);
+    this.deletesQueued.set(r.user, op);
+  }
+
+  /**
+   * A page must see every append sent before it, and no row a delete sent before it removes: it
+   * commits the queued work first only then. Deletes at or below the page's start need no commit
+   * first (the page starts after them), so a drain's reads do not wait on its own acks' deletes.
+   */
+  private pageNeedsCommit(r: FetchReq): boolean {
+    const del = this.deletesQueued.get(r.user)?.r;
+    return this.appendsQueued > 0 || (del?.t === "delete" && del.upTo > r.after);
+  }
+
   /** Admin: one user's inbox figures, counting every append and delete sent before the request. */
   private countInbox(r: CountInboxReq): PortMsg {
     this.flush();
@@ -181,11 +212,9 @@ export class Writer {
    * messages never crosses threads or fills sockets in 32 MB lumps.
    */
   private readPage(r: FetchReq): RowsReply {
-    this.flush(); // a page must see every append sent before it
-    const rows = this.store.fetch(r.user, r.after, r.limit);
-    const page = cutPage(rows, r.limit, r.maxBytes);
-    // As v1 DELIVER frames in one buffer: a clone is a memcpy, and the session sends bytes (issue 14).
-    return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: framePage(page.rows), more: page.more };
+    if (this.pageNeedsCommit(r)) this.flush();
+    const page = framePageOf(this.store.fetchValues(r.user, r.after, r.limit), r.limit, r.maxBytes);
+    return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: page.frames, more: page.more };
   }
 
   private garbageCount = 0;
@@ -206,6 +235,8 @@ export class Writer {
     const ops = this.ops;
     this.ops = [];
     this.rowsBuffered = 0;
+    this.appendsQueued = 0;
+    this.deletesQueued.clear();
     // Replies keyed by link (answers to requests) and acks keyed by origin shard (current link).
     const out = new Map<Link, PortMsg[]>();
     const push: Push = (k, m) => {
@@ -276,7 +307,7 @@ export class Writer {
           continue;
         }
         if (op.r.t === "remember") confirmed.set(op.k, (confirmed.get(op.k) ?? 0) + 1);
-        this.apply(op.k, op.r, push);
+        if (!op.skip) this.apply(op.k, op.r, push);
         i++;
       }
     });
@@ -506,4 +537,22 @@ export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { r
     if (bytes > maxBytes && i > 0) return { rows: rows.slice(0, i), more: true };
   }
   return { rows, more: rows.length === limit };
+}
+
+/**
+ * SQLite's value rows [seq, sender, msg_id, ts, body] as a page of v1 DELIVER frames in one buffer
+ * (router/frame-page.ts), cut as cutPage cuts: a clone of it is a memcpy, and the session writes
+ * bytes without encoding them (issue 14).
+ */
+export function framePageOf(rows: ValueRow[], limit: number, maxBytes: number): { frames: FramePage; more: boolean } {
+  const b = new FramePageBuilder(Math.min(maxBytes, rows.length * 128));
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const v = rows[i]!;
+    const body = v[4] as Uint8Array;
+    bytes += body.byteLength + ROW_OVERHEAD_BYTES;
+    if (bytes > maxBytes && i > 0) return { frames: b.done(), more: true };
+    b.add(v[0] as number, v[3] as number, v[1] as string, v[2] as string, body);
+  }
+  return { frames: b.done(), more: rows.length === limit };
 }

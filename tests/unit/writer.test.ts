@@ -114,6 +114,66 @@ describe("writer group commit", () => {
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });
 
+  test("a page read does not wait on deletes at or below its start; a delete above it commits first", async () => {
+    writer(10_000, 10_000);
+    send(append([row(1), row(2), row(3), row(4)]));
+    await Bun.sleep(20);
+    send({ t: "fetch", user: "u", after: 0, limit: 10, maxBytes: 1 << 20, gen: 1 }); // commits the appends
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    expect(metrics.get("commits")).toBe(1);
+    // An ack's delete up to the drain's cursor, then the next page from that cursor: no commit.
+    send({ t: "delete", user: "u", upTo: 2 }, {
+      t: "fetch",
+      user: "u",
+      after: 2,
+      limit: 10,
+      maxBytes: 1 << 20,
+      gen: 1,
+    });
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 2);
+    expect(metrics.get("commits")).toBe(1);
+    const second = replies.filter((m) => m.t === "rows")[1] as { frames: FramePage };
+    expect([...second.frames.seqs]).toEqual([3, 4]);
+    // A reconnect that starts below a queued delete (resume 0): the delete commits before the read,
+    // so the acked rows are not read again.
+    send({ t: "delete", user: "u", upTo: 3 }, {
+      t: "fetch",
+      user: "u",
+      after: 0,
+      limit: 10,
+      maxBytes: 1 << 20,
+      gen: 2,
+    });
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 3);
+    expect(metrics.get("commits")).toBe(2);
+    const third = replies.filter((m) => m.t === "rows")[2] as { frames: FramePage };
+    expect([...third.frames.seqs]).toEqual([4]);
+    expect(store.fetch("u", 0, 10).map((r) => r.seq)).toEqual([4]);
+  });
+
+  test("of one user's deletes in one commit only the last runs; a row appended between them is deleted too", async () => {
+    writer(10_000, 10_000);
+    send(append([row(1), row(2), row(3)]), append([row(1, 10, "v")]));
+    send({ t: "fetch", user: "u", after: 0, limit: 10, maxBytes: 1 << 20, gen: 1 });
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    const deleted0 = metrics.get("rowsDeleted");
+    send(
+      { t: "delete", user: "u", upTo: 1 },
+      { t: "delete", user: "v", upTo: 1 },
+      { t: "delete", user: "u", upTo: 2 },
+      append([row(5)]), // above the next delete: stays
+      append([row(4)]), // appended after the second delete, at or below the third: deleted by it
+      { t: "delete", user: "u", upTo: 4 },
+    );
+    await Bun.sleep(30);
+    send({ t: "fetch", user: "u", after: 0, limit: 10, maxBytes: 1 << 20, gen: 2 }); // appends queued: commits
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 2);
+    expect(store.fetch("u", 0, 10).map((r) => r.seq)).toEqual([5]);
+    expect(store.fetch("v", 0, 10)).toEqual([]);
+    expect(metrics.get("rowsDeleted") - deleted0).toBe(5); // u: 1, 2, 3, 4; v: 1
+    expect(store.count("u")).toBe(1);
+  });
+
   test("a full inbox answers INBOX_FULL to the sender and tells the owner which seqs", async () => {
     writer(0, 10_000, 1);
     send(append([row(1), row(2)]));
