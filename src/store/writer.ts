@@ -37,6 +37,7 @@ import { unpackRemember } from "../router/packed-keys.ts";
 import { unpackAppend } from "../router/packed-append.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import type { ValueRow } from "./inbox-log.ts";
+import { PageAhead, type PageRead } from "./page-ahead.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
@@ -69,6 +70,8 @@ export class Writer {
   private readonly links = new Map<number, Link>();
   private ops: Op[] = [];
   private rowsBuffered = 0;
+  /** A drain's next page, read ahead (page-ahead.ts). */
+  private readonly ahead = new PageAhead();
   /** Appends queued since the last commit: a page read commits them first. */
   private appendsQueued = 0;
   /** The last delete queued per user since the last commit (a cumulative ack's watermark). */
@@ -126,6 +129,7 @@ export class Writer {
   private accept(k: Link, r: WriterReq): void {
     switch (r.t) {
       case "append":
+        this.ahead.clear(); // a drain's next page must see it
         this.ops.push({ k, r });
         this.rowsBuffered += r.rows.length;
         this.appendsQueued++;
@@ -174,6 +178,7 @@ export class Writer {
    * below the later one's seq when that runs, so the end state is the same).
    */
   private queueDelete(k: Link, r: DeleteReq): void {
+    this.ahead.deleted(r.user, r.upTo);
     const prev = this.deletesQueued.get(r.user);
     if (prev !== undefined && prev.r.t === "delete" && r.upTo >= prev.r.upTo) prev.skip = true;
     const op: Op = { k, r };
@@ -213,8 +218,31 @@ export class Writer {
    */
   private readPage(r: FetchReq): RowsReply {
     if (this.pageNeedsCommit(r)) this.flush();
-    const page = framePageOf(this.store.fetchValues(r.user, r.after, r.limit), r.limit, r.maxBytes);
+    const ahead = this.ahead.take(r);
+    if (ahead) this.metrics.add("fetchesAhead");
+    const page = ahead ?? this.readFrames(r.user, r.after, r.limit, r.maxBytes);
+    if (page.more) this.readAheadSoon(r, page.frames);
     return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: page.frames, more: page.more };
+  }
+
+  private readFrames(user: string, after: number, limit: number, maxBytes: number): PageRead {
+    return framePageOf(this.store.fetchValues(user, after, limit), limit, maxBytes);
+  }
+
+  /**
+   * After this turn's requests (page-ahead.ts): the page that follows, unless something that could
+   * change it is queued by then. A failed read is dropped: the fetch reads again.
+   */
+  private readAheadSoon(r: FetchReq, page: FramePage): void {
+    const after = page.seqs[page.seqs.length - 1]!;
+    setImmediate(() => {
+      if (this.appendsQueued > 0 || this.pageNeedsCommit({ ...r, after })) return;
+      try {
+        this.ahead.put(r.user, after, r.limit, r.maxBytes, this.readFrames(r.user, after, r.limit, r.maxBytes));
+      } catch {
+        this.ahead.clear();
+      }
+    });
   }
 
   private garbageCount = 0;
@@ -319,6 +347,7 @@ export class Writer {
    * requests for a retry after a back-off, and tell owners to refuse new stores meanwhile.
    */
   private failed(ops: { k: Link; r: WriterReq }[], e: unknown): void {
+    this.ahead.clear();
     const code = failureCode(e);
     const plan = planFailure(ops, code, (shard) => this.links.get(shard));
     for (const [k, q] of plan.replies) this.send(k, q);
@@ -499,6 +528,7 @@ export class Writer {
 
   /** Inbox TTL, then the dedupe window in bounded batches (the rest waits for the next run). */
   expire(now: number): void {
+    this.ahead.clear();
     this.flush();
     let rows = 0;
     let keys = 0;

@@ -174,6 +174,62 @@ describe("writer group commit", () => {
     expect(store.count("u")).toBe(1);
   });
 
+  test("the page after a full one is read ahead and served to the fetch from where it ended", async () => {
+    writer(10_000, 10_000);
+    send(append([1, 2, 3, 4, 5, 6].map((n) => row(n))));
+    const fetch = (after: number, gen = 1): WriterReq => ({
+      t: "fetch",
+      user: "u",
+      after,
+      limit: 2,
+      maxBytes: 1 << 20,
+      gen,
+    });
+    const pages = () => replies.filter((m) => m.t === "rows") as { frames: FramePage; more: boolean; gen: number }[];
+    send(fetch(0));
+    await waitFor(() => pages().length === 1);
+    await Bun.sleep(10); // the read ahead runs after the turn
+    send({ t: "delete", user: "u", upTo: 2 }, fetch(2, 3));
+    await waitFor(() => pages().length === 2);
+    expect(metrics.get("fetchesAhead")).toBe(1);
+    expect(pages().map((p) => [[...p.frames.seqs], p.more, p.gen])).toEqual([[[1, 2], true, 1], [[3, 4], true, 3]]);
+    // A fetch from elsewhere (or with another budget) does not take it: it reads.
+    await Bun.sleep(10);
+    send(fetch(3));
+    await waitFor(() => pages().length === 3);
+    expect(metrics.get("fetchesAhead")).toBe(1);
+    expect([...pages()[2]!.frames.seqs]).toEqual([4, 5]);
+  });
+
+  test("an append or a delete past its start drops a page read ahead: the drain sees the store as it is", async () => {
+    writer(10_000, 10_000);
+    send(append([1, 2, 3, 4, 5].map((n) => row(n))));
+    const fetch = (after: number): WriterReq => ({ t: "fetch", user: "u", after, limit: 3, maxBytes: 1 << 20, gen: 1 });
+    const pages = () => replies.filter((m) => m.t === "rows") as { frames: FramePage; more: boolean }[];
+    send(fetch(0));
+    await waitFor(() => pages().length === 1);
+    await Bun.sleep(10); // rows 4, 5 (the last page: more = false) are read ahead
+    // A message stored for this user after that read: a stale page would end the drain without it.
+    send(append([row(6)]), fetch(3));
+    await waitFor(() => pages().length === 2);
+    expect(pages()[1]!.frames.seqs).toEqual(new Float64Array([4, 5, 6]));
+    expect(pages()[1]!.more).toBe(true);
+    await Bun.sleep(10); // the page after 6 (empty) is read ahead
+    // Another user's append drops it too (any append could be this drain's next row).
+    send(append([row(7)]), fetch(6));
+    await waitFor(() => pages().length === 3);
+    expect([...pages()[2]!.frames.seqs]).toEqual([7]);
+    // A delete beyond a page's start (a new connection resuming lower): that page is not served.
+    const w = (after: number): WriterReq => ({ t: "fetch", user: "w", after, limit: 2, maxBytes: 1 << 20, gen: 1 });
+    send(append([1, 2, 3, 4, 5].map((n) => row(n, 10, "w"))), w(0));
+    await waitFor(() => pages().length === 4);
+    await Bun.sleep(10); // rows 3, 4 are read ahead
+    send({ t: "delete", user: "w", upTo: 3 }, w(2));
+    await waitFor(() => pages().length === 5);
+    expect([...pages()[4]!.frames.seqs]).toEqual([4, 5]);
+    expect(metrics.get("fetchesAhead")).toBe(0);
+  });
+
   test("a full inbox answers INBOX_FULL to the sender and tells the owner which seqs", async () => {
     writer(0, 10_000, 1);
     send(append([row(1), row(2)]));
