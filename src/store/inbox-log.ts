@@ -13,8 +13,11 @@
 // each, after the writer's commits), so the writer never stalls for a whole batch; index rows above
 // the mark, written by a slice before the batch completes, are ignored by reads (their rows are
 // still in the tail) and written again, harmlessly, if a crash or rollback cut the batch short.
-// Ack deletes remove the user's index range and log rows by id: a backlog stored while
-// its user was away sits in one stretch of the log, so a drain deletes whole pages.
+// A cumulative ack does not delete rows then: it moves the user's watermark (inbox_acked, one row
+// per user), and every read, count and lookup treats the rows at or below it as gone. The writer
+// removes them from the log and the index later, in bounded chunks when it is idle (compact): a
+// drain's deletes no longer sit between its page reads (issue 14). A backlog stored while its user
+// was away is one stretch of the log, so a chunk deletes whole pages.
 
 import type { Database, Statement } from "bun:sqlite";
 import { INBOX_INDEX_BATCH, INBOX_INDEX_SLICE } from "../limits.ts";
@@ -81,6 +84,8 @@ export class InboxLog {
   #nextId = 1;
   /** A batch being written: its users, sorted, the next one's position, and its mark (top log id). */
   #batch: { users: string[]; next: number; mark: number } | null = null;
+  /** Ack watermarks (inbox_acked): each user's rows at or below are deleted, not yet removed. */
+  #acked = new Map<string, number>();
   /** The tail must be read again from the file (at open, after a rollback). */
   #stale = true;
   readonly #s: ReturnType<typeof prepare>;
@@ -96,6 +101,7 @@ export class InboxLog {
     this.#tail.clear();
     this.#tailRows = 0;
     this.#batch = null;
+    this.#acked.clear();
   }
 
   /** Rows waiting in the tail (memory only until the next index build). */
@@ -107,6 +113,8 @@ export class InboxLog {
   /** Appends one row (the caller checked it is not a duplicate). */
   insert(r: StoredRow): void {
     this.#fresh();
+    // Below the watermark it would read as deleted: remove what the mark covers, then drop the mark.
+    if (r.seq <= this.#mark(r.recipient)) this.#purge(r.recipient, Number.POSITIVE_INFINITY);
     const id = this.#nextId++;
     this.#s.insert.run(id, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body);
     this.#addToTail(r.recipient, r.seq, id);
@@ -115,6 +123,7 @@ export class InboxLog {
   /** Is (user, seq) stored? */
   has(user: string, seq: number): boolean {
     this.#fresh();
+    if (seq <= this.#mark(user)) return false;
     const t = this.#tail.get(user);
     if (t !== undefined) {
       const i = upperBound(t.seqs, seq) - 1;
@@ -126,15 +135,20 @@ export class InboxLog {
   /** How many rows `user` has and the highest seq among them (0 when none). */
   figures(user: string): UserFigures {
     this.#fresh();
-    const r = this.#s.userFigures.get(user, this.#indexedTo);
+    const mark = this.#mark(user);
+    const r = this.#s.userFigures.get(user, this.#indexedTo, mark);
     const t = this.#tail.get(user);
     const tailMax = t === undefined ? 0 : t.seqs[t.seqs.length - 1]!;
-    return { n: (r?.n ?? 0) + (t?.seqs.length ?? 0), max: Math.max(r?.m ?? 0, tailMax) };
+    const tailN = t === undefined ? 0 : t.seqs.length - upperBound(t.seqs, mark);
+    return { n: (r?.n ?? 0) + tailN, max: Math.max(r?.m ?? 0, tailN > 0 ? tailMax : 0) };
   }
 
-  /** Every live row. */
+  /** Every live row (rows under a watermark are deleted). */
   total(): number {
-    return this.#s.countAll.get()?.n ?? 0;
+    this.#fresh();
+    let n = this.#s.countAll.get()?.n ?? 0;
+    for (const [user, mark] of this.#acked) n -= this.#countRange(user, 0, mark);
+    return n;
   }
 
   /** Up to `limit` rows of `user` with seq > after, ascending by seq: the index and the tail merged. */
@@ -148,6 +162,7 @@ export class InboxLog {
    */
   fetchValues(user: string, after: number, limit: number): ValueRow[] {
     this.#fresh();
+    after = Math.max(after, this.#mark(user));
     const indexed = this.#s.fetchIndexed.values(user, after, limit, this.#indexedTo);
     const t = this.#tail.get(user);
     if (t === undefined) return indexed;
@@ -157,26 +172,80 @@ export class InboxLog {
     return mergeBySeq(indexed, this.#readIds(ids), limit);
   }
 
-  /** Deletes `user`'s rows with seq <= `seq`; returns how many. */
+  /**
+   * Deletes `user`'s rows with seq <= `seq`; returns how many. Only the watermark is written now:
+   * the rows read as gone at once, and compact() removes them later.
+   */
   deleteUpTo(user: string, seq: number): number {
     this.#fresh();
+    const mark = this.#mark(user);
+    if (seq <= mark) return 0;
+    const n = this.#countRange(user, mark, seq);
+    this.#s.setAcked.run(user, seq);
+    this.#acked.set(user, seq);
+    return n;
+  }
+
+  /** Are there rows under a watermark waiting to be removed? */
+  compactDue(): boolean {
+    this.#fresh();
+    return this.#acked.size > 0;
+  }
+
+  /**
+   * Removes up to about `budget` rows under the watermarks from the log and the index (whole users
+   * first, oldest mark first); a user's mark goes once nothing is left under it. Call inside a
+   * transaction. Returns the rows removed (already deleted as far as every read is concerned).
+   */
+  compact(budget: number): number {
+    this.#fresh();
+    let n = 0;
+    for (const user of [...this.#acked.keys()]) {
+      if (n >= budget) break;
+      n += this.#purge(user, budget - n);
+    }
+    return n;
+  }
+
+  /** Live rows of `user` with after < seq <= upTo (index rows up to the mark, plus the tail). */
+  #countRange(user: string, after: number, upTo: number): number {
+    const t = this.#tail.get(user);
+    const tailN = t === undefined ? 0 : upperBound(t.seqs, upTo) - upperBound(t.seqs, after);
+    return tailN + (this.#s.countIndexed.get(user, after, upTo, this.#indexedTo)?.n ?? 0);
+  }
+
+  /** Removes up to `budget` of `user`'s rows under the watermark; drops the mark when none remain. */
+  #purge(user: string, budget: number): number {
+    const mark = this.#mark(user);
     let n = 0;
     const t = this.#tail.get(user);
-    if (t !== undefined) {
-      const k = upperBound(t.seqs, seq);
-      if (k > 0) n += this.#dropTail(user, t, 0, k);
-    }
-    const ids = this.#s.idsUpTo.values(user, seq).map((v) => v[0] as number).sort((a, b) => a - b);
+    const k = t === undefined ? 0 : Math.min(upperBound(t.seqs, mark), budget);
+    if (k > 0) n += this.#dropTail(user, t!, 0, k);
+    // LIMIT -1: no limit (an insert below the mark removes all of it at once).
+    const limit = Number.isFinite(budget) ? Math.max(0, budget - n) : -1;
+    const chunk = this.#s.indexedUpTo.values(user, mark, limit) as [number, number][];
+    const ids = chunk.map((v) => v[1]).sort((a, b) => a - b);
     for (const [lo, hi] of idRuns(ids)) this.#s.deleteIds.run(lo, hi);
-    // Only rows up to the mark count: the ones above it were also in the tail.
-    n += this.#s.deleteIndexed.run(user, seq, this.#indexedTo).changes;
-    this.#s.deleteIndexedAbove.run(user, seq, this.#indexedTo);
+    if (chunk.length > 0) this.#s.deleteIndexedUpTo.run(user, chunk[chunk.length - 1]![0]);
+    // Index rows above the mark (a cut batch's slice) are tail rows too: counted once, above.
+    for (const v of chunk) if (v[1] <= this.#indexedTo) n++;
+    const tailLeft = (this.#tail.get(user)?.seqs ?? []).some((seq) => seq <= mark);
+    if (!tailLeft && this.#s.indexedUpTo.values(user, mark, 1).length === 0) {
+      this.#s.deleteAcked.run(user);
+      this.#acked.delete(user);
+    }
     return n;
+  }
+
+  /** `user`'s watermark (0: none). */
+  #mark(user: string): number {
+    return this.#acked.get(user) ?? 0;
   }
 
   /** Deletes one row; returns 1 if it was stored. */
   deleteSeq(user: string, seq: number): number {
     this.#fresh();
+    if (seq <= this.#mark(user)) return 0; // already deleted
     const t = this.#tail.get(user);
     if (t !== undefined) {
       const i = upperBound(t.seqs, seq) - 1;
@@ -196,7 +265,8 @@ export class InboxLog {
     this.#fresh();
     const per = new Map<string, number>();
     for (const [id, recipient, seq] of this.#s.older.values(cutoff) as [number, string, number][]) {
-      per.set(recipient, (per.get(recipient) ?? 0) + 1);
+      // Rows under a watermark were counted out when it moved; they only leave the files now.
+      if (seq > this.#mark(recipient)) per.set(recipient, (per.get(recipient) ?? 0) + 1);
       this.#s.deleteIndexed1.run(recipient, seq);
       if (id <= this.#indexedTo) continue;
       const t = this.#tail.get(recipient);
@@ -210,12 +280,14 @@ export class InboxLog {
   /** Admin view: rows, body bytes, oldest receive time (0 when empty). */
   sizes(user: string): { rows: number; bytes: number; oldestTs: number } {
     this.#fresh();
-    const r = this.#s.indexedSizes.get(user, this.#indexedTo);
+    const mark = this.#mark(user);
+    const r = this.#s.indexedSizes.get(user, this.#indexedTo, mark);
     let rows = r?.n ?? 0;
     let bytes = r?.bytes ?? 0;
     let oldest = r?.oldest ?? Number.POSITIVE_INFINITY;
-    for (const id of this.#tail.get(user)?.ids ?? []) {
-      const s = this.#s.sizeOf.get(id);
+    const t = this.#tail.get(user);
+    for (let i = t === undefined ? 0 : upperBound(t.seqs, mark); t !== undefined && i < t.ids.length; i++) {
+      const s = this.#s.sizeOf.get(t.ids[i]!);
       if (s === null) continue;
       rows++;
       bytes += s.len;
@@ -268,6 +340,8 @@ export class InboxLog {
   #fresh(): void {
     if (!this.#stale) return;
     this.#indexedTo = this.#s.indexedTo.get()?.upto ?? 0;
+    this.#acked.clear();
+    for (const [user, upto] of this.#s.acked.values() as [string, number][]) this.#acked.set(user, upto);
     this.#tail.clear();
     this.#tailRows = 0;
     for (const [id, recipient, seq] of this.#s.tail.values(this.#indexedTo) as [number, string, number][]) {
@@ -345,26 +419,33 @@ function prepare(db: Database) {
       "SELECT 1 AS one FROM inbox_index WHERE recipient = ? AND seq = ?",
     ),
     idOf: db.prepare<{ id: number }, [string, number]>("SELECT id FROM inbox_index WHERE recipient = ? AND seq = ?"),
-    userFigures: db.prepare<{ n: number; m: number | null }, [string, number]>(
-      "SELECT count(*) AS n, max(seq) AS m FROM inbox_index WHERE recipient = ? AND id <= ?",
+    userFigures: db.prepare<{ n: number; m: number | null }, [string, number, number]>(
+      "SELECT count(*) AS n, max(seq) AS m FROM inbox_index WHERE recipient = ? AND id <= ? AND seq > ?",
     ),
+    countIndexed: db.prepare<N, [string, number, number, number]>(
+      "SELECT count(*) AS n FROM inbox_index WHERE recipient = ? AND seq > ? AND seq <= ? AND id <= ?",
+    ),
+    indexedUpTo: db.prepare(
+      "SELECT seq, id FROM inbox_index WHERE recipient = ? AND seq <= ? ORDER BY seq LIMIT ?",
+    ),
+    deleteIndexedUpTo: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ?"),
+    acked: db.prepare("SELECT recipient, upto FROM inbox_acked"),
+    setAcked: db.prepare("INSERT OR REPLACE INTO inbox_acked (recipient, upto) VALUES (?, ?)"),
+    deleteAcked: db.prepare("DELETE FROM inbox_acked WHERE recipient = ?"),
     countAll: db.prepare<N, []>("SELECT count(*) AS n FROM inbox_log"),
     fetchIndexed: db.prepare(
       "SELECT l.seq, l.sender, l.msg_id, l.ts, l.body FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
         "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
     ),
-    idsUpTo: db.prepare("SELECT id FROM inbox_index WHERE recipient = ? AND seq <= ?"),
     readIds: db.prepare("SELECT seq, sender, msg_id, ts, body FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id"),
-    deleteIndexed: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id <= ?"),
-    deleteIndexedAbove: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ? AND id > ?"),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
     deleteId: db.prepare("DELETE FROM inbox_log WHERE id = ?"),
     deleteIds: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ?"),
     older: db.prepare("SELECT id, recipient, seq FROM inbox_log WHERE ts < ?"),
     deleteOlder: db.prepare("DELETE FROM inbox_log WHERE ts < ?"),
-    indexedSizes: db.prepare<{ n: number; bytes: number | null; oldest: number | null }, [string, number]>(
+    indexedSizes: db.prepare<{ n: number; bytes: number | null; oldest: number | null }, [string, number, number]>(
       "SELECT count(*) AS n, sum(length(l.body)) AS bytes, min(l.ts) AS oldest " +
-        "FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id WHERE x.recipient = ? AND x.id <= ?",
+        "FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id WHERE x.recipient = ? AND x.id <= ? AND x.seq > ?",
     ),
     sizeOf: db.prepare<{ len: number; ts: number }, [number]>(
       "SELECT length(body) AS len, ts FROM inbox_log WHERE id = ?",

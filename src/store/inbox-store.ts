@@ -380,6 +380,21 @@ export class InboxStore {
     });
   }
 
+  /** Are deleted rows waiting under an ack watermark to be removed from the files (inbox-log.ts)? */
+  inboxCompactDue(): boolean {
+    if (this.#closed) return false; // a timer that outlived the store has nothing to do
+    return this.#log.compactDue();
+  }
+
+  /**
+   * Removes up to about `rows` deleted rows (under ack watermarks) from the log and its index. Call
+   * inside transaction(). Counts do not change: those rows were counted out when acked.
+   */
+  compactInbox(rows: number): number {
+    this.#checkOpen();
+    return this.#log.compact(rows);
+  }
+
   /** Is the inbox log's tail due to enter the per-user index (inbox-log.ts)? */
   inboxIndexDue(): boolean {
     this.#checkOpen();

@@ -152,6 +152,20 @@ INSERT INTO inbox_indexed (one, upto) SELECT 1, coalesce(max(id), 0) FROM inbox_
 DROP TABLE inbox;
 `,
   },
+  {
+    version: 5,
+    name: "per-user ack watermarks on the inbox log",
+    // Issue 14: a cumulative ack records how far its user's rows are deleted (one row per user)
+    // instead of deleting each row then; the rows at or below the mark are removed from the log
+    // and the index later, in bounded chunks, when the writer is idle (store/inbox-log.ts). No
+    // stored row moves: every message is kept.
+    sql: `
+CREATE TABLE inbox_acked (
+  recipient TEXT PRIMARY KEY NOT NULL,
+  upto INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -59,6 +59,15 @@ export const inboxIndexed = sqliteTable("inbox_indexed", {
   upto: integer("upto").notNull(),
 });
 
+/**
+ * Per-user ack watermark: that user's rows with seq <= upto are deleted, and removed from the log
+ * and index later, in chunks (store/inbox-log.ts). A row only while such rows remain. WITHOUT ROWID.
+ */
+export const inboxAcked = sqliteTable("inbox_acked", {
+  recipient: text("recipient").primaryKey(),
+  upto: integer("upto").notNull(),
+});
+
 /** Per-recipient bookkeeping. WITHOUT ROWID (in the SQL): keyed by text id. */
 export const users = sqliteTable("users", {
   id: text("id").primaryKey(),

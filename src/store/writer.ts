@@ -11,6 +11,9 @@ import {
   DEDUPE_EXPIRE_BATCHES_PER_RUN,
   GARBAGE_LOG_EVERY,
   GARBAGE_LOG_FIRST,
+  INBOX_COMPACT_CHUNK,
+  INBOX_COMPACT_IDLE_MS,
+  INBOX_COMPACT_MAX_WAIT_MS,
   ROW_OVERHEAD_BYTES,
 } from "../limits.ts";
 import type {
@@ -123,6 +126,35 @@ export class Writer {
     }
     if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+    this.compactWhenIdle();
+  }
+
+  private compactTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastCompact = performance.now();
+
+  /** (Re)starts the quiet-time clock for removing acked rows (inbox-log.ts), if any wait. */
+  private compactWhenIdle(): void {
+    if (this.compactTimer) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
+    if (!this.store.inboxCompactDue()) return;
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null;
+      if (this.compactChunk()) this.compactWhenIdle();
+    }, INBOX_COMPACT_IDLE_MS);
+  }
+
+  /** Removes one chunk of acked rows in its own transaction; true if more wait. */
+  private compactChunk(): boolean {
+    this.lastCompact = performance.now();
+    if (!this.store.inboxCompactDue()) return false;
+    try {
+      this.metrics.add("rowsCompacted", this.store.transaction(() => this.store.compactInbox(INBOX_COMPACT_CHUNK)));
+      return this.store.inboxCompactDue();
+    } catch (e) {
+      // The rows stay deleted under their watermark; the next quiet moment tries again.
+      log.warn("removing acked inbox rows failed; retried later", { error: describeError(e) });
+      return false;
+    }
   }
 
   /** Writes wait for the next group commit; reads flush first so they see every earlier write. */
@@ -291,6 +323,11 @@ export class Writer {
     for (const [k, q] of out) this.send(k, q);
     this.indexInbox();
     this.indexDedupe();
+    // Under steady load the writer is never quiet: a chunk after a commit now and then.
+    if (performance.now() - this.lastCompact > INBOX_COMPACT_MAX_WAIT_MS && this.store.inboxCompactDue()) {
+      this.compactChunk();
+    }
+    this.compactWhenIdle();
   }
 
   /** After the replies went out: move the inbox log's tail into its index if due (own transaction). */

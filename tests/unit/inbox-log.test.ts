@@ -147,6 +147,12 @@ describe("inbox log", () => {
     expect(store.count("a")).toBe(4);
     expect(store.inboxFigures("a").rows).toBe(4);
     expect(store.inboxIndexDue()).toBe(false); // a cut batch is not remembered: the next one redoes it
+    // b's two acked rows are under its watermark: they leave the files (tail, log, index) when
+    // compacted, and the batch then indexes the 11 stored rows.
+    expect(store.inboxCompactDue()).toBe(true);
+    expect(store.transaction(() => store.compactInbox(100))).toBe(2);
+    expect(store.inboxCompactDue()).toBe(false);
+    expect(store.totalCount()).toBe(11);
     expect(index(store)).toBe(11);
     expect(seqs(store.fetch("a", 0, 100))).toEqual([1, 2, 3, 4]);
     expect(store.deleteSeqs("a", [4])).toBe(1);
@@ -228,5 +234,87 @@ describe("migration 4: WITHOUT ROWID inbox to log and index", () => {
     expect(check.query<{ upto: number }, []>("SELECT upto FROM inbox_indexed").get()?.upto).toBe(top!);
     expect(check.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_index").get()?.n).toBe(3000);
     check.close();
+  });
+});
+
+describe("ack watermarks (migration 5)", () => {
+  const raw = (path: string, sql: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.query<{ n: number }, []>(sql).get()?.n ?? -1;
+    } finally {
+      db.close();
+    }
+  };
+  const logRows = (path: string) => raw(path, "SELECT count(*) AS n FROM inbox_log");
+  const marks = (path: string) => raw(path, "SELECT count(*) AS n FROM inbox_acked");
+
+  test("an ack moves a watermark: the rows read as gone at once, across a reopen, and leave the files in chunks", () => {
+    const path = freshPath();
+    let store = open(path);
+    store.append(range(1, 6).map((s) => row("bob", s)));
+    index(store); // rows 1..6 in the index
+    store.append(range(7, 10).map((s) => row("bob", s))); // 7..10 in the tail
+    store.append([row("ann", 1)]);
+    expect(store.deleteUpTo("bob", 8)).toBe(8);
+    expect(store.deleteUpTo("bob", 8)).toBe(0); // acks are cumulative: nothing more
+    expect(logRows(path)).toBe(11); // nothing removed yet: one watermark row written
+    expect(marks(path)).toBe(1);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([9, 10]);
+    expect([store.count("bob"), store.totalCount(), store.inboxFigures("bob").rows]).toEqual([2, 3, 2]);
+    expect(store.deleteSeqs("bob", [3, 9])).toBe(1); // 3 is already gone
+    store.close(); // as a kill would leave it: the mark is committed, the rows are not removed
+    store = open(path);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([10]);
+    expect([store.count("bob"), store.totalCount()]).toEqual([1, 2]);
+    expect(store.inboxCompactDue()).toBe(true);
+    expect(store.transaction(() => store.compactInbox(3))).toBe(3); // a bounded chunk
+    expect(store.inboxCompactDue()).toBe(true);
+    expect(store.transaction(() => store.compactInbox(100))).toBe(5);
+    expect(store.inboxCompactDue()).toBe(false);
+    expect([logRows(path), marks(path)]).toEqual([2, 0]);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([10]);
+    expect([store.count("bob"), store.totalCount()]).toEqual([1, 2]);
+    store.close();
+  });
+
+  test("a row stored again below the mark is found; expiry does not count acked rows twice", () => {
+    const path = freshPath();
+    const store = open(path, 1000);
+    store.append(range(1, 4).map((s) => row("bob", s, T0)));
+    expect(store.deleteUpTo("bob", 3)).toBe(3);
+    // Below the mark: what the mark covers is removed, the mark dropped, the row stored.
+    expect(store.append([row("bob", 2, T0 + 5000)])).toEqual(["stored"]);
+    expect(seqs(store.fetch("bob", 0, 100))).toEqual([2, 4]);
+    expect([store.count("bob"), logRows(path), marks(path)]).toEqual([2, 2, 0]);
+    expect(store.deleteUpTo("bob", 1)).toBe(0);
+    expect(store.expire(T0 + 1500)).toBe(1); // row 4 (ts T0); row 2 is newer
+    store.append(range(5, 7).map((s) => row("bob", s, T0)));
+    expect(store.deleteUpTo("bob", 6)).toBe(3); // 2, 5, 6
+    expect(store.expire(T0 + 1500)).toBe(1); // 7 only: 5 and 6 were counted out by the ack
+    expect([store.count("bob"), store.totalCount()]).toEqual([0, 0]);
+    store.close();
+  });
+
+  test("migration 5 from a version 4 file keeps every stored row", () => {
+    const v4 = freshPath();
+    const d4 = new Database(v4, { create: true });
+    migrate(d4, MIGRATIONS.slice(0, 4));
+    const ins = d4.prepare(
+      "INSERT INTO inbox_log (id, recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const want = range(1, 50).map((s) => row(`u${s % 3}`, s));
+    want.forEach((r, i) => ins.run(i + 1, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body));
+    d4.close(); // the rows are above the index mark (0): the tail, read back from the log at open
+    const store = open(v4);
+    for (const u of ["u0", "u1", "u2"]) {
+      expect(store.fetch(u, 0, 100)).toEqual(want.filter((r) => r.recipient === u));
+    }
+    expect(store.totalCount()).toBe(50);
+    store.close();
+    const after = new Database(v4, { readonly: true });
+    expect(after.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    expect(after.query("SELECT count(*) AS n FROM inbox_acked").get()).toEqual({ n: 0 });
+    after.close();
   });
 });

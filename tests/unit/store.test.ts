@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
-import { inboxIndex, inboxIndexed, inboxLog, sentLog, sentRuns, users } from "../../src/store/schema.ts";
+import { inboxAcked, inboxIndex, inboxIndexed, inboxLog, sentLog, sentRuns, users } from "../../src/store/schema.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-store-${crypto.randomUUID().slice(0, 8)}-`));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -37,14 +37,16 @@ function row(recipient: string, seq: number, extra: Partial<InboxRow> = {}): Inb
 }
 
 /** Row count as SQLite sees it, through an independent read-only connection. */
+/** Rows in the file that are stored: not at or below their user's ack watermark (inbox_acked). */
 function sqlCount(path: string, recipient?: string): number {
   const db = new Database(path, { readonly: true });
+  const live = "NOT EXISTS (SELECT 1 FROM inbox_acked AS a WHERE a.recipient = l.recipient AND l.seq <= a.upto)";
   try {
     const q = recipient === undefined
-      ? db.query<{ n: number }, []>("SELECT count(*) AS n FROM inbox_log").get()
-      : db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM inbox_log WHERE recipient = ?").get(
-        recipient,
-      );
+      ? db.query<{ n: number }, []>(`SELECT count(*) AS n FROM inbox_log AS l WHERE ${live}`).get()
+      : db.query<{ n: number }, [string]>(
+        `SELECT count(*) AS n FROM inbox_log AS l WHERE recipient = ? AND ${live}`,
+      ).get(recipient);
     return q?.n ?? -1;
   } finally {
     db.close();
@@ -78,6 +80,7 @@ describe("open and migrations", () => {
       "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
     ).all();
     expect(tables.map((t) => t.name)).toEqual([
+      "inbox_acked",
       "inbox_index",
       "inbox_indexed",
       "inbox_log",
@@ -88,7 +91,7 @@ describe("open and migrations", () => {
     for (const t of tables) {
       expect(t.sql).toContain("STRICT");
       // The logs and their small lists are rowid tables on purpose: appended in id order.
-      const keyed = t.name === "users" || t.name === "inbox_index";
+      const keyed = t.name === "users" || t.name === "inbox_index" || t.name === "inbox_acked";
       if (keyed) expect(t.sql).toContain("WITHOUT ROWID");
       else expect(t.sql).not.toContain("WITHOUT ROWID");
     }
@@ -100,7 +103,7 @@ describe("open and migrations", () => {
     open(path).close();
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
-    for (const table of [inboxLog, inboxIndex, inboxIndexed, sentLog, sentRuns, users]) {
+    for (const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, sentLog, sentRuns, users]) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
       const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();
@@ -449,7 +452,7 @@ describe("model check", () => {
     const clone = (m: Model): Model => new Map([...m].map(([u, rows]) => [u, new Map(rows)]));
     const total = () => [...model.values()].reduce((n, rows) => n + rows.size, 0);
     let now = 1000;
-    const seen = { stored: 0, duplicate: 0, full: 0, expired: 0, rolledBack: 0, indexed: 0 };
+    const seen = { stored: 0, duplicate: 0, full: 0, expired: 0, rolledBack: 0, indexed: 0, compacted: 0 };
 
     const modelAppend = (r: InboxRow): AppendResult => {
       const rows = model.get(r.recipient)!;
@@ -486,6 +489,9 @@ describe("model check", () => {
         // A slice of the inbox log's tail enters its per-user index (store/inbox-log.ts): batches
         // span several ops, deletes, expiry and rollbacks; nothing may change.
         seen.indexed += store.transaction(() => store.buildInboxIndex(1 + rand(3)));
+      } else if (op < 9) {
+        // A chunk of acked rows leaves the files (under their watermarks): nothing may change.
+        seen.compacted += store.transaction(() => store.compactInbox(1 + rand(4)));
       } else {
         now += rand(30);
         let n = 0;
@@ -503,7 +509,7 @@ describe("model check", () => {
         const saved = clone(model);
         expect(() =>
           store.transaction(() => {
-            for (let i = 0; i < 3; i++) doOp(rand(9));
+            for (let i = 0; i < 3; i++) doOp(rand(10));
             throw new Error("rollback");
           })
         ).toThrow("rollback");
@@ -511,10 +517,10 @@ describe("model check", () => {
         seen.rolledBack++;
       } else if (rand(4) === 0) {
         store.transaction(() => {
-          for (let i = 0; i < 3; i++) doOp(rand(9));
+          for (let i = 0; i < 3; i++) doOp(rand(10));
         });
       } else {
-        doOp(rand(9));
+        doOp(rand(10));
       }
       for (const u of usersList) expect(store.count(u)).toBe(model.get(u)!.size);
       expect(store.totalCount()).toBe(total());

@@ -3,6 +3,7 @@
 
 import { frameDeliveries, type FramePage, isFramePage } from "../../src/router/frame-page.ts";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -228,6 +229,20 @@ describe("writer group commit", () => {
     await waitFor(() => pages().length === 5);
     expect([...pages()[4]!.frames.seqs]).toEqual([4, 5]);
     expect(metrics.get("fetchesAhead")).toBe(0);
+  });
+
+  test("acked rows read as gone at the delete's commit, and leave the file once the writer is quiet", async () => {
+    writer(2, 10_000);
+    send(append([1, 2, 3, 4, 5].map((n) => row(n))));
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    send({ t: "delete", user: "u", upTo: 4 });
+    await waitFor(() => metrics.get("rowsDeleted") === 4);
+    expect(store.fetch("u", 0, 10).map((r) => r.seq)).toEqual([5]);
+    await waitFor(() => metrics.get("rowsCompacted") === 4, 2000); // after INBOX_COMPACT_IDLE_MS of quiet
+    const db = new Database(join(dir, "iris.db"), { readonly: true });
+    expect(db.query("SELECT seq FROM inbox_log").all()).toEqual([{ seq: 5 }]);
+    db.close();
+    expect(store.inboxCompactDue()).toBe(false);
   });
 
   test("a full inbox answers INBOX_FULL to the sender and tells the owner which seqs", async () => {
