@@ -903,8 +903,18 @@ export class Owner {
   private issueFetch(l: Link): void {
     const user = l.box.user;
     this.fetchesInFlight.add(user + "\0" + l.gen);
-    const { limit, maxBytes } = pageBudget(this.limits, l.pages++, this.io.underPressure());
-    this.toWriter({ t: "fetch", user, after: l.cursor, limit, maxBytes, gen: l.gen });
+    const tight = this.io.underPressure();
+    const { limit, maxBytes } = pageBudget(this.limits, l.pages++, tight);
+    const next = pageBudget(this.limits, l.pages, tight); // the writer reads that page ahead
+    this.toWriter({
+      t: "fetch",
+      user,
+      after: l.cursor,
+      limit,
+      maxBytes,
+      gen: l.gen,
+      next: [next.limit, next.maxBytes],
+    });
   }
 
   /** Starts waiting drains while fetch slots are free. */

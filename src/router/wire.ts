@@ -252,6 +252,8 @@ export interface FetchReq {
   limit: number;
   maxBytes: number; // page byte budget: at least one row, then stop before exceeding it
   gen: number; // echoed back so the owner can ignore pages for an older connection
+  /** The budget [limit, maxBytes] of the page after this one: the writer reads it ahead with it. */
+  next?: [number, number];
 }
 export interface DeleteReq {
   t: "delete";
@@ -363,7 +365,11 @@ function isDelivery(v: unknown): v is Delivery {
 }
 // The store rejects seq < 1 and non-integer timestamps by throwing, which would roll back a whole
 // group commit: such rows must never get past the port.
-export function isStoredRow(v: unknown): v is StoredRow {
+export /** A fetch's next-page budget: [rows 1..10,000, bytes > 0]. */
+const isNextBudget = (v: unknown) =>
+  Array.isArray(v) && v.length === 2 && isInt(v[0]) && v[0] > 0 && v[0] <= 10_000 && isInt(v[1]) && v[1] > 0;
+
+function isStoredRow(v: unknown): v is StoredRow {
   return isObj(v) && isStr(v.recipient) && isInt(v.seq) && v.seq >= 1 && isStr(v.sender) && isStr(v.msgId) &&
     isInt(v.ts) && isBytes(v.body);
 }
@@ -422,7 +428,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   load: (v) => isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20,
   fetch: (v) =>
     isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
-    isInt(v.maxBytes) && v.maxBytes > 0,
+    isInt(v.maxBytes) && v.maxBytes > 0 && (v.next === undefined || isNextBudget(v.next)),
   delete: (v) => isStr(v.user) && isInt(v.upTo),
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),

@@ -130,13 +130,18 @@ export class Writer {
   }
 
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
-  private lastCompact = performance.now();
+  /** Since when acked rows have waited without a chunk removed (null: none wait). */
+  private compactWaitingSince: number | null = null;
 
   /** (Re)starts the quiet-time clock for removing acked rows (inbox-log.ts), if any wait. */
   private compactWhenIdle(): void {
     if (this.compactTimer) clearTimeout(this.compactTimer);
     this.compactTimer = null;
-    if (!this.store.inboxCompactDue()) return;
+    if (!this.store.inboxCompactDue()) {
+      this.compactWaitingSince = null;
+      return;
+    }
+    this.compactWaitingSince ??= performance.now();
     this.compactTimer = setTimeout(() => {
       this.compactTimer = null;
       if (this.compactChunk()) this.compactWhenIdle();
@@ -145,7 +150,7 @@ export class Writer {
 
   /** Removes one chunk of acked rows in its own transaction; true if more wait. */
   private compactChunk(): boolean {
-    this.lastCompact = performance.now();
+    this.compactWaitingSince = performance.now();
     if (!this.store.inboxCompactDue()) return false;
     try {
       this.metrics.add("rowsCompacted", this.store.transaction(() => this.store.compactInbox(INBOX_COMPACT_CHUNK)));
@@ -267,10 +272,11 @@ export class Writer {
    */
   private readAheadSoon(r: FetchReq, page: FramePage): void {
     const after = page.seqs[page.seqs.length - 1]!;
+    const [limit, maxBytes] = r.next ?? [r.limit, r.maxBytes];
     setImmediate(() => {
       if (this.appendsQueued > 0 || this.pageNeedsCommit({ ...r, after })) return;
       try {
-        this.ahead.put(r.user, after, r.limit, r.maxBytes, this.readFrames(r.user, after, r.limit, r.maxBytes));
+        this.ahead.put(r.user, after, limit, maxBytes, this.readFrames(r.user, after, limit, maxBytes));
       } catch {
         this.ahead.clear();
       }
@@ -324,7 +330,8 @@ export class Writer {
     this.indexInbox();
     this.indexDedupe();
     // Under steady load the writer is never quiet: a chunk after a commit now and then.
-    if (performance.now() - this.lastCompact > INBOX_COMPACT_MAX_WAIT_MS && this.store.inboxCompactDue()) {
+    const since = this.compactWaitingSince;
+    if (since !== null && performance.now() - since > INBOX_COMPACT_MAX_WAIT_MS && this.store.inboxCompactDue()) {
       this.compactChunk();
     }
     this.compactWhenIdle();

@@ -187,19 +187,20 @@ describe("writer group commit", () => {
       gen,
     });
     const pages = () => replies.filter((m) => m.t === "rows") as { frames: FramePage; more: boolean; gen: number }[];
-    send(fetch(0));
+    // The owner names the next page's budget (its pages grow): the read ahead uses it.
+    send({ ...fetch(0), next: [3, 1 << 19] } as WriterReq);
     await waitFor(() => pages().length === 1);
     await Bun.sleep(10); // the read ahead runs after the turn
-    send({ t: "delete", user: "u", upTo: 2 }, fetch(2, 3));
+    send({ t: "delete", user: "u", upTo: 2 }, { ...fetch(2, 3), limit: 3, maxBytes: 1 << 19 } as WriterReq);
     await waitFor(() => pages().length === 2);
     expect(metrics.get("fetchesAhead")).toBe(1);
-    expect(pages().map((p) => [[...p.frames.seqs], p.more, p.gen])).toEqual([[[1, 2], true, 1], [[3, 4], true, 3]]);
+    expect(pages().map((p) => [[...p.frames.seqs], p.more, p.gen])).toEqual([[[1, 2], true, 1], [[3, 4, 5], true, 3]]);
     // A fetch from elsewhere (or with another budget) does not take it: it reads.
     await Bun.sleep(10);
-    send(fetch(3));
+    send(fetch(4));
     await waitFor(() => pages().length === 3);
     expect(metrics.get("fetchesAhead")).toBe(1);
-    expect([...pages()[2]!.frames.seqs]).toEqual([4, 5]);
+    expect([...pages()[2]!.frames.seqs]).toEqual([5, 6]);
   });
 
   test("an append or a delete past its start drops a page read ahead: the drain sees the store as it is", async () => {
