@@ -171,8 +171,9 @@ export const INBOX_INDEX_SLICE = 8192;
 /**
  * Rows under ack watermarks (store/inbox-log.ts) are removed from the files in transactions of about
  * this many rows (~1 µs each: a few ms a chunk), once the writer has been quiet for
- * INBOX_COMPACT_IDLE_MS, and after a commit at least every INBOX_COMPACT_MAX_WAIT_MS under steady load
- * (~40k rows/s: a writer never quiet still keeps up with the acks of what it stores).
+ * INBOX_COMPACT_IDLE_MS, and under steady load after a commit at least every INBOX_COMPACT_MAX_WAIT_MS
+ * unless a drain is reading pages (~40k rows/s: a writer never quiet still keeps up with the acks
+ * of what it stores).
  */
 export const INBOX_COMPACT_CHUNK = 8192;
 export const INBOX_COMPACT_IDLE_MS = 50;

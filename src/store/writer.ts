@@ -130,6 +130,8 @@ export class Writer {
   }
 
   private compactTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the last backlog page was asked for. */
+  private lastFetchAt = 0;
   /** Since when acked rows have waited without a chunk removed (null: none wait). */
   private compactWaitingSince: number | null = null;
 
@@ -254,6 +256,7 @@ export class Writer {
    * messages never crosses threads or fills sockets in 32 MB lumps.
    */
   private readPage(r: FetchReq): RowsReply {
+    this.lastFetchAt = performance.now();
     if (this.pageNeedsCommit(r)) this.flush();
     const ahead = this.ahead.take(r);
     if (ahead) this.metrics.add("fetchesAhead");
@@ -330,8 +333,11 @@ export class Writer {
     this.indexInbox();
     this.indexDedupe();
     // Under steady load the writer is never quiet: a chunk after a commit now and then.
+    // Not while a drain reads pages (its reads come first; the debt is paid once it ends).
     const since = this.compactWaitingSince;
-    if (since !== null && performance.now() - since > INBOX_COMPACT_MAX_WAIT_MS && this.store.inboxCompactDue()) {
+    const now = performance.now();
+    const draining = now - this.lastFetchAt < INBOX_COMPACT_IDLE_MS;
+    if (since !== null && !draining && now - since > INBOX_COMPACT_MAX_WAIT_MS && this.store.inboxCompactDue()) {
       this.compactChunk();
     }
     this.compactWhenIdle();
