@@ -17,7 +17,7 @@ import { splitServerBundle, V1_BUNDLE_SERVER } from "../../src/protocol/v1-bundl
 import { isPortMsg, type StoredRow } from "../../src/router/wire.ts";
 import { cutPage, framePageOf } from "../../src/store/writer.ts";
 import { writeFramePage } from "../../src/gateway/page-writer.ts";
-import type { Transport } from "../../src/gateway/transports.ts";
+import { TcpTransport, type Transport } from "../../src/gateway/transports.ts";
 import { ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
 const enc = new TextEncoder();
@@ -139,10 +139,16 @@ class Recorder implements Transport {
 describe("writing a frame page", () => {
   const p = framePage(rows);
 
-  test("v0: the raw bodies in one write", () => {
-    const t = new Recorder();
-    expect(writeFramePage(t, "v0", false, p)).toBe(true);
-    expect(t.writes).toEqual([concat(rows.map((r) => r.body))]);
+  test("v0 over TCP: the raw bodies joined in one write; over WebSocket one message each", () => {
+    const written: Uint8Array[] = [];
+    const sock = { write: (b: Uint8Array) => (written.push(b.slice()), b.byteLength) };
+    const tcp = new TcpTransport(sock as unknown as ConstructorParameters<typeof TcpTransport>[0]);
+    expect(writeFramePage(tcp, "v0", false, p)).toBe(true);
+    expect(written).toEqual([concat(rows.map((r) => r.body))]);
+    const ws = new Recorder();
+    expect(writeFramePage(ws, "v0", false, p)).toBe(true);
+    expect(ws.writes).toEqual(rows.map((r) => r.body));
+    expect(ws.corks).toBe(1);
   });
 
   test("plain v1: each DELIVER as its own message, inside one cork", () => {
