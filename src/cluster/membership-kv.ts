@@ -59,7 +59,7 @@ export class Membership {
   private stopped = false;
   private busy = false;
   private lastBeatAt = -Infinity;
-  /** When our own heartbeats were stored again after a cut (-Infinity: never cut). */
+  /** When our own heartbeats were stored (or heard) again after a cut or deafness (-Infinity: never). */
   private healthySince = -Infinity;
   /** When the watch last showed our own record, and when it was (re)opened. */
   private ownSeenAt = -Infinity;
@@ -108,10 +108,17 @@ export class Membership {
       for await (const e of it) {
         if (e.operation !== "PUT") this.seen.delete(e.key);
         else this.observe(e.key, e.value, e.created.getTime());
-        if (e.key === this.self.id) this.ownSeenAt = performance.now();
+        if (e.key === this.self.id) this.heardSelf();
         this.refresh();
       }
     })();
+  }
+
+  /** The watch showed our own record. After deafness, the others' silence counts from now, as
+   * after a cut (a reopened watch may replay our record before theirs). */
+  private heardSelf(): void {
+    if (this.deaf()) this.healthySince = performance.now();
+    this.ownSeenAt = performance.now();
   }
 
   /** Our puts succeed but the watch has not shown one for a while (see WATCH_STALL_BEATS). */
@@ -154,6 +161,18 @@ export class Membership {
     }
   }
 
+  /**
+   * Our watch has not shown our own heartbeat for down-after/2 although we were heard before
+   * (stalled consumer, or a reopen waiting for an R3 election): every node, ourselves included,
+   * looks silent, which says nothing about them. Before this rule a deaf node's view went to "up:
+   * nobody" and back while it stayed ready: it dropped every owner box and re-made them empty,
+   * and the sessions of other nodes (whose views never moved) stayed attached to the dropped
+   * boxes, so their users got nothing more until a new login (R3 NATS-kill test).
+   */
+  private deaf(): boolean {
+    return this.ownSeenAt > -Infinity && performance.now() - this.ownSeenAt > this.timing.downAfterMs / 2;
+  }
+
   /** Our own heartbeat is stale (we were heard before): we are the one cut off, not the others. */
   private cut(): boolean {
     return this.lastBeatAt > -Infinity && this.sinceOwnBeat() > this.timing.downAfterMs / 2;
@@ -161,8 +180,9 @@ export class Membership {
 
   private refresh(): void {
     // While cut off, everyone else falls silent to us: that says nothing about them, so placement
-    // stays as it was (this node owns nobody meanwhile: handover-link.ts fences it).
-    if (this.cut()) return;
+    // stays as it was (this node owns nobody meanwhile: handover-link.ts fences it). The same while
+    // deaf: our puts are stored but our watch shows nobody's, ours included.
+    if (this.cut() || this.deaf()) return;
     const members = ownerCandidates(this.view());
     const key = membersKey(members);
     if (key === this.lastKey) return;

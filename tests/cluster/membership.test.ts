@@ -74,3 +74,28 @@ test("garbage in the bucket is counted and never becomes a member", async () => 
   expect(ids).not.toContain("g2");
   await a.stop();
 });
+
+test("a node whose watch goes deaf keeps its view (no 'nobody up' and back) and credits the others after", async () => {
+  const changes: Member[][] = [];
+  const a = await node("w1", changes);
+  const b = await node("w2");
+  await until(() => states(a).includes("w1:up w2:up") && states(b).includes("w1:up w2:up"));
+  const before = changes.length;
+  // The watch stops delivering and every reopen yields nothing (its consumer on a dead NATS
+  // server, a reopen waiting for an R3 election), while a's own heartbeat puts still succeed.
+  const inner = a as unknown as { stopWatch: (() => void) | null; openWatch: () => Promise<void> };
+  inner.openWatch = async () => {};
+  inner.stopWatch?.();
+  await Bun.sleep(TIMING.downAfterMs * 3);
+  expect(a.sinceOwnBeat()).toBeLessThan(TIMING.downAfterMs / 2); // not cut: its puts are stored
+  expect(changes.slice(before).map((ms) => ms.map((m) => m.id).join())).toEqual([]);
+  expect(a.current().size).toBe(2);
+  // The watch works again: the view comes back with both up, and nothing moved in between.
+  delete (inner as { openWatch?: unknown }).openWatch;
+  await until(() => states(a).includes("w1:up w2:up"));
+  await Bun.sleep(TIMING.heartbeatMs * 3);
+  expect(changes.slice(before).map((ms) => ms.map((m) => m.id).join())).toEqual([]);
+  await b.stop();
+  await until(() => changes.at(-1)!.map((m) => m.id).join() === "w1");
+  await a.stop();
+});
