@@ -139,6 +139,9 @@ export const SHUTDOWN_DETACH_GRACE_MS = 50;
  */
 export const SHUTDOWN_SETTLE_MAX_MS = 2000;
 export const SHUTDOWN_SETTLE_POLL_MS = 5;
+/** Cluster: after releasing, a shard waits at most this long for its JetStream writer's last
+ * appends and last-seen writes (SHUTDOWN_SETTLE_MAX_MS + this stays below SHUTDOWN_STEP_TIMEOUT_MS). */
+export const SHUTDOWN_WRITER_SETTLE_MS = 800;
 
 // ---- storage writer ----
 

@@ -91,6 +91,8 @@ export class JsWriter {
   private readonly counts = new Map<string, number>();
   /** Last-seen times waiting to be written, per user (seenAside). */
   private readonly seenPending = new Map<string, number>();
+  /** Last-seen writes under way (settle waits for them). */
+  private readonly seenWrites = new Set<Promise<unknown>>();
   /** Owner hand-over: this writer's claims, and which foreign rows it served or adopted. */
   readonly claims = new Claims(crypto.randomUUID().slice(0, 8));
   /** Hand-over: gives late rows seqs of the owner (0: not yet; null: no connected recipient). */
@@ -182,19 +184,33 @@ export class JsWriter {
    * retried until stored, it held every later reply of its shard while its KV stream had no
    * leader (R3, one NATS server killed: "seen failed (jetstream is not enabled)" for over 10 s,
    * and an online recipient got none of the messages acked "stored" meanwhile). Per user only the
-   * newest time is written; a write under way picks up a newer one when it is done.
+   * newest time is written; a write under way picks up a newer one when it is done. The user's
+   * entry goes in the same step as the check that nothing newer came: removed later (it was, a
+   * few microtasks later), a time that arrived in between found a write "under way" and was lost.
    */
   private seenAside(user: string, ts: number): void {
     const writing = this.seenPending.has(user);
     this.seenPending.set(user, Math.max(ts, this.seenPending.get(user) ?? 0));
     if (writing) return;
     const write = async (): Promise<Out[]> => {
-      for (let t = this.seenPending.get(user)!;; t = this.seenPending.get(user)!) {
+      for (;;) {
+        const t = this.seenPending.get(user)!;
         await this.seen.set(user, t);
-        if (this.seenPending.get(user) === t) return [];
+        if (this.seenPending.get(user) !== t) continue;
+        this.seenPending.delete(user);
+        return [];
       }
     };
-    void this.untilDone("seen", write).catch(() => {}).finally(() => this.seenPending.delete(user));
+    const done: Promise<unknown> = this.untilDone("seen", write)
+      .catch(() => this.seenPending.delete(user)) // stopped: nothing more is written
+      .finally(() => this.seenWrites.delete(done));
+    this.seenWrites.add(done);
+  }
+
+  /** Graceful stop: resolves once every reply under way and every last-seen write is done, or after `ms`. */
+  async settle(ms: number): Promise<void> {
+    const work = Promise.allSettled([...[...this.links.values()].map((l) => l.tail), ...this.seenWrites]);
+    await Promise.race([work, Bun.sleep(ms)]);
   }
 
   private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {

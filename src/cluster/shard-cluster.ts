@@ -402,6 +402,11 @@ export class ShardCluster {
     return this.membership ? membersOf(this.membership) : [];
   }
 
+  /** Graceful stop: waits (at most `ms`) for the writer's last appends and last-seen writes. */
+  settleWriter(ms: number): Promise<void> {
+    return this.writer?.settle(ms) ?? Promise.resolve();
+  }
+
   async stop(): Promise<void> {
     if (this.rttTimer) clearInterval(this.rttTimer);
     this.writer?.stop();

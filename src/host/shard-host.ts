@@ -16,6 +16,7 @@ import {
   OWNER_SWEEP_EVERY_MS,
   type OwnerLimits,
   SHUTDOWN_SETTLE_MAX_MS,
+  SHUTDOWN_WRITER_SETTLE_MS,
   SHUTDOWN_SETTLE_POLL_MS,
 } from "../limits.ts";
 import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
@@ -245,6 +246,7 @@ export class ShardHost {
     this.owner.releaseAll();
     this.mesh.toWriter({ t: "bye", shard: this.o.index });
     this.mesh.flush();
+    await this.o.cluster?.settleWriter(SHUTDOWN_WRITER_SETTLE_MS); // its last appends and last-seen times
     for (const t of this.timers) clearInterval(t);
     this.publishOwnerStats();
   }

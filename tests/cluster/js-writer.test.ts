@@ -270,3 +270,44 @@ describe("JetStream writer with its last-seen store down", () => {
     }
   });
 });
+
+describe("JetStream writer: last-seen times (written aside)", () => {
+  /** A last-seen store whose every write waits until the test lets it finish. */
+  function slowSeen() {
+    const written: number[] = [];
+    let finish = () => {};
+    const store = {
+      set: (_user: string, ts: number) => {
+        written.push(ts);
+        return new Promise<void>((r) => (finish = r));
+      },
+      get: () => Promise.resolve(0),
+    } as unknown as LastSeen;
+    return { store, written, finish: () => finish() };
+  }
+
+  test("a newer time that arrives as a write finishes is written too; settle waits for it", async () => {
+    // The newer time comes 0..15 microtasks after the first write's store answered: every point
+    // of the old write's wind-down (the check, the retry wrapper, the clean-up) is hit once.
+    for (let hops = 0; hops < 16; hops++) {
+      const seen = slowSeen();
+      const none = {} as never; // no inbox, seq blocks or dedupe window: only last-seen is used
+      const w = new JsWriter(none as ClusterInbox, none as SeqBlocks, seen.store, none as SentWindow, WINDOW_MS);
+      w.setPort(0, new Port());
+      w.receive(0, [{ t: "seen", user: "u", ts: 1 }]);
+      seen.finish();
+      for (let i = 0; i < hops; i++) await Promise.resolve();
+      w.receive(0, [{ t: "seen", user: "u", ts: 2 }]);
+      let ended = false;
+      const settled = w.settle(2000).then(() => (ended = true));
+      for (let i = 0; i < 50 && seen.written.at(-1) !== 2; i++) await Bun.sleep(1);
+      await Bun.sleep(5);
+      expect(ended).toBe(false); // the write of 2 is still under way
+      seen.finish();
+      const t0 = performance.now();
+      await settled;
+      expect({ hops, last: seen.written.at(-1) }).toEqual({ hops, last: 2 });
+      expect(performance.now() - t0).toBeLessThan(1000); // ended by the write, not the bound
+    }
+  });
+});
