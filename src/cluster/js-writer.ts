@@ -31,6 +31,7 @@ import type { SentWindow } from "./sent-kv.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { ADOPT_RETRIES, ADOPT_RETRY_MS, Claims } from "./handover.ts";
 import { log } from "../observe/log.ts";
+import { SeenWriter } from "./seen-writer.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
 
@@ -89,10 +90,8 @@ export class JsWriter {
   private stopped = false;
   /** Stored messages per user, as last counted (only with a finite maxInbox). */
   private readonly counts = new Map<string, number>();
-  /** Last-seen times waiting to be written, per user (seenAside). */
-  private readonly seenPending = new Map<string, number>();
-  /** Last-seen writes under way (settle waits for them). */
-  private readonly seenWrites = new Set<Promise<unknown>>();
+  /** Last-seen times, written outside the reply chain (seen-writer.ts). */
+  private readonly seenWrites: SeenWriter;
   /** Owner hand-over: this writer's claims, and which foreign rows it served or adopted. */
   readonly claims = new Claims(crypto.randomUUID().slice(0, 8));
   /** Hand-over: gives late rows seqs of the owner (0: not yet; null: no connected recipient). */
@@ -114,7 +113,12 @@ export class JsWriter {
     private readonly ownerOf: ((user: string) => number) | null = null,
     /** `--max-inbox`: most stored messages per user (Infinity: no cap). */
     private readonly maxInbox = Infinity,
-  ) {}
+  ) {
+    this.seenWrites = new SeenWriter(
+      seen,
+      (write) => this.untilDone("seen", () => write().then(() => [])).then(() => {}),
+    );
+  }
 
   setPort(shard: number, port: ReplyPort): void {
     this.links.set(shard, { shard, port, tail: Promise.resolve() });
@@ -137,7 +141,7 @@ export class JsWriter {
   /** Starts the work now (appends pipeline); its replies leave after every earlier reply. */
   private accept(link: Link, r: WriterReq): void {
     if (r.t === "scanSent") return this.scanAside(link, r);
-    if (r.t === "seen") return this.seenAside(r.user, r.ts);
+    if (r.t === "seen") return this.seenWrites.put(r.user, r.ts);
     const before = link.tail;
     const work = this.untilDone(r.t, () => this.work(link, r, before));
     // A request that fails before the earlier ones are answered is handled by the chain below,
@@ -179,38 +183,10 @@ export class JsWriter {
       .then((out) => this.send(link, out));
   }
 
-  /**
-   * A last-seen time (presence only, never answered) is written outside the ordered reply chain:
-   * retried until stored, it held every later reply of its shard while its KV stream had no
-   * leader (R3, one NATS server killed: "seen failed (jetstream is not enabled)" for over 10 s,
-   * and an online recipient got none of the messages acked "stored" meanwhile). Per user only the
-   * newest time is written; a write under way picks up a newer one when it is done. The user's
-   * entry goes in the same step as the check that nothing newer came: removed later (it was, a
-   * few microtasks later), a time that arrived in between found a write "under way" and was lost.
-   */
-  private seenAside(user: string, ts: number): void {
-    const writing = this.seenPending.has(user);
-    this.seenPending.set(user, Math.max(ts, this.seenPending.get(user) ?? 0));
-    if (writing) return;
-    const write = async (): Promise<Out[]> => {
-      for (;;) {
-        const t = this.seenPending.get(user)!;
-        await this.seen.set(user, t);
-        if (this.seenPending.get(user) !== t) continue;
-        this.seenPending.delete(user);
-        return [];
-      }
-    };
-    const done: Promise<unknown> = this.untilDone("seen", write)
-      .catch(() => this.seenPending.delete(user)) // stopped: nothing more is written
-      .finally(() => this.seenWrites.delete(done));
-    this.seenWrites.add(done);
-  }
-
   /** Graceful stop: resolves once every reply under way and every last-seen write is done, or after `ms`. */
   async settle(ms: number): Promise<void> {
-    const work = Promise.allSettled([...[...this.links.values()].map((l) => l.tail), ...this.seenWrites]);
-    await Promise.race([work, Bun.sleep(ms)]);
+    const tails = Promise.allSettled([...this.links.values()].map((l) => l.tail));
+    await Promise.race([Promise.all([tails, this.seenWrites.settle(ms)]), Bun.sleep(ms)]);
   }
 
   private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
