@@ -18,6 +18,7 @@ import {
 } from "./membership.ts";
 import { type Member, Placement } from "./placement.ts";
 import { LEASE_DEFAULTS } from "../config/cluster.ts";
+import { log } from "../observe/log.ts";
 
 export const NODES_BUCKET = "iris_nodes";
 
@@ -65,6 +66,7 @@ export class Membership {
   private ownSeenAt = -Infinity;
   private watchOpenedAt = -Infinity;
   private reopening = false;
+  private wasDeaf = false;
   /** Nodes up in the placement last applied (frozen during a cut): the only ones a heal credits. */
   private upBeforeCut = new Set<string>();
   readonly counters: MembershipCounters = { heartbeats: 0, heartbeatErrors: 0, garbage: 0 };
@@ -173,6 +175,18 @@ export class Membership {
     return this.ownSeenAt > -Infinity && performance.now() - this.ownSeenAt > this.timing.downAfterMs / 2;
   }
 
+  /** deaf(), said once per episode in the log (a CI log then tells why a view stood still). */
+  private deafNoted(): boolean {
+    const deaf = this.deaf();
+    if (deaf && !this.wasDeaf) {
+      const ms = Math.round(performance.now() - this.ownSeenAt);
+      log.warn(`cluster: membership watch silent (own heartbeat not shown for ${ms} ms); view held`);
+    }
+    if (!deaf && this.wasDeaf) log.warn("cluster: membership watch hears again");
+    this.wasDeaf = deaf;
+    return deaf;
+  }
+
   /** Our own heartbeat is stale (we were heard before): we are the one cut off, not the others. */
   private cut(): boolean {
     return this.lastBeatAt > -Infinity && this.sinceOwnBeat() > this.timing.downAfterMs / 2;
@@ -182,7 +196,7 @@ export class Membership {
     // While cut off, everyone else falls silent to us: that says nothing about them, so placement
     // stays as it was (this node owns nobody meanwhile: handover-link.ts fences it). The same while
     // deaf: our puts are stored but our watch shows nobody's, ours included.
-    if (this.cut() || this.deaf()) return;
+    if (this.cut() || this.deafNoted()) return;
     const members = ownerCandidates(this.view());
     const key = membersKey(members);
     if (key === this.lastKey) return;

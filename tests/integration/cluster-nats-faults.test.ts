@@ -24,19 +24,56 @@ const DELIVERY_WAIT_MS = 15_000;
 
 let cluster: ThreeNodes | null = null;
 const clients: IrisClient[] = [];
+/** When each phase of the running test ended (ms since its start): printed when it fails, so a
+ * CI log that keeps only the test's output still tells where the time went. */
+let timeline: string[] = [];
+let testStart = 0;
+const mark = (phase: string) => timeline.push(`${phase} +${Date.now() - testStart} ms`);
+
+/** Runs a test body; on any failure prints the timeline, every node's log tail and view, the
+ * NATS servers' log tails, and rethrows. */
+async function explained(body: () => Promise<void>): Promise<void> {
+  timeline = [];
+  testStart = Date.now();
+  try {
+    await body();
+  } catch (e) {
+    mark(`failed: ${String(e).split("\n")[0]}`);
+    console.log(`TIMELINE ${timeline.join(" | ")}`);
+    await dumpCluster();
+    throw e;
+  }
+}
+
+async function dumpCluster(): Promise<void> {
+  if (!cluster) return;
+  for (const [i, n] of cluster.nodes.entries()) {
+    console.log(`--- iris${i + 1}\n${n.output().slice(-5000)}`);
+    const view = await fetch(`${n.http}/v1/cluster`, { signal: AbortSignal.timeout(2000) })
+      .then((r) => r.text()).catch((e) => String(e));
+    console.log(`VIEW iris${i + 1} ${view}`);
+  }
+  for (const s of cluster.nats.servers) console.log(`--- nats ${s.spec.name}\n${s.output().slice(-1500)}`);
+}
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
+  names.clear();
   await cluster?.close();
   cluster = null;
 });
 
-const client = (i: number, user: string) =>
-  new IrisClient({
+/** Each client's user, for the diagnosis. */
+const names = new Map<IrisClient, string>();
+const client = (i: number, user: string) => {
+  const c = new IrisClient({
     urls: [...cluster!.nodes.slice(i % 3), ...cluster!.nodes.slice(0, i % 3)].map((n) => n.url),
     user,
     resendAfterMs: 1000,
   });
+  names.set(c, user);
+  return c;
+};
 
 interface Sent {
   to: string;
@@ -48,17 +85,16 @@ interface Sent {
 function diagnose(sent: Sent[], got: Map<string, string[]>): string {
   const unacked = sent.filter((s) => s.status === null).map((s) => s.text);
   const missing = sent.filter((s) => !got.get(s.to)?.includes(s.text)).map((s) => `${s.to}<${s.text}:${s.status}`);
-  const logs = cluster!.nodes.map((n, i) => `--- iris${i + 1}\n${n.output().slice(-2000)}`).join("\n");
-  const reconnects = clients.map((c, i) => `${i}:${c.stats.reconnects}`).join(" ");
-  return `unacked: ${unacked.join(" ")}\nmissing: ${missing.join(" ")}\nreconnects: ${reconnects}\n${logs}`;
+  // Per client: reconnects, deliveries dropped as already seen (a seq not above its last), last seq.
+  const stats = clients.map((c) =>
+    `${names.get(c)}:r${c.stats.reconnects}/d${c.stats.duplicatesDropped}/seq${c.lastSeq}`
+  );
+  return `unacked: ${unacked.join(" ")}\nmissing: ${missing.join(" ")}\nclients: ${stats.join(" ")}`;
 }
 
 async function waitOrExplain(cond: () => boolean, what: string, ms: number, explain: () => string): Promise<void> {
-  await until(cond, what, ms).catch(async (e) => {
+  await until(cond, what, ms).catch((e) => {
     console.log(explain());
-    for (const n of cluster!.nodes) {
-      console.log("VIEW", JSON.stringify(await (await fetch(`${n.http}/v1/cluster`)).json()));
-    }
     throw e;
   });
 }
@@ -72,6 +108,7 @@ async function loadThrough(fault: () => Promise<void>): Promise<string> {
   const listen = (c: IrisClient, user: string) => c.onMessage((m) => got.set(user, [...got.get(user) ?? [], m.text()]));
   online.forEach((c, i) => listen(c, `r${i}`));
   await Promise.all([...senders, ...online].map((c) => c.connect()));
+  mark("clients connected");
   const sent: Sent[] = [];
   const run = async (i: number) => {
     for (let k = 0; k < PER_SENDER; k++) {
@@ -85,18 +122,23 @@ async function loadThrough(fault: () => Promise<void>): Promise<string> {
   await Bun.sleep((PER_SENDER * SEND_GAP_MS) / 2);
   const t0 = Date.now();
   await fault();
+  mark("fault done");
   await load;
+  mark("load sent");
   const explain = () => diagnose(sent, got);
   await waitOrExplain(() => sent.every((s) => s.status !== null), "every send acked", ACK_WAIT_MS, explain);
   const ackedMs = Date.now() - t0;
+  mark("all acked");
   expect(sent.every((s) => s.status === "delivered" || s.status === "stored" || s.status === "duplicate")).toBe(true);
   // The offline recipients log in now, each to a node other than most senders'.
   const late = [...Array(PAIRS / 2).keys()].map((i) => client(i + 2, `r${PAIRS / 2 + i}`));
   late.forEach((c, i) => listen(c, `r${PAIRS / 2 + i}`));
   clients.push(...late);
   await Promise.all(late.map((c) => c.connect()));
+  mark("late recipients connected");
   const complete = () => sent.every((s) => got.get(s.to)?.includes(s.text));
   await waitOrExplain(complete, "every acked message at its recipient", DELIVERY_WAIT_MS, explain);
+  mark("all delivered");
   await Bun.sleep(500); // a duplicate would arrive now
   for (const [, g] of got) expect(new Set(g).size).toBe(g.length);
   expect([...got.values()].reduce((a, g) => a + g.length, 0)).toBe(sent.length);
@@ -105,22 +147,32 @@ async function loadThrough(fault: () => Promise<void>): Promise<string> {
 }
 
 test("the JetStream server is killed and restarted mid-load: no acked message lost", async () => {
-  cluster = await startThreeNodes({ nats: await startNats() });
-  const server = cluster.nats.servers[0]!;
-  const line = await loadThrough(async () => {
-    await server.stop("SIGKILL");
-    await Bun.sleep(1000);
-    await server.start();
+  await explained(async () => {
+    const nats = await startNats();
+    mark("nats up");
+    cluster = await startThreeNodes({ nats });
+    mark("iris nodes up");
+    const server = cluster.nats.servers[0]!;
+    const line = await loadThrough(async () => {
+      await server.stop("SIGKILL");
+      await Bun.sleep(1000);
+      await server.start();
+    });
+    console.log(`NATS restart: ${line}`);
   });
-  console.log(`NATS restart: ${line}`);
 }, 90_000);
 
 test(
   "3 NATS servers, --cluster-replicas 3: one server killed mid-load, nothing acked lost",
   async () => {
-    cluster = await startThreeNodes({ nats: await startNatsCluster(3), replicas: 3 });
-    const line = await loadThrough(() => cluster!.nats.servers[1]!.stop("SIGKILL"));
-    console.log(`R3, one NATS server killed: ${line}`);
+    await explained(async () => {
+      const nats = await startNatsCluster(3);
+      mark("nats cluster up");
+      cluster = await startThreeNodes({ nats, replicas: 3 });
+      mark("iris nodes up");
+      const line = await loadThrough(() => cluster!.nats.servers[1]!.stop("SIGKILL"));
+      console.log(`R3, one NATS server killed: ${line}; ${timeline.join(", ")}`);
+    });
   },
   90_000,
 );
