@@ -16,8 +16,8 @@ import {
   OWNER_SWEEP_EVERY_MS,
   type OwnerLimits,
   SHUTDOWN_SETTLE_MAX_MS,
-  SHUTDOWN_WRITER_SETTLE_MS,
   SHUTDOWN_SETTLE_POLL_MS,
+  SHUTDOWN_WRITER_SETTLE_MS,
 } from "../limits.ts";
 import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
