@@ -202,6 +202,15 @@ export const GARBAGE_LOG_EVERY = 1000;
  */
 export const BUNDLE_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Longest a queued frame waits for the end of its event-loop turn (issue 14, paced latency). Under
+ * load one turn reads every ready socket (up to ~1,000 at once) and takes tens of ms; frames
+ * queued at its start would wait all of it. Past this hold, the next message read flushes what is
+ * queued first. Short enough to stay well under the relay's p99, long enough that a turn's frames
+ * to one connection still share a write.
+ */
+export const OUTBOX_HOLD_MS = 0.5;
+
 // ---- idle collection (observe/idle-gc.ts, issue 14) ----
 
 /** How often a worker looks at its JS heap to decide whether a burst just ended. */

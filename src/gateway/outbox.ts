@@ -6,8 +6,10 @@
 // connection granted bundles (protocol/v1-bundle.ts), else as the same separate messages inside
 // one cork (one syscall instead of one per frame; the bytes on the wire are unchanged). Order is
 // kept: a direct write (a backlog page, a closing error frame) first flushes what is queued.
+// A long turn does not hold frames for all of it: `tick`, called before each message read,
+// writes what has waited past OUTBOX_HOLD_MS (see limits.ts).
 
-import { BUNDLE_MAX_BYTES } from "../limits.ts";
+import { BUNDLE_MAX_BYTES, OUTBOX_HOLD_MS } from "../limits.ts";
 import { type BundleDelivery, bundleOf, encodeDeliveries } from "../protocol/v1-bundle.ts";
 import type { Transport } from "./transports.ts";
 
@@ -37,9 +39,27 @@ export interface Bundled {
 export class Outbox<S extends Bundled> {
   private due: S[] = [];
   private scheduled = false;
+  /** When the frames queued now started waiting (at the latest): the `tick` that saw `due` empty. */
+  private openedAt = 0;
 
   /** `dropped` runs when the socket refused a write (the connection is unusable). */
-  constructor(private readonly dropped: (s: S) => void, private readonly maxBytes = BUNDLE_MAX_BYTES) {}
+  constructor(
+    private readonly dropped: (s: S) => void,
+    private readonly maxBytes = BUNDLE_MAX_BYTES,
+    private readonly holdMs = OUTBOX_HOLD_MS,
+  ) {}
+
+  /**
+   * Called before each message read (`now` = performance.now()): frames queued longer than the
+   * hold go out now, ahead of what this message queues; otherwise they wait for the turn's end.
+   */
+  tick(now: number): void {
+    if (this.due.length === 0) this.openedAt = now;
+    else if (now - this.openedAt >= this.holdMs) {
+      this.writeDue();
+      this.openedAt = now;
+    }
+  }
 
   /** Queues one encoded frame for this turn's message. */
   push(s: S, frame: string | Uint8Array): void {
@@ -77,10 +97,15 @@ export class Outbox<S extends Bundled> {
 
   private readonly flushAll = (): void => {
     this.scheduled = false;
+    this.writeDue();
+  };
+
+  /** Writes every queued session's frames (the turn's end, or a hold that ran out). */
+  private writeDue(): void {
     const due = this.due;
     this.due = [];
     for (const s of due) this.flush(s);
-  };
+  }
 
   /**
    * Deliveries for `s`: one queues with this turn's frames; several (a backlog page) flush the

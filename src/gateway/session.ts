@@ -37,7 +37,8 @@ import {
   userIdProblem,
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
-import { encodeDeliveries, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
+import { encodeDeliveries, encodeSent, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
+import { SENT_STATUS_BYTE } from "../protocol/v1.ts";
 import { Outbox } from "./outbox.ts";
 import { writeFramePage } from "./page-writer.ts";
 import type { FramePage } from "../router/frame-page.ts";
@@ -230,7 +231,9 @@ export class Sessions {
     s.recentBytes += size;
     const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
     const v0Open = s.proto === "v0" && s.state === "open";
-    const overRate = !s.frames.take(performance.now());
+    const now = performance.now();
+    this.outbox.tick(now); // frames queued early in a long turn do not wait for all of it
+    const overRate = !s.frames.take(now);
     if (overRate && !v0Open) {
       // Past its burst a connection is closed, never silently thinned: dropping frames would lose
       // sends and acks without an answer. The SDK reconnects and resends unacked sends (same ids).
@@ -633,7 +636,9 @@ export class Sessions {
     }
     if (m.t === "sent") {
       this.host.metrics.add("acksToSenders");
-      this.reply(s, { op: "sent", id: m.id, status: m.status });
+      // v1 (the hot path): encoded straight from the ack, no frame object; the same bytes.
+      if (s.proto === "v1" && s.state === "open") this.outbox.push(s, encodeSent(m.id, SENT_STATUS_BYTE[m.status]));
+      else this.reply(s, { op: "sent", id: m.id, status: m.status });
     } else this.reply(s, { op: "error", code: m.code, reason: m.reason, id: m.id });
   }
 

@@ -134,15 +134,22 @@ export function writeU64(b: Uint8Array, at: number, v: number): void {
 
 /** Short ASCII strings (ids, user names) decode without a TextDecoder call; null when not ASCII. */
 const ASCII_FAST_MAX = 64;
+/**
+ * The code units of the string being decoded, reused: one fromCharCode.apply builds a flat string
+ * (appending a char at a time built a rope of n parts, resolved again when the id is hashed;
+ * twice the cost per SEND, issue 14).
+ */
+const asciiUnits: number[] = [];
 function asciiAt(b: Uint8Array, at: number, n: number): string | null {
   if (n > ASCII_FAST_MAX) return null;
-  let s = "";
-  for (let i = at; i < at + n; i++) {
-    const c = b[i]!;
+  const u = asciiUnits;
+  u.length = n;
+  for (let i = 0; i < n; i++) {
+    const c = b[at + i]!;
     if (c >= 0x80) return null;
-    s += String.fromCharCode(c);
+    u[i] = c;
   }
-  return s;
+  return String.fromCharCode.apply(null, u);
 }
 
 /** UTF-8 length of `s` without encoding it (ids and user names are short: a plain loop). */

@@ -43,6 +43,7 @@ const deliverFixed = 1 + 8 + 8 + 1 + 1 + 4;
  */
 export function encodeDeliveries(items: readonly BundleDelivery[], start: number, end: number): Uint8Array {
   const n = end - start;
+  if (n === 1) return encodeDeliver(items[start]!);
   const fromLen = new Array<number>(n);
   const idLen = new Array<number>(n);
   let size = n > 1 ? 1 : 0;
@@ -64,6 +65,31 @@ export function encodeDeliveries(items: readonly BundleDelivery[], start: number
     buf.set(d.body, at + 4);
     at += 4 + d.body.byteLength;
   }
+  return buf;
+}
+
+/** One DELIVER frame (the live path: one per message, so no length arrays). */
+export function encodeDeliver(d: BundleDelivery): Uint8Array {
+  const fromLen = utf8Length(d.from);
+  const idLen = utf8Length(d.id);
+  const buf = new Uint8Array(deliverFixed + fromLen + idLen + d.body.byteLength);
+  buf[0] = 0x42; // DELIVER
+  writeU64(buf, 1, d.seq);
+  writeU64(buf, 9, d.ts);
+  let at = putStr8(buf, 17, d.from, fromLen);
+  at = putStr8(buf, at, d.id, idLen);
+  writeU32(buf, at, d.body.byteLength);
+  buf.set(d.body, at + 4);
+  return buf;
+}
+
+/** One SENT frame `0x43 | str8 id | u8 status`, without a frame object or Writer (one per message). */
+export function encodeSent(id: string, status: number): Uint8Array {
+  const n = utf8Length(id);
+  const buf = new Uint8Array(3 + n);
+  buf[0] = 0x43; // SENT
+  putStr8(buf, 1, id, n);
+  buf[2 + n] = status;
   return buf;
 }
 

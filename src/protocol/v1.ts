@@ -14,6 +14,7 @@
 import { Reader, utf8, utf8Length, Writer } from "./bytes.ts";
 import {
   encodeDeliveries,
+  encodeSent,
   forEachInBundle,
   splitServerBundle,
   V1_BUNDLE_CLIENT,
@@ -59,7 +60,8 @@ export function decodeV1ClientMessage(frame: Uint8Array, maxBody: number, bundle
   return out;
 }
 
-const statusByte: Record<SendStatus, number> = { delivered: 1, stored: 2, duplicate: 3 };
+/** SENT's status byte per status. */
+export const SENT_STATUS_BYTE: Record<SendStatus, number> = { delivered: 1, stored: 2, duplicate: 3 };
 const statusName: Record<number, SendStatus> = { 1: "delivered", 2: "stored", 3: "duplicate" };
 
 export function decodeV1Client(frame: Uint8Array, maxBody: number): ClientFrame {
@@ -126,10 +128,8 @@ export function encodeV1Server(f: ServerFrame): Uint8Array {
     }
     case "deliver":
       return encodeDeliveries([f], 0, 1);
-    case "sent": {
-      const n = utf8Length(f.id);
-      return new Writer(1 + 1 + n + 1).u8(V1.SENT).str8(f.id, n).u8(statusByte[f.status]).done();
-    }
+    case "sent":
+      return encodeSent(f.id, SENT_STATUS_BYTE[f.status]);
     case "status": {
       const u = utf8(f.user);
       return new Writer(1 + 1 + u.byteLength + 1 + 8).u8(V1.STATUS_REPLY).u8(u.byteLength).bytes(u)
