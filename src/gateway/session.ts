@@ -95,7 +95,7 @@ export interface Session {
    * the owner thread of their recipient dies, they are routed again, in order, when it is back,
    * so later sends cannot overtake one that died with it (per-sender order).
    */
-  unsettled: Map<string, RouteMsg> | null; // null while none (an idle connection holds no Map)
+  unsettled: Map<string, RouteMsg> | null; // null while none for a second (an idle connection holds no Map)
   recentBytes: number; // bytes received since the last shedding check
   loginTimer: ReturnType<typeof setTimeout> | null;
   held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused (NOTHING_HELD if none)
@@ -580,7 +580,10 @@ export class Sessions {
       this.host.metrics.add("shedConnections");
       this.disconnect(heaviest, Disconnects.memoryShed);
     }
-    for (const s of this.byConn.values()) s.recentBytes = 0;
+    for (const s of this.byConn.values()) {
+      s.recentBytes = 0;
+      if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
+    }
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
       for (const u of this.userBuckets.keys()) if (!this.byUser.has(u)) this.userBuckets.delete(u);
     }
@@ -628,7 +631,7 @@ export class Sessions {
     if (!s) return; // the sender left; its SDK retries and is deduplicated
     // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
     if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
-    if (s.unsettled?.delete(m.id) && s.unsettled.size === 0) s.unsettled = null;
+    s.unsettled?.delete(m.id); // an emptied Map stays until housekeeping: not one Map per send when sends trickle
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
       this.host.metrics.add("v0InboxFullCloses");
