@@ -35,7 +35,7 @@ export const STARTED_SUBJECT = "iris.started";
 /** Most users named in one announcement (a larger append is announced in several). */
 export const LATE_MAX_USERS = 1000;
 
-interface Claim {
+export interface Claim {
   readonly tag: string;
   /** First seq of the claim's first block: every seq this claim hands out is at least this. */
   readonly first: number;
@@ -90,8 +90,17 @@ export class Claims {
     for (const u of [...this.byUser.keys()]) if (moved(u)) this.byUser.delete(u);
   }
 
+  /** The user's claim now: a delete is judged under the claim its owner had when it asked. */
+  current(user: string): Claim | undefined {
+    return this.byUser.get(user);
+  }
+
   verdict(r: ReadRow): Verdict {
-    const c = this.byUser.get(r.to);
+    return this.verdictUnder(this.byUser.get(r.to), r);
+  }
+
+  /** A row's verdict under claim `c` (undefined: a writer without a claim, every row its own). */
+  verdictUnder(c: Claim | undefined, r: ReadRow): Verdict {
     if (!c || r.owner === c.tag) return "own";
     if (c.served.has(r.streamSeq)) return "served";
     return c.adopted.has(r.streamSeq) ? "adopted" : "late";
@@ -126,10 +135,10 @@ export class Claims {
 
   /** The seq a cumulative ack compares a stored row with: late rows are kept, adopted ones go
    * with their new seq. Returns null for a late row. */
-  ackSeq(r: ReadRow): number | null {
-    const v = this.verdict(r);
+  ackSeq(r: ReadRow, c = this.byUser.get(r.to)): number | null {
+    const v = this.verdictUnder(c, r);
     if (v === "late") return null;
-    return v === "adopted" ? this.byUser.get(r.to)!.adopted.get(r.streamSeq)! : r.seq;
+    return v === "adopted" ? c!.adopted.get(r.streamSeq)! : r.seq;
   }
 
   /** The owner gave these late rows seqs (0: not yet); returns how many are still waiting. */
@@ -144,8 +153,7 @@ export class Claims {
   }
 
   /** Rows deleted from the stream: their marks are no longer needed. */
-  forget(user: string, streamSeqs: Iterable<number>): void {
-    const c = this.byUser.get(user);
+  forget(user: string, streamSeqs: Iterable<number>, c = this.byUser.get(user)): void {
     if (!c) return;
     for (const s of streamSeqs) {
       c.served.delete(s);
@@ -154,8 +162,7 @@ export class Claims {
   }
 
   /** Everything deleted below a purge point. */
-  forgetBelow(user: string, streamSeq: number): void {
-    const c = this.byUser.get(user);
+  forgetBelow(user: string, streamSeq: number, c = this.byUser.get(user)): void {
     if (!c) return;
     for (const s of c.served) if (s < streamSeq) c.served.delete(s);
     for (const s of c.adopted.keys()) if (s < streamSeq) c.adopted.delete(s);

@@ -29,7 +29,7 @@ import type { LastSeen } from "./last-seen.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { SentWindow } from "./sent-kv.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
-import { ADOPT_RETRIES, ADOPT_RETRY_MS, Claims } from "./handover.ts";
+import { ADOPT_RETRIES, ADOPT_RETRY_MS, type Claim, Claims } from "./handover.ts";
 import { log } from "../observe/log.ts";
 import { SeenWriter } from "./seen-writer.ts";
 
@@ -143,7 +143,9 @@ export class JsWriter {
     if (r.t === "scanSent") return this.scanAside(link, r);
     if (r.t === "seen") return this.seenWrites.put(r.user, r.ts);
     const before = link.tail;
-    const work = this.untilDone(r.t, () => this.work(link, r, before));
+    // A delete is judged under the claim its owner had when it asked, even if released meanwhile.
+    const claim = r.t === "delete" ? this.claims.current(r.user) : undefined;
+    const work = this.untilDone(r.t, () => this.work(link, r, before, claim));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
     work.catch(() => {});
@@ -189,7 +191,7 @@ export class JsWriter {
     await Promise.race([Promise.all([tails, this.seenWrites.settle(ms)]), Bun.sleep(ms)]);
   }
 
-  private work(link: Link, r: WriterReq, before: Promise<void>): Promise<Out[]> {
+  private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim): Promise<Out[]> {
     switch (r.t) {
       case "append":
         return this.append(link, r.rows, r.o, r.c);
@@ -198,7 +200,7 @@ export class JsWriter {
       case "fetch":
         return before.then(() => this.fetch(link, r)); // a page must see every earlier append
       case "delete":
-        return before.then(() => this.deleteUpTo(r.user, r.upTo)).then(() => []);
+        return before.then(() => this.deleteUpTo(r.user, r.upTo, claim)).then(() => []);
       case "seen":
         return this.seen.set(r.user, r.ts).then(() => []);
       case "remember":
@@ -406,8 +408,15 @@ export class JsWriter {
     return [[link.shard, { t: "inboxCount", user: r.user, req: r.req, known, lastSeen, rows, bytes, oldestTs }]];
   }
 
-  /** Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order. */
-  private async deleteUpTo(user: string, upTo: number): Promise<void> {
+  /**
+   * Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order.
+   * Judged under `asked`, the claim when the owner asked: if the user moved away meanwhile (claim
+   * released, box dropped with the late rows it had adopted and held back), judging with no claim
+   * took every row as this owner's own and deleted those rows by their old seqs (docs/CLUSTER.md,
+   * "Adopted while draining").
+   */
+  private async deleteUpTo(user: string, upTo: number, asked?: Claim): Promise<void> {
+    const claim = asked ?? this.claims.current(user);
     const rows: ReadRow[] = [];
     let after = 0;
     for (;;) {
@@ -417,18 +426,19 @@ export class JsWriter {
       after = page.at(-1)!.streamSeq;
     }
     // Late rows are kept (seq Infinity) until adopted; adopted ones go once their new seq is acked.
-    const late = rows.filter((r) => this.claims.verdict(r) === "late");
+    const late = rows.filter((r) => this.claims.verdictUnder(claim, r) === "late");
     const plan = planDelete(
-      rows.map((r) => ({ seq: this.claims.ackSeq(r) ?? Infinity, streamSeq: r.streamSeq })),
+      rows.map((r) => ({ seq: this.claims.ackSeq(r, claim) ?? Infinity, streamSeq: r.streamSeq })),
       upTo,
     );
     this.cursors.delete(user);
     this.counts.delete(user);
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
     for (const s of plan.singles) await this.inbox.deleteOne(s);
-    if (plan.purgeBelow !== null) this.claims.forgetBelow(user, plan.purgeBelow);
-    this.claims.forget(user, plan.singles);
-    this.adoptLate(user, late, 0);
+    if (plan.purgeBelow !== null) this.claims.forgetBelow(user, plan.purgeBelow, claim);
+    this.claims.forget(user, plan.singles, claim);
+    // Rows late to a released claim may be a newer claim's own: only the current one adopts.
+    if (claim === this.claims.current(user)) this.adoptLate(user, late, 0);
   }
 
   /**
