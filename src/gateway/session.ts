@@ -112,7 +112,7 @@ export interface Session {
 }
 
 /** How each owner eviction closes the connection. */
-const EVICTIONS: Record<EvictMsg["why"], Disconnect> = {
+const EVICTIONS: Record<Exclude<EvictMsg["why"], "moved">, Disconnect> = {
   replaced: Disconnects.replaced,
   slow: Disconnects.notAcking,
   admin: Disconnects.admin,
@@ -596,7 +596,7 @@ export class Sessions {
       case "deliver":
         return this.deliver(m);
       case "evict":
-        return this.onEvict(m.user, m.conn, m.why);
+        return m.why === "moved" ? this.onDropped(m.user, m.conn, m.owner) : this.onEvict(m.user, m.conn, m.why);
       case "sent":
       case "sendError":
         return this.onSenderAck(m);
@@ -613,7 +613,17 @@ export class Sessions {
     }
   }
 
-  private onEvict(user: string, conn: number, why: EvictMsg["why"]): void {
+  /**
+   * Cluster: owner `owner` dropped this user's link (its view moved the user away). If our view
+   * still names it, attach again: its view may come back (a flap) and nothing else would re-attach
+   * us, so its later messages were stored for a user it thought offline. Else we moved already.
+   */
+  private onDropped(user: string, conn: number, owner: number | undefined): void {
+    const s = this.byConn.get(conn);
+    if (s && s.user === user && this.ownerShard(user) === owner) this.attach(s);
+  }
+
+  private onEvict(user: string, conn: number, why: Exclude<EvictMsg["why"], "moved">): void {
     const s = this.byConn.get(conn);
     if (!s || s.user !== user) return;
     if (why === "slow") this.host.metrics.add("slowDisconnects");

@@ -81,7 +81,7 @@ export class ShardHost {
     });
     if (c) {
       c.onPlacement = (moved) => {
-        this.owner.dropMoved((user) => moved(user) && c.ownerOf(user) !== c.self); // moved away from here
+        this.owner.dropMoved((user) => moved(user) && c.ownerOf(user) !== c.self, true); // moved away from here
         this.sessions.reattachMoved(moved);
         this.owner.startDedupeScan(); // users that moved here bring their window's keys
         c.recheckLater(() => this.owner.linkedUsers().filter((u) => moved(u) && c.ownerOf(u) === c.self));

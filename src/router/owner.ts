@@ -747,13 +747,17 @@ export class Owner {
    * sender and id). Storing it here instead would write rows with this owner's seqs behind the
    * new owner's, which its drain would never read.
    */
-  dropMoved(moved: (user: string) => boolean): void {
+  dropMoved(moved: (user: string) => boolean, tell = false): void {
     for (const b of [...this.boxes.values()]) {
       if (!moved(b.user)) continue;
       const l = b.link;
       if (l) {
         this.drainQueue.delete(l);
         this.stats.online--;
+        // `tell`: the session re-attaches if its view still names us (docs/CLUSTER.md, a flapping view).
+        if (tell) {
+          this.io.toShard(l.shard, { t: "evict", user: b.user, conn: l.conn, why: "moved", owner: this.io.self });
+        }
       }
       this.boxes.delete(b.user);
     }

@@ -177,8 +177,10 @@ export interface EvictMsg {
   t: "evict";
   user: string;
   conn: number;
-  /** resync (cluster): messages between this owner and that shard were lost on NATS. */
-  why: "replaced" | "slow" | "admin" | "resync";
+  /** resync (cluster): messages between this owner and that shard were lost on NATS. moved
+   * (cluster): owner `owner` dropped the link, its view moved the user away; not a close. */
+  why: "replaced" | "slow" | "admin" | "resync" | "moved";
+  owner?: number;
 }
 /** Owner (or writer) → origin shard: the sender's acknowledgement. */
 export interface SentMsg {
@@ -411,8 +413,8 @@ const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
     isStr(v.user) && isInt(v.conn) && Array.isArray(v.items) && v.items.every(isDelivery) &&
     isBool(v.page) && (v.frames === undefined || isFramePage(v.frames)),
   evict: (v) =>
-    isStr(v.user) && isInt(v.conn) &&
-    (v.why === "replaced" || v.why === "slow" || v.why === "admin" || v.why === "resync"),
+    isStr(v.user) && isInt(v.conn) && (v.owner === undefined || isInt(v.owner)) &&
+    (v.why === "replaced" || v.why === "slow" || v.why === "admin" || v.why === "resync" || v.why === "moved"),
   sent: (v) =>
     isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate"),
   sendError: (v) => isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason),

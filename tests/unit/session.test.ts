@@ -282,3 +282,16 @@ describe("seed (v0) connections", () => {
     expect(posted).toEqual([]);
   });
 });
+
+describe("cluster: an owner that dropped a link", () => {
+  beforeEach(() => setup());
+
+  test("re-attach there if our view still names it (its view flapped); else stay, and never close", () => {
+    const { s, t } = loggedIn("bob");
+    sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 7 }); // our view: shard 0
+    expect(posted).toEqual([]);
+    sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 0 });
+    expect(posted).toEqual([{ t: "attach", user: "bob", shard: 0, conn: s.conn, v0: false, resume: 0 }]);
+    expect(t.closed).toBeNull();
+  });
+});
