@@ -81,9 +81,7 @@ export class ShardHost {
     });
     if (c) {
       c.onPlacement = (moved) => {
-        // Moved away from here; or moved here, where a box can only predate the move if an attach reached us
-        // first: its seq block may lie below what the old owner numbered since (its session attaches again).
-        this.owner.dropMoved(moved, true);
+        this.owner.dropMoved(moved, true); // also moved here: a box from an early attach may number too low
         this.sessions.reattachMoved(moved);
         this.owner.startDedupeScan(); // users that moved here bring their window's keys
         c.recheckLater(() => this.owner.linkedUsers().filter((u) => moved(u) && c.ownerOf(u) === c.self));
