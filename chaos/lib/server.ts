@@ -87,7 +87,7 @@ export class ChaosServer {
       "--data-dir",
       this.dataDir,
       "--log-level",
-      this.o.logLevel ?? "warn",
+      this.o.logLevel ?? process.env.IRIS_CHAOS_LOG_LEVEL ?? "warn",
       "--chaos",
       ...(this.o.shards ? ["--shards", String(this.o.shards)] : []),
       ...(this.o.args ?? []),

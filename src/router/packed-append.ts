@@ -33,7 +33,7 @@ const isInts = (v: unknown, n: number) => Array.isArray(v) && v.length === n && 
 export function isPackedAppendBody(v: Record<string, unknown>): boolean {
   if (typeof v.recipient !== "string" || !isPackedPage(v.page)) return false;
   const n = v.page.seqs.length;
-  return isInts(v.o, n) && isInts(v.c, n);
+  return n > 0 && isInts(v.o, n) && isInts(v.c, n);
 }
 
 /** Back to the owner's shape (call only on a checked one); bodies are views into the page. */

@@ -424,8 +424,12 @@ const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
     isNum(v.lastSeen) && isInt(v.pending) && isInt(v.holdback) && isInboxFigures(v.inbox) && isBool(v.acted),
 };
 const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
+  // Never empty: the writer counts each append and remember it commits toward the owner's
+  // "committed n", so an empty one (an owner never sends it; port garbage can) would make the owner
+  // forget an uncommitted request, which a writer restart then fails to replay.
   append: (v) =>
-    Array.isArray(v.rows) && v.rows.every(isStoredRow) && Array.isArray(v.o) && Array.isArray(v.c) &&
+    Array.isArray(v.rows) && v.rows.length > 0 && v.rows.every(isStoredRow) && Array.isArray(v.o) &&
+    Array.isArray(v.c) &&
     v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt),
   load: (v) => isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20,
   fetch: (v) =>
@@ -434,8 +438,8 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   delete: (v) => isStr(v.user) && isInt(v.upTo),
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),
-  remember: (v) => Array.isArray(v.keys) && v.keys.every(isSentKey),
-  rememberPacked: (v) => isPackedRememberBody(v.text, v.nums),
+  remember: (v) => Array.isArray(v.keys) && v.keys.length > 0 && v.keys.every(isSentKey),
+  rememberPacked: (v) => Array.isArray(v.nums) && v.nums.length > 0 && isPackedRememberBody(v.text, v.nums),
   appendPacked: isPackedAppendBody,
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
   confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),

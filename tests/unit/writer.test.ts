@@ -13,6 +13,7 @@ import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { packAppend } from "../../src/router/packed-append.ts";
+import { garbageBatch } from "../../src/chaos/garbage.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
 let dir: string;
@@ -89,6 +90,16 @@ describe("writer group commit", () => {
     expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
     const stored = store.fetch("u", 0, 10);
     expect(stored.map((r) => [r.seq, [...r.body]])).toEqual([...rows, row(4)].map((r) => [r.seq, [...r.body]]));
+  });
+
+  test("port garbage (the chaos corruption fault's own mix) never counts toward an owner's committed n", async () => {
+    // An empty append passed the check and was counted: the owner then took its newest uncommitted
+    // append as committed and did not replay it after a writer kill (god-mode's lost sends).
+    writer(0, 10_000);
+    for (let k = 0; k < 20; k++) send(...(garbageBatch(200, 100_000 + k) as WriterReq[]));
+    send(append([row(1)]));
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(replies.filter((m) => m.t === "committed")).toEqual([{ t: "committed", n: 1 }]);
   });
 
   test("reaching batchRows commits at once, without waiting for the timer", async () => {
