@@ -87,7 +87,7 @@ export class ChaosServer {
       "--data-dir",
       this.dataDir,
       "--log-level",
-      this.o.logLevel ?? process.env.IRIS_CHAOS_LOG_LEVEL ?? "warn",
+      this.o.logLevel ?? "warn",
       "--chaos",
       ...(this.o.shards ? ["--shards", String(this.o.shards)] : []),
       ...(this.o.args ?? []),
