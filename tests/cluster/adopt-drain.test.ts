@@ -4,16 +4,11 @@
 // until its drain ends. Every row must reach the recipient once, in the sender's order, also when
 // the user moves away from B before the held-back rows went out.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { ClusterInbox } from "../../src/cluster/inbox.ts";
-import { JsWriter } from "../../src/cluster/js-writer.ts";
-import { LastSeen } from "../../src/cluster/last-seen.ts";
-import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
-import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import { expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import { isOwnerMsg, type PortMsg, type WriterReq } from "../../src/router/wire.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsLinkForFile, openJsWriter } from "../helpers/js-writer-fixture.ts";
+import { until } from "../helpers/server.ts";
 
 const limits: OwnerLimits = {
   maxPending: 8,
@@ -28,35 +23,12 @@ const limits: OwnerLimits = {
   dedupeWindowMs: 60_000,
 };
 
-let nats: NatsFixture;
-let link: NatsLink;
-beforeAll(async () => {
-  nats = await startNats();
-  link = await openLink({ servers: nats.urls, nodeId: "a", replicas: 1 });
-});
-afterAll(async () => {
-  await link?.close();
-  await nats?.close();
-});
+const link = natsLinkForFile("a");
 
-async function until(cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
+const writer = () => openJsWriter(link());
 
-async function writer(): Promise<JsWriter> {
-  const nc = link.nc;
-  return new JsWriter(
-    await ClusterInbox.open(nc, { replicas: 1, ttlSec: 0 }),
-    await SeqBlocks.open(nc, 1),
-    await LastSeen.open(nc, 1),
-    await SentWindow.open(nc, 1, 60_000),
-    60_000,
-  );
-}
+/** Polls until `cond` holds (the shared `until`, with this file's default wait). */
+const waitUntil = (cond: () => boolean, ms = 2000) => until(cond, "the condition", ms);
 
 /** The old owner's writer: stores rows of sender "s" numbered by its claim, ids m<seq>. */
 async function oldOwner(user: string) {
@@ -75,7 +47,7 @@ async function oldOwner(user: string) {
     }));
     const want = n + 1;
     w.receive(0, [{ t: "append", rows, o: seqs.map(() => -1), c: seqs.map(() => 0) } satisfies WriterReq]);
-    await until(() => n === want);
+    await waitUntil(() => n === want);
   };
 }
 
@@ -117,13 +89,13 @@ test("late rows adopted between two drain pages go out once, after the drain, in
   await a([1, 2, 3, 4, 5, 6, 7]);
   const b = await newOwner(user, false);
   b.attach(0);
-  await until(() => b.got.length === 5); // the first page, 1..5 (its socket not ready yet: "writing")
+  await waitUntil(() => b.got.length === 5); // the first page, 1..5 (its socket not ready yet: "writing")
   await a([8, 9]); // the old owner's late appends land
   b.w.recheck(user); // the re-read adopts them: held back behind the drain
-  await until(() => b.seen.adopted === 2);
+  await waitUntil(() => b.seen.adopted === 2);
   b.ack();
   b.flow(); // the next page (6, 7), then live: the held-back rows
-  await until(() => b.got.length === 9);
+  await waitUntil(() => b.got.length === 9);
   expect(b.got).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
 });
 
@@ -134,12 +106,12 @@ test("held-back adopted rows survive a move away: a delete asked before it keeps
   const b = await newOwner(user, false);
   // Another sender's message reaches B before the recipient attaches: stored at B's seq 11.
   b.o.handle({ t: "route", to: user, from: "t", id: "x1", body: new Uint8Array(1), ts: 0, t0: 0, o: -1, c: 0 });
-  await until(() => b.w.counters.appended === 1);
+  await waitUntil(() => b.w.counters.appended === 1);
   b.attach(0);
-  await until(() => b.got.length === 5); // one page: 1..4 of the old owner, then x1 at 11
+  await waitUntil(() => b.got.length === 5); // one page: 1..4 of the old owner, then x1 at 11
   await a([5, 6]); // late: adopted at B's 12, 13, held back (the drain goes on)
   b.w.recheck(user);
-  await until(() => b.seen.adopted === 2);
+  await waitUntil(() => b.seen.adopted === 2);
   // The recipient acks 11; the delete is still queued at B's writer when B's view moves the
   // user away (claim released, box dropped with the held-back rows).
   b.ack();
@@ -148,6 +120,6 @@ test("held-back adopted rows survive a move away: a delete asked before it keeps
   // C owns the user now; the recipient re-attaches there with its last seq, and must get 5 and 6.
   const c = await newOwner(user, true);
   c.attach(11);
-  await until(() => c.got.length === 2).catch(() => {});
+  await waitUntil(() => c.got.length === 2).catch(() => {});
   expect([...b.got, ...c.got]).toEqual(["m1", "m2", "m3", "m4", "x1", "m5", "m6"]);
 });

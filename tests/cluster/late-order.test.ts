@@ -3,18 +3,13 @@
 // owner went live for the recipient (its view lagged: a late row), s heard "stored" and sends m2,
 // which reaches the new owner. The recipient must see m1 before m2.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { ClusterInbox } from "../../src/cluster/inbox.ts";
-import { JsWriter } from "../../src/cluster/js-writer.ts";
+import { describe, expect, test } from "bun:test";
 import { GATE_WAIT_MS, LateHeard, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
 import { SETTLE_MS } from "../../src/cluster/handover.ts";
-import { LastSeen } from "../../src/cluster/last-seen.ts";
-import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
-import { SentWindow } from "../../src/cluster/sent-kv.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import { isOwnerMsg, type PortMsg, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsLinkForFile, openJsWriter } from "../helpers/js-writer-fixture.ts";
+import { until } from "../helpers/server.ts";
 
 const limits: OwnerLimits = {
   maxPending: 8,
@@ -29,35 +24,12 @@ const limits: OwnerLimits = {
   dedupeWindowMs: 60_000,
 };
 
-let nats: NatsFixture;
-let link: NatsLink;
-beforeAll(async () => {
-  nats = await startNats();
-  link = await openLink({ servers: nats.urls, nodeId: "a", replicas: 1 });
-});
-afterAll(async () => {
-  await link?.close();
-  await nats?.close();
-});
+const link = natsLinkForFile("a");
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
+const writer = () => openJsWriter(link());
 
-async function writer(): Promise<JsWriter> {
-  const nc = link.nc;
-  return new JsWriter(
-    await ClusterInbox.open(nc, { replicas: 1, ttlSec: 0 }),
-    await SeqBlocks.open(nc, 1),
-    await LastSeen.open(nc, 1),
-    await SentWindow.open(nc, 1, 60_000),
-    60_000,
-  );
-}
+/** Polls until `cond` holds (the shared `until`, with this file's default wait). */
+const waitUntil = (cond: () => boolean, ms = 10_000) => until(cond, "the condition", ms);
 
 /** A writer standing for an old owner: its requests, and how many it answered "committed". */
 async function oldOwner(): Promise<{ req: (m: WriterReq) => void; committed: () => number }> {
@@ -195,7 +167,7 @@ describe("a late row of an old owner and a later send of the same sender", () =>
     const b = await newOwner();
     // The recipient's session attaches to the new owner (claim 11..20), which drains (nothing) and goes live.
     b.o.handle({ t: "attach", user, shard: 2, conn: 9, v0: false, resume: 0 });
-    await until(() => b.pages() === 1);
+    await waitUntil(() => b.pages() === 1);
     // The old owner's view lags: it numbers m1 (seq 1) and stores it after the new owner went live.
     a.req({
       t: "append",
@@ -203,12 +175,12 @@ describe("a late row of an old owner and a later send of the same sender", () =>
       o: [-1],
       c: [0],
     });
-    await until(() => a.committed() === 1);
+    await waitUntil(() => a.committed() === 1);
     // The sender heard "stored" for m1, and sends m2; its node's view already names the new owner.
     b.route(send(user, "m2"));
     // The old owner announced its late store: the new owner re-reads the inbox and adopts m1.
     b.w.recheck(user);
-    await until(() => b.delivered().length === 2);
+    await waitUntil(() => b.delivered().length === 2);
     expect(b.delivered().map((d) => d.split("@")[0])).toEqual(["m1", "m2"]);
   });
 
@@ -218,7 +190,7 @@ describe("a late row of an old owner and a later send of the same sender", () =>
     a.req({ t: "load", user, reserve: 10 });
     const b = await newOwner();
     b.o.handle({ t: "attach", user, shard: 2, conn: 9, v0: false, resume: 0 });
-    await until(() => b.pages() === 1);
+    await waitUntil(() => b.pages() === 1);
     // Two appends of the old owner; the first was retried and landed after the second.
     for (const [k, [seq, id]] of ([[3, "m3"], [2, "m2"]] as const).entries()) {
       a.req({
@@ -227,10 +199,10 @@ describe("a late row of an old owner and a later send of the same sender", () =>
         o: [-1],
         c: [0],
       });
-      await until(() => a.committed() === k + 1);
+      await waitUntil(() => a.committed() === k + 1);
     }
     b.route(send(user, "m4"));
-    await until(() => b.delivered().length === 3);
+    await waitUntil(() => b.delivered().length === 3);
     expect(b.delivered().map((d) => d.split("@")[0])).toEqual(["m2", "m3", "m4"]);
   });
 });
