@@ -35,7 +35,34 @@ export interface BundleDelivery {
 }
 
 /** DELIVER header size before the body: op, seq, ts, from, id, body length. */
-const deliverFixed = 1 + 8 + 8 + 1 + 1 + 4;
+export const DELIVER_FIXED_BYTES = 1 + 8 + 8 + 1 + 1 + 4;
+const deliverFixed = DELIVER_FIXED_BYTES;
+
+/**
+ * Writes one DELIVER frame `0x42 | u64 seq | u64 ts | str8 from | str8 id | u32 len | body` at `at`
+ * (the caller sized `buf` and measured the strings); returns where it ends. The one place its
+ * layout is written: live frames, bundles and the writer's pre-encoded backlog pages all use it.
+ */
+export function putDeliver(
+  buf: Uint8Array,
+  at: number,
+  seq: number,
+  ts: number,
+  from: string,
+  fromLen: number,
+  id: string,
+  idLen: number,
+  body: Uint8Array,
+): number {
+  buf[at] = 0x42; // DELIVER
+  writeU64(buf, at + 1, seq);
+  writeU64(buf, at + 9, ts);
+  at = putStr8(buf, at + 17, from, fromLen);
+  at = putStr8(buf, at, id, idLen);
+  writeU32(buf, at, body.byteLength);
+  buf.set(body, at + 4);
+  return at + 4 + body.byteLength;
+}
 
 /**
  * Encodes deliveries [start, end) as one WebSocket message in a single allocation: a plain DELIVER
@@ -56,14 +83,7 @@ export function encodeDeliveries(items: readonly BundleDelivery[], start: number
   if (n > 1) buf[at++] = V1_BUNDLE_SERVER;
   for (let i = 0; i < n; i++) {
     const d = items[start + i]!;
-    buf[at] = 0x42; // DELIVER
-    writeU64(buf, at + 1, d.seq);
-    writeU64(buf, at + 9, d.ts);
-    at = putStr8(buf, at + 17, d.from, fromLen[i]!);
-    at = putStr8(buf, at, d.id, idLen[i]!);
-    writeU32(buf, at, d.body.byteLength);
-    buf.set(d.body, at + 4);
-    at += 4 + d.body.byteLength;
+    at = putDeliver(buf, at, d.seq, d.ts, d.from, fromLen[i]!, d.id, idLen[i]!, d.body);
   }
   return buf;
 }
@@ -73,13 +93,7 @@ export function encodeDeliver(d: BundleDelivery): Uint8Array {
   const fromLen = utf8Length(d.from);
   const idLen = utf8Length(d.id);
   const buf = new Uint8Array(deliverFixed + fromLen + idLen + d.body.byteLength);
-  buf[0] = 0x42; // DELIVER
-  writeU64(buf, 1, d.seq);
-  writeU64(buf, 9, d.ts);
-  let at = putStr8(buf, 17, d.from, fromLen);
-  at = putStr8(buf, at, d.id, idLen);
-  writeU32(buf, at, d.body.byteLength);
-  buf.set(d.body, at + 4);
+  putDeliver(buf, 0, d.seq, d.ts, d.from, fromLen, d.id, idLen, d.body);
   return buf;
 }
 

@@ -6,8 +6,8 @@
 //
 //   frame i = frames[ends[i-1] .. ends[i]) = 0x42 | u64 seq | u64 ts | str8 from | str8 id | u32 len | body
 
-import { putStr8, readU32, utf8Length, writeU32, writeU64 } from "../protocol/bytes.ts";
-import { V1_BUNDLE_SERVER } from "../protocol/v1-bundle.ts";
+import { readU32, utf8Length } from "../protocol/bytes.ts";
+import { DELIVER_FIXED_BYTES, putDeliver, V1_BUNDLE_SERVER } from "../protocol/v1-bundle.ts";
 import type { Delivery, StoredRow } from "./wire.ts";
 
 export interface FramePage {
@@ -19,7 +19,7 @@ export interface FramePage {
 
 /** DELIVER opcode (protocol/v1.ts) and its fixed bytes: op, seq, ts, two str8 lengths, body length. */
 const DELIVER = 0x42;
-const FIXED = 1 + 8 + 8 + 1 + 1 + 4;
+const FIXED = DELIVER_FIXED_BYTES;
 
 /** What a page builder needs of a row (a StoredRow, or the columns SQLite returned). */
 export type PageRow = Pick<StoredRow, "seq" | "ts" | "sender" | "msgId" | "body">;
@@ -48,16 +48,7 @@ export class FramePageBuilder {
     const il = utf8Length(msgId);
     const size = FIXED + fl + il + body.byteLength;
     if (this.at + size > this.buf.byteLength) this.grow(this.at + size);
-    const b = this.buf;
-    let at = this.at;
-    b[at] = DELIVER;
-    writeU64(b, at + 1, seq);
-    writeU64(b, at + 9, ts);
-    at = putStr8(b, at + 17, sender, fl);
-    at = putStr8(b, at, msgId, il);
-    writeU32(b, at, body.byteLength);
-    b.set(body, at + 4);
-    this.at = at + 4 + body.byteLength;
+    this.at = putDeliver(this.buf, this.at, seq, ts, sender, fl, msgId, il, body);
     this.seqs.push(seq);
     this.ends.push(this.at);
   }
