@@ -1,7 +1,7 @@
 // One run's results on disk: <scenario>-<UTC stamp>.json / .txt / -<chart>.svg, and a copy of
 // the newest full run per scenario in latest/ (small files, committed, openable in a browser).
 
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import type { Machine } from "./machine.ts";
 
@@ -72,14 +72,7 @@ export function writeResults(
   if (o.latest) {
     const ld = join(o.dir, "latest");
     mkdirSync(ld, { recursive: true });
-    for (const f of readdirSync(ld)) {
-      if (
-        f === `${r.scenario}.json` || f === `${r.scenario}.txt` ||
-        (f.startsWith(`${r.scenario}-`) && f.endsWith(".svg"))
-      ) {
-        rmSync(join(ld, f));
-      }
-    }
+    for (const f of previousLatestFiles(ld, r.scenario)) rmSync(join(ld, f), { force: true });
     const latest = {
       ...r,
       files: {
@@ -96,4 +89,21 @@ export function writeResults(
   if (o.latest) written.push(...charts.map((c) => resolve(o.dir, "latest", `${r.scenario}-${c.name}.svg`)));
   formatInRepo(written);
   return r;
+}
+
+/**
+ * The files of a scenario's previous latest copy: its json, txt and the charts that json names.
+ * Not a name prefix: "cluster-*.svg" would also match the charts of "cluster-scale".
+ */
+function previousLatestFiles(ld: string, scenario: string): string[] {
+  const json = join(ld, `${scenario}.json`);
+  if (!existsSync(json)) return [];
+  let svgs: string[] = [];
+  try {
+    const old = JSON.parse(readFileSync(json, "utf8")) as { files?: { svgs?: unknown } };
+    if (Array.isArray(old.files?.svgs)) svgs = old.files.svgs.filter((f): f is string => typeof f === "string");
+  } catch {
+    // An unreadable old copy: replace its json and txt; its charts are overwritten by name.
+  }
+  return [`${scenario}.json`, `${scenario}.txt`, ...svgs.filter((f) => !f.includes("/"))];
 }
