@@ -24,6 +24,7 @@ import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
 import { decodeV1ServerMessage, encodeV1Client } from "../protocol/v1.ts";
 import { V1_BUNDLE_CLIENT, V1_FLAG_BUNDLE } from "../protocol/v1-bundle.ts";
 import { FrameBatcher } from "./batcher.ts";
+import { OrderLanes } from "./order-lanes.ts";
 import { fromSavedState, type IrisStorage, SaveQueue, toSavedState } from "./persist.ts";
 
 export type { SendStatus } from "../protocol/frames.ts";
@@ -96,7 +97,8 @@ interface Outgoing {
   to: string;
   body: Uint8Array;
   sentAt: number;
-  limited: number; // RATE_LIMITED answers so far, for backoff
+  /** On the wire and not answered yet (order-lanes.ts). */
+  inFlight: boolean;
   resolve: (s: SendStatus) => void;
   reject: (e: Error) => void;
 }
@@ -137,10 +139,17 @@ export class IrisClient {
   private batcher: FrameBatcher | null = null;
   /** A server refused the login's flags byte (an older server): log in without it from now on. */
   private flagsRefused = false;
+  /** Holds newer sends to a recipient behind a refused one (per-sender order; order-lanes.ts). */
+  private readonly lanes: OrderLanes<Outgoing>;
 
   constructor(private readonly o: IrisClientOptions) {
     this.urls = o.urls?.length ? o.urls : o.url ? [o.url] : [];
     if (this.urls.length === 0) throw new Error("IrisClient: give `url` or `urls`");
+    this.lanes = new OrderLanes<Outgoing>({
+      pending: () => this.outgoing.values(),
+      transmit: (out) => this.transmit(out),
+      canSend: () => this.stateValue === "online",
+    }, o.resendAfterMs ?? 3000);
     this.saver = o.storage ? new SaveQueue(o.storage, (e) => this.emitError("STORAGE", e.message)) : null;
     const loaded = o.storage?.load();
     if (loaded instanceof Promise) this.restoring = loaded.then((s) => this.restore(s));
@@ -162,7 +171,7 @@ export class IrisClient {
       if (this.outgoing.has(u.id)) continue;
       // Its promise died with the old process: the outcome goes to onSent / onError.
       const fail = (e: Error) => this.emitError(e instanceof IrisError ? e.code : "SEND_FAILED", e.message, u.id);
-      this.outgoing.set(u.id, { ...u, sentAt: 0, limited: 0, resolve: () => {}, reject: fail });
+      this.outgoing.set(u.id, { ...u, sentAt: 0, inFlight: false, resolve: () => {}, reject: fail });
     }
   }
 
@@ -261,6 +270,7 @@ export class IrisClient {
     }
     if (this.resendTimer) clearInterval(this.resendTimer);
     this.resendTimer = null;
+    this.lanes.reset();
     if (this.stateValue === "closed") return;
     const why = this.lastErrorCode;
     if (code === Disconnects.replaced.close) {
@@ -323,6 +333,7 @@ export class IrisClient {
         this.firstLogin?.resolve();
         this.firstLogin = null;
         // Resend whatever the server has not acked, in the original order, with the same ids.
+        this.lanes.reset();
         for (const out of this.outgoing.values()) this.transmit(out);
         this.resendTimer ??= setInterval(() => this.resendStale(), Math.max(100, (this.o.resendAfterMs ?? 3000) / 3));
         return;
@@ -342,16 +353,14 @@ export class IrisClient {
         const out = f.id ? this.outgoing.get(f.id) : undefined;
         const backPressure = f.code === "RATE_LIMITED" || f.code === "SERVER_BUSY" || f.code === "STORE_FULL";
         if (out && backPressure && this.o.retryRateLimited !== false) {
-          // Back off (doubling, capped at 2 s) and let the resend loop send it again, same id.
-          out.limited++;
-          out.sentAt = Date.now() + Math.min(50 * 2 ** out.limited, 2000) - (this.o.resendAfterMs ?? 3000);
-          return;
+          // Kept, same id: it and every newer send to its recipient wait for one retry in order.
+          return this.lanes.refused(out);
         }
         if (out) {
           this.outgoing.delete(f.id!);
           this.persist();
           out.reject(err);
-          return;
+          return this.lanes.settled(out);
         }
         if (!f.id) this.lastErrorCode = f.code;
         for (const h of this.errorHandlers) h(err);
@@ -370,6 +379,7 @@ export class IrisClient {
     this.persist();
     out.resolve(status);
     for (const h of this.sentHandlers) h({ id, to: out.to, status });
+    this.lanes.settled(out);
   }
 
   private deliver(f: Extract<ServerFrame, { op: "deliver" }>): void {
@@ -409,14 +419,17 @@ export class IrisClient {
 
   private transmit(out: Outgoing): void {
     out.sentAt = Date.now();
+    out.inFlight = true;
     this.frame({ op: "send", id: out.id, to: out.to, body: out.body });
   }
 
   private resendStale(): void {
     if (this.stateValue !== "online") return;
-    const limit = Date.now() - (this.o.resendAfterMs ?? 3000);
+    const now = Date.now();
+    const limit = now - (this.o.resendAfterMs ?? 3000);
+    this.lanes.tick(now);
     for (const out of this.outgoing.values()) {
-      if (out.sentAt < limit) {
+      if (out.sentAt < limit && !this.lanes.holds(out.to)) {
         this.stats.resends++;
         this.transmit(out);
       }
@@ -428,10 +441,11 @@ export class IrisClient {
     const id = opts.id ?? `${this.idPrefix}-${(++this.idCounter).toString(36)}`;
     const bytes = typeof body === "string" ? enc.encode(body) : body;
     return new Promise((resolve, reject) => {
-      const out: Outgoing = { id, to, body: bytes, sentAt: 0, limited: 0, resolve, reject };
+      const out: Outgoing = { id, to, body: bytes, sentAt: 0, inFlight: false, resolve, reject };
       this.outgoing.set(id, out);
       this.persist(); // before the wire: a restarted sender resends it with this id
-      if (this.stateValue === "online") this.transmit(out);
+      // Behind a refused send to the same recipient it waits its turn (order-lanes.ts).
+      if (this.stateValue === "online" && !this.lanes.holds(to)) this.transmit(out);
     });
   }
 
@@ -457,6 +471,7 @@ export class IrisClient {
     }
     this.batcher?.flush(); // the final ack leaves before the close
     if (this.resendTimer) clearInterval(this.resendTimer);
+    this.lanes.reset();
     this.moveTo("closed");
     this.ws?.close(1000, "bye");
   }

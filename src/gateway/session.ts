@@ -66,6 +66,7 @@ import {
 } from "../limits.ts";
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { TokenBucket } from "./rate.ts";
+import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
@@ -109,7 +110,16 @@ export interface Session {
   /** Outbox queue of this turn (see outbox.ts); null when empty. */
   out: Uint8Array[] | null;
   outBytes: number;
+  /** Recipients whose later sends wait for the retry of a refused one (refusal-fence.ts); null until a refusal. */
+  fence: RefusalFence | null;
 }
+
+/** A send refused behind a fence counts as a refusal of its fence's code. */
+const FENCED_METRIC: Readonly<Record<string, "rateLimited" | "busyRejects" | "storeFullRejects">> = {
+  RATE_LIMITED: "rateLimited",
+  SERVER_BUSY: "busyRejects",
+  STORE_FULL: "storeFullRejects",
+};
 
 /** How each owner eviction closes the connection. */
 const EVICTIONS: Record<Exclude<EvictMsg["why"], "moved">, Disconnect> = {
@@ -209,6 +219,7 @@ export class Sessions {
       bundle: false,
       out: null,
       outBytes: 0,
+      fence: null,
     };
     this.byConn.set(s.conn, s);
     this.host.metrics.set("conns", this.byConn.size);
@@ -504,6 +515,12 @@ export class Sessions {
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
   }
 
+  /** A retryable refusal: later sends to `to` on this connection may not overtake it (refusal-fence.ts). */
+  private refuseInOrder(s: Session, to: string, id: string, code: string, reason: string): void {
+    (s.fence ??= new RefusalFence()).refused(to, id, code, performance.now());
+    this.refuse(s, id, code, reason);
+  }
+
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
     const problem = userIdProblem(to);
     if (problem && s.proto === "v0") {
@@ -514,14 +531,19 @@ export class Sessions {
     // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
+    const fenced = s.fence?.check(to, id, performance.now());
+    if (fenced) {
+      this.host.metrics.add(FENCED_METRIC[fenced] ?? "busyRejects");
+      return this.refuse(s, id, fenced, "an earlier send to this recipient was refused; retry it first");
+    }
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
-      return this.refuse(s, id, "SERVER_BUSY", busy);
+      return this.refuseInOrder(s, to, id, "SERVER_BUSY", busy);
     }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
-      return this.refuse(s, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
+      return this.refuseInOrder(s, to, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
     }
     this.emitRoute(from, to, id, body, this.host.index, s.conn, s);
   }
@@ -641,6 +663,7 @@ export class Sessions {
     if (!s) return; // the sender left; its SDK retries and is deduplicated
     // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
     if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
+    if (m.t === "sendError") this.fenceAfter(s, m);
     s.unsettled?.delete(m.id); // an emptied Map stays until housekeeping: not one Map per send when sends trickle
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
@@ -653,6 +676,12 @@ export class Sessions {
       if (s.proto === "v1" && s.state === "open") this.outbox.push(s, encodeSent(m.id, SENT_STATUS_BYTE[m.status]));
       else this.reply(s, { op: "sent", id: m.id, status: m.status });
     } else this.reply(s, { op: "error", code: m.code, reason: m.reason, id: m.id });
+  }
+
+  /** An owner refused a send for now: later sends to its recipient wait for its retry (refusal-fence.ts). */
+  private fenceAfter(s: Session, m: SendErrorMsg): void {
+    const route = RETRYABLE_REFUSALS.has(m.code) ? s.unsettled?.get(m.id) : undefined;
+    if (route) (s.fence ??= new RefusalFence()).refused(route.to, m.id, m.code, performance.now());
   }
 
   private deliver(m: DeliverMsg): void {
