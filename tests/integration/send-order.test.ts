@@ -5,6 +5,9 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { IrisClient } from "../../src/client/index.ts";
+import type { ServerFrame } from "../../src/protocol/frames.ts";
+import { decodeV1ServerMessage, encodeV1Client } from "../../src/protocol/v1.ts";
+import { RawSocket } from "../helpers/raw.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer | null = null;
@@ -23,7 +26,51 @@ async function online(user: string, got?: string[]): Promise<IrisClient> {
   return c;
 }
 
+/** A raw v1 connection (no SDK, no bundles): every answer to a send, by id. */
+async function rawSender(user: string) {
+  const s = await RawSocket.open(server!.url);
+  const answers = new Map<string, string>();
+  let loggedIn = false;
+  const drain = () => {
+    for (const data of s.frames.splice(0)) {
+      for (const f of decodeV1ServerMessage(data as Uint8Array) as ServerFrame[]) {
+        if (f.op === "login_ok") loggedIn = true;
+        if (f.op === "sent") answers.set(f.id, f.status);
+        if (f.op === "error" && f.id) answers.set(f.id, f.code);
+      }
+    }
+  };
+  s.send(encodeV1Client({ op: "login", user, proto: "v1" }));
+  await until(() => (drain(), loggedIn), "login");
+  const send = (id: string, to: string) =>
+    s.send(encodeV1Client({ op: "send", id, to, body: new TextEncoder().encode(id) }));
+  /** The answers to `ids`, once each has one (and forgets them, so a retry is answered afresh). */
+  const answered = async (ids: string[]) => {
+    await until(() => (drain(), ids.every((id) => answers.has(id))), `answers to ${ids.join(",")}`);
+    const out = ids.map((id) => answers.get(id)!);
+    for (const id of ids) answers.delete(id);
+    return out;
+  };
+  return { s, send, answered };
+}
+
 describe("per-sender order through refusals", () => {
+  test("after a refusal the server refuses later sends to that recipient until the refused one is retried", async () => {
+    server = await startServer({ args: ["--rate-msgs", "100", "--rate-burst", "5"] });
+    const { s, send, answered } = await rawSender("fence-s");
+    for (let i = 1; i <= 8; i++) send(`m${i}`, "fence-r");
+    const first = await answered(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+    expect(first.slice(0, 5).every((a) => a === "stored")).toBe(true);
+    expect(first.slice(5)).toEqual(["RATE_LIMITED", "RATE_LIMITED", "RATE_LIMITED"]);
+    await Bun.sleep(150); // tokens are back: only the fence can refuse now
+    send("m9", "fence-r"); // written before the client "read" m6's refusal: it must not overtake m6
+    send("q1", "fence-q"); // another recipient is not fenced
+    expect(await answered(["m9", "q1"])).toEqual(["RATE_LIMITED", "stored"]);
+    for (const id of ["m6", "m7", "m8", "m9"]) send(id, "fence-r"); // the retry, in order, lifts the fence
+    expect(await answered(["m6", "m7", "m8", "m9"])).toEqual(["stored", "stored", "stored", "stored"]);
+    s.close();
+  });
+
   test("a rate-limited sender's messages reach each recipient once, in send order", async () => {
     // 100 msgs/s, burst 20: of 240 pipelined sends most are refused, some several times.
     server = await startServer({ args: ["--rate-msgs", "100", "--rate-burst", "20"] });

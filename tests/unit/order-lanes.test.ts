@@ -1,0 +1,88 @@
+// The SDK's per-recipient lanes (client/order-lanes.ts) and the session's refusal fence
+// (gateway/refusal-fence.ts), without a server: what goes on the wire, in which order, when.
+
+import { describe, expect, test } from "bun:test";
+import { laneBackoffMs, type LaneSend, OrderLanes } from "../../src/client/order-lanes.ts";
+import { FENCE_MS, RefusalFence } from "../../src/gateway/refusal-fence.ts";
+import { until } from "../helpers/server.ts";
+
+interface Send extends LaneSend {
+  n: number;
+}
+
+/** A client's unacked sends and its wire, as the lanes see them. */
+function rig() {
+  const pending = new Map<string, Send>();
+  const wire: string[] = [];
+  const transmit = (s: Send) => {
+    s.inFlight = true;
+    s.sentAt = Date.now();
+    wire.push(s.id);
+  };
+  const lanes = new OrderLanes<Send>({ pending: () => pending.values(), transmit, canSend: () => true }, 3000);
+  const send = (id: string, to: string) => {
+    const s: Send = { id, to, n: pending.size, inFlight: false, sentAt: 0 };
+    pending.set(id, s);
+    if (!lanes.holds(to)) transmit(s);
+    return s;
+  };
+  const ack = (id: string) => {
+    const s = pending.get(id)!;
+    pending.delete(id);
+    lanes.settled(s);
+  };
+  return { pending, wire, lanes, send, ack };
+}
+
+describe("order lanes (SDK)", () => {
+  test("a refusal holds newer sends to that recipient; the oldest is retried alone, then the rest in order", async () => {
+    const r = rig();
+    const [m1, m2] = [r.send("m1", "a"), r.send("m2", "a")];
+    r.send("x1", "b");
+    r.lanes.refused(m1); // m2 was on the wire already: its answer is awaited before the probe
+    r.send("m3", "a"); // held
+    r.send("x2", "b"); // another recipient: not held
+    expect(r.wire).toEqual(["m1", "m2", "x1", "x2"]);
+    r.lanes.refused(m2);
+    await until(() => r.wire.length > 4, "the probe");
+    await Bun.sleep(20);
+    expect(r.wire.slice(4)).toEqual(["m1"]); // the probe, alone
+    r.send("m4", "a");
+    expect(r.wire.length).toBe(5);
+    r.ack("m1");
+    expect(r.wire.slice(5)).toEqual(["m2", "m3", "m4"]);
+    expect(r.lanes.closed).toBe(0);
+  });
+
+  test("the probe waits for a send that was on the wire before the refusal, and backs off longer when refused again", async () => {
+    const r = rig();
+    const [m1] = [r.send("m1", "a"), r.send("m2", "a")];
+    r.lanes.refused(m1);
+    await Bun.sleep(laneBackoffMs(1) + 50);
+    expect(r.wire).toEqual(["m1", "m2"]); // m2 unanswered: no probe yet
+    r.ack("m2"); // accepted before m1 was retried (the server's fence prevents this; the lane cannot)
+    expect(r.wire).toEqual(["m1", "m2", "m1"]);
+    const again = performance.now();
+    r.lanes.refused(m1); // the probe refused again: it backs off 200 ms now
+    await until(() => r.wire.length > 3, "the second probe");
+    expect(performance.now() - again).toBeGreaterThanOrEqual(laneBackoffMs(2) - 5);
+    expect(r.wire).toEqual(["m1", "m2", "m1", "m1"]);
+    r.lanes.reset();
+  });
+});
+
+describe("refusal fence (session)", () => {
+  test("fences a recipient after a refusal until the refused id comes back, or FENCE_MS", () => {
+    const f = new RefusalFence();
+    f.refused("a", "m1", "RATE_LIMITED", 0);
+    f.refused("a", "m2", "SERVER_BUSY", 1); // the older refusal keeps the fence
+    expect(f.check("a", "m2", 2)).toBe("RATE_LIMITED");
+    expect(f.check("b", "x1", 2)).toBeNull();
+    expect(f.check("a", "m1", 3)).toBeNull(); // the retry lifts it
+    expect(f.check("a", "m2", 4)).toBeNull();
+    f.refused("a", "m5", "SERVER_BUSY", 10);
+    expect(f.check("a", "m6", 10 + FENCE_MS - 1)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m6", 10 + FENCE_MS)).toBeNull(); // a client that gave up on m5
+    expect(f.size).toBe(0);
+  });
+});
