@@ -22,6 +22,21 @@ import { SETTLE_MS } from "./handover.ts";
 export const GATE_MAX = 10_000;
 /** A re-read not answered by then lets its routes go: a stalled writer must not stall sends for good. */
 export const GATE_WAIT_MS = 3000;
+/** How often a held user's link is looked at while it still drains (the re-read waits for the drain's end). */
+export const GATE_POLL_MS = 20;
+
+/** A user's link at this shard's owner: none, still draining its backlog, or live. */
+export type LinkState = "none" | "draining" | "live";
+
+/**
+ * Whether the gate may hold routes to a user whose link is in this state: connected here, live or
+ * still draining. A user with no link gets no adoption now: its next drain serves an old owner's
+ * rows in seq order, below this owner's (Claims.page).
+ */
+export const gatesLink = (link: LinkState): boolean => link !== "none";
+
+/** Whether a held user's re-read may run now: not while its link drains (OrderGateIo.drained). */
+export const linkDrained = (link: LinkState): boolean => link !== "draining";
 
 /**
  * Whether routes to a user must wait for a re-read: owners moved less than SETTLE_MS ago (the
@@ -63,6 +78,12 @@ export class LateHeard {
 export interface OrderGateIo {
   /** Whether routes to `user` must wait for a re-read now. */
   young(user: string): boolean;
+  /**
+   * False while `user`'s link here still drains its backlog: the re-read waits for the drain's end.
+   * A drain serves an old owner's rows in their seq order itself; a re-read during it would adopt,
+   * behind rows already numbered here, a row the next page would have served in order.
+   */
+  drained(user: string): boolean;
   /** Re-reads `user`'s inbox after every earlier writer request, has the late rows adopted, then `done`. */
   reread(user: string, done: () => void): void;
   /** Hands routes to the owner, in order (they do not pass the gate again). */
@@ -120,20 +141,31 @@ export class OrderGate {
     return true;
   }
 
-  /** One re-read for the routes held now; routes that arrive meanwhile wait for the next one. */
+  /**
+   * One re-read for the routes held now, once the user's link has drained; routes that arrive
+   * meanwhile wait for the next one. The time-out covers the wait for the drain too.
+   */
   private read(user: string, q: Queue): void {
     q.covered = q.routes.length;
     this.counters.rereads++;
     let finished = false;
+    let poll: ReturnType<typeof setTimeout> | null = null;
     const finish = (timedOut: boolean) => {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
+      if (poll) clearTimeout(poll);
       if (timedOut) this.counters.timeouts++;
       this.releaseCovered(user, q);
     };
     const timer = setTimeout(() => finish(true), this.waitMs);
-    this.io.reread(user, () => finish(false));
+    const start = () => {
+      poll = null;
+      if (finished) return;
+      if (!this.io.drained(user)) return void (poll = setTimeout(start, GATE_POLL_MS));
+      this.io.reread(user, () => finish(false));
+    };
+    start();
   }
 
   private releaseCovered(user: string, q: Queue): void {

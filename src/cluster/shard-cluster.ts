@@ -26,7 +26,7 @@ import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
-import { LateHeard, mayMeetLateRows, OrderGate } from "./order-gate.ts";
+import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 /** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
@@ -66,6 +66,7 @@ export class ShardCluster {
   /** Routes to users whose owner just moved here wait for an inbox re-read (order-gate.ts). */
   private readonly gate = new OrderGate({
     young: (user) => this.mayMeetLateRows(user),
+    drained: (user) => linkDrained(this.linkState(user)),
     reread: (user, done) => this.writer ? this.writer.recheck(user, 0, done) : done(),
     release: (routes) => this.io.receive(routes),
     refuse: (m) => this.refuseRoute(m),
@@ -223,15 +224,24 @@ export class ShardCluster {
   }
 
   /**
-   * This shard owns `user`, connected here, and either owners moved a moment ago and its claim is
-   * new, or another owner announced a late store for it a moment ago (order-gate.ts). A user not connected here gets no adoption now anyway: its next drain serves
-   * an old owner's rows in seq order, below this owner's (Claims.page).
+   * This shard owns `user`, connected here (live, or still draining: then the re-read waits for
+   * the drain's end), and either owners moved a moment ago and its claim is new, or another owner
+   * announced a late store for it a moment ago (order-gate.ts). A user not connected here gets no
+   * adoption now anyway: its next drain serves an old owner's rows in seq order, below this owner's
+   * (Claims.page).
    */
   private mayMeetLateRows(user: string): boolean {
     const h = this.handover, now = performance.now();
     const recent = h?.settling(now) || this.lateHeard.recent(user, now);
-    if (!recent || this.ownerOf(user) !== this.self || !(this.online?.(user, true) ?? true)) return false;
+    if (!recent || this.ownerOf(user) !== this.self || !gatesLink(this.linkState(user))) return false;
     return this.lateHeard.recent(user, now) || mayMeetLateRows(now, h!.movedAt, this.writer?.claims.openedAt(user));
+  }
+
+  /** The user's link at the owner here (the host answers; without a host, as if live). */
+  private linkState(user: string): LinkState {
+    const online = this.online;
+    if (!online) return "live";
+    return online(user, true) ? "live" : online(user, false) ? "draining" : "none";
   }
 
   /** Parked routes of users this shard owns now run, in arrival order, before anything later. */

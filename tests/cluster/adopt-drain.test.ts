@@ -5,8 +5,9 @@
 // the user moves away from B before the held-back rows went out.
 
 import { expect, test } from "bun:test";
+import { gatesLink, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
-import { isOwnerMsg, type PortMsg, type WriterReq } from "../../src/router/wire.ts";
+import { isOwnerMsg, type PortMsg, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
 import { natsLinkForFile, openJsWriter } from "../helpers/js-writer-fixture.ts";
 import { until } from "../helpers/server.ts";
 
@@ -122,4 +123,36 @@ test("held-back adopted rows survive a move away: a delete asked before it keeps
   c.attach(11);
   await waitUntil(() => c.got.length === 2).catch(() => {});
   expect([...b.got, ...c.got]).toEqual(["m1", "m2", "m3", "m4", "x1", "m5", "m6"]);
+});
+
+/** Routes through the order gate, wired as shard-cluster.ts wires it (owners moved just now). */
+function gateOf(b: Awaited<ReturnType<typeof newOwner>>) {
+  const movedAt = performance.now();
+  const link = (u: string): LinkState => (b.o.isLive(u) ? "live" : b.o.isOnline(u) ? "draining" : "none");
+  const gate = new OrderGate({
+    young: (u) => gatesLink(link(u)) && mayMeetLateRows(performance.now(), movedAt, b.w.claims.openedAt(u)),
+    drained: (u) => linkDrained(link(u)),
+    reread: (u, done) => b.w.recheck(u, 0, done),
+    release: (routes) => routes.forEach((m) => b.o.handle(m)),
+    refuse: () => {},
+  });
+  return (m: RouteMsg) => void (gate.take(m) || b.o.handle(m));
+}
+
+test("a send that arrives while the link drains comes after a late row of the same sender adopted meanwhile", async () => {
+  const user = `fritz${Date.now()}`;
+  const a = await oldOwner(user);
+  await a([1, 2, 3, 4, 5, 6, 7]);
+  const b = await newOwner(user, false);
+  const route = gateOf(b);
+  b.attach(0);
+  await waitUntil(() => b.got.length === 5); // the first page, 1..5; the link drains on
+  await a([8]); // the old owner stores m8 late; its sender hears "stored" and sends m9 to B
+  route({ t: "route", to: user, from: "s", id: "m9", body: new Uint8Array(1), ts: 0, t0: 0, o: -1, c: 0 });
+  b.w.recheck(user); // the old owner's announcement: the re-read adopts m8 (held back behind the drain)
+  await waitUntil(() => b.seen.adopted === 1);
+  b.ack();
+  b.flow(); // the next page (6, 7), then live
+  await waitUntil(() => b.got.length === 9);
+  expect(b.got).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
 });

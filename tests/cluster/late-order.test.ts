@@ -4,7 +4,15 @@
 // which reaches the new owner. The recipient must see m1 before m2.
 
 import { describe, expect, test } from "bun:test";
-import { GATE_WAIT_MS, LateHeard, mayMeetLateRows, OrderGate } from "../../src/cluster/order-gate.ts";
+import {
+  GATE_POLL_MS,
+  GATE_WAIT_MS,
+  gatesLink,
+  LateHeard,
+  linkDrained,
+  mayMeetLateRows,
+  OrderGate,
+} from "../../src/cluster/order-gate.ts";
 import { SETTLE_MS } from "../../src/cluster/handover.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import { isOwnerMsg, type PortMsg, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
@@ -67,6 +75,7 @@ async function newOwner(movedAt = performance.now()) {
   w.adopt = (user, rows) => o.adoptLate(user, rows);
   const gate = new OrderGate({
     young: (user) => mayMeetLateRows(performance.now(), movedAt, w.claims.openedAt(user)),
+    drained: (user) => o.isLive(user),
     reread: (user, done) => w.recheck(user, 0, done),
     release: (routes) => routes.forEach((m) => o.handle(m)),
     refuse: () => {},
@@ -95,6 +104,7 @@ describe("the order gate (pure)", () => {
     let young = true;
     const g = new OrderGate({
       young: (u) => young && u !== "old",
+      drained: () => true,
       reread: (_u, done) => void reads.push(done),
       release: (rs) => rs.forEach((r) => released.push(r.id)),
       refuse: () => {},
@@ -121,6 +131,7 @@ describe("the order gate (pure)", () => {
     const g = new OrderGate(
       {
         young: () => true,
+        drained: () => true,
         reread: () => {},
         release: (rs) => rs.forEach((r) => released.push(r.id)),
         refuse: (m) => refused.push(m.id),
@@ -136,6 +147,42 @@ describe("the order gate (pure)", () => {
     await Bun.sleep(150);
     expect(released).toEqual(["1", "2"]);
     expect(g.counters.timeouts).toBe(2);
+  });
+
+  test("a held user's re-read waits while its link drains; the time-out covers that wait", async () => {
+    const reads: string[] = [];
+    const released: string[] = [];
+    let draining = true;
+    const g = new OrderGate(
+      {
+        young: () => true,
+        drained: (u) => u !== "d" || !draining,
+        reread: (u, done) => (reads.push(u), done()),
+        release: (rs) => rs.forEach((r) => released.push(r.id)),
+        refuse: () => {},
+      },
+      400,
+    );
+    g.take(send("d", "1"));
+    g.take(send("l", "2")); // a live user's read runs at once
+    expect(reads).toEqual(["l"]);
+    await Bun.sleep(GATE_POLL_MS * 3);
+    expect(released).toEqual(["2"]);
+    draining = false;
+    await until(() => released.length === 2, "the drained user's route");
+    expect(reads).toEqual(["l", "d"]);
+    draining = true;
+    g.take(send("d", "3")); // drains for longer than the gate waits: let go, counted
+    await until(() => released.length === 3, "the timed-out route");
+    expect(g.counters.timeouts).toBe(1);
+    expect(reads).toEqual(["l", "d"]);
+  });
+
+  test("the gate holds routes for a live or draining link, not for a user with no link", () => {
+    expect(gatesLink("live") && gatesLink("draining")).toBe(true);
+    expect(gatesLink("none")).toBe(false);
+    expect(linkDrained("draining")).toBe(false);
+    expect(linkDrained("live") && linkDrained("none")).toBe(true);
   });
 
   test("a claim may meet late rows while owners just moved, if it is new", () => {
