@@ -1,7 +1,9 @@
 // The Iris client SDK (Bun and browsers: uses the global WebSocket). It gives the application
 // each message exactly once: deliveries are filtered by per-recipient sequence number and by a
 // window of (sender, id) pairs, acked cumulatively after the handler ran, and a reconnect resumes
-// from the last processed sequence. Sends carry ids and are resent until the server acks them.
+// from the last processed sequence. Sends carry ids and are resent until the server acks them;
+// a send the server refuses for now holds newer sends to its recipient until it is accepted, so
+// they keep their order (order-lanes.ts; docs/PROTOCOL.md, "Order after a refusal").
 //
 // The client has one state, changed only by `moveTo` (and observable through onState):
 //
@@ -56,7 +58,10 @@ export interface IrisClientOptions {
   /** How many (sender, id) pairs to remember for duplicate filtering. */
   dedupeWindow?: number;
   maxReconnectDelayMs?: number;
-  /** Treat RATE_LIMITED and SERVER_BUSY as back-pressure: keep the send, retry later (default true). */
+  /**
+   * Treat RATE_LIMITED, SERVER_BUSY and STORE_FULL as back-pressure: keep the send, retry it later,
+   * and hold newer sends to its recipient behind it (default true). False: reject its promise.
+   */
   retryRateLimited?: boolean;
   /** Keeps the last processed seq, the (sender, id) window and unacked sends across restarts. */
   storage?: IrisStorage;
