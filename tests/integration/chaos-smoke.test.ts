@@ -21,6 +21,14 @@ const LEFT_OUT = new Map([
   ["cluster-god-mode", "the faults of node-sniper, nats-restart and split-brain at random; those three run here"],
 ]);
 
+/**
+ * Cluster scenarios whose short runs must keep per-sender order (reordered=0): since the SDK and
+ * the session keep order through refusals and the order gate holds draining links, every short
+ * run of these measured 0 (docs/CLUSTER.md, "Order through refusals"). nats-restart is not here:
+ * 1 inversion in 2 of its 11 runs (cause not traced); it is counted, not required.
+ */
+const ORDERED = new Set(["node-sniper", "split-brain"]);
+
 async function runShort(name: string, budgetMs: number): Promise<{ code: number; line: string; log: string }> {
   const proc = Bun.spawn([process.execPath, RUN, name, "--short"], {
     stdin: "ignore",
@@ -56,6 +64,7 @@ describe("chaos smoke (short scenarios)", () => {
       expect(r.line).toStartWith(`PASS ${s.name} `);
       expect(r.line).toContain(" lost=0 ");
       expect(r.line).toContain(" duplicated=0 ");
+      if (ORDERED.has(s.name)) expect(r.line).toContain(" reordered=0 ");
       expect(r.code).toBe(0);
     }, budgetMs + 30_000);
   }
