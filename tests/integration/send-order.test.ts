@@ -72,8 +72,8 @@ describe("per-sender order through refusals", () => {
   });
 
   test("a rate-limited sender's messages reach each recipient once, in send order", async () => {
-    // 100 msgs/s, burst 20: of 240 pipelined sends most are refused, some several times.
-    server = await startServer({ args: ["--rate-msgs", "100", "--rate-burst", "20"] });
+    // 200 msgs/s, burst 20: of 240 pipelined sends most are refused, some several times.
+    server = await startServer({ args: ["--rate-msgs", "200", "--rate-burst", "20"] });
     const gotA: string[] = [];
     const gotB: string[] = [];
     await online("order-a", gotA);
