@@ -16,6 +16,8 @@ export const PAGES_AHEAD_MAX = 4;
 export interface PageRead {
   frames: FramePage;
   more: boolean;
+  /** The bytes the page's rows counted against its budget (body + ROW_OVERHEAD_BYTES each). */
+  bytes: number;
 }
 
 interface Ahead extends PageRead {
@@ -24,8 +26,26 @@ interface Ahead extends PageRead {
   maxBytes: number;
 }
 
+/** Users whose last page's bytes per row are remembered (to size a page read without one ahead). */
+export const ROW_COSTS_MAX = 256;
+
 export class PageAhead {
   private readonly pages = new Map<string, Ahead>();
+  private readonly costs = new Map<string, number>();
+
+  /** Bytes a row of `user`'s last page counted (body + overhead), 0 if not remembered. */
+  rowCost(user: string): number {
+    return this.costs.get(user) ?? 0;
+  }
+
+  /** Remembers the bytes a row of `user`'s page counted; the oldest user is forgotten first. */
+  noteRowCost(user: string, page: PageRead): void {
+    const n = page.frames.seqs.length;
+    if (n === 0) return;
+    this.costs.delete(user);
+    this.costs.set(user, page.bytes / n);
+    if (this.costs.size > ROW_COSTS_MAX) this.costs.delete(this.costs.keys().next().value!);
+  }
 
   /** The page read ahead for exactly this request, if any (handed out once). */
   take(r: FetchReq): PageRead | undefined {

@@ -2,7 +2,7 @@
 // on their ports; writes are buffered and committed together (group commit: at most `batchRows`
 // rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
 
-import { type FramePage, FramePageBuilder } from "../router/frame-page.ts";
+import { FramePageBuilder } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
@@ -75,6 +75,8 @@ export class Writer {
   private rowsBuffered = 0;
   /** A drain's next page, read ahead (page-ahead.ts). */
   private readonly ahead = new PageAhead();
+  /** Pages to read ahead once this batch of requests is done, by user (readAheadDue). */
+  private readonly aheadDue = new Map<string, AheadDue>();
   /** Appends queued since the last commit: a page read commits them first. */
   private appendsQueued = 0;
   /** The last delete queued per user since the last commit (a cumulative ack's watermark). */
@@ -126,6 +128,7 @@ export class Writer {
     }
     if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
+    this.readAheadDue();
     this.compactWhenIdle();
   }
 
@@ -260,30 +263,50 @@ export class Writer {
     if (this.pageNeedsCommit(r)) this.flush();
     const ahead = this.ahead.take(r);
     if (ahead) this.metrics.add("fetchesAhead");
-    const page = ahead ?? this.readFrames(r.user, r.after, r.limit, r.maxBytes);
-    if (page.more) this.readAheadSoon(r, page.frames);
+    const page = ahead ?? this.readFrames(r.user, r.after, r.limit, r.maxBytes, this.ahead.rowCost(r.user));
+    this.ahead.noteRowCost(r.user, page);
+    if (page.more) this.aheadWanted(r, page);
     return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: page.frames, more: page.more };
   }
 
-  private readFrames(user: string, after: number, limit: number, maxBytes: number): PageRead {
-    return framePageOf(this.store.fetchValues(user, after, limit), limit, maxBytes);
+  /** `rowCost`: bytes a row of this user's last page counted (0: unknown), see sqlRowsFor. */
+  private readFrames(user: string, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
+    const rows = sqlRowsFor(limit, maxBytes, rowCost);
+    return framePageOf(this.store.fetchValues(user, after, rows), rows, maxBytes);
+  }
+
+  /** The page after this one is read once this batch of requests is done (readAheadDue). */
+  private aheadWanted(r: FetchReq, page: PageRead): void {
+    const n = page.frames.seqs.length;
+    const [limit, maxBytes] = r.next ?? [r.limit, r.maxBytes];
+    this.aheadDue.set(r.user, { r, after: page.frames.seqs[n - 1]!, limit, maxBytes });
   }
 
   /**
-   * After this turn's requests (page-ahead.ts): the page that follows, unless something that could
-   * change it is queued by then. A failed read is dropped: the fetch reads again.
+   * Reads the pages wanted ahead, at the end of the batch of requests that asked for them (not on
+   * setImmediate: in the writer Worker an immediate ran only after the next port message, so the
+   * drain's next fetch mostly arrived first, missed, and the late reads piled up in front of it),
+   * unless something that could change them is queued by then. A failed read is dropped: the fetch
+   * reads again.
    */
-  private readAheadSoon(r: FetchReq, page: FramePage): void {
-    const after = page.seqs[page.seqs.length - 1]!;
-    const [limit, maxBytes] = r.next ?? [r.limit, r.maxBytes];
-    setImmediate(() => {
-      if (this.appendsQueued > 0 || this.pageNeedsCommit({ ...r, after })) return;
+  private readAheadDue(): void {
+    if (this.aheadDue.size === 0) return;
+    const due = [...this.aheadDue.values()];
+    this.aheadDue.clear();
+    for (const { r, after, limit, maxBytes } of due) {
+      if (this.appendsQueued > 0 || this.pageNeedsCommit({ ...r, after })) continue;
       try {
-        this.ahead.put(r.user, after, limit, maxBytes, this.readFrames(r.user, after, limit, maxBytes));
+        this.ahead.put(
+          r.user,
+          after,
+          limit,
+          maxBytes,
+          this.readFrames(r.user, after, limit, maxBytes, this.ahead.rowCost(r.user)),
+        );
       } catch {
         this.ahead.clear();
       }
-    });
+    }
   }
 
   private garbageCount = 0;
@@ -609,6 +632,14 @@ export class Writer {
   }
 }
 
+/** A page to read ahead: the fetch that wanted it, where it starts, its budget. */
+interface AheadDue {
+  r: FetchReq;
+  after: number;
+  limit: number;
+  maxBytes: number;
+}
+
 /** Cuts a page at its byte budget, keeping at least one row; `more` when anything was left out. */
 export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { rows: StoredRow[]; more: boolean } {
   let bytes = 0;
@@ -624,15 +655,29 @@ export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { r
  * (router/frame-page.ts), cut as cutPage cuts: a clone of it is a memcpy, and the session writes
  * bytes without encoding them (issue 14).
  */
-export function framePageOf(rows: ValueRow[], limit: number, maxBytes: number): { frames: FramePage; more: boolean } {
+export function framePageOf(rows: ValueRow[], limit: number, maxBytes: number): PageRead {
   const b = new FramePageBuilder(Math.min(maxBytes, rows.length * 128));
   let bytes = 0;
   for (let i = 0; i < rows.length; i++) {
     const v = rows[i]!;
     const body = v[4] as Uint8Array;
-    bytes += body.byteLength + ROW_OVERHEAD_BYTES;
-    if (bytes > maxBytes && i > 0) return { frames: b.done(), more: true };
+    const cost = body.byteLength + ROW_OVERHEAD_BYTES;
+    if (bytes + cost > maxBytes && i > 0) return { frames: b.done(), more: true, bytes };
+    bytes += cost;
     b.add(v[0] as number, v[3] as number, v[1] as string, v[2] as string, body);
   }
-  return { frames: b.done(), more: rows.length === limit };
+  return { frames: b.done(), more: rows.length === limit, bytes };
+}
+
+/**
+ * How many rows to read for a page of `limit` rows and `maxBytes`, when the drain's last page counted
+ * `rowCost` bytes a row: a byte-cut page would throw away the rows read past its budget, and the next
+ * page read them again (64-byte bodies: 8,192 read, 6,553 kept). Rows of the last page's size fill the
+ * budget, plus one to tell a cut page from the end. Never more than `limit`.
+ * A page cut short this way still says `more` (it read as many rows as it asked for), so the drain
+ * goes on from its last row: only the page's size depends on the estimate, never what it holds.
+ */
+export function sqlRowsFor(limit: number, maxBytes: number, rowCost: number): number {
+  if (!(rowCost > 0)) return limit;
+  return Math.min(limit, Math.floor(maxBytes / rowCost) + 1);
 }

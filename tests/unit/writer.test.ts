@@ -214,6 +214,75 @@ describe("writer group commit", () => {
     expect([...pages()[2]!.frames.seqs]).toEqual([5, 6]);
   });
 
+  test("the page ahead is read before the next request arrives: a fetch right behind its page takes it", async () => {
+    // Read on setImmediate, it waited for the writer Worker's next port message: the drain's next
+    // fetch missed it and read the page itself, and stale reads piled up in front of later fetches.
+    const w = writer(10_000, 10_000);
+    send(append([1, 2, 3, 4, 5, 6].map((n) => row(n))), {
+      t: "fetch",
+      user: "x",
+      after: 0,
+      limit: 1,
+      maxBytes: 1 << 20,
+      gen: 1,
+    });
+    await waitFor(() => replies.some((m) => m.t === "rows")); // committed
+    const fetch = (after: number): WriterReq => ({ t: "fetch", user: "u", after, limit: 2, maxBytes: 1 << 20, gen: 1 });
+    w.inject(0, [fetch(0)]);
+    w.inject(0, [fetch(2)]); // same turn: no immediate could have run in between
+    w.inject(0, [fetch(4)]);
+    expect(metrics.get("fetchesAhead")).toBe(2);
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 4);
+    const pages = replies.filter((m) => m.t === "rows").slice(1) as { frames: FramePage; more: boolean }[];
+    expect(pages.map((p) => [[...p.frames.seqs], p.more])).toEqual([[[1, 2], true], [[3, 4], true], [[5, 6], true]]);
+  });
+
+  test("a byte-cut drain's pages read about the rows they keep, and every row arrives once, in order", async () => {
+    // Bodies of mixed sizes: each page ahead is sized from the last one's bytes per row; a page that
+    // asked for too few rows says `more`, one that asked for too many cuts, and the drain goes on.
+    const w = writer(10_000, 10_000, 10_000);
+    const sizes = Array.from({ length: 3000 }, (_, i) => (i < 1500 ? 40 : i < 2200 ? 400 : 10));
+    send(append(sizes.map((b, i) => row(i + 1, b))), {
+      t: "fetch",
+      user: "x",
+      after: 0,
+      limit: 1,
+      maxBytes: 1 << 20,
+      gen: 1,
+    });
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    const maxBytes = 64 * 1024;
+    const fetchValues = store.fetchValues.bind(store);
+    let read = 0; // rows SQLite returned
+    store.fetchValues = (user, afterSeq, limit) => {
+      const rows = fetchValues(user, afterSeq, limit);
+      read += rows.length;
+      return rows;
+    };
+    let after = 0;
+    let pages = 0;
+    let [firstRead, firstKept] = [0, 0];
+    for (let i = 0; i < 200 && after < 3000; i++) {
+      w.inject(0, [{ t: "fetch", user: "u", after, limit: 8192, maxBytes, gen: 1 }]);
+      await waitFor(() => replies.filter((m) => m.t === "rows").length === i + 2);
+      const p = replies[replies.length - 1] as { frames: FramePage; more: boolean };
+      expect(p.frames.seqs[0]).toBe(after + 1);
+      const n = p.frames.seqs.length;
+      expect(p.frames.seqs[n - 1]).toBe(after + n); // contiguous
+      let bytes = 0;
+      for (let j = 0; j < n; j++) bytes += sizes[after + j]! + ROW_OVERHEAD_BYTES;
+      expect(n === 1 || bytes <= maxBytes).toBe(true);
+      after += n;
+      if (pages++ === 0) [firstRead, firstKept] = [read, n];
+      expect(p.more).toBe(after < 3000 || n === 8192);
+    }
+    expect(after).toBe(3000);
+    expect(metrics.get("fetchesAhead")).toBe(pages - 1); // every page after the first was read ahead
+    // The first page knows no size yet (it reads all 3,000 and keeps 481); the later ones read about
+    // what they keep (reading 8,192 a page and cutting would read ~5x the rows).
+    expect(read - firstRead).toBeLessThan((3000 - firstKept) * 1.2);
+  });
+
   test("an append or a delete past its start drops a page read ahead: the drain sees the store as it is", async () => {
     writer(10_000, 10_000);
     send(append([1, 2, 3, 4, 5].map((n) => row(n))));
