@@ -54,7 +54,12 @@ let sink = 0;
 for (let after = 0;;) {
   const rows = timed(
     "fetch",
-    () => framed ? store.fetchValues("drainer", after, PAGE) : store.fetch("drainer", after, PAGE),
+    () =>
+      store.fetchFrameRows // stored frame heads (migration 6)
+        ? store.fetchFrameRows("drainer", after, PAGE)
+        : framed
+        ? store.fetchValues("drainer", after, PAGE)
+        : store.fetch("drainer", after, PAGE),
   );
   // deno-lint-ignore no-explicit-any
   const page: any = framed ? { rows: rows.map((v: any[]) => ({ seq: v[0] })) } : cutPage(rows, PAGE, PAGE_BYTES);

@@ -54,14 +54,42 @@ export function putDeliver(
   idLen: number,
   body: Uint8Array,
 ): number {
+  at = putDeliverHead(buf, at, seq, ts, from, fromLen, id, idLen, body.byteLength);
+  buf.set(body, at);
+  return at + body.byteLength;
+}
+
+/** A DELIVER frame's bytes before its body (through the body's length); returns the end offset. */
+function putDeliverHead(
+  buf: Uint8Array,
+  at: number,
+  seq: number,
+  ts: number,
+  from: string,
+  fromLen: number,
+  id: string,
+  idLen: number,
+  bodyLen: number,
+): number {
   buf[at] = 0x42; // DELIVER
   writeU64(buf, at + 1, seq);
   writeU64(buf, at + 9, ts);
   at = putStr8(buf, at + 17, from, fromLen);
   at = putStr8(buf, at, id, idLen);
-  writeU32(buf, at, body.byteLength);
-  buf.set(body, at + 4);
-  return at + 4 + body.byteLength;
+  writeU32(buf, at, bodyLen);
+  return at + 4;
+}
+
+/**
+ * The DELIVER frame of a stored row up to its body, stored with the row (issue 14, migration 6):
+ * a backlog page is then each row's head and body copied, with nothing encoded while a drain waits.
+ */
+export function deliverHead(seq: number, ts: number, from: string, id: string, bodyLen: number): Uint8Array {
+  const fromLen = utf8Length(from);
+  const idLen = utf8Length(id);
+  const buf = new Uint8Array(deliverFixed + fromLen + idLen);
+  putDeliverHead(buf, 0, seq, ts, from, fromLen, id, idLen, bodyLen);
+  return buf;
 }
 
 /**

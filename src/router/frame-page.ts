@@ -53,6 +53,17 @@ export class FramePageBuilder {
     this.ends.push(this.at);
   }
 
+  /** A row whose DELIVER head was stored with it (deliverHead): two copies, nothing encoded. */
+  addHead(seq: number, head: Uint8Array, body: Uint8Array): void {
+    const size = head.byteLength + body.byteLength;
+    if (this.at + size > this.buf.byteLength) this.grow(this.at + size);
+    this.buf.set(head, this.at);
+    this.buf.set(body, this.at + head.byteLength);
+    this.at += size;
+    this.seqs.push(seq);
+    this.ends.push(this.at);
+  }
+
   private grow(need: number): void {
     let n = this.buf.byteLength * 2;
     while (n < need) n *= 2;

@@ -22,6 +22,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { INBOX_INDEX_BATCH, INBOX_INDEX_SLICE } from "../limits.ts";
 import type { StoredRow } from "../router/wire.ts";
+import { deliverHead } from "../protocol/v1-bundle.ts";
 
 /** One user's tail: seqs ascending, ids[i] is the log id of seqs[i]. */
 interface TailUser {
@@ -30,6 +31,11 @@ interface TailUser {
 }
 
 export type ValueRow = ReturnType<Statement["values"]>[number];
+/**
+ * A row as a drain's page reads it: [seq, head, body, sender, msg_id, ts]. head is the stored
+ * DELIVER frame head (migration 6); sender, msg_id and ts are read only for a row without one.
+ */
+export type FrameRow = ValueRow;
 
 /** An index lookup for one user: rows and the highest seq. */
 export interface UserFigures {
@@ -116,7 +122,8 @@ export class InboxLog {
     // Below the watermark it would read as deleted: remove what the mark covers, then drop the mark.
     if (r.seq <= this.#mark(r.recipient)) this.#purge(r.recipient, Number.POSITIVE_INFINITY);
     const id = this.#nextId++;
-    this.#s.insert.run(id, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body);
+    const head = deliverHead(r.seq, r.ts, r.sender, r.msgId, r.body.byteLength);
+    this.#s.insert.run(id, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body, head);
     this.#addToTail(r.recipient, r.seq, id);
   }
 
@@ -161,15 +168,24 @@ export class InboxLog {
    * reads these directly (no object per row, issue 14).
    */
   fetchValues(user: string, after: number, limit: number): ValueRow[] {
+    return this.#fetchRows(user, after, limit, this.#s.fetchIndexed, this.#s.readIds);
+  }
+
+  /** The same rows as a drain's page reads them (FrameRow): the stored heads, no strings if stored. */
+  fetchFrameRows(user: string, after: number, limit: number): FrameRow[] {
+    return this.#fetchRows(user, after, limit, this.#s.fetchIndexedFrames, this.#s.readIdsFrames);
+  }
+
+  #fetchRows(user: string, after: number, limit: number, indexedQ: Statement, idsQ: Statement): ValueRow[] {
     this.#fresh();
     after = Math.max(after, this.#mark(user));
-    const indexed = this.#s.fetchIndexed.values(user, after, limit, this.#indexedTo);
+    const indexed = indexedQ.values(user, after, limit, this.#indexedTo);
     const t = this.#tail.get(user);
     if (t === undefined) return indexed;
     const from = upperBound(t.seqs, after);
     if (from >= t.seqs.length) return indexed;
     const ids = t.ids.slice(from, from + limit);
-    return mergeBySeq(indexed, this.#readIds(ids), limit);
+    return mergeBySeq(indexed, this.#readIds(ids, idsQ), limit);
   }
 
   /**
@@ -381,13 +397,13 @@ export class InboxLog {
   }
 
   /** Log rows by id (of one user's tail, seq ascending), read a stretch of consecutive ids at a time. */
-  #readIds(ids: number[]): ValueRow[] {
+  #readIds(ids: number[], q: Statement): ValueRow[] {
     const out: ValueRow[] = [];
     let i = 0;
     while (i < ids.length) {
       let j = i + 1;
       while (j < ids.length && ids[j] === ids[j - 1]! + 1) j++;
-      for (const v of this.#s.readIds.values(ids[i]!, ids[j - 1]!)) out.push(v);
+      for (const v of q.values(ids[i]!, ids[j - 1]!)) out.push(v);
       i = j;
     }
     return out;
@@ -409,11 +425,17 @@ function mergeBySeq(a: ValueRow[], b: ValueRow[], limit: number): ValueRow[] {
   return out;
 }
 
+/** FrameRow's columns: the strings only for a row stored without a head (before migration 6). */
+function frameColumns(t: string): string {
+  const old = (c: string) => `CASE WHEN ${t}head IS NULL THEN ${t}${c} END`;
+  return `${t}seq, ${t}head, ${t}body, ${old("sender")}, ${old("msg_id")}, ${old("ts")}`;
+}
+
 function prepare(db: Database) {
   type N = { n: number };
   return {
     insert: db.prepare(
-      "INSERT INTO inbox_log (id, recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO inbox_log (id, recipient, seq, sender, msg_id, ts, body, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     ),
     hasIndexed: db.prepare<{ one: number }, [string, number]>(
       "SELECT 1 AS one FROM inbox_index WHERE recipient = ? AND seq = ?",
@@ -438,6 +460,11 @@ function prepare(db: Database) {
         "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
     ),
     readIds: db.prepare("SELECT seq, sender, msg_id, ts, body FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id"),
+    fetchIndexedFrames: db.prepare(
+      `SELECT ${frameColumns("l.")} FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id ` +
+        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
+    ),
+    readIdsFrames: db.prepare(`SELECT ${frameColumns("")} FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id`),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
     deleteId: db.prepare("DELETE FROM inbox_log WHERE id = ?"),
     deleteIds: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ?"),

@@ -20,7 +20,7 @@ import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
-import { InboxLog, type ValueRow } from "./inbox-log.ts";
+import { type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
 import { users } from "./schema.ts";
 
@@ -267,6 +267,13 @@ export class InboxStore {
     this.#checkFetch(user, afterSeq, limit);
     if (limit === 0) return [];
     return this.#log.fetchValues(user, afterSeq, limit);
+  }
+
+  /** As fetchValues, in the form a drain's page is built from (inbox-log.ts FrameRow). */
+  fetchFrameRows(user: string, afterSeq: number, limit: number): FrameRow[] {
+    this.#checkFetch(user, afterSeq, limit);
+    if (limit === 0) return [];
+    return this.#log.fetchFrameRows(user, afterSeq, limit);
   }
 
   #checkFetch(user: string, afterSeq: number, limit: number): void {

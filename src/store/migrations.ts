@@ -166,6 +166,17 @@ CREATE TABLE inbox_acked (
 ) STRICT, WITHOUT ROWID;
 `,
   },
+  {
+    version: 6,
+    name: "each stored row's DELIVER frame head",
+    // Issue 14: a row stores its v1 DELIVER frame up to the body (seq, ts, sender, id, body length;
+    // protocol/v1-bundle.ts deliverHead), so a drain's page is copies of heads and bodies, with no
+    // strings decoded or encoded while the user waits. Rows stored before this have no head (NULL)
+    // and are encoded when read, as before: every stored message is kept, none is rewritten.
+    sql: `
+ALTER TABLE inbox_log ADD COLUMN head BLOB;
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

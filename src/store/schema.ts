@@ -34,6 +34,8 @@ export const inboxLog = sqliteTable(
     // Server receive time, ms since epoch.
     ts: integer("ts").notNull(),
     body: bytes("body").notNull(),
+    // The row's v1 DELIVER frame up to its body (migration 6); NULL for rows stored before it.
+    head: bytes("head"),
   },
   // TTL expiry scans by age (appended near its end, as ts grows with the log).
   (t) => [index("inbox_log_ts").on(t.ts)],

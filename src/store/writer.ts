@@ -39,7 +39,7 @@ import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
 import { unpackAppend } from "../router/packed-append.ts";
 import type { InboxStore } from "./inbox-store.ts";
-import type { ValueRow } from "./inbox-log.ts";
+import type { FrameRow } from "./inbox-log.ts";
 import { PageAhead, type PageRead } from "./page-ahead.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
@@ -272,7 +272,7 @@ export class Writer {
   /** `rowCost`: bytes a row of this user's last page counted (0: unknown), see sqlRowsFor. */
   private readFrames(user: string, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
     const rows = sqlRowsFor(limit, maxBytes, rowCost);
-    return framePageOf(this.store.fetchValues(user, after, rows), rows, maxBytes);
+    return framePageOf(this.store.fetchFrameRows(user, after, rows), rows, maxBytes);
   }
 
   /** The page after this one is read once this batch of requests is done (readAheadDue). */
@@ -651,20 +651,22 @@ export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { r
 }
 
 /**
- * SQLite's value rows [seq, sender, msg_id, ts, body] as a page of v1 DELIVER frames in one buffer
- * (router/frame-page.ts), cut as cutPage cuts: a clone of it is a memcpy, and the session writes
- * bytes without encoding them (issue 14).
+ * A drain's rows (inbox-log.ts FrameRow: stored heads, or the fields of rows stored before them) as
+ * a page of v1 DELIVER frames in one buffer (router/frame-page.ts), cut as cutPage cuts: a clone of
+ * it is a memcpy, and the session writes bytes without encoding them (issue 14).
  */
-export function framePageOf(rows: ValueRow[], limit: number, maxBytes: number): PageRead {
+export function framePageOf(rows: FrameRow[], limit: number, maxBytes: number): PageRead {
   const b = new FramePageBuilder(Math.min(maxBytes, rows.length * 128));
   let bytes = 0;
   for (let i = 0; i < rows.length; i++) {
     const v = rows[i]!;
-    const body = v[4] as Uint8Array;
+    const body = v[2] as Uint8Array;
     const cost = body.byteLength + ROW_OVERHEAD_BYTES;
     if (bytes + cost > maxBytes && i > 0) return { frames: b.done(), more: true, bytes };
     bytes += cost;
-    b.add(v[0] as number, v[3] as number, v[1] as string, v[2] as string, body);
+    const head = v[1] as Uint8Array | null;
+    if (head !== null) b.addHead(v[0] as number, head, body);
+    else b.add(v[0] as number, v[5] as number, v[3] as string, v[4] as string, body); // stored before migration 6
   }
   return { frames: b.done(), more: rows.length === limit, bytes };
 }

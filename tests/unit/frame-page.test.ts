@@ -13,7 +13,7 @@ import {
 } from "../../src/router/frame-page.ts";
 import { encodeV1Server } from "../../src/protocol/v1.ts";
 import { encodeServerFrame } from "../../src/protocol/index.ts";
-import { splitServerBundle, V1_BUNDLE_SERVER } from "../../src/protocol/v1-bundle.ts";
+import { deliverHead, splitServerBundle, V1_BUNDLE_SERVER } from "../../src/protocol/v1-bundle.ts";
 import { isPortMsg, type StoredRow } from "../../src/router/wire.ts";
 import { cutPage, framePageOf } from "../../src/store/writer.ts";
 import { writeFramePage } from "../../src/gateway/page-writer.ts";
@@ -47,8 +47,24 @@ describe("frame pages", () => {
     );
   });
 
+  test("a stored head and its body are the codec's DELIVER frame; rows with and without heads mix", () => {
+    for (const r of rows) {
+      expect([...deliverHead(r.seq, r.ts, r.sender, r.msgId, r.body.byteLength), ...r.body]).toEqual([
+        ...deliverFrame(r),
+      ]);
+    }
+    // A backlog stored partly before migration 6 (no head: encoded at read) and partly after.
+    const mixed = rows.map((r, i) =>
+      i % 2 === 0
+        ? [r.seq, deliverHead(r.seq, r.ts, r.sender, r.msgId, r.body.byteLength), r.body, null, null, null]
+        : [r.seq, null, r.body, r.sender, r.msgId, r.ts]
+    );
+    const got = framePageOf(mixed, rows.length, 1 << 20);
+    expect([...got.frames.frames]).toEqual([...concat(rows.map(deliverFrame))]);
+  });
+
   test("the writer's page from SQLite's value rows is cut exactly as cutPage cuts rows", () => {
-    const values = rows.map((r) => [r.seq, r.sender, r.msgId, r.ts, r.body]);
+    const values = rows.map((r) => [r.seq, null, r.body, r.sender, r.msgId, r.ts]);
     const fits = (n: number) => rows.slice(0, n).reduce((b, r) => b + r.body.byteLength + ROW_OVERHEAD_BYTES, 0);
     for (
       const [limit, maxBytes] of [[4, 1 << 20], [9, 1 << 20], [4, fits(2)], [4, fits(2) + 1], [4, 1], [4, fits(3)]]

@@ -13,6 +13,7 @@ import type { StoredRow } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { idRuns } from "../../src/store/inbox-log.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
+import { deliverHead } from "../../src/protocol/v1-bundle.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-inboxlog-${crypto.randomUUID().slice(0, 8)}-`));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -294,6 +295,48 @@ describe("ack watermarks (migration 5)", () => {
     expect(store.expire(T0 + 1500)).toBe(1); // 7 only: 5 and 6 were counted out by the ack
     expect([store.count("bob"), store.totalCount()]).toEqual([0, 0]);
     store.close();
+  });
+
+  test("migration 6 from a version 5 file keeps every row; old rows (no head) and new ones drain as the same frames", () => {
+    const v5 = freshPath();
+    const d5 = new Database(v5, { create: true });
+    migrate(d5, MIGRATIONS.slice(0, 5));
+    const ins = d5.prepare(
+      "INSERT INTO inbox_log (id, recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const old = range(1, 30).map((s) => row(`u${s % 2}`, s));
+    old.forEach((r, i) => ins.run(i + 1, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body));
+    d5.close();
+    const store = open(v5);
+    const added = range(31, 40).map((s) => row(`u${s % 2}`, s));
+    store.transaction(() => store.append(added));
+    index(store); // some rows through the index, the rest from the tail
+    store.transaction(() => store.append([row("u0", 42), row("u1", 41)]));
+    const all = [...old, ...added, row("u0", 42), row("u1", 41)];
+    for (const u of ["u0", "u1"]) {
+      const want = all.filter((r) => r.recipient === u).sort((a, b) => a.seq - b.seq);
+      expect(store.fetch(u, 0, 100)).toEqual(want);
+      const frames = store.fetchFrameRows(u, 0, 100);
+      expect(frames.map((v) => v[0])).toEqual(want.map((r) => r.seq));
+      // Old rows carry their fields, new ones a head (and no strings): both give the codec's frame.
+      expect(frames.map((v) => v[1] === null)).toEqual(want.map((r) => r.seq <= 30));
+      for (const [i, v] of frames.entries()) {
+        const r = want[i]!;
+        const head = v[1] as Uint8Array | null ??
+          deliverHead(v[0] as number, v[5] as number, v[3] as string, v[4] as string, r.body.byteLength);
+        expect([...head, ...(v[2] as Uint8Array)]).toEqual([
+          ...deliverHead(r.seq, r.ts, r.sender, r.msgId, r.body.byteLength),
+          ...r.body,
+        ]);
+        if (v[1] !== null) expect(v.slice(3)).toEqual([null, null, null]);
+      }
+    }
+    expect(store.totalCount()).toBe(42);
+    store.close();
+    const after = new Database(v5, { readonly: true });
+    expect(after.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    expect(after.query("SELECT count(*) AS n FROM inbox_log WHERE head IS NULL").get()).toEqual({ n: 30 });
+    after.close();
   });
 
   test("migration 5 from a version 4 file keeps every stored row", () => {

@@ -252,10 +252,10 @@ describe("writer group commit", () => {
     });
     await waitFor(() => replies.some((m) => m.t === "rows"));
     const maxBytes = 64 * 1024;
-    const fetchValues = store.fetchValues.bind(store);
+    const fetchRows = store.fetchFrameRows.bind(store);
     let read = 0; // rows SQLite returned
-    store.fetchValues = (user, afterSeq, limit) => {
-      const rows = fetchValues(user, afterSeq, limit);
+    store.fetchFrameRows = (user, afterSeq, limit) => {
+      const rows = fetchRows(user, afterSeq, limit);
       read += rows.length;
       return rows;
     };
