@@ -237,6 +237,34 @@ describe("writer group commit", () => {
     expect(pages.map((p) => [[...p.frames.seqs], p.more])).toEqual([[[1, 2], true], [[3, 4], true], [[5, 6], true]]);
   });
 
+  test("a page's buffers are transferred to the shard, not cloned; the frames arrive intact", async () => {
+    const w = writer(0, 10_000);
+    const port = (w as unknown as { links: Map<number, { port: MessagePort }> }).links.get(0)!.port;
+    const post = port.postMessage.bind(port);
+    const moved: ArrayBuffer[][] = [];
+    port.postMessage = ((msgs: unknown, transfer?: ArrayBuffer[]) => {
+      if (Array.isArray(transfer)) moved.push(transfer);
+      return post(msgs, transfer as Transferable[]);
+    }) as typeof port.postMessage;
+    send(append([1, 2, 3].map((n) => row(n, 20))), {
+      t: "fetch",
+      user: "u",
+      after: 0,
+      limit: 2,
+      maxBytes: 1 << 20,
+      gen: 1,
+    });
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    expect(moved.length).toBe(1);
+    expect(moved[0]!.every((b) => b.byteLength === 0)).toBe(true); // detached on the writer's side
+    const p = replies.find((m) => m.t === "rows") as { frames: FramePage };
+    expect(frameDeliveries(p.frames, 0).map((d) => [d.seq, d.id, d.body.byteLength])).toEqual([[1, "m1", 20], [
+      2,
+      "m2",
+      20,
+    ]]);
+  });
+
   test("a byte-cut drain's pages read about the rows they keep, and every row arrives once, in order", async () => {
     // Bodies of mixed sizes: each page ahead is sized from the last one's bytes per row; a page that
     // asked for too few rows says `more`, one that asked for too many cuts, and the drain goes on.
