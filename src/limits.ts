@@ -203,6 +203,14 @@ export const GARBAGE_LOG_EVERY = 1000;
 export const BUNDLE_MAX_BYTES = 1024 * 1024;
 
 /**
+ * A backlog page's flow-ready (the owner's cue to send the next page) waits until the socket holds
+ * at most this many bytes in user space. Writing a page of 6,553 WebSocket messages into a socket
+ * still holding 400–560 KB took the shard 7–10 ms against 0.7–1.0 ms into a drained one (issue 14,
+ * BENCHMARKS.md); the writer has the next page read ahead meanwhile, so waiting costs one hop.
+ */
+export const PAGE_FLOW_RESUME_BYTES = 64 * 1024;
+
+/**
  * Longest a queued frame waits for the end of its event-loop turn (issue 14, paced latency). Under
  * load one turn reads every ready socket (up to ~1,000 at once) and takes tens of ms; frames
  * queued at its start would wait all of it. Past this hold, the next message read flushes what is

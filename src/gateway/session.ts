@@ -14,7 +14,8 @@
 //
 // Frames are read only in `awaitingLogin` and `open`; nothing is written after `closing`.
 // Flow towards the owner is a second, independent state: `clear`, or `owed` while the socket is
-// backed up past slowConsumerBytes (the owner waits for one flow-ready once it drains).
+// backed up past slowConsumerBytes (the owner waits for one flow-ready once it drains), or `page`
+// while a backlog page's flow-ready waits for the socket to drain to PAGE_FLOW_RESUME_BYTES.
 // A v0 sender that must wait (see v0Wait) is a third: its socket is paused and the packets read
 // before the pause took effect are `held`, in order, until the condition clears (v0 has no error
 // frame and no acks, so waiting is the only answer that loses nothing).
@@ -58,6 +59,7 @@ import {
 import { assertNever } from "../assert.ts";
 import {
   BACKLOG_ROW_OVERHEAD_BYTES,
+  PAGE_FLOW_RESUME_BYTES,
   V0_HELD_FRAMES_MAX,
   V0_REFUSAL_LOG_EVERY_MS,
   V0_RETRY_EVERY_MS,
@@ -71,7 +73,7 @@ import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
 export type SessionState = "awaitingLogin" | "open" | "closing" | "closed";
-export type FlowState = "clear" | "owed";
+export type FlowState = "clear" | "owed" | "page";
 
 const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
   awaitingLogin: ["open", "closing", "closed"],
@@ -769,16 +771,22 @@ export class Sessions {
   private updateFlow(s: Session, page: boolean): void {
     // The socket's own buffer only: frames still queued in the outbox leave at the end of this
     // turn, and a flow owed on their account would wait for a drain event that never comes.
-    const backedUp = s.t.buffered() > this.host.settings.slowConsumerBytes;
-    if (backedUp) {
-      if (s.flow === "clear") {
+    const buffered = s.t.buffered();
+    if (buffered > this.host.settings.slowConsumerBytes) {
+      if (s.flow !== "owed") {
+        if (!page && s.flow === "clear") this.postFlow(s, false);
         s.flow = "owed";
         s.blockedSince = performance.now();
-        if (!page) this.postFlow(s, false);
       }
       return;
     }
-    if (page || s.flow === "owed") {
+    // The next page waits until this one has mostly left: writing into a socket that is still
+    // backed up costs the shard several times more (issue 14), and the writer reads it ahead anyway.
+    if (page && buffered > PAGE_FLOW_RESUME_BYTES) {
+      if (s.flow === "clear") s.flow = "page";
+      return;
+    }
+    if (page || s.flow !== "clear") {
       s.flow = "clear";
       this.postFlow(s, true);
     }
@@ -786,8 +794,9 @@ export class Sessions {
 
   /** The socket drained: tell the owner it may send again. */
   onDrain(s: Session): void {
-    if (s.state !== "open" || s.flow !== "owed") return;
-    if (s.t.buffered() > this.host.settings.slowConsumerBytes / 2) return;
+    if (s.state !== "open" || s.flow === "clear") return;
+    const resumeAt = s.flow === "owed" ? this.host.settings.slowConsumerBytes / 2 : PAGE_FLOW_RESUME_BYTES;
+    if (s.t.buffered() > resumeAt) return;
     s.flow = "clear";
     this.postFlow(s, true);
   }

@@ -10,6 +10,7 @@ import type { ClientFrame, ServerFrame } from "../../src/protocol/frames.ts";
 import { type Session, Sessions } from "../../src/gateway/session.ts";
 import type { Transport } from "../../src/gateway/transports.ts";
 import type { DeliverMsg, PortMsg } from "../../src/router/wire.ts";
+import { PAGE_FLOW_RESUME_BYTES } from "../../src/limits.ts";
 
 const SLOW = 1000;
 let posted: PortMsg[];
@@ -102,6 +103,29 @@ describe("session flow control", () => {
     sessions.onDrain(s);
     expect(flows()).toEqual([true]);
     expect(s.flow).toBe("clear");
+  });
+
+  test("a page that leaves the socket holding more than PAGE_FLOW_RESUME_BYTES answers when it drains to that", () => {
+    setup({ slowConsumerBytes: 4 * PAGE_FLOW_RESUME_BYTES });
+    const { s, t } = loggedIn();
+    t.buffer = PAGE_FLOW_RESUME_BYTES + 1; // below the slow-consumer limit: not owed, not timed
+    deliver(s, [1], true);
+    expect(flows()).toEqual([]);
+    expect(s.flow).toBe("page");
+    sessions.onDrain(s);
+    expect(flows()).toEqual([]);
+    t.buffer = PAGE_FLOW_RESUME_BYTES;
+    sessions.onDrain(s);
+    expect(flows()).toEqual([true]);
+    expect(s.flow).toBe("clear");
+    sessions.onDrain(s);
+    expect(flows()).toEqual([true]); // one flow-ready per page
+    // A live write to a drained socket while the page's flow waits also releases it.
+    t.buffer = PAGE_FLOW_RESUME_BYTES + 1;
+    deliver(s, [2], true);
+    t.buffer = 0;
+    deliver(s, [3], false);
+    expect(flows()).toEqual([true, true]);
   });
 
   test("a live write that backs the socket up says not-ready once, then ready after the drain", () => {
