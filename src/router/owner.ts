@@ -36,6 +36,7 @@
 import { assertNever } from "../assert.ts";
 import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
+import { RecentIds } from "./recent-ids.ts";
 import { pageBudget } from "./drain-page.ts";
 import { pageDeliveries } from "./packed-page.ts";
 import { type FramePage, framesAfter } from "./frame-page.ts";
@@ -91,26 +92,14 @@ interface Pending extends Delivery {
   o: number;
   c: number;
   mark: number; // once acked: its dedupe record is durable when this many confirmables are committed
-  /** The box's memory of this (sender, id), if it has one: its mark is set here, no Map lookup. */
-  recent: Recent | null;
+  /** Its key's hash in the box's memory of ids (keyHash[0]; 0 without an id): no rehash at the ack. */
+  rh: number;
 }
 
-/** What the box remembers of a (sender, id): the seq it got, when, and its dedupe record's mark. */
-interface Recent {
-  seq: number;
-  ts: number;
-  mark: number; // 0: no record asked for yet, or known committed
-  from: string; // the key itself, compared on a hit (the Map is keyed by its hash)
-  id: string;
-}
-
-/**
- * A box's memory of ids is keyed by 53 bits of the key's two hashes (sent-filter.ts), not by a
- * "sender\0id" string: no string to build and hash per send. A hit is checked against the key.
- */
-function recentKey(to: string, from: string, id: string): number {
+/** The first hash of (recipient, sender, id), as the box's memory of ids indexes it (sent-filter.ts). */
+function recentHash(to: string, from: string, id: string): number {
   sentKeyHashInto(to, from, id);
-  return keyHash[0]! * 0x200000 + (keyHash[1]! & 0x1fffff);
+  return keyHash[0]!;
 }
 
 type Phase = "idle" | "queued" | "fetching" | "writing" | "blocked" | "live";
@@ -162,7 +151,7 @@ interface UserBox {
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
   deletedUpTo: number; // highest seq we asked the store to delete
-  recent: Map<number, Recent> | null; // by recentKey, insertion ordered; null until the first id
+  recent: RecentIds | null; // (sender, id) → seq, ts, mark (recent-ids.ts); null until the first id
   touched: number;
 }
 
@@ -187,9 +176,6 @@ function pushTo(l: Link, k: "pending" | "holdback", d: Pending): void {
   if (l[k] === NONE) l[k] = [];
   l[k].push(d);
 }
-
-/** Remembered ids past `recentIds` are forgotten this many at a time (one pass, not one per send). */
-const RECENT_EVICT_BATCH = 64;
 
 export interface OwnerStats {
   routed: number;
@@ -402,41 +388,33 @@ export class Owner {
       return;
     }
     if (m.id !== "") {
-      const key = recentKey(m.to, m.from, m.id);
-      const h1 = keyHash[0]!, h2 = keyHash[1]!;
-      const prior = this.recentSeq(b, key, m.from, m.id);
+      const h1 = recentHash(m.to, m.from, m.id), h2 = keyHash[1]!;
+      const prior = this.recentSeq(b, h1, m.from, m.id);
       if (prior !== 0) return this.onRetry(b, m, prior);
       if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) return this.lookUp(b, m);
-      return this.accept(b, m, key, h1, h2);
+      return this.accept(b, m, h1, h2);
     }
     this.accept(b, m);
   }
 
   /** The seq this box gave (sender, id) within the dedupe window, or 0. */
-  private recentSeq(b: UserBox, key: number, from: string, id: string): number {
-    const r = b.recent?.get(key);
-    if (!r || r.from !== from || r.id !== id) return 0;
-    if (r.ts >= this.io.now() - this.limits.dedupeWindowMs) return r.seq;
-    b.recent!.delete(key);
+  private recentSeq(b: UserBox, h: number, from: string, id: string): number {
+    const slot = b.recent ? b.recent.find(h, from, id) : -1;
+    if (slot < 0) return 0;
+    const recent = b.recent!;
+    if (recent.tsAt(slot) >= this.io.now() - this.limits.dedupeWindowMs) return recent.seqAt(slot);
+    recent.remove(slot);
     return 0;
   }
 
-  /** The box's memory of (sender, id), if it has one (not checked for age). */
-  private recentOf(b: UserBox, from: string, id: string): Recent | undefined {
-    const r = b.recent?.get(recentKey(b.user, from, id));
-    return r && r.from === from && r.id === id ? r : undefined;
+  /** The slot of (sender, id) in the box's memory (not checked for age), or -1. */
+  private recentOf(b: UserBox, from: string, id: string): number {
+    return b.recent ? b.recent.find(recentHash(b.user, from, id), from, id) : -1;
   }
 
   /** Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`. */
-  private remember(b: UserBox, key: number, r: Recent): void {
-    const recent = b.recent ??= new Map();
-    recent.set(key, r);
-    if (recent.size <= this.limits.recentIds + RECENT_EVICT_BATCH) return;
-    let drop = recent.size - this.limits.recentIds;
-    for (const k of recent.keys()) {
-      recent.delete(k);
-      if (--drop === 0) break;
-    }
+  private remember(b: UserBox, h: number, from: string, id: string, seq: number): void {
+    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, this.io.now());
   }
 
   /**
@@ -445,24 +423,22 @@ export class Owner {
    * the recipient's ack when delivered live. A live delivery lost with its owner thread has no
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
-  private accept(b: UserBox, m: RouteMsg, key = -1, h1 = 0, h2 = 0): void {
+  private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0): void {
     // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
     if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
-    let r: Recent | null = null;
     if (m.id !== "") {
       const now = this.io.now();
-      if (key < 0) {
-        key = recentKey(m.to, m.from, m.id);
-        h1 = keyHash[0]!;
+      if (h1 < 0) {
+        h1 = recentHash(m.to, m.from, m.id);
         h2 = keyHash[1]!;
       }
-      this.remember(b, key, r = { seq, ts: now, mark: 0, from: m.from, id: m.id });
+      this.remember(b, h1, m.from, m.id, seq);
       this.filter.add(h1, h2, now, now);
-    }
-    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0, recent: r };
+    } else h1 = 0;
+    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0, rh: h1 };
     this.place(b, d);
   }
 
@@ -485,13 +461,7 @@ export class Owner {
     if (!b || !m || m.from !== r.from || m.id !== r.id) return;
     b.lookingUp = null;
     if (r.seq > 0) {
-      this.remember(b, recentKey(m.to, m.from, m.id), {
-        seq: r.seq,
-        ts: this.io.now(),
-        mark: 0,
-        from: m.from,
-        id: m.id,
-      });
+      this.remember(b, recentHash(m.to, m.from, m.id), m.from, m.id, r.seq);
       this.onRetry(b, m, r.seq);
     } else this.accept(b, m);
     for (const w of this.takeWaiting(b)) this.onRoute(w);
@@ -550,8 +520,8 @@ export class Owner {
     this.stats.duplicates++;
     if (seq <= b.acked) {
       // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
-      const r = this.recentOf(b, m.from, m.id);
-      if (!r || r.mark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
+      const slot = this.recentOf(b, m.from, m.id);
+      if (slot < 0 || b.recent!.markAt(slot) <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
       return this.confirm(b, m);
     }
     const l = b.link;
@@ -776,7 +746,8 @@ export class Owner {
       // A seq this box gave the same id stands for the row. One equal to the row's own seq was
       // only looked up (the durable record of this very row, another owner's block): no copy of
       // this owner carries it, so the row is adopted like any other.
-      const known = r.msgId !== "" ? this.recentOf(b, r.sender, r.msgId)?.seq : undefined;
+      const slot = r.msgId !== "" ? this.recentOf(b, r.sender, r.msgId) : -1;
+      const known = slot >= 0 ? b.recent!.seqAt(slot) : undefined;
       if (known !== undefined && known !== r.seq) return known;
       if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) return 0;
       const seq = b.seqNext;
@@ -865,10 +836,11 @@ export class Owner {
       return;
     }
     const mark = this.rememberKeys(keys);
+    const recent = b.recent;
     for (const p of acked) {
       p.mark = mark;
-      const r = p.recent;
-      if (r && r.seq === p.seq) r.mark = mark;
+      const slot = recent && p.id !== "" ? recent.find(p.rh, p.from, p.id) : -1;
+      if (slot >= 0 && recent!.seqAt(slot) === p.seq) recent!.setMark(slot, mark);
       this.awaitingCommit.push(p); // marks only grow: the list stays ordered
     }
   }
@@ -986,9 +958,7 @@ export class Owner {
   private onRejected(m: RejectedReply): void {
     const b = this.boxes.get(m.user);
     if (!b) return;
-    if (!b.recent) return;
-    const drop = new Set(m.seqs);
-    for (const [k, r] of b.recent) if (drop.has(r.seq)) b.recent.delete(k);
+    b.recent?.removeSeqs(new Set(m.seqs));
   }
 
   // ---- presence ----
