@@ -92,8 +92,6 @@ interface Pending extends Delivery {
   o: number;
   c: number;
   mark: number; // once acked: its dedupe record is durable when this many confirmables are committed
-  /** Its key's hash in the box's memory of ids (keyHash[0]; 0 without an id): no rehash at the ack. */
-  rh: number;
 }
 
 /** The first hash of (recipient, sender, id), as the box's memory of ids indexes it (sent-filter.ts). */
@@ -151,7 +149,10 @@ interface UserBox {
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
   deletedUpTo: number; // highest seq we asked the store to delete
-  recent: RecentIds | null; // (sender, id) → seq, ts, mark (recent-ids.ts); null until the first id
+  recent: RecentIds | null; // (sender, id) → seq, ts (recent-ids.ts); null until the first id
+  // The mark of the newest dedupe records asked for on this user's acks: a retry of an acked
+  // message is answered "duplicate" at once only if that many confirmables are committed.
+  recentMark: number;
   touched: number;
 }
 
@@ -327,6 +328,7 @@ export class Owner {
         storeUnknown: true,
         deletedUpTo: 0,
         recent: null,
+        recentMark: 0,
         touched: 0,
       };
       this.boxes.set(user, b);
@@ -437,8 +439,8 @@ export class Owner {
       }
       this.remember(b, h1, m.from, m.id, seq);
       this.filter.add(h1, h2, now, now);
-    } else h1 = 0;
-    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0, rh: h1 };
+    }
+    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 };
     this.place(b, d);
   }
 
@@ -520,8 +522,7 @@ export class Owner {
     this.stats.duplicates++;
     if (seq <= b.acked) {
       // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
-      const slot = this.recentOf(b, m.from, m.id);
-      if (slot < 0 || b.recent!.markAt(slot) <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
+      if (b.recentMark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
       return this.confirm(b, m);
     }
     const l = b.link;
@@ -836,11 +837,9 @@ export class Owner {
       return;
     }
     const mark = this.rememberKeys(keys);
-    const recent = b.recent;
+    b.recentMark = mark; // marks only grow
     for (const p of acked) {
       p.mark = mark;
-      const slot = recent && p.id !== "" ? recent.find(p.rh, p.from, p.id) : -1;
-      if (slot >= 0 && recent!.seqAt(slot) === p.seq) recent!.setMark(slot, mark);
       this.awaitingCommit.push(p); // marks only grow: the list stays ordered
     }
   }

@@ -1,5 +1,5 @@
-// A user box's memory of recent (sender, id) keys for dedupe (owner.ts): per key the seq it got,
-// when, and its dedupe record's mark. Issue 14: the shard heap was mostly this memory as one
+// A user box's memory of recent (sender, id) keys for dedupe (owner.ts): per key the seq it got
+// and when. Issue 14: the shard heap was mostly this memory as one
 // object, one Map entry and one id string per key (~100 bytes and two GC cells each, 512 keys
 // per user), and marking it set the floor of the shard's GC pauses. Here a box holds a handful of
 // typed arrays whatever its size: numbers in slots, the keys' characters in one arena, and an
@@ -22,10 +22,12 @@ const FIRST_SLOTS = 8;
 const SPARE_SLOTS = 32;
 /** Characters of a new memory's key arena (ids and user names are short, mostly). */
 const FIRST_CHARS = 128;
-/** Numbers per slot in `nums`: seq, ts, mark. */
-const NUM = 3;
-/** Numbers per slot in `keys`: hash, arena position, sender length, id length. */
-const KEY = 4;
+/** Numbers per slot in `nums`: seq, ts. */
+const NUM = 2;
+/** Numbers per slot in `keys`: hash, arena position, lengths (sender's << 16 | id's). */
+const KEY = 3;
+/** A sender's or id's most characters (frames.ts bounds both at 255 bytes). */
+const MAX_PART = 0xffff;
 
 function pow2AtLeast(n: number): number {
   let p = FIRST_SLOTS;
@@ -36,6 +38,11 @@ function pow2AtLeast(n: number): number {
 /** Index entries for a ring of `slots`: a power of two, at most 2/3 full. */
 function indexSize(slots: number): number {
   return pow2AtLeast(slots + (slots >> 1));
+}
+
+/** Characters of a key from its packed lengths. */
+function keyLength(lens: number): number {
+  return (lens >>> 16) + (lens & 0xffff);
 }
 
 /** True if `str` has a character the one-byte arena cannot hold. */
@@ -50,8 +57,8 @@ export class RecentIds {
   private head = 0; // next slot to write (monotonic; the ring index is `% slots`)
   private tail = 0; // oldest slot still in the ring (live or dead)
   private liveCount = 0;
-  private nums: Float64Array; // seq (0: dead slot), ts, mark
-  private keys: Int32Array; // hash, arena position, sender length, id length
+  private nums: Float64Array; // seq (0: dead slot), ts
+  private keys: Int32Array; // hash, arena position, lengths
   private index: Int32Array; // open addressing: slot + 1, 0 empty
   // The keys' characters, sender then id, a ring in slot order: one byte each while every
   // character is below 256 (ASCII ids), two once one is not.
@@ -92,21 +99,14 @@ export class RecentIds {
     return this.nums[slot * NUM + 1]!;
   }
 
-  markAt(slot: number): number {
-    return this.nums[slot * NUM + 2]!;
-  }
-
-  setMark(slot: number, mark: number): void {
-    this.nums[slot * NUM + 2] = mark;
-  }
-
   /**
-   * Remembers (from, id) → seq at `ts` with mark 0. A key already held is overwritten where it
+   * Remembers (from, id) → seq at `ts`. A key already held is overwritten where it
    * stands (as Map.set keeps its place); the oldest are forgotten past the limit.
    */
   add(h: number, from: string, id: string, seq: number, ts: number): void {
     const held = this.find(h, from, id);
     if (held >= 0) return this.put(held, seq, ts);
+    if (from.length > MAX_PART || id.length > MAX_PART) throw new RangeError("recent-ids: key part too long");
     const len = from.length + id.length;
     const wide = this.chars instanceof Uint8Array && (isWide(from) || isWide(id));
     if (wide || this.head - this.tail >= this.slots || this.charHead - this.charTail + len > this.chars.length) {
@@ -116,8 +116,7 @@ export class RecentIds {
     const k = s * KEY;
     this.keys[k] = h | 0;
     this.keys[k + 1] = this.charHead;
-    this.keys[k + 2] = from.length;
-    this.keys[k + 3] = id.length;
+    this.keys[k + 2] = (from.length << 16) | id.length;
     this.charHead = this.copyIn(from, this.charHead);
     this.charHead = this.copyIn(id, this.charHead);
     this.put(s, seq, ts);
@@ -146,7 +145,6 @@ export class RecentIds {
   private put(s: number, seq: number, ts: number): void {
     this.nums[s * NUM] = seq;
     this.nums[s * NUM + 1] = ts;
-    this.nums[s * NUM + 2] = 0;
   }
 
   /** Drops the oldest live keys (and every dead slot before them) until `keep` are left. */
@@ -166,7 +164,7 @@ export class RecentIds {
 
   private keyIs(s: number, from: string, id: string): boolean {
     const k = s * KEY;
-    if (this.keys[k + 2] !== from.length || this.keys[k + 3] !== id.length) return false;
+    if (this.keys[k + 2] !== ((from.length << 16) | id.length)) return false;
     const at = this.keys[k + 1]!;
     return this.charsAre(from, at) && this.charsAre(id, at + from.length);
   }
@@ -230,17 +228,17 @@ export class RecentIds {
       tail: this.tail,
       head: this.head,
     };
-    const slots = Math.min(this.maxSlots, pow2AtLeast(2 * live));
+    const slots = Math.min(this.maxSlots, Math.max(FIRST_SLOTS, live + (live >> 2) + 8));
     let need = moreChars;
     for (let p = old.tail; p < old.head; p++) {
       const s = p % old.slots;
-      if (old.nums[s * NUM] !== 0) need += old.keys[s * KEY + 2]! + old.keys[s * KEY + 3]!;
+      if (old.nums[s * NUM] !== 0) need += keyLength(old.keys[s * KEY + 2]!);
     }
     this.slots = slots;
     this.nums = new Float64Array(slots * NUM);
     this.keys = new Int32Array(slots * KEY);
     this.index = new Int32Array(indexSize(slots));
-    const chars = Math.max(need + (need >> 1), FIRST_CHARS);
+    const chars = Math.max(need + (need >> 2) + 64, FIRST_CHARS);
     this.chars = wide || old.chars instanceof Uint16Array ? new Uint16Array(chars) : new Uint8Array(chars);
     this.head =
       this.tail =
@@ -252,11 +250,10 @@ export class RecentIds {
       if (old.nums[s * NUM] === 0) continue;
       const t = this.head++;
       this.nums.set(old.nums.subarray(s * NUM, s * NUM + NUM), t * NUM);
-      const len = old.keys[s * KEY + 2]! + old.keys[s * KEY + 3]!;
+      const len = keyLength(old.keys[s * KEY + 2]!);
       this.keys[t * KEY] = old.keys[s * KEY]!;
       this.keys[t * KEY + 1] = this.charHead;
       this.keys[t * KEY + 2] = old.keys[s * KEY + 2]!;
-      this.keys[t * KEY + 3] = old.keys[s * KEY + 3]!;
       const from = old.keys[s * KEY + 1]!;
       for (let i = 0; i < len; i++) this.chars[this.charHead++] = old.chars[(from + i) % old.chars.length]!;
       this.link(this.keys[t * KEY]!, t);
