@@ -127,6 +127,32 @@ describe("owner", () => {
     expect(delivered()).toEqual(["m"]);
   });
 
+  test("a retry of an acked message is answered at once only once the user's newest dedupe records are committed", async () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "a"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    await turnEnd(); // a's record goes to the writer
+    o.handle({ t: "committed", n: 1 });
+    o.handle(route("u", "b"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 2 });
+    await turnEnd(); // b's record goes to the writer, not committed yet
+    toWriter = [];
+    o.handle(route("u", "a")); // a is committed, but the box knows only its newest mark: the writer confirms
+    o.handle(route("u", "b")); // b's own record is not committed: never "duplicate" before it is
+    expect(toWriter).toEqual([
+      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "a" },
+      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "b" },
+    ]);
+    expect(acks()).toEqual(["a:delivered"]);
+    o.handle({ t: "committed", n: 1 }); // b's record
+    o.handle(route("u", "a"));
+    o.handle(route("u", "b"));
+    expect(acks()).toEqual(["a:delivered", "b:delivered", "a:duplicate", "b:duplicate"]);
+    expect(delivered()).toEqual(["a", "b"]);
+  });
+
   test("detach moves unacked deliveries to the store with their origins", () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
