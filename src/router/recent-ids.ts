@@ -40,6 +40,18 @@ function indexSize(slots: number): number {
   return pow2AtLeast(slots + (slots >> 1));
 }
 
+/** Copies `count` elements of the ring `src` from index `from` (wrapping at its end) to `dst` at 0. */
+function copyRun(
+  dst: Float64Array | Int32Array | Uint8Array | Uint16Array,
+  src: typeof dst,
+  from: number,
+  count: number,
+) {
+  const first = Math.min(count, src.length - from);
+  dst.set(src.subarray(from, from + first), 0);
+  if (first < count) dst.set(src.subarray(0, count - first), first);
+}
+
 /** Characters of a key from its packed lengths. */
 function keyLength(lens: number): number {
   return (lens >>> 16) + (lens & 0xffff);
@@ -220,6 +232,7 @@ export class RecentIds {
    * characters (with room to spare), and rebuilds the index.
    */
   private rebuild(live: number, moreChars: number, wide: boolean): void {
+    if (this.head - this.tail === this.liveCount) return this.regrow(live, moreChars, wide);
     const old = {
       slots: this.slots,
       nums: this.nums,
@@ -228,7 +241,7 @@ export class RecentIds {
       tail: this.tail,
       head: this.head,
     };
-    const slots = Math.min(this.maxSlots, Math.max(FIRST_SLOTS, live + (live >> 2) + 8));
+    const slots = this.slotsFor(live);
     let need = moreChars;
     for (let p = old.tail; p < old.head; p++) {
       const s = p % old.slots;
@@ -238,8 +251,7 @@ export class RecentIds {
     this.nums = new Float64Array(slots * NUM);
     this.keys = new Int32Array(slots * KEY);
     this.index = new Int32Array(indexSize(slots));
-    const chars = Math.max(need + (need >> 2) + 64, FIRST_CHARS);
-    this.chars = wide || old.chars instanceof Uint16Array ? new Uint16Array(chars) : new Uint8Array(chars);
+    this.chars = this.arenaFor(need, wide || old.chars instanceof Uint16Array);
     this.head =
       this.tail =
       this.charHead =
@@ -249,7 +261,8 @@ export class RecentIds {
       const s = p % old.slots;
       if (old.nums[s * NUM] === 0) continue;
       const t = this.head++;
-      this.nums.set(old.nums.subarray(s * NUM, s * NUM + NUM), t * NUM);
+      this.nums[t * NUM] = old.nums[s * NUM]!;
+      this.nums[t * NUM + 1] = old.nums[s * NUM + 1]!;
       const len = keyLength(old.keys[s * KEY + 2]!);
       this.keys[t * KEY] = old.keys[s * KEY]!;
       this.keys[t * KEY + 1] = this.charHead;
@@ -258,5 +271,46 @@ export class RecentIds {
       for (let i = 0; i < len; i++) this.chars[this.charHead++] = old.chars[(from + i) % old.chars.length]!;
       this.link(this.keys[t * KEY]!, t);
     }
+  }
+
+  /**
+   * Rebuild without dead slots (a box growing, or its arena full): the ring's slots and the
+   * arena's characters are each one or two runs, copied whole; only positions and the index are
+   * redone per key.
+   */
+  private regrow(live: number, moreChars: number, wide: boolean): void {
+    const n = this.liveCount;
+    const used = this.charHead - this.charTail;
+    const base = this.charTail;
+    const from = this.tail % this.slots;
+    const nums = new Float64Array(this.slotsFor(live) * NUM);
+    const keys = new Int32Array((nums.length / NUM) * KEY);
+    copyRun(nums, this.nums, from * NUM, n * NUM);
+    copyRun(keys, this.keys, from * KEY, n * KEY);
+    const chars = this.arenaFor(used + moreChars, wide || this.chars instanceof Uint16Array);
+    copyRun(chars, this.chars, base % this.chars.length, used);
+    this.slots = nums.length / NUM;
+    this.nums = nums;
+    this.keys = keys;
+    this.chars = chars;
+    this.index = new Int32Array(indexSize(this.slots));
+    for (let t = 0; t < n; t++) {
+      keys[t * KEY + 1] = keys[t * KEY + 1]! - base;
+      this.link(keys[t * KEY]!, t);
+    }
+    this.tail = this.charTail = 0;
+    this.head = n;
+    this.charHead = used;
+  }
+
+  /** Ring slots for `live` keys: twice as many (a growing box copies each key about twice in all). */
+  private slotsFor(live: number): number {
+    return Math.min(this.maxSlots, Math.max(FIRST_SLOTS, 2 * live));
+  }
+
+  /** A new arena for `need` characters, with room to spare. */
+  private arenaFor(need: number, wide: boolean): Uint8Array | Uint16Array {
+    const n = Math.max(need + (need >> 1) + 64, FIRST_CHARS);
+    return wide ? new Uint16Array(n) : new Uint8Array(n);
   }
 }

@@ -63,6 +63,20 @@ describe("RecentIds", () => {
     ]);
   });
 
+  test("a ring that wrapped grows its arena for a long key and keeps every key", () => {
+    const limit = 8;
+    const r = new RecentIds(limit);
+    let seq = 0;
+    for (let i = 0; i < 3 * (limit + RECENT_EVICT_BATCH); i++) r.add(i, "s", `m${i}`, ++seq, 0); // wraps, evicts
+    const kept = [];
+    for (let i = 0; i < 3 * (limit + RECENT_EVICT_BATCH); i++) if (r.find(i, "s", `m${i}`) >= 0) kept.push(i);
+    const long = "L".repeat(5000); // more than the arena holds: rebuilt around the wrapped keys
+    r.add(-1, "s", long, ++seq, 0);
+    for (const i of kept) expect(seqOf(r, i, "s", `m${i}`)).toBe(i + 1);
+    expect(seqOf(r, -1, "s", long)).toBe(seq);
+    expect(r.size).toBe(kept.length + 1);
+  });
+
   test("removeSeqs forgets exactly the keys with those seqs", () => {
     const r = new RecentIds(100);
     for (let i = 1; i <= 20; i++) r.add(i, "s", `m${i}`, i, 0);
