@@ -219,6 +219,8 @@ export class Owner {
   /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
   private readonly drainQueue = new Set<Link>();
+  /** Resume points of links that attached while their box loaded: capped and acked on load. */
+  private readonly loadingResume = new WeakMap<Link, number>();
   readonly stats: OwnerStats = {
     routed: 0,
     forwardedLive: 0,
@@ -346,6 +348,7 @@ export class Owner {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
       b.seqNext = m.seqBase;
       b.seqLimit = m.seqLimit;
+      this.capResume(b);
     } else {
       // A follow-up reservation. Ranges from one owner are contiguous; if not (a previous owner
       // incarnation reserved in between), jumping forward is always safe.
@@ -671,7 +674,11 @@ export class Owner {
       this.store(b, takeAll(old, "holdback"));
       this.stats.online--;
     }
-    const resume = Math.min(m.resume, b.seqNext - 1);
+    // The cursor is what the client has processed: a page serves an older claim's rows above it
+    // only (cluster/handover.ts), and the SDK drops a seq at or below it, then acks it away. A box
+    // still loading has no seqNext to cap a resume beyond every seq handed out: capped on load.
+    const loading = b.seqState === "loading";
+    const resume = loading ? m.resume : Math.min(m.resume, b.seqNext - 1);
     const l: Link = {
       box: b,
       shard: m.shard,
@@ -688,8 +695,25 @@ export class Owner {
     };
     this.stats.online++;
     b.link = l;
-    if (resume > b.acked) this.ackUpTo(b, resume);
+    if (loading) this.loadingResume.set(l, resume);
+    else if (resume > b.acked) this.ackUpTo(b, resume);
     this.pump(l);
+  }
+
+  /**
+   * The box of a link that attached while it loaded has its seqs: the client's resume point is
+   * capped by them now, and acked. A page may have come first (the SQLite writer answers reads
+   * before its group commit) and moved the cursor past the resume point, but only with rows that
+   * exist, all at or below seqNext - 1: the cap then changes nothing, and those rows stay unacked.
+   */
+  private capResume(b: UserBox): void {
+    const l = b.link;
+    const resume = l ? this.loadingResume.get(l) : undefined;
+    if (!l || resume === undefined) return;
+    this.loadingResume.delete(l);
+    const capped = Math.min(resume, b.seqNext - 1);
+    l.cursor = Math.min(l.cursor, b.seqNext - 1);
+    if (capped > b.acked) this.ackUpTo(b, capped);
   }
 
   private onDetach(m: DetachMsg): void {
