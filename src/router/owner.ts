@@ -348,7 +348,6 @@ export class Owner {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
       b.seqNext = m.seqBase;
       b.seqLimit = m.seqLimit;
-      this.capResume(b);
     } else {
       // A follow-up reservation. Ranges from one owner are contiguous; if not (a previous owner
       // incarnation reserved in between), jumping forward is always safe.
@@ -356,6 +355,7 @@ export class Owner {
       b.seqLimit = Math.max(b.seqLimit, m.seqLimit);
     }
     b.seqState = "ready";
+    this.capResume(b); // a link that waits for seqs above its resume point
     const asked = b.statusWaiters;
     b.statusWaiters = NONE;
     for (const q of asked) this.replyStatus(b, q);
@@ -677,7 +677,7 @@ export class Owner {
     // The cursor is what the client has processed: a page serves an older claim's rows above it
     // only (cluster/handover.ts), and the SDK drops a seq at or below it, then acks it away. A box
     // still loading has no seqNext to cap a resume beyond every seq handed out: capped on load.
-    const loading = b.seqState === "loading";
+    const loading = b.seqState === "loading" || this.staleBlock(b, m.resume);
     const resume = loading ? m.resume : Math.min(m.resume, b.seqNext - 1);
     const l: Link = {
       box: b,
@@ -701,6 +701,20 @@ export class Owner {
   }
 
   /**
+   * Cluster: the client has seen a seq this box has not reached. Another owner numbered the user
+   * above this box's block meanwhile (views differed: at startup, around a move); what this box
+   * numbers next would lie at or below the client's last, and its SDK would drop it. The rest of
+   * the block is given up (a gap) and a new one reserved: KV blocks are handed out in increasing
+   * order, so it lies above every seq the client has. Until then, the resume point waits.
+   */
+  private staleBlock(b: UserBox, resume: number): boolean {
+    if (!this.io.owns || b.seqState === "loading" || resume < b.seqNext) return false;
+    b.seqNext = b.seqLimit + 1;
+    this.ensureSeqs(b);
+    return true;
+  }
+
+  /**
    * The box of a link that attached while it loaded has its seqs: the client's resume point is
    * capped by them now, and acked. A page may have come first (the SQLite writer answers reads
    * before its group commit) and moved the cursor past the resume point, but only with rows that
@@ -709,7 +723,7 @@ export class Owner {
   private capResume(b: UserBox): void {
     const l = b.link;
     const resume = l ? this.loadingResume.get(l) : undefined;
-    if (!l || resume === undefined) return;
+    if (!l || resume === undefined || this.staleBlock(b, resume)) return;
     this.loadingResume.delete(l);
     const capped = Math.min(resume, b.seqNext - 1);
     l.cursor = Math.min(l.cursor, b.seqNext - 1);

@@ -4,7 +4,8 @@
 
 import { expect, test } from "bun:test";
 import { defaultOwnerLimits } from "../../src/limits.ts";
-import type { WriterReq } from "../../src/router/wire.ts";
+import { Owner } from "../../src/router/owner.ts";
+import type { PortMsg, WriterReq } from "../../src/router/wire.ts";
 import { recordingOwner } from "../helpers/owner-harness.ts";
 
 const fetches = (w: WriterReq[]) => w.flatMap((m) => (m.t === "fetch" ? [m.after] : []));
@@ -43,4 +44,33 @@ test("a page answered before the load (SQLite: reads go before the group commit)
   expect(deletes(r.toWriter)).toEqual([7]); // 8 and 9 wait for the client's ack
   r.o.handle({ t: "ack", user: "u", shard: 1, conn: 4, seq: 9 });
   expect(deletes(r.toWriter)).toEqual([7, 9]);
+});
+
+test("cluster: an attach above a ready box's seqs gives up the rest of its block and waits for a new one", () => {
+  const toShard: PortMsg[] = [];
+  const toWriter: WriterReq[] = [];
+  const o = new Owner({
+    self: 0,
+    shards: 1,
+    toShard: (_k, m) => toShard.push(m),
+    toWriter: (m) => toWriter.push(m),
+    now: () => 1000,
+    underPressure: () => false,
+    owns: () => true,
+  }, defaultOwnerLimits);
+  const route = (id: string) =>
+    o.handle({ t: "route", to: "u", from: "s", id, body: new Uint8Array(1), ts: 0, t0: 0, o: -1, c: 0 });
+  route("a"); // the box loads: seqs 1..1024; "a" is stored at 1
+  o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1024, lastSeen: 0 });
+  o.handle({ t: "attach", user: "u", shard: 1, conn: 4, v0: false, resume: 2000 }); // seen from another owner
+  expect(toWriter.filter((m) => m.t === "load")).toHaveLength(2); // a new block is asked for
+  expect(deletes(toWriter)).toEqual([]); // the resume point is not acked against the old block
+  route("b"); // waits for the new block
+  o.handle({ t: "loaded", user: "u", seqBase: 2049, seqLimit: 3072, lastSeen: 0 });
+  expect(deletes(toWriter)).toEqual([2000]);
+  const appended = toWriter.flatMap((m) => (m.t === "append" ? m.rows.map((r) => [r.msgId, r.seq]) : []));
+  expect(appended).toEqual([["a", 1]]);
+  o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+  const delivered = toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => [d.id, d.seq]) : []));
+  expect(delivered).toEqual([["b", 2049]]);
 });
