@@ -65,10 +65,27 @@ export class Claims {
 
   /** A seq block was reserved for `user`: the first one opens a claim (later ones keep it). */
   reserved(user: string, first: number, prevFirst = 0, now = performance.now()): void {
-    if (!this.byUser.has(user)) {
-      const tag = `${this.nonce}.${++this.made}`;
-      this.byUser.set(user, { tag, first, prevFirst, served: new Set(), adopted: new Map(), at: now });
-    }
+    if (!this.byUser.has(user)) this.opened(user, first, prevFirst, now);
+  }
+
+  /**
+   * A reservation opened a claim in the KV: it is this writer's claim on `user` from now on, also
+   * over one it held (that one was superseded: another owner opened a claim since, and numbered
+   * above this writer's rows; rows of the old tag become foreign, so that they are adopted rather
+   * than skipped below a client's resume point and acked away). What the old claim served or
+   * adopted stays so.
+   */
+  opened(user: string, first: number, prevFirst: number, now = performance.now()): void {
+    const old = this.byUser.get(user);
+    const tag = `${this.nonce}.${++this.made}`;
+    this.byUser.set(user, {
+      tag,
+      first,
+      prevFirst,
+      served: old?.served ?? new Set(),
+      adopted: old?.adopted ?? new Map(),
+      at: now,
+    });
   }
 
   /** When `user`'s claim was opened (undefined: no claim here). */

@@ -356,9 +356,10 @@ export class JsWriter {
     // unknown (0) rather than holding the owner's load, and with it every later reply.
     const lastSeen = await this.seen.get(r.user).catch(() => 0);
     if (r.reserve > 0) {
-      const b = await this.seqs.reserve(r.user, r.reserve, !this.claims.has(r.user));
-      if (!this.claims.has(r.user)) {
-        this.claims.reserved(r.user, b.first, b.prevFirst);
+      // A first block opens a claim; a later one too if another owner opened one since ours.
+      const b = await this.seqs.reserve(r.user, r.reserve, this.claims.current(r.user)?.first ?? true);
+      if (b.opened) {
+        this.claims.opened(r.user, b.first, b.prevFirst);
         this.onClaim?.(r.user);
       }
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];

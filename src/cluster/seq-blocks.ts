@@ -26,6 +26,17 @@ export interface SeqBlock {
 /** A reservation: the block, and the first seq of the claim that held the user before (0: none known). */
 export interface Reserved extends SeqBlock {
   prevFirst: number;
+  /** The block opened a new claim (its first seq is recorded as the claim's start). */
+  opened: boolean;
+}
+
+/**
+ * Pure: whether a reservation opens a claim. `claim` is true (always), false (never), or the first
+ * seq of the caller's claim: a new one opens unless that claim is still the user's latest, that
+ * is, unless no other owner opened one since (docs/CLUSTER.md, "a claim superseded").
+ */
+export function opensClaim(claim: boolean | number, curFirst: number): boolean {
+  return typeof claim === "boolean" ? claim : claim !== curFirst;
 }
 
 /** Pure: the block after high-water `hi`. */
@@ -59,10 +70,10 @@ export class SeqBlocks {
   }
 
   /**
-   * Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. With
-   * `claim`, the block opens a new owner claim: its first seq is recorded as the claim's start.
+   * Reserves the next `size` seqs for `user`; resolves only once the reservation is stored. When
+   * it opens a new owner claim (`opensClaim`), the block's first seq is recorded as the claim's start.
    */
-  async reserve(user: string, size: number, claim = false): Promise<Reserved> {
+  async reserve(user: string, size: number, claim: boolean | number = false): Promise<Reserved> {
     const key = token(user);
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const e = await this.kv.get(key);
@@ -71,12 +82,13 @@ export class SeqBlocks {
       const cur = e ? parseSeqValue(e.value) : { hi: 0, first: 0 };
       if (cur === null) throw new Error(`seq high-water of ${user} is corrupt`);
       const b = nextBlock(cur.hi, size);
-      const value = `${b.last} ${claim ? b.first : cur.first}`;
+      const opened = opensClaim(claim, cur.first);
+      const value = `${b.last} ${opened ? b.first : cur.first}`;
       try {
         // create() fails if the key appeared meanwhile, update() if it moved: both mean "retry".
         if (e) await this.kv.update(key, value, e.revision);
         else await this.kv.create(key, value);
-        return { ...b, prevFirst: cur.first };
+        return { ...b, prevFirst: cur.first, opened };
       } catch (err) {
         if (!isCasConflict(err)) throw err;
         this.conflicts++;

@@ -124,7 +124,12 @@ describe("seq blocks", () => {
     const claimed = await blocks.reserve("frank", 10, true);
     expect(claimed.prevFirst).toBe(0); // the earlier blocks opened no claim
     expect((await blocks.reserve("frank", 10)).prevFirst).toBe(claimed.first);
-    expect((await blocks.reserve("frank", 10, true)).prevFirst).toBe(claimed.first);
+    const other = await blocks.reserve("frank", 10, true);
+    expect(other.prevFirst).toBe(claimed.first);
     expect(await blocks.highWater("frank")).toBe(claimed.last + 20);
+    // A top-up of a claim that is still the latest opens none; of one superseded since, a new one.
+    expect((await blocks.reserve("frank", 10, other.first)).opened).toBe(false);
+    const again = await blocks.reserve("frank", 10, claimed.first);
+    expect([again.opened, again.prevFirst]).toEqual([true, other.first]);
   }, 20_000);
 });

@@ -73,6 +73,7 @@ async function currentOwner(user: string) {
     toWriter: (m) => w.receive(0, [m]),
     now: () => Date.now(),
     underPressure: () => false,
+    owns: () => true, // its view makes it the owner (a cluster shard's owner has this hook)
   }, limits);
   w.setPort(0, { postMessage: (msgs) => msgs.forEach((m) => isOwnerMsg(m) && o.handle(m)) });
   w.adopt = (u, rows) => o.adoptLate(u, rows);
@@ -100,4 +101,48 @@ test("a re-attach to a loading box keeps the client's resume point: an older cla
   await until(() => b.got.length === 4, "m1, m2 adopted", DELIVER_WAIT_MS).catch(() => {});
   expect(b.sdk.dropped).toEqual([]);
   expect(b.got).toEqual(["x1", "x2", "m1", "m2"]);
+});
+
+test("an attach to a box whose seqs lie below the client's resume point (another owner numbered above them meanwhile) loses nothing", async () => {
+  const user = `hugo${Date.now()}`;
+  const x = await currentOwner(user); // its view makes it the owner from the start
+  x.send("s1"); // a sender on its node: claim X opens (1..10), s1 stored at 1 (nobody attached)
+  await until(() => x.w.counters.appended === 1, "s1 stored", 2000);
+  const y = await currentOwner(user); // another node's view makes it the owner for a moment
+  y.attach(); // the recipient's session attaches there: claim Y (11..20), its drain serves s1
+  await until(() => y.o.isLive(user), "the drain at Y", 2000);
+  y.send("y1");
+  await until(() => y.got.length === 2, "s1 and y1 at Y", 2000);
+  expect(y.sdk.last).toBe(11);
+  // The views agree on X again: Y's view moved the user away; the session attaches to X.
+  y.w.claims.release(() => true);
+  y.o.dropMoved(() => true);
+  x.sdk.last = y.sdk.last;
+  x.attach();
+  await until(() => x.o.isLive(user), "the drain at X", 2000);
+  x.send("s2");
+  await until(() => x.got.length === 1, "s2 at X", DELIVER_WAIT_MS).catch(() => {});
+  expect(x.sdk.dropped).toEqual([]);
+  expect([...y.got, ...x.got]).toEqual(["s1", "y1", "s2"]);
+});
+
+test("a row the stale box stored after the client moved on is adopted, not skipped below the resume point and acked away", async () => {
+  const user = `ines${Date.now()}`;
+  const x = await currentOwner(user);
+  x.send("s0"); // claim X (1..10): s0 stored at 1
+  await until(() => x.w.counters.appended === 1, "s0 stored", 2000);
+  const y = await currentOwner(user);
+  y.attach(); // claim Y (11..20): its drain serves s0
+  await until(() => y.o.isLive(user), "the drain at Y", 2000);
+  y.send("y1");
+  await until(() => y.got.length === 2, "s0 and y1 at Y", 2000);
+  x.send("s1"); // X's view still names X: stored at 2, below what the client has (11)
+  await until(() => x.w.counters.appended === 2, "s1 stored", 2000);
+  y.w.claims.release(() => true);
+  y.o.dropMoved(() => true);
+  x.sdk.last = y.sdk.last;
+  x.attach();
+  await until(() => x.got.length === 1, "s1 at X", DELIVER_WAIT_MS).catch(() => {});
+  expect(x.sdk.dropped).toEqual([]);
+  expect([...y.got, ...x.got]).toEqual(["s0", "y1", "s1"]);
 });
