@@ -27,10 +27,9 @@ import { HandOverLink } from "./handover-link.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
 import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
+import { gapResyncs } from "./gap-rule.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
-/** A node that came back must have been up in this shard's view this long before a gap from it is resynchronised. */
-const GAP_STEADY_MS = 10_000;
 const DOWN = Infinity;
 
 export interface ShardClusterIo {
@@ -89,6 +88,8 @@ export class ShardCluster {
   private readonly upSince = new Map<string, number>();
   /** Gaps from a node that was not up here for GAP_STEADY_MS: left to the re-placement. */
   gapsIgnored = 0;
+  /** The last time this shard saw itself cut off (gap-rule.ts). */
+  private cutAt = -Infinity;
   /** Member lists apply one at a time, newest last (latest-update.ts). */
   private readonly updates = new LatestUpdate<{ members: Member[]; ordinals: Ordinals }>(
     ({ members, ordinals }) => this.replace(members, ordinals),
@@ -260,7 +261,7 @@ export class ShardCluster {
   private gapFrom(src: number): void {
     const node = this.view?.ordinals.nodeOf(splitShard(src).ordinal);
     const since = node === undefined ? undefined : this.upSince.get(node);
-    if (since === undefined || since === DOWN || performance.now() - since < GAP_STEADY_MS) {
+    if (!gapResyncs(since, performance.now(), this.cutAt)) {
       log.info(`cluster: batches from shard ${src} (${node ?? "unknown node"}) lost on NATS; left to re-placement`);
       return void this.gapsIgnored++;
     }
@@ -345,8 +346,10 @@ export class ShardCluster {
   /** Why sends must be refused now (cut off from NATS), or null. */
   cutOff(): string | null {
     const why = cutReason(this.readiness());
-    if (why !== null) this.handover?.fence(this.drop); // its users may be re-placed while it is cut off
-    else this.handover?.arm();
+    if (why !== null) {
+      this.cutAt = performance.now(); // gap-rule.ts: batches lost from now on are lost to our cut
+      this.handover?.fence(this.drop); // its users may be re-placed while it is cut off
+    } else this.handover?.arm();
     return why;
   }
 
