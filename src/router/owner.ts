@@ -130,6 +130,12 @@ interface Link {
   holdback: Pending[]; // NONE while none
 }
 
+/** A link's resume point while its box has no seqs for it yet; `fresh`: a block asked for after the attach is coming. */
+interface WaitingResume {
+  resume: number;
+  fresh: boolean;
+}
+
 /** The sequence reservation: loading (first read), reserving (a top-up in flight), or ready. */
 type SeqState = "loading" | "reserving" | "ready";
 
@@ -220,7 +226,7 @@ export class Owner {
   private readonly fetchesInFlight = new Set<string>();
   private readonly drainQueue = new Set<Link>();
   /** Resume points of links that attached while their box loaded: capped and acked on load. */
-  private readonly loadingResume = new WeakMap<Link, number>();
+  private readonly loadingResume = new WeakMap<Link, WaitingResume>();
   readonly stats: OwnerStats = {
     routed: 0,
     forwardedLive: 0,
@@ -676,8 +682,10 @@ export class Owner {
     }
     // The cursor is what the client has processed: a page serves an older claim's rows above it
     // only (cluster/handover.ts), and the SDK drops a seq at or below it, then acks it away. A box
-    // still loading has no seqNext to cap a resume beyond every seq handed out: capped on load.
-    const loading = b.seqState === "loading" || this.staleBlock(b, m.resume);
+    // still loading has no seqNext to cap a resume beyond every seq handed out, and one whose block
+    // lies below the resume point (staleBlock) needs a new block: capped once it has its seqs.
+    const stale = this.staleBlock(b, m.resume);
+    const loading = b.seqState === "loading" || stale;
     const resume = loading ? m.resume : Math.min(m.resume, b.seqNext - 1);
     const l: Link = {
       box: b,
@@ -695,7 +703,7 @@ export class Owner {
     };
     this.stats.online++;
     b.link = l;
-    if (loading) this.loadingResume.set(l, resume);
+    if (loading) this.loadingResume.set(l, { resume, fresh: stale && this.giveUpBlock(b) });
     else if (resume > b.acked) this.ackUpTo(b, resume);
     this.pump(l);
   }
@@ -703,29 +711,40 @@ export class Owner {
   /**
    * Cluster: the client has seen a seq this box has not reached. Another owner numbered the user
    * above this box's block meanwhile (views differed: at startup, around a move); what this box
-   * numbers next would lie at or below the client's last, and its SDK would drop it. The rest of
-   * the block is given up (a gap) and a new one reserved: KV blocks are handed out in increasing
-   * order, so it lies above every seq the client has. Until then, the resume point waits.
+   * numbers next would lie at or below the client's last, and its SDK would drop it.
    */
   private staleBlock(b: UserBox, resume: number): boolean {
-    if (!this.io.owns || b.seqState === "loading" || resume < b.seqNext) return false;
-    b.seqNext = b.seqLimit + 1;
-    this.ensureSeqs(b);
-    return true;
+    return !!this.io.owns && b.seqState !== "loading" && resume >= b.seqNext;
   }
 
   /**
-   * The box of a link that attached while it loaded has its seqs: the client's resume point is
-   * capped by them now, and acked. A page may have come first (the SQLite writer answers reads
-   * before its group commit) and moved the cursor past the resume point, but only with rows that
-   * exist, all at or below seqNext - 1: the cap then changes nothing, and those rows stay unacked.
+   * The rest of the block is given up (a gap) and a new one reserved: KV blocks are handed out in
+   * increasing order, so one asked for now lies above every seq the client has. True when this
+   * asked for it (false: a top-up asked before is under way, and may still lie below).
+   */
+  private giveUpBlock(b: UserBox): boolean {
+    const asked = b.seqState === "ready";
+    b.seqNext = b.seqLimit + 1;
+    this.ensureSeqs(b);
+    return asked;
+  }
+
+  /**
+   * The box of a link that waits for seqs (attached while its box loaded, or above its block)
+   * has them: the client's resume point is capped by them now, and acked. A page may have come
+   * first (the SQLite writer answers reads before its group commit) and moved the cursor past the
+   * resume point, but only with rows that exist, all at or below seqNext - 1: the cap then changes
+   * nothing, and those rows stay unacked. A block asked for before the attach that still lies
+   * below the resume point is given up once more; a block asked for after it is the last word (a
+   * resume point above every seq ever handed out is a client's error, capped as on the single node).
    */
   private capResume(b: UserBox): void {
     const l = b.link;
-    const resume = l ? this.loadingResume.get(l) : undefined;
-    if (!l || resume === undefined || this.staleBlock(b, resume)) return;
+    const w = l ? this.loadingResume.get(l) : undefined;
+    if (!l || !w) return;
+    if (!w.fresh && this.staleBlock(b, w.resume)) return void (w.fresh = this.giveUpBlock(b));
     this.loadingResume.delete(l);
-    const capped = Math.min(resume, b.seqNext - 1);
+    const capped = Math.min(w.resume, b.seqNext - 1);
     l.cursor = Math.min(l.cursor, b.seqNext - 1);
     if (capped > b.acked) this.ackUpTo(b, capped);
   }

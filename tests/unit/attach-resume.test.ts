@@ -74,3 +74,23 @@ test("cluster: an attach above a ready box's seqs gives up the rest of its block
   const delivered = toShard.flatMap((m) => (m.t === "deliver" ? m.items.map((d) => [d.id, d.seq]) : []));
   expect(delivered).toEqual([["b", 2049]]);
 });
+
+test("cluster: a resume point above every seq ever handed out costs at most two reservations, then is capped", () => {
+  const toWriter: WriterReq[] = [];
+  const o = new Owner({
+    self: 0,
+    shards: 1,
+    toShard: () => {},
+    toWriter: (m) => toWriter.push(m),
+    now: () => 1000,
+    underPressure: () => false,
+    owns: () => true,
+  }, defaultOwnerLimits);
+  const loads = () => toWriter.filter((m) => m.t === "load").length;
+  o.handle({ t: "attach", user: "u", shard: 1, conn: 4, v0: false, resume: 1e12 }); // a client's error
+  o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1024, lastSeen: 0 }); // asked before: once more
+  expect(loads()).toBe(2);
+  o.handle({ t: "loaded", user: "u", seqBase: 1025, seqLimit: 2048, lastSeen: 0 }); // asked after: the last word
+  expect(loads()).toBe(2);
+  expect(deletes(toWriter)).toEqual([1024]);
+});
