@@ -6,7 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { freePort } from "../../tests/helpers/free-port.ts";
 import { launch, type Launched, parseReadyLine } from "../../tests/helpers/launch.ts";
+
+export { freePort };
 
 export const DEFAULT_BINARY = resolve(import.meta.dir, "../../dist/iris");
 const RELAY = resolve(import.meta.dir, "../baseline-relay.ts");
@@ -149,14 +152,6 @@ export function startIris(o: IrisOptions = {}): Promise<ServerProc> {
 
 export function startBaseline(): Promise<ServerProc> {
   return spawnAndWait("baseline", [process.execPath, RELAY, "--port", "0"], null, () => {}, null);
-}
-
-/** A port that was free a moment ago (bind 0, read it, release it). */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = l.port;
-  l.stop(true);
-  return p;
 }
 
 /** `iris --version` of the binary under test. */

@@ -7,6 +7,7 @@ import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { freePort } from "../../tests/helpers/free-port.ts";
 import { launch, type Launched } from "../../tests/helpers/launch.ts";
 import { ChaosApi } from "./chaos-api.ts";
 
@@ -22,14 +23,6 @@ export interface ServerOptions {
   host?: string;
   /** A command to run the binary under (e.g. `ip netns exec NAME`). */
   wrap?: string[];
-}
-
-/** Asks the kernel for a free loopback port, then releases it for the server to take. */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
 }
 
 export class ChaosServer {

@@ -7,8 +7,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { freePort } from "./free-port.ts";
 
 /** Where Debian puts the server; `NATS_SERVER` overrides it (e.g. a newer build). */
+export { freePort };
+
 export const NATS_SERVER = process.env.NATS_SERVER ?? "/usr/sbin/nats-server";
 
 /** How long a server may take to become ready (JetStream cluster elections take a few seconds). */
@@ -25,14 +28,6 @@ process.on("exit", () => {
   }
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** A free loopback TCP port (bound and released; a race with another process is possible but rare). */
-export function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
 
 export interface NatsAuth {
   user: string;
