@@ -501,6 +501,10 @@ export class Sessions {
   }
 
   private attach(s: Session): void {
+    // A connection being closed never attaches again (re-placement, an owner's restart, a dropped
+    // link): sent after its close, the attach could reach the owner after its client's new login on
+    // another node and evict that one as "replaced" (the SDK then gives up). Its detach follows.
+    if (s.state !== "open") return;
     const user = s.user!;
     this.toOwner(user, {
       t: "attach",

@@ -319,3 +319,23 @@ describe("cluster: an owner that dropped a link", () => {
     expect(t.closed).toBeNull();
   });
 });
+
+// Seed 84184 shape (docs/CLUSTER.md): a closing session that attached again raced its client's new
+// login on another node; arriving after it at the owner, it evicted the new connection "replaced",
+// and the SDK gives up after REPLACED: nothing more reached that recipient, not even a re-login.
+describe("cluster: a closing session never attaches again", () => {
+  beforeEach(() => setup());
+
+  test("re-placement, an owner's restart or a dropped link send no attach for a connection being closed", () => {
+    const { s, t } = loggedIn("bob");
+    sessions.resyncOwnedBy(0); // messages from bob's owner were lost: bob reconnects (its close under way)
+    expect(t.closed).not.toBeNull();
+    posted = [];
+    sessions.reattachMoved(() => true);
+    sessions.reattachOwnedBy(0);
+    sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 0 });
+    expect(posted.filter((m) => m.t === "attach")).toEqual([]);
+    sessions.onClose(s); // the close completes: the owner hears the detach as before
+    expect(posted).toEqual([{ t: "detach", user: "bob", shard: 0, conn: s.conn }]);
+  });
+});
