@@ -96,6 +96,9 @@ async function recipient(): Promise<void> {
     appendFileSync(logPath, `${m.from} ${m.id} ${m.seq}\n`);
     processed++;
   });
+  // Its states with the time, for diagnosis: a recipient that ends "replaced" or "closed" gave up
+  // (a re-login by SIGUSR2 then does nothing: there is no socket to drop).
+  client.onState((st) => appendFileSync(path("states"), `${new Date().toISOString()} ${st}\n`));
   process.on("SIGUSR2", () => client.dropConnection());
   await client.connect();
   await new Promise(() => {}); // runs until the checker kills or stops it

@@ -114,6 +114,11 @@ async function relogin(ctx: Ctx, apps: Apps): Promise<number> {
   await Bun.sleep(RELOGIN_WAIT_MS);
   const lost = judge(apps.files().senders, apps.files().recipients).lost;
   ctx.log(`after one re-login of every recipient: lost=${lost}`);
+  // A recipient whose SDK gave up (REPLACED, or a close that says do not reconnect) ignores the re-login.
+  for (const u of apps.recipients) {
+    const last = apps.lastLine(u, "states");
+    if (last && !last.endsWith(" online")) ctx.log(`recipient ${u} ends ${last}`);
+  }
   return lost;
 }
 

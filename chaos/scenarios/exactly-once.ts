@@ -76,6 +76,11 @@ export class Apps {
     await Promise.all([...this.procs.values()].map((p) => p.exited));
   }
 
+  /** The last line of a client's file (diagnosis), or undefined. */
+  lastLine(user: string, ext: string): string | undefined {
+    return this.lines(user, ext).at(-1);
+  }
+
   private lines(user: string, ext: string): string[] {
     try {
       return readFileSync(join(this.dir, `${user}.${ext}`), "utf8").split("\n").filter(Boolean);
