@@ -6,6 +6,7 @@
 
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { createRacing } from "./create-race.ts";
 
 /** Shards per node in the address space (the config allows at most 256). */
 export const SHARD_SPACE = 1024;
@@ -36,7 +37,7 @@ export class Ordinals {
   private constructor(private readonly kv: KV) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<Ordinals> {
-    const o = new Ordinals(await new Kvm(nc).create(ORDINALS_BUCKET, { history: 1, replicas }));
+    const o = new Ordinals(await createRacing(() => new Kvm(nc).create(ORDINALS_BUCKET, { history: 1, replicas })));
     await o.refresh();
     return o;
   }

@@ -11,6 +11,7 @@ import {
   type StoredMsg,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { createRacing } from "./create-race.ts";
 import {
   decodeRow,
   dedupeKey,
@@ -102,11 +103,13 @@ export class ClusterInbox {
       duplicate_window: DEDUPE_WINDOW_MS * NS_PER_MS,
       allow_direct: true,
     };
-    try {
-      await jsm.streams.info(INBOX_STREAM);
-    } catch {
-      await jsm.streams.add(config);
-    }
+    await createRacing(async () => {
+      try {
+        await jsm.streams.info(INBOX_STREAM);
+      } catch {
+        await jsm.streams.add(config);
+      }
+    });
     return new ClusterInbox(jetstream(nc), jsm, o.replicas > 1, jetstream(nc, { timeout: ORDERED_CREATE_TIMEOUT_MS }));
   }
 

@@ -3,6 +3,7 @@
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { token } from "./inbox-codec.ts";
+import { createRacing } from "./create-race.ts";
 
 export const SEEN_BUCKET = "iris_seen";
 
@@ -10,7 +11,7 @@ export class LastSeen {
   private constructor(private readonly kv: KV) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<LastSeen> {
-    return new LastSeen(await new Kvm(nc).create(SEEN_BUCKET, { history: 1, replicas }));
+    return new LastSeen(await createRacing(() => new Kvm(nc).create(SEEN_BUCKET, { history: 1, replicas })));
   }
 
   async set(user: string, ts: number): Promise<void> {

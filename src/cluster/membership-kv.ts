@@ -19,6 +19,7 @@ import {
 import { type Member, Placement } from "./placement.ts";
 import { LEASE_DEFAULTS } from "../config/cluster.ts";
 import { log } from "../observe/log.ts";
+import { createRacing } from "./create-race.ts";
 
 export const NODES_BUCKET = "iris_nodes";
 
@@ -83,11 +84,9 @@ export class Membership {
   async start(): Promise<void> {
     // A heartbeat that takes longer than half the down-after time is late anyway: time it out.
     const js = jetstream(this.nc, { timeout: Math.max(100, this.timing.downAfterMs / 2) });
-    this.kv = await new Kvm(js).create(NODES_BUCKET, {
-      history: 1,
-      replicas: this.replicas,
-      ttl: this.timing.forgetAfterMs,
-    });
+    this.kv = await createRacing(() =>
+      new Kvm(js).create(NODES_BUCKET, { history: 1, replicas: this.replicas, ttl: this.timing.forgetAfterMs })
+    );
     await this.openWatch();
     await this.beat();
     this.timer = setInterval(() => {

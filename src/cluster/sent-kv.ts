@@ -6,6 +6,7 @@ import { jetstream, type JetStreamClient, type JetStreamManager, jetstreamManage
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { token, untoken } from "./inbox-codec.ts";
+import { createRacing } from "./create-race.ts";
 
 export const SENT_BUCKET = "iris_sent";
 /** The stream behind the bucket (NATS KV naming), read directly to list the window. */
@@ -44,7 +45,7 @@ export class SentWindow {
   ) {}
 
   static async open(nc: NatsConnection, replicas: number, windowMs: number): Promise<SentWindow> {
-    const kv = await new Kvm(nc).create(SENT_BUCKET, { history: 1, replicas, ttl: windowMs });
+    const kv = await createRacing(() => new Kvm(nc).create(SENT_BUCKET, { history: 1, replicas, ttl: windowMs }));
     return new SentWindow(kv, jetstream(nc), await jetstreamManager(nc));
   }
 

@@ -10,6 +10,7 @@
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { token } from "./inbox-codec.ts";
+import { createRacing } from "./create-race.ts";
 
 export const SEQ_BUCKET = "iris_seq";
 /** CAS attempts before giving up. Every round of a race has one winner, so k racers need <= k rounds;
@@ -60,7 +61,7 @@ export class SeqBlocks {
   private constructor(private readonly kv: KV) {}
 
   static async open(nc: NatsConnection, replicas: number): Promise<SeqBlocks> {
-    return new SeqBlocks(await new Kvm(nc).create(SEQ_BUCKET, { history: 1, replicas }));
+    return new SeqBlocks(await createRacing(() => new Kvm(nc).create(SEQ_BUCKET, { history: 1, replicas })));
   }
 
   /** The highest seq ever handed out for `user` (0 if none). */
