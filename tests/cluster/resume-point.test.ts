@@ -6,23 +6,12 @@
 // the SDK's cumulative ack.
 
 import { expect, test } from "bun:test";
-import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import { Owner } from "../../src/router/owner.ts";
 import { isOwnerMsg, type PortMsg, type WriterReq } from "../../src/router/wire.ts";
-import { natsLinkForFile, openJsWriter } from "../helpers/js-writer-fixture.ts";
+import { natsLinkForFile, openJsWriter, SMALL_OWNER_LIMITS } from "../helpers/js-writer-fixture.ts";
 import { until } from "../helpers/server.ts";
 
-const limits: OwnerLimits = {
-  maxPending: 8,
-  pageSize: 5,
-  pageBytes: 1 << 20,
-  maxFetches: 8,
-  pendingSpillMs: 1000,
-  seqBlock: 10,
-  recentIds: 100,
-  holdback: 100,
-  slowTimeoutMs: 5000,
-  dedupeWindowMs: 60_000,
-};
+const limits = SMALL_OWNER_LIMITS;
 
 const link = natsLinkForFile("g");
 

@@ -9,6 +9,7 @@ import { JsWriter } from "../../src/cluster/js-writer.ts";
 import { LastSeen } from "../../src/cluster/last-seen.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
 import { SentWindow } from "../../src/cluster/sent-kv.ts";
+import type { OwnerLimits } from "../../src/limits.ts";
 import { type NatsFixture, startNats } from "./nats.ts";
 
 /** Dedupe window of the writers these tests open: longer than any test. */
@@ -43,3 +44,17 @@ export async function openJsWriter(link: NatsLink): Promise<JsWriter> {
     TEST_DEDUPE_WINDOW_MS,
   );
 }
+
+/** Owner limits small enough for these tests to cross pages and seq blocks within a few rows. */
+export const SMALL_OWNER_LIMITS: OwnerLimits = {
+  maxPending: 8,
+  pageSize: 5,
+  pageBytes: 1 << 20,
+  maxFetches: 8,
+  pendingSpillMs: 1000,
+  seqBlock: 10,
+  recentIds: 100,
+  holdback: 100,
+  slowTimeoutMs: 5000,
+  dedupeWindowMs: 60_000,
+};

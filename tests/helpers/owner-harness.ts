@@ -11,7 +11,8 @@ export interface RecordingOwner {
   toWriter: WriterReq[];
 }
 
-export function recordingOwner(limits: OwnerLimits, now = 1000): RecordingOwner {
+/** `owns`: the cluster placement check (absent: this owner owns every user, as on one node). */
+export function recordingOwner(limits: OwnerLimits, now = 1000, owns?: (user: string) => boolean): RecordingOwner {
   const toShard: PortMsg[] = [];
   const toWriter: WriterReq[] = [];
   const o = new Owner({
@@ -21,6 +22,7 @@ export function recordingOwner(limits: OwnerLimits, now = 1000): RecordingOwner 
     toWriter: (m) => toWriter.push(m),
     now: () => now,
     underPressure: () => false,
+    ...(owns ? { owns } : {}),
   }, limits);
   return { o, toShard, toWriter };
 }

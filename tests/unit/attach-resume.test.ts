@@ -4,8 +4,7 @@
 
 import { expect, test } from "bun:test";
 import { defaultOwnerLimits } from "../../src/limits.ts";
-import { Owner } from "../../src/router/owner.ts";
-import type { PortMsg, WriterReq } from "../../src/router/wire.ts";
+import type { WriterReq } from "../../src/router/wire.ts";
 import { recordingOwner } from "../helpers/owner-harness.ts";
 
 const fetches = (w: WriterReq[]) => w.flatMap((m) => (m.t === "fetch" ? [m.after] : []));
@@ -47,17 +46,7 @@ test("a page answered before the load (SQLite: reads go before the group commit)
 });
 
 test("cluster: an attach above a ready box's seqs gives up the rest of its block and waits for a new one", () => {
-  const toShard: PortMsg[] = [];
-  const toWriter: WriterReq[] = [];
-  const o = new Owner({
-    self: 0,
-    shards: 1,
-    toShard: (_k, m) => toShard.push(m),
-    toWriter: (m) => toWriter.push(m),
-    now: () => 1000,
-    underPressure: () => false,
-    owns: () => true,
-  }, defaultOwnerLimits);
+  const { o, toShard, toWriter } = recordingOwner(defaultOwnerLimits, 1000, () => true);
   const route = (id: string) =>
     o.handle({ t: "route", to: "u", from: "s", id, body: new Uint8Array(1), ts: 0, t0: 0, o: -1, c: 0 });
   route("a"); // the box loads: seqs 1..1024; "a" is stored at 1
@@ -76,16 +65,7 @@ test("cluster: an attach above a ready box's seqs gives up the rest of its block
 });
 
 test("cluster: a resume point above every seq ever handed out costs at most two reservations, then is capped", () => {
-  const toWriter: WriterReq[] = [];
-  const o = new Owner({
-    self: 0,
-    shards: 1,
-    toShard: () => {},
-    toWriter: (m) => toWriter.push(m),
-    now: () => 1000,
-    underPressure: () => false,
-    owns: () => true,
-  }, defaultOwnerLimits);
+  const { o, toWriter } = recordingOwner(defaultOwnerLimits, 1000, () => true);
   const loads = () => toWriter.filter((m) => m.t === "load").length;
   o.handle({ t: "attach", user: "u", shard: 1, conn: 4, v0: false, resume: 1e12 }); // a client's error
   o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1024, lastSeen: 0 }); // asked before: once more
