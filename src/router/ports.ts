@@ -6,15 +6,18 @@
 import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST } from "../limits.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
-import { isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
+import { type AppendReq, isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
 import { packRemember } from "./packed-keys.ts";
-import { packAppend } from "./packed-append.ts";
+import { packAppends, type PackedAppends } from "./packed-appends.ts";
+import { expandAcks, isPackedAcks } from "./packed-acks.ts";
 
 export class PortMesh {
   private readonly peers: (MessagePort | null)[];
   private writer: MessagePort | null = null;
   private readonly outbox = new Map<number, PortMsg[]>();
-  private writerOut: WriterReq[] = [];
+  private writerOut: (WriterReq | PackedAppends)[] = [];
+  /** Appends made since the last other request: they cross as one message (packed-appends.ts). */
+  private appendRun: AppendReq[] = [];
   private flushScheduled = false;
   private readonly local: PortMsg[] = [];
   private dispatching = false;
@@ -52,6 +55,7 @@ export class PortMesh {
     }
     this.writer = port;
     this.writerOut = [];
+    this.appendRun = [];
     port.onmessage = (e) => this.receive(e.data);
   }
 
@@ -66,6 +70,7 @@ export class PortMesh {
     if (!Array.isArray(batch)) return this.garbage(batch);
     for (const m of batch) {
       if (isPortMsg(m)) this.dispatch(m);
+      else if (isPackedAcks(m)) expandAcks(m, this.dispatchOne);
       else this.garbage(m);
     }
   }
@@ -78,6 +83,8 @@ export class PortMesh {
       log.warn("dropped invalid port message", { shard: this.self, total: n, type: typeof v });
     }
   }
+
+  private readonly dispatchOne = (m: PortMsg): void => this.dispatch(m);
 
   private dispatch(m: PortMsg): void {
     this.local.push(m);
@@ -110,8 +117,19 @@ export class PortMesh {
 
   toWriter(m: WriterReq): void {
     // Packed: far cheaper to clone than an object (and a body) per key or row.
-    this.writerOut.push(m.t === "remember" ? packRemember(m) : m.t === "append" ? packAppend(m) : m);
+    if (m.t === "append") this.appendRun.push(m);
+    else {
+      this.closeAppendRun();
+      this.writerOut.push(m.t === "remember" ? packRemember(m) : m);
+    }
     this.scheduleFlush();
+  }
+
+  /** The appends since the last other request go as one message, in their place in the order. */
+  private closeAppendRun(): void {
+    if (this.appendRun.length === 0) return;
+    this.writerOut.push(packAppends(this.appendRun));
+    this.appendRun = [];
   }
 
   private scheduleFlush(): void {
@@ -131,6 +149,7 @@ export class PortMesh {
       } // else: peer is down; its owner state is rebuilt on restart, senders retry unacked sends
       this.outbox.set(k, []);
     }
+    this.closeAppendRun();
     if (this.writerOut.length && this.writer) {
       this.writer.postMessage(this.writerOut);
       this.writerOut = [];

@@ -8,11 +8,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
-import type { AppendReq, PortMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import type { AppendReq, PortMsg, SentMsg, SentPageReply, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { packAppend } from "../../src/router/packed-append.ts";
+import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
+import { packAppends } from "../../src/router/packed-appends.ts";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
@@ -44,7 +46,13 @@ function writer(flushMs: number, batchRows: number, maxInbox = 1000): Writer {
   const ch = new MessageChannel();
   w.setPort(0, ch.port1);
   shardSide = ch.port2;
-  shardSide.onmessage = (e) => replies.push(...(e.data as PortMsg[]));
+  // As a shard's port reads them: a packed run of "stored" acks stands for its `sent` messages.
+  shardSide.onmessage = (e) => {
+    for (const m of e.data as unknown[]) {
+      if (isPackedAcks(m)) expandAcks(m, (s) => replies.push(s));
+      else replies.push(m as PortMsg);
+    }
+  };
   return w;
 }
 const send = (...reqs: WriterReq[]) => shardSide.postMessage(reqs);
@@ -90,6 +98,30 @@ describe("writer group commit", () => {
     expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
     const stored = store.fetch("u", 0, 10);
     expect(stored.map((r) => [r.seq, [...r.body]])).toEqual([...rows, row(4)].map((r) => [r.seq, [...r.body]]));
+  });
+
+  test("a run of appends packed as one message is stored byte-exact, each append confirmed, acks in order", async () => {
+    writer(0, 10_000);
+    const body = (n: number, k: number) => new Uint8Array(n).map((_, j) => (k + j) & 255);
+    const a = append([{ ...row(1, 0, "Zoë 🦊"), body: body(5, 1) }, { ...row(2, 0, "Zoë 🦊"), body: body(0, 2) }]);
+    const b = append([{ ...row(1, 0, "v"), body: body(300, 3) }]);
+    const c = { ...append([{ ...row(3, 0, "Zoë 🦊"), body: body(7, 4) }]), o: [-1] } as AppendReq; // no ack due
+    shardSide.postMessage([packAppends([a as AppendReq, b as AppendReq, c]), append([row(9, 1, "w")])]);
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 4 });
+    const acks = replies.filter((m) => m.t === "sent") as SentMsg[];
+    expect(acks.map((m) => [m.conn, m.id, m.status])).toEqual([
+      [1, "m1", "stored"],
+      [2, "m2", "stored"],
+      [1, "m1", "stored"],
+      [9, "m9", "stored"],
+    ]);
+    expect(store.fetch("Zoë 🦊", 0, 10).map((r) => [r.seq, r.msgId, [...r.body]])).toEqual([
+      [1, "m1", [...body(5, 1)]],
+      [2, "m2", []],
+      [3, "m3", [...body(7, 4)]],
+    ]);
+    expect(store.fetch("v", 0, 10).map((r) => [...r.body])).toEqual([[...body(300, 3)]]);
   });
 
   test("port garbage (the chaos corruption fault's own mix) never counts toward an owner's committed n", async () => {

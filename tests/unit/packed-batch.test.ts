@@ -1,0 +1,114 @@
+// A run of appends packed as one port message (router/packed-appends.ts) and a commit's "stored"
+// acks packed for one shard (router/packed-acks.ts): round trips, the guards refuse what the store
+// would throw on, and the shard's port turns packed acks back into `sent` messages in their order.
+
+import { describe, expect, test } from "bun:test";
+import { isPackedAppends, packAppends, unpackAppends } from "../../src/router/packed-appends.ts";
+import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/packed-acks.ts";
+import type { AppendReq, PortMsg, SentMsg, StoredRow } from "../../src/router/wire.ts";
+import { PortMesh } from "../../src/router/ports.ts";
+import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
+
+const row = (recipient: string, seq: number, sender: string, msgId: string, body: number[]): StoredRow => ({
+  recipient,
+  seq,
+  sender,
+  msgId,
+  ts: 1_700_000_000_000 + seq,
+  body: new Uint8Array(body),
+});
+const reqs: AppendReq[] = [
+  { t: "append", rows: [row("bob", 1, "alice", "m1", [1, 2]), row("bob", 2, "", "x\0y", [])], o: [0, -1], c: [7, 8] },
+  { t: "append", rows: [row("Zoë 🦊", 2 ** 40, "al", "icem1", [255])], o: [3], c: [2 ** 31] },
+];
+
+describe("packed appends", () => {
+  test("round trip, unicode and NUL included, bodies byte-exact, each append kept apart", () => {
+    const p = packAppends(reqs);
+    expect(isPackedAppends(p)).toBe(true);
+    expect(p.counts).toEqual([2, 1]);
+    const back = unpackAppends(p);
+    expect(back.map((r) => ({ ...r, rows: r.rows.map((x) => ({ ...x, body: [...x.body] })) }))).toEqual(
+      reqs.map((r) => ({ ...r, rows: r.rows.map((x) => ({ ...x, body: [...x.body] })) })),
+    );
+  });
+
+  test("the guard refuses bad counts, lengths, seq < 1, a fractional ts or conn, bodies past the buffer", () => {
+    const p = packAppends(reqs);
+    const withNum = (i: number, v: number) => {
+      const nums = p.nums.slice();
+      nums[i] = v;
+      return isPackedAppends({ ...p, nums });
+    };
+    expect(withNum(3, 1)).toBe(true); // control: a changed seq that is still valid passes
+    expect(withNum(3, 0)).toBe(false);
+    expect(withNum(4, 1.5)).toBe(false);
+    expect(withNum(6, 0.5)).toBe(false);
+    expect(withNum(0, 4)).toBe(false); // lengths no longer add up to the text
+    expect(withNum(7, 99)).toBe(false); // a body past the buffer
+    expect(withNum(15, 0)).toBe(false); // body ends going backwards
+    expect(isPackedAppends({ ...p, counts: [3, 0] })).toBe(false);
+    expect(isPackedAppends({ ...p, counts: [1, 1] })).toBe(false);
+    expect(isPackedAppends({ ...p, counts: [] })).toBe(false);
+    expect(isPackedAppends({ ...p, text: p.text + "z" })).toBe(false);
+    expect(isPackedAppends({ ...p, nums: [...p.nums] })).toBe(false);
+    expect(isPackedAppends({ ...p, t: "append" })).toBe(false);
+  });
+});
+
+describe("packed stored acks", () => {
+  test("round trip and guard", () => {
+    const b = new StoredAcksBuilder();
+    b.add(5, "m1");
+    b.add(-3, "");
+    b.add(2 ** 40, "Zoë 🦊");
+    const p = b.done();
+    expect(isPackedAcks(p)).toBe(true);
+    const out: SentMsg[] = [];
+    expandAcks(p, (m) => out.push(m));
+    expect(out).toEqual([
+      { t: "sent", conn: 5, id: "m1", status: "stored" },
+      { t: "sent", conn: -3, id: "", status: "stored" },
+      { t: "sent", conn: 2 ** 40, id: "Zoë 🦊", status: "stored" },
+    ]);
+    expect(isPackedAcks({ ...p, ids: p.ids + "x" })).toBe(false);
+    expect(isPackedAcks({ ...p, nums: p.nums.subarray(1) })).toBe(false);
+    expect(isPackedAcks({ ...p, nums: Float64Array.of(1.5, 0) })).toBe(false);
+    expect(isPackedAcks({ ...p, nums: Float64Array.of(1, -1) })).toBe(false);
+  });
+
+  test("a shard's port hands packed acks to its handler as `sent` messages, in order with the rest", () => {
+    const seen: PortMsg[] = [];
+    const mesh = new PortMesh(0, 1, new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER), (m) => seen.push(m));
+    const b = new StoredAcksBuilder();
+    b.add(1, "a");
+    b.add(2, "b");
+    mesh.receive([{ t: "committed", n: 1 }, b.done(), { t: "sent", conn: 3, id: "c", status: "duplicate" }, 42]);
+    expect(seen).toEqual([
+      { t: "committed", n: 1 },
+      { t: "sent", conn: 1, id: "a", status: "stored" },
+      { t: "sent", conn: 2, id: "b", status: "stored" },
+      { t: "sent", conn: 3, id: "c", status: "duplicate" },
+    ]);
+  });
+
+  test("a shard's port sends appends since the last other request as one message, in their place", async () => {
+    const ch = new MessageChannel();
+    const got: unknown[][] = [];
+    ch.port2.onmessage = (e) => got.push(e.data as unknown[]);
+    const mesh = new PortMesh(0, 1, new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER), () => {});
+    mesh.setWriter(ch.port1);
+    mesh.toWriter(reqs[0]!);
+    mesh.toWriter(reqs[1]!);
+    mesh.toWriter({ t: "seen", user: "bob", ts: 5 });
+    mesh.toWriter(reqs[1]!);
+    mesh.flush();
+    const end = Date.now() + 2000;
+    while (got.length === 0 && Date.now() < end) await Bun.sleep(5);
+    ch.port1.close();
+    const batch = got[0]!;
+    expect(batch.map((m) => (m as { t: string }).t)).toEqual(["appends", "seen", "appends"]);
+    expect(isPackedAppends(batch[0]) && unpackAppends(batch[0]).length).toBe(2);
+    expect(isPackedAppends(batch[2]) && unpackAppends(batch[2])[0]!.rows[0]!.msgId).toBe("icem1");
+  });
+});
