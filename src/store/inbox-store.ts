@@ -84,6 +84,12 @@ export class InboxStore {
    * stored row exceeds, so an append above it needs no lookup to rule out a duplicate.
    */
   readonly #counts = new Map<string, Counted>();
+  /**
+   * Per user, a seq that users.seq_reserved is known to be at least (in the file or the open
+   * transaction): an append at or below it needs no upsert. In a flood into thousands of inboxes
+   * that upsert touched one users row per row stored; owners store only seqs they reserved.
+   */
+  readonly #reservedAtLeast = new Map<string, number>();
   /** Exact total row count, or undefined until first asked for. */
   #total: number | undefined = undefined;
   readonly #tx: Tx;
@@ -206,6 +212,7 @@ export class InboxStore {
       throw new RangeError(`sequence space exhausted for user ${JSON.stringify(user)}`);
     }
     const last = row.seq_reserved;
+    this.#knowReserved(user, last);
     return { first: last - count + 1, last };
   }
 
@@ -249,7 +256,11 @@ export class InboxStore {
         stored++;
         results[i] = "stored";
       }
-      for (const [recipient, seq] of maxSeq) this.#bumpReserved.run(recipient, seq);
+      for (const [recipient, seq] of maxSeq) {
+        if ((this.#reservedAtLeast.get(recipient) ?? 0) >= seq) continue;
+        this.#bumpReserved.run(recipient, seq);
+        this.#knowReserved(recipient, seq);
+      }
       if (this.#total !== undefined) this.#total += stored;
       return results;
     });
@@ -431,6 +442,7 @@ export class InboxStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#counts.clear();
+    this.#reservedAtLeast.clear();
     // true: finalize every statement now so the connection really closes (and
     // the last connection checkpoints and removes the -wal/-shm files).
     this.#db.close(true);
@@ -456,6 +468,7 @@ export class InboxStore {
    */
   #dropCaches(): void {
     this.#counts.clear();
+    this.#reservedAtLeast.clear();
     this.#total = undefined;
     this.#log.dropCaches();
     this.sent.dropCaches();
@@ -473,6 +486,16 @@ export class InboxStore {
     }
     this.#counts.set(user, c);
     return c;
+  }
+
+  /** seq_reserved of `user` is at least `seq` now; bounded as the counts are (oldest entry out). */
+  #knowReserved(user: string, seq: number): void {
+    const m = this.#reservedAtLeast;
+    if (!m.has(user) && m.size >= this.#countCacheMax) {
+      const oldest = m.keys().next();
+      if (oldest.done !== true) m.delete(oldest.value);
+    }
+    if ((m.get(user) ?? 0) < seq) m.set(user, seq);
   }
 
   #subtract(user: string, n: number): void {

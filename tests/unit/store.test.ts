@@ -566,6 +566,32 @@ describe("sequences and users", () => {
     store.close();
   });
 
+  test("appends under a known reservation skip the upsert; a rolled-back raise is not remembered", () => {
+    const path = freshPath();
+    const store = open(path, { countCacheMax: 2 });
+    store.reserveSeqs("bob", 10);
+    store.append([row("bob", 1), row("bob", 10)]); // under the reservation: seq_reserved stays 10
+    expect(store.getUser("bob")?.seqReserved).toBe(10);
+    // A raise inside a transaction that rolls back must not be taken as known afterwards.
+    expect(() =>
+      store.transaction(() => {
+        store.append([row("bob", 30)]);
+        throw new Error("roll back");
+      })
+    ).toThrow("roll back");
+    expect(store.getUser("bob")?.seqReserved).toBe(10);
+    store.append([row("bob", 30)]);
+    expect(store.getUser("bob")?.seqReserved).toBe(30);
+    // Past the cache's bound the oldest user is forgotten and upserted again (never skipped wrongly).
+    store.append([row("carol", 4)]);
+    store.append([row("dave", 6)]);
+    store.append([row("bob", 31)]);
+    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 32, last: 32 });
+    expect(store.reserveSeqs("carol", 1)).toEqual({ first: 5, last: 5 });
+    store.close();
+    expect(open(path).reserveSeqs("dave", 1)).toEqual({ first: 7, last: 7 });
+  });
+
   test("append raises seq_reserved to the highest seq, never lowers it", () => {
     const store = open(freshPath(), { maxInboxPerUser: 2 });
     store.append([row("bob", 7), row("bob", 3)]);
