@@ -6,7 +6,11 @@
 // left is the shard thread's own work per message, and `bun --cpu-prof` names its JS functions
 // (the compiled binary has no JS symbols, and the profiler does not follow Workers).
 // Not a scenario: a tool.
-// usage: bun [--cpu-prof] bench/shard-micro.ts [SECONDS=4] [PAIRS=500] [WINDOW=8] [bundles]
+// usage: bun [--cpu-prof] bench/shard-micro.ts [SECONDS=4] [PAIRS=500] [WINDOW=8] [bundles|offline]
+//   offline: the offline flood's shape instead: every connection sends round robin to 10,000 users
+//   who never log in (a window of sends awaiting "stored"); the stand-in writer answers each stored
+//   row as the SQLite writer does (a packed run of acks, or one `sent` per row for the older port
+//   form), so the figure is the shard's work per stored message.
 
 import { defaultSettings } from "../src/config/schema.ts";
 import { type Transport } from "../src/gateway/transports.ts";
@@ -24,6 +28,8 @@ const SECONDS = Number(secArg);
 const PAIRS = Number(pairsArg);
 const WINDOW = Number(winArg);
 const BUNDLES = mode === "bundles";
+const OFFLINE = mode === "offline";
+const OFFLINE_USERS = 10_000;
 
 /** A client end: counts what the server wrote to it and remembers the highest delivered seq. */
 class FakeSocket implements Transport {
@@ -52,6 +58,7 @@ class FakeSocket implements Transport {
     }
     if (b[at] === 0x43) {
       this.sentAcks++;
+      if (OFFLINE) this.inFlight--;
       return 1 + 1 + b[at + 1]! + 1;
     }
     if (b[at] === 0x41) return b.length - at; // LOGIN_OK (alone in its message)
@@ -80,11 +87,31 @@ function walkBundle(sock: FakeSocket, b: Uint8Array): void {
   while (at < b.length) at += sock.frame(b, at);
 }
 
+/** "stored" acks for the rows of a packed append (either port form); returns the appends it holds. */
+function storedAcks(r: unknown, out: unknown[]): number {
+  const p = r as { t: string; counts?: number[]; text?: string; nums: ArrayLike<number>; o: number[]; c: number[] };
+  if (p.t === "appendPacked") { // one recipient's rows: o/c per row, ids in the page
+    const page = (r as { page: { ids: string[] } }).page;
+    page.ids.forEach((id, i) => out.push({ t: "sent", conn: p.c[i]!, id, status: "stored" }));
+    return 1;
+  }
+  // The packed run (router/packed-acks.ts), spelled out so this tool still runs on older sources.
+  let ids = "";
+  const nums: number[] = [];
+  for (let i = 0, at = 0; i < p.nums.length; i += 8) {
+    at += p.nums[i]! + p.nums[i + 1]!;
+    ids += p.text!.slice(at, at += p.nums[i + 2]!);
+    nums.push(p.nums[i + 6]!, p.nums[i + 2]!);
+  }
+  out.push({ t: "storedAcks", ids, nums: Float64Array.from(nums) });
+  return p.counts!.length;
+}
+
 /** The writer's side: replies as the SQLite writer would, minus the disk. */
 function fakeWriter(port: MessagePort): void {
   const next = new Map<string, number>();
   port.onmessage = (e) => {
-    const out: PortMsg[] = [];
+    const out: unknown[] = [];
     let committed = 0;
     for (const r of e.data as WriterReq[]) {
       const t = (r as { t: string }).t;
@@ -93,7 +120,8 @@ function fakeWriter(port: MessagePort): void {
         const base = next.get(q.user) ?? 1;
         next.set(q.user, base + q.reserve);
         out.push({ t: "loaded", user: q.user, seqBase: base, seqLimit: base + q.reserve - 1, lastSeen: 0 });
-      } else if (t.startsWith("append") || t.startsWith("remember")) committed++;
+      } else if (t === "appends" || t === "appendPacked") committed += storedAcks(r, out);
+      else if (t.startsWith("append") || t.startsWith("remember")) committed++;
       else if (t === "lookup") {
         const q = r as { user: string; from: string; id: string };
         out.push({ t: "lookedUp", user: q.user, from: q.from, id: q.id, seq: 0 });
@@ -157,6 +185,8 @@ const body = new Uint8Array(64);
 
 // Partner names, once: the client side is not what is measured.
 const names = socks.map((c) => `u${socks.indexOf(c.partner!)}`);
+let nextOffline = 0;
+const offlineName = () => `offline-${nextOffline++ % OFFLINE_USERS}`;
 function clientTurn(): void {
   for (let i = 0; i < socks.length; i++) {
     const c = socks[i]!;
@@ -166,7 +196,8 @@ function clientTurn(): void {
     }
     while (c.inFlight < WINDOW) {
       c.inFlight++;
-      sessions.onData(c.s!, encodeV1Client({ op: "send", id: `m${nextId++}`, to: names[i]!, body }));
+      const to = OFFLINE ? offlineName() : names[i]!;
+      sessions.onData(c.s!, encodeV1Client({ op: "send", id: `m${nextId++}`, to, body }));
     }
   }
 }
@@ -192,12 +223,13 @@ while (performance.now() < end) {
 await Bun.sleep(50);
 const cpu = process.cpuUsage(cpu0);
 const secs = (performance.now() - t0) / 1000;
-const n = delivered() - d0;
+const n = OFFLINE ? sentAcks() - a0 : delivered() - d0;
 const us = (cpu.user + cpu.system) / n;
 console.log(JSON.stringify({
   pairs: PAIRS,
   window: WINDOW,
   bundles: BUNDLES,
+  offline: OFFLINE,
   msgsPerSec: Math.round(n / secs),
   usPerMsg: Math.round(us * 100) / 100,
   sentAcks: sentAcks() - a0,
