@@ -33,7 +33,8 @@ function init(m: ShardInit, cluster?: ShardCluster): void {
   for (const [k, port] of m.peers) host.mesh.setPeer(k, port);
   host.mesh.setWriter(m.writer);
   host.owner.startDedupeScan(); // the filter of the durable dedupe window, rebuilt from the store
-  startIdleCollection(); // a login burst's garbage is given back once the shard goes quiet
+  const owner = host.owner;
+  startIdleCollection(() => owner.stats.routed); // a burst's garbage is given back once the shard goes quiet
   try {
     const port = host.listen(m.port);
     const tcpPort = m.tcpPort !== undefined ? host.listenTcp(m.tcpPort) : undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { IdleCollector } from "../../src/observe/idle-gc.ts";
+import { IdleCollector, WorkGate } from "../../src/observe/idle-gc.ts";
 
 const MB = 1024 * 1024;
 const policy = { burstBytes: 4 * MB, quietBytes: MB / 4 };
@@ -39,5 +39,15 @@ describe("idle collection", () => {
     expect(c.look(8 * MB + 1000)).toBe(false);
     expect(c.look(12 * MB + 1000)).toBe(false); // a new burst, growing
     expect(c.look(12 * MB + 2000)).toBe(true);
+  });
+
+  test("the work gate says moved while the counter moves, then still", () => {
+    const g = new WorkGate();
+    expect(g.moved(0)).toBe(true); // the first look: unknown, counts as working
+    expect(g.moved(5)).toBe(true);
+    expect(g.moved(9)).toBe(true);
+    expect(g.moved(9)).toBe(false); // no work since the last look: the heap may be looked at
+    expect(g.moved(9)).toBe(false);
+    expect(g.moved(10)).toBe(true);
   });
 });
