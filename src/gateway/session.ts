@@ -23,6 +23,7 @@
 import type { TokenCheck } from "../auth/jwt.ts";
 import { authEnabled, TokenVerifier } from "../auth/verifier.ts";
 import { holdFrames, MAX_HELD_FRAMES, releaseHeld } from "./login-hold.ts";
+import { LoginDeadlines } from "./login-deadlines.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
@@ -100,7 +101,6 @@ export interface Session {
    */
   unsettled: Map<string, RouteMsg> | null; // null while none for a second (an idle connection holds no Map)
   recentBytes: number; // bytes received since the last shedding check
-  loginTimer: ReturnType<typeof setTimeout> | null;
   held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused (NOTHING_HELD if none)
   heldAt: number; // index of the next held packet to run (a queue without shifting)
   frameDebt: boolean; // v0: the held packets came in over the frame rate
@@ -181,6 +181,11 @@ export class Sessions {
   /** Admin API requests from this shard's HTTP routes to owner shards. */
   readonly admin: AdminRelay;
 
+  /** Connections not logged in yet, closed at their login deadline: one timer for all of them. */
+  private readonly loginDeadlines = new LoginDeadlines<Session>((s) => {
+    if (s.state === "awaitingLogin") this.disconnect(s, Disconnects.loginTimeout);
+  });
+
   /** One message per turn for connections granted bundles. */
   private readonly outbox = new Outbox<Session>((s) => this.disconnect(s, Disconnects.socketDropped));
 
@@ -213,7 +218,6 @@ export class Sessions {
       frames: new TokenBucket(st.rateFrames, st.rateFrames * 2, performance.now()),
       unsettled: null,
       recentBytes: 0,
-      loginTimer: null,
       held: NOTHING_HELD,
       heldAt: 0,
       frameDebt: false,
@@ -229,9 +233,7 @@ export class Sessions {
       this.disconnect(s, Disconnects.shuttingDown);
       return s;
     }
-    s.loginTimer = setTimeout(() => {
-      if (s.state === "awaitingLogin") this.disconnect(s, Disconnects.loginTimeout);
-    }, st.loginTimeout);
+    this.loginDeadlines.add(s, st.loginTimeout);
     return s;
   }
 
@@ -463,8 +465,6 @@ export class Sessions {
       this.host.metrics.add("authFailures");
       return this.disconnect(s, Disconnects.authFailed, refusal, proto);
     }
-    if (s.loginTimer) clearTimeout(s.loginTimer);
-    s.loginTimer = null;
     // The seed's rule for a second v0 login: the connection switches to the new user, and the
     // previous user goes offline (its owner stores what was in flight and sets last-seen).
     if (s.state === "open") this.leave(s);
@@ -813,7 +813,6 @@ export class Sessions {
   onClose(s: Session): void {
     if (!this.byConn.delete(s.conn)) return;
     this.moveTo(s, "closed");
-    if (s.loginTimer) clearTimeout(s.loginTimer);
     this.host.metrics.set("conns", this.byConn.size);
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
     s.held = NOTHING_HELD;
