@@ -12,7 +12,7 @@ import {
   WS_IDLE_TIMEOUT_S,
 } from "../limits.ts";
 import type { Admission } from "./admission.ts";
-import type { WsData } from "./http.ts";
+import { upgradeWebSocket, type WsData } from "./http.ts";
 import type { Session, Sessions } from "./session.ts";
 import { TcpTransport, wsTransport } from "./transports.ts";
 
@@ -41,7 +41,11 @@ export function listenWebSocket(
     port,
     reusePort: true,
     ...(tls ? { tls } : {}),
-    fetch: app.fetch,
+    // WebSocket upgrades skip Hono's router (see upgradeWebSocket); everything else is Hono's.
+    fetch: (req: Request, srv: Server<WsData>) => {
+      const r = upgradeWebSocket(admission, req, srv);
+      return r === null ? app.fetch(req, srv) : r;
+    },
     websocket: {
       maxPayloadLength: settings.maxPayload + WS_FRAME_SLACK_BYTES,
       // Never let Bun drop a frame: we pause at slowConsumerBytes and serve from the store.
