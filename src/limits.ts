@@ -231,3 +231,12 @@ export const IDLE_GC_EVERY_MS = 500;
 export const IDLE_GC_BURST_BYTES = 4 * 1024 * 1024;
 /** Growth within one look below which the thread counts as quiet (the burst is over). */
 export const IDLE_GC_QUIET_BYTES = 256 * 1024;
+/**
+ * Still looks (heap growth under IDLE_SHRINK_STILL_BYTES) after an idle collection before the
+ * thread also shrinks (`Bun.shrink()`, see observe/idle-gc.ts). Its cost is recompiling the hot
+ * functions when traffic comes back, so it waits for a thread that is idle, not merely quieter;
+ * light traffic grows the heap by more than IDLE_SHRINK_STILL_BYTES a look and never shrinks.
+ */
+export const IDLE_SHRINK_STILL_LOOKS = 1;
+/** Growth within one look below which a thread counts as still (an idle shard or writer: a few KB). */
+export const IDLE_SHRINK_STILL_BYTES = 32 * 1024;

@@ -4,17 +4,29 @@
 // login probe that was over half of a logged-in connection's RSS. One full collection when the
 // heap grew by a burst and then stopped growing gives those pages back; under steady load the
 // heap keeps growing between looks, so this stays out of the way and JSC's own collector runs.
-// The collection is a shrink (`Bun.shrink()`): a full collection that also drops JSC's compiled
-// code and hands the allocators' free pages back to the kernel. A plain full collection left them
-// resident: after 10,000 logins, ~0.4 KB a connection (issue 14). The price is recompiling the hot
-// functions when traffic comes back, once per burst that ended.
+// A thread that is then still (idle: its heap grows by less than IDLE_SHRINK_STILL_BYTES a look)
+// also shrinks (`Bun.shrink()`: JSC drops its compiled code, collects, and hands the allocators'
+// free pages back to the kernel). The collection alone left them resident: after 10,000 logins,
+// ~0.4 KB a connection. The price is recompiling the hot functions when traffic comes back, so it
+// waits for a still look after the collection: a pause of a few hundred ms (a bench between its
+// fill and its drain) never shrinks.
 
 import { heapSize } from "bun:jsc";
-import { IDLE_GC_BURST_BYTES, IDLE_GC_EVERY_MS, IDLE_GC_QUIET_BYTES } from "../limits.ts";
+import {
+  IDLE_GC_BURST_BYTES,
+  IDLE_GC_EVERY_MS,
+  IDLE_GC_QUIET_BYTES,
+  IDLE_SHRINK_STILL_BYTES,
+  IDLE_SHRINK_STILL_LOOKS,
+} from "../limits.ts";
 
 export interface IdleGcPolicy {
   burstBytes: number;
   quietBytes: number;
+  /** Still looks after a collection before the shrink is due (see shrinkDue); 0: never shrink. */
+  shrinkStillLooks?: number;
+  /** Growth within one look below which the thread counts as still (idle, not just quieter). */
+  stillBytes?: number;
 }
 
 /** The decision, pure: fed the heap size at each look, says when to collect. */
@@ -22,6 +34,8 @@ export class IdleCollector {
   /** Lowest heap size since the last collection: what the heap held before the burst. */
   private floor: number;
   private last: number;
+  /** Still looks in a row since the last collection; -1 when no shrink is owed. */
+  private stillLooks = -1;
 
   constructor(heapBytes: number, private readonly p: IdleGcPolicy) {
     this.floor = heapBytes;
@@ -37,13 +51,28 @@ export class IdleCollector {
     // does while it allocates: busy, not quiet (else steady load would get a full collection
     // after each of JSC's young-generation ones).
     const quiet = sinceLast >= 0 && sinceLast < this.p.quietBytes;
+    const still = sinceLast >= 0 && sinceLast < (this.p.stillBytes ?? 0);
+    if (this.stillLooks >= 0) this.stillLooks = still ? this.stillLooks + 1 : 0;
     return quiet && heapBytes - this.floor >= this.p.burstBytes;
+  }
+
+  /**
+   * True once, when the thread stayed still for `shrinkStillLooks` looks after a collection: idle,
+   * not just between bursts or under light traffic (which grows the heap by more than stillBytes
+   * a look), so giving the free pages back is worth recompiling the hot code later.
+   */
+  shrinkDue(): boolean {
+    const need = this.p.shrinkStillLooks ?? 0;
+    if (need <= 0 || this.stillLooks < need) return false;
+    this.stillLooks = -1;
+    return true;
   }
 
   /** After a collection: the heap it left is the new floor. */
   collected(heapBytes: number): void {
     this.floor = heapBytes;
     this.last = heapBytes;
+    this.stillLooks = 0;
   }
 }
 
@@ -75,12 +104,19 @@ export class WorkGate {
  * given, counts the thread's work (e.g. messages routed): no look while it moves.
  */
 export function startIdleCollection(work?: () => number): void {
-  const c = new IdleCollector(heapSize(), { burstBytes: IDLE_GC_BURST_BYTES, quietBytes: IDLE_GC_QUIET_BYTES });
+  const c = new IdleCollector(heapSize(), {
+    burstBytes: IDLE_GC_BURST_BYTES,
+    quietBytes: IDLE_GC_QUIET_BYTES,
+    shrinkStillLooks: IDLE_SHRINK_STILL_LOOKS,
+    stillBytes: IDLE_SHRINK_STILL_BYTES,
+  });
   const gate = new WorkGate();
   const t = setInterval(() => {
     if (work && gate.moved(work())) return;
-    if (!c.look(heapSize())) return;
-    shrink();
+    const collect = c.look(heapSize());
+    if (!collect && c.shrinkDue()) return shrink();
+    if (!collect) return;
+    Bun.gc(true);
     c.collected(heapSize());
   }, IDLE_GC_EVERY_MS);
   t.unref?.();

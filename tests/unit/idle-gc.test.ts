@@ -50,4 +50,45 @@ describe("idle collection", () => {
     expect(g.moved(9)).toBe(false);
     expect(g.moved(10)).toBe(true);
   });
+
+  test("a shrink is due once, after enough still looks following a collection", () => {
+    const c = new IdleCollector(10 * MB, { ...policy, shrinkStillLooks: 3, stillBytes: 10_000 });
+    expect(c.shrinkDue()).toBe(false); // nothing collected yet
+    expect(c.look(16 * MB)).toBe(false);
+    expect(c.look(16 * MB + 1000)).toBe(true);
+    c.collected(11 * MB);
+    expect(c.look(11 * MB)).toBe(false);
+    expect(c.look(11 * MB + 1000)).toBe(false);
+    expect(c.shrinkDue()).toBe(false); // two still looks
+    expect(c.look(11 * MB + 2000)).toBe(false);
+    expect(c.shrinkDue()).toBe(true); // three
+    expect(c.shrinkDue()).toBe(false); // once
+    for (let i = 0; i < 10; i++) c.look(11 * MB + 3000 + i);
+    expect(c.shrinkDue()).toBe(false); // no new collection, no new shrink
+  });
+
+  test("traffic after a collection puts the shrink off until the thread is still again", () => {
+    const c = new IdleCollector(10 * MB, { ...policy, shrinkStillLooks: 2, stillBytes: 10_000 });
+    c.look(16 * MB);
+    expect(c.look(16 * MB)).toBe(true);
+    c.collected(11 * MB);
+    expect(c.look(11 * MB)).toBe(false); // still: 1
+    expect(c.look(12 * MB)).toBe(false); // busy: back to 0
+    expect(c.look(12 * MB + 1000)).toBe(false); // still: 1
+    expect(c.look(12 * MB + 101_000)).toBe(false); // light traffic: quiet for a collection, not still
+    expect(c.shrinkDue()).toBe(false);
+    expect(c.look(11 * MB)).toBe(false); // JSC collected on its own: busy
+    expect(c.look(11 * MB)).toBe(false);
+    expect(c.look(11 * MB)).toBe(false);
+    expect(c.shrinkDue()).toBe(true);
+  });
+
+  test("without a shrink policy a shrink is never due", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    c.look(16 * MB);
+    expect(c.look(16 * MB)).toBe(true);
+    c.collected(11 * MB);
+    for (let i = 0; i < 10; i++) c.look(11 * MB);
+    expect(c.shrinkDue()).toBe(false);
+  });
 });
