@@ -28,6 +28,7 @@ import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
 import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
 import { gapResyncs } from "./gap-rule.ts";
+import { REFUSED_MOVING, RouteOrder } from "./route-order.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 const DOWN = Infinity;
@@ -62,6 +63,13 @@ export class ShardCluster {
   private handover: HandOverLink | null = null;
   /** Routes for users this shard does not own yet under its view (parked.ts). */
   private readonly parked = new ParkedRoutes((m) => this.refuseRoute(m));
+  /** Owner fence after a refusal, and routes refused after a route gap (route-order.ts). */
+  readonly routeOrder = new RouteOrder({
+    refuse: (m, code, reason) => {
+      if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code, reason });
+    },
+    notice: (src) => this.post(src, { t: "routesLost", owner: this.self }),
+  });
   /** Routes to users whose owner just moved here wait for an inbox re-read (order-gate.ts). */
   private readonly gate = new OrderGate({
     young: (user) => this.mayMeetLateRows(user),
@@ -215,13 +223,16 @@ export class ShardCluster {
 
   /** Given up (parked too long, or over a cap): never numbered or stored here, so the sender may retry it (same id) at once. */
   private refuseRoute(m: RouteMsg): void {
-    const reason = "recipient's owner is moving between nodes; retry";
-    if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code: "SERVER_BUSY", reason });
+    this.routeOrder.refuse(m, "SERVER_BUSY", REFUSED_MOVING, performance.now());
   }
 
-  /** True when an owner message waits here for an inbox re-read (order-gate.ts): the caller drops it. */
+  /**
+   * True when the caller drops an owner message: a route refused for order (route-order.ts) or
+   * waiting for an inbox re-read (order-gate.ts), or a socket shard's answer after a route gap.
+   */
   holds(m: PortMsg): boolean {
-    return m.t === "route" && this.gate.take(m);
+    if (m.t === "routesResumed") return this.routeOrder.resumed(m.shard), true;
+    return m.t === "route" && (this.routeOrder.refuses(m, performance.now()) || this.gate.take(m));
   }
 
   /**
@@ -259,6 +270,7 @@ export class ShardCluster {
    * the split-brain test.
    */
   private gapFrom(src: number): void {
+    this.routeOrder.gapFrom(src, performance.now()); // whatever the resync below: the senders' order
     const node = this.view?.ordinals.nodeOf(splitShard(src).ordinal);
     const since = node === undefined ? undefined : this.upSince.get(node);
     if (!gapResyncs(since, performance.now(), this.cutAt)) {
@@ -383,6 +395,9 @@ export class ShardCluster {
       // Batches from other nodes lost on NATS (count jumps), and dropped as stale (port-age.ts).
       portGaps: this.port?.counters.gaps ?? 0,
       portStale: this.port?.counters.stale ?? 0,
+      // Routes refused for per-sender order: after a route gap, and behind a refused send (route-order.ts).
+      routeGapRefused: this.routeOrder.counters.gapRefused,
+      ownerFenceRefused: this.routeOrder.counters.fenceRefused,
     };
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes, handover };
   }

@@ -41,6 +41,11 @@ export class RefusalFence {
     if (!this.fenced.has(to)) this.fenced.set(to, { id, code, until: now + FENCE_MS });
   }
 
+  /** Forgets the fences that lapsed (keys never checked again: a connection that stopped sending). */
+  expire(now: number): void {
+    for (const [to, f] of this.fenced) if (now >= f.until) this.fenced.delete(to);
+  }
+
   get size(): number {
     return this.fenced.size;
   }

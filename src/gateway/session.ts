@@ -500,7 +500,8 @@ export class Sessions {
     return check instanceof Promise ? check.then(verdict) : verdict(check);
   }
 
-  private attach(s: Session): void {
+  /** `re`: a re-attach of this open session, not its login (a re-attach never replaces another link: router/reattach-rule.ts). */
+  private attach(s: Session, re = false): void {
     // A connection being closed never attaches again (re-placement, an owner's restart, a dropped
     // link): sent after its close, the attach could reach the owner after its client's new login on
     // another node and evict that one as "replaced" (the SDK then gives up). Its detach follows.
@@ -513,6 +514,7 @@ export class Sessions {
       conn: s.conn,
       v0: s.proto === "v0",
       resume: s.acked,
+      ...(re ? { re } : {}),
     });
   }
 
@@ -636,6 +638,8 @@ export class Sessions {
       }
       case "inspectReply":
         return this.admin.onReply(m);
+      case "routesLost":
+        return this.onRoutesLost(m.owner);
       default:
         return assertNever(m, "session message");
     }
@@ -648,7 +652,7 @@ export class Sessions {
    */
   private onDropped(user: string, conn: number, owner: number | undefined): void {
     const s = this.byConn.get(conn);
-    if (s && s.user === user && this.ownerShard(user) === owner) this.attach(s);
+    if (s && s.user === user && this.ownerShard(user) === owner) this.attach(s, true);
   }
 
   private onEvict(user: string, conn: number, why: Exclude<EvictMsg["why"], "moved">): void {
@@ -903,7 +907,7 @@ export class Sessions {
 
   /** Cluster: owners were re-placed (a node joined, left or died); re-attach our users whose owner moved. */
   reattachMoved(moved: (user: string) => boolean): void {
-    for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s);
+    for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s, true);
     // Unanswered sends to moved users go to their new owner now (same ids: deduplicated there).
     for (const s of this.byConn.values()) {
       for (const r of s.unsettled?.values() ?? []) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
@@ -912,7 +916,7 @@ export class Sessions {
 
   /** Owner shard k restarted: it lost its state, so re-attach our users it owns. */
   reattachOwnedBy(k: number): void {
-    for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s);
+    for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s, true);
     // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
     for (const s of this.byConn.values()) {
       for (const r of s.unsettled?.values() ?? []) if (this.ownerShard(r.to) === k) this.host.post(k, r);
@@ -930,6 +934,19 @@ export class Sessions {
     }
   }
 
+  /**
+   * Cluster: owner shard k lost batches of our routes on NATS (cluster/route-gap.ts) and refuses
+   * our routes until this answer, which follows every route sent before it on the same port. A
+   * connection with a send unanswered may have lost one: it reconnects, and its SDK resends all it
+   * has unacked, oldest first (never behind a later send the owner took meanwhile).
+   */
+  private onRoutesLost(k: number): void {
+    for (const s of [...this.byConn.values()]) {
+      if (mayHaveLost(s, k, (u) => this.ownerShard(u))) this.disconnect(s, Disconnects.resync);
+    }
+    this.host.post(k, { t: "routesResumed", shard: this.host.index });
+  }
+
   /** Closes every connection with `d` but keeps accepting (cluster: a cut node sheds its clients). */
   disconnectAll(d: Disconnect): void {
     for (const s of [...this.byConn.values()]) this.disconnect(s, d);
@@ -939,4 +956,14 @@ export class Sessions {
     this.accepting = false;
     for (const s of [...this.byConn.values()]) this.disconnect(s, Disconnects.shuttingDown);
   }
+}
+
+/** A send of `s` still unanswered whose recipient is owned by shard k (or by no shard known now). */
+function mayHaveLost(s: Session, k: number, ownerOf: (user: string) => number): boolean {
+  if (!s.unsettled) return false;
+  for (const r of s.unsettled.values()) {
+    const o = ownerOf(r.to);
+    if (o === k || o < 0) return true;
+  }
+  return false;
 }

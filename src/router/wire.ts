@@ -41,6 +41,8 @@ export interface AttachMsg {
   conn: number;
   v0: boolean; // v0 connections cannot ack: rows are gone once written
   resume: number; // client's last acked seq (0 = none)
+  /** Cluster: a re-attach of an open session (owner moved, restarted, dropped it), not a login: it never replaces another link (router/reattach-rule.ts). */
+  re?: boolean;
 }
 export interface DetachMsg {
   t: "detach";
@@ -151,7 +153,22 @@ export type WriterReply =
   | SentPageReply
   | InboxCountReply;
 
-export type OwnerMsg = RouteMsg | AttachMsg | DetachMsg | AckMsg | FlowMsg | StatusQuery | AdminReq | WriterReply;
+/** Cluster, socket shard → owner shard, answering RoutesLostMsg on the same FIFO port (cluster/route-gap.ts). */
+export interface RoutesResumedMsg {
+  t: "routesResumed";
+  shard: number;
+}
+
+export type OwnerMsg =
+  | RouteMsg
+  | AttachMsg
+  | DetachMsg
+  | AckMsg
+  | FlowMsg
+  | StatusQuery
+  | AdminReq
+  | WriterReply
+  | RoutesResumedMsg;
 
 // ---- session-bound ----
 
@@ -219,7 +236,16 @@ export interface InspectReply {
   /** For disconnect: whether there was a connection to close; for purge: always true. */
   acted: boolean;
 }
-export type SessionMsg = DeliverMsg | EvictMsg | SentMsg | SendErrorMsg | StatusReply | InspectReply;
+/**
+ * Cluster, owner shard → socket shard: batches of routes from that shard to `owner` were lost on
+ * NATS. Connections with a send unanswered close (their SDKs resend in order), then the shard
+ * answers with RoutesResumedMsg (cluster/route-gap.ts).
+ */
+export interface RoutesLostMsg {
+  t: "routesLost";
+  owner: number;
+}
+export type SessionMsg = DeliverMsg | EvictMsg | SentMsg | SendErrorMsg | StatusReply | InspectReply | RoutesLostMsg;
 
 /** Anything a shard's ports carry. */
 export type PortMsg = OwnerMsg | SessionMsg;
@@ -388,7 +414,7 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   route: (v) =>
     isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) && isInt(v.o) &&
     isInt(v.c),
-  attach: (v) => isUserConn(v) && isBool(v.v0) && isInt(v.resume),
+  attach: (v) => isUserConn(v) && isBool(v.v0) && isInt(v.resume) && (v.re === undefined || isBool(v.re)),
   detach: isUserConn,
   ack: (v) => isUserConn(v) && isInt(v.seq),
   flow: (v) => isUserConn(v) && isBool(v.ready),
@@ -407,6 +433,7 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   purge: isAdminReq,
   disconnect: isAdminReq,
   inboxCount: (v) => isStr(v.user) && isInt(v.req) && isBool(v.known) && isNum(v.lastSeen) && isInboxFigures(v),
+  routesResumed: (v) => isInt(v.shard),
 };
 const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   deliver: (v) =>
@@ -422,6 +449,7 @@ const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
   inspectReply: (v) =>
     isInt(v.req) && isStr(v.user) && isBool(v.known) && isBool(v.online) && isInt(v.where) && isStr(v.phase) &&
     isNum(v.lastSeen) && isInt(v.pending) && isInt(v.holdback) && isInboxFigures(v.inbox) && isBool(v.acted),
+  routesLost: (v) => isInt(v.owner),
 };
 const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   // Never empty: the writer counts each append and remember it commits toward the owner's

@@ -176,6 +176,24 @@ describe("owner", () => {
     expect(o.isOnline("u")).toBe(true);
   });
 
+  test("a re-attach never replaces another connection's link: its own connection is closed instead", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 3, conn: 4, v0: false, resume: 0 }); // the newest login
+    toShard = [];
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0, re: true }); // a late re-attach
+    expect(toShard).toEqual([{ k: 2, m: { t: "evict", user: "u", conn: 9, why: "resync" } }]);
+    o.handle({ t: "detach", user: "u", shard: 2, conn: 9 }); // not its link: ignored
+    expect(o.isOnline("u")).toBe(true);
+    // The same connection re-attaching is taken, and so is a re-attach to a box with no link.
+    toShard = [];
+    o.handle({ t: "attach", user: "u", shard: 3, conn: 4, v0: false, resume: 0, re: true });
+    expect(toShard.some(({ m }) => m.t === "evict")).toBe(false);
+    o.handle({ t: "detach", user: "u", shard: 3, conn: 4 }); // the login's link it was
+    expect(o.isOnline("u")).toBe(false);
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0, re: true });
+    expect(o.isOnline("u")).toBe(true);
+  });
+
   test("the writer restarting replays unconfirmed appends and in-flight reads", () => {
     o.handle(route("u", "a"));
     load("u");

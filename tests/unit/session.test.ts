@@ -315,7 +315,7 @@ describe("cluster: an owner that dropped a link", () => {
     sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 7 }); // our view: shard 0
     expect(posted).toEqual([]);
     sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 0 });
-    expect(posted).toEqual([{ t: "attach", user: "bob", shard: 0, conn: s.conn, v0: false, resume: 0 }]);
+    expect(posted).toEqual([{ t: "attach", user: "bob", shard: 0, conn: s.conn, v0: false, resume: 0, re: true }]);
     expect(t.closed).toBeNull();
   });
 });
@@ -337,5 +337,47 @@ describe("cluster: a closing session never attaches again", () => {
     expect(posted.filter((m) => m.t === "attach")).toEqual([]);
     sessions.onClose(s); // the close completes: the owner hears the detach as before
     expect(posted).toEqual([{ t: "detach", user: "bob", shard: 0, conn: s.conn }]);
+  });
+});
+
+describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", () => {
+  beforeEach(() => setup());
+
+  test("connections with a send unanswered close; the answer follows every route sent before it", () => {
+    const a = loggedIn("alice"), c = loggedIn("carol"); // one shard: every user's owner is shard 0
+    json(a.s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    json(c.s, { op: "send", to: "bob", id: "y1", body: new Uint8Array([1]) });
+    sessions.handle({ t: "sent", conn: c.s.conn, id: "y1", status: "stored" }); // carol's send was answered
+    posted = [];
+    sessions.handle({ t: "routesLost", owner: 0 });
+    expect(a.t.closed?.reason).toContain("messages lost between cluster nodes");
+    expect(c.t.closed).toBeNull();
+    expect(posted.at(-1)).toEqual({ t: "routesResumed", shard: 0 });
+    // Another owner's loss closes nobody here.
+    posted = [];
+    sessions.handle({ t: "routesLost", owner: 5 });
+    expect(c.t.closed).toBeNull();
+    expect(posted).toEqual([{ t: "routesResumed", shard: 0 }]);
+  });
+
+  test("a re-attach says so; a login's attach does not (router/reattach-rule.ts)", () => {
+    const t = new FakeTransport();
+    const s = sessions.open(t, false);
+    json(s, { op: "login", user: "bob", proto: "json" });
+    expect(posted.find((m) => m.t === "attach")).toEqual({
+      t: "attach",
+      user: "bob",
+      shard: 0,
+      conn: s.conn,
+      v0: false,
+      resume: 0,
+    });
+    posted = [];
+    sessions.reattachMoved(() => true);
+    sessions.reattachOwnedBy(0);
+    sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 0 });
+    const attaches = posted.filter((m) => m.t === "attach");
+    expect(attaches.length).toBe(3);
+    expect(attaches.every((m) => m.t === "attach" && m.re === true)).toBe(true);
   });
 });

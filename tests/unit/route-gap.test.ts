@@ -1,0 +1,73 @@
+// The owner's side of per-sender order across lost routes and refusals (pure): route-gap.ts and
+// route-order.ts with recording callbacks.
+
+import { describe, expect, test } from "bun:test";
+import { ROUTE_GAP_MAX_MS, ROUTE_GAP_RENOTICE_MS, RouteGaps } from "../../src/cluster/route-gap.ts";
+import { RouteOrder } from "../../src/cluster/route-order.ts";
+import { FENCE_MS } from "../../src/gateway/refusal-fence.ts";
+import type { RouteMsg } from "../../src/router/wire.ts";
+
+const route = (id: string, to = "r", o = 7, c = 1): RouteMsg => ({
+  t: "route",
+  to,
+  from: "s",
+  id,
+  body: new Uint8Array(0),
+  ts: 0,
+  t0: 0,
+  o,
+  c,
+});
+
+describe("route gaps", () => {
+  test("refused from the gap until the answer; the notice repeats; the wait is bounded", () => {
+    const g = new RouteGaps();
+    expect(g.check(7, 0)).toBe("pass");
+    g.opened(7, 100);
+    expect(g.check(7, 150)).toBe("refuse");
+    expect(g.check(8, 150)).toBe("pass"); // another shard's routes are not held
+    expect(g.check(7, 100 + ROUTE_GAP_RENOTICE_MS)).toBe("renotice");
+    expect(g.check(7, 110 + ROUTE_GAP_RENOTICE_MS)).toBe("refuse");
+    g.resumed(7);
+    expect(g.check(7, 2000)).toBe("pass");
+    expect(g.size).toBe(0);
+    g.opened(7, 0);
+    expect(g.check(7, ROUTE_GAP_MAX_MS)).toBe("pass");
+    expect(g.size).toBe(0);
+  });
+});
+
+describe("route order at the owner", () => {
+  function recorder() {
+    const refused: string[] = [], notices: number[] = [];
+    const ro = new RouteOrder({ refuse: (m, code) => refused.push(`${m.id}:${code}`), notice: (s) => notices.push(s) });
+    return { ro, refused, notices };
+  }
+
+  test("after a gap, every route from that shard is refused and fences its connection's recipient", () => {
+    const { ro, refused, notices } = recorder();
+    ro.gapFrom(7, 0);
+    expect(notices).toEqual([7]);
+    expect(ro.refuses(route("m3"), 10)).toBe(true);
+    expect(ro.refuses(route("z", "r", 8), 10)).toBe(false);
+    ro.resumed(7);
+    // The owner fence still holds m3's recipient on that connection until m3 comes back.
+    expect(ro.refuses(route("m4"), 20)).toBe(true);
+    expect(ro.refuses(route("q", "other"), 20)).toBe(false);
+    expect(ro.refuses(route("m2", "r", 7, 2), 20)).toBe(false); // a new connection (the SDK logged in again)
+    expect(ro.refuses(route("m3"), 30)).toBe(false);
+    expect(ro.refuses(route("m4"), 30)).toBe(false);
+    expect(refused).toEqual(["m3:SERVER_BUSY", "m4:SERVER_BUSY"]);
+  });
+
+  test("a refusal fences for at most FENCE_MS; lapsed fences are forgotten", () => {
+    const { ro, refused } = recorder();
+    ro.refuse(route("a"), "SERVER_BUSY", "moving", 0);
+    expect(ro.refuses(route("b"), FENCE_MS - 1)).toBe(true);
+    expect(ro.refuses(route("b"), FENCE_MS)).toBe(false);
+    for (let c = 0; c < 100; c++) ro.refuse(route("a", "r", 7, c), "SERVER_BUSY", "moving", 2 * FENCE_MS);
+    ro.refuse(route("a", "r", 7, 500), "SERVER_BUSY", "moving", 4 * FENCE_MS); // sweeps the 100 lapsed
+    expect(ro.refuses(route("b", "r", 7, 3), 4 * FENCE_MS)).toBe(false);
+    expect(refused.length).toBe(103);
+  });
+});
