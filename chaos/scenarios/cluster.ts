@@ -141,7 +141,10 @@ async function outcomeOf(
       phantom: j.phantom,
       reordered: j.reordered,
       late_adopted: await lateAdopted(rig),
-      gate_held: await gateHeld(rig),
+      gate_held: await handoverSum(rig, "gateHeld"),
+      // Routes refused for per-sender order at owners: after a route gap, and behind a refused send (route-order.ts).
+      gap_refused: await handoverSum(rig, "routeGapRefused"),
+      fence_refused: await handoverSum(rig, "ownerFenceRefused"),
     },
     problems: await rig.problems(),
   };
@@ -165,15 +168,15 @@ async function lateAdopted(rig: ClusterRig): Promise<number> {
   return n;
 }
 
-/** Routes that waited for an inbox re-read (order gate), summed over the nodes' GET /v1/cluster. */
-async function gateHeld(rig: ClusterRig): Promise<number> {
+/** A figure of GET /v1/cluster's `handover` (e.g. gateHeld: routes that waited for a re-read), summed over the nodes. */
+async function handoverSum(rig: ClusterRig, key: string): Promise<number> {
   let n = 0;
   for (const node of rig.nodes) {
     const v = await fetch(`${node.http}/v1/cluster`, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.json(),
       () => ({}),
     );
-    n += Number((v as { handover?: { gateHeld?: number } }).handover?.gateHeld ?? 0);
+    n += Number((v as { handover?: Record<string, number> }).handover?.[key] ?? 0);
   }
   return n;
 }
