@@ -140,6 +140,8 @@ export interface SessionHost {
   post(shard: number, m: PortMsg): void;
   /** Where a user's owner lives when it is not `ownerOf(user, shards)` (cluster mode). */
   ownerOf?(user: string): number;
+  /** Cluster: the owner under the last view even while cut off (`ownerOf` is -1 then): where our routes went. */
+  placedOwnerOf?(user: string): number;
 }
 
 const deliverFrame = (d: Delivery): ServerFrame => ({
@@ -942,9 +944,13 @@ export class Sessions {
    */
   private onRoutesLost(k: number): void {
     for (const s of [...this.byConn.values()]) {
-      if (mayHaveLost(s, k, (u) => this.ownerShard(u))) this.disconnect(s, Disconnects.resync);
+      if (mayHaveLost(s, k, (u) => this.placedOwner(u))) this.disconnect(s, Disconnects.resync);
     }
     this.host.post(k, { t: "routesResumed", shard: this.host.index });
+  }
+
+  private placedOwner(user: string): number {
+    return this.host.placedOwnerOf ? this.host.placedOwnerOf(user) : this.ownerShard(user);
   }
 
   /** Closes every connection with `d` but keeps accepting (cluster: a cut node sheds its clients). */

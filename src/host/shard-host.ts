@@ -77,7 +77,7 @@ export class ShardHost {
       metrics: o.metrics,
       signals: this.signals,
       post,
-      ...(c ? { ownerOf: (user: string) => c.ownerOf(user) } : {}),
+      ...(c ? { ownerOf: (u: string) => c.ownerOf(u), placedOwnerOf: (u: string) => c.placedOwnerOf(u) } : {}),
     });
     if (c) {
       c.onPlacement = (moved) => {
