@@ -89,7 +89,7 @@ export class ShardHost {
       // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
       c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
       c.online = (user, live) => (live ? this.owner.isLive(user) : this.owner.isOnline(user));
-      c.onFenced = () => this.owner.dropMoved(() => true);
+      c.onFenced = () => this.owner.dropMoved(() => true, false, true); // unnumbered routes parked for the regain
       c.onPeerStarted = (address) => {
         this.owner.shardDown(address); // its sessions died with the old thread
         this.sessions.reattachOwnedBy(address);

@@ -781,9 +781,10 @@ export class Owner {
    * sender and id). Storing it here instead would write rows with this owner's seqs behind the
    * new owner's, which its drain would never read.
    */
-  dropMoved(moved: (user: string) => boolean, tell = false): void {
+  dropMoved(moved: (user: string) => boolean, tell = false, park = false): void {
     for (const b of [...this.boxes.values()]) {
       if (!moved(b.user)) continue;
+      if (park) this.parkUnnumbered(b);
       const l = b.link;
       if (l) {
         this.drainQueue.delete(l);
@@ -795,6 +796,18 @@ export class Owner {
       }
       this.boxes.delete(b.user);
     }
+  }
+
+  /**
+   * Cluster, cut off (`park`): routes that reached this box but got no seq yet (waiting for its
+   * load, a seq block or a dedupe lookup) were dropped with it, unanswered; their SDKs resent them
+   * a second later, behind the same senders' later sends taken after the link came back. Parked
+   * instead (cluster/parked.ts), in their order, they run first when this shard owns again.
+   */
+  private parkUnnumbered(b: UserBox): void {
+    if (b.lookingUp) this.io.park?.(b.lookingUp);
+    b.lookingUp = null;
+    for (const m of this.takeWaiting(b)) this.io.park?.(m);
   }
 
   /**

@@ -438,3 +438,28 @@ describe("status of users the owner holds no state for", () => {
     ]);
   });
 });
+
+describe("owner: cut off (cluster)", () => {
+  test("routes without a seq yet are parked, in order, when the owner state is dropped; numbered ones are not", () => {
+    const parked: string[] = [];
+    const toShard: PortMsg[] = [];
+    const o = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: (_k, m) => toShard.push(m),
+      toWriter: () => {},
+      now: () => 1000,
+      underPressure: () => false,
+      owns: () => true,
+      park: (m) => parked.push(m.id),
+    }, limits);
+    o.handle(route("u", "a")); // the box loads: "a" and "b" wait for seqs
+    o.handle(route("u", "b"));
+    o.dropMoved(() => true, false, true);
+    expect(parked).toEqual(["a", "b"]);
+    expect(o.backlogRows).toBe(0);
+    o.handle(route("v", "c"));
+    o.dropMoved(() => true); // a placement move: the sessions re-post their unanswered sends
+    expect(parked).toEqual(["a", "b"]);
+  });
+});
