@@ -502,7 +502,7 @@ export class Sessions {
     return check instanceof Promise ? check.then(verdict) : verdict(check);
   }
 
-  /** `re`: a re-attach of this open session, not its login (a re-attach never replaces another link: router/reattach-rule.ts). */
+  /** `re`: a re-attach of this open session, not its login (what it displaces is not told REPLACED: router/reattach-rule.ts). */
   private attach(s: Session, re = false): void {
     // A connection being closed never attaches again (re-placement, an owner's restart, a dropped
     // link): sent after its close, the attach could reach the owner after its client's new login on

@@ -63,7 +63,7 @@ import type {
 } from "./wire.ts";
 import { isLookupReply, UnknownStatus } from "./unknown-status.ts";
 import { OwnerAdmin } from "./owner-admin.ts";
-import { reattachYields } from "./reattach-rule.ts";
+import { displacedWhy } from "./reattach-rule.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -670,12 +670,9 @@ export class Owner {
   private onAttach(m: AttachMsg): void {
     const b = this.box(m.user);
     const old = b.link;
-    if (reattachYields(m, old)) {
-      return this.io.toShard(m.shard, { t: "evict", user: m.user, conn: m.conn, why: "resync" }); // reattach-rule.ts
-    }
     if (old && (old.shard !== m.shard || old.conn !== m.conn)) {
-      // Newest login wins: the older connection is closed with a reason.
-      this.io.toShard(old.shard, { t: "evict", user: b.user, conn: old.conn, why: "replaced" });
+      // Newest login wins: the older connection is closed with a reason (a re-attach: reattach-rule.ts).
+      this.io.toShard(old.shard, { t: "evict", user: b.user, conn: old.conn, why: displacedWhy(m) });
       this.release(b);
     } else if (old) {
       // The same connection attaching again (a login and a re-attach after an owner restart can

@@ -41,7 +41,7 @@ export interface AttachMsg {
   conn: number;
   v0: boolean; // v0 connections cannot ack: rows are gone once written
   resume: number; // client's last acked seq (0 = none)
-  /** Cluster: a re-attach of an open session (owner moved, restarted, dropped it), not a login: it never replaces another link (router/reattach-rule.ts). */
+  /** Cluster: a re-attach of an open session (owner moved, restarted, dropped it), not a login: the link it displaces is never told REPLACED (router/reattach-rule.ts). */
   re?: boolean;
 }
 export interface DetachMsg {

@@ -7,7 +7,7 @@
 //     resend (route-gap.ts; iris1 answers the owner's notice for real).
 //   - The owner fence: after the owner refused a route, a later route of the same connection to
 //     the same recipient, already on the wire, is refused until the refused id comes back.
-//   - A re-attach of another connection never replaces the recipient's live link (REPLACED).
+//   - A re-attach of another connection never tells the recipient's live login to stop (REPLACED).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
@@ -124,18 +124,19 @@ describe("per-sender order at the owner (two nodes, real nats-server)", () => {
     20_000,
   );
 
-  test("a late re-attach of another connection does not replace the recipient's live link", async () => {
+  test("a late re-attach of another connection never tells the recipient's live login to stop (REPLACED)", async () => {
     const r = ownedByIris2("reatt");
     const { c, got } = await recipient(r);
     const states: string[] = [];
     c.onState((s) => states.push(s));
-    // A session of r on iris1 whose client already left, re-attaching after r's login here.
+    // A session of r on iris1 whose client already left, re-attaching after r's login here: it
+    // takes the link, r's connection is closed with a reconnect-advised code, r's SDK logs in
+    // again and wins the link back (on main: closed with REPLACED, and the SDK stops for good).
     await publish(3003, 1, [{ t: "attach", user: r, shard: src, conn: 77, v0: false, resume: 0, re: true }]);
-    await Bun.sleep(300);
+    await until(() => states.at(-1) === "online", "r back online after its re-login", 5000);
     await publish(3003, 2, [route(r, "after", 11)]);
     await until(() => got.length >= 1, "a message after the re-attach", 5000);
-    expect(states).toEqual([]);
-    expect(c.state).toBe("online");
+    expect(states).not.toContain("replaced");
     expect(got.map((m) => m.text())).toEqual(["after"]);
   }, 20_000);
 });

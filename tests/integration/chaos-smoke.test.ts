@@ -22,13 +22,13 @@ const RUN = resolve(import.meta.dir, "../../chaos/run.ts");
 const LEFT_OUT = new Map<string, string>();
 
 /**
- * Cluster scenarios whose short runs must keep per-sender order (reordered=0): since the SDK and
- * the session keep order through refusals and the order gate holds draining links, every short
- * run of these measured 0 (docs/CLUSTER.md, "Order through refusals"). nats-restart and
- * split-brain are counted, not required: nats-restart had 1 inversion in 2 of 11 runs, and
- * split-brain 2 and 3 in 2 of about 15 runs after the fixes (causes not traced).
+ * Cluster scenarios whose short runs must keep per-sender order (reordered=0): since the SDK, the
+ * session and the owner keep order through refusals and lost routes, every short run of these
+ * measured 0 (docs/CLUSTER.md, "Order through refusals"). nats-restart and cluster-god-mode are
+ * counted, not required: their NATS restarts still invert now and then, from rows an old owner
+ * numbered whose store landed after the next owner had numbered later sends (late rows adopted).
  */
-const ORDERED = new Set(["node-sniper"]);
+const ORDERED = new Set(["node-sniper", "split-brain"]);
 
 async function runShort(name: string, budgetMs: number): Promise<{ code: number; line: string; log: string }> {
   const proc = Bun.spawn([process.execPath, RUN, name, "--short"], {

@@ -176,21 +176,18 @@ describe("owner", () => {
     expect(o.isOnline("u")).toBe(true);
   });
 
-  test("a re-attach never replaces another connection's link: its own connection is closed instead", () => {
+  test("a re-attach takes the link, but the connection it displaces is never told REPLACED", () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 3, conn: 4, v0: false, resume: 0 }); // the newest login
     toShard = [];
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0, re: true }); // a late re-attach
-    expect(toShard).toEqual([{ k: 2, m: { t: "evict", user: "u", conn: 9, why: "resync" } }]);
-    o.handle({ t: "detach", user: "u", shard: 2, conn: 9 }); // not its link: ignored
-    expect(o.isOnline("u")).toBe(true);
-    // The same connection re-attaching is taken, and so is a re-attach to a box with no link.
+    expect(toShard).toContainEqual({ k: 3, m: { t: "evict", user: "u", conn: 4, why: "resync" } });
+    expect(toShard.some(({ m }) => m.t === "evict" && m.why === "replaced")).toBe(false);
+    // The displaced client logs in again: a login, which wins with REPLACED as ever.
     toShard = [];
-    o.handle({ t: "attach", user: "u", shard: 3, conn: 4, v0: false, resume: 0, re: true });
-    expect(toShard.some(({ m }) => m.t === "evict")).toBe(false);
-    o.handle({ t: "detach", user: "u", shard: 3, conn: 4 }); // the login's link it was
-    expect(o.isOnline("u")).toBe(false);
-    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0, re: true });
+    o.handle({ t: "attach", user: "u", shard: 3, conn: 5, v0: false, resume: 0 });
+    expect(toShard).toContainEqual({ k: 2, m: { t: "evict", user: "u", conn: 9, why: "replaced" } });
+    o.handle({ t: "detach", user: "u", shard: 2, conn: 9 }); // the stale one's detach changes nothing
     expect(o.isOnline("u")).toBe(true);
   });
 
