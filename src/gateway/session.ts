@@ -886,12 +886,21 @@ export class Sessions {
     c: number,
     s?: Session,
   ): RouteMsg {
-    this.host.metrics.add("msgsIn");
     const now = TIME_ORIGIN + performance.now();
     const route: RouteMsg = { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c };
+    const k = this.ownerShard(to);
+    // Cluster: no owner known now (no view yet, or the fence after a cut). Posted nowhere, the send
+    // went unanswered and its SDK resent it a second later, behind later sends taken once an owner
+    // was known: refused in order instead (refusal-fence.ts).
+    if (k < 0 && s && s.proto !== "v0") {
+      this.host.metrics.add("busyRejects");
+      this.refuseInOrder(s, to, id, "SERVER_BUSY", "no owner known for the recipient right now; retry");
+      return route;
+    }
+    this.host.metrics.add("msgsIn");
     // Unsettled before it leaves: an owner on this shard may answer (refuse) synchronously.
     if (s && id !== "" && !(s.unsettled ??= new Map()).has(id)) s.unsettled.set(id, route);
-    this.toOwner(to, route);
+    this.host.post(k, route);
     return route;
   }
 

@@ -381,3 +381,34 @@ describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", (
     expect(attaches.every((m) => m.t === "attach" && m.re === true)).toBe(true);
   });
 });
+
+describe("cluster: no owner known for a recipient", () => {
+  test("a send is refused in order (SERVER_BUSY), not posted nowhere; once an owner is known it goes", async () => {
+    posted = [];
+    const buf = createMetricsBuffer(1);
+    let known = false;
+    sessions = new Sessions({
+      index: 0,
+      shards: 1,
+      settings: defaultSettings,
+      metrics: new SlotMetrics(buf, shardSlot(0)),
+      signals: new Signals(new MetricsReader(buf)),
+      post: (_k, m) => posted.push(m),
+      ownerOf: () => (known ? 0 : -1),
+    });
+    const { s, t } = loggedIn("alice");
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    await turnEnd();
+    expect(posted.filter((m) => m.t === "route")).toEqual([]);
+    expect(t.frames.filter((f) => f.op === "error").map((f) => f.op === "error" && [f.id, f.code])).toEqual([
+      ["x1", "SERVER_BUSY"],
+      ["x2", "SERVER_BUSY"],
+    ]);
+    known = true;
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) }); // fenced behind x1
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    expect(posted.filter((m) => m.t === "route").map((m) => m.t === "route" && m.id)).toEqual(["x1", "x2"]);
+  });
+});
