@@ -13,12 +13,11 @@ import { userIdProblem } from "../protocol/index.ts";
 import type { Admission } from "./admission.ts";
 import { assetRoutes } from "./assets.ts";
 import { adminRoutes } from "./admin.ts";
-import type { Session, Sessions } from "./session.ts";
+import type { Sessions } from "./session.ts";
+import { WsConn } from "./transports.ts";
 
-/** Per-socket data: the session is created when the socket opens. */
-export interface WsData {
-  s: Session | null;
-}
+/** Per-socket data: the session is created when the socket opens (and the socket's transport). */
+export type WsData = WsConn;
 
 export interface HttpDeps {
   settings: Settings;
@@ -169,7 +168,7 @@ export function upgradeWebSocket(admission: Admission, req: Request, srv: Server
   if (why) {
     return new Response(`${why}; retry later\n`, { status: 503, headers: { "retry-after": String(RETRY_AFTER_S) } });
   }
-  if (srv.upgrade(req, { data: { s: null } })) return undefined;
+  if (srv.upgrade(req, { data: new WsConn() })) return undefined;
   admission.settle();
   return new Response("websocket upgrade failed\n", { status: 426 });
 }

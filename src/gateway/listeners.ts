@@ -14,7 +14,7 @@ import {
 import type { Admission } from "./admission.ts";
 import { upgradeWebSocket, type WsData } from "./http.ts";
 import type { Session, Sessions } from "./session.ts";
-import { TcpTransport, wsTransport } from "./transports.ts";
+import { TcpTransport } from "./transports.ts";
 
 type TcpData = { s: Session | null };
 // Bun.listen honours reusePort (as Bun.serve does); bun-types 1.4.5 only declares it for connect.
@@ -59,7 +59,9 @@ export function listenWebSocket(
       open(ws: ServerWebSocket<WsData>) {
         ws.binaryType = "uint8array"; // not a Buffer per message (see bytesOf)
         admission.settle();
-        ws.data.s = sessions.open(wsTransport(ws), false);
+        const c = ws.data;
+        c.ws = ws;
+        c.s = sessions.open(c, false);
       },
       message(ws: ServerWebSocket<WsData>, data: string | Uint8Array) {
         const sess = ws.data.s;

@@ -68,7 +68,7 @@ import {
   WS_FRAME_SLACK_BYTES,
 } from "../limits.ts";
 import { RateLimitedLog } from "../observe/ratelog.ts";
-import { TokenBucket } from "./rate.ts";
+import { refilled, TokenBucket } from "./rate.ts";
 import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
@@ -93,7 +93,8 @@ export interface Session {
   acked: number; // highest seq the client acked: the resume point if our owner restarts
   flow: FlowState;
   blockedSince: number; // when flow became `owed`
-  frames: TokenBucket;
+  frameTokens: number; // the frame-rate bucket, inline (rate.ts; no bucket object per connection)
+  frameAt: number; // when frameTokens was last refilled
   /**
    * Sends routed for this connection and not yet answered, in send order (v1/JSON ids only). If
    * the owner thread of their recipient dies, they are routed again, in order, when it is back,
@@ -159,6 +160,9 @@ const TIME_ORIGIN = performance.timeOrigin;
 /** The shared empty `held` queue: frozen, so a push to it instead of a fresh array throws. */
 const NOTHING_HELD: ClientFrame[] = Object.freeze([]) as unknown as ClientFrame[];
 
+/** A connection's frame-rate burst: this many seconds of `rateFrames`. */
+const FRAME_BURST_SECONDS = 2;
+
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
 
@@ -200,6 +204,17 @@ export class Sessions {
     return this.byConn.size;
   }
 
+  /** Takes one token of the connection's frame-rate bucket if it has one (rateFrames 0: unlimited). */
+  private takeFrame(s: Session, now: number): boolean {
+    const rate = this.host.settings.rateFrames;
+    if (rate <= 0) return true;
+    const tokens = refilled(s.frameTokens, s.frameAt, now, rate, rate * FRAME_BURST_SECONDS);
+    s.frameAt = now;
+    const ok = tokens >= 1;
+    s.frameTokens = ok ? tokens - 1 : tokens;
+    return ok;
+  }
+
   private moveTo(s: Session, next: SessionState): void {
     if (!TRANSITIONS[s.state].includes(next)) throw new Error(`session: ${s.state} → ${next} is not a transition`);
     s.state = next;
@@ -217,7 +232,8 @@ export class Sessions {
       acked: 0,
       flow: "clear",
       blockedSince: 0,
-      frames: new TokenBucket(st.rateFrames, st.rateFrames * 2, performance.now()),
+      frameTokens: st.rateFrames * FRAME_BURST_SECONDS,
+      frameAt: performance.now(),
       unsettled: null,
       recentBytes: 0,
       held: NOTHING_HELD,
@@ -250,7 +266,7 @@ export class Sessions {
     const v0Open = s.proto === "v0" && s.state === "open";
     const now = performance.now();
     this.outbox.tick(now); // frames queued early in a long turn do not wait for all of it
-    const overRate = !s.frames.take(now);
+    const overRate = !this.takeFrame(s, now);
     if (overRate && !v0Open) {
       // Past its burst a connection is closed, never silently thinned: dropping frames would lose
       // sends and acks without an answer. The SDK reconnects and resends unacked sends (same ids).
@@ -360,7 +376,7 @@ export class Sessions {
       this.paused.delete(s);
       return 0;
     }
-    if (s.frameDebt && !s.frames.take(performance.now())) return s.held.length - s.heldAt;
+    if (s.frameDebt && !this.takeFrame(s, performance.now())) return s.held.length - s.heldAt;
     s.frameDebt = false;
     while (s.heldAt < s.held.length) {
       if (s.state !== "open") return 0; // a held packet was refused: the connection is closing

@@ -2,6 +2,7 @@
 // socket for seed (v0) clients, which has no message framing or send queue of its own.
 
 import type { ServerWebSocket, Socket } from "bun";
+import type { Session } from "./session.ts";
 
 /** What a session needs from its socket, whether WebSocket or raw TCP. */
 export interface Transport {
@@ -20,31 +21,32 @@ export interface Transport {
   cork?(writes: () => void): boolean;
 }
 
-export function wsTransport<T>(ws: ServerWebSocket<T>): Transport {
-  return new WsTransport(ws);
-}
-
-/** A class, not an object of closures: an idle connection holds one small object (issue 14). */
-class WsTransport<T> implements Transport {
-  constructor(private readonly ws: ServerWebSocket<T>) {}
+/**
+ * A WebSocket's per-socket data (its session) and its transport in one object: created at the
+ * upgrade, given its socket when it opens. A class, not closures, and not a second object per
+ * socket: an idle connection holds as little as possible (issue 14).
+ */
+export class WsConn implements Transport {
+  ws: ServerWebSocket<WsConn> | null = null;
+  s: Session | null = null;
   send(d: string | Uint8Array): number {
-    return this.ws.send(d);
+    return this.ws!.send(d);
   }
   buffered(): number {
-    return this.ws.getBufferedAmount();
+    return this.ws!.getBufferedAmount();
   }
   close(code: number, reason: string): void {
-    this.ws.close(code, reason);
+    this.ws!.close(code, reason);
   }
   pause(): void {
-    this.ws.pause();
+    this.ws!.pause();
   }
   resume(): void {
-    this.ws.resume();
+    this.ws!.resume();
   }
   /** Bun batches the frames sent inside cork() into one write; each stays its own WS message. */
   cork(writes: () => void): boolean {
-    this.ws.cork(writes);
+    this.ws!.cork(writes);
     return true;
   }
 }
