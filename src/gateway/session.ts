@@ -73,6 +73,13 @@ import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
+/** A v0 sender's packets read while it must wait (see v0Wait): made on its first wait, dropped after. */
+interface V0Held {
+  frames: ClientFrame[]; // in order
+  at: number; // index of the next one to run (a queue without shifting)
+  debt: boolean; // they came in over the frame rate
+}
+
 export type SessionState = "awaitingLogin" | "open" | "closing" | "closed";
 export type FlowState = "clear" | "owed" | "page";
 
@@ -102,9 +109,7 @@ export interface Session {
    */
   unsettled: Map<string, RouteMsg> | null; // null while none for a second (an idle connection holds no Map)
   recentBytes: number; // bytes received since the last shedding check
-  held: ClientFrame[]; // v0: packets waiting, in order, while the socket is paused (NOTHING_HELD if none)
-  heldAt: number; // index of the next held packet to run (a queue without shifting)
-  frameDebt: boolean; // v0: the held packets came in over the frame rate
+  held: V0Held | null; // v0: packets waiting while the socket is paused (null if none)
   statusInFlight: number; // status queries sent to owners and not yet answered
   /** Frames that arrived while the login is verified asynchronously: run in order after it. */
   loginHeld?: ClientFrame[] | null;
@@ -157,11 +162,11 @@ const deliverFrame = (d: Delivery): ServerFrame => ({
 /** Epoch ms at performance.now() = 0, read once (a getter call per message otherwise). */
 const TIME_ORIGIN = performance.timeOrigin;
 
-/** The shared empty `held` queue: frozen, so a push to it instead of a fresh array throws. */
-const NOTHING_HELD: ClientFrame[] = Object.freeze([]) as unknown as ClientFrame[];
-
 /** A connection's frame-rate burst: this many seconds of `rateFrames`. */
 const FRAME_BURST_SECONDS = 2;
+
+/** The connection's held v0 packets, made on first use. */
+const heldOf = (s: Session): V0Held => s.held ??= { frames: [], at: 0, debt: false };
 
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
@@ -236,9 +241,7 @@ export class Sessions {
       frameAt: performance.now(),
       unsettled: null,
       recentBytes: 0,
-      held: NOTHING_HELD,
-      heldAt: 0,
-      frameDebt: false,
+      held: null,
       statusInFlight: 0,
       bundle: false,
       out: null,
@@ -286,13 +289,13 @@ export class Sessions {
       else this.reply(s, { op: "error", code: e.code, reason: e.message }, replyProto);
       return;
     }
-    if (overRate) s.frameDebt = true; // v0: slowed like any other wait, never closed for it
+    if (overRate) heldOf(s).debt = true; // v0: slowed like any other wait, never closed for it
     this.run(s, frames);
   }
 
   /** Runs frames in order; a v0 connection that must wait holds the rest and pauses its socket. */
   private run(s: Session, frames: ClientFrame[]): void {
-    if (this.paused.has(s) || s.frameDebt) return this.hold(s, frames);
+    if (this.paused.has(s) || s.held?.debt) return this.hold(s, frames);
     for (let i = 0; i < frames.length; i++) {
       if (s.state !== "awaitingLogin" && s.state !== "open") return;
       const f = frames[i]!;
@@ -338,9 +341,9 @@ export class Sessions {
   }
 
   private hold(s: Session, frames: ClientFrame[]): void {
-    if (s.held === NOTHING_HELD) s.held = [];
-    for (const f of frames) s.held.push(f);
-    const n = s.held.length - s.heldAt;
+    const h = heldOf(s);
+    for (const f of frames) h.frames.push(f);
+    const n = h.frames.length - h.at;
     if (n > V0_HELD_FRAMES_MAX) {
       this.host.metrics.add("v0NotPausingCloses");
       return this.refuseV0(s, Disconnects.v0NotPausing, `${n} packets read while paused`);
@@ -376,23 +379,25 @@ export class Sessions {
       this.paused.delete(s);
       return 0;
     }
-    if (s.frameDebt && !this.takeFrame(s, performance.now())) return s.held.length - s.heldAt;
-    s.frameDebt = false;
-    while (s.heldAt < s.held.length) {
-      if (s.state !== "open") return 0; // a held packet was refused: the connection is closing
-      const rest = this.runV0(s, s.held[s.heldAt]!);
-      if (rest) {
-        s.held[s.heldAt] = rest;
-        if (s.heldAt > 1024 && s.heldAt * 2 > s.held.length) {
-          s.held = s.held.slice(s.heldAt); // compact now and then, not on every packet
-          s.heldAt = 0;
+    const h = s.held;
+    if (h !== null) {
+      if (h.debt && !this.takeFrame(s, performance.now())) return h.frames.length - h.at;
+      h.debt = false;
+      while (h.at < h.frames.length) {
+        if (s.state !== "open") return 0; // a held packet was refused: the connection is closing
+        const rest = this.runV0(s, h.frames[h.at]!);
+        if (rest) {
+          h.frames[h.at] = rest;
+          if (h.at > 1024 && h.at * 2 > h.frames.length) {
+            h.frames = h.frames.slice(h.at); // compact now and then, not on every packet
+            h.at = 0;
+          }
+          return h.frames.length - h.at;
         }
-        return s.held.length - s.heldAt;
+        h.at++;
       }
-      s.heldAt++;
     }
-    s.held = NOTHING_HELD;
-    s.heldAt = 0;
+    s.held = null;
     this.paused.delete(s);
     this.host.metrics.set("v0Paused", this.paused.size);
     if (s.state === "open") s.t.resume();
@@ -837,8 +842,7 @@ export class Sessions {
     this.moveTo(s, "closed");
     this.host.metrics.set("conns", this.byConn.size);
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
-    s.held = NOTHING_HELD;
-    s.heldAt = 0;
+    s.held = null;
     this.outbox.discard(s);
     if (s.user) this.leave(s);
   }
