@@ -99,7 +99,6 @@ export interface Session {
   proto: Encoding | undefined;
   acked: number; // highest seq the client acked: the resume point if our owner restarts
   flow: FlowState;
-  blockedSince: number; // when flow became `owed`
   frameTokens: number; // the frame-rate bucket, inline (rate.ts; no bucket object per connection)
   frameAt: number; // when frameTokens was last refilled
   /**
@@ -109,8 +108,8 @@ export interface Session {
    */
   unsettled: Map<string, RouteMsg> | null; // null while none for a second (an idle connection holds no Map)
   recentBytes: number; // bytes received since the last shedding check
-  held: V0Held | null; // v0: packets waiting while the socket is paused (null if none)
-  statusInFlight: number; // status queries sent to owners and not yet answered
+  /** What few connections use (see SessionRare); null until one of them is needed. */
+  rare: SessionRare | null;
   /** Frames that arrived while the login is verified asynchronously: run in order after it. */
   loginHeld?: ClientFrame[] | null;
   /** v1 login granted bundles: frames leave through the outbox, client bundles are read. */
@@ -118,6 +117,16 @@ export interface Session {
   /** Outbox queue of this turn (see outbox.ts); null when empty. */
   out: Uint8Array[] | null;
   outBytes: number;
+}
+
+/**
+ * A session's seldom-used state, in an object made on first use: an idle connection, which
+ * never needs it, holds three fields fewer (issue 14). Once made it stays (no churn).
+ */
+interface SessionRare {
+  held: V0Held | null; // v0: packets waiting while the socket is paused (null if none)
+  statusInFlight: number; // status queries sent to owners and not yet answered
+  blockedSince: number; // when flow became `owed`
   /** Recipients whose later sends wait for the retry of a refused one (refusal-fence.ts); null until a refusal. */
   fence: RefusalFence | null;
 }
@@ -166,7 +175,10 @@ const TIME_ORIGIN = performance.timeOrigin;
 const FRAME_BURST_SECONDS = 2;
 
 /** The connection's held v0 packets, made on first use. */
-const heldOf = (s: Session): V0Held => s.held ??= { frames: [], at: 0, debt: false };
+const heldOf = (s: Session): V0Held => rareOf(s).held ??= { frames: [], at: 0, debt: false };
+
+/** The session's seldom-used state, made on first use. */
+const rareOf = (s: Session): SessionRare => s.rare ??= { held: null, statusInFlight: 0, blockedSince: 0, fence: null };
 
 /** Decode errors that close the connection even on v1/JSON (the stream cannot be trusted). */
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
@@ -236,17 +248,14 @@ export class Sessions {
       proto: tcp ? "v0" : undefined,
       acked: 0,
       flow: "clear",
-      blockedSince: 0,
       frameTokens: st.rateFrames * FRAME_BURST_SECONDS,
       frameAt: performance.now(),
       unsettled: null,
       recentBytes: 0,
-      held: null,
-      statusInFlight: 0,
+      rare: null,
       bundle: false,
       out: null,
       outBytes: 0,
-      fence: null,
     };
     this.byConn.set(s.conn, s);
     this.host.metrics.set("conns", this.byConn.size);
@@ -295,7 +304,7 @@ export class Sessions {
 
   /** Runs frames in order; a v0 connection that must wait holds the rest and pauses its socket. */
   private run(s: Session, frames: ClientFrame[]): void {
-    if (this.paused.has(s) || s.held?.debt) return this.hold(s, frames);
+    if (this.paused.has(s) || s.rare?.held?.debt) return this.hold(s, frames);
     for (let i = 0; i < frames.length; i++) {
       if (s.state !== "awaitingLogin" && s.state !== "open") return;
       const f = frames[i]!;
@@ -334,7 +343,7 @@ export class Sessions {
    * its rate bucket refills, or its status queries are answered.
    */
   private v0Wait(s: Session, f: ClientFrame): boolean {
-    if (f.op === "status") return s.statusInFlight >= V0_STATUS_IN_FLIGHT_MAX;
+    if (f.op === "status") return (s.rare?.statusInFlight ?? 0) >= V0_STATUS_IN_FLIGHT_MAX;
     if (f.op !== "send") return false;
     if (this.busyReason() !== null || this.v0BacklogFull()) return true;
     return userIdProblem(f.to) === null && !this.userBucket(s.user!).take(performance.now());
@@ -379,7 +388,7 @@ export class Sessions {
       this.paused.delete(s);
       return 0;
     }
-    const h = s.held;
+    const h = s.rare?.held ?? null;
     if (h !== null) {
       if (h.debt && !this.takeFrame(s, performance.now())) return h.frames.length - h.at;
       h.debt = false;
@@ -397,7 +406,7 @@ export class Sessions {
         h.at++;
       }
     }
-    s.held = null;
+    if (s.rare) s.rare.held = null;
     this.paused.delete(s);
     this.host.metrics.set("v0Paused", this.paused.size);
     if (s.state === "open") s.t.resume();
@@ -450,12 +459,13 @@ export class Sessions {
       if (s.proto === "v0") return this.reply(s, { op: "status", user, online: false, lastSeen: 0 });
       return this.reply(s, { op: "error", code: "BAD_USER", reason: problem });
     }
-    s.statusInFlight++;
+    const rare = rareOf(s);
+    rare.statusInFlight++;
     this.queryStatus(user, (r) => {
-      s.statusInFlight--;
+      rare.statusInFlight--;
       this.reply(s, { op: "status", user: r.user, online: r.online, lastSeen: r.lastSeen });
       // A v0 sender paused on unanswered queries goes on as soon as one is answered.
-      if (s.statusInFlight === V0_STATUS_IN_FLIGHT_MAX - 1 && this.paused.has(s)) this.retry(s);
+      if (rare.statusInFlight === V0_STATUS_IN_FLIGHT_MAX - 1 && this.paused.has(s)) this.retry(s);
     });
   }
 
@@ -548,7 +558,7 @@ export class Sessions {
 
   /** A retryable refusal: later sends to `to` on this connection may not overtake it (refusal-fence.ts). */
   private refuseInOrder(s: Session, to: string, id: string, code: string, reason: string): void {
-    (s.fence ??= new RefusalFence()).refused(to, id, code, performance.now());
+    (rareOf(s).fence ??= new RefusalFence()).refused(to, id, code, performance.now());
     this.refuse(s, id, code, reason);
   }
 
@@ -562,7 +572,7 @@ export class Sessions {
     // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
-    const fenced = s.fence?.check(to, id, performance.now());
+    const fenced = s.rare?.fence?.check(to, id, performance.now());
     if (fenced) {
       this.host.metrics.add(FENCED_METRIC[fenced] ?? "busyRejects");
       return this.refuse(s, id, fenced, "an earlier send to this recipient was refused; retry it first");
@@ -622,9 +632,13 @@ export class Sessions {
     const timeout = this.host.settings.slowConsumerTimeout;
     let heaviest: Session | null = null;
     for (const s of this.byConn.values()) {
-      if (s.flow === "owed" && now - s.blockedSince > timeout) {
+      if (s.flow === "owed" && now - rareOf(s).blockedSince > timeout) {
         this.host.metrics.add("slowDisconnects");
-        this.disconnect(s, Disconnects.notReading, `not reading for ${Math.round((now - s.blockedSince) / 1000)} s`);
+        this.disconnect(
+          s,
+          Disconnects.notReading,
+          `not reading for ${Math.round((now - rareOf(s).blockedSince) / 1000)} s`,
+        );
         continue;
       }
       if (!heaviest || s.recentBytes > heaviest.recentBytes) heaviest = s;
@@ -714,7 +728,7 @@ export class Sessions {
   /** An owner refused a send for now: later sends to its recipient wait for its retry (refusal-fence.ts). */
   private fenceAfter(s: Session, m: SendErrorMsg): void {
     const route = RETRYABLE_REFUSALS.has(m.code) ? s.unsettled?.get(m.id) : undefined;
-    if (route) (s.fence ??= new RefusalFence()).refused(route.to, m.id, m.code, performance.now());
+    if (route) (rareOf(s).fence ??= new RefusalFence()).refused(route.to, m.id, m.code, performance.now());
   }
 
   private deliver(m: DeliverMsg): void {
@@ -807,7 +821,7 @@ export class Sessions {
       if (s.flow !== "owed") {
         if (!page && s.flow === "clear") this.postFlow(s, false);
         s.flow = "owed";
-        s.blockedSince = performance.now();
+        rareOf(s).blockedSince = performance.now();
       }
       return;
     }
@@ -842,7 +856,7 @@ export class Sessions {
     this.moveTo(s, "closed");
     this.host.metrics.set("conns", this.byConn.size);
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
-    s.held = null;
+    if (s.rare) s.rare.held = null;
     this.outbox.discard(s);
     if (s.user) this.leave(s);
   }
