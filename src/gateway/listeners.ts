@@ -13,10 +13,11 @@ import {
 } from "../limits.ts";
 import type { Admission } from "./admission.ts";
 import { upgradeWebSocket, type WsData } from "./http.ts";
-import type { Session, Sessions } from "./session.ts";
+import type { Sessions } from "./session.ts";
 import { TcpTransport } from "./transports.ts";
 
-type TcpData = { s: Session | null };
+/** A TCP socket's data is its transport, which holds the session (one object per socket). */
+type TcpData = TcpTransport<unknown> | null;
 // Bun.listen honours reusePort (as Bun.serve does); bun-types 1.4.5 only declares it for connect.
 type TcpListenOptions = import("bun").TCPSocketListenOptions<TcpData> & { reusePort?: boolean };
 
@@ -90,28 +91,31 @@ export function listenTcp(
     port,
     reusePort: true, // a TLS reload binds the new listener before the old one stops
     ...(tls ? { tls } : {}),
-    data: { s: null },
+    data: null,
     socket: {
       binaryType: "uint8array", // not a Buffer per read (see bytesOf)
       open(sock) {
         if (admission.admit()) return void sock.end();
         admission.settle();
-        sock.data = { s: sessions.open(new TcpTransport(sock), true) };
+        const t = new TcpTransport(sock);
+        sock.data = t;
+        t.s = sessions.open(t, true);
       },
       data(sock, chunk) {
-        if (sock.data.s) sessions.onData(sock.data.s, bytesOf(chunk));
+        const s = sock.data?.s;
+        if (s) sessions.onData(s, bytesOf(chunk));
       },
       drain(sock) {
-        const s = sock.data.s;
-        if (!s) return;
-        (s.t as TcpTransport<TcpData>).flush();
-        sessions.onDrain(s);
+        const t = sock.data;
+        if (!t?.s) return;
+        t.flush();
+        sessions.onDrain(t.s);
       },
       close(sock) {
-        if (sock.data.s) sessions.onClose(sock.data.s);
+        if (sock.data?.s) sessions.onClose(sock.data.s);
       },
       error(sock) {
-        if (sock.data.s) sessions.onClose(sock.data.s);
+        if (sock.data?.s) sessions.onClose(sock.data.s);
       },
     },
   };

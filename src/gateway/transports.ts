@@ -61,6 +61,8 @@ export class TcpTransport<T> implements Transport {
   /** While corked: the frames to write as one buffer (TCP is a byte stream, so joining is exact). */
   private corked: Uint8Array[] | null = null;
   private corkedBytes = 0;
+  /** The socket's session (the socket's data is this transport: one object per socket). */
+  s: Session | null = null;
   constructor(private readonly sock: Socket<T>) {}
 
   send(d: string | Uint8Array): number {

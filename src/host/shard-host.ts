@@ -2,13 +2,13 @@
 // port mesh carries messages between threads; owner-bound ones go to the owner actor, the rest to
 // the sessions; the listeners feed the sessions; admission guards new connections.
 
-import type { Server, TCPSocketListener } from "bun";
+import type { Server } from "bun";
 import type { Settings } from "../config/schema.ts";
 import { tlsOptions } from "../config/tls.ts";
 import { Admission } from "../gateway/admission.ts";
 import { createHttpApp, type WsData } from "../gateway/http.ts";
 import { listenTcp, listenWebSocket } from "../gateway/listeners.ts";
-import { type Session, Sessions } from "../gateway/session.ts";
+import { Sessions } from "../gateway/session.ts";
 import {
   HOUSEKEEPING_EVERY_MS,
   OWNER_IDLE_MS,
@@ -48,7 +48,7 @@ export class ShardHost {
   private readonly signals: Signals;
   private readonly admission: Admission;
   private server: Server<WsData> | null = null;
-  private tcp: TCPSocketListener<{ s: Session | null }> | null = null;
+  private tcp: ReturnType<typeof listenTcp> | null = null;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   /** Peer shards that died and have not been re-attached to since. */
   private readonly downPeers = new Set<number>();
