@@ -59,6 +59,13 @@ export const defaultOwnerLimits: OwnerLimits = {
   dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
 };
 
+/**
+ * The largest working buffer the writer keeps between backlog pages (frame-page.ts PageScratch): a
+ * page of pageMaxBytes can grow its buffer by doubling to twice that; anything bigger (a page of
+ * huge rows) is dropped after its page rather than held for the process's life.
+ */
+export const PAGE_SCRATCH_MAX_BYTES = 4 * 1024 * 1024;
+
 // ---- shard housekeeping ----
 
 /** How often a shard forgets idle offline users, and how long idle counts as idle. */

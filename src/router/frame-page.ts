@@ -24,16 +24,23 @@ const FIXED = DELIVER_FIXED_BYTES;
 /** What a page builder needs of a row (a StoredRow, or the columns SQLite returned). */
 export type PageRow = Pick<StoredRow, "seq" | "ts" | "sender" | "msgId" | "body">;
 
-/** A page being filled row by row, growing its buffer by doubling (no per-row allocation). */
+/**
+ * A page being filled row by row, growing its buffer by doubling (no per-row allocation). `scratch`
+ * (PageScratch) lends it a buffer kept from earlier pages: done() copies the bytes out, so the
+ * working buffer is never sent and can be filled again by the next page.
+ */
 export class FramePageBuilder {
   private buf: Uint8Array;
   private readonly seqs: number[] = [];
   private readonly ends: number[] = [];
   private at = 0;
 
-  constructor(expectBytes = 64 * 1024) {
-    this.buf = new Uint8Array(Math.max(64, expectBytes));
+  constructor(expectBytes = 64 * 1024, scratch?: PageScratch) {
+    const want = Math.max(64, expectBytes);
+    this.buf = scratch?.lend(want) ?? new Uint8Array(want);
+    this.scratch = scratch;
   }
+  private readonly scratch: PageScratch | undefined;
 
   /** Rows so far and their bytes. */
   get rows(): number {
@@ -74,11 +81,43 @@ export class FramePageBuilder {
 
   /** The page (its buffer trimmed to the bytes written: a clone copies only those). */
   done(): FramePage {
+    this.scratch?.keep(this.buf);
     return {
       seqs: Float64Array.from(this.seqs),
       frames: this.buf.slice(0, this.at),
       ends: Uint32Array.from(this.ends),
     };
+  }
+}
+
+/**
+ * One working buffer a page builder fills, kept from page to page instead of a fresh one each time:
+ * a fresh 1 MiB buffer costs the writer a kernel page fault per 4 KiB it touches (a quarter of its
+ * samples in a drain, issue 14). Only the copy done() makes leaves the thread, so nothing that is
+ * being written to a socket is ever reused. A buffer over `maxBytes` (a page of huge rows) is not
+ * kept, so the scratch never holds more than that. Single-threaded: one builder at a time.
+ */
+export class PageScratch {
+  private buf: Uint8Array | undefined;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** A buffer of at least `bytes` (contents undefined), the kept one if big enough. */
+  lend(bytes: number): Uint8Array {
+    const b = this.buf;
+    this.buf = undefined;
+    if (b !== undefined && b.byteLength >= bytes) return b;
+    return new Uint8Array(Math.max(bytes, b?.byteLength ?? 0));
+  }
+
+  /** Takes back the buffer a builder finished with (it may have grown). */
+  keep(buf: Uint8Array): void {
+    if (buf.byteLength <= this.maxBytes) this.buf = buf;
+  }
+
+  /** Bytes held (0 or the kept buffer's size). */
+  get heldBytes(): number {
+    return this.buf?.byteLength ?? 0;
   }
 }
 

@@ -2,7 +2,7 @@
 // on their ports; writes are buffered and committed together (group commit: at most `batchRows`
 // rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
 
-import { FramePageBuilder } from "../router/frame-page.ts";
+import { FramePageBuilder, PageScratch } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
@@ -14,6 +14,7 @@ import {
   INBOX_COMPACT_CHUNK,
   INBOX_COMPACT_IDLE_MS,
   INBOX_COMPACT_MAX_WAIT_MS,
+  PAGE_SCRATCH_MAX_BYTES,
   ROW_OVERHEAD_BYTES,
 } from "../limits.ts";
 import type {
@@ -77,6 +78,8 @@ export class Writer {
   private rowsBuffered = 0;
   /** A drain's next page, read ahead (page-ahead.ts). */
   private readonly ahead = new PageAhead();
+  /** The page builder's working buffer, reused from page to page (frame-page.ts PageScratch). */
+  private readonly pageScratch = new PageScratch(PAGE_SCRATCH_MAX_BYTES);
   /** Pages to read ahead once this batch of requests is done, by user (readAheadDue). */
   private readonly aheadDue = new Map<string, AheadDue>();
   /** Appends queued since the last commit: a page read commits them first. */
@@ -278,7 +281,7 @@ export class Writer {
   /** `rowCost`: bytes a row of this user's last page counted (0: unknown), see sqlRowsFor. */
   private readFrames(user: string, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
     const rows = sqlRowsFor(limit, maxBytes, rowCost);
-    return framePageOf(this.store.fetchFrameRows(user, after, rows), rows, maxBytes);
+    return framePageOf(this.store.fetchFrameRows(user, after, rows), rows, maxBytes, this.pageScratch);
   }
 
   /** The page after this one is read once this batch of requests is done (readAheadDue). */
@@ -681,8 +684,8 @@ export function cutPage(rows: StoredRow[], limit: number, maxBytes: number): { r
  * a page of v1 DELIVER frames in one buffer (router/frame-page.ts), cut as cutPage cuts: a clone of
  * it is a memcpy, and the session writes bytes without encoding them (issue 14).
  */
-export function framePageOf(rows: FrameRow[], limit: number, maxBytes: number): PageRead {
-  const b = new FramePageBuilder(Math.min(maxBytes, rows.length * 128));
+export function framePageOf(rows: FrameRow[], limit: number, maxBytes: number, scratch?: PageScratch): PageRead {
+  const b = new FramePageBuilder(Math.min(maxBytes, rows.length * 128), scratch);
   let bytes = 0;
   for (let i = 0; i < rows.length; i++) {
     const v = rows[i]!;
