@@ -15,6 +15,7 @@ interface ThreadTimes {
   name: string;
   us: number; // CPU (user + system)
   waitUs: number; // runnable but not running: waiting for a core (schedstat's run delay)
+  faults: number; // minor page faults (stat's minflt): fresh memory touched for the first time
 }
 
 function threads(pid: number): Map<string, ThreadTimes> {
@@ -24,7 +25,10 @@ function threads(pid: number): Map<string, ThreadTimes> {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
       // schedstat: ns on a core, ns runnable without one (finer than stat's 10 ms ticks)
       const [runNs, waitNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ").map(Number);
-      out.set(tid, { name, us: runNs! / 1000, waitUs: waitNs! / 1000 });
+      // stat: fields after the ")" that closes comm; minflt is the 10th field overall
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const faults = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+      out.set(tid, { name, us: runNs! / 1000, waitUs: waitNs! / 1000, faults });
     } catch { /* the thread ended */ }
   }
   return out;
@@ -51,13 +55,14 @@ try {
     name: a.name,
     us: a.us - (before.get(tid)?.us ?? 0),
     waitUs: a.waitUs - (before.get(tid)?.waitUs ?? 0),
+    faults: a.faults - (before.get(tid)?.faults ?? 0),
   })).filter((r) => r.us > 0).sort((x, y) => y.us - x.us);
   console.log(JSON.stringify({ proto, n, firstMs: d.firstMs, lastMs: d.doneMs, delivered: d.delivered }));
   for (const r of rows) {
     console.log(
       `${r.name.padEnd(16)} ${String(r.tid).padEnd(8)} ${(r.us / 1000).toFixed(0).padStart(6)} ms  ${
         (r.us / n).toFixed(2)
-      } µs/msg  waited for a core ${(r.waitUs / 1000).toFixed(1)} ms`,
+      } µs/msg  waited for a core ${(r.waitUs / 1000).toFixed(1)} ms  ${r.faults} page faults`,
     );
   }
 } finally {
