@@ -21,7 +21,6 @@ import {
 } from "../router/wire.ts";
 import { cutPage } from "../store/writer.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
-import { unpackAppend } from "../router/packed-append.ts";
 import type { ClusterInbox } from "./inbox.ts";
 import type { ReadRow } from "./inbox-codec.ts";
 import { cursorAfter, pageAfter, planCapacity, planDelete } from "./js-plan.ts";
@@ -207,8 +206,6 @@ export class JsWriter {
         return this.sent.remember(r.keys).then(() => [[link.shard, { t: "committed", n: 1 }]]);
       case "rememberPacked":
         return this.work(link, unpackRemember(r), before);
-      case "appendPacked":
-        return this.work(link, unpackAppend(r), before);
       case "lookup":
         return before.then(() => this.lookup(link, r)); // sees every remember sent before it
       case "confirm":

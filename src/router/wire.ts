@@ -9,7 +9,6 @@
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
 import { type FramePage, isFramePage } from "./frame-page.ts";
 import { isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
-import { isPackedAppendBody, type PackedAppend } from "./packed-append.ts";
 
 // ---- owner-bound ----
 
@@ -369,8 +368,7 @@ export type WriterReq =
   | ConfirmReq
   | ScanSentReq
   | CountInboxReq
-  | PackedRemember // a RememberReq on the port (packed-keys.ts)
-  | PackedAppend; // an AppendReq on the port (packed-append.ts)
+  | PackedRemember; // a RememberReq on the port (packed-keys.ts)
 
 // ---- guards: cheap structural checks, enough that handlers never throw on garbage ----
 
@@ -468,7 +466,6 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   bye: (v) => isInt(v.shard),
   remember: (v) => Array.isArray(v.keys) && v.keys.length > 0 && v.keys.every(isSentKey),
   rememberPacked: (v) => Array.isArray(v.nums) && v.nums.length > 0 && isPackedRememberBody(v.text, v.nums),
-  appendPacked: isPackedAppendBody,
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
   confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
   scanSent: (v) =>

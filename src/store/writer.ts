@@ -38,7 +38,6 @@ import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
-import { unpackAppend } from "../router/packed-append.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
@@ -202,8 +201,6 @@ export class Writer {
         return;
       case "rememberPacked":
         return this.accept(k, unpackRemember(r));
-      case "appendPacked":
-        return this.accept(k, unpackAppend(r));
       case "scanSent":
         return this.send(k, [this.readSentPage(r)]);
       case "fetch":

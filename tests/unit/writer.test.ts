@@ -12,7 +12,6 @@ import type { AppendReq, PortMsg, SentMsg, SentPageReply, StoredRow, WriterReq }
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
-import { packAppend } from "../../src/router/packed-append.ts";
 import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
 import { packAppends } from "../../src/router/packed-appends.ts";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
@@ -93,7 +92,7 @@ describe("writer group commit", () => {
       ...r,
       body: r.body.map((_, j) => (i + j) & 255),
     }));
-    send(packAppend(append(rows) as AppendReq), append([row(4)]));
+    shardSide.postMessage([packAppends([append(rows) as AppendReq]), append([row(4)])]);
     await waitFor(() => replies.filter((m) => m.t === "sent").length === 4);
     expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
     const stored = store.fetch("u", 0, 10);
