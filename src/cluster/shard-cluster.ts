@@ -29,6 +29,7 @@ import { LatestUpdate } from "./latest-update.ts";
 import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
 import { gapResyncs } from "./gap-rule.ts";
 import { REFUSED_MOVING, RouteOrder } from "./route-order.ts";
+import { PeerStarts } from "./peer-starts.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 const DOWN = Infinity;
@@ -92,6 +93,8 @@ export class ShardCluster {
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
   onGap: ((src: number) => void) | null = null;
+  /** Shards of nodes that came back: sends wait for their start announcement (peer-starts.ts). */
+  private readonly peerStarts = new PeerStarts();
   /** Per node: when this shard's view saw it come back up (DOWN while it is not up). */
   private readonly upSince = new Map<string, number>();
   /** Gaps from a node that was not up here for GAP_STEADY_MS: left to the re-placement. */
@@ -161,7 +164,9 @@ export class ShardCluster {
       this.recheck(u);
     });
     this.handover.listen(this.self, (address) => {
-      if (splitShard(address).ordinal !== this.ordinal) this.onPeerStarted?.(address); // ours: the supervisor says
+      if (splitShard(address).ordinal === this.ordinal) return; // ours: the supervisor says
+      this.peerStarts.started(address);
+      this.onPeerStarted?.(address);
     });
     // A batch older than the lease (downAfter/2) on arrival is dropped as lost (port-age.ts).
     this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src), this.timing.downAfterMs / 2);
@@ -191,12 +196,16 @@ export class ShardCluster {
     const before = this.view;
     const view = this.view = { placement: new Placement(known), ordinals };
     const now = performance.now();
-    for (const [id, t] of this.upSince) if (t !== DOWN && !known.some((m) => m.id === id)) this.upSince.set(id, DOWN);
+    for (const [id, t] of this.upSince) {
+      if (t === DOWN || known.some((m) => m.id === id)) continue;
+      this.upSince.set(id, DOWN);
+      this.peerLeft(ordinals.ordinalOf(id));
+    }
     // A node seen for the first time counts as up all along; one that comes back, from now.
     for (const m of known) {
       const t = this.upSince.get(m.id);
       if (t === undefined) this.upSince.set(m.id, -Infinity);
-      else if (t === DOWN) this.upSince.set(m.id, now);
+      else if (t === DOWN) this.upSince.set(m.id, now), this.peerStarts.back(ordinals.ordinalOf(m.id)!, now);
     }
     if (!before) return;
     this.logChange(before, known);
@@ -205,6 +214,20 @@ export class ShardCluster {
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
     this.unpark();
+  }
+
+  /** Another node left our view: its shards must announce their start before sends go there again. */
+  private peerLeft(o: number | undefined): void {
+    if (o !== undefined && o !== this.ordinal) this.peerStarts.left(o);
+  }
+
+  /**
+   * Whether sessions may route to shard `address` now: false while its node, back in our view, has
+   * not said that shard started (peer-starts.ts); the sessions refuse such sends in order.
+   */
+  routable(address: number): boolean {
+    if (this.peerStarts.size === 0) return true; // the hot path: no node came back lately
+    return splitShard(address).ordinal === this.ordinal || this.peerStarts.routable(address, performance.now());
   }
 
   /** Owners move: says which nodes are up now and how long each member has been silent here. */
@@ -370,6 +393,7 @@ export class ShardCluster {
     const cut = this.cutOff() !== null;
     if (!cut) this.isFenced(true); // healed: drop the old owner state now, not at the next message
     this.parked.expire(performance.now());
+    this.peerStarts.sweep(performance.now());
     return this.cut.tick(cut, performance.now());
   }
 

@@ -157,6 +157,8 @@ export interface SessionHost {
   ownerOf?(user: string): number;
   /** Cluster: the owner under the last view even while cut off (`ownerOf` is -1 then): where our routes went. */
   placedOwnerOf?(user: string): number;
+  /** Cluster: false while shard k's node is back in our view but k has not said it started (cluster/peer-starts.ts). */
+  routable?(k: number): boolean;
 }
 
 const deliverFrame = (d: Delivery): ServerFrame => ({
@@ -929,6 +931,14 @@ export class Sessions {
     if (k < 0 && s && s.proto !== "v0") {
       this.host.metrics.add("busyRejects");
       this.refuseInOrder(s, to, id, "SERVER_BUSY", "no owner known for the recipient right now; retry");
+      return route;
+    }
+    // Cluster: the owner's node came back and that shard has not said it started. What we post it
+    // may be lost, and the re-post of earlier unanswered sends follows its announcement: a send
+    // taken now could be numbered ahead of them (cluster/peer-starts.ts). Refused in order too.
+    if (s && s.proto !== "v0" && this.host.routable?.(k) === false) {
+      this.host.metrics.add("busyRejects");
+      this.refuseInOrder(s, to, id, "SERVER_BUSY", "the recipient's owner is starting; retry");
       return route;
     }
     this.host.metrics.add("msgsIn");

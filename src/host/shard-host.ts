@@ -77,7 +77,13 @@ export class ShardHost {
       metrics: o.metrics,
       signals: this.signals,
       post,
-      ...(c ? { ownerOf: (u: string) => c.ownerOf(u), placedOwnerOf: (u: string) => c.placedOwnerOf(u) } : {}),
+      ...(c
+        ? {
+          ownerOf: (u: string) => c.ownerOf(u),
+          placedOwnerOf: (u: string) => c.placedOwnerOf(u),
+          routable: (k: number) => c.routable(k),
+        }
+        : {}),
     });
     if (c) {
       c.onPlacement = (moved) => {

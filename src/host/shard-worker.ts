@@ -8,6 +8,7 @@ import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
 import { ShardHost } from "./shard-host.ts";
 import { startIdleCollection } from "../observe/idle-gc.ts";
 import { ShardCluster } from "../cluster/shard-cluster.ts";
+import { EarlyInbox } from "../cluster/early-inbox.ts";
 
 declare const self: Worker;
 
@@ -46,12 +47,18 @@ function init(m: ShardInit, cluster?: ShardCluster): void {
 
 /** Cluster mode: this shard joins before it listens (until NATS answers, the node is not ready). */
 async function initCluster(m: ShardInit): Promise<void> {
+  const early = new EarlyInbox(); // what other nodes send before the host exists (early-inbox.ts)
   const c = new ShardCluster(m.settings, m.index, m.shards, {
     local: (k, msg) => host?.mesh.post(k, msg),
-    receive: (msgs) => host?.mesh.receive(msgs),
+    receive: (msgs) => host ? host.mesh.receive(msgs) : early.push(msgs),
   });
   await c.start();
   init(m, c);
+  const kept = early.take();
+  if (kept.length > 0) host!.mesh.receive(kept);
+  if (kept.length > 0 || early.dropped > 0) {
+    log.info(`cluster: ${kept.length} messages kept while starting, ${early.dropped} dropped`);
+  }
 }
 
 function control(m: ShardControl): void {

@@ -412,3 +412,39 @@ describe("cluster: no owner known for a recipient", () => {
     expect(posted.filter((m) => m.t === "route").map((m) => m.t === "route" && m.id)).toEqual(["x1", "x2"]);
   });
 });
+
+describe("cluster: a recipient's owner on a node that came back (cluster/peer-starts.ts)", () => {
+  test("a later send waits for the shard's start: the re-post of earlier unanswered sends goes first", async () => {
+    posted = [];
+    const buf = createMetricsBuffer(1);
+    let owner = 2048, started = true; // bob's owner: a shard of another node
+    sessions = new Sessions({
+      index: 0,
+      shards: 1,
+      settings: defaultSettings,
+      metrics: new SlotMetrics(buf, shardSlot(0)),
+      signals: new Signals(new MetricsReader(buf)),
+      post: (_k, m) => posted.push(m),
+      ownerOf: () => owner,
+      routable: (k) => k !== 1024 || started,
+    });
+    const { s, t } = loggedIn("alice");
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) }); // to 2048, which dies: unanswered
+    // bob moves back to shard 1024, whose node restarts: our view has it before that shard runs.
+    owner = 1024;
+    started = false;
+    sessions.reattachMoved(() => true); // this re-post of x1 may be lost (nobody there yet)
+    posted = [];
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    await turnEnd();
+    // The shard says it started: x1 goes again, and only then may x2 (its retry) follow.
+    started = true;
+    sessions.reattachOwnedBy(1024);
+    json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
+    const routes = posted.filter((m) => m.t === "route").map((m) => m.t === "route" && [m.id, m.to]);
+    expect(routes).toEqual([["x1", "bob"], ["x2", "bob"]]);
+    expect(t.frames.filter((f) => f.op === "error").map((f) => f.op === "error" && [f.id, f.code])).toEqual([
+      ["x2", "SERVER_BUSY"],
+    ]);
+  });
+});
