@@ -77,13 +77,7 @@ export class ShardHost {
       metrics: o.metrics,
       signals: this.signals,
       post,
-      ...(c
-        ? {
-          ownerOf: (u: string) => c.ownerOf(u),
-          placedOwnerOf: (u: string) => c.placedOwnerOf(u),
-          routable: (k: number) => c.routable(k),
-        }
-        : {}),
+      ...(c ? clusterRouting(c) : {}),
     });
     if (c) {
       c.onPlacement = (moved) => {
@@ -256,4 +250,13 @@ export class ShardHost {
     for (const t of this.timers) clearInterval(t);
     this.publishOwnerStats();
   }
+}
+
+/** Where the sessions route in cluster mode: owners under the shard's view, and whether one has started (peer-starts.ts). */
+function clusterRouting(c: ShardCluster) {
+  return {
+    ownerOf: (u: string) => c.ownerOf(u),
+    placedOwnerOf: (u: string) => c.placedOwnerOf(u),
+    routable: (k: number) => c.routable(k),
+  };
 }
