@@ -11,6 +11,7 @@ import {
   LATE_MAX_USERS,
   LATE_SUBJECT,
   RECHECK_AFTER_MS,
+  REGAINED_SUBJECT,
   SETTLE_MS,
   STARTED_SUBJECT,
 } from "./handover.ts";
@@ -44,8 +45,8 @@ export class HandOverLink {
   /** This shard's global address (set by listen). */
   private self = -1;
 
-  /** Listens for late writes and for shards of other nodes that (re)started (or own again after a cut). */
-  listen(self: number, onStarted: (address: number) => void): void {
+  /** Listens for late writes, for shards that (re)started, and for shards that own again after a cut. */
+  listen(self: number, onStarted: (address: number) => void, onRegained: (address: number) => void): void {
     this.self = self;
     this.subs.push(this.nc.subscribe(LATE_SUBJECT, {
       callback: (err, m) => {
@@ -56,6 +57,7 @@ export class HandOverLink {
       },
     }));
     this.onAddress(STARTED_SUBJECT, onStarted);
+    this.onAddress(REGAINED_SUBJECT, onRegained);
   }
 
   /** Announcements that carry a shard's global address (garbage counted; our own ignored). */
@@ -69,7 +71,7 @@ export class HandOverLink {
     }));
   }
 
-  /** Says this shard (re)started; called once it can take messages (its host is wired). */
+  /** Says this shard (re)started (or, with REGAINED_SUBJECT, owns again); called once it can take messages. */
   announceStarted(self: number, subject = STARTED_SUBJECT): void {
     try {
       this.nc.publish(subject, String(self));

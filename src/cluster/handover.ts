@@ -32,6 +32,11 @@ export const LATE_SUBJECT = "iris.late";
 /** Core NATS subject on which a shard says it (re)started, with its global address: sessions on
  * other nodes re-attach the users it owns (its owner state died with the old thread). */
 export const STARTED_SUBJECT = "iris.started";
+/** Core NATS subject on which a shard says it owns again after a cut (its owner state was dropped
+ * at the fence). Other nodes hear it on STARTED_SUBJECT too; this one is for the shard's siblings on
+ * the same node, whose sessions must re-attach the users it owns (no supervisor event tells them:
+ * the thread did not restart). */
+export const REGAINED_SUBJECT = "iris.regained";
 /** Most users named in one announcement (a larger append is announced in several). */
 export const LATE_MAX_USERS = 1000;
 

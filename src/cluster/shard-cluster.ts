@@ -24,6 +24,8 @@ import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
 import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
+import { REGAINED_SUBJECT } from "./handover.ts";
+import { type Announcement, startHeard } from "./start-heard.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
 import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
@@ -89,6 +91,12 @@ export class ShardCluster {
   onFenced: (() => void) | null = null;
   /** A shard of another node (re)started: its owner state is new (re-attach our users it owns). */
   onPeerStarted: ((address: number) => void) | null = null;
+  /**
+   * Told when another shard of this node owns again after a cut of its own: its owner state was
+   * dropped at the fence, so our sessions whose users it owns must re-attach (no supervisor event
+   * says so; without it their messages were stored as if they were offline until a re-login).
+   */
+  onSiblingRegained: ((address: number) => void) | null = null;
   /** Back from a cut: re-attach the sessions. */
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
@@ -163,11 +171,11 @@ export class ShardCluster {
       this.lateHeard.mark(u, performance.now());
       this.recheck(u);
     });
-    this.handover.listen(this.self, (address) => {
-      if (splitShard(address).ordinal === this.ordinal) return; // ours: the supervisor says
-      this.peerStarts.started(address);
-      this.onPeerStarted?.(address);
-    });
+    this.handover.listen(
+      this.self,
+      (address) => this.heard("started", address),
+      (address) => this.heard("regained", address),
+    );
     // A batch older than the lease (downAfter/2) on arrival is dropped as lost (port-age.ts).
     this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src), this.timing.downAfterMs / 2);
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
@@ -214,6 +222,15 @@ export class ShardCluster {
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
     this.unpark();
+  }
+
+  /** Another shard (re)started or owns again (start-heard.ts). */
+  private heard(kind: Announcement, address: number): void {
+    const action = startHeard(kind, address, this.ordinal);
+    if (action === "peerStarted") {
+      this.peerStarts.started(address);
+      this.onPeerStarted?.(address);
+    } else if (action === "siblingRegained") this.onSiblingRegained?.(address);
   }
 
   /** Another node left our view: its shards must announce their start before sends go there again. */
@@ -342,6 +359,12 @@ export class ShardCluster {
   /** Tells the other nodes this shard (re)started, once its host can take messages. */
   announceStarted(): void {
     this.handover?.announceStarted(this.self);
+  }
+
+  /** Tells every other shard, this node's included, that this one owns again after a cut. */
+  announceRegained(): void {
+    this.handover?.announceStarted(this.self);
+    this.handover?.announceStarted(this.self, REGAINED_SUBJECT);
   }
 
   /** Re-reads `user`'s inbox for late rows of another owner (handover.ts). */

@@ -79,29 +79,7 @@ export class ShardHost {
       post,
       ...(c ? clusterRouting(c) : {}),
     });
-    if (c) {
-      c.onPlacement = (moved) => {
-        this.owner.dropMoved(moved, true); // also moved here: a box from an early attach may number too low
-        this.sessions.reattachMoved(moved);
-        this.owner.startDedupeScan(); // users that moved here bring their window's keys
-        c.recheckLater(() => this.owner.linkedUsers().filter((u) => moved(u) && c.ownerOf(u) === c.self));
-      };
-      // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
-      c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
-      c.online = (user, live) => (live ? this.owner.isLive(user) : this.owner.isOnline(user));
-      c.onFenced = () => this.owner.dropMoved(() => true, false, true); // unnumbered routes parked for the regain
-      c.onPeerStarted = (address) => {
-        this.owner.shardDown(address); // its sessions died with the old thread
-        this.sessions.reattachOwnedBy(address);
-      };
-      c.announceStarted();
-      c.onRegain = () => {
-        c.announceStarted(); // owner state new (fenced): peers re-attach; before ours, which follow it
-        this.sessions.reattachMoved(() => true);
-        this.owner.startDedupeScan();
-      };
-      c.onGap = (src) => (this.sessions.resyncOwnedBy(src, (u) => c.placedOwnerOf(u)), this.owner.resyncShard(src));
-    }
+    if (c) this.wireCluster(c);
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
@@ -111,6 +89,33 @@ export class ShardHost {
       this.owner.cutSlowConsumers();
       if (o.cluster?.shouldShedClients()) this.sessions.disconnectAll(Disconnects.cutOff);
     });
+  }
+
+  /** Cluster mode: what the shard's cluster side tells the owner and the sessions. */
+  private wireCluster(c: ShardCluster): void {
+    c.onPlacement = (moved) => {
+      this.owner.dropMoved(moved, true); // also moved here: a box from an early attach may number too low
+      this.sessions.reattachMoved(moved);
+      this.owner.startDedupeScan(); // users that moved here bring their window's keys
+      c.recheckLater(() => this.owner.linkedUsers().filter((u) => moved(u) && c.ownerOf(u) === c.self));
+    };
+    // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
+    c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
+    c.online = (user, live) => (live ? this.owner.isLive(user) : this.owner.isOnline(user));
+    c.onFenced = () => this.owner.dropMoved(() => true, false, true); // unnumbered routes parked for the regain
+    c.onPeerStarted = (address) => {
+      this.owner.shardDown(address); // its sessions died with the old thread
+      this.sessions.reattachOwnedBy(address);
+    };
+    // A sibling's sessions are alive (no thread died): ours re-attach to it, its links here stay.
+    c.onSiblingRegained = (address) => this.sessions.reattachOwnedBy(address);
+    c.announceStarted();
+    c.onRegain = () => {
+      c.announceRegained(); // owner state new (fenced): peers re-attach; before ours, which follow it
+      this.sessions.reattachMoved(() => true);
+      this.owner.startDedupeScan();
+    };
+    c.onGap = (src) => (this.sessions.resyncOwnedBy(src, (u) => c.placedOwnerOf(u)), this.owner.resyncShard(src));
   }
 
   private every(ms: number, fn: () => void): void {
