@@ -32,6 +32,7 @@ export type ShardControl =
   | { t: "gc" } // under memory pressure: collect now
   | { t: "tls" } // SIGHUP: re-read the certificate and swap listeners
   | { t: "crash" } // chaos: throw an uncaught error
+  | { t: "stall"; ms: number } // chaos: block the shard's event loop (a starved or stuck thread)
   | { t: "stop" } // stop accepting, close clients with 1001
   | { t: "finish" }; // move unacked deliveries to the store, say bye to the writer
 
@@ -81,6 +82,7 @@ const SHARD_CONTROL_TAGS: Record<ShardControl["t"], true> = {
   peer: true,
   down: true,
   up: true,
+  stall: true,
   writer: true,
   inject: true,
   gc: true,

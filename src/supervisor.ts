@@ -291,6 +291,13 @@ export class Supervisor {
     return true;
   }
   /** Makes the shard throw an uncaught error (the "throws" failure, as opposed to terminate). */
+  /** Chaos: blocks shard i's event loop for `ms`. */
+  stallShard(i: number, ms: number): boolean {
+    const th = this.shards[i];
+    if (!th?.worker) return false;
+    th.post({ t: "stall", ms });
+    return true;
+  }
   crashShard(i: number): boolean {
     const th = this.shards[i];
     if (!th?.worker) return false;

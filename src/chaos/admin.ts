@@ -23,6 +23,13 @@ export function startChaosAdmin(sup: Supervisor, shards: number, port: number): 
     if (i === null) return c.json({ error: "no such shard" }, 404);
     return c.json({ crashed: sup.crashShard(i) });
   });
+  app.post("/chaos/shards/:i/stall", (c) => {
+    const i = index(c.req.param("i"));
+    const ms = Number(c.req.query("ms") ?? 1000);
+    if (i === null) return c.json({ error: "no such shard" }, 404);
+    if (!Number.isInteger(ms) || ms < 0 || ms > 30_000) return c.json({ error: "ms must be an integer 0..30000" }, 400);
+    return c.json({ stalled: sup.stallShard(i, ms) });
+  });
   app.post("/chaos/writer/kill", (c) => c.json({ killed: sup.killWriter() }));
   app.post("/chaos/shards/:i/garbage", (c) => {
     const i = index(c.req.param("i"));

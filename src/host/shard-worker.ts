@@ -12,6 +12,9 @@ import { EarlyInbox } from "../cluster/early-inbox.ts";
 
 declare const self: Worker;
 
+/** Longest chaos stall of the event loop (a test's mistake must not hang a shard for long). */
+const STALL_MAX_MS = 30_000;
+
 let host: ShardHost | null = null;
 installCrashHandler();
 const report = (m: ShardReport) => postMessage(m);
@@ -91,6 +94,8 @@ function control(m: ShardControl): void {
         throw new Error("chaos: shard crash requested");
       }, 0);
       return;
+    case "stall":
+      return stall(m.ms);
     case "stop":
       host?.stopListening();
       return report({ t: "stopped" });
@@ -105,3 +110,11 @@ self.onmessage = (e: MessageEvent) => {
   if (isShardControl(e.data)) control(e.data);
   else log.warn("unknown control message", { type: typeof e.data });
 };
+
+/** Chaos: a busy event loop for `ms` (capped): no timer, socket or port message runs meanwhile. */
+function stall(ms: number): void {
+  const until = performance.now() + Math.min(Math.max(0, ms), STALL_MAX_MS);
+  while (performance.now() < until) {
+    // busy on purpose: what a thread starved of CPU, or stuck in a long computation, looks like
+  }
+}

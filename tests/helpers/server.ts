@@ -16,6 +16,8 @@ export interface RunningServer {
   url: string;
   http: string;
   dataDir: string;
+  /** The chaos endpoint's port (started with --chaos), else null. */
+  chaosPort: number | null;
   output(): string;
   /** Graceful stop; resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number>;
@@ -63,6 +65,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     url: `ws://127.0.0.1:${port}/ws`,
     http: `http://127.0.0.1:${port}`,
     dataDir,
+    chaosPort: l.ready.chaosPort,
     output: l.output,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (stopped) return l.proc.exitCode ?? 0;
