@@ -48,6 +48,7 @@ export const FIELDS = [
   "commitMsSum",
   "fetches",
   "fetchesAhead",
+  "pagesByRow",
   "rowsCompacted",
   "inboxRows",
   "dedupeRows",
@@ -261,6 +262,11 @@ const help: Help = {
   commitMsSum: ["iris_store_commit_ms_total", "counter", "time spent in storage transactions (ms)"],
   fetches: ["iris_store_fetches_total", "counter", "backlog pages read"],
   fetchesAhead: ["iris_store_fetches_ahead_total", "counter", "backlog pages served from a read ahead"],
+  pagesByRow: [
+    "iris_store_pages_by_row_total",
+    "counter",
+    "backlog pages read row by row (rows without a stored frame head, or index and tail mixed)",
+  ],
   rowsCompacted: [
     "iris_store_rows_compacted_total",
     "counter",

@@ -287,6 +287,13 @@ export class InboxStore {
     return this.#log.fetchFrameRows(user, afterSeq, limit);
   }
 
+  /** The same rows as blobs of whole frames, or null when rows must be read (inbox-log.ts). */
+  fetchFrameBlobs(user: string, afterSeq: number, limit: number): Uint8Array[] | null {
+    this.#checkFetch(user, afterSeq, limit);
+    if (limit === 0) return [];
+    return this.#log.fetchFrameBlobs(user, afterSeq, limit);
+  }
+
   #checkFetch(user: string, afterSeq: number, limit: number): void {
     this.#checkOpen();
     checkString(user, "user");

@@ -43,6 +43,7 @@ import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import type { FrameRow } from "./inbox-log.ts";
 import { PageAhead, type PageRead } from "./page-ahead.ts";
+import { pageOfBlobs } from "../router/blob-page.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
@@ -278,6 +279,11 @@ export class Writer {
   /** `rowCost`: bytes a row of this user's last page counted (0: unknown), see sqlRowsFor. */
   private readFrames(user: string, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
     const rows = sqlRowsFor(limit, maxBytes, rowCost);
+    // Whole frames joined by SQLite (blob-page.ts); rows one by one when they cannot be.
+    const blobs = this.store.fetchFrameBlobs(user, after, rows);
+    const page = blobs === null ? null : pageOfBlobs(blobs, rows, maxBytes, after);
+    if (page !== null) return page;
+    this.metrics.add("pagesByRow");
     return framePageOf(this.store.fetchFrameRows(user, after, rows), rows, maxBytes, this.pageScratch);
   }
 
