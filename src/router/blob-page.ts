@@ -50,7 +50,12 @@ function joined(blobs: readonly Uint8Array[]): Uint8Array {
  * page is cut before the row that would take it over `maxBytes` (always keeping one row). A cut page
  * is a view of the blob (nothing copied; the rows past it go along in the transferred buffer).
  */
-export function pageOfBlobs(blobs: readonly Uint8Array[], limit: number, maxBytes: number, after: number): BlobPage | null {
+export function pageOfBlobs(
+  blobs: readonly Uint8Array[],
+  limit: number,
+  maxBytes: number,
+  after: number,
+): BlobPage | null {
   const all = joined(blobs);
   const seqs: number[] = [];
   const ends: number[] = [];

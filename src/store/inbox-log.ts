@@ -178,20 +178,26 @@ export class InboxLog {
 
   /**
    * The same rows as fetchFrameRows, as blobs of whole DELIVER frames (stored head + body, back to
-   * back) that SQLite joins itself: one value per stretch instead of three per row (issue 14). One
-   * blob for indexed rows, or one per run of consecutive tail ids. null when the blobs cannot stand
-   * for the rows: a row stored without a head (before migration 6), or indexed and tail rows both in
-   * the page (their merge by seq is fetchFrameRows'). The caller checks the frames' order.
+   * back) that SQLite joins itself: one value per stretch instead of three per row (issue 14). The
+   * indexed rows' blob, then one per run of consecutive tail ids. null when the blobs cannot stand
+   * for the rows: a row stored without a head (before migration 6), or a tail row below the last
+   * indexed one (rows stored out of seq order: their merge is fetchFrameRows'). The caller checks
+   * the frames' order.
    */
   fetchFrameBlobs(user: string, after: number, limit: number): Uint8Array[] | null {
     this.#fresh();
     after = Math.max(after, this.#mark(user));
     const t = this.#tail.get(user);
     const from = t === undefined ? 0 : upperBound(t.seqs, after);
-    const tailIds = t === undefined ? [] : t.ids.slice(from, from + limit);
     const ix = this.#s.blobIndexed.get(user, after, limit, this.#indexedTo)!;
-    if (ix.n > 0) return tailIds.length > 0 || ix.h !== ix.n || ix.b === null ? null : [ix.b];
     const out: Uint8Array[] = [];
+    if (ix.n > 0) {
+      if (ix.h !== ix.n || ix.b === null || (t !== undefined && from < t.seqs.length && t.seqs[from]! < ix.last!)) {
+        return null;
+      }
+      out.push(ix.b);
+    }
+    const tailIds = t === undefined ? [] : t.ids.slice(from, from + limit - ix.n);
     for (const [lo, hi] of idRuns(tailIds)) {
       const r = this.#s.blobIds.get(lo, hi)!;
       if (r.n !== hi - lo + 1 || r.h !== r.n || r.b === null) return null;
@@ -454,6 +460,8 @@ interface FrameBlob {
   b: Uint8Array | null;
   n: number;
   h: number;
+  /** The highest seq among the indexed rows (blobIndexed only). */
+  last?: number | null;
 }
 
 /** FrameRow's columns: the strings only for a row stored without a head (before migration 6). */
@@ -499,8 +507,8 @@ function prepare(db: Database) {
     // group_concat joins the frames as text bytes (nothing converted: the database is UTF-8 and
     // blobs are taken as they are); the CAST makes the value a blob again. n and h: rows and heads.
     blobIndexed: db.prepare<FrameBlob, [string, number, number, number]>(
-      "SELECT CAST(group_concat(f, '') AS BLOB) AS b, count(*) AS n, count(h) AS h FROM (" +
-        "SELECT l.head || l.body AS f, l.head AS h FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
+      "SELECT CAST(group_concat(f, '') AS BLOB) AS b, count(*) AS n, count(h) AS h, max(q) AS last FROM (" +
+        "SELECT l.head || l.body AS f, l.head AS h, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
         "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
     ),
     blobIds: db.prepare<FrameBlob, [number, number]>(
