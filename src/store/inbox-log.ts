@@ -95,10 +95,12 @@ export class InboxLog {
   /** The tail must be read again from the file (at open, after a rollback). */
   #stale = true;
   readonly #s: ReturnType<typeof prepare>;
+  readonly #b: ReturnType<typeof prepareBlobs>;
 
   constructor(db: Database) {
     this.#db = db;
     this.#s = prepare(db);
+    this.#b = prepareBlobs(db);
   }
 
   /** Forget the in-memory tail; it is read from the file on next use. */
@@ -189,7 +191,7 @@ export class InboxLog {
     after = Math.max(after, this.#mark(user));
     const t = this.#tail.get(user);
     const from = t === undefined ? 0 : upperBound(t.seqs, after);
-    const ix = this.#s.blobIndexed.get(user, after, limit, this.#indexedTo)!;
+    const ix = this.#b.blobIndexed.get(user, after, limit, this.#indexedTo)!;
     const out: Uint8Array[] = [];
     if (ix.n > 0) {
       if (ix.h !== ix.n || ix.b === null || (t !== undefined && from < t.seqs.length && t.seqs[from]! < ix.last!)) {
@@ -199,7 +201,7 @@ export class InboxLog {
     }
     const tailIds = t === undefined ? [] : t.ids.slice(from, from + limit - ix.n);
     for (const [lo, hi] of idRuns(tailIds)) {
-      const r = this.#s.blobIds.get(lo, hi)!;
+      const r = this.#b.blobIds.get(lo, hi)!;
       if (r.n !== hi - lo + 1 || r.h !== r.n || r.b === null) return null;
       out.push(r.b);
     }
@@ -470,6 +472,23 @@ function frameColumns(t: string): string {
   return `${t}seq, ${t}head, ${t}body, ${old("sender")}, ${old("msg_id")}, ${old("ts")}`;
 }
 
+/** The statements of fetchFrameBlobs. */
+function prepareBlobs(db: Database) {
+  return {
+    // group_concat joins the frames as text bytes (nothing converted: the database is UTF-8 and
+    // blobs are taken as they are); the CAST makes the value a blob again. n and h: rows and heads.
+    blobIndexed: db.prepare<FrameBlob, [string, number, number, number]>(
+      "SELECT CAST(group_concat(f, '') AS BLOB) AS b, count(*) AS n, count(h) AS h, max(q) AS last FROM (" +
+        "SELECT l.head || l.body AS f, l.head AS h, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
+        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
+    ),
+    blobIds: db.prepare<FrameBlob, [number, number]>(
+      "SELECT CAST(group_concat(head || body, '') AS BLOB) AS b, count(*) AS n, count(head) AS h " +
+        "FROM inbox_log WHERE id BETWEEN ? AND ?",
+    ),
+  };
+}
+
 function prepare(db: Database) {
   type N = { n: number };
   return {
@@ -504,17 +523,6 @@ function prepare(db: Database) {
         "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
     ),
     readIdsFrames: db.prepare(`SELECT ${frameColumns("")} FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id`),
-    // group_concat joins the frames as text bytes (nothing converted: the database is UTF-8 and
-    // blobs are taken as they are); the CAST makes the value a blob again. n and h: rows and heads.
-    blobIndexed: db.prepare<FrameBlob, [string, number, number, number]>(
-      "SELECT CAST(group_concat(f, '') AS BLOB) AS b, count(*) AS n, count(h) AS h, max(q) AS last FROM (" +
-        "SELECT l.head || l.body AS f, l.head AS h, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
-        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
-    ),
-    blobIds: db.prepare<FrameBlob, [number, number]>(
-      "SELECT CAST(group_concat(head || body, '') AS BLOB) AS b, count(*) AS n, count(head) AS h " +
-        "FROM inbox_log WHERE id BETWEEN ? AND ?",
-    ),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
     deleteId: db.prepare("DELETE FROM inbox_log WHERE id = ?"),
     deleteIds: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ?"),
