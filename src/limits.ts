@@ -179,6 +179,13 @@ export const INBOX_INDEX_BATCH = 65_536;
 export const INBOX_INDEX_SLICE = 8192;
 
 /**
+ * Log ids per expiry span (store/inbox-spans.ts): a span's row is rewritten once per group commit
+ * that appends to it, and an expiry reads at most this many ids from a span it only partly expires.
+ * The spans listing rows stored before migration 7 are this size too (that migration's SQL).
+ */
+export const INBOX_SPAN_IDS = 4096;
+
+/**
  * Rows under ack watermarks (store/inbox-log.ts) are removed from the files in transactions of about
  * this many rows (~1 µs each: a few ms a chunk), once the writer has been quiet for
  * INBOX_COMPACT_IDLE_MS, and under steady load after a commit at least every INBOX_COMPACT_MAX_WAIT_MS

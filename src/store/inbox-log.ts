@@ -23,6 +23,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { INBOX_INDEX_BATCH, INBOX_INDEX_SLICE } from "../limits.ts";
 import type { StoredRow } from "../router/wire.ts";
 import { deliverHead } from "../protocol/v1-bundle.ts";
+import { InboxSpans } from "./inbox-spans.ts";
 
 /** One user's tail: seqs ascending, ids[i] is the log id of seqs[i]. */
 interface TailUser {
@@ -96,11 +97,14 @@ export class InboxLog {
   #stale = true;
   readonly #s: ReturnType<typeof prepare>;
   readonly #b: ReturnType<typeof prepareBlobs>;
+  /** Expiry's index: id stretches with their ts bounds (inbox-spans.ts, migration 7). */
+  readonly #spans: InboxSpans;
 
   constructor(db: Database) {
     this.#db = db;
     this.#s = prepare(db);
     this.#b = prepareBlobs(db);
+    this.#spans = new InboxSpans(db);
   }
 
   /** Forget the in-memory tail; it is read from the file on next use. */
@@ -126,7 +130,13 @@ export class InboxLog {
     const id = this.#nextId++;
     const head = deliverHead(r.seq, r.ts, r.sender, r.msgId, r.body.byteLength);
     this.#s.insert.run(id, r.recipient, r.seq, r.sender, r.msgId, r.ts, r.body, head);
+    this.#spans.add(id, r.ts);
     this.#addToTail(r.recipient, r.seq, id);
+  }
+
+  /** Writes what insert() kept in memory for the file (the open span): once per append, before COMMIT. */
+  endAppend(): void {
+    this.#spans.save();
   }
 
   /** Is (user, seq) stored? */
@@ -312,7 +322,16 @@ export class InboxLog {
   expire(cutoff: number): Map<string, number> {
     this.#fresh();
     const per = new Map<string, number>();
-    for (const [id, recipient, seq] of this.#s.older.values(cutoff) as [number, string, number][]) {
+    for (const span of this.#spans.older(cutoff)) {
+      this.#expireIn(span.lo, span.hi, cutoff, per);
+      this.#spans.expired(span, cutoff);
+    }
+    return per;
+  }
+
+  /** Expires the rows with ts < cutoff among log ids lo..hi, counting them into `per`. */
+  #expireIn(lo: number, hi: number, cutoff: number, per: Map<string, number>): void {
+    for (const [id, recipient, seq] of this.#s.older.values(lo, hi, cutoff) as [number, string, number][]) {
       // Rows under a watermark were counted out when it moved; they only leave the files now.
       if (seq > this.#mark(recipient)) per.set(recipient, (per.get(recipient) ?? 0) + 1);
       this.#s.deleteIndexed1.run(recipient, seq);
@@ -321,8 +340,7 @@ export class InboxLog {
       const i = t === undefined ? -1 : upperBound(t.seqs, seq) - 1;
       if (t !== undefined && i >= 0 && t.seqs[i] === seq) this.#forget(recipient, t, i, i + 1);
     }
-    this.#s.deleteOlder.run(cutoff);
-    return per;
+    this.#s.deleteOlder.run(lo, hi, cutoff);
   }
 
   /** Admin view: rows, body bytes, oldest receive time (0 when empty). */
@@ -395,7 +413,9 @@ export class InboxLog {
     for (const [id, recipient, seq] of this.#s.tail.values(this.#indexedTo) as [number, string, number][]) {
       this.#addToTail(recipient, seq, id);
     }
-    this.#nextId = Math.max(this.#indexedTo, this.#s.maxId.get()?.m ?? 0) + 1;
+    this.#spans.load();
+    // Above every span too: a new row never falls inside an older span's ids (inbox-spans.ts).
+    this.#nextId = Math.max(this.#indexedTo, this.#s.maxId.get()?.m ?? 0, this.#spans.topId()) + 1;
     this.#stale = false;
   }
 
@@ -526,8 +546,8 @@ function prepare(db: Database) {
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),
     deleteId: db.prepare("DELETE FROM inbox_log WHERE id = ?"),
     deleteIds: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ?"),
-    older: db.prepare("SELECT id, recipient, seq FROM inbox_log WHERE ts < ?"),
-    deleteOlder: db.prepare("DELETE FROM inbox_log WHERE ts < ?"),
+    older: db.prepare("SELECT id, recipient, seq FROM inbox_log WHERE id BETWEEN ? AND ? AND ts < ?"),
+    deleteOlder: db.prepare("DELETE FROM inbox_log WHERE id BETWEEN ? AND ? AND ts < ?"),
     indexedSizes: db.prepare<{ n: number; bytes: number | null; oldest: number | null }, [string, number, number]>(
       "SELECT count(*) AS n, sum(length(l.body)) AS bytes, min(l.ts) AS oldest " +
         "FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id WHERE x.recipient = ? AND x.id <= ? AND x.seq > ?",

@@ -256,6 +256,7 @@ export class InboxStore {
         stored++;
         results[i] = "stored";
       }
+      this.#log.endAppend();
       for (const [recipient, seq] of maxSeq) {
         if ((this.#reservedAtLeast.get(recipient) ?? 0) >= seq) continue;
         this.#bumpReserved.run(recipient, seq);

@@ -177,6 +177,29 @@ CREATE TABLE inbox_acked (
 ALTER TABLE inbox_log ADD COLUMN head BLOB;
 `,
   },
+  {
+    version: 7,
+    name: "inbox expiry by log id spans instead of a ts index",
+    // Issue 14: the ts index was one more B-tree insert per stored row, read only by expiry.
+    // inbox_spans lists stretches of log ids with the lowest and highest receive time of the rows
+    // appended in them (store/inbox-spans.ts); expiry scans only the spans that hold a row older
+    // than its cutoff, by id range. Rows already stored are listed in spans of 4,096 ids each
+    // (the rows migration 4 copied are in user order, not time order: each span's bounds are
+    // exact). No stored row moves or changes: every message is kept.
+    sql: `
+CREATE TABLE inbox_spans (
+  lo INTEGER PRIMARY KEY NOT NULL,
+  hi INTEGER NOT NULL,
+  min_ts INTEGER NOT NULL,
+  max_ts INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO inbox_spans (lo, hi, min_ts, max_ts)
+  SELECT min(id), max(id), min(ts), max(ts) FROM inbox_log GROUP BY (id - 1) / 4096;
+
+DROP INDEX inbox_log_ts;
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -4,7 +4,7 @@
 // migration SQL (migrations.ts); tests/unit/store.test.ts checks that the
 // created schema matches these definitions column by column and index by index.
 
-import { customType, index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { customType, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 // bun:sqlite returns BLOBs as Uint8Array and binds Uint8Array as BLOB, so the
 // column maps 1:1 without the Buffer copy that drizzle's blob({ mode: "buffer" })
@@ -37,9 +37,19 @@ export const inboxLog = sqliteTable(
     // The row's v1 DELIVER frame up to its body (migration 6); NULL for rows stored before it.
     head: bytes("head"),
   },
-  // TTL expiry scans by age (appended near its end, as ts grows with the log).
-  (t) => [index("inbox_log_ts").on(t.ts)],
+  // No ts index (migration 7): TTL expiry finds old rows through inboxSpans.
 );
+
+/**
+ * Stretches of inbox_log ids (lo..hi) with the lowest and highest ts of the rows appended in them:
+ * expiry reads only the spans holding a row older than its cutoff (store/inbox-spans.ts).
+ */
+export const inboxSpans = sqliteTable("inbox_spans", {
+  lo: integer("lo").primaryKey(),
+  hi: integer("hi").notNull(),
+  minTs: integer("min_ts").notNull(),
+  maxTs: integer("max_ts").notNull(),
+});
 
 /**
  * (recipient, seq) -> log id, for the log rows up to inboxIndexed.upto. WITHOUT ROWID (in the SQL);

@@ -6,7 +6,16 @@ import { join } from "node:path";
 import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
-import { inboxAcked, inboxIndex, inboxIndexed, inboxLog, sentLog, sentRuns, users } from "../../src/store/schema.ts";
+import {
+  inboxAcked,
+  inboxIndex,
+  inboxIndexed,
+  inboxLog,
+  inboxSpans,
+  sentLog,
+  sentRuns,
+  users,
+} from "../../src/store/schema.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-store-${crypto.randomUUID().slice(0, 8)}-`));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -84,6 +93,7 @@ describe("open and migrations", () => {
       "inbox_index",
       "inbox_indexed",
       "inbox_log",
+      "inbox_spans",
       "sent_log",
       "sent_runs",
       "users",
@@ -103,7 +113,7 @@ describe("open and migrations", () => {
     open(path).close();
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
-    for (const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, sentLog, sentRuns, users]) {
+    for (const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, inboxSpans, sentLog, sentRuns, users]) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
       const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();
