@@ -53,9 +53,16 @@ export type InboxStoreOptions = {
    * nearly every 1000-row commit across many recipients also checkpoint:
    * measured 17-23k rows/s vs 34-36k rows/s at 16384 (64 MiB WAL at 4 KiB
    * pages). The checkpoint runs inside the commit that crosses the limit, so
-   * that commit takes longer (worst seen: ~150-400 ms).
+   * that commit takes longer (worst seen: ~150-400 ms). Default: 64 MiB of
+   * pages at the file's page size.
    */
   walAutocheckpointPages?: number;
+  /**
+   * Page size of a file this opens for the first time (a file that has tables keeps its own).
+   * 16 KiB: a flood's group commit writes fewer, fuller pages to the WAL than at SQLite's 4 KiB
+   * (store alone, 10,000 inboxes: see docs/BENCHMARKS.md, "the writer's cost per stored row").
+   */
+  pageSizeBytes?: number;
   /** Recipients whose row count is cached; the oldest entry is dropped past it. */
   countCacheMax?: number;
 };
@@ -64,7 +71,9 @@ const DEFAULTS = {
   synchronous: "NORMAL",
   busyTimeoutMs: 5000,
   cacheSizeKiB: 64 * 1024,
-  walAutocheckpointPages: 16384,
+  /** The WAL's size before an automatic checkpoint, when walAutocheckpointPages is not given. */
+  walAutocheckpointBytes: 64 * 1024 * 1024,
+  pageSizeBytes: 16384,
   countCacheMax: 262_144,
 } as const;
 
@@ -145,6 +154,8 @@ export class InboxStore {
       // a lock instead of failing at once.
       const busy = opts.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs;
       db.run(`PRAGMA busy_timeout = ${busy}`);
+      // Before WAL mode: it takes effect only while the file is still empty.
+      db.run(`PRAGMA page_size = ${opts.pageSizeBytes ?? DEFAULTS.pageSizeBytes}`);
       const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
       if (!inMemory && mode?.journal_mode !== "wal") {
         throw new Error(`could not enable WAL on ${path} (got ${mode?.journal_mode})`);
@@ -154,12 +165,12 @@ export class InboxStore {
       // Savepoint sub-journals and expire()'s GROUP BY sorter stay in RAM
       // instead of temp files.
       db.run("PRAGMA temp_store = MEMORY");
-      const ckpt = opts.walAutocheckpointPages ?? DEFAULTS.walAutocheckpointPages;
+      const page = db.query<{ page_size: number }, []>("PRAGMA page_size").get()?.page_size ?? 4096;
+      const ckpt = opts.walAutocheckpointPages ?? Math.ceil(DEFAULTS.walAutocheckpointBytes / page);
       db.run(`PRAGMA wal_autocheckpoint = ${ckpt}`);
       // After a checkpoint resets the WAL, truncate a WAL that grew past the
       // checkpoint size (e.g. while a reader held it) back to that size.
-      const page = db.query<{ page_size: number }, []>("PRAGMA page_size").get();
-      db.run(`PRAGMA journal_size_limit = ${ckpt * (page?.page_size ?? 4096)}`);
+      db.run(`PRAGMA journal_size_limit = ${ckpt * page}`);
       migrate(db);
     } catch (err) {
       db.close();
@@ -558,11 +569,22 @@ function checkOptions(opts: InboxStoreOptions): void {
     throw new RangeError(`synchronous must be "NORMAL" or "FULL", got ${String(opts.synchronous)}`);
   }
   // These are interpolated into PRAGMA text, so they must be plain integers.
-  for (const key of ["busyTimeoutMs", "cacheSizeKiB", "walAutocheckpointPages", "countCacheMax"] as const) {
+  for (
+    const key of ["busyTimeoutMs", "cacheSizeKiB", "walAutocheckpointPages", "countCacheMax", "pageSizeBytes"] as const
+  ) {
     const v = opts[key];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
       throw new RangeError(`${key} must be a non-negative integer, got ${v}`);
     }
+  }
+  checkPageSize(opts.pageSizeBytes);
+}
+
+/** SQLite's page sizes: powers of two from 512 to 65,536 (it ignores any other value silently). */
+function checkPageSize(v: number | undefined): void {
+  if (v === undefined) return;
+  if (!(Number.isSafeInteger(v) && v >= 512 && v <= 65536 && (v & (v - 1)) === 0)) {
+    throw new RangeError(`pageSizeBytes must be a power of two from 512 to 65536, got ${v}`);
   }
 }
 

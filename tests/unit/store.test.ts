@@ -177,6 +177,33 @@ describe("open and migrations", () => {
     db.close();
   });
 
+  test("a new file gets 16 KiB pages; a file that has tables keeps its own", () => {
+    const pageOf = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        const q = (p: string) => Object.values(db.query(`PRAGMA ${p}`).get() as object)[0] as number;
+        return q("page_size");
+      } finally {
+        db.close();
+      }
+    };
+    const fresh = freshPath();
+    const a = open(fresh);
+    a.append([row("bob", 1)]);
+    a.close();
+    expect(pageOf(fresh)).toBe(16384);
+    // A file made at SQLite's default page size (as every file before this option) keeps it.
+    const old = freshPath();
+    const b = open(old, { pageSizeBytes: 4096 });
+    b.append([row("bob", 1)]);
+    b.close();
+    const c = open(old);
+    expect(c.fetch("bob", 0, 10).map((r) => r.seq)).toEqual([1]);
+    c.close();
+    expect(pageOf(old)).toBe(4096);
+    expect(() => open(freshPath(), { pageSizeBytes: 5000 })).toThrow("pageSizeBytes");
+  });
+
   test("refuses a file written by a newer schema", () => {
     const path = freshPath();
     open(path).close();
