@@ -23,6 +23,12 @@ function tailKey(recipient: string, sender: string, msgId: string): string {
   return recipient + "\0" + sender + "\0" + msgId;
 }
 
+/** Records `e` under its key unless an earlier record of the key is there (a key keeps its first seq). */
+function addFirst(m: Map<string, LogEntry>, e: LogEntry): void {
+  const key = tailKey(e.recipient, e.sender, e.msgId);
+  if (!m.has(key)) m.set(key, e);
+}
+
 export class SentIds {
   readonly #db: Database;
   readonly #runs: SentRuns;
@@ -30,8 +36,13 @@ export class SentIds {
   readonly #tailPage: Statement<LogRow, [number, number]>;
   readonly #page: Statement;
   readonly #count: Statement<{ n: number }, []>;
-  /** First record of each key appended after the last run, in id order. */
-  #tail = new Map<string, LogEntry>();
+  /** Every record appended after the last run, in id order (a run indexes them all). */
+  #tail: LogEntry[] = [];
+  /**
+   * The tail by key (its first record), built on the first lookup and kept up to date after: a
+   * flood stores keys and never looks them up, so it pays for no string key or map entry per row.
+   */
+  #tailByKey: Map<string, LogEntry> | null = null;
   /** Log id where the tail starts (0 until a row is appended after the last run). */
   #tailLo = 0;
   #tailHi = 0;
@@ -69,22 +80,22 @@ export class SentIds {
     this.#fresh();
     const seq = this.#runs.find(recipient, sender, msgId, since);
     if (seq > 0) return seq;
-    const t = this.#tail.get(tailKey(recipient, sender, msgId));
+    const t = this.#keyed().get(tailKey(recipient, sender, msgId));
     return t !== undefined && t.ts >= since ? t.seq : 0;
   }
 
   /** Is the tail big or old enough to become a run (see header)? */
   due(now: number, windowMs: number): boolean {
     this.#fresh();
-    if (this.#tail.size >= DEDUPE_RUN_KEYS) return true;
-    return this.#tail.size > 0 && this.#tailMinTs < now - windowMs / DEDUPE_RUN_SLICES;
+    if (this.#tail.length >= DEDUPE_RUN_KEYS) return true;
+    return this.#tail.length > 0 && this.#tailMinTs < now - windowMs / DEDUPE_RUN_SLICES;
   }
 
   /** Turns the tail into a run. Call inside a tx (the writer: after a commit, in its own). */
   buildRun(): void {
     this.#fresh();
-    if (this.#tail.size === 0) return;
-    this.#runs.build([...this.#tail.values()], this.#tailLo, this.#tailHi);
+    if (this.#tail.length === 0) return;
+    this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
     this.#clearTail();
   }
 
@@ -129,13 +140,22 @@ export class SentIds {
   #addToTail(e: LogEntry): void {
     if (this.#tailLo === 0) this.#tailLo = e.id;
     this.#tailHi = e.id;
-    const key = tailKey(e.recipient, e.sender, e.msgId);
-    if (!this.#tail.has(key)) this.#tail.set(key, e);
+    this.#tail.push(e);
+    if (this.#tailByKey !== null) addFirst(this.#tailByKey, e);
     if (e.ts < this.#tailMinTs) this.#tailMinTs = e.ts;
   }
 
+  /** The tail by key, built now if no lookup needed it since the last run. */
+  #keyed(): Map<string, LogEntry> {
+    if (this.#tailByKey !== null) return this.#tailByKey;
+    const m = new Map<string, LogEntry>();
+    for (const e of this.#tail) addFirst(m, e);
+    return this.#tailByKey = m;
+  }
+
   #clearTail(): void {
-    this.#tail = new Map();
+    this.#tail = [];
+    this.#tailByKey = null;
     this.#tailLo = 0;
     this.#tailHi = 0;
     this.#tailMinTs = Number.POSITIVE_INFINITY;
@@ -159,7 +179,7 @@ export class SentIds {
         }
         if (rows.length < DEDUPE_RUN_KEYS) return;
         after = this.#tailHi;
-        this.#runs.build([...this.#tail.values()], this.#tailLo, this.#tailHi);
+        this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
         this.#clearTail();
       }
     };

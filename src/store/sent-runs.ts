@@ -77,8 +77,8 @@ export class SentRuns {
   }
 
   /**
-   * Indexes log ids lo..hi from `entries` (the first record of each key in that range; a later
-   * record of the same key stays in the log, unindexed, and goes with the run). Inside a tx.
+   * Indexes log ids lo..hi from `entries` (every record in that range; a key recorded twice is
+   * answered by its first record, as probes read ids in ascending order). Inside a tx.
    */
   build(entries: LogEntry[], lo: number, hi: number): void {
     const table = runTable(lo);
@@ -138,7 +138,7 @@ export class SentRuns {
     if (!p) {
       p = this.db.prepare<ProbeRow, [number]>(
         `SELECT l.recipient, l.sender, l.msg_id, l.seq, l.ts FROM ${runTable(lo)} r ` +
-          "JOIN sent_log l ON l.id = r.id WHERE r.h = ?",
+          "JOIN sent_log l ON l.id = r.id WHERE r.h = ? ORDER BY r.id",
       );
       this.#probes.set(lo, p);
     }

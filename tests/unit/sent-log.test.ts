@@ -52,6 +52,20 @@ describe("dedupe log", () => {
     store.close();
   });
 
+  test("a key recorded twice answers its first seq: in the tail before and after a lookup, and in a run", () => {
+    const store = open(freshPath());
+    const a = key(1);
+    const b = key(2);
+    rememberAll(store, [a, { ...a, seq: 50 }]);
+    expect(find(store, a)).toBe(2); // the tail's keyed view is built here, on the first lookup
+    rememberAll(store, [b, { ...b, seq: 60 }, { ...a, seq: 70 }]); // and kept up to date after it
+    expect([find(store, a), find(store, b)]).toEqual([2, 3]);
+    buildRun(store);
+    expect(store.sent.runCount()).toBe(1);
+    expect([find(store, a), find(store, b)]).toEqual([2, 3]);
+    store.close();
+  });
+
   test("a full tail becomes a run; keys are found in runs and tail, also after reopen", () => {
     const path = freshPath();
     const store = open(path);
