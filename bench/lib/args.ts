@@ -48,6 +48,8 @@ export interface BenchArgs {
   nodes: number | null;
   /** v1 logins ask Iris for bundles (docs/PROTOCOL.md, "v1 bundles"); the relay never gets the flag. */
   bundles: boolean;
+  /** throughput: measure Iris with plain v1 logins and again with bundled ones (default under `all`). */
+  bothLogins: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [flags]
@@ -72,6 +74,8 @@ scenarios: ${SCENARIOS.join(", ")}
   --nodes N            cluster, cluster-scale: Iris nodes on one nats-server (default 3; scale: 10)
                        (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
   --bundles            v1 load connections log in with the bundle flag (as the SDK does)
+  --both-logins        throughput: Iris once with plain v1 logins, once with bundled ones, one relay
+                       run for both (the default under \`all\`, whose issue-14 table shows both)
 `;
 
 export class ArgsError extends Error {}
@@ -117,6 +121,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     baseline: true,
     nodes: null,
     bundles: false,
+    bothLogins: false,
   };
   let scenario: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -201,6 +206,9 @@ export function parseArgs(argv: string[]): BenchArgs {
       case "--bundles":
         a.bundles = true;
         break;
+      case "--both-logins":
+        a.bothLogins = true;
+        break;
       default:
         if (f.startsWith("-")) throw new ArgsError(`unknown flag ${f}`);
         if (scenario !== null) throw new ArgsError(`one scenario at a time (got ${scenario} and ${f})`);
@@ -212,6 +220,8 @@ export function parseArgs(argv: string[]): BenchArgs {
     a.scenario = scenario as ScenarioName;
   }
   if (a.url && a.tcp) throw new ArgsError("--url and --tcp are exclusive");
+  // `all` prints issue 14's table, which has a row for each login kind (the SDK's default is bundled).
+  if (a.scenario === "all") a.bothLogins = true;
   return a;
 }
 

@@ -21,7 +21,7 @@ export const baseline: Scenario<BaselineFigures> = async (ctx) => {
   try {
     const b = await startTarget(ctx, "baseline", null);
     try {
-      fig = await measureTarget(ctx, lg, b, p, null);
+      fig = await measureTarget(ctx, lg, b, p, { pacedRates: [], bundles: false });
     } finally {
       await b.stop();
     }

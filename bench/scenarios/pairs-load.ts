@@ -34,21 +34,32 @@ export interface TargetFigures {
   label: string;
   kind: "iris" | "baseline" | "external";
   shards: number | null;
+  /** v1 logins asked for bundles (the SDK's default login). */
+  bundles: boolean;
   connections: number;
   connectMs: number;
   saturation: PhaseResult;
   paced: PhaseResult;
+  /** Further paced phases, one per extra rate asked for (the relay, paced at each Iris login's rate). */
+  pacedMore: PhaseResult[];
 }
 
-/** Saturation then paced on one target; `pacedRate` null = 50% of this target's saturation. */
+export interface MeasureOpts {
+  /** Paced rates in order; empty = one paced phase at 50% of this target's saturation. */
+  pacedRates: number[];
+  /** v1 logins ask for bundles (never for the relay, which knows no login flags). */
+  bundles: boolean;
+}
+
+/** Saturation then paced (once per rate) on one target. */
 export async function measureTarget(
   ctx: Ctx,
   lg: LoadGen,
   t: TargetRun,
   p: PairsParams,
-  pacedRate: number | null,
+  opts: MeasureOpts,
 ): Promise<TargetFigures> {
-  const bundles = ctx.args.bundles && t.kind !== "baseline"; // the relay knows no login flags
+  const bundles = opts.bundles && t.kind !== "baseline";
   const pairs = await openPairs(lg, t.target, ctx.args.proto, p.conns, `${t.kind}-u`, p.payload, bundles);
   const opened = pairs.users.reduce((n, u) => n + u.length, 0) - pairs.failed;
   if (pairs.failed > 0) {
@@ -64,20 +75,32 @@ export async function measureTarget(
     { name: "saturation", mode: "saturate", window: p.window, rate: 0, ...timing },
     t.pid,
   );
-  const rate = ctx.args.rate ?? pacedRate ?? Math.max(1, Math.round(saturation.msgsPerSec / 2));
-  ctx.log(`${t.label}: ${int(saturation.msgsPerSec)} msgs/s at saturation; pacing at ${int(rate)} msgs/s`);
-  const paced = await runPairsPhase(lg, pairs, { name: "paced", mode: "paced", window: 0, rate, ...timing }, t.pid);
+  const rates = ctx.args.rate !== null
+    ? [ctx.args.rate]
+    : opts.pacedRates.length
+    ? opts.pacedRates
+    : [Math.max(1, Math.round(saturation.msgsPerSec / 2))];
+  ctx.log(
+    `${t.label}: ${int(saturation.msgsPerSec)} msgs/s at saturation; pacing at ${rates.map(int).join(", ")} msgs/s`,
+  );
+  const pacedAll: PhaseResult[] = [];
+  for (const rate of rates) {
+    pacedAll.push(await runPairsPhase(lg, pairs, { name: "paced", mode: "paced", window: 0, rate, ...timing }, t.pid));
+  }
+  const [paced, ...pacedMore] = pacedAll as [PhaseResult, ...PhaseResult[]];
   await collectClientProblems(ctx, lg, t.label);
-  for (const r of [saturation, paced]) ctx.problems.push(...phaseProblems(t.label, r));
+  for (const r of [saturation, ...pacedAll]) ctx.problems.push(...phaseProblems(t.label, r));
   for (let w = 0; w < lg.size; w++) await lg.closeConns(w);
   return {
     label: t.label,
     kind: t.kind,
     shards: t.shards,
+    bundles,
     connections: opened,
     connectMs: pairs.openMs,
     saturation,
     paced,
+    pacedMore,
   };
 }
 
@@ -94,8 +117,11 @@ export function targetSummary(f: TargetFigures): string[] {
     ];
   };
   return [
-    `${f.label}: ${int(f.connections)} connections (${int(f.connections / 2)} pairs) in ${int(f.connectMs)} ms`,
+    `${f.label}${f.bundles ? " (bundled v1 logins)" : ""}: ${int(f.connections)} connections (${
+      int(f.connections / 2)
+    } pairs) in ${int(f.connectMs)} ms`,
     ...line(f.saturation),
     ...line(f.paced),
+    ...f.pacedMore.flatMap(line),
   ];
 }

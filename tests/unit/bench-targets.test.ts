@@ -3,6 +3,9 @@
 
 import { expect, test } from "bun:test";
 import { issueTargetLines, type RunFigures } from "../../bench/lib/issue-targets.ts";
+import { parseArgs } from "../../bench/lib/args.ts";
+import { loginsOf, ratiosOf } from "../../bench/scenarios/throughput.ts";
+import type { TargetFigures } from "../../bench/scenarios/pairs-load.ts";
 
 const drainCase = (proto: "v0" | "v1", messages: number, lastMs: number) => ({
   proto,
@@ -34,5 +37,72 @@ test("rows are judged against their targets; missing figures are never invented"
   for (const r of ["v1 saturation", "v1 server CPU", "v1 p99", "offline flood", "idle logged-in"]) {
     expect(row(r)).toContain("not measured");
   }
-  expect(lines.slice(3)).toHaveLength(7); // title, header, rule, then one line per row
+  // title, header, rule, then one line per row: 4 single rows + 3 throughput figures x 2 logins
+  expect(lines.slice(3)).toHaveLength(10);
+});
+
+// A pairs run's figures: msgs/s and µs/msg at saturation, and the paced phase's rate and p99.
+const phase = (msgsPerSec: number, usPerMsg: number, rate: number | null, p99Ms: number) => ({
+  msgsPerSec,
+  targetRate: rate,
+  cpu: { serverUsPerMsg: usPerMsg },
+  latency: { p50Ms: p99Ms / 2, p99Ms },
+});
+const target = (label: string, bundles: boolean, sat: number, us: number, rate: number, p99: number) =>
+  ({
+    label,
+    bundles,
+    saturation: phase(sat, us, null, 10),
+    paced: phase(rate, us, rate, p99),
+    pacedMore: [],
+  }) as unknown as TargetFigures;
+
+const params = { proto: "v1", conns: 1000 };
+
+test("plain and bundled v1 each get their own rows, ratio to the same relay and verdict", () => {
+  const relay = {
+    ...target("relay", false, 100_000, 10, 40_000, 2),
+    pacedMore: [phase(50_000, 10, 50_000, 4)],
+  } as unknown as TargetFigures;
+  const plain = target("iris", false, 80_000, 15, 40_000, 20); // 0.8x, 1.5x CPU, p99 10x
+  const bundled = target("iris bundled", true, 100_000, 11, 50_000, 5); // 1.0x, 1.1x, p99 1.25x
+  const ratios = [ratiosOf(plain, relay), ratiosOf(bundled, relay)];
+  // Each paced p99 is judged against the relay paced at the same rate.
+  expect(ratios[0]!.pacedP99).toBeCloseTo(10);
+  expect(ratios[1]!.pacedP99).toBeCloseTo(1.25);
+  const f = { throughput: { params, targets: [plain, bundled], baseline: relay, ratios } } as unknown as RunFigures;
+  const lines = issueTargetLines(f);
+  const row = (start: string) => lines.find((l) => l.startsWith(start))!;
+  expect(row("v1 saturation throughput, 1,000 conns, plain v1")).toContain("0.80x relay");
+  expect(row("v1 saturation throughput, 1,000 conns, plain v1")).toContain("NOT met");
+  expect(row("v1 saturation throughput, 1,000 conns, bundled v1")).toContain("1.00x relay");
+  expect(row("v1 saturation throughput, 1,000 conns, bundled v1")).not.toContain("NOT met");
+  expect(row("v1 server CPU per message at saturation, plain")).toContain("1.50x relay");
+  expect(row("v1 server CPU per message at saturation, plain")).toContain("NOT met");
+  expect(row("v1 server CPU per message at saturation, bundled")).toContain("1.10x relay");
+  expect(row("v1 server CPU per message at saturation, bundled")).toMatch(/ met$/);
+  expect(row("v1 p99 paced at 50% of Iris's saturation, plain")).toContain("NOT met");
+  expect(row("v1 p99 paced at 50% of Iris's saturation, bundled")).toMatch(/ met$/);
+});
+
+test("a run without bundled logins keeps the plain rows and says why the bundled ones are missing", () => {
+  const relay = target("relay", false, 100_000, 10, 40_000, 2);
+  const plain = target("iris", false, 95_000, 11, 40_000, 2);
+  const f = {
+    throughput: { params, targets: [plain], baseline: relay, ratios: [ratiosOf(plain, relay)] },
+  } as unknown as RunFigures;
+  const lines = issueTargetLines(f);
+  const row = (start: string) => lines.find((l) => l.startsWith(start))!;
+  expect(row("v1 saturation throughput, 1,000 conns, plain v1")).toContain("0.95x relay");
+  expect(row("v1 saturation throughput, 1,000 conns, bundled v1")).toContain("not measured: no bundled v1 run");
+});
+
+test("`all` measures both logins; a single throughput run measures the one asked for", () => {
+  expect(parseArgs(["all"]).bothLogins).toBe(true);
+  expect(parseArgs(["throughput"]).bothLogins).toBe(false);
+  expect(loginsOf(parseArgs(["all"]), false)).toEqual(["plain", "bundled"]);
+  expect(loginsOf(parseArgs(["throughput", "--bundles"]), false)).toEqual(["bundled"]);
+  expect(loginsOf(parseArgs(["throughput"]), false)).toEqual(["plain"]);
+  expect(loginsOf(parseArgs(["throughput", "--both-logins", "--proto", "v0"]), false)).toEqual(["plain"]);
+  expect(loginsOf(parseArgs(["throughput", "--both-logins"]), true)).toEqual(["plain"]);
 });
