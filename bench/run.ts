@@ -158,8 +158,10 @@ async function main(): Promise<number> {
       console.error(`bench ${n} failed: ${(e as Error).stack ?? e}`);
     }
   }
-  // `all`: issue 14's target table, each row next to its target (or why it was not measured).
-  if (args.scenario === "all") console.log(issueTargetLines(figures as RunFigures).join("\n") + "\n");
+  // `all`: issue 14's target table, each row next to its target (or why it was not measured); also
+  // after `throughput --both-logins`, whose rows (plain and bundled v1) it fills.
+  const table = args.scenario === "all" || (args.scenario === "throughput" && args.bothLogins);
+  if (table) console.log(issueTargetLines(figures as RunFigures).join("\n") + "\n");
   return failed ? 1 : 0;
 }
 
