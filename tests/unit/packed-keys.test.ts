@@ -26,8 +26,11 @@ describe("packed remember", () => {
 
   test("the guard refuses bad lengths, an empty id, seq < 1, a fractional ts, a short text", () => {
     const p = packRemember({ t: "remember", keys: [req.keys[0]!] });
-    const bad = (nums: number[], text = p.text) => isWriterReq({ t: "rememberPacked", text, nums });
-    expect(bad(p.nums)).toBe(true); // control: the original numbers pass
+    const bad = (nums: number[], text = p.text) =>
+      isWriterReq({ t: "rememberPacked", text, nums: new Float64Array(nums) });
+    expect(bad([...p.nums])).toBe(true); // control: the original numbers pass
+    // The numbers cross as a Float64Array: a plain array (or anything else) is refused.
+    expect(isWriterReq({ t: "rememberPacked", text: p.text, nums: [...p.nums] })).toBe(false);
     expect(bad([3, 5, 2, 1, 1.5])).toBe(false);
     expect(bad([3, 5, 2, 0, 1])).toBe(false);
     expect(bad([3, 7, 0, 1, 1])).toBe(false);
