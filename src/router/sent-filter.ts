@@ -51,24 +51,38 @@ function mix(s: string): void {
   hb = Math.imul(b ^ 0xff, 0x01000193) ^ (b >>> 15);
 }
 
+/** Largest bit count indexed by a mask: bit positions are 32-bit sums, and `&` works on int32. */
+const MASK_MAX_BITS = 2 ** 30;
+
 class Bloom {
   private readonly bits: Uint32Array;
   private readonly m: number;
+  /**
+   * m - 1 when m is a power of two (every filter: FIRST_CAPACITY and BITS_PER_KEY are, and each
+   * filter doubles the last), else -1. `(x & mask)` is then exactly `(x >>> 0) % m` (the low bits
+   * of x mod 2^32) without an integer division per probe: 11 probes per add, ~2 per miss (issue 14).
+   */
+  private readonly mask: number;
   n = 0;
   constructor(readonly capacity: number) {
     this.m = capacity * BITS_PER_KEY;
+    this.mask = this.m <= MASK_MAX_BITS && (this.m & (this.m - 1)) === 0 ? this.m - 1 : -1;
     this.bits = new Uint32Array(Math.ceil(this.m / 32));
+  }
+  private bit(h1: number, h2: number, i: number): number {
+    const x = h1 + Math.imul(i, h2);
+    return this.mask >= 0 ? x & this.mask : (x >>> 0) % this.m;
   }
   add(h1: number, h2: number): void {
     for (let i = 0; i < HASHES; i++) {
-      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.m;
+      const bit = this.bit(h1, h2, i);
       this.bits[bit >>> 5]! |= 1 << (bit & 31);
     }
     this.n++;
   }
   has(h1: number, h2: number): boolean {
     for (let i = 0; i < HASHES; i++) {
-      const bit = (h1 + Math.imul(i, h2) >>> 0) % this.m;
+      const bit = this.bit(h1, h2, i);
       if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
     }
     return true;
