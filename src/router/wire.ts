@@ -8,7 +8,7 @@
 
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
 import { type FramePage, isFramePage } from "./frame-page.ts";
-import { isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
+import { isColumn, isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
 
 // ---- owner-bound ----
 
@@ -465,7 +465,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),
   remember: (v) => Array.isArray(v.keys) && v.keys.length > 0 && v.keys.every(isSentKey),
-  rememberPacked: (v) => v.nums instanceof Float64Array && v.nums.length > 0 && isPackedRememberBody(v.text, v.nums),
+  rememberPacked: (v) => isColumn(v.nums) && v.nums.length > 0 && isPackedRememberBody(v.text, v.nums),
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
   confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
   scanSent: (v) =>

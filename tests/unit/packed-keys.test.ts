@@ -24,13 +24,29 @@ describe("packed remember", () => {
     expect(unpackRemember(packRemember({ t: "remember", keys: [] }))).toEqual({ t: "remember", keys: [] });
   });
 
+  test("a few keys pack into a number[], many into a Float64Array; both round trip", () => {
+    const many: RememberReq = {
+      t: "remember",
+      keys: Array.from(
+        { length: 40 },
+        (_, i) => ({ recipient: `r${i}`, sender: "s", msgId: `m${i}`, seq: i + 1, ts: i }),
+      ),
+    };
+    expect(Array.isArray(packRemember(req).nums)).toBe(true);
+    const p = packRemember(many);
+    expect(p.nums).toBeInstanceOf(Float64Array);
+    expect(isWriterReq(structuredClone(p))).toBe(true);
+    expect(unpackRemember(structuredClone(p))).toEqual(many);
+  });
+
   test("the guard refuses bad lengths, an empty id, seq < 1, a fractional ts, a short text", () => {
     const p = packRemember({ t: "remember", keys: [req.keys[0]!] });
-    const bad = (nums: number[], text = p.text) =>
-      isWriterReq({ t: "rememberPacked", text, nums: new Float64Array(nums) });
+    const bad = (nums: number[], text = p.text) => isWriterReq({ t: "rememberPacked", text, nums });
     expect(bad([...p.nums])).toBe(true); // control: the original numbers pass
-    // The numbers cross as a Float64Array: a plain array (or anything else) is refused.
-    expect(isWriterReq({ t: "rememberPacked", text: p.text, nums: [...p.nums] })).toBe(false);
+    // The column crosses as a number[] or a Float64Array; any other container is refused.
+    expect(isWriterReq({ t: "rememberPacked", text: p.text, nums: new Float64Array(p.nums) })).toBe(true);
+    expect(isWriterReq({ t: "rememberPacked", text: p.text, nums: new Int32Array(p.nums) })).toBe(false);
+    expect(isWriterReq({ t: "rememberPacked", text: p.text, nums: { ...p.nums, length: 5 } })).toBe(false);
     expect(bad([3, 5, 2, 1, 1.5])).toBe(false);
     expect(bad([3, 5, 2, 0, 1])).toBe(false);
     expect(bad([3, 7, 0, 1, 1])).toBe(false);
