@@ -11,6 +11,8 @@ import { RawSocket } from "../helpers/raw.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer | null = null;
+/** At 10 msgs/s and a burst of 5, long enough for the bucket to fill up again. */
+const TOKENS_BACK_MS = 600;
 const clients: IrisClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
@@ -56,16 +58,19 @@ async function rawSender(user: string) {
 
 describe("per-sender order through refusals", () => {
   test("after a refusal the server refuses later sends to that recipient until the refused one is retried", async () => {
-    server = await startServer({ args: ["--rate-msgs", "100", "--rate-burst", "5"] });
+    // 10 msgs/s: a token comes back only every 100 ms, so the 8 pipelined sends below find the
+    // bucket empty after 5 even on a loaded machine (at 100 msgs/s a 10 ms stall let m6 through).
+    server = await startServer({ args: ["--rate-msgs", "10", "--rate-burst", "5"] });
     const { s, send, answered } = await rawSender("fence-s");
     for (let i = 1; i <= 8; i++) send(`m${i}`, "fence-r");
     const first = await answered(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
     expect(first.slice(0, 5).every((a) => a === "stored")).toBe(true);
     expect(first.slice(5)).toEqual(["RATE_LIMITED", "RATE_LIMITED", "RATE_LIMITED"]);
-    await Bun.sleep(150); // tokens are back: only the fence can refuse now
+    await Bun.sleep(TOKENS_BACK_MS); // tokens are back: only the fence can refuse now
     send("m9", "fence-r"); // written before the client "read" m6's refusal: it must not overtake m6
     send("q1", "fence-q"); // another recipient is not fenced
     expect(await answered(["m9", "q1"])).toEqual(["RATE_LIMITED", "stored"]);
+    await Bun.sleep(TOKENS_BACK_MS); // the bucket full again for the four retries
     for (const id of ["m6", "m7", "m8", "m9"]) send(id, "fence-r"); // the retry, in order, lifts the fence
     expect(await answered(["m6", "m7", "m8", "m9"])).toEqual(["stored", "stored", "stored", "stored"]);
     s.close();
