@@ -118,6 +118,11 @@ export function readU32(b: Uint8Array, at: number): number {
   return b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
 }
 
+/** Big-endian u64 at `at` (a safe integer: what writeU64 wrote; the caller checked the bounds). */
+export function readU64(b: Uint8Array, at: number): number {
+  return readU32(b, at) * 0x100000000 + readU32(b, at + 4);
+}
+
 /** Big-endian u32 written at `at`. */
 export function writeU32(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;

@@ -6,7 +6,8 @@
 // `after`. Anything else gives null, and the writer reads the rows one by one. Pure.
 
 import { ROW_OVERHEAD_BYTES } from "../limits.ts";
-import { readU32 } from "../protocol/bytes.ts";
+import { readU32, readU64 } from "../protocol/bytes.ts";
+import { V1 } from "../protocol/v1.ts";
 import { DELIVER_FIXED_BYTES } from "../protocol/v1-bundle.ts";
 import type { FramePage } from "./frame-page.ts";
 
@@ -17,14 +18,9 @@ export interface BlobPage {
   bytes: number;
 }
 
-/** DELIVER opcode (protocol/v1.ts). */
-const DELIVER = 0x42;
-
-const readU64 = (b: Uint8Array, at: number) => readU32(b, at) * 0x100000000 + readU32(b, at + 4);
-
 /** Where the frame starting at `at` ends and its body's length; null if it is not whole. */
 function frameAt(b: Uint8Array, at: number): { end: number; bodyLen: number } | null {
-  if (at + DELIVER_FIXED_BYTES > b.length || b[at] !== DELIVER) return null;
+  if (at + DELIVER_FIXED_BYTES > b.length || b[at] !== V1.DELIVER) return null;
   const fl = b[at + 17]!;
   if (at + 19 + fl > b.length) return null;
   const lenAt = at + 19 + fl + b[at + 18 + fl]!;

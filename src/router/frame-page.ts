@@ -6,7 +6,8 @@
 //
 //   frame i = frames[ends[i-1] .. ends[i]) = 0x42 | u64 seq | u64 ts | str8 from | str8 id | u32 len | body
 
-import { readU32, utf8Length } from "../protocol/bytes.ts";
+import { readU32, readU64, utf8Length } from "../protocol/bytes.ts";
+import { V1 } from "../protocol/v1.ts";
 import { DELIVER_FIXED_BYTES, putDeliver, V1_BUNDLE_SERVER } from "../protocol/v1-bundle.ts";
 import type { Delivery, StoredRow } from "./wire.ts";
 
@@ -18,7 +19,7 @@ export interface FramePage {
 }
 
 /** DELIVER opcode (protocol/v1.ts) and its fixed bytes: op, seq, ts, two str8 lengths, body length. */
-const DELIVER = 0x42;
+const DELIVER = V1.DELIVER;
 const FIXED = DELIVER_FIXED_BYTES;
 
 /** What a page builder needs of a row (a StoredRow, or the columns SQLite returned). */
@@ -130,7 +131,6 @@ export function framePage(rows: readonly PageRow[]): FramePage {
   return b.done();
 }
 
-const readU64 = (b: Uint8Array, at: number) => readU32(b, at) * 0x100000000 + readU32(b, at + 4);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** A str8's text: short ASCII without a decoder call (ids and user names). */
