@@ -9,6 +9,8 @@
 //   drain:  one user's backlog of ROWS (filled first, not measured), then read in pages of
 //           8,192 rows, each page deleted once read (as acks or v0 writes delete it).
 //   SRC_ROOT: another checkout's root (e.g. main's) to measure its store instead of this one.
+//   LOOKUP_EVERY=N (env, settle): one dedupe lookup of an absent key after every N commits, as a
+//           shard's Bloom false positive asks the writer now and then (0: none).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -58,6 +60,8 @@ if (mode === "drain") {
     indexInbox(); // as the writer does after each commit
   }
 }
+const lookupEvery = Number(process.env.LOOKUP_EVERY ?? 0);
+let commits = 0;
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
 for (let after = 0; mode === "drain";) {
@@ -72,6 +76,7 @@ for (let n = 0; mode !== "drain" && n < total;) {
   store.transaction(() => {
     if (mode === "flood") store.append(keys.map((k) => ({ ...k, body })));
     store.sent.remember(keys);
+    if (lookupEvery > 0 && ++commits % lookupEvery === 0) store.sent.lookup("nobody", "none", `x${n}`, 0);
   });
   if (typeof store.sent.due === "function" && store.sent.due(Date.now(), 86_400_000)) {
     store.transaction(() => store.sent.buildRun()); // as the writer does after a commit

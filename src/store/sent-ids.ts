@@ -12,37 +12,43 @@
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { type LogEntry, SentRuns } from "./sent-runs.ts";
+import { ChunkedInsert } from "./chunked-insert.ts";
+import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
 export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: string, ts: number];
 
 type LogRow = [number, string, string, string, number, number];
 
-function tailKey(recipient: string, sender: string, msgId: string): string {
-  return recipient + "\0" + sender + "\0" + msgId;
+/** Keys per multi-row INSERT into the log (chunked-insert.ts; 160 values bound). */
+const LOG_INSERT_ROWS = 32;
+
+/**
+ * Records `e` under its key's 53-bit hash unless an earlier record has that hash (a key keeps its
+ * first seq). A number, not a joined string: no string built and hashed per logged key (issue 14).
+ */
+function addFirst(m: Map<number, LogEntry>, e: LogEntry): void {
+  if (!m.has(e.h)) m.set(e.h, e);
 }
 
-/** Records `e` under its key unless an earlier record of the key is there (a key keeps its first seq). */
-function addFirst(m: Map<string, LogEntry>, e: LogEntry): void {
-  const key = tailKey(e.recipient, e.sender, e.msgId);
-  if (!m.has(key)) m.set(key, e);
+function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): boolean {
+  return e.recipient === recipient && e.sender === sender && e.msgId === msgId;
 }
 
 export class SentIds {
   readonly #db: Database;
   readonly #runs: SentRuns;
-  readonly #insert: Statement;
+  readonly #insert: ChunkedInsert;
   readonly #tailPage: Statement<LogRow, [number, number]>;
   readonly #page: Statement;
   readonly #count: Statement<{ n: number }, []>;
   /** Every record appended after the last run, in id order (a run indexes them all). */
   #tail: LogEntry[] = [];
   /**
-   * The tail by key (its first record), built on the first lookup and kept up to date after: a
-   * flood stores keys and never looks them up, so it pays for no string key or map entry per row.
+   * The tail by key hash (the first record with it), built on the first lookup and kept up to
+   * date after: a flood stores keys and never looks them up, so it pays for no map entry per row.
    */
-  #tailByKey: Map<string, LogEntry> | null = null;
+  #tailByKey: Map<number, LogEntry> | null = null;
   /** Log id where the tail starts (0 until a row is appended after the last run). */
   #tailLo = 0;
   #tailHi = 0;
@@ -54,7 +60,12 @@ export class SentIds {
   constructor(db: Database) {
     this.#db = db;
     this.#runs = new SentRuns(db);
-    this.#insert = db.prepare("INSERT INTO sent_log (recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?)");
+    this.#insert = new ChunkedInsert(
+      db,
+      "INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)",
+      5,
+      LOG_INSERT_ROWS,
+    );
     this.#tailPage = db.prepare<LogRow, [number, number]>(
       "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ? ORDER BY id LIMIT ?",
     );
@@ -67,10 +78,17 @@ export class SentIds {
   /** Records accepted keys (a key already known keeps its first seq); returns how many were logged. */
   remember(keys: SentKey[]): number {
     this.#fresh();
-    for (const k of keys) {
-      const id = Number(this.#insert.run(k.recipient, k.sender, k.msgId, k.seq, k.ts).lastInsertRowid);
-      this.#addToTail({ id, recipient: k.recipient, sender: k.sender, msgId: k.msgId, seq: k.seq, ts: k.ts });
-    }
+    const n = keys.length;
+    const last = this.#insert.run(n, (args, at, i) => {
+      const k = keys[i]!;
+      args[at] = k.recipient;
+      args[at + 1] = k.sender;
+      args[at + 2] = k.msgId;
+      args[at + 3] = k.seq;
+      args[at + 4] = k.ts;
+    });
+    let id = last - n + 1; // the rows got consecutive ids (the log only appends)
+    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts));
     if (this.#total !== undefined) this.#total += keys.length;
     return keys.length;
   }
@@ -80,8 +98,17 @@ export class SentIds {
     this.#fresh();
     const seq = this.#runs.find(recipient, sender, msgId, since);
     if (seq > 0) return seq;
-    const t = this.#keyed().get(tailKey(recipient, sender, msgId));
+    const t = this.#tailFirst(recipient, sender, msgId);
     return t !== undefined && t.ts >= since ? t.seq : 0;
+  }
+
+  /** The tail's first record of the key, if any. */
+  #tailFirst(recipient: string, sender: string, msgId: string): LogEntry | undefined {
+    const { h } = keyHashes(recipient, sender, msgId);
+    const e = this.#keyed().get(h);
+    if (e === undefined || isKey(e, recipient, sender, msgId)) return e;
+    // Another key has the same 53-bit hash (rare): its record is first in the map, not this one's.
+    return this.#tail.find((x) => x.h === h && isKey(x, recipient, sender, msgId));
   }
 
   /** Is the tail big or old enough to become a run (see header)? */
@@ -146,9 +173,9 @@ export class SentIds {
   }
 
   /** The tail by key, built now if no lookup needed it since the last run. */
-  #keyed(): Map<string, LogEntry> {
+  #keyed(): Map<number, LogEntry> {
     if (this.#tailByKey !== null) return this.#tailByKey;
-    const m = new Map<string, LogEntry>();
+    const m = new Map<number, LogEntry>();
     for (const e of this.#tail) addFirst(m, e);
     return this.#tailByKey = m;
   }
@@ -175,7 +202,7 @@ export class SentIds {
       for (;;) {
         const rows = this.#tailPage.values(after, DEDUPE_RUN_KEYS) as LogRow[];
         for (const r of rows) {
-          this.#addToTail({ id: r[0], recipient: r[1], sender: r[2], msgId: r[3], seq: r[4], ts: r[5] });
+          this.#addToTail(logEntry(r[0], r[1], r[2], r[3], r[4], r[5]));
         }
         if (rows.length < DEDUPE_RUN_KEYS) return;
         after = this.#tailHi;

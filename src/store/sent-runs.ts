@@ -5,10 +5,11 @@
 // rows) once every key in it is older than the window: no per-key expiry, no ts index.
 
 import type { Database, Statement } from "bun:sqlite";
-import { sentKeyHash } from "../router/sent-filter.ts";
+import { keyHash, sentKeyHash, sentKeyHashInto } from "../router/sent-filter.ts";
+import { ChunkedInsert } from "./chunked-insert.ts";
 import { filterAdd, filterHas, newRunFilter } from "./run-filter.ts";
 
-/** One log row, as a run is built from it. */
+/** One log row, as a run is built from it, with its key's hashes (taken once, as it is logged). */
 export interface LogEntry {
   id: number;
   recipient: string;
@@ -16,6 +17,25 @@ export interface LogEntry {
   msgId: string;
   seq: number;
   ts: number;
+  /** keyHashes(): the 53-bit sort key and the two 32-bit hashes the run's filter takes. */
+  h: number;
+  h1: number;
+  h2: number;
+}
+
+/** A log row as an entry, its key hashed. */
+export function logEntry(
+  id: number,
+  recipient: string,
+  sender: string,
+  msgId: string,
+  seq: number,
+  ts: number,
+): LogEntry {
+  sentKeyHashInto(recipient, sender, msgId); // as keyHashes, without its array and object
+  const h1 = keyHash[0]!;
+  const h2 = keyHash[1]! | 0;
+  return { id, recipient, sender, msgId, seq, ts, h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
 }
 
 /** A built run: the log ids it covers (lo..hi, every id in between), its newest key's ts. */
@@ -32,11 +52,40 @@ export interface Run {
 type ProbeRow = [string, string, string, number, number];
 
 const HASH_LOW_BITS = 2 ** 21;
+/** (hash, id) pairs per INSERT while a run is built (512 values bound: far under SQLite's limit). */
+const RUN_INSERT_ROWS = 256;
 
 /** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
 export function keyHashes(recipient: string, sender: string, msgId: string): { h: number; h1: number; h2: number } {
   const [h1, h2] = sentKeyHash(recipient, sender, msgId);
   return { h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
+}
+
+/** Positions below this fit beside a 32-bit hash in one exact float (2^32 × 2^21 = 2^53). */
+const SORT_POS_LIMIT = 2 ** 21;
+
+const byHashThenId = (a: LogEntry, b: LogEntry) => a.h - b.h || a.id - b.id;
+
+/**
+ * `entries` (in id order) ordered by (h, id), as a run's table is keyed, in a new array. One native
+ * numeric sort of h1 × 2^21 + position, then each group of equal h1 (rare) by the full hash: 0.07
+ * µs per key for a full run against 0.34 with a comparator over the objects (issue 14).
+ */
+export function byHash(entries: readonly LogEntry[]): LogEntry[] {
+  const n = entries.length;
+  if (n >= SORT_POS_LIMIT) return entries.slice().sort(byHashThenId);
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = entries[i]!.h1 * SORT_POS_LIMIT + i;
+  keys.sort();
+  const out = new Array<LogEntry>(n);
+  for (let k = 0; k < n; k++) out[k] = entries[keys[k]! % SORT_POS_LIMIT]!;
+  for (let k = 0; k + 1 < n;) {
+    let end = k + 1;
+    while (end < n && out[end]!.h1 === out[k]!.h1) end++;
+    if (end - k > 1) out.splice(k, end - k, ...out.slice(k, end).sort(byHashThenId));
+    k = end;
+  }
+  return out;
 }
 
 /** Table name of the run starting at log id `lo` (an integer we made: safe to interpolate). */
@@ -83,23 +132,25 @@ export class SentRuns {
   build(entries: LogEntry[], lo: number, hi: number): void {
     const table = runTable(lo);
     const filter = newRunFilter(entries.length);
-    const hashed = entries.map((e) => {
-      const k = keyHashes(e.recipient, e.sender, e.msgId);
-      filterAdd(filter, k.h1, k.h2);
-      return { h: k.h, id: e.id };
-    });
-    hashed.sort((a, b) => a.h - b.h || a.id - b.id);
+    let maxTs = 0;
+    for (const e of entries) {
+      filterAdd(filter, e.h1, e.h2);
+      if (e.ts > maxTs) maxTs = e.ts;
+    }
+    const sorted = byHash(entries); // a new array: the caller's keeps id order
     this.db.run(
       `CREATE TABLE ${table} (h INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (h, id)) STRICT, WITHOUT ROWID`,
     );
-    const insert = this.db.prepare(`INSERT INTO ${table} (h, id) VALUES (?, ?)`);
+    const insert = new ChunkedInsert(this.db, `INSERT INTO ${table} (h, id)`, 2, RUN_INSERT_ROWS);
     try {
-      for (const e of hashed) insert.run(e.h, e.id);
+      insert.run(sorted.length, (args, at, i) => {
+        const e = sorted[i]!;
+        args[at] = e.h;
+        args[at + 1] = e.id;
+      });
     } finally {
       insert.finalize();
     }
-    let maxTs = 0;
-    for (const e of entries) if (e.ts > maxTs) maxTs = e.ts;
     this.#register.run(lo, hi, maxTs, entries.length, filter);
     this.#runs.push({ lo, hi, maxTs, keys: entries.length, filter });
   }

@@ -43,7 +43,7 @@ import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import type { FrameRow } from "./inbox-log.ts";
 import { PageAhead, type PageRead } from "./page-ahead.ts";
-import { pageOfBlobs } from "../router/blob-page.ts";
+import { pageOfBlobs, pageOfBodyBlobs } from "../router/blob-page.ts";
 import { describeError } from "../observe/errors.ts";
 import { Backoff, failureCode, planFailure } from "./write-failure.ts";
 
@@ -270,15 +270,25 @@ export class Writer {
     if (this.pageNeedsCommit(r)) this.flush();
     const ahead = this.ahead.take(r);
     if (ahead) this.metrics.add("fetchesAhead");
-    const page = ahead ?? this.readFrames(r.user, r.after, r.limit, r.maxBytes, this.ahead.rowCost(r.user));
+    const page = ahead ?? this.readFrames(r, r.after, r.limit, r.maxBytes, this.ahead.rowCost(r.user));
     this.ahead.noteRowCost(r.user, page);
     if (page.more) this.aheadWanted(r, page);
     return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: page.frames, more: page.more };
   }
 
-  /** `rowCost`: bytes a row of this user's last page counted (0: unknown), see sqlRowsFor. */
-  private readFrames(user: string, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
+  /**
+   * The page of `r`'s user from `after`. `rowCost`: bytes a row of this user's last page counted (0:
+   * unknown), see sqlRowsFor.
+   */
+  private readFrames(r: FetchReq, after: number, limit: number, maxBytes: number, rowCost: number): PageRead {
+    const user = r.user;
     const rows = sqlRowsFor(limit, maxBytes, rowCost);
+    // A v0 link's page: the bodies alone, joined by SQLite (no per-row copy in the shard).
+    if (r.bodies) {
+      const stretches = this.store.fetchBodyBlobs(user, after, rows);
+      const page = stretches === null ? null : pageOfBodyBlobs(stretches, rows, maxBytes, after);
+      if (page !== null) return page;
+    }
     // Whole frames joined by SQLite (blob-page.ts); rows one by one when they cannot be.
     const blobs = this.store.fetchFrameBlobs(user, after, rows);
     const page = blobs === null ? null : pageOfBlobs(blobs, rows, maxBytes, after);
@@ -313,7 +323,7 @@ export class Writer {
           after,
           limit,
           maxBytes,
-          this.readFrames(r.user, after, limit, maxBytes, this.ahead.rowCost(r.user)),
+          this.readFrames(r, after, limit, maxBytes, this.ahead.rowCost(r.user)),
         );
       } catch {
         this.ahead.clear();

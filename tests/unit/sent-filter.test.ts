@@ -34,4 +34,17 @@ describe("sent filter", () => {
     f.add(...keyOf(2), t, later); // already older than the window: not worth keeping
     expect(f.mightHave(...keyOf(2), later)).toBe(false);
   });
+
+  test("keys of every live generation are found as generations start and expire", () => {
+    const f = new SentFilter(WINDOW);
+    const t = 10 * WINDOW; // generations are half a window long
+    f.add(...keyOf(1), t, t);
+    f.add(...keyOf(2), t + WINDOW / 2, t + WINDOW / 2); // a second generation starts
+    expect([f.mightHave(...keyOf(1), t + WINDOW / 2), f.mightHave(...keyOf(2), t + WINDOW / 2)]).toEqual([true, true]);
+    const now = t + WINDOW + WINDOW / 2; // the first generation is wholly older than the window
+    expect(f.expire(now)).toBe(1);
+    f.add(...keyOf(3), now, now); // a third starts after the expiry
+    expect([f.mightHave(...keyOf(1), now), f.mightHave(...keyOf(2), now), f.mightHave(...keyOf(3), now)])
+      .toEqual([false, true, true]);
+  });
 });

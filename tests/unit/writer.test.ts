@@ -157,6 +157,32 @@ describe("writer group commit", () => {
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });
 
+  test("a v0 link's fetch gets the bodies alone, read ahead too; a fetch without the flag gets frames", async () => {
+    writer(10_000, 10_000);
+    const rows = [1, 2, 3, 4, 5].map((q) => row(q, 3 + q));
+    for (const r of rows) r.body.fill(r.seq);
+    send(append(rows), { t: "fetch", user: "u", after: 0, limit: 2, maxBytes: 1 << 20, gen: 1, bodies: true });
+    await waitFor(() => replies.some((m) => m.t === "rows"));
+    const pages = () => replies.filter((m) => m.t === "rows").map((m) => (m as { frames: FramePage }).frames);
+    const bodiesOf = (qs: number[]) => qs.flatMap((q) => [...rows[q - 1]!.body]);
+    expect([pages()[0]!.bodies, [...pages()[0]!.seqs], [...pages()[0]!.frames]]).toEqual([
+      true,
+      [1, 2],
+      bodiesOf([1, 2]),
+    ]);
+    // The next page was read ahead as bodies and is taken by the next v0 fetch.
+    send({ t: "fetch", user: "u", after: 2, limit: 2, maxBytes: 1 << 20, gen: 1, bodies: true });
+    await waitFor(() => pages().length === 2);
+    expect(metrics.get("fetchesAhead")).toBe(1);
+    expect([pages()[1]!.bodies, [...pages()[1]!.frames]]).toEqual([true, bodiesOf([3, 4])]);
+    // Read ahead as bodies, but asked for without the flag: read again, as frames.
+    send({ t: "fetch", user: "u", after: 4, limit: 2, maxBytes: 1 << 20, gen: 2 });
+    await waitFor(() => pages().length === 3);
+    expect(metrics.get("fetchesAhead")).toBe(1);
+    expect(pages()[2]!.bodies).toBeUndefined();
+    expect(frameDeliveries(pages()[2]!, 0).map((d) => [d.seq, [...d.body]])).toEqual([[5, bodiesOf([5])]]);
+  });
+
   test("a page read does not wait on deletes at or below its start; a delete above it commits first", async () => {
     writer(10_000, 10_000);
     send(append([row(1), row(2), row(3), row(4)]));
