@@ -4,6 +4,7 @@
 // the seqs and ends a FramePage carries, and cuts the page at its byte budget as framePageOf cuts.
 // It also proves what the SQL does not promise: every frame whole, seqs strictly ascending from
 // `after`. Anything else gives null, and the writer reads the rows one by one. Pure.
+// A v0 link's page is the rows' bodies alone (pageOfBodyBlobs): the bytes its socket gets.
 
 import { ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { readU32, readU64 } from "../protocol/bytes.ts";
@@ -85,4 +86,72 @@ function page(all: Uint8Array, seqs: number[], ends: number[], more: boolean, by
     more,
     bytes,
   };
+}
+
+/** A stretch of a v0 link's rows (store/inbox-log.ts fetchBodyBlobs): bodies, seqs and lengths as JSON. */
+export interface BodyStretch {
+  b: Uint8Array | null;
+  s: string;
+  z: string;
+}
+
+/** A JSON array of non-negative integers, or null. */
+function intArray(json: string): number[] | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v)) return null;
+  for (const x of v) if (!Number.isSafeInteger(x) || x < 0) return null;
+  return v as number[];
+}
+
+/**
+ * A v0 link's page from stretches of bodies (FramePage.bodies): cut at the byte budget as
+ * pageOfBlobs cuts, each row's length from its stretch's lengths. Proves what the SQL does not
+ * promise: as many seqs as lengths, lengths adding up to the bytes, seqs strictly ascending from
+ * `after`. Anything else gives null, and the writer reads frames instead.
+ */
+export function pageOfBodyBlobs(
+  stretches: readonly BodyStretch[],
+  limit: number,
+  maxBytes: number,
+  after: number,
+): BlobPage | null {
+  const seqs: number[] = [];
+  const ends: number[] = [];
+  let end = 0;
+  let bytes = 0;
+  let prev = after;
+  for (const st of stretches) {
+    const q = intArray(st.s);
+    const z = intArray(st.z);
+    const n = st.b?.length ?? 0;
+    if (q === null || z === null || q.length !== z.length || z.reduce((a, b) => a + b, 0) !== n) return null;
+    for (let i = 0; i < q.length; i++) {
+      if (!(q[i]! > prev)) return null;
+      const cost = z[i]! + ROW_OVERHEAD_BYTES;
+      if (bytes + cost > maxBytes && seqs.length > 0) return bodyPage(stretches, seqs, ends, true, bytes);
+      bytes += cost;
+      end += z[i]!;
+      seqs.push(q[i]!);
+      ends.push(end);
+      prev = q[i]!;
+    }
+  }
+  return bodyPage(stretches, seqs, ends, seqs.length === limit, bytes);
+}
+
+function bodyPage(
+  stretches: readonly BodyStretch[],
+  seqs: number[],
+  ends: number[],
+  more: boolean,
+  bytes: number,
+): BlobPage {
+  const p = page(joined(stretches.flatMap((st) => st.b === null ? [] : [st.b])), seqs, ends, more, bytes);
+  p.frames.bodies = true;
+  return p;
 }

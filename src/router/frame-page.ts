@@ -16,6 +16,11 @@ export interface FramePage {
   /** Every row's DELIVER frame back to back; frame i ends at ends[i]. */
   frames: Uint8Array;
   ends: Uint32Array;
+  /**
+   * A v0 link's page: `frames` holds the rows' bodies alone, back to back (the bytes a v0 socket
+   * gets, written as they are: no copy per row in the shard). Only the v0 encoding can write it.
+   */
+  bodies?: true;
 }
 
 /** DELIVER opcode (protocol/v1.ts) and its fixed bytes: op, seq, ts, two str8 lengths, body length. */
@@ -171,12 +176,14 @@ export function isFramePage(v: unknown): v is FramePage {
   const page = v as FramePage;
   const n = page.seqs.length;
   if (page.ends.length !== n || (n > 0 && page.ends[n - 1] !== page.frames.byteLength)) return false;
+  if (p.bodies !== undefined && p.bodies !== true) return false;
+  const bodies = page.bodies === true;
   let prevSeq = 0;
   for (let i = 0; i < n; i++) {
     const seq = page.seqs[i]!;
     if (!Number.isSafeInteger(seq) || seq <= prevSeq) return false;
     if (i > 0 && page.ends[i]! < page.ends[i - 1]!) return false;
-    if (bodyAt(page, i) < 0) return false;
+    if (!bodies && bodyAt(page, i) < 0) return false;
     prevSeq = seq;
   }
   return true;
@@ -220,7 +227,13 @@ export function framesAfter(p: FramePage, afterSeq: number): FramePage {
   const i = firstAfter(p, afterSeq);
   if (i === 0) return p;
   const from = p.ends[i - 1]!;
-  return { seqs: p.seqs.slice(i), frames: p.frames.slice(from), ends: p.ends.slice(i).map((e) => e - from) };
+  const rest: FramePage = {
+    seqs: p.seqs.slice(i),
+    frames: p.frames.slice(from),
+    ends: p.ends.slice(i).map((e) => e - from),
+  };
+  if (p.bodies) rest.bodies = true;
+  return rest;
 }
 
 /** Where row i's frame starts and its body starts (the page was checked by isFramePage). */
@@ -230,12 +243,14 @@ export function frameStart(p: FramePage, i: number): number {
 export function bodyStart(p: FramePage, i: number): number {
   const f = p.frames;
   const start = frameStart(p, i);
+  if (p.bodies) return start;
   const fl = f[start + 17]!;
   return start + 19 + fl + f[start + 18 + fl]! + 4;
 }
 
 /** Every row's body back to back (a v0 page: the seed's stream of raw message bytes). */
 export function joinedBodies(p: FramePage): Uint8Array {
+  if (p.bodies) return p.frames;
   const n = p.seqs.length;
   const at = new Uint32Array(n);
   let bytes = 0;

@@ -197,23 +197,51 @@ export class InboxLog {
    * the frames' order.
    */
   fetchFrameBlobs(user: string, after: number, limit: number): Uint8Array[] | null {
+    const all = this.#stretches(user, after, limit, this.#b.blobIndexed, this.#b.blobIds, (r) => r.h === r.n);
+    return all && all.map((r) => r.b!);
+  }
+
+  /**
+   * The same rows for a v0 link (issue 14): per stretch (as fetchFrameBlobs), the rows' bodies joined
+   * by SQLite with their seqs and body lengths as JSON arrays, so the page is the bytes a v0 socket
+   * gets. Rows stored without a head are read the same way. null when a tail row sits below the last
+   * indexed one. The caller checks lengths and order (blob-page.ts pageOfBodyBlobs).
+   */
+  fetchBodyBlobs(user: string, after: number, limit: number): BodyBlob[] | null {
+    return this.#stretches(user, after, limit, this.#b.bodyIndexed, this.#b.bodyIds, () => true);
+  }
+
+  /**
+   * A page's rows as stretches (fetchFrameBlobs, fetchBodyBlobs): the indexed rows' one, then one
+   * per run of consecutive tail ids. null when a stretch is not whole (fewer rows than asked, no
+   * blob, or not `usable`), or a tail row sits below the last indexed one (rows stored out of seq
+   * order: their merge is fetchFrameRows').
+   */
+  #stretches<R extends Stretch>(
+    user: string,
+    after: number,
+    limit: number,
+    indexed: Statement<R, [string, number, number, number]>,
+    byIds: Statement<R, [number, number]>,
+    usable: (r: R) => boolean,
+  ): R[] | null {
     this.#fresh();
     after = Math.max(after, this.#mark(user));
     const t = this.#tail.get(user);
     const from = t === undefined ? 0 : upperBound(t.seqs, after);
-    const ix = this.#b.blobIndexed.get(user, after, limit, this.#indexedTo)!;
-    const out: Uint8Array[] = [];
+    const ix = indexed.get(user, after, limit, this.#indexedTo)!;
+    const out: R[] = [];
     if (ix.n > 0) {
-      if (ix.h !== ix.n || ix.b === null || (t !== undefined && from < t.seqs.length && t.seqs[from]! < ix.last!)) {
+      if (ix.b === null || !usable(ix) || (t !== undefined && from < t.seqs.length && t.seqs[from]! < ix.last!)) {
         return null;
       }
-      out.push(ix.b);
+      out.push(ix);
     }
     const tailIds = t === undefined ? [] : t.ids.slice(from, from + limit - ix.n);
     for (const [lo, hi] of idRuns(tailIds)) {
-      const r = this.#b.blobIds.get(lo, hi)!;
-      if (r.n !== hi - lo + 1 || r.h !== r.n || r.b === null) return null;
-      out.push(r.b);
+      const r = byIds.get(lo, hi)!;
+      if (r.n !== hi - lo + 1 || r.b === null || !usable(r)) return null;
+      out.push(r);
     }
     return out;
   }
@@ -477,13 +505,24 @@ function mergeBySeq(a: ValueRow[], b: ValueRow[], limit: number): ValueRow[] {
   return out;
 }
 
-/** A stretch of rows as one blob of frames (fetchFrameBlobs): b is null when there are no rows. */
-interface FrameBlob {
+/** A stretch of rows as one blob (#stretches): b is null when there are no rows. */
+interface Stretch {
   b: Uint8Array | null;
   n: number;
-  h: number;
-  /** The highest seq among the indexed rows (blobIndexed only). */
+  /** The highest seq among the indexed rows (the indexed stretch only). */
   last?: number | null;
+}
+
+/** A stretch of rows as one blob of frames (fetchFrameBlobs); h counts the rows stored with a head. */
+interface FrameBlob extends Stretch {
+  h: number;
+}
+
+/** A stretch of rows as their bodies joined, with seqs and body lengths as JSON arrays (fetchBodyBlobs). */
+export interface BodyBlob extends Stretch {
+  /** JSON arrays, one entry per row in the blob's order: seqs and body lengths. */
+  s: string;
+  z: string;
 }
 
 /** FrameRow's columns: the strings only for a row stored without a head (before migration 6). */
@@ -505,6 +544,17 @@ function prepareBlobs(db: Database) {
     blobIds: db.prepare<FrameBlob, [number, number]>(
       "SELECT CAST(group_concat(head || body, '') AS BLOB) AS b, count(*) AS n, count(head) AS h " +
         "FROM inbox_log WHERE id BETWEEN ? AND ?",
+    ),
+    // A v0 link's stretches: bodies alone; seqs and lengths in the same aggregate pass (same order).
+    bodyIndexed: db.prepare<BodyBlob, [string, number, number, number]>(
+      "SELECT CAST(group_concat(f, '') AS BLOB) AS b, json_group_array(q) AS s, json_group_array(z) AS z, " +
+        "count(*) AS n, max(q) AS last FROM (" +
+        "SELECT l.body AS f, length(l.body) AS z, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
+        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
+    ),
+    bodyIds: db.prepare<BodyBlob, [number, number]>(
+      "SELECT CAST(group_concat(body, '') AS BLOB) AS b, json_group_array(seq) AS s, " +
+        "json_group_array(length(body)) AS z, count(*) AS n FROM inbox_log WHERE id BETWEEN ? AND ?",
     ),
   };
 }

@@ -20,7 +20,7 @@ import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
-import { type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
+import { type BodyBlob, type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
 import { users } from "./schema.ts";
 
@@ -304,6 +304,13 @@ export class InboxStore {
     this.#checkFetch(user, afterSeq, limit);
     if (limit === 0) return [];
     return this.#log.fetchFrameBlobs(user, afterSeq, limit);
+  }
+
+  /** The same rows as their bodies joined, for a v0 link; null when rows must be read (inbox-log.ts). */
+  fetchBodyBlobs(user: string, afterSeq: number, limit: number): BodyBlob[] | null {
+    this.#checkFetch(user, afterSeq, limit);
+    if (limit === 0) return [];
+    return this.#log.fetchBodyBlobs(user, afterSeq, limit);
   }
 
   #checkFetch(user: string, afterSeq: number, limit: number): void {

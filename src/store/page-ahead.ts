@@ -47,12 +47,16 @@ export class PageAhead {
     if (this.costs.size > ROW_COSTS_MAX) this.costs.delete(this.costs.keys().next().value!);
   }
 
-  /** The page read ahead for exactly this request, if any (handed out once). */
+  /**
+   * The page read ahead for exactly this request, if any (handed out once). A page of bodies alone
+   * (a v0 link's) goes only to a fetch that asked for one; a page of frames suits any.
+   */
   take(r: FetchReq): PageRead | undefined {
     const a = this.pages.get(r.user);
     if (a === undefined) return undefined;
     this.pages.delete(r.user);
     if (a.after !== r.after || a.limit !== r.limit || a.maxBytes !== r.maxBytes) return undefined;
+    if (a.frames.bodies && !r.bodies) return undefined;
     return a;
   }
 
