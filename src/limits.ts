@@ -225,6 +225,16 @@ export const BUNDLE_MAX_BYTES = 1024 * 1024;
 export const PAGE_FLOW_RESUME_BYTES = 64 * 1024;
 
 /**
+ * A flow waiting for its socket to drain re-checks the socket's buffer this soon, then twice as late
+ * each time up to FLOW_RECHECK_MAX_MS, until it clears (gateway/flow-recheck.ts). Bun's drain event
+ * does not come when the buffer is written out on the read path (a client's ack uncorks the socket):
+ * a v1 drain waited for it for good (issue 14, notes/hot-stall.md). The cap bounds what a slow
+ * reader, which may wait for many seconds, costs: a few checks a second.
+ */
+export const FLOW_RECHECK_FIRST_MS = 1;
+export const FLOW_RECHECK_MAX_MS = 200;
+
+/**
  * Longest a queued frame waits for the end of its event-loop turn (issue 14, paced latency). Under
  * load one turn reads every ready socket (up to ~1,000 at once) and takes tens of ms; frames
  * queued at its start would wait all of it. Past this hold, the next message read flushes what is

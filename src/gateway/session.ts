@@ -26,6 +26,7 @@ import { holdFrames, MAX_HELD_FRAMES, releaseHeld } from "./login-hold.ts";
 import { LoginDeadlines } from "./login-deadlines.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
+import { openStamp } from "../router/login-order.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import type { Signals } from "../observe/signals.ts";
 import { type Disconnect, Disconnects, protocolDisconnect } from "../protocol/disconnect.ts";
@@ -42,6 +43,7 @@ import { V0StreamDecoder } from "../protocol/v0.ts";
 import { encodeDeliveries, encodeSent, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
 import { SENT_STATUS_BYTE } from "../protocol/v1.ts";
 import { Outbox } from "./outbox.ts";
+import { FlowRecheck } from "./flow-recheck.ts";
 import { writeFramePage } from "./page-writer.ts";
 import type { FramePage } from "../router/frame-page.ts";
 import { ownerOf } from "../router/hash.ts";
@@ -98,6 +100,7 @@ export interface Session {
   user: string | null;
   proto: Encoding | undefined;
   acked: number; // highest seq the client acked: the resume point if our owner restarts
+  opened: number; // when the socket opened, on the process's shared clock: orders logins (router/login-order.ts)
   flow: FlowState;
   frameTokens: number; // the frame-rate bucket, inline (rate.ts; no bucket object per connection)
   frameAt: number; // when frameTokens was last refilled
@@ -211,6 +214,12 @@ export class Sessions {
     if (s.state === "awaitingLogin") this.disconnect(s, Disconnects.loginTimeout);
   });
 
+  /** Flows waiting for a drain event that may never come (flow-recheck.ts): polled until clear. */
+  private readonly flowRecheck = new FlowRecheck<Session>((s) => {
+    this.onDrain(s);
+    return s.state === "open" && s.flow !== "clear";
+  });
+
   /** One message per turn for connections granted bundles. */
   private readonly outbox = new Outbox<Session>((s) => this.disconnect(s, Disconnects.socketDropped));
 
@@ -249,6 +258,7 @@ export class Sessions {
       user: null,
       proto: tcp ? "v0" : undefined,
       acked: 0,
+      opened: openStamp(), // alike in every shard thread (router/login-order.ts)
       flow: "clear",
       frameTokens: st.rateFrames * FRAME_BURST_SECONDS,
       frameAt: performance.now(),
@@ -502,7 +512,10 @@ export class Sessions {
     }
     // The seed's rule for a second v0 login: the connection switches to the new user, and the
     // previous user goes offline (its owner stores what was in flight and sets last-seen).
-    if (s.state === "open") this.leave(s);
+    if (s.state === "open") {
+      this.leave(s);
+      s.opened = openStamp(); // the switch orders like a new socket: its login was sent now, not at open
+    }
     s.user = f.user;
     s.proto = proto;
     this.moveTo(s, "open");
@@ -549,6 +562,7 @@ export class Sessions {
       conn: s.conn,
       v0: s.proto === "v0",
       resume: s.acked,
+      opened: s.opened,
       ...(re ? { re } : {}),
     });
   }
@@ -634,6 +648,9 @@ export class Sessions {
     const timeout = this.host.settings.slowConsumerTimeout;
     let heaviest: Session | null = null;
     for (const s of this.byConn.values()) {
+      // A flow waiting on a drain event that never came (seen: a v1 drain stalled for good with its
+      // page's bytes delivered, issue 14): once the socket has drained, the owner hears it here.
+      if (s.flow !== "clear") this.onDrain(s);
       if (s.flow === "owed" && now - rareOf(s).blockedSince > timeout) {
         this.host.metrics.add("slowDisconnects");
         this.disconnect(
@@ -824,6 +841,7 @@ export class Sessions {
         if (!page && s.flow === "clear") this.postFlow(s, false);
         s.flow = "owed";
         rareOf(s).blockedSince = performance.now();
+        this.flowRecheck.arm(s);
       }
       return;
     }
@@ -831,10 +849,12 @@ export class Sessions {
     // backed up costs the shard several times more (issue 14), and the writer reads it ahead anyway.
     if (page && buffered > PAGE_FLOW_RESUME_BYTES) {
       if (s.flow === "clear") s.flow = "page";
+      this.flowRecheck.arm(s);
       return;
     }
     if (page || s.flow !== "clear") {
       s.flow = "clear";
+      this.flowRecheck.disarm(s);
       this.postFlow(s, true);
     }
   }
@@ -845,6 +865,7 @@ export class Sessions {
     const resumeAt = s.flow === "owed" ? this.host.settings.slowConsumerBytes / 2 : PAGE_FLOW_RESUME_BYTES;
     if (s.t.buffered() > resumeAt) return;
     s.flow = "clear";
+    this.flowRecheck.disarm(s);
     this.postFlow(s, true);
   }
 
@@ -860,6 +881,7 @@ export class Sessions {
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
     if (s.rare) s.rare.held = null;
     this.outbox.discard(s);
+    this.flowRecheck.disarm(s);
     if (s.user) this.leave(s);
   }
 

@@ -10,7 +10,7 @@ import type { ClientFrame, ServerFrame } from "../../src/protocol/frames.ts";
 import { type Session, Sessions } from "../../src/gateway/session.ts";
 import type { Transport } from "../../src/gateway/transports.ts";
 import type { DeliverMsg, PortMsg } from "../../src/router/wire.ts";
-import { PAGE_FLOW_RESUME_BYTES } from "../../src/limits.ts";
+import { FLOW_RECHECK_FIRST_MS, PAGE_FLOW_RESUME_BYTES } from "../../src/limits.ts";
 
 const SLOW = 1000;
 let posted: PortMsg[];
@@ -126,6 +126,52 @@ describe("session flow control", () => {
     t.buffer = 0;
     deliver(s, [3], false);
     expect(flows()).toEqual([true, true]);
+  });
+
+  test("a flow whose drain event never comes is released by housekeeping once the socket has drained", () => {
+    setup({ slowConsumerBytes: 4 * PAGE_FLOW_RESUME_BYTES });
+    const { s, t } = loggedIn();
+    t.buffer = PAGE_FLOW_RESUME_BYTES + 1;
+    deliver(s, [1], true);
+    sessions.housekeeping(); // still above: keep waiting
+    expect(flows()).toEqual([]);
+    t.buffer = 0; // drained, and no drain event
+    sessions.housekeeping();
+    expect([flows(), s.flow]).toEqual([[true], "clear"]);
+    t.buffer = 4 * PAGE_FLOW_RESUME_BYTES + 1; // a live write backs it up: owed
+    deliver(s, [2], false);
+    t.buffer = 0;
+    sessions.housekeeping();
+    expect([flows(), s.flow, t.closed]).toEqual([[true, false, true], "clear", null]);
+  });
+
+  // Bun sends no drain event when a client's message uncorks the socket and that write empties its
+  // buffer (notes/hot-stall.md): a waiting flow polls the buffer itself, soon and then less often.
+  test("a page's flow is released within milliseconds when its socket drains without a drain event", async () => {
+    setup({ slowConsumerBytes: 4 * PAGE_FLOW_RESUME_BYTES });
+    const { s, t } = loggedIn();
+    t.buffer = PAGE_FLOW_RESUME_BYTES + 1;
+    deliver(s, [1], true);
+    await Bun.sleep(10); // re-checked a few times: still above, still waiting
+    expect([flows(), s.flow]).toEqual([[], "page"]);
+    t.buffer = 0; // drained, and no drain event, no housekeeping
+    await Bun.sleep(2 * FLOW_RECHECK_FIRST_MS + 30);
+    expect([flows(), s.flow]).toEqual([[true], "clear"]);
+  });
+
+  test("an owed flow is re-checked the same way, and a closed connection's re-check stops", async () => {
+    const { s, t } = loggedIn();
+    t.buffer = SLOW + 1;
+    deliver(s, [1], false);
+    t.buffer = SLOW / 2;
+    await Bun.sleep(40);
+    expect([flows(), s.flow]).toEqual([[false, true], "clear"]);
+    t.buffer = SLOW + 1;
+    deliver(s, [2], false);
+    sessions.onClose(s);
+    t.buffer = 0;
+    await Bun.sleep(40);
+    expect(flows()).toEqual([false, true, false]);
   });
 
   test("a live write that backs the socket up says not-ready once, then ready after the drain", () => {
@@ -244,6 +290,14 @@ describe("seed (v0) connections", () => {
     expect(t.raw.length).toBe(2);
   });
 
+  test("a switch orders as a new login: stamped when read, after sockets opened before it", () => {
+    const { s } = v0Session("first");
+    const later = sessions.open(new FakeTransport(), true); // opened after s, before the switch
+    sessions.onData(s, v0Login("second"));
+    const attach = posted.find((m) => m.t === "attach");
+    expect(attach?.t === "attach" && attach.opened).toBeGreaterThan(later.opened);
+  });
+
   test("over the message rate a v0 sender is paused, never dropped, and resumes in order", async () => {
     setup({ rateMsgs: 2000, rateBurst: 2 });
     const { s, t } = v0Session();
@@ -315,7 +369,16 @@ describe("cluster: an owner that dropped a link", () => {
     sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 7 }); // our view: shard 0
     expect(posted).toEqual([]);
     sessions.handle({ t: "evict", user: "bob", conn: s.conn, why: "moved", owner: 0 });
-    expect(posted).toEqual([{ t: "attach", user: "bob", shard: 0, conn: s.conn, v0: false, resume: 0, re: true }]);
+    expect(posted).toEqual([{
+      t: "attach",
+      user: "bob",
+      shard: 0,
+      conn: s.conn,
+      v0: false,
+      resume: 0,
+      re: true,
+      opened: s.opened,
+    }]);
     expect(t.closed).toBeNull();
   });
 });
@@ -371,6 +434,7 @@ describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", (
       conn: s.conn,
       v0: false,
       resume: 0,
+      opened: s.opened,
     });
     posted = [];
     sessions.reattachMoved(() => true);
@@ -379,6 +443,12 @@ describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", (
     const attaches = posted.filter((m) => m.t === "attach");
     expect(attaches.length).toBe(3);
     expect(attaches.every((m) => m.t === "attach" && m.re === true)).toBe(true);
+  });
+
+  test("sessions are stamped in open order on the process's clock (router/login-order.ts)", () => {
+    const a = sessions.open(new FakeTransport(), false);
+    const b = sessions.open(new FakeTransport(), false);
+    expect(b.opened).toBeGreaterThan(a.opened);
   });
 });
 
