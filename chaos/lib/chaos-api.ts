@@ -31,6 +31,11 @@ export class ChaosApi {
     return this.post(`/shards/${i}/crash`);
   }
 
+  /** Blocks shard i's event loop for `ms` (a starved thread: no timer, socket or port message runs). */
+  stallShard(i: number, ms: number): Promise<boolean> {
+    return this.post(`/shards/${i}/stall?ms=${Math.round(ms)}`);
+  }
+
   killWriter(): Promise<boolean> {
     return this.post(`/writer/kill`);
   }

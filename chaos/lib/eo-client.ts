@@ -49,6 +49,7 @@ async function sender(peers: string[], intervalMs: number): Promise<void> {
   const acked = (id: string, status: string) => appendFileSync(path("acks"), `${id} ${status}\n`);
   client.onSent((r) => acked(r.id, r.status)); // also the sends restored from the SDK's file
   process.on("SIGUSR2", () => client.dropConnection());
+  client.onState((st) => appendFileSync(path("states"), `${new Date().toISOString()} ${st}\n`)); // diagnosis, as recipients
   await client.connect();
   let next = readJson<number>(path("next")) ?? 0;
   const stopFile = join(dir!, "stop");
@@ -61,8 +62,8 @@ async function sender(peers: string[], intervalMs: number): Promise<void> {
     const n = next++;
     writeAtomically(path("next"), JSON.stringify(next)); // an id is never reused, even after a crash
     const id = `${user}-${n}`;
-    client.send(peers[n % peers.length]!, `${id}:${"x".repeat(32)}`, { id }).catch(() => {
-      appendFileSync(path("acks"), `${id} error\n`);
+    client.send(peers[n % peers.length]!, `${id}:${"x".repeat(32)}`, { id }).catch((e: { code?: string }) => {
+      appendFileSync(path("acks"), `${id} error ${e.code ?? "?"}\n`); // the code for diagnosis (the judge reads two fields)
     });
     await Bun.sleep(intervalMs);
   }

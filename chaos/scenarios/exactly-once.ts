@@ -10,15 +10,31 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { prng } from "../../src/chaos/garbage.ts";
+import { ShardStaller, stallsWanted } from "../faults/stalls.ts";
+import { stutter, STUTTER_STALL_MS } from "../faults/stutter.ts";
 import { judge, type Judgement, type RecipientFiles, type SenderFiles } from "../lib/eo-judge.ts";
 import { num, seconds } from "../lib/options.ts";
 import { type Ctx, type Scenario, serverProblems, serverRestarts } from "../lib/scenario.ts";
 import type { ChaosServer } from "../lib/server.ts";
 import type { Outcome } from "../lib/verdict.ts";
 
+/** How long a shard stutters for one stale-login fault: two stalls, so the second gap reads the stale logins. */
+const STALE_STUTTER_MS = 2 * STUTTER_STALL_MS - 100;
+/** Before the server's count of refused stale logins is read (owners publish theirs every 250 ms). */
+const STALE_COUNT_WAIT_MS = 600;
+/** Stale logins the owners refused during the stale faults (diagnosis only; the verdict does not use it). */
+let staleRefused = 0;
+const staleCount = async (server: ChaosServer): Promise<number> =>
+  (await server.api.counters())?.totals.staleLogins ?? 0;
+/** The cut comes this long into the stutter's first stall. */
+const STALE_CUT_MS = 150;
+/** When each client is killed, after the stutter's first gap (drawn per client). */
+const STALE_KILL_AFTER_GAP_MS = [100, 250, 400, 550, 700];
 const CLIENT = resolve(import.meta.dir, "../lib/eo-client.ts");
 const FAULTS = ["server", "recipient", "sender", "cut", "shard"] as const;
-type FaultKind = (typeof FAULTS)[number];
+/** With --stalls, one more: a recipient cut and then killed while a shard stutters (chaos/faults/stutter.ts). */
+const STALL_FAULTS = [...FAULTS, "stale"] as const;
+type FaultKind = (typeof STALL_FAULTS)[number];
 
 /** The client processes, restartable on the same files. `url` may list several, comma-separated
  * (a cluster): each user gets them rotated by its number, so users start spread over the nodes. */
@@ -121,7 +137,37 @@ async function inject(kind: FaultKind, server: ChaosServer, apps: Apps, pick: <T
       return true;
     case "shard":
       return await server.api.killShard(pick([0, 1]));
+    case "stale":
+      return await staleLogins(server, apps, pick([0, 1]), pick);
   }
+}
+
+/**
+ * Every client reconnects (a cut) while shard `k` stutters (long stalls, short gaps), and each
+ * process is killed and started again at a drawn moment: one whose new socket opened on `k` in a
+ * gap has its login read only a gap later, and the fresh process may log in on the other shard
+ * before that (the stale login of router/login-order.ts). Per client about 1 in 8 meet that way.
+ */
+async function staleLogins(server: ChaosServer, apps: Apps, k: number, pick: <T>(a: T[]) => T): Promise<boolean> {
+  const users = [...apps.senders, ...apps.recipients];
+  const before = await staleCount(server);
+  const stuttering = stutter(server, k, STALE_STUTTER_MS);
+  await Bun.sleep(STALE_CUT_MS);
+  for (const u of users) apps.signal(u, "SIGUSR2");
+  // A cut answered at once reconnects 50 ms later; its new socket on `k` opens in the first gap,
+  // one stall (STUTTER_STALL_MS) in, and its login waits for the second. Killed early in between,
+  // the fresh process (ten start at once: slow) can log in on the other shard before that.
+  const kills = users.map(async (u) => {
+    await Bun.sleep(STUTTER_STALL_MS - STALE_CUT_MS + pick(STALE_KILL_AFTER_GAP_MS));
+    await apps.kill(u);
+    apps.start(u);
+  });
+  await Promise.all(kills);
+  const ok = await stuttering;
+  await Bun.sleep(STALE_COUNT_WAIT_MS); // the owners publish their counts every 250 ms
+  staleRefused += Math.max(0, (await staleCount(server)) - before); // 0 if the server restarted meanwhile
+
+  return ok;
 }
 
 export async function settle(ctx: Ctx, apps: Apps, timeoutMs: number): Promise<void> {
@@ -165,14 +211,26 @@ const scenario: Scenario = {
     );
     ctx.defer(() => apps.stopAll());
     apps.startAll();
-    const injected: Record<FaultKind, number> = { server: 0, recipient: 0, sender: 0, cut: 0, shard: 0 };
+    const injected: Record<FaultKind, number> = { server: 0, recipient: 0, sender: 0, cut: 0, shard: 0, stale: 0 };
+    const staller = stallsWanted(o.extra)
+      ? new ShardStaller(server, {
+        shards: 2,
+        everyMs: num(o, "stall-every-ms", 1500, 1500),
+        maxMs: num(o, "stall-max-ms", 2000, 2000),
+        rand: prng(seed + 1), // its own draw: the faults' draw stays what the seed gives without stalls
+      })
+      : null;
+    const kinds: readonly FaultKind[] = staller ? STALL_FAULTS : FAULTS;
+    staller?.start();
+    ctx.defer(() => staller?.stop());
     const end = performance.now() + seconds(o, 60, 12) * 1000;
     const every = num(o, "every-ms", 1200, 1200);
     while (performance.now() < end) {
       await Bun.sleep(every * (0.5 + rand()));
-      const kind = pick([...FAULTS]);
+      const kind = pick([...kinds]);
       if (await inject(kind, server, apps, pick).catch(() => false)) injected[kind]++;
     }
+    await staller?.stop();
     ctx.log(`chaos over (seed ${seed}); settling`);
     await settle(ctx, apps, 60_000);
     const j = judge(apps.files().senders, apps.files().recipients);
@@ -188,6 +246,8 @@ const scenario: Scenario = {
         sender_restarts: injected.sender,
         connection_cuts: injected.cut,
         shard_kills: injected.shard,
+        ...(staller ? { stale_logins: injected.stale, stale_refused: staleRefused } : {}),
+        ...staller?.report(),
         phantom: j.phantom,
         reordered: j.reordered,
       },
@@ -200,12 +260,28 @@ const scenario: Scenario = {
       );
     }
     if (j.lost > 0) outcome.problems.push(`missing e.g. ${j.missingExamples.join(",")}`);
+    const stopped = gaveUp(apps);
+    if (stopped) outcome.problems.push(`clients that gave up: ${stopped}`);
     if (Object.values(injected).reduce((a, b) => a + b, 0) === 0) outcome.problems.push("no fault was injected");
     return outcome;
   },
 };
 
 export default scenario;
+
+/**
+ * Clients whose SDK stopped for good while their process ran: told REPLACED although no newer
+ * login of theirs existed (each user runs one process; a killed one logs nothing), or a recipient
+ * closed. A sender that finished closes itself, so only "replaced" counts for senders.
+ */
+function gaveUp(apps: Apps): string {
+  const last = (u: string) => apps.lastLine(u, "states") ?? "";
+  const stuck = [
+    ...apps.recipients.filter((u) => last(u).endsWith(" replaced") || last(u).endsWith(" closed")),
+    ...apps.senders.filter((u) => last(u).endsWith(" replaced")),
+  ];
+  return stuck.map((u) => `${u} (${last(u)})`).join(", ");
+}
 
 /** The verdict counts of an exactly-once judgement (reconnects are not what these apps count). */
 export function judgedVerdict(j: Judgement, apps: Apps): Outcome["verdict"] {

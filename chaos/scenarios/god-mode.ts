@@ -8,7 +8,9 @@ import { HugeFrames } from "../faults/huge-frames.ts";
 import { Monkey } from "../faults/monkey.ts";
 import { NonReaders } from "../faults/non-readers.ts";
 import { ServerCrasher } from "../faults/server-crasher.ts";
+import type { Fault } from "../faults/fault.ts";
 import { ShardSniper } from "../faults/sniper.ts";
+import { ShardStaller, stallsWanted } from "../faults/stalls.ts";
 import { WriterSniper } from "../faults/writer-sniper.ts";
 import { conclude, progress } from "../lib/conclude.ts";
 import { num, seconds } from "../lib/options.ts";
@@ -51,7 +53,7 @@ const scenario: Scenario = {
     await stalled.open();
     const traffic = [live, flood, toStalled];
     const crasher = ctx.fault(new ServerCrasher(server, num(o, "crash-every-ms", 60_000, 8000), (m) => ctx.log(m)));
-    const faults = [
+    const faults: Fault[] = [
       ctx.fault(new ShardSniper(server, shards, 2000)),
       ctx.fault(new Monkey(() => [...live.clients, ...flood.clients, ...toStalled.clients], 10)),
       ctx.fault(new Corruption(server, { shards, everyMs: 200, shardCount: 500, writerCount: 200 })),
@@ -61,6 +63,12 @@ const scenario: Scenario = {
       crasher,
       stalled,
     ];
+    if (stallsWanted(o.extra)) {
+      const every = num(o, "stall-every-ms", 1500, 1500);
+      faults.push(
+        ctx.fault(new ShardStaller(server, { shards, everyMs: every, maxMs: num(o, "stall-max-ms", 2000, 2000) })),
+      );
+    }
     for (const t of traffic) t.start();
     for (const f of faults) f.start();
     await ctx.hold(secs, () => `${progress(ctx, traffic)} server_kills=${crasher.kills}`);

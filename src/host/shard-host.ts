@@ -150,6 +150,7 @@ export class ShardHost {
     m.set("usersHeld", st.boxes);
     m.set("statusCached", this.owner.unknown.cached);
     m.set("storeFullRejects", st.storeFullRejects);
+    m.set("staleLogins", st.staleLogins);
     this.o.cluster?.publishMetrics(m);
   }
 
@@ -167,8 +168,7 @@ export class ShardHost {
    * on this channel (a send routed in between would overtake them: per-sender order).
    */
   peerConnected(k: number, port: MessagePort): void {
-    this.mesh.setPeer(k, port);
-    this.peerUp(k);
+    this.mesh.reconnectPeer(k, port, () => this.peerUp(k));
   }
 
   /** Shard k is back (the supervisor's "up"): done already if its channel came first. */

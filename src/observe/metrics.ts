@@ -61,6 +61,7 @@ export const FIELDS = [
   "storeErrors",
   // owners
   "storeFullRejects",
+  "staleLogins",
   // cluster (only rendered in cluster mode; gauges written by each node's first shard only)
   "clusterNodesUp",
   "clusterItemsOut",
@@ -305,6 +306,11 @@ const help: Help = {
   ],
   storeErrors: ["iris_store_errors_total", "counter", "storage transactions that failed and were answered with errors"],
   storeFullRejects: ["iris_store_full_rejects_total", "counter", "sends refused with STORE_FULL"],
+  staleLogins: [
+    "iris_stale_logins_total",
+    "counter",
+    "logins read after a newer login of the same user (a starved shard) and closed as replaced",
+  ],
 };
 
 /** Prometheus text exposition (version 0.0.4). */

@@ -59,6 +59,21 @@ export class PortMesh {
     port.onmessage = (e) => this.receive(e.data);
   }
 
+  /**
+   * A channel to peer k, perhaps a restarted one: `first` posts what must reach it ahead of anything
+   * queued for it meanwhile (re-attaches, and sends that died with it, re-posted in their order),
+   * then the queue follows. A send read in the same turn as the new channel, after the peer died,
+   * was queued before the re-posts of earlier sends, and was numbered ahead of them (per-sender
+   * order, seen with a stalled shard: chaos --stalls).
+   */
+  reconnectPeer(k: number, port: MessagePort, first: () => void): void {
+    const queued = this.outbox.get(k) ?? [];
+    this.outbox.set(k, []);
+    this.setPeer(k, port);
+    first();
+    for (const m of queued) this.post(k, m);
+  }
+
   /** Peer k died: drop its port and what was queued for it (its state is rebuilt on restart). */
   dropPeer(k: number): void {
     this.peers[k] = null;

@@ -30,8 +30,15 @@ const LEFT_OUT = new Map<string, string>();
  */
 const ORDERED = new Set(["node-sniper", "split-brain"]);
 
+/**
+ * Extra flags per scenario. exactly-once also runs its stall faults (shards starved at random, and
+ * logins read late: issue 10's single-node losses under load, docs/ARCHITECTURE.md), with 9 s of
+ * chaos instead of 12 so that it takes about as long as before.
+ */
+const EXTRA = new Map<string, string[]>([["exactly-once", ["--stalls", "1", "--seconds", "9"]]]);
+
 async function runShort(name: string, budgetMs: number): Promise<{ code: number; line: string; log: string }> {
-  const proc = Bun.spawn([process.execPath, RUN, name, "--short"], {
+  const proc = Bun.spawn([process.execPath, RUN, name, "--short", ...(EXTRA.get(name) ?? [])], {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -57,7 +64,7 @@ describe("chaos smoke (short scenarios)", () => {
   });
 
   for (const s of scenarios.filter((x) => !LEFT_OUT.has(x.name))) {
-    const budgetMs = s.budgetSeconds(parseOptions([s.name, "--short"]).opts) * 1000;
+    const budgetMs = s.budgetSeconds(parseOptions([s.name, "--short", ...(EXTRA.get(s.name) ?? [])]).opts) * 1000;
     test(s.name, async () => {
       const r = await runShort(s.name, budgetMs);
       console.log(r.line);

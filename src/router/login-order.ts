@@ -1,0 +1,36 @@
+// Which of two logins of one user is the newer, when their attaches reach the owner out of order
+// (issue 10: acked messages lost by a single node under heavy load). A shard starved of CPU reads
+// a socket's login late: its client may meanwhile have been killed or given up on that socket, and
+// logged in again on the other shard. The late login's attach then reaches the owner after the new
+// one's; taken as the newest login (arrival order), it closed the real newest connection with
+// REPLACED, whose SDK stops for good, and its own close left the box with no link: every later
+// message for the user was stored and never delivered.
+//
+// A session is stamped when its socket opens (openStamp), on a clock every shard thread of the
+// process reads alike. A client opens its next socket only after its previous one was opened (and
+// given up), so the open order is the login order even when the logins are read in another order.
+// Stamps of different processes (cluster nodes) do not compare: there the arrival order stays the
+// rule.
+
+import type { AttachMsg } from "./wire.ts";
+
+/**
+ * Now, in epoch ms with sub-ms digits, alike in every thread: a worker's `performance.now()` (and
+ * Bun.nanoseconds, process.hrtime) counts from that worker's own start, so a shard restarted later
+ * would stamp its sockets as the oldest (god-mode with --stalls: new logins on a restarted shard
+ * were closed as REPLACED). Its timeOrigin anchors it to the wall clock at the thread's start:
+ * only a step of the system clock between two threads' starts shifts one against the other.
+ */
+export function openStamp(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * Pure. True when the attach `m` comes from a connection opened before the one holding the box's
+ * link (`linkOpened`): a stale login (or re-attach) that must not displace the newer one. False
+ * when either stamp is missing, they tie, or `cluster` (stamps from other nodes do not compare).
+ */
+export function staleAttach(linkOpened: number | undefined, m: AttachMsg, cluster: boolean): boolean {
+  if (cluster || linkOpened === undefined || m.opened === undefined) return false;
+  return m.opened < linkOpened;
+}
