@@ -89,6 +89,8 @@ export class JsWriter {
   private stopped = false;
   /** Stored messages per user, as last counted (only with a finite maxInbox). */
   private readonly counts = new Map<string, number>();
+  /** Re-reads asked for and not started yet, by user (see recheck). */
+  private readonly queuedRechecks = new Map<string, { attempt: number; done: (() => void)[] }>();
   /** Last-seen times, written outside the reply chain (seen-writer.ts). */
   private readonly seenWrites: SeenWriter;
   /** Owner hand-over: this writer's claims, and which foreign rows it served or adopted. */
@@ -449,8 +451,22 @@ export class JsWriter {
   recheck(user: string, attempt = 0, done: () => void = () => {}): void {
     const link = this.links.values().next().value;
     if (!link || this.stopped) return done();
+    // One queued re-read per user: it starts after this ask too, so it answers it. Queued anew per
+    // ask, re-reads of a user's whole inbox (the order gate asks every few seconds while routes
+    // come in) piled up in the reply chain faster than they ran under NATS restarts, and every
+    // lookup and page of the shard waited behind them (docs/CLUSTER.md, "A liveness fault").
+    const queued = this.queuedRechecks.get(user);
+    if (queued) {
+      queued.attempt = Math.min(queued.attempt, attempt);
+      queued.done.push(done);
+      return;
+    }
+    const q = { attempt, done: [done] };
+    this.queuedRechecks.set(user, q);
+    const doneAll = () => q.done.forEach((f) => f());
     link.tail = link.tail.then(async () => {
-      if (!this.claims.has(user)) return done(); // nothing numbered here yet: no row is late to us
+      this.queuedRechecks.delete(user); // running: a later ask needs a read that starts after it
+      if (!this.claims.has(user)) return doneAll(); // nothing numbered here yet: no row is late to us
       const late: ReadRow[] = [];
       for (let after = 0;;) {
         const page = await this.inbox.readBacklog(user, after, SCAN_PAGE);
@@ -458,8 +474,8 @@ export class JsWriter {
         if (page.length < SCAN_PAGE) break;
         after = page.at(-1)!.streamSeq;
       }
-      this.adoptLate(user, late, attempt, done);
-    }).catch(() => (this.counters.errors++, done()));
+      this.adoptLate(user, late, q.attempt, doneAll);
+    }).catch(() => (this.queuedRechecks.delete(user), this.counters.errors++, doneAll()));
   }
 
   /**

@@ -64,6 +64,9 @@ import type {
 import { isLookupReply, UnknownStatus } from "./unknown-status.ts";
 import { OwnerAdmin } from "./owner-admin.ts";
 import { displacedWhy } from "./reattach-rule.ts";
+import { WaitingCopies } from "./route-copies.ts";
+import { LookupAhead } from "./lookup-ahead.ts";
+import { staleAttach } from "./login-order.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -84,6 +87,9 @@ export interface OwnerIO {
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
+
+/** Most dedupe lookups a waiting box asks ahead (lookup-ahead.ts): bounds its share of the writer. */
+const LOOKUPS_AHEAD = 256;
 
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
@@ -118,7 +124,8 @@ interface Link {
   readonly shard: number;
   readonly conn: number;
   readonly v0: boolean;
-  readonly gen: number; // stale store pages (older gen) are ignored
+  readonly opened: number | undefined; // the session's open stamp (login-order.ts)
+  readonly gen: number; // numbered per owner (linkGen): a page for an older link is ignored
   phase: Phase;
   cursor: number; // highest seq forwarded on this connection
   ackedAt: number; // when the user's ack last moved (or the connection attached)
@@ -146,12 +153,13 @@ interface UserBox {
   seqState: SeqState;
   seqNext: number;
   seqLimit: number;
+  /** The first seq of the first block this box got: a seq below it came from a lookup (durable). */
+  firstSeq: number;
   lastSeen: number;
   waiting: RouteMsg[]; // routed before the box was loaded or had seqs, or behind a lookup (NONE: none)
   lookingUp: RouteMsg | null; // a message whose (sender, id) the store is being asked about
   statusWaiters: StatusQuery[]; // NONE while nobody waits
   link: Link | null;
-  gen: number; // bumps on every attach/detach
   acked: number; // highest seq the recipient acked
   storedMax: number; // highest seq sent to the store
   storeUnknown: boolean; // true until a drain completes: older rows may exist we never saw
@@ -192,6 +200,7 @@ export interface OwnerStats {
   duplicates: number;
   lookups: number;
   storeFullRejects: number;
+  staleLogins: number; // attaches older than the link's (router/login-order.ts), refused
   boxes: number;
   online: number;
 }
@@ -225,6 +234,16 @@ export class Owner {
   backlogRows = 0;
   /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
+  /**
+   * The last link's number, per owner, not per box: a box dropped with a page read in flight (a
+   * fence, a placement change, an idle sweep) gets its answer later, and a fresh box's link must
+   * never carry the same number and take that page for its own (tests/unit/link-gen.test.ts).
+   */
+  private linkGen = 0;
+  /** Resent copies of routes that wait in a box, absorbed by their twin (route-copies.ts). */
+  private readonly copies = new WaitingCopies<UserBox>();
+  /** Dedupe lookups asked as routes start waiting, taken in their order (lookup-ahead.ts). */
+  private readonly ahead = new LookupAhead<UserBox>(LOOKUPS_AHEAD);
   private readonly drainQueue = new Set<Link>();
   /** Resume points of links that attached while their box loaded: capped and acked on load. */
   private readonly loadingResume = new WeakMap<Link, WaitingResume>();
@@ -235,6 +254,7 @@ export class Owner {
     duplicates: 0,
     lookups: 0,
     storeFullRejects: 0,
+    staleLogins: 0,
     boxes: 0,
     online: 0,
   };
@@ -328,12 +348,12 @@ export class Owner {
         seqState: "loading",
         seqNext: 1,
         seqLimit: 0,
+        firstSeq: 0,
         lastSeen: 0,
         waiting: NONE,
         lookingUp: null,
         statusWaiters: NONE,
         link: null,
-        gen: 0,
         acked: 0,
         storedMax: 0,
         storeUnknown: true,
@@ -357,6 +377,7 @@ export class Owner {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
       b.seqNext = m.seqBase;
       b.seqLimit = m.seqLimit;
+      b.firstSeq = m.seqBase;
     } else {
       // A follow-up reservation. Ranges from one owner are contiguous; if not (a previous owner
       // incarnation reserved in between), jumping forward is always safe.
@@ -369,6 +390,7 @@ export class Owner {
     b.statusWaiters = NONE;
     for (const q of asked) this.replyStatus(b, q);
     for (const r of this.takeWaiting(b)) this.onRoute(r);
+    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b); // answers no route took go
   }
 
   /** Empties a box's waiting routes (to be routed again), taking them off the backlog count. */
@@ -379,6 +401,7 @@ export class Owner {
       this.backlogRows--;
     }
     b.waiting = NONE;
+    this.copies.clear(b);
     return all;
   }
 
@@ -394,8 +417,11 @@ export class Owner {
   private onRoute(m: RouteMsg): void {
     const b = this.box(m.to);
     if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) {
+      if (this.copies.absorb(b, m, b.lookingUp)) return; // a resend of one that waits (route-copies.ts)
       if (b.waiting === NONE) b.waiting = [];
       b.waiting.push(m);
+      this.copies.add(b, m);
+      if (b.seqState !== "loading") this.lookUpAhead(b, m);
       this.waitingBytes += routeBytes(m);
       this.backlogRows++;
       this.ensureSeqs(b);
@@ -404,11 +430,26 @@ export class Owner {
     if (m.id !== "") {
       const h1 = recentHash(m.to, m.from, m.id), h2 = keyHash[1]!;
       const prior = this.recentSeq(b, h1, m.from, m.id);
-      if (prior !== 0) return this.onRetry(b, m, prior);
-      if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) return this.lookUp(b, m);
+      if (prior !== 0) {
+        this.ahead.take(b, m.from, m.id); // numbered meanwhile (an adopted late row): an answer asked ahead is old
+        return this.onRetry(b, m, prior);
+      }
+      if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) {
+        const known = this.ahead.take(b, m.from, m.id);
+        return known === undefined ? this.lookUp(b, m) : this.onAnswer(b, m, known);
+      }
       return this.accept(b, m, h1, h2);
     }
     this.accept(b, m);
+  }
+
+  /** A waiting route whose id the store may know: its lookup goes now, its answer waits for its turn. */
+  private lookUpAhead(b: UserBox, m: RouteMsg): void {
+    // Cheap checks first: a waiting box routes its queue again after every answer.
+    if (m.id === "" || this.ahead.has(b, m.from, m.id) || this.recentOf(b, m.from, m.id) >= 0) return;
+    const h1 = recentHash(m.to, m.from, m.id), h2 = keyHash[1]!;
+    if (this.filterState !== "building" && !this.filter.mightHave(h1, h2, this.io.now())) return;
+    if (this.ahead.ask(b, m.from, m.id)) this.askLookup(b, m);
   }
 
   /** The seq this box gave (sender, id) within the dedupe window, or 0. */
@@ -458,8 +499,12 @@ export class Owner {
 
   /** The filter cannot rule the id out: ask the store, and hold the user's later messages. */
   private lookUp(b: UserBox, m: RouteMsg): void {
-    this.stats.lookups++;
     b.lookingUp = m;
+    if (!this.ahead.asked(b, m.from, m.id)) this.askLookup(b, m); // else its answer is on its way
+  }
+
+  private askLookup(b: UserBox, m: RouteMsg): void {
+    this.stats.lookups++;
     this.toWriter({
       t: "lookup",
       user: b.user,
@@ -471,14 +516,22 @@ export class Owner {
 
   private onLookedUp(r: LookedUpReply): void {
     const b = this.boxes.get(r.user);
+    if (b) this.ahead.answer(b, r.from, r.id, r.seq);
     const m = b?.lookingUp;
     if (!b || !m || m.from !== r.from || m.id !== r.id) return;
     b.lookingUp = null;
-    if (r.seq > 0) {
-      this.remember(b, recentHash(m.to, m.from, m.id), m.from, m.id, r.seq);
-      this.onRetry(b, m, r.seq);
-    } else this.accept(b, m);
+    this.ahead.take(b, m.from, m.id);
+    this.onAnswer(b, m, r.seq);
     for (const w of this.takeWaiting(b)) this.onRoute(w);
+    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b); // answers no route took go
+  }
+
+  /** The store's answer for a route's id: seen before (a retry), or new. */
+  private onAnswer(b: UserBox, m: RouteMsg, seq: number): void {
+    if (seq > 0) {
+      this.remember(b, recentHash(m.to, m.from, m.id), m.from, m.id, seq);
+      this.onRetry(b, m, seq);
+    } else this.accept(b, m);
   }
 
   /** Forward live, hold back behind a draining backlog, or store. */
@@ -532,6 +585,9 @@ export class Owner {
   /** A sender retried an id we have seen. Reply only with what is already true. */
   private onRetry(b: UserBox, m: RouteMsg, seq: number): void {
     this.stats.duplicates++;
+    // Numbered before this box (an earlier owner): known from the store's durable dedupe record,
+    // so "duplicate" is true now; asking the writer again for every resend flooded it (route-copies.ts).
+    if (seq < b.firstSeq) return this.ackSender(m.o, m.c, m.id, "duplicate");
     if (seq <= b.acked) {
       // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
       if (b.recentMark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
@@ -633,6 +689,7 @@ export class Owner {
     this.openRemember = null; // it is in `unconfirmed`: replayed below, not again at the turn's end
     for (const req of this.unconfirmed) this.toWriter(req);
     this.unknown.writerRestarted();
+    this.ahead.reset(); // lookups asked ahead died with it: asked again when their turn comes
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
@@ -670,6 +727,11 @@ export class Owner {
   private onAttach(m: AttachMsg): void {
     const b = this.box(m.user);
     const old = b.link;
+    if (old && (old.shard !== m.shard || old.conn !== m.conn) && staleAttach(old.opened, m, !!this.io.owns)) {
+      // A login read late by a starved shard: the link's connection is the newer one and stays.
+      this.stats.staleLogins++;
+      return this.io.toShard(m.shard, { t: "evict", user: b.user, conn: m.conn, why: "replaced" });
+    }
     if (old && (old.shard !== m.shard || old.conn !== m.conn)) {
       // Newest login wins: the older connection is closed with a reason (a re-attach: reattach-rule.ts).
       this.io.toShard(old.shard, { t: "evict", user: b.user, conn: old.conn, why: displacedWhy(m) });
@@ -695,7 +757,8 @@ export class Owner {
       shard: m.shard,
       conn: m.conn,
       v0: m.v0,
-      gen: ++b.gen,
+      opened: m.opened,
+      gen: ++this.linkGen,
       phase: "idle",
       cursor: Math.max(resume, 0),
       ackedAt: this.io.now(),
@@ -766,7 +829,6 @@ export class Owner {
     this.store(b, takeAll(l, "holdback"));
     b.link = null;
     this.stats.online--;
-    b.gen++;
     b.lastSeen = this.io.now();
     this.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
   }
@@ -962,6 +1024,7 @@ export class Owner {
       maxBytes,
       gen: l.gen,
       next: [next.limit, next.maxBytes],
+      ...(l.v0 ? { bodies: true } : {}), // a v0 socket gets the bodies alone: the page may be just them
     });
   }
 

@@ -42,6 +42,8 @@ export interface AttachMsg {
   resume: number; // client's last acked seq (0 = none)
   /** Cluster: a re-attach of an open session (owner moved, restarted, dropped it), not a login: the link it displaces is never told REPLACED (router/reattach-rule.ts). */
   re?: boolean;
+  /** When the session's socket opened, on a clock shared by the process's shards: orders logins read out of order (login-order.ts). */
+  opened?: number;
 }
 export interface DetachMsg {
   t: "detach";
@@ -281,6 +283,11 @@ export interface FetchReq {
   gen: number; // echoed back so the owner can ignore pages for an older connection
   /** The budget [limit, maxBytes] of the page after this one: the writer reads it ahead with it. */
   next?: [number, number];
+  /**
+   * A v0 link's fetch: the page may hold the rows' bodies alone (FramePage.bodies), the bytes a v0
+   * socket gets. A writer that does not know the flag answers with frames, which v0 also writes.
+   */
+  bodies?: boolean;
 }
 export interface DeleteReq {
   t: "delete";
@@ -412,7 +419,9 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   route: (v) =>
     isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) && isInt(v.o) &&
     isInt(v.c),
-  attach: (v) => isUserConn(v) && isBool(v.v0) && isInt(v.resume) && (v.re === undefined || isBool(v.re)),
+  attach: (v) =>
+    isUserConn(v) && isBool(v.v0) && isInt(v.resume) && (v.re === undefined || isBool(v.re)) &&
+    (v.opened === undefined || isNum(v.opened)),
   detach: isUserConn,
   ack: (v) => isUserConn(v) && isInt(v.seq),
   flow: (v) => isUserConn(v) && isBool(v.ready),
@@ -460,7 +469,8 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   load: (v) => isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20,
   fetch: (v) =>
     isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
-    isInt(v.maxBytes) && v.maxBytes > 0 && (v.next === undefined || isNextBudget(v.next)),
+    isInt(v.maxBytes) && v.maxBytes > 0 && (v.next === undefined || isNextBudget(v.next)) &&
+    (v.bodies === undefined || isBool(v.bodies)),
   delete: (v) => isStr(v.user) && isInt(v.upTo),
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),

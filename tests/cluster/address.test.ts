@@ -1,20 +1,11 @@
 // Global shard addresses and node ordinals against a real nats-server: concurrent claims get
 // distinct ordinals, a restarted node gets its old one back.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { globalShard, Ordinals, SHARD_SPACE, splitShard } from "../../src/cluster/address.ts";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsForFile } from "../helpers/nats-links.ts";
 
-let nats: NatsFixture;
-const links: NatsLink[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const l of links) await l.close();
-  await nats?.close();
-});
+const fx = natsForFile();
 
 test("addresses round-trip and keep shard numbers of node 0 as they are", () => {
   expect(globalShard(0, 3)).toBe(3);
@@ -24,8 +15,7 @@ test("addresses round-trip and keep shard numbers of node 0 as they are", () => 
 
 test("concurrent claims get distinct ordinals; a node keeps its ordinal across restarts", async () => {
   const open = async () => {
-    const l = await openLink({ servers: nats.urls, nodeId: "x", replicas: 1 });
-    links.push(l);
+    const l = await fx.open("x");
     return Ordinals.open(l.nc, 1);
   };
   const views = await Promise.all(Array.from({ length: 5 }, () => open()));

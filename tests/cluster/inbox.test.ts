@@ -3,26 +3,17 @@
 // garbage on the inbox subjects skipped and counted; seq blocks never overlap, even under races
 // between two would-be owners and across a server kill -9.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { describe, expect, test } from "bun:test";
+import type { NatsLink } from "../../src/cluster/connect.ts";
 import { ClusterInbox } from "../../src/cluster/inbox.ts";
 import { decodeRow, inboxSubject, rowHeaders, type StoredRow, token, untoken } from "../../src/cluster/inbox-codec.ts";
 import { SeqBlocks } from "../../src/cluster/seq-blocks.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsForFile } from "../helpers/nats-links.ts";
 
-let nats: NatsFixture;
-const links: NatsLink[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const l of links) await l.close();
-  await nats?.close();
-});
+const fx = natsForFile();
 
 async function link(id: string): Promise<NatsLink> {
-  const l = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
-  links.push(l);
+  const l = await fx.open(id);
   return l;
 }
 
@@ -114,8 +105,8 @@ describe("seq blocks", () => {
     const l = await link("s3");
     const blocks = await SeqBlocks.open(l.nc, 1);
     const before = await blocks.reserve("frank", 1000);
-    await nats.servers[0]!.stop("SIGKILL");
-    await nats.servers[0]!.start();
+    await fx.nats.servers[0]!.stop("SIGKILL");
+    await fx.nats.servers[0]!.start();
     const end = Date.now() + 10_000;
     while (l.state() !== "up" && Date.now() < end) await Bun.sleep(20);
     const after = await blocks.reserve("frank", 1000);

@@ -1,23 +1,15 @@
 // Membership against a real nats-server: heartbeats in a KV bucket, up/draining/down as each
 // observer sees it, graceful leave, garbage in the bucket counted and ignored.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Kvm } from "@nats-io/kv";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { Membership, NODES_BUCKET } from "../../src/cluster/membership-kv.ts";
 import type { Member } from "../../src/cluster/placement.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsForFile } from "../helpers/nats-links.ts";
 
 const TIMING = { heartbeatMs: 100, downAfterMs: 450, forgetAfterMs: 5000 };
-let nats: NatsFixture;
-const links: NatsLink[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const l of links) await l.close();
-  await nats?.close();
-});
+const fx = natsForFile();
+const links = fx.links;
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -28,8 +20,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 }
 
 async function node(id: string, changes: Member[][] = []): Promise<Membership> {
-  const link = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
-  links.push(link);
+  const link = await fx.open(id);
   const rec = { id, state: "up" as const, shards: 2, conns: 0, startedAt: Date.now(), http: "" };
   const m = new Membership(link.nc, rec, 1, TIMING, (ms) => changes.push(ms));
   await m.start();

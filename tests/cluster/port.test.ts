@@ -1,8 +1,7 @@
 // The cross-node port against a real nats-server: one publish per destination per tick, FIFO per
 // destination, garbage on a node's subject counted and dropped without disturbing real traffic.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
+import { describe, expect, test } from "bun:test";
 import { NodePort } from "../../src/cluster/port.ts";
 import {
   decodeBatch,
@@ -14,7 +13,7 @@ import {
 } from "../../src/cluster/port-codec.ts";
 import { AGE_WINDOW_MS, PortAges } from "../../src/cluster/port-age.ts";
 import { PortCounts, PortSeqs } from "../../src/cluster/port-seq.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsForFile } from "../helpers/nats-links.ts";
 
 interface Item {
   k: number;
@@ -23,19 +22,11 @@ interface Item {
 const isItem = (x: unknown): x is Item =>
   typeof x === "object" && x !== null && Number.isInteger((x as Item).k) && (x as Item).body instanceof Uint8Array;
 
-let nats: NatsFixture;
-const links: NatsLink[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const l of links) await l.close();
-  await nats?.close();
-});
+const fx = natsForFile();
+const links = fx.links;
 
 async function port(id: string, self = -1, onGap?: (src: number) => void): Promise<NodePort<Item>> {
-  const l = await openLink({ servers: nats.urls, nodeId: id, replicas: 1 });
-  links.push(l);
+  const l = await fx.open(id);
   return new NodePort(l.nc, isItem, self, onGap);
 }
 

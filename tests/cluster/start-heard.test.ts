@@ -3,13 +3,12 @@
 // re-attach the users the regained shard owns; before, nothing told it and their messages were
 // stored as if they were offline until a re-login), while another node acts once, on the start.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { globalShard } from "../../src/cluster/address.ts";
-import { type NatsLink, openLink } from "../../src/cluster/connect.ts";
 import { REGAINED_SUBJECT } from "../../src/cluster/handover.ts";
 import { HandOverLink } from "../../src/cluster/handover-link.ts";
 import { startHeard } from "../../src/cluster/start-heard.ts";
-import { type NatsFixture, startNats } from "../helpers/nats.ts";
+import { natsForFile } from "../helpers/nats-links.ts";
 
 describe("what a shard does with an announcement (pure)", () => {
   const sibling = globalShard(1, 1), remote = globalShard(2, 0);
@@ -23,22 +22,13 @@ describe("what a shard does with an announcement (pure)", () => {
   });
 });
 
-let nats: NatsFixture;
-const links: NatsLink[] = [];
-beforeAll(async () => {
-  nats = await startNats();
-});
-afterAll(async () => {
-  for (const l of links) await l.close();
-  await nats?.close();
-});
+const fx = natsForFile();
 
 describe("announcements on a real nats-server", () => {
   test("a regain reaches a sibling on both subjects and is not heard by the shard itself", async () => {
     const heard: string[] = [];
     const open = async (self: number, name: string) => {
-      const l = await openLink({ servers: nats.urls, nodeId: name, replicas: 1 });
-      links.push(l);
+      const l = await fx.open(name);
       const h = new HandOverLink(l.nc, () => {});
       h.listen(self, (a) => heard.push(`${name} started ${a}`), (a) => heard.push(`${name} regained ${a}`));
       await l.nc.flush();

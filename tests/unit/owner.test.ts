@@ -191,6 +191,29 @@ describe("owner", () => {
     expect(o.isOnline("u")).toBe(true);
   });
 
+  test("a login read late by a starved shard (socket opened earlier) does not displace the newer login", () => {
+    ready("u");
+    // The newer login: its socket opened at 200, its attach arrives first.
+    o.handle({ t: "attach", user: "u", shard: 1, conn: 4, v0: false, resume: 0, opened: 200 });
+    toShard = [];
+    // The stale one: opened at 100 on the other shard, whose login was read only now.
+    o.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0, opened: 100 });
+    expect(toShard).toEqual([{ k: 0, m: { t: "evict", user: "u", conn: 9, why: "replaced" } }]);
+    expect(o.stats.staleLogins).toBe(1); // iris_stale_logins_total
+    o.handle({ t: "detach", user: "u", shard: 0, conn: 9 }); // its close
+    expect(o.isOnline("u")).toBe(true);
+    o.handle({ t: "detach", user: "u", shard: 1, conn: 4 }); // the link was the newer one's all along
+    expect(o.isOnline("u")).toBe(false);
+    o.handle({ t: "attach", user: "u", shard: 1, conn: 4, v0: false, resume: 0, opened: 200 });
+    // Arrival order still decides for sockets opened in login order, and for unstamped attaches.
+    toShard = [];
+    o.handle({ t: "attach", user: "u", shard: 0, conn: 10, v0: false, resume: 0, opened: 300 });
+    expect(toShard).toContainEqual({ k: 1, m: { t: "evict", user: "u", conn: 4, why: "replaced" } });
+    toShard = [];
+    o.handle({ t: "attach", user: "u", shard: 1, conn: 5, v0: false, resume: 0 });
+    expect(toShard).toContainEqual({ k: 0, m: { t: "evict", user: "u", conn: 10, why: "replaced" } });
+  });
+
   test("the writer restarting replays unconfirmed appends and in-flight reads", () => {
     o.handle(route("u", "a"));
     load("u");
@@ -290,10 +313,12 @@ describe("owner", () => {
     o.startDedupeScan();
     o.handle(route("u", "old")); // maybe seen: ask the store
     o.handle(route("u", "new"));
+    // "new" is looked up ahead (lookup-ahead.ts), but it waits behind "old"'s answer, not ahead of it.
     expect(toWriter.filter((m) => m.t === "lookup")).toEqual([
       { t: "lookup", user: "u", from: "s", id: "old", since: now - 60_000 },
+      { t: "lookup", user: "u", from: "s", id: "new", since: now - 60_000 },
     ]);
-    expect(appends()).toEqual([]); // "new" waits behind the answer, not ahead of it
+    expect(appends()).toEqual([]);
     o.handle({ t: "lookedUp", user: "u", from: "s", id: "old", seq: 3 });
     // "old" was accepted before (seq 3): a confirm, never a second row; "new" goes through after it.
     expect(toWriter.find((m) => m.t === "confirm")).toMatchObject({ t: "confirm", id: "old", o: 1, c: 7 });
@@ -348,7 +373,8 @@ describe("owner", () => {
     ready("v");
     for (const [user, conn] of [["u", 9], ["v", 10]] as const) {
       o.handle({ t: "attach", user, shard: 2, conn, v0: false, resume: 0 });
-      o.handle({ t: "rows", user, gen: 1, rows: [], more: false });
+      // Links are numbered per owner (tests/unit/link-gen.test.ts): v's is the second.
+      o.handle({ t: "rows", user, gen: user === "u" ? 1 : 2, rows: [], more: false });
     }
     o.handle(route("u", "x"));
     o.handle(route("v", "y"));
