@@ -1,4 +1,4 @@
-// Issue 3's proof: the Sniper (a shard killed every 2 s under traffic), garbage injected into shard
+// Issue 3's proof: the Sniper (a shard killed every 1.5 s under traffic), garbage injected into shard
 // ports, and the storage writer killed mid-flood. Every message the server acked is delivered
 // exactly once to the recipient's application.
 
@@ -26,16 +26,20 @@ const counters = async (chaos: string) =>
     shards: Record<string, number>[];
   };
 
+/** Shard kills in the Sniper case, 1.5 s apart. */
+const SNIPER_KILLS = 6;
+
 describe("supervision", () => {
-  test("Sniper: a shard killed every 2 s for 20 s loses and duplicates nothing", async () => {
+  test("Sniper: a shard killed every 1.5 s for 9 s loses and duplicates nothing", async () => {
     const { s, chaos } = await chaosServer(2);
     server = s;
     const t = new Traffic({ url: s.url, users: 200, intervalMs: 100, prefix: "sn" });
     await t.connect();
     t.start();
     let expectedDrops = 0;
-    for (let k = 0; k < 10; k++) {
-      await Bun.sleep(2000);
+    // Six kills (one a crash) are enough to cross every restart path; the long run is chaos/ sniper.
+    for (let k = 0; k < SNIPER_KILLS; k++) {
+      await Bun.sleep(1500);
       const i = k % 2;
       const before = await counters(chaos);
       expectedDrops += before.shards[i]!.conns ?? 0;
@@ -47,14 +51,14 @@ describe("supervision", () => {
     const v = t.verdict();
     t.close();
     console.log("sniper verdict", JSON.stringify(v), "expectedDrops", expectedDrops);
-    expect(v.acked).toBeGreaterThan(10_000);
+    expect(v.acked).toBeGreaterThan(5_000);
     expect(v.unackedAtEnd).toBe(0);
     expect(v.lost).toBe(0);
     expect(v.duplicated).toBe(0);
     // Only clients on the killed shard were dropped: every reconnect is accounted for.
     expect(v.reconnects).toBe(expectedDrops);
     const after = await counters(chaos);
-    expect(after.totals.shardRestarts).toBe(10);
+    expect(after.totals.shardRestarts).toBe(SNIPER_KILLS);
     expect((await fetch(`${s.http}/readyz`)).status).toBe(200);
   }, 90_000);
 
