@@ -4,6 +4,7 @@
 
 import type { Field } from "../observe/metrics.ts";
 import type { InboxCounters } from "./inbox.ts";
+import type { NodeView } from "./membership.ts";
 import type { PortCounters } from "./port.ts";
 
 /** How often each shard measures its NATS round-trip (a PING/PONG; cheap). */
@@ -37,4 +38,35 @@ export function clusterFigures(s: ClusterSources): [Field, number][] {
     ["clusterLateAdopted", s.adopted],
     ["clusterFences", s.fences],
   ];
+}
+
+/**
+ * Pure: one labelled series per member as this node sees it (GET /v1/cluster in Prometheus form):
+ * up (1) or not, the logged-in connections it reported in its last heartbeat, and how long ago
+ * that heartbeat was heard. Node ids are letters, digits, '-' and '_' (NODE_ID_RE): safe as labels.
+ */
+export function memberLines(view: readonly Pick<NodeView, "id" | "observed" | "conns" | "silentMs">[]): string[] {
+  const series: [string, string, (n: (typeof view)[number]) => number][] = [
+    [
+      "iris_cluster_member_up",
+      "1 when this node sees the member up, else 0 (draining or down)",
+      (n) => n.observed === "up" ? 1 : 0,
+    ],
+    [
+      "iris_cluster_member_connections",
+      "logged-in connections the member reported in its last heartbeat",
+      (n) => n.conns,
+    ],
+    [
+      "iris_cluster_member_heartbeat_age_seconds",
+      "time since this node last heard the member's heartbeat",
+      (n) => Math.round(n.silentMs) / 1000,
+    ],
+  ];
+  const lines: string[] = [];
+  for (const [name, help, value] of series) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const n of view) lines.push(`${name}{node="${n.id}"} ${value(n)}`);
+  }
+  return lines;
 }

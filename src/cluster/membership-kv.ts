@@ -79,6 +79,8 @@ export class Membership {
     private readonly timing: MembershipTiming = DEFAULT_TIMING,
     /** Called whenever the set of owner candidates changes (join, leave, drain, down). */
     private readonly onMembersChange: (members: Member[]) => void = () => {},
+    /** This node's logged-in connections now (all its shards), read at every heartbeat (null: as announced). */
+    private readonly connsNow: (() => number) | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -153,6 +155,7 @@ export class Membership {
   private async put(): Promise<void> {
     if (this.stopped) return;
     try {
+      if (this.connsNow) this.self = { ...this.self, conns: connCount(this.connsNow()) };
       await this.kv!.put(this.self.id, JSON.stringify(this.self));
       this.counters.heartbeats++;
       if (this.cut()) this.healthySince = performance.now();
@@ -252,4 +255,9 @@ export class Membership {
     this.stopWatch?.();
     if (leave) await this.kv?.delete(this.self.id).catch(() => {});
   }
+}
+
+/** A count fit for the record's schema (a non-negative integer), whatever the source says. */
+export function connCount(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
 }

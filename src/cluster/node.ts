@@ -23,6 +23,8 @@ export interface ClusterNodeOptions {
   inboxTtlSec: number;
   timing?: MembershipTiming;
   onMembersChange?: (members: Member[]) => void;
+  /** The node's logged-in connections now, reported in every heartbeat (absent: 0). */
+  conns?: () => number;
   warn?: (line: string) => void;
 }
 
@@ -80,7 +82,7 @@ export class ClusterNode {
       startedAt: Date.now(),
       http: this.o.http,
     };
-    const m = new Membership(link.nc, self, replicas, this.timing, this.o.onMembersChange);
+    const m = new Membership(link.nc, self, replicas, this.timing, this.o.onMembersChange, this.o.conns ?? null);
     await m.start();
     [this.seqs, this.inbox, this.membership] = [seqs, inbox, m];
   }

@@ -20,7 +20,7 @@ import { NodePort } from "./port.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
 import { SentWindow } from "./sent-kv.ts";
 import { type Readiness, readiness } from "./readiness.ts";
-import { clusterFigures, RTT_EVERY_MS } from "./cluster-metrics.ts";
+import { clusterFigures, memberLines, RTT_EVERY_MS } from "./cluster-metrics.ts";
 import { cutReason, CutWatch } from "./cut.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { HandOverLink } from "./handover-link.ts";
@@ -41,6 +41,8 @@ export interface ShardClusterIo {
   local(shard: number, m: PortMsg): void;
   /** Runs messages that arrived from other nodes (or from the JetStream writer) on this shard. */
   receive(msgs: PortMsg[]): void;
+  /** Logged-in connections of the whole node (every shard), for the heartbeat record. */
+  conns?(): number;
 }
 
 interface View {
@@ -187,9 +189,11 @@ export class ShardCluster {
       startedAt: Date.now(),
       http: "",
     };
+    // Every shard heartbeats the same record, so each reports the node's sum, not its own count.
+    const conns = this.io.conns ? () => this.io.conns!() : null;
     this.membership = new Membership(link.nc, self, replicas, this.timing, (ms) => {
       void this.updates.push({ members: ms, ordinals });
-    });
+    }, conns);
     await this.membership.start();
     this.rttTimer = setInterval(() => void this.measureRtt(), RTT_EVERY_MS);
     const members = this.membership.current().size ? membersOf(this.membership) : [];
@@ -447,6 +451,11 @@ export class ShardCluster {
       ownerFenceRefused: this.routeOrder.counters.fenceRefused,
     };
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes, handover };
+  }
+
+  /** /metrics in cluster mode: every member's state, connections and heartbeat age, as this shard sees them. */
+  memberMetrics(): string[] {
+    return memberLines(this.membership?.view() ?? []);
   }
 
   private async measureRtt(): Promise<void> {

@@ -29,6 +29,8 @@ export interface HttpDeps {
   version: string;
   /** Cluster mode: this node's view of the members, for GET /v1/cluster. */
   clusterView?: () => unknown;
+  /** Cluster mode: the members' series appended to /metrics (labelled by node). */
+  clusterMetrics?: () => string[];
 }
 
 const sendSchema = z.object({
@@ -64,9 +66,12 @@ export function createHttpApp(d: HttpDeps): App {
   app.get(
     "/metrics",
     (c) =>
-      c.text(renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }, !!d.clusterView), 200, {
-        "content-type": "text/plain; version=0.0.4",
-      }),
+      c.text(
+        renderPrometheus(d.reader, { iris_max_connections: d.maxConnections }, !!d.clusterView) +
+          (d.clusterMetrics ? d.clusterMetrics().map((l) => l + "\n").join("") : ""),
+        200,
+        { "content-type": "text/plain; version=0.0.4" },
+      ),
   );
   const view = d.clusterView;
   if (view) app.get("/v1/cluster", (c) => c.json(view()));

@@ -520,6 +520,7 @@ export class Sessions {
     s.proto = proto;
     this.moveTo(s, "open");
     this.byUser.set(f.user, s);
+    this.host.metrics.set("loggedIn", this.byUser.size); // cluster mode: each heartbeat reports the node's sum
     this.host.metrics.add("logins");
     this.sendNow(s, this.loginOk(f, proto)); // first, and never inside a bundle
     s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
@@ -888,7 +889,10 @@ export class Sessions {
   /** The connection's user leaves it (close, or a v0 user switch): its owner hears a detach. */
   private leave(s: Session): void {
     const user = s.user!;
-    if (this.byUser.get(user) === s) this.byUser.delete(user);
+    if (this.byUser.get(user) === s) {
+      this.byUser.delete(user);
+      this.host.metrics.set("loggedIn", this.byUser.size);
+    }
     this.toOwner(user, { t: "detach", user, shard: this.host.index, conn: s.conn });
   }
 

@@ -199,7 +199,9 @@ export class ShardHost {
       admission: this.admission,
       maxConnections: o.maxConnections,
       version: o.version,
-      ...(o.cluster ? { clusterView: () => o.cluster!.clusterView() } : {}),
+      ...(o.cluster
+        ? { clusterView: () => o.cluster!.clusterView(), clusterMetrics: () => o.cluster!.memberMetrics() }
+        : {}),
     });
     this.app = app;
     this.server = listenWebSocket(o.settings, port, app, this.sessions, this.admission, tlsOptions(o.settings));

@@ -51,9 +51,11 @@ function init(m: ShardInit, cluster?: ShardCluster): void {
 /** Cluster mode: this shard joins before it listens (until NATS answers, the node is not ready). */
 async function initCluster(m: ShardInit): Promise<void> {
   const early = new EarlyInbox(); // what other nodes send before the host exists (early-inbox.ts)
+  const node = new MetricsReader(m.metrics); // every shard's slot: the node's logged-in connections
   const c = new ShardCluster(m.settings, m.index, m.shards, {
     local: (k, msg) => host?.mesh.post(k, msg),
     receive: (msgs) => host ? host.mesh.receive(msgs) : early.push(msgs),
+    conns: () => node.sum("loggedIn"),
   });
   await c.start();
   init(m, c);

@@ -4,6 +4,7 @@
 export const FIELDS = [
   // shard
   "conns",
+  "loggedIn",
   "logins",
   "framesIn",
   "bytesIn",
@@ -196,6 +197,7 @@ const clusterHelp: Help = {
 
 const help: Help = {
   conns: ["iris_connections", "gauge", "open client connections"],
+  loggedIn: ["iris_logged_in_connections", "gauge", "client connections logged in as a user"],
   logins: ["iris_logins_total", "counter", "successful logins"],
   framesIn: ["iris_frames_in_total", "counter", "client frames received"],
   bytesIn: ["iris_bytes_in_total", "counter", "client bytes received"],

@@ -91,3 +91,24 @@ test("a node whose watch goes deaf keeps its view (no 'nobody up' and back) and 
   await until(() => changes.at(-1)!.map((m) => m.id).join() === "w1");
   await a.stop();
 });
+
+test("each heartbeat carries the node's connection count as its source says now", async () => {
+  let conns = 0;
+  const link = await fx.open("k1");
+  const rec = { id: "k1", state: "up" as const, shards: 2, conns: 0, startedAt: Date.now(), http: "" };
+  const a = new Membership(link.nc, rec, 1, TIMING, () => {}, () => conns);
+  await a.start();
+  const b = await node("k2");
+  const seenByB = () => b.view().find((v) => v.id === "k1")?.conns;
+  await until(() => seenByB() === 0);
+  const garbage = b.counters.garbage; // the bucket may hold an earlier test's garbage
+  conns = 7;
+  await until(() => seenByB() === 7);
+  conns = 3;
+  await until(() => seenByB() === 3);
+  conns = Number.NaN; // a broken source never makes the record invalid (the others would drop it as garbage)
+  await until(() => seenByB() === 0);
+  expect(b.counters.garbage).toBe(garbage);
+  await a.stop();
+  await b.stop();
+});
