@@ -24,7 +24,13 @@ export class ClusterRig {
     const ns = o.split ? NetNs.create() : null;
     if (ns) ctx.defer(() => ns.destroy()); // runs last: after the nodes and NATS are stopped
     const nats = await startNats(ns ? { host: "0.0.0.0" } : {});
-    ctx.defer(() => nats.close());
+    // A failed run keeps the JetStream store (what was stored and never acked) and each server's output.
+    ctx.defer(() =>
+      nats.close((dir, servers) => {
+        ctx.evidence.preserve("nats", dir);
+        for (const s of servers) if (ctx.evidence.kept) ctx.evidence.append(`nats/${s.spec.name}.log`, s.output());
+      })
+    );
     const port = nats.urls[0]!.split(":").at(-1);
     const nodes: ChaosServer[] = [];
     for (let i = 1; i <= 3; i++) {

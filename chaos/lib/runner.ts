@@ -43,8 +43,14 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRes
   } finally {
     clearTimeout(watchdog);
     ctx.rss?.sample(); // one last reading before the server goes away
+  }
+  // The verdict (pass or not) is known before cleanup: cleanup steps then save the stores they
+  // remove into a failed run's evidence (evidence.ts).
+  ctx.evidence.decide(verdictLine(s.name, outcome).pass, ctx.keepAsked);
+  try {
     // Cleanup itself is bounded too: a hung step must not keep the run alive.
     await Promise.race([ctx.cleanup(), Bun.sleep(30_000)]);
+  } finally {
     process.off("SIGINT", onInt);
     process.off("SIGTERM", onTerm);
   }
@@ -58,5 +64,9 @@ export async function runScenario(s: Scenario, opts: RunOptions): Promise<RunRes
       if (errs.length) ctx.log(`last server warnings and errors:\n${errs.join("\n")}`);
     }
   }
-  return result;
+  ctx.evidence.append("verdict.txt", result.line);
+  const kept = ctx.evidence.finish();
+  if (kept === null) return result;
+  ctx.log(`evidence (client files, server logs and stores, run.log) kept in ${kept}`);
+  return { ...result, line: result.pass ? result.line : `${result.line} evidence=${kept}` };
 }

@@ -4,6 +4,7 @@
 
 import type { Fault } from "../faults/fault.ts";
 import { threadRestarts } from "./chaos-api.ts";
+import { RunEvidence } from "./evidence.ts";
 import { num, type RunOptions } from "./options.ts";
 import { RssSampler } from "./rss.ts";
 import { ChaosServer, type ServerOptions } from "./server.ts";
@@ -25,13 +26,24 @@ export class Ctx {
   rss: RssSampler | null = null;
   /** Every server started, kept after cleanup so a failed run can show their error lines. */
   readonly servers: ChaosServer[] = [];
+  /** The run's evidence directory: removed after a pass, kept after a failure (evidence.ts). */
+  readonly evidence: RunEvidence;
 
-  constructor(readonly opts: RunOptions, readonly name: string) {}
+  constructor(readonly opts: RunOptions, readonly name: string) {
+    this.evidence = new RunEvidence(name);
+  }
 
-  /** Progress goes to stderr: stdout carries only the verdict line. */
+  /** Progress goes to stderr (stdout carries only the verdict line) and to the evidence's run.log. */
   log(msg: string): void {
     const s = ((performance.now() - this.t0) / 1000).toFixed(1).padStart(6);
-    console.error(`[chaos ${this.name} ${s}s] ${msg}`);
+    const line = `[chaos ${this.name} ${s}s] ${msg}`;
+    console.error(line);
+    this.evidence.append("run.log", `${new Date().toISOString()} ${line}`);
+  }
+
+  /** --keep 1 (or EO_KEEP set, exactly-once's older switch): keep the run's evidence even when it passes. */
+  get keepAsked(): boolean {
+    return num(this.opts, "keep", 0, 0) !== 0 || process.env.EO_KEEP !== undefined;
   }
 
   defer(fn: () => void | Promise<void>): void {
@@ -42,7 +54,12 @@ export class Ctx {
     // --server-args "…" appends flags to any scenario's server (later flags win), for experiments.
     const more = this.opts.extra.get("server-args")?.split(/\s+/).filter(Boolean) ?? [];
     o = { ...o, args: [...(o.args ?? []), ...more] };
-    const s = await ChaosServer.start({ ...o, binary: this.opts.binary });
+    const s = await ChaosServer.start({
+      ...o,
+      binary: this.opts.binary,
+      logDir: this.evidence.sub("servers"),
+      beforeRemove: (dir, port) => this.evidence.preserve(`servers/data-${port}`, dir),
+    });
     this.servers.push(s);
     this.defer(async () => {
       const code = await s.stop();

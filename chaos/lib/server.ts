@@ -23,6 +23,10 @@ export interface ServerOptions {
   host?: string;
   /** A command to run the binary under (e.g. `ip netns exec NAME`). */
   wrap?: string[];
+  /** Where every line the server prints goes, one file per port (the run's evidence). */
+  logDir?: string;
+  /** Called with the data dir after the final stop, before it is removed (to keep a failed run's store). */
+  beforeRemove?: (dataDir: string, port: number) => void;
 }
 
 export class ChaosServer {
@@ -106,6 +110,11 @@ export class ChaosServer {
     // Diagnosis: IRIS_CHAOS_SERVER_LOGS=<dir> keeps every line of every server, one file per port.
     const keep = process.env.IRIS_CHAOS_SERVER_LOGS;
     if (keep) appendFileSync(join(keep, `server-${this.port}.log`), l + "\n");
+    if (this.o.logDir) {
+      try {
+        appendFileSync(join(this.o.logDir, `server-${this.port}.log`), l + "\n");
+      } catch { /* the evidence was removed or moved already (a server outliving the bounded cleanup) */ }
+    }
     if (/^\S+ (warn|error) |fatal|panic|Segmentation fault/i.test(l) && !/invalid port message/.test(l)) {
       // Warnings and errors only, minus the garbage counter's own log, newest 200 kept.
       this.errors.push(l);
@@ -153,6 +162,10 @@ export class ChaosServer {
   }
 
   private cleanup(): void {
-    rmSync(this.dataDir, { recursive: true, force: true });
+    try {
+      this.o.beforeRemove?.(this.dataDir, this.port);
+    } finally {
+      rmSync(this.dataDir, { recursive: true, force: true });
+    }
   }
 }

@@ -10,9 +10,6 @@
 // required: the SDK retries a refused send on its own back-off, and late rows have the gaps listed
 // in docs/CLUSTER.md ("Per-sender order for adopted late rows").
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { prng } from "../../src/chaos/garbage.ts";
 import { ClusterRig } from "../lib/cluster-rig.ts";
 import { judge } from "../lib/eo-judge.ts";
@@ -67,10 +64,9 @@ function clusterScenario(name: string, kinds: Kind[], summary: string): Scenario
       const rand = prng(seed);
       const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
       const rig = await ClusterRig.start(ctx, { split: kinds.includes("split"), shards: num(o, "shards", 2, 1) });
-      const dir = mkdtempSync(join(tmpdir(), "iris-cluster-chaos-"));
-      // --keep 1 leaves the clients' files (acks, logs with seqs) for diagnosis.
-      if (num(o, "keep", 0, 0) === 0) ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
-      else ctx.log(`client files kept in ${dir}`);
+      // The clients' files (acks, logs with seqs): removed after a pass, kept after a failure or with --keep 1.
+      const dir = ctx.evidence.sub("clients");
+      ctx.log(`client files in ${dir}`);
       const apps = new Apps(
         rig.urls,
         dir,

@@ -5,8 +5,7 @@
 // every id a sender recorded as acked must have reached a recipient application exactly once, in
 // per-sender order, and nothing must arrive that was never sent (chaos/lib/eo-judge.ts).
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { prng } from "../../src/chaos/garbage.ts";
@@ -198,10 +197,8 @@ const scenario: Scenario = {
     const rand = prng(seed);
     const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
     const server = await ctx.server({ shards: 2 });
-    const dir = mkdtempSync(join(tmpdir(), "iris-eo-"));
-    ctx.defer(
-      () => (process.env.EO_KEEP ? ctx.log(`files kept in ${dir}`) : rmSync(dir, { recursive: true, force: true })),
-    );
+    // The clients' files: removed after a pass, kept after a failure or with --keep 1 (evidence.ts).
+    const dir = ctx.evidence.sub("clients");
     const apps = new Apps(
       server.url,
       dir,

@@ -152,8 +152,8 @@ export interface NatsFixture {
   servers: NatsServer[];
   urls: string[];
   dir: string;
-  /** Stops every server (SIGTERM by PID) and removes the stores. */
-  close(): Promise<void>;
+  /** Stops every server (SIGTERM by PID) and removes the stores (`beforeRemove` sees them stopped first). */
+  close(beforeRemove?: (dir: string, servers: NatsServer[]) => void): Promise<void>;
 }
 
 /** One JetStream server on a free port with file storage in a fresh temp dir. */
@@ -208,9 +208,13 @@ function fixture(servers: NatsServer[], dir: string): NatsFixture {
     servers,
     urls: servers.map((s) => s.url),
     dir,
-    async close() {
+    async close(beforeRemove) {
       await Promise.all(servers.map((s) => s.stop()));
-      removeDir(dir);
+      try {
+        beforeRemove?.(dir, servers);
+      } finally {
+        removeDir(dir);
+      }
     },
   };
 }

@@ -3,8 +3,10 @@
 // <scenario> --short`) so scenarios share nothing: not sockets, timers, memory, or a server.
 
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { resolve } from "node:path";
+import { runDirPrefix } from "../../chaos/lib/evidence.ts";
 import { parseOptions } from "../../chaos/lib/options.ts";
 import { DEFAULT_BINARY } from "../../chaos/lib/server.ts";
 import { scenarios } from "../../chaos/scenarios/index.ts";
@@ -37,7 +39,10 @@ const ORDERED = new Set(["node-sniper", "split-brain"]);
  */
 const EXTRA = new Map<string, string[]>([["exactly-once", ["--stalls", "1", "--seconds", "9"]]]);
 
-async function runShort(name: string, budgetMs: number): Promise<{ code: number; line: string; log: string }> {
+async function runShort(
+  name: string,
+  budgetMs: number,
+): Promise<{ code: number; line: string; log: string; pid: number }> {
   const proc = Bun.spawn([process.execPath, RUN, name, "--short", ...(EXTRA.get(name) ?? [])], {
     stdin: "ignore",
     stdout: "pipe",
@@ -51,7 +56,7 @@ async function runShort(name: string, budgetMs: number): Promise<{ code: number;
     new Response(proc.stderr).text(),
     proc.exited,
   ]);
-  return { code, line: out.trim().split("\n").pop() ?? "", log };
+  return { code, line: out.trim().split("\n").pop() ?? "", log, pid: proc.pid };
 }
 
 describe("chaos smoke (short scenarios)", () => {
@@ -68,7 +73,15 @@ describe("chaos smoke (short scenarios)", () => {
     test(s.name, async () => {
       const r = await runShort(s.name, budgetMs);
       console.log(r.line);
-      if (!r.line.startsWith("PASS")) console.error(r.log.slice(-4000));
+      if (!r.line.startsWith("PASS")) {
+        console.error(r.log.slice(-4000));
+        // chaos/lib/evidence.ts: a failed run keeps its client files, server logs and stores.
+        console.error(`evidence kept in ${r.line.match(/ evidence=(\S+)$/)?.[1] ?? "(none named)"}`);
+      } else {
+        // A passing run removes its evidence directory.
+        const prefix = runDirPrefix(s.name, r.pid);
+        expect(readdirSync(tmpdir()).filter((f) => f.startsWith(prefix))).toEqual([]);
+      }
       expect(r.line).toStartWith(`PASS ${s.name} `);
       expect(r.line).toContain(" lost=0 ");
       expect(r.line).toContain(" duplicated=0 ");
