@@ -146,6 +146,11 @@ async function outcomeOf(
   };
   if (j.phantom > 0) outcome.problems.push(`${j.phantom} deliveries of ids never sent`);
   if (j.lost > 0) outcome.problems.push(`missing e.g. ${j.missingExamples.join(",")}`);
+  // --require-order 1 (the smoke, for node-sniper and split-brain): an inversion fails the run
+  // itself, so that its evidence is kept like any failure's (chaos/lib/evidence.ts).
+  if (num(ctx.opts, "require-order", 0, 0) !== 0 && j.reordered > 0) {
+    outcome.problems.push(`${j.reordered} deliveries out of per-sender order (e.g. ${j.reorderedExamples.join(", ")})`);
+  }
   if (r.unconverged > 0) outcome.problems.push(`${r.unconverged} faults after which the cluster did not converge`);
   if (Object.values(r.injected).reduce((a, b) => a + b, 0) === 0) outcome.problems.push("no fault was injected");
   return outcome;
