@@ -25,15 +25,21 @@ export class PortSeqs {
 
   /**
    * A data batch must be the next count; a sync (no items, sent every second) repeats the last
-   * one, so that a lost last batch is noticed even when nothing follows it. A new epoch starts
-   * wherever it is first seen (a receiver that just started has nothing to resynchronise).
+   * one, so that a lost last batch is noticed even when nothing follows it. An epoch seen for the
+   * first time must start at its first batch (data 1, or a sync of 0): the publisher's earlier
+   * batches to us may have been lost. Before, a new epoch started wherever it was first seen, and
+   * the split-brain loss came through that: a node cut off just after its recipient attached to an
+   * owner on another node, which had never sent it a batch, lost every delivery of the cut; the
+   * first batch after the heal was its first from that owner, so no gap, and the next delivery's
+   * cumulative ack deleted the lost rows (docs/CLUSTER.md, branch cl-ops). A receiver that
+   * restarted resynchronises too (its sessions are new; a reconnect, not a loss).
    */
   check(s: Stamp, sync: boolean): SeqVerdict {
     const prev = this.last.get(s.epoch);
     if (prev === undefined) {
       if (this.last.size >= MAX_EPOCHS) this.last.delete(this.last.keys().next().value!);
       this.last.set(s.epoch, s.n);
-      return "ok";
+      return s.n > (sync ? 0 : 1) ? "gap" : "ok";
     }
     const expected = sync ? prev : prev + 1;
     if (s.n > prev) this.last.set(s.epoch, s.n);

@@ -94,7 +94,7 @@ describe("stale batches (pure)", () => {
 });
 
 describe("port loss detection (pure)", () => {
-  test("a count jump is a gap; syncs repeat the last count; a new epoch starts anywhere", () => {
+  test("a count jump is a gap; syncs repeat the last count; a new epoch must start at its first batch", () => {
     const tx = new PortCounts();
     const rx = new PortSeqs();
     const at = (n: number) => ({ src: 3, epoch: tx.epoch, n });
@@ -106,7 +106,11 @@ describe("port loss detection (pure)", () => {
     expect(rx.check(at(5), false)).toBe("ok");
     expect(rx.check(at(7), true)).toBe("gap"); // a sync after a lost last batch (6 and 7)
     expect(rx.check(at(8), false)).toBe("ok");
-    expect(rx.check({ src: 3, epoch: tx.epoch + 1, n: 40 }, false)).toBe("ok"); // restarted publisher
+    expect(rx.check({ src: 3, epoch: tx.epoch + 1, n: 1 }, false)).toBe("ok"); // restarted publisher
+    // An epoch first seen past its first batch: earlier ones may have been lost (the split-brain loss).
+    expect(rx.check({ src: 3, epoch: tx.epoch + 2, n: 40 }, false)).toBe("gap");
+    expect(rx.check({ src: 3, epoch: tx.epoch + 2, n: 41 }, false)).toBe("ok");
+    expect(rx.check({ src: 3, epoch: tx.epoch + 3, n: 5 }, true)).toBe("gap"); // a sync of 5 first: 1..5 unseen
     tx.next(3, "t");
     tx.undo("t"); // not published after all: no gap for the next one
     expect(rx.check({ ...tx.next(3, "t"), epoch: 99 }, false)).toBe("ok");
