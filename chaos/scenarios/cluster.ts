@@ -141,6 +141,9 @@ async function outcomeOf(
       // Routes refused for per-sender order at owners: after a route gap, and behind a refused send (route-order.ts).
       gap_refused: await handoverSum(rig, "routeGapRefused"),
       fence_refused: await handoverSum(rig, "ownerFenceRefused"),
+      // Routes refused until a send dropped at a cut came back, and fresh boxes that adopted late rows first (cl-order4).
+      drop_refused: await handoverSum(rig, "droppedRefused"),
+      fresh_rereads: await handoverSum(rig, "freshRereads"),
     },
     problems: await rig.problems(),
   };

@@ -28,13 +28,30 @@ import { REGAINED_SUBJECT } from "./handover.ts";
 import { type Announcement, startHeard } from "./start-heard.ts";
 import { ParkedRoutes } from "./parked.ts";
 import { LatestUpdate } from "./latest-update.ts";
-import { gatesLink, LateHeard, linkDrained, type LinkState, mayMeetLateRows, OrderGate } from "./order-gate.ts";
+import {
+  GATE_WAIT_MS,
+  gatesLink,
+  LateHeard,
+  linkDrained,
+  type LinkState,
+  mayMeetLateRows,
+  OrderGate,
+} from "./order-gate.ts";
 import { gapResyncs } from "./gap-rule.ts";
 import { REFUSED_MOVING, RouteOrder } from "./route-order.ts";
 import { PeerStarts } from "./peer-starts.ts";
+import { DroppedSends } from "./dropped-sends.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 const DOWN = Infinity;
+/**
+ * How long a fresh box's routes wait for the re-read that adopts an earlier owner's late rows
+ * first (ShardCluster.freshBox). The re-read runs behind every earlier request of this shard's
+ * writer, appends that retry through a NATS outage included; a writer stalled that long must not
+ * stall the user's sends for good, so they are then numbered as before (the gate's own bound).
+ */
+const FRESH_WAIT_MS = GATE_WAIT_MS;
+const REFUSED_DROPPED = "an earlier send to this recipient was lost with its owner's state; retry it first";
 
 export interface ShardClusterIo {
   /** Posts to a shard of this node (local index), through the Worker port mesh. */
@@ -85,6 +102,12 @@ export class ShardCluster {
   });
   /** Users whose late store another owner announced a moment ago (order-gate.ts). */
   private readonly lateHeard = new LateHeard();
+  /** Sends dropped unanswered with the owner state at a cut: their senders' later sends wait (dropped-sends.ts). */
+  private readonly dropped = new DroppedSends();
+  /** Whether the owner here may have numbered (sender, id) before (its dedupe filter; the host answers). */
+  mayHaveNumbered: ((to: string, from: string, id: string) => boolean) | null = null;
+  /** Fresh boxes that waited for a re-read before numbering, and those whose re-read timed out. */
+  private readonly fresh = { rereads: 0, timeouts: 0 };
   /** The owner numbers late rows of another owner (null: the user is not connected here). */
   adopt: ((user: string, rows: StoredRow[]) => number[] | null) | null = null;
   /** Whether `user` is connected to its owner here (only then are late rows adopted at once; the host answers). */
@@ -276,7 +299,52 @@ export class ShardCluster {
    */
   holds(m: PortMsg): boolean {
     if (m.t === "routesResumed") return this.routeOrder.resumed(m.shard), true;
-    return m.t === "route" && (this.routeOrder.refuses(m, performance.now()) || this.gate.take(m));
+    if (m.t !== "route") return false;
+    const now = performance.now();
+    return this.routeOrder.refuses(m, now) || this.droppedRefuses(m, now) || this.gate.take(m);
+  }
+
+  /** At the fence: a send numbered here, dropped with its box unanswered (dropped-sends.ts). */
+  recordDropped(user: string, from: string, id: string): void {
+    this.dropped.dropped(user, from, id);
+  }
+
+  /**
+   * A route of a sender whose earlier send to the same recipient was dropped at a cut and has not
+   * come back: refused for now (retryable, no owner fence: the dropped send is the SDK's next probe
+   * and must pass). Only while this shard owns the user: while fenced, routes are parked and
+   * checked when they run.
+   */
+  private droppedRefuses(m: RouteMsg, now: number): boolean {
+    if (this.dropped.size === 0 || this.ownerOf(m.to) !== this.self) return false;
+    const seen = () => this.mayHaveNumbered?.(m.to, m.from, m.id) ?? true;
+    if (!this.dropped.refuses(m.to, m.from, m.id, seen, now)) return false;
+    if (m.o >= 0) this.post(m.o, { t: "sendError", conn: m.c, id: m.id, code: "SERVER_BUSY", reason: REFUSED_DROPPED });
+    return true;
+  }
+
+  /**
+   * A box of `user` got its first seqs while owners have just moved (or this shard owns again
+   * after a cut): before it numbers anything, the writer re-reads the user's inbox behind every
+   * earlier request (the dropped box's appends still retrying included) and the owner adopts the
+   * late rows found, so that they come before the senders' later sends (docs/CLUSTER.md, shape 2).
+   * `done` is called once they have seqs, or after FRESH_WAIT_MS. False: number at once.
+   */
+  freshBox(user: string, done: () => void): boolean {
+    const w = this.writer;
+    if (!w || !this.handover?.settling() || this.ownerOf(user) !== this.self) return false;
+    this.fresh.rereads++;
+    let finished = false;
+    const finish = (timedOut: boolean) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      if (timedOut) this.fresh.timeouts++;
+      done();
+    };
+    const timer = setTimeout(() => finish(true), FRESH_WAIT_MS);
+    w.recheck(user, 0, () => finish(false));
+    return true;
   }
 
   /**
@@ -345,6 +413,7 @@ export class ShardCluster {
   private isFenced(now = false): boolean {
     if (!this.handover?.active) return false;
     return this.handover.isFenced(() => this.cutOff() !== null, this.drop, () => {
+      this.dropped.regained(performance.now()); // the bounded wait for dropped sends starts now
       this.onRegain?.();
       this.unpark();
     }, now);
@@ -420,6 +489,7 @@ export class ShardCluster {
     const cut = this.cutOff() !== null;
     if (!cut) this.isFenced(true); // healed: drop the old owner state now, not at the next message
     this.parked.expire(performance.now());
+    this.dropped.expire(performance.now());
     this.peerStarts.sweep(performance.now());
     return this.cut.tick(cut, performance.now());
   }
@@ -449,6 +519,13 @@ export class ShardCluster {
       // Routes refused for per-sender order: after a route gap, and behind a refused send (route-order.ts).
       routeGapRefused: this.routeOrder.counters.gapRefused,
       ownerFenceRefused: this.routeOrder.counters.fenceRefused,
+      // Sends dropped unanswered at a cut, routes refused until they came back (dropped-sends.ts),
+      // and fresh boxes that adopted late rows before numbering (freshBox), with their time-outs.
+      droppedKept: this.dropped.counters.kept,
+      droppedRefused: this.dropped.counters.refused,
+      droppedExpired: this.dropped.counters.expired,
+      freshRereads: this.fresh.rereads,
+      freshTimeouts: this.fresh.timeouts,
     };
     return { self: this.nodeId, ordinal: this.ordinal, ready: this.readiness().ready, nodes, handover };
   }

@@ -68,7 +68,7 @@ export class ShardHost {
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
       storeFull: () => this.signals.storeFull(),
-      ...(c ? { owns: (user: string) => c.ownerOf(user) === c.self, park: (m: RouteMsg) => c.park(m) } : {}),
+      ...(c ? clusterOwnerIo(c) : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({
       index: c ? c.self : o.index,
@@ -101,6 +101,7 @@ export class ShardHost {
     };
     // Owner hand-over (cluster/handover.ts): late rows of other owners, and the fence after a cut.
     c.adopt = (user, rows) => this.owner.adoptLate(user, rows);
+    c.mayHaveNumbered = (to, from, id) => this.owner.mayHaveNumbered(to, from, id);
     c.online = (user, live) => (live ? this.owner.isLive(user) : this.owner.isOnline(user));
     c.onFenced = () => this.owner.dropMoved(() => true, false, true); // unnumbered routes parked for the regain
     c.onPeerStarted = (address) => {
@@ -257,6 +258,16 @@ export class ShardHost {
     for (const t of this.timers) clearInterval(t);
     this.publishOwnerStats();
   }
+}
+
+/** The owner's cluster hooks: placement, parking, dropped sends and fresh boxes (cluster/shard-cluster.ts). */
+function clusterOwnerIo(c: ShardCluster) {
+  return {
+    owns: (user: string) => c.ownerOf(user) === c.self,
+    park: (m: RouteMsg) => c.park(m),
+    droppedUnanswered: (user: string, from: string, id: string) => c.recordDropped(user, from, id),
+    freshBox: (user: string, done: () => void) => c.freshBox(user, done),
+  };
 }
 
 /** Where the sessions route in cluster mode: owners under the shard's view, and whether one has started (peer-starts.ts). */

@@ -84,6 +84,17 @@ export interface OwnerIO {
   owns?(user: string): boolean;
   /** Cluster: a route for a user this shard does not own (yet): kept until its view catches up. */
   park?(m: RouteMsg): void;
+  /**
+   * Cluster, cut off: `from`'s send `id` to `user` was numbered here and is dropped with the box,
+   * never stored and never answered (cluster/dropped-sends.ts fences its sender's later sends).
+   */
+  droppedUnanswered?(user: string, from: string, id: string): void;
+  /**
+   * Cluster: a box got its first seqs. True when it must not number routes yet: owners moved or
+   * the shard owned again a moment ago, and rows an earlier owner stored late are read and adopted
+   * first; `done` is called once they are (or after a bounded wait). False: number at once.
+   */
+  freshBox?(user: string, done: () => void): boolean;
 }
 
 export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
@@ -155,6 +166,8 @@ interface UserBox {
   seqLimit: number;
   /** The first seq of the first block this box got: a seq below it came from a lookup (durable). */
   firstSeq: number;
+  /** Cluster: routes wait while an earlier owner's late rows are adopted first (OwnerIO.freshBox). */
+  settling: boolean;
   lastSeen: number;
   waiting: RouteMsg[]; // routed before the box was loaded or had seqs, or behind a lookup (NONE: none)
   lookingUp: RouteMsg | null; // a message whose (sender, id) the store is being asked about
@@ -349,6 +362,7 @@ export class Owner {
         seqNext: 1,
         seqLimit: 0,
         firstSeq: 0,
+        settling: false,
         lastSeen: 0,
         waiting: NONE,
         lookingUp: null,
@@ -373,7 +387,8 @@ export class Owner {
   private onLoaded(m: LoadedReply): void {
     const b = this.boxes.get(m.user);
     if (!b) return;
-    if (b.seqState === "loading") {
+    const first = b.seqState === "loading";
+    if (first) {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
       b.seqNext = m.seqBase;
       b.seqLimit = m.seqLimit;
@@ -389,8 +404,21 @@ export class Owner {
     const asked = b.statusWaiters;
     b.statusWaiters = NONE;
     for (const q of asked) this.replyStatus(b, q);
+    if (first && this.io.freshBox) {
+      b.settling = true; // before the call: `done` may run inside it
+      if (!this.io.freshBox(b.user, () => this.endSettling(b))) b.settling = false;
+    }
+    if (b.settling) return;
     for (const r of this.takeWaiting(b)) this.onRoute(r);
     if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b); // answers no route took go
+  }
+
+  /** Cluster: the late rows found for a fresh box have their seqs here; its waiting routes go now, in order. */
+  private endSettling(b: UserBox): void {
+    if (!b.settling || this.boxes.get(b.user) !== b) return; // a dropped box's answer
+    b.settling = false;
+    for (const r of this.takeWaiting(b)) this.onRoute(r);
+    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b);
   }
 
   /** Empties a box's waiting routes (to be routed again), taking them off the backlog count. */
@@ -416,7 +444,7 @@ export class Owner {
 
   private onRoute(m: RouteMsg): void {
     const b = this.box(m.to);
-    if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) {
+    if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp || b.settling) {
       if (this.copies.absorb(b, m, b.lookingUp)) return; // a resend of one that waits (route-copies.ts)
       if (b.waiting === NONE) b.waiting = [];
       b.waiting.push(m);
@@ -867,6 +895,11 @@ export class Owner {
     if (b.lookingUp) this.io.park?.(b.lookingUp);
     b.lookingUp = null;
     for (const m of this.takeWaiting(b)) this.io.park?.(m);
+    // Numbered, forwarded live or held back, never stored: unanswered, and gone with the box.
+    const l = b.link, told = this.io.droppedUnanswered;
+    if (!l || !told) return;
+    for (const d of l.pending) if (d.o >= 0) told(b.user, d.from, d.id);
+    for (const d of l.holdback) if (d.o >= 0) told(b.user, d.from, d.id);
   }
 
   /**
@@ -877,7 +910,10 @@ export class Owner {
    */
   adoptLate(user: string, rows: readonly StoredRow[]): number[] | null {
     const b = this.boxes.get(user);
-    if (!b?.link || (this.io.owns && !this.io.owns(user))) return null;
+    // A settling box adopts without a link too (the copies are stored): its routes wait for that.
+    if (!b || (!b.link && !b.settling) || (this.io.owns && !this.io.owns(user))) return null;
+    // Routes waiting in a settling box came after these rows were stored: the rows go first.
+    const behind = !b.settling && (b.waiting.length > 0 || b.lookingUp !== null);
     return rows.map((r) => {
       // A seq this box gave the same id stands for the row. One equal to the row's own seq was
       // only looked up (the durable record of this very row, another owner's block): no copy of
@@ -885,7 +921,7 @@ export class Owner {
       const slot = r.msgId !== "" ? this.recentOf(b, r.sender, r.msgId) : -1;
       const known = slot >= 0 ? b.recent!.seqAt(slot) : undefined;
       if (known !== undefined && known !== r.seq) return known;
-      if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp) return 0;
+      if (b.seqState === "loading" || b.seqNext > b.seqLimit || behind) return 0;
       const seq = b.seqNext;
       this.accept(b, {
         t: "route",
@@ -1219,6 +1255,16 @@ export class Owner {
 
   isOnline(user: string): boolean {
     return !!this.boxes.get(user)?.link;
+  }
+
+  /**
+   * Cluster: whether this shard may have numbered `from`'s id before (its dedupe filter, which
+   * outlives the boxes: a resend of a send numbered before a cut, not a new send; dropped-sends.ts).
+   */
+  mayHaveNumbered(to: string, from: string, id: string): boolean {
+    if (id === "") return false;
+    const h1 = recentHash(to, from, id);
+    return this.filter.mightHave(h1, keyHash[1]!, this.io.now());
   }
 
   /** Connected and past its backlog drain: new messages go out live (cluster: the order gate). */
