@@ -22,6 +22,16 @@ type LogRow = [number, string, string, string, number, number];
 
 /** Keys per multi-row INSERT into the log (chunked-insert.ts; 160 values bound). */
 const LOG_INSERT_ROWS = 32;
+/**
+ * Lookups that scan the tail's hashes before the tail gets a Map by hash (issue 14). Keeping the
+ * Map cost the offline flood's writer ~6% of its samples (a Map entry per logged key, kept once
+ * any lookup came); a scan of a full tail (DEDUPE_RUN_KEYS hashes in a Float64Array) costs tens of
+ * µs, so 64 scans cost about what the Map's upkeep costs for one full tail, and a burst of lookups
+ * (a shard's filter rebuilt at start) builds the Map after 64.
+ */
+const TAIL_SCANS_BEFORE_MAP = 64;
+/** First size of the tail's hash array (it doubles as the tail grows). */
+const TAIL_HASHES_FIRST = 1024;
 
 /**
  * Records `e` under its key's 53-bit hash unless an earlier record has that hash (a key keeps its
@@ -44,11 +54,17 @@ export class SentIds {
   readonly #count: Statement<{ n: number }, []>;
   /** Every record appended after the last run, in id order (a run indexes them all). */
   #tail: LogEntry[] = [];
+  /** The tail's key hashes, in tail order (tailH[i] is #tail[i].h): what a lookup scans. */
+  #tailH = new Float64Array(TAIL_HASHES_FIRST);
   /**
-   * The tail by key hash (the first record with it), built on the first lookup and kept up to
-   * date after: a flood stores keys and never looks them up, so it pays for no map entry per row.
+   * The tail by key hash (the first record with it), built once TAIL_SCANS_BEFORE_MAP lookups
+   * scanned the tail since the last run, and kept up to date after: a flood logs a key per stored
+   * row and looks up only now and then (a shard filter's false positive), so it pays for no map
+   * entry per row.
    */
   #tailByKey: Map<number, LogEntry> | null = null;
+  /** Lookups that scanned the tail since the last run (see TAIL_SCANS_BEFORE_MAP). */
+  #tailScans = 0;
   /** Log id where the tail starts (0 until a row is appended after the last run). */
   #tailLo = 0;
   #tailHi = 0;
@@ -105,6 +121,14 @@ export class SentIds {
   /** The tail's first record of the key, if any. */
   #tailFirst(recipient: string, sender: string, msgId: string): LogEntry | undefined {
     const { h } = keyHashes(recipient, sender, msgId);
+    if (this.#tailByKey === null && this.#tailScans++ < TAIL_SCANS_BEFORE_MAP) {
+      const hs = this.#tailH;
+      const tail = this.#tail;
+      for (let i = 0; i < tail.length; i++) {
+        if (hs[i] === h && isKey(tail[i]!, recipient, sender, msgId)) return tail[i];
+      }
+      return undefined;
+    }
     const e = this.#keyed().get(h);
     if (e === undefined || isKey(e, recipient, sender, msgId)) return e;
     // Another key has the same 53-bit hash (rare): its record is first in the map, not this one's.
@@ -167,6 +191,13 @@ export class SentIds {
   #addToTail(e: LogEntry): void {
     if (this.#tailLo === 0) this.#tailLo = e.id;
     this.#tailHi = e.id;
+    const n = this.#tail.length;
+    if (n === this.#tailH.length) {
+      const grown = new Float64Array(2 * n);
+      grown.set(this.#tailH);
+      this.#tailH = grown;
+    }
+    this.#tailH[n] = e.h;
     this.#tail.push(e);
     if (this.#tailByKey !== null) addFirst(this.#tailByKey, e);
     if (e.ts < this.#tailMinTs) this.#tailMinTs = e.ts;
@@ -183,6 +214,7 @@ export class SentIds {
   #clearTail(): void {
     this.#tail = [];
     this.#tailByKey = null;
+    this.#tailScans = 0;
     this.#tailLo = 0;
     this.#tailHi = 0;
     this.#tailMinTs = Number.POSITIVE_INFINITY;

@@ -66,6 +66,27 @@ describe("dedupe log", () => {
     store.close();
   });
 
+  test("tail lookups answer the same before and after the tail gets its map (64 scans), with keys added between", () => {
+    const store = open(freshPath());
+    const first = new Map<string, number>(); // key → its first seq
+    const id = (k: SentKey) => `${k.recipient}\0${k.sender}\0${k.msgId}`;
+    let seq = 0;
+    const add = (n: number) => {
+      const batch = Array.from({ length: n }, (_, i) => ({ ...key((seq + i) % 150), seq: seq + i + 1 })); // repeats keys
+      seq += n;
+      for (const k of batch) if (!first.has(id(k))) first.set(id(k), k.seq);
+      rememberAll(store, batch);
+    };
+    add(100);
+    for (let look = 0; look < 150; look++) { // scans for the first 64, then the map, kept up to date
+      if (look % 10 === 0) add(30);
+      const k = key(look % 170); // 150 keys known, 20 never
+      expect(find(store, k)).toBe(first.get(id(k)) ?? 0);
+    }
+    expect(first.size).toBe(150);
+    store.close();
+  });
+
   test("a full tail becomes a run; keys are found in runs and tail, also after reopen", () => {
     const path = freshPath();
     const store = open(path);
