@@ -40,6 +40,14 @@ function indexSize(slots: number): number {
   return pow2AtLeast(slots + (slots >> 1));
 }
 
+/**
+ * Up to this many elements a ring is copied element by element: `set` of `subarray` views
+ * allocates a view object per call, and a growing box copies only a few dozen numbers and
+ * characters per array (issue 14: regrow was ~10% of the shard's samples in the offline flood,
+ * most of it in `subarray`).
+ */
+const COPY_LOOP_MAX = 512;
+
 /** Copies `count` elements of the ring `src` from index `from` (wrapping at its end) to `dst` at 0. */
 function copyRun(
   dst: Float64Array | Int32Array | Uint8Array | Uint16Array,
@@ -47,6 +55,14 @@ function copyRun(
   from: number,
   count: number,
 ) {
+  if (count <= COPY_LOOP_MAX) {
+    const len = src.length;
+    for (let i = 0, q = from; i < count; i++) {
+      dst[i] = src[q]!;
+      if (++q === len) q = 0;
+    }
+    return;
+  }
   const first = Math.min(count, src.length - from);
   dst.set(src.subarray(from, from + first), 0);
   if (first < count) dst.set(src.subarray(0, count - first), first);

@@ -96,41 +96,45 @@ describe("RecentIds", () => {
     expect(seqOf(r, 3, "\u{1f601}", "\u4e2d")).toBeUndefined();
   });
 
-  test("random adds, removes and evictions agree with a Map model (few hashes: many collisions)", () => {
-    let seed = 12345;
-    const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
-    const limit = 40;
-    const r = new RecentIds(limit);
-    const model = new Map<string, number>(); // "from\0id" → seq, insertion ordered
-    const hashOf = (k: string) => k.length % 5; // 5 hashes for everything
-    let seq = 0;
-    for (let step = 0; step < 20_000; step++) {
-      const from = rnd(500) === 0 ? `\u4e2d${rnd(3)}` : `u${rnd(6)}`; // rarely one the one-byte arena cannot hold
-      const id = rnd(50) === 0 ? "x".repeat(200 + rnd(60)) + rnd(9) : `m${rnd(400)}`; // some long ids
-      const k = `${from}\0${id}`;
-      const op = rnd(10);
-      if (op < 6) {
-        r.add(hashOf(k), from, id, ++seq, step);
-        if (model.has(k)) model.set(k, seq);
-        else {
-          model.set(k, seq);
-          if (model.size > limit + RECENT_EVICT_BATCH) {
-            for (const old of model.keys()) {
-              if (model.size === limit) break;
-              model.delete(old);
+  // 40: every grow copies its rings element by element; 400: a grown box's rings (up to ~1,000
+  // numbers) are copied as subarray views, so both ways of copyRun keep every key in order.
+  test.each([40, 400])(
+    "random adds, removes and evictions agree with a Map model (few hashes: many collisions; limit %d)",
+    (limit) => {
+      let seed = 12345;
+      const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+      const r = new RecentIds(limit);
+      const model = new Map<string, number>(); // "from\0id" → seq, insertion ordered
+      const hashOf = (k: string) => k.length % 5; // 5 hashes for everything
+      let seq = 0;
+      for (let step = 0; step < 20_000; step++) {
+        const from = rnd(500) === 0 ? `\u4e2d${rnd(3)}` : `u${rnd(6)}`; // rarely one the one-byte arena cannot hold
+        const id = rnd(50) === 0 ? "x".repeat(200 + rnd(60)) + rnd(9) : `m${rnd(10 * limit)}`; // some long ids
+        const k = `${from}\0${id}`;
+        const op = rnd(10);
+        if (op < 6) {
+          r.add(hashOf(k), from, id, ++seq, step);
+          if (model.has(k)) model.set(k, seq);
+          else {
+            model.set(k, seq);
+            if (model.size > limit + RECENT_EVICT_BATCH) {
+              for (const old of model.keys()) {
+                if (model.size === limit) break;
+                model.delete(old);
+              }
             }
           }
-        }
-      } else if (op < 8) {
-        const s = r.find(hashOf(k), from, id);
-        expect(s >= 0).toBe(model.has(k));
-        if (s >= 0) (r.remove(s), model.delete(k));
-      } else expect(seqOf(r, hashOf(k), from, id)).toBe(model.get(k));
-      expect(r.size).toBe(model.size);
-    }
-    for (const [k, v] of model) {
-      const [from, id] = k.split("\0") as [string, string];
-      expect(seqOf(r, hashOf(k), from, id)).toBe(v);
-    }
-  });
+        } else if (op < 8) {
+          const s = r.find(hashOf(k), from, id);
+          expect(s >= 0).toBe(model.has(k));
+          if (s >= 0) (r.remove(s), model.delete(k));
+        } else expect(seqOf(r, hashOf(k), from, id)).toBe(model.get(k));
+        expect(r.size).toBe(model.size);
+      }
+      for (const [k, v] of model) {
+        const [from, id] = k.split("\0") as [string, string];
+        expect(seqOf(r, hashOf(k), from, id)).toBe(v);
+      }
+    },
+  );
 });
