@@ -166,9 +166,22 @@ export class PortMesh {
     }
     this.closeAppendRun();
     if (this.writerOut.length && this.writer) {
-      this.writer.postMessage(this.writerOut);
+      this.writer.postMessage(this.writerOut, packedBuffers(this.writerOut));
       this.writerOut = [];
     }
     this.afterFlush();
   }
+}
+
+/**
+ * The packed appends' two buffers, moved to the writer instead of cloned (issue 14): they are
+ * made for this one message (packAppends copies every body into its own buffer) and the shard
+ * never reads them again; the owner keeps its own append requests for a replay.
+ */
+export function packedBuffers(out: readonly (WriterReq | PackedAppends)[]): ArrayBuffer[] {
+  const moved: ArrayBuffer[] = [];
+  for (const m of out) {
+    if (m.t === "appends") moved.push(m.nums.buffer as ArrayBuffer, m.bodies.buffer as ArrayBuffer);
+  }
+  return moved;
 }

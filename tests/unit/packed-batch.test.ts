@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { isPackedAppends, packAppends, unpackAppends } from "../../src/router/packed-appends.ts";
 import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/packed-acks.ts";
 import type { AppendReq, PortMsg, SentMsg, StoredRow } from "../../src/router/wire.ts";
-import { PortMesh } from "../../src/router/ports.ts";
+import { packedBuffers, PortMesh } from "../../src/router/ports.ts";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
 
 const row = (recipient: string, seq: number, sender: string, msgId: string, body: number[]): StoredRow => ({
@@ -110,5 +110,23 @@ describe("packed stored acks", () => {
     expect(batch.map((m) => (m as { t: string }).t)).toEqual(["appends", "seen", "appends"]);
     expect(isPackedAppends(batch[0]) && unpackAppends(batch[0]).length).toBe(2);
     expect(isPackedAppends(batch[2]) && unpackAppends(batch[2])[0]!.rows[0]!.msgId).toBe("icem1");
+  });
+
+  test("the packed appends' buffers are moved to the writer, not cloned; the rows arrive whole", async () => {
+    const packed = packAppends(reqs);
+    const out = [packed, { t: "seen" as const, user: "bob", ts: 5 }];
+    expect(packedBuffers(out)).toEqual([packed.nums.buffer as ArrayBuffer, packed.bodies.buffer as ArrayBuffer]);
+    const ch = new MessageChannel();
+    const got: unknown[][] = [];
+    ch.port2.onmessage = (e) => got.push(e.data as unknown[]);
+    ch.port1.postMessage(out, packedBuffers(out));
+    expect(packed.nums.byteLength + packed.bodies.byteLength).toBe(0); // detached here: moved, not copied
+    const end = Date.now() + 2000;
+    while (got.length === 0 && Date.now() < end) await Bun.sleep(5);
+    ch.port1.close();
+    const back = unpackAppends(got[0]![0] as typeof packed);
+    expect(back.map((r) => r.rows.map((x) => [x.recipient, x.seq, x.msgId, [...x.body]]))).toEqual(
+      reqs.map((r) => r.rows.map((x) => [x.recipient, x.seq, x.msgId, [...x.body]])),
+    );
   });
 });
