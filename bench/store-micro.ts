@@ -9,8 +9,10 @@
 //   drain:  one user's backlog of ROWS (filled first, not measured), then read in pages of
 //           8,192 rows, each page deleted once read (as acks or v0 writes delete it).
 //   SRC_ROOT: another checkout's root (e.g. main's) to measure its store instead of this one.
-//   LOOKUP_EVERY=N (env, settle): one dedupe lookup of an absent key after every N commits, as a
-//           shard's Bloom false positive asks the writer now and then (0: none).
+//   LOOKUP_EVERY=N (env, settle, flood): one dedupe lookup of an absent key after every N commits,
+//           as a shard's Bloom false positive asks the writer now and then (0: none).
+//   RESERVED=1 (env, flood): every user's seqs are reserved before the clock starts, as owners
+//           reserve a block before they store (without it each stored row also upserts `users`).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -59,6 +61,11 @@ if (mode === "drain") {
     store.transaction(() => store.append(rows));
     indexInbox(); // as the writer does after each commit
   }
+}
+if (mode === "flood" && process.env.RESERVED === "1") {
+  store.transaction(() => {
+    for (let u = 0; u < users; u++) store.reserveSeqs(`user-${u}`, Math.ceil(total / users) + 1);
+  });
 }
 const lookupEvery = Number(process.env.LOOKUP_EVERY ?? 0);
 let commits = 0;

@@ -638,6 +638,13 @@ describe("sequences and users", () => {
     expect(store.getUser("bob")?.seqReserved).toBe(8);
     store.append([row("bob", 20)]); // full, higher: raises
     expect(store.getUser("bob")?.seqReserved).toBe(20);
+    // One batch mixing a user under a known reservation, then above it, and an unknown user.
+    const s2 = open(freshPath());
+    s2.reserveSeqs("erin", 10);
+    s2.append([row("erin", 3), row("frank", 4), row("erin", 12), row("frank", 2), row("erin", 11)]);
+    expect([s2.getUser("erin")?.seqReserved, s2.getUser("frank")?.seqReserved]).toEqual([12, 4]);
+    expect(s2.reserveSeqs("erin", 1)).toEqual({ first: 13, last: 13 });
+    s2.close();
     store.close();
   });
 
