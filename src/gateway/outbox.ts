@@ -12,6 +12,7 @@
 import { BUNDLE_MAX_BYTES, OUTBOX_HOLD_MS } from "../limits.ts";
 import { type BundleDelivery, bundleOf, encodeDeliveries } from "../protocol/v1-bundle.ts";
 import type { Transport } from "./transports.ts";
+import { stageProbe } from "../observe/stage-probe.ts";
 
 /** Writes queued frames: one as itself, several as a BUNDLE or corked; false if a write was dropped. */
 function writeAll(t: Transport, out: (string | Uint8Array)[], bundle: boolean, bytes: number): boolean {
@@ -84,6 +85,7 @@ export class Outbox<S extends Bundled> {
     const bytes = s.outBytes;
     s.out = null;
     s.outBytes = 0;
+    stageProbe?.written(s);
     if (out.length === 0 || writeAll(s.t, out, s.bundle, bytes)) return true;
     this.dropped(s);
     return false;
@@ -98,6 +100,7 @@ export class Outbox<S extends Bundled> {
   private readonly flushAll = (): void => {
     this.scheduled = false;
     this.writeDue();
+    stageProbe?.turnEnd(performance.now());
   };
 
   /** Writes every queued session's frames (the turn's end, or a hold that ran out). */

@@ -43,6 +43,7 @@ import { V0StreamDecoder } from "../protocol/v0.ts";
 import { encodeDeliveries, encodeSent, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
 import { SENT_STATUS_BYTE } from "../protocol/v1.ts";
 import { Outbox } from "./outbox.ts";
+import { stageProbe } from "../observe/stage-probe.ts";
 import { FlowRecheck } from "./flow-recheck.ts";
 import { writeFramePage } from "./page-writer.ts";
 import type { FramePage } from "../router/frame-page.ts";
@@ -289,6 +290,7 @@ export class Sessions {
     const replyProto = s.proto ?? (typeof data === "string" ? "json" : "v1");
     const v0Open = s.proto === "v0" && s.state === "open";
     const now = performance.now();
+    stageProbe?.read(now);
     this.outbox.tick(now); // frames queued early in a long turn do not wait for all of it
     const overRate = !this.takeFrame(s, now);
     if (overRate && !v0Open) {
@@ -796,6 +798,7 @@ export class Sessions {
       if (ok) ok = s.t.cork ? s.t.cork(() => (last = this.writeDeliveries(s, m))) : this.writeDeliveries(s, m) >= 0;
       if (last < 0) ok = false;
     }
+    if (stageProbe && m.items.length === 1 && m.items[0]!.t0 > 0) stageProbe.queuedFor(s, m.items[0]!.t0);
     if (!ok) return this.disconnect(s, Disconnects.socketDropped);
     this.countDelivered(m);
     this.updateFlow(s, m.page);
