@@ -9,7 +9,6 @@ import { formatPlanTable, planToJson } from "../tune/format.ts";
 import { type Plan, plan as makePlan } from "../tune/plan.ts";
 import { probe, raiseNoFileLimit } from "../tune/probe.ts";
 import { reexecWithEnv } from "../tune/reexec.ts";
-import { allocatorEnv } from "../tune/allocator.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
 import { planOverrides, type Resolved, resolveSettings } from "./config/resolve.ts";
 import type { SettingKey, Settings } from "./config/schema.ts";
@@ -71,12 +70,10 @@ async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<P
   log.debug("open files limit", { soft: raiseNoFileLimit() });
   // The probe is cheap; even without --auto-tune its open-files figure caps connections.
   const thePlan = makePlan(await probe(), planOverrides(settings, explicit));
-  if (!settings.dryRun) {
-    // The allocator's settings (always) and the heap hint (--auto-tune) only take effect at process
-    // start: become a fresh copy of ourselves once, with them in the environment (same pid).
-    const env = { ...allocatorEnv(process.env), ...(settings.autoTune ? thePlan.heapEnv : {}) };
-    const why = reexecWithEnv(env);
-    if (why) log.warn("allocator and heap settings not applied", { reason: why });
+  if (settings.autoTune && !settings.dryRun) {
+    // The heap settings only take effect at process start: become a fresh copy of ourselves once.
+    const why = reexecWithEnv(thePlan.heapEnv);
+    if (why) log.warn("heap budget not applied", { reason: why });
   }
   if (settings.autoTune || settings.dryRun) {
     console.log(settings.dryRun && settings.json ? planToJson(thePlan) : formatPlanTable(thePlan));

@@ -1,10 +1,10 @@
-// Applies settings read only at process start (the plan's BUN_JSC_* heap hint, the allocator's MIMALLOC_*) by
+// Applies the plan's JS heap settings (BUN_JSC_* env vars are read only at process start) by
 // replacing this process with itself once, via libc execve through bun:ffi: same pid, no wrapper
 // process, signals keep working. Falls back to running on without the setting.
 
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
-const MARK = "IRIS_ENV_APPLIED";
+const MARK = "IRIS_HEAP_APPLIED";
 
 function cString(s: string): Buffer {
   return Buffer.from(s + "\0", "utf8");
