@@ -97,12 +97,18 @@ describe("packed stored acks", () => {
     const got: unknown[][] = [];
     ch.port2.onmessage = (e) => got.push(e.data as unknown[]);
     const mesh = new PortMesh(0, 1, new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER), () => {});
+    // What the flush hands over as transfers (the packed appends' buffers: moved, not cloned).
+    const moved: unknown[] = [];
+    const post = ch.port1.postMessage.bind(ch.port1);
+    ch.port1.postMessage = ((m: unknown, t?: Transferable[]) => (moved.push(...(t ?? [])), post(m, t ?? []))) as never;
     mesh.setWriter(ch.port1);
     mesh.toWriter(reqs[0]!);
     mesh.toWriter(reqs[1]!);
     mesh.toWriter({ t: "seen", user: "bob", ts: 5 });
     mesh.toWriter(reqs[1]!);
     mesh.flush();
+    expect(moved.length).toBe(4); // two packed appends, two buffers each
+    expect(moved.every((b) => b instanceof ArrayBuffer && b.byteLength === 0)).toBe(true); // detached here
     const end = Date.now() + 2000;
     while (got.length === 0 && Date.now() < end) await Bun.sleep(5);
     ch.port1.close();
