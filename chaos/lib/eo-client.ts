@@ -93,6 +93,7 @@ async function recipient(): Promise<void> {
     save: (sdk) => writeAtomically(statePath, JSON.stringify({ processed, sdk } satisfies RecipientState)),
   };
   const client = new IrisClient({ urls: url!.split(","), user: user!, storage });
+  recordStaleDrops(client, path("stale"));
   client.onMessage((m) => {
     appendFileSync(logPath, `${m.from} ${m.id} ${m.seq}\n`);
     processed++;
@@ -103,6 +104,29 @@ async function recipient(): Promise<void> {
   process.on("SIGUSR2", () => client.dropConnection());
   await client.connect();
   await new Promise(() => {}); // runs until the checker kills or stops it
+}
+
+/** The fields of a deliver frame this diagnosis reads. */
+interface DeliverFrame {
+  seq: number;
+  from: string;
+  id: string;
+}
+
+/**
+ * Diagnosis (docs/CLUSTER.md, "Losses under CPU starvation"): the SDK silently drops a delivery
+ * whose seq is not above its last one, and its cumulative ack then deletes that row. A message
+ * delivered below the resume point is lost to the application without any trace in the log, so
+ * each such frame is written to `<user>.stale` (from, id, seq, the SDK's last seq) before the SDK
+ * sees it. Wraps the SDK's private frame handler: chaos clients only, never the product.
+ */
+function recordStaleDrops(client: IrisClient, file: string): void {
+  const sdk = client as unknown as { deliver(f: DeliverFrame): void };
+  const deliver = sdk.deliver.bind(client);
+  sdk.deliver = (f) => {
+    if (f.seq <= client.lastSeq) appendFileSync(file, `${f.from} ${f.id} ${f.seq} ${client.lastSeq}\n`);
+    deliver(f);
+  };
 }
 
 process.on("SIGTERM", () => process.exit(0));
