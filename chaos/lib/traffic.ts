@@ -43,6 +43,8 @@ export class Traffic {
   /** Jittered first ticks not yet due: stop() cancels them too, or a client would start late. */
   private starters: ReturnType<typeof setTimeout>[] = [];
   private readonly acked = new Set<string>();
+  /** Sends not answered yet, "sender/id" → recipient and send time (for the evidence of a stuck send). */
+  private readonly open = new Map<string, { to: string; at: number }>();
   private readonly received = new Map<string, number>();
   private sent = 0;
   private failed = 0;
@@ -104,13 +106,16 @@ export class Traffic {
         const id = `${me}-${++this.seq}`;
         this.sent++;
         const t0 = performance.now();
+        const key = `${me}/${id}`;
+        this.open.set(key, { to, at: Date.now() });
         c.send(to, `${id}:${this.pad}`, { id }).then(
           (status) => {
-            this.acked.add(`${me}/${id}`);
+            this.open.delete(key);
+            this.acked.add(key);
             this.ackLatencies.push(performance.now() - t0);
             this.statuses[status]++;
           },
-          (e: Error) => (this.failed++, console.error("send failed", me, id, to, e.message)),
+          (e: Error) => (this.open.delete(key), this.failed++, console.error("send failed", me, id, to, e.message)),
         );
       };
       // Jitter the start so clients do not send in lockstep.
@@ -178,6 +183,25 @@ export class Traffic {
     let n = 0;
     for (const k of this.acked) if (!this.received.has(k)) n++;
     return n;
+  }
+
+  /**
+   * Evidence for sends never answered: the oldest `max` as "sender/id→recipient@UTC", and per
+   * sender how many are open and how many recipients its client holds behind a refusal.
+   */
+  unansweredReport(max = 40): string[] {
+    if (this.open.size === 0) return [];
+    const lines = [...this.open].slice(0, max).map(([k, v]) => `${k}→${v.to}@${new Date(v.at).toISOString()}`);
+    const perSender = new Map<string, number>();
+    for (const k of this.open.keys()) {
+      const s = k.slice(0, k.indexOf("/"));
+      perSender.set(s, (perSender.get(s) ?? 0) + 1);
+    }
+    const senders = [...perSender].map(([s, n]) => {
+      const c = this.clients[this.clients.findIndex((_, i) => this.name(i) === s)];
+      return `${s}: open=${n} state=${c?.state} held_recipients=${c?.heldRecipients ?? "?"}`;
+    });
+    return [...senders, ...lines];
   }
 
   verdict(): Verdict {

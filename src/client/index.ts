@@ -199,6 +199,10 @@ export class IrisClient {
   get unacked(): number {
     return this.outgoing.size;
   }
+  /** Recipients whose newer sends wait behind a refused one now (order-lanes.ts; diagnostics). */
+  get heldRecipients(): number {
+    return this.lanes.closed;
+  }
 
   onMessage(h: (m: IrisMessage) => void): this {
     this.handlers.push(h);
