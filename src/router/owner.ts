@@ -619,7 +619,7 @@ export class Owner {
     if (seq <= b.acked) {
       // Delivered and acked: "duplicate" now if its dedupe record is committed, else after it is.
       if (b.recentMark <= this.confirmedCount) return this.ackSender(m.o, m.c, m.id, "duplicate");
-      return this.confirm(b, m);
+      return this.confirm(b, m, seq);
     }
     const l = b.link;
     const live = l && (l.pending.find((p) => p.seq === seq) ?? l.holdback.find((p) => p.seq === seq));
@@ -630,12 +630,16 @@ export class Owner {
       return;
     }
     // Stored, being stored, or settled before this box knew it: the writer answers.
-    this.confirm(b, m);
+    this.confirm(b, m, seq);
   }
 
-  /** The writer answers "duplicate" once everything before is committed (INBOX_FULL if refused). */
-  private confirm(b: UserBox, m: RouteMsg): void {
-    if (m.o >= 0) this.toWriter({ t: "confirm", user: b.user, from: m.from, o: m.o, c: m.c, id: m.id });
+  /**
+   * The writer answers "duplicate" once everything before is committed; if the original (`seq`) is
+   * not stored by then, a retryable refusal to the sender and a `rejected` notice to us, so the
+   * next retry is taken as new (wire.ts, confirmMissNotice).
+   */
+  private confirm(b: UserBox, m: RouteMsg, seq: number): void {
+    if (m.o >= 0) this.toWriter({ t: "confirm", user: b.user, from: m.from, o: m.o, c: m.c, id: m.id, seq });
   }
 
   private store(b: UserBox, items: Pending[]): void {

@@ -342,6 +342,8 @@ export interface ConfirmReq {
   o: number;
   c: number;
   id: string;
+  /** The seq the owner gave the original: on a miss the owner is told to forget it (confirmMissNotice). */
+  seq?: number;
 }
 
 /**
@@ -353,6 +355,17 @@ export interface ConfirmReq {
  */
 export function confirmMissReply(r: ConfirmReq): SendErrorMsg {
   return { t: "sendError", conn: r.c, id: r.id, code: "SERVER_BUSY", reason: "not stored yet; retry" };
+}
+/**
+ * A confirm's miss, for the owner that asked: the original numbered `seq` is not in the store after
+ * everything the owner sent before the confirm committed, so it never will be (its append was lost
+ * or refused). The owner forgets the id (as for a refused append), and the sender's next retry is
+ * numbered as new and stored. Without this the owner kept the id, asked the store again on every
+ * retry, and the sender was told "not stored yet" until the id aged out of the owner's memory:
+ * god-mode under load, 171 sends of two senders never acked (docs/OPERATIONS.md, branch sn-god).
+ */
+export function confirmMissNotice(r: ConfirmReq): RejectedReply | null {
+  return r.seq === undefined ? null : { t: "rejected", user: r.user, seqs: [r.seq] };
 }
 /** A page of the dedupe window for the recipients owned by `shard` of `shards`. */
 export interface ScanSentReq {
@@ -477,7 +490,9 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   remember: (v) => Array.isArray(v.keys) && v.keys.length > 0 && v.keys.every(isSentKey),
   rememberPacked: (v) => isColumn(v.nums) && v.nums.length > 0 && isPackedRememberBody(v.text, v.nums),
   lookup: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.since),
-  confirm: (v) => isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id),
+  confirm: (v) =>
+    isStr(v.user) && isStr(v.from) && isInt(v.o) && isInt(v.c) && isStr(v.id) &&
+    (v.seq === undefined || (isInt(v.seq) && v.seq >= 1)),
   scanSent: (v) =>
     isInt(v.shard) && isInt(v.shards) && v.shards >= 1 && (v.after === null || isKeyTriple(v.after)) &&
     isInt(v.since) && isInt(v.limit) && v.limit > 0 && v.limit <= 100_000,

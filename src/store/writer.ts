@@ -36,7 +36,7 @@ import type {
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
-import { confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
+import { confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
@@ -544,6 +544,8 @@ export class Writer {
         if (this.store.sent.lookup(r.user, r.from, r.id, Date.now() - this.o.dedupeWindowMs) > 0) {
           return push(r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" });
         }
+        const notice = confirmMissNotice(r);
+        if (notice) push(k, notice); // the owner forgets the lost original's id
         return push(r.o, confirmMissReply(r));
       }
       default:

@@ -142,8 +142,8 @@ describe("owner", () => {
     o.handle(route("u", "a")); // a is committed, but the box knows only its newest mark: the writer confirms
     o.handle(route("u", "b")); // b's own record is not committed: never "duplicate" before it is
     expect(toWriter).toEqual([
-      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "a" },
-      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "b" },
+      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "a", seq: 1 },
+      { t: "confirm", user: "u", from: "s", o: 1, c: 7, id: "b", seq: 2 },
     ]);
     expect(acks()).toEqual(["a:delivered"]);
     o.handle({ t: "committed", n: 1 }); // b's record
