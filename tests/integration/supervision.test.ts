@@ -35,6 +35,17 @@ describe("supervision", () => {
     server = s;
     const t = new Traffic({ url: s.url, users: 200, intervalMs: 100, prefix: "sn" });
     await t.connect();
+    // A drop is of a logged-in client, or of a reconnect attempt still logging in: under load an
+    // attempt can land on a shard that is killed (or dying) before it logs in, and then it is
+    // dropped, and counted as a reconnect, again. Only logged-in drops are bounded by the kills.
+    const dropsFrom = { online: 0, connecting: 0 };
+    for (const c of t.clients) {
+      let prev = c.state;
+      c.onState((st) => {
+        if (st === "offline" && (prev === "online" || prev === "connecting")) dropsFrom[prev]++;
+        prev = st;
+      });
+    }
     t.start();
     let expectedDrops = 0;
     // Six kills (one a crash) are enough to cross every restart path; the long run is chaos/ sniper.
@@ -50,13 +61,24 @@ describe("supervision", () => {
     await t.settle(30_000);
     const v = t.verdict();
     t.close();
-    console.log("sniper verdict", JSON.stringify(v), "expectedDrops", expectedDrops);
+    console.log(
+      "sniper verdict",
+      JSON.stringify(v),
+      "expectedDrops",
+      expectedDrops,
+      "dropsFrom",
+      JSON.stringify(dropsFrom),
+    );
     expect(v.acked).toBeGreaterThan(5_000);
     expect(v.unackedAtEnd).toBe(0);
     expect(v.lost).toBe(0);
     expect(v.duplicated).toBe(0);
-    // Only clients on the killed shard were dropped: every reconnect is accounted for.
-    expect(v.reconnects).toBe(expectedDrops);
+    // Only clients on the killed shard were dropped. `conns` counts every open socket of the shard
+    // (logged in or not), so the logged-in clients dropped are at most that many, and each of those
+    // sockets was dropped and came back. The reconnect count itself is not an invariant: at load 32
+    // it was 1605 for 893 sockets (797 logged-in drops, 808 drops of attempts still logging in).
+    expect(dropsFrom.online).toBeLessThanOrEqual(expectedDrops);
+    expect(v.reconnects).toBeGreaterThanOrEqual(expectedDrops);
     const after = await counters(chaos);
     expect(after.totals.shardRestarts).toBe(SNIPER_KILLS);
     expect((await fetch(`${s.http}/readyz`)).status).toBe(200);
