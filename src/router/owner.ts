@@ -408,17 +408,20 @@ export class Owner {
       b.settling = true; // before the call: `done` may run inside it
       if (!this.io.freshBox(b.user, () => this.endSettling(b))) b.settling = false;
     }
-    if (b.settling) return;
+    if (!b.settling) this.runWaiting(b);
+  }
+
+  /** A box's waiting routes go now, in order; lookup answers no route took are dropped. */
+  private runWaiting(b: UserBox): void {
     for (const r of this.takeWaiting(b)) this.onRoute(r);
-    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b); // answers no route took go
+    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b);
   }
 
   /** Cluster: the late rows found for a fresh box have their seqs here; its waiting routes go now, in order. */
   private endSettling(b: UserBox): void {
     if (!b.settling || this.boxes.get(b.user) !== b) return; // a dropped box's answer
     b.settling = false;
-    for (const r of this.takeWaiting(b)) this.onRoute(r);
-    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b);
+    this.runWaiting(b);
   }
 
   /** Empties a box's waiting routes (to be routed again), taking them off the backlog count. */
@@ -550,8 +553,7 @@ export class Owner {
     b.lookingUp = null;
     this.ahead.take(b, m.from, m.id);
     this.onAnswer(b, m, r.seq);
-    for (const w of this.takeWaiting(b)) this.onRoute(w);
-    if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b); // answers no route took go
+    this.runWaiting(b);
   }
 
   /** The store's answer for a route's id: seen before (a retry), or new. */
