@@ -12,6 +12,14 @@
 // holds its newer sends behind the refused one and resends its oldest unacked send first
 // (client/order-lanes.ts), which is a dropped one: it passes and is numbered before the refused one.
 //
+// A refused send must also come back before the sender's later ones: the routes a shard held at
+// the cut (the order gate, the park) run in one burst at the regain, so the dropped send can come
+// back in the middle of them, behind sends refused a moment ago and ahead of later ones that would
+// then pass first (split-brain seed 45854: m0 dropped; m6, m12, m18 refused; m0 back; m24 passed
+// and was numbered before the retried m6). So each refused id joins its pair's list, in arrival
+// order, and only the oldest refused id, a dropped one or an older send passes until the list is
+// empty: the SDK retries its oldest unacked send first, which is that one.
+//
 // The fence is bounded: it starts when the shard owns again and lifts after DROPPED_FENCE_MS
 // whatever happens (a sender without an SDK, or one that gave up, never resends; a refusal, never
 // silence, answers its later sends meanwhile).
@@ -24,10 +32,14 @@
 export const DROPPED_FENCE_MS = 5000;
 /** Most dropped sends kept per shard: beyond, new ones are not kept (their order is not guarded). */
 export const DROPPED_MAX = 100_000;
+/** Most refused ids remembered per pair: beyond, the later ones are refused without being waited for. */
+export const REFUSED_PER_PAIR_MAX = 1000;
 
 interface Pair {
   /** Ids dropped unanswered that have not come back yet. */
   readonly ids: Set<string>;
+  /** Ids refused by this fence, oldest first, that have not come back yet. */
+  readonly refused: string[];
   /** When the fence lifts (Infinity until the shard owns again). */
   until: number;
 }
@@ -56,7 +68,7 @@ export class DroppedSends {
     if (id === "" || this.ids >= DROPPED_MAX) return;
     const k = pairKey(to, from);
     let p = this.pairs.get(k);
-    if (!p) this.pairs.set(k, p = { ids: new Set(), until: Infinity });
+    if (!p) this.pairs.set(k, p = { ids: new Set(), refused: [], until: Infinity });
     if (p.ids.has(id)) return;
     p.ids.add(id);
     this.ids++;
@@ -69,9 +81,10 @@ export class DroppedSends {
   }
 
   /**
-   * True when `from`'s route `id` to `to` must be refused now: its pair still misses a dropped
-   * send, and this is neither one of them (which lifts its part of the fence) nor an older send
-   * (`seenBefore`: the owner may have numbered this id already, so it is a resend, not a new send).
+   * True when `from`'s route `id` to `to` must be refused now: its pair still misses a dropped or
+   * refused send, and this is neither a dropped one nor the oldest refused one (each lifts its part
+   * of the fence) nor an older send (`seenBefore`: the owner may have numbered this id already, so
+   * it is a resend, not a new send). A refused id waits in the pair's list for its turn.
    */
   refuses(to: string, from: string, id: string, seenBefore: () => boolean, now: number): boolean {
     const k = pairKey(to, from);
@@ -85,12 +98,28 @@ export class DroppedSends {
     if (p.ids.delete(id)) {
       this.ids--;
       this.counters.returned++;
-      if (p.ids.size === 0) this.pairs.delete(k);
+      this.lifted(k, p);
       return false;
     }
-    if (id !== "" && seenBefore()) return false;
+    if (id !== "" && p.refused[0] === id) {
+      p.refused.shift();
+      this.counters.returned++;
+      this.lifted(k, p);
+      return false;
+    }
+    if (id !== "" && seenBefore()) {
+      const at = p.refused.indexOf(id); // numbered meanwhile by another path: nothing to wait for
+      if (at >= 0) p.refused.splice(at, 1), this.lifted(k, p);
+      return false;
+    }
     this.counters.refused++;
+    if (id !== "" && p.refused.length < REFUSED_PER_PAIR_MAX && !p.refused.includes(id)) p.refused.push(id);
     return true;
+  }
+
+  /** Drops a pair whose dropped and refused sends have all come back. */
+  private lifted(k: string, p: Pair): void {
+    if (p.ids.size === 0 && p.refused.length === 0) this.pairs.delete(k);
   }
 
   /** Lifts the fences whose time is up (housekeeping: pairs whose sender never sends again). */

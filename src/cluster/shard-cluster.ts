@@ -41,6 +41,7 @@ import { gapResyncs } from "./gap-rule.ts";
 import { REFUSED_MOVING, RouteOrder } from "./route-order.ts";
 import { PeerStarts } from "./peer-starts.ts";
 import { DroppedSends } from "./dropped-sends.ts";
+import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 import type { RouteMsg, StoredRow } from "../router/wire.ts";
 
 const DOWN = Infinity;
@@ -285,11 +286,13 @@ export class ShardCluster {
 
   /** A route for a user this shard does not own under its view: kept for a moment (parked.ts). */
   park(m: RouteMsg): void {
+    if (ORDER_TRACE) orderTrace("parked", m.to, m.from, m.id, `o=${m.o}`);
     this.parked.add(m, performance.now());
   }
 
   /** Given up (parked too long, or over a cap): never numbered or stored here, so the sender may retry it (same id) at once. */
   private refuseRoute(m: RouteMsg): void {
+    if (ORDER_TRACE) orderTrace("refused-moving", m.to, m.from, m.id, `o=${m.o}`);
     this.routeOrder.refuse(m, "SERVER_BUSY", REFUSED_MOVING, performance.now());
   }
 
@@ -301,7 +304,16 @@ export class ShardCluster {
     if (m.t === "routesResumed") return this.routeOrder.resumed(m.shard), true;
     if (m.t !== "route") return false;
     const now = performance.now();
-    return this.routeOrder.refuses(m, now) || this.droppedRefuses(m, now) || this.gate.take(m);
+    if (!ORDER_TRACE) return this.routeOrder.refuses(m, now) || this.droppedRefuses(m, now) || this.gate.take(m);
+    const why = this.routeOrder.refuses(m, now)
+      ? "order"
+      : this.droppedRefuses(m, now)
+      ? "dropped"
+      : this.gate.take(m)
+      ? "gate"
+      : "";
+    if (why) orderTrace(`held-${why}`, m.to, m.from, m.id, `o=${m.o}`);
+    return why !== "";
   }
 
   /** At the fence: a send numbered here, dropped with its box unanswered (dropped-sends.ts). */
@@ -371,6 +383,11 @@ export class ShardCluster {
   /** Parked routes of users this shard owns now run, in arrival order, before anything later. */
   private unpark(): void {
     const back = this.parked.take((u) => this.ownerOf(u) === this.self, performance.now());
+    if (ORDER_TRACE) {
+      for (const m of back) {
+        if (m.t === "route") orderTrace("unparked", m.to, m.from, m.id, `o=${m.o}`);
+      }
+    }
     if (back.length > 0) this.io.receive(back);
   }
 
@@ -414,6 +431,7 @@ export class ShardCluster {
     if (!this.handover?.active) return false;
     return this.handover.isFenced(() => this.cutOff() !== null, this.drop, () => {
       this.dropped.regained(performance.now()); // the bounded wait for dropped sends starts now
+      if (ORDER_TRACE) orderTrace("regained", "", "", "", `fenced=${this.dropped.size}`);
       this.onRegain?.();
       this.unpark();
     }, now);

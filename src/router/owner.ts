@@ -67,6 +67,7 @@ import { displacedWhy } from "./reattach-rule.ts";
 import { WaitingCopies } from "./route-copies.ts";
 import { LookupAhead } from "./lookup-ahead.ts";
 import { staleAttach } from "./login-order.ts";
+import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -525,6 +526,7 @@ export class Owner {
       this.filter.add(h1, h2, now, now);
     }
     const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 };
+    if (ORDER_TRACE) orderTrace("num", m.to, m.from, m.id, `seq=${seq} o=${m.o}`);
     this.place(b, d);
   }
 
@@ -615,6 +617,7 @@ export class Owner {
   /** A sender retried an id we have seen. Reply only with what is already true. */
   private onRetry(b: UserBox, m: RouteMsg, seq: number): void {
     this.stats.duplicates++;
+    if (ORDER_TRACE) orderTrace("retry", m.to, m.from, m.id, `seq=${seq} first=${b.firstSeq} acked=${b.acked}`);
     // Numbered before this box (an earlier owner): known from the store's durable dedupe record,
     // so "duplicate" is true now; asking the writer again for every resend flooded it (route-copies.ts).
     if (seq < b.firstSeq) return this.ackSender(m.o, m.c, m.id, "duplicate");
@@ -900,12 +903,19 @@ export class Owner {
   private parkUnnumbered(b: UserBox): void {
     if (b.lookingUp) this.io.park?.(b.lookingUp);
     b.lookingUp = null;
-    for (const m of this.takeWaiting(b)) this.io.park?.(m);
+    for (const m of this.takeWaiting(b)) {
+      if (ORDER_TRACE) orderTrace("park", m.to, m.from, m.id);
+      this.io.park?.(m);
+    }
     // Numbered, forwarded live or held back, never stored: unanswered, and gone with the box.
     const l = b.link, told = this.io.droppedUnanswered;
     if (!l || !told) return;
     for (const d of l.pending) if (d.o >= 0) told(b.user, d.from, d.id);
     for (const d of l.holdback) if (d.o >= 0) told(b.user, d.from, d.id);
+    if (ORDER_TRACE) {
+      for (const d of l.pending) orderTrace("drop-pending", b.user, d.from, d.id, `seq=${d.seq} o=${d.o}`);
+      for (const d of l.holdback) orderTrace("drop-holdback", b.user, d.from, d.id, `seq=${d.seq} o=${d.o}`);
+    }
   }
 
   /**

@@ -48,6 +48,9 @@ async function runShort(
   budgetMs: number,
 ): Promise<{ code: number; line: string; log: string; pid: number }> {
   const proc = Bun.spawn([process.execPath, RUN, name, "--short", ...(EXTRA.get(name) ?? [])], {
+    // The ordered scenarios' servers trace every order decision (src/observe/order-trace.ts): a
+    // failing run's kept evidence then says why a recipient saw a sender's sends out of order.
+    env: ORDERED.has(name) ? { ...process.env, IRIS_ORDER_TRACE: "1" } : process.env,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

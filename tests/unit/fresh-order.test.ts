@@ -129,6 +129,48 @@ describe("shape 1: sends dropped unanswered at a cut", () => {
     expect(sh.dropped.size).toBe(0);
   });
 
+  test("a refused send comes back before the sender's later sends, even when a dropped one returns between them", () => {
+    // Split-brain seed 45854: the routes held at the cut run in one burst at the regain, the dropped
+    // m0 among them behind m6..m18; m24 then passed and was numbered before the retried m6.
+    const sh = clusterShard();
+    sh.send(route("a"));
+    sh.load(1);
+    sh.attach(9, 0);
+    sh.o.handle({ t: "ack", user: "r", shard: 2, conn: 9, seq: 1 }); // a acked: settled
+    sh.send(route("m0"));
+    expect(sh.numbered()).toEqual(["a", "m0"]); // m0 live, never acked
+    sh.o.dropMoved(() => true, false, true);
+    sh.dropped.regained(2000);
+    sh.at(2000);
+    sh.toShard.length = 0;
+    sh.toWriter.length = 0;
+    sh.attach(10, 0);
+    sh.load(101);
+    for (const id of ["m6", "m12", "m18", "m0", "m24", "m6", "m30"]) sh.send(route(id)); // the parked burst
+    sh.answerLookups();
+    expect(sh.refused()).toEqual(["m6", "m12", "m18", "m24", "m30"]);
+    expect(sh.numbered()).toEqual(["m0", "m6"]); // m6's second copy was the oldest refused one
+    for (const id of ["m12", "m18", "m24", "m30"]) sh.send(route(id)); // the SDK's retries, oldest first
+    sh.answerLookups();
+    expect(sh.numbered()).toEqual(["m0", "m6", "m12", "m18", "m24", "m30"]);
+    expect(sh.dropped.size).toBe(0);
+  });
+
+  test("a refused send waits for its turn: a later refused one coming back first is refused again", () => {
+    const d = new DroppedSends();
+    d.dropped("r", "s", "m0");
+    d.regained(0);
+    const refuses = (id: string) => d.refuses("r", "s", id, () => false, 1);
+    expect(refuses("m1")).toBe(true);
+    expect(refuses("m2")).toBe(true);
+    expect(refuses("m0")).toBe(false); // dropped: back
+    expect(refuses("m2")).toBe(true); // m1 first
+    expect(refuses("m1")).toBe(false);
+    expect(refuses("m2")).toBe(false);
+    expect(d.size).toBe(0);
+    expect(refuses("m3")).toBe(false);
+  });
+
   test("an older send coming back passes; other senders and recipients are not held; the fence lifts in time", () => {
     const sh = clusterShard();
     sh.send(route("m0"));
