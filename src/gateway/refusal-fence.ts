@@ -7,6 +7,15 @@
 // refused send alone, then the rest in order: client/order-lanes.ts). A client that gives up on
 // the refused send is not blocked for long: the fence lifts after FENCE_MS, which only has to
 // cover the sends already on the wire when the client read the refusal.
+//
+// The sends a fence refuses must come back in their order too: a fence that lifted at the refused
+// id's retry let the next new send pass ahead of the sends it had refused meanwhile, whose retries
+// were still on their way (split-brain: routes parked at a cut ran in one burst at the regain,
+// m6..m18 fenced, the refused m0 came back among them, and m24 was numbered before m6's retry).
+// So a fence keeps every id it refused, oldest first, and passes only the oldest.
+
+/** Most ids one fence waits for: beyond, later sends are refused without being waited for. */
+const FENCE_IDS_MAX = 1000;
 
 /** How long a fence holds at most: the sends a client wrote before it read the refusal. */
 export const FENCE_MS = 1000;
@@ -15,30 +24,50 @@ export const FENCE_MS = 1000;
 export const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(["SERVER_BUSY", "RATE_LIMITED", "STORE_FULL"]);
 
 interface Fence {
-  /** The refused send whose retry lifts the fence. */
-  id: string;
+  /** The refused sends still to come back, oldest first: only the first may pass. */
+  readonly ids: string[];
   code: string;
   until: number;
+  /** The last id that passed as the oldest (refused again, it is the oldest again). */
+  passed: string;
 }
 
 /** One connection's fenced recipients (created at its first retryable refusal). */
 export class RefusalFence {
   private readonly fenced = new Map<string, Fence>();
 
-  /** The code to refuse a send to `to` with, or null when it may go on (a retry of the refused id lifts the fence). */
+  /**
+   * The code to refuse a send to `to` with, or null when it may go on: the oldest refused id's
+   * retry passes (the fence lifts when none is left), any other send is refused and waits its turn.
+   */
   check(to: string, id: string, now: number): string | null {
     const f = this.fenced.get(to);
     if (!f) return null;
-    if (f.id === id || now >= f.until) {
+    if (now >= f.until) {
       this.fenced.delete(to);
       return null;
     }
+    if (f.ids[0] === id) {
+      f.ids.shift();
+      f.passed = id;
+      if (f.ids.length === 0) this.fenced.delete(to);
+      return null;
+    }
+    if (id !== "" && f.ids.length < FENCE_IDS_MAX && !f.ids.includes(id)) f.ids.push(id);
     return f.code;
   }
 
-  /** A send to `to` was refused with a retryable code: fence `to` unless an older refusal already does. */
+  /**
+   * A send to `to` was refused with a retryable code: fence `to`. Under a fence already there (an
+   * older refusal keeps its code and time) the id waits behind the others, unless it is the one
+   * that just passed as the oldest: then it is the oldest again.
+   */
   refused(to: string, id: string, code: string, now: number): void {
-    if (!this.fenced.has(to)) this.fenced.set(to, { id, code, until: now + FENCE_MS });
+    const f = this.fenced.get(to);
+    if (!f) return void this.fenced.set(to, { ids: [id], code, until: now + FENCE_MS, passed: "" });
+    if (f.ids.includes(id)) return;
+    if (id === f.passed) f.ids.unshift(id);
+    else if (f.ids.length < FENCE_IDS_MAX) f.ids.push(id);
   }
 
   /** Forgets the fences that lapsed (keys never checked again: a connection that stopped sending). */

@@ -85,4 +85,25 @@ describe("refusal fence (session)", () => {
     expect(f.check("a", "m6", 10 + FENCE_MS)).toBeNull(); // a client that gave up on m5
     expect(f.size).toBe(0);
   });
+
+  test("the sends a fence refused come back before later sends, in their order", () => {
+    // Split-brain seed 48602: routes parked at a cut ran in one burst at the regain; the refused m0
+    // came back among the fenced m6..m18, and m24 passed before their retries.
+    const f = new RefusalFence();
+    f.refused("a", "m0", "SERVER_BUSY", 0);
+    for (const id of ["m6", "m12", "m18"]) expect(f.check("a", id, 1)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m0", 2)).toBeNull();
+    expect(f.check("a", "m24", 3)).toBe("SERVER_BUSY"); // m6..m18 are still to come back
+    expect(f.check("a", "m12", 4)).toBe("SERVER_BUSY"); // m6 first
+    for (const id of ["m6", "m12", "m18", "m24"]) expect(f.check("a", id, 5)).toBeNull();
+    expect(f.size).toBe(0);
+    // Refused again right after it passed as the oldest: it is the oldest again.
+    f.refused("a", "m30", "SERVER_BUSY", 10);
+    expect(f.check("a", "m36", 10)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m30", 11)).toBeNull();
+    f.refused("a", "m30", "SERVER_BUSY", 12);
+    expect(f.check("a", "m36", 13)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m30", 14)).toBeNull();
+    expect(f.check("a", "m36", 15)).toBeNull();
+  });
 });
