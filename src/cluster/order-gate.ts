@@ -111,12 +111,19 @@ export class OrderGate {
   private readonly byUser = new Map<string, Queue>();
   private count = 0;
   private passing = false;
+  /** Bumped by takeAll: a re-read started before then releases nothing when it ends. */
+  private gen = 0;
 
   constructor(
     private readonly io: OrderGateIo,
     private readonly waitMs = GATE_WAIT_MS,
     private readonly max = GATE_MAX,
   ) {}
+
+  /** True while held routes are being handed to the owner (they passed every check once already). */
+  get releasing(): boolean {
+    return this.passing;
+  }
 
   /** Routes held now. */
   get size(): number {
@@ -148,10 +155,11 @@ export class OrderGate {
   private read(user: string, q: Queue): void {
     q.covered = q.routes.length;
     this.counters.rereads++;
+    const gen = this.gen;
     let finished = false;
     let poll: ReturnType<typeof setTimeout> | null = null;
     const finish = (timedOut: boolean) => {
-      if (finished) return;
+      if (finished || gen !== this.gen) return;
       finished = true;
       clearTimeout(timer);
       if (poll) clearTimeout(poll);
@@ -161,11 +169,27 @@ export class OrderGate {
     const timer = setTimeout(() => finish(true), this.waitMs);
     const start = () => {
       poll = null;
-      if (finished) return;
+      if (finished || gen !== this.gen) return;
       if (!this.io.drained(user)) return void (poll = setTimeout(start, GATE_POLL_MS));
       this.io.reread(user, () => finish(false));
     };
     start();
+  }
+
+  /**
+   * Every held route, each user's in arrival order, taken out of the gate; the re-reads in flight
+   * release nothing. At a cut the owner state is dropped and the box's waiting routes are parked:
+   * the routes held here came after those and must be parked behind them, not released into the
+   * fresh box ahead of them after the regain (nats-restart: m62, m68 held here across a cut, the
+   * parked m2..m56 re-held behind them at the regain, the recipient got m62 first).
+   */
+  takeAll(): RouteMsg[] {
+    this.gen++;
+    const out: RouteMsg[] = [];
+    for (const q of this.byUser.values()) for (const m of q.routes) out.push(m);
+    this.byUser.clear();
+    this.count = 0;
+    return out;
   }
 
   private releaseCovered(user: string, q: Queue): void {

@@ -105,6 +105,8 @@ export class ShardCluster {
   private readonly lateHeard = new LateHeard();
   /** Sends dropped unanswered with the owner state at a cut: their senders' later sends wait (dropped-sends.ts). */
   private readonly dropped = new DroppedSends();
+  /** Times this shard owned again after a cut (checkFence tells its caller when one happened). */
+  private regains = 0;
   /** Whether the owner here may have numbered (sender, id) before (its dedupe filter; the host answers). */
   mayHaveNumbered: ((to: string, from: string, id: string) => boolean) | null = null;
   /** Fresh boxes that waited for a re-read before numbering, and those whose re-read timed out. */
@@ -123,7 +125,9 @@ export class ShardCluster {
    * says so; without it their messages were stored as if they were offline until a re-login).
    */
   onSiblingRegained: ((address: number) => void) | null = null;
-  /** Back from a cut: re-attach the sessions. */
+  /** Back from a cut, before any parked route runs: the owner's dedupe filter is rebuilt from the store. */
+  onRegainFilter: (() => void) | null = null;
+  /** Back from a cut, after the parked routes ran: re-attach the sessions (they re-post unsettled sends). */
   onRegain: (() => void) | null = null;
   /** Told when batches from shard `src` (global address) were lost on NATS (port-seq.ts). */
   onGap: ((src: number) => void) | null = null;
@@ -303,6 +307,9 @@ export class ShardCluster {
   holds(m: PortMsg): boolean {
     if (m.t === "routesResumed") return this.routeOrder.resumed(m.shard), true;
     if (m.t !== "route") return false;
+    // Released by the order gate: the fences below passed it when it arrived. Checked again, a
+    // refused id that came back as the oldest (and was taken off its fence's list) was refused anew.
+    if (this.gate.releasing) return false;
     const now = performance.now();
     if (!ORDER_TRACE) return this.routeOrder.refuses(m, now) || this.droppedRefuses(m, now) || this.gate.take(m);
     const why = this.routeOrder.refuses(m, now)
@@ -430,21 +437,31 @@ export class ShardCluster {
   private isFenced(now = false): boolean {
     if (!this.handover?.active) return false;
     return this.handover.isFenced(() => this.cutOff() !== null, this.drop, () => {
+      this.regains++;
       this.dropped.regained(performance.now()); // the bounded wait for dropped sends starts now
       if (ORDER_TRACE) orderTrace("regained", "", "", "", `fenced=${this.dropped.size}`);
-      this.onRegain?.();
+      // Parked routes came before anything the regain re-posts (sessions' unsettled sends, which a
+      // socket shard on this same shard routes at once): they run first, into a filter being rebuilt.
+      // The other way round, a re-posted m48 reached the order gate ahead of the parked m0..m42.
+      this.onRegainFilter?.();
       this.unpark();
+      this.onRegain?.();
     }, now);
   }
 
   private readonly drop = () => {
     this.writer?.claims.release(() => true);
     this.onFenced?.();
+    // Routes the order gate held came after the box's waiting ones, parked just now: behind them.
+    for (const m of this.gate.takeAll()) this.park(m);
   };
 
   /** Before an owner message is handled (top level): a healed node drops its old owner state first. */
-  checkFence(): void {
+  /** True when this call ended a fence: the parked routes were queued to run now. */
+  checkFence(): boolean {
+    const before = this.regains;
     this.isFenced(true);
+    return this.regains !== before;
   }
 
   /** Tells the other nodes this shard (re)started, once its host can take messages. */

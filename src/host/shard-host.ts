@@ -111,10 +111,10 @@ export class ShardHost {
     // A sibling's sessions are alive (no thread died): ours re-attach to it, its links here stay.
     c.onSiblingRegained = (address) => this.sessions.reattachOwnedBy(address);
     c.announceStarted();
+    c.onRegainFilter = () => this.owner.startDedupeScan();
     c.onRegain = () => {
       c.announceRegained(); // owner state new (fenced): peers re-attach; before ours, which follow it
       this.sessions.reattachMoved(() => true);
-      this.owner.startDedupeScan();
     };
     c.onGap = (src) => (this.sessions.resyncOwnedBy(src, (u) => c.placedOwnerOf(u)), this.owner.resyncShard(src));
   }
@@ -125,7 +125,9 @@ export class ShardHost {
 
   private handle(m: PortMsg): void {
     if (!isOwnerMsg(m)) return this.sessions.handle(m);
-    this.o.cluster?.checkFence();
+    // Back from a cut just now: the parked routes were queued behind this message (the mesh runs
+    // what a handler dispatches after it), yet they came first. So this one goes behind them.
+    if (this.o.cluster?.checkFence()) return this.mesh.post(this.o.index, m);
     if (this.o.cluster?.holds(m)) return; // waits for an inbox re-read (cluster/order-gate.ts)
     this.owner.handle(m);
     // Publish the backlog after every owner message (one store into shared memory): senders

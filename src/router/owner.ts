@@ -379,6 +379,7 @@ export class Owner {
       };
       this.boxes.set(user, b);
       this.stats.boxes = this.boxes.size;
+      if (ORDER_TRACE) orderTrace("box-new", user, "", "");
       this.toWriter({ t: "load", user, reserve: this.limits.seqBlock });
     }
     b.touched = this.io.now();
@@ -409,11 +410,21 @@ export class Owner {
       b.settling = true; // before the call: `done` may run inside it
       if (!this.io.freshBox(b.user, () => this.endSettling(b))) b.settling = false;
     }
+    if (ORDER_TRACE) {
+      orderTrace(
+        "loaded",
+        b.user,
+        "",
+        "",
+        `base=${m.seqBase} first=${first} settling=${b.settling} waiting=${b.waiting.length}`,
+      );
+    }
     if (!b.settling) this.runWaiting(b);
   }
 
   /** A box's waiting routes go now, in order; lookup answers no route took are dropped. */
   private runWaiting(b: UserBox): void {
+    if (ORDER_TRACE) orderTrace("run-waiting", b.user, "", "", `n=${b.waiting.length}`);
     for (const r of this.takeWaiting(b)) this.onRoute(r);
     if (b.waiting.length === 0 && !b.lookingUp) this.ahead.clear(b);
   }
@@ -450,6 +461,12 @@ export class Owner {
     const b = this.box(m.to);
     if (b.seqState === "loading" || b.seqNext > b.seqLimit || b.waiting.length > 0 || b.lookingUp || b.settling) {
       if (this.copies.absorb(b, m, b.lookingUp)) return; // a resend of one that waits (route-copies.ts)
+      if (ORDER_TRACE) {
+        const why = `${b.seqState}${b.seqNext > b.seqLimit ? " no-seqs" : ""}${
+          b.waiting.length ? " behind=" + b.waiting.length : ""
+        }${b.lookingUp ? " lookup" : ""}${b.settling ? " settling" : ""}`;
+        orderTrace("queued", m.to, m.from, m.id, `o=${m.o} ${why}`);
+      }
       if (b.waiting === NONE) b.waiting = [];
       b.waiting.push(m);
       this.copies.add(b, m);
@@ -532,6 +549,7 @@ export class Owner {
 
   /** The filter cannot rule the id out: ask the store, and hold the user's later messages. */
   private lookUp(b: UserBox, m: RouteMsg): void {
+    if (ORDER_TRACE) orderTrace("lookup", m.to, m.from, m.id, `o=${m.o}`);
     b.lookingUp = m;
     if (!this.ahead.asked(b, m.from, m.id)) this.askLookup(b, m); // else its answer is on its way
   }
@@ -880,6 +898,7 @@ export class Owner {
   dropMoved(moved: (user: string) => boolean, tell = false, park = false): void {
     for (const b of [...this.boxes.values()]) {
       if (!moved(b.user)) continue;
+      if (ORDER_TRACE) orderTrace("box-drop", b.user, "", "", `park=${park} waiting=${b.waiting.length}`);
       if (park) this.parkUnnumbered(b);
       const l = b.link;
       if (l) {

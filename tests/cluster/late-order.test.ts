@@ -125,6 +125,31 @@ describe("the order gate (pure)", () => {
     expect(g.counters).toEqual({ held: 3, rereads: 2, timeouts: 0, refused: 0 });
   });
 
+  test("at a cut the held routes are taken out in order, and the re-read in flight releases nothing", () => {
+    // nats-restart: m62, m68 stayed held across a cut while the box's waiting m2..m56 were parked;
+    // at the regain the parked ones were held again, behind m62 and m68.
+    const reads: (() => void)[] = [];
+    const released: string[] = [];
+    const g = new OrderGate({
+      young: () => true,
+      drained: () => true,
+      reread: (_u, done) => void reads.push(done),
+      release: (rs) => rs.forEach((r) => released.push(r.id)),
+      refuse: () => {},
+    });
+    for (const id of ["m62", "m68"]) g.take(send("u", id));
+    g.take(send("v", "x1"));
+    const parked = ["m2", "m8", ...g.takeAll().map((m) => m.id)]; // the box's waiting ones, then the gate's
+    expect(parked).toEqual(["m2", "m8", "m62", "m68", "x1"]);
+    expect(g.size).toBe(0);
+    for (const done of reads) done(); // the old re-reads answer late
+    expect(released).toEqual([]);
+    // The regain: the parked routes come back in order, held again, released in that order.
+    for (const id of parked) g.take(send(id === "x1" ? "v" : "u", id));
+    for (let i = 0; i < reads.length; i++) reads[i]!();
+    expect(released.filter((id) => id !== "x1")).toEqual(["m2", "m8", "m62", "m68"]);
+  });
+
   test("a re-read that never answers lets its routes go after a while; past the cap, routes are refused", async () => {
     const released: string[] = [];
     const refused: string[] = [];
