@@ -30,6 +30,7 @@ import type { SentWindow } from "./sent-kv.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { ADOPT_RETRIES, ADOPT_RETRY_MS, type Claim, Claims } from "./handover.ts";
 import { log } from "../observe/log.ts";
+import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 import { SeenWriter } from "./seen-writer.ts";
 
 /** An empty, final page of the dedupe window (fresh typed arrays each time: they are transferred). */
@@ -287,6 +288,16 @@ export class JsWriter {
       res.forEach((a, j) => {
         const i = todo[j]!;
         if (!a.ok) return void failed.push(i);
+        if (ORDER_TRACE) {
+          const r = rows[i]!;
+          orderTrace(
+            "stored",
+            r.recipient,
+            r.sender,
+            r.msgId,
+            `seq=${r.seq} tag=${tags[i]} dup=${a.duplicate} retried=${retried}`,
+          );
+        }
         if (a.duplicate) this.counters.duplicates++;
         else {
           this.counters.appended++;
@@ -433,6 +444,18 @@ export class JsWriter {
     );
     this.cursors.delete(user);
     this.counts.delete(user);
+    if (ORDER_TRACE) {
+      const gone = rows.filter((r) => plan.purgeBelow !== null && r.streamSeq < plan.purgeBelow).map((r) => r.seq);
+      orderTrace(
+        "purge",
+        user,
+        "",
+        "",
+        `upTo=${upTo} claim=${claim?.tag ?? "none"} rows=${rows.length} late=${late.length} purged=${
+          gone.join(",")
+        } singles=${plan.singles.length}`,
+      );
+    }
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
     for (const s of plan.singles) await this.inbox.deleteOne(s);
     if (plan.purgeBelow !== null) this.claims.forgetBelow(user, plan.purgeBelow, claim);
@@ -474,6 +497,7 @@ export class JsWriter {
         if (page.length < SCAN_PAGE) break;
         after = page.at(-1)!.streamSeq;
       }
+      if (ORDER_TRACE) orderTrace("reread", user, "", "", `late=${late.map((r) => r.seq).join(",")}`);
       this.adoptLate(user, late, q.attempt, doneAll);
     }).catch(() => (this.queuedRechecks.delete(user), this.counters.errors++, doneAll()));
   }
@@ -487,6 +511,9 @@ export class JsWriter {
     if (late.length === 0 || !this.adopt) return done();
     late.sort((x, y) => x.seq - y.seq);
     const seqs = this.adopt(user, late.map(toStoredRow));
+    if (ORDER_TRACE) {
+      orderTrace("adopt", user, "", "", `late=${late.map((r) => r.seq).join(",")} got=${seqs?.join(",") ?? "none"}`);
+    }
     if (seqs === null) return done(); // nobody connected: the recipient's next drain adopts them
     this.counters.adopted += seqs.filter((s) => s > 0).length;
     const waiting = this.claims.adopted(user, late, seqs);

@@ -197,6 +197,15 @@ export class ShardCluster {
     };
     // A late write for a user owned here and connected here was announced: re-read its inbox.
     this.handover = new HandOverLink(link.nc, (u) => {
+      if (ORDER_TRACE) {
+        orderTrace(
+          "late-heard",
+          u,
+          "",
+          "",
+          `owner=${this.ownerOf(u) === this.self} online=${this.online?.(u, false) ?? false}`,
+        );
+      }
       if (this.ownerOf(u) !== this.self || !(this.online?.(u, false) ?? false)) return;
       this.lateHeard.mark(u, performance.now());
       this.recheck(u);
