@@ -195,21 +195,7 @@ export class ShardCluster {
     this.writer.onClaim = (user) => {
       if (this.handover?.settling()) this.handover.recheckLater(() => [user], (u) => this.recheck(u));
     };
-    // A late write for a user owned here and connected here was announced: re-read its inbox.
-    this.handover = new HandOverLink(link.nc, (u) => {
-      if (ORDER_TRACE) {
-        orderTrace(
-          "late-heard",
-          u,
-          "",
-          "",
-          `owner=${this.ownerOf(u) === this.self} online=${this.online?.(u, false) ?? false}`,
-        );
-      }
-      if (this.ownerOf(u) !== this.self || !(this.online?.(u, false) ?? false)) return;
-      this.lateHeard.mark(u, performance.now());
-      this.recheck(u);
-    });
+    this.handover = new HandOverLink(link.nc, (u) => this.lateAnnounced(u));
     this.handover.listen(
       this.self,
       (address) => this.heard("started", address),
@@ -263,6 +249,15 @@ export class ShardCluster {
     this.handover?.settle();
     this.onPlacement?.((user) => ownerIn(before, user) !== ownerIn(view, user));
     this.unpark();
+  }
+
+  /** A late write for a user owned here and connected here was announced: re-read its inbox. */
+  private lateAnnounced(u: string): void {
+    const owned = this.ownerOf(u) === this.self, online = this.online?.(u, false) ?? false;
+    if (ORDER_TRACE) orderTrace("late-heard", u, "", "", `owner=${owned} online=${online}`);
+    if (!owned || !online) return;
+    this.lateHeard.mark(u, performance.now());
+    this.recheck(u);
   }
 
   /** Another shard (re)started or owns again (start-heard.ts). */
