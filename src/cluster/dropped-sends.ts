@@ -18,11 +18,13 @@
 // then pass first (split-brain seed 45854: m0 dropped; m6, m12, m18 refused; m0 back; m24 passed
 // and was numbered before the retried m6). So each refused id joins its pair's list, in arrival
 // order, and only the oldest refused id, a dropped one or an older send passes until the list is
-// empty: the SDK retries its oldest unacked send first, which is that one.
+// empty: the SDK retries its oldest unacked send first, which is that one (gateway/in-order-ids.ts).
 //
 // The fence is bounded: it starts when the shard owns again and lifts after DROPPED_FENCE_MS
 // whatever happens (a sender without an SDK, or one that gave up, never resends; a refusal, never
 // silence, answers its later sends meanwhile).
+
+import { InOrderIds } from "../gateway/in-order-ids.ts";
 
 /**
  * How long after a regain a sender's new sends wait for its dropped ones: the SDK resends an
@@ -39,7 +41,7 @@ interface Pair {
   /** Ids dropped unanswered that have not come back yet. */
   readonly ids: Set<string>;
   /** Ids refused by this fence, oldest first, that have not come back yet. */
-  readonly refused: string[];
+  readonly refused: InOrderIds;
   /** When the fence lifts (Infinity until the shard owns again). */
   until: number;
 }
@@ -68,7 +70,7 @@ export class DroppedSends {
     if (id === "" || this.ids >= DROPPED_MAX) return;
     const k = pairKey(to, from);
     let p = this.pairs.get(k);
-    if (!p) this.pairs.set(k, p = { ids: new Set(), refused: [], until: Infinity });
+    if (!p) this.pairs.set(k, p = { ids: new Set(), refused: new InOrderIds(REFUSED_PER_PAIR_MAX), until: Infinity });
     if (p.ids.has(id)) return;
     p.ids.add(id);
     this.ids++;
@@ -101,25 +103,24 @@ export class DroppedSends {
       this.lifted(k, p);
       return false;
     }
-    if (id !== "" && p.refused[0] === id) {
-      p.refused.shift();
+    if (p.refused.takeOldest(id)) {
       this.counters.returned++;
       this.lifted(k, p);
       return false;
     }
     if (id !== "" && seenBefore()) {
-      const at = p.refused.indexOf(id); // numbered meanwhile by another path: nothing to wait for
-      if (at >= 0) p.refused.splice(at, 1), this.lifted(k, p);
+      p.refused.remove(id); // numbered meanwhile by another path: nothing to wait for
+      this.lifted(k, p);
       return false;
     }
     this.counters.refused++;
-    if (id !== "" && p.refused.length < REFUSED_PER_PAIR_MAX && !p.refused.includes(id)) p.refused.push(id);
+    p.refused.add(id);
     return true;
   }
 
   /** Drops a pair whose dropped and refused sends have all come back. */
   private lifted(k: string, p: Pair): void {
-    if (p.ids.size === 0 && p.refused.length === 0) this.pairs.delete(k);
+    if (p.ids.size === 0 && p.refused.size === 0) this.pairs.delete(k);
   }
 
   /** Lifts the fences whose time is up (housekeeping: pairs whose sender never sends again). */

@@ -460,8 +460,10 @@ export class ShardCluster {
     for (const m of this.gate.takeAll()) this.park(m);
   };
 
-  /** Before an owner message is handled (top level): a healed node drops its old owner state first. */
-  /** True when this call ended a fence: the parked routes were queued to run now. */
+  /**
+   * Before an owner message is handled (top level): a healed node drops its old owner state first.
+   * True when this call ended a fence: the parked routes were queued to run now.
+   */
   checkFence(): boolean {
     const before = this.regains;
     this.isFenced(true);

@@ -12,7 +12,9 @@
 // id's retry let the next new send pass ahead of the sends it had refused meanwhile, whose retries
 // were still on their way (split-brain: routes parked at a cut ran in one burst at the regain,
 // m6..m18 fenced, the refused m0 came back among them, and m24 was numbered before m6's retry).
-// So a fence keeps every id it refused, oldest first, and passes only the oldest.
+// So a fence keeps every id it refused, oldest first, and passes only the oldest (in-order-ids.ts).
+
+import { InOrderIds } from "./in-order-ids.ts";
 
 /** Most ids one fence waits for: beyond, later sends are refused without being waited for. */
 const FENCE_IDS_MAX = 1000;
@@ -25,11 +27,9 @@ export const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(["SERVER_BUSY", "
 
 interface Fence {
   /** The refused sends still to come back, oldest first: only the first may pass. */
-  readonly ids: string[];
+  readonly ids: InOrderIds;
   code: string;
   until: number;
-  /** The last id that passed as the oldest (refused again, it is the oldest again). */
-  passed: string;
 }
 
 /** One connection's fenced recipients (created at its first retryable refusal). */
@@ -47,13 +47,11 @@ export class RefusalFence {
       this.fenced.delete(to);
       return null;
     }
-    if (f.ids[0] === id) {
-      f.ids.shift();
-      f.passed = id;
-      if (f.ids.length === 0) this.fenced.delete(to);
+    if (f.ids.takeOldest(id)) {
+      if (f.ids.size === 0) this.fenced.delete(to);
       return null;
     }
-    if (id !== "" && f.ids.length < FENCE_IDS_MAX && !f.ids.includes(id)) f.ids.push(id);
+    f.ids.add(id);
     return f.code;
   }
 
@@ -63,11 +61,9 @@ export class RefusalFence {
    * that just passed as the oldest: then it is the oldest again.
    */
   refused(to: string, id: string, code: string, now: number): void {
-    const f = this.fenced.get(to);
-    if (!f) return void this.fenced.set(to, { ids: [id], code, until: now + FENCE_MS, passed: "" });
-    if (f.ids.includes(id)) return;
-    if (id === f.passed) f.ids.unshift(id);
-    else if (f.ids.length < FENCE_IDS_MAX) f.ids.push(id);
+    let f = this.fenced.get(to);
+    if (!f) this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS });
+    f.ids.add(id, id === f.ids.passed);
   }
 
   /** Forgets the fences that lapsed (keys never checked again: a connection that stopped sending). */
