@@ -61,6 +61,11 @@ export class RouteOrder {
     this.io.refuse(m, code, reason);
   }
 
+  /** This shard owned nothing from `since` until now (a cut): its fences hold on (RefusalFence.renew). */
+  regained(since: number, now: number): void {
+    this.fence.renew(since, now);
+  }
+
   /** Batches of routes from socket shard `src` were lost on NATS. */
   gapFrom(src: number, now: number): void {
     this.counters.gaps++;

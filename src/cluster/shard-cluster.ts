@@ -139,6 +139,8 @@ export class ShardCluster {
   gapsIgnored = 0;
   /** The last time this shard saw itself cut off (gap-rule.ts). */
   private cutAt = -Infinity;
+  /** When this shard last dropped its owner state at a cut (its fences hold on past the regain). */
+  private droppedAt = -Infinity;
   /** Member lists apply one at a time, newest last (latest-update.ts). */
   private readonly updates = new LatestUpdate<{ members: Member[]; ordinals: Ordinals }>(
     ({ members, ordinals }) => this.replace(members, ordinals),
@@ -443,6 +445,7 @@ export class ShardCluster {
     return this.handover.isFenced(() => this.cutOff() !== null, this.drop, () => {
       this.regains++;
       this.dropped.regained(performance.now()); // the bounded wait for dropped sends starts now
+      this.routeOrder.regained(this.droppedAt, performance.now()); // as do the refusal fences
       if (ORDER_TRACE) orderTrace("regained", "", "", "", `fenced=${this.dropped.size}`);
       // Parked routes came before anything the regain re-posts (sessions' unsettled sends, which a
       // socket shard on this same shard routes at once): they run first, into a filter being rebuilt.
@@ -454,6 +457,7 @@ export class ShardCluster {
   }
 
   private readonly drop = () => {
+    this.droppedAt = performance.now();
     this.writer?.claims.release(() => true);
     this.onFenced?.();
     // Routes the order gate held came after the box's waiting ones, parked just now: behind them.

@@ -66,6 +66,17 @@ export class RefusalFence {
     f.ids.add(id, id === f.ids.passed);
   }
 
+  /**
+   * Every fence still holding at `since` holds FENCE_MS from `now` again. For a shard that owned
+   * nothing from `since` to `now` (cut off from the cluster): the sends a fence covers were parked
+   * there meanwhile and all run at the regain, seconds after the refusal, so a fence's clock must
+   * not run through the cut (split-brain: m1 refused at the cut, m2 parked; at the regain the fence
+   * had lapsed by 3 ms and m2 was numbered before m1's retry).
+   */
+  renew(since: number, now: number): void {
+    for (const f of this.fenced.values()) if (f.until > since) f.until = Math.max(f.until, now + FENCE_MS);
+  }
+
   /** Forgets the fences that lapsed (keys never checked again: a connection that stopped sending). */
   expire(now: number): void {
     for (const [to, f] of this.fenced) if (now >= f.until) this.fenced.delete(to);

@@ -70,4 +70,19 @@ describe("route order at the owner", () => {
     expect(ro.refuses(route("b", "r", 7, 3), 4 * FENCE_MS)).toBe(false);
     expect(refused.length).toBe(103);
   });
+
+  test("a fence that held when a cut began holds FENCE_MS past the regain (its routes were parked meanwhile)", () => {
+    const { ro, refused } = recorder();
+    // m1 refused at 0 (parked too long during the cut that began at -500); m2 was parked behind it.
+    ro.refuse(route("m1"), "SERVER_BUSY", "moving", 0);
+    // A fence that had lapsed before the cut began stays lapsed.
+    ro.refuse(route("x", "other"), "SERVER_BUSY", "moving", -5 * FENCE_MS);
+    ro.regained(-500, 3 * FENCE_MS);
+    expect(ro.refuses(route("m2"), 3 * FENCE_MS + 100)).toBe(true); // without the renewal: lapsed, m2 passes m1
+    expect(ro.refuses(route("y", "other"), 3 * FENCE_MS + 100)).toBe(false);
+    expect(ro.refuses(route("m1"), 3 * FENCE_MS + 200)).toBe(false);
+    expect(ro.refuses(route("m2"), 3 * FENCE_MS + 300)).toBe(false);
+    expect(ro.refuses(route("m3"), 4 * FENCE_MS + 200)).toBe(false);
+    expect(refused).toEqual(["m1:SERVER_BUSY", "x:SERVER_BUSY", "m2:SERVER_BUSY"]);
+  });
 });
