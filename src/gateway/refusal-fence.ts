@@ -62,7 +62,10 @@ export class RefusalFence {
    */
   refused(to: string, id: string, code: string, now: number): void {
     let f = this.fenced.get(to);
-    if (!f) this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS });
+    // A lapsed fence not yet swept is no fence: joining it, the refusal fenced nothing.
+    if (!f || now >= f.until) {
+      this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS });
+    }
     f.ids.add(id, id === f.ids.passed);
   }
 

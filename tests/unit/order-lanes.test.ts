@@ -106,4 +106,15 @@ describe("refusal fence (session)", () => {
     expect(f.check("a", "m30", 14)).toBeNull();
     expect(f.check("a", "m36", 15)).toBeNull();
   });
+
+  test("a refusal after the fence lapsed (not yet swept) starts a new fence", () => {
+    // Split-brain full size: m1069 was refused 100 ms after its recipient's fence (m1042) lapsed;
+    // it joined the lapsed fence, and its own retry's copy passed unfenced ahead of m1042's retry.
+    const f = new RefusalFence();
+    f.refused("a", "m1", "SERVER_BUSY", 0);
+    f.refused("a", "m4", "SERVER_BUSY", FENCE_MS + 100);
+    expect(f.check("a", "m5", FENCE_MS + 200)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m4", FENCE_MS + 300)).toBeNull();
+    expect(f.check("a", "m5", FENCE_MS + 400)).toBeNull();
+  });
 });
