@@ -30,6 +30,8 @@ interface Fence {
   readonly ids: InOrderIds;
   code: string;
   until: number;
+  /** When the earliest send it refused was received (a send received before that is not held back). */
+  firstSentAt: number;
 }
 
 /** One connection's fenced recipients (created at its first retryable refusal). */
@@ -60,13 +62,32 @@ export class RefusalFence {
    * older refusal keeps its code and time) the id waits behind the others, unless it is the one
    * that just passed as the oldest: then it is the oldest again.
    */
-  refused(to: string, id: string, code: string, now: number): void {
+  refused(to: string, id: string, code: string, now: number, sentAt = now): void {
     let f = this.fenced.get(to);
     // A lapsed fence not yet swept is no fence: joining it, the refusal fenced nothing.
     if (!f || now >= f.until) {
-      this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS });
+      this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS, firstSentAt: sentAt });
     }
+    f.firstSentAt = Math.min(f.firstSentAt, sentAt);
     f.ids.add(id, id === f.ids.passed);
+  }
+
+  /**
+   * A send received at `sentAt`, after a send the fence refused, and that the server would now post
+   * again by itself (its recipient's owner moved or restarted): while the fence still waits for
+   * refused ids, it joins them, the fence holds FENCE_MS again, and the caller refuses it (returns
+   * the code). A send received before every refused one goes on: it comes first anyway.
+   * The time limit is not looked at: the SDK retries a refused send only once every send that was
+   * on the wire before the refusal is answered, so re-posted and numbered, this send would be
+   * numbered before that retry (split-brain: m711 refused at a cut, m801 re-posted to the new
+   * owner 1.8 s later and numbered first). The id that last passed as the oldest is re-posted.
+   */
+  holdBack(to: string, id: string, sentAt: number, now: number): string | null {
+    const f = this.fenced.get(to);
+    if (!f || f.ids.size === 0 || id === f.ids.passed || sentAt < f.firstSentAt) return null;
+    f.ids.add(id);
+    f.until = Math.max(f.until, now + FENCE_MS);
+    return f.code;
   }
 
   /**

@@ -750,7 +750,8 @@ export class Sessions {
   /** An owner refused a send for now: later sends to its recipient wait for its retry (refusal-fence.ts). */
   private fenceAfter(s: Session, m: SendErrorMsg): void {
     const route = RETRYABLE_REFUSALS.has(m.code) ? s.unsettled?.get(m.id) : undefined;
-    if (route) (rareOf(s).fence ??= new RefusalFence()).refused(route.to, m.id, m.code, performance.now());
+    if (!route) return;
+    (rareOf(s).fence ??= new RefusalFence()).refused(route.to, m.id, m.code, performance.now(), route.t0 - TIME_ORIGIN);
   }
 
   private deliver(m: DeliverMsg): void {
@@ -994,7 +995,7 @@ export class Sessions {
     for (const s of this.byUser.values()) if (moved(s.user!)) this.attach(s, true);
     // Unanswered sends to moved users go to their new owner now (same ids: deduplicated there).
     for (const s of this.byConn.values()) {
-      for (const r of s.unsettled?.values() ?? []) if (moved(r.to)) this.host.post(this.ownerShard(r.to), r);
+      for (const r of s.unsettled?.values() ?? []) if (moved(r.to)) this.repost(s, r, this.ownerShard(r.to));
     }
   }
 
@@ -1003,8 +1004,20 @@ export class Sessions {
     for (const s of this.byUser.values()) if (this.ownerShard(s.user!) === k) this.attach(s, true);
     // Sends that may have died with it go again, in their order, ahead of anything sent from now on.
     for (const s of this.byConn.values()) {
-      for (const r of s.unsettled?.values() ?? []) if (this.ownerShard(r.to) === k) this.host.post(k, r);
+      for (const r of s.unsettled?.values() ?? []) if (this.ownerShard(r.to) === k) this.repost(s, r, k);
     }
+  }
+
+  /**
+   * An unanswered send posted again, to owner shard `k`; refused instead while its recipient is
+   * fenced on this connection with refused sends still to come back (RefusalFence.holdBack).
+   */
+  private repost(s: Session, r: RouteMsg, k: number): void {
+    const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
+    if (!fenced) return this.host.post(k, r);
+    s.unsettled!.delete(r.id);
+    this.host.metrics.add(FENCED_METRIC[fenced] ?? "busyRejects");
+    this.refuse(s, r.id, fenced, "an earlier send to this recipient was refused; retry it first");
   }
 
   /**

@@ -117,4 +117,20 @@ describe("refusal fence (session)", () => {
     expect(f.check("a", "m4", FENCE_MS + 300)).toBeNull();
     expect(f.check("a", "m5", FENCE_MS + 400)).toBeNull();
   });
+
+  test("a send on the wire at the refusal, re-posted by the server later, waits behind the refused ones", () => {
+    // Split-brain full size: m711 was refused at a cut; m801, unanswered on the same connection, was
+    // re-posted to the recipient's new owner 1.8 s later (the fence's time was up) and numbered first.
+    const f = new RefusalFence();
+    f.refused("a", "m711", "SERVER_BUSY", 0, -20); // received at -20, refused at 0
+    expect(f.holdBack("b", "x", -10, 10)).toBeNull(); // another recipient: re-posted
+    expect(f.holdBack("a", "m702", -30, 10)).toBeNull(); // received before m711: it comes first anyway
+    expect(f.holdBack("a", "m801", -10, 1800)).toBe("SERVER_BUSY");
+    expect(f.check("a", "m801", 1900)).toBe("SERVER_BUSY"); // m711's retry first
+    expect(f.check("a", "m711", 2000)).toBeNull();
+    expect(f.holdBack("a", "m711", 2000, 2100)).toBeNull(); // the retry that passed is re-posted itself
+    expect(f.check("a", "m801", 2200)).toBeNull();
+    expect(f.size).toBe(0);
+    expect(f.holdBack("a", "m900", 2300, 2300)).toBeNull(); // no fence: re-posted
+  });
 });

@@ -299,15 +299,16 @@ describe("seed (v0) connections", () => {
   });
 
   test("over the message rate a v0 sender is paused, never dropped, and resumes in order", async () => {
-    setup({ rateMsgs: 2000, rateBurst: 2 });
+    // 100/s: a token every 10 ms, so a pause between the two reads below (a loaded machine) does not refill one.
+    setup({ rateMsgs: 100, rateBurst: 2 });
     const { s, t } = v0Session();
     sessions.onData(s, new Uint8Array([...v0Send("rx", "a"), ...v0Send("rx", "b"), ...v0Send("rx", "c")]));
     sessions.onData(s, new Uint8Array(v0Batch("rx", ["d", "e", "f"])));
     expect(routed()).toEqual(["a", "b"]);
     expect(t.paused).toBe(true);
     expect(shard.get("v0Pauses")).toBe(1);
-    for (let i = 0; i < 100 && t.paused; i++) {
-      await Bun.sleep(2);
+    for (let i = 0; i < 200 && t.paused; i++) {
+      await Bun.sleep(5);
       sessions.retryPaused();
     }
     expect(routed()).toEqual(["a", "b", "c", "d", "e", "f"]);
@@ -516,5 +517,44 @@ describe("cluster: a recipient's owner on a node that came back (cluster/peer-st
     expect(t.frames.filter((f) => f.op === "error").map((f) => f.op === "error" && [f.id, f.code])).toEqual([
       ["x2", "SERVER_BUSY"],
     ]);
+  });
+});
+
+describe("cluster: re-posts wait behind refused sends (refusal-fence.ts holdBack)", () => {
+  test("at a move, a send received after one the owner refused is refused, not re-posted; an earlier one goes", async () => {
+    posted = [];
+    const buf = createMetricsBuffer(1);
+    let owner = 2048;
+    sessions = new Sessions({
+      index: 0,
+      shards: 1,
+      settings: defaultSettings,
+      metrics: new SlotMetrics(buf, shardSlot(0)),
+      signals: new Signals(new MetricsReader(buf)),
+      post: (_k, m) => posted.push(m),
+      ownerOf: () => owner,
+    });
+    const { s, t } = loggedIn("alice");
+    for (const id of ["m1", "m2", "m3"]) json(s, { op: "send", to: "bob", id, body: new Uint8Array([1]) });
+    await turnEnd();
+    // The owner (cut off) refuses m2; m1 and m3 are still unanswered there.
+    sessions.handle({ t: "sendError", conn: s.conn, id: "m2", code: "SERVER_BUSY", reason: "moving" });
+    owner = 1024;
+    posted = [];
+    sessions.reattachMoved(() => true);
+    // m1 came before m2 and goes to the new owner; m3 must wait for m2's retry (the SDK sends it
+    // only once m3 is answered, so numbered now m3 would come first).
+    expect(posted.filter((m) => m.t === "route").map((m) => m.t === "route" && m.id)).toEqual(["m1"]);
+    await turnEnd();
+    expect(t.frames.filter((f) => f.op === "error").map((f) => f.op === "error" && [f.id, f.code])).toEqual([
+      ["m2", "SERVER_BUSY"],
+      ["m3", "SERVER_BUSY"],
+    ]);
+    // The retries come back in order: m2 passes, then m3.
+    posted = [];
+    json(s, { op: "send", to: "bob", id: "m3", body: new Uint8Array([1]) });
+    json(s, { op: "send", to: "bob", id: "m2", body: new Uint8Array([1]) });
+    json(s, { op: "send", to: "bob", id: "m3", body: new Uint8Array([1]) });
+    expect(posted.filter((m) => m.t === "route").map((m) => m.t === "route" && m.id)).toEqual(["m2", "m3"]);
   });
 });
