@@ -37,6 +37,8 @@ export const STARTED_SUBJECT = "iris.started";
  * the same node, whose sessions must re-attach the users it owns (no supervisor event tells them:
  * the thread did not restart). */
 export const REGAINED_SUBJECT = "iris.regained";
+/** Released claims kept per writer, newest last (a delete asked after the release is judged under one). */
+export const RELEASED_KEEP = 50_000;
 /** Most users named in one announcement (a larger append is announced in several). */
 export const LATE_MAX_USERS = 1000;
 
@@ -59,6 +61,8 @@ export type Verdict = "own" | "served" | "adopted" | "late";
 
 export class Claims {
   private readonly byUser = new Map<string, Claim>();
+  /** The last claim released per user (insertion = release order; bounded by RELEASED_KEEP). */
+  private readonly released = new Map<string, Claim>();
   private made = 0;
 
   /** `nonce` tells this writer's claims from any other writer's (random per process). */
@@ -82,6 +86,7 @@ export class Claims {
    */
   opened(user: string, first: number, prevFirst: number, now = performance.now()): void {
     const old = this.byUser.get(user);
+    this.released.delete(user);
     const tag = `${this.nonce}.${++this.made}`;
     this.byUser.set(user, {
       tag,
@@ -107,9 +112,31 @@ export class Claims {
     return this.byUser.get(user)?.tag ?? `${this.nonce}.0`;
   }
 
-  /** Drops the claims of users that moved away (or all of them, after a cut). */
+  /**
+   * Drops the claims of users that moved away (or all of them, after a cut). The last one of each
+   * is kept aside for the deletes its owner still asks for (`judgeFor`).
+   */
   release(moved: (user: string) => boolean): void {
-    for (const u of [...this.byUser.keys()]) if (moved(u)) this.byUser.delete(u);
+    for (const [u, c] of [...this.byUser]) {
+      if (!moved(u)) continue;
+      this.byUser.delete(u);
+      this.released.delete(u);
+      this.released.set(u, c);
+    }
+    for (const u of this.released.keys()) {
+      if (this.released.size <= RELEASED_KEEP) break;
+      this.released.delete(u);
+    }
+  }
+
+  /**
+   * The claim a delete asked now is judged under: the current one, else the last one released
+   * here. An owner's box outlives its claim for a moment (acks routed by a view that lags); judged
+   * with no claim, every row counted as its own, and another owner's late rows below the ack were
+   * deleted before anyone adopted them (split-brain full size: 15 acked messages lost).
+   */
+  judgeFor(user: string): Claim | undefined {
+    return this.byUser.get(user) ?? this.released.get(user);
   }
 
   /** The user's claim now: a delete is judged under the claim its owner had when it asked. */

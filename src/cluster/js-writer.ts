@@ -145,8 +145,9 @@ export class JsWriter {
     if (r.t === "scanSent") return this.scanAside(link, r);
     if (r.t === "seen") return this.seenWrites.put(r.user, r.ts);
     const before = link.tail;
-    // A delete is judged under the claim its owner had when it asked, even if released meanwhile.
-    const claim = r.t === "delete" ? this.claims.current(r.user) : undefined;
+    // A delete is judged under the claim its owner had when it asked, even if released meanwhile
+    // (asked after the release: under the claim released, Claims.judgeFor).
+    const claim = r.t === "delete" ? this.claims.judgeFor(r.user) : undefined;
     const work = this.untilDone(r.t, () => this.work(link, r, before, claim));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
@@ -427,7 +428,7 @@ export class JsWriter {
    * "Adopted while draining").
    */
   private async deleteUpTo(user: string, upTo: number, asked?: Claim): Promise<void> {
-    const claim = asked ?? this.claims.current(user);
+    const claim = asked ?? this.claims.judgeFor(user);
     const rows: ReadRow[] = [];
     let after = 0;
     for (;;) {

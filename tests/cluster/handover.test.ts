@@ -58,6 +58,12 @@ describe("claims (pure)", () => {
     c.release((u) => u === "u");
     expect(c.has("u")).toBe(false);
     expect(c.verdict(stale)).toBe("own"); // no claim: rows are treated as before
+    // A delete its box still asks for after the release is judged under the released claim.
+    expect(c.judgeFor("u")?.tag).toBe(mine);
+    expect(c.verdictUnder(c.judgeFor("u"), stale)).toBe("late");
+    c.reserved("u", 401, 101);
+    expect(c.judgeFor("u")?.tag).toBe("n1.2");
+    expect(c.judgeFor("nobody")).toBeUndefined();
   });
 
   test("announcements: users round-trip; garbage is null", () => {
@@ -249,5 +255,35 @@ describe("two owners of one user on JetStream", () => {
     b.req({ t: "delete", user: "carl", upTo: 16 });
     await until(async () => (await inbox.backlog("carl")) === 0);
     expect(adoptions.length).toBe(2); // nothing was offered twice once adopted
+  });
+});
+
+describe("a delete asked after its owner's claim was released", () => {
+  test("is judged under that claim: another owner's late rows below the ack stay until adopted", async () => {
+    const inbox = await ClusterInbox.open(links[0]!.nc, { replicas: 1, ttlSec: 0 });
+    const [a, b] = [await writer(), await writer()];
+    const row = (seq: number) => ({ ...stored(seq, `d${seq}`), recipient: "dora" });
+    const append = (...seqs: number[]): WriterReq => ({
+      t: "append",
+      rows: seqs.map(row),
+      o: seqs.map(() => -1),
+      c: seqs.map(() => 0),
+    });
+    a.req({ t: "load", user: "dora", reserve: 10 }); // the old owner: 1..10
+    await until(() => count(a.port, "loaded") === 1);
+    b.req({ t: "load", user: "dora", reserve: 10 }); // the new owner: 11..20
+    await until(() => count(b.port, "loaded") === 1);
+    b.req(append(11, 12));
+    await until(() => count(b.port, "committed") === 1);
+    a.req(append(3, 4)); // the old owner's appends, landing late (retried through a cut)
+    await until(() => count(a.port, "committed") === 1);
+    // dora moves on from b; b's box still hears an ack (a lagging view routed it there).
+    b.w.claims.release(() => true);
+    b.req({ t: "delete", user: "dora", upTo: 12 });
+    await until(async () => (await inbox.backlog("dora")) === 2);
+    await Bun.sleep(200);
+    expect(await inbox.backlog("dora")).toBe(2); // 3 and 4 wait for their adoption
+    const left = await inbox.readBacklog("dora", 0, 10);
+    expect(left.map((r) => r.seq)).toEqual([3, 4]);
   });
 });
