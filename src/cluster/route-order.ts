@@ -6,13 +6,23 @@
 //   their way: the session's fence (gateway/refusal-fence.ts) starts only when the refusal reaches
 //   it, one or two NATS hops later. So the same fence runs here, where the order is decided: later
 //   routes of that connection to that recipient are refused with the same code until the refused
-//   id comes back (the SDK retries it first), or for at most FENCE_MS.
+//   id comes back (the SDK retries it first), or for at most OWNER_FENCE_MS.
 // - Route gaps (route-gap.ts): routes from a socket shard whose batches were lost are refused
 //   until that shard has closed the connections that may have lost a send.
 
 import { FENCE_MS, RefusalFence } from "../gateway/refusal-fence.ts";
 import type { RouteMsg } from "../router/wire.ts";
 import { RouteGaps } from "./route-gap.ts";
+
+/**
+ * How long an owner fence holds at most. Longer than a connection's FENCE_MS: the sends it covers
+ * reach the owner late, parked through a cut (PARK_MS), held by the order gate (GATE_WAIT_MS) or
+ * re-posted by their session after a move, and the refused send's retry often comes on another
+ * connection after a failover, so the fence is not lifted by it. With 1 s, a send re-posted from the
+ * old connection 1.4 s after the refusal was numbered before the refused one's retry (split-brain
+ * full size). A client that gave up on the refused send waits this long for that recipient.
+ */
+export const OWNER_FENCE_MS = 5000;
 
 export const REFUSED_MOVING = "recipient's owner is moving between nodes; retry";
 export const REFUSED_GAP = "sends from this node were lost between cluster nodes; retry";
@@ -26,7 +36,7 @@ export interface RouteOrderIo {
 }
 
 export class RouteOrder {
-  private readonly fence = new RefusalFence();
+  private readonly fence = new RefusalFence(OWNER_FENCE_MS);
   private readonly gaps = new RouteGaps();
   private sweptAt = 0;
   readonly counters = { gaps: 0, gapRefused: 0, fenceRefused: 0 };

@@ -38,6 +38,9 @@ interface Fence {
 export class RefusalFence {
   private readonly fenced = new Map<string, Fence>();
 
+  /** `lapseMs`: how long a fence holds at most (a cluster owner's fences hold longer: route-order.ts). */
+  constructor(private readonly lapseMs = FENCE_MS) {}
+
   /**
    * The code to refuse a send to `to` with, or null when it may go on: the oldest refused id's
    * retry passes (the fence lifts when none is left), any other send is refused and waits its turn.
@@ -66,7 +69,10 @@ export class RefusalFence {
     let f = this.fenced.get(to);
     // A lapsed fence not yet swept is no fence: joining it, the refusal fenced nothing.
     if (!f || now >= f.until) {
-      this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + FENCE_MS, firstSentAt: sentAt });
+      this.fenced.set(
+        to,
+        f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + this.lapseMs, firstSentAt: sentAt },
+      );
     }
     f.firstSentAt = Math.min(f.firstSentAt, sentAt);
     f.ids.add(id, id === f.ids.passed);
@@ -75,7 +81,7 @@ export class RefusalFence {
   /**
    * A send received at `sentAt`, after a send the fence refused, and that the server would now post
    * again by itself (its recipient's owner moved or restarted): while the fence still waits for
-   * refused ids, it joins them, the fence holds FENCE_MS again, and the caller refuses it (returns
+   * refused ids, it joins them, the fence holds its full time again, and the caller refuses it (returns
    * the code). A send received before every refused one goes on: it comes first anyway.
    * The time limit is not looked at: the SDK retries a refused send only once every send that was
    * on the wire before the refusal is answered, so re-posted and numbered, this send would be
@@ -86,19 +92,19 @@ export class RefusalFence {
     const f = this.fenced.get(to);
     if (!f || f.ids.size === 0 || id === f.ids.passed || sentAt < f.firstSentAt) return null;
     f.ids.add(id);
-    f.until = Math.max(f.until, now + FENCE_MS);
+    f.until = Math.max(f.until, now + this.lapseMs);
     return f.code;
   }
 
   /**
-   * Every fence still holding at `since` holds FENCE_MS from `now` again. For a shard that owned
+   * Every fence still holding at `since` holds its full time from `now` again. For a shard that owned
    * nothing from `since` to `now` (cut off from the cluster): the sends a fence covers were parked
    * there meanwhile and all run at the regain, seconds after the refusal, so a fence's clock must
    * not run through the cut (split-brain: m1 refused at the cut, m2 parked; at the regain the fence
    * had lapsed by 3 ms and m2 was numbered before m1's retry).
    */
   renew(since: number, now: number): void {
-    for (const f of this.fenced.values()) if (f.until > since) f.until = Math.max(f.until, now + FENCE_MS);
+    for (const f of this.fenced.values()) if (f.until > since) f.until = Math.max(f.until, now + this.lapseMs);
   }
 
   /** Forgets the fences that lapsed (keys never checked again: a connection that stopped sending). */

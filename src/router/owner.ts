@@ -677,6 +677,16 @@ export class Owner {
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
+    if (ORDER_TRACE) {
+      const l = b.link;
+      orderTrace(
+        "store",
+        b.user,
+        "",
+        "",
+        `seqs=${rows[0]!.seq}..${rows.at(-1)!.seq} n=${rows.length} phase=${l?.phase}`,
+      );
+    }
     this.confirmable({ t: "append", rows, o, c });
   }
 
@@ -824,6 +834,10 @@ export class Owner {
     };
     this.stats.online++;
     b.link = l;
+    if (ORDER_TRACE) {
+      const at = `resume=${m.resume} cursor=${l.cursor} loading=${loading} next=${b.seqNext} stored=${b.storedMax}`;
+      orderTrace("attach", b.user, "", "", `${at} acked=${b.acked} shard=${m.shard} conn=${m.conn}`);
+    }
     if (loading) this.loadingResume.set(l, { resume, fresh: stale && this.giveUpBlock(b) });
     else if (resume > b.acked) this.ackUpTo(b, resume);
     this.pump(l);
@@ -1087,6 +1101,7 @@ export class Owner {
     const tight = this.io.underPressure();
     const { limit, maxBytes } = pageBudget(this.limits, l.pages++, tight);
     const next = pageBudget(this.limits, l.pages, tight); // the writer reads that page ahead
+    if (ORDER_TRACE) orderTrace("fetch", user, "", "", `after=${l.cursor} gen=${l.gen}`);
     this.toWriter({
       t: "fetch",
       user,
@@ -1123,6 +1138,10 @@ export class Owner {
       body: r.body,
       t0: 0,
     }));
+    if (ORDER_TRACE) {
+      const seqs = rows.length > 0 ? `${rows[0]!.seq}..${rows.at(-1)!.seq}` : "none";
+      orderTrace("page", m.user, "", "", `seqs=${seqs} n=${rows.length} more=${m.more} raced=${l.appendedSinceFetch}`);
+    }
     if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !l.appendedSinceFetch) return this.goLive(l);
     if (rows.length > 0) return this.moveTo(l, "writing");
@@ -1151,6 +1170,9 @@ export class Owner {
   /** Caught up: the held-back messages go out, and everything after is forwarded as it arrives. */
   private goLive(l: Link): void {
     const b = l.box;
+    if (ORDER_TRACE) {
+      orderTrace("live", b.user, "", "", `cursor=${l.cursor} stored=${b.storedMax} held=${l.holdback.length}`);
+    }
     this.moveTo(l, "live");
     b.storeUnknown = false;
     if (l.cursor > b.storedMax) b.storedMax = l.cursor;

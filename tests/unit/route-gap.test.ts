@@ -3,8 +3,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { ROUTE_GAP_MAX_MS, ROUTE_GAP_RENOTICE_MS, RouteGaps } from "../../src/cluster/route-gap.ts";
-import { RouteOrder } from "../../src/cluster/route-order.ts";
-import { FENCE_MS } from "../../src/gateway/refusal-fence.ts";
+import { OWNER_FENCE_MS as FENCE_MS, RouteOrder } from "../../src/cluster/route-order.ts";
 import type { RouteMsg } from "../../src/router/wire.ts";
 
 const route = (id: string, to = "r", o = 7, c = 1): RouteMsg => ({
@@ -60,7 +59,7 @@ describe("route order at the owner", () => {
     expect(refused).toEqual(["m3:SERVER_BUSY", "m4:SERVER_BUSY"]);
   });
 
-  test("a refusal fences for at most FENCE_MS; lapsed fences are forgotten", () => {
+  test("an owner refusal fences for at most OWNER_FENCE_MS; lapsed fences are forgotten", () => {
     const { ro, refused } = recorder();
     ro.refuse(route("a"), "SERVER_BUSY", "moving", 0);
     expect(ro.refuses(route("b"), FENCE_MS - 1)).toBe(true);
@@ -71,7 +70,7 @@ describe("route order at the owner", () => {
     expect(refused.length).toBe(103);
   });
 
-  test("a fence that held when a cut began holds FENCE_MS past the regain (its routes were parked meanwhile)", () => {
+  test("a fence that held when a cut began holds OWNER_FENCE_MS past the regain (its routes were parked meanwhile)", () => {
     const { ro, refused } = recorder();
     // m1 refused at 0 (parked too long during the cut that began at -500); m2 was parked behind it.
     ro.refuse(route("m1"), "SERVER_BUSY", "moving", 0);
