@@ -46,6 +46,11 @@ export interface Claim {
   readonly tag: string;
   /** First seq of the claim's first block: every seq this claim hands out is at least this. */
   readonly first: number;
+  /** Last seq of the claim's latest block. */
+  last: number;
+  /** Boxes whose first seq lies in [from, last] ask their deletes under this claim: its own blocks,
+   * and those of the claim of this writer it superseded (the same boxes number on across it). */
+  readonly from: number;
   /** Where the claim before this one began (0: none known): its rows are the backlog it left. */
   readonly prevFirst: number;
   /** Stream seqs of foreign rows a drain page of this claim delivered. */
@@ -73,8 +78,15 @@ export class Claims {
   }
 
   /** A seq block was reserved for `user`: the first one opens a claim (later ones keep it). */
-  reserved(user: string, first: number, prevFirst = 0, now = performance.now()): void {
-    if (!this.byUser.has(user)) this.opened(user, first, prevFirst, now);
+  reserved(user: string, first: number, prevFirst = 0, now = performance.now(), last = first): void {
+    if (!this.byUser.has(user)) this.opened(user, first, prevFirst, now, last);
+    else this.extended(user, last);
+  }
+
+  /** A later block of the current claim: it covers up to `last` now. */
+  extended(user: string, last: number): void {
+    const c = this.byUser.get(user);
+    if (c) c.last = Math.max(c.last, last);
   }
 
   /**
@@ -84,13 +96,14 @@ export class Claims {
    * than skipped below a client's resume point and acked away). What the old claim served or
    * adopted stays so.
    */
-  opened(user: string, first: number, prevFirst: number, now = performance.now()): void {
+  opened(user: string, first: number, prevFirst: number, now = performance.now(), last = first): void {
     const old = this.byUser.get(user);
-    this.released.delete(user);
     const tag = `${this.nonce}.${++this.made}`;
     this.byUser.set(user, {
       tag,
       first,
+      last,
+      from: old?.from ?? first,
       prevFirst,
       served: old?.served ?? new Set(),
       adopted: old?.adopted ?? new Map(),
@@ -137,6 +150,23 @@ export class Claims {
    */
   judgeFor(user: string): Claim | undefined {
     return this.byUser.get(user) ?? this.released.get(user);
+  }
+
+  /**
+   * The claim a delete from the box whose first seq is `boxFirst` is judged under: the one whose
+   * blocks hold that seq, current or last released. Null when neither does: the delete is skipped.
+   * Judged under another claim, "acked up to n" counts that claim's rows at or below n as seen,
+   * though the box that asked never served them (split-brain full size: a box's rows landed after
+   * the client had moved on to another owner's block; the ack of a later box of the same node,
+   * judged under the old claim, deleted them). Without `boxFirst` (an admin purge): judgeFor.
+   */
+  forDelete(user: string, boxFirst?: number): Claim | undefined | null {
+    if (boxFirst === undefined) return this.judgeFor(user);
+    const holds = (c: Claim | undefined) => c !== undefined && boxFirst >= c.from && boxFirst <= c.last;
+    const c = this.byUser.get(user), r = this.released.get(user);
+    if (holds(c)) return c;
+    if (holds(r)) return r;
+    return c === undefined && r === undefined ? undefined : null;
   }
 
   /** The user's claim now: a delete is judged under the claim its owner had when it asked. */

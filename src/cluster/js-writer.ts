@@ -147,7 +147,7 @@ export class JsWriter {
     const before = link.tail;
     // A delete is judged under the claim its owner had when it asked, even if released meanwhile
     // (asked after the release: under the claim released, Claims.judgeFor).
-    const claim = r.t === "delete" ? this.claims.judgeFor(r.user) : undefined;
+    const claim = r.t === "delete" ? this.claims.forDelete(r.user, r.first) : undefined;
     const work = this.untilDone(r.t, () => this.work(link, r, before, claim));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
@@ -194,7 +194,7 @@ export class JsWriter {
     await Promise.race([Promise.all([tails, this.seenWrites.settle(ms)]), Bun.sleep(ms)]);
   }
 
-  private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim): Promise<Out[]> {
+  private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim | null): Promise<Out[]> {
     switch (r.t) {
       case "append":
         return this.append(link, r.rows, r.o, r.c);
@@ -370,9 +370,9 @@ export class JsWriter {
       // A first block opens a claim; a later one too if another owner opened one since ours.
       const b = await this.seqs.reserve(r.user, r.reserve, this.claims.current(r.user)?.first ?? true);
       if (b.opened) {
-        this.claims.opened(r.user, b.first, b.prevFirst);
+        this.claims.opened(r.user, b.first, b.prevFirst, performance.now(), b.last);
         this.onClaim?.(r.user);
-      }
+      } else this.claims.extended(r.user, b.last);
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
     }
     const hi = await this.seqs.highWater(r.user);
@@ -427,7 +427,13 @@ export class JsWriter {
    * took every row as this owner's own and deleted those rows by their old seqs (docs/CLUSTER.md,
    * "Adopted while draining").
    */
-  private async deleteUpTo(user: string, upTo: number, asked?: Claim): Promise<void> {
+  private async deleteUpTo(user: string, upTo: number, asked?: Claim | null): Promise<void> {
+    if (asked === null) {
+      if (ORDER_TRACE) {
+        orderTrace("purge-skipped", user, "", "", `upTo=${upTo} (the asking box's block is no claim's here)`);
+      }
+      return;
+    }
     const claim = asked ?? this.claims.judgeFor(user);
     const rows: ReadRow[] = [];
     let after = 0;

@@ -1033,7 +1033,7 @@ export class Owner {
     const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
     if (del > b.deletedUpTo) {
       b.deletedUpTo = del;
-      this.toWriter({ t: "delete", user: b.user, upTo: del });
+      this.toWriter({ t: "delete", user: b.user, upTo: del, first: b.firstSeq });
     }
   }
 

@@ -293,6 +293,8 @@ export interface DeleteReq {
   t: "delete";
   user: string;
   upTo: number;
+  /** The asking box's first seq (cluster: the writer judges the rows under the claim of that block). */
+  first?: number;
 }
 export interface SeenReq {
   t: "seen";
@@ -484,7 +486,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
     isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
     isInt(v.maxBytes) && v.maxBytes > 0 && (v.next === undefined || isNextBudget(v.next)) &&
     (v.bodies === undefined || isBool(v.bodies)),
-  delete: (v) => isStr(v.user) && isInt(v.upTo),
+  delete: (v) => isStr(v.user) && isInt(v.upTo) && (v.first === undefined || isInt(v.first)),
   seen: (v) => isStr(v.user) && isInt(v.ts),
   bye: (v) => isInt(v.shard),
   remember: (v) => Array.isArray(v.keys) && v.keys.length > 0 && v.keys.every(isSentKey),

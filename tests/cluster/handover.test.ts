@@ -66,6 +66,26 @@ describe("claims (pure)", () => {
     expect(c.judgeFor("nobody")).toBeUndefined();
   });
 
+  test("a delete is judged under the claim whose blocks hold the asking box's first seq, or skipped", () => {
+    const c = new Claims("n1");
+    expect(c.forDelete("u", 5)).toBeUndefined(); // no claim here ever: as before (rows counted as own)
+    c.reserved("u", 1, 0, 0, 10); // box A: 1..10
+    c.reserved("u", 11, 0, 0, 20); // A's top-up
+    const first = c.current("u")!;
+    expect(c.forDelete("u", 1)).toBe(first);
+    c.release(() => true); // a cut
+    c.reserved("u", 51, 21, 0, 60); // after the regain, box B: 51..60, a new claim
+    const second = c.current("u")!;
+    expect(second).not.toBe(first);
+    expect(c.forDelete("u", 51)).toBe(second); // B's acks: the old claim's rows are late to it
+    expect(c.forDelete("u", 1)).toBe(first); // A's last acks, still on their way
+    expect(c.forDelete("u", 30)).toBeNull(); // a box of neither: skipped, nothing deleted
+    expect(c.forDelete("u")).toBe(second); // an admin purge
+    // A claim superseded here (another owner numbered in between) keeps answering its boxes.
+    c.opened("u", 81, 61, 0, 90);
+    expect(c.forDelete("u", 51)?.tag).toBe(c.current("u")!.tag);
+  });
+
   test("announcements: users round-trip; garbage is null", () => {
     expect(decodeLate(encodeLate(["a", "b.c"]))).toEqual(["a", "b.c"]);
     for (const bad of ["{}", "[1]", '[""]', "not json", JSON.stringify(Array(1001).fill("x"))]) {
@@ -142,7 +162,7 @@ describe("owner adopts late rows", () => {
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 42 });
     o.handle({ t: "committed", n: 1 });
     // The recipient's ack reaches the store (the late row's old copy goes with seq 42) ...
-    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 42 }]);
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 42, first: 41 }]);
     // ... and only the regular sender hears "delivered": the late one heard "stored" long ago.
     expect(toShard.filter((m) => m.t === "sent").map((m) => m.t === "sent" && m.id)).toEqual(["new"]);
   });

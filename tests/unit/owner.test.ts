@@ -243,7 +243,7 @@ describe("owner", () => {
     expect(o.spillStalePending(1000)).toBe(1);
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["slow1", 1]]);
     o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
-    expect(toWriter.at(-1)).toEqual({ t: "delete", user: "u", upTo: 1 });
+    expect(toWriter.at(-1)).toEqual({ t: "delete", user: "u", upTo: 1, first: 1 });
     expect(acks()).toEqual([]); // its ack is the writer's "stored", not a second "delivered"
   });
 
