@@ -373,6 +373,16 @@ export class JsWriter {
         this.claims.opened(r.user, b.first, b.prevFirst, performance.now(), b.last);
         this.onClaim?.(r.user);
       } else this.claims.extended(r.user, b.last);
+      if (ORDER_TRACE) {
+        const c = this.claims.current(r.user);
+        orderTrace(
+          "claim",
+          r.user,
+          "",
+          "",
+          `opened=${b.opened} block=${b.first}..${b.last} tag=${c?.tag} from=${c?.from}`,
+        );
+      }
       return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
     }
     const hi = await this.seqs.highWater(r.user);
@@ -458,9 +468,9 @@ export class JsWriter {
         user,
         "",
         "",
-        `upTo=${upTo} claim=${claim?.tag ?? "none"} rows=${rows.length} late=${late.length} purged=${
-          gone.join(",")
-        } singles=${plan.singles.length}`,
+        `upTo=${upTo} claim=${claim?.tag ?? "none"} current=${
+          this.claims.current(user)?.tag
+        } rows=${rows.length} late=${late.length} purged=${gone.join(",")} singles=${plan.singles.length}`,
       );
     }
     if (plan.purgeBelow !== null) await this.inbox.deleteThrough(user, plan.purgeBelow - 1);
