@@ -126,6 +126,21 @@ export class Claims {
   }
 
   /**
+   * The tag a row numbered `seq` is stored with: that of the claim whose blocks hold the seq
+   * (current, or last released), else one no claim matches (foreign to all: adopted, never acked
+   * away). By seq, not by the claim current at the store: an append that retried through a cut
+   * was tagged with the claim the regain had just opened, counted as its own, and deleted by that
+   * claim's acks undelivered (full-size split-brain: 5 and 15 acked messages lost).
+   */
+  tagFor(user: string, seq: number): string {
+    const holds = (c: Claim | undefined) => c !== undefined && seq >= c.first && seq <= c.last;
+    const c = this.byUser.get(user), r = this.released.get(user);
+    if (holds(c)) return c!.tag;
+    if (holds(r)) return r!.tag;
+    return `${this.nonce}.0`;
+  }
+
+  /**
    * Drops the claims of users that moved away (or all of them, after a cut). The last one of each
    * is kept aside for the deletes its owner still asks for (`judgeFor`).
    */

@@ -148,7 +148,9 @@ export class JsWriter {
     // A delete is judged under the claim its owner had when it asked, even if released meanwhile
     // (asked after the release: under the claim released, Claims.judgeFor).
     const claim = r.t === "delete" ? this.claims.forDelete(r.user, r.first) : undefined;
-    const work = this.untilDone(r.t, () => this.work(link, r, before, claim));
+    // An append's rows are tagged once, here: a run retried after a failure must not tag anew.
+    const tags = r.t === "append" ? r.rows.map((row) => this.claims.tagFor(row.recipient, row.seq)) : undefined;
+    const work = this.untilDone(r.t, () => this.work(link, r, before, claim, tags));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
     work.catch(() => {});
@@ -194,10 +196,16 @@ export class JsWriter {
     await Promise.race([Promise.all([tails, this.seenWrites.settle(ms)]), Bun.sleep(ms)]);
   }
 
-  private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim | null): Promise<Out[]> {
+  private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim | null, tags?: string[]): Promise<Out[]> {
     switch (r.t) {
       case "append":
-        return this.append(link, r.rows, r.o, r.c);
+        return this.append(
+          link,
+          r.rows,
+          r.o,
+          r.c,
+          tags ?? r.rows.map((row) => this.claims.tagFor(row.recipient, row.seq)),
+        );
       case "load":
         return this.load(link, r);
       case "fetch":
@@ -276,10 +284,8 @@ export class JsWriter {
   }
 
   /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
-  private async append(link: Link, rows: StoredRow[], o: number[], c: number[]): Promise<Out[]> {
+  private async append(link: Link, rows: StoredRow[], o: number[], c: number[], tags: string[]): Promise<Out[]> {
     const out: Out[] = [];
-    // Tagged with the claim as it is now: a retry after a hand-over still says who numbered it.
-    const tags = rows.map((r) => this.claims.tagOf(r.recipient));
     let todo = await this.admit(link, rows, o, c, out);
     const kept = new Set(todo);
     let retried = false;

@@ -86,6 +86,17 @@ describe("claims (pure)", () => {
     expect(c.forDelete("u", 51)?.tag).toBe(c.current("u")!.tag);
   });
 
+  test("rows are tagged by their seq's claim, not by the claim current when they are stored", () => {
+    const c = new Claims("n1");
+    c.reserved("u", 1, 0, 0, 10);
+    const old = c.tagOf("u");
+    c.release(() => true); // a cut; an append of seqs 3..4 retries through it
+    c.reserved("u", 21, 11, 0, 30); // the regain's box opens a new claim before that append lands
+    expect(c.tagFor("u", 3)).toBe(old); // late to the new claim: adopted, not acked away
+    expect(c.tagFor("u", 25)).toBe(c.tagOf("u"));
+    expect(c.tagFor("u", 15)).toBe("n1.0"); // another owner's block: no claim here matches
+  });
+
   test("announcements: users round-trip; garbage is null", () => {
     expect(decodeLate(encodeLate(["a", "b.c"]))).toEqual(["a", "b.c"]);
     for (const bad of ["{}", "[1]", '[""]', "not json", JSON.stringify(Array(1001).fill("x"))]) {
