@@ -5,7 +5,7 @@
 // An owner's writer holds a *claim* per user it owns: made when the owner reserves the user's
 // first seq block (the KV compare-and-set makes that block the claim's epoch boundary `first`),
 // dropped when placement moves the user away or the node comes back from a cut. Every row the
-// writer stores carries the claim's tag (header Iris-Owner). A row of another tag is *foreign*:
+// writer stores carries the tag of the claim whose blocks hold its seq (header Iris-Owner; `tagFor`). A row of another tag is *foreign*:
 //   - served: a drain page of this claim delivered it in seq order (the backlog the previous owner
 //     left, numbered below this claim's block): it is deleted by the recipient's ack as usual;
 //   - late: anything else. Either it landed after the recipient already had higher seqs (an old
@@ -120,11 +120,6 @@ export class Claims {
     return this.byUser.has(user);
   }
 
-  /** The tag rows for `user` are stored with; a user without a claim gets one no claim matches. */
-  tagOf(user: string): string {
-    return this.byUser.get(user)?.tag ?? `${this.nonce}.0`;
-  }
-
   /**
    * The tag a row numbered `seq` is stored with: that of the claim whose blocks hold the seq
    * (current, or last released), else one no claim matches (foreign to all: adopted, never acked
@@ -133,16 +128,16 @@ export class Claims {
    * claim's acks undelivered (full-size split-brain: 5 and 15 acked messages lost).
    */
   tagFor(user: string, seq: number): string {
-    const holds = (c: Claim | undefined) => c !== undefined && seq >= c.first && seq <= c.last;
-    const c = this.byUser.get(user), r = this.released.get(user);
-    if (holds(c)) return c!.tag;
-    if (holds(r)) return r!.tag;
+    const c = this.byUser.get(user);
+    if (c !== undefined && seq >= c.first && seq <= c.last) return c.tag;
+    const r = this.released.get(user);
+    if (r !== undefined && seq >= r.first && seq <= r.last) return r.tag;
     return `${this.nonce}.0`;
   }
 
   /**
    * Drops the claims of users that moved away (or all of them, after a cut). The last one of each
-   * is kept aside for the deletes its owner still asks for (`judgeFor`).
+   * is kept aside for the deletes its boxes still ask for (`forDelete`).
    */
   release(moved: (user: string) => boolean): void {
     for (const [u, c] of [...this.byUser]) {
@@ -158,30 +153,22 @@ export class Claims {
   }
 
   /**
-   * The claim a delete asked now is judged under: the current one, else the last one released
-   * here. An owner's box outlives its claim for a moment (acks routed by a view that lags); judged
-   * with no claim, every row counted as its own, and another owner's late rows below the ack were
-   * deleted before anyone adopted them (split-brain full size: 15 acked messages lost).
-   */
-  judgeFor(user: string): Claim | undefined {
-    return this.byUser.get(user) ?? this.released.get(user);
-  }
-
-  /**
    * The claim a delete from the box whose first seq is `boxFirst` is judged under: the one whose
    * blocks hold that seq, current or last released. Null when neither does: the delete is skipped.
    * Judged under another claim, "acked up to n" counts that claim's rows at or below n as seen,
    * though the box that asked never served them (split-brain full size: a box's rows landed after
    * the client had moved on to another owner's block; the ack of a later box of the same node,
-   * judged under the old claim, deleted them). Without `boxFirst` (an admin purge): judgeFor.
+   * judged under the old claim, deleted them). A box's delete judged with no claim at all counted
+   * every row as its own, another owner's late ones too. Without `boxFirst` (an operator's purge of
+   * the whole inbox): the current claim, or none (every row goes).
    */
   forDelete(user: string, boxFirst?: number): Claim | undefined | null {
-    if (boxFirst === undefined) return this.judgeFor(user);
-    const holds = (c: Claim | undefined) => c !== undefined && boxFirst >= c.from && boxFirst <= c.last;
-    const c = this.byUser.get(user), r = this.released.get(user);
-    if (holds(c)) return c;
-    if (holds(r)) return r;
-    return c === undefined && r === undefined ? undefined : null;
+    const c = this.byUser.get(user);
+    if (boxFirst === undefined) return c;
+    if (c !== undefined && boxFirst >= c.from && boxFirst <= c.last) return c;
+    const r = this.released.get(user);
+    if (r !== undefined && boxFirst >= r.from && boxFirst <= r.last) return r;
+    return null;
   }
 
   /** The user's claim now: a delete is judged under the claim its owner had when it asked. */

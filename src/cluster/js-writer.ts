@@ -145,8 +145,7 @@ export class JsWriter {
     if (r.t === "scanSent") return this.scanAside(link, r);
     if (r.t === "seen") return this.seenWrites.put(r.user, r.ts);
     const before = link.tail;
-    // A delete is judged under the claim its owner had when it asked, even if released meanwhile
-    // (asked after the release: under the claim released, Claims.judgeFor).
+    // A delete is judged under the claim of the asking box, even if released meanwhile (forDelete).
     const claim = r.t === "delete" ? this.claims.forDelete(r.user, r.first) : undefined;
     // An append's rows are tagged once, here: a run retried after a failure must not tag anew.
     const tags = r.t === "append" ? r.rows.map((row) => this.claims.tagFor(row.recipient, row.seq)) : undefined;
@@ -438,19 +437,18 @@ export class JsWriter {
 
   /**
    * Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order.
-   * Judged under `asked`, the claim when the owner asked: if the user moved away meanwhile (claim
-   * released, box dropped with the late rows it had adopted and held back), judging with no claim
-   * took every row as this owner's own and deleted those rows by their old seqs (docs/CLUSTER.md,
-   * "Adopted while draining").
+   * Judged under `asked`, the claim of the box that asked (Claims.forDelete), kept even if released
+   * meanwhile: judging with no claim took every row as this owner's own and deleted another owner's
+   * late rows by their old seqs (docs/CLUSTER.md, "Adopted while draining"). Null: skipped.
    */
-  private async deleteUpTo(user: string, upTo: number, asked?: Claim | null): Promise<void> {
+  private async deleteUpTo(user: string, upTo: number, asked: Claim | undefined | null): Promise<void> {
     if (asked === null) {
       if (ORDER_TRACE) {
         orderTrace("purge-skipped", user, "", "", `upTo=${upTo} (the asking box's block is no claim's here)`);
       }
       return;
     }
-    const claim = asked ?? this.claims.judgeFor(user);
+    const claim = asked;
     const rows: ReadRow[] = [];
     let after = 0;
     for (;;) {

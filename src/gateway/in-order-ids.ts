@@ -5,6 +5,8 @@
 
 export class InOrderIds {
   private readonly ids: string[] = [];
+  /** When each id's send was received (its place in the order; Infinity: after every timed one). */
+  private readonly ats: number[] = [];
   /** The last id that passed as the oldest. */
   passed = "";
 
@@ -19,20 +21,36 @@ export class InOrderIds {
   takeOldest(id: string): boolean {
     if (id === "" || this.ids[0] !== id) return false;
     this.ids.shift();
+    this.ats.shift();
     this.passed = id;
     return true;
   }
 
-  /** A refused id waits behind the others (`first`: it is the oldest again). */
-  add(id: string, first = false): void {
+  /**
+   * A refused id waits its turn: by `at`, the time its send was received, among the others (a send
+   * refused later may have been received earlier: the SDK retries in send order), else behind
+   * them all. `first`: it is the oldest again.
+   */
+  add(id: string, first = false, at = Infinity): void {
     if (id === "" || this.ids.includes(id)) return;
-    if (first) this.ids.unshift(id);
-    else if (this.ids.length < this.max) this.ids.push(id);
+    if (first) {
+      this.ids.unshift(id);
+      this.ats.unshift(-Infinity);
+      return;
+    }
+    if (this.ids.length >= this.max) return;
+    let i = this.ats.length;
+    while (i > 0 && this.ats[i - 1]! > at) i--;
+    this.ids.splice(i, 0, id);
+    this.ats.splice(i, 0, at);
   }
 
   /** An id that need not be waited for any more (numbered by another path). */
   remove(id: string): void {
     const at = this.ids.indexOf(id);
-    if (at >= 0) this.ids.splice(at, 1);
+    if (at >= 0) {
+      this.ids.splice(at, 1);
+      this.ats.splice(at, 1);
+    }
   }
 }

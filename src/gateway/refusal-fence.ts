@@ -32,6 +32,8 @@ interface Fence {
   until: number;
   /** When the earliest send it refused was received (a send received before that is not held back). */
   firstSentAt: number;
+  /** When it was set up: a send received since then passed `check` (the oldest's retry, in turn). */
+  readonly createdAt: number;
 }
 
 /** One connection's fenced recipients (created at its first retryable refusal). */
@@ -56,7 +58,7 @@ export class RefusalFence {
       if (f.ids.size === 0) this.fenced.delete(to);
       return null;
     }
-    f.ids.add(id);
+    f.ids.add(id, false, now);
     return f.code;
   }
 
@@ -69,29 +71,29 @@ export class RefusalFence {
     let f = this.fenced.get(to);
     // A lapsed fence not yet swept is no fence: joining it, the refusal fenced nothing.
     if (!f || now >= f.until) {
-      this.fenced.set(
-        to,
-        f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until: now + this.lapseMs, firstSentAt: sentAt },
-      );
+      const until = now + this.lapseMs;
+      this.fenced.set(to, f = { ids: new InOrderIds(FENCE_IDS_MAX), code, until, firstSentAt: sentAt, createdAt: now });
     }
     f.firstSentAt = Math.min(f.firstSentAt, sentAt);
-    f.ids.add(id, id === f.ids.passed);
+    f.ids.add(id, id === f.ids.passed, sentAt);
   }
 
   /**
    * A send received at `sentAt`, after a send the fence refused, and that the server would now post
    * again by itself (its recipient's owner moved or restarted): while the fence still waits for
    * refused ids, it joins them, the fence holds its full time again, and the caller refuses it (returns
-   * the code). A send received before every refused one goes on: it comes first anyway.
+   * the code). It takes its place by the time it was received, which is where the SDK sends it
+   * again. A send received before every refused one goes on (it comes first anyway), and so does
+   * one received after the fence was set up (it passed the fence in its turn).
    * The time limit is not looked at: the SDK retries a refused send only once every send that was
    * on the wire before the refusal is answered, so re-posted and numbered, this send would be
    * numbered before that retry (split-brain: m711 refused at a cut, m801 re-posted to the new
-   * owner 1.8 s later and numbered first). The id that last passed as the oldest is re-posted.
+   * owner 1.8 s later and numbered first).
    */
   holdBack(to: string, id: string, sentAt: number, now: number): string | null {
     const f = this.fenced.get(to);
-    if (!f || f.ids.size === 0 || id === f.ids.passed || sentAt < f.firstSentAt) return null;
-    f.ids.add(id);
+    if (!f || f.ids.size === 0 || sentAt < f.firstSentAt || sentAt >= f.createdAt) return null;
+    f.ids.add(id, false, sentAt);
     f.until = Math.max(f.until, now + this.lapseMs);
     return f.code;
   }

@@ -1031,7 +1031,9 @@ export class Owner {
       if (i > 0) this.settleDelivered(b, l.pending.splice(0, i));
     }
     const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
-    if (del > b.deletedUpTo) {
+    // Not while the box loads: its delete names its first block (a cluster writer judges the rows
+    // under that block's claim); the resume point is acked again once the seqs are in (capResume).
+    if (del > b.deletedUpTo && b.firstSeq > 0) {
       b.deletedUpTo = del;
       this.toWriter({ t: "delete", user: b.user, upTo: del, first: b.firstSeq });
     }

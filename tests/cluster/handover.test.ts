@@ -35,9 +35,9 @@ describe("claims (pure)", () => {
     const c = new Claims("n1");
     c.reserved("u", 101, 5);
     c.reserved("u", 201); // a top-up keeps the claim
-    const mine = c.tagOf("u");
+    const mine = c.current("u")!.tag;
     expect(mine).toBe("n1.1");
-    expect(c.tagOf("nobody")).toBe("n1.0"); // matches no claim
+    expect(c.tagFor("nobody", 1)).toBe("n1.0"); // matches no claim
     const rows = [read("u", 5, 1, "old"), read("u", 7, 2), read("u", 3, 3, "old"), read("u", 150, 4, mine)];
     const p = c.page(rows, 4);
     // seq 5 and 7 lie between the cursor and the claim's first seq: the previous owner's backlog.
@@ -59,16 +59,18 @@ describe("claims (pure)", () => {
     expect(c.has("u")).toBe(false);
     expect(c.verdict(stale)).toBe("own"); // no claim: rows are treated as before
     // A delete its box still asks for after the release is judged under the released claim.
-    expect(c.judgeFor("u")?.tag).toBe(mine);
-    expect(c.verdictUnder(c.judgeFor("u"), stale)).toBe("late");
+    expect(c.forDelete("u", 101)?.tag).toBe(mine);
+    expect(c.verdictUnder(c.forDelete("u", 101)!, stale)).toBe("late");
     c.reserved("u", 401, 101);
-    expect(c.judgeFor("u")?.tag).toBe("n1.2");
-    expect(c.judgeFor("nobody")).toBeUndefined();
+    expect(c.forDelete("u", 401)?.tag).toBe("n1.2");
+    expect(c.forDelete("u", 101)?.tag).toBe(mine);
+    expect(c.forDelete("nobody", 5)).toBeNull();
   });
 
   test("a delete is judged under the claim whose blocks hold the asking box's first seq, or skipped", () => {
     const c = new Claims("n1");
-    expect(c.forDelete("u", 5)).toBeUndefined(); // no claim here ever: as before (rows counted as own)
+    expect(c.forDelete("u", 5)).toBeNull(); // no claim here holds that box's block: skipped
+    expect(c.forDelete("u")).toBeUndefined(); // an operator's purge without a claim: every row goes
     c.reserved("u", 1, 0, 0, 10); // box A: 1..10
     c.reserved("u", 11, 0, 0, 20); // A's top-up
     const first = c.current("u")!;
@@ -89,11 +91,11 @@ describe("claims (pure)", () => {
   test("rows are tagged by their seq's claim, not by the claim current when they are stored", () => {
     const c = new Claims("n1");
     c.reserved("u", 1, 0, 0, 10);
-    const old = c.tagOf("u");
+    const old = c.current("u")!.tag;
     c.release(() => true); // a cut; an append of seqs 3..4 retries through it
     c.reserved("u", 21, 11, 0, 30); // the regain's box opens a new claim before that append lands
     expect(c.tagFor("u", 3)).toBe(old); // late to the new claim: adopted, not acked away
-    expect(c.tagFor("u", 25)).toBe(c.tagOf("u"));
+    expect(c.tagFor("u", 25)).toBe(c.current("u")!.tag);
     expect(c.tagFor("u", 15)).toBe("n1.0"); // another owner's block: no claim here matches
   });
 
@@ -310,7 +312,7 @@ describe("a delete asked after its owner's claim was released", () => {
     await until(() => count(a.port, "committed") === 1);
     // dora moves on from b; b's box still hears an ack (a lagging view routed it there).
     b.w.claims.release(() => true);
-    b.req({ t: "delete", user: "dora", upTo: 12 });
+    b.req({ t: "delete", user: "dora", upTo: 12, first: 11 });
     await until(async () => (await inbox.backlog("dora")) === 2);
     await Bun.sleep(200);
     expect(await inbox.backlog("dora")).toBe(2); // 3 and 4 wait for their adoption

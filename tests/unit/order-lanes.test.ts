@@ -133,4 +133,23 @@ describe("refusal fence (session)", () => {
     expect(f.size).toBe(0);
     expect(f.holdBack("a", "m900", 2300, 2300)).toBeNull(); // no fence: re-posted
   });
+
+  test("a held-back send takes its place by receive time, ahead of sends refused after the fence went up", () => {
+    // m711..m713 pipelined; the owner refuses m711 (received at 0, refused at 10); m713 reaches the
+    // fence at 12; then the owner moves and m712 (received at 5, unanswered) would be re-posted.
+    const f = new RefusalFence();
+    f.refused("a", "m711", "SERVER_BUSY", 10, 0);
+    expect(f.check("a", "m713", 12)).toBe("SERVER_BUSY");
+    expect(f.holdBack("a", "m712", 5, 20)).toBe("SERVER_BUSY");
+    // The SDK retries in send order: m711, m712, m713, each the oldest in turn.
+    expect(f.check("a", "m711", 30)).toBeNull();
+    expect(f.check("a", "m712", 31)).toBeNull();
+    expect(f.check("a", "m713", 32)).toBeNull();
+    expect(f.size).toBe(0);
+    // A send that passed the fence as the oldest (received after it went up) is re-posted as it is.
+    f.refused("a", "m1", "SERVER_BUSY", 100, 90);
+    f.refused("a", "m2", "SERVER_BUSY", 101, 95);
+    expect(f.check("a", "m1", 110)).toBeNull();
+    expect(f.holdBack("a", "m1", 110, 120)).toBeNull();
+  });
 });
