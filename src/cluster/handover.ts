@@ -5,7 +5,7 @@
 // An owner's writer holds a *claim* per user it owns: made when the owner reserves the user's
 // first seq block (the KV compare-and-set makes that block the claim's epoch boundary `first`),
 // dropped when placement moves the user away or the node comes back from a cut. Every row the
-// writer stores carries the tag of the claim whose blocks hold its seq (header Iris-Owner; `tagFor`). A row of another tag is *foreign*:
+// writer stores carries the tag of its claim when the append arrived (header Iris-Owner; `tagOf`). A row of another tag is *foreign*:
 //   - served: a drain page of this claim delivered it in seq order (the backlog the previous owner
 //     left, numbered below this claim's block): it is deleted by the recipient's ack as usual;
 //   - late: anything else. Either it landed after the recipient already had higher seqs (an old
@@ -121,18 +121,14 @@ export class Claims {
   }
 
   /**
-   * The tag a row numbered `seq` is stored with: that of the claim whose blocks hold the seq
-   * (current, or last released), else one no claim matches (foreign to all: adopted, never acked
-   * away). By seq, not by the claim current at the store: an append that retried through a cut
-   * was tagged with the claim the regain had just opened, counted as its own, and deleted by that
-   * claim's acks undelivered (full-size split-brain: 5 and 15 acked messages lost).
+   * The tag rows for `user` are stored with: the current claim's, or one no claim matches. Taken
+   * once per append request, when it arrives (JsWriter.accept): taken again when a failed append
+   * ran a second time, after a cut, it was the claim the regain had just opened, and the rows of
+   * the old block counted as that claim's own and were deleted by its acks undelivered
+   * (full-size split-brain: 5 and 15 acked messages lost).
    */
-  tagFor(user: string, seq: number): string {
-    const c = this.byUser.get(user);
-    if (c !== undefined && seq >= c.first && seq <= c.last) return c.tag;
-    const r = this.released.get(user);
-    if (r !== undefined && seq >= r.first && seq <= r.last) return r.tag;
-    return `${this.nonce}.0`;
+  tagOf(user: string): string {
+    return this.byUser.get(user)?.tag ?? `${this.nonce}.0`;
   }
 
   /**

@@ -148,7 +148,7 @@ export class JsWriter {
     // A delete is judged under the claim of the asking box, even if released meanwhile (forDelete).
     const claim = r.t === "delete" ? this.claims.forDelete(r.user, r.first) : undefined;
     // An append's rows are tagged once, here: a run retried after a failure must not tag anew.
-    const tags = r.t === "append" ? r.rows.map((row) => this.claims.tagFor(row.recipient, row.seq)) : undefined;
+    const tags = r.t === "append" ? r.rows.map((row) => this.claims.tagOf(row.recipient)) : undefined;
     const work = this.untilDone(r.t, () => this.work(link, r, before, claim, tags));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
@@ -203,7 +203,7 @@ export class JsWriter {
           r.rows,
           r.o,
           r.c,
-          tags ?? r.rows.map((row) => this.claims.tagFor(row.recipient, row.seq)),
+          tags ?? r.rows.map((row) => this.claims.tagOf(row.recipient)),
         );
       case "load":
         return this.load(link, r);

@@ -37,7 +37,7 @@ describe("claims (pure)", () => {
     c.reserved("u", 201); // a top-up keeps the claim
     const mine = c.current("u")!.tag;
     expect(mine).toBe("n1.1");
-    expect(c.tagFor("nobody", 1)).toBe("n1.0"); // matches no claim
+    expect(c.tagOf("nobody")).toBe("n1.0"); // matches no claim
     const rows = [read("u", 5, 1, "old"), read("u", 7, 2), read("u", 3, 3, "old"), read("u", 150, 4, mine)];
     const p = c.page(rows, 4);
     // seq 5 and 7 lie between the cursor and the claim's first seq: the previous owner's backlog.
@@ -86,17 +86,6 @@ describe("claims (pure)", () => {
     // A claim superseded here (another owner numbered in between) keeps answering its boxes.
     c.opened("u", 81, 61, 0, 90);
     expect(c.forDelete("u", 51)?.tag).toBe(c.current("u")!.tag);
-  });
-
-  test("rows are tagged by their seq's claim, not by the claim current when they are stored", () => {
-    const c = new Claims("n1");
-    c.reserved("u", 1, 0, 0, 10);
-    const old = c.current("u")!.tag;
-    c.release(() => true); // a cut; an append of seqs 3..4 retries through it
-    c.reserved("u", 21, 11, 0, 30); // the regain's box opens a new claim before that append lands
-    expect(c.tagFor("u", 3)).toBe(old); // late to the new claim: adopted, not acked away
-    expect(c.tagFor("u", 25)).toBe(c.current("u")!.tag);
-    expect(c.tagFor("u", 15)).toBe("n1.0"); // another owner's block: no claim here matches
   });
 
   test("announcements: users round-trip; garbage is null", () => {
@@ -318,5 +307,45 @@ describe("a delete asked after its owner's claim was released", () => {
     expect(await inbox.backlog("dora")).toBe(2); // 3 and 4 wait for their adoption
     const left = await inbox.readBacklog("dora", 0, 10);
     expect(left.map((r) => r.seq)).toEqual([3, 4]);
+  });
+});
+
+describe("an append that fails and runs again", () => {
+  test("keeps the tag it was given when it arrived, though a new claim opened meanwhile", async () => {
+    const nc = links[0]!.nc;
+    const inbox = await ClusterInbox.open(nc, { replicas: 1, ttlSec: 0 });
+    const w = new JsWriter(
+      inbox,
+      await SeqBlocks.open(nc, 1),
+      await LastSeen.open(nc, 1),
+      await SentWindow.open(nc, 1, 60_000),
+      60_000,
+      null,
+      null,
+      1000, // --max-inbox: an append counts the inbox first
+    );
+    const port = new Port();
+    w.setPort(0, port);
+    w.receive(0, [{ t: "load", user: "erin", reserve: 10 }]);
+    await until(() => count(port, "loaded") === 1);
+    const old = w.claims.current("erin")!.tag;
+    // The count fails once, as during a cut; before it does, the user's claim is released and a
+    // new box's reservation opens a new claim (the regain).
+    const countOf = inbox.countOf.bind(inbox);
+    let failed = false;
+    inbox.countOf = async (user: string) => {
+      if (failed) return countOf(user);
+      failed = true;
+      w.claims.release(() => true);
+      w.receive(0, [{ t: "load", user: "erin", reserve: 10 }]);
+      await until(() => w.claims.current("erin") !== undefined);
+      throw new Error("timeout");
+    };
+    const rows = [1, 2].map((seq) => ({ ...stored(seq, `e${seq}`), recipient: "erin" }));
+    w.receive(0, [{ t: "append", rows, o: [-1, -1], c: [0, 0] }]);
+    await until(() => count(port, "committed") === 1);
+    expect(w.claims.current("erin")!.tag).not.toBe(old);
+    // Stored under the old claim: late to the new one (adopted), never its own to ack away.
+    expect((await inbox.readBacklog("erin", 0, 10)).map((r) => r.owner)).toEqual([old, old]);
   });
 });
