@@ -403,6 +403,7 @@ export class Owner {
     }
     b.seqState = "ready";
     this.capResume(b); // a link that waits for seqs above its resume point
+    if (first) this.deleteAcked(b); // acks that came while it loaded
     const asked = b.statusWaiters;
     b.statusWaiters = NONE;
     for (const q of asked) this.replyStatus(b, q);
@@ -1030,10 +1031,18 @@ export class Owner {
       while (i < l.pending.length && l.pending[i]!.seq <= n) i++;
       if (i > 0) this.settleDelivered(b, l.pending.splice(0, i));
     }
-    const del = b.storeUnknown ? n : Math.min(n, b.storedMax);
-    // Not while the box loads: its delete names its first block (a cluster writer judges the rows
-    // under that block's claim); the resume point is acked again once the seqs are in (capResume).
-    if (del > b.deletedUpTo && b.firstSeq > 0) {
+    this.deleteAcked(b);
+  }
+
+  /**
+   * What the recipient acked leaves the store. Not while the box loads: a delete names the box's
+   * first block (a cluster writer judges the rows under that block's claim), so onLoaded asks
+   * again (a page can be delivered and acked before the load is answered).
+   */
+  private deleteAcked(b: UserBox): void {
+    if (b.firstSeq === 0) return;
+    const del = b.storeUnknown ? b.acked : Math.min(b.acked, b.storedMax);
+    if (del > b.deletedUpTo) {
       b.deletedUpTo = del;
       this.toWriter({ t: "delete", user: b.user, upTo: del, first: b.firstSeq });
     }

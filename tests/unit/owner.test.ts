@@ -97,6 +97,16 @@ describe("owner", () => {
     expect(appends()).toEqual([]); // nothing touched the store
   });
 
+  test("acks of a page delivered while the box loads delete once its first block is known", () => {
+    // The SQLite writer answers a page before the load; the delete names the box's first block.
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "old1"), row(2, "old2")], more: false });
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 2 });
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([]);
+    load("u", 3, 12);
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 2, first: 3 }]);
+  });
+
   test("holdback overflow spills to the store in order and the drain fetches it", () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
