@@ -148,7 +148,7 @@ export class JsWriter {
     // A delete is judged under the claim of the asking box, even if released meanwhile (forDelete).
     const claim = r.t === "delete" ? this.claims.forDelete(r.user, r.first) : undefined;
     // An append's rows are tagged once, here: a run retried after a failure must not tag anew.
-    const tags = r.t === "append" ? r.rows.map((row) => this.claims.tagOf(row.recipient)) : undefined;
+    const tags = r.t === "append" ? this.tagsOf(r.rows) : undefined;
     const work = this.untilDone(r.t, () => this.work(link, r, before, claim, tags));
     // A request that fails before the earlier ones are answered is handled by the chain below,
     // later: mark it handled now, or the runtime calls it unhandled and ends the shard's thread.
@@ -198,13 +198,7 @@ export class JsWriter {
   private work(link: Link, r: WriterReq, before: Promise<void>, claim?: Claim | null, tags?: string[]): Promise<Out[]> {
     switch (r.t) {
       case "append":
-        return this.append(
-          link,
-          r.rows,
-          r.o,
-          r.c,
-          tags ?? r.rows.map((row) => this.claims.tagOf(row.recipient)),
-        );
+        return this.append(link, r.rows, r.o, r.c, tags ?? this.tagsOf(r.rows));
       case "load":
         return this.load(link, r);
       case "fetch":
@@ -280,6 +274,11 @@ export class JsWriter {
     for (const [user, seqs] of rejected) out.push([link.shard, { t: "rejected", user, seqs }]);
     this.counters.rejectedFull += [...rejected.values()].reduce((a, s) => a + s.length, 0);
     return rows.map((_, i) => i).filter((i) => fits[i]);
+  }
+
+  /** The claim tags rows are stored with, taken when their request arrives (Claims.tagOf). */
+  private tagsOf(rows: readonly StoredRow[]): string[] {
+    return rows.map((r) => this.claims.tagOf(r.recipient));
   }
 
   /** Stores rows until JetStream has acknowledged every one (retries carry the same msg id). */
@@ -437,18 +436,17 @@ export class JsWriter {
 
   /**
    * Deletes every stored row of `user` with seq <= upTo: one purge, plus singles for rows out of order.
-   * Judged under `asked`, the claim of the box that asked (Claims.forDelete), kept even if released
+   * Judged under `claim`, the claim of the box that asked (Claims.forDelete), kept even if released
    * meanwhile: judging with no claim took every row as this owner's own and deleted another owner's
    * late rows by their old seqs (docs/CLUSTER.md, "Adopted while draining"). Null: skipped.
    */
-  private async deleteUpTo(user: string, upTo: number, asked: Claim | undefined | null): Promise<void> {
-    if (asked === null) {
+  private async deleteUpTo(user: string, upTo: number, claim: Claim | undefined | null): Promise<void> {
+    if (claim === null) {
       if (ORDER_TRACE) {
         orderTrace("purge-skipped", user, "", "", `upTo=${upTo} (the asking box's block is no claim's here)`);
       }
       return;
     }
-    const claim = asked;
     const rows: ReadRow[] = [];
     let after = 0;
     for (;;) {

@@ -570,6 +570,12 @@ export class Sessions {
     });
   }
 
+  /** A send held behind a refused one to the same recipient (refusal-fence.ts), refused with its code. */
+  private refuseFenced(s: Session, id: string, code: string): void {
+    this.host.metrics.add(FENCED_METRIC[code] ?? "busyRejects");
+    this.refuse(s, id, code, "an earlier send to this recipient was refused; retry it first");
+  }
+
   /** A send refused before routing: an ERROR frame naming its id. */
   private refuse(s: Session, id: string, code: string, reason: string): void {
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
@@ -592,10 +598,7 @@ export class Sessions {
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
     const fenced = s.rare?.fence?.check(to, id, performance.now());
-    if (fenced) {
-      this.host.metrics.add(FENCED_METRIC[fenced] ?? "busyRejects");
-      return this.refuse(s, id, fenced, "an earlier send to this recipient was refused; retry it first");
-    }
+    if (fenced) return this.refuseFenced(s, id, fenced);
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
@@ -1016,8 +1019,7 @@ export class Sessions {
     const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
     if (!fenced) return this.host.post(k, r);
     s.unsettled!.delete(r.id);
-    this.host.metrics.add(FENCED_METRIC[fenced] ?? "busyRejects");
-    this.refuse(s, r.id, fenced, "an earlier send to this recipient was refused; retry it first");
+    this.refuseFenced(s, r.id, fenced);
   }
 
   /**

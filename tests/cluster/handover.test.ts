@@ -233,17 +233,19 @@ async function writer(): Promise<{ w: JsWriter; port: Port; req: (...r: WriterRe
 const rowsOf = (p: Port) => p.got.filter((m): m is Extract<PortMsg, { t: "rows" }> => m.t === "rows");
 const count = (p: Port, t: PortMsg["t"]) => p.got.filter((m) => m.t === t).length;
 
+/** An append request for `user`'s rows of these seqs (ids `<prefix><seq>`), from no connection. */
+const appendFor = (user: string, prefix: string) => (...seqs: number[]): WriterReq => ({
+  t: "append",
+  rows: seqs.map((seq) => ({ ...stored(seq, `${prefix}${seq}`), recipient: user })),
+  o: seqs.map(() => -1),
+  c: seqs.map(() => 0),
+});
+
 describe("two owners of one user on JetStream", () => {
   test("the new owner serves the old backlog, keeps late rows from acks, adopts them, then deletes", async () => {
     const inbox = await ClusterInbox.open(links[0]!.nc, { replicas: 1, ttlSec: 0 });
     const [a, b] = [await writer(), await writer()];
-    const row = (seq: number) => ({ ...stored(seq, `m${seq}`), recipient: "carl" });
-    const append = (...seqs: number[]): WriterReq => ({
-      t: "append",
-      rows: seqs.map(row),
-      o: seqs.map(() => -1),
-      c: seqs.map(() => 0),
-    });
+    const append = appendFor("carl", "m");
     a.req({ t: "load", user: "carl", reserve: 10 }, append(1, 2, 3));
     await until(() => count(a.port, "committed") === 1);
     b.req({ t: "load", user: "carl", reserve: 10 }, {
@@ -284,13 +286,7 @@ describe("a delete asked after its owner's claim was released", () => {
   test("is judged under that claim: another owner's late rows below the ack stay until adopted", async () => {
     const inbox = await ClusterInbox.open(links[0]!.nc, { replicas: 1, ttlSec: 0 });
     const [a, b] = [await writer(), await writer()];
-    const row = (seq: number) => ({ ...stored(seq, `d${seq}`), recipient: "dora" });
-    const append = (...seqs: number[]): WriterReq => ({
-      t: "append",
-      rows: seqs.map(row),
-      o: seqs.map(() => -1),
-      c: seqs.map(() => 0),
-    });
+    const append = appendFor("dora", "d");
     a.req({ t: "load", user: "dora", reserve: 10 }); // the old owner: 1..10
     await until(() => count(a.port, "loaded") === 1);
     b.req({ t: "load", user: "dora", reserve: 10 }); // the new owner: 11..20

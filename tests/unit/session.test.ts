@@ -453,20 +453,26 @@ describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", (
   });
 });
 
+/** Sessions of one socket shard in a cluster: recipients' owners by `ownerOf`, posts recorded. */
+function clusterSessions(ownerOf: () => number, routable?: (k: number) => boolean): void {
+  posted = [];
+  const buf = createMetricsBuffer(1);
+  sessions = new Sessions({
+    index: 0,
+    shards: 1,
+    settings: defaultSettings,
+    metrics: new SlotMetrics(buf, shardSlot(0)),
+    signals: new Signals(new MetricsReader(buf)),
+    post: (_k, m) => posted.push(m),
+    ownerOf,
+    ...(routable ? { routable } : {}),
+  });
+}
+
 describe("cluster: no owner known for a recipient", () => {
   test("a send is refused in order (SERVER_BUSY), not posted nowhere; once an owner is known it goes", async () => {
-    posted = [];
-    const buf = createMetricsBuffer(1);
     let known = false;
-    sessions = new Sessions({
-      index: 0,
-      shards: 1,
-      settings: defaultSettings,
-      metrics: new SlotMetrics(buf, shardSlot(0)),
-      signals: new Signals(new MetricsReader(buf)),
-      post: (_k, m) => posted.push(m),
-      ownerOf: () => (known ? 0 : -1),
-    });
+    clusterSessions(() => (known ? 0 : -1));
     const { s, t } = loggedIn("alice");
     json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
     json(s, { op: "send", to: "bob", id: "x2", body: new Uint8Array([1]) });
@@ -486,19 +492,8 @@ describe("cluster: no owner known for a recipient", () => {
 
 describe("cluster: a recipient's owner on a node that came back (cluster/peer-starts.ts)", () => {
   test("a later send waits for the shard's start: the re-post of earlier unanswered sends goes first", async () => {
-    posted = [];
-    const buf = createMetricsBuffer(1);
     let owner = 2048, started = true; // bob's owner: a shard of another node
-    sessions = new Sessions({
-      index: 0,
-      shards: 1,
-      settings: defaultSettings,
-      metrics: new SlotMetrics(buf, shardSlot(0)),
-      signals: new Signals(new MetricsReader(buf)),
-      post: (_k, m) => posted.push(m),
-      ownerOf: () => owner,
-      routable: (k) => k !== 1024 || started,
-    });
+    clusterSessions(() => owner, (k) => k !== 1024 || started);
     const { s, t } = loggedIn("alice");
     json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) }); // to 2048, which dies: unanswered
     // bob moves back to shard 1024, whose node restarts: our view has it before that shard runs.
@@ -522,18 +517,8 @@ describe("cluster: a recipient's owner on a node that came back (cluster/peer-st
 
 describe("cluster: re-posts wait behind refused sends (refusal-fence.ts holdBack)", () => {
   test("at a move, a send received after one the owner refused is refused, not re-posted; an earlier one goes", async () => {
-    posted = [];
-    const buf = createMetricsBuffer(1);
     let owner = 2048;
-    sessions = new Sessions({
-      index: 0,
-      shards: 1,
-      settings: defaultSettings,
-      metrics: new SlotMetrics(buf, shardSlot(0)),
-      signals: new Signals(new MetricsReader(buf)),
-      post: (_k, m) => posted.push(m),
-      ownerOf: () => owner,
-    });
+    clusterSessions(() => owner);
     const { s, t } = loggedIn("alice");
     for (const id of ["m1", "m2", "m3"]) json(s, { op: "send", to: "bob", id, body: new Uint8Array([1]) });
     await turnEnd();
