@@ -144,6 +144,9 @@ async function outcomeOf(
       // Routes refused until a send dropped at a cut came back, and fresh boxes that adopted late rows first (cl-order4).
       drop_refused: await handoverSum(rig, "droppedRefused"),
       fresh_rereads: await handoverSum(rig, "freshRereads"),
+      // Port items split to fit one NATS publish, and publishes that failed (each a gap at its receiver).
+      port_splits: await handoverSum(rig, "portSplits"),
+      port_publish_errors: await handoverSum(rig, "portPublishErrors"),
     },
     problems: await rig.problems(),
   };

@@ -78,6 +78,18 @@ export function rowHeaders(r: StoredRow): MsgHdrs {
 
 const uint = (s: string | undefined): number | null => (s !== undefined && /^\d{1,15}$/.test(s) ? Number(s) : null);
 
+/**
+ * A body of its own. A message read from NATS views the client's read buffer (tens of KB, shared
+ * by every message of one socket read), and a structured clone (the cross-node port, a Worker
+ * port) copies a view's whole buffer: 48 adopted rows of 40 bytes each became a port item over
+ * NATS's max_payload, whose publish failed, and those held deliveries never reached the client
+ * (docs/CLUSTER.md, "A held batch lost on the port"). A row kept in RAM must not pin the buffer either.
+ */
+export function compact(b: Uint8Array): Uint8Array {
+  // Not b.slice(): NATS hands out Buffers, whose slice is a view of the same memory.
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
+}
+
 /** Decodes a message read from the stream; null for anything malformed (counted, never trusted). */
 export function decodeRow(
   subject: string,
@@ -96,5 +108,5 @@ export function decodeRow(
   if (inboxSubject(to) !== subject) return null;
   const owner = h.get(H_OWNER);
   if (owner.length > 64) return null;
-  return { to, seq, from, id, ts, body, streamSeq, ...(owner ? { owner } : {}) };
+  return { to, seq, from, id, ts, body: compact(body), streamSeq, ...(owner ? { owner } : {}) };
 }

@@ -59,11 +59,6 @@ export class PortCounts {
     return { src, epoch: this.epoch, n };
   }
 
-  /** The batch of that stamp could not be published after all: its count is free again. */
-  undo(subject: string): void {
-    this.n.set(subject, (this.n.get(subject) ?? 1) - 1);
-  }
-
   /** Stamps of a sync for every destination used so far (the last count, repeated). */
   syncs(src: number): [subject: string, stamp: Stamp][] {
     return [...this.n].map(([subject, n]) => [subject, { src, epoch: this.epoch, n }]);

@@ -7,9 +7,12 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeBatch, encodeBatch, NO_STAMP, nodeSubject, stampBatch } from "./port-codec.ts";
 import { PortCounts, PortSeqs } from "./port-seq.ts";
 import { PortAges } from "./port-age.ts";
+import { log } from "../observe/log.ts";
 
 /** Largest batch payload before a flush happens early (NATS default max_payload is 1 MiB). */
 export const MAX_BATCH_BYTES = 512 * 1024;
+/** Publish failures logged one by one; later ones only counted (port counters in /metrics). */
+const PUBLISH_ERRORS_LOGGED = 20;
 /** Every destination gets its last count again this often, so that a lost last batch is noticed. */
 export const SYNC_EVERY_MS = 1000;
 
@@ -20,6 +23,8 @@ export interface PortCounters {
   itemsIn: number;
   garbage: number;
   publishErrors: number;
+  /** Items too big for one publish, split in two (port-split.ts). */
+  splits: number;
   /** Count jumps seen: batches from some publisher were lost on the way (see port-seq.ts). */
   gaps: number;
   /** Batches dropped because they arrived later than down-after (port-age.ts). */
@@ -34,10 +39,11 @@ export class NodePort<T> {
     itemsIn: 0,
     garbage: 0,
     publishErrors: 0,
+    splits: 0,
     gaps: 0,
     stale: 0,
   };
-  private readonly out = new Map<string, unknown[]>();
+  private readonly out = new Map<string, T[]>();
   private scheduled = false;
   private readonly subs: Subscription[] = [];
   private readonly counts = new PortCounts();
@@ -54,6 +60,8 @@ export class NodePort<T> {
     private readonly onGap: (src: number) => void = () => {},
     /** Batches older than this on arrival are dropped as lost (port-age.ts; Infinity: never). */
     maxAgeMs = Infinity,
+    /** An item too big for one publish, as smaller items meaning the same (null: it cannot be split). */
+    private readonly split: (item: T) => T[] | null = () => null,
   ) {
     this.ages = new PortAges(maxAgeMs);
     if (self >= 0) this.syncTimer = setInterval(() => this.sync(), SYNC_EVERY_MS);
@@ -89,22 +97,37 @@ export class NodePort<T> {
     this.out.clear();
   }
 
-  private publish(subject: string, items: unknown[]): void {
+  private publish(subject: string, items: T[]): void {
     const bytes = encodeBatch(items);
-    if (bytes.byteLength > MAX_BATCH_BYTES && items.length > 1) {
-      const half = items.length >> 1;
-      this.publish(subject, items.slice(0, half));
-      this.publish(subject, items.slice(half));
-      return;
+    if (bytes.byteLength > MAX_BATCH_BYTES) {
+      if (items.length > 1) {
+        const half = items.length >> 1;
+        this.publish(subject, items.slice(0, half));
+        this.publish(subject, items.slice(half));
+        return;
+      }
+      const parts = this.split(items[0]!);
+      if (parts !== null && parts.length > 1) {
+        this.counters.splits++;
+        return this.publish(subject, parts);
+      }
     }
     const stamp = this.self >= 0 ? this.counts.next(this.self, subject) : NO_STAMP;
     try {
       this.nc.publish(subject, stampBatch(bytes, stamp));
-    } catch {
-      // Closed connection or one item above the server's max_payload: nothing in it was acked to
-      // its sender, so the SDK retries; counted so that an operator sees it.
-      if (stamp !== NO_STAMP) this.counts.undo(subject);
+    } catch (e) {
+      // A closed connection, or one item above the server's max_payload that cannot be split. Its
+      // count stays used: the receiver sees the gap at our next batch or sync and resynchronises
+      // what we served it (port-seq.ts). Freeing the count hid the loss: a delivery lost this way
+      // was then settled by the client's cumulative ack of a later one (docs/CLUSTER.md).
       this.counters.publishErrors++;
+      if (this.counters.publishErrors <= PUBLISH_ERRORS_LOGGED) {
+        log.warn(
+          `cluster port: a batch of ${items.length} to ${subject} (${bytes.byteLength} bytes) not published: ${
+            (e as Error).message
+          }`,
+        );
+      }
       return;
     }
     this.counters.batchesOut++;

@@ -38,6 +38,7 @@ import {
   OrderGate,
 } from "./order-gate.ts";
 import { gapResyncs } from "./gap-rule.ts";
+import { splitPortMsg } from "./port-split.ts";
 import { REFUSED_MOVING, RouteOrder } from "./route-order.ts";
 import { PeerStarts } from "./peer-starts.ts";
 import { DroppedSends } from "./dropped-sends.ts";
@@ -204,7 +205,14 @@ export class ShardCluster {
       (address) => this.heard("regained", address),
     );
     // A batch older than the lease (downAfter/2) on arrival is dropped as lost (port-age.ts).
-    this.port = new NodePort(link.nc, isPortMsg, this.self, (src) => this.gapFrom(src), this.timing.downAfterMs / 2);
+    this.port = new NodePort(
+      link.nc,
+      isPortMsg,
+      this.self,
+      (src) => this.gapFrom(src),
+      this.timing.downAfterMs / 2,
+      splitPortMsg,
+    );
     this.port.listen(this.nodeId, this.shard, (items) => this.io.receive(items));
     const self = {
       id: this.nodeId,
@@ -561,6 +569,9 @@ export class ShardCluster {
       // Batches from other nodes lost on NATS (count jumps), and dropped as stale (port-age.ts).
       portGaps: this.port?.counters.gaps ?? 0,
       portStale: this.port?.counters.stale ?? 0,
+      // Items split to fit one publish, and batches whose publish failed (each a gap at its receiver).
+      portSplits: this.port?.counters.splits ?? 0,
+      portPublishErrors: this.port?.counters.publishErrors ?? 0,
       // Routes refused for per-sender order: after a route gap, and behind a refused send (route-order.ts).
       routeGapRefused: this.routeOrder.counters.gapRefused,
       ownerFenceRefused: this.routeOrder.counters.fenceRefused,

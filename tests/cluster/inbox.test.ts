@@ -66,6 +66,9 @@ describe("inbox on JetStream", () => {
       rows.slice(10, 30).map((r) => r.seq),
     );
     expect(direct[0]!.body).toEqual(rows[0]!.body);
+    // Each body has a buffer of its own: a view into the client's read buffer made a structured
+    // clone of a few rows carry whole read buffers (a port item over max_payload: the held-batch loss).
+    for (const r of [...direct, ...ordered]) expect(r.body.buffer.byteLength).toBe(r.body.byteLength);
     expect((await inbox.readDirect("bob", 0, 50)).length).toBe(50);
 
     const purged = await inbox.deleteThrough("bob", direct[99]!.streamSeq);
