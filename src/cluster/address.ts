@@ -8,24 +8,11 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createRacing } from "./create-race.ts";
 
-/** Shards per node in the address space (the config allows at most 256). */
-export const SHARD_SPACE = 1024;
+export { globalShard, SHARD_SPACE, type ShardAddress, splitShard } from "./shard-space.ts";
+
 export const ORDINALS_BUCKET = "iris_ordinals";
 /** Ordinals tried before giving up (a cluster of this many nodes is far beyond the design). */
 const MAX_ORDINAL = 100_000;
-
-export interface ShardAddress {
-  ordinal: number;
-  shard: number;
-}
-
-export function globalShard(ordinal: number, shard: number): number {
-  return ordinal * SHARD_SPACE + shard;
-}
-
-export function splitShard(global: number): ShardAddress {
-  return { ordinal: Math.floor(global / SHARD_SPACE), shard: global % SHARD_SPACE };
-}
 
 const keyOf = (ordinal: number) => `o${ordinal}`;
 

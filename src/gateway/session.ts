@@ -27,6 +27,7 @@ import { LoginDeadlines } from "./login-deadlines.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
 import { openStamp } from "../router/login-order.ts";
+import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import type { Signals } from "../observe/signals.ts";
 import { type Disconnect, Disconnects, protocolDisconnect } from "../protocol/disconnect.ts";
@@ -525,6 +526,9 @@ export class Sessions {
     this.host.metrics.set("loggedIn", this.byUser.size); // cluster mode: each heartbeat reports the node's sum
     this.host.metrics.add("logins");
     this.sendNow(s, this.loginOk(f, proto)); // first, and never inside a bundle
+    if (ORDER_TRACE) {
+      orderTrace("sock-login", f.user, "", "", `shard=${this.host.index} conn=${s.conn} opened=${s.opened}`);
+    }
     s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
     s.acked = f.resume ?? 0;
     this.attach(s);
@@ -558,6 +562,7 @@ export class Sessions {
     // another node and evict that one as "replaced" (the SDK then gives up). Its detach follows.
     if (s.state !== "open") return;
     const user = s.user!;
+    if (ORDER_TRACE) orderTrace("sock-attach", user, "", "", `shard=${this.host.index} conn=${s.conn} re=${re}`);
     this.toOwner(user, {
       t: "attach",
       user,
@@ -759,6 +764,7 @@ export class Sessions {
 
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
+    if (ORDER_TRACE) this.traceDeliver(m, s);
     if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
     if (m.frames) return this.deliverPage(s, m.frames);
     if (s.proto !== "v0") return this.deliverQueued(s, m);
@@ -773,6 +779,19 @@ export class Sessions {
     }
     this.countDelivered(m);
     this.updateFlow(s, m.page);
+  }
+
+  private traceDeliver(m: DeliverMsg, s: Session | undefined): void {
+    const seqs = m.frames ? m.frames.seqs : m.items.map((d) => d.seq);
+    const state = !s ? "gone" : s.user !== m.user ? "other-user" : s.state;
+    const where = `shard=${this.host.index} conn=${m.conn} ${state}`;
+    orderTrace(
+      "sock-deliver",
+      m.user,
+      "",
+      "",
+      `${where} n=${seqs.length} seqs=${seqs[0]}..${seqs.at(-1)} page=${m.page}`,
+    );
   }
 
   /** A backlog page of pre-encoded frames (gateway/page-writer.ts), after what the outbox holds. */
@@ -884,6 +903,7 @@ export class Sessions {
 
   onClose(s: Session): void {
     if (!this.byConn.delete(s.conn)) return;
+    if (ORDER_TRACE && s.user) orderTrace("sock-closed", s.user, "", "", `shard=${this.host.index} conn=${s.conn}`);
     this.moveTo(s, "closed");
     this.host.metrics.set("conns", this.byConn.size);
     if (this.paused.delete(s)) this.host.metrics.set("v0Paused", this.paused.size);
@@ -935,6 +955,9 @@ export class Sessions {
     if (!this.outbox.flush(s)) return; // the dropped write re-entered disconnect, which closed
     this.sendNow(s, { op: "error", code: d.code, reason }, proto);
     this.moveTo(s, "closing");
+    if (ORDER_TRACE && s.user) {
+      orderTrace("sock-close", s.user, "", "", `shard=${this.host.index} conn=${s.conn} code=${d.code} ${reason}`);
+    }
     log.debug("closing connection", { conn: s.conn, user: s.user ?? "-", code: d.code, reason });
     s.t.close(d.close, reason.slice(0, 120));
   }

@@ -9,8 +9,13 @@
 // A session is stamped when its socket opens (openStamp), on a clock every shard thread of the
 // process reads alike. A client opens its next socket only after its previous one was opened (and
 // given up), so the open order is the login order even when the logins are read in another order.
-// Stamps of different processes (cluster nodes) do not compare: there the arrival order stays the
-// rule.
+// Stamps of different processes (cluster nodes) compare through their wall clocks, which the
+// cluster already expects to agree (NTP; port-age.ts): a login's attach held back in a NATS
+// client's reconnect buffer reached the owner 800 ms late, after its client had been closed and had
+// logged in on another node, and closed that newest login with REPLACED; the SDK stopped for good
+// (split-brain chaos, 107 sends failed). Across nodes an attach is stale only when its socket
+// opened CROSS_NODE_SLACK_MS before the link's: closer logins keep the arrival order, so clocks
+// that disagree by less than that never invert the rule.
 
 import type { AttachMsg } from "./wire.ts";
 
@@ -25,12 +30,16 @@ export function openStamp(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Across nodes, how much earlier an attach's socket must have opened to count as stale. */
+export const CROSS_NODE_SLACK_MS = 100;
+
 /**
  * Pure. True when the attach `m` comes from a connection opened before the one holding the box's
  * link (`linkOpened`): a stale login (or re-attach) that must not displace the newer one. False
- * when either stamp is missing, they tie, or `cluster` (stamps from other nodes do not compare).
+ * when either stamp is missing or they tie. `slackMs`: 0 for two sockets of one process, else
+ * CROSS_NODE_SLACK_MS (stamps of two clocks).
  */
-export function staleAttach(linkOpened: number | undefined, m: AttachMsg, cluster: boolean): boolean {
-  if (cluster || linkOpened === undefined || m.opened === undefined) return false;
-  return m.opened < linkOpened;
+export function staleAttach(linkOpened: number | undefined, m: AttachMsg, slackMs: number): boolean {
+  if (linkOpened === undefined || m.opened === undefined) return false;
+  return m.opened < linkOpened - slackMs;
 }

@@ -66,7 +66,8 @@ import { OwnerAdmin } from "./owner-admin.ts";
 import { displacedWhy } from "./reattach-rule.ts";
 import { WaitingCopies } from "./route-copies.ts";
 import { LookupAhead } from "./lookup-ahead.ts";
-import { staleAttach } from "./login-order.ts";
+import { CROSS_NODE_SLACK_MS, staleAttach } from "./login-order.ts";
+import { sameNode } from "../cluster/shard-space.ts";
 import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 
 export interface OwnerIO {
@@ -793,7 +794,8 @@ export class Owner {
   private onAttach(m: AttachMsg): void {
     const b = this.box(m.user);
     const old = b.link;
-    if (old && (old.shard !== m.shard || old.conn !== m.conn) && staleAttach(old.opened, m, !!this.io.owns)) {
+    const slack = this.io.owns && !sameNode(old?.shard ?? m.shard, m.shard) ? CROSS_NODE_SLACK_MS : 0;
+    if (old && (old.shard !== m.shard || old.conn !== m.conn) && staleAttach(old.opened, m, slack)) {
       // A login read late by a starved shard: the link's connection is the newer one and stays.
       this.stats.staleLogins++;
       return this.io.toShard(m.shard, { t: "evict", user: b.user, conn: m.conn, why: "replaced" });
@@ -837,7 +839,13 @@ export class Owner {
     b.link = l;
     if (ORDER_TRACE) {
       const at = `resume=${m.resume} cursor=${l.cursor} loading=${loading} next=${b.seqNext} stored=${b.storedMax}`;
-      orderTrace("attach", b.user, "", "", `${at} acked=${b.acked} shard=${m.shard} conn=${m.conn}`);
+      orderTrace(
+        "attach",
+        b.user,
+        "",
+        "",
+        `${at} acked=${b.acked} shard=${m.shard} conn=${m.conn} re=${m.re === true}`,
+      );
     }
     if (loading) this.loadingResume.set(l, { resume, fresh: stale && this.giveUpBlock(b) });
     else if (resume > b.acked) this.ackUpTo(b, resume);

@@ -495,4 +495,29 @@ describe("owner: cut off (cluster)", () => {
     o.dropMoved(() => true); // a placement move: the sessions re-post their unanswered sends
     expect(parked).toEqual(["a", "b"]);
   });
+
+  test("a login's attach that comes late from another node does not close the newer login there", () => {
+    const sent: { k: number; m: PortMsg }[] = [];
+    const c = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: (k, m) => sent.push({ k, m }),
+      toWriter: () => {},
+      now: () => 1000,
+      underPressure: () => false,
+      owns: () => true,
+    }, limits);
+    c.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    // The newest login, on node 1 (shard 1024); then node 0's attach of a socket opened 500 ms before.
+    c.handle({ t: "attach", user: "u", shard: 1024, conn: 15, v0: false, resume: 0, opened: 10_500 });
+    sent.length = 0;
+    c.handle({ t: "attach", user: "u", shard: 1, conn: 16, v0: false, resume: 0, opened: 10_000 });
+    expect(sent).toEqual([{ k: 1, m: { t: "evict", user: "u", conn: 16, why: "replaced" } }]);
+    c.handle({ t: "detach", user: "u", shard: 1, conn: 16 });
+    expect(c.isOnline("u")).toBe(true);
+    // Logins on two nodes closer than the clocks' slack: the arrival order decides.
+    sent.length = 0;
+    c.handle({ t: "attach", user: "u", shard: 2, conn: 17, v0: false, resume: 0, opened: 10_450 });
+    expect(sent).toContainEqual({ k: 1024, m: { t: "evict", user: "u", conn: 15, why: "replaced" } });
+  });
 });
