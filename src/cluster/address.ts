@@ -8,7 +8,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createRacing } from "./create-race.ts";
 
-export { globalShard, SHARD_SPACE, type ShardAddress, splitShard } from "./shard-space.ts";
+export { globalShard, SHARD_SPACE, type ShardAddress, splitShard } from "../router/shard-space.ts";
 
 export const ORDINALS_BUCKET = "iris_ordinals";
 /** Ordinals tried before giving up (a cluster of this many nodes is far beyond the design). */

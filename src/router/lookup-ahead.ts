@@ -28,6 +28,11 @@ export class LookupAhead<Box extends object> {
     return true;
   }
 
+  /** True when the box has no room for another lookup asked ahead. */
+  full(box: Box): boolean {
+    return (this.byBox.get(box)?.size ?? 0) >= this.maxPerBox;
+  }
+
   /** True when a lookup was asked ahead for (from, id) (answered or not). */
   has(box: Box, from: string, id: string): boolean {
     return this.byBox.get(box)?.has(keyOf(from, id)) ?? false;

@@ -47,6 +47,13 @@ export class WaitingCopies<Box extends object> {
     return true;
   }
 
+  /** `m` left the box's queue (routed now): a later copy of it is the owner's to answer. */
+  forget(box: Box, m: RouteMsg): void {
+    if (m.id === "") return;
+    const ids = this.byBox.get(box);
+    if (ids?.get(keyOf(m)) === m) ids.delete(keyOf(m));
+  }
+
   /** The box's waiting routes were taken (to be routed again, or parked): forget them. */
   clear(box: Box): void {
     this.byBox.delete(box);

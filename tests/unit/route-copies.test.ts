@@ -33,6 +33,34 @@ function regained() {
   return r;
 }
 
+describe("a long queue behind lookups", () => {
+  test("it moves on from its head as answers come, in order, its lookups asked as room frees, copies absorbed", () => {
+    const { o, toShard, toWriter } = regained();
+    // 600 sends wait behind "first" (more than the 256 lookups a box asks ahead).
+    const ids = Array.from({ length: 600 }, (_, i) => `m${i}`);
+    for (const id of ids) o.handle(route(id, 1));
+    const lookups = () => toWriter.flatMap((m) => (m.t === "lookup" ? [m.id] : []));
+    expect(lookups().length).toBe(257); // "first", and 256 asked ahead
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "first", seq: 0 });
+    // Each answer numbers the queue's head; the next ids ask for their lookups as room frees up.
+    for (const id of ids) {
+      o.handle({ t: "lookedUp", user: "u", from: "s", id, seq: 0 });
+      if (id === "m100") {
+        // The SDK resends everything still unanswered: each copy joins its waiting twin.
+        for (const c of ids.slice(101)) o.handle(route(c, 2));
+      }
+    }
+    expect(lookups()).toEqual(["first", ...ids]); // each asked once, in queue order
+    const numbered = toWriter.flatMap((m) => (m.t === "append" ? m.rows.map((r) => r.msgId) : []));
+    expect(numbered).toEqual(["first", ...ids]); // seqs in the order the sends came
+    expect(toWriter.flatMap((m) => (m.t === "append" ? m.rows.map((r) => r.seq) : []))).toEqual(
+      Array.from({ length: 601 }, (_, i) => 100 + i),
+    );
+    expect(o.waitingBytes).toBe(0); // nothing left waiting
+    expect(toShard.filter((m) => m.t === "sent")).toEqual([]); // stored rows are answered by the writer
+  });
+});
+
 describe("resent copies of a waiting route", () => {
   test("copies join their twin: one answer, to the newest connection, and no writer request per copy", () => {
     const { o, toShard, toWriter } = regained();

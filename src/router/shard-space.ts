@@ -1,5 +1,5 @@
-// Global shard addresses, the arithmetic alone (pure: no NATS here, so the router may use it):
-// node ordinal * SHARD_SPACE + shard (see address.ts for how a node gets its ordinal).
+// Global shard addresses, the arithmetic alone (pure, no NATS: the router uses it, cluster/address.ts
+// re-exports it): node ordinal * SHARD_SPACE + shard (address.ts: how a node gets its ordinal).
 
 /** Shards per node in the address space (the config allows at most 256). */
 export const SHARD_SPACE = 1024;
