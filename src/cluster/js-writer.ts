@@ -7,6 +7,7 @@
 
 import { assertNever } from "../assert.ts";
 import {
+  boxOf,
   confirmMissReply,
   type ConfirmReq,
   type CountInboxReq,
@@ -387,10 +388,17 @@ export class JsWriter {
           `opened=${b.opened} block=${b.first}..${b.last} tag=${c?.tag} from=${c?.from}`,
         );
       }
-      return [[link.shard, { t: "loaded", user: r.user, seqBase: b.first, seqLimit: b.last, lastSeen }]];
+      return [[link.shard, {
+        t: "loaded",
+        user: r.user,
+        seqBase: b.first,
+        seqLimit: b.last,
+        lastSeen,
+        ...boxOf(r.box),
+      }]];
     }
     const hi = await this.seqs.highWater(r.user);
-    return [[link.shard, { t: "loaded", user: r.user, seqBase: hi + 1, seqLimit: hi, lastSeen }]];
+    return [[link.shard, { t: "loaded", user: r.user, seqBase: hi + 1, seqLimit: hi, lastSeen, ...boxOf(r.box) }]];
   }
 
   private async fetch(link: Link, r: FetchReq): Promise<Out[]> {

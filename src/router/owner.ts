@@ -163,6 +163,8 @@ type SeqState = "loading" | "reserving" | "ready";
 /** Per-user state on its owner shard. */
 interface UserBox {
   readonly user: string;
+  /** This box among the user's boxes here, echoed in its loads' replies: a dropped box's reply is not ours. */
+  readonly gen: number;
   seqState: SeqState;
   seqNext: number;
   seqLimit: number;
@@ -259,6 +261,8 @@ export class Owner {
   private readonly copies = new WaitingCopies<UserBox>();
   /** Dedupe lookups asked as routes start waiting, taken in their order (lookup-ahead.ts). */
   private readonly ahead = new LookupAhead<UserBox>(LOOKUPS_AHEAD);
+  /** The last box generation handed out (UserBox.gen). */
+  private boxGen = 0;
   private readonly drainQueue = new Set<Link>();
   /** Resume points of links that attached while their box loaded: capped and acked on load. */
   private readonly loadingResume = new WeakMap<Link, WaitingResume>();
@@ -360,6 +364,7 @@ export class Owner {
     if (!b) {
       b = {
         user,
+        gen: ++this.boxGen,
         seqState: "loading",
         seqNext: 1,
         seqLimit: 0,
@@ -381,7 +386,7 @@ export class Owner {
       this.boxes.set(user, b);
       this.stats.boxes = this.boxes.size;
       if (ORDER_TRACE) orderTrace("box-new", user, "", "");
-      this.toWriter({ t: "load", user, reserve: this.limits.seqBlock });
+      this.toWriter({ t: "load", user, reserve: this.limits.seqBlock, box: b.gen });
     }
     b.touched = this.io.now();
     return b;
@@ -389,7 +394,11 @@ export class Owner {
 
   private onLoaded(m: LoadedReply): void {
     const b = this.boxes.get(m.user);
-    if (!b) return;
+    // A reply to a load of an earlier box of this user (dropped at a cut or a move) is not this
+    // box's block: taken as its first, the box numbered from a block of another claim, whose rows
+    // lay below the client's resume point and waited a minute to be adopted late (nats-restart
+    // chaos: a reply 45 s late, the writer's reply chain held up by retries through cuts).
+    if (!b || (m.box !== undefined && m.box !== b.gen)) return;
     const first = b.seqState === "loading";
     if (first) {
       b.lastSeen = Math.max(b.lastSeen, m.lastSeen);
@@ -487,7 +496,7 @@ export class Owner {
   private ensureSeqs(b: UserBox): void {
     if (b.seqState === "ready" && b.seqLimit - b.seqNext < this.limits.seqBlock / 2) {
       b.seqState = "reserving";
-      this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
+      this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock, box: b.gen });
     }
   }
 
@@ -798,7 +807,7 @@ export class Owner {
     this.ahead.reset(); // lookups asked ahead died with it: asked again when their turn comes
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
-      if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock });
+      if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock, box: b.gen });
       if (b.link?.phase === "fetching") this.issueFetch(b.link);
       if (b.lookingUp) this.lookUp(b, b.lookingUp);
     }

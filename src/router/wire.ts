@@ -93,6 +93,12 @@ export interface LoadedReply {
   seqLimit: number; // highest reserved sequence number (usable up to this)
   seqBase: number; // first usable number of this reservation
   lastSeen: number;
+  /** The asking box's generation (LoadReq.box), echoed. */
+  box?: number;
+}
+/** The asking box's generation for a `loaded` reply, when its load carried one (both writers). */
+export function boxOf(box: number | undefined): { box?: number } {
+  return box === undefined ? {} : { box };
 }
 export interface RowsReply {
   t: "rows";
@@ -273,6 +279,8 @@ export interface LoadReq {
   t: "load";
   user: string;
   reserve: number; // also reserve this many sequence numbers (0 = just read)
+  /** The asking box's generation, echoed in the reply (absent: any box of the user takes it). */
+  box?: number;
 }
 export interface FetchReq {
   t: "fetch";
@@ -441,7 +449,9 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   ack: (v) => isUserConn(v) && isInt(v.seq),
   flow: (v) => isUserConn(v) && isBool(v.ready),
   statusQuery: (v) => isStr(v.user) && isInt(v.shard) && isInt(v.req),
-  loaded: (v) => isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen),
+  loaded: (v) =>
+    isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen) &&
+    (v.box === undefined || isInt(v.box)),
   rows: (v) =>
     isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more) &&
     (v.packed === undefined || isPackedPage(v.packed)) && (v.frames === undefined || isFramePage(v.frames)),
@@ -481,7 +491,9 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
     Array.isArray(v.rows) && v.rows.length > 0 && v.rows.every(isStoredRow) && Array.isArray(v.o) &&
     Array.isArray(v.c) &&
     v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt),
-  load: (v) => isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20,
+  load: (v) =>
+    isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20 &&
+    (v.box === undefined || isInt(v.box)),
   fetch: (v) =>
     isStr(v.user) && isInt(v.after) && isInt(v.limit) && v.limit > 0 && v.limit <= 10_000 && isInt(v.gen) &&
     isInt(v.maxBytes) && v.maxBytes > 0 && (v.next === undefined || isNextBudget(v.next)) &&

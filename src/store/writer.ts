@@ -36,7 +36,7 @@ import type {
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
-import { confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
+import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
@@ -189,7 +189,7 @@ export class Writer {
         return this.queueDelete(k, r);
       case "load":
         if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
-        else this.send(k, [this.readUser(r.user)]);
+        else this.send(k, [this.readUser(r.user, r.box)]);
         return;
       case "seen":
       case "lookup":
@@ -254,11 +254,12 @@ export class Writer {
     return { t: "inboxCount", user: r.user, req: r.req, known, lastSeen: u?.lastSeen ?? 0, ...figures };
   }
 
-  private readUser(user: string): PortMsg {
+  private readUser(user: string, box: number | undefined): PortMsg {
     this.flush();
     const u = this.store.getUser(user);
     const reserved = u?.seqReserved ?? 0;
-    return { t: "loaded", user, seqBase: reserved + 1, seqLimit: reserved, lastSeen: u?.lastSeen ?? 0 };
+    const lastSeen = u?.lastSeen ?? 0;
+    return { t: "loaded", user, seqBase: reserved + 1, seqLimit: reserved, lastSeen, ...boxOf(box) };
   }
 
   /**
@@ -527,6 +528,7 @@ export class Writer {
           seqBase: range.first,
           seqLimit: range.last,
           lastSeen: u?.lastSeen ?? 0,
+          ...boxOf(r.box),
         });
       }
       case "delete":

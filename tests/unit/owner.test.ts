@@ -78,7 +78,7 @@ describe("owner", () => {
   test("offline: waits for its reservation, then stores with increasing seqs", () => {
     o.handle(route("u", "a"));
     o.handle(route("u", "b"));
-    expect(toWriter).toEqual([{ t: "load", user: "u", reserve: 10 }]);
+    expect(toWriter).toEqual([{ t: "load", user: "u", reserve: 10, box: 1 }]);
     load("u", 21, 30);
     expect(appends().flatMap((a) => a.rows.map((r) => [r.msgId, r.seq]))).toEqual([["a", 21], ["b", 22]]);
     expect(appends()[0]!.o).toEqual([1]); // the writer acks "stored" to the origin after commit
@@ -494,6 +494,31 @@ describe("owner: cut off (cluster)", () => {
     o.handle(route("v", "c"));
     o.dropMoved(() => true); // a placement move: the sessions re-post their unanswered sends
     expect(parked).toEqual(["a", "b"]);
+  });
+
+  test("a load's reply for a dropped box is not the next box's block", () => {
+    const writes: WriterReq[] = [];
+    const c = new Owner({
+      self: 0,
+      shards: 1,
+      toShard: () => {},
+      toWriter: (m) => writes.push(m),
+      now: () => 1000,
+      underPressure: () => false,
+      owns: () => true,
+      park: () => {},
+    }, limits);
+    c.handle(route("u", "a")); // box 1 asks for its block
+    c.dropMoved(() => true, false, true); // cut off: box 1 is dropped, its load still in the writer's chain
+    c.handle(route("u", "b")); // box 2 asks for its own
+    const loads = writes.filter((m) => m.t === "load");
+    expect(loads.map((m) => m.box)).toEqual([1, 2]);
+    // Box 1's reply comes late (the writer's reply chain held up through a cut): box 2 waits on.
+    c.handle({ t: "loaded", user: "u", seqBase: 100, seqLimit: 199, lastSeen: 0, box: 1 });
+    expect(writes.filter((m) => m.t === "append")).toEqual([]);
+    c.handle({ t: "loaded", user: "u", seqBase: 300, seqLimit: 399, lastSeen: 0, box: 2 });
+    const rows = writes.flatMap((m) => (m.t === "append" ? m.rows.map((r) => `${r.msgId}@${r.seq}`) : []));
+    expect(rows).toEqual(["b@300"]);
   });
 
   test("a login's attach that comes late from another node does not close the newer login there", () => {
