@@ -5,7 +5,7 @@
 // every id a sender recorded as acked must have reached a recipient application exactly once, in
 // per-sender order, and nothing must arrive that was never sent (chaos/lib/eo-judge.ts).
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { prng } from "../../src/chaos/garbage.ts";
@@ -61,7 +61,12 @@ export class Apps {
     const args = sender
       ? ["sender", url, user, this.dir, this.recipients.join(","), String(this.intervalMs)]
       : ["recipient", url, user, this.dir];
-    const p = Bun.spawn([process.execPath, CLIENT, ...args], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    // stderr to a file of the evidence: a pipe nobody read could fill and block a client for good,
+    // and a client that died said why nowhere (a recipient stopped reading in a nats-restart run).
+    // Appended: a restarted client keeps its earlier runs' lines.
+    const stderr = openSync(join(this.dir, `${user}.err`), "a");
+    const p = Bun.spawn([process.execPath, CLIENT, ...args], { stdin: "ignore", stdout: "ignore", stderr });
+    closeSync(stderr); // the child has its own copy
     this.procs.set(user, p);
   }
 
