@@ -9,13 +9,12 @@
 // A session is stamped when its socket opens (openStamp), on a clock every shard thread of the
 // process reads alike. A client opens its next socket only after its previous one was opened (and
 // given up), so the open order is the login order even when the logins are read in another order.
-// Stamps of different processes (cluster nodes) compare through their wall clocks, which the
-// cluster already expects to agree (NTP; port-age.ts): a login's attach held back in a NATS
+// Stamps of different processes (cluster nodes) compare through their wall clocks, which must
+// agree to within CROSS_NODE_SLACK_MS (NTP; docs/CLUSTER.md): a login's attach held back in a NATS
 // client's reconnect buffer reached the owner 800 ms late, after its client had been closed and had
 // logged in on another node, and closed that newest login with REPLACED; the SDK stopped for good
 // (split-brain chaos, 107 sends failed). Across nodes an attach is stale only when its socket
-// opened CROSS_NODE_SLACK_MS before the link's: closer logins keep the arrival order, so clocks
-// that disagree by less than that never invert the rule.
+// opened CROSS_NODE_SLACK_MS before the link's: closer logins keep the arrival order.
 
 import type { AttachMsg } from "./wire.ts";
 
