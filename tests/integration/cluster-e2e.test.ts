@@ -9,6 +9,7 @@ import { Placement } from "../../src/cluster/placement.ts";
 import { type NatsFixture } from "../helpers/nats.ts";
 import { startThreeNodes, type ThreeNodes } from "../helpers/cluster.ts";
 import { type RunningServer, until as waitUntil } from "../helpers/server.ts";
+import { RawSocket } from "../helpers/raw.ts";
 
 let cluster: ThreeNodes;
 let nats: NatsFixture;
@@ -39,10 +40,10 @@ async function client(node: number, user: string): Promise<{ c: IrisClient; got:
 }
 
 /** Three distinct nodes for (sender, recipient's socket, recipient's owner): every hop crosses NATS. */
-function spread(recipient: string): { sender: number; socket: number } {
+function spread(recipient: string): { sender: number; socket: number; owner: number } {
   const owners = new Placement([1, 2, 3].map((i) => ({ id: `iris${i}`, shards: 1 })));
   const o = Number(owners.ownerOf(recipient)!.node.slice(4)) - 1;
-  return { sender: (o + 1) % 3, socket: (o + 2) % 3 };
+  return { sender: (o + 1) % 3, socket: (o + 2) % 3, owner: o };
 }
 
 /** One figure of a node's /metrics (NaN when absent). */
@@ -94,6 +95,40 @@ describe("3 Iris nodes + NATS", () => {
     await Bun.sleep(200);
     expect(carol.got.map((m) => m.text())).toEqual(Array.from({ length: 100 }, (_, i) => `c${i}`));
     expect(carol.got.every((m) => m.from === "dave")).toBe(true);
+  }, 60_000);
+
+  test("a login on another node replaces the first (4001); an older socket's login read late does not", async () => {
+    const at = spread("erin"); // both sockets on nodes other than erin's owner: every attach crosses NATS
+    const login = JSON.stringify({ type: "login", user: "erin" });
+    const logIn = async (node: number): Promise<RawSocket> => {
+      const s = await RawSocket.open(nodes[node]!.url);
+      s.send(login);
+      expect(JSON.parse(String(await s.next()))).toMatchObject({ type: "login_ok" });
+      return s;
+    };
+    const first = await logIn(at.sender);
+    await Bun.sleep(300);
+    const second = await logIn(at.socket);
+    expect(await first.closed(10_000)).toBe(4001); // the newest login wins
+    // Two sockets opened 300 ms apart on two nodes, whose logins arrive the other way round: the
+    // older socket's login (a login read late, or held in a NATS reconnect buffer) must not close
+    // the newer one. By arrival order it did, and that client's SDK stopped for good (REPLACED).
+    const older = await RawSocket.open(nodes[at.sender]!.url);
+    await Bun.sleep(300);
+    const newer = await RawSocket.open(nodes[at.socket]!.url);
+    newer.send(login);
+    expect(JSON.parse(String(await newer.next()))).toMatchObject({ type: "login_ok" });
+    expect(await second.closed(10_000)).toBe(4001);
+    older.send(login);
+    expect(await older.closed(10_000)).toBe(4001);
+    const f = await client(at.owner, "frank");
+    const sent = f.c.send("erin", "still here");
+    const frame = JSON.parse(String(await newer.next(10_000))) as { type: string; seq: number; body: string };
+    expect([frame.type, frame.body]).toEqual(["msg", "still here"]);
+    newer.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+    expect(await sent).toBe("delivered");
+    expect(newer.closeCode).toBeNull();
+    newer.close();
   }, 60_000);
 
   test("/metrics shows the cluster figures", async () => {
