@@ -304,13 +304,13 @@ export class ShardCluster {
 
   /** A route for a user this shard does not own under its view: kept for a moment (parked.ts). */
   park(m: RouteMsg): void {
-    if (ORDER_TRACE) orderTrace("parked", m.to, m.from, m.id, `o=${m.o}`);
+    if (ORDER_TRACE) orderTrace("parked", m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
     this.parked.add(m, performance.now());
   }
 
   /** Given up (parked too long, or over a cap): never numbered or stored here, so the sender may retry it (same id) at once. */
   private refuseRoute(m: RouteMsg): void {
-    if (ORDER_TRACE) orderTrace("refused-moving", m.to, m.from, m.id, `o=${m.o}`);
+    if (ORDER_TRACE) orderTrace("refused-moving", m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
     this.routeOrder.refuse(m, "SERVER_BUSY", REFUSED_MOVING, performance.now());
   }
 
@@ -333,7 +333,7 @@ export class ShardCluster {
       : this.gate.take(m)
       ? "gate"
       : "";
-    if (why) orderTrace(`held-${why}`, m.to, m.from, m.id, `o=${m.o}`);
+    if (why) orderTrace(`held-${why}`, m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
     return why !== "";
   }
 
@@ -406,7 +406,7 @@ export class ShardCluster {
     const back = this.parked.take((u) => this.ownerOf(u) === this.self, performance.now());
     if (ORDER_TRACE) {
       for (const m of back) {
-        if (m.t === "route") orderTrace("unparked", m.to, m.from, m.id, `o=${m.o}`);
+        if (m.t === "route") orderTrace("unparked", m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
       }
     }
     if (back.length > 0) this.io.receive(back);

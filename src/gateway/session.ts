@@ -603,6 +603,7 @@ export class Sessions {
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
     const fenced = s.rare?.fence?.check(to, id, performance.now());
+    if (ORDER_TRACE && fenced) orderTrace("sock-fenced", to, from, id, `c=${s.conn}`);
     if (fenced) return this.refuseFenced(s, id, fenced);
     const busy = this.busyReason();
     if (busy) {
@@ -1000,6 +1001,7 @@ export class Sessions {
     this.host.metrics.add("msgsIn");
     // Unsettled before it leaves: an owner on this shard may answer (refuse) synchronously.
     if (s && id !== "" && !(s.unsettled ??= new Map()).has(id)) s.unsettled.set(id, route);
+    if (ORDER_TRACE) orderTrace("sock-route", to, from, id, `c=${c} owner=${k}`);
     this.host.post(k, route);
     return route;
   }
@@ -1040,6 +1042,7 @@ export class Sessions {
    */
   private repost(s: Session, r: RouteMsg, k: number): void {
     const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
+    if (ORDER_TRACE) orderTrace("sock-repost", r.to, r.from, r.id, `c=${s.conn} owner=${k} fenced=${!!fenced}`);
     if (!fenced) return this.host.post(k, r);
     s.unsettled!.delete(r.id);
     this.refuseFenced(s, r.id, fenced);

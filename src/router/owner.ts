@@ -510,7 +510,7 @@ export class Owner {
         const why = `${b.seqState}${b.seqNext > b.seqLimit ? " no-seqs" : ""}${
           b.waiting.length ? " behind=" + b.waiting.length : ""
         }${b.lookingUp ? " lookup" : ""}${b.settling ? " settling" : ""}`;
-        orderTrace("queued", m.to, m.from, m.id, `o=${m.o} ${why}`);
+        orderTrace("queued", m.to, m.from, m.id, `o=${m.o} c=${m.c} ${why}`);
       }
       if (b.waiting === NONE) b.waiting = [];
       b.waiting.push(m);
@@ -593,13 +593,13 @@ export class Owner {
       this.filter.add(h1, h2, now, now);
     }
     const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 };
-    if (ORDER_TRACE) orderTrace("num", m.to, m.from, m.id, `seq=${seq} o=${m.o}`);
+    if (ORDER_TRACE) orderTrace("num", m.to, m.from, m.id, `seq=${seq} o=${m.o} c=${m.c}`);
     this.place(b, d);
   }
 
   /** The filter cannot rule the id out: ask the store, and hold the user's later messages. */
   private lookUp(b: UserBox, m: RouteMsg): void {
-    if (ORDER_TRACE) orderTrace("lookup", m.to, m.from, m.id, `o=${m.o}`);
+    if (ORDER_TRACE) orderTrace("lookup", m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
     b.lookingUp = m;
     if (!this.ahead.asked(b, m.from, m.id)) this.askLookup(b, m); // else its answer is on its way
   }
