@@ -48,6 +48,7 @@ async function sender(peers: string[], intervalMs: number): Promise<void> {
   });
   const acked = (id: string, status: string) => appendFileSync(path("acks"), `${id} ${status}\n`);
   client.onSent((r) => acked(r.id, r.status)); // also the sends restored from the SDK's file
+  if (process.env.IRIS_ORDER_TRACE === "1") traceSdk(client, path("trace"));
   process.on("SIGUSR2", () => client.dropConnection());
   client.onState((st) => appendFileSync(path("states"), `${new Date().toISOString()} ${st}\n`)); // diagnosis, as recipients
   await client.connect();
@@ -127,6 +128,47 @@ function recordStaleDrops(client: IrisClient, file: string): void {
     if (f.seq <= client.lastSeq) appendFileSync(file, `${f.from} ${f.id} ${f.seq} ${client.lastSeq}\n`);
     deliver(f);
   };
+}
+
+/**
+ * Diagnosis with IRIS_ORDER_TRACE=1 (docs/CLUSTER.md, "a session fence that lapsed"): the sender
+ * SDK's view of per-recipient order, one line per frame it puts on the wire, per refusal or ack it
+ * reads, and per lane event, in `<user>.trace`, flushed every 200 ms. Wraps the SDK's private
+ * methods: chaos clients only, never the product.
+ */
+function traceSdk(client: IrisClient, file: string): void {
+  type Out = { id: string; to: string; inFlight: boolean };
+  type Frame = { op: string; id?: string; code?: string; status?: string };
+  const sdk = client as unknown as {
+    transmit(o: Out): void;
+    onFrame(f: Frame): void;
+    lanes: {
+      refused(o: Out): void;
+      reset(): void;
+      holds(to: string): boolean;
+      open(to: string): void;
+      probe(to: string): void;
+    };
+  };
+  const lines: string[] = [];
+  const t = () => new Date().toISOString().slice(11, 23);
+  const lanes = sdk.lanes;
+  const wrap = <K extends string>(o: Record<K, (...a: never[]) => unknown>, k: K, line: (...a: never[]) => string) => {
+    const f = o[k].bind(o);
+    o[k] = ((...a: never[]) => (lines.push(`${t()} ${line(...a)}`), f(...a))) as never;
+  };
+  wrap(sdk as never, "transmit", (o: Out) => `tx ${o.id} ${o.to} lane=${lanes.holds(o.to)}`);
+  wrap(
+    sdk as never,
+    "onFrame",
+    (f: Frame) =>
+      f.op === "error" ? `err ${f.id ?? ""} ${f.code}` : f.op === "sent" ? `ack ${f.id} ${f.status}` : `frame ${f.op}`,
+  );
+  wrap(lanes as never, "refused", (o: Out) => `lane-refused ${o.id} ${o.to} had=${lanes.holds(o.to)}`);
+  wrap(lanes as never, "open", (to: string) => `lane-open ${to}`);
+  wrap(lanes as never, "probe", (to: string) => `lane-probe ${to}`);
+  wrap(lanes as never, "reset", () => "lane-reset");
+  setInterval(() => lines.length && appendFileSync(file, lines.splice(0).join("\n") + "\n"), 200);
 }
 
 process.on("SIGTERM", () => process.exit(0));
