@@ -41,6 +41,17 @@ const delivery = (seq: number, bodyBytes: number): Delivery => ({
   t0: 0,
 });
 
+/** Publisher `a` (shard address `aSelf`) and receiver `b` listening as node `bId` shard 0: items' k in order, gaps by source. */
+async function stampedPair(aId: string, aSelf: number, bId: string, bSelf: number) {
+  const gaps: number[] = [];
+  const a = await port(aId, aSelf);
+  const b = await port(bId, bSelf, (src) => gaps.push(src));
+  const got: number[] = [];
+  b.listen(bId, 0, (items) => got.push(...items.map((i) => i.k)));
+  await links.at(-1)!.nc.flush(); // b's subscription is on the server
+  return { a, b, got, gaps };
+}
+
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -146,12 +157,7 @@ describe("cross-node port", () => {
   });
 
   test("stamped batches: no gap in normal traffic and syncs; a lost batch is reported with its source", async () => {
-    const gaps: number[] = [];
-    const a = await port("e", 1026);
-    const b = await port("f", 2048, (src) => gaps.push(src));
-    const got: number[] = [];
-    b.listen("f", 0, (items) => got.push(...items.map((i) => i.k)));
-    await links.at(-1)!.nc.flush();
+    const { a, b, got, gaps } = await stampedPair("e", 1026, "f", 2048);
     for (let i = 0; i < 2000; i++) {
       a.send("f", 0, { k: i, body: new Uint8Array(8) });
       if (i % 100 === 99) await new Promise((r) => setImmediate(r));
@@ -221,12 +227,7 @@ describe("cross-node port", () => {
   });
 
   test("an item that cannot be published is a gap at its receiver, never a silent loss", async () => {
-    const gaps: number[] = [];
-    const a = await port("i", 1025);
-    const b = await port("j", 0, (src) => gaps.push(src));
-    const got: number[] = [];
-    b.listen("j", 0, (items) => got.push(...items.map((i) => i.k)));
-    await links.at(-1)!.nc.flush();
+    const { a, b, got, gaps } = await stampedPair("i", 1025, "j", 0);
     a.send("j", 0, { k: 1, body: new Uint8Array(8) });
     await until(() => got.includes(1));
     a.send("j", 0, { k: 2, body: new Uint8Array(2 * 1024 * 1024) }); // over max_payload, not splittable

@@ -2,9 +2,6 @@
 // coalescing. A v1 login without the flag must see exactly the frames it saw before.
 
 import { beforeEach, describe, expect, test } from "bun:test";
-import { defaultSettings } from "../../src/config/schema.ts";
-import { createMetricsBuffer, MetricsReader, shardSlot, SlotMetrics } from "../../src/observe/metrics.ts";
-import { Signals } from "../../src/observe/signals.ts";
 import { decodeClientMessage, ProtocolError, type ServerFrame } from "../../src/protocol/index.ts";
 import {
   decodeV1Client,
@@ -22,7 +19,8 @@ import {
   V1_BUNDLE_SERVER,
   V1_FLAG_BUNDLE,
 } from "../../src/protocol/v1-bundle.ts";
-import { type Session, Sessions } from "../../src/gateway/session.ts";
+import type { Session, Sessions } from "../../src/gateway/session.ts";
+import { testSessions } from "../helpers/sessions.ts";
 import type { Transport } from "../../src/gateway/transports.ts";
 import type { PortMsg, SentMsg } from "../../src/router/wire.ts";
 import { FrameBatcher } from "../../src/client/batcher.ts";
@@ -151,15 +149,7 @@ let sessions: Sessions;
 let posted: PortMsg[];
 beforeEach(() => {
   posted = [];
-  const buf = createMetricsBuffer(1);
-  sessions = new Sessions({
-    index: 0,
-    shards: 1,
-    settings: defaultSettings,
-    metrics: new SlotMetrics(buf, shardSlot(0)),
-    signals: new Signals(new MetricsReader(buf)),
-    post: (_k, m) => posted.push(m),
-  });
+  sessions = testSessions((_k, m) => posted.push(m)).sessions;
 });
 
 function login(user: string, flags?: number): { s: Session; t: Recorder } {

@@ -3,11 +3,12 @@
 
 import { beforeEach, describe, expect, test } from "bun:test";
 import { defaultSettings, type Settings } from "../../src/config/schema.ts";
-import { createMetricsBuffer, MetricsReader, shardSlot, SLOT_MAIN, SlotMetrics } from "../../src/observe/metrics.ts";
-import { Pressure, Signals } from "../../src/observe/signals.ts";
+import { SLOT_MAIN, SlotMetrics } from "../../src/observe/metrics.ts";
+import { Pressure } from "../../src/observe/signals.ts";
 import { decodeJsonServer, encodeJsonClient } from "../../src/protocol/json.ts";
 import type { ClientFrame, ServerFrame } from "../../src/protocol/frames.ts";
-import { type Session, Sessions } from "../../src/gateway/session.ts";
+import type { Session, Sessions } from "../../src/gateway/session.ts";
+import { testSessions } from "../helpers/sessions.ts";
 import type { Transport } from "../../src/gateway/transports.ts";
 import type { DeliverMsg, PortMsg } from "../../src/router/wire.ts";
 import { FLOW_RECHECK_FIRST_MS, PAGE_FLOW_RESUME_BYTES } from "../../src/limits.ts";
@@ -45,18 +46,12 @@ class FakeTransport implements Transport {
 
 function setup(over: Partial<Settings> = {}): void {
   posted = [];
-  const buf = createMetricsBuffer(1);
-  main = new SlotMetrics(buf, SLOT_MAIN);
-  shard = new SlotMetrics(buf, shardSlot(0));
+  const settings = { ...defaultSettings, slowConsumerBytes: SLOW, slowConsumerTimeout: 100, ...over };
+  const made = testSessions((_k, m) => posted.push(m), { settings });
+  sessions = made.sessions;
+  shard = made.metrics;
+  main = new SlotMetrics(made.buf, SLOT_MAIN);
   main.set("ready", 1);
-  sessions = new Sessions({
-    index: 0,
-    shards: 1,
-    settings: { ...defaultSettings, slowConsumerBytes: SLOW, slowConsumerTimeout: 100, ...over },
-    metrics: shard,
-    signals: new Signals(new MetricsReader(buf)),
-    post: (_k, m) => posted.push(m),
-  });
 }
 
 const json = (s: Session, f: ClientFrame) => sessions.onData(s, encodeJsonClient(f));
@@ -456,17 +451,7 @@ describe("cluster: routes lost on the way to an owner (cluster/route-gap.ts)", (
 /** Sessions of one socket shard in a cluster: recipients' owners by `ownerOf`, posts recorded. */
 function clusterSessions(ownerOf: () => number, routable?: (k: number) => boolean): void {
   posted = [];
-  const buf = createMetricsBuffer(1);
-  sessions = new Sessions({
-    index: 0,
-    shards: 1,
-    settings: defaultSettings,
-    metrics: new SlotMetrics(buf, shardSlot(0)),
-    signals: new Signals(new MetricsReader(buf)),
-    post: (_k, m) => posted.push(m),
-    ownerOf,
-    ...(routable ? { routable } : {}),
-  });
+  sessions = testSessions((_k, m) => posted.push(m), { ownerOf, ...(routable ? { routable } : {}) }).sessions;
 }
 
 describe("cluster: no owner known for a recipient", () => {
