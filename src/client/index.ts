@@ -24,7 +24,7 @@ import type { ClientFrame, SendStatus, ServerFrame } from "../protocol/frames.ts
 import { Disconnects, shouldReconnect } from "../protocol/disconnect.ts";
 import { decodeJsonServer, encodeJsonClient } from "../protocol/json.ts";
 import { decodeV1ServerMessage, encodeV1Client } from "../protocol/v1.ts";
-import { V1_BUNDLE_CLIENT, V1_FLAG_BUNDLE } from "../protocol/v1-bundle.ts";
+import { V1_BUNDLE_CLIENT, V1_FLAG_BUNDLE, V1_FLAG_ORDERED } from "../protocol/v1-bundle.ts";
 import { FrameBatcher } from "./batcher.ts";
 import { OrderLanes } from "./order-lanes.ts";
 import { fromSavedState, type IrisStorage, SaveQueue, toSavedState } from "./persist.ts";
@@ -255,12 +255,21 @@ export class IrisClient {
         proto: "v1",
         ...(token ? { token } : {}),
         ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}),
-        ...(this.wantsBundles() ? { flags: V1_FLAG_BUNDLE } : {}),
+        ...(this.loginFlags() ? { flags: this.loginFlags() } : {}),
       });
     };
     ws.onmessage = (e) => this.receive(e.data as ArrayBuffer | string);
     ws.onclose = (e) => this.closed(ws, e.code, e.reason);
     ws.onerror = () => {}; // onclose follows with the code
+  }
+
+  /**
+   * The LOGIN flags byte (0: none sent): bundles, and ORDERED while refused sends are retried in
+   * order (the lanes), so the server holds later sends behind a refused one until it is retried.
+   */
+  private loginFlags(): number {
+    if (this.o.encoding === "json" || this.flagsRefused) return 0;
+    return (this.wantsBundles() ? V1_FLAG_BUNDLE : 0) | (this.o.retryRateLimited !== false ? V1_FLAG_ORDERED : 0);
   }
 
   private wantsBundles(): boolean {

@@ -41,7 +41,13 @@ import {
   userIdProblem,
 } from "../protocol/index.ts";
 import { V0StreamDecoder } from "../protocol/v0.ts";
-import { encodeDeliveries, encodeSent, V1_FLAG_BUNDLE, V1_KNOWN_FLAGS } from "../protocol/v1-bundle.ts";
+import {
+  encodeDeliveries,
+  encodeSent,
+  V1_FLAG_BUNDLE,
+  V1_FLAG_ORDERED,
+  V1_KNOWN_FLAGS,
+} from "../protocol/v1-bundle.ts";
 import { SENT_STATUS_BYTE } from "../protocol/v1.ts";
 import { Outbox } from "./outbox.ts";
 import { stageProbe } from "../observe/stage-probe.ts";
@@ -74,6 +80,7 @@ import {
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { refilled, TokenBucket } from "./rate.ts";
 import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
+import { SendChain } from "./send-chain.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
@@ -112,6 +119,8 @@ export interface Session {
    * so later sends cannot overtake one that died with it (per-sender order).
    */
   unsettled: Map<string, RouteMsg> | null; // null while none for a second (an idle connection holds no Map)
+  /** Each send's predecessor to the same recipient, until answered for good (send-chain.ts); null while none. */
+  chain: SendChain | null;
   recentBytes: number; // bytes received since the last shedding check
   /** What few connections use (see SessionRare); null until one of them is needed. */
   rare: SessionRare | null;
@@ -119,6 +128,8 @@ export interface Session {
   loginHeld?: ClientFrame[] | null;
   /** v1 login granted bundles: frames leave through the outbox, client bundles are read. */
   bundle: boolean;
+  /** v1 login flag ORDERED: a send refused for now stays linked until answered for good (send-chain.ts). */
+  ordered: boolean;
   /** Outbox queue of this turn (see outbox.ts); null when empty. */
   out: Uint8Array[] | null;
   outBytes: number;
@@ -265,9 +276,11 @@ export class Sessions {
       frameTokens: st.rateFrames * FRAME_BURST_SECONDS,
       frameAt: performance.now(),
       unsettled: null,
+      chain: null,
       recentBytes: 0,
       rare: null,
       bundle: false,
+      ordered: false,
       out: null,
       outBytes: 0,
     };
@@ -530,6 +543,7 @@ export class Sessions {
       orderTrace("sock-login", f.user, "", "", `shard=${this.host.index} conn=${s.conn} opened=${s.opened}`);
     }
     s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
+    s.ordered = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_ORDERED) !== 0;
     s.acked = f.resume ?? 0;
     this.attach(s);
   }
@@ -583,6 +597,8 @@ export class Sessions {
 
   /** A send refused before routing: an ERROR frame naming its id. */
   private refuse(s: Session, id: string, code: string, reason: string): void {
+    // Answered for good, or for now to a client that may give it up: later sends stop waiting for it.
+    if (id !== "" && (!s.ordered || !RETRYABLE_REFUSALS.has(code))) s.chain?.settled(id);
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
   }
 
@@ -602,6 +618,8 @@ export class Sessions {
     // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
+    // Linked before any refusal here: a send refused now still comes before every later one.
+    const prev = id !== "" ? (s.chain ??= new SendChain()).link(to, id) : "";
     const fenced = s.rare?.fence?.check(to, id, performance.now());
     if (ORDER_TRACE && fenced) orderTrace("sock-fenced", to, from, id, `c=${s.conn}`);
     if (fenced) return this.refuseFenced(s, id, fenced);
@@ -614,7 +632,7 @@ export class Sessions {
       this.host.metrics.add("rateLimited");
       return this.refuseInOrder(s, to, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
     }
-    this.emitRoute(from, to, id, body, this.host.index, s.conn, s);
+    this.emitRoute(from, to, id, body, this.host.index, s.conn, s, prev);
   }
 
   /**
@@ -681,6 +699,7 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       s.recentBytes = 0;
       if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
+      if (s.chain?.size === 0) s.chain = null;
     }
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
       for (const u of this.userBuckets.keys()) if (!this.byUser.has(u)) this.userBuckets.delete(u);
@@ -741,7 +760,8 @@ export class Sessions {
     if (!s) return; // the sender left; its SDK retries and is deduplicated
     // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
     if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
-    if (m.t === "sendError") this.fenceAfter(s, m);
+    if (m.t === "sendError" && !m.unfenced) this.fenceAfter(s, m);
+    if (m.t === "sent" || !RETRYABLE_REFUSALS.has(m.code) || !s.ordered) s.chain?.settled(m.id);
     s.unsettled?.delete(m.id); // an emptied Map stays until housekeeping: not one Map per send when sends trickle
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
@@ -978,9 +998,11 @@ export class Sessions {
     o: number,
     c: number,
     s?: Session,
+    prev = "",
   ): RouteMsg {
     const now = TIME_ORIGIN + performance.now();
     const route: RouteMsg = { t: "route", to, from, id, body, ts: Math.floor(now), t0: now, o, c };
+    if (prev !== "") route.p = prev;
     const k = this.ownerShard(to);
     // Cluster: no owner known now (no view yet, or the fence after a cut). Posted nowhere, the send
     // went unanswered and its SDK resent it a second later, behind later sends taken once an owner
@@ -1043,9 +1065,17 @@ export class Sessions {
   private repost(s: Session, r: RouteMsg, k: number): void {
     const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
     if (ORDER_TRACE) orderTrace("sock-repost", r.to, r.from, r.id, `c=${s.conn} owner=${k} fenced=${!!fenced}`);
-    if (!fenced) return this.host.post(k, r);
+    if (!fenced) return this.host.post(k, this.relinked(s, r));
     s.unsettled!.delete(r.id);
     this.refuseFenced(s, r.id, fenced);
+  }
+
+  /** `r` with its predecessor as it stands now: one answered since is no longer waited for. */
+  private relinked(s: Session, r: RouteMsg): RouteMsg {
+    const p = s.chain?.prevOf(r.id) ?? "";
+    if ((r.p ?? "") === p) return r;
+    const { p: _old, ...rest } = r;
+    return p === "" ? rest : { ...rest, p };
   }
 
   /**

@@ -153,6 +153,7 @@ export class ShardHost {
     m.set("usersHeld", st.boxes);
     m.set("statusCached", this.owner.unknown.cached);
     m.set("storeFullRejects", st.storeFullRejects);
+    m.set("orderRefused", st.orderRefused);
     m.set("staleLogins", st.staleLogins);
     this.o.cluster?.publishMetrics(m);
   }

@@ -62,6 +62,7 @@ export const FIELDS = [
   "storeErrors",
   // owners
   "storeFullRejects",
+  "orderRefused",
   "staleLogins",
   // cluster (only rendered in cluster mode; gauges written by each node's first shard only)
   "clusterNodesUp",
@@ -308,6 +309,11 @@ const help: Help = {
   ],
   storeErrors: ["iris_store_errors_total", "counter", "storage transactions that failed and were answered with errors"],
   storeFullRejects: ["iris_store_full_rejects_total", "counter", "sends refused with STORE_FULL"],
+  orderRefused: [
+    "iris_order_refused_total",
+    "counter",
+    "sends refused with SERVER_BUSY because the sender's earlier send to the same recipient was not taken yet",
+  ],
   staleLogins: [
     "iris_stale_logins_total",
     "counter",

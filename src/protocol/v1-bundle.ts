@@ -2,6 +2,8 @@
 // LOGIN. Old clients never send that byte, so they never see a bundle.
 //
 //   LOGIN     ... | u64 resume | u8 flags           flags bit 0 (BUNDLE): "I read and write bundles"
+//                                                  flags bit 1 (ORDERED): "I retry a refused send, oldest first,
+//                                                  before any later send to its recipient" (send-chain.ts)
 //   LOGIN_OK  str8 user | u64 now_ms | u8 flags | u32 max_frame
 //             (only when the login carried flags: the flags granted, and the largest client frame
 //              the server reads, so a client sizes its bundles to fit)
@@ -19,8 +21,15 @@ export { utf8Length };
 
 /** LOGIN flag bit: the client reads server bundles and may write client bundles. */
 export const V1_FLAG_BUNDLE = 0x01;
+/**
+ * LOGIN flag bit: the client retries every send refused for now (same id) before any later send to
+ * the same recipient (client/order-lanes.ts). The server then keeps such a send linked as the
+ * predecessor of later ones until it is answered for good (gateway/send-chain.ts); without the
+ * bit a refusal ends the link, so a client that gives up a refused send is not held behind it.
+ */
+export const V1_FLAG_ORDERED = 0x02;
 /** Flag bits this server understands; others are ignored (and not granted in LOGIN_OK). */
-export const V1_KNOWN_FLAGS = V1_FLAG_BUNDLE;
+export const V1_KNOWN_FLAGS = V1_FLAG_BUNDLE | V1_FLAG_ORDERED;
 
 export const V1_BUNDLE_CLIENT = 0x26;
 export const V1_BUNDLE_SERVER = 0x47;

@@ -104,6 +104,13 @@ export { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 /** Most dedupe lookups a waiting box asks ahead (lookup-ahead.ts): bounds its share of the writer. */
 const LOOKUPS_AHEAD = 256;
 
+/**
+ * Most senders a box keeps the last taken id of (prevTaken). Past it the map starts over: a
+ * predecessor not found there is looked for in the box's memory of ids, and refused (retried in
+ * order by the client) only if it is in neither.
+ */
+const LAST_TAKEN_MAX = 4096;
+
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
 const TIGHT_FETCH_SLOTS = 4;
@@ -186,6 +193,8 @@ interface UserBox {
   // message is answered "duplicate" at once only if that many confirmables are committed.
   recentMark: number;
   touched: number;
+  /** Per sender, the id this box numbered last (prevTaken); null until the first. */
+  lastTaken: Map<string, string> | null;
 }
 
 /**
@@ -217,6 +226,7 @@ export interface OwnerStats {
   duplicates: number;
   lookups: number;
   storeFullRejects: number;
+  orderRefused: number; // routes whose predecessor was not taken yet (prevTaken), refused
   staleLogins: number; // attaches older than the link's (router/login-order.ts), refused
   boxes: number;
   online: number;
@@ -273,6 +283,7 @@ export class Owner {
     duplicates: 0,
     lookups: 0,
     storeFullRejects: 0,
+    orderRefused: 0,
     staleLogins: 0,
     boxes: 0,
     online: 0,
@@ -382,6 +393,7 @@ export class Owner {
         recent: null,
         recentMark: 0,
         touched: 0,
+        lastTaken: null,
       };
       this.boxes.set(user, b);
       this.stats.boxes = this.boxes.size;
@@ -533,6 +545,7 @@ export class Owner {
         this.ahead.take(b, m.from, m.id); // numbered meanwhile (an adopted late row): an answer asked ahead is old
         return this.onRetry(b, m, prior);
       }
+      if (m.p !== undefined && !this.prevTaken(b, m)) return this.refuseOutOfOrder(m);
       if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) {
         const known = this.ahead.take(b, m.from, m.id);
         return known === undefined ? this.lookUp(b, m) : this.onAnswer(b, m, known);
@@ -540,6 +553,36 @@ export class Owner {
       return this.accept(b, m, h1, h2);
     }
     this.accept(b, m);
+  }
+
+  /**
+   * True when `m`'s predecessor (gateway/send-chain.ts) was taken here: numbered by this box, or
+   * known to it as a retry of an earlier owner's message. Then every seq it can have is below the
+   * next one, and `m` may be numbered without overtaking it.
+   */
+  private prevTaken(b: UserBox, m: RouteMsg): boolean {
+    const p = m.p!;
+    if (b.lastTaken?.get(m.from) === p) return true;
+    return this.recentSeq(b, recentHash(m.to, m.from, p), m.from, p) !== 0;
+  }
+
+  /**
+   * `m`'s predecessor was not taken (refused, lost between nodes, dropped with an owner, or not
+   * here yet): numbering `m` now would put it ahead. Refused like any send that must wait: the
+   * client retries in order (client/order-lanes.ts), the predecessor first.
+   */
+  private refuseOutOfOrder(m: RouteMsg): void {
+    this.stats.orderRefused++;
+    if (ORDER_TRACE) orderTrace("prev-refused", m.to, m.from, m.id, `p=${m.p} o=${m.o} c=${m.c}`);
+    if (m.o < 0) return;
+    this.io.toShard(m.o, {
+      t: "sendError",
+      conn: m.c,
+      id: m.id,
+      code: "SERVER_BUSY",
+      reason: "an earlier send to this recipient is not taken yet; retry in order",
+      unfenced: true,
+    });
   }
 
   /** A waiting route whose id the store may know: its lookup goes now, its answer waits for its turn. */
@@ -591,6 +634,9 @@ export class Owner {
       }
       this.remember(b, h1, m.from, m.id, seq);
       this.filter.add(h1, h2, now, now);
+      const last = b.lastTaken ??= new Map();
+      if (last.size >= LAST_TAKEN_MAX && !last.has(m.from)) last.clear();
+      last.set(m.from, m.id);
     }
     const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 };
     if (ORDER_TRACE) orderTrace("num", m.to, m.from, m.id, `seq=${seq} o=${m.o} c=${m.c}`);

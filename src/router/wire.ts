@@ -23,6 +23,8 @@ export interface RouteMsg {
   t0: number;
   o: number; // origin shard for the sender's ack, -1 when no ack is due, see refusalsOnly
   c: number; // origin connection
+  /** The sender's earlier send to `to` that must be taken first (gateway/send-chain.ts); absent: none. */
+  p?: string;
 }
 
 /**
@@ -219,6 +221,12 @@ export interface SendErrorMsg {
   id: string;
   code: string;
   reason: string;
+  /**
+   * Refused because an earlier send was not taken (router/owner.ts, prevTaken): the owner refuses
+   * every later one by the same rule, so the session sets no fence (one would hold back the
+   * earlier send's retry itself).
+   */
+  unfenced?: true;
 }
 export interface StatusReply {
   t: "statusReply";
@@ -441,7 +449,7 @@ function isSentKey(v: unknown): v is SentKey {
 const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   route: (v) =>
     isStr(v.to) && isStr(v.from) && isStr(v.id) && isBytes(v.body) && isInt(v.ts) && isNum(v.t0) && isInt(v.o) &&
-    isInt(v.c),
+    isInt(v.c) && (v.p === undefined || (isStr(v.p) && v.p !== "")),
   attach: (v) =>
     isUserConn(v) && isBool(v.v0) && isInt(v.resume) && (v.re === undefined || isBool(v.re)) &&
     (v.opened === undefined || isNum(v.opened)),
@@ -476,7 +484,9 @@ const sessionChecks: Record<SessionMsg["t"], (v: Obj) => boolean> = {
     (v.why === "replaced" || v.why === "slow" || v.why === "admin" || v.why === "resync" || v.why === "moved"),
   sent: (v) =>
     isInt(v.conn) && isStr(v.id) && (v.status === "delivered" || v.status === "stored" || v.status === "duplicate"),
-  sendError: (v) => isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason),
+  sendError: (v) =>
+    isInt(v.conn) && isStr(v.id) && isStr(v.code) && isStr(v.reason) &&
+    (v.unfenced === undefined || v.unfenced === true),
   statusReply: (v) => isInt(v.req) && isStr(v.user) && isBool(v.online) && isNum(v.lastSeen),
   inspectReply: (v) =>
     isInt(v.req) && isStr(v.user) && isBool(v.known) && isBool(v.online) && isInt(v.where) && isStr(v.phase) &&

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { IrisClient } from "../../src/client/index.ts";
 import type { ServerFrame } from "../../src/protocol/frames.ts";
 import { decodeV1ServerMessage, encodeV1Client } from "../../src/protocol/v1.ts";
+import { V1_FLAG_ORDERED } from "../../src/protocol/v1-bundle.ts";
 import { RawSocket } from "../helpers/raw.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
 
@@ -29,7 +30,7 @@ async function online(user: string, got?: string[]): Promise<IrisClient> {
 }
 
 /** A raw v1 connection (no SDK, no bundles): every answer to a send, by id. */
-async function rawSender(user: string) {
+async function rawSender(user: string, flags?: number) {
   const s = await RawSocket.open(server!.url);
   const answers = new Map<string, string>();
   let loggedIn = false;
@@ -42,7 +43,7 @@ async function rawSender(user: string) {
       }
     }
   };
-  s.send(encodeV1Client({ op: "login", user, proto: "v1" }));
+  s.send(encodeV1Client({ op: "login", user, proto: "v1", ...(flags !== undefined ? { flags } : {}) }));
   await until(() => (drain(), loggedIn), "login");
   const send = (id: string, to: string) =>
     s.send(encodeV1Client({ op: "send", id, to, body: new TextEncoder().encode(id) }));
@@ -73,6 +74,40 @@ describe("per-sender order through refusals", () => {
     await Bun.sleep(TOKENS_BACK_MS); // the bucket full again for the four retries
     for (const id of ["m6", "m7", "m8", "m9"]) send(id, "fence-r"); // the retry, in order, lifts the fence
     expect(await answered(["m6", "m7", "m8", "m9"])).toEqual(["stored", "stored", "stored", "stored"]);
+    s.close();
+  });
+
+  test("a later send is refused while an earlier one to that recipient is unanswered, even once the fence has lapsed", async () => {
+    // The fence holds FENCE_MS (1 s): a client (or a starved server reading it) that lets a later
+    // send through after that used to have it stored ahead of the refused one. The send's link to
+    // its predecessor (gateway/send-chain.ts) holds for as long as the predecessor is unanswered.
+    server = await startServer({ args: ["--rate-msgs", "10", "--rate-burst", "5"] });
+    const { s, send, answered } = await rawSender("link-s", V1_FLAG_ORDERED); // "I retry refused sends in order"
+    for (let i = 1; i <= 7; i++) send(`m${i}`, "link-r");
+    const first = await answered(["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    expect(first.slice(0, 5).every((a) => a === "stored")).toBe(true);
+    expect(first.slice(5)).toEqual(["RATE_LIMITED", "RATE_LIMITED"]);
+    await Bun.sleep(1300); // the fence has lapsed and the bucket is full again
+    send("m8", "link-r"); // m6 and m7 are still unanswered for good: m8 must not be stored first
+    expect(await answered(["m8"])).toEqual(["SERVER_BUSY"]);
+    for (const id of ["m6", "m7", "m8"]) send(id, "link-r"); // the retries, in order: nothing fences them
+    expect(await answered(["m6", "m7", "m8"])).toEqual(["stored", "stored", "stored"]);
+    s.close();
+    const got: string[] = [];
+    await online("link-r", got);
+    await until(() => got.length >= 8, "the recipient's backlog");
+    expect(got).toEqual(["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+  });
+
+  test("without the ORDERED flag a refused send is not waited for once the fence has lapsed (a client may give it up)", async () => {
+    server = await startServer({ args: ["--rate-msgs", "10", "--rate-burst", "5"] });
+    const { s, send, answered } = await rawSender("giveup-s");
+    for (let i = 1; i <= 7; i++) send(`m${i}`, "giveup-r");
+    const first = await answered(["m1", "m2", "m3", "m4", "m5", "m6", "m7"]);
+    expect(first.slice(5)).toEqual(["RATE_LIMITED", "RATE_LIMITED"]);
+    await Bun.sleep(1300);
+    send("m8", "giveup-r"); // m6 and m7 given up
+    expect(await answered(["m8"])).toEqual(["stored"]);
     s.close();
   });
 

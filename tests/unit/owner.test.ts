@@ -137,6 +137,30 @@ describe("owner", () => {
     expect(delivered()).toEqual(["m"]);
   });
 
+  test("a send whose predecessor was not taken here is refused in order; taken, it goes", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle(route("u", "m1"));
+    o.handle({ ...route("u", "m3"), p: "m2" }); // m2 lost on the way (or refused): m3 must not pass it
+    const refusals = () => toShard.flatMap(({ m }) => (m.t === "sendError" ? [`${m.id}:${m.code}`] : []));
+    expect(refusals()).toEqual(["m3:SERVER_BUSY"]);
+    expect(delivered()).toEqual(["m1"]);
+    o.handle({ ...route("u", "m2"), p: "m1" }); // m1 was numbered here: m2 goes
+    o.handle({ ...route("u", "m3"), p: "m2" });
+    expect(delivered()).toEqual(["m1", "m2", "m3"]);
+    // A retry of a message taken here is answered whatever its link says (it was numbered).
+    o.handle({ ...route("u", "m2"), p: "zz" });
+    expect(refusals()).toEqual(["m3:SERVER_BUSY"]);
+    // Another sender's sends in between: the predecessor is still known (the box's memory of ids).
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 3 }); // room for more live deliveries
+    o.handle(route("u", "x1", "t"));
+    o.handle({ ...route("u", "x2", "t"), p: "x1" });
+    o.handle({ ...route("u", "m4"), p: "m3" });
+    expect(delivered()).toEqual(["m1", "m2", "m3", "x1", "x2", "m4"]);
+    expect(o.stats.orderRefused).toBe(1);
+  });
+
   test("a retry of an acked message is answered at once only once the user's newest dedupe records are committed", async () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
