@@ -9,30 +9,50 @@
 // The link holds for as long as the predecessor is unanswered, whatever the timing.
 //
 //   state of a send  event                                    next
-//   (unknown)        read from the socket                      open   (linked to the newest open send to its recipient)
-//   open             refused with a retryable code             open   (its retry keeps its link)
-//   open             acked, or refused for good                gone   (sends linked to it lose their link when resent)
+//   (unknown)        read from the socket                      open     (linked to the newest open send to its recipient)
+//   open             refused for now, client sends ORDERED     open     (its retry keeps its link)
+//   open             acked, refused for good (or for now       answered (sends linked to it lose their link when resent)
+//                    without ORDERED)
+//   answered         read again (the client had not seen the   answered (unlinked, and never the newest: it is
+//                    answer yet when it resent it)                       answered "duplicate", it stands for nothing new)
+//   answered         SETTLED_KEEP_MS later                     (unknown)
 //
-// Pure and per connection: one Map from id to (recipient, predecessor), one from recipient to its
-// newest id. Made on a connection's first send, dropped once nothing is open.
+// Why answered sends are kept a while: a resend of one, taken as a new send, became the
+// recipient's newest and linked the next send to itself. Being a duplicate, it counted as taken,
+// and the next send passed a predecessor that was still refused (full-size nats-restart chaos:
+// eos1-1381 numbered ahead of eos1-1363 and -1372, which the owner had just refused).
+//
+// Pure and per connection: one Map from id to its entry, one from recipient to its newest id.
+// Made on a connection's first send, dropped once every entry has been swept.
 
-/** Most sends one connection keeps linked; past it the oldest is forgotten (a client this far
- * behind on its answers is broken or hostile; its later sends simply lose the link). */
-export const CHAIN_MAX_OPEN = 20_000;
+/** Most sends one connection keeps; past it the oldest is forgotten (a client this far behind on
+ * its answers is broken or hostile; its later sends simply lose the link). */
+export const CHAIN_MAX = 20_000;
 
-interface OpenSend {
+/** How long an answered send is remembered: longer than a client's resend written before it read the answer takes to be read. */
+export const SETTLED_KEEP_MS = 10_000;
+
+interface Entry {
   readonly to: string;
   /** Its predecessor when first read ("" none). */
   readonly prev: string;
+  /** When it was answered for good (0: open). */
+  settledAt: number;
 }
 
 export class SendChain {
-  private readonly open = new Map<string, OpenSend>();
+  private readonly entries = new Map<string, Entry>();
   private readonly newest = new Map<string, string>();
+  private openCount = 0;
 
   /** Sends read and not answered for good. */
+  get open(): number {
+    return this.openCount;
+  }
+
+  /** Sends remembered, open or answered (0: the chain can be dropped). */
   get size(): number {
-    return this.open.size;
+    return this.entries.size;
   }
 
   /**
@@ -41,27 +61,48 @@ export class SendChain {
    * once it is answered (it was taken: nothing earlier is left to wait for).
    */
   link(to: string, id: string): string {
-    if (this.open.has(id)) return this.prevOf(id);
+    const known = this.entries.get(id);
+    if (known) return known.settledAt === 0 ? this.prevOf(id) : "";
     const last = this.newest.get(to);
-    const prev = last !== undefined && this.open.has(last) ? last : "";
-    if (this.open.size >= CHAIN_MAX_OPEN) this.open.delete(this.open.keys().next().value!);
-    this.open.set(id, { to, prev });
+    const prev = last !== undefined && this.isOpen(last) ? last : "";
+    if (this.entries.size >= CHAIN_MAX) this.forget(this.entries.keys().next().value!);
+    this.entries.set(id, { to, prev, settledAt: 0 });
+    this.openCount++;
     this.newest.set(to, id);
     return prev;
   }
 
   /** The predecessor an open send `id` waits for now ("" none, or `id` is not open). */
   prevOf(id: string): string {
-    const prev = this.open.get(id)?.prev ?? "";
-    return prev !== "" && this.open.has(prev) ? prev : "";
+    const e = this.entries.get(id);
+    if (!e || e.settledAt !== 0 || e.prev === "") return "";
+    return this.isOpen(e.prev) ? e.prev : "";
   }
 
-  /** `id` was answered for good (acked, or refused with a final code). */
-  settled(id: string): void {
-    const s = this.open.get(id);
-    if (!s) return;
-    this.open.delete(id);
-    if (this.newest.get(s.to) === id) this.newest.delete(s.to);
-    if (this.open.size === 0) this.newest.clear();
+  /** `id` was answered for good (acked, or refused with a final code) at `now` (ms). */
+  settled(id: string, now: number): void {
+    const e = this.entries.get(id);
+    if (!e || e.settledAt !== 0) return;
+    e.settledAt = now || 1;
+    this.openCount--;
+    if (this.newest.get(e.to) === id) this.newest.delete(e.to);
+  }
+
+  /** Forgets sends answered before `now - SETTLED_KEEP_MS` (housekeeping, once a second). */
+  sweep(now: number): void {
+    const cutoff = now - SETTLED_KEEP_MS;
+    for (const [id, e] of this.entries) if (e.settledAt !== 0 && e.settledAt < cutoff) this.entries.delete(id);
+  }
+
+  private isOpen(id: string): boolean {
+    const e = this.entries.get(id);
+    return e !== undefined && e.settledAt === 0;
+  }
+
+  private forget(id: string): void {
+    const e = this.entries.get(id)!;
+    this.entries.delete(id);
+    if (e.settledAt === 0) this.openCount--;
+    if (this.newest.get(e.to) === id) this.newest.delete(e.to);
   }
 }

@@ -598,7 +598,7 @@ export class Sessions {
   /** A send refused before routing: an ERROR frame naming its id. */
   private refuse(s: Session, id: string, code: string, reason: string): void {
     // Answered for good, or for now to a client that may give it up: later sends stop waiting for it.
-    if (id !== "" && (!s.ordered || !RETRYABLE_REFUSALS.has(code))) s.chain?.settled(id);
+    if (id !== "" && (!s.ordered || !RETRYABLE_REFUSALS.has(code))) s.chain?.settled(id, performance.now());
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
   }
 
@@ -699,6 +699,7 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       s.recentBytes = 0;
       if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
+      s.chain?.sweep(now);
       if (s.chain?.size === 0) s.chain = null;
     }
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
@@ -761,7 +762,7 @@ export class Sessions {
     // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
     if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
     if (m.t === "sendError" && !m.unfenced) this.fenceAfter(s, m);
-    if (m.t === "sent" || !RETRYABLE_REFUSALS.has(m.code) || !s.ordered) s.chain?.settled(m.id);
+    if (m.t === "sent" || !RETRYABLE_REFUSALS.has(m.code) || !s.ordered) s.chain?.settled(m.id, performance.now());
     s.unsettled?.delete(m.id); // an emptied Map stays until housekeeping: not one Map per send when sends trickle
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
@@ -1023,7 +1024,7 @@ export class Sessions {
     this.host.metrics.add("msgsIn");
     // Unsettled before it leaves: an owner on this shard may answer (refuse) synchronously.
     if (s && id !== "" && !(s.unsettled ??= new Map()).has(id)) s.unsettled.set(id, route);
-    if (ORDER_TRACE) orderTrace("sock-route", to, from, id, `c=${c} owner=${k}`);
+    if (ORDER_TRACE) orderTrace("sock-route", to, from, id, `c=${c} owner=${k}${prev ? " p=" + prev : ""}`);
     this.host.post(k, route);
     return route;
   }
