@@ -111,6 +111,9 @@ const LOOKUPS_AHEAD = 256;
  */
 const LAST_TAKEN_MAX = 4096;
 
+/** Most predecessor lookups in flight per owner (prevTaken): past it a miss is refused without one. */
+const PREV_LOOKUPS_MAX = 1024;
+
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
 const TIGHT_FETCH_SLOTS = 4;
@@ -269,6 +272,8 @@ export class Owner {
   private linkGen = 0;
   /** Resent copies of routes that wait in a box, absorbed by their twin (route-copies.ts). */
   private readonly copies = new WaitingCopies<UserBox>();
+  /** Predecessors not in a box's memory, looked up in the store (prevTaken): user, sender and id. */
+  private readonly prevLookups = new Set<string>();
   /** Dedupe lookups asked as routes start waiting, taken in their order (lookup-ahead.ts). */
   private readonly ahead = new LookupAhead<UserBox>(LOOKUPS_AHEAD);
   /** The last box generation handed out (UserBox.gen). */
@@ -563,7 +568,17 @@ export class Owner {
   private prevTaken(b: UserBox, m: RouteMsg): boolean {
     const p = m.p!;
     if (b.lastTaken?.get(m.from) === p) return true;
-    return this.recentSeq(b, recentHash(m.to, m.from, p), m.from, p) !== 0;
+    if (this.recentSeq(b, recentHash(m.to, m.from, p), m.from, p) !== 0) return true;
+    // Not in this box's memory: maybe taken by an earlier box (a NATS restart, a move, a sweep),
+    // whose answer the client has while the connection still counts it open. The store knows it
+    // then: asked now, its answer is remembered, and the retry finds it. Without this, a send
+    // linked to one the client will never resend would be refused for good.
+    const k = b.user + "\0" + m.from + "\0" + p;
+    if (!this.prevLookups.has(k) && this.prevLookups.size < PREV_LOOKUPS_MAX) {
+      this.prevLookups.add(k);
+      this.askLookupOf(b, m.from, p);
+    }
+    return false;
   }
 
   /**
@@ -651,18 +666,20 @@ export class Owner {
   }
 
   private askLookup(b: UserBox, m: RouteMsg): void {
+    this.askLookupOf(b, m.from, m.id);
+  }
+
+  private askLookupOf(b: UserBox, from: string, id: string): void {
     this.stats.lookups++;
-    this.toWriter({
-      t: "lookup",
-      user: b.user,
-      from: m.from,
-      id: m.id,
-      since: this.io.now() - this.limits.dedupeWindowMs,
-    });
+    this.toWriter({ t: "lookup", user: b.user, from, id, since: this.io.now() - this.limits.dedupeWindowMs });
   }
 
   private onLookedUp(r: LookedUpReply): void {
     const b = this.boxes.get(r.user);
+    // A predecessor's lookup (prevTaken): known to the store means taken, remembered for the retry.
+    if (this.prevLookups.delete(r.user + "\0" + r.from + "\0" + r.id) && b && r.seq > 0) {
+      if (this.recentOf(b, r.from, r.id) < 0) this.remember(b, recentHash(r.user, r.from, r.id), r.from, r.id, r.seq);
+    }
     if (b) this.ahead.answer(b, r.from, r.id, r.seq);
     const m = b?.lookingUp;
     if (!b || !m || m.from !== r.from || m.id !== r.id) return;
@@ -851,6 +868,7 @@ export class Owner {
     for (const req of this.unconfirmed) this.toWriter(req);
     this.unknown.writerRestarted();
     this.ahead.reset(); // lookups asked ahead died with it: asked again when their turn comes
+    this.prevLookups.clear(); // likewise: asked again at the next miss
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock, box: b.gen });

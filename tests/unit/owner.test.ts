@@ -161,6 +161,28 @@ describe("owner", () => {
     expect(o.stats.orderRefused).toBe(1);
   });
 
+  test("a predecessor this box never saw is looked up in the store: taken by an earlier owner, the retry goes", () => {
+    ready("u");
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+    o.handle({ ...route("u", "m2"), p: "m1" }); // m1 was numbered (and acked) before a NATS restart
+    const refusals = () => toShard.flatMap(({ m }) => (m.t === "sendError" ? [m.id] : []));
+    expect(refusals()).toEqual(["m2"]);
+    const asked = toWriter.filter((m) => m.t === "lookup");
+    expect(asked).toEqual([expect.objectContaining({ user: "u", from: "s", id: "m1" })]);
+    o.handle({ ...route("u", "m2"), p: "m1" }); // retried before the answer: refused, not asked twice
+    expect(toWriter.filter((m) => m.t === "lookup").length).toBe(1);
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "m1", seq: 3 });
+    o.handle({ ...route("u", "m2"), p: "m1" });
+    expect(delivered()).toEqual(["m2"]);
+    // Unknown to the store too: refused again, and asked again at the next miss.
+    o.handle({ ...route("u", "m4"), p: "m3" });
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "m3", seq: 0 });
+    o.handle({ ...route("u", "m4"), p: "m3" });
+    expect(refusals()).toEqual(["m2", "m2", "m4", "m4"]);
+    expect(toWriter.filter((m) => m.t === "lookup").length).toBe(3);
+  });
+
   test("a retry of an acked message is answered at once only once the user's newest dedupe records are committed", async () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
