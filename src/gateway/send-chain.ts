@@ -9,50 +9,61 @@
 // The link holds for as long as the predecessor is unanswered, whatever the timing.
 //
 //   state of a send  event                                    next
-//   (unknown)        read from the socket                      open     (linked to the newest open send to its recipient)
-//   open             refused for now, client sends ORDERED     open     (its retry keeps its link)
-//   open             acked, refused for good (or for now       answered (sends linked to it lose their link when resent)
+//   (unknown)        read from the socket                      in flight  (linked to the newest open send to its recipient)
+//   in flight        refused for now, client sends ORDERED     held       (open; its retry keeps its link)
+//   in flight/held   acked, refused for good (or for now       answered   (sends linked to it lose their link when resent)
 //                    without ORDERED)
-//   answered         read again (the client had not seen the   answered (unlinked, and never the newest: it is
-//                    answer yet when it resent it)                       answered "duplicate", it stands for nothing new)
+//   answered         read again (the client had not seen the   answered   (unlinked, and never the newest: it is answered
+//                    answer yet when it resent it)                         "duplicate", it stands for nothing new)
 //   answered         SETTLED_KEEP_MS later                     (unknown)
+//
+// "Open" is in flight or held. The sends in flight are the session's own map of unanswered routes
+// (Session.unsettled, each route carrying its link as `p`), passed in: the chain adds no entry per
+// send on the hot path, only its recipient's newest id.
 //
 // Why answered sends are kept a while: a resend of one, taken as a new send, became the
 // recipient's newest and linked the next send to itself. Being a duplicate, it counted as taken,
 // and the next send passed a predecessor that was still refused (full-size nats-restart chaos:
-// eos1-1381 numbered ahead of eos1-1363 and -1372, which the owner had just refused).
-//
-// Pure and per connection: one Map from id to its entry, one from recipient to its newest id.
-// Made on a connection's first send, dropped once every entry has been swept.
-
-/** Most sends one connection keeps; past it the oldest is forgotten (a client this far behind on
- * its answers is broken or hostile; its later sends simply lose the link). */
-export const CHAIN_MAX = 20_000;
+// eos1-1381 numbered ahead of eos1-1363 and -1372, which the owner had just refused). Only a send
+// the client may still resend is kept: one refused before, or one answered SLOW_ANSWER_MS or more
+// after it was read (the client resends after a refusal, or after silence). Keeping every answered
+// send for seconds cost a fifth more server CPU per message at saturation.
 
 /** How long an answered send is remembered: longer than a client's resend written before it read the answer takes to be read. */
 export const SETTLED_KEEP_MS = 10_000;
 
-interface Entry {
+/** An answer this long after a send was read may cross a resend the client wrote meanwhile (silence). */
+export const SLOW_ANSWER_MS = 500;
+
+/** A send in flight as the session keeps it (a RouteMsg). */
+export interface InFlight {
   readonly to: string;
-  /** Its predecessor when first read ("" none). */
+  /** Its link ("" or absent: none). */
+  readonly p?: string;
+}
+
+type Flying = ReadonlyMap<string, InFlight> | null;
+
+interface Held {
+  readonly to: string;
   readonly prev: string;
-  /** When it was answered for good (0: open). */
-  settledAt: number;
 }
 
 export class SendChain {
-  private readonly entries = new Map<string, Entry>();
+  /** Per recipient, the id of the newest send read to it (maybe answered since: checked on use). */
   private readonly newest = new Map<string, string>();
-  private openCount = 0;
+  /** Refused for now under ORDERED: open until answered for good. */
+  private readonly held = new Map<string, Held>();
+  /** Answered sends the client may still resend, with when (ms). */
+  private readonly answered = new Map<string, number>();
+  /** The send being read now: a refusal before it is routed holds it with this link. */
+  private readingId = "";
+  private readingTo = "";
+  private readingPrev = "";
 
-  /** Sends read and not answered for good. */
-  get open(): number {
-    return this.openCount;
-  }
-
-  /** Sends remembered, open or answered (0: the chain can be dropped). */
+  /** Entries of any kind (0: the chain can be dropped). */
   get size(): number {
-    return this.entries.size;
+    return this.newest.size + this.held.size + this.answered.size;
   }
 
   /**
@@ -60,49 +71,56 @@ export class SendChain {
    * open send to `to`; a retry keeps its first link while that send is open, and goes unlinked
    * once it is answered (it was taken: nothing earlier is left to wait for).
    */
-  link(to: string, id: string): string {
-    const known = this.entries.get(id);
-    if (known) return known.settledAt === 0 ? this.prevOf(id) : "";
-    const last = this.newest.get(to);
-    const prev = last !== undefined && this.isOpen(last) ? last : "";
-    if (this.entries.size >= CHAIN_MAX) this.forget(this.entries.keys().next().value!);
-    this.entries.set(id, { to, prev, settledAt: 0 });
-    this.openCount++;
-    this.newest.set(to, id);
+  link(to: string, id: string, flying: Flying): string {
+    let prev: string;
+    const f = flying?.get(id);
+    const h = f ? undefined : this.held.get(id);
+    if (f) prev = this.openOr(f.p ?? "", flying);
+    else if (h) prev = this.openOr(h.prev, flying);
+    else if (this.answered.has(id)) prev = "";
+    else {
+      const last = this.newest.get(to);
+      prev = last !== undefined ? this.openOr(last, flying) : "";
+      this.newest.set(to, id);
+    }
+    this.readingId = id;
+    this.readingTo = to;
+    this.readingPrev = prev;
     return prev;
   }
 
   /** The predecessor an open send `id` waits for now ("" none, or `id` is not open). */
-  prevOf(id: string): string {
-    const e = this.entries.get(id);
-    if (!e || e.settledAt !== 0 || e.prev === "") return "";
-    return this.isOpen(e.prev) ? e.prev : "";
+  prevOf(id: string, flying: Flying): string {
+    const h = this.held.get(id);
+    if (h) return this.openOr(h.prev, flying);
+    const f = flying?.get(id);
+    return f ? this.openOr(f.p ?? "", flying) : "";
   }
 
-  /** `id` was answered for good (acked, or refused with a final code) at `now` (ms). */
-  settled(id: string, now: number): void {
-    const e = this.entries.get(id);
-    if (!e || e.settledAt !== 0) return;
-    e.settledAt = now || 1;
-    this.openCount--;
-    if (this.newest.get(e.to) === id) this.newest.delete(e.to);
+  /** `id` was refused for now and the client retries it (ORDERED): it stays open. `route`: its route, if it was routed. */
+  refusedForNow(id: string, route?: InFlight): void {
+    if (this.held.has(id)) return;
+    if (route) this.held.set(id, { to: route.to, prev: route.p ?? "" });
+    else if (this.readingId === id) this.held.set(id, { to: this.readingTo, prev: this.readingPrev });
   }
 
-  /** Forgets sends answered before `now - SETTLED_KEEP_MS` (housekeeping, once a second). */
-  sweep(now: number): void {
+  /**
+   * `id` was answered for good at `now` (ms). `resendable`: the client may still resend it (it
+   * was refused, or answered slowly): remembered for SETTLED_KEEP_MS.
+   */
+  settled(id: string, resendable: boolean, now: number): void {
+    if (this.held.delete(id) || resendable) this.answered.set(id, now);
+  }
+
+  /** Forgets sends answered before `now - SETTLED_KEEP_MS`, and newest ids no longer open (housekeeping). */
+  sweep(now: number, flying: Flying): void {
     const cutoff = now - SETTLED_KEEP_MS;
-    for (const [id, e] of this.entries) if (e.settledAt !== 0 && e.settledAt < cutoff) this.entries.delete(id);
+    for (const [id, at] of this.answered) if (at < cutoff) this.answered.delete(id);
+    for (const [to, id] of this.newest) if (this.openOr(id, flying) === "") this.newest.delete(to);
   }
 
-  private isOpen(id: string): boolean {
-    const e = this.entries.get(id);
-    return e !== undefined && e.settledAt === 0;
-  }
-
-  private forget(id: string): void {
-    const e = this.entries.get(id)!;
-    this.entries.delete(id);
-    if (e.settledAt === 0) this.openCount--;
-    if (this.newest.get(e.to) === id) this.newest.delete(e.to);
+  /** `id` if it is open (in flight or held), else "". */
+  private openOr(id: string, flying: Flying): string {
+    return id !== "" && (flying?.has(id) || this.held.has(id)) ? id : "";
   }
 }

@@ -80,7 +80,7 @@ import {
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { refilled, TokenBucket } from "./rate.ts";
 import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
-import { SendChain } from "./send-chain.ts";
+import { SendChain, SLOW_ANSWER_MS } from "./send-chain.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
@@ -598,7 +598,8 @@ export class Sessions {
   /** A send refused before routing: an ERROR frame naming its id. */
   private refuse(s: Session, id: string, code: string, reason: string): void {
     // Answered for good, or for now to a client that may give it up: later sends stop waiting for it.
-    if (id !== "" && (!s.ordered || !RETRYABLE_REFUSALS.has(code))) s.chain?.settled(id, performance.now());
+    if (id !== "" && s.ordered && RETRYABLE_REFUSALS.has(code)) s.chain?.refusedForNow(id);
+    else if (id !== "") s.chain?.settled(id, true, performance.now());
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
   }
 
@@ -619,7 +620,7 @@ export class Sessions {
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
     // Linked before any refusal here: a send refused now still comes before every later one.
-    const prev = id !== "" ? (s.chain ??= new SendChain()).link(to, id) : "";
+    const prev = id !== "" ? (s.chain ??= new SendChain()).link(to, id, s.unsettled) : "";
     const fenced = s.rare?.fence?.check(to, id, performance.now());
     if (ORDER_TRACE && fenced) orderTrace("sock-fenced", to, from, id, `c=${s.conn}`);
     if (fenced) return this.refuseFenced(s, id, fenced);
@@ -699,7 +700,7 @@ export class Sessions {
     for (const s of this.byConn.values()) {
       s.recentBytes = 0;
       if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
-      s.chain?.sweep(now);
+      s.chain?.sweep(now, s.unsettled);
       if (s.chain?.size === 0) s.chain = null;
     }
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
@@ -762,7 +763,7 @@ export class Sessions {
     // A refusal of a send already answered is stale (cluster: a parked copy given up after a re-post was stored).
     if (m.t === "sendError" && s.proto !== "v0" && m.id !== "" && !s.unsettled?.has(m.id)) return;
     if (m.t === "sendError" && !m.unfenced) this.fenceAfter(s, m);
-    if (m.t === "sent" || !RETRYABLE_REFUSALS.has(m.code) || !s.ordered) s.chain?.settled(m.id, performance.now());
+    if (s.chain) this.chainAnswer(s, s.chain, m);
     s.unsettled?.delete(m.id); // an emptied Map stays until housekeeping: not one Map per send when sends trickle
     // The only refusal that reaches a v0 sender after acceptance is a full inbox (see the writer).
     if (s.proto === "v0" && m.t === "sendError") {
@@ -775,6 +776,16 @@ export class Sessions {
       if (s.proto === "v1" && s.state === "open") this.outbox.push(s, encodeSent(m.id, SENT_STATUS_BYTE[m.status]));
       else this.reply(s, { op: "sent", id: m.id, status: m.status });
     } else this.reply(s, { op: "error", code: m.code, reason: m.reason, id: m.id });
+  }
+
+  /** An answer to a routed send, for its connection's chain (send-chain.ts), while the route is still in flight. */
+  private chainAnswer(s: Session, chain: SendChain, m: SentMsg | SendErrorMsg): void {
+    const route = s.unsettled?.get(m.id);
+    if (m.t === "sendError" && s.ordered && RETRYABLE_REFUSALS.has(m.code)) return chain.refusedForNow(m.id, route);
+    const now = performance.now();
+    // The client may resend it when it was refused, or answered slowly (a resend after silence).
+    const slow = route !== undefined && now - (route.t0 - TIME_ORIGIN) >= SLOW_ANSWER_MS;
+    chain.settled(m.id, m.t === "sendError" || slow, now);
   }
 
   /** An owner refused a send for now: later sends to its recipient wait for its retry (refusal-fence.ts). */
@@ -1073,7 +1084,7 @@ export class Sessions {
 
   /** `r` with its predecessor as it stands now: one answered since is no longer waited for. */
   private relinked(s: Session, r: RouteMsg): RouteMsg {
-    const p = s.chain?.prevOf(r.id) ?? "";
+    const p = s.chain?.prevOf(r.id, s.unsettled) ?? "";
     if ((r.p ?? "") === p) return r;
     const { p: _old, ...rest } = r;
     return p === "" ? rest : { ...rest, p };
