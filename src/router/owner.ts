@@ -589,15 +589,13 @@ export class Owner {
   private refuseOutOfOrder(m: RouteMsg): void {
     this.stats.orderRefused++;
     if (ORDER_TRACE) orderTrace("prev-refused", m.to, m.from, m.id, `p=${m.p} o=${m.o} c=${m.c}`);
+    this.refuseSend(m, "SERVER_BUSY", "an earlier send to this recipient is not taken yet; retry in order", true);
+  }
+
+  /** A typed refusal to the route's sender (none when no ack is due); `unfenced`: see SendErrorMsg. */
+  private refuseSend(m: RouteMsg, code: string, reason: string, unfenced = false): void {
     if (m.o < 0) return;
-    this.io.toShard(m.o, {
-      t: "sendError",
-      conn: m.c,
-      id: m.id,
-      code: "SERVER_BUSY",
-      reason: "an earlier send to this recipient is not taken yet; retry in order",
-      unfenced: true,
-    });
+    this.io.toShard(m.o, { t: "sendError", conn: m.c, id: m.id, code, reason, ...(unfenced ? { unfenced } : {}) });
   }
 
   /** A waiting route whose id the store may know: its lookup goes now, its answer waits for its turn. */
@@ -735,14 +733,7 @@ export class Owner {
   /** The store is full: a typed error the SDK retries later with the same id; nothing is kept. */
   private refuseFull(m: RouteMsg): void {
     this.stats.storeFullRejects++;
-    if (m.o < 0) return;
-    this.io.toShard(m.o, {
-      t: "sendError",
-      conn: m.c,
-      id: m.id,
-      code: "STORE_FULL",
-      reason: "disk full: message not stored; retry later",
-    });
+    this.refuseSend(m, "STORE_FULL", "disk full: message not stored; retry later");
   }
 
   /** A sender retried an id we have seen. Reply only with what is already true. */
