@@ -1078,6 +1078,10 @@ export class Sessions {
     const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
     if (ORDER_TRACE) orderTrace("sock-repost", r.to, r.from, r.id, `c=${s.conn} owner=${k} fenced=${!!fenced}`);
     if (!fenced) return this.host.post(k, this.relinked(s, r));
+    // Held with its first link before it leaves the routes in flight: forgotten, its retry would be
+    // taken as a new send and linked to a later one, which waits behind it (a deadlock: seen when
+    // a node joined under load).
+    if (s.ordered) s.chain?.refusedForNow(r.id, r);
     s.unsettled!.delete(r.id);
     this.refuseFenced(s, r.id, fenced);
   }
