@@ -249,13 +249,14 @@ export class IrisClient {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
+      const flags = this.loginFlags();
       this.frame({
         op: "login",
         user: this.o.user,
         proto: "v1",
         ...(token ? { token } : {}),
         ...(this.lastSeqValue ? { resume: this.lastSeqValue } : {}),
-        ...(this.loginFlags() ? { flags: this.loginFlags() } : {}),
+        ...(flags ? { flags } : {}),
       });
     };
     ws.onmessage = (e) => this.receive(e.data as ArrayBuffer | string);

@@ -56,10 +56,6 @@ export class SendChain {
   private readonly held = new Map<string, Held>();
   /** Answered sends the client may still resend, with when (ms). */
   private readonly answered = new Map<string, number>();
-  /** The send being read now: a refusal before it is routed holds it with this link. */
-  private readingId = "";
-  private readingTo = "";
-  private readingPrev = "";
 
   /** Entries of any kind (0: the chain can be dropped). */
   get size(): number {
@@ -83,9 +79,6 @@ export class SendChain {
       prev = last !== undefined ? this.openOr(last, flying) : "";
       this.newest.set(to, id);
     }
-    this.readingId = id;
-    this.readingTo = to;
-    this.readingPrev = prev;
     return prev;
   }
 
@@ -97,11 +90,9 @@ export class SendChain {
     return f ? this.openOr(f.p ?? "", flying) : "";
   }
 
-  /** `id` was refused for now and the client retries it (ORDERED): it stays open. `route`: its route, if it was routed. */
-  refusedForNow(id: string, route?: InFlight): void {
-    if (this.held.has(id)) return;
-    if (route) this.held.set(id, { to: route.to, prev: route.p ?? "" });
-    else if (this.readingId === id) this.held.set(id, { to: this.readingTo, prev: this.readingPrev });
+  /** `id` was refused for now and the client retries it (ORDERED): it stays open, with `link` (its recipient and link). */
+  refusedForNow(id: string, link: InFlight): void {
+    if (!this.held.has(id)) this.held.set(id, { to: link.to, prev: link.p ?? "" });
   }
 
   /**

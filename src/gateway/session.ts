@@ -80,7 +80,7 @@ import {
 import { RateLimitedLog } from "../observe/ratelog.ts";
 import { refilled, TokenBucket } from "./rate.ts";
 import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
-import { SendChain, SLOW_ANSWER_MS } from "./send-chain.ts";
+import { type InFlight, SendChain, SLOW_ANSWER_MS } from "./send-chain.ts";
 import { AdminRelay } from "./admin-relay.ts";
 import type { Transport } from "./transports.ts";
 
@@ -590,23 +590,30 @@ export class Sessions {
   }
 
   /** A send held behind a refused one to the same recipient (refusal-fence.ts), refused with its code. */
-  private refuseFenced(s: Session, id: string, code: string): void {
+  private refuseFenced(s: Session, id: string, code: string, link: InFlight): void {
     this.host.metrics.add(FENCED_METRIC[code] ?? "busyRejects");
-    this.refuse(s, id, code, "an earlier send to this recipient was refused; retry it first");
+    this.refuse(s, id, code, "an earlier send to this recipient was refused; retry it first", link);
   }
 
-  /** A send refused before routing: an ERROR frame naming its id. */
-  private refuse(s: Session, id: string, code: string, reason: string): void {
-    // Answered for good, or for now to a client that may give it up: later sends stop waiting for it.
-    if (id !== "" && s.ordered && RETRYABLE_REFUSALS.has(code)) s.chain?.refusedForNow(id);
-    else if (id !== "") s.chain?.settled(id, true, performance.now());
+  /** A send refused before routing: an ERROR frame naming its id. `link`: the send as linked (null: never linked). */
+  private refuse(s: Session, id: string, code: string, reason: string, link: InFlight | null): void {
+    if (id !== "" && link) this.chainRefused(s, id, code, link);
     this.reply(s, { op: "error", code, reason, ...(id ? { id } : {}) });
   }
 
+  /**
+   * A refusal for the connection's chain (send-chain.ts): held with its link while the client
+   * retries it first (ORDERED, retryable code); otherwise answered, and later sends stop waiting.
+   */
+  private chainRefused(s: Session, id: string, code: string, link: InFlight): void {
+    if (s.ordered && RETRYABLE_REFUSALS.has(code)) s.chain?.refusedForNow(id, link);
+    else s.chain?.settled(id, true, performance.now());
+  }
+
   /** A retryable refusal: later sends to `to` on this connection may not overtake it (refusal-fence.ts). */
-  private refuseInOrder(s: Session, to: string, id: string, code: string, reason: string): void {
+  private refuseInOrder(s: Session, to: string, id: string, code: string, reason: string, link: InFlight): void {
     (rareOf(s).fence ??= new RefusalFence()).refused(to, id, code, performance.now());
-    this.refuse(s, id, code, reason);
+    this.refuse(s, id, code, reason, link);
   }
 
   private route(s: Session, from: string, to: string, id: string, body: Uint8Array): void {
@@ -615,7 +622,7 @@ export class Sessions {
       this.host.metrics.add("v0BadTargetCloses");
       return this.refuseV0(s, Disconnects.v0BadTarget, `invalid target: ${problem}`);
     }
-    if (problem) return this.refuse(s, id, "BAD_USER", `target: ${problem}`);
+    if (problem) return this.refuse(s, id, "BAD_USER", `target: ${problem}`, null);
     // v0 senders waited in v0Wait until the store, memory and their rate allowed this send.
     // (No re-route after an owner restart for v0: without acks a v0 send is never known settled.)
     if (s.proto === "v0") return void this.emitRoute(from, to, id, body, refusalsOnly(this.host.index), s.conn);
@@ -623,15 +630,15 @@ export class Sessions {
     const prev = id !== "" ? (s.chain ??= new SendChain()).link(to, id, s.unsettled) : "";
     const fenced = s.rare?.fence?.check(to, id, performance.now());
     if (ORDER_TRACE && fenced) orderTrace("sock-fenced", to, from, id, `c=${s.conn}`);
-    if (fenced) return this.refuseFenced(s, id, fenced);
+    if (fenced) return this.refuseFenced(s, id, fenced, { to, p: prev });
     const busy = this.busyReason();
     if (busy) {
       this.host.metrics.add("busyRejects");
-      return this.refuseInOrder(s, to, id, "SERVER_BUSY", busy);
+      return this.refuseInOrder(s, to, id, "SERVER_BUSY", busy, { to, p: prev });
     }
     if (!this.userBucket(from).take(performance.now())) {
       this.host.metrics.add("rateLimited");
-      return this.refuseInOrder(s, to, id, "RATE_LIMITED", "message rate limit exceeded; retry later");
+      return this.refuseInOrder(s, to, id, "RATE_LIMITED", "message rate limit exceeded; retry later", { to, p: prev });
     }
     this.emitRoute(from, to, id, body, this.host.index, s.conn, s, prev);
   }
@@ -781,7 +788,7 @@ export class Sessions {
   /** An answer to a routed send, for its connection's chain (send-chain.ts), while the route is still in flight. */
   private chainAnswer(s: Session, chain: SendChain, m: SentMsg | SendErrorMsg): void {
     const route = s.unsettled?.get(m.id);
-    if (m.t === "sendError" && s.ordered && RETRYABLE_REFUSALS.has(m.code)) return chain.refusedForNow(m.id, route);
+    if (m.t === "sendError" && route) return this.chainRefused(s, m.id, m.code, route);
     const now = performance.now();
     // The client may resend it when it was refused, or answered slowly (a resend after silence).
     const slow = route !== undefined && now - (route.t0 - TIME_ORIGIN) >= SLOW_ANSWER_MS;
@@ -1021,7 +1028,7 @@ export class Sessions {
     // was known: refused in order instead (refusal-fence.ts).
     if (k < 0 && s && s.proto !== "v0") {
       this.host.metrics.add("busyRejects");
-      this.refuseInOrder(s, to, id, "SERVER_BUSY", "no owner known for the recipient right now; retry");
+      this.refuseInOrder(s, to, id, "SERVER_BUSY", "no owner known for the recipient right now; retry", route);
       return route;
     }
     // Cluster: the owner's node came back and that shard has not said it started. What we post it
@@ -1029,7 +1036,7 @@ export class Sessions {
     // taken now could be numbered ahead of them (cluster/peer-starts.ts). Refused in order too.
     if (s && s.proto !== "v0" && this.host.routable?.(k) === false) {
       this.host.metrics.add("busyRejects");
-      this.refuseInOrder(s, to, id, "SERVER_BUSY", "the recipient's owner is starting; retry");
+      this.refuseInOrder(s, to, id, "SERVER_BUSY", "the recipient's owner is starting; retry", route);
       return route;
     }
     this.host.metrics.add("msgsIn");
@@ -1078,12 +1085,10 @@ export class Sessions {
     const fenced = s.rare?.fence?.holdBack(r.to, r.id, r.t0 - TIME_ORIGIN, performance.now());
     if (ORDER_TRACE) orderTrace("sock-repost", r.to, r.from, r.id, `c=${s.conn} owner=${k} fenced=${!!fenced}`);
     if (!fenced) return this.host.post(k, this.relinked(s, r));
-    // Held with its first link before it leaves the routes in flight: forgotten, its retry would be
-    // taken as a new send and linked to a later one, which waits behind it (a deadlock: seen when
-    // a node joined under load).
-    if (s.ordered) s.chain?.refusedForNow(r.id, r);
+    // Refused with its first link: forgotten, its retry would be taken as a new send and linked to
+    // a later one, which waits behind it (a deadlock: seen when a node joined under load).
     s.unsettled!.delete(r.id);
-    this.refuseFenced(s, r.id, fenced);
+    this.refuseFenced(s, r.id, fenced, r);
   }
 
   /** `r` with its predecessor as it stands now: one answered since is no longer waited for. */

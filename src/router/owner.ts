@@ -604,7 +604,7 @@ export class Owner {
     if (m.id === "" || this.ahead.has(b, m.from, m.id) || this.recentOf(b, m.from, m.id) >= 0) return;
     const h1 = recentHash(m.to, m.from, m.id), h2 = keyHash[1]!;
     if (this.filterState !== "building" && !this.filter.mightHave(h1, h2, this.io.now())) return;
-    if (this.ahead.ask(b, m.from, m.id)) this.askLookup(b, m);
+    if (this.ahead.ask(b, m.from, m.id)) this.askLookupOf(b, m.from, m.id);
   }
 
   /** The seq this box gave (sender, id) within the dedupe window, or 0. */
@@ -660,11 +660,7 @@ export class Owner {
   private lookUp(b: UserBox, m: RouteMsg): void {
     if (ORDER_TRACE) orderTrace("lookup", m.to, m.from, m.id, `o=${m.o} c=${m.c}`);
     b.lookingUp = m;
-    if (!this.ahead.asked(b, m.from, m.id)) this.askLookup(b, m); // else its answer is on its way
-  }
-
-  private askLookup(b: UserBox, m: RouteMsg): void {
-    this.askLookupOf(b, m.from, m.id);
+    if (!this.ahead.asked(b, m.from, m.id)) this.askLookupOf(b, m.from, m.id); // else its answer is on its way
   }
 
   private askLookupOf(b: UserBox, from: string, id: string): void {

@@ -20,12 +20,12 @@ function connection() {
     /** Read and refused by the session itself (a fence, the rate): never in flight. */
     refusedAtRead(to: string, id: string): string {
       const p = chain.link(to, id, flying);
-      chain.refusedForNow(id);
+      chain.refusedForNow(id, p ? { to, p } : { to });
       return p;
     },
     /** Refused for now by its owner (the client logged in ORDERED). */
     refused(id: string): void {
-      chain.refusedForNow(id, flying.get(id));
+      chain.refusedForNow(id, flying.get(id)!);
       flying.delete(id);
     },
     answered(id: string, resendable = false, now = 0): void {
