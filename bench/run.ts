@@ -7,7 +7,7 @@ import type { Ctx, Scenario } from "./lib/context.ts";
 import { issueTargetLines, type RunFigures } from "./lib/issue-targets.ts";
 import { describeMachine, machineLine } from "./lib/machine.ts";
 import { type BenchResult, DEFAULT_RESULTS_DIR, writeResults } from "./lib/results.ts";
-import { DEFAULT_BINARY, killStarted } from "./lib/server.ts";
+import { DEFAULT_BINARY, killStarted, startIrisAutoTuned } from "./lib/server.ts";
 import { clockTicks, othersDeltaMicros, snapshotOthers } from "./lib/procstat.ts";
 import { disturbance, pct } from "./lib/phases.ts";
 import { baseline } from "./scenarios/baseline.ts";
@@ -137,6 +137,7 @@ async function main(): Promise<number> {
   let args: BenchArgs;
   try {
     args = parseArgs(argv);
+    startIrisAutoTuned(args.autoTune);
   } catch (e) {
     if (e instanceof ArgsError) {
       console.error(`bench: ${e.message}\n\n${USAGE}`);

@@ -6,7 +6,7 @@
 // word "ready".
 
 import { formatPlanTable, planToJson } from "../tune/format.ts";
-import { type Plan, plan as makePlan } from "../tune/plan.ts";
+import { type Plan, plan as makePlan, startEnvOf } from "../tune/plan.ts";
 import { probe, raiseNoFileLimit } from "../tune/probe.ts";
 import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
@@ -71,9 +71,10 @@ async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<P
   // The probe is cheap; even without --auto-tune its open-files figure caps connections.
   const thePlan = makePlan(await probe(), planOverrides(settings, explicit));
   if (settings.autoTune && !settings.dryRun) {
-    // The heap settings only take effect at process start: become a fresh copy of ourselves once.
-    const why = reexecWithEnv(thePlan.heapEnv);
-    if (why) log.warn("heap budget not applied", { reason: why });
+    // The heap and allocator settings only take effect at process start: become a fresh copy of
+    // ourselves once.
+    const why = reexecWithEnv(startEnvOf(thePlan, process.env));
+    if (why) log.warn("heap budget and allocator setting not applied", { reason: why });
   }
   if (settings.autoTune || settings.dryRun) {
     console.log(settings.dryRun && settings.json ? planToJson(thePlan) : formatPlanTable(thePlan));

@@ -42,6 +42,22 @@ export const NARROW_PORT_RANGE = 50_000;
  * hint, not a hard cap (measured: see docs/OPERATIONS.md, Auto-tune).
  */
 export const HEAP_ENV_VAR = "BUN_JSC_forceRAMSize";
+/**
+ * Bun's mimalloc option for "hole purging": at each idle point of a thread it returns the free
+ * runs inside still-used pages to the kernel, at most every 100 ms per thread. Under message load
+ * those runs are reused within milliseconds, so each purge comes back as page faults, and JSC's
+ * block warm-up thread re-faults what the purge took (docs/BENCHMARKS.md, "The allocator's hole
+ * purging"): about a fifth of Iris's CPU per message at saturation on 2 cores. Read only at process
+ * start; "0" keeps the holes resident (whole free pages are still returned).
+ */
+export const ALLOCATOR_HOLES_ENV_VAR = "MIMALLOC_PURGE_HOLES";
+/**
+ * What keeping the holes costs an idle logged-in connection, budgeted: measured 2.4-2.7 KB more RSS
+ * per connection at 10k (`npm run bench -- connections`, 2 cores), rounded up.
+ */
+export const KEPT_HOLES_BYTES_PER_CONN = 4 * 1024;
+/** Keep the holes only while that cost, at maxConnections, stays under this share of memory. */
+export const KEPT_HOLES_MAX_MEMORY_SHARE = 0.02;
 
 /** Model constants (defaults above) and explicit decisions (undefined = compute). */
 export interface PlanInputs {
@@ -99,6 +115,8 @@ export interface Plan {
   heapMB: number;
   /** Environment to start Bun with; JSC reads it once, at VM creation. */
   heapEnv: Record<string, string>;
+  /** Allocator environment (mimalloc reads it once, at process start); empty: Bun's defaults. */
+  allocatorEnv: Record<string, string>;
   /** Shell commands for OS settings the process cannot apply itself. */
   osAdvice: string[];
   /** What the probe found, printed above the decisions. */
@@ -226,6 +244,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
   const { spillBytes, refuseBytes } = planWatermarks(c);
   const store = planStore(c);
   const { heapMB, heapEnv } = planHeap(c);
+  const allocatorEnv = planAllocator(c, conns.maxConnections);
   networkAdvice(c);
   return {
     ...conns,
@@ -236,6 +255,7 @@ export function plan(p: Probe, overrides: Partial<PlanInputs> = {}): Plan {
     store,
     heapMB,
     heapEnv,
+    allocatorEnv,
     osAdvice: c.osAdvice,
     facts: probeFacts(p),
     rows: c.rows,
@@ -435,6 +455,37 @@ function planHeap(c: PlanContext): { heapMB: number; heapEnv: Record<string, str
       : `${HEAP_FRACTION * 100}% of memory, at least ${MIN_HEAP_MB} MiB; GC sizing hint, not a cap`,
   });
   return { heapMB, heapEnv: { [HEAP_ENV_VAR]: String(heapMB * MiB) } };
+}
+
+/**
+ * Keep the allocator's holes (less CPU per message) when memory is plentiful for the connections
+ * planned; otherwise Bun's default (less RSS per idle connection).
+ */
+function planAllocator(c: PlanContext, maxConnections: number): Record<string, string> {
+  const cost = maxConnections * KEPT_HOLES_BYTES_PER_CONN;
+  const allowed = c.memory * KEPT_HOLES_MAX_MEMORY_SHARE;
+  const keep = cost <= allowed;
+  c.rows.push({
+    setting: ALLOCATOR_HOLES_ENV_VAR,
+    value: keep ? "0 (keep)" : "Bun's default",
+    probe: c.memoryProbe,
+    why: `${formatCount(maxConnections)} conns x ${KEPT_HOLES_BYTES_PER_CONN / 1024} KiB = ${formatBytes(cost)} ` +
+      `${keep ? "<=" : ">"} ${KEPT_HOLES_MAX_MEMORY_SHARE * 100}% of memory: ` +
+      (keep ? "keep freed runs, fewer page faults" : "return freed runs, less RSS"),
+  });
+  return keep ? { [ALLOCATOR_HOLES_ENV_VAR]: "0" } : {};
+}
+
+/**
+ * The environment to start the server with under --auto-tune: the heap hint, and the allocator
+ * setting unless the operator's environment already names it (their choice wins).
+ */
+export function startEnvOf(
+  p: Pick<Plan, "heapEnv" | "allocatorEnv">,
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  const allocator = Object.entries(p.allocatorEnv).filter(([k]) => env[k] === undefined);
+  return { ...p.heapEnv, ...Object.fromEntries(allocator) };
 }
 
 /** Kernel network settings (Linux only; read-only probes, so advice only). */

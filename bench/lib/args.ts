@@ -50,6 +50,8 @@ export interface BenchArgs {
   bundles: boolean;
   /** throughput: measure Iris with plain v1 logins and again with bundled ones (default under `all`). */
   bothLogins: boolean;
+  /** Iris starts with --auto-tune, as an operator starts it (docs/OPERATIONS.md, Auto-tune). */
+  autoTune: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- <scenario> [flags]
@@ -75,6 +77,7 @@ scenarios: ${SCENARIOS.join(", ")}
                        (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
   --bundles            v1 load connections log in with the bundle flag (as the SDK does)
   --both-logins        throughput: Iris once with plain v1 logins, once with bundled ones, one relay
+  --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
                        run for both (the default under \`all\`, whose issue-14 table shows both)
 `;
 
@@ -122,6 +125,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     nodes: null,
     bundles: false,
     bothLogins: false,
+    autoTune: false,
   };
   let scenario: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -208,6 +212,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--both-logins":
         a.bothLogins = true;
+        break;
+      case "--auto-tune":
+        a.autoTune = true;
         break;
       default:
         if (f.startsWith("-")) throw new ArgsError(`unknown flag ${f}`);

@@ -35,6 +35,11 @@ export function noteIris(ctx: Ctx, s: ServerProc): void {
   }
   const line = flags.join(" ");
   if (ctx.params.irisFlags === undefined) ctx.params.irisFlags = line;
+  if (flags.includes("--auto-tune") && !ctx.notes.some((n) => n.startsWith("Iris ran with --auto-tune"))) {
+    ctx.notes.push(
+      "Iris ran with --auto-tune, as an operator starts it: its plan (heap hint, allocator setting, limits) applied.",
+    );
+  }
   if (line.includes("--rate-msgs 0") && !ctx.notes.some((n) => n.startsWith("Iris ran with --rate-msgs 0"))) {
     ctx.notes.push(
       "Iris ran with --rate-msgs 0 --rate-frames 0: its per-user message and per-connection frame rate limits " +

@@ -126,6 +126,12 @@ export function unlimitedArgs(binary = DEFAULT_BINARY): string[] {
   ];
 }
 
+/** Every Iris this process starts gets --auto-tune (the bench's --auto-tune flag). */
+let irisAutoTune = false;
+export function startIrisAutoTuned(on: boolean): void {
+  irisAutoTune = on;
+}
+
 export function startIris(o: IrisOptions = {}): Promise<ServerProc> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "iris-bench-"));
   const binary = o.binary ?? DEFAULT_BINARY;
@@ -142,6 +148,7 @@ export function startIris(o: IrisOptions = {}): Promise<ServerProc> {
     ...(o.shards ? ["--shards", String(o.shards)] : []),
     ...(o.tcp ? ["--tcp-port", "0"] : []),
     ...unlimitedArgs(binary),
+    ...(irisAutoTune ? ["--auto-tune"] : []),
     ...(o.args ?? []),
   ];
   const cleanup = () => {

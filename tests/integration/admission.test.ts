@@ -3,6 +3,7 @@
 // itself and refuses cleanly instead of failing with EMFILE.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
 import { BINARY, type RunningServer, startServer, until } from "../helpers/server.ts";
 
@@ -90,5 +91,47 @@ describe("admission", () => {
     expect(plan.maxConnections).toBeGreaterThan(0);
     expect(plan.shards).toBeGreaterThanOrEqual(1);
     expect(plan.heapEnv.BUN_JSC_forceRAMSize).toMatch(/^\d+$/);
+  });
+
+  /** The environment of a running process, from /proc (what execve gave it). */
+  function environOf(pid: number): Record<string, string> {
+    const raw = readFileSync(`/proc/${pid}/environ`, "utf8");
+    return Object.fromEntries(
+      raw.split("\0").filter(Boolean).map((kv) => {
+        const i = kv.indexOf("=");
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    );
+  }
+
+  function dryRunPlan(env: Record<string, string> = {}) {
+    const p = Bun.spawnSync([BINARY, "--auto-tune", "--dry-run", "--json"], {
+      stdout: "pipe",
+      env: { ...process.env, ...env },
+    });
+    return JSON.parse(p.stdout.toString()) as {
+      heapEnv: Record<string, string>;
+      allocatorEnv: Record<string, string>;
+    };
+  }
+
+  test("--auto-tune re-executes once, same pid, with the plan's heap hint and allocator setting", async () => {
+    const plan = dryRunPlan();
+    server = await startServer({ args: ["--auto-tune"] });
+    const env = environOf(server.proc.pid);
+    expect(env.IRIS_HEAP_APPLIED).toBe("1");
+    for (const [k, v] of Object.entries(plan.heapEnv)) expect(env[k]).toBe(v);
+    for (const [k, v] of Object.entries(plan.allocatorEnv)) expect(env[k]).toBe(process.env[k] ?? v);
+    const ws = new IrisClient({ url: server.url, user: "tuned", autoReconnect: false });
+    await ws.connect();
+    ws.close();
+  });
+
+  test("--auto-tune keeps an allocator setting the operator's environment names", async () => {
+    const key = "MIMALLOC_PURGE_HOLES";
+    server = await startServer({ args: ["--auto-tune"], env: { [key]: "1" } });
+    const env = environOf(server.proc.pid);
+    expect(env.IRIS_HEAP_APPLIED).toBe("1");
+    expect(env[key]).toBe("1");
   });
 });

@@ -2,7 +2,17 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { formatPlanTable, planToJson } from "../../tune/format.ts";
 import { effectiveCpus } from "../../tune/parse.ts";
-import { HEAP_ENV_VAR, MAX_SHARDS, PER_CONN_BYTES, plan, RESERVE_FDS, SAFETY_FACTOR } from "../../tune/plan.ts";
+import {
+  ALLOCATOR_HOLES_ENV_VAR,
+  HEAP_ENV_VAR,
+  KEPT_HOLES_BYTES_PER_CONN,
+  MAX_SHARDS,
+  PER_CONN_BYTES,
+  plan,
+  RESERVE_FDS,
+  SAFETY_FACTOR,
+  startEnvOf,
+} from "../../tune/plan.ts";
 import type { Probe } from "../../tune/types.ts";
 import { GiB, MiB } from "../../tune/units.ts";
 
@@ -403,5 +413,31 @@ describe("plan: invalid overrides", () => {
     expect(result.maxConnections).toBe(plan(p).maxConnections);
     expect(result.connectionCap).toBe("fds");
     expect(result.notes.filter((n) => n.startsWith("ignored invalid"))).toHaveLength(3);
+  });
+});
+
+describe("allocator setting", () => {
+  const row = (p: ReturnType<typeof plan>) => p.rows.find((r) => r.setting === ALLOCATOR_HOLES_ENV_VAR);
+
+  test("keeps the allocator's holes when the connections' extra cost is small beside memory", () => {
+    // 24 GiB and 20,000 fds (the project machine): 19,904 conns x 4 KiB = 78 MiB, 0.3% of memory.
+    const p = plan(machine({ cpus: 2, memoryBytes: 24 * GiB, nofileHard: 20_000 }));
+    expect(p.allocatorEnv).toEqual({ [ALLOCATOR_HOLES_ENV_VAR]: "0" });
+    expect(row(p)?.value).toBe("0 (keep)");
+  });
+
+  test("keeps Bun's default when those connections would cost over 2% of memory", () => {
+    // 1 GiB and a million fds: memory binds (~67k conns), and 67k x 4 KiB is a quarter of memory.
+    const p = plan(machine({ cpus: 1, memoryBytes: 1 * GiB, nofileHard: 1_000_000 }));
+    expect(p.maxConnections * KEPT_HOLES_BYTES_PER_CONN).toBeGreaterThan(0.02 * GiB);
+    expect(p.allocatorEnv).toEqual({});
+    expect(row(p)?.value).toBe("Bun's default");
+  });
+
+  test("the start environment carries the heap hint, and the allocator setting unless the operator set it", () => {
+    const p = { heapEnv: { [HEAP_ENV_VAR]: "1024" }, allocatorEnv: { [ALLOCATOR_HOLES_ENV_VAR]: "0" } };
+    expect(startEnvOf(p, {})).toEqual({ [HEAP_ENV_VAR]: "1024", [ALLOCATOR_HOLES_ENV_VAR]: "0" });
+    expect(startEnvOf(p, { [ALLOCATOR_HOLES_ENV_VAR]: "1" })).toEqual({ [HEAP_ENV_VAR]: "1024" });
+    expect(startEnvOf({ ...p, allocatorEnv: {} }, {})).toEqual({ [HEAP_ENV_VAR]: "1024" });
   });
 });
