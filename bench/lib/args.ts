@@ -77,8 +77,8 @@ scenarios: ${SCENARIOS.join(", ")}
                        (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
   --bundles            v1 load connections log in with the bundle flag (as the SDK does)
   --both-logins        throughput: Iris once with plain v1 logins, once with bundled ones, one relay
-  --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
                        run for both (the default under \`all\`, whose issue-14 table shows both)
+  --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
 `;
 
 export class ArgsError extends Error {}

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
+import { ALLOCATOR_HOLES_ENV_VAR } from "../../tune/plan.ts";
 import { BINARY, type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer | null = null;
@@ -104,11 +105,8 @@ describe("admission", () => {
     );
   }
 
-  function dryRunPlan(env: Record<string, string> = {}) {
-    const p = Bun.spawnSync([BINARY, "--auto-tune", "--dry-run", "--json"], {
-      stdout: "pipe",
-      env: { ...process.env, ...env },
-    });
+  function dryRunPlan() {
+    const p = Bun.spawnSync([BINARY, "--auto-tune", "--dry-run", "--json"], { stdout: "pipe" });
     return JSON.parse(p.stdout.toString()) as {
       heapEnv: Record<string, string>;
       allocatorEnv: Record<string, string>;
@@ -128,7 +126,7 @@ describe("admission", () => {
   });
 
   test("--auto-tune keeps an allocator setting the operator's environment names", async () => {
-    const key = "MIMALLOC_PURGE_HOLES";
+    const key = ALLOCATOR_HOLES_ENV_VAR;
     server = await startServer({ args: ["--auto-tune"], env: { [key]: "1" } });
     const env = environOf(server.proc.pid);
     expect(env.IRIS_HEAP_APPLIED).toBe("1");
