@@ -29,6 +29,10 @@ export interface OwnerLimits {
   /** A drain's pages double from pageSize / pageBytes up to these (router/drain-page.ts); unset: no growth. */
   pageMaxRows?: number;
   pageMaxBytes?: number;
+  /** Bytes of recently stored rows a shard keeps to drain without the writer (router/hot-backlog.ts); unset: none. */
+  hotBacklogBytes?: number;
+  /** The inbox TTL (ms, 0: none): a page from memory never holds a row that may have expired. */
+  inboxTtlMs?: number;
   maxFetches: number;
   pendingSpillMs: number;
   seqBlock: number;
@@ -58,6 +62,14 @@ export const defaultOwnerLimits: OwnerLimits = {
   slowTimeoutMs: defaultSettings.slowConsumerTimeout,
   dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
 };
+
+/**
+ * Rows a shard keeps in memory after storing them, per shard, so that a backlog stored while the
+ * process runs drains without the writer's reads (router/hot-backlog.ts): bodies plus
+ * ROW_OVERHEAD_BYTES each; past it the oldest users' rows go. Dropped whole above the memory
+ * spill watermark. 64 MiB holds ~400k rows of 64-byte bodies.
+ */
+export const HOT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 /**
  * The largest working buffer the writer keeps between backlog pages (frame-page.ts PageScratch): a

@@ -53,7 +53,11 @@ export class WsConn implements Transport {
 
 const encoder = new TextEncoder();
 
-/** TCP: keep what the kernel did not take, and write it on the next drain. */
+/**
+ * TCP: keep what the kernel did not take, and write it on the next drain. What is kept is a copy:
+ * a caller may fill the buffer it sent again as soon as send() returns (the owner's pages from
+ * memory are built in one kept buffer, router/hot-backlog.ts), as Bun's WebSocket send allows.
+ */
 export class TcpTransport<T> implements Transport {
   private queue: Uint8Array[] = [];
   private queued = 0;
@@ -74,14 +78,14 @@ export class TcpTransport<T> implements Transport {
       return b.byteLength;
     }
     if (this.queued > 0) {
-      this.queue.push(b);
+      this.queue.push(b.slice());
       this.queued += b.byteLength;
       return -1;
     }
     const n = this.sock.write(b);
     if (n < 0) return 0;
     if (n < b.byteLength) {
-      this.queue.push(b.subarray(n));
+      this.queue.push(b.slice(n));
       this.queued += b.byteLength - n;
       return -1;
     }

@@ -21,6 +21,12 @@ export interface FramePage {
    * gets, written as they are: no copy per row in the shard). Only the v0 encoding can write it.
    */
   bodies?: true;
+  /**
+   * The byte just before `frames` in its buffer belongs to this page (a page built in the owner's
+   * lent buffer, router/hot-backlog.ts): a bundle of the whole page is written there as a view,
+   * its tag in that byte, instead of a copy. Never set on a page from a port (isFramePage).
+   */
+  tagRoom?: true;
 }
 
 /** DELIVER opcode (protocol/v1.ts) and its fixed bytes: op, seq, ts, two str8 lengths, body length. */
@@ -177,6 +183,7 @@ export function isFramePage(v: unknown): v is FramePage {
   const n = page.seqs.length;
   if (page.ends.length !== n || (n > 0 && page.ends[n - 1] !== page.frames.byteLength)) return false;
   if (p.bodies !== undefined && p.bodies !== true) return false;
+  if (p.tagRoom !== undefined) return false; // only a page built in this thread has the room
   const bodies = page.bodies === true;
   let prevSeq = 0;
   for (let i = 0; i < n; i++) {
@@ -286,7 +293,12 @@ export function frameBundles(p: FramePage, maxBytes: number): Uint8Array[] {
     let j = i + 1;
     while (j < n && p.ends[j]! - from + 1 <= maxBytes) j++;
     if (j - i === 1) out.push(p.frames.subarray(from, p.ends[i]!));
-    else {
+    else if (i === 0 && j === n && p.tagRoom && p.frames.byteOffset >= 1) {
+      // The whole page is one bundle and the byte before it is the page's: tag it there, no copy.
+      const b = new Uint8Array(p.frames.buffer, p.frames.byteOffset - 1, 1 + p.ends[n - 1]!);
+      b[0] = V1_BUNDLE_SERVER;
+      out.push(b);
+    } else {
       const b = new Uint8Array(1 + p.ends[j - 1]! - from);
       b[0] = V1_BUNDLE_SERVER;
       b.set(p.frames.subarray(from, p.ends[j - 1]!), 1);

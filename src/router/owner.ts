@@ -34,7 +34,7 @@
 // same flow-ready that `blocked` would.
 
 import { assertNever } from "../assert.ts";
-import { DEDUPE_SCAN_PAGE, type OwnerLimits, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import { DEDUPE_SCAN_PAGE, type OwnerLimits, PAGE_SCRATCH_MAX_BYTES, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
 import { RecentIds } from "./recent-ids.ts";
 import { pageBudget } from "./drain-page.ts";
@@ -69,6 +69,7 @@ import { LookupAhead } from "./lookup-ahead.ts";
 import { CROSS_NODE_SLACK_MS, staleAttach } from "./login-order.ts";
 import { sameNode } from "./shard-space.ts";
 import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
+import { HotBacklog, PageBuffer } from "./hot-backlog.ts";
 
 export interface OwnerIO {
   readonly self: number;
@@ -200,6 +201,15 @@ interface UserBox {
   lastTaken: Map<string, string> | null;
 }
 
+/** A page's rows above the cursor, as deliveries. */
+function deliveriesAfter(rows: readonly StoredRow[], cursor: number): Delivery[] {
+  const out: Delivery[] = [];
+  for (const r of rows) {
+    if (r.seq > cursor) out.push({ seq: r.seq, ts: r.ts, from: r.sender, id: r.msgId, body: r.body, t0: 0 });
+  }
+  return out;
+}
+
 /**
  * The shared empty list of a box or link that holds nothing (most of them, most of the time: an
  * idle logged-in user costs no arrays). Frozen, so a push to it instead of a fresh array throws.
@@ -299,10 +309,18 @@ export class Owner {
 
   /** Status of users without a box: answered from the store, never by creating one. */
   readonly unknown: UnknownStatus;
+  /**
+   * Rows this shard stored lately, to drain without the writer (hot-backlog.ts). Single node only:
+   * in a cluster other owners write a user's rows too.
+   */
+  readonly hot: HotBacklog | null;
+  private readonly hotBuffer = new PageBuffer(PAGE_SCRATCH_MAX_BYTES);
 
   constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {
     this.filter = new SentFilter(limits.dedupeWindowMs);
     this.unknown = new UnknownStatus(io);
+    const hotBytes = limits.hotBacklogBytes ?? 0;
+    this.hot = io.owns === undefined && hotBytes > 0 ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0) : null;
     this.admin = new OwnerAdmin({
       toShard: (k, m) => io.toShard(k, m),
       toWriter: (m) => this.toWriter(m),
@@ -777,6 +795,7 @@ export class Owner {
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
+    this.hot?.storing(b.user, b.firstSeq, rows);
     if (ORDER_TRACE) {
       const l = b.link;
       orderTrace(
@@ -820,6 +839,7 @@ export class Owner {
   /** Every request to the writer goes through here: an open remember goes first. */
   private toWriter(m: WriterReq): void {
     if (this.openRemember !== null) this.closeRemember();
+    if (m.t === "delete") this.hot?.deleted(m.user, m.upTo);
     this.io.toWriter(m);
   }
 
@@ -833,9 +853,12 @@ export class Owner {
   }
 
   private onCommitted(n: number): void {
+    // No rows kept in RAM above the memory watermark: every entry goes (and none starts again).
+    const hot = this.hot !== null && this.io.underPressure() ? (this.hot.clear(), null) : this.hot;
     for (const req of this.unconfirmed.splice(0, n)) {
       this.unconfirmedBytes -= requestBytes(req);
       this.backlogRows -= requestRows(req);
+      if (hot !== null && req.t === "append") hot.committed(req.rows);
     }
     this.confirmedCount += n;
     let i = 0;
@@ -1036,6 +1059,7 @@ export class Owner {
         }
       }
       this.boxes.delete(b.user);
+      this.hot?.forget(b.user);
     }
   }
 
@@ -1205,6 +1229,7 @@ export class Owner {
   private pump(l: Link): void {
     if (l.phase !== "idle") return;
     if (l.pending.length >= this.limits.maxPending / 2) return; // wait for acks first
+    if (this.pumpHot(l)) return;
     // Bound the pages in flight per shard (fewer under memory pressure): a crowd reconnecting at
     // once must not pull every backlog into RAM together.
     if (this.fetchesInFlight.size >= this.fetchSlots()) return this.moveTo(l, "queued");
@@ -1236,6 +1261,35 @@ export class Owner {
     });
   }
 
+  /**
+   * From `idle`: the next page from the shard's memory of rows it stored (hot-backlog.ts), if it
+   * can answer for the store; it goes out at once, as a writer's page would (no slot: no read).
+   */
+  private pumpHot(l: Link): boolean {
+    const hot = this.hot;
+    if (hot === null) return false;
+    const tight = this.io.underPressure();
+    if (tight) {
+      hot.clear(); // no rows kept in RAM above the watermark
+      return false;
+    }
+    const { limit, maxBytes } = pageBudget(this.limits, l.pages, tight);
+    // A page for a session of this shard is written before the next one is built: the kept buffer.
+    const buffer = l.shard === this.io.self ? this.hotBuffer : undefined;
+    const p = hot.page(l.box.user, l.cursor, limit, maxBytes, this.io.now(), l.v0, buffer);
+    if (p === null) return false;
+    l.pages++;
+    this.moveTo(l, "fetching");
+    l.appendedSinceFetch = false;
+    if (ORDER_TRACE) {
+      orderTrace("hot-page", l.box.user, "", "", `after=${l.cursor} n=${p.page.seqs.length} more=${p.more}`);
+    }
+    // The same page the writer would send (a v0 link gets the bodies alone). Read in this turn, so
+    // no append raced it and its `more` is the whole truth.
+    this.onFramePage(l, p.page, p.more);
+    return true;
+  }
+
   /** Starts waiting drains while fetch slots are free. */
   private pumpQueued(): void {
     for (const next of this.drainQueue) {
@@ -1252,14 +1306,7 @@ export class Owner {
     if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
     if (m.frames) return this.onFramePage(l, m.frames, m.more);
-    const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : m.rows.filter((r) => r.seq > l.cursor).map((r) => ({
-      seq: r.seq,
-      ts: r.ts,
-      from: r.sender,
-      id: r.msgId,
-      body: r.body,
-      t0: 0,
-    }));
+    const rows = m.packed ? pageDeliveries(m.packed, l.cursor) : deliveriesAfter(m.rows, l.cursor);
     if (ORDER_TRACE) {
       const seqs = rows.length > 0 ? `${rows[0]!.seq}..${rows.at(-1)!.seq}` : "none";
       orderTrace("page", m.user, "", "", `seqs=${seqs} n=${rows.length} more=${m.more} raced=${l.appendedSinceFetch}`);
@@ -1306,6 +1353,7 @@ export class Owner {
   }
 
   private onRejected(m: RejectedReply): void {
+    this.hot?.drop(m.user); // refused rows were never stored: the entry cannot stand for the store
     const b = this.boxes.get(m.user);
     if (!b) return;
     b.recent?.removeSeqs(new Set(m.seqs));
@@ -1378,6 +1426,7 @@ export class Owner {
     for (const [u, b] of this.boxes) {
       if (b.link || b.seqState !== "ready" || b.waiting.length || b.lookingUp || b.touched > cutoff) continue;
       this.boxes.delete(u);
+      this.hot?.forget(u);
       n++;
     }
     this.stats.boxes = this.boxes.size;
@@ -1423,6 +1472,7 @@ export class Owner {
 
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */
   releaseAll(): void {
+    this.hot?.clear();
     for (const b of this.boxes.values()) this.release(b);
     this.closeRemember(); // the turn's remember goes now, ahead of the shard's goodbye
   }

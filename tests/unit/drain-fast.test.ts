@@ -112,6 +112,18 @@ describe("corked TCP writes", () => {
     expect(Buffer.concat(writes)).toEqual(Buffer.from(bytes(1, 2, 3, 4, 5, 6, 7)));
   });
 
+  test("what is queued is a copy: the sender may fill its buffer again once send returns", () => {
+    const { writes, t } = fakeSocket(2);
+    const buf = bytes(1, 2, 3, 4);
+    expect(t.send(buf)).toBe(-1); // 2 bytes taken, 2 queued
+    const next = bytes(5, 6);
+    expect(t.send(next)).toBe(-1); // queued whole behind them
+    buf.fill(9); // the owner builds its next page in the same buffer (router/hot-backlog.ts)
+    next.fill(9);
+    for (let i = 0; i < 3; i++) t.flush();
+    expect(Buffer.concat(writes)).toEqual(Buffer.from(bytes(1, 2, 3, 4, 5, 6)));
+  });
+
   test("a dead socket is reported, and a closed transport refuses to cork", () => {
     const { sock, t } = fakeSocket();
     sock.dead = true;

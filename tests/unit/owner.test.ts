@@ -3,6 +3,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import type { PortMsg, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import { framePage, isFramePage } from "../../src/router/frame-page.ts";
 
 let toShard: { k: number; m: PortMsg }[];
 let toWriter: WriterReq[];
@@ -590,5 +591,100 @@ describe("owner: cut off (cluster)", () => {
     sent.length = 0;
     c.handle({ t: "attach", user: "u", shard: 2, conn: 17, v0: false, resume: 0, opened: 10_450 });
     expect(sent).toContainEqual({ k: 1024, m: { t: "evict", user: "u", conn: 15, why: "replaced" } });
+  });
+});
+
+describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => {
+  const hotLimits: OwnerLimits = { ...limits, pageSize: 100, hotBacklogBytes: 1 << 20, inboxTtlMs: 0 };
+  let pressure = false;
+  const hotIo = { ...io, underPressure: () => pressure };
+  const fetches = () => toWriter.filter((m) => m.t === "fetch");
+  const pages = () =>
+    toShard.flatMap((
+      { k, m },
+    ) => (m.t === "deliver" && m.frames ? [{ k, seqs: [...m.frames.seqs], page: m.frames }] : []));
+  /** An offline user's messages stored and committed (one append each), as a flood leaves them. */
+  const storedOffline = (h: Owner, ids: string[]) => {
+    for (const id of ids) h.handle(route("u", id));
+    h.handle({ t: "committed", n: ids.length });
+  };
+  let h: Owner;
+  beforeEach(() => {
+    pressure = false;
+    h = new Owner(hotIo, hotLimits);
+    (h as unknown as { box(user: string): void }).box("u");
+    h.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1000, lastSeen: 0 });
+    toShard = [];
+    toWriter = [];
+  });
+
+  test("a backlog stored by this box drains from memory: no read by the writer, the frames it would send", () => {
+    storedOffline(h, ["a", "b", "c"]);
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect(fetches()).toEqual([]);
+    expect(pages().map((p) => p.seqs)).toEqual([[1, 2, 3]]);
+    const stored = appends().flatMap((a) => a.rows);
+    expect(pages()[0]!.page.frames).toEqual(framePage(stored).frames);
+    // Caught up with the page: live at once, so the next message goes straight out.
+    h.handle(route("u", "d"));
+    expect(delivered()).toEqual(["d"]);
+    h.handle({ t: "ack", user: "u", shard: 0, conn: 9, seq: 4 });
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 3, first: 1 }]);
+  });
+
+  test("a v0 link gets the bodies alone", () => {
+    storedOffline(h, ["a", "bb"]);
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: true, resume: 0 });
+    const p = pages()[0]!.page;
+    expect([p.bodies, new TextDecoder().decode(p.frames), [...p.ends]]).toEqual([true, "abb", [1, 3]]);
+  });
+
+  test("while a stored row is not confirmed committed, the writer reads the page", () => {
+    storedOffline(h, ["a", "b"]);
+    h.handle(route("u", "c")); // sent to the store, no commit yet
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect(pages()).toEqual([]);
+    expect(fetches()).toMatchObject([{ t: "fetch", user: "u", after: 0 }]);
+  });
+
+  test("a refused row (inbox full) leaves the whole backlog to the writer", () => {
+    storedOffline(h, ["a", "b"]);
+    h.handle({ t: "rejected", user: "u", seqs: [2] });
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect(pages()).toEqual([]);
+    expect(fetches().length).toBe(1);
+  });
+
+  test("above the memory watermark nothing is kept or answered", () => {
+    storedOffline(h, ["a"]);
+    pressure = true;
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect([pages().length, fetches().length]).toEqual([0, 1]);
+    expect(h.hot!.users).toBe(0);
+  });
+
+  test("long backlogs go page by page, each after the socket's flow is ready, in order", () => {
+    const ids = Array.from({ length: 250 }, (_, i) => `m${i}`);
+    storedOffline(h, ids);
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect(pages().length).toBe(1); // then waits for the session's flow
+    for (let i = 0; i < 10 && pages().at(-1)!.seqs.at(-1)! < 250; i++) {
+      h.handle({ t: "flow", user: "u", shard: 0, conn: 9, ready: true });
+    }
+    expect(pages().flatMap((p) => p.seqs)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    expect(fetches()).toEqual([]);
+  });
+
+  test("a page for a session on another shard is built in its own buffer (it crosses a port later)", () => {
+    storedOffline(h, ["a", "b"]);
+    h.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    const p = pages()[0]!;
+    expect([p.k, p.page.frames.buffer.byteLength, p.page.tagRoom]).toEqual([2, p.page.frames.byteLength, undefined]);
+    expect(isFramePage(p.page)).toBe(true); // what the port checks on the other side
+  });
+
+  test("in a cluster (other owners write too) the writer reads every page", () => {
+    const c = new Owner({ ...hotIo, owns: () => true }, hotLimits);
+    expect(c.hot).toBeNull();
   });
 });

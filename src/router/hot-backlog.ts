@@ -1,0 +1,382 @@
+// A shard's recently stored rows, kept in memory as DELIVER frames so that a backlog stored while
+// this process ran drains without the writer (issue 14). The common backlog is short-lived: a
+// client loses its link for seconds or minutes and comes back. Its rows were committed by this
+// owner moments ago, yet every page of its drain was read back from SQLite by the writer thread
+// (on two cores, the writer's reads were most of a drain's server CPU) and crossed the port again.
+//
+// What a user's entry promises: every row of that user that the store holds with seq > `floor`
+// is in the entry, in seq order, and nothing else is. It holds because
+// - an entry starts when the user's box first stores a row, with floor just below the box's first
+//   seq block: rows stored before (by an earlier box, an earlier process) have lower seqs, since
+//   blocks are reserved durably and above every earlier one, and only this box stores the user's
+//   rows above it (single node: in a cluster other owners write too, and there are no entries);
+//   an entry whose rows were all acked goes, and starts again the same way (nothing above the
+//   floor is left in the store then);
+// - a row enters only once its commit is confirmed, and while any of the user's rows is sent to
+//   the store and not yet confirmed the entry answers nothing (the store may hold it already);
+// - every way a row leaves the store reaches it: an ack's delete trims it; a refused row (inbox
+//   full), an admin purge, eviction, memory pressure or a row out of seq order drop the whole
+//   entry, and a dropped entry does not start again until the owner forgets the box;
+// - a row past the inbox TTL may already be expired by the writer: a page that would hold one is
+//   not answered here, so the writer decides.
+// A page it cannot answer goes to the writer, as before. An entry keeps its rows' frames back to
+// back in chunks (a page is a copy of a stretch of each chunk it spans, no work per row), encoded
+// once as the rows commit; acked chunks go whole. Memory is bounded per shard; past the budget the
+// oldest entries go whole.
+
+import { utf8Length } from "../protocol/bytes.ts";
+import { DELIVER_FIXED_BYTES, putDeliver } from "../protocol/v1-bundle.ts";
+import { ROW_OVERHEAD_BYTES } from "../limits.ts";
+import type { FramePage } from "./frame-page.ts";
+import type { StoredRow } from "./wire.ts";
+
+/** Bytes a row's bookkeeping costs beside its frame (its seq, chunk, end, body start and ts, in arrays). */
+const ROW_INDEX_BYTES = 40;
+/** An entry's first chunk; each next one is twice the last, up to CHUNK_MAX_BYTES (no copy as it grows). */
+const CHUNK_MIN_BYTES = 4096;
+const CHUNK_MAX_BYTES = 256 * 1024;
+
+interface UserFrames {
+  /** Every stored row of the user with seq > floor is here. */
+  readonly floor: number;
+  /** Frames back to back in chunks; chunk k is chunks[k - chunkBase] (chunks before it are gone). */
+  chunks: Uint8Array[];
+  chunkBase: number;
+  /** Bytes used in the last chunk. */
+  used: number;
+  /** Row i: its chunk, its frame's end and its body's start in that chunk, its receive time. */
+  seqs: number[];
+  chunk: number[];
+  ends: number[];
+  bodies: number[];
+  tss: number[];
+  /** Rows [0, head) are trimmed (acked); they are cut off in one move once they are half. */
+  head: number;
+  /** The highest seq an ack deleted: a row at or below it committed later is live in the store again. */
+  trimmedTo: number;
+  /** Rows above the floor sent to the store and not yet confirmed committed. */
+  inFlight: number;
+}
+
+/** What an entry holds in memory, as the budget counts it. */
+function cost(e: UserFrames): number {
+  let n = ROW_INDEX_BYTES * e.seqs.length;
+  for (const c of e.chunks) n += c.byteLength;
+  return n;
+}
+
+/** Where row i's frame starts in its chunk. */
+function start(e: UserFrames, i: number): number {
+  return i > 0 && e.chunk[i - 1] === e.chunk[i] ? e.ends[i - 1]! : 0;
+}
+
+/**
+ * The buffer an owner's pages from memory are built in, kept from page to page. A fresh buffer per
+ * page cost the shard a kernel page fault per 4 KiB written (on this VM most of a 200k drain's shard
+ * CPU: 13k faults against 2.4k with the buffer kept). A page in it is valid until the next page is
+ * built, so it may only go where it is written at once: to a session of the same shard (a direct
+ * call), whose transports copy whatever they keep (Bun's WebSocket send; TcpTransport). One spare
+ * byte before the page is the bundle tag's room (FramePage.tagRoom).
+ */
+export class PageBuffer {
+  #buf = new Uint8Array(0);
+
+  /** A buffer over `maxBytes` (a page of huge rows) is used once, not kept. */
+  constructor(readonly maxBytes: number) {}
+
+  /** `bytes` bytes with the byte before them free (contents undefined). */
+  lend(bytes: number): Uint8Array {
+    if (this.#buf.byteLength >= bytes + 1) return this.#buf.subarray(1, bytes + 1);
+    const b = new Uint8Array(bytes + 1);
+    if (b.byteLength <= this.maxBytes) this.#buf = b;
+    return b.subarray(1);
+  }
+
+  /** Bytes held. */
+  get heldBytes(): number {
+    return this.#buf.byteLength;
+  }
+}
+
+/** A page's own buffer (it crosses a port: no room before it, FramePage.tagRoom). */
+function freshBuffer(bytes: number): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+/** Rows [from, to) as a page of DELIVER frames: one copy per chunk they span. */
+function framesOf(
+  e: UserFrames,
+  from: number,
+  to: number,
+  seqs: Float64Array,
+  ends: Uint32Array,
+  lend: (bytes: number) => Uint8Array,
+): FramePage {
+  let size = 0;
+  for (let i = from; i < to; i++) size += e.ends[i]! - start(e, i);
+  const frames = lend(size);
+  let at = 0;
+  let i = from;
+  while (i < to) {
+    // A run of rows in one chunk: their frames are back to back there.
+    const k = e.chunk[i]!;
+    const first = start(e, i);
+    let j = i;
+    while (j < to && e.chunk[j] === k) {
+      ends[j - from] = at + e.ends[j]! - first;
+      j++;
+    }
+    const end = e.ends[j - 1]!;
+    frames.set(e.chunks[k - e.chunkBase]!.subarray(first, end), at);
+    at += end - first;
+    i = j;
+  }
+  return { seqs, frames, ends };
+}
+
+/** Rows [from, to) as a v0 link's page: the bodies alone, back to back. */
+function bodiesOf(
+  e: UserFrames,
+  from: number,
+  to: number,
+  seqs: Float64Array,
+  ends: Uint32Array,
+  lend: (bytes: number) => Uint8Array,
+): FramePage {
+  let size = 0;
+  for (let i = from; i < to; i++) size += e.ends[i]! - e.bodies[i]!;
+  const out = lend(size);
+  let at = 0;
+  for (let i = from; i < to; i++) {
+    const b = e.bodies[i]!;
+    const end = e.ends[i]!;
+    out.set(e.chunks[e.chunk[i]! - e.chunkBase]!.subarray(b, end), at);
+    at += end - b;
+    ends[i - from] = at;
+  }
+  return { seqs, frames: out, ends, bodies: true };
+}
+
+function newEntry(floor: number): UserFrames {
+  return {
+    floor,
+    chunks: [],
+    chunkBase: 0,
+    used: 0,
+    seqs: [],
+    chunk: [],
+    ends: [],
+    bodies: [],
+    tss: [],
+    head: 0,
+    trimmedTo: 0,
+    inFlight: 0,
+  };
+}
+
+/** Index of the first row at or after `from` with seq > x (seqs ascending). */
+function firstAbove(seqs: readonly number[], from: number, x: number): number {
+  let lo = from;
+  let hi = seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (seqs[mid]! <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class HotBacklog {
+  /** Insertion order is age: the oldest entries are evicted first. */
+  readonly #users = new Map<string, UserFrames>();
+  /** Users whose entry was dropped: none starts again until their box goes (forget). */
+  readonly #off = new Set<string>();
+  #bytes = 0;
+
+  /** `budgetBytes` 0 keeps nothing. `ttlMs` 0: rows never expire. */
+  constructor(readonly budgetBytes: number, readonly ttlMs: number) {}
+
+  /** Bytes held, as the budget counts them. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Users with an entry. */
+  get users(): number {
+    return this.#users.size;
+  }
+
+  /**
+   * Rows of `user` sent to the store by its box, whose first seq block starts at `firstSeq`: the
+   * entry starts if there is none (and none was dropped); until they are confirmed, it answers nothing.
+   */
+  storing(user: string, firstSeq: number, rows: readonly StoredRow[]): void {
+    let e = this.#users.get(user);
+    if (e === undefined) {
+      if (this.budgetBytes <= 0 || this.#off.has(user) || firstSeq < 1) return;
+      this.#users.set(user, e = newEntry(firstSeq - 1));
+    }
+    for (const r of rows) if (r.seq > e.floor) e.inFlight++;
+  }
+
+  /** One append's rows (one user's) are committed: they enter the entry as frames. */
+  committed(rows: readonly StoredRow[]): void {
+    if (rows.length === 0) return;
+    const user = rows[0]!.recipient;
+    const e = this.#users.get(user);
+    if (!e) return;
+    const before = cost(e);
+    for (const r of rows) {
+      if (r.seq <= e.floor) continue;
+      e.inFlight--;
+      const n = e.seqs.length;
+      const last = n > e.head ? e.seqs[n - 1]! : Math.max(e.floor, e.trimmedTo);
+      if (r.seq === last && n > e.head) continue; // the same row again (a replay after a writer restart)
+      // Below the last row (live deliveries spilled after later rows) or below an ack's delete
+      // (the store makes such a row live again): not mirrored here, the entry goes.
+      if (r.seq <= last) {
+        this.#bytes += cost(e) - before;
+        return this.drop(user);
+      }
+      this.#append(e, r);
+    }
+    this.#bytes += cost(e) - before;
+    if (this.#bytes > this.budgetBytes) this.#evict();
+  }
+
+  /** The store deleted `user`'s rows with seq <= upTo (an ack): they leave the entry. */
+  deleted(user: string, upTo: number): void {
+    const e = this.#users.get(user);
+    if (!e) return;
+    if (upTo > e.trimmedTo) e.trimmedTo = upTo;
+    e.head = firstAbove(e.seqs, e.head, upTo);
+    const before = cost(e);
+    if (e.head === e.seqs.length && e.inFlight === 0) {
+      // Everything delivered and acked, nothing coming: the entry goes (a drained backlog keeps no
+      // memory). Nothing above its floor is left in the store, so it may start again as it did.
+      this.#bytes -= before;
+      this.#users.delete(user);
+      return;
+    }
+    if (e.head === e.seqs.length) {
+      e.chunkBase += e.chunks.length;
+      e.chunks = [];
+      e.used = 0;
+      e.seqs = [];
+      e.chunk = [];
+      e.ends = [];
+      e.bodies = [];
+      e.tss = [];
+      e.head = 0;
+    } else {
+      while (e.chunkBase < e.chunk[e.head]!) e.chunks.shift(), e.chunkBase++; // chunks wholly acked
+      if (e.head > 64 && e.head * 2 > e.seqs.length) this.#cut(e);
+    }
+    this.#bytes += cost(e) - before;
+  }
+
+  /** `user`'s entry goes and does not start again until forget() (refused rows, eviction). */
+  drop(user: string): void {
+    const e = this.#users.get(user);
+    if (!e) return;
+    this.#bytes -= cost(e);
+    this.#users.delete(user);
+    this.#off.add(user);
+  }
+
+  /** `user`'s box is gone: so is anything kept of it; a new box starts afresh. */
+  forget(user: string): void {
+    const e = this.#users.get(user);
+    if (e) this.#bytes -= cost(e);
+    this.#users.delete(user);
+    this.#off.delete(user);
+  }
+
+  /** Every entry goes, as drop() (memory pressure, shutdown). */
+  clear(): void {
+    for (const user of this.#users.keys()) this.#off.add(user);
+    this.#users.clear();
+    this.#bytes = 0;
+  }
+
+  /**
+   * The page of `user`'s rows after `after` (at most `limit` rows; cut before `maxBytes`, counting
+   * body + ROW_OVERHEAD_BYTES per row as the writer does, one row at least) with `more` when rows
+   * remain: DELIVER frames, or for a v0 link (`bodies`) the bodies alone, built in `buffer` if given
+   * (then valid until its next page), else in a buffer of their own. null when memory cannot
+   * answer for the store: no entry, rows in flight, a cursor below the floor, a row that may have
+   * expired.
+   */
+  page(
+    user: string,
+    after: number,
+    limit: number,
+    maxBytes: number,
+    now: number,
+    bodies: boolean,
+    buffer?: PageBuffer,
+  ): { page: FramePage; more: boolean } | null {
+    const e = this.#users.get(user);
+    if (!e || e.inFlight > 0 || after < e.floor) return null;
+    const from = firstAbove(e.seqs, e.head, after);
+    const expiredBefore = this.ttlMs > 0 ? now - this.ttlMs : Number.NEGATIVE_INFINITY;
+    let to = from;
+    let counted = 0;
+    while (to < e.seqs.length && to - from < limit) {
+      const c = e.ends[to]! - e.bodies[to]! + ROW_OVERHEAD_BYTES;
+      if (counted + c > maxBytes && to > from) break;
+      if (e.tss[to]! < expiredBefore) return null;
+      counted += c;
+      to++;
+    }
+    const n = to - from;
+    const seqs = new Float64Array(n);
+    const ends = new Uint32Array(n);
+    for (let i = 0; i < n; i++) seqs[i] = e.seqs[from + i]!;
+    const more = to < e.seqs.length;
+    if (buffer === undefined) {
+      return { page: (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, freshBuffer), more };
+    }
+    const page = (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, (bytes) => buffer.lend(bytes));
+    if (!bodies) page.tagRoom = true;
+    return { page, more };
+  }
+
+  /** Encodes the row's frame at the end of the entry's last chunk (a new chunk if it does not fit). */
+  #append(e: UserFrames, r: StoredRow): void {
+    const fl = utf8Length(r.sender);
+    const il = utf8Length(r.msgId);
+    const size = DELIVER_FIXED_BYTES + fl + il + r.body.byteLength;
+    let last = e.chunks[e.chunks.length - 1];
+    if (last === undefined || e.used + size > last.byteLength) {
+      const grown = last === undefined ? CHUNK_MIN_BYTES : Math.min(CHUNK_MAX_BYTES, last.byteLength * 2);
+      e.chunks.push(last = new Uint8Array(Math.max(grown, size)));
+      e.used = 0;
+    }
+    const end = putDeliver(last, e.used, r.seq, r.ts, r.sender, fl, r.msgId, il, r.body);
+    e.used = end;
+    e.seqs.push(r.seq);
+    e.chunk.push(e.chunkBase + e.chunks.length - 1);
+    e.ends.push(end);
+    e.bodies.push(end - r.body.byteLength);
+    e.tss.push(r.ts);
+  }
+
+  /** Cuts the trimmed rows off the front of the entry's arrays. */
+  #cut(e: UserFrames): void {
+    e.seqs = e.seqs.slice(e.head);
+    e.chunk = e.chunk.slice(e.head);
+    e.ends = e.ends.slice(e.head);
+    e.bodies = e.bodies.slice(e.head);
+    e.tss = e.tss.slice(e.head);
+    e.head = 0;
+  }
+
+  /** Drops the oldest entries until the rows fit the budget. */
+  #evict(): void {
+    for (const user of this.#users.keys()) {
+      if (this.#bytes <= this.budgetBytes) return;
+      this.drop(user);
+    }
+  }
+}
