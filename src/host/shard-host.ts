@@ -155,6 +155,8 @@ export class ShardHost {
     m.set("storeFullRejects", st.storeFullRejects);
     m.set("orderRefused", st.orderRefused);
     m.set("staleLogins", st.staleLogins);
+    m.set("hotPages", st.hotPages);
+    m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
     this.o.cluster?.publishMetrics(m);
   }
 

@@ -39,6 +39,8 @@ export const FIELDS = [
   "latSumMs",
   "ackLatCount",
   "ackLatSumMs",
+  "hotBacklogBytes",
+  "hotPages",
   // writer
   "rowsAppended",
   "rowsDuplicate",
@@ -226,6 +228,16 @@ const help: Help = {
   busyRejects: ["iris_busy_rejects_total", "counter", "sends refused with SERVER_BUSY (store backlog or memory)"],
   storeBacklogBytes: ["iris_store_backlog_bytes", "gauge", "bytes sent to the store and not yet committed"],
   storeBacklogRows: ["iris_store_backlog_rows", "gauge", "messages accepted and not yet committed"],
+  hotBacklogBytes: [
+    "iris_hot_backlog_bytes",
+    "gauge",
+    "stored messages kept in memory as frames, to drain a backlog without reading the store",
+  ],
+  hotPages: [
+    "iris_hot_backlog_pages_total",
+    "counter",
+    "backlog pages sent from memory instead of read from the store",
+  ],
   slowDisconnects: ["iris_slow_consumer_disconnects_total", "counter", "clients disconnected for not reading"],
   shedConnections: ["iris_shed_connections_total", "counter", "heavy senders disconnected under memory pressure"],
   v0Pauses: [

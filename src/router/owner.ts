@@ -241,6 +241,7 @@ export interface OwnerStats {
   storeFullRejects: number;
   orderRefused: number; // routes whose predecessor was not taken yet (prevTaken), refused
   staleLogins: number; // attaches older than the link's (router/login-order.ts), refused
+  hotPages: number; // backlog pages answered from the shard's memory (hot-backlog.ts), not the writer
   boxes: number;
   online: number;
 }
@@ -300,6 +301,7 @@ export class Owner {
     storeFullRejects: 0,
     orderRefused: 0,
     staleLogins: 0,
+    hotPages: 0,
     boxes: 0,
     online: 0,
   };
@@ -1279,6 +1281,7 @@ export class Owner {
     const p = hot.page(l.box.user, l.cursor, limit, maxBytes, this.io.now(), l.v0, buffer);
     if (p === null) return false;
     l.pages++;
+    this.stats.hotPages++;
     this.moveTo(l, "fetching");
     l.appendedSinceFetch = false;
     if (ORDER_TRACE) {

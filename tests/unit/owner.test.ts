@@ -623,6 +623,7 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
     h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
     expect(fetches()).toEqual([]);
     expect(pages().map((p) => p.seqs)).toEqual([[1, 2, 3]]);
+    expect(h.stats.hotPages).toBe(1); // iris_hot_backlog_pages_total
     const stored = appends().flatMap((a) => a.rows);
     expect(pages()[0]!.page.frames).toEqual(framePage(stored).frames);
     // Caught up with the page: live at once, so the next message goes straight out.
