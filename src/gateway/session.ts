@@ -805,8 +805,14 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (ORDER_TRACE) this.traceDeliver(m, s);
-    if (!s || s.state !== "open" || s.user !== m.user) return; // gone: the owner hears our detach
-    if (m.frames) return this.deliverPage(s, m.frames);
+    if (!s || s.state !== "open" || s.user !== m.user) return m.frames?.release?.(); // gone: the owner hears our detach
+    if (m.frames) {
+      try {
+        return this.deliverPage(s, m.frames);
+      } finally {
+        m.frames.release?.(); // written (the transports copy what they keep), or refused: its buffer is free
+      }
+    }
     if (s.proto !== "v0") return this.deliverQueued(s, m);
     // Many items (a backlog page): one socket write for all of them.
     let last = 0;

@@ -27,6 +27,11 @@ export interface FramePage {
    * its tag in that byte, instead of a copy. Never set on a page from a port (isFramePage).
    */
   tagRoom?: true;
+  /**
+   * The page's buffer is lent (router/hot-backlog.ts PageBuffer): the session calls this once the
+   * page is written or dropped, and not before. Never set on a page from a port (isFramePage).
+   */
+  release?: () => void;
 }
 
 /** DELIVER opcode (protocol/v1.ts) and its fixed bytes: op, seq, ts, two str8 lengths, body length. */
@@ -183,7 +188,7 @@ export function isFramePage(v: unknown): v is FramePage {
   const n = page.seqs.length;
   if (page.ends.length !== n || (n > 0 && page.ends[n - 1] !== page.frames.byteLength)) return false;
   if (p.bodies !== undefined && p.bodies !== true) return false;
-  if (p.tagRoom !== undefined) return false; // only a page built in this thread has the room
+  if (p.tagRoom !== undefined || p.release !== undefined) return false; // only a page built in this thread
   const bodies = page.bodies === true;
   let prevSeq = 0;
   for (let i = 0; i < n; i++) {

@@ -73,28 +73,40 @@ function start(e: UserFrames, i: number): number {
 /**
  * The buffer an owner's pages from memory are built in, kept from page to page. A fresh buffer per
  * page cost the shard a kernel page fault per 4 KiB written (on this VM most of a 200k drain's shard
- * CPU: 13k faults against 2.4k with the buffer kept). A page in it is valid until the next page is
- * built, so it may only go where it is written at once: to a session of the same shard (a direct
- * call), whose transports copy whatever they keep (Bun's WebSocket send; TcpTransport). One spare
- * byte before the page is the bundle tag's room (FramePage.tagRoom).
+ * CPU: 13k faults against 2.4k with the buffer kept). It is lent to one page at a time: a page for
+ * a session of the same shard reaches it through the shard's trampoline, after whatever the owner
+ * does in the same turn (another user's page too), and the session gives it back once the page is
+ * written (its transports copy whatever they keep: Bun's WebSocket send, TcpTransport) or dropped
+ * (FramePage.release). Meanwhile pages get buffers of their own. One spare byte before every page
+ * built here is the bundle tag's room (FramePage.tagRoom).
  */
 export class PageBuffer {
   #buf = new Uint8Array(0);
+  #lent = false;
+  readonly #release = (): void => {
+    this.#lent = false;
+  };
 
   /** A buffer over `maxBytes` (a page of huge rows) is used once, not kept. */
   constructor(readonly maxBytes: number) {}
 
-  /** `bytes` bytes with the byte before them free (contents undefined). */
-  lend(bytes: number): Uint8Array {
-    if (this.#buf.byteLength >= bytes + 1) return this.#buf.subarray(1, bytes + 1);
-    const b = new Uint8Array(bytes + 1);
-    if (b.byteLength <= this.maxBytes) this.#buf = b;
-    return b.subarray(1);
+  /**
+   * `bytes` bytes with the byte before them free (contents undefined), and the function that gives
+   * them back if they are the kept buffer's (null: a buffer of their own, nothing to give back).
+   */
+  lend(bytes: number): { bytes: Uint8Array; release: (() => void) | null } {
+    if (this.#lent || bytes + 1 > this.maxBytes) return { bytes: new Uint8Array(bytes + 1).subarray(1), release: null };
+    if (this.#buf.byteLength < bytes + 1) this.#buf = new Uint8Array(bytes + 1);
+    this.#lent = true;
+    return { bytes: this.#buf.subarray(1, bytes + 1), release: this.#release };
   }
 
-  /** Bytes held. */
+  /** Bytes held, and whether a page holds them now. */
   get heldBytes(): number {
     return this.#buf.byteLength;
+  }
+  get lent(): boolean {
+    return this.#lent;
   }
 }
 
@@ -337,8 +349,14 @@ export class HotBacklog {
     if (buffer === undefined) {
       return { page: (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, freshBuffer), more };
     }
-    const page = (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, (bytes) => buffer.lend(bytes));
+    let release: (() => void) | null = null;
+    const page = (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, (bytes) => {
+      const lent = buffer.lend(bytes);
+      release = lent.release;
+      return lent.bytes;
+    });
     if (!bodies) page.tagRoom = true;
+    if (release !== null) page.release = release;
     return { page, more };
   }
 

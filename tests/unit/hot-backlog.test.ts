@@ -181,14 +181,22 @@ describe("hot backlog", () => {
     expect(rest).toEqual([]);
     expect(bundle!.buffer).toBe(p.frames.buffer); // no copy
     expect(bundle).toEqual(new Uint8Array([V1_BUNDLE_SERVER, ...framePage(rows).frames]));
-    // The next page reuses the buffer: a page is valid until then.
+    // Until the session gives it back, the next page gets a buffer of its own (it may be built
+    // before the first is written: the shard's trampoline runs the writes after the owner's turn).
+    expect(buffer.lent).toBe(true);
     const q = h.page("u", 1, 10, 1 << 20, NOW, false, buffer)!.page;
-    expect(q.frames.buffer).toBe(p.frames.buffer);
+    expect(q.frames.buffer).not.toBe(p.frames.buffer);
+    expect(q.release).toBeUndefined();
+    expect(p.frames).toEqual(framePage(rows).frames); // the first page is intact
     expect(q.frames).toEqual(framePage(rows.slice(1)).frames);
+    p.release!();
+    const r = h.page("u", 2, 10, 1 << 20, NOW, false, buffer)!.page;
+    expect(r.frames.buffer).toBe(p.frames.buffer); // given back: kept and lent again
+    expect(r.frames).toEqual(framePage(rows.slice(2)).frames);
     // A page over the buffer's cap gets its own buffer, which is not kept.
     const small = new PageBuffer(16);
     const big = h.page("u", 0, 10, 1 << 20, NOW, true, small)!.page;
-    expect([big.frames.byteLength, small.heldBytes]).toEqual([24, 0]);
+    expect([big.frames.byteLength, small.heldBytes, big.release]).toEqual([24, 0, undefined]);
   });
 
   test("a page from a port may not claim the tag's room", () => {

@@ -676,6 +676,23 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
     expect(fetches()).toEqual([]);
   });
 
+  test("two pages built in one turn, before either is written, do not share a buffer", () => {
+    storedOffline(h, ["a", "b"]);
+    (h as unknown as { box(user: string): void }).box("w");
+    h.handle({ t: "loaded", user: "w", seqBase: 1, seqLimit: 1000, lastSeen: 0 });
+    h.handle({ ...route("w", "x"), to: "w" });
+    h.handle({ t: "committed", n: 1 });
+    h.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    h.handle({ t: "attach", user: "w", shard: 0, conn: 10, v0: false, resume: 0 });
+    const [p, q] = pages();
+    expect(q!.page.frames.buffer).not.toBe(p!.page.frames.buffer); // nothing released the first yet
+    expect(p!.page.frames).toEqual(
+      framePage(appends().flatMap((a) => a.rows).filter((r) => r.recipient === "u")).frames,
+    );
+    p!.page.release!(); // the session wrote it
+    h.handle({ t: "ack", user: "u", shard: 0, conn: 9, seq: 2 });
+  });
+
   test("a page for a session on another shard is built in its own buffer (it crosses a port later)", () => {
     storedOffline(h, ["a", "b"]);
     h.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
