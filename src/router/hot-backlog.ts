@@ -30,8 +30,8 @@ import { ROW_OVERHEAD_BYTES } from "../limits.ts";
 import type { FramePage } from "./frame-page.ts";
 import type { StoredRow } from "./wire.ts";
 
-/** Bytes a row's bookkeeping costs beside its frame (its seq, chunk, end, body start and ts, in arrays). */
-const ROW_INDEX_BYTES = 40;
+/** Bytes a row's bookkeeping costs beside its frame (its seq, chunk, start, end, body start and ts, in arrays). */
+const ROW_INDEX_BYTES = 48;
 /** An entry's first chunk; each next one is twice the last, up to CHUNK_MAX_BYTES (no copy as it grows). */
 const CHUNK_MIN_BYTES = 4096;
 const CHUNK_MAX_BYTES = 256 * 1024;
@@ -44,9 +44,10 @@ interface UserFrames {
   chunkBase: number;
   /** Bytes used in the last chunk. */
   used: number;
-  /** Row i: its chunk, its frame's end and its body's start in that chunk, its receive time. */
+  /** Row i: its chunk, its frame's start and end and its body's start in that chunk, its receive time. */
   seqs: number[];
   chunk: number[];
+  starts: number[];
   ends: number[];
   bodies: number[];
   tss: number[];
@@ -67,7 +68,7 @@ function cost(e: UserFrames): number {
 
 /** Where row i's frame starts in its chunk. */
 function start(e: UserFrames, i: number): number {
-  return i > 0 && e.chunk[i - 1] === e.chunk[i] ? e.ends[i - 1]! : 0;
+  return e.starts[i]!;
 }
 
 /**
@@ -177,6 +178,7 @@ function newEntry(floor: number): UserFrames {
     used: 0,
     seqs: [],
     chunk: [],
+    starts: [],
     ends: [],
     bodies: [],
     tss: [],
@@ -276,6 +278,7 @@ export class HotBacklog {
       e.used = 0;
       e.seqs = [];
       e.chunk = [];
+      e.starts = [];
       e.ends = [];
       e.bodies = [];
       e.tss = [];
@@ -375,6 +378,7 @@ export class HotBacklog {
     e.used = end;
     e.seqs.push(r.seq);
     e.chunk.push(e.chunkBase + e.chunks.length - 1);
+    e.starts.push(end - size);
     e.ends.push(end);
     e.bodies.push(end - r.body.byteLength);
     e.tss.push(r.ts);
@@ -384,6 +388,7 @@ export class HotBacklog {
   #cut(e: UserFrames): void {
     e.seqs = e.seqs.slice(e.head);
     e.chunk = e.chunk.slice(e.head);
+    e.starts = e.starts.slice(e.head);
     e.ends = e.ends.slice(e.head);
     e.bodies = e.bodies.slice(e.head);
     e.tss = e.tss.slice(e.head);
