@@ -116,15 +116,18 @@ function freshBuffer(bytes: number): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** Rows [from, to) as a page of DELIVER frames: one copy per chunk they span. */
-function framesOf(
-  e: UserFrames,
-  from: number,
-  to: number,
-  seqs: Float64Array,
-  ends: Uint32Array,
-  lend: (bytes: number) => Uint8Array,
-): FramePage {
+/** A page being built: rows [from, to) of an entry, their seqs filled in, where its bytes go. */
+interface PageSpan {
+  e: UserFrames;
+  from: number;
+  to: number;
+  seqs: Float64Array;
+  ends: Uint32Array;
+  lend: (bytes: number) => Uint8Array;
+}
+
+/** The rows as a page of DELIVER frames: one copy per chunk they span. */
+function framesOf({ e, from, to, seqs, ends, lend }: PageSpan): FramePage {
   let size = 0;
   for (let i = from; i < to; i++) size += e.ends[i]! - start(e, i);
   const frames = lend(size);
@@ -147,15 +150,8 @@ function framesOf(
   return { seqs, frames, ends };
 }
 
-/** Rows [from, to) as a v0 link's page: the bodies alone, back to back. */
-function bodiesOf(
-  e: UserFrames,
-  from: number,
-  to: number,
-  seqs: Float64Array,
-  ends: Uint32Array,
-  lend: (bytes: number) => Uint8Array,
-): FramePage {
+/** The rows as a v0 link's page: the bodies alone, back to back. */
+function bodiesOf({ e, from, to, seqs, ends, lend }: PageSpan): FramePage {
   let size = 0;
   for (let i = from; i < to; i++) size += e.ends[i]! - e.bodies[i]!;
   const out = lend(size);
@@ -349,15 +345,15 @@ export class HotBacklog {
     const ends = new Uint32Array(n);
     for (let i = 0; i < n; i++) seqs[i] = e.seqs[from + i]!;
     const more = to < e.seqs.length;
-    if (buffer === undefined) {
-      return { page: (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, freshBuffer), more };
-    }
+    const build = bodies ? bodiesOf : framesOf;
+    if (buffer === undefined) return { page: build({ e, from, to, seqs, ends, lend: freshBuffer }), more };
     let release: (() => void) | null = null;
-    const page = (bodies ? bodiesOf : framesOf)(e, from, to, seqs, ends, (bytes) => {
+    const lend = (bytes: number) => {
       const lent = buffer.lend(bytes);
       release = lent.release;
       return lent.bytes;
-    });
+    };
+    const page = build({ e, from, to, seqs, ends, lend });
     if (!bodies) page.tagRoom = true;
     if (release !== null) page.release = release;
     return { page, more };
