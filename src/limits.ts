@@ -43,6 +43,14 @@ export interface OwnerLimits {
 }
 
 /**
+ * Rows a shard keeps in memory after storing them, per shard, so that a backlog stored while the
+ * process runs drains without the writer's reads (router/hot-backlog.ts): bodies plus
+ * ROW_OVERHEAD_BYTES each; past it the oldest users' rows go. Dropped whole above the memory
+ * spill watermark. 64 MiB holds ~400k rows of 64-byte bodies.
+ */
+export const HOT_BACKLOG_BYTES = 64 * 1024 * 1024;
+
+/**
  * Their defaults. maxPending, pendingSpillMs and slowTimeoutMs are settings (config/schema.ts);
  * the values here are the schema's defaults, read from it so they are stated once.
  */
@@ -61,15 +69,8 @@ export const defaultOwnerLimits: OwnerLimits = {
   holdback: 256, // messages held in memory per user while its backlog drains
   slowTimeoutMs: defaultSettings.slowConsumerTimeout,
   dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
+  hotBacklogBytes: HOT_BACKLOG_BYTES,
 };
-
-/**
- * Rows a shard keeps in memory after storing them, per shard, so that a backlog stored while the
- * process runs drains without the writer's reads (router/hot-backlog.ts): bodies plus
- * ROW_OVERHEAD_BYTES each; past it the oldest users' rows go. Dropped whole above the memory
- * spill watermark. 64 MiB holds ~400k rows of 64-byte bodies.
- */
-export const HOT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 /**
  * The largest working buffer the writer keeps between backlog pages (frame-page.ts PageScratch): a

@@ -2,7 +2,7 @@
 // applied here only: an explicit flag (or IRIS_* env) beats the auto-tune plan, which beats the
 // schema's default. Pure: the plan is passed in.
 
-import { defaultOwnerLimits, HOT_BACKLOG_BYTES, type OwnerLimits } from "../limits.ts";
+import { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 import type { SettingKey, Settings } from "./schema.ts";
 
 /** The plan's figures that can set a running value (a subset of tune/plan.ts's Plan). */
@@ -66,7 +66,6 @@ export function resolveSettings(s: Settings, explicit: Set<SettingKey>, plan: Pl
       slowTimeoutMs: s.slowConsumerTimeout,
       pendingSpillMs: s.pendingSpillMs,
       dedupeWindowMs: s.dedupeWindow * 1000,
-      hotBacklogBytes: HOT_BACKLOG_BYTES,
       inboxTtlMs: s.inboxTtl * 1000,
     },
   };

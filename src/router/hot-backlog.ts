@@ -42,8 +42,6 @@ interface UserFrames {
   /** Frames back to back in chunks; chunk k is chunks[k - chunkBase] (chunks before it are gone). */
   chunks: Uint8Array[];
   chunkBase: number;
-  /** Bytes used in the last chunk. */
-  used: number;
   /** Row i: its chunk, its frame's start and end and its body's start in that chunk, its receive time. */
   seqs: number[];
   chunk: number[];
@@ -171,7 +169,6 @@ function newEntry(floor: number): UserFrames {
     floor,
     chunks: [],
     chunkBase: 0,
-    used: 0,
     seqs: [],
     chunk: [],
     starts: [],
@@ -271,7 +268,6 @@ export class HotBacklog {
     if (e.head === e.seqs.length) {
       e.chunkBase += e.chunks.length;
       e.chunks = [];
-      e.used = 0;
       e.seqs = [];
       e.chunk = [];
       e.starts = [];
@@ -365,13 +361,15 @@ export class HotBacklog {
     const il = utf8Length(r.msgId);
     const size = DELIVER_FIXED_BYTES + fl + il + r.body.byteLength;
     let last = e.chunks[e.chunks.length - 1];
-    if (last === undefined || e.used + size > last.byteLength) {
+    // The last chunk always holds the last row (chunks are made for a row, and only chunks before
+    // the first live row are cut off), so that row's end is where the chunk's free bytes start.
+    let at = last === undefined ? 0 : e.ends[e.seqs.length - 1]!;
+    if (last === undefined || at + size > last.byteLength) {
       const grown = last === undefined ? CHUNK_MIN_BYTES : Math.min(CHUNK_MAX_BYTES, last.byteLength * 2);
       e.chunks.push(last = new Uint8Array(Math.max(grown, size)));
-      e.used = 0;
+      at = 0;
     }
-    const end = putDeliver(last, e.used, r.seq, r.ts, r.sender, fl, r.msgId, il, r.body);
-    e.used = end;
+    const end = putDeliver(last, at, r.seq, r.ts, r.sender, fl, r.msgId, il, r.body);
     e.seqs.push(r.seq);
     e.chunk.push(e.chunkBase + e.chunks.length - 1);
     e.starts.push(end - size);

@@ -1270,12 +1270,11 @@ export class Owner {
   private pumpHot(l: Link): boolean {
     const hot = this.hot;
     if (hot === null) return false;
-    const tight = this.io.underPressure();
-    if (tight) {
+    if (this.io.underPressure()) {
       hot.clear(); // no rows kept in RAM above the watermark
       return false;
     }
-    const { limit, maxBytes } = pageBudget(this.limits, l.pages, tight);
+    const { limit, maxBytes } = pageBudget(this.limits, l.pages, false);
     // A page for a session of this shard is written before the next one is built: the kept buffer.
     const buffer = l.shard === this.io.self ? this.hotBuffer : undefined;
     const p = hot.page(l.box.user, l.cursor, limit, maxBytes, this.io.now(), l.v0, buffer);
