@@ -30,25 +30,41 @@ import { ROW_OVERHEAD_BYTES } from "../limits.ts";
 import type { FramePage } from "./frame-page.ts";
 import type { StoredRow } from "./wire.ts";
 
-/** Bytes a row's bookkeeping costs beside its frame (its seq, chunk, start, end, body start and ts, in arrays). */
-const ROW_INDEX_BYTES = 48;
+/** Bytes a row's bookkeeping costs beside its frame: its index slot (seq, chunk, start, end, body start, page count, ts). */
+const ROW_INDEX_BYTES = 8 + 4 + 4 + 4 + 4 + 8 + 8;
+/** An entry's first index capacity in rows; it doubles as rows come. */
+const INDEX_MIN_ROWS = 64;
 /** An entry's first chunk; each next one is twice the last, up to CHUNK_MAX_BYTES (no copy as it grows). */
 const CHUNK_MIN_BYTES = 4096;
 const CHUNK_MAX_BYTES = 256 * 1024;
 
+/**
+ * Per row i < n of an entry, in typed arrays (a page is a few native copies and binary searches,
+ * not JS work per row: a drain's pages run mostly before the JIT has warmed to them).
+ */
 interface UserFrames {
   /** Every stored row of the user with seq > floor is here. */
   readonly floor: number;
   /** Frames back to back in chunks; chunk k is chunks[k - chunkBase] (chunks before it are gone). */
   chunks: Uint8Array[];
   chunkBase: number;
-  /** Row i: its chunk, its frame's start and end and its body's start in that chunk, its receive time. */
-  seqs: number[];
-  chunk: number[];
-  starts: number[];
-  ends: number[];
-  bodies: number[];
-  tss: number[];
+  /** Rows held; the arrays below have room for more (capacity = seqs.length). */
+  n: number;
+  seqs: Float64Array;
+  /** Row i: its chunk, its frame's start and end and its body's start in that chunk. */
+  chunk: Uint32Array;
+  starts: Uint32Array;
+  ends: Uint32Array;
+  bodies: Uint32Array;
+  /** Row i's receive time. */
+  tss: Float64Array;
+  /**
+   * counted[i]: what rows before i weigh on a page as the writer counts them (body +
+   * ROW_OVERHEAD_BYTES each), from the entry's start; n + 1 entries (capacity + 1).
+   */
+  counted: Float64Array;
+  /** No row held has a receive time below this (a bound: trims do not raise it). */
+  oldestTs: number;
   /** Rows [0, head) are trimmed (acked); they are cut off in one move once they are half. */
   head: number;
   /** The highest seq an ack deleted: a row at or below it committed later is live in the store again. */
@@ -64,9 +80,21 @@ function cost(e: UserFrames): number {
   return n;
 }
 
-/** Where row i's frame starts in its chunk. */
-function start(e: UserFrames, i: number): number {
-  return e.starts[i]!;
+/** Row arrays with room for `rows`, holding the first `keep` rows of `e` from row `from`. */
+function resize(e: UserFrames, rows: number, from: number, keep: number): void {
+  const grow = <A extends Float64Array | Uint32Array>(a: A, make: (n: number) => A, extra = 0): A => {
+    const b = make(rows + extra);
+    b.set(a.subarray(from, from + keep + extra));
+    return b;
+  };
+  e.seqs = grow(e.seqs, (k) => new Float64Array(k));
+  e.chunk = grow(e.chunk, (k) => new Uint32Array(k));
+  e.starts = grow(e.starts, (k) => new Uint32Array(k));
+  e.ends = grow(e.ends, (k) => new Uint32Array(k));
+  e.bodies = grow(e.bodies, (k) => new Uint32Array(k));
+  e.tss = grow(e.tss, (k) => new Float64Array(k));
+  e.counted = grow(e.counted, (k) => new Float64Array(k), 1);
+  e.n = keep;
 }
 
 /**
@@ -124,70 +152,92 @@ interface PageSpan {
   lend: (bytes: number) => Uint8Array;
 }
 
-/** The rows as a page of DELIVER frames: one copy per chunk they span. */
-function framesOf({ e, from, to, seqs, ends, lend }: PageSpan): FramePage {
+/** Bytes of the frames of rows [from, to). */
+function frameBytes(e: UserFrames, from: number, to: number): number {
   let size = 0;
-  for (let i = from; i < to; i++) size += e.ends[i]! - start(e, i);
-  const frames = lend(size);
+  for (let i = from; i < to; i++) size += e.ends[i]! - e.starts[i]!;
+  return size;
+}
+
+/**
+ * Copies the frames of rows [from, to) into `out` back to back, one copy per chunk they span, and
+ * sets `ends` to where each ends there; returns the bytes written.
+ */
+function copyFrames(e: UserFrames, from: number, to: number, out: Uint8Array, ends: Uint32Array): number {
   let at = 0;
   let i = from;
   while (i < to) {
     // A run of rows in one chunk: their frames are back to back there.
     const k = e.chunk[i]!;
-    const first = start(e, i);
+    const first = e.starts[i]!;
+    const shift = at - first;
     let j = i;
     while (j < to && e.chunk[j] === k) {
-      ends[j - from] = at + e.ends[j]! - first;
+      ends[j - from] = e.ends[j]! + shift;
       j++;
     }
     const end = e.ends[j - 1]!;
-    frames.set(e.chunks[k - e.chunkBase]!.subarray(first, end), at);
+    out.set(e.chunks[k - e.chunkBase]!.subarray(first, end), at);
     at += end - first;
     i = j;
   }
+  return at;
+}
+
+/** The rows as a page of DELIVER frames. */
+function framesOf({ e, from, to, seqs, ends, lend }: PageSpan): FramePage {
+  const frames = lend(frameBytes(e, from, to));
+  copyFrames(e, from, to, frames, ends);
   return { seqs, frames, ends };
 }
 
-/** The rows as a v0 link's page: the bodies alone, back to back. */
+/**
+ * The rows as a v0 link's page: the bodies alone, back to back. The frames are copied whole and
+ * each body then moved left over the heads before it (a native move per row, no view made per row).
+ */
 function bodiesOf({ e, from, to, seqs, ends, lend }: PageSpan): FramePage {
-  let size = 0;
-  for (let i = from; i < to; i++) size += e.ends[i]! - e.bodies[i]!;
-  const out = lend(size);
+  const out = lend(frameBytes(e, from, to));
+  copyFrames(e, from, to, out, ends);
   let at = 0;
   for (let i = from; i < to; i++) {
-    const b = e.bodies[i]!;
-    const end = e.ends[i]!;
-    out.set(e.chunks[e.chunk[i]! - e.chunkBase]!.subarray(b, end), at);
-    at += end - b;
+    const end = ends[i - from]!;
+    const len = e.ends[i]! - e.bodies[i]!;
+    out.copyWithin(at, end - len, end);
+    at += len;
     ends[i - from] = at;
   }
-  return { seqs, frames: out, ends, bodies: true };
+  return { seqs, frames: out.subarray(0, at), ends, bodies: true };
 }
 
 function newEntry(floor: number): UserFrames {
-  return {
+  const e: UserFrames = {
     floor,
     chunks: [],
     chunkBase: 0,
-    seqs: [],
-    chunk: [],
-    starts: [],
-    ends: [],
-    bodies: [],
-    tss: [],
+    n: 0,
+    seqs: new Float64Array(0),
+    chunk: new Uint32Array(0),
+    starts: new Uint32Array(0),
+    ends: new Uint32Array(0),
+    bodies: new Uint32Array(0),
+    tss: new Float64Array(0),
+    counted: new Float64Array(1),
+    oldestTs: Number.POSITIVE_INFINITY,
     head: 0,
     trimmedTo: 0,
     inFlight: 0,
   };
+  resize(e, INDEX_MIN_ROWS, 0, 0);
+  return e;
 }
 
-/** Index of the first row at or after `from` with seq > x (seqs ascending). */
-function firstAbove(seqs: readonly number[], from: number, x: number): number {
+/** Index of the first i in [from, to) with a[i] > x, else `to` (a ascending). */
+function firstAbove(a: Float64Array, from: number, to: number, x: number): number {
   let lo = from;
-  let hi = seqs.length;
+  let hi = to;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (seqs[mid]! <= x) lo = mid + 1;
+    if (a[mid]! <= x) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -222,6 +272,7 @@ export class HotBacklog {
     if (e === undefined) {
       if (this.budgetBytes <= 0 || this.#off.has(user) || firstSeq < 1) return;
       this.#users.set(user, e = newEntry(firstSeq - 1));
+      this.#bytes += cost(e);
     }
     for (const r of rows) if (r.seq > e.floor) e.inFlight++;
   }
@@ -236,7 +287,7 @@ export class HotBacklog {
     for (const r of rows) {
       if (r.seq <= e.floor) continue;
       e.inFlight--;
-      const n = e.seqs.length;
+      const n = e.n;
       const last = n > e.head ? e.seqs[n - 1]! : Math.max(e.floor, e.trimmedTo);
       if (r.seq === last && n > e.head) continue; // the same row again (a replay after a writer restart)
       // Below the last row (live deliveries spilled after later rows) or below an ack's delete
@@ -256,28 +307,25 @@ export class HotBacklog {
     const e = this.#users.get(user);
     if (!e) return;
     if (upTo > e.trimmedTo) e.trimmedTo = upTo;
-    e.head = firstAbove(e.seqs, e.head, upTo);
+    e.head = firstAbove(e.seqs, e.head, e.n, upTo);
     const before = cost(e);
-    if (e.head === e.seqs.length && e.inFlight === 0) {
+    if (e.head === e.n && e.inFlight === 0) {
       // Everything delivered and acked, nothing coming: the entry goes (a drained backlog keeps no
       // memory). Nothing above its floor is left in the store, so it may start again as it did.
       this.#bytes -= before;
       this.#users.delete(user);
       return;
     }
-    if (e.head === e.seqs.length) {
+    if (e.head === e.n) {
       e.chunkBase += e.chunks.length;
       e.chunks = [];
-      e.seqs = [];
-      e.chunk = [];
-      e.starts = [];
-      e.ends = [];
-      e.bodies = [];
-      e.tss = [];
+      resize(e, INDEX_MIN_ROWS, 0, 0);
+      e.counted[0] = 0;
+      e.oldestTs = Number.POSITIVE_INFINITY;
       e.head = 0;
     } else {
       while (e.chunkBase < e.chunk[e.head]!) e.chunks.shift(), e.chunkBase++; // chunks wholly acked
-      if (e.head > 64 && e.head * 2 > e.seqs.length) this.#cut(e);
+      if (e.head > INDEX_MIN_ROWS && e.head * 2 > e.n) this.#cut(e);
     }
     this.#bytes += cost(e) - before;
   }
@@ -325,22 +373,19 @@ export class HotBacklog {
   ): { page: FramePage; more: boolean } | null {
     const e = this.#users.get(user);
     if (!e || e.inFlight > 0 || after < e.floor) return null;
-    const from = firstAbove(e.seqs, e.head, after);
-    const expiredBefore = this.ttlMs > 0 ? now - this.ttlMs : Number.NEGATIVE_INFINITY;
-    let to = from;
-    let counted = 0;
-    while (to < e.seqs.length && to - from < limit) {
-      const c = e.ends[to]! - e.bodies[to]! + ROW_OVERHEAD_BYTES;
-      if (counted + c > maxBytes && to > from) break;
-      if (e.tss[to]! < expiredBefore) return null;
-      counted += c;
-      to++;
+    const from = firstAbove(e.seqs, e.head, e.n, after);
+    // At most `limit` rows, cut before `maxBytes` as counted, one row at least.
+    const most = Math.min(e.n, from + limit);
+    let to = firstAbove(e.counted, from + 1, most + 1, e.counted[from]! + maxBytes) - 1;
+    if (to <= from) to = Math.min(from + 1, most);
+    if (this.ttlMs > 0 && e.oldestTs < now - this.ttlMs) {
+      const expiredBefore = now - this.ttlMs;
+      for (let i = from; i < to; i++) if (e.tss[i]! < expiredBefore) return null;
     }
     const n = to - from;
-    const seqs = new Float64Array(n);
+    const seqs = e.seqs.slice(from, to);
     const ends = new Uint32Array(n);
-    for (let i = 0; i < n; i++) seqs[i] = e.seqs[from + i]!;
-    const more = to < e.seqs.length;
+    const more = to < e.n;
     const build = bodies ? bodiesOf : framesOf;
     if (buffer === undefined) return { page: build({ e, from, to, seqs, ends, lend: freshBuffer }), more };
     let release: (() => void) | null = null;
@@ -363,29 +408,30 @@ export class HotBacklog {
     let last = e.chunks[e.chunks.length - 1];
     // The last chunk always holds the last row (chunks are made for a row, and only chunks before
     // the first live row are cut off), so that row's end is where the chunk's free bytes start.
-    let at = last === undefined ? 0 : e.ends[e.seqs.length - 1]!;
+    let at = last === undefined ? 0 : e.ends[e.n - 1]!;
     if (last === undefined || at + size > last.byteLength) {
       const grown = last === undefined ? CHUNK_MIN_BYTES : Math.min(CHUNK_MAX_BYTES, last.byteLength * 2);
       e.chunks.push(last = new Uint8Array(Math.max(grown, size)));
       at = 0;
     }
     const end = putDeliver(last, at, r.seq, r.ts, r.sender, fl, r.msgId, il, r.body);
-    e.seqs.push(r.seq);
-    e.chunk.push(e.chunkBase + e.chunks.length - 1);
-    e.starts.push(end - size);
-    e.ends.push(end);
-    e.bodies.push(end - r.body.byteLength);
-    e.tss.push(r.ts);
+    const i = e.n;
+    if (i === e.seqs.length) resize(e, 2 * i, 0, i);
+    e.seqs[i] = r.seq;
+    e.chunk[i] = e.chunkBase + e.chunks.length - 1;
+    e.starts[i] = end - size;
+    e.ends[i] = end;
+    e.bodies[i] = end - r.body.byteLength;
+    e.tss[i] = r.ts;
+    e.counted[i + 1] = e.counted[i]! + r.body.byteLength + ROW_OVERHEAD_BYTES;
+    if (r.ts < e.oldestTs) e.oldestTs = r.ts;
+    e.n = i + 1;
   }
 
   /** Cuts the trimmed rows off the front of the entry's arrays. */
   #cut(e: UserFrames): void {
-    e.seqs = e.seqs.slice(e.head);
-    e.chunk = e.chunk.slice(e.head);
-    e.starts = e.starts.slice(e.head);
-    e.ends = e.ends.slice(e.head);
-    e.bodies = e.bodies.slice(e.head);
-    e.tss = e.tss.slice(e.head);
+    const live = e.n - e.head;
+    resize(e, Math.max(INDEX_MIN_ROWS, 2 * live), e.head, live);
     e.head = 0;
   }
 

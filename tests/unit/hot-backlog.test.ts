@@ -68,6 +68,10 @@ describe("hot backlog", () => {
     expect(p.page.frames).toEqual(framePage(rows).frames);
     const mid = h.page("u", 1234, 500, 64 << 20, NOW, false)!;
     expect(mid.page.frames).toEqual(framePage(rows.slice(1234, 1734)).frames);
+    // A v0 page over the same chunks: each body moved over the heads before it, in order.
+    const v0 = h.page("u", 100, 10_000, 64 << 20, NOW, true)!;
+    expect(v0.page.frames).toEqual(new Uint8Array(rows.slice(100).flatMap((r) => [...r.body])));
+    expect([...v0.page.ends]).toEqual(rows.slice(100).map((_, i) => 200 * (i + 1)));
   });
 
   test("nothing is answered while rows are in flight, below the floor, or without an entry", () => {
@@ -157,6 +161,15 @@ describe("hot backlog", () => {
     expect(seqsOf(h.page("u", 0, 10, 1 << 20, 1499, false))).toEqual([1, 2]);
     expect(h.page("u", 0, 10, 1 << 20, 1501, false)).toBeNull();
     expect(seqsOf(h.page("u", 1, 10, 1 << 20, 1501, false))).toEqual([2]);
+  });
+
+  test("a row past the TTL is found wherever it sits on the page (a clock that stepped back)", () => {
+    const h = new HotBacklog(1 << 20, 500);
+    stored(h, [row(1, 8, "u", 1600), row(2, 8, "u", 1000), row(3, 8, "u", 1700)]);
+    expect(seqsOf(h.page("u", 0, 10, 1 << 20, 1499, false))).toEqual([1, 2, 3]);
+    expect(h.page("u", 0, 10, 1 << 20, 1501, false)).toBeNull();
+    expect(seqsOf(h.page("u", 0, 1, 1 << 20, 1501, false))).toEqual([1]); // row 2 is not on this page
+    expect(seqsOf(h.page("u", 2, 10, 1 << 20, 1501, false))).toEqual([3]);
   });
 
   test("past the budget the oldest entries go whole; clear() drops every entry", () => {
