@@ -3,7 +3,8 @@
 // logs in and drains. The writer and the shard are Worker threads; the heaviest Worker over a drain
 // is the writer (SQLite). Also each thread's run-queue wait over the drain (/proc/.../schedstat):
 // time it was runnable but had no core, on a machine where server, client and JIT threads share
-// two. Not a scenario: a tool.
+// two. The load generator's threads are listed too (the client reads the drain on the same cores,
+// and its CPU over the drain includes its IPC with this tool). Not a scenario: a tool.
 // usage: bun bench/drain-threads.ts v0|v1|v1b MESSAGES [BINARY] [WARM]   (v1b: v1 with bundles)
 
 import { readdirSync, readFileSync } from "node:fs";
@@ -46,10 +47,14 @@ try {
   }
   const n = await fillBacklog(lg, s, "thr-user", Number(nArg));
   await Bun.sleep(300);
-  const before = threads(s.pid);
+  // The load generator shares the two cores: its threads are listed too ("client" before the name).
+  const client = lg.pids()[0]!;
+  const before = new Map([...threads(s.pid), ...threads(client)]);
   const d = await drainBacklog(lg, s, proto as DrainProto, "thr-user", n);
   await Bun.sleep(50);
-  const after = threads(s.pid);
+  const clientAfter = threads(client);
+  for (const a of clientAfter.values()) a.name = `client ${a.name}`;
+  const after = new Map([...threads(s.pid), ...clientAfter]);
   const rows = [...after].map(([tid, a]) => ({
     tid,
     name: a.name,

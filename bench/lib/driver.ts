@@ -52,9 +52,9 @@ interface GroupState {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-function bump(a: number[], i: number): void {
+function bump(a: number[], i: number, n = 1): void {
   while (a.length <= i) a.push(0);
-  a[i]!++;
+  a[i]! += n;
 }
 
 export class Driver implements ConnEvents {
@@ -83,11 +83,26 @@ export class Driver implements ConnEvents {
 
   deliver(c: Conn, v: DataView, off: number, len: number, idOff: number, idLen: number): void {
     const now = performance.now();
-    if (this.drainConns?.has(c)) {
-      if (this.drainFirst === 0) this.drainFirst = now;
-      bump(this.drainPerSec, Math.floor((now - this.drainT0) / 1000));
-      if (c.delivered >= c.expect && c.doneAt === 0) c.doneAt = now;
-    }
+    this.drained(c, 1, now);
+    this.counted(v, off, len, idOff, idLen, now);
+  }
+
+  deliverRun(c: Conn, v: DataView, off: number, len: number, n: number): void {
+    const now = performance.now();
+    this.drained(c, n, now);
+    for (let i = 0; i < n; i++) this.counted(v, off + i * len, len, -1, 0, now);
+  }
+
+  /** `n` deliveries on `c` at `now`, if it is draining a backlog. */
+  private drained(c: Conn, n: number, now: number): void {
+    if (!this.drainConns?.has(c)) return;
+    if (this.drainFirst === 0) this.drainFirst = now;
+    bump(this.drainPerSec, Math.floor((now - this.drainT0) / 1000), n);
+    if (c.delivered >= c.expect && c.doneAt === 0) c.doneAt = now;
+  }
+
+  /** One delivered body: its sender's group counts it (and its latency, for delivery groups). */
+  private counted(v: DataView, off: number, len: number, idOff: number, idLen: number, now: number): void {
     if (!readStamp(v, off, len, this.st) || this.st.tag !== this.tag) return;
     // Counted even after the run's senders are gone: a late duplicate must still show.
     if (idOff >= 0) this.ledger.got(readIdAt(v, idOff, idLen));
