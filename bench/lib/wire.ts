@@ -46,10 +46,21 @@ export function writeId(buf: Uint8Array, off: number, n: number): void {
   }
 }
 
-/** readId over a DataView (a received frame), without a copy. */
+/** readId over a DataView (a received frame), without a copy or a view. */
 export function readIdAt(v: DataView, off: number, len: number): number {
   if (len !== ID_CHARS || off + len > v.byteLength) return NaN;
-  return readId(new Uint8Array(v.buffer, v.byteOffset + off, len), 0, len);
+  let n = 0;
+  for (let k = 0; k < len; k++) {
+    const d = digit(v.getUint8(off + k));
+    if (d < 0) return NaN;
+    n = n * 36 + d;
+  }
+  return n;
+}
+
+/** A base-36 digit's value, -1 if `c` is not one. */
+function digit(c: number): number {
+  return c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x7a ? c - 0x61 + 10 : -1;
 }
 
 /** Reads an id written by writeId; NaN if it is not one of ours. */
@@ -57,8 +68,7 @@ export function readId(buf: Uint8Array, off: number, len: number): number {
   if (len !== ID_CHARS) return NaN;
   let n = 0;
   for (let k = 0; k < len; k++) {
-    const c = buf[off + k]!;
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x7a ? c - 0x61 + 10 : -1;
+    const d = digit(buf[off + k]!);
     if (d < 0) return NaN;
     n = n * 36 + d;
   }
@@ -128,19 +138,26 @@ export interface DeliverView {
 
 /** Parses a v1 DELIVER header; false if the frame is malformed. */
 export function parseDeliver(v: DataView, out: DeliverView): boolean {
-  const n = v.byteLength;
-  if (n < 23) return false;
-  out.seq = v.getUint32(1) * 0x100000000 + v.getUint32(5);
+  return parseDeliverAt(v, 0, v.byteLength, out);
+}
+
+/**
+ * parseDeliver for the frame of `n` bytes at `at` in `v` (one inside a BUNDLE: no view per frame);
+ * the offsets it sets are `v`'s.
+ */
+export function parseDeliverAt(v: DataView, at: number, n: number, out: DeliverView): boolean {
+  if (n < 23 || at + n > v.byteLength) return false;
+  out.seq = v.getUint32(at + 1) * 0x100000000 + v.getUint32(at + 5);
   let p = 17;
-  p += 1 + v.getUint8(p); // from
+  p += 1 + v.getUint8(at + p); // from
   if (p >= n) return false;
-  out.idLen = v.getUint8(p);
-  out.idOff = p + 1;
+  out.idLen = v.getUint8(at + p);
+  out.idOff = at + p + 1;
   p += 1 + out.idLen; // id
   if (p + 4 > n) return false;
-  out.bodyLen = v.getUint32(p);
-  out.bodyOff = p + 4;
-  return out.bodyOff + out.bodyLen === n;
+  out.bodyLen = v.getUint32(at + p);
+  out.bodyOff = at + p + 4;
+  return p + 4 + out.bodyLen === n;
 }
 
 /** A v1 SENT frame's status (1 delivered, 2 stored, 3 duplicate) and where its id is. */

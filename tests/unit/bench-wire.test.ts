@@ -9,8 +9,10 @@ import { parseProm } from "../../bench/lib/prom.ts";
 import {
   AckFrame,
   parseDeliver,
+  parseDeliverAt,
   parseSent,
   readId,
+  readIdAt,
   readStamp,
   sendTemplate,
   stamp,
@@ -49,6 +51,31 @@ describe("bench wire", () => {
     expect(f.byteLength - out.bodyOff).toBe(20);
     const s = encodeV1Server({ op: "sent", id: "abc", status: "stored" });
     expect(parseSent(s)).toEqual({ status: 2, idOff: 2, idLen: 3 });
+  });
+
+  test("DELIVER frames inside a bundle parse in place, offsets in the bundle's view", () => {
+    const frames = [3, 4].map((seq) => {
+      const id = new Uint8Array(8);
+      writeId(id, 0, seq * 1000);
+      const body = new Uint8Array(16 + seq).fill(seq);
+      return encodeV1Server({ op: "deliver", seq, ts: 1, from: "s" + seq, id: new TextDecoder().decode(id), body });
+    });
+    const bundle = new Uint8Array(1 + frames[0]!.byteLength + frames[1]!.byteLength);
+    bundle.set(frames[0]!, 1);
+    bundle.set(frames[1]!, 1 + frames[0]!.byteLength);
+    const v = new DataView(bundle.buffer);
+    const out = { seq: 0, idOff: 0, idLen: 0, bodyOff: 0, bodyLen: 0 };
+    let at = 1;
+    for (const [i, f] of frames.entries()) {
+      expect(parseDeliverAt(v, at, f.byteLength, out)).toBe(true);
+      expect(out.seq).toBe(i + 3);
+      expect(readIdAt(v, out.idOff, out.idLen)).toBe((i + 3) * 1000);
+      expect([...bundle.subarray(out.bodyOff, out.bodyOff + out.bodyLen)]).toEqual(Array(19 + i).fill(i + 3));
+      expect(out.bodyOff + out.bodyLen).toBe(at + f.byteLength);
+      at += f.byteLength;
+    }
+    expect(parseDeliverAt(v, 1, frames[0]!.byteLength - 1, out)).toBe(false); // cut short
+    expect(parseDeliverAt(v, at - 10, frames[1]!.byteLength, out)).toBe(false); // past the view
   });
 
   test("ids round-trip and ACK frames carry the seq", () => {
