@@ -48,6 +48,8 @@ interface UserFrames {
   /** Frames back to back in chunks; chunk k is chunks[k - chunkBase] (chunks before it are gone). */
   chunks: Uint8Array[];
   chunkBase: number;
+  /** Bytes of `chunks`, kept as they come and go (the budget reads it on every commit). */
+  chunkBytes: number;
   /** Rows held; the arrays below have room for more (capacity = seqs.length). */
   n: number;
   seqs: Float64Array;
@@ -75,9 +77,7 @@ interface UserFrames {
 
 /** What an entry holds in memory, as the budget counts it. */
 function cost(e: UserFrames): number {
-  let n = ROW_INDEX_BYTES * e.seqs.length;
-  for (const c of e.chunks) n += c.byteLength;
-  return n;
+  return ROW_INDEX_BYTES * e.seqs.length + e.chunkBytes;
 }
 
 /** Row arrays with room for `rows`, holding the first `keep` rows of `e` from row `from`. */
@@ -214,6 +214,7 @@ function newEntry(floor: number): UserFrames {
     floor,
     chunks: [],
     chunkBase: 0,
+    chunkBytes: 0,
     n: 0,
     seqs: new Float64Array(0),
     chunk: new Uint32Array(0),
@@ -319,12 +320,13 @@ export class HotBacklog {
     if (e.head === e.n) {
       e.chunkBase += e.chunks.length;
       e.chunks = [];
+      e.chunkBytes = 0;
       resize(e, INDEX_MIN_ROWS, 0, 0);
       e.counted[0] = 0;
       e.oldestTs = Number.POSITIVE_INFINITY;
       e.head = 0;
     } else {
-      while (e.chunkBase < e.chunk[e.head]!) e.chunks.shift(), e.chunkBase++; // chunks wholly acked
+      while (e.chunkBase < e.chunk[e.head]!) e.chunkBytes -= e.chunks.shift()!.byteLength, e.chunkBase++; // wholly acked
       if (e.head > INDEX_MIN_ROWS && e.head * 2 > e.n) this.#cut(e);
     }
     this.#bytes += cost(e) - before;
@@ -412,6 +414,7 @@ export class HotBacklog {
     if (last === undefined || at + size > last.byteLength) {
       const grown = last === undefined ? CHUNK_MIN_BYTES : Math.min(CHUNK_MAX_BYTES, last.byteLength * 2);
       e.chunks.push(last = new Uint8Array(Math.max(grown, size)));
+      e.chunkBytes += last.byteLength;
       at = 0;
     }
     const end = putDeliver(last, at, r.seq, r.ts, r.sender, fl, r.msgId, il, r.body);

@@ -855,8 +855,7 @@ export class Owner {
   }
 
   private onCommitted(n: number): void {
-    // No rows kept in RAM above the memory watermark: every entry goes (and none starts again).
-    const hot = this.hot !== null && this.io.underPressure() ? (this.hot.clear(), null) : this.hot;
+    const hot = this.hotUnlessPressed();
     for (const req of this.unconfirmed.splice(0, n)) {
       this.unconfirmedBytes -= requestBytes(req);
       this.backlogRows -= requestRows(req);
@@ -1268,12 +1267,8 @@ export class Owner {
    * can answer for the store; it goes out at once, as a writer's page would (no slot: no read).
    */
   private pumpHot(l: Link): boolean {
-    const hot = this.hot;
+    const hot = this.hotUnlessPressed();
     if (hot === null) return false;
-    if (this.io.underPressure()) {
-      hot.clear(); // no rows kept in RAM above the watermark
-      return false;
-    }
     const { limit, maxBytes } = pageBudget(this.limits, l.pages, false);
     // A page for a session of this shard is written before the next one is built: the kept buffer.
     const buffer = l.shard === this.io.self ? this.hotBuffer : undefined;
@@ -1290,6 +1285,18 @@ export class Owner {
     // no append raced it and its `more` is the whole truth.
     this.onFramePage(l, p.page, p.more);
     return true;
+  }
+
+  /**
+   * The shard's memory of stored rows, or null: none is kept in RAM above the memory watermark, so
+   * there every entry goes (and none starts again until its box does).
+   */
+  private hotUnlessPressed(): HotBacklog | null {
+    if (this.hot !== null && this.io.underPressure()) {
+      this.hot.clear();
+      return null;
+    }
+    return this.hot;
   }
 
   /** Starts waiting drains while fetch slots are free. */
