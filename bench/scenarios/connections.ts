@@ -13,6 +13,17 @@ import { externalTarget, isExternal, startTarget, type TargetRun } from "../lib/
 
 /** One worker process per this many sockets (a process may hold < 20k file descriptors). */
 const CONNS_PER_WORKER = 5000;
+/**
+ * After a level's settle time, RSS is read every RSS_LOOK_MS until it holds still: RSS_STILL_LOOKS
+ * looks in a row within RSS_STILL_KB of the first of them, at most RSS_SETTLE_MAX_MS. An idle
+ * server gives a burst's memory back over a second or two (Iris's idle collection, the allocators'
+ * purges), so one reading at a fixed time caught Iris part-way through it: its 10k figure moved by
+ * 0.5 KB a connection between identical runs (issue 14). Both targets get the same rule.
+ */
+const RSS_LOOK_MS = 250;
+const RSS_STILL_LOOKS = 4;
+const RSS_STILL_KB = 256;
+const RSS_SETTLE_MAX_MS = 10_000;
 
 export interface Level {
   connections: number;
@@ -24,6 +35,8 @@ export interface Level {
   marginalKb: number | null;
   /** Time to open and log in this level's increment. */
   connectMs: number;
+  /** Time from the end of the settle wait until RSS held still (RSS_STILL_LOOKS), or the cap. */
+  stillAfterMs: number | null;
   connsPerSec: number;
   failed: number;
 }
@@ -53,9 +66,26 @@ function rss(pid: number | null): number | null {
   }
 }
 
+/** RSS once it holds still (see RSS_STILL_LOOKS), and how long that took; null without a pid. */
+async function stillRss(pid: number | null): Promise<{ kb: number | null; ms: number | null }> {
+  const first = rss(pid);
+  if (first === null) return { kb: null, ms: null };
+  const t0 = performance.now();
+  let anchor = first;
+  let still = 0;
+  let kb = first;
+  while (still < RSS_STILL_LOOKS && performance.now() - t0 < RSS_SETTLE_MAX_MS) {
+    await sleep(RSS_LOOK_MS);
+    kb = rss(pid) ?? kb;
+    if (Math.abs(kb - anchor) <= RSS_STILL_KB) still++;
+    else (anchor = kb, still = 0);
+  }
+  return { kb, ms: Math.round(performance.now() - t0) };
+}
+
 async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settleMs: number): Promise<RampFigures> {
   await sleep(settleMs);
-  const before = rss(t.pid);
+  const before = (await stillRss(t.pid)).kb; // the same rule as each level's reading
   const out: Level[] = [];
   let have = 0;
   let prevRss = before;
@@ -93,7 +123,7 @@ async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settl
       await sleep(100);
     }
     await sleep(settleMs);
-    const now = rss(t.pid);
+    const { kb: now, ms: stillAfterMs } = await stillRss(t.pid);
     const opened = level - failed;
     out.push({
       connections: level,
@@ -106,6 +136,7 @@ async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settl
         ? Math.round(((now - prevRss) / (opened - prevOpened)) * 100) / 100
         : null,
       connectMs: Math.round(connectMs),
+      stillAfterMs,
       connsPerSec: Math.round((users.length * 1000) / connectMs),
       failed,
     });
@@ -114,7 +145,8 @@ async function ramp(ctx: Ctx, lg: LoadGen, t: TargetRun, levels: number[], settl
     ctx.log(
       `${t.label}: ${int(level)} connections (+${int(users.length)} in ${int(connectMs)} ms)` +
         (now !== null && before !== null
-          ? `, RSS ${num(now / 1024, 1)} MiB (${num((now - before) / Math.max(1, opened), 2)} KB/conn)`
+          ? `, RSS ${num(now / 1024, 1)} MiB (${num((now - before) / Math.max(1, opened), 2)} KB/conn, still after ` +
+            `${int(stillAfterMs ?? 0)} ms)`
           : ""),
     );
   }
@@ -163,6 +195,9 @@ export const connections: Scenario<ConnectionsFigures> = async (ctx) => {
   ctx.notes.push(
     "KB/conn = (server VmRSS after the level − VmRSS before any connection) ÷ connections, from /proc/<pid>/status; " +
       "marginal KB/conn = RSS growth since the previous level ÷ the connections added. " +
+      `Each RSS (before and at each level) is read ${settleMs} ms after the level is counted, then every ` +
+      `${RSS_LOOK_MS} ms until ${RSS_STILL_LOOKS} looks in a row stay within ${RSS_STILL_KB} KB ("still after ms": ` +
+      `how long that took past the ${settleMs} ms; at most ${RSS_SETTLE_MAX_MS} ms), for both servers alike. ` +
       "Kernel socket buffers are not in RSS. Absolute figures; the Iris/baseline KB ratio compares the same ramp in the same run.",
     `Connections are logged in (v1 LOGIN) and idle; ${workers} load-generator process(es), one loopback destination ` +
       "(127.0.0.1). Beyond ~28k connections per destination address the ephemeral port range would need more " +
@@ -175,6 +210,7 @@ export const connections: Scenario<ConnectionsFigures> = async (ctx) => {
       l.rssKb === null ? "n/a" : num(l.rssKb / 1024, 1),
       l.perConnKb === null ? "n/a" : num(l.perConnKb, 2),
       l.marginalKb === null ? "n/a" : num(l.marginalKb, 2),
+      l.stillAfterMs === null ? "n/a" : int(l.stillAfterMs),
       int(l.connectMs),
       int(l.connsPerSec),
       String(l.failed),
@@ -212,7 +248,7 @@ export const connections: Scenario<ConnectionsFigures> = async (ctx) => {
     ],
     summary: [
       table(
-        ["level", "RSS MiB", "KB/conn", "marginal KB/conn", "connect ms", "conns/s", "failed"],
+        ["level", "RSS MiB", "KB/conn", "marginal KB/conn", "still after ms", "connect ms", "conns/s", "failed"],
         series.flatMap(rows),
       ),
       ...series.map((r) =>

@@ -10,7 +10,7 @@
 // writes what has waited past OUTBOX_HOLD_MS (see limits.ts).
 
 import { BUNDLE_MAX_BYTES, OUTBOX_HOLD_MS } from "../limits.ts";
-import { type BundleDelivery, bundleOf, encodeDeliveries } from "../protocol/v1-bundle.ts";
+import { type BundleDelivery, bundleOf, encodeDeliveries, V1_FLAG_BUNDLE } from "../protocol/v1-bundle.ts";
 import type { Transport } from "./transports.ts";
 import { stageProbe } from "../observe/stage-probe.ts";
 
@@ -30,11 +30,16 @@ function writeAll(t: Transport, out: (string | Uint8Array)[], bundle: boolean, b
 /** What the outbox needs of a session. */
 export interface Bundled {
   readonly t: Transport;
-  /** Granted bundles: queued frames leave as one BUNDLE message (all Uint8Array then). */
-  bundle: boolean;
+  /** The v1 LOGIN flags granted; with V1_FLAG_BUNDLE queued frames leave as one BUNDLE message (all Uint8Array then). */
+  flags: number;
   /** Frames queued this turn, or null when nothing is (most of the time: no array per idle session). */
   out: (string | Uint8Array)[] | null;
   outBytes: number;
+}
+
+/** True when the connection was granted bundles at login. */
+export function bundled(s: { readonly flags: number }): boolean {
+  return (s.flags & V1_FLAG_BUNDLE) !== 0;
 }
 
 export class Outbox<S extends Bundled> {
@@ -86,7 +91,7 @@ export class Outbox<S extends Bundled> {
     s.out = null;
     s.outBytes = 0;
     stageProbe?.written(s);
-    if (out.length === 0 || writeAll(s.t, out, s.bundle, bytes)) return true;
+    if (out.length === 0 || writeAll(s.t, out, bundled(s), bytes)) return true;
     this.dropped(s);
     return false;
   }

@@ -49,7 +49,8 @@ import {
   V1_KNOWN_FLAGS,
 } from "../protocol/v1-bundle.ts";
 import { SENT_STATUS_BYTE } from "../protocol/v1.ts";
-import { Outbox } from "./outbox.ts";
+import { bundled, Outbox } from "./outbox.ts";
+import { ConnTable } from "./conn-table.ts";
 import { stageProbe } from "../observe/stage-probe.ts";
 import { FlowRecheck } from "./flow-recheck.ts";
 import { writeFramePage } from "./page-writer.ts";
@@ -126,10 +127,13 @@ export interface Session {
   rare: SessionRare | null;
   /** Frames that arrived while the login is verified asynchronously: run in order after it. */
   loginHeld?: ClientFrame[] | null;
-  /** v1 login granted bundles: frames leave through the outbox, client bundles are read. */
-  bundle: boolean;
-  /** v1 login flag ORDERED: a send refused for now stays linked until answered for good (send-chain.ts). */
-  ordered: boolean;
+  /**
+   * The v1 LOGIN flags granted (protocol/v1-bundle.ts; 0 for v0 and JSON), one number for both
+   * (18 fields, not 19: JSC's 160-byte size class, not 224, issue 14). V1_FLAG_BUNDLE: frames leave
+   * through the outbox and client bundles are read (see bundled()). V1_FLAG_ORDERED: a send refused
+   * for now stays linked until answered for good (send-chain.ts).
+   */
+  flags: number;
   /** Outbox queue of this turn (see outbox.ts); null when empty. */
   out: Uint8Array[] | null;
   outBytes: number;
@@ -202,13 +206,12 @@ const rareOf = (s: Session): SessionRare => s.rare ??= { held: null, statusInFli
 const FATAL = new Set(["BAD_FRAME", "UNKNOWN_OP", "UNSUPPORTED"]);
 
 export class Sessions {
-  private readonly byConn = new Map<number, Session>();
+  private readonly byConn = new ConnTable<Session>();
   private readonly byUser = new Map<string, Session>();
   /** Per-user message buckets; kept across reconnects to this shard (bounded, see housekeeping). */
   private readonly userBuckets = new Map<string, TokenBucket>();
   private readonly statusWaiters = new Map<number, (r: StatusReply) => void>();
   private readonly sendWaiters = new Map<number, (r: SentMsg | SendErrorMsg) => void>();
-  private nextConn = 1;
   private nextReq = 1;
   private nextHttp = 1;
   private accepting = true;
@@ -264,7 +267,7 @@ export class Sessions {
   open(t: Transport, tcp: boolean): Session {
     const st = this.host.settings;
     const s: Session = {
-      conn: this.nextConn++,
+      conn: this.byConn.nextNumber(),
       t,
       tcp: tcp ? new V0StreamDecoder(st.maxPayload) : null,
       state: "awaitingLogin",
@@ -279,12 +282,11 @@ export class Sessions {
       chain: null,
       recentBytes: 0,
       rare: null,
-      bundle: false,
-      ordered: false,
+      flags: 0,
       out: null,
       outBytes: 0,
     };
-    this.byConn.set(s.conn, s);
+    this.byConn.add(s);
     this.host.metrics.set("conns", this.byConn.size);
     if (!this.accepting) {
       this.disconnect(s, Disconnects.shuttingDown);
@@ -317,7 +319,7 @@ export class Sessions {
     try {
       frames = s.tcp
         ? s.tcp.push(data as Uint8Array)
-        : decodeClientMessage(data, s.proto, this.host.settings.maxPayload, s.bundle);
+        : decodeClientMessage(data, s.proto, this.host.settings.maxPayload, bundled(s));
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       m.add("protocolErrors");
@@ -542,8 +544,7 @@ export class Sessions {
     if (ORDER_TRACE) {
       orderTrace("sock-login", f.user, "", "", `shard=${this.host.index} conn=${s.conn} opened=${s.opened}`);
     }
-    s.bundle = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_BUNDLE) !== 0;
-    s.ordered = proto === "v1" && ((f.flags ?? 0) & V1_FLAG_ORDERED) !== 0;
+    s.flags = proto === "v1" ? (f.flags ?? 0) & (V1_FLAG_BUNDLE | V1_FLAG_ORDERED) : 0;
     s.acked = f.resume ?? 0;
     this.attach(s);
   }
@@ -606,7 +607,7 @@ export class Sessions {
    * retries it first (ORDERED, retryable code); otherwise answered, and later sends stop waiting.
    */
   private chainRefused(s: Session, id: string, code: string, link: InFlight): void {
-    if (s.ordered && RETRYABLE_REFUSALS.has(code)) s.chain?.refusedForNow(id, link);
+    if ((s.flags & V1_FLAG_ORDERED) !== 0 && RETRYABLE_REFUSALS.has(code)) s.chain?.refusedForNow(id, link);
     else s.chain?.settled(id, true, performance.now());
   }
 
@@ -842,7 +843,7 @@ export class Sessions {
 
   /** A backlog page of pre-encoded frames (gateway/page-writer.ts), after what the outbox holds. */
   private deliverPage(s: Session, p: FramePage): void {
-    const ok = this.outbox.flush(s) && s.state === "open" && writeFramePage(s.t, s.proto!, s.bundle, p);
+    const ok = this.outbox.flush(s) && s.state === "open" && writeFramePage(s.t, s.proto!, bundled(s), p);
     if (!ok) return this.disconnect(s, Disconnects.socketDropped);
     const n = p.seqs.length;
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
@@ -859,7 +860,7 @@ export class Sessions {
    */
   private deliverQueued(s: Session, m: DeliverMsg): void {
     let ok = true;
-    if (s.bundle) ok = this.outbox.deliver(s, m.items);
+    if (bundled(s)) ok = this.outbox.deliver(s, m.items);
     else if (m.items.length === 1) this.outbox.push(s, this.encodeDelivery(s, m.items[0]!));
     else {
       ok = this.outbox.flush(s) && s.state === "open";

@@ -32,7 +32,7 @@ class Recorder implements Transport {
   resume(): void {}
 }
 
-const conn = (t: Transport) => ({ t, bundle: false, out: null as (string | Uint8Array)[] | null, outBytes: 0 });
+const conn = (t: Transport) => ({ t, flags: 0, out: null as (string | Uint8Array)[] | null, outBytes: 0 });
 const turnEnd = () => new Promise((r) => setImmediate(r));
 
 describe("outbox hold", () => {
