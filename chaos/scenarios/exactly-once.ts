@@ -41,6 +41,11 @@ export class Apps {
   private readonly procs = new Map<string, Subprocess>();
   readonly senders: string[];
   readonly recipients: string[];
+  /** Clients a cut killed while they were still starting, started again (see start). */
+  cutDeaths = 0;
+  private stopping = false;
+  /** Processes being killed on purpose (a drawn fault is followed by its own start). */
+  private readonly killing = new WeakSet<Subprocess>();
 
   constructor(
     readonly url: string,
@@ -68,6 +73,16 @@ export class Apps {
     const p = Bun.spawn([process.execPath, CLIENT, ...args], { stdin: "ignore", stdout: "ignore", stderr });
     closeSync(stderr); // the child has its own copy
     this.procs.set(user, p);
+    // A cut (SIGUSR2) that lands while the process is still loading, before it has set its
+    // handler, kills it by the signal's default action: a harness artifact, not a fault the
+    // scenario drew, and (exitCode null, killed by a signal) it looked "still running" forever
+    // (seed 20027: a sender dead from its first second, "1 sends never acked"). As an app's
+    // supervisor would, start it again on its files.
+    void p.exited.then(() => {
+      if (p.signalCode !== "SIGUSR2" || this.stopping || this.killing.has(p) || this.procs.get(user) !== p) return;
+      this.cutDeaths++;
+      this.start(user);
+    });
   }
 
   startAll(): void {
@@ -77,6 +92,7 @@ export class Apps {
   async kill(user: string): Promise<void> {
     const p = this.procs.get(user);
     if (!p || p.exitCode !== null) return;
+    this.killing.add(p);
     p.kill("SIGKILL");
     await p.exited;
   }
@@ -86,12 +102,16 @@ export class Apps {
     if (p && p.exitCode === null) p.kill(sig);
   }
 
-  /** Senders still running (they exit once stopped and fully acked). */
+  /** Senders still running (they exit once stopped and fully acked; one killed by a signal is not running). */
   runningSenders(): number {
-    return this.senders.filter((u) => this.procs.get(u)?.exitCode === null).length;
+    return this.senders.filter((u) => {
+      const p = this.procs.get(u);
+      return p !== undefined && p.exitCode === null && p.signalCode === null;
+    }).length;
   }
 
   async stopAll(): Promise<void> {
+    this.stopping = true;
     for (const p of this.procs.values()) if (p.exitCode === null) p.kill("SIGKILL");
     await Promise.all([...this.procs.values()].map((p) => p.exited));
   }
@@ -248,6 +268,7 @@ const scenario: Scenario = {
         sender_restarts: injected.sender,
         connection_cuts: injected.cut,
         shard_kills: injected.shard,
+        ...(apps.cutDeaths > 0 ? { cut_during_start: apps.cutDeaths } : {}),
         ...(staller ? { stale_logins: injected.stale, stale_refused: staleRefused } : {}),
         ...staller?.report(),
         phantom: j.phantom,
