@@ -46,7 +46,7 @@ export function restartDelay(recentCrashes: number): number {
 type ReportOf<T extends WorkerReport["t"]> = Extract<WorkerReport, { t: T }>;
 
 /** A supervised worker: its control channel, its reports, and its recent crashes. */
-class Thread<C extends ShardControl | WriterControl> {
+export class Thread<C extends ShardControl | WriterControl> {
   worker: Worker | null = null;
   crashes: number[] = []; // timestamps of recent crashes, for backoff
   private waiters: { t: WorkerReport["t"]; resolve: (m: WorkerReport) => void }[] = [];
@@ -75,12 +75,34 @@ class Thread<C extends ShardControl | WriterControl> {
     });
   }
 
-  /** Resolves with the report `t`, or with a "fatal" report; rejects after the timeout. */
+  /**
+   * Resolves with the report `t`, or with a "fatal" report; rejects after the timeout. A timed-out
+   * wait leaves the list: else it took the next report of its kind, meant for a later wait (a shard
+   * restart that timed out once then timed out on every retry, its "listening" swallowed, and its
+   * users' messages waited for good: god-mode, session 18).
+   */
   waitFor<T extends WorkerReport["t"]>(t: T, timeoutMs = CONTROL_REPLY_TIMEOUT_MS): Promise<ReportOf<T | "fatal">> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${t} within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({ t, resolve: (m) => (clearTimeout(timer), resolve(m as ReportOf<T | "fatal">)) });
+      const waiter = { t, resolve: (m: WorkerReport) => (clearTimeout(timer), resolve(m as ReportOf<T | "fatal">)) };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new Error(`${this.name}: no ${t} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
+  }
+
+  /**
+   * Ends a worker that did not answer in time. It may still be alive (slow, or stalled) and must
+   * not run beside its replacement: a shard on the shared port with stale peers, or a second
+   * writer on the store. Its close is then not a crash to restart from (the caller restarts).
+   */
+  abandon(): void {
+    const w = this.worker;
+    this.worker = null;
+    this.waiters = [];
+    w?.terminate();
   }
 
   post(m: C, transfer: Transferable[] = []): void {
@@ -235,6 +257,7 @@ export class Supervisor {
         log.info("shard restarted", { shard: i, ms: Math.round(performance.now() - diedAt) });
       } catch (e) {
         log.error("shard restart failed", { shard: i, error: e as Error });
+        this.shards[i]!.abandon();
         this.onShardExit(i);
       }
     }, delay);
@@ -262,6 +285,7 @@ export class Supervisor {
         log.info("storage writer restarted", { ms: Math.round(performance.now() - diedAt) });
       } catch (e) {
         log.error("storage writer restart failed", { error: e as Error });
+        this.writer.abandon();
         this.onWriterExit();
       }
     }, delay);
