@@ -192,8 +192,7 @@ export class Supervisor {
     });
     const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS);
     if (r.t === "fatal") {
-      this.writer.worker = null; // a failed open is not a crash: no restart loop
-      w.terminate();
+      this.writer.abandon(); // a failed open is not a crash: no restart loop
       throw new Error(`storage writer could not start: ${r.error}`);
     }
     log.info("storage ready", { path: `${s.dataDir}/iris.db`, inboxRows: r.rows });

@@ -147,6 +147,9 @@ const LINK_V0 = 1;
 /** Link flag: a store append raced the page in flight, so the link is not caught up yet. */
 const LINK_RACED = 2;
 
+/** Whether link `l` has flag `f` (LINK_V0, LINK_RACED). */
+const hasFlag = (l: Link, f: number): boolean => (l.flags & f) !== 0;
+
 /** Per-connection state: one logged-in connection of the user. */
 interface Link {
   readonly box: UserBox;
@@ -1275,7 +1278,7 @@ export class Owner {
       maxBytes,
       gen: l.gen,
       next: [next.limit, next.maxBytes],
-      ...((l.flags & LINK_V0) !== 0 ? { bodies: true } : {}), // a v0 socket gets the bodies alone: the page may be just them
+      ...(hasFlag(l, LINK_V0) ? { bodies: true } : {}), // a v0 socket gets the bodies alone: the page may be just them
     });
   }
 
@@ -1289,7 +1292,7 @@ export class Owner {
     const { limit, maxBytes } = pageBudget(this.limits, l.pages, false);
     // A page for a session of this shard is written before the next one is built: the kept buffer.
     const buffer = l.shard === this.io.self ? this.hotBuffer : undefined;
-    const p = hot.page(l.box.user, l.cursor, limit, maxBytes, this.io.now(), (l.flags & LINK_V0) !== 0, buffer);
+    const p = hot.page(l.box.user, l.cursor, limit, maxBytes, this.io.now(), hasFlag(l, LINK_V0), buffer);
     if (p === null) return false;
     l.pages++;
     this.stats.hotPages++;
@@ -1340,11 +1343,11 @@ export class Owner {
         m.user,
         "",
         "",
-        `seqs=${seqs} n=${rows.length} more=${m.more} raced=${(l.flags & LINK_RACED) !== 0}`,
+        `seqs=${seqs} n=${rows.length} more=${m.more} raced=${hasFlag(l, LINK_RACED)}`,
       );
     }
     if (rows.length > 0) this.forward(l, rows, true);
-    if (!m.more && (l.flags & LINK_RACED) === 0) return this.goLive(l);
+    if (!m.more && !hasFlag(l, LINK_RACED)) return this.goLive(l);
     if (rows.length > 0) return this.moveTo(l, "writing");
     this.moveTo(l, "idle");
     this.pump(l);
@@ -1362,7 +1365,7 @@ export class Owner {
       l.cursor = p.seqs[n - 1]!;
       this.io.toShard(l.shard, { t: "deliver", user: l.box.user, conn: l.conn, items: [], page: true, frames: p });
     }
-    if (!more && (l.flags & LINK_RACED) === 0) return this.goLive(l);
+    if (!more && !hasFlag(l, LINK_RACED)) return this.goLive(l);
     if (n > 0) return this.moveTo(l, "writing");
     this.moveTo(l, "idle");
     this.pump(l);
