@@ -34,6 +34,12 @@ export interface OwnerLimits {
   /** The inbox TTL (ms, 0: none): a page from memory never holds a row that may have expired. */
   inboxTtlMs?: number;
   maxFetches: number;
+  /**
+   * Drain page bytes a shard may have out at once: fetched (or being read) plus written to sockets
+   * and not yet flushed to the kernel. Past it drains wait in the queue (under memory pressure, a
+   * quarter of it). Unset: only the fetch slots bound a shard's pages.
+   */
+  pageBytesOut?: number;
   pendingSpillMs: number;
   seqBlock: number;
   recentIds: number;
@@ -63,6 +69,10 @@ export const defaultOwnerLimits: OwnerLimits = {
   pageMaxRows: 8192,
   pageMaxBytes: 1024 * 1024,
   maxFetches: 32, // backlog pages in flight per shard
+  // Fetch slots alone bound pages being read, not pages written to sockets still holding them: 100
+  // recipients of 64 KiB messages draining together held ~100 MiB in sockets' buffers (and as
+  // much in collected-later page garbage) when pressure eased and pages grew (chaos `oom`).
+  pageBytesOut: 32 * 1024 * 1024,
   pendingSpillMs: defaultSettings.pendingSpillMs,
   seqBlock: 1024, // sequence numbers reserved per store round trip
   recentIds: 512, // (sender, id) pairs remembered per user for dedupe

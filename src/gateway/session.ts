@@ -54,7 +54,7 @@ import { ConnTable } from "./conn-table.ts";
 import { stageProbe } from "../observe/stage-probe.ts";
 import { FlowRecheck } from "./flow-recheck.ts";
 import { writeFramePage } from "./page-writer.ts";
-import type { FramePage } from "../router/frame-page.ts";
+import { type FramePage, pageDone } from "../router/frame-page.ts";
 import { ownerOf } from "../router/hash.ts";
 import {
   type DeliverMsg,
@@ -806,12 +806,15 @@ export class Sessions {
   private deliver(m: DeliverMsg): void {
     const s = this.byConn.get(m.conn);
     if (ORDER_TRACE) this.traceDeliver(m, s);
-    if (!s || s.state !== "open" || s.user !== m.user) return m.frames?.release?.(); // gone: the owner hears our detach
+    if (!s || s.state !== "open" || s.user !== m.user) { // gone: the owner hears our detach
+      if (m.frames) pageDone(m.frames);
+      return;
+    }
     if (m.frames) {
       try {
         return this.deliverPage(s, m.frames);
       } finally {
-        m.frames.release?.(); // written (the transports copy what they keep), or refused: its buffer is free
+        pageDone(m.frames);
       }
     }
     if (s.proto !== "v0") return this.deliverQueued(s, m);

@@ -14,7 +14,7 @@
 //
 //   phase     event                                   next
 //   idle      pump: fetch slot free                   fetching   (a page read is in flight)
-//   idle      pump: no slot                           queued     (waits in the drain queue)
+//   idle      pump: no slot, or pages-out budget full  queued     (waits in the drain queue)
 //   idle      pump: too many unacked                  idle       (the next ack pumps again)
 //   queued    a fetch slot frees                      idle → pump
 //   fetching  rows: caught up                         live       (held-back messages go out)
@@ -118,6 +118,8 @@ const PREV_LOOKUPS_MAX = 1024;
 /** Under memory pressure: unacked deliveries per user, fetch slots, and page budget divisor. */
 const TIGHT_MAX_PENDING = 64;
 const TIGHT_FETCH_SLOTS = 4;
+/** Under memory pressure a shard's drain pages out (limits.pageBytesOut) shrink by this. */
+const TIGHT_PAGE_BYTES_OUT_DIVISOR = 4;
 
 interface Pending extends Delivery {
   o: number;
@@ -296,6 +298,12 @@ export class Owner {
   backlogRows = 0;
   /** Backlog fetches in flight (user + gen): bounded per shard; links beyond wait in the queue. */
   private readonly fetchesInFlight = new Set<string>();
+  /**
+   * Drain page bytes each link holds out: a fetch's budget until its page comes, then the page's
+   * bytes until the socket flushed it (flow ready). Their sum is bounded (limits.pageBytesOut).
+   */
+  private readonly pagesOut = new Map<Link, number>();
+  private pageBytesOut = 0;
   /**
    * The last link's number, per owner, not per box: a box dropped with a page read in flight (a
    * fence, a placement change, an idle sweep) gets its answer later, and a fresh box's link must
@@ -957,6 +965,7 @@ export class Owner {
       // both arrive): the new link replaces it, and what the old one held unacked or back goes to
       // the store, in seq order, for the new link's drain. Dropping it would lose held messages.
       this.drainQueue.delete(old);
+      this.freePages(old); // the new link pumps below, and may take them
       this.store(b, takeAll(old, "pending"));
       this.store(b, takeAll(old, "holdback"));
       this.stats.online--;
@@ -1056,6 +1065,7 @@ export class Owner {
     this.stats.online--;
     b.lastSeen = this.io.now();
     this.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
+    if (this.freePages(l)) this.pumpQueued();
   }
 
   /**
@@ -1066,6 +1076,7 @@ export class Owner {
    * new owner's, which its drain would never read.
    */
   dropMoved(moved: (user: string) => boolean, tell = false, park = false): void {
+    let freed = false;
     for (const b of [...this.boxes.values()]) {
       if (!moved(b.user)) continue;
       if (ORDER_TRACE) orderTrace("box-drop", b.user, "", "", `park=${park} waiting=${b.waiting.length}`);
@@ -1073,6 +1084,7 @@ export class Owner {
       const l = b.link;
       if (l) {
         this.drainQueue.delete(l);
+        if (this.freePages(l)) freed = true;
         this.stats.online--;
         // `tell`: the session re-attaches if its view still names us (docs/CLUSTER.md, a flapping view).
         if (tell) {
@@ -1082,6 +1094,7 @@ export class Owner {
       this.boxes.delete(b.user);
       this.hot?.forget(b.user);
     }
+    if (freed) this.pumpQueued(); // after the loop: no drain starts for a box about to go
   }
 
   /**
@@ -1239,8 +1252,10 @@ export class Owner {
       return;
     }
     if (l.phase === "writing" || l.phase === "blocked") {
+      const freed = this.freePages(l); // the page left user space
       this.moveTo(l, "idle");
       this.pump(l);
+      if (freed) this.pumpQueued();
     }
   }
 
@@ -1250,6 +1265,9 @@ export class Owner {
   private pump(l: Link): void {
     if (l.phase !== "idle") return;
     if (l.pending.length >= this.limits.maxPending / 2) return; // wait for acks first
+    // Pages written to sockets and not yet flushed count too: a crowd draining big rows at once
+    // would otherwise hold a page each in user space, whatever the slots say.
+    if (this.pagesOutFull()) return this.moveTo(l, "queued");
     if (this.pumpHot(l)) return;
     // Bound the pages in flight per shard (fewer under memory pressure): a crowd reconnecting at
     // once must not pull every backlog into RAM together.
@@ -1263,11 +1281,33 @@ export class Owner {
     return this.io.underPressure() ? Math.min(TIGHT_FETCH_SLOTS, this.limits.maxFetches) : this.limits.maxFetches;
   }
 
+  private pagesOutFull(): boolean {
+    const max = this.limits.pageBytesOut;
+    if (max === undefined) return false;
+    return this.pageBytesOut >= (this.io.underPressure() ? max / TIGHT_PAGE_BYTES_OUT_DIVISOR : max);
+  }
+
+  /** `l` now holds `bytes` of drain pages out (replacing what it held). */
+  private holdPages(l: Link, bytes: number): void {
+    this.pageBytesOut += bytes - (this.pagesOut.get(l) ?? 0);
+    this.pagesOut.set(l, bytes);
+  }
+
+  /** `l` holds no drain page out any more; true if it held one (the caller may start a waiting drain). */
+  private freePages(l: Link): boolean {
+    const had = this.pagesOut.get(l);
+    if (had === undefined) return false;
+    this.pageBytesOut -= had;
+    this.pagesOut.delete(l);
+    return true;
+  }
+
   private issueFetch(l: Link): void {
     const user = l.box.user;
     this.fetchesInFlight.add(user + "\0" + l.gen);
     const tight = this.io.underPressure();
     const { limit, maxBytes } = pageBudget(this.limits, l.pages++, tight);
+    this.holdPages(l, maxBytes);
     const next = pageBudget(this.limits, l.pages, tight); // the writer reads that page ahead
     if (ORDER_TRACE) orderTrace("fetch", user, "", "", `after=${l.cursor} gen=${l.gen}`);
     this.toWriter({
@@ -1322,7 +1362,7 @@ export class Owner {
   /** Starts waiting drains while fetch slots are free. */
   private pumpQueued(): void {
     for (const next of this.drainQueue) {
-      if (this.fetchesInFlight.size >= this.fetchSlots()) break;
+      if (this.fetchesInFlight.size >= this.fetchSlots() || this.pagesOutFull()) break;
       this.moveTo(next, "idle");
       this.pump(next);
     }
@@ -1331,6 +1371,11 @@ export class Owner {
   private onRows(m: RowsReply): void {
     // A finished fetch (for this or an older connection) gives its slot to a waiting drain.
     if (this.fetchesInFlight.delete(m.user + "\0" + m.gen)) this.pumpQueued();
+    this.takeRows(m);
+    if (this.drainQueue.size > 0) this.pumpQueued(); // the page may hold fewer bytes than its fetch did
+  }
+
+  private takeRows(m: RowsReply): void {
     const l = this.boxes.get(m.user)?.link;
     if (!l || m.gen !== l.gen || l.phase !== "fetching") return;
     // Rows at or below the cursor were already forwarded on this connection.
@@ -1348,7 +1393,13 @@ export class Owner {
     }
     if (rows.length > 0) this.forward(l, rows, true);
     if (!m.more && !hasFlag(l, LINK_RACED)) return this.goLive(l);
-    if (rows.length > 0) return this.moveTo(l, "writing");
+    if (rows.length > 0) {
+      let bytes = 0;
+      for (const r of rows) bytes += r.body.byteLength;
+      this.holdPages(l, bytes);
+      return this.moveTo(l, "writing");
+    }
+    this.freePages(l);
     this.moveTo(l, "idle");
     this.pump(l);
   }
@@ -1360,13 +1411,18 @@ export class Owner {
   private onFramePage(l: Link, page: FramePage, more: boolean): void {
     const p = framesAfter(page, l.cursor);
     const n = p.seqs.length;
+    const bytes = p.frames.byteLength; // read first: a session of this shard frees the page it wrote
     if (n > 0) {
       if (l.cursor <= l.box.acked) l.ackedAt = this.io.now(); // as forward(): the slow clock starts now
       l.cursor = p.seqs[n - 1]!;
       this.io.toShard(l.shard, { t: "deliver", user: l.box.user, conn: l.conn, items: [], page: true, frames: p });
     }
     if (!more && !hasFlag(l, LINK_RACED)) return this.goLive(l);
-    if (n > 0) return this.moveTo(l, "writing");
+    if (n > 0) {
+      this.holdPages(l, bytes);
+      return this.moveTo(l, "writing");
+    }
+    this.freePages(l);
     this.moveTo(l, "idle");
     this.pump(l);
   }
@@ -1374,6 +1430,7 @@ export class Owner {
   /** Caught up: the held-back messages go out, and everything after is forwarded as it arrives. */
   private goLive(l: Link): void {
     const b = l.box;
+    this.freePages(l); // a live link's last page is not waited for
     if (ORDER_TRACE) {
       orderTrace("live", b.user, "", "", `cursor=${l.cursor} stored=${b.storedMax} held=${l.holdback.length}`);
     }

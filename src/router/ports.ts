@@ -7,6 +7,7 @@ import { GARBAGE_LOG_EVERY, GARBAGE_LOG_FIRST } from "../limits.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { type AppendReq, isPortMsg, type PortMsg, type WriterReq } from "./wire.ts";
+import { pageBuffers } from "./frame-page.ts";
 import { packRemember } from "./packed-keys.ts";
 import { packAppends, type PackedAppends } from "./packed-appends.ts";
 import { expandAcks, isPackedAcks } from "./packed-acks.ts";
@@ -159,7 +160,9 @@ export class PortMesh {
       if (q.length === 0) continue;
       const port = this.peers[k];
       if (port) {
-        port.postMessage(q);
+        const moved = pageBuffersIn(q);
+        if (moved === null) port.postMessage(q);
+        else port.postMessage(q, moved);
         this.metrics.add("crossShardMsgs", q.length);
       } // else: peer is down; its owner state is rebuilt on restart, senders retry unacked sends
       this.outbox.set(k, []);
@@ -171,6 +174,20 @@ export class PortMesh {
     }
     this.afterFlush();
   }
+}
+
+/**
+ * Backlog pages' buffers, moved to the session's shard instead of cloned: the owner never reads a
+ * page again once it is posted (a lent page never leaves its shard), and a clone left the owner's
+ * copy of every page for its collector (chaos `oom`: 100+ MiB per shard in a crowd's drain).
+ */
+function pageBuffersIn(q: readonly PortMsg[]): ArrayBuffer[] | null {
+  let moved: Set<ArrayBuffer> | null = null; // a buffer listed twice fails the whole post
+  for (const m of q) {
+    if (m.t !== "deliver" || m.frames === undefined) continue;
+    for (const b of pageBuffers(m.frames)) (moved ??= new Set()).add(b);
+  }
+  return moved === null ? null : [...moved];
 }
 
 /**

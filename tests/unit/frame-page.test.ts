@@ -10,6 +10,8 @@ import {
   framesAfter,
   isFramePage,
   joinedBodies,
+  pageBuffers,
+  pageDone,
 } from "../../src/router/frame-page.ts";
 import { encodeV1Server } from "../../src/protocol/v1.ts";
 import { encodeServerFrame } from "../../src/protocol/index.ts";
@@ -45,6 +47,24 @@ describe("frame pages", () => {
     expect(frameDeliveries(p, 0).map((d) => [d.seq, d.ts, d.from, d.id, [...d.body], d.t0])).toEqual(
       rows.map((r) => [r.seq, r.ts, r.sender, r.msgId, [...r.body], 0]),
     );
+  });
+
+  test("a page moves to another thread by its own buffers; a written page is freed at once, a lent one goes back", () => {
+    const p = framePage(rows);
+    const buffers = pageBuffers(p);
+    expect(new Set(buffers).size).toBe(3); // listed once each: a repeat fails the whole post
+    const moved = structuredClone(p, { transfer: buffers });
+    expect([...moved.frames]).toEqual([...concat(rows.map(deliverFrame))]);
+    expect(p.frames.byteLength).toBe(0); // the sender's side holds nothing now
+    const written = framePage(rows);
+    pageDone(written);
+    expect([written.seqs.byteLength, written.frames.byteLength, written.ends.byteLength]).toEqual([0, 0, 0]);
+    const lent = framePage(rows);
+    let released = 0;
+    lent.release = () => released++;
+    pageDone(lent);
+    expect(released).toBe(1);
+    expect(lent.frames.byteLength).toBeGreaterThan(0); // the lender's buffer is its own to keep
   });
 
   test("a stored head and its body are the codec's DELIVER frame; rows with and without heads mix", () => {

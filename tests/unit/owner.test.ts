@@ -332,6 +332,35 @@ describe("owner", () => {
     expect(toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user)).toEqual(["b"]);
   });
 
+  test("pages written to sockets and not yet flushed hold the shard's page budget until flow ready", () => {
+    // Each fetch may read 1 MiB; the shard may have 1.5 MiB out: the second drain waits for the
+    // first page to leave its socket, not merely to arrive.
+    const tight = new Owner(io, { ...limits, pageBytes: 1 << 20, pageBytesOut: 1.5 * (1 << 20) });
+    for (const u of ["a", "b", "c"]) {
+      tight.handle({ t: "statusQuery", user: u, shard: 0, req: 0 });
+      tight.handle({ t: "loaded", user: u, seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    }
+    const fetched = () => toWriter.filter((m) => m.t === "fetch").map((m) => (m as { user: string }).user);
+    toWriter = [];
+    tight.handle({ t: "attach", user: "a", shard: 2, conn: 1, v0: false, resume: 0 });
+    tight.handle({ t: "attach", user: "b", shard: 2, conn: 2, v0: false, resume: 0 });
+    tight.handle({ t: "attach", user: "c", shard: 2, conn: 3, v0: false, resume: 0 });
+    expect(fetched()).toEqual(["a", "b"]); // 2 MiB reserved: over the budget, c waits
+    const big = (seq: number) => ({ ...row(seq, `big${seq}`), body: new Uint8Array(900 * 1024) });
+    tight.handle({ t: "rows", user: "a", gen: 1, rows: [big(1)], more: true }); // 0.9 MiB now out in a's socket
+    expect(fetched()).toEqual(["a", "b"]); // 1.9 MiB: still over
+    tight.handle({ t: "rows", user: "b", gen: 2, rows: [], more: false }); // b is live: 0.9 MiB out
+    expect(fetched()).toEqual(["a", "b", "c"]);
+    tight.handle({ t: "rows", user: "c", gen: 3, rows: [big(1)], more: true }); // 1.8 MiB out
+    tight.handle({ t: "flow", user: "c", shard: 2, conn: 3, ready: false });
+    tight.handle({ t: "flow", user: "a", shard: 2, conn: 1, ready: true }); // a's page left: a may go on
+    expect(fetched()).toEqual(["a", "b", "c", "a"]);
+    tight.handle({ t: "detach", user: "c", shard: 2, conn: 3 }); // a blocked socket's close frees its page
+    tight.handle({ t: "rows", user: "a", gen: 1, rows: [big(2)], more: true });
+    tight.handle({ t: "attach", user: "c", shard: 2, conn: 4, v0: false, resume: 0 });
+    expect(fetched()).toEqual(["a", "b", "c", "a", "c"]);
+  });
+
   test("a page cut by its byte budget is not the end of the backlog", () => {
     ready("u");
     o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
