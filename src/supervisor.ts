@@ -34,6 +34,18 @@ const shardUrl = new URL("./host/shard-worker.ts", import.meta.url).href;
 const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
 
 /**
+ * Whether every thread collects now. Under pressure, at most every 2 s: JSC otherwise keeps freed
+ * memory mapped for a while, and RSS is what the watermarks and the kernel see. Above the refuse
+ * watermark, at every sample: a flood of 64 KiB messages grew the shards' uncollected buffers by
+ * ~100 MiB a second (chaos `oom`), and 2 s let RSS overshoot the watermark by a quarter; a shard's
+ * collection costs a few ms, and it refuses new work there anyway.
+ */
+export function forcedGcDue(level: PressureLevel, msSinceLast: number): boolean {
+  if (level >= Pressure.REFUSE) return true;
+  return level >= Pressure.SPILL && msSinceLast > FORCED_GC_MIN_GAP_MS;
+}
+
+/**
  * Restart backoff by crashes in the last 10 s: immediate for the first three (an external kill is
  * not a crash loop), then doubling from 50 ms, capped at 5 s, so a thread that crashes on start
  * is visible in logs and /metrics instead of spinning.
@@ -160,10 +172,8 @@ export class Supervisor {
     this.metrics.set("memPressure", level);
     this.metrics.set("spillBytes", this.o.spillBytes); // for the admin API and console
     this.metrics.set("refuseBytes", this.o.refuseBytes);
-    // Under pressure, collect in every thread (at most every 2 s): JSC otherwise keeps freed
-    // memory mapped for a while, and RSS is what the watermarks and the kernel see.
     const now = performance.now();
-    if (level >= Pressure.SPILL && now - this.lastGc > FORCED_GC_MIN_GAP_MS) {
+    if (forcedGcDue(level, now - this.lastGc)) {
       this.lastGc = now;
       for (const t of [...this.shards, this.writer]) t.post({ t: "gc" });
       Bun.gc(true);
