@@ -146,8 +146,10 @@ export const STATUS_CACHE_TTL_MS = 2000;
 
 /** RSS is sampled and memory pressure published this often. */
 export const MEMORY_SAMPLE_EVERY_MS = 250;
-/** Forced GC in every thread under pressure, at most this often. */
+/** Forced GC in every thread near or under pressure, at most this often... */
 export const FORCED_GC_MIN_GAP_MS = 2000;
+/** ...from this fraction of the spill watermark up (supervisor.ts forcedGcDue). */
+export const GC_BAND_OF_SPILL = 0.8;
 /** Crashes counted for restart backoff within this window. */
 export const CRASH_WINDOW_MS = 10_000;
 /** Crashes in the window restarted at once (an external kill is not a crash loop). */

@@ -7,6 +7,7 @@ import {
   CONTROL_REPLY_TIMEOUT_MS,
   CRASH_WINDOW_MS,
   FORCED_GC_MIN_GAP_MS,
+  GC_BAND_OF_SPILL,
   IMMEDIATE_RESTARTS,
   MEMORY_SAMPLE_EVERY_MS,
   type OwnerLimits,
@@ -34,15 +35,22 @@ const shardUrl = new URL("./host/shard-worker.ts", import.meta.url).href;
 const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
 
 /**
- * Whether every thread collects now. Under pressure, at most every 2 s: JSC otherwise keeps freed
- * memory mapped for a while, and RSS is what the watermarks and the kernel see. Above the refuse
- * watermark, at every sample: a flood of 64 KiB messages grew the shards' uncollected buffers by
- * ~100 MiB a second (chaos `oom`), and 2 s let RSS overshoot the watermark by a quarter; a shard's
- * collection costs a few ms, and it refuses new work there anyway.
+ * Whether every thread collects now. From GC_BAND_OF_SPILL of the spill watermark up, at most
+ * every 2 s: JSC collects a busy worker only once its heap about doubled, so its dead buffers
+ * alone took RSS to the watermark (chaos `slow-consumer`: 74–92 MiB of them per shard when RSS
+ * reached 514 MiB against a 512 MiB spill mark), and it keeps freed memory mapped for a while;
+ * RSS is what the watermarks and the kernel see. Above the refuse watermark, at every sample: a
+ * flood of 64 KiB messages grew the shards' dead buffers by ~100 MiB a second (chaos `oom`), and
+ * 2 s let RSS overshoot the watermark by a quarter. A shard's collection costs a few ms.
  */
-export function forcedGcDue(level: PressureLevel, msSinceLast: number): boolean {
-  if (level >= Pressure.REFUSE) return true;
-  return level >= Pressure.SPILL && msSinceLast > FORCED_GC_MIN_GAP_MS;
+export function forcedGcDue(rss: number, w: Watermarks, msSinceLast: number): boolean {
+  if (rss >= w.refuseBytes) return true;
+  return rss >= w.spillBytes * GC_BAND_OF_SPILL && msSinceLast > FORCED_GC_MIN_GAP_MS;
+}
+
+export interface Watermarks {
+  spillBytes: number;
+  refuseBytes: number;
 }
 
 /**
@@ -173,7 +181,7 @@ export class Supervisor {
     this.metrics.set("spillBytes", this.o.spillBytes); // for the admin API and console
     this.metrics.set("refuseBytes", this.o.refuseBytes);
     const now = performance.now();
-    if (forcedGcDue(level, now - this.lastGc)) {
+    if (forcedGcDue(rss, this.o, now - this.lastGc)) {
       this.lastGc = now;
       for (const t of [...this.shards, this.writer]) t.post({ t: "gc" });
       Bun.gc(true);

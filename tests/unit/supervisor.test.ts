@@ -1,6 +1,5 @@
 import { expect, test } from "bun:test";
 import { forcedGcDue, restartDelay } from "../../src/supervisor.ts";
-import { Pressure } from "../../src/observe/signals.ts";
 
 test("restart backoff: immediate for a few crashes, then doubling, capped", () => {
   expect([1, 2, 3].map(restartDelay)).toEqual([0, 0, 0]);
@@ -8,8 +7,10 @@ test("restart backoff: immediate for a few crashes, then doubling, capped", () =
   expect(restartDelay(50)).toBe(5000);
 });
 
-test("forced collections: none without pressure, every 2 s above spill, every sample above refuse", () => {
-  expect([0, 1999, 2001, 60_000].map((ms) => forcedGcDue(Pressure.NONE, ms))).toEqual([false, false, false, false]);
-  expect([0, 1999, 2001].map((ms) => forcedGcDue(Pressure.SPILL, ms))).toEqual([false, false, true]);
-  expect([0, 250].map((ms) => forcedGcDue(Pressure.REFUSE, ms))).toEqual([true, true]);
+test("forced collections: none well under spill, every 2 s from 80% of spill, every sample above refuse", () => {
+  const w = { spillBytes: 1000, refuseBytes: 2000 };
+  expect([0, 1999, 2001, 60_000].map((ms) => forcedGcDue(799, w, ms))).toEqual([false, false, false, false]);
+  expect([0, 1999, 2001].map((ms) => forcedGcDue(800, w, ms))).toEqual([false, false, true]);
+  expect([0, 1999, 2001].map((ms) => forcedGcDue(1500, w, ms))).toEqual([false, false, true]);
+  expect([0, 250].map((ms) => forcedGcDue(2000, w, ms))).toEqual([true, true]);
 });
