@@ -157,6 +157,7 @@ export class ShardHost {
     m.set("staleLogins", st.staleLogins);
     m.set("hotPages", st.hotPages);
     m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
+    m.set("drainBytesOut", this.owner.drainBytesOut);
     this.o.cluster?.publishMetrics(m);
   }
 

@@ -41,6 +41,7 @@ export const FIELDS = [
   "ackLatSumMs",
   "hotBacklogBytes",
   "hotPages",
+  "drainBytesOut",
   // writer
   "rowsAppended",
   "rowsDuplicate",
@@ -237,6 +238,11 @@ const help: Help = {
     "iris_hot_backlog_pages_total",
     "counter",
     "backlog pages sent from memory instead of read from the store",
+  ],
+  drainBytesOut: [
+    "iris_drain_bytes_out",
+    "gauge",
+    "backlog page bytes being read or written to sockets and not yet flushed (bounded per shard)",
   ],
   slowDisconnects: ["iris_slow_consumer_disconnects_total", "counter", "clients disconnected for not reading"],
   shedConnections: ["iris_shed_connections_total", "counter", "heavy senders disconnected under memory pressure"],

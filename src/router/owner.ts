@@ -1281,6 +1281,11 @@ export class Owner {
     return this.io.underPressure() ? Math.min(TIGHT_FETCH_SLOTS, this.limits.maxFetches) : this.limits.maxFetches;
   }
 
+  /** Drain page bytes this shard has out (iris_drain_bytes_out). */
+  get drainBytesOut(): number {
+    return this.pageBytesOut;
+  }
+
   private pagesOutFull(): boolean {
     const max = this.limits.pageBytesOut;
     if (max === undefined) return false;

@@ -72,8 +72,10 @@ for (const shards of [1, 2]) {
         expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
         await until(async () => (await metric("iris_hot_backlog_pages_total")) > before, "pages from memory");
         expect(await metric("iris_store_fetches_total")).toBe(fetchesBefore);
-        // Acked: the memory goes with the rows.
+        // Acked: the memory goes with the rows, and the drain holds no page out any more.
         await until(async () => (await metric("iris_hot_backlog_bytes")) === 0, "the kept rows freed");
+        expect(await (await fetch(`${server.http}/metrics`)).text()).toMatch(/^iris_drain_bytes_out(\{[^}]*\})? \d+$/m);
+        await until(async () => (await metric("iris_drain_bytes_out")) === 0, "no drain page out");
       });
 
       test("a recipient who logs in while messages are still being stored gets every one", async () => {
