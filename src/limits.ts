@@ -148,8 +148,12 @@ export const STATUS_CACHE_TTL_MS = 2000;
 export const MEMORY_SAMPLE_EVERY_MS = 250;
 /** Forced GC in every thread near or under pressure, at most this often... */
 export const FORCED_GC_MIN_GAP_MS = 2000;
-/** ...from this fraction of the spill watermark up (supervisor.ts forcedGcDue). */
+/** ...from this fraction of the spill watermark up (supervisor.ts GcPacer)... */
 export const GC_BAND_OF_SPILL = 0.8;
+/** ...and, below the spill mark, at least this often once collections there stop bringing RSS down... */
+export const GC_BAND_MAX_GAP_MS = 32_000;
+/** ...by this fraction of the spill watermark at the next sample. */
+export const GC_PAYS_OF_SPILL = 0.05;
 /** Crashes counted for restart backoff within this window. */
 export const CRASH_WINDOW_MS = 10_000;
 /** Crashes in the window restarted at once (an external kill is not a crash loop). */

@@ -7,7 +7,9 @@ import {
   CONTROL_REPLY_TIMEOUT_MS,
   CRASH_WINDOW_MS,
   FORCED_GC_MIN_GAP_MS,
+  GC_BAND_MAX_GAP_MS,
   GC_BAND_OF_SPILL,
+  GC_PAYS_OF_SPILL,
   IMMEDIATE_RESTARTS,
   MEMORY_SAMPLE_EVERY_MS,
   type OwnerLimits,
@@ -35,17 +37,44 @@ const shardUrl = new URL("./host/shard-worker.ts", import.meta.url).href;
 const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
 
 /**
- * Whether every thread collects now. From GC_BAND_OF_SPILL of the spill watermark up, at most
- * every 2 s: JSC collects a busy worker only once its heap about doubled, so its dead buffers
- * alone took RSS to the watermark (chaos `slow-consumer`: 74–92 MiB of them per shard when RSS
- * reached 514 MiB against a 512 MiB spill mark), and it keeps freed memory mapped for a while;
- * RSS is what the watermarks and the kernel see. Above the refuse watermark, at every sample: a
- * flood of 64 KiB messages grew the shards' dead buffers by ~100 MiB a second (chaos `oom`), and
- * 2 s let RSS overshoot the watermark by a quarter. A shard's collection costs a few ms.
+ * When every thread collects (fed each memory sample). From GC_BAND_OF_SPILL of the spill
+ * watermark up, at most every 2 s: JSC collects a busy worker only once its heap about doubled, so
+ * its dead buffers alone took RSS to the watermark (chaos `slow-consumer`: 74–92 MiB of them per
+ * shard when RSS reached 514 MiB against a 512 MiB spill mark), and it keeps freed memory mapped
+ * for a while; RSS is what the watermarks and the kernel see. Below the spill mark a collection
+ * must pay: if RSS did not fall by GC_PAYS_OF_SPILL of the spill mark by the next sample, what is
+ * there is live, and the gap doubles (up to GC_BAND_MAX_GAP_MS), so a server that simply runs
+ * there is not paused every 2 s for nothing. Above the refuse watermark, at every sample: a flood of 64 KiB messages grew the
+ * shards' dead buffers by ~100 MiB a second (chaos `oom`), and 2 s let RSS overshoot the watermark
+ * by a quarter. A shard's collection costs a few ms.
  */
-export function forcedGcDue(rss: number, w: Watermarks, msSinceLast: number): boolean {
-  if (rss >= w.refuseBytes) return true;
-  return rss >= w.spillBytes * GC_BAND_OF_SPILL && msSinceLast > FORCED_GC_MIN_GAP_MS;
+export class GcPacer {
+  private last = -Infinity;
+  private bandGap = FORCED_GC_MIN_GAP_MS;
+  /** RSS when the last collection below the spill mark was asked for (the next sample judges it); -1: none. */
+  private judgeFrom = -1;
+
+  constructor(private readonly w: Watermarks) {}
+
+  /** One sample of RSS at `now` (ms): true when every thread collects now. */
+  due(rss: number, now: number): boolean {
+    const band = this.w.spillBytes * GC_BAND_OF_SPILL;
+    if (this.judgeFrom >= 0) {
+      const paid = this.judgeFrom - rss >= this.w.spillBytes * GC_PAYS_OF_SPILL;
+      this.bandGap = paid ? FORCED_GC_MIN_GAP_MS : Math.min(this.bandGap * 2, GC_BAND_MAX_GAP_MS);
+      this.judgeFrom = -1;
+    }
+    if (rss < band) {
+      this.bandGap = FORCED_GC_MIN_GAP_MS;
+      return false;
+    }
+    const refuse = rss >= this.w.refuseBytes;
+    const gap = rss >= this.w.spillBytes ? FORCED_GC_MIN_GAP_MS : this.bandGap;
+    if (!refuse && now - this.last <= gap) return false;
+    this.last = now;
+    if (rss < this.w.spillBytes) this.judgeFrom = rss;
+    return true;
+  }
 }
 
 export interface Watermarks {
@@ -151,6 +180,7 @@ export class Supervisor {
     this.metricsBuf = createMetricsBuffer(o.shards);
     this.metrics = new SlotMetrics(this.metricsBuf, SLOT_MAIN);
     this.shards = Array.from({ length: o.shards }, (_, i) => new Thread<ShardControl>(`shard${i}`));
+    this.gcPacer = new GcPacer(o);
   }
 
   async start(): Promise<void> {
@@ -181,13 +211,12 @@ export class Supervisor {
     this.metrics.set("spillBytes", this.o.spillBytes); // for the admin API and console
     this.metrics.set("refuseBytes", this.o.refuseBytes);
     const now = performance.now();
-    if (forcedGcDue(rss, this.o, now - this.lastGc)) {
-      this.lastGc = now;
+    if (this.gcPacer.due(rss, now)) {
       for (const t of [...this.shards, this.writer]) t.post({ t: "gc" });
       Bun.gc(true);
     }
   }
-  private lastGc = 0;
+  private readonly gcPacer: GcPacer;
 
   private async startWriter(): Promise<void> {
     const s = this.o.settings;
