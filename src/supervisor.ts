@@ -44,9 +44,9 @@ const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
  * for a while; RSS is what the watermarks and the kernel see. Below the spill mark a collection
  * must pay: if RSS did not fall by GC_PAYS_OF_SPILL of the spill mark by the next sample, what is
  * there is live, and the gap doubles (up to GC_BAND_MAX_GAP_MS), so a server that simply runs
- * there is not paused every 2 s for nothing. Above the refuse watermark, at every sample: a flood of 64 KiB messages grew the
- * shards' dead buffers by ~100 MiB a second (chaos `oom`), and 2 s let RSS overshoot the watermark
- * by a quarter. A shard's collection costs a few ms.
+ * there is not paused every 2 s for nothing. Above the refuse watermark, at every sample: a flood
+ * of 64 KiB messages grew the shards' dead buffers by ~100 MiB a second (chaos `oom`), and 2 s let
+ * RSS overshoot the watermark by a quarter. A shard's collection costs a few ms.
  */
 export class GcPacer {
   private last = -Infinity;
