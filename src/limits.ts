@@ -69,9 +69,9 @@ export const defaultOwnerLimits: OwnerLimits = {
   pageMaxRows: 8192,
   pageMaxBytes: 1024 * 1024,
   maxFetches: 32, // backlog pages in flight per shard
-  // Fetch slots alone bound pages being read, not pages written to sockets still holding them: 100
-  // recipients of 64 KiB messages draining together held ~100 MiB in sockets' buffers (and as
-  // much in collected-later page garbage) when pressure eased and pages grew (chaos `oom`).
+  // Fetch slots alone bound pages being read, not pages written to sockets still holding them: a
+  // crowd of drains could park a 1 MiB page in each socket (chaos `oom`'s 100 recipients of 64 KiB
+  // rows). This budget alone did not bring oom under its bound; freeing written pages did.
   pageBytesOut: 32 * 1024 * 1024,
   pendingSpillMs: defaultSettings.pendingSpillMs,
   seqBlock: 1024, // sequence numbers reserved per store round trip

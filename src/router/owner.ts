@@ -964,8 +964,7 @@ export class Owner {
       // The same connection attaching again (a login and a re-attach after an owner restart can
       // both arrive): the new link replaces it, and what the old one held unacked or back goes to
       // the store, in seq order, for the new link's drain. Dropping it would lose held messages.
-      this.drainQueue.delete(old);
-      this.freePages(old); // the new link pumps below, and may take them
+      this.endLink(old); // its pages out are free: the new link pumps below, and may take them
       this.store(b, takeAll(old, "pending"));
       this.store(b, takeAll(old, "holdback"));
       this.stats.online--;
@@ -1058,14 +1057,14 @@ export class Owner {
   private release(b: UserBox): void {
     const l = b.link;
     if (!l) return;
-    this.drainQueue.delete(l);
+    const freed = this.endLink(l);
     this.store(b, takeAll(l, "pending"));
     this.store(b, takeAll(l, "holdback"));
     b.link = null;
     this.stats.online--;
     b.lastSeen = this.io.now();
     this.toWriter({ t: "seen", user: b.user, ts: b.lastSeen });
-    if (this.freePages(l)) this.pumpQueued();
+    if (freed) this.pumpQueued();
   }
 
   /**
@@ -1083,8 +1082,7 @@ export class Owner {
       if (park) this.parkUnnumbered(b);
       const l = b.link;
       if (l) {
-        this.drainQueue.delete(l);
-        if (this.freePages(l)) freed = true;
+        if (this.endLink(l)) freed = true;
         this.stats.online--;
         // `tell`: the session re-attaches if its view still names us (docs/CLUSTER.md, a flapping view).
         if (tell) {
@@ -1296,6 +1294,12 @@ export class Owner {
   private holdPages(l: Link, bytes: number): void {
     this.pageBytesOut += bytes - (this.pagesOut.get(l) ?? 0);
     this.pagesOut.set(l, bytes);
+  }
+
+  /** Link `l` ends: it leaves the drain queue and frees its drain pages; true if it held any. */
+  private endLink(l: Link): boolean {
+    this.drainQueue.delete(l);
+    return this.freePages(l);
   }
 
   /** `l` holds no drain page out any more; true if it held one (the caller may start a waiting drain). */
