@@ -7,6 +7,7 @@ import { isPackedAppends, packAppends, unpackAppends } from "../../src/router/pa
 import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/packed-acks.ts";
 import type { AppendReq, PortMsg, SentMsg, StoredRow } from "../../src/router/wire.ts";
 import { packedBuffers, PortMesh } from "../../src/router/ports.ts";
+import { packRemember, unpackRemember } from "../../src/router/packed-keys.ts";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
 
 const row = (recipient: string, seq: number, sender: string, msgId: string, body: number[]): StoredRow => ({
@@ -116,6 +117,30 @@ describe("packed stored acks", () => {
     expect(batch.map((m) => (m as { t: string }).t)).toEqual(["appends", "seen", "appends"]);
     expect(isPackedAppends(batch[0]) && unpackAppends(batch[0]).length).toBe(2);
     expect(isPackedAppends(batch[2]) && unpackAppends(batch[2])[0]!.rows[0]!.msgId).toBe("icem1");
+  });
+
+  test("a packed remember's typed column is moved to the writer (a short one's number[] is cloned); keys arrive whole", async () => {
+    const keys = (n: number) =>
+      Array.from(
+        { length: n },
+        (_, i) => ({ recipient: `r${i % 7}`, sender: "Zoë", msgId: `id${i}`, seq: i + 1, ts: 1_700_000_000_000 + i }),
+      );
+    const long = { t: "remember" as const, keys: keys(40) };
+    const short = { t: "remember" as const, keys: keys(3) };
+    const pl = packRemember(long), ps = packRemember(short);
+    expect(pl.nums instanceof Float64Array && !(ps.nums instanceof Float64Array)).toBe(true);
+    const out = [ps, pl, { t: "seen" as const, user: "bob", ts: 5 }];
+    expect(packedBuffers(out)).toEqual([(pl.nums as Float64Array).buffer as ArrayBuffer]);
+    const ch = new MessageChannel();
+    const got: unknown[][] = [];
+    ch.port2.onmessage = (e) => got.push(e.data as unknown[]);
+    ch.port1.postMessage(out, packedBuffers(out));
+    expect(pl.nums.length).toBe(0); // detached here: moved, not copied
+    const end = Date.now() + 2000;
+    while (got.length === 0 && Date.now() < end) await Bun.sleep(5);
+    ch.port1.close();
+    expect(unpackRemember(got[0]![0] as typeof ps)).toEqual(short);
+    expect(unpackRemember(got[0]![1] as typeof pl)).toEqual(long);
   });
 
   test("the packed appends' buffers are moved to the writer, not cloned; the rows arrive whole", async () => {

@@ -38,11 +38,17 @@ const append = (rows: StoredRow[]): WriterReq => ({
   c: rows.map((r) => r.seq),
 });
 
-function writer(flushMs: number, batchRows: number, maxInbox = 1000): Writer {
+function writer(
+  flushMs: number,
+  batchRows: number,
+  maxInbox = 1000,
+  watch?: (writerSide: MessagePort) => void,
+): Writer {
   store = InboxStore.open(join(dir, "iris.db"), { maxInboxPerUser: maxInbox, ttlMs: 0 });
   metrics = new SlotMetrics(createMetricsBuffer(1), SLOT_WRITER);
   const w = new Writer(store, metrics, { flushMs, batchRows, dedupeWindowMs: 60_000 });
   const ch = new MessageChannel();
+  watch?.(ch.port1);
   w.setPort(0, ch.port1);
   shardSide = ch.port2;
   // As a shard's port reads them: a packed run of "stored" acks stands for its `sent` messages.
@@ -74,6 +80,19 @@ afterEach(() => {
 });
 
 describe("writer group commit", () => {
+  test('a commit\'s packed "stored" acks move their number column to the shard (not cloned) and arrive in order', async () => {
+    const moved: unknown[] = [];
+    writer(5, 10_000, 1000, (port) => {
+      const post = port.postMessage.bind(port);
+      port.postMessage = ((m: unknown, t?: Transferable[]) => (moved.push(...(t ?? [])), post(m, t ?? []))) as never;
+    });
+    send(append([row(1), row(2), row(3)]));
+    await waitFor(() => replies.filter((r) => r.t === "sent").length === 3);
+    expect(replies.filter((r) => r.t === "sent").map((r) => (r as { id: string }).id)).toEqual(["m1", "m2", "m3"]);
+    expect(moved.length).toBe(1);
+    expect(moved[0] instanceof ArrayBuffer && moved[0].byteLength).toBe(0); // detached on the writer's side
+  });
+
   test("appends from separate batches share one commit; acks follow the commit", async () => {
     writer(60, 10_000);
     send(append([row(1)]));
@@ -312,8 +331,8 @@ describe("writer group commit", () => {
       gen: 1,
     });
     await waitFor(() => replies.some((m) => m.t === "rows"));
-    expect(moved.length).toBe(1);
-    expect(moved[0]!.every((b) => b.byteLength === 0)).toBe(true); // detached on the writer's side
+    expect(moved.flat().length).toBe(4); // the page's three buffers, and the "stored" acks' column
+    expect(moved.flat().every((b) => b.byteLength === 0)).toBe(true); // detached on the writer's side
     const p = replies.find((m) => m.t === "rows") as { frames: FramePage };
     expect(frameDeliveries(p.frames, 0).map((d) => [d.seq, d.id, d.body.byteLength])).toEqual([[1, "m1", 20], [
       2,
