@@ -594,17 +594,18 @@ export class Owner {
   private routeNow(b: UserBox, m: RouteMsg): void {
     if (m.id !== "") {
       const h1 = recentHash(m.to, m.from, m.id), h2 = keyHash[1]!;
-      const prior = this.recentSeq(b, h1, m.from, m.id);
+      const now = this.io.now(); // one clock read for the whole routing of this message
+      const prior = this.recentSeq(b, h1, m.from, m.id, now);
       if (prior !== 0) {
         this.ahead.take(b, m.from, m.id); // numbered meanwhile (an adopted late row): an answer asked ahead is old
         return this.onRetry(b, m, prior);
       }
       if (m.p !== undefined && !this.prevTaken(b, m)) return this.refuseOutOfOrder(m);
-      if (this.filterState === "building" || this.filter.mightHave(h1, h2, this.io.now())) {
+      if (this.filterState === "building" || this.filter.mightHave(h1, h2, now)) {
         const known = this.ahead.take(b, m.from, m.id);
         return known === undefined ? this.lookUp(b, m) : this.onAnswer(b, m, known);
       }
-      return this.accept(b, m, h1, h2);
+      return this.accept(b, m, h1, h2, now);
     }
     this.accept(b, m);
   }
@@ -657,11 +658,11 @@ export class Owner {
   }
 
   /** The seq this box gave (sender, id) within the dedupe window, or 0. */
-  private recentSeq(b: UserBox, h: number, from: string, id: string): number {
+  private recentSeq(b: UserBox, h: number, from: string, id: string, now?: number): number {
     const slot = b.recent ? b.recent.find(h, from, id) : -1;
     if (slot < 0) return 0;
     const recent = b.recent!;
-    if (recent.tsAt(slot) >= this.io.now() - this.limits.dedupeWindowMs) return recent.seqAt(slot);
+    if (recent.tsAt(slot) >= (now ?? this.io.now()) - this.limits.dedupeWindowMs) return recent.seqAt(slot);
     recent.remove(slot);
     return 0;
   }
@@ -672,8 +673,8 @@ export class Owner {
   }
 
   /** Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`. */
-  private remember(b: UserBox, h: number, from: string, id: string, seq: number): void {
-    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, this.io.now());
+  private remember(b: UserBox, h: number, from: string, id: string, seq: number, now = this.io.now()): void {
+    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, now);
   }
 
   /**
@@ -682,19 +683,19 @@ export class Owner {
    * the recipient's ack when delivered live. A live delivery lost with its owner thread has no
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
-  private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0): void {
+  private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0, clock = -1): void {
     // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
     if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
     if (m.id !== "") {
-      const now = this.io.now();
+      const now = clock >= 0 ? clock : this.io.now();
       if (h1 < 0) {
         h1 = recentHash(m.to, m.from, m.id);
         h2 = keyHash[1]!;
       }
-      this.remember(b, h1, m.from, m.id, seq);
+      this.remember(b, h1, m.from, m.id, seq, now);
       this.filter.add(h1, h2, now, now);
       const last = rareOf(b).lastTaken ??= new Map();
       if (last.size >= LAST_TAKEN_MAX && !last.has(m.from)) last.clear();
