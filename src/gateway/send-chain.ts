@@ -100,13 +100,23 @@ export class SendChain {
    * was refused, or answered slowly): remembered for SETTLED_KEEP_MS.
    */
   settled(id: string, resendable: boolean, now: number): void {
-    if (this.held.delete(id) || resendable) this.answered.set(id, now);
+    if (!this.held.delete(id) && !resendable) return;
+    this.answered.delete(id); // re-inserted at the end: the map stays in answer-time order
+    this.answered.set(id, now);
   }
 
-  /** Forgets sends answered before `now - SETTLED_KEEP_MS`, and newest ids no longer open (housekeeping). */
+  /**
+   * Forgets sends answered before `now - SETTLED_KEEP_MS`, and newest ids no longer open
+   * (housekeeping). `answered` is in answer-time order, so the walk stops at the first one kept:
+   * under load a connection holds thousands of slow answers, and walking them all every second
+   * was a stall of its own.
+   */
   sweep(now: number, flying: Flying): void {
     const cutoff = now - SETTLED_KEEP_MS;
-    for (const [id, at] of this.answered) if (at < cutoff) this.answered.delete(id);
+    for (const [id, at] of this.answered) {
+      if (at >= cutoff) break;
+      this.answered.delete(id);
+    }
     for (const [to, id] of this.newest) if (this.openOr(id, flying) === "") this.newest.delete(to);
   }
 

@@ -127,4 +127,19 @@ describe("send chain", () => {
     c.chain.sweep(5000 + SETTLED_KEEP_MS + 1, c.flying);
     expect(c.chain.size).toBe(0);
   });
+
+  test("a send answered again counts from its last answer; the sweep still forgets every older one", () => {
+    const c = connection();
+    for (const id of ["a1", "a2", "a3"]) c.send("r", id);
+    c.answered("a1", true, 1000);
+    c.answered("a2", true, 2000);
+    c.send("r", "a1"); // a resend of a1, answered again later
+    c.answered("a1", true, 9000);
+    c.answered("a3", true, 3000 + SETTLED_KEEP_MS); // answered long after the others
+    c.chain.sweep(2000 + SETTLED_KEEP_MS + 1, c.flying); // a2 is past its keep; a1 (9000) and a3 are not
+    expect(c.chain.size).toBe(2);
+    expect(c.send("r", "a1")).toBe(""); // still remembered: a late copy is not the newest
+    c.chain.sweep(9000 + SETTLED_KEEP_MS + 1, c.flying);
+    expect(c.chain.size).toBe(1); // a3 only
+  });
 });
