@@ -6,7 +6,7 @@
 // word "ready".
 
 import { formatPlanTable, planToJson } from "../tune/format.ts";
-import { type Plan, plan as makePlan, startEnvOf } from "../tune/plan.ts";
+import { type Plan, plan as makePlan, runtimeEnvOf, startEnvOf } from "../tune/plan.ts";
 import { probe, raiseNoFileLimit } from "../tune/probe.ts";
 import { reexecWithEnv } from "../tune/reexec.ts";
 import { ConfigError, helpText, loadSettings } from "./config/load.ts";
@@ -66,6 +66,12 @@ async function main(): Promise<Exit> {
 
 /** Probes and plans; prints the plan under --auto-tune; null when --dry-run ends the run. */
 async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<Plan | null> {
+  if (!settings.autoTune && !settings.dryRun) {
+    // Runtime settings take effect only at process start: become a fresh copy of ourselves once,
+    // before the probe (under --auto-tune they travel with the plan's, below).
+    const why = reexecWithEnv(runtimeEnvOf(process.env));
+    if (why) log.warn("runtime setting not applied", { reason: why });
+  }
   // Soft open-files limit up to the hard one (documented in OPERATIONS.md), before the probe reads it.
   log.debug("open files limit", { soft: raiseNoFileLimit() });
   // The probe is cheap; even without --auto-tune its open-files figure caps connections.
@@ -73,8 +79,8 @@ async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<P
   if (settings.autoTune && !settings.dryRun) {
     // The heap and allocator settings only take effect at process start: become a fresh copy of
     // ourselves once.
-    const why = reexecWithEnv(startEnvOf(thePlan, process.env));
-    if (why) log.warn("heap budget and allocator setting not applied", { reason: why });
+    const why = reexecWithEnv({ ...startEnvOf(thePlan, process.env), ...runtimeEnvOf(process.env) });
+    if (why) log.warn("heap budget, allocator and runtime settings not applied", { reason: why });
   }
   if (settings.autoTune || settings.dryRun) {
     console.log(settings.dryRun && settings.json ? planToJson(thePlan) : formatPlanTable(thePlan));

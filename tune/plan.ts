@@ -52,6 +52,17 @@ export const HEAP_ENV_VAR = "BUN_JSC_forceRAMSize";
  */
 export const ALLOCATOR_HOLES_ENV_VAR = "MIMALLOC_PURGE_HOLES";
 /**
+ * JSC's marked-block warm-up thread (`JSCWarmUp`) faults fresh GC blocks in ahead of the JS thread;
+ * with Bun's hole purging on (the default start) the purge takes them back and the warm-up faults
+ * them in again, on the cores the shard and the load need. Off, the JS thread faults in only the
+ * blocks it uses. Measured (docs/BENCHMARKS.md, session 20; default start, three alternating
+ * pairs): +19-23% msgs/s at saturation, 14-22% less server CPU per message, the same RSS per idle
+ * connection. Read only at process start, so every start applies it by re-exec (reexec.ts).
+ */
+export const WARM_UP_ENV_VAR = "BUN_JSC_useWarmUpMarkedBlocks";
+/** Runtime settings every start applies, with or without --auto-tune. */
+export const RUNTIME_ENV: Readonly<Record<string, string>> = { [WARM_UP_ENV_VAR]: "false" };
+/**
  * What keeping the holes costs an idle logged-in connection, budgeted: measured 2.4-2.7 KB more RSS
  * per connection at 10k (`npm run bench -- connections`, 2 cores), rounded up.
  */
@@ -486,6 +497,11 @@ export function startEnvOf(
 ): Record<string, string> {
   const allocator = Object.entries(p.allocatorEnv).filter(([k]) => env[k] === undefined);
   return { ...p.heapEnv, ...Object.fromEntries(allocator) };
+}
+
+/** RUNTIME_ENV without what the operator's environment already names (their choice wins). */
+export function runtimeEnvOf(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(RUNTIME_ENV).filter(([k]) => env[k] === undefined));
 }
 
 /** Kernel network settings (Linux only; read-only probes, so advice only). */

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
-import { ALLOCATOR_HOLES_ENV_VAR } from "../../tune/plan.ts";
+import { ALLOCATOR_HOLES_ENV_VAR, HEAP_ENV_VAR, WARM_UP_ENV_VAR } from "../../tune/plan.ts";
 import { BINARY, type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer | null = null;
@@ -120,9 +120,24 @@ describe("admission", () => {
     expect(env.IRIS_HEAP_APPLIED).toBe("1");
     for (const [k, v] of Object.entries(plan.heapEnv)) expect(env[k]).toBe(v);
     for (const [k, v] of Object.entries(plan.allocatorEnv)) expect(env[k]).toBe(process.env[k] ?? v);
+    expect(env[WARM_UP_ENV_VAR]).toBe(process.env[WARM_UP_ENV_VAR] ?? "false");
     const ws = new IrisClient({ url: server.url, user: "tuned", autoReconnect: false });
     await ws.connect();
     ws.close();
+  });
+
+  test("the default start re-executes once, same pid, with JSC's block warm-up off; an operator's value is kept", async () => {
+    server = await startServer({});
+    const env = environOf(server.proc.pid);
+    expect(env.IRIS_HEAP_APPLIED).toBe("1");
+    expect(env[WARM_UP_ENV_VAR]).toBe("false");
+    expect(env[HEAP_ENV_VAR]).toBeUndefined(); // the plan's heap hint is --auto-tune's only
+    const ws = new IrisClient({ url: server.url, user: "plain-start", autoReconnect: false });
+    await ws.connect();
+    ws.close();
+    await server.stop();
+    server = await startServer({ env: { [WARM_UP_ENV_VAR]: "true" } });
+    expect(environOf(server.proc.pid)[WARM_UP_ENV_VAR]).toBe("true");
   });
 
   test("--auto-tune keeps an allocator setting the operator's environment names", async () => {

@@ -10,8 +10,10 @@ import {
   PER_CONN_BYTES,
   plan,
   RESERVE_FDS,
+  runtimeEnvOf,
   SAFETY_FACTOR,
   startEnvOf,
+  WARM_UP_ENV_VAR,
 } from "../../tune/plan.ts";
 import type { Probe } from "../../tune/types.ts";
 import { GiB, MiB } from "../../tune/units.ts";
@@ -439,5 +441,11 @@ describe("allocator setting", () => {
     expect(startEnvOf(p, {})).toEqual({ [HEAP_ENV_VAR]: "1024", [ALLOCATOR_HOLES_ENV_VAR]: "0" });
     expect(startEnvOf(p, { [ALLOCATOR_HOLES_ENV_VAR]: "1" })).toEqual({ [HEAP_ENV_VAR]: "1024" });
     expect(startEnvOf({ ...p, allocatorEnv: {} }, {})).toEqual({ [HEAP_ENV_VAR]: "1024" });
+  });
+
+  test("every start turns JSC's block warm-up off, unless the operator's environment names it", () => {
+    expect(runtimeEnvOf({})).toEqual({ [WARM_UP_ENV_VAR]: "false" });
+    expect(runtimeEnvOf({ [WARM_UP_ENV_VAR]: "true" })).toEqual({});
+    expect(runtimeEnvOf({ [HEAP_ENV_VAR]: "1024" })).toEqual({ [WARM_UP_ENV_VAR]: "false" });
   });
 });
