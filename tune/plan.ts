@@ -56,7 +56,7 @@ export const ALLOCATOR_HOLES_ENV_VAR = "MIMALLOC_PURGE_HOLES";
  * with Bun's hole purging on (the default start) the purge takes them back and the warm-up faults
  * them in again, on the cores the shard and the load need. Off, the JS thread faults in only the
  * blocks it uses. Measured (docs/BENCHMARKS.md, session 20; default start, three alternating
- * pairs): +19-23% msgs/s at saturation, 14-22% less server CPU per message, the same RSS per idle
+ * pairs): +11-23% msgs/s at saturation, 14-22% less server CPU per message, the same RSS per idle
  * connection. Read only at process start, so every start applies it by re-exec (reexec.ts).
  */
 export const WARM_UP_ENV_VAR = "BUN_JSC_useWarmUpMarkedBlocks";
