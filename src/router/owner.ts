@@ -673,8 +673,8 @@ export class Owner {
   }
 
   /** Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`. */
-  private remember(b: UserBox, h: number, from: string, id: string, seq: number, now = this.io.now()): void {
-    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, now);
+  private remember(b: UserBox, h: number, from: string, id: string, seq: number, now?: number): void {
+    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, now ?? this.io.now());
   }
 
   /**
@@ -683,14 +683,14 @@ export class Owner {
    * the recipient's ack when delivered live. A live delivery lost with its owner thread has no
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
-  private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0, clock = -1): void {
+  private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0, clock?: number): void {
     // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
     if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
     if (m.id !== "") {
-      const now = clock >= 0 ? clock : this.io.now();
+      const now = clock ?? this.io.now();
       if (h1 < 0) {
         h1 = recentHash(m.to, m.from, m.id);
         h2 = keyHash[1]!;
