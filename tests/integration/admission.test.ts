@@ -5,7 +5,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
-import { ALLOCATOR_HOLES_ENV_VAR, HEAP_ENV_VAR, WARM_UP_ENV_VAR } from "../../tune/plan.ts";
+import {
+  ALLOCATOR_HOLES_ENV_VAR,
+  ALLOCATOR_HOLES_INTERVAL_ENV_VAR,
+  HEAP_ENV_VAR,
+  WARM_UP_ENV_VAR,
+} from "../../tune/plan.ts";
 import { BINARY, type RunningServer, startServer, until } from "../helpers/server.ts";
 
 let server: RunningServer | null = null;
@@ -126,11 +131,12 @@ describe("admission", () => {
     ws.close();
   });
 
-  test("the default start re-executes once, same pid, with JSC's block warm-up off; an operator's value is kept", async () => {
+  test("the default start re-executes once, same pid, with JSC's block warm-up off and the hole purge paced; an operator's value is kept", async () => {
     server = await startServer({});
     const env = environOf(server.proc.pid);
     expect(env.IRIS_HEAP_APPLIED).toBe("1");
     expect(env[WARM_UP_ENV_VAR]).toBe("false");
+    expect(env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]).toBe(process.env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR] ?? "2000");
     expect(env[HEAP_ENV_VAR]).toBeUndefined(); // the plan's heap hint is --auto-tune's only
     const ws = new IrisClient({ url: server.url, user: "plain-start", autoReconnect: false });
     await ws.connect();
@@ -146,5 +152,7 @@ describe("admission", () => {
     const env = environOf(server.proc.pid);
     expect(env.IRIS_HEAP_APPLIED).toBe("1");
     expect(env[key]).toBe("1");
+    // Naming the purge itself also keeps Bun's pace for it.
+    expect(env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]).toBe(process.env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]);
   });
 });

@@ -4,6 +4,7 @@ import { formatPlanTable, planToJson } from "../../tune/format.ts";
 import { effectiveCpus } from "../../tune/parse.ts";
 import {
   ALLOCATOR_HOLES_ENV_VAR,
+  ALLOCATOR_HOLES_INTERVAL_ENV_VAR,
   HEAP_ENV_VAR,
   KEPT_HOLES_BYTES_PER_CONN,
   MAX_SHARDS,
@@ -443,9 +444,13 @@ describe("allocator setting", () => {
     expect(startEnvOf({ ...p, allocatorEnv: {} }, {})).toEqual({ [HEAP_ENV_VAR]: "1024" });
   });
 
-  test("every start turns JSC's block warm-up off, unless the operator's environment names it", () => {
-    expect(runtimeEnvOf({})).toEqual({ [WARM_UP_ENV_VAR]: "false" });
-    expect(runtimeEnvOf({ [WARM_UP_ENV_VAR]: "true" })).toEqual({});
-    expect(runtimeEnvOf({ [HEAP_ENV_VAR]: "1024" })).toEqual({ [WARM_UP_ENV_VAR]: "false" });
+  test("every start turns JSC's block warm-up off and paces the hole purge, unless the operator names them", () => {
+    const pace = { [ALLOCATOR_HOLES_INTERVAL_ENV_VAR]: "2000" };
+    expect(runtimeEnvOf({})).toEqual({ [WARM_UP_ENV_VAR]: "false", ...pace });
+    expect(runtimeEnvOf({ [WARM_UP_ENV_VAR]: "true" })).toEqual(pace);
+    expect(runtimeEnvOf({ [HEAP_ENV_VAR]: "1024" })).toEqual({ [WARM_UP_ENV_VAR]: "false", ...pace });
+    expect(runtimeEnvOf({ [ALLOCATOR_HOLES_INTERVAL_ENV_VAR]: "500" })).toEqual({ [WARM_UP_ENV_VAR]: "false" });
+    // An operator who chose the purge itself ("1": least memory) keeps Bun's pace with it.
+    expect(runtimeEnvOf({ [ALLOCATOR_HOLES_ENV_VAR]: "1" })).toEqual({ [WARM_UP_ENV_VAR]: "false" });
   });
 });
