@@ -62,16 +62,16 @@ export const ALLOCATOR_HOLES_ENV_VAR = "MIMALLOC_PURGE_HOLES";
 export const WARM_UP_ENV_VAR = "BUN_JSC_useWarmUpMarkedBlocks";
 /**
  * The hole purge's pace: at most one purge of a thread's holes per this many ms (Bun's default is
- * 100). Under message load a thread then purges every 2 s instead of ten times a second, so the
- * runs freed between messages mostly stay resident and are reused without page faults; when the
- * server goes quiet the holes still go back at the thread's next idle point. Measured
- * (docs/BENCHMARKS.md, session 21; default start, six alternating pairs): 11% less server CPU per
- * message at saturation than the 100 ms default (lower in every pair), +12% msgs/s; after 10k
- * logins RSS settles within ~0.05 KB per connection of the default's. A 10 s pace saved less in
- * its pairs and left a burst's holes resident longer. Read only at process start.
+ * 100). Under message load a thread then purges once a second instead of ten times, so the runs
+ * freed between messages mostly stay resident and are reused without page faults; when the server
+ * goes quiet the holes still go back at the thread's next idle point. Measured (docs/BENCHMARKS.md,
+ * session 21; default start, alternating pairs): 11% less server CPU per message at saturation than
+ * the 100 ms default, +7% msgs/s, the same peak RSS in chaos `slow-consumer` (whose server runs at
+ * its spill mark). A 2 s pace saved as much CPU but held freed memory longer: that scenario's peak
+ * RSS rose ~9 MiB and crossed its 512 MiB bound in 2 of 8 runs.
  */
 export const ALLOCATOR_HOLES_INTERVAL_ENV_VAR = "MIMALLOC_PURGE_HOLES_MIN_INTERVAL";
-export const ALLOCATOR_HOLES_INTERVAL_MS = 2_000;
+export const ALLOCATOR_HOLES_INTERVAL_MS = 1_000;
 /** Runtime settings every start applies, with or without --auto-tune. */
 export const RUNTIME_ENV: Readonly<Record<string, string>> = {
   [WARM_UP_ENV_VAR]: "false",

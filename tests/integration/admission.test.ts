@@ -136,7 +136,7 @@ describe("admission", () => {
     const env = environOf(server.proc.pid);
     expect(env.IRIS_HEAP_APPLIED).toBe("1");
     expect(env[WARM_UP_ENV_VAR]).toBe("false");
-    expect(env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]).toBe(process.env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR] ?? "2000");
+    expect(env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]).toBe(process.env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR] ?? "1000");
     expect(env[HEAP_ENV_VAR]).toBeUndefined(); // the plan's heap hint is --auto-tune's only
     const ws = new IrisClient({ url: server.url, user: "plain-start", autoReconnect: false });
     await ws.connect();

@@ -445,7 +445,7 @@ describe("allocator setting", () => {
   });
 
   test("every start turns JSC's block warm-up off and paces the hole purge, unless the operator names them", () => {
-    const pace = { [ALLOCATOR_HOLES_INTERVAL_ENV_VAR]: "2000" };
+    const pace = { [ALLOCATOR_HOLES_INTERVAL_ENV_VAR]: "1000" };
     expect(runtimeEnvOf({})).toEqual({ [WARM_UP_ENV_VAR]: "false", ...pace });
     expect(runtimeEnvOf({ [WARM_UP_ENV_VAR]: "true" })).toEqual(pace);
     expect(runtimeEnvOf({ [HEAP_ENV_VAR]: "1024" })).toEqual({ [WARM_UP_ENV_VAR]: "false", ...pace });
