@@ -27,8 +27,9 @@ test("a failed run's place: the scenario, a UTC stamp and the runner's pid under
 test("a run that fails for real keeps its evidence and prints where", async () => {
   // `--users 0`: the scenario's documented client count set to none, so no traffic is sent, which
   // the verdict counts as a failure ("no traffic was sent", chaos/lib/verdict.ts). The server,
-  // its shard kills and the whole cleanup run as in any run.
-  const proc = Bun.spawn([process.execPath, RUN, "sniper", "--short", "--users", "0"], {
+  // its shard kills and the whole cleanup run as in any run; `--seconds 3` holds the chaos phase
+  // 3 s instead of the short run's 8 (the evidence is the same).
+  const proc = Bun.spawn([process.execPath, RUN, "sniper", "--short", "--users", "0", "--seconds", "3"], {
     env: { ...process.env, TMPDIR: tmp },
     stdin: "ignore",
     stdout: "pipe",
