@@ -79,7 +79,10 @@ async function planFor(settings: Settings, explicit: Set<SettingKey>): Promise<P
   if (settings.autoTune && !settings.dryRun) {
     // The heap and allocator settings only take effect at process start: become a fresh copy of
     // ourselves once.
-    const why = reexecWithEnv({ ...startEnvOf(thePlan, process.env), ...runtimeEnvOf(process.env) });
+    // The runtime settings yield to the plan's as to the operator's (a plan that keeps the holes
+    // leaves nothing for the purge's pace to pace).
+    const planned = startEnvOf(thePlan, process.env);
+    const why = reexecWithEnv({ ...planned, ...runtimeEnvOf({ ...process.env, ...planned }) });
     if (why) log.warn("heap budget, allocator and runtime settings not applied", { reason: why });
   }
   if (settings.autoTune || settings.dryRun) {

@@ -126,6 +126,12 @@ describe("admission", () => {
     for (const [k, v] of Object.entries(plan.heapEnv)) expect(env[k]).toBe(v);
     for (const [k, v] of Object.entries(plan.allocatorEnv)) expect(env[k]).toBe(process.env[k] ?? v);
     expect(env[WARM_UP_ENV_VAR]).toBe(process.env[WARM_UP_ENV_VAR] ?? "false");
+    // The purge's pace yields to a plan that keeps the holes, as to an operator who names them.
+    const keepsHoles =
+      (process.env[ALLOCATOR_HOLES_ENV_VAR] ?? plan.allocatorEnv[ALLOCATOR_HOLES_ENV_VAR]) !== undefined;
+    expect(env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR]).toBe(
+      process.env[ALLOCATOR_HOLES_INTERVAL_ENV_VAR] ?? (keepsHoles ? undefined : "1000"),
+    );
     const ws = new IrisClient({ url: server.url, user: "tuned", autoReconnect: false });
     await ws.connect();
     ws.close();
