@@ -31,6 +31,7 @@ export type ShardControl =
   | { t: "inject"; items: unknown } // chaos: garbage as if from a peer port
   | { t: "gc" } // under memory pressure: collect now
   | { t: "tls" } // SIGHUP: re-read the certificate and swap listeners
+  | ProfileControl // SIGUSR2: sample this thread's JS stacks, write a report
   | { t: "crash" } // chaos: throw an uncaught error
   | { t: "stall"; ms: number } // chaos: block the shard's event loop (a starved or stuck thread)
   | { t: "stop" } // stop accepting, close clients with 1001
@@ -59,11 +60,19 @@ export interface WriterInit {
   logFormat: LogFormat;
   shards: number;
 }
+/** SIGUSR2: sample the thread's JS stacks for `ms` and write the report into `dir` (host/thread-profile.ts). */
+export interface ProfileControl {
+  t: "profile";
+  ms: number;
+  dir: string;
+}
+
 export type WriterControl =
   | WriterInit
   | { t: "port"; shard: number; port: MessagePort } // a shard's request port (again after a restart)
   | { t: "inject"; shard: number; items: unknown } // chaos: garbage as if from a shard port
   | { t: "gc" }
+  | ProfileControl
   | { t: "expect"; shards: number } // shutdown: this many shards will say bye
   | { t: "close" }; // flush and close the file
 
@@ -86,6 +95,7 @@ const SHARD_CONTROL_TAGS: Record<ShardControl["t"], true> = {
   writer: true,
   inject: true,
   gc: true,
+  profile: true,
   tls: true,
   crash: true,
   stop: true,
@@ -96,6 +106,7 @@ const WRITER_CONTROL_TAGS: Record<WriterControl["t"], true> = {
   port: true,
   inject: true,
   gc: true,
+  profile: true,
   expect: true,
   close: true,
 };

@@ -26,6 +26,12 @@ import type { ReadyInfo } from "./control.ts";
 import { startChecks } from "./ops/start-checks.ts";
 import { Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
+import { join } from "node:path";
+
+/** How long SIGUSR2 samples each worker thread (host/thread-profile.ts). */
+const PROFILE_SECONDS = 5;
+/** Where its reports go, under the data dir. */
+const PROFILE_DIR = "profiles";
 
 type Exit = number;
 
@@ -116,6 +122,11 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
   const chaos = settings.chaos ? startChaosAdmin(sup, r.shards, settings.chaosPort) : null;
   warnIfCleartext(settings);
   process.on("SIGHUP", () => reloadTls(settings, sup));
+  process.on("SIGUSR2", () => {
+    const dir = join(settings.dataDir, PROFILE_DIR);
+    const threads = sup.profile(PROFILE_SECONDS * 1000, dir);
+    log.info("profiling the shards and the writer", { threads, seconds: PROFILE_SECONDS, dir });
+  });
   printReady({
     version: VERSION,
     pid: process.pid,

@@ -347,6 +347,13 @@ export class Supervisor {
     for (const t of this.shards) t.post({ t: "tls" });
   }
 
+  /** SIGUSR2: every shard and the writer sample their JS stacks for `ms` and write a report into `dir`. */
+  profile(ms: number, dir: string): number {
+    const threads = [...this.shards, this.writer];
+    for (const t of threads) t.post({ t: "profile", ms, dir });
+    return threads.length;
+  }
+
   /** Chaos hooks (only reachable when --chaos is on). */
   killShard(i: number): boolean {
     const w = this.shards[i]?.worker;

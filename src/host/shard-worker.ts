@@ -6,6 +6,7 @@ import { isShardControl, type ShardControl, type ShardInit, type ShardReport } f
 import { configureLog, installCrashHandler, log } from "../observe/log.ts";
 import { MetricsReader, shardSlot, SlotMetrics } from "../observe/metrics.ts";
 import { ShardHost } from "./shard-host.ts";
+import { profileAndLog } from "./thread-profile.ts";
 import { startIdleCollection } from "../observe/idle-gc.ts";
 import { ShardCluster } from "../cluster/shard-cluster.ts";
 import { EarlyInbox } from "../cluster/early-inbox.ts";
@@ -16,11 +17,14 @@ declare const self: Worker;
 const STALL_MAX_MS = 30_000;
 
 let host: ShardHost | null = null;
+/** This shard's number (from init): names its profile reports. */
+let index = -1;
 installCrashHandler();
 const report = (m: ShardReport) => postMessage(m);
 
 function init(m: ShardInit, cluster?: ShardCluster): void {
   configureLog(m.settings.logLevel, `shard${m.index}`, m.settings.logFormat);
+  index = m.index;
   const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
   metrics.reset(); // a restarted shard starts its gauges from zero
   host = new ShardHost({
@@ -91,6 +95,8 @@ function control(m: ShardControl): void {
       return;
     case "gc":
       return Bun.gc(true); // asked under memory pressure: give freed memory back now, not eventually
+    case "profile":
+      return profileAndLog(`shard-${index}`, m);
     case "crash":
       setTimeout(() => {
         throw new Error("chaos: shard crash requested");

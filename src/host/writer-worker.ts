@@ -10,6 +10,7 @@ import { MetricsReader, SLOT_WRITER, SlotMetrics } from "../observe/metrics.ts";
 import { Signals } from "../observe/signals.ts";
 import { InboxStore } from "../store/inbox-store.ts";
 import { Writer } from "../store/writer.ts";
+import { profileAndLog } from "./thread-profile.ts";
 import { startIdleCollection } from "../observe/idle-gc.ts";
 
 declare const self: Worker;
@@ -60,6 +61,8 @@ function control(m: WriterControl): void {
       return writer?.setPort(m.shard, m.port);
     case "gc":
       return Bun.gc(true);
+    case "profile":
+      return profileAndLog("writer", m);
     case "expect":
       if (writer) writer.expectedShards = m.shards;
       return;

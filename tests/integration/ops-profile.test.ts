@@ -1,0 +1,57 @@
+// SIGUSR2 on the real binary: every shard and the writer sample their JS stacks for a few seconds
+// and write a report under <data-dir>/profiles, named by thread, listing functions by name (the
+// binary keeps them); a second signal while one runs is refused in the log, not queued.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { RawSocket } from "../helpers/raw.ts";
+import { type RunningServer, startServer, until } from "../helpers/server.ts";
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.kill();
+});
+
+async function login(port: number, user: string): Promise<RawSocket> {
+  const s = await RawSocket.open(`ws://127.0.0.1:${port}/ws`);
+  s.send(JSON.stringify({ type: "login", user }));
+  expect(JSON.parse(String(await s.next())).type).toBe("login_ok");
+  return s;
+}
+
+describe("profiling a running server", () => {
+  test("SIGUSR2 writes one report per thread with the shard's functions by name", async () => {
+    const s = await startServer({ shards: 2, args: ["--log-level", "info"] });
+    servers.push(s);
+    const a = await login(s.port, "prof-a");
+    const b = await login(s.port, "prof-b");
+    process.kill(s.proc.pid, "SIGUSR2");
+    await until(() => s.output().includes("profiling the shards and the writer"), "the profiling line");
+    process.kill(s.proc.pid, "SIGUSR2"); // while the first runs: refused by each thread
+    // Traffic while it samples: a closed loop of sends and their deliveries.
+    const end = Date.now() + 4_000;
+    let n = 0;
+    while (Date.now() < end) {
+      a.send(JSON.stringify({ type: "send", id: `p${++n}`, to: "prof-b", body: "x" }));
+      expect(JSON.parse(String(await b.next())).type).toBe("msg");
+      expect(JSON.parse(String(await a.next())).type).toBe("sent");
+    }
+    await until(() => (s.output().match(/profile written/g) ?? []).length === 3, "three reports", 15_000);
+    expect((s.output().match(/already running; this request is ignored/g) ?? []).length).toBe(3);
+
+    const dir = join(s.dataDir, "profiles");
+    const files = readdirSync(dir);
+    const thread = (f: string) => f.replace(/^.*Z-/, "").replace(/\.txt$/, "");
+    expect(files.map(thread).sort()).toEqual(["shard-0", "shard-1", "writer"]);
+    const report = new Map(files.map((f) => [thread(f), readFileSync(join(dir, f), "utf8")]));
+    for (const [name, r] of report) {
+      expect(r).toMatch(new RegExp(`^# ${name}: \\d+ samples in 5000 ms\\n## self`));
+      expect(r).toContain("## inclusive (anywhere on the stack)");
+    }
+    // The shards read the sockets: whichever ran the pair's session has its read path by name.
+    expect(report.get("shard-0")! + report.get("shard-1")!).toMatch(/^ +[\d.]+% +\d+ {2}onData \(/m);
+    a.close();
+    b.close();
+  }, 30_000);
+});
