@@ -60,6 +60,7 @@ export interface WriterInit {
   logFormat: LogFormat;
   shards: number;
 }
+
 /** SIGUSR2: sample the thread's JS stacks for `ms` and write the report into `dir` (host/thread-profile.ts). */
 export interface ProfileControl {
   t: "profile";

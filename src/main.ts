@@ -28,9 +28,7 @@ import { Supervisor } from "./supervisor.ts";
 import { VERSION } from "./version.ts";
 import { join } from "node:path";
 
-/** How long SIGUSR2 samples each worker thread (host/thread-profile.ts). */
-const PROFILE_SECONDS = 5;
-/** Where its reports go, under the data dir. */
+/** Where SIGUSR2's profile reports go, under the data dir (host/thread-profile.ts). */
 const PROFILE_DIR = "profiles";
 
 type Exit = number;
@@ -124,8 +122,8 @@ async function serve(r: Resolved, t0: number): Promise<Exit> {
   process.on("SIGHUP", () => reloadTls(settings, sup));
   process.on("SIGUSR2", () => {
     const dir = join(settings.dataDir, PROFILE_DIR);
-    const threads = sup.profile(PROFILE_SECONDS * 1000, dir);
-    log.info("profiling the shards and the writer", { threads, seconds: PROFILE_SECONDS, dir });
+    const threads = sup.profile(settings.profileSeconds * 1000, dir);
+    log.info("profiling the shards and the writer", { threads, seconds: settings.profileSeconds, dir });
   });
   printReady({
     version: VERSION,

@@ -46,6 +46,7 @@ export const settingsSchema = z.object({
   flushMs: z.coerce.number().int().min(0).max(1000).default(2),
   batchRows: positiveInt.default(2048),
   shutdownTimeout: positiveInt.default(5000),
+  profileSeconds: z.coerce.number().int().min(1).max(600).default(5),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
   logFormat: z.enum(["text", "json"]).default("text"),
   chaos: bool.default(false),
@@ -104,6 +105,8 @@ export const settingHelp: Record<SettingKey, string> = {
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
   batchRows: "most rows per storage transaction (default 2048)",
   shutdownTimeout: "ms allowed for a graceful shutdown (default 5000)",
+  profileSeconds:
+    "seconds a SIGUSR2 samples each shard and the writer; reports in <data-dir>/profiles (default 5, at most 600)",
   logLevel: "debug | info | warn | error",
   logFormat: "text | json: one line per event either way; json has time, level, thread, msg and fields",
   chaos: "expose loopback-only chaos endpoints (tests only)",

@@ -1,5 +1,5 @@
 // A thread's sampled JS stacks as a short report: the functions most often on top of the stack
-// (self) and anywhere on it (inclusive), by name and source line, as counts and shares of the
+// (self) and anywhere on it (inclusive), by function name and file, as counts and shares of the
 // samples. Pure: the sampler (host/thread-profile.ts) passes the stacks in. Issue 14's profiles
 // needed this for the shard and writer threads of the compiled binary, which `bun --cpu-prof`
 // does not follow into Workers.

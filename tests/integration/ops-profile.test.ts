@@ -22,7 +22,7 @@ async function login(port: number, user: string): Promise<RawSocket> {
 
 describe("profiling a running server", () => {
   test("SIGUSR2 writes one report per thread with the shard's functions by name", async () => {
-    const s = await startServer({ shards: 2, args: ["--log-level", "info"] });
+    const s = await startServer({ shards: 2, args: ["--log-level", "info", "--profile-seconds", "1"] });
     servers.push(s);
     const a = await login(s.port, "prof-a");
     const b = await login(s.port, "prof-b");
@@ -30,7 +30,7 @@ describe("profiling a running server", () => {
     await until(() => s.output().includes("profiling the shards and the writer"), "the profiling line");
     process.kill(s.proc.pid, "SIGUSR2"); // while the first runs: refused by each thread
     // Traffic while it samples: a closed loop of sends and their deliveries.
-    const end = Date.now() + 4_000;
+    const end = Date.now() + 1_500;
     let n = 0;
     while (Date.now() < end) {
       a.send(JSON.stringify({ type: "send", id: `p${++n}`, to: "prof-b", body: "x" }));
@@ -46,7 +46,7 @@ describe("profiling a running server", () => {
     expect(files.map(thread).sort()).toEqual(["shard-0", "shard-1", "writer"]);
     const report = new Map(files.map((f) => [thread(f), readFileSync(join(dir, f), "utf8")]));
     for (const [name, r] of report) {
-      expect(r).toMatch(new RegExp(`^# ${name}: \\d+ samples in 5000 ms\\n## self`));
+      expect(r).toMatch(new RegExp(`^# ${name}: \\d+ samples in 1000 ms\\n## self`));
       expect(r).toContain("## inclusive (anywhere on the stack)");
     }
     // The shards read the sockets: whichever ran the pair's session has its read path by name.
