@@ -10,7 +10,7 @@ import type { Scenario } from "../lib/scenario.ts";
 const scenario: Scenario = {
   name: "corruption",
   summary: "garbage into the shards' and the storage writer's ports under traffic; no restarts allowed",
-  budgetSeconds: (o) => seconds(o, 60, 8) + 90,
+  budgetSeconds: (o) => seconds(o, 60, 6) + 90,
   async run(ctx) {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
@@ -27,7 +27,7 @@ const scenario: Scenario = {
     );
     traffic.start();
     corruption.start();
-    await ctx.hold(seconds(o, 60, 8), () => `${progress(ctx, [traffic])} garbage=${corruption.injected}`);
+    await ctx.hold(seconds(o, 60, 6), () => `${progress(ctx, [traffic])} garbage=${corruption.injected}`);
     const { outcome, counters } = await conclude(ctx, server, {
       traffic: [traffic],
       faults: [corruption],

@@ -11,12 +11,12 @@ import { quantile, round1 } from "../lib/stats.ts";
 const scenario: Scenario = {
   name: "cpu-saturation",
   summary: "busy-loop child processes eat both cores under traffic; reports ack latency p99",
-  budgetSeconds: (o) => seconds(o, 60, 8) + num(o, "baseline-s", 10, 3) + 90,
+  budgetSeconds: (o) => seconds(o, 60, 6) + num(o, "baseline-s", 10, 3) + 90,
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
     const traffic = await ctx.liveTraffic(server, { prefix: "cpu", offlineFraction: 0.1 });
-    const secs = seconds(o, 60, 8);
+    const secs = seconds(o, 60, 6);
     // Hogs end themselves a little after the run would, even if this process is killed.
     const hog = ctx.fault(new CpuHog(secs + 30, num(o, "hogs", 2, 2)));
     traffic.start();

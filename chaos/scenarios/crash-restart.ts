@@ -10,16 +10,16 @@ import type { Scenario } from "../lib/scenario.ts";
 const scenario: Scenario = {
   name: "crash-restart",
   summary: "SIGKILL the whole server under load, restart it on the same data dir and port",
-  budgetSeconds: (o) => seconds(o, 60, 10) + 120,
+  budgetSeconds: (o) => seconds(o, 60, 8) + 120,
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
     // Some recipients are offline: their messages exist only in the store across the crashes.
     const traffic = await ctx.liveTraffic(server, { prefix: "cr", offlineFraction: 0.25 });
-    const crasher = ctx.fault(new ServerCrasher(server, num(o, "every-ms", 5000, 4000), (m) => ctx.log(m)));
+    const crasher = ctx.fault(new ServerCrasher(server, num(o, "every-ms", 5000, 3000), (m) => ctx.log(m)));
     traffic.start();
     crasher.start();
-    await ctx.hold(seconds(o, 60, 10), () => `${progress(ctx, [traffic])} kills=${crasher.kills}`);
+    await ctx.hold(seconds(o, 60, 8), () => `${progress(ctx, [traffic])} kills=${crasher.kills}`);
     const { outcome } = await conclude(ctx, server, {
       traffic: [traffic],
       faults: [crasher],

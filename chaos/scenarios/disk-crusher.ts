@@ -10,7 +10,7 @@ import { round1 } from "../lib/stats.ts";
 const scenario: Scenario = {
   name: "disk-crusher",
   summary: "offline flood: many senders to many offline users, who read everything at the end",
-  budgetSeconds: (o) => seconds(o, 60, 8) + 200,
+  budgetSeconds: (o) => seconds(o, 60, 6) + 200,
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
@@ -23,7 +23,7 @@ const scenario: Scenario = {
       payloadBytes: num(o, "payload", 256, 256),
       prefix: "dc",
     });
-    const secs = seconds(o, 60, 8);
+    const secs = seconds(o, 60, 6);
     traffic.start();
     const t0 = performance.now();
     await ctx.hold(secs, () => `${progress(ctx, [traffic])} stored=${traffic.statuses.stored}`);

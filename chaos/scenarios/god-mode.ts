@@ -20,12 +20,12 @@ const MAX_PAYLOAD = 65536;
 
 const scenario: Scenario = {
   name: "god-mode",
-  summary: "every fault at once, with live, offline and stalled-consumer traffic (minutes full, ~15 s short)",
-  budgetSeconds: (o) => seconds(o, 180, 15) + 180,
+  summary: "every fault at once, with live, offline and stalled-consumer traffic (minutes full, ~11 s short)",
+  budgetSeconds: (o) => seconds(o, 180, 11) + 180,
   async run(ctx) {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
-    const secs = seconds(o, 180, 15);
+    const secs = seconds(o, 180, 11);
     const server = await ctx.server({
       shards,
       args: ["--slow-consumer-timeout", String(num(o, "slow-timeout-ms", 5000, 3000))],
@@ -52,7 +52,7 @@ const scenario: Scenario = {
     const stalled = ctx.fault(new NonReaders(server, toStalled.offlineNames));
     await stalled.open();
     const traffic = [live, flood, toStalled];
-    const crasher = ctx.fault(new ServerCrasher(server, num(o, "crash-every-ms", 60_000, 8000), (m) => ctx.log(m)));
+    const crasher = ctx.fault(new ServerCrasher(server, num(o, "crash-every-ms", 60_000, 5000), (m) => ctx.log(m)));
     const faults: Fault[] = [
       ctx.fault(new ShardSniper(server, shards, 2000)),
       ctx.fault(new Monkey(() => [...live.clients, ...flood.clients, ...toStalled.clients], 10)),

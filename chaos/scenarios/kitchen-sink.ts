@@ -12,7 +12,7 @@ import type { Scenario } from "../lib/scenario.ts";
 const scenario: Scenario = {
   name: "kitchen-sink",
   summary: "sniper + monkey + corruption + disk-crusher flood at once",
-  budgetSeconds: (o) => seconds(o, 60, 10) + 150,
+  budgetSeconds: (o) => seconds(o, 60, 8) + 150,
   async run(ctx) {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
@@ -35,7 +35,7 @@ const scenario: Scenario = {
     ];
     for (const t of traffic) t.start();
     for (const f of faults) f.start();
-    await ctx.hold(seconds(o, 60, 10), () => progress(ctx, traffic));
+    await ctx.hold(seconds(o, 60, 8), () => progress(ctx, traffic));
     const { outcome, counters } = await conclude(ctx, server, { traffic, faults, settleMs: 90_000 });
     outcome.extra.garbage_counted = counters?.totals.garbage ?? 0;
     if (outcome.serverRestarts === 0) outcome.problems.push("no shard was restarted");

@@ -9,7 +9,7 @@ import type { Scenario } from "../lib/scenario.ts";
 const scenario: Scenario = {
   name: "monkey",
   summary: "drop random client connections 10/s under traffic",
-  budgetSeconds: (o) => seconds(o, 60, 8) + 90,
+  budgetSeconds: (o) => seconds(o, 60, 6) + 90,
   async run(ctx) {
     const o = ctx.opts;
     const server = await ctx.server({ shards: num(o, "shards", 2, 2) });
@@ -17,7 +17,7 @@ const scenario: Scenario = {
     const monkey = ctx.fault(new Monkey(() => traffic.clients, num(o, "drops-per-s", 10, 10)));
     traffic.start();
     monkey.start();
-    await ctx.hold(seconds(o, 60, 8), () => `${progress(ctx, [traffic])} drops=${monkey.drops}`);
+    await ctx.hold(seconds(o, 60, 6), () => `${progress(ctx, [traffic])} drops=${monkey.drops}`);
     const { outcome } = await conclude(ctx, server, { traffic: [traffic], faults: [monkey], settleMs: 30_000 });
     if (monkey.drops === 0) outcome.problems.push("no connection was dropped");
     // Every drop must have been followed by a reconnect (the SDK counts them).

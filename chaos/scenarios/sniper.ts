@@ -9,7 +9,7 @@ import type { Scenario } from "../lib/scenario.ts";
 const scenario: Scenario = {
   name: "sniper",
   summary: "kill a router shard every 2 s (alternating, --shards 2) under traffic",
-  budgetSeconds: (o) => seconds(o, 60, 8) + 90,
+  budgetSeconds: (o) => seconds(o, 60, 6) + 90,
   async run(ctx) {
     const o = ctx.opts;
     const shards = num(o, "shards", 2, 2);
@@ -18,7 +18,7 @@ const scenario: Scenario = {
     const sniper = ctx.fault(new ShardSniper(server, shards, num(o, "every-ms", 2000, 2000)));
     traffic.start();
     sniper.start();
-    await ctx.hold(seconds(o, 60, 8), () => `${progress(ctx, [traffic])} kills=${sniper.kills}`);
+    await ctx.hold(seconds(o, 60, 6), () => `${progress(ctx, [traffic])} kills=${sniper.kills}`);
     const { outcome, counters } = await conclude(ctx, server, {
       traffic: [traffic],
       faults: [sniper],
