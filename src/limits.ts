@@ -98,6 +98,14 @@ export const OWNER_IDLE_MS = 60_000;
 export const OWNER_STATS_EVERY_MS = 250;
 /** Slow-consumer checks, pending spill and memory-pressure shedding run this often. */
 export const HOUSEKEEPING_EVERY_MS = 1000;
+/**
+ * Send chains are swept a slice of the connections at a time, this often, so that each is swept
+ * about once per HOUSEKEEPING_EVERY_MS. One pass over all 1,000 of the throughput bench's
+ * connections after its saturation phase took 2-11 ms each second (tens of thousands of answered
+ * sends expiring), and every message read meanwhile waited: the paced phase's p99.
+ */
+export const CHAIN_SWEEP_EVERY_MS = 100;
+export const CHAIN_SWEEP_SLICES = HOUSEKEEPING_EVERY_MS / CHAIN_SWEEP_EVERY_MS;
 
 // ---- WebSocket listener ----
 

@@ -62,6 +62,21 @@ export class ConnTable<S extends Numbered> {
     return true;
   }
 
+  /** One past the highest slot ever used: `valuesIn` ranges lie within 1..slotEnd. */
+  get slotEnd(): number {
+    return this.slots.length;
+  }
+
+  /** The open connections in slots lo..hi-1, in slot order; deleting during the walk is safe. */
+  *valuesIn(lo: number, hi: number): IterableIterator<S> {
+    const slots = this.slots;
+    const end = Math.min(hi, slots.length);
+    for (let i = Math.max(lo, 1); i < end; i++) {
+      const s = slots[i];
+      if (s !== undefined) yield s;
+    }
+  }
+
   /** Every open connection, in slot order; deleting during the walk is safe. */
   *values(): IterableIterator<S> {
     const slots = this.slots;

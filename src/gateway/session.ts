@@ -213,6 +213,8 @@ export class Sessions {
   private readonly statusWaiters = new Map<number, (r: StatusReply) => void>();
   private readonly sendWaiters = new Map<number, (r: SentMsg | SendErrorMsg) => void>();
   private nextReq = 1;
+  /** Where the next sweepChains slice starts (a ConnTable slot). */
+  private sweepSlot = 1;
   private nextHttp = 1;
   private accepting = true;
   /** v0 senders whose socket is paused, retried every V0_RETRY_EVERY_MS while any wait. */
@@ -686,7 +688,10 @@ export class Sessions {
     const now = performance.now();
     const timeout = this.host.settings.slowConsumerTimeout;
     let heaviest: Session | null = null;
+    let heaviestBytes = 0;
     for (const s of this.byConn.values()) {
+      const bytes = s.recentBytes;
+      s.recentBytes = 0;
       // A flow waiting on a drain event that never came (seen: a v1 drain stalled for good with its
       // page's bytes delivered, issue 14): once the socket has drained, the owner hears it here.
       if (s.flow !== "clear") this.onDrain(s);
@@ -699,21 +704,36 @@ export class Sessions {
         );
         continue;
       }
-      if (!heaviest || s.recentBytes > heaviest.recentBytes) heaviest = s;
+      if (!heaviest || bytes > heaviestBytes) {
+        heaviest = s;
+        heaviestBytes = bytes;
+      }
     }
-    if (this.host.signals.refusing() && heaviest && heaviest.recentBytes > 0) {
+    if (this.host.signals.refusing() && heaviest && heaviestBytes > 0) {
       this.host.metrics.add("shedConnections");
       this.disconnect(heaviest, Disconnects.memoryShed);
-    }
-    for (const s of this.byConn.values()) {
-      s.recentBytes = 0;
-      if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
-      s.chain?.sweep(now, s.unsettled);
-      if (s.chain?.size === 0) s.chain = null;
     }
     if (this.userBuckets.size > 2 * this.byUser.size + 1000) {
       for (const u of this.userBuckets.keys()) if (!this.byUser.has(u)) this.userBuckets.delete(u);
     }
+  }
+
+  /**
+   * The next `slices`-th of the connections (by slot; from the first again after the last): each
+   * send chain forgets what it no longer needs, and an idle connection drops its empty maps.
+   * Called every CHAIN_SWEEP_EVERY_MS, so each connection is swept about once a second without
+   * one long pass over all of them (limits.ts).
+   */
+  sweepChains(slices: number): void {
+    const now = performance.now();
+    const end = this.byConn.slotEnd;
+    const hi = Math.min(end, this.sweepSlot + Math.ceil(end / slices));
+    for (const s of this.byConn.valuesIn(this.sweepSlot, hi)) {
+      if (s.unsettled?.size === 0) s.unsettled = null; // an idle connection holds no Map
+      s.chain?.sweep(now, s.unsettled);
+      if (s.chain?.size === 0) s.chain = null;
+    }
+    this.sweepSlot = hi >= end ? 1 : hi;
   }
 
   // ---- messages from owners and the writer ----

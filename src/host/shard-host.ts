@@ -10,6 +10,8 @@ import { createHttpApp, type WsData } from "../gateway/http.ts";
 import { listenTcp, listenWebSocket } from "../gateway/listeners.ts";
 import { Sessions } from "../gateway/session.ts";
 import {
+  CHAIN_SWEEP_EVERY_MS,
+  CHAIN_SWEEP_SLICES,
   HOUSEKEEPING_EVERY_MS,
   OWNER_IDLE_MS,
   OWNER_STATS_EVERY_MS,
@@ -83,6 +85,7 @@ export class ShardHost {
     this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
+    this.every(CHAIN_SWEEP_EVERY_MS, () => this.sessions.sweepChains(CHAIN_SWEEP_SLICES));
     this.every(HOUSEKEEPING_EVERY_MS, () => {
       this.sessions.housekeeping();
       this.owner.spillStalePending(this.signals.spilling() ? 0 : o.ownerLimits.pendingSpillMs);

@@ -528,3 +528,32 @@ describe("cluster: re-posts wait behind refused sends (refusal-fence.ts holdBack
     expect(posted.filter((m) => m.t === "route").map((m) => m.t === "route" && m.id)).toEqual(["m2", "m3"]);
   });
 });
+
+describe("send chains swept a slice at a time (Sessions.sweepChains)", () => {
+  beforeEach(() => setup());
+
+  test("each connection is swept once per `slices` calls; one closed meanwhile is skipped", () => {
+    const SLICES = 4;
+    const conns = Array.from({ length: 10 }, (_, i) => loggedIn(`u${i}`));
+    for (const c of conns) {
+      json(c.s, { op: "send", to: "zed", id: `x${c.s.conn}`, body: new Uint8Array([1]) });
+      sessions.handle({ t: "sent", conn: c.s.conn, id: `x${c.s.conn}`, status: "delivered" });
+    }
+    // Answered and not resendable: each chain keeps only its newest id, until its sweep.
+    expect(conns.every((c) => c.s.chain?.size === 1)).toBe(true);
+    sessions.onClose(conns[5]!.s);
+    const swept: number[] = [];
+    for (let k = 0; k < SLICES; k++) {
+      sessions.sweepChains(SLICES);
+      swept.push(conns.filter((c, i) => i !== 5 && c.s.chain === null).length);
+    }
+    // Slots 1..10 (slot end 11): three per call, so 3, 6, 9 and then the wrap's empty last slice.
+    expect(swept).toEqual([3, 5, 8, 9]);
+    // The next round starts from the first slot again.
+    json(conns[0]!.s, { op: "send", to: "zed", id: "again", body: new Uint8Array([1]) });
+    sessions.handle({ t: "sent", conn: conns[0]!.s.conn, id: "again", status: "delivered" });
+    expect(conns[0]!.s.chain?.size).toBe(1);
+    sessions.sweepChains(SLICES);
+    expect(conns[0]!.s.chain).toBeNull();
+  });
+});
