@@ -57,7 +57,7 @@ function clusterScenario(name: string, kinds: Kind[], summary: string): Scenario
   return {
     name,
     summary,
-    budgetSeconds: (o) => seconds(o, 120, 6) + 150,
+    budgetSeconds: (o) => seconds(o, 120, 8) + 150,
     async run(ctx) {
       const o = ctx.opts;
       const seed = num(o, "seed", Date.now() % 100_000, Date.now() % 100_000);
@@ -78,7 +78,7 @@ function clusterScenario(name: string, kinds: Kind[], summary: string): Scenario
       apps.startAll();
       const injected: Record<Kind, number> = { node: 0, nats: 0, split: 0 };
       let unconverged = 0;
-      const end = performance.now() + seconds(o, 120, 6) * 1000;
+      const end = performance.now() + seconds(o, 120, 8) * 1000;
       const pause = num(o, "every-ms", 3000, 1000);
       while (performance.now() < end) {
         await Bun.sleep(pause * (0.5 + rand()));

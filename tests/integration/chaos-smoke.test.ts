@@ -1,4 +1,4 @@
-// Every chaos scenario in its short mode (6–11 s of chaos each) against the built binary, one
+// Every chaos scenario in its short mode (6–11 s of chaos each; the cluster ones 8) against the built binary, one
 // after another: each must print a PASS verdict. Each runs in its own process (`bun chaos/run.ts
 // <scenario> --short`) so scenarios share nothing: not sockets, timers, memory, or a server.
 

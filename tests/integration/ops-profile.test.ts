@@ -29,13 +29,16 @@ describe("profiling a running server", () => {
     process.kill(s.proc.pid, "SIGUSR2");
     await until(() => s.output().includes("profiling the shards and the writer"), "the profiling line");
     process.kill(s.proc.pid, "SIGUSR2"); // while the first runs: refused by each thread
-    // Traffic while it samples: a closed loop of sends and their deliveries.
+    // Traffic while it samples: a closed loop of sends and their deliveries, WINDOW at a time so
+    // that the shards are busy for most of the second (one at a time left ~8 samples a shard, and
+    // a run in CI whose samples all missed the read path).
+    const WINDOW = 100;
     const end = Date.now() + 1_500;
     let n = 0;
     while (Date.now() < end) {
-      a.send(JSON.stringify({ type: "send", id: `p${++n}`, to: "prof-b", body: "x" }));
-      expect(JSON.parse(String(await b.next())).type).toBe("msg");
-      expect(JSON.parse(String(await a.next())).type).toBe("sent");
+      for (let i = 0; i < WINDOW; i++) a.send(JSON.stringify({ type: "send", id: `p${++n}`, to: "prof-b", body: "x" }));
+      for (let i = 0; i < WINDOW; i++) expect(JSON.parse(String(await b.next())).type).toBe("msg");
+      for (let i = 0; i < WINDOW; i++) expect(JSON.parse(String(await a.next())).type).toBe("sent");
     }
     await until(() => (s.output().match(/profile written/g) ?? []).length === 3, "three reports", 15_000);
     expect((s.output().match(/already running; this request is ignored/g) ?? []).length).toBe(3);
@@ -45,6 +48,7 @@ describe("profiling a running server", () => {
     const thread = (f: string) => f.replace(/^.*Z-/, "").replace(/\.txt$/, "");
     expect(files.map(thread).sort()).toEqual(["shard-0", "shard-1", "writer"]);
     const report = new Map(files.map((f) => [thread(f), readFileSync(join(dir, f), "utf8")]));
+    console.log([...report.values()].map((r) => r.split("\n")[0]).join("; "));
     for (const [name, r] of report) {
       expect(r).toMatch(new RegExp(`^# ${name}: \\d+ samples in 1000 ms\\n## self`));
       expect(r).toContain("## inclusive (anywhere on the stack)");
