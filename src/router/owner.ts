@@ -125,6 +125,9 @@ interface Pending extends Delivery {
   o: number;
   c: number;
   mark: number; // once acked: its dedupe record is durable when this many confirmables are committed
+  /** The key's hashes from routing (sentKeyHash; -1 and 0 without an id): its dedupe record carries them to the writer. */
+  h1: number;
+  h2: number;
 }
 
 /** The first hash of (recipient, sender, id), as the box's memory of ids indexes it (sent-filter.ts). */
@@ -701,7 +704,7 @@ export class Owner {
       if (last.size >= LAST_TAKEN_MAX && !last.has(m.from)) last.clear();
       last.set(m.from, m.id);
     }
-    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0 };
+    const d = { seq, ts: m.ts, from: m.from, id: m.id, body: m.body, t0: m.t0, o: m.o, c: m.c, mark: 0, h1, h2 };
     if (ORDER_TRACE) orderTrace("num", m.to, m.from, m.id, `seq=${seq} o=${m.o} c=${m.c}`);
     this.place(b, d);
   }
@@ -1229,7 +1232,11 @@ export class Owner {
   private settleDelivered(b: UserBox, acked: Pending[]): void {
     const keys: SentKey[] = [];
     for (const p of acked) {
-      if (p.id !== "") keys.push({ recipient: b.user, sender: p.from, msgId: p.id, seq: p.seq, ts: p.ts });
+      // With the hashes it was routed with (every id'd route has them): the writer does not hash
+      // the key again (h2 signed, as sentKeyHash gives it).
+      if (p.id !== "") {
+        keys.push({ recipient: b.user, sender: p.from, msgId: p.id, seq: p.seq, ts: p.ts, h1: p.h1, h2: p.h2 | 0 });
+      }
     }
     if (keys.length === 0) {
       for (const p of acked) this.ackDelivered(p);

@@ -335,6 +335,12 @@ export interface SentKey {
   msgId: string;
   seq: number;
   ts: number;
+  /**
+   * The key's two hashes as sentKeyHash gives them (h2 a signed int32), when the owner has them
+   * from routing: the writer then indexes the key without hashing it again (issue 14).
+   */
+  h1?: number;
+  h2?: number;
 }
 /** Record accepted keys in the dedupe window (durable with the next group commit). */
 export interface RememberReq {

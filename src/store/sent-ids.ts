@@ -105,7 +105,7 @@ export class SentIds {
       args[at + 4] = k.ts;
     });
     let id = last - n + 1; // the rows got consecutive ids (the log only appends)
-    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts));
+    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k));
     if (this.#total !== undefined) this.#total += keys.length;
     return keys.length;
   }

@@ -23,7 +23,10 @@ export interface LogEntry {
   h2: number;
 }
 
-/** A log row as an entry, its key hashed. */
+/**
+ * A log row as an entry, its key hashed: by sentKeyHash here, or `hashes` when the caller has them
+ * already (an owner's remember carries the hashes it routed with: the writer hashes nothing then).
+ */
 export function logEntry(
   id: number,
   recipient: string,
@@ -31,10 +34,17 @@ export function logEntry(
   msgId: string,
   seq: number,
   ts: number,
+  hashes?: { h1?: number; h2?: number },
 ): LogEntry {
-  sentKeyHashInto(recipient, sender, msgId); // as keyHashes, without its array and object
-  const h1 = keyHash[0]!;
-  const h2 = keyHash[1]! | 0;
+  let h1: number, h2: number;
+  if (hashes?.h1 !== undefined && hashes.h2 !== undefined) {
+    h1 = hashes.h1;
+    h2 = hashes.h2 | 0;
+  } else {
+    sentKeyHashInto(recipient, sender, msgId); // as keyHashes, without its array and object
+    h1 = keyHash[0]!;
+    h2 = keyHash[1]! | 0;
+  }
   return { id, recipient, sender, msgId, seq, ts, h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
 }
 

@@ -2,7 +2,8 @@
 
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
-import type { PortMsg, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import type { PortMsg, RememberReq, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { framePage, isFramePage } from "../../src/router/frame-page.ts";
 
 let toShard: { k: number; m: PortMsg }[];
@@ -449,6 +450,12 @@ describe("owner", () => {
     expect(toWriter.filter((m) => m.t === "remember")).toMatchObject([
       { keys: [{ msgId: "x", seq: 1 }, { msgId: "y", seq: 2 }] },
     ]);
+    // Each key carries the hashes it was routed with, as sentKeyHash gives them: the writer indexes it by those.
+    const rem = toWriter.find((m) => m.t === "remember") as RememberReq;
+    for (const k of rem.keys) {
+      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+      expect([k.h1, k.h2]).toEqual([h1, h2]);
+    }
     expect(acks()).toEqual([]);
     o.handle({ t: "committed", n: 1 });
     expect(acks()).toEqual(["x:delivered", "y:delivered"]);

@@ -8,6 +8,7 @@ import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/pa
 import type { AppendReq, PortMsg, SentMsg, StoredRow } from "../../src/router/wire.ts";
 import { packedBuffers, PortMesh } from "../../src/router/ports.ts";
 import { packRemember, unpackRemember } from "../../src/router/packed-keys.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
 
 const row = (recipient: string, seq: number, sender: string, msgId: string, body: number[]): StoredRow => ({
@@ -123,7 +124,11 @@ describe("packed stored acks", () => {
     const keys = (n: number) =>
       Array.from(
         { length: n },
-        (_, i) => ({ recipient: `r${i % 7}`, sender: "Zoë", msgId: `id${i}`, seq: i + 1, ts: 1_700_000_000_000 + i }),
+        (_, i) => {
+          const k = { recipient: `r${i % 7}`, sender: "Zoë", msgId: `id${i}`, seq: i + 1, ts: 1_700_000_000_000 + i };
+          const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId); // as an owner's keys carry them
+          return { ...k, h1, h2 };
+        },
       );
     const long = { t: "remember" as const, keys: keys(40) };
     const short = { t: "remember" as const, keys: keys(3) };

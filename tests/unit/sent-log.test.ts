@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../../src/limits.ts";
 import type { SentKey } from "../../src/router/wire.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
+import { logEntry } from "../../src/store/sent-runs.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-sentlog-${crypto.randomUUID().slice(0, 8)}-`));
@@ -108,6 +110,32 @@ describe("dedupe log", () => {
     expect(again.sent.runCount()).toBe(1);
     expect(again.sent.count()).toBe(n);
     for (const i of [0, 77, DEDUPE_RUN_KEYS - 1, DEDUPE_RUN_KEYS, n - 1]) expect(find(again, keys[i]!)).toBe(i + 1);
+    again.close();
+  });
+
+  test("keys that carry their owner's hashes are indexed as the writer would hash them: tail, run, reopen", () => {
+    const withHashes = (k: SentKey): SentKey => {
+      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+      return { ...k, h1, h2 };
+    };
+    for (const i of [0, 1, 96, 12345]) {
+      const k = key(i), h = withHashes(k);
+      expect(logEntry(i, h.recipient, h.sender, h.msgId, h.seq, h.ts, h)).toEqual(
+        logEntry(i, k.recipient, k.sender, k.msgId, k.seq, k.ts),
+      );
+    }
+    const path = freshPath();
+    const store = open(path);
+    const n = DEDUPE_RUN_KEYS + 10;
+    const keys = Array.from({ length: n }, (_, i) => withHashes(key(i)));
+    rememberAll(store, keys.slice(0, DEDUPE_RUN_KEYS));
+    buildRun(store);
+    rememberAll(store, keys.slice(DEDUPE_RUN_KEYS));
+    const probe = [0, 1, 5000, DEDUPE_RUN_KEYS - 1, DEDUPE_RUN_KEYS, n - 1];
+    for (const i of probe) expect(find(store, key(i))).toBe(i + 1); // looked up by text: hashed here
+    store.close();
+    const again = open(path); // the tail is read back from the file and hashed there
+    for (const i of probe) expect(find(again, key(i))).toBe(i + 1);
     again.close();
   });
 
