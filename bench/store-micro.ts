@@ -13,6 +13,9 @@
 //           as a shard's Bloom false positive asks the writer now and then (0: none).
 //   RESERVED=1 (env, flood): every user's seqs are reserved before the clock starts, as owners
 //           reserve a block before they store (without it each stored row also upserts `users`).
+//   OWNER_HASHES=0|1 (env, settle, flood): every key is built before the clock starts (so the tool's
+//           own key generator is not counted); with 1 each carries its two hashes as an owner routed
+//           it (sentKeyHash), so the store logs it without hashing it again, as the writer does.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,7 +32,7 @@ const perCommit = mode === "flood" ? 830 : 60;
 const users = mode === "flood" ? 10_000 : 1_000;
 const seqs = new Map<string, number>();
 
-type Key = { recipient: string; sender: string; msgId: string; seq: number; ts: number };
+type Key = { recipient: string; sender: string; msgId: string; seq: number; ts: number; h1?: number; h2?: number };
 
 function key(n: number): Key {
   const recipient = `user-${(n * 7919) % users}`;
@@ -68,6 +71,17 @@ if (mode === "flood" && process.env.RESERVED === "1") {
   });
 }
 const lookupEvery = Number(process.env.LOOKUP_EVERY ?? 0);
+const ownerHashes = process.env.OWNER_HASHES;
+let prebuilt: Key[] | null = null;
+if (ownerHashes !== undefined && mode !== "drain") {
+  const { sentKeyHash } = await import(join(root, "src/router/sent-filter.ts"));
+  prebuilt = Array.from({ length: total }, (_, n) => {
+    const k = key(n);
+    if (ownerHashes !== "1") return k;
+    const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+    return { ...k, h1, h2 };
+  });
+}
 let commits = 0;
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
@@ -79,7 +93,7 @@ for (let after = 0; mode === "drain";) {
 }
 for (let n = 0; mode !== "drain" && n < total;) {
   const keys: Key[] = [];
-  for (let i = 0; i < perCommit && n < total; i++, n++) keys.push(key(n));
+  for (let i = 0; i < perCommit && n < total; i++, n++) keys.push(prebuilt ? prebuilt[n]! : key(n));
   store.transaction(() => {
     if (mode === "flood") store.append(keys.map((k) => ({ ...k, body })));
     store.sent.remember(keys);

@@ -823,10 +823,12 @@ export class Owner {
     const rows: StoredRow[] = [];
     const o: number[] = [];
     const c: number[] = [];
+    const h: number[] = []; // the hashes each was routed with: the writer logs the keys by them
     for (const d of items) {
       rows.push({ recipient: b.user, seq: d.seq, sender: d.from, msgId: d.id, ts: d.ts, body: d.body });
       o.push(d.o);
       c.push(d.c);
+      h.push(d.h1, d.h2 | 0);
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
@@ -841,7 +843,7 @@ export class Owner {
         `seqs=${rows[0]!.seq}..${rows.at(-1)!.seq} n=${rows.length} phase=${l?.phase}`,
       );
     }
-    this.confirmable({ t: "append", rows, o, c });
+    this.confirmable({ t: "append", rows, o, c, h });
   }
 
   /**

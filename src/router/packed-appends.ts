@@ -8,8 +8,15 @@
 
 import type { AppendReq, StoredRow } from "./wire.ts";
 
-/** Per row, in `nums`: recipient length, sender length, id length, seq, ts, o, c, body end. */
-const FIELDS = 8;
+/**
+ * Per row, in `nums`: recipient length, sender length, id length, seq, ts, o, c, body end, and the
+ * key's two hashes as the owner routed it (sentKeyHash: h1 a uint32, h2 an int32; h1 = -1 when the
+ * append has none), so that the writer does not hash a stored row's key again (issue 14).
+ */
+const FIELDS = 10;
+const UINT32_END = 2 ** 32;
+const INT32_MIN = -(2 ** 31);
+const INT32_END = 2 ** 31;
 
 export interface PackedAppends {
   t: "appends";
@@ -38,6 +45,7 @@ export function packAppends(reqs: AppendReq[]): PackedAppends {
   let at = 0;
   for (let q = 0; q < reqs.length; q++) {
     const r = reqs[q]!;
+    const h = r.h;
     counts[q] = r.rows.length;
     for (let j = 0; j < r.rows.length; j++) {
       const row = r.rows[j]!;
@@ -52,6 +60,8 @@ export function packAppends(reqs: AppendReq[]): PackedAppends {
       nums[i++] = r.o[j]!;
       nums[i++] = r.c[j]!;
       nums[i++] = at;
+      nums[i++] = h === undefined ? -1 : h[2 * j]!;
+      nums[i++] = h === undefined ? 0 : h[2 * j + 1]!;
     }
   }
   return { t: "appends", counts, text, nums, bodies };
@@ -62,7 +72,7 @@ const isLength = (v: number) => Number.isSafeInteger(v) && v >= 0;
 
 /**
  * Well-formed: counts ≥ 1 adding up to the rows, lengths inside the text, seq ≥ 1 and integer ts,
- * o and c integers, bodies inside the buffer (the checks an AppendReq's rows get, wire.ts).
+ * o and c integers, bodies inside the buffer, hashes in range (the checks an AppendReq gets, wire.ts).
  */
 export function isPackedAppends(v: unknown): v is PackedAppends {
   if (typeof v !== "object" || v === null) return false;
@@ -85,9 +95,16 @@ function rowsFit(nums: Float64Array, textLength: number, bodyBytes: number): boo
     const e = nums[i + 7]!;
     if (!Number.isSafeInteger(e) || e < end) return false;
     end = e;
+    if (!isRowHash(nums[i + 8]!, nums[i + 9]!)) return false;
     at += nums[i]! + nums[i + 1]! + nums[i + 2]!;
   }
   return at === textLength && end <= bodyBytes;
+}
+
+/** A row's key hashes: h1 a uint32 (or -1: none) and h2 an int32. */
+export function isRowHash(h1: number, h2: number): boolean {
+  return Number.isInteger(h1) && h1 >= -1 && h1 < UINT32_END && Number.isInteger(h2) && h2 >= INT32_MIN &&
+    h2 < INT32_END;
 }
 
 /** Back to the owners' appends (call only on a checked one); bodies are views into the buffer. */
@@ -101,6 +118,7 @@ export function unpackAppends(p: PackedAppends): AppendReq[] {
     const rows = new Array<StoredRow>(n);
     const o = new Array<number>(n);
     const c = new Array<number>(n);
+    const h = new Array<number>(2 * n);
     for (let j = 0; j < n; j++, i += FIELDS) {
       const recipient = p.text.slice(at, at += p.nums[i]!);
       const sender = p.text.slice(at, at += p.nums[i + 1]!);
@@ -117,8 +135,10 @@ export function unpackAppends(p: PackedAppends): AppendReq[] {
       start = end;
       o[j] = p.nums[i + 5]!;
       c[j] = p.nums[i + 6]!;
+      h[2 * j] = p.nums[i + 8]!;
+      h[2 * j + 1] = p.nums[i + 9]!;
     }
-    out[q] = { t: "append", rows, o, c };
+    out[q] = { t: "append", rows, o, c, h };
   }
   return out;
 }

@@ -9,6 +9,7 @@
 import { isPackedPage, type PackedPage } from "./packed-page.ts";
 import { type FramePage, isFramePage } from "./frame-page.ts";
 import { isColumn, isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
+import { isRowHash } from "./packed-appends.ts";
 
 // ---- owner-bound ----
 
@@ -282,6 +283,11 @@ export interface AppendReq {
   /** Per row: origin shard/conn for the sender's "stored" ack (-1 = none due). */
   o: number[];
   c: number[];
+  /**
+   * Per row, the key's two hashes as the owner routed it (sentKeyHash; h1 = -1 for none, e.g. a
+   * row without id): the writer logs a stored row's dedupe key by them, without hashing it again.
+   */
+  h?: number[];
 }
 export interface LoadReq {
   t: "load";
@@ -444,6 +450,13 @@ function isStoredRow(v: unknown): v is StoredRow {
     isInt(v.ts) && isBytes(v.body);
 }
 
+/** An append's per-row key hashes: two per row, each pair in range (packed-appends.ts). */
+function isRowHashes(v: unknown, rows: number): boolean {
+  if (!Array.isArray(v) || v.length !== 2 * rows) return false;
+  for (let i = 0; i < v.length; i += 2) if (!isRowHash(v[i], v[i + 1])) return false;
+  return true;
+}
+
 const isKeyTriple = (v: unknown): v is [string, string, string] => Array.isArray(v) && v.length === 3 && v.every(isStr);
 function isSentKey(v: unknown): v is SentKey {
   return isObj(v) && isStr(v.recipient) && isStr(v.sender) && isStr(v.msgId) && v.msgId !== "" && isInt(v.seq) &&
@@ -506,7 +519,8 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   append: (v) =>
     Array.isArray(v.rows) && v.rows.length > 0 && v.rows.every(isStoredRow) && Array.isArray(v.o) &&
     Array.isArray(v.c) &&
-    v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt),
+    v.o.length === v.rows.length && v.c.length === v.rows.length && v.o.every(isInt) && v.c.every(isInt) &&
+    (v.h === undefined || isRowHashes(v.h, v.rows.length)),
   load: (v) =>
     isStr(v.user) && isInt(v.reserve) && v.reserve >= 0 && v.reserve <= 1 << 20 &&
     (v.box === undefined || isInt(v.box)),

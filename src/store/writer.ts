@@ -30,6 +30,7 @@ import type {
   RowsReply,
   ScanSentReq,
   SeenReq,
+  SentKey,
   SentPageReply,
   StoredRow,
   WriterReq,
@@ -585,12 +586,21 @@ export class Writer {
     for (const g of group) for (const row of g.r.rows) rows.push(row);
     const results = this.store.append(rows);
     // Stored rows settle their ids: into the durable dedupe window, in this same transaction.
-    const keys = [];
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      // Only new rows: a duplicate (same seq) was stored, and its key remembered, before.
-      if (r.msgId !== "" && results[i] === "stored") {
-        keys.push({ recipient: r.recipient, sender: r.sender, msgId: r.msgId, seq: r.seq, ts: r.ts });
+    const keys: SentKey[] = [];
+    let i = 0;
+    for (const g of group) {
+      const h = g.r.h;
+      for (let j = 0; j < g.r.rows.length; j++, i++) {
+        const r = g.r.rows[j]!;
+        // Only new rows: a duplicate (same seq) was stored, and its key remembered, before.
+        if (r.msgId === "" || results[i] !== "stored") continue;
+        // With the owner's routing hashes when it sent them (else the log hashes the key).
+        const h1 = h === undefined ? -1 : h[2 * j]!;
+        keys.push(
+          h1 >= 0
+            ? { recipient: r.recipient, sender: r.sender, msgId: r.msgId, seq: r.seq, ts: r.ts, h1, h2: h![2 * j + 1]! }
+            : { recipient: r.recipient, sender: r.sender, msgId: r.msgId, seq: r.seq, ts: r.ts },
+        );
       }
     }
     if (keys.length) this.store.sent.remember(keys);

@@ -461,6 +461,17 @@ describe("owner", () => {
     expect(acks()).toEqual(["x:delivered", "y:delivered"]);
   });
 
+  test("a stored row's append carries the hashes its key was routed with; a row without id carries none", () => {
+    ready("u");
+    o.handle(route("u", "m1"));
+    o.handle(route("u", "m2", "t"));
+    o.handle(route("u", ""));
+    const rows = appends().flatMap((a) => a.rows);
+    const h = appends().flatMap((a) => a.h ?? []);
+    expect(rows.map((r) => r.msgId)).toEqual(["m1", "m2", ""]);
+    expect(h).toEqual([...sentKeyHash("u", "s", "m1"), ...sentKeyHash("u", "t", "m2"), -1, 0]);
+  });
+
   test("acks of one turn share one remember; a request made meanwhile closes it first (writer order)", async () => {
     ready("u");
     ready("v");

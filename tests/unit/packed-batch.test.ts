@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { isPackedAppends, packAppends, unpackAppends } from "../../src/router/packed-appends.ts";
 import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/packed-acks.ts";
-import type { AppendReq, PortMsg, SentMsg, StoredRow } from "../../src/router/wire.ts";
+import { type AppendReq, isWriterReq, type PortMsg, type SentMsg, type StoredRow } from "../../src/router/wire.ts";
 import { packedBuffers, PortMesh } from "../../src/router/ports.ts";
 import { packRemember, unpackRemember } from "../../src/router/packed-keys.ts";
 import { sentKeyHash } from "../../src/router/sent-filter.ts";
@@ -19,8 +19,12 @@ const row = (recipient: string, seq: number, sender: string, msgId: string, body
   ts: 1_700_000_000_000 + seq,
   body: new Uint8Array(body),
 });
+/** Per row the key's hashes as an owner routed it (sentKeyHash), -1 and 0 for a row without id. */
+const hashesOf = (rows: StoredRow[]) =>
+  rows.flatMap((r) => r.msgId === "" ? [-1, 0] : sentKeyHash(r.recipient, r.sender, r.msgId));
+const bobRows = [row("bob", 1, "alice", "m1", [1, 2]), row("bob", 2, "", "x\0y", []), row("bob", 3, "al", "", [])];
 const reqs: AppendReq[] = [
-  { t: "append", rows: [row("bob", 1, "alice", "m1", [1, 2]), row("bob", 2, "", "x\0y", [])], o: [0, -1], c: [7, 8] },
+  { t: "append", rows: bobRows, o: [0, -1, 2], c: [7, 8, 9], h: hashesOf(bobRows) },
   { t: "append", rows: [row("Zoë 🦊", 2 ** 40, "al", "icem1", [255])], o: [3], c: [2 ** 31] },
 ];
 
@@ -28,11 +32,14 @@ describe("packed appends", () => {
   test("round trip, unicode and NUL included, bodies byte-exact, each append kept apart", () => {
     const p = packAppends(reqs);
     expect(isPackedAppends(p)).toBe(true);
-    expect(p.counts).toEqual([2, 1]);
+    expect(p.counts).toEqual([3, 1]);
     const back = unpackAppends(p);
+    // An append without hashes comes back with "none" (-1, 0) for each row: the writer hashes those keys.
+    const want = reqs.map((r) => ({ ...r, h: r.h ?? [-1, 0] }));
     expect(back.map((r) => ({ ...r, rows: r.rows.map((x) => ({ ...x, body: [...x.body] })) }))).toEqual(
-      reqs.map((r) => ({ ...r, rows: r.rows.map((x) => ({ ...x, body: [...x.body] })) })),
+      want.map((r) => ({ ...r, rows: r.rows.map((x) => ({ ...x, body: [...x.body] })) })),
     );
+    expect(back[0]!.h!.slice(0, 2)).toEqual(sentKeyHash("bob", "alice", "m1")); // the owner's hashes, as given
   });
 
   test("the guard refuses bad counts, lengths, seq < 1, a fractional ts or conn, bodies past the buffer", () => {
@@ -48,13 +55,34 @@ describe("packed appends", () => {
     expect(withNum(6, 0.5)).toBe(false);
     expect(withNum(0, 4)).toBe(false); // lengths no longer add up to the text
     expect(withNum(7, 99)).toBe(false); // a body past the buffer
-    expect(withNum(15, 0)).toBe(false); // body ends going backwards
+    expect(withNum(17, 0)).toBe(false); // body ends going backwards
+    expect(withNum(8, 2 ** 32 - 1)).toBe(true); // control: the largest uint32 h1
+    expect(withNum(8, 2 ** 32)).toBe(false); // h1 past a uint32
+    expect(withNum(8, -2)).toBe(false); // h1 below "none"
+    expect(withNum(8, 0.5)).toBe(false);
+    expect(withNum(9, -(2 ** 31))).toBe(true); // control: the smallest int32 h2
+    expect(withNum(9, 2 ** 31)).toBe(false); // h2 past an int32
+    expect(withNum(9, NaN)).toBe(false);
     expect(isPackedAppends({ ...p, counts: [3, 0] })).toBe(false);
     expect(isPackedAppends({ ...p, counts: [1, 1] })).toBe(false);
     expect(isPackedAppends({ ...p, counts: [] })).toBe(false);
     expect(isPackedAppends({ ...p, text: p.text + "z" })).toBe(false);
     expect(isPackedAppends({ ...p, nums: [...p.nums] })).toBe(false);
     expect(isPackedAppends({ ...p, t: "append" })).toBe(false);
+  });
+});
+
+describe("an append's key hashes at the writer's port", () => {
+  test("two per row, each pair in range, or none at all", () => {
+    const a = reqs[0]!;
+    expect(isWriterReq(a)).toBe(true);
+    expect(isWriterReq({ ...a, h: undefined })).toBe(true); // an append without hashes: the writer hashes
+    expect(isWriterReq({ ...a, h: a.h!.slice(2) })).toBe(false); // one row short
+    expect(isWriterReq({ ...a, h: [2 ** 32, 0, -1, 0, -1, 0] })).toBe(false);
+    expect(isWriterReq({ ...a, h: [0, 2 ** 31, -1, 0, -1, 0] })).toBe(false);
+    expect(isWriterReq({ ...a, h: [-2, 0, -1, 0, -1, 0] })).toBe(false);
+    expect(isWriterReq({ ...a, h: ["1", 0, -1, 0, -1, 0] })).toBe(false);
+    expect(isWriterReq({ ...a, h: [5, -7, -1, 0, -1, 0] })).toBe(true); // control
   });
 });
 

@@ -14,6 +14,7 @@ import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
 import { packAppends } from "../../src/router/packed-appends.ts";
+import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
@@ -448,6 +449,22 @@ describe("writer group commit", () => {
     const answers = replies.filter((m) => m.t === "sent" || m.t === "sendError");
     expect(answers[2]).toMatchObject({ t: "sent", conn: 11, id: "m1", status: "duplicate" });
     expect(answers[3]).toMatchObject({ t: "sendError", conn: 12, id: "m2", code: "SERVER_BUSY" });
+  });
+
+  test("a stored row's dedupe key is logged by the hashes its append carries; without them the writer hashes it", async () => {
+    writer(0, 1_000_000);
+    const t = Date.now();
+    const rows = [1, 2, 3].map((seq) => ({ ...row(seq), ts: t }));
+    // Row 1 carries its own key's hashes, as an owner routes it; row 2 another key's (never sent by an
+    // owner: here it shows the writer takes what it is given and hashes nothing, so the lookup of m2,
+    // which probes by m2's own hashes, misses it); row 3 none (-1): hashed by the writer, found.
+    const h = [...sentKeyHash("u", "s", "m1"), ...sentKeyHash("u", "s", "other"), -1, 0];
+    shardSide.postMessage([packAppends([{ ...(append(rows) as AppendReq), h }])]);
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    const lookup = (id: string): WriterReq => ({ t: "lookup", user: "u", from: "s", id, since: t });
+    send(lookup("m1"), lookup("m2"), lookup("other"), lookup("m3"));
+    await waitFor(() => replies.filter((m) => m.t === "lookedUp").length === 4);
+    expect(replies.filter((m) => m.t === "lookedUp").map((m) => (m as { seq: number }).seq)).toEqual([1, 0, 0, 3]);
   });
 
   test("a full dedupe tail becomes a run after the commit; lookups and the filter scan see every key", async () => {
