@@ -98,7 +98,9 @@ function storedAcks(r: unknown, out: unknown[]): number {
   // The packed run (router/packed-acks.ts), spelled out so this tool still runs on older sources.
   let ids = "";
   const nums: number[] = [];
-  for (let i = 0, at = 0; i < p.nums.length; i += 8) {
+  // Numbers per row: 8 in older sources, 10 since rows carry their key hashes.
+  const fields = p.nums.length / p.counts!.reduce((a, b) => a + b, 0);
+  for (let i = 0, at = 0; i < p.nums.length; i += fields) {
     at += p.nums[i]! + p.nums[i + 1]!;
     ids += p.text!.slice(at, at += p.nums[i + 2]!);
     nums.push(p.nums[i + 6]!, p.nums[i + 2]!);
