@@ -458,7 +458,6 @@ export class InboxStore {
     return this.#log.buildIndex(sliceRows);
   }
 
-  /** Closes the connection; further calls throw. Safe to call twice. */
   /**
    * Copies the WAL into the database and truncates it to zero bytes: the disk space the WAL took
    * (up to walAutocheckpointPages pages) goes back to the file system. Throws like any write.
@@ -468,6 +467,7 @@ export class InboxStore {
     this.#db.run("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
+  /** Closes the connection; further calls throw. Safe to call twice. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
