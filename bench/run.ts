@@ -38,7 +38,7 @@ const SCENARIOS: Record<One, Scenario<unknown>> = {
   "cluster-scale": clusterScale,
 };
 
-/** Scenarios that start dist/iris themselves even when --url is given. */
+/** Scenarios that start dist/iris themselves even when --url is given (under `all`; alone they refuse it: args.ts). */
 const NEEDS_BINARY: One[] = [
   "hotspot",
   "drain",

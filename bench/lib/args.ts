@@ -54,11 +54,15 @@ export interface BenchArgs {
   autoTune: boolean;
 }
 
+/** Scenarios that measure a running server given by --url / --tcp (and `all`, for those two). */
+const EXTERNAL_SCENARIOS = ["throughput", "connections", "all"] as const;
+
 export const USAGE = `usage: npm run bench -- <scenario> [flags]
 scenarios: ${SCENARIOS.join(", ")}
   --smoke              tiny sizes, a few seconds (what the test suite runs)
   --shards 1,2         run Iris once per shard count (default: the server's default)
-  --url ws://HOST:P/ws measure a running server instead of dist/iris (loopback only)
+  --url ws://HOST:P/ws measure a running server instead of dist/iris (loopback only;
+                       throughput and connections: the other scenarios start their own)
   --tcp HOST:PORT      same, over the seed's raw TCP protocol (implies --proto v0)
   --proto v0|v1        wire protocol (default v1; v0 = the seed's packets, no acks)
   --conns N            connections (throughput: 1000 = 500 pairs)
@@ -227,6 +231,13 @@ export function parseArgs(argv: string[]): BenchArgs {
     a.scenario = scenario as ScenarioName;
   }
   if (a.url && a.tcp) throw new ArgsError("--url and --tcp are exclusive");
+  // The other scenarios start their own server: a running one given here would sit idle while they
+  // measure another (`all` runs both kinds, as documented).
+  if ((a.url || a.tcp) && !(EXTERNAL_SCENARIOS as readonly string[]).includes(a.scenario)) {
+    throw new ArgsError(
+      `--url/--tcp: ${a.scenario} starts its own server (see --binary); only throughput and connections measure a running one`,
+    );
+  }
   // `all` prints issue 14's table, which has a row for each login kind (the SDK's default is bundled).
   if (a.scenario === "all") a.bothLogins = true;
   return a;

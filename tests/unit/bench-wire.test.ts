@@ -100,6 +100,10 @@ describe("bench args and /proc parsing", () => {
     expect(isLoopbackHost("example.com")).toBe(false);
     expect(() => parseArgs(["throughput", "--url", "ws://192.168.1.2:80/ws"])).toThrow(/loopback/);
     expect(() => parseArgs(["throughput", "--tcp", "8.8.8.8:1"])).toThrow(/loopback/);
+    // A scenario that starts its own server refuses a running one instead of leaving it idle.
+    expect(() => parseArgs(["offline-flood", "--url", "ws://127.0.0.1:9000/ws"])).toThrow(/starts its own server/);
+    expect(() => parseArgs(["drain", "--tcp", "127.0.0.1:9000"])).toThrow(/starts its own server/);
+    expect(parseArgs(["connections", "--url", "ws://127.0.0.1:9000/ws"]).url).toBe("ws://127.0.0.1:9000/ws");
     const a = parseArgs(["throughput", "--shards", "1,2", "--tcp", "127.0.0.1:9000", "--smoke"]);
     expect(a.shards).toEqual([1, 2]);
     expect(a.proto).toBe("v0");
