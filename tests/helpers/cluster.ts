@@ -29,22 +29,40 @@ export interface ThreeNodeOptions {
 export async function startThreeNodes(o: ThreeNodeOptions = {}): Promise<ThreeNodes> {
   const nats = o.nats ?? await startNats();
   const nodes: RunningServer[] = [];
-  const replicas = ["--cluster-replicas", String(o.replicas ?? 1)];
-  for (let i = 1; i <= 3; i++) {
-    const args = ["--cluster", nats.urls.join(","), "--node-id", `iris${i}`, ...replicas];
-    nodes.push(await startServer({ shards: 1, args }));
+  let watcher: NatsLink | null = null;
+  // What was started is stopped here if the start fails part-way (no binary, a node that never
+  // joins): the caller gets no handle to close, and a leaked nats-server outlives the test run.
+  const stopAll = async () => {
+    for (const n of nodes) await n.stop().catch(() => {});
+    await watcher?.close().catch(() => {});
+    if (!o.nats) await nats.close();
+  };
+  try {
+    const replicas = ["--cluster-replicas", String(o.replicas ?? 1)];
+    for (let i = 1; i <= 3; i++) {
+      const args = ["--cluster", nats.urls.join(","), "--node-id", `iris${i}`, ...replicas];
+      nodes.push(await startServer({ shards: 1, args }));
+    }
+    watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
+    const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
+    await until(
+      async () => (await Array.fromAsync(await kv.keys())).length === 3,
+      "3 nodes in the member list",
+      20_000,
+    );
+    await Bun.sleep(SETTLE_MS);
+  } catch (e) {
+    await stopAll();
+    throw e;
   }
-  const watcher = await openLink({ servers: nats.urls, nodeId: "watcher", replicas: 1 });
-  const kv = await new Kvm(watcher.nc).open(NODES_BUCKET);
-  await until(async () => (await Array.fromAsync(await kv.keys())).length === 3, "3 nodes in the member list", 20_000);
-  await Bun.sleep(SETTLE_MS);
+  const link = watcher;
   return {
     nats,
-    watcher,
+    watcher: link,
     nodes,
     async close() {
       for (const n of nodes) await n.stop().catch(() => {});
-      await watcher.close();
+      await link.close();
       await nats.close();
     },
   };
