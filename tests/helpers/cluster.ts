@@ -30,12 +30,13 @@ export async function startThreeNodes(o: ThreeNodeOptions = {}): Promise<ThreeNo
   const nats = o.nats ?? await startNats();
   const nodes: RunningServer[] = [];
   let watcher: NatsLink | null = null;
-  // What was started is stopped here if the start fails part-way (no binary, a node that never
-  // joins): the caller gets no handle to close, and a leaked nats-server outlives the test run.
-  const stopAll = async () => {
+  // Stops the nodes and the watcher, and NATS when asked: close() always does (as before); a start
+  // that fails part-way (no binary, a node that never joins) only if it started NATS itself, since
+  // its caller gets no handle to close and a leaked nats-server outlives the test run.
+  const stopAll = async (closeNats: boolean) => {
     for (const n of nodes) await n.stop().catch(() => {});
     await watcher?.close().catch(() => {});
-    if (!o.nats) await nats.close();
+    if (closeNats) await nats.close();
   };
   try {
     const replicas = ["--cluster-replicas", String(o.replicas ?? 1)];
@@ -52,18 +53,8 @@ export async function startThreeNodes(o: ThreeNodeOptions = {}): Promise<ThreeNo
     );
     await Bun.sleep(SETTLE_MS);
   } catch (e) {
-    await stopAll();
+    await stopAll(!o.nats);
     throw e;
   }
-  const link = watcher;
-  return {
-    nats,
-    watcher: link,
-    nodes,
-    async close() {
-      for (const n of nodes) await n.stop().catch(() => {});
-      await link.close();
-      await nats.close();
-    },
-  };
+  return { nats, watcher, nodes, close: () => stopAll(true) };
 }
