@@ -13,6 +13,7 @@ import {
   CHAIN_SWEEP_EVERY_MS,
   CHAIN_SWEEP_SLICES,
   HOUSEKEEPING_EVERY_MS,
+  IDLE_GC_BURST_BYTES,
   OWNER_IDLE_MS,
   OWNER_STATS_EVERY_MS,
   OWNER_SWEEP_EVERY_MS,
@@ -54,6 +55,11 @@ export class ShardHost {
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   /** Peer shards that died and have not been re-attached to since. */
   private readonly downPeers = new Set<number>();
+  /**
+   * Told when an owner sweep let go of a burst of memory (observe/idle-gc.ts `owe`): an idle
+   * shard runs no collection by itself, so what the sweep freed would stay resident.
+   */
+  onSweptGarbage: (() => void) | null = null;
 
   constructor(private readonly o: ShardOptions) {
     this.signals = o.cluster ? new ClusterSignals(o.reader, o.cluster) : new Signals(o.reader);
@@ -82,7 +88,11 @@ export class ShardHost {
       ...(c ? clusterRouting(c) : {}),
     });
     if (c) this.wireCluster(c);
-    this.every(OWNER_SWEEP_EVERY_MS, () => this.owner.sweep(OWNER_IDLE_MS));
+    this.every(OWNER_SWEEP_EVERY_MS, () => {
+      const before = this.owner.stats.recentBytesSwept;
+      this.owner.sweep(OWNER_IDLE_MS);
+      if (this.owner.stats.recentBytesSwept - before >= IDLE_GC_BURST_BYTES) this.onSweptGarbage?.();
+    });
     // Owner counters live in plain fields (hot path); publish them to shared metrics periodically.
     this.every(OWNER_STATS_EVERY_MS, () => this.publishOwnerStats());
     this.every(CHAIN_SWEEP_EVERY_MS, () => this.sessions.sweepChains(CHAIN_SWEEP_SLICES));
@@ -158,6 +168,7 @@ export class ShardHost {
     m.set("storeFullRejects", st.storeFullRejects);
     m.set("orderRefused", st.orderRefused);
     m.set("staleLogins", st.staleLogins);
+    m.set("dedupeMemoriesReleased", st.recentReleased);
     m.set("hotPages", st.hotPages);
     m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
     m.set("drainBytesOut", this.owner.drainBytesOut);

@@ -42,7 +42,8 @@ function init(m: ShardInit, cluster?: ShardCluster): void {
   host.mesh.setWriter(m.writer);
   host.owner.startDedupeScan(); // the filter of the durable dedupe window, rebuilt from the store
   const owner = host.owner;
-  startIdleCollection(() => owner.stats.routed); // a burst's garbage is given back once the shard goes quiet
+  const idle = startIdleCollection(() => owner.stats.routed); // a burst's garbage is given back once the shard goes quiet
+  host.onSweptGarbage = () => idle.owe();
   try {
     const port = host.listen(m.port);
     const tcpPort = m.tcpPort !== undefined ? host.listenTcp(m.tcpPort) : undefined;

@@ -36,6 +36,8 @@ export class IdleCollector {
   private last: number;
   /** Still looks in a row since the last collection; -1 when no shrink is owed. */
   private stillLooks = -1;
+  /** The thread dropped a burst's worth of objects it held (see owe): collect at the next quiet look. */
+  private owed = false;
 
   constructor(heapBytes: number, private readonly p: IdleGcPolicy) {
     this.floor = heapBytes;
@@ -53,7 +55,16 @@ export class IdleCollector {
     const quiet = sinceLast >= 0 && sinceLast < this.p.quietBytes;
     const still = sinceLast >= 0 && sinceLast < (this.p.stillBytes ?? 0);
     if (this.stillLooks >= 0) this.stillLooks = still ? this.stillLooks + 1 : 0;
-    return quiet && heapBytes - this.floor >= this.p.burstBytes;
+    return quiet && (this.owed || heapBytes - this.floor >= this.p.burstBytes);
+  }
+
+  /**
+   * The thread let go of at least a burst of memory it held for a long time (an owner's sweep of
+   * idle users): garbage the heap size does not show until a collection, which an idle thread
+   * never runs by itself. The next quiet look collects (and a still one after it shrinks).
+   */
+  owe(): void {
+    this.owed = true;
   }
 
   /**
@@ -73,6 +84,7 @@ export class IdleCollector {
     this.floor = heapBytes;
     this.last = heapBytes;
     this.stillLooks = 0;
+    this.owed = false;
   }
 }
 
@@ -99,11 +111,16 @@ export class WorkGate {
   }
 }
 
+/** The look timer's handle: `owe` is IdleCollector.owe. */
+export interface IdleCollection {
+  owe(): void;
+}
+
 /**
  * Starts the look timer on this thread (a Worker's); it never keeps the thread alive. `work`, if
  * given, counts the thread's work (e.g. messages routed): no look while it moves.
  */
-export function startIdleCollection(work?: () => number): void {
+export function startIdleCollection(work?: () => number): IdleCollection {
   const c = new IdleCollector(heapSize(), {
     burstBytes: IDLE_GC_BURST_BYTES,
     quietBytes: IDLE_GC_QUIET_BYTES,
@@ -120,4 +137,5 @@ export function startIdleCollection(work?: () => number): void {
     c.collected(heapSize());
   }, IDLE_GC_EVERY_MS);
   t.unref?.();
+  return { owe: () => c.owe() };
 }

@@ -67,6 +67,7 @@ export const FIELDS = [
   "storeFullRejects",
   "orderRefused",
   "staleLogins",
+  "dedupeMemoriesReleased",
   // cluster (only rendered in cluster mode; gauges written by each node's first shard only)
   "clusterNodesUp",
   "clusterItemsOut",
@@ -336,6 +337,11 @@ const help: Help = {
     "iris_stale_logins_total",
     "counter",
     "logins read after a newer login of the same user (a starved shard) and closed as replaced",
+  ],
+  dedupeMemoriesReleased: [
+    "iris_dedupe_memories_released_total",
+    "counter",
+    "online users idle past the sweep whose in-memory dedupe ids were released (the store still has them)",
   ],
 };
 

@@ -216,8 +216,9 @@ interface UserBox {
  */
 interface BoxRare {
   statusWaiters: StatusQuery[]; // presence queries that came while the box loaded (NONE: none)
-  // The mark of the newest dedupe records asked for on this user's acks: a retry of an acked
-  // message is answered "duplicate" at once only if that many confirmables are committed.
+  // The mark of the newest dedupe records asked for this user (on its acks, or with its stored
+  // rows): a retry of an acked message is answered "duplicate" at once only if that many
+  // confirmables are committed, and the box's memory of ids is released only then (sweep).
   recentMark: number;
   /** Per sender, the id this box numbered last (prevTaken); null until the first. */
   lastTaken: Map<string, string> | null;
@@ -270,6 +271,8 @@ export interface OwnerStats {
   hotPages: number; // backlog pages answered from the shard's memory (hot-backlog.ts), not the writer
   boxes: number;
   online: number;
+  recentReleased: number; // memories of ids released from idle online users (sweep)
+  recentBytesSwept: number; // bytes of memories of ids the sweep let go (released, or with their box)
 }
 
 export class Owner {
@@ -336,6 +339,8 @@ export class Owner {
     hotPages: 0,
     boxes: 0,
     online: 0,
+    recentReleased: 0,
+    recentBytesSwept: 0,
   };
 
   /** Admin API requests (inspect, purge, disconnect): see owner-admin.ts. */
@@ -843,7 +848,8 @@ export class Owner {
         `seqs=${rows[0]!.seq}..${rows.at(-1)!.seq} n=${rows.length} phase=${l?.phase}`,
       );
     }
-    this.confirmable({ t: "append", rows, o, c, h });
+    const mark = this.confirmable({ t: "append", rows, o, c, h });
+    if (b.recent !== null) rareOf(b).recentMark = mark; // its keys are durable once this commits
   }
 
   /**
@@ -1532,12 +1538,20 @@ export class Owner {
     return n;
   }
 
-  /** Forgets offline, idle boxes (their state is in the store) so memory tracks active users. */
+  /**
+   * Forgets offline, idle boxes (their state is in the store) so memory tracks active users, and
+   * releases the memory of ids of online users who got nothing for as long (releaseRecent).
+   */
   sweep(idleMs: number): number {
     const cutoff = this.io.now() - idleMs;
     let n = 0;
     for (const [u, b] of this.boxes) {
-      if (b.link || b.seqState !== "ready" || b.waiting.length || b.lookingUp || b.touched > cutoff) continue;
+      if (b.link) {
+        if (b.recent !== null && b.touched <= cutoff && this.recentReleasable(b)) this.releaseRecent(b);
+        continue;
+      }
+      if (b.seqState !== "ready" || b.waiting.length || b.lookingUp || b.touched > cutoff) continue;
+      this.stats.recentBytesSwept += b.recent?.bytes ?? 0;
       this.boxes.delete(u);
       this.hot?.forget(u);
       n++;
@@ -1545,6 +1559,32 @@ export class Owner {
     this.stats.boxes = this.boxes.size;
     this.filter.expire(this.io.now());
     return n;
+  }
+
+  /**
+   * Whether every key in the box's memory of ids is in the durable dedupe window, so that a retry
+   * it no longer remembers is still found there (the filter says "maybe", the store answers). Keys
+   * of unacked deliveries are not, nor are those whose record is not committed (recentMark). One
+   * node only: a cluster owner tells an earlier owner's late rows apart by this memory
+   * (adoptLate), which has no store to ask.
+   */
+  private recentReleasable(b: UserBox): boolean {
+    const l = b.link;
+    return this.io.owns === undefined && !b.settling && b.lookingUp === null &&
+      b.waiting.length === 0 && (l === null || (l.pending.length === 0 && l.holdback.length === 0)) &&
+      (b.rare?.recentMark ?? 0) <= this.confirmedCount;
+  }
+
+  /**
+   * An online user who got nothing for a while keeps no memory of ids: at its limit it is ~50 KB a
+   * user (recent-ids.ts), and without this a server holds it for every user who was ever busy for
+   * as long as they stay connected (issue 14: 1,000 busy recipients left the shard a 46 MB heap
+   * against 10 MB). A later retry costs a store lookup instead of a memory hit.
+   */
+  private releaseRecent(b: UserBox): void {
+    this.stats.recentBytesSwept += b.recent?.bytes ?? 0;
+    b.recent = null;
+    this.stats.recentReleased++;
   }
 
   // ---- the dedupe filter ----

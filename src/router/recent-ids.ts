@@ -108,6 +108,11 @@ export class RecentIds {
     return this.liveCount;
   }
 
+  /** Bytes of its arrays (what dropping it gives back). */
+  get bytes(): number {
+    return this.nums.byteLength + this.keys.byteLength + this.index.byteLength + this.chars.byteLength;
+  }
+
   /** The slot of (from, id) with key hash `h`, or -1. Valid until the next add or remove. */
   find(h: number, from: string, id: string): number {
     const mask = this.index.length - 1;

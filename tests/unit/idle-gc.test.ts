@@ -41,6 +41,17 @@ describe("idle collection", () => {
     expect(c.look(12 * MB + 2000)).toBe(true);
   });
 
+  test("memory let go without the heap growing (owe) is collected at the next quiet look, once", () => {
+    const c = new IdleCollector(10 * MB, policy);
+    expect(c.look(10 * MB)).toBe(false); // idle, no burst: nothing to collect
+    c.owe();
+    expect(c.look(10 * MB + 500_000)).toBe(false); // still busy (grew past quiet)
+    expect(c.look(10 * MB + 500_100)).toBe(true); // quiet: the owed collection runs
+    c.collected(6 * MB);
+    expect(c.look(6 * MB + 100)).toBe(false); // paid: not again
+    expect(c.look(6 * MB + 200)).toBe(false);
+  });
+
   test("the work gate says moved while the counter moves, then still", () => {
     const g = new WorkGate();
     expect(g.moved(0)).toBe(true); // the first look: unknown, counts as working

@@ -753,3 +753,84 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
     expect(c.hot).toBeNull();
   });
 });
+
+describe("owner: an idle online user's memory of ids", () => {
+  const lookups = () => toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id);
+  const live = (user: string) => {
+    ready(user);
+    o.handle({ t: "attach", user, shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user, gen: 1, rows: [], more: false });
+  };
+
+  test("is released by the sweep once every key is durable; a retry is then asked of the store", async () => {
+    live("u");
+    o.handle(route("u", "m"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    await turnEnd(); // the acked key's remember leaves at the turn's end
+    o.handle({ t: "committed", n: 1 });
+    expect(acks()).toEqual(["m:delivered"]);
+    o.sweep(0); // the fixed clock: idle since now
+    expect(o.stats.recentReleased).toBe(1);
+    expect(o.stats.boxes).toBe(1); // the box stays: its user is online
+    expect(o.stats.recentBytesSwept).toBeGreaterThan(0); // what the shard's idle collection is told
+    o.handle(route("u", "m"));
+    expect(lookups()).toEqual(["m"]); // not remembered here any more: the store is asked
+    expect(acks()).toEqual(["m:delivered"]);
+    o.handle({ t: "lookedUp", user: "u", from: "s", id: "m", seq: 1 });
+    expect(acks()).toEqual(["m:delivered", "m:duplicate"]);
+    expect(delivered()).toEqual(["m"]);
+    o.handle(route("u", "n")); // new messages go on live
+    expect(delivered()).toEqual(["m", "n"]);
+  });
+
+  test("is kept while a delivery is unacked, and while an acked key's record is not committed", async () => {
+    live("u");
+    o.handle(route("u", "m"));
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(0);
+    o.handle({ ...route("u", "m"), c: 8 }); // a retry of the in-flight delivery: known here, no lookup
+    expect(lookups()).toEqual([]);
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    await turnEnd();
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(0);
+    o.handle({ t: "committed", n: 1 });
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(1);
+  });
+
+  test("is kept until the rows it stored for an online user are committed", () => {
+    live("u");
+    for (const id of ["a", "b", "c", "d", "e"]) o.handle(route("u", id)); // past maxPending (4): stored
+    expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["a", "b", "c", "d", "e"]);
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(0);
+    o.handle({ t: "committed", n: appends().length });
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(1);
+    o.handle(route("u", "c"));
+    expect(lookups()).toEqual(["c"]);
+  });
+
+  test("is not released by a user who got something since the cutoff, nor in a cluster", async () => {
+    live("u");
+    o.handle(route("u", "m"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    await turnEnd();
+    o.handle({ t: "committed", n: 1 });
+    o.sweep(1); // touched now: not idle for 1 ms yet
+    expect(o.stats.recentReleased).toBe(0);
+
+    await turnEnd();
+    toShard = [];
+    toWriter = [];
+    o = new Owner({ ...io, owns: () => true }, limits);
+    live("u");
+    o.handle(route("u", "m"));
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    await turnEnd();
+    o.handle({ t: "committed", n: 1 });
+    o.sweep(0);
+    expect(o.stats.recentReleased).toBe(0);
+  });
+});
