@@ -81,7 +81,9 @@ try {
   const rssLoggedIn = rssMb();
   const t0 = performance.now();
   for (const s of senders) for (let w = 0; w < WINDOW; w++) sendNext(s);
-  await Promise.race([done, Bun.sleep(300_000)]);
+  let giveUp!: ReturnType<typeof setTimeout>;
+  await Promise.race([done, new Promise<void>((r) => (giveUp = setTimeout(r, 300_000)))]);
+  clearTimeout(giveUp); // else it keeps the process alive after the report
   const sendSecs = (performance.now() - t0) / 1000;
   const samples: { s: number; rssMb: number; released: number; usersHeld: number }[] = [];
   const t1 = performance.now();
