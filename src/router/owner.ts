@@ -224,6 +224,15 @@ interface BoxRare {
   lastTaken: Map<string, string> | null;
 }
 
+/** The lowest seq of the box's live deliveries not acked yet or held back (Infinity: none). */
+function unsettledFrom(b: UserBox): number {
+  const l = b.link;
+  if (l === null) return Infinity;
+  const p = l.pending.length > 0 ? l.pending[0]!.seq : Infinity;
+  const h = l.holdback.length > 0 ? l.holdback[0]!.seq : Infinity;
+  return p < h ? p : h;
+}
+
 function rareOf(b: UserBox): BoxRare {
   return b.rare ??= { statusWaiters: NONE, recentMark: 0, lastTaken: null };
 }
@@ -680,9 +689,14 @@ export class Owner {
     return b.recent ? b.recent.find(recentHash(b.user, from, id), from, id) : -1;
   }
 
-  /** Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`. */
+  /**
+   * Remembers (sender, id) → seq; the oldest are forgotten a batch at a time past `recentIds`, but
+   * never the key of a delivery still unacked or held back: it is in no store yet, so a retry that
+   * missed it here would be looked up, not found, and delivered a second time under a new seq
+   * (maxPending, 1,000 by default, is above the memory's 512).
+   */
   private remember(b: UserBox, h: number, from: string, id: string, seq: number, now?: number): void {
-    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, now ?? this.io.now());
+    (b.recent ??= new RecentIds(this.limits.recentIds)).add(h, from, id, seq, now ?? this.io.now(), unsettledFrom(b));
   }
 
   /**

@@ -9,7 +9,9 @@
 // collision cannot make a distinct message look like a duplicate.
 //
 // Slots form a ring in insertion order (the order a Map iterates). Past `limit + EVICT_BATCH` live
-// keys the oldest are forgotten down to `limit` (one pass, not one per add). A removed key leaves a
+// keys the oldest are forgotten down to `limit` (one pass, not one per add), except keys the
+// caller pins (add's `keepFrom`: seqs not durable yet, which no store lookup could find): the
+// pass stops at the first of them, and the ring grows past the limit while they stay. A removed key leaves a
 // dead slot that the ring skips; a full ring, a full arena or too many dead slots rebuild the lot
 // (live keys copied in order), which is also how the memory grows: a box that heard few ids keeps
 // small arrays.
@@ -134,9 +136,10 @@ export class RecentIds {
 
   /**
    * Remembers (from, id) → seq at `ts`. A key already held is overwritten where it
-   * stands (as Map.set keeps its place); the oldest are forgotten past the limit.
+   * stands (as Map.set keeps its place); the oldest are forgotten past the limit, up to the first
+   * whose seq is `keepFrom` or more (pinned: not durable anywhere else yet).
    */
-  add(h: number, from: string, id: string, seq: number, ts: number): void {
+  add(h: number, from: string, id: string, seq: number, ts: number, keepFrom = Infinity): void {
     const held = this.find(h, from, id);
     if (held >= 0) return this.put(held, seq, ts);
     if (from.length > MAX_PART || id.length > MAX_PART) throw new RangeError("recent-ids: key part too long");
@@ -155,7 +158,7 @@ export class RecentIds {
     this.put(s, seq, ts);
     this.link(h, s);
     this.liveCount++;
-    if (this.liveCount > this.limit + RECENT_EVICT_BATCH) this.evictTo(this.limit);
+    if (this.liveCount > this.limit + RECENT_EVICT_BATCH) this.evictTo(this.limit, keepFrom);
   }
 
   /** Forgets the key in `slot` (its slot stays dead in the ring until the ring passes it). */
@@ -180,13 +183,23 @@ export class RecentIds {
     this.nums[s * NUM + 1] = ts;
   }
 
-  /** Drops the oldest live keys (and every dead slot before them) until `keep` are left. */
-  private evictTo(keep: number): void {
+  /**
+   * Drops the oldest live keys (and every dead slot before them) until `keep` are left, or until
+   * the oldest is pinned (seq `keepFrom` or more).
+   */
+  private evictTo(keep: number, keepFrom: number): void {
     while (this.liveCount > keep && this.tail < this.head) {
-      const s = this.tail++ % this.slots;
-      if (this.nums[s * NUM] !== 0) this.remove(s);
+      const s = this.tail % this.slots;
+      const seq = this.nums[s * NUM]!;
+      if (seq >= keepFrom) break; // a dead slot (0) is never pinned
+      this.tail++;
+      if (seq !== 0) this.remove(s);
     }
     this.dropDeadTail();
+    // Grown past the limit while keys were pinned, and now back under it: back to the limit's size.
+    if (this.slots > this.maxSlots && this.liveCount + SPARE_SLOTS <= this.maxSlots) {
+      this.rebuild(this.liveCount, 0, false);
+    }
   }
 
   /** Moves the tail past dead slots, and the arena's tail to the oldest slot's key. */
@@ -324,9 +337,13 @@ export class RecentIds {
     this.charHead = used;
   }
 
-  /** Ring slots for `live` keys: twice as many (a growing box copies each key about twice in all). */
+  /**
+   * Ring slots for `live` keys: twice as many (a growing box copies each key about twice in all),
+   * up to what the limit needs; past it only while pinned keys hold the memory over its limit.
+   */
   private slotsFor(live: number): number {
-    return Math.min(this.maxSlots, Math.max(FIRST_SLOTS, 2 * live));
+    const want = Math.max(FIRST_SLOTS, 2 * live);
+    return live + SPARE_SLOTS <= this.maxSlots ? Math.min(this.maxSlots, want) : want;
   }
 
   /** A new arena for `need` characters, with room to spare. */

@@ -101,6 +101,31 @@ describe("durable dedupe", () => {
     expect((await freshInbox(s.url, "frank")).map((m) => m.id)).toEqual(["same"]);
   });
 
+  test("a retry of an unacked live delivery is not delivered again, however many came after it", async () => {
+    // More unacked deliveries to one recipient (700, under maxPending's 1,000) than the owner's
+    // memory of ids holds (512 + a batch of 64): the oldest one's key must not be forgotten, as
+    // no store has it yet. Its retry was taken as new and delivered a second time under a new seq.
+    const s = await server(dataDir(), ["--pending-spill-ms", "60000"]);
+    const bobGot: IrisMessage[] = [];
+    const bob = new IrisClient({ url: s.url, user: "bob", ackDelayMs: 60_000 }); // reads, acks nothing yet
+    bob.onMessage((m) => bobGot.push(m));
+    clients.push(bob);
+    await bob.connect();
+    const alice = new IrisClient({ url: s.url, user: "alice", resendAfterMs: 60_000 });
+    clients.push(alice);
+    await alice.connect();
+    const ids = Array.from({ length: 700 }, (_, i) => `u-${i}`);
+    for (const id of ids) void alice.send("bob", `x${id}`, { id }).catch(() => {});
+    await until(() => bobGot.length === ids.length, "bob to get all 700");
+    const alice2 = await client(s.url, "alice"); // a restarted sender resends the oldest, unanswered
+    void alice2.send("bob", "xu-0", { id: "u-0" }).catch(() => {});
+    void alice2.send("bob", "after", { id: "u-after" }).catch(() => {}); // routed behind the retry
+    await until(() => bobGot.length > ids.length, "bob to get the send after the retry");
+    expect(bob.stats.duplicatesDropped).toBe(0); // the SDK would have hidden a second u-0
+    expect(bobGot.map((m) => m.id).filter((id) => id === "u-0")).toEqual(["u-0"]);
+    expect(bobGot.at(-1)!.id).toBe("u-after");
+  });
+
   test("v0 sends (no ids) are never deduplicated", async () => {
     const s = await server(dataDir());
     const ws = new WebSocket(s.url);

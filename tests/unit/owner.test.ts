@@ -754,6 +754,30 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
   });
 });
 
+test("owner: a retry of an unacked delivery is known however many came after it (its key is never forgotten)", async () => {
+  await turnEnd();
+  toShard = [];
+  toWriter = [];
+  // The memory's limit (2 + a batch of 64) far under the unacked deliveries a link may have (200).
+  o = new Owner(io, { ...limits, recentIds: 2, maxPending: 200, pendingSpillMs: 100_000 });
+  ready("u", 1, 1000);
+  o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+  o.handle({ t: "rows", user: "u", gen: 1, rows: [], more: false });
+  for (let i = 0; i < 150; i++) o.handle(route("u", `m${i}`));
+  expect(delivered().length).toBe(150);
+  o.handle({ ...route("u", "m0"), c: 8 }); // the first, still unacked, resent from a new connection
+  expect(toWriter.filter((m) => m.t === "lookup")).toEqual([]); // known here: no lookup, no new seq
+  expect(delivered().filter((id) => id === "m0").length).toBe(1);
+  o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 150 });
+  await turnEnd();
+  o.handle({ t: "committed", n: 1 });
+  expect(acks().filter((a) => a.startsWith("m0:"))).toEqual(["m0:delivered"]);
+  // Acked: no longer pinned, so the next key lets the memory forget down to its limit; the store has them.
+  o.handle(route("u", "next"));
+  o.handle(route("u", "m1"));
+  expect(toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id)).toEqual(["m1"]);
+});
+
 describe("owner: an idle online user's memory of ids", () => {
   const lookups = () => toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id);
   const live = (user: string) => {

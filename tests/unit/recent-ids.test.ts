@@ -44,6 +44,26 @@ describe("RecentIds", () => {
     expect(seqOf(r, 9999, "s", "next")).toBe(1000);
   });
 
+  test("pinned keys (keepFrom) are never forgotten: the memory grows past its limit, then shrinks back", () => {
+    const limit = 10;
+    const r = new RecentIds(limit);
+    const n = 5 * (limit + RECENT_EVICT_BATCH); // far past every size the limit allows
+    for (let i = 1; i <= n; i++) r.add(i, "s", `m${i}`, i, 1000, 3); // seqs from 3 on are pinned
+    expect(seqOf(r, 1, "s", "m1")).toBeUndefined(); // unpinned: forgotten
+    expect(seqOf(r, 2, "s", "m2")).toBeUndefined();
+    for (let i = 3; i <= n; i++) expect(seqOf(r, i, "s", `m${i}`)).toBe(i);
+    expect(r.size).toBe(n - 2);
+    // Unpinned (acked): the next add forgets down to the limit, oldest first.
+    r.add(n + 1, "s", `m${n + 1}`, n + 1, 1000);
+    expect(r.size).toBe(limit);
+    for (let i = n + 1 - limit + 1; i <= n + 1; i++) expect(seqOf(r, i, "s", `m${i}`)).toBe(i);
+    expect(seqOf(r, n + 1 - limit, "s", `m${n + 1 - limit}`)).toBeUndefined();
+    // And it keeps working at its usual size.
+    for (let i = n + 2; i <= n + 3 * (limit + RECENT_EVICT_BATCH); i++) r.add(i, "s", `m${i}`, i, 1000);
+    expect(r.size).toBeLessThanOrEqual(limit + RECENT_EVICT_BATCH);
+    expect(r.bytes).toBeLessThan(4096); // back to the limit's arrays, not the pinned peak's
+  });
+
   test("adding a key it holds overwrites it in place (its age in the order is kept)", () => {
     const limit = 1;
     const r = new RecentIds(limit);
