@@ -1583,10 +1583,8 @@ export class Owner {
    * (adoptLate), which has no store to ask.
    */
   private recentReleasable(b: UserBox): boolean {
-    const l = b.link;
-    return this.io.owns === undefined && !b.settling && b.lookingUp === null &&
-      b.waiting.length === 0 && (l === null || (l.pending.length === 0 && l.holdback.length === 0)) &&
-      (b.rare?.recentMark ?? 0) <= this.confirmedCount;
+    return this.io.owns === undefined && !b.settling && b.lookingUp === null && b.waiting.length === 0 &&
+      unsettledFrom(b) === Infinity && (b.rare?.recentMark ?? 0) <= this.confirmedCount;
   }
 
   /**
