@@ -81,7 +81,8 @@ scenarios: ${SCENARIOS.join(", ")}
                        (cluster-scale: --conns = logged-in users in total, --rate = steady msgs/s)
   --bundles            v1 load connections log in with the bundle flag (as the SDK does)
   --both-logins        throughput: Iris once with plain v1 logins, once with bundled ones, one relay
-                       run for both (the default under \`all\`, whose issue-14 table shows both)
+                       run for both (the default under \`all\`, whose issue-14 table shows both);
+                       offline-flood: one flood of each, each on a fresh server
   --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
 `;
 

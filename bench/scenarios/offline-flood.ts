@@ -4,7 +4,7 @@
 // show what the flood does to live traffic.
 
 import { latencyBars, rateLines } from "../lib/charts.ts";
-import type { Scenario } from "../lib/context.ts";
+import type { Ctx, Scenario, ScenarioOutput } from "../lib/context.ts";
 import { collectClientProblems } from "../lib/context.ts";
 import { Histogram, type LatencySummary } from "../lib/histogram.ts";
 import { int, latencyLine, num } from "../lib/format.ts";
@@ -13,8 +13,11 @@ import type { GroupSpec } from "../lib/loadgen-protocol.ts";
 import { disturbance, type Merged, pct, runGroups } from "../lib/phases.ts";
 import { metric, type Samples, tryScrape } from "../lib/prom.ts";
 import { startTarget } from "../lib/targets.ts";
+import { type Login, loginsOf } from "./throughput.ts";
 
-export interface FloodFigures {
+/** One flood: its senders and the pair logged in plain (no login flag) or bundled (the SDK's default). */
+export interface FloodRun {
+  login: Login;
   params: {
     floodSenders: number;
     recipients: number;
@@ -44,6 +47,11 @@ export interface FloodFigures {
   store: { rowsAppended: number | null; commits: number | null; avgCommitMs: number | null; inboxRows: number | null };
 }
 
+/** Every flood of the run, plain first; each on a server of its own, started fresh. */
+export interface FloodFigures {
+  runs: FloodRun[];
+}
+
 export interface PairFigures {
   sent: number;
   delivered: number;
@@ -67,8 +75,35 @@ function delta(a: Samples | null, b: Samples | null, name: string): number | nul
   return a && b ? metric(b, name) - metric(a, name) : null;
 }
 
+/**
+ * The flood once per login kind asked for: plain v1 and bundled v1 under --both-logins (as `all`
+ * runs it), else the one --bundles says.
+ */
 export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
+  const runs: FloodRun[] = [];
+  const charts: ScenarioOutput<FloodFigures>["charts"] = [];
+  const summary: string[] = [];
+  for (const login of loginsOf(ctx.args, false)) {
+    const one = await floodOnce(ctx, login);
+    runs.push(one.figures);
+    // Plain keeps the charts' old names (their files under bench/results/latest).
+    charts.push(...one.charts.map((c) => (login === "plain" ? c : { ...c, name: `${login}-${c.name}` })));
+    summary.push(...one.summary.map((l, i) => (i === 0 ? `[${login} v1] ${l}` : l)));
+  }
+  const params = runs[0]!.params;
+  ctx.notes.push(
+    `Flood: ${params.floodSenders} senders, each with at most ${params.window} sends awaiting the server's "stored" ack, ` +
+      `round-robin over their share of ${params.recipients} users who never log in.`,
+    `Pair: two online users paced at ${params.pairRate} msgs/s in total, alone (quiet) and during the flood. Absolute figures.`,
+    'stored msgs/s counts sends the server acked "stored" (committed to SQLite) inside the measured window.',
+    "plain v1 logs in without flags; bundled v1 asks for bundles (docs/PROTOCOL.md), as the SDK does.",
+  );
+  return { figures: { runs }, charts, summary };
+};
+
+async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRun>> {
   const a = ctx.args;
+  const bundles = login === "bundled";
   const workers = a.workers ?? 2;
   const floodSenders = a.conns ?? (a.smoke ? 4 : 50);
   const recipients = a.smoke ? 100 : 10_000;
@@ -77,7 +112,7 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
   const quietMs = (a.smoke ? 1 : 3) * 1000;
   const floodMs = (a.duration ?? (a.smoke ? 2 : 10)) * 1000;
   const params = { floodSenders, recipients, window, pairRate, payload: a.payload, quietMs, floodMs, workers };
-  Object.assign(ctx.params, params);
+  Object.assign(ctx.params, params, { logins: loginsOf(a, false) });
   const lg = await LoadGen.spawn(workers);
   const t = await startTarget(ctx, "iris", a.shards?.[0] ?? null);
   try {
@@ -99,6 +134,7 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
         concurrency: 64,
         timeoutMs: 20_000,
         payload: a.payload,
+        bundles,
       });
       if (o.failed) throw new Error(`flood connections failed: ${o.errors.join("; ")}`);
     }
@@ -126,7 +162,7 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
         quota: null,
       };
     };
-    ctx.log(`flooding ${recipients} offline users from ${floodSenders} senders for ${floodMs / 1000} s`);
+    ctx.log(`flooding ${recipients} offline users (${login} v1) from ${floodSenders} senders for ${floodMs / 1000} s`);
     const flood = await runGroups(
       lg,
       (w) => [...(w === 0 ? [pairGroup] : []), ...(perWorker[w]!.length ? [floodFor(w)] : [])],
@@ -141,22 +177,30 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
     const unanswered = f.inflightLeft;
     if (f.acks.stored + f.errors + unanswered !== f.sent || unanswered > 0) {
       ctx.problems.push(
-        `flood: sent ${f.sent}, acked stored ${f.acks.stored}, errors ${f.errors}, unanswered ${unanswered}`,
+        `flood (${login}): sent ${f.sent}, acked stored ${f.acks.stored}, errors ${f.errors}, unanswered ${unanswered}`,
       );
     }
     if (f.acks.delivered > 0) {
-      ctx.problems.push(`flood: ${f.acks.delivered} sends to never-online users were acked "delivered"`);
+      ctx.problems.push(`flood (${login}): ${f.acks.delivered} sends to never-online users were acked "delivered"`);
     }
     for (const [label, p] of [["quiet", pq], ["during flood", pf]] as const) {
-      if (p.sent !== p.delivered) ctx.problems.push(`pair ${label}: sent ${p.sent}, delivered ${p.delivered}`);
+      if (p.sent !== p.delivered) {
+        ctx.problems.push(`pair ${label} (${login}): sent ${p.sent}, delivered ${p.delivered}`);
+      }
     }
-    for (const [label, c] of [["offline-flood quiet", quiet.cpu], ["offline-flood flood", flood.cpu]] as const) {
+    for (
+      const [label, c] of [[`offline-flood quiet (${login})`, quiet.cpu], [
+        `offline-flood flood (${login})`,
+        flood.cpu,
+      ]] as const
+    ) {
       const d = disturbance(label, pct(c.otherUs, c.wallMs));
       if (d) ctx.problems.push(d);
     }
     const commits = delta(m0, m1, "iris_store_commits_total");
     const commitMs = delta(m0, m1, "iris_store_commit_ms_total");
-    const figures: FloodFigures = {
+    const figures: FloodRun = {
+      login,
       params,
       flood: {
         sent: f.sent,
@@ -181,12 +225,6 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
         inboxRows: m1 ? metric(m1, "iris_store_inbox_rows") : null,
       },
     };
-    ctx.notes.push(
-      `Flood: ${floodSenders} senders, each with at most ${window} sends awaiting the server's "stored" ack, ` +
-        `round-robin over their share of ${recipients} users who never log in.`,
-      `Pair: two online users paced at ${pairRate} msgs/s in total, alone (quiet) and during the flood. Absolute figures.`,
-      'stored msgs/s counts sends the server acked "stored" (committed to SQLite) inside the measured window.',
-    );
     return {
       figures,
       charts: [
@@ -223,4 +261,4 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
     await lg.close();
     await t.stop();
   }
-};
+}

@@ -37,8 +37,8 @@ test("rows are judged against their targets; missing figures are never invented"
   for (const r of ["v1 saturation", "v1 server CPU", "v1 p99", "offline flood", "idle logged-in"]) {
     expect(row(r)).toContain("not measured");
   }
-  // title, header, rule, then one line per row: 4 single rows + 3 throughput figures x 2 logins
-  expect(lines.slice(3)).toHaveLength(10);
+  // title, header, rule, then one line per row: 3 single rows + (3 throughput figures + the flood) x 2 logins
+  expect(lines.slice(3)).toHaveLength(11);
 });
 
 // A pairs run's figures: msgs/s and µs/msg at saturation, and the paced phase's rate and p99.
@@ -105,4 +105,39 @@ test("`all` measures both logins; a single throughput run measures the one asked
   expect(loginsOf(parseArgs(["throughput"]), false)).toEqual(["plain"]);
   expect(loginsOf(parseArgs(["throughput", "--both-logins", "--proto", "v0"]), false)).toEqual(["plain"]);
   expect(loginsOf(parseArgs(["throughput", "--both-logins"]), true)).toEqual(["plain"]);
+});
+
+// One offline-flood run's figures, as the scenario returns them per login.
+const floodRun = (login: "plain" | "bundled", storedPerSec: number, p99Ms: number, recipients = 10_000) => ({
+  login,
+  params: { recipients },
+  flood: { storedPerSec },
+  pairDuringFlood: { latency: { p99Ms } },
+});
+
+test("the flood gets a row per login, each judged on rows/s and the pair's p99 together", () => {
+  const f = {
+    "offline-flood": { runs: [floodRun("plain", 40_000, 30), floodRun("bundled", 160_000, 4)] },
+  } as unknown as RunFigures;
+  const lines = issueTargetLines(f);
+  const row = (start: string) => lines.find((l) => l.startsWith(start))!;
+  expect(row("offline flood into 10,000 inboxes, sustained, plain v1")).toContain("40,000 rows/s, pair p99 30.00 ms");
+  expect(row("offline flood into 10,000 inboxes, sustained, plain v1")).toContain("NOT met");
+  expect(row("offline flood into 10,000 inboxes, sustained, bundled v1")).toMatch(/ met$/);
+  // Fast enough but the pair's p99 over 5 ms: not met.
+  const slowPair = { "offline-flood": { runs: [floodRun("bundled", 160_000, 6)] } } as unknown as RunFigures;
+  const l2 = issueTargetLines(slowPair);
+  expect(l2.find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, bundled v1"))).toContain("NOT met");
+  expect(l2.find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, plain v1")))
+    .toContain("not measured: no plain v1 flood in this run");
+  // A smoke-sized flood is not the 10,000-inbox figure.
+  const small = { "offline-flood": { runs: [floodRun("plain", 160_000, 1, 100)] } } as unknown as RunFigures;
+  expect(issueTargetLines(small).find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, plain v1")))
+    .toContain("not measured: ran into 100 inboxes");
+});
+
+test("offline-flood runs both logins under `all` and --both-logins, else the one asked", () => {
+  expect(loginsOf(parseArgs(["offline-flood"]), false)).toEqual(["plain"]);
+  expect(loginsOf(parseArgs(["offline-flood", "--bundles"]), false)).toEqual(["bundled"]);
+  expect(loginsOf(parseArgs(["offline-flood", "--both-logins"]), false)).toEqual(["plain", "bundled"]);
 });
