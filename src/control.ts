@@ -21,6 +21,8 @@ export interface ShardInit {
   ownerLimits: OwnerLimits;
   version: string;
   tcpPort: number | undefined;
+  /** The main thread's stampDrift as it started this shard: logins' open stamps agree across shards (router/login-order.ts). */
+  stampDrift: number;
 }
 export type ShardControl =
   | ShardInit

@@ -20,6 +20,7 @@ import {
   WRITER_START_TIMEOUT_MS,
 } from "./limits.ts";
 import { errorEventMessage, log } from "./observe/log.ts";
+import { stampDrift } from "./router/login-order.ts";
 import { createMetricsBuffer, SLOT_MAIN, SlotMetrics } from "./observe/metrics.ts";
 import { Pressure, type PressureLevel } from "./observe/signals.ts";
 
@@ -279,6 +280,7 @@ export class Supervisor {
       ownerLimits: this.o.ownerLimits,
       version: this.o.version,
       tcpPort: i === 0 ? s.tcpPort : undefined,
+      stampDrift: stampDrift(),
     }, transfer);
     const r = await th.waitFor("listening");
     if (r.t === "fatal") throw new Error(`shard ${i} could not listen: ${r.error}`);

@@ -10,6 +10,7 @@ import { profileAndLog } from "./thread-profile.ts";
 import { startIdleCollection } from "../observe/idle-gc.ts";
 import { ShardCluster } from "../cluster/shard-cluster.ts";
 import { EarlyInbox } from "../cluster/early-inbox.ts";
+import { alignStamps } from "../router/login-order.ts";
 
 declare const self: Worker;
 
@@ -24,6 +25,7 @@ const report = (m: ShardReport) => postMessage(m);
 
 function init(m: ShardInit, cluster?: ShardCluster): void {
   configureLog(m.settings.logLevel, `shard${m.index}`, m.settings.logFormat);
+  alignStamps(m.stampDrift); // before any socket opens: its stamp orders logins across shards
   index = m.index;
   const metrics = new SlotMetrics(m.metrics, shardSlot(m.index));
   metrics.reset(); // a restarted shard starts its gauges from zero

@@ -18,15 +18,57 @@
 
 import type { AttachMsg } from "./wire.ts";
 
+/** Wall-clock ticks sampled to measure a thread's stamp clock against the wall clock (the least wins). */
+const DRIFT_SAMPLES = 3;
+
+/**
+ * How far this thread's stamp clock is ahead of the process's: set once at a shard's start
+ * (alignStamps) from the main thread's reading, 0 in the main thread.
+ */
+let stampOffset = 0;
+
 /**
  * Now, in epoch ms with sub-ms digits, alike in every thread: a worker's `performance.now()` (and
  * Bun.nanoseconds, process.hrtime) counts from that worker's own start, so a shard restarted later
  * would stamp its sockets as the oldest (god-mode with --stalls: new logins on a restarted shard
- * were closed as REPLACED). Its timeOrigin anchors it to the wall clock at the thread's start:
- * only a step of the system clock between two threads' starts shifts one against the other.
+ * were closed as REPLACED). Its timeOrigin anchors it to the wall clock at the thread's start, but
+ * a step of the system clock since the main thread's start (or a thread's origin read a little
+ * apart from its monotonic zero) shifts one thread against another for good: alignStamps takes
+ * that shift out, so every shard stamps on the main thread's clock.
  */
 export function openStamp(): number {
-  return performance.timeOrigin + performance.now();
+  return performance.timeOrigin + performance.now() - stampOffset;
+}
+
+/** This thread's stamp clock minus the wall clock, in ms (before alignment). */
+export function stampDrift(): number {
+  return measureDrift(Date.now, () => performance.timeOrigin + performance.now(), DRIFT_SAMPLES);
+}
+
+/**
+ * Pure but for the clocks it is given. The wall clock reads whole ms, so it is read until it turns
+ * over: at that instant it stands exactly on its new value, and the stamp read right after is off
+ * by the read's own delay only (always late: the least of a few samples is kept).
+ */
+export function measureDrift(wall: () => number, stamp: () => number, samples: number): number {
+  let best = Infinity;
+  for (let i = 0; i < samples; i++) {
+    const from = wall();
+    let tick = wall();
+    while (tick === from) tick = wall();
+    const d = stamp() - tick;
+    if (d < best) best = d;
+  }
+  return best;
+}
+
+/**
+ * In a shard at its start: stamp on the main thread's clock from now on. `mainDrift` is the main
+ * thread's stampDrift read as it started this shard; a clock step between the two readings (a few
+ * ms) is the only error left.
+ */
+export function alignStamps(mainDrift: number): void {
+  stampOffset = stampDrift() - mainDrift;
 }
 
 /** Across nodes, how much earlier an attach's socket must have opened to count as stale. */
