@@ -539,7 +539,7 @@ function prepareBlobs(db: Database) {
     blobIndexed: db.prepare<FrameBlob, [string, number, number, number]>(
       "SELECT CAST(group_concat(f, '') AS BLOB) AS b, count(*) AS n, count(h) AS h, max(q) AS last FROM (" +
         "SELECT l.head || l.body AS f, l.head AS h, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
-        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
+        "WHERE x.recipient = CAST(?1 AS TEXT) AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT CAST(?3 AS INTEGER))",
     ),
     blobIds: db.prepare<FrameBlob, [number, number]>(
       "SELECT CAST(group_concat(head || body, '') AS BLOB) AS b, count(*) AS n, count(head) AS h " +
@@ -550,7 +550,7 @@ function prepareBlobs(db: Database) {
       "SELECT CAST(group_concat(f, '') AS BLOB) AS b, json_group_array(q) AS s, json_group_array(z) AS z, " +
         "count(*) AS n, max(q) AS last FROM (" +
         "SELECT l.body AS f, length(l.body) AS z, x.seq AS q FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
-        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3)",
+        "WHERE x.recipient = CAST(?1 AS TEXT) AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT CAST(?3 AS INTEGER))",
     ),
     bodyIds: db.prepare<BodyBlob, [number, number]>(
       "SELECT CAST(group_concat(body, '') AS BLOB) AS b, json_group_array(seq) AS s, " +
@@ -576,7 +576,7 @@ function prepare(db: Database) {
       "SELECT count(*) AS n FROM inbox_index WHERE recipient = ? AND seq > ? AND seq <= ? AND id <= ?",
     ),
     indexedUpTo: db.prepare(
-      "SELECT seq, id FROM inbox_index WHERE recipient = ? AND seq <= ? ORDER BY seq LIMIT ?",
+      "SELECT seq, id FROM inbox_index WHERE recipient = CAST(?1 AS TEXT) AND seq <= ?2 ORDER BY seq LIMIT CAST(?3 AS INTEGER)",
     ),
     deleteIndexedUpTo: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq <= ?"),
     acked: db.prepare("SELECT recipient, upto FROM inbox_acked"),
@@ -585,12 +585,12 @@ function prepare(db: Database) {
     countAll: db.prepare<N, []>("SELECT count(*) AS n FROM inbox_log"),
     fetchIndexed: db.prepare(
       "SELECT l.seq, l.sender, l.msg_id, l.ts, l.body FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id " +
-        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
+        "WHERE x.recipient = CAST(?1 AS TEXT) AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT CAST(?3 AS INTEGER)",
     ),
     readIds: db.prepare("SELECT seq, sender, msg_id, ts, body FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id"),
     fetchIndexedFrames: db.prepare(
       `SELECT ${frameColumns("l.")} FROM inbox_index AS x JOIN inbox_log AS l ON l.id = x.id ` +
-        "WHERE x.recipient = ?1 AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT ?3",
+        "WHERE x.recipient = CAST(?1 AS TEXT) AND x.seq > ?2 AND x.id <= ?4 ORDER BY x.seq LIMIT CAST(?3 AS INTEGER)",
     ),
     readIdsFrames: db.prepare(`SELECT ${frameColumns("")} FROM inbox_log WHERE id BETWEEN ? AND ? ORDER BY id`),
     deleteIndexed1: db.prepare("DELETE FROM inbox_index WHERE recipient = ? AND seq = ?"),

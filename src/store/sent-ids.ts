@@ -84,10 +84,10 @@ export class SentIds {
       LOG_INSERT_ROWS,
     );
     this.#tailPage = db.prepare<LogRow, [number, number]>(
-      "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ? ORDER BY id LIMIT ?",
+      "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)",
     );
     this.#page = db.prepare(
-      "SELECT id, recipient, sender, msg_id, ts FROM sent_log WHERE id > ?1 AND ts >= ?2 ORDER BY id LIMIT ?3",
+      "SELECT id, recipient, sender, msg_id, ts FROM sent_log WHERE id > ?1 AND ts >= ?2 ORDER BY id LIMIT CAST(?3 AS INTEGER)",
     );
     this.#count = db.prepare<{ n: number }, []>("SELECT count(*) AS n FROM sent_log");
   }

@@ -199,7 +199,7 @@ export class SentRuns {
     if (!p) {
       p = this.db.prepare<ProbeRow, [number]>(
         `SELECT l.recipient, l.sender, l.msg_id, l.seq, l.ts FROM ${runTable(lo)} r ` +
-          "JOIN sent_log l ON l.id = r.id WHERE r.h = ? ORDER BY r.id",
+          "JOIN sent_log l ON l.id = r.id WHERE r.h = CAST(?1 AS INTEGER) ORDER BY r.id",
       );
       this.#probes.set(lo, p);
     }
