@@ -1,10 +1,13 @@
 // Splits an idle connection's RSS cost into the open WebSocket and the login (issue 14): starts
 // the binary, opens N WebSockets without logging in, reads VmRSS, logs them all in as v1, reads
-// VmRSS again. Not a scenario: a tool. Run it under the bench lock.
+// VmRSS again, and the server's CPU time from the first login sent until the settle wait ends
+// (a login's whole cost: the session, the owner's box, the writer's reservation and empty page).
+// Not a scenario: a tool. Run it under the bench lock.
 // usage: bun bench/probe-login-memory.ts BINARY [N]
 
 import { readFileSync, rmSync } from "node:fs";
 import { encodeV1Client } from "../src/protocol/v1.ts";
+import { cpuMicros } from "./lib/procstat.ts";
 
 const bin = process.argv[2] ?? "dist/iris";
 const n = Number(process.argv[3] ?? 10_000);
@@ -20,6 +23,7 @@ const rssKb = () => statusKb("VmRSS");
 /** RSS split: anonymous (heaps, allocators) vs file-backed and shared (mapped files, SQLite's -shm). */
 const split = () => ({ anon: statusKb("RssAnon"), file: statusKb("RssFile"), shmem: statusKb("RssShmem") });
 const SETTLE_MS = 3000;
+const cpuMs = () => cpuMicros(server.pid) / 1000;
 
 try {
   await Bun.sleep(2500);
@@ -40,6 +44,7 @@ try {
   const r1 = rssKb();
   const s1 = split();
   let ok = 0;
+  const c0 = cpuMs();
   await Promise.all(socks.map((w, i) =>
     new Promise<void>((res) => {
       w.onmessage = () => (ok++, res());
@@ -47,6 +52,7 @@ try {
     })
   ));
   await Bun.sleep(SETTLE_MS);
+  const loginCpuMs = cpuMs() - c0;
   const r2 = rssKb();
   const s2 = split();
   const per = (kb: number) => Math.round((kb / n) * 100) / 100;
@@ -59,6 +65,7 @@ try {
       openKb: per(r1 - r0),
       loginKb: per(r2 - r1),
       totalKb: per(r2 - r0),
+      serverCpuUsPerLogin: Math.round((loginCpuMs * 1000) / Math.max(1, ok)),
       // Per-connection deltas of each RSS part: open (s1 - s0) and login (s2 - s1).
       openSplit: { anon: per(s1.anon - s0.anon), file: per(s1.file - s0.file), shmem: per(s1.shmem - s0.shmem) },
       loginSplit: { anon: per(s2.anon - s1.anon), file: per(s2.file - s1.file), shmem: per(s2.shmem - s1.shmem) },

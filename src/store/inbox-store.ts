@@ -110,7 +110,7 @@ export class InboxStore {
   readonly #log: InboxLog;
   // Hot-path statements (bun:sqlite, see header).
   readonly #bumpReserved: Statement;
-  readonly #reserve: Statement<{ seq_reserved: number }, [string, number]>;
+  readonly #reserve: Statement<{ seq_reserved: number; last_seen: number }, [string, number]>;
   // Cold paths: drizzle, prepared once.
   readonly #q: ReturnType<typeof prepareColdQueries>;
 
@@ -137,8 +137,9 @@ export class InboxStore {
     );
     // The WHERE keeps the counter a safe JS integer: past 2^53 - 1 the row is
     // left unchanged and nothing is returned.
-    this.#reserve = db.prepare<{ seq_reserved: number }, [string, number]>(
-      "INSERT INTO users (id, seq_reserved) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET seq_reserved = users.seq_reserved + excluded.seq_reserved WHERE users.seq_reserved + excluded.seq_reserved <= 9007199254740991 RETURNING seq_reserved",
+    // last_seen comes back with it: a box's load needs both (one statement per login, not two).
+    this.#reserve = db.prepare<{ seq_reserved: number; last_seen: number }, [string, number]>(
+      "INSERT INTO users (id, seq_reserved) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET seq_reserved = users.seq_reserved + excluded.seq_reserved WHERE users.seq_reserved + excluded.seq_reserved <= 9007199254740991 RETURNING seq_reserved, last_seen",
     );
     this.#q = prepareColdQueries(this.#orm);
     this.sent = new SentIds(db);
@@ -211,8 +212,8 @@ export class InboxStore {
     }
   }
 
-  /** Hands out `count` new sequence numbers for `user`: old+1 .. old+count. */
-  reserveSeqs(user: string, count: number): { first: number; last: number } {
+  /** Hands out `count` new sequence numbers for `user`: old+1 .. old+count, and the user's last-seen time. */
+  reserveSeqs(user: string, count: number): { first: number; last: number; lastSeen: number } {
     this.#checkOpen();
     checkString(user, "user");
     if (!Number.isSafeInteger(count) || count < 1) {
@@ -224,7 +225,7 @@ export class InboxStore {
     }
     const last = row.seq_reserved;
     this.#knowReserved(user, last);
-    return { first: last - count + 1, last };
+    return { first: last - count + 1, last, lastSeen: row.last_seen };
   }
 
   /**

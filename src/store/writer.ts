@@ -522,13 +522,12 @@ export class Writer {
     switch (r.t) {
       case "load": {
         const range = this.store.reserveSeqs(r.user, r.reserve);
-        const u = this.store.getUser(r.user);
         return push(k, {
           t: "loaded",
           user: r.user,
           seqBase: range.first,
           seqLimit: range.last,
-          lastSeen: u?.lastSeen ?? 0,
+          lastSeen: range.lastSeen,
           ...boxOf(r.box),
         });
       }

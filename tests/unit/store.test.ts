@@ -163,7 +163,7 @@ describe("open and migrations", () => {
     const path = freshPath();
     const a = open(path);
     expect(a.append([row("bob", 1), row("bob", 2)])).toEqual(["stored", "stored"]);
-    expect(a.reserveSeqs("bob", 5)).toEqual({ first: 3, last: 7 }); // append raised it to 2
+    expect(a.reserveSeqs("bob", 5)).toEqual({ first: 3, last: 7, lastSeen: 0 }); // append raised it to 2
     a.close();
 
     const b = open(path);
@@ -579,14 +579,14 @@ describe("sequences and users", () => {
   test("reserveSeqs is monotonic and persists across reopen", () => {
     const path = freshPath();
     const a = open(path);
-    expect(a.reserveSeqs("bob", 1)).toEqual({ first: 1, last: 1 });
-    expect(a.reserveSeqs("bob", 10)).toEqual({ first: 2, last: 11 });
-    expect(a.reserveSeqs("carol", 3)).toEqual({ first: 1, last: 3 });
+    expect(a.reserveSeqs("bob", 1)).toEqual({ first: 1, last: 1, lastSeen: 0 });
+    expect(a.reserveSeqs("bob", 10)).toEqual({ first: 2, last: 11, lastSeen: 0 });
+    expect(a.reserveSeqs("carol", 3)).toEqual({ first: 1, last: 3, lastSeen: 0 });
     expect(() => a.reserveSeqs("bob", 0)).toThrow(RangeError);
     expect(() => a.reserveSeqs("bob", 1.5)).toThrow(RangeError);
     a.close();
     const b = open(path);
-    expect(b.reserveSeqs("bob", 2)).toEqual({ first: 12, last: 13 });
+    expect(b.reserveSeqs("bob", 2)).toEqual({ first: 12, last: 13, lastSeen: 0 });
     expect(b.getUser("bob")).toEqual({ seqReserved: 13, lastSeen: 0 });
     b.close();
   });
@@ -597,6 +597,7 @@ describe("sequences and users", () => {
     expect(store.reserveSeqs("bob", 1)).toEqual({
       first: Number.MAX_SAFE_INTEGER,
       last: Number.MAX_SAFE_INTEGER,
+      lastSeen: 0,
     });
     expect(() => store.reserveSeqs("bob", 1)).toThrow(/exhausted/);
     expect(store.getUser("bob")?.seqReserved).toBe(Number.MAX_SAFE_INTEGER);
@@ -623,17 +624,17 @@ describe("sequences and users", () => {
     store.append([row("carol", 4)]);
     store.append([row("dave", 6)]);
     store.append([row("bob", 31)]);
-    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 32, last: 32 });
-    expect(store.reserveSeqs("carol", 1)).toEqual({ first: 5, last: 5 });
+    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 32, last: 32, lastSeen: 0 });
+    expect(store.reserveSeqs("carol", 1)).toEqual({ first: 5, last: 5, lastSeen: 0 });
     store.close();
-    expect(open(path).reserveSeqs("dave", 1)).toEqual({ first: 7, last: 7 });
+    expect(open(path).reserveSeqs("dave", 1)).toEqual({ first: 7, last: 7, lastSeen: 0 });
   });
 
   test("append raises seq_reserved to the highest seq, never lowers it", () => {
     const store = open(freshPath(), { maxInboxPerUser: 2 });
     store.append([row("bob", 7), row("bob", 3)]);
     expect(store.getUser("bob")?.seqReserved).toBe(7);
-    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 8, last: 8 });
+    expect(store.reserveSeqs("bob", 1)).toEqual({ first: 8, last: 8, lastSeen: 0 });
     store.append([row("bob", 5)]); // full, still counted as a used seq; lower than 8
     expect(store.getUser("bob")?.seqReserved).toBe(8);
     store.append([row("bob", 20)]); // full, higher: raises
@@ -643,7 +644,7 @@ describe("sequences and users", () => {
     s2.reserveSeqs("erin", 10);
     s2.append([row("erin", 3), row("frank", 4), row("erin", 12), row("frank", 2), row("erin", 11)]);
     expect([s2.getUser("erin")?.seqReserved, s2.getUser("frank")?.seqReserved]).toEqual([12, 4]);
-    expect(s2.reserveSeqs("erin", 1)).toEqual({ first: 13, last: 13 });
+    expect(s2.reserveSeqs("erin", 1)).toEqual({ first: 13, last: 13, lastSeen: 0 });
     s2.close();
     store.close();
   });
@@ -663,6 +664,9 @@ describe("sequences and users", () => {
     expect(store.getUser("bob")?.lastSeen).toBe(1500);
     store.setLastSeen([{ user: "bob", ts: 3000 }]);
     expect(store.getUser("bob")?.lastSeen).toBe(3000);
+    // A reservation (a box's load) returns the last-seen time with the seqs.
+    expect(store.reserveSeqs("bob", 2)).toEqual({ first: 5, last: 6, lastSeen: 3000 });
+    expect(store.reserveSeqs("dave", 1)).toEqual({ first: 1, last: 1, lastSeen: 0 });
     store.setLastSeen([]);
     expect(() => store.setLastSeen([{ user: "bob", ts: 1.5 }])).toThrow(RangeError);
     store.close();
