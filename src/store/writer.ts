@@ -97,6 +97,15 @@ export class Writer {
   private retryRemembers: RememberReq[] = [];
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly backoff = new Backoff();
+  /**
+   * Read replies (a box's load, a backlog page, ...) made while a batch is received, per link:
+   * posted together when the batch is done, not one message each (10,000 logins made 10,000 page
+   * replies, each its own postMessage on both threads, issue 14), and always ahead of anything
+   * else sent on that link (see send), so a link's replies keep the order they were made in.
+   */
+  private readonly held = new Map<Link, PortMsg[]>();
+  /** receive() calls under way (a retry receives again from a timer, never inside one). */
+  private receiving = 0;
 
   constructor(
     private readonly store: InboxStore,
@@ -119,6 +128,15 @@ export class Writer {
   }
 
   receive(k: Link, batch: unknown): void {
+    this.receiving++;
+    try {
+      this.receiveBatch(k, batch);
+    } finally {
+      if (--this.receiving === 0) this.sendHeld();
+    }
+  }
+
+  private receiveBatch(k: Link, batch: unknown): void {
     if (!Array.isArray(batch)) return this.garbage();
     for (const r of batch) {
       if (isPackedAppends(r)) {
@@ -136,6 +154,9 @@ export class Writer {
         this.failed([{ k, r }], e);
       }
     }
+    // The reads' replies go before this batch's commit (a page does not wait on it) and before
+    // the reads ahead (a drain's page goes out while its next one is read).
+    this.sendHeld();
     if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
     this.readAheadDue();
@@ -190,7 +211,7 @@ export class Writer {
         return this.queueDelete(k, r);
       case "load":
         if (r.reserve > 0) this.ops.push({ k, r }); // a reservation must be durable before use
-        else this.send(k, [this.readUser(r.user, r.box)]);
+        else this.reply(k, this.readUser(r.user, r.box));
         return;
       case "seen":
       case "lookup":
@@ -204,12 +225,12 @@ export class Writer {
       case "rememberPacked":
         return this.accept(k, unpackRemember(r));
       case "scanSent":
-        return this.send(k, [this.readSentPage(r)]);
+        return this.reply(k, this.readSentPage(r));
       case "fetch":
         this.metrics.add("fetches");
-        return this.send(k, [this.readPage(r)]);
+        return this.reply(k, this.readPage(r));
       case "countInbox":
-        return this.send(k, [this.countInbox(r)]);
+        return this.reply(k, this.countInbox(r));
       case "bye":
         this.byes.add(k.shard);
         if (this.byes.size >= this.expectedShards) {
@@ -641,6 +662,12 @@ export class Writer {
    * number column is moved too (made for this message; 16 bytes a row, cloned at ~3.5 ns a byte).
    */
   private send(k: Link, msgs: (PortMsg | PackedAcks)[]): void {
+    const held = this.held.get(k);
+    if (held !== undefined) {
+      this.held.delete(k);
+      msgs = msgs.length === 0 ? held : [...held, ...msgs];
+    }
+    if (msgs.length === 0) return;
     let transfer: ArrayBuffer[] | null = null;
     for (const m of msgs) {
       if (m.t === "storedAcks") (transfer ??= []).push(m.nums.buffer as ArrayBuffer);
@@ -654,6 +681,18 @@ export class Writer {
     }
     if (transfer === null) k.port.postMessage(msgs);
     else k.port.postMessage(msgs, transfer);
+  }
+
+  /** A read's reply: held until the batch being received is done (see held), else sent now. */
+  private reply(k: Link, m: PortMsg): void {
+    if (this.receiving === 0) return this.send(k, [m]);
+    const q = this.held.get(k);
+    if (q === undefined) this.held.set(k, [m]);
+    else q.push(m);
+  }
+
+  private sendHeld(): void {
+    for (const k of [...this.held.keys()]) this.send(k, []);
   }
 
   /** Inbox TTL, then the dedupe window in bounded batches (the rest waits for the next run). */

@@ -177,6 +177,36 @@ describe("writer group commit", () => {
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });
 
+  test("a batch's reads are answered in one message, in order, ahead of the commit that follows them", async () => {
+    const posts: number[] = []; // messages in each postMessage
+    writer(0, 10_000, 1000, (port) => {
+      const post = port.postMessage.bind(port);
+      port.postMessage = ((m: unknown[], t?: Transferable[]) => (posts.push(m.length), post(m, t ?? []))) as never;
+    });
+    const fetch = (user: string, gen: number) => ({ t: "fetch", user, after: 0, limit: 10, maxBytes: 1 << 20, gen });
+    send(
+      fetch("a", 1) as WriterReq,
+      { t: "load", user: "b", reserve: 0 },
+      fetch("c", 2) as WriterReq,
+      append([row(1, 10, "d")]), // flushMs 0: committed at the end of this batch
+    );
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(replies.map((m) => m.t === "rows" ? `rows ${m.user}` : m.t === "loaded" ? `loaded ${m.user}` : m.t)).toEqual(
+      [
+        "rows a",
+        "loaded b",
+        "rows c",
+        "sent",
+        "committed",
+      ],
+    );
+    // The three reads in one message (one each before: 10,000 logins' pages were 10,000), then the commit's.
+    expect(posts).toEqual([3, 2]);
+    send(fetch("a", 3) as WriterReq);
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 3);
+    expect(posts).toEqual([3, 2, 1]);
+  });
+
   test("a v0 link's fetch gets the bodies alone, read ahead too; a fetch without the flag gets frames", async () => {
     writer(10_000, 10_000);
     const rows = [1, 2, 3, 4, 5].map((q) => row(q, 3 + q));
