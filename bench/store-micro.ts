@@ -8,6 +8,9 @@
 //           measured commit size), each with its dedupe record, as applyAppends writes them.
 //   drain:  one user's backlog of ROWS (filled first, not measured), then read in pages of
 //           8,192 rows, each page deleted once read (as acks or v0 writes delete it).
+//   login:  ROWS users log in, as the writer serves their boxes: seqs reserved in group commits of
+//           100 loads (with the user's last-seen time: one statement, or a second query where the
+//           store's reservation does not return it), then each user's empty backlog page.
 //   SRC_ROOT: another checkout's root (e.g. main's) to measure its store instead of this one.
 //   LOOKUP_EVERY=N (env, settle, flood): one dedupe lookup of an absent key after every N commits,
 //           as a shard's Bloom false positive asks the writer now and then (0: none).
@@ -52,6 +55,26 @@ function indexInbox(): void {
   if (typeof store.inboxIndexDue === "function" && store.inboxIndexDue()) {
     store.transaction(() => store.buildInboxIndex());
   }
+}
+
+const LOGIN_LOADS_PER_COMMIT = 100;
+if (mode === "login") {
+  const cpu0 = process.cpuUsage();
+  for (let u0 = 0; u0 < total; u0 += LOGIN_LOADS_PER_COMMIT) {
+    const batch = Array.from({ length: Math.min(LOGIN_LOADS_PER_COMMIT, total - u0) }, (_, i) => `login-${u0 + i}`);
+    store.transaction(() => {
+      for (const u of batch) {
+        const range = store.reserveSeqs(u, 64);
+        if (range.lastSeen === undefined) store.getUser(u); // a store whose reservation does not return it
+      }
+    });
+    for (const u of batch) store.fetchFrameBlobs(u, 0, 512);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  console.log(`login ${total} users from ${root}: ${((cpu.user + cpu.system) / total).toFixed(2)} µs CPU/login`);
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
 }
 
 const DRAIN_PAGE = 8192;
