@@ -1,7 +1,8 @@
 // Splits an idle connection's RSS cost into the open WebSocket and the login (issue 14): starts
 // the binary, opens N WebSockets without logging in, reads VmRSS, logs them all in as v1, reads
 // VmRSS again, and the server's CPU time from the first login sent until the settle wait ends
-// (a login's whole cost: the session, the owner's box, the writer's reservation and empty page).
+// (a login's whole cost: the session, the owner's box, the writer's reservation and empty page),
+// then closes every socket at once and reads the server's CPU for the same time again (a logout's).
 // Not a scenario: a tool. Run it under the bench lock.
 // usage: bun bench/probe-login-memory.ts BINARY [N]
 
@@ -55,6 +56,11 @@ try {
   const loginCpuMs = cpuMs() - c0;
   const r2 = rssKb();
   const s2 = split();
+  // Then every socket closes at once (a mass disconnect): the server's CPU until SETTLE_MS later.
+  const c1 = cpuMs();
+  for (const w of socks) w.close();
+  await Bun.sleep(SETTLE_MS);
+  const logoutCpuMs = cpuMs() - c1;
   const per = (kb: number) => Math.round((kb / n) * 100) / 100;
   console.log(
     JSON.stringify({
@@ -66,12 +72,12 @@ try {
       loginKb: per(r2 - r1),
       totalKb: per(r2 - r0),
       serverCpuUsPerLogin: Math.round((loginCpuMs * 1000) / Math.max(1, ok)),
+      serverCpuUsPerLogout: Math.round((logoutCpuMs * 1000) / Math.max(1, ok)),
       // Per-connection deltas of each RSS part: open (s1 - s0) and login (s2 - s1).
       openSplit: { anon: per(s1.anon - s0.anon), file: per(s1.file - s0.file), shmem: per(s1.shmem - s0.shmem) },
       loginSplit: { anon: per(s2.anon - s1.anon), file: per(s2.file - s1.file), shmem: per(s2.shmem - s1.shmem) },
     }),
   );
-  for (const w of socks) w.close();
 } finally {
   server.kill();
   await server.exited;
