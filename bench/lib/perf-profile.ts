@@ -128,8 +128,10 @@ export interface ThreadProfile {
   /**
    * Each sample charged to its nearest JavaScript function (the innermost JS frame): its own code
    * plus the runtime and kernel work it called (a socket write under `writeAll`, a Map's native
-   * helper under `link`); JIT glue (thunks, inline caches) is skipped. Samples with no JS frame
-   * (the event loop, socket reads before a handler runs) go to "(no JS on the stack)".
+   * helper under `link`); JIT glue (thunks, inline caches) is skipped. A lower bound beyond the
+   * JS code itself: libc and the runtime are built without frame pointers, so a chain through
+   * them (every socket write, in `__send`) stops there and lands in "(no JS on the stack)" with
+   * the event loop's own work.
    */
   nearestJs: [string, number][];
 }
@@ -170,7 +172,7 @@ export function formatThreadProfile(title: string, p: ThreadProfile): string {
     }`,
     "## self (innermost frame)",
     ...p.self.map(([name, x]) => `${pct(x)}  ${name}`),
-    "## by nearest JS function (its code and the runtime and kernel work under it)",
+    "## by nearest JS function (its code, and what it called where the call chain reaches it)",
     ...p.nearestJs.map(([name, x]) => `${pct(x)}  ${name}`),
   ];
   return lines.join("\n") + "\n";
