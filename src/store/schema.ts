@@ -105,6 +105,18 @@ export const sentLog = sqliteTable("sent_log", {
   ts: integer("ts").notNull(),
 });
 
+/**
+ * The dedupe log since migration 8: one row per remember (a group commit's keys), the keys' log
+ * ids lo..hi (store/sent-packs.ts). `text`: every key's recipient, sender and msg_id back to back;
+ * `nums`: per key their lengths (UTF-16 units), seq and ts, as little-endian float64s.
+ */
+export const sentPacks = sqliteTable("sent_packs", {
+  lo: integer("lo").primaryKey(),
+  hi: integer("hi").notNull(),
+  text: text("text").notNull(),
+  nums: bytes("nums").notNull(),
+});
+
 /** The runs that index sent_log: ids lo..hi each, the newest key's ts (expiry), key count, filter. */
 export const sentRuns = sqliteTable("sent_runs", {
   lo: integer("lo").primaryKey(),

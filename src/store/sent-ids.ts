@@ -8,20 +8,18 @@
 // CPU per key at 60 keys per commit vs 1.9 µs for the log alone). The keys appended since the
 // last run (the tail) are also held in memory and looked up there; the tail becomes a run when it
 // holds DEDUPE_RUN_KEYS keys, or when its oldest key is a DEDUPE_RUN_SLICES-th of the window old.
+// Since migration 8 the log is appended a remember at a time, one sent_packs row each
+// (sent-packs.ts); keys logged before stay in sent_log, read where a read needs them.
 
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { ChunkedInsert } from "./chunked-insert.ts";
+import { type LogRow, PackLog } from "./sent-packs.ts";
 import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
 export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: string, ts: number];
 
-type LogRow = [number, string, string, string, number, number];
-
-/** Keys per multi-row INSERT into the log (chunked-insert.ts; 160 values bound). */
-const LOG_INSERT_ROWS = 32;
 /**
  * Lookups that scan the tail's hashes before the tail gets a Map by hash (issue 14). Keeping the
  * Map cost the offline flood's writer ~6% of its samples (a Map entry per logged key, kept once
@@ -49,10 +47,12 @@ function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): b
 export class SentIds {
   readonly #db: Database;
   readonly #runs: SentRuns;
-  readonly #insert: ChunkedInsert;
+  readonly #packs: PackLog;
+  /** sent_log rows (keys logged before migration 8) after an id, for the tail. */
   readonly #tailPage: Statement<LogRow, [number, number]>;
   readonly #page: Statement;
-  readonly #count: Statement<{ n: number }, []>;
+  /** The log id the next key gets (read from the file with the tail). */
+  #nextId = 1;
   /** Every record appended after the last run, in id order (a run indexes them all). */
   #tail: LogEntry[] = [];
   /** The tail's key hashes, in tail order (tailH[i] is #tail[i].h): what a lookup scans. */
@@ -76,35 +76,25 @@ export class SentIds {
 
   constructor(db: Database) {
     this.#db = db;
-    this.#runs = new SentRuns(db);
-    this.#insert = new ChunkedInsert(
-      db,
-      "INSERT INTO sent_log (recipient, sender, msg_id, seq, ts)",
-      5,
-      LOG_INSERT_ROWS,
-    );
+    this.#packs = new PackLog(db);
+    this.#runs = new SentRuns(db, (id) => this.#packs.at(id));
     this.#tailPage = db.prepare<LogRow, [number, number]>(
       "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)",
     );
     this.#page = db.prepare(
       "SELECT id, recipient, sender, msg_id, ts FROM sent_log WHERE id > ?1 AND ts >= ?2 ORDER BY id LIMIT CAST(?3 AS INTEGER)",
     );
-    this.#count = db.prepare<{ n: number }, []>("SELECT count(*) AS n FROM sent_log");
   }
 
   /** Records accepted keys (a key already known keeps its first seq); returns how many were logged. */
   remember(keys: SentKey[]): number {
     this.#fresh();
     const n = keys.length;
-    const last = this.#insert.run(n, (args, at, i) => {
-      const k = keys[i]!;
-      args[at] = k.recipient;
-      args[at + 1] = k.sender;
-      args[at + 2] = k.msgId;
-      args[at + 3] = k.seq;
-      args[at + 4] = k.ts;
-    });
-    let id = last - n + 1; // the rows got consecutive ids (the log only appends)
+    if (n === 0) return 0;
+    const lo = this.#nextId;
+    this.#packs.insert(lo, keys);
+    this.#nextId = lo + n; // after the insert: a failed one leaves the ids free (and the tx rolls back)
+    let id = lo;
     for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k));
     if (this.#total !== undefined) this.#total += keys.length;
     return keys.length;
@@ -167,13 +157,19 @@ export class SentIds {
     return deleted;
   }
 
-  /** Keys accepted at or after `since`, in log order, after log id `after`. */
+  /** Keys accepted at or after `since`, in log order, after log id `after` (sent_log's first, then the packs'). */
   page(after: number, since: number, limit: number): SentKeyRow[] {
-    return this.#page.values(after, since, limit) as SentKeyRow[];
+    const rows = this.#page.values(after, since, limit) as SentKeyRow[];
+    if (rows.length === limit) return rows;
+    this.#packs.each(after, (r) => {
+      if (r[5] >= since) rows.push([r[0], r[1], r[2], r[3], r[5]]);
+      return rows.length < limit;
+    });
+    return rows;
   }
 
   count(): number {
-    this.#total ??= this.#count.get()?.n ?? 0;
+    this.#total ??= this.#packs.count();
     return this.#total;
   }
 
@@ -230,18 +226,29 @@ export class SentIds {
     this.#stale = false;
     this.#runs.load();
     this.#clearTail();
-    let after = this.#runs.coveredUpTo;
+    this.#nextId = this.#packs.maxId() + 1;
+    const covered = this.#runs.coveredUpTo;
     const reindex = (): void => {
-      for (;;) {
+      for (let after = covered;;) {
         const rows = this.#tailPage.values(after, DEDUPE_RUN_KEYS) as LogRow[];
         for (const r of rows) {
           this.#addToTail(logEntry(r[0], r[1], r[2], r[3], r[4], r[5]));
         }
-        if (rows.length < DEDUPE_RUN_KEYS) return;
+        if (rows.length < DEDUPE_RUN_KEYS) break;
         after = this.#tailHi;
         this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
         this.#clearTail();
       }
+      // Packs hold higher ids than sent_log, and a run covers whole packs: those above `covered`
+      // are the rest of the tail. A full tail becomes a run at a pack's end.
+      this.#packs.each(covered, (r, packLo) => {
+        if (r[0] === packLo && this.#tail.length >= DEDUPE_RUN_KEYS) {
+          this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
+          this.#clearTail();
+        }
+        this.#addToTail(logEntry(r[0], r[1], r[2], r[3], r[4], r[5]));
+        return true;
+      });
     };
     try {
       if (this.#db.inTransaction) reindex();

@@ -7,6 +7,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { keyHash, sentKeyHash, sentKeyHashInto } from "../router/sent-filter.ts";
 import { ChunkedInsert } from "./chunked-insert.ts";
+import type { LogRow } from "./sent-packs.ts";
 import { filterAdd, filterHas, newRunFilter } from "./run-filter.ts";
 
 /** One log row, as a run is built from it, with its key's hashes (taken once, as it is logged). */
@@ -58,8 +59,8 @@ export interface Run {
   filter: Uint8Array;
 }
 
-/** A probe's row: [recipient, sender, msg_id, seq, ts] from the log. */
-type ProbeRow = [string, string, string, number, number];
+/** A logged key by its id (sent-packs.ts PackLog.at), or null. */
+export type KeyAt = (id: number) => LogRow | null;
 
 const HASH_LOW_BITS = 2 ** 21;
 /** (hash, id) pairs per INSERT while a run is built (512 values bound: far under SQLite's limit). */
@@ -106,15 +107,18 @@ function runTable(lo: number): string {
 
 export class SentRuns {
   #runs: Run[] = [];
-  readonly #probes = new Map<number, Statement<ProbeRow, [number]>>();
+  readonly #probes = new Map<number, Statement<[number], [number]>>();
   readonly #register: Statement;
   readonly #unregister: Statement;
   readonly #deleteLog: Statement;
+  readonly #deletePacks: Statement;
 
-  constructor(private readonly db: Database) {
+  /** `keyAt` reads a logged key by id, wherever it is (sent_log or a pack). */
+  constructor(private readonly db: Database, private readonly keyAt: KeyAt) {
     this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
     this.#deleteLog = db.prepare("DELETE FROM sent_log WHERE id BETWEEN ? AND ?");
+    this.#deletePacks = db.prepare("DELETE FROM sent_packs WHERE lo BETWEEN ?1 AND ?2");
   }
 
   /** Runs, oldest first. */
@@ -171,35 +175,38 @@ export class SentRuns {
     for (const run of this.#runs) {
       if (run.maxTs < since) continue; // all of it is older than the window
       if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
-      for (const r of this.#probe(run.lo).values(h) as ProbeRow[]) {
-        if (r[0] === recipient && r[1] === sender && r[2] === msgId && r[4] >= since) return r[3];
+      for (const [id] of this.#probe(run.lo).values(h) as [number][]) {
+        const r = this.keyAt(id);
+        if (r && r[1] === recipient && r[2] === sender && r[3] === msgId && r[5] >= since) return r[4];
       }
     }
     return 0;
   }
 
   /**
-   * Drops the oldest run if all of it is older than `cutoff`: its table, its log rows, its entry.
-   * Returns the log rows deleted, or -1 when no run is that old. Inside a tx.
+   * Drops the oldest run if all of it is older than `cutoff`: its table, its log rows and packs
+   * (a run covers whole packs), its entry. Returns the keys it held, or -1 when no run is that
+   * old. Inside a tx.
    */
   dropOldest(cutoff: number): number {
     const run = this.#runs[0];
     if (!run || run.maxTs >= cutoff) return -1;
     this.#probes.get(run.lo)?.finalize();
     this.#probes.delete(run.lo);
-    const { changes } = this.#deleteLog.run(run.lo, run.hi);
+    this.#deleteLog.run(run.lo, run.hi);
+    this.#deletePacks.run(run.lo, run.hi);
     this.db.run(`DROP TABLE ${runTable(run.lo)}`);
     this.#unregister.run(run.lo);
     this.#runs.shift();
-    return changes;
+    return run.keys;
   }
 
-  #probe(lo: number): Statement<ProbeRow, [number]> {
+  /** The ids a run holds under hash `h`, ascending: the first record of a key comes first. */
+  #probe(lo: number): Statement<[number], [number]> {
     let p = this.#probes.get(lo);
     if (!p) {
-      p = this.db.prepare<ProbeRow, [number]>(
-        `SELECT l.recipient, l.sender, l.msg_id, l.seq, l.ts FROM ${runTable(lo)} r ` +
-          "JOIN sent_log l ON l.id = r.id WHERE r.h = CAST(?1 AS INTEGER) ORDER BY r.id",
+      p = this.db.prepare<[number], [number]>(
+        `SELECT id FROM ${runTable(lo)} WHERE h = CAST(?1 AS INTEGER) ORDER BY id`,
       );
       this.#probes.set(lo, p);
     }

@@ -12,6 +12,7 @@ import type { SentKey } from "../../src/router/wire.ts";
 import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { logEntry } from "../../src/store/sent-runs.ts";
+import { eachPackKey, packKeys } from "../../src/store/sent-packs.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-sentlog-${crypto.randomUUID().slice(0, 8)}-`));
@@ -254,7 +255,131 @@ describe("migration 3: keyed table to log", () => {
     const check = new Database(path, { readonly: true });
     expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_run_1", "sent_runs"]);
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_1", "sent_runs"]);
     check.close();
+  });
+});
+
+describe("migration 8: the log in packs", () => {
+  /** A file at schema 7 with `n` keys in sent_log (ids 1..n), as a build before packs left it. */
+  function legacyFile(n: number): string {
+    const path = freshPath();
+    const db = new Database(path, { create: true });
+    migrate(db, MIGRATIONS.slice(0, 7));
+    const ins = db.prepare("INSERT INTO sent_log (recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?)");
+    db.transaction(() => {
+      for (let i = 0; i < n; i++) {
+        const k = key(i);
+        ins.run(k.recipient, k.sender, k.msgId, k.seq, k.ts);
+      }
+    })();
+    db.close();
+    return path;
+  }
+
+  test("keys from before (sent_log) and after (packs) are found together: tail, one run across both, reopen, pages, expiry", () => {
+    const L = 300;
+    const path = legacyFile(L);
+    let store = open(path);
+    const fresh = Array.from({ length: 200 }, (_, i) => key(L + i));
+    rememberAll(store, fresh.slice(0, 120));
+    rememberAll(store, fresh.slice(120));
+    expect(store.sent.count()).toBe(L + 200);
+    const all = [...Array.from({ length: L }, (_, i) => key(i)), ...fresh];
+    const everyKeyFound = (s: InboxStore) => {
+      for (let i = 0; i < all.length; i += 7) expect(find(s, all[i]!)).toBe(i + 1);
+      expect(find(s, all.at(-1)!)).toBe(all.length);
+      expect(find(s, key(all.length))).toBe(0);
+    };
+    everyKeyFound(store); // the tail: 300 rows read from sent_log, 200 keys from two packs
+    // Pages go by id across the two: the packed keys are numbered after sent_log's.
+    const ids: number[] = [];
+    for (let after = 0;;) {
+      const page = store.sent.page(after, 0, 64);
+      ids.push(...page.map((r) => r[0]));
+      if (page.length < 64) break;
+      after = page.at(-1)![0];
+    }
+    expect(ids).toEqual(Array.from({ length: L + 200 }, (_, i) => i + 1));
+    const young = store.sent.page(0, T0 + L + 150, 1000);
+    expect(young.map((r) => r[3])).toEqual(fresh.slice(150).map((k) => k.msgId));
+
+    buildRun(store);
+    expect(store.sent.runCount()).toBe(1);
+    everyKeyFound(store); // in one run over sent_log's ids and both packs
+    store.close();
+    store = open(path);
+    everyKeyFound(store);
+    rememberAll(store, [key(all.length)]);
+    expect(find(store, key(all.length))).toBe(all.length + 1); // after a reopen, ids go on above the run
+    expect(store.transaction(() => store.sent.expire(T0 + 10 * WINDOW, 5000))).toBe(L + 200);
+    expect(store.sent.count()).toBe(1);
+    expect(find(store, all[0]!)).toBe(0);
+    expect(find(store, fresh[0]!)).toBe(0);
+    store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.query<{ n: number }, []>("SELECT count(*) AS n FROM sent_log").get()?.n).toBe(0);
+    expect(check.query<{ n: number }, []>("SELECT count(*) AS n FROM sent_packs").get()?.n).toBe(1);
+    check.close();
+  });
+
+  test("a tail of packs bigger than a run is indexed on open, a run ending at a pack's end", () => {
+    const path = freshPath();
+    let store = open(path);
+    const keys = Array.from({ length: DEDUPE_RUN_KEYS + 700 }, (_, i) => key(i));
+    // Packs of 300 keys, as group commits: none is built into a run while the store is open.
+    for (let i = 0; i < keys.length; i += 300) rememberAll(store, keys.slice(i, i + 300));
+    store.close();
+    store = open(path);
+    expect(store.sent.runCount()).toBe(1);
+    for (let i = 0; i < keys.length; i += 101) expect(find(store, keys[i]!)).toBe(i + 1);
+    store.close();
+    const check = new Database(path, { readonly: true });
+    const run = check.query<{ lo: number; hi: number }, []>("SELECT lo, hi FROM sent_runs").get()!;
+    const ends = check.query<{ hi: number }, []>("SELECT hi FROM sent_packs").all().map((p) => p.hi);
+    expect(run.lo).toBe(1);
+    expect(ends).toContain(run.hi);
+    expect(run.hi).toBeGreaterThanOrEqual(DEDUPE_RUN_KEYS);
+    check.close();
+  });
+
+  test("keys of any text come back as they went in; a rolled-back pack leaves its ids free", () => {
+    const store = open(freshPath());
+    const odd: SentKey[] = [
+      { recipient: "zoë", sender: "😀", msgId: "a\u0000b", seq: 1, ts: T0 },
+      { recipient: "r", sender: "s".repeat(200), msgId: "日本語のid", seq: 2 ** 40, ts: T0 + 1 },
+    ];
+    rememberAll(store, odd);
+    expect(() =>
+      store.transaction(() => {
+        store.sent.remember([key(7)]);
+        throw new Error("boom");
+      })
+    ).toThrow("boom");
+    rememberAll(store, [key(8)]);
+    const rows = store.sent.page(0, 0, 10);
+    expect(rows.map((r) => [r[0], r[1], r[2], r[3], r[4]])).toEqual([
+      [1, "zoë", "😀", "a\u0000b", T0],
+      [2, "r", "s".repeat(200), "日本語のid", T0 + 1],
+      [3, "r8", "s8", "id-8", T0 + 8],
+    ]);
+    buildRun(store);
+    expect(store.sent.lookup("zoë", "😀", "a\u0000b", 0)).toBe(1);
+    expect(store.sent.lookup("r", "s".repeat(200), "日本語のid", 0)).toBe(2 ** 40);
+    expect(find(store, key(7))).toBe(0);
+    expect(find(store, key(8))).toBe(9);
+    store.close();
+  });
+
+  test("a damaged pack is a clear error, not keys made up from the wrong characters", () => {
+    const p = packKeys([key(1), key(2)]);
+    const rows = (text: string, nums: Uint8Array) => {
+      const out: string[] = [];
+      eachPackKey(10, text, nums, 0, (r) => (out.push(`${r[0]}:${r[3]}`), true));
+      return out;
+    };
+    expect(rows(p.text, p.nums)).toEqual(["10:id-1", "11:id-2"]);
+    expect(() => rows(p.text.slice(0, -1), p.nums)).toThrow("pack 10 is shorter than its lengths");
+    expect(() => rows(p.text, p.nums.subarray(0, 41))).toThrow("a number column of 41 bytes");
   });
 });

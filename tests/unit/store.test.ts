@@ -13,6 +13,7 @@ import {
   inboxLog,
   inboxSpans,
   sentLog,
+  sentPacks,
   sentRuns,
   users,
 } from "../../src/store/schema.ts";
@@ -95,6 +96,7 @@ describe("open and migrations", () => {
       "inbox_log",
       "inbox_spans",
       "sent_log",
+      "sent_packs",
       "sent_runs",
       "users",
     ]);
@@ -113,7 +115,9 @@ describe("open and migrations", () => {
     open(path).close();
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
-    for (const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, inboxSpans, sentLog, sentRuns, users]) {
+    for (
+      const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, inboxSpans, sentLog, sentPacks, sentRuns, users]
+    ) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
       const info = db.query<ColInfo, []>(`PRAGMA table_xinfo(${cfg.name})`).all();

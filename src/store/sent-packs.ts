@@ -1,0 +1,166 @@
+// The dedupe log's packs (issue 14, migration 8): one sent_packs row per remember, holding every
+// key of it with consecutive log ids lo..hi. A key row each in sent_log cost 1.3-1.8 µs of the
+// writer's 2.4-3.1 µs a key (bench/store-micro.ts settle); a pack is one row per group commit.
+// Keys logged before migration 8 stay in sent_log, with lower ids than every pack: a log id is in
+// sent_log or in the pack whose lo..hi holds it. Runs (sent-runs.ts) always cover whole packs, and
+// a run is dropped with the packs inside its id range.
+// The codec is pure; PackLog holds the statements.
+
+import type { Database, Statement } from "bun:sqlite";
+import type { SentKey } from "../router/wire.ts";
+
+/** A key as the log gives it back: [id, recipient, sender, msg_id, seq, ts]. */
+export type LogRow = [number, string, string, string, number, number];
+
+/** Per key in `nums`: recipient, sender and msg_id lengths (UTF-16 units), seq, ts. */
+const FIELDS = 5;
+
+export interface Pack {
+  /** Every key's recipient, sender and msg_id, back to back. */
+  text: string;
+  /** FIELDS float64s per key (little-endian: every platform Bun runs on), as a blob. */
+  nums: Uint8Array;
+}
+
+/** `keys` as one pack (ids are given by where it is stored). */
+export function packKeys(keys: readonly SentKey[]): Pack {
+  const nums = new Float64Array(keys.length * FIELDS);
+  const parts: string[] = new Array<string>(keys.length * 3);
+  let i = 0;
+  let p = 0;
+  for (const k of keys) {
+    parts[p++] = k.recipient;
+    parts[p++] = k.sender;
+    parts[p++] = k.msgId;
+    nums[i++] = k.recipient.length;
+    nums[i++] = k.sender.length;
+    nums[i++] = k.msgId.length;
+    nums[i++] = k.seq;
+    nums[i++] = k.ts;
+  }
+  return { text: parts.join(""), nums: new Uint8Array(nums.buffer) };
+}
+
+/** Keys in a pack's number column; throws if the blob is not whole keys (a damaged row). */
+export function packKeyCount(nums: Uint8Array): number {
+  if (nums.byteLength % (8 * FIELDS) !== 0) throw new Error(`sent_packs: a number column of ${nums.byteLength} bytes`);
+  return nums.byteLength / (8 * FIELDS);
+}
+
+/**
+ * Calls `each` for the keys of the pack stored at `lo` whose ids are above `after`, in id order,
+ * until it returns false. Throws when the lengths do not add up to the text (a damaged row).
+ */
+export function eachPackKey(
+  lo: number,
+  text: string,
+  nums: Uint8Array,
+  after: number,
+  each: (row: LogRow) => boolean,
+): void {
+  const n = packKeyCount(nums);
+  const v = new DataView(nums.buffer, nums.byteOffset, nums.byteLength);
+  let at = 0;
+  for (let k = 0; k < n; k++) {
+    const f = k * FIELDS * 8;
+    const a = v.getFloat64(f, true), b = v.getFloat64(f + 8, true), c = v.getFloat64(f + 16, true);
+    const end = at + a + b + c;
+    if (end > text.length) throw new Error(`sent_packs: pack ${lo} is shorter than its lengths`);
+    const id = lo + k;
+    if (id > after) {
+      const row: LogRow = [
+        id,
+        text.slice(at, at + a),
+        text.slice(at + a, at + a + b),
+        text.slice(at + a + b, end),
+        v.getFloat64(f + 24, true),
+        v.getFloat64(f + 32, true),
+      ];
+      if (!each(row)) return;
+    }
+    at = end;
+  }
+}
+
+/** The statements over sent_packs (and the legacy sent_log rows where a read must see both). */
+export class PackLog {
+  readonly #insert: Statement;
+  readonly #after: Statement<{ lo: number; hi: number; text: string; nums: Uint8Array }, [number, number]>;
+  readonly #holding: Statement<{ lo: number; hi: number; text: string; nums: Uint8Array }, [number]>;
+  readonly #legacyAt: Statement<
+    { recipient: string; sender: string; msg_id: string; seq: number; ts: number },
+    [number]
+  >;
+  readonly #delete: Statement;
+  readonly #maxId: Statement<{ id: number }, []>;
+  readonly #count: Statement<{ n: number }, []>;
+
+  constructor(db: Database) {
+    this.#insert = db.prepare("INSERT INTO sent_packs (lo, hi, text, nums) VALUES (?1, ?2, ?3, ?4)");
+    this.#after = db.prepare(
+      "SELECT lo, hi, text, nums FROM sent_packs WHERE hi > ?1 ORDER BY lo LIMIT CAST(?2 AS INTEGER)",
+    );
+    this.#holding = db.prepare("SELECT lo, hi, text, nums FROM sent_packs WHERE lo <= ?1 ORDER BY lo DESC LIMIT 1");
+    this.#legacyAt = db.prepare("SELECT recipient, sender, msg_id, seq, ts FROM sent_log WHERE id = ?1");
+    this.#delete = db.prepare("DELETE FROM sent_packs WHERE lo BETWEEN ?1 AND ?2");
+    this.#maxId = db.prepare(
+      "SELECT max((SELECT coalesce(max(id), 0) FROM sent_log), (SELECT coalesce(max(hi), 0) FROM sent_packs)) AS id",
+    );
+    this.#count = db.prepare(
+      "SELECT (SELECT count(*) FROM sent_log) + (SELECT coalesce(sum(hi - lo + 1), 0) FROM sent_packs) AS n",
+    );
+  }
+
+  /** Stores `keys` with ids lo.. (one row). */
+  insert(lo: number, keys: readonly SentKey[]): void {
+    const p = packKeys(keys);
+    this.#insert.run(lo, lo + keys.length - 1, p.text, p.nums);
+  }
+
+  /**
+   * Calls `each` for every packed key above id `after`, in id order, with its pack's first id,
+   * until it returns false.
+   */
+  each(after: number, each: (row: LogRow, packLo: number) => boolean): void {
+    const PAGE = 64; // packs read at a time
+    for (let cursor = after;;) {
+      const packs = this.#after.all(cursor, PAGE);
+      for (const p of packs) {
+        let more = true;
+        eachPackKey(p.lo, p.text, p.nums, after, (r) => (more = each(r, p.lo)));
+        if (!more) return;
+        cursor = p.hi;
+      }
+      if (packs.length < PAGE) return;
+    }
+  }
+
+  /** The key logged with `id` (in sent_log or a pack), or null. */
+  at(id: number): LogRow | null {
+    const l = this.#legacyAt.get(id);
+    if (l) return [id, l.recipient, l.sender, l.msg_id, l.seq, l.ts];
+    const p = this.#holding.get(id);
+    if (!p || id > p.hi) return null;
+    let found = null as LogRow | null;
+    eachPackKey(p.lo, p.text, p.nums, id - 1, (r) => {
+      found = r;
+      return false;
+    });
+    return found;
+  }
+
+  /** Deletes the packs inside ids lo..hi (a dropped run's range). */
+  deleteRange(lo: number, hi: number): void {
+    this.#delete.run(lo, hi);
+  }
+
+  /** Highest log id in use, in sent_log or a pack (0: none). */
+  maxId(): number {
+    return this.#maxId.get()?.id ?? 0;
+  }
+
+  /** Keys in the log, both forms. */
+  count(): number {
+    return this.#count.get()?.n ?? 0;
+  }
+}
