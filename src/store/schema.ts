@@ -108,7 +108,7 @@ export const sentLog = sqliteTable("sent_log", {
 /**
  * The dedupe log since migration 8: one row per remember (a group commit's keys), the keys' log
  * ids lo..hi (store/sent-packs.ts). `text`: every key's recipient, sender and msg_id back to back;
- * `nums`: per key their lengths (UTF-16 units), seq and ts, as little-endian float64s.
+ * `nums`: per key their lengths (UTF-16 units), seq, ts and two hashes, as little-endian float64s.
  */
 export const sentPacks = sqliteTable("sent_packs", {
   lo: integer("lo").primaryKey(),

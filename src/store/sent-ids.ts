@@ -14,7 +14,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { type LogRow, PackLog } from "./sent-packs.ts";
+import { type LogRow, PACK_FIELDS, PackLog } from "./sent-packs.ts";
 import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
@@ -38,6 +38,14 @@ const TAIL_HASHES_FIRST = 1024;
  */
 function addFirst(m: Map<number, LogEntry>, e: LogEntry): void {
   if (!m.has(e.h)) m.set(e.h, e);
+}
+
+/** The hashes logEntry reads, in one reused object: a key's two at `i + 5` and `i + 6` of a packed column (PACK_FIELDS). */
+const hashSlot = { h1: 0, h2: 0 };
+function packHashes(nums: Float64Array, i: number): { h1: number; h2: number } {
+  hashSlot.h1 = nums[i + 5]!;
+  hashSlot.h2 = nums[i + 6]!;
+  return hashSlot;
 }
 
 function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): boolean {
@@ -98,6 +106,29 @@ export class SentIds {
     for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k));
     if (this.#total !== undefined) this.#total += keys.length;
     return keys.length;
+  }
+
+  /**
+   * remember() for keys as an owner packed them for the port (router/packed-keys.ts, checked by
+   * the port's guard): stored as they came, no key object made (issue 14).
+   */
+  rememberPacked(text: string, column: number[] | Float64Array): number {
+    this.#fresh();
+    if (column.length === 0) return 0;
+    const nums = column instanceof Float64Array ? column : Float64Array.from(column);
+    const lo = this.#nextId;
+    const n = this.#packs.insertPacked(lo, text, nums);
+    this.#nextId = lo + n;
+    let at = 0;
+    for (let i = 0, id = lo; id < lo + n; i += PACK_FIELDS, id++) {
+      const a = nums[i]!, b = nums[i + 1]!, c = nums[i + 2]!;
+      const recipient = text.slice(at, at + a), sender = text.slice(at + a, at + a + b);
+      const msgId = text.slice(at + a + b, at + a + b + c);
+      at += a + b + c;
+      this.#addToTail(logEntry(id, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, packHashes(nums, i)));
+    }
+    if (this.#total !== undefined) this.#total += n;
+    return n;
   }
 
   /** The seq a key got if it was accepted at or after `since`, else 0. */

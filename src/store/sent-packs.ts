@@ -1,5 +1,5 @@
 // The dedupe log's packs (issue 14, migration 8): one sent_packs row per remember, holding every
-// key of it with consecutive log ids lo..hi. A key row each in sent_log cost 1.3-1.8 µs of the
+// key of it with consecutive log ids lo..hi, in the layout the port packs a remember in. A key row each in sent_log cost 1.3-1.8 µs of the
 // writer's 2.4-3.1 µs a key (bench/store-micro.ts settle); a pack is one row per group commit.
 // Keys logged before migration 8 stay in sent_log, with lower ids than every pack: a log id is in
 // sent_log or in the pack whose lo..hi holds it. Runs (sent-runs.ts) always cover whole packs, and
@@ -7,13 +7,19 @@
 // The codec is pure; PackLog holds the statements.
 
 import type { Database, Statement } from "bun:sqlite";
+import { sentKeyHash } from "../router/sent-filter.ts";
 import type { SentKey } from "../router/wire.ts";
 
 /** A key as the log gives it back: [id, recipient, sender, msg_id, seq, ts]. */
 export type LogRow = [number, string, string, string, number, number];
 
-/** Per key in `nums`: recipient, sender and msg_id lengths (UTF-16 units), seq, ts. */
-const FIELDS = 5;
+/**
+ * Per key in `nums`: recipient, sender and msg_id lengths (UTF-16 units), seq, ts, and the key's
+ * two hashes (sentKeyHash). The port's packed remember (router/packed-keys.ts) has this layout,
+ * so the writer stores what an owner sent as it came.
+ */
+export const PACK_FIELDS = 7;
+const FIELDS = PACK_FIELDS;
 
 export interface Pack {
   /** Every key's recipient, sender and msg_id, back to back. */
@@ -37,6 +43,14 @@ export function packKeys(keys: readonly SentKey[]): Pack {
     nums[i++] = k.msgId.length;
     nums[i++] = k.seq;
     nums[i++] = k.ts;
+    if (k.h1 === undefined || k.h2 === undefined) {
+      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
+      nums[i++] = h1;
+      nums[i++] = h2;
+    } else {
+      nums[i++] = k.h1;
+      nums[i++] = k.h2;
+    }
   }
   return { text: parts.join(""), nums: new Uint8Array(nums.buffer) };
 }
@@ -115,6 +129,13 @@ export class PackLog {
   insert(lo: number, keys: readonly SentKey[]): void {
     const p = packKeys(keys);
     this.#insert.run(lo, lo + keys.length - 1, p.text, p.nums);
+  }
+
+  /** Stores a pack as an owner sent it (checked by the port's guard) with ids lo..; returns its key count. */
+  insertPacked(lo: number, text: string, nums: Float64Array): number {
+    const n = nums.length / FIELDS;
+    this.#insert.run(lo, lo + n - 1, text, new Uint8Array(nums.buffer, nums.byteOffset, nums.byteLength));
+    return n;
   }
 
   /**

@@ -8,6 +8,7 @@
 // now, so its sender hears the true "delivered", and its record is written on the next commit.
 
 import type { AppendReq, PortMsg, RememberReq, WriterReq } from "../router/wire.ts";
+import { unpackRemember } from "../router/packed-keys.ts";
 
 /** A request and the port link it came on (replies go back on that link). */
 export interface FailedOp<L> {
@@ -55,8 +56,8 @@ export function planFailure<L>(
   const reason = code === "STORE_FULL" ? "disk full: message not stored; retry later" : "store error; retry later";
   const count = (k: L) => appends.set(k, (appends.get(k) ?? 0) + 1);
   for (const op of ops) {
-    if (op.r.t === "remember") {
-      remembers.push(op.r);
+    if (op.r.t === "remember" || op.r.t === "rememberPacked") {
+      remembers.push(op.r.t === "remember" ? op.r : unpackRemember(op.r));
       count(op.k);
       continue;
     }

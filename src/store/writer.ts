@@ -38,7 +38,8 @@ import type {
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
-import { unpackRemember } from "../router/packed-keys.ts";
+import type { PackedRemember } from "../router/packed-keys.ts";
+import { PACK_FIELDS } from "./sent-packs.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
@@ -68,7 +69,7 @@ interface Link {
 }
 
 /** Requests that wait for the next group commit (reads of other kinds are answered at once). */
-type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | LookupReq | ConfirmReq;
+type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | PackedRemember | LookupReq | ConfirmReq;
 /** skip: a later delete of the same user, at least as far, was queued after it (it does the work). */
 type Op = { k: Link; r: Queued; skip?: boolean };
 type Push = (k: Link | number, m: PortMsg) => void;
@@ -222,8 +223,10 @@ export class Writer {
         this.ops.push({ k, r });
         this.rowsBuffered += r.keys.length;
         return;
-      case "rememberPacked":
-        return this.accept(k, unpackRemember(r));
+      case "rememberPacked": // stored as it came (sent-ids.ts rememberPacked)
+        this.ops.push({ k, r });
+        this.rowsBuffered += r.nums.length / PACK_FIELDS;
+        return;
       case "scanSent":
         return this.reply(k, this.readSentPage(r));
       case "fetch":
@@ -456,7 +459,7 @@ export class Writer {
           for (const g of group) confirmed.set(g.k, (confirmed.get(g.k) ?? 0) + 1);
           continue;
         }
-        if (op.r.t === "remember") confirmed.set(op.k, (confirmed.get(op.k) ?? 0) + 1);
+        if (op.r.t === "remember" || op.r.t === "rememberPacked") confirmed.set(op.k, (confirmed.get(op.k) ?? 0) + 1);
         if (!op.skip) this.apply(op.k, op.r, push);
         i++;
       }
@@ -558,6 +561,8 @@ export class Writer {
         return this.store.setLastSeen([{ user: r.user, ts: r.ts }]);
       case "remember":
         return void this.store.sent.remember(r.keys);
+      case "rememberPacked":
+        return void this.store.sent.rememberPacked(r.text, r.nums);
       case "lookup": {
         // Inside the transaction: sees every remember queued before it, committed or not yet.
         const seq = this.store.sent.lookup(r.user, r.from, r.id, r.since);

@@ -6,6 +6,7 @@ import { diskState, planReserveBytes, reserveBytes } from "../../src/ops/disk.ts
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import type { PortMsg, RouteMsg, WriterReq } from "../../src/router/wire.ts";
 import { Backoff, failureCode, planFailure } from "../../src/store/write-failure.ts";
+import { packRemember } from "../../src/router/packed-keys.ts";
 
 const MiB = 1048576;
 const GiB = 1024 * MiB;
@@ -43,6 +44,11 @@ describe("a failed storage batch", () => {
       { k: linkB, r: { t: "append", rows: [row("v", 1, "m3")], o: [0], c: [4] } },
       { k: linkB, r: { t: "load", user: "w", reserve: 10 } },
       { k: linkA, r: { t: "remember", keys: [{ recipient: "u", sender: "s", msgId: "m0", seq: 4, ts: 1 }] } },
+      // As a shard's port sends it: kept for the retry as the keys it holds.
+      {
+        k: linkB,
+        r: packRemember({ t: "remember", keys: [{ recipient: "v", sender: "s", msgId: "p0", seq: 2, ts: 1 }] }),
+      },
     ];
     const full = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
     expect(failureCode(full)).toBe("STORE_FULL");
@@ -61,8 +67,9 @@ describe("a failed storage batch", () => {
     expect(b.find((m) => m.t === "rejected")).toEqual({ t: "rejected", user: "v", seqs: [1] });
     // Link A: one append and one remember, counted together and in order, as owners count them.
     expect(a.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
-    expect(plan.remembers.map((r) => r.keys[0]!.msgId)).toEqual(["m0"]);
-    expect(b.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 1 });
+    expect(plan.remembers.map((r) => r.keys[0]!.msgId)).toEqual(["m0", "p0"]);
+    expect(plan.remembers[1]!.keys[0]).toMatchObject({ recipient: "v", sender: "s", msgId: "p0", seq: 2, ts: 1 });
+    expect(b.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 2 });
     expect(plan.replies.get(linkA)!.some((m) => m.t === "sent")).toBe(false);
   });
   test("back-off doubles from 50 ms to a 2 s cap and resets", () => {

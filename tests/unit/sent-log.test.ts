@@ -13,6 +13,7 @@ import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { logEntry } from "../../src/store/sent-runs.ts";
 import { eachPackKey, packKeys } from "../../src/store/sent-packs.ts";
+import { packRemember } from "../../src/router/packed-keys.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
 const root = mkdtempSync(join(tmpdir(), `iris-sentlog-${crypto.randomUUID().slice(0, 8)}-`));
@@ -381,5 +382,29 @@ describe("migration 8: the log in packs", () => {
     expect(rows(p.text, p.nums)).toEqual(["10:id-1", "11:id-2"]);
     expect(() => rows(p.text.slice(0, -1), p.nums)).toThrow("pack 10 is shorter than its lengths");
     expect(() => rows(p.text, p.nums.subarray(0, 41))).toThrow("a number column of 41 bytes");
+  });
+
+  test("a remember packed for the port is stored as it came: found in the tail, a run and after reopen, both column kinds", () => {
+    const path = freshPath();
+    let store = open(path);
+    const small = [key(1), key(2)]; // a number[] column (fewer than 24 keys)
+    const big = Array.from({ length: 40 }, (_, i) => key(10 + i)); // a Float64Array column
+    const ps = packRemember({ t: "remember", keys: small }), pb = packRemember({ t: "remember", keys: big });
+    expect([Array.isArray(ps.nums), pb.nums instanceof Float64Array]).toEqual([true, true]);
+    store.transaction(() => {
+      expect(store.sent.rememberPacked(ps.text, ps.nums)).toBe(2);
+      expect(store.sent.rememberPacked(pb.text, pb.nums)).toBe(40);
+    });
+    const all = [...small, ...big];
+    const found = (s: InboxStore) => all.map((k) => find(s, k));
+    expect(found(store)).toEqual(all.map((k) => k.seq));
+    expect(store.sent.page(0, 0, 100).map((r) => r[3])).toEqual(all.map((k) => k.msgId));
+    buildRun(store);
+    expect(found(store)).toEqual(all.map((k) => k.seq));
+    store.close();
+    store = open(path);
+    expect(found(store)).toEqual(all.map((k) => k.seq));
+    expect(store.sent.count()).toBe(42);
+    store.close();
   });
 });
