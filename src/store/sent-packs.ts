@@ -1,6 +1,7 @@
 // The dedupe log's packs (issue 14, migration 8): one sent_packs row per remember, holding every
-// key of it with consecutive log ids lo..hi, in the layout the port packs a remember in. A key row each in sent_log cost 1.3-1.8 µs of the
-// writer's 2.4-3.1 µs a key (bench/store-micro.ts settle); a pack is one row per group commit.
+// key of it with consecutive log ids lo..hi, in the layout the port packs a remember in. A row
+// per key in sent_log cost 1.3-1.8 µs of the writer's 2.4-3.1 µs a key (bench/store-micro.ts
+// settle); a pack is one row per group commit.
 // Keys logged before migration 8 stay in sent_log, with lower ids than every pack: a log id is in
 // sent_log or in the pack whose lo..hi holds it. Runs (sent-runs.ts) always cover whole packs, and
 // a run is dropped with the packs inside its id range.
