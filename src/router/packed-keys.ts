@@ -14,7 +14,8 @@ import type { RememberReq, SentKey } from "./wire.ts";
  * Per key, in `nums`: recipient length, sender length, id length, seq, ts, and the key's two
  * hashes (sentKeyHash: h1 a uint32, h2 an int32), so that the writer does not hash it again.
  */
-const FIELDS = 7;
+export const REMEMBER_FIELDS = 7;
+const FIELDS = REMEMBER_FIELDS;
 const UINT32_END = 2 ** 32;
 const INT32_MIN = -(2 ** 31);
 const INT32_END = 2 ** 31;

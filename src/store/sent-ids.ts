@@ -14,7 +14,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { type LogRow, PACK_FIELDS, PackLog } from "./sent-packs.ts";
+import { type LogRow, PACK_FIELDS, packColumn, PackLog } from "./sent-packs.ts";
 import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
@@ -85,7 +85,7 @@ export class SentIds {
   constructor(db: Database) {
     this.#db = db;
     this.#packs = new PackLog(db);
-    this.#runs = new SentRuns(db, (id) => this.#packs.at(id));
+    this.#runs = new SentRuns(db, this.#packs);
     this.#tailPage = db.prepare<LogRow, [number, number]>(
       "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)",
     );
@@ -115,7 +115,7 @@ export class SentIds {
   rememberPacked(text: string, column: number[] | Float64Array): number {
     this.#fresh();
     if (column.length === 0) return 0;
-    const nums = column instanceof Float64Array ? column : Float64Array.from(column);
+    const nums = packColumn(column);
     const lo = this.#nextId;
     const n = this.#packs.insertPacked(lo, text, nums);
     this.#nextId = lo + n;

@@ -8,52 +8,23 @@
 // The codec is pure; PackLog holds the statements.
 
 import type { Database, Statement } from "bun:sqlite";
-import { sentKeyHash } from "../router/sent-filter.ts";
+import { packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import type { SentKey } from "../router/wire.ts";
 
 /** A key as the log gives it back: [id, recipient, sender, msg_id, seq, ts]. */
 export type LogRow = [number, string, string, string, number, number];
 
 /**
- * Per key in `nums`: recipient, sender and msg_id lengths (UTF-16 units), seq, ts, and the key's
- * two hashes (sentKeyHash). The port's packed remember (router/packed-keys.ts) has this layout,
- * so the writer stores what an owner sent as it came.
+ * Per key in `nums`: the port's packed remember (router/packed-keys.ts): recipient, sender and
+ * msg_id lengths (UTF-16 units), seq, ts and the key's two hashes, so the writer stores what an
+ * owner sent as it came. Little-endian float64s (every platform Bun runs on) in the blob.
  */
-export const PACK_FIELDS = 7;
+export const PACK_FIELDS = REMEMBER_FIELDS;
 const FIELDS = PACK_FIELDS;
 
-export interface Pack {
-  /** Every key's recipient, sender and msg_id, back to back. */
-  text: string;
-  /** FIELDS float64s per key (little-endian: every platform Bun runs on), as a blob. */
-  nums: Uint8Array;
-}
-
-/** `keys` as one pack (ids are given by where it is stored). */
-export function packKeys(keys: readonly SentKey[]): Pack {
-  const nums = new Float64Array(keys.length * FIELDS);
-  const parts: string[] = new Array<string>(keys.length * 3);
-  let i = 0;
-  let p = 0;
-  for (const k of keys) {
-    parts[p++] = k.recipient;
-    parts[p++] = k.sender;
-    parts[p++] = k.msgId;
-    nums[i++] = k.recipient.length;
-    nums[i++] = k.sender.length;
-    nums[i++] = k.msgId.length;
-    nums[i++] = k.seq;
-    nums[i++] = k.ts;
-    if (k.h1 === undefined || k.h2 === undefined) {
-      const [h1, h2] = sentKeyHash(k.recipient, k.sender, k.msgId);
-      nums[i++] = h1;
-      nums[i++] = h2;
-    } else {
-      nums[i++] = k.h1;
-      nums[i++] = k.h2;
-    }
-  }
-  return { text: parts.join(""), nums: new Uint8Array(nums.buffer) };
+/** A packed remember's number column as a Float64Array (packRemember makes a number[] for a few keys). */
+export function packColumn(nums: number[] | Float64Array): Float64Array {
+  return nums instanceof Float64Array ? nums : Float64Array.from(nums);
 }
 
 /** Keys in a pack's number column; throws if the blob is not whole keys (a damaged row). */
@@ -107,6 +78,7 @@ export class PackLog {
     [number]
   >;
   readonly #delete: Statement;
+  readonly #deleteLegacy: Statement;
   readonly #maxId: Statement<{ id: number }, []>;
   readonly #count: Statement<{ n: number }, []>;
 
@@ -118,6 +90,7 @@ export class PackLog {
     this.#holding = db.prepare("SELECT lo, hi, text, nums FROM sent_packs WHERE lo <= ?1 ORDER BY lo DESC LIMIT 1");
     this.#legacyAt = db.prepare("SELECT recipient, sender, msg_id, seq, ts FROM sent_log WHERE id = ?1");
     this.#delete = db.prepare("DELETE FROM sent_packs WHERE lo BETWEEN ?1 AND ?2");
+    this.#deleteLegacy = db.prepare("DELETE FROM sent_log WHERE id BETWEEN ?1 AND ?2");
     this.#maxId = db.prepare(
       "SELECT max((SELECT coalesce(max(id), 0) FROM sent_log), (SELECT coalesce(max(hi), 0) FROM sent_packs)) AS id",
     );
@@ -126,10 +99,10 @@ export class PackLog {
     );
   }
 
-  /** Stores `keys` with ids lo.. (one row). */
-  insert(lo: number, keys: readonly SentKey[]): void {
-    const p = packKeys(keys);
-    this.#insert.run(lo, lo + keys.length - 1, p.text, p.nums);
+  /** Stores `keys` with ids lo.. (one row, packed as the port packs them). */
+  insert(lo: number, keys: SentKey[]): void {
+    const p = packRemember({ t: "remember", keys });
+    this.insertPacked(lo, p.text, packColumn(p.nums));
   }
 
   /** Stores a pack as an owner sent it (checked by the port's guard) with ids lo..; returns its key count. */
@@ -171,8 +144,9 @@ export class PackLog {
     return found;
   }
 
-  /** Deletes the packs inside ids lo..hi (a dropped run's range). */
+  /** Deletes the keys with ids lo..hi, in sent_log and in the packs inside it (a dropped run's range). */
   deleteRange(lo: number, hi: number): void {
+    this.#deleteLegacy.run(lo, hi);
     this.#delete.run(lo, hi);
   }
 

@@ -59,8 +59,11 @@ export interface Run {
   filter: Uint8Array;
 }
 
-/** A logged key by its id (sent-packs.ts PackLog.at), or null. */
-export type KeyAt = (id: number) => LogRow | null;
+/** What a run reads and drops of the log (sent-packs.ts PackLog): a key by id, an id range. */
+export interface RunLog {
+  at(id: number): LogRow | null;
+  deleteRange(lo: number, hi: number): void;
+}
 
 const HASH_LOW_BITS = 2 ** 21;
 /** (hash, id) pairs per INSERT while a run is built (512 values bound: far under SQLite's limit). */
@@ -110,15 +113,11 @@ export class SentRuns {
   readonly #probes = new Map<number, Statement<[number], [number]>>();
   readonly #register: Statement;
   readonly #unregister: Statement;
-  readonly #deleteLog: Statement;
-  readonly #deletePacks: Statement;
 
-  /** `keyAt` reads a logged key by id, wherever it is (sent_log or a pack). */
-  constructor(private readonly db: Database, private readonly keyAt: KeyAt) {
+  /** `log` reads a logged key by id and deletes id ranges, wherever they are (sent_log or packs). */
+  constructor(private readonly db: Database, private readonly log: RunLog) {
     this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
-    this.#deleteLog = db.prepare("DELETE FROM sent_log WHERE id BETWEEN ? AND ?");
-    this.#deletePacks = db.prepare("DELETE FROM sent_packs WHERE lo BETWEEN ?1 AND ?2");
   }
 
   /** Runs, oldest first. */
@@ -176,7 +175,7 @@ export class SentRuns {
       if (run.maxTs < since) continue; // all of it is older than the window
       if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
       for (const [id] of this.#probe(run.lo).values(h) as [number][]) {
-        const r = this.keyAt(id);
+        const r = this.log.at(id);
         if (r && r[1] === recipient && r[2] === sender && r[3] === msgId && r[5] >= since) return r[4];
       }
     }
@@ -193,8 +192,7 @@ export class SentRuns {
     if (!run || run.maxTs >= cutoff) return -1;
     this.#probes.get(run.lo)?.finalize();
     this.#probes.delete(run.lo);
-    this.#deleteLog.run(run.lo, run.hi);
-    this.#deletePacks.run(run.lo, run.hi);
+    this.log.deleteRange(run.lo, run.hi);
     this.db.run(`DROP TABLE ${runTable(run.lo)}`);
     this.#unregister.run(run.lo);
     this.#runs.shift();

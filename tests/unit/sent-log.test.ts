@@ -12,7 +12,7 @@ import type { SentKey } from "../../src/router/wire.ts";
 import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { logEntry } from "../../src/store/sent-runs.ts";
-import { eachPackKey, packKeys } from "../../src/store/sent-packs.ts";
+import { eachPackKey, packColumn } from "../../src/store/sent-packs.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
@@ -373,7 +373,8 @@ describe("migration 8: the log in packs", () => {
   });
 
   test("a damaged pack is a clear error, not keys made up from the wrong characters", () => {
-    const p = packKeys([key(1), key(2)]);
+    const packed = packRemember({ t: "remember", keys: [key(1), key(2)] });
+    const p = { text: packed.text, nums: new Uint8Array(packColumn(packed.nums).buffer) };
     const rows = (text: string, nums: Uint8Array) => {
       const out: string[] = [];
       eachPackKey(10, text, nums, 0, (r) => (out.push(`${r[0]}:${r[3]}`), true));
