@@ -52,6 +52,8 @@ export interface BenchArgs {
   bothLogins: boolean;
   /** Iris starts with --auto-tune, as an operator starts it (docs/OPERATIONS.md, Auto-tune). */
   autoTune: boolean;
+  /** throughput: rounds of Iris then the relay in one run; its ratios are the rounds' medians. */
+  rounds: number;
 }
 
 /** Scenarios that measure a running server given by --url / --tcp (and `all`, for those two). */
@@ -84,6 +86,8 @@ scenarios: ${SCENARIOS.join(", ")}
                        run for both (the default under \`all\`, whose issue-14 table shows both);
                        offline-flood: one flood of each, each on a fresh server
   --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
+  --rounds N           throughput (and \`all\`'s): N rounds of Iris then the relay, each on fresh servers;
+                       every round's ratios are printed, and the verdicts use their medians (default 1)
 `;
 
 export class ArgsError extends Error {}
@@ -131,6 +135,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     bundles: false,
     bothLogins: false,
     autoTune: false,
+    rounds: 1,
   };
   let scenario: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -220,6 +225,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--auto-tune":
         a.autoTune = true;
+        break;
+      case "--rounds":
+        a.rounds = positiveInt(f, next());
         break;
       default:
         if (f.startsWith("-")) throw new ArgsError(`unknown flag ${f}`);

@@ -5,7 +5,7 @@
 import type { DrainFigures } from "../scenarios/drain.ts";
 import type { FloodFigures } from "../scenarios/offline-flood.ts";
 import type { ConnectionsFigures } from "../scenarios/connections.ts";
-import type { Login, ThroughputFigures } from "../scenarios/throughput.ts";
+import type { Login, RatioField, ThroughputFigures } from "../scenarios/throughput.ts";
 import { num, table } from "./format.ts";
 
 export interface RunFigures {
@@ -53,12 +53,21 @@ function throughputRows(f: ThroughputFigures | undefined, login: Login): [Cell, 
   const r = f?.ratios.find((k) => (k.bundles ?? false) === (login === "bundled"));
   const why = throughputWhy(f) ?? (r ? null : `no ${login} v1 run (add --both-logins)`);
   if (why || !r) return [NOT(why ?? "no ratio"), NOT(why ?? "no ratio"), NOT(why ?? "no ratio")];
-  const cell = (v: number | null, ok: (v: number) => boolean): Cell =>
-    v === null ? NOT("no figure") : [x(v), verdict(ok(v))];
+  // With --rounds the ratio is the median of the rounds: the cell says so, with their range.
+  const of = (k: RatioField): string => {
+    const span = r.range?.[k];
+    return r.rounds && r.rounds > 1 && span
+      ? ` (median of ${r.rounds} rounds, ${num(span[0], 2)}-${num(span[1], 2)})`
+      : "";
+  };
+  const cell = (k: RatioField, ok: (v: number) => boolean): Cell => {
+    const v = r[k];
+    return v === null ? NOT("no figure") : [x(v) + of(k), verdict(ok(v))];
+  };
   return [
-    cell(r.saturationThroughput, (v) => v >= 0.9),
-    cell(r.cpuPerMessage, (v) => v <= 1.2),
-    cell(r.pacedP99, (v) => v <= 1.5),
+    cell("saturationThroughput", (v) => v >= 0.9),
+    cell("cpuPerMessage", (v) => v <= 1.2),
+    cell("pacedP99", (v) => v <= 1.5),
   ];
 }
 

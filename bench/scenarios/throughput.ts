@@ -3,7 +3,7 @@
 
 import { latencyBars, rateLines } from "../lib/charts.ts";
 import type { Ctx, Scenario } from "../lib/context.ts";
-import { num, ratio } from "../lib/format.ts";
+import { median, num, ratio } from "../lib/format.ts";
 import { LoadGen } from "../lib/loadgen.ts";
 import { externalTarget, isExternal, startTarget } from "../lib/targets.ts";
 import { measureTarget, type PairsParams, pairsParams, type TargetFigures, targetSummary } from "./pairs-load.ts";
@@ -20,13 +20,49 @@ export interface Ratios {
   pacedP50: number | null;
   pacedP99: number | null;
   saturationP99: number | null;
+  /** Rounds these ratios are the medians of (absent: one round). */
+  rounds?: number;
+  /** With rounds > 1: each ratio's lowest and highest round. */
+  range?: Partial<Record<RatioField, [number, number]>>;
 }
 
-export interface ThroughputFigures {
-  params: PairsParams & { proto: string; workers: number; bundles?: boolean; logins?: Login[] };
+/** The ratio fields of Ratios. */
+export const RATIO_FIELDS = ["saturationThroughput", "cpuPerMessage", "pacedP50", "pacedP99", "saturationP99"] as const;
+export type RatioField = (typeof RATIO_FIELDS)[number];
+
+/** One round: every Iris run, then the relay paced at their rates. */
+export interface ThroughputRound {
   targets: TargetFigures[];
   baseline: TargetFigures | null;
   ratios: Ratios[];
+}
+
+export interface ThroughputFigures {
+  params: PairsParams & { proto: string; workers: number; bundles?: boolean; logins?: Login[]; rounds?: number };
+  /** The last round's runs (its charts). */
+  targets: TargetFigures[];
+  baseline: TargetFigures | null;
+  /** One round: its ratios; more: the medians over the rounds, per Iris run (same order every round). */
+  ratios: Ratios[];
+  /** Every round, in order (absent in results written before --rounds). */
+  rounds?: ThroughputRound[];
+}
+
+/**
+ * The median of each ratio over the rounds, per Iris run (rounds list their runs in the same
+ * order), with each ratio's range; a ratio missing in a round is left out of its median. Pure.
+ */
+export function medianRatios(rounds: Ratios[][]): Ratios[] {
+  if (rounds.length <= 1) return rounds[0] ?? [];
+  return rounds[0]!.map((first, i) => {
+    const out: Ratios = { ...first, rounds: rounds.length, range: {} };
+    for (const k of RATIO_FIELDS) {
+      const vs = rounds.map((r) => r[i]?.[k]).filter((v): v is number => typeof v === "number");
+      out[k] = vs.length ? Math.round(median(vs) * 1000) / 1000 : null;
+      if (vs.length) out.range![k] = [Math.min(...vs), Math.max(...vs)];
+    }
+    return out;
+  });
 }
 
 /** How Iris's v1 load connections log in: plain, or with the bundle flag as the SDK does. */
@@ -57,10 +93,16 @@ export function ratiosOf(t: TargetFigures, b: TargetFigures): Ratios {
 }
 
 export function ratioLines(r: Ratios): string[] {
-  const f = (v: number | null) => (v === null ? "n/a" : `${num(v, 2)}x`);
+  const f = (k: RatioField) => {
+    const v = r[k];
+    if (v === null) return "n/a";
+    const span = r.range?.[k];
+    return span ? `${num(v, 2)}x (${num(span[0], 2)}-${num(span[1], 2)})` : `${num(v, 2)}x`;
+  };
+  const label = r.rounds && r.rounds > 1 ? `${r.label}, median of ${r.rounds} rounds (range)` : r.label;
   return [
-    `${r.label}: throughput ${f(r.saturationThroughput)}, server CPU/msg ${f(r.cpuPerMessage)}, ` +
-    `p99 at saturation ${f(r.saturationP99)}, paced p50 ${f(r.pacedP50)}, paced p99 ${f(r.pacedP99)}`,
+    `${label}: throughput ${f("saturationThroughput")}, server CPU/msg ${f("cpuPerMessage")}, ` +
+    `p99 at saturation ${f("saturationP99")}, paced p50 ${f("pacedP50")}, paced p99 ${f("pacedP99")}`,
   ];
 }
 
@@ -81,42 +123,55 @@ async function measureIris(
   }
 }
 
+/** One round: each Iris run asked for, then the relay paced at their rates (unless --no-baseline). */
+async function oneRound(ctx: Ctx, lg: LoadGen, p: PairsParams, logins: Login[]): Promise<ThroughputRound> {
+  const targets: TargetFigures[] = [];
+  let baseline: TargetFigures | null = null;
+  if (isExternal(ctx)) {
+    targets.push(await measureTarget(ctx, lg, externalTarget(ctx), p, { pacedRates: [], bundles: ctx.args.bundles }));
+  } else {
+    for (const shards of ctx.args.shards ?? [null]) {
+      for (const login of logins) targets.push(await measureIris(ctx, lg, p, shards, login));
+    }
+  }
+  if (ctx.args.baseline) {
+    const b = await startTarget(ctx, "baseline", null);
+    try {
+      // Paced once at each Iris run's paced rate: each latency ratio then compares equal offered load.
+      const pacedRates = [...new Set(targets.map((t) => t.paced.targetRate).filter((r) => r !== null))];
+      baseline = await measureTarget(ctx, lg, b, p, { pacedRates, bundles: false });
+    } finally {
+      await b.stop();
+    }
+  }
+  return { targets, baseline, ratios: baseline ? targets.map((t) => ratiosOf(t, baseline!)) : [] };
+}
+
 export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
   const p = pairsParams(ctx);
   const workers = ctx.args.workers ?? 2;
   const logins = loginsOf(ctx.args, isExternal(ctx));
+  const roundsWanted = ctx.args.rounds;
   Object.assign(ctx.params, p, {
     proto: ctx.args.proto,
     bundles: ctx.args.bundles,
     logins,
     workers,
     shards: ctx.args.shards ?? "default",
+    rounds: roundsWanted,
   });
   const lg = await LoadGen.spawn(workers);
-  const targets: TargetFigures[] = [];
-  let baseline: TargetFigures | null = null;
+  const rounds: ThroughputRound[] = [];
   try {
-    if (isExternal(ctx)) {
-      targets.push(await measureTarget(ctx, lg, externalTarget(ctx), p, { pacedRates: [], bundles: ctx.args.bundles }));
-    } else {
-      for (const shards of ctx.args.shards ?? [null]) {
-        for (const login of logins) targets.push(await measureIris(ctx, lg, p, shards, login));
-      }
-    }
-    if (ctx.args.baseline) {
-      const b = await startTarget(ctx, "baseline", null);
-      try {
-        // Paced once at each Iris run's paced rate: each latency ratio then compares equal offered load.
-        const pacedRates = [...new Set(targets.map((t) => t.paced.targetRate).filter((r) => r !== null))];
-        baseline = await measureTarget(ctx, lg, b, p, { pacedRates, bundles: false });
-      } finally {
-        await b.stop();
-      }
+    for (let r = 1; r <= roundsWanted; r++) {
+      if (roundsWanted > 1) ctx.log(`round ${r} of ${roundsWanted}`);
+      rounds.push(await oneRound(ctx, lg, p, logins));
     }
   } finally {
     await lg.close();
   }
-  const ratios = baseline ? targets.map((t) => ratiosOf(t, baseline!)) : [];
+  const { targets, baseline } = rounds[rounds.length - 1]!;
+  const ratios = medianRatios(rounds.map((r) => r.ratios));
   ctx.notes.push(
     `Saturation = closed loop: every connection keeps at most ${p.window} messages in flight to its partner ` +
       `(a message leaves the window when its partner receives it). Latency at saturation is mostly queueing ` +
@@ -124,14 +179,21 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
     "Paced = open loop at a fixed total rate; the baseline is paced once at each Iris run's paced rate (plain and bundled logins) so every latency ratio compares equal load.",
     "Latency = send → delivery, measured in the load-generator process that holds both ends of a pair.",
     "Ratios (Iris ÷ baseline relay) come from the same run on the same machine; msgs/s, µs and ms are absolute.",
+    ...(rounds.length > 1
+      ? [
+        `${rounds.length} rounds, each Iris (fresh servers) then the relay; a ratio's verdict uses its median over ` +
+        "the rounds (the range in brackets), since one round's ratios at the line change verdict from run to run.",
+      ]
+      : []),
   );
   const all = baseline ? [...targets, baseline] : targets;
   return {
     figures: {
-      params: { ...p, proto: ctx.args.proto, bundles: ctx.args.bundles, logins, workers },
+      params: { ...p, proto: ctx.args.proto, bundles: ctx.args.bundles, logins, workers, rounds: rounds.length },
       targets,
       baseline,
       ratios,
+      rounds,
     },
     charts: [
       {
@@ -155,6 +217,15 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
         ),
       },
     ],
-    summary: [...all.flatMap(targetSummary), ...ratios.flatMap(ratioLines)],
+    summary: rounds.length > 1
+      ? [
+        ...rounds.flatMap((r, i) => [
+          `round ${i + 1}:`,
+          ...[...r.targets, ...(r.baseline ? [r.baseline] : [])].flatMap(targetSummary),
+          ...r.ratios.flatMap(ratioLines),
+        ]),
+        ...ratios.flatMap(ratioLines),
+      ]
+      : [...all.flatMap(targetSummary), ...ratios.flatMap(ratioLines)],
   };
 };

@@ -4,7 +4,7 @@
 import { expect, test } from "bun:test";
 import { issueTargetLines, type RunFigures } from "../../bench/lib/issue-targets.ts";
 import { parseArgs } from "../../bench/lib/args.ts";
-import { loginsOf, ratiosOf } from "../../bench/scenarios/throughput.ts";
+import { loginsOf, medianRatios, ratioLines, ratiosOf } from "../../bench/scenarios/throughput.ts";
 import type { TargetFigures } from "../../bench/scenarios/pairs-load.ts";
 
 const drainCase = (proto: "v0" | "v1", messages: number, lastMs: number) => ({
@@ -140,4 +140,51 @@ test("offline-flood runs both logins under `all` and --both-logins, else the one
   expect(loginsOf(parseArgs(["offline-flood"]), false)).toEqual(["plain"]);
   expect(loginsOf(parseArgs(["offline-flood", "--bundles"]), false)).toEqual(["bundled"]);
   expect(loginsOf(parseArgs(["offline-flood", "--both-logins"]), false)).toEqual(["plain", "bundled"]);
+});
+
+test("--rounds: each ratio's verdict uses its median over the rounds, and says so with the range", () => {
+  const relay = target("relay", false, 100_000, 10, 40_000, 2);
+  // Three rounds of the same two runs: plain throughput 0.85x, 0.95x, 1.05x; bundled CPU 1.1x, 1.3x, 1.25x.
+  const rounds = [
+    [
+      ratiosOf(target("iris", false, 85_000, 11, 40_000, 2), relay),
+      ratiosOf(target("iris b", true, 120_000, 11, 40_000, 8), relay),
+    ],
+    [
+      ratiosOf(target("iris", false, 95_000, 11, 40_000, 2), relay),
+      ratiosOf(target("iris b", true, 120_000, 13, 40_000, 2), relay),
+    ],
+    [
+      ratiosOf(target("iris", false, 105_000, 11, 40_000, 2), relay),
+      ratiosOf(target("iris b", true, 120_000, 12.5, 40_000, 2), relay),
+    ],
+  ];
+  const med = medianRatios(rounds);
+  expect(med).toHaveLength(2);
+  expect(med[0]!.saturationThroughput).toBeCloseTo(0.95);
+  expect(med[0]!.range!.saturationThroughput).toEqual([0.85, 1.05]);
+  expect(med[1]!.cpuPerMessage).toBeCloseTo(1.25);
+  expect(med[1]!.pacedP99).toBeCloseTo(1); // 4x, 1x, 1x: one bad round does not decide
+  expect(med[0]!.rounds).toBe(3);
+  expect(ratioLines(med[0]!)[0]).toContain("median of 3 rounds");
+  expect(ratioLines(med[0]!)[0]).toContain("0.95x (0.85-1.05)");
+  const f = { throughput: { params, targets: [], baseline: relay, ratios: med } } as unknown as RunFigures;
+  const lines = issueTargetLines(f);
+  const row = (start: string) => lines.find((l) => l.startsWith(start))!;
+  expect(row("v1 saturation throughput, 1,000 conns, plain v1")).toContain(
+    "0.95x relay (median of 3 rounds, 0.85-1.05)",
+  );
+  expect(row("v1 saturation throughput, 1,000 conns, plain v1")).toMatch(/ met$/);
+  expect(row("v1 server CPU per message at saturation, bundled")).toContain("NOT met");
+  expect(row("v1 p99 paced at 50% of Iris's saturation, bundled")).toMatch(/ met$/);
+});
+
+test("one round's ratios are its own, unchanged; --rounds takes a positive count", () => {
+  const relay = target("relay", false, 100_000, 10, 40_000, 2);
+  const one = [ratiosOf(target("iris", false, 90_000, 12, 40_000, 3), relay)];
+  expect(medianRatios([one])).toBe(one);
+  expect(ratioLines(one[0]!)[0]).not.toContain("median");
+  expect(parseArgs(["throughput"]).rounds).toBe(1);
+  expect(parseArgs(["throughput", "--rounds", "3"]).rounds).toBe(3);
+  expect(() => parseArgs(["throughput", "--rounds", "0"])).toThrow("--rounds needs a positive integer");
 });
