@@ -86,11 +86,26 @@ describe("bench smoke", () => {
     expect(r.figures.ratios[0].saturationThroughput).toBeGreaterThan(0);
   }, LIMIT);
 
-  test("throughput over the seed's raw TCP protocol (v0) against a running server", async () => {
+  test("throughput over the seed's raw TCP protocol (v0) against a running server, two rounds", async () => {
     const s = await startIris({ tcp: true });
     try {
-      const r = await bench("throughput", "--tcp", `127.0.0.1:${s.tcpPort}`, "--pid", String(s.pid), "--no-baseline");
+      const r = await bench(
+        "throughput",
+        "--tcp",
+        `127.0.0.1:${s.tcpPort}`,
+        "--pid",
+        String(s.pid),
+        "--no-baseline",
+        "--rounds",
+        "2",
+      );
       expect(r.figures.targets[0].kind).toBe("external");
+      // --rounds: the server measured once a round, each round's figures kept.
+      expect(r.figures.rounds).toHaveLength(2);
+      for (const round of r.figures.rounds) {
+        sanePhase(round.targets[0].saturation);
+        sanePhase(round.targets[0].paced);
+      }
       sanePhase(r.figures.targets[0].saturation);
       sanePhase(r.figures.targets[0].paced);
     } finally {
