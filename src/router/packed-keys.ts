@@ -79,23 +79,34 @@ const isLength = (v: number) => Number.isSafeInteger(v) && v >= 0;
 /** The number column's two forms (see TYPED_MIN_KEYS). */
 export const isColumn = (v: unknown): v is number[] | Float64Array => Array.isArray(v) || v instanceof Float64Array;
 
+/**
+ * Calls `each` with every key's recipient, sender and msg_id and the offset of its fields in
+ * `nums`, in order, until it returns false: the one reader of the layout (the port's unpack, the
+ * writer's tail, a stored pack). Throws "`what` is shorter than its lengths" when they run past the
+ * text: a stored pack that was damaged (a port message was checked by isPackedRememberBody first).
+ */
+export function eachPackedKey(
+  text: string,
+  nums: ArrayLike<number>,
+  each: (recipient: string, sender: string, msgId: string, i: number) => boolean | void,
+  what = "a packed remember",
+): void {
+  let at = 0;
+  for (let i = 0; i < nums.length; i += FIELDS) {
+    const a = nums[i]!, b = nums[i + 1]!, c = nums[i + 2]!;
+    const end = at + a + b + c;
+    if (end > text.length) throw new Error(`${what} is shorter than its lengths`);
+    if (each(text.slice(at, at + a), text.slice(at + a, at + a + b), text.slice(at + a + b, end), i) === false) return;
+    at = end;
+  }
+}
+
 /** Back to the owner's shape (call only on a checked one). */
 export function unpackRemember(p: PackedRemember): RememberReq {
-  const keys: SentKey[] = new Array<SentKey>(p.nums.length / FIELDS);
-  let at = 0;
-  for (let i = 0, k = 0; i < p.nums.length; i += FIELDS, k++) {
-    const recipient = p.text.slice(at, at += p.nums[i]!);
-    const sender = p.text.slice(at, at += p.nums[i + 1]!);
-    const msgId = p.text.slice(at, at += p.nums[i + 2]!);
-    keys[k] = {
-      recipient,
-      sender,
-      msgId,
-      seq: p.nums[i + 3]!,
-      ts: p.nums[i + 4]!,
-      h1: p.nums[i + 5]!,
-      h2: p.nums[i + 6]!,
-    };
-  }
+  const keys: SentKey[] = [];
+  const nums = p.nums;
+  eachPackedKey(p.text, nums, (recipient, sender, msgId, i) => {
+    keys.push({ recipient, sender, msgId, seq: nums[i + 3]!, ts: nums[i + 4]!, h1: nums[i + 5]!, h2: nums[i + 6]! });
+  });
   return { t: "remember", keys };
 }

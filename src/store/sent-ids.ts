@@ -14,7 +14,8 @@
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { type LogRow, PACK_FIELDS, packColumn, PackLog } from "./sent-packs.ts";
+import { eachPackedKey } from "../router/packed-keys.ts";
+import { type LogRow, packColumn, PackLog } from "./sent-packs.ts";
 import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
@@ -119,14 +120,10 @@ export class SentIds {
     const lo = this.#nextId;
     const n = this.#packs.insertPacked(lo, text, nums);
     this.#nextId = lo + n;
-    let at = 0;
-    for (let i = 0, id = lo; id < lo + n; i += PACK_FIELDS, id++) {
-      const a = nums[i]!, b = nums[i + 1]!, c = nums[i + 2]!;
-      const recipient = text.slice(at, at + a), sender = text.slice(at + a, at + a + b);
-      const msgId = text.slice(at + a + b, at + a + b + c);
-      at += a + b + c;
-      this.#addToTail(logEntry(id, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, packHashes(nums, i)));
-    }
+    let id = lo;
+    eachPackedKey(text, nums, (recipient, sender, msgId, i) => {
+      this.#addToTail(logEntry(id++, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, packHashes(nums, i)));
+    });
     if (this.#total !== undefined) this.#total += n;
     return n;
   }

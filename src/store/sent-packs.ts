@@ -8,7 +8,7 @@
 // The codec is pure; PackLog holds the statements.
 
 import type { Database, Statement } from "bun:sqlite";
-import { packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
+import { eachPackedKey, packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import type { SentKey } from "../router/wire.ts";
 
 /** A key as the log gives it back: [id, recipient, sender, msg_id, seq, ts]. */
@@ -17,7 +17,8 @@ export type LogRow = [number, string, string, string, number, number];
 /**
  * Per key in `nums`: the port's packed remember (router/packed-keys.ts): recipient, sender and
  * msg_id lengths (UTF-16 units), seq, ts and the key's two hashes, so the writer stores what an
- * owner sent as it came. Little-endian float64s (every platform Bun runs on) in the blob.
+ * owner sent as it came: the Float64Array's bytes in the blob (little-endian on every platform Bun
+ * runs on).
  */
 export const PACK_FIELDS = REMEMBER_FIELDS;
 const FIELDS = PACK_FIELDS;
@@ -45,27 +46,16 @@ export function eachPackKey(
   each: (row: LogRow) => boolean,
 ): void {
   const n = packKeyCount(nums);
-  const v = new DataView(nums.buffer, nums.byteOffset, nums.byteLength);
-  let at = 0;
-  for (let k = 0; k < n; k++) {
-    const f = k * FIELDS * 8;
-    const a = v.getFloat64(f, true), b = v.getFloat64(f + 8, true), c = v.getFloat64(f + 16, true);
-    const end = at + a + b + c;
-    if (end > text.length) throw new Error(`sent_packs: pack ${lo} is shorter than its lengths`);
-    const id = lo + k;
-    if (id > after) {
-      const row: LogRow = [
-        id,
-        text.slice(at, at + a),
-        text.slice(at + a, at + a + b),
-        text.slice(at + a + b, end),
-        v.getFloat64(f + 24, true),
-        v.getFloat64(f + 32, true),
-      ];
-      if (!each(row)) return;
-    }
-    at = end;
-  }
+  // Stored as the port's Float64Array was (insertPacked); a blob SQLite hands back may sit at any
+  // offset, so an unaligned one is copied first.
+  const col = nums.byteOffset % 8 === 0
+    ? new Float64Array(nums.buffer, nums.byteOffset, n * FIELDS)
+    : new Float64Array(nums.slice().buffer);
+  let id = lo;
+  eachPackedKey(text, col, (recipient, sender, msgId, i) => {
+    const k = id++;
+    return k <= after || each([k, recipient, sender, msgId, col[i + 3]!, col[i + 4]!]);
+  }, `sent_packs: pack ${lo}`);
 }
 
 /** The statements over sent_packs (and the legacy sent_log rows where a read must see both). */
