@@ -19,6 +19,8 @@
 //   OWNER_HASHES=0|1 (env, settle, flood): every key is built before the clock starts (so the tool's
 //           own key generator is not counted); with 1 each carries its two hashes as an owner routed
 //           it (sentKeyHash), so the store logs it without hashing it again, as the writer does.
+//   PACKED=1 (env, settle, with OWNER_HASHES=1): each commit's keys packed before the clock starts
+//           (packRemember) and stored with rememberPacked, as the writer stores an owner's remember.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -105,6 +107,18 @@ if (ownerHashes !== undefined && mode !== "drain") {
     return { ...k, h1, h2 };
   });
 }
+// PACKED=1: the commits' keys as an owner's port packs them, built before the clock (a checkout
+// without rememberPacked is refused rather than measured another way).
+let packs: { text: string; nums: number[] | Float64Array }[] | null = null;
+if (process.env.PACKED === "1") {
+  if (mode !== "settle" || !prebuilt) throw new Error("PACKED=1 needs settle and OWNER_HASHES=1");
+  if (typeof store.sent.rememberPacked !== "function") throw new Error(`${root}: the store has no rememberPacked`);
+  const { packRemember } = await import(join(root, "src/router/packed-keys.ts"));
+  packs = [];
+  for (let n = 0; n < total; n += perCommit) {
+    packs.push(packRemember({ t: "remember", keys: prebuilt.slice(n, n + perCommit) }));
+  }
+}
 let commits = 0;
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
@@ -117,11 +131,14 @@ for (let after = 0; mode === "drain";) {
 for (let n = 0; mode !== "drain" && n < total;) {
   const keys: Key[] = [];
   for (let i = 0; i < perCommit && n < total; i++, n++) keys.push(prebuilt ? prebuilt[n]! : key(n));
+  const pack = packs?.[commits] ?? null;
   store.transaction(() => {
     if (mode === "flood") store.append(keys.map((k) => ({ ...k, body })));
-    store.sent.remember(keys);
-    if (lookupEvery > 0 && ++commits % lookupEvery === 0) store.sent.lookup("nobody", "none", `x${n}`, 0);
+    if (pack) store.sent.rememberPacked(pack.text, pack.nums);
+    else store.sent.remember(keys);
+    if (lookupEvery > 0 && (commits + 1) % lookupEvery === 0) store.sent.lookup("nobody", "none", `x${n}`, 0);
   });
+  commits++;
   if (typeof store.sent.due === "function" && store.sent.due(Date.now(), 86_400_000)) {
     store.transaction(() => store.sent.buildRun()); // as the writer does after a commit
   }
