@@ -157,8 +157,9 @@ export function startIris(o: IrisOptions = {}): Promise<ServerProc> {
   return spawnAndWait("iris", args, dataDir, cleanup, o.shards ?? null);
 }
 
-export function startBaseline(): Promise<ServerProc> {
-  return spawnAndWait("baseline", [process.execPath, RELAY, "--port", "0"], null, () => {}, null);
+/** `args`: the relay's own flags (e.g. `--ack-offline`, the offline flood's yardstick). */
+export function startBaseline(args: string[] = []): Promise<ServerProc> {
+  return spawnAndWait("baseline", [process.execPath, RELAY, "--port", "0", ...args], null, () => {}, null);
 }
 
 /** `iris --version` of the binary under test. */

@@ -23,8 +23,10 @@ export async function startTarget(
 ): Promise<TargetRun> {
   const s = kind === "iris"
     ? await startIris({ binary: ctx.args.binary ?? undefined, shards, args: extraArgs })
-    : await startBaseline();
-  const label = kind === "iris" ? `iris shards=${shards ?? "default"}` : "baseline relay";
+    : await startBaseline(extraArgs);
+  const label = kind === "iris"
+    ? `iris shards=${shards ?? "default"}`
+    : `baseline relay${extraArgs.length ? ` ${extraArgs.join(" ")}` : ""}`;
   if (kind === "iris") noteIris(ctx, s);
   ctx.log(`${label} ready on ${s.http} in ${Math.round(s.readyLineMs)} ms (pid ${s.pid})`);
   return {

@@ -2,6 +2,11 @@
 // in, so every message goes to the store; stored msgs/s is what the server acks "stored". A small
 // online pair runs at a fixed rate throughout, first alone (quiet) and then during the flood, to
 // show what the flood does to live traffic.
+//
+// The yardstick (unless --no-baseline): the same flood, per login kind, against the bare relay run
+// with --ack-offline, which answers each send "stored" at once and stores nothing. Its rows/s is
+// what this load generator and one Bun WebSocket server reach on this machine when a server does
+// no work for a message at all: the ceiling any server's flood figure sits under here.
 
 import { latencyBars, rateLines } from "../lib/charts.ts";
 import type { Ctx, Scenario, ScenarioOutput } from "../lib/context.ts";
@@ -15,9 +20,13 @@ import { metric, type Samples, tryScrape } from "../lib/prom.ts";
 import { startTarget } from "../lib/targets.ts";
 import { type Login, loginsOf } from "./throughput.ts";
 
+/** Who answered the flood: Iris, or the relay that stores nothing (bench/baseline-relay.ts --ack-offline). */
+export type FloodServer = "iris" | "relay";
+
 /** One flood: its senders and the pair logged in plain (no login flag) or bundled (the SDK's default). */
 export interface FloodRun {
   login: Login;
+  server: FloodServer;
   params: {
     floodSenders: number;
     recipients: number;
@@ -49,7 +58,10 @@ export interface FloodRun {
 
 /** Every flood of the run, plain first; each on a server of its own, started fresh. */
 export interface FloodFigures {
+  /** Iris's floods. */
   runs: FloodRun[];
+  /** The same floods against the relay that stores nothing; empty with --no-baseline. */
+  relay: FloodRun[];
 }
 
 export interface PairFigures {
@@ -81,14 +93,20 @@ function delta(a: Samples | null, b: Samples | null, name: string): number | nul
  */
 export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
   const runs: FloodRun[] = [];
+  const relay: FloodRun[] = [];
   const charts: ScenarioOutput<FloodFigures>["charts"] = [];
   const summary: string[] = [];
   for (const login of loginsOf(ctx.args, false)) {
-    const one = await floodOnce(ctx, login);
+    const one = await floodOnce(ctx, login, "iris");
     runs.push(one.figures);
     // Plain keeps the charts' old names (their files under bench/results/latest).
     charts.push(...one.charts.map((c) => (login === "plain" ? c : { ...c, name: `${login}-${c.name}` })));
     summary.push(...one.summary.map((l, i) => (i === 0 ? `[${login} v1] ${l}` : l)));
+    if (!ctx.args.baseline) continue;
+    const floor = await floodOnce(ctx, login, "relay");
+    relay.push(floor.figures);
+    summary.push(...floor.summary.map((l, i) => (i === 0 ? `[${login} v1, relay storing nothing] ${l}` : l)));
+    summary.push(`[${login} v1] Iris / relay: ${ratioLine(one.figures, floor.figures)}`);
   }
   const params = runs[0]!.params;
   ctx.notes.push(
@@ -97,11 +115,21 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
     `Pair: two online users paced at ${params.pairRate} msgs/s in total, alone (quiet) and during the flood. Absolute figures.`,
     'stored msgs/s counts sends the server acked "stored" (committed to SQLite) inside the measured window.',
     "plain v1 logs in without flags; bundled v1 asks for bundles (docs/PROTOCOL.md), as the SDK does.",
+    'relay storing nothing: bench/baseline-relay.ts --ack-offline answers each send "stored" at once; ' +
+      "its rows/s is this machine's ceiling for the flood with this load generator.",
   );
-  return { figures: { runs }, charts, summary };
+  return { figures: { runs, relay }, charts, summary };
 };
 
-async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRun>> {
+/** Iris's flood against the relay's in one line: rows/s as a ratio, and the pair's p99 in both. */
+export function ratioLine(iris: FloodRun, relay: FloodRun): string {
+  const rows = relay.flood.storedPerSec > 0 ? iris.flood.storedPerSec / relay.flood.storedPerSec : 0;
+  return `${num(rows, 2)}x the relay's stored rows/s (${int(iris.flood.storedPerSec)} against ` +
+    `${int(relay.flood.storedPerSec)}); pair p99 during the flood ${num(iris.pairDuringFlood.latency.p99Ms, 2)} ` +
+    `against ${num(relay.pairDuringFlood.latency.p99Ms, 2)} ms`;
+}
+
+async function floodOnce(ctx: Ctx, login: Login, server: FloodServer): Promise<ScenarioOutput<FloodRun>> {
   const a = ctx.args;
   const bundles = login === "bundled";
   const workers = a.workers ?? 2;
@@ -114,7 +142,11 @@ async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRu
   const params = { floodSenders, recipients, window, pairRate, payload: a.payload, quietMs, floodMs, workers };
   Object.assign(ctx.params, params, { logins: loginsOf(a, false) });
   const lg = await LoadGen.spawn(workers);
-  const t = await startTarget(ctx, "iris", a.shards?.[0] ?? null);
+  const t = server === "iris"
+    ? await startTarget(ctx, "iris", a.shards?.[0] ?? null)
+    : await startTarget(ctx, "baseline", null, ["--ack-offline"]);
+  // The relay has no metrics endpoint.
+  const scrape = () => (server === "iris" ? tryScrape(t.http) : Promise.resolve(null));
   try {
     // Worker 0 holds the online pair first (connections 0 and 1), then its flood senders. With 3
     // or more workers it holds the pair alone: its timings then do not wait behind the flood's own
@@ -151,7 +183,7 @@ async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRu
       drainMs: 5000,
       payload: a.payload,
     }, t.pid);
-    const m0 = await tryScrape(t.http);
+    const m0 = await scrape();
     const floodFor = (w: number): GroupSpec => {
       const base = w === 0 ? 2 : 0;
       const first = perWorker.slice(0, w).reduce((n, p) => n + p.length, 0);
@@ -162,14 +194,18 @@ async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRu
         quota: null,
       };
     };
-    ctx.log(`flooding ${recipients} offline users (${login} v1) from ${floodSenders} senders for ${floodMs / 1000} s`);
+    ctx.log(
+      `flooding ${recipients} offline users (${login} v1, ${t.label}) from ${floodSenders} senders for ${
+        floodMs / 1000
+      } s`,
+    );
     const flood = await runGroups(
       lg,
       (w) => [...(w === 0 ? [pairGroup] : []), ...(perWorker[w]!.length ? [floodFor(w)] : [])],
       { warmupMs: 1000, measureMs: floodMs, drainMs: 30_000, payload: a.payload },
       t.pid,
     );
-    const m1 = await tryScrape(t.http);
+    const m1 = await scrape();
     await collectClientProblems(ctx, lg, "offline-flood");
     const f = flood.groups.get("flood")!;
     const pq = pairFigures(quiet.groups.get("pair"));
@@ -177,20 +213,22 @@ async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRu
     const unanswered = f.inflightLeft;
     if (f.acks.stored + f.errors + unanswered !== f.sent || unanswered > 0) {
       ctx.problems.push(
-        `flood (${login}): sent ${f.sent}, acked stored ${f.acks.stored}, errors ${f.errors}, unanswered ${unanswered}`,
+        `flood (${login}, ${server}): sent ${f.sent}, acked stored ${f.acks.stored}, errors ${f.errors}, unanswered ${unanswered}`,
       );
     }
     if (f.acks.delivered > 0) {
-      ctx.problems.push(`flood (${login}): ${f.acks.delivered} sends to never-online users were acked "delivered"`);
+      ctx.problems.push(
+        `flood (${login}, ${server}): ${f.acks.delivered} sends to never-online users were acked "delivered"`,
+      );
     }
     for (const [label, p] of [["quiet", pq], ["during flood", pf]] as const) {
       if (p.sent !== p.delivered) {
-        ctx.problems.push(`pair ${label} (${login}): sent ${p.sent}, delivered ${p.delivered}`);
+        ctx.problems.push(`pair ${label} (${login}, ${server}): sent ${p.sent}, delivered ${p.delivered}`);
       }
     }
     for (
-      const [label, c] of [[`offline-flood quiet (${login})`, quiet.cpu], [
-        `offline-flood flood (${login})`,
+      const [label, c] of [[`offline-flood quiet (${login}, ${server})`, quiet.cpu], [
+        `offline-flood flood (${login}, ${server})`,
         flood.cpu,
       ]] as const
     ) {
@@ -201,6 +239,7 @@ async function floodOnce(ctx: Ctx, login: Login): Promise<ScenarioOutput<FloodRu
     const commitMs = delta(m0, m1, "iris_store_commit_ms_total");
     const figures: FloodRun = {
       login,
+      server,
       params,
       flood: {
         sent: f.sent,

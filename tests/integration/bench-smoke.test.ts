@@ -167,11 +167,18 @@ describe("bench smoke", () => {
     }
   }, LIMIT);
 
-  test("offline-flood: stored acks flow and the online pair loses nothing, plain and bundled", async () => {
+  test("offline-flood: stored acks flow and the online pair loses nothing, plain and bundled, Iris and the relay", async () => {
     const r = await bench("offline-flood", "--both-logins");
     const runs = r.figures.runs;
     expect(runs.map((k: { login: string }) => k.login)).toEqual(["plain", "bundled"]);
-    for (const f of runs) {
+    // The same floods against the relay that stores nothing (the ceiling on this machine).
+    const relay = r.figures.relay;
+    expect(relay.map((k: { login: string; server: string }) => `${k.login} ${k.server}`)).toEqual([
+      "plain relay",
+      "bundled relay",
+    ]);
+    expect(runs.every((k: { server: string }) => k.server === "iris")).toBe(true);
+    for (const f of [...runs, ...relay]) {
       expect(f.flood.stored).toBeGreaterThan(0);
       expect(f.flood.storedPerSec).toBeGreaterThan(0);
       expect(f.flood.unanswered).toBe(0);

@@ -6,6 +6,7 @@ import { issueTargetLines, type RunFigures } from "../../bench/lib/issue-targets
 import { parseArgs } from "../../bench/lib/args.ts";
 import { loginsOf, medianRatios, ratioLines, ratiosOf } from "../../bench/scenarios/throughput.ts";
 import type { TargetFigures } from "../../bench/scenarios/pairs-load.ts";
+import { type FloodRun, ratioLine } from "../../bench/scenarios/offline-flood.ts";
 
 const drainCase = (proto: "v0" | "v1", messages: number, lastMs: number) => ({
   proto,
@@ -134,6 +135,33 @@ test("the flood gets a row per login, each judged on rows/s and the pair's p99 t
   const small = { "offline-flood": { runs: [floodRun("plain", 160_000, 1, 100)] } } as unknown as RunFigures;
   expect(issueTargetLines(small).find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, plain v1")))
     .toContain("not measured: ran into 100 inboxes");
+});
+
+test("the flood's row names the relay storing nothing, when it ran, as the machine's ceiling; the verdict stays absolute", () => {
+  const f = {
+    "offline-flood": {
+      runs: [floodRun("plain", 40_000, 30), floodRun("bundled", 60_000, 20)],
+      relay: [floodRun("plain", 120_000, 44)],
+    },
+  } as unknown as RunFigures;
+  const lines = issueTargetLines(f);
+  const plain = lines.find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, plain v1"))!;
+  expect(plain).toContain(
+    "40,000 rows/s, pair p99 30.00 ms (relay storing nothing: 120,000 rows/s, pair p99 44.00 ms)",
+  );
+  expect(plain).toContain("NOT met");
+  // No relay flood for this login: the cell is Iris's alone.
+  const bundled = lines.find((l) => l.startsWith("offline flood into 10,000 inboxes, sustained, bundled v1"))!;
+  expect(bundled).toContain("60,000 rows/s, pair p99 20.00 ms");
+  expect(bundled).not.toContain("relay storing nothing");
+});
+
+test("the flood's ratio line divides Iris's rows/s by the relay's and shows both pairs' p99", () => {
+  const iris = floodRun("bundled", 50_000, 20) as unknown as FloodRun;
+  const relay = floodRun("bundled", 500_000, 10) as unknown as FloodRun;
+  expect(ratioLine(iris, relay)).toBe(
+    "0.10x the relay's stored rows/s (50,000 against 500,000); pair p99 during the flood 20.00 against 10.00 ms",
+  );
 });
 
 test("offline-flood runs both logins under `all` and --both-logins, else the one asked", () => {
