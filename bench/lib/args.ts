@@ -38,6 +38,8 @@ export interface BenchArgs {
   workers: number | null;
   window: number | null;
   rate: number | null;
+  /** offline-flood: the flood paced at this many msgs/s in total instead of a window per sender. */
+  floodRate: number | null;
   levels: number[] | null;
   out: string | null;
   binary: string | null;
@@ -74,6 +76,8 @@ scenarios: ${SCENARIOS.join(", ")}
   --workers N          load-generator processes
   --window W           saturation: most unacknowledged sends per sender
   --rate R             paced phase: total msgs/s (default 50% of the measured saturation)
+  --flood-rate R       offline-flood: the flood paced at R msgs/s in total (open loop) instead of a window
+                       of sends awaiting "stored" per sender
   --levels 1000,5000   connections: cumulative connection counts
   --out DIR            results directory (default bench/results; latest/ only updates there)
   --binary PATH        Iris binary (default dist/iris)
@@ -126,6 +130,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     workers: null,
     window: null,
     rate: null,
+    floodRate: null,
     levels: null,
     out: null,
     binary: null,
@@ -194,6 +199,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--window":
         a.window = positiveInt(f, next());
+        break;
+      case "--flood-rate":
+        a.floodRate = positiveInt(f, next());
         break;
       case "--rate":
         a.rate = positiveInt(f, next());

@@ -265,7 +265,7 @@ export class Driver implements ConnEvents {
     // liveOnly: users whose connection is still open here (a server may have closed some).
     const live = cmd.liveOnly ? new Set(this.conns.filter((c) => c.open).map((c) => c.user)) : null;
     const groups: GroupState[] = cmd.groups.map((spec) => {
-      const latencyKind = spec.mode.kind === "window" && spec.mode.ackOn === "sent" ? "ack" : "delivery";
+      const latencyKind = spec.mode.ackOn === "sent" ? "ack" : "delivery";
       const g: GroupState = {
         spec,
         latencyKind,

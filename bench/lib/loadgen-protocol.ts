@@ -38,7 +38,8 @@ export interface SenderSpec {
 
 export type GroupMode =
   | { kind: "window"; window: number; ackOn: "deliver" | "sent" }
-  | { kind: "pace"; rate: number }; // msgs/s for the whole group in this worker
+  // msgs/s for the whole group in this worker; ackOn "sent": latency is send → SENT (an offline flood)
+  | { kind: "pace"; rate: number; ackOn?: "sent" };
 
 export interface GroupSpec {
   name: string;

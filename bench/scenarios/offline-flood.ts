@@ -31,6 +31,8 @@ export interface FloodRun {
     floodSenders: number;
     recipients: number;
     window: number;
+    /** --flood-rate: the flood paced at this many msgs/s in total (null: a window per sender). */
+    floodRate: number | null;
     pairRate: number;
     payload: number;
     quietMs: number;
@@ -110,8 +112,11 @@ export const offlineFlood: Scenario<FloodFigures> = async (ctx) => {
   }
   const params = runs[0]!.params;
   ctx.notes.push(
-    `Flood: ${params.floodSenders} senders, each with at most ${params.window} sends awaiting the server's "stored" ack, ` +
-      `round-robin over their share of ${params.recipients} users who never log in.`,
+    `Flood: ${params.floodSenders} senders, ${
+      params.floodRate
+        ? `paced at ${params.floodRate} msgs/s in total (open loop)`
+        : `each with at most ${params.window} sends awaiting the server's "stored" ack`
+    }, round-robin over their share of ${params.recipients} users who never log in.`,
     `Pair: two online users paced at ${params.pairRate} msgs/s in total, alone (quiet) and during the flood. Absolute figures.`,
     'stored msgs/s counts sends the server acked "stored" (committed to SQLite) inside the measured window.',
     "plain v1 logs in without flags; bundled v1 asks for bundles (docs/PROTOCOL.md), as the SDK does.",
@@ -139,7 +144,18 @@ async function floodOnce(ctx: Ctx, login: Login, server: FloodServer): Promise<S
   const pairRate = a.rate ?? (a.smoke ? 100 : 200);
   const quietMs = (a.smoke ? 1 : 3) * 1000;
   const floodMs = (a.duration ?? (a.smoke ? 2 : 10)) * 1000;
-  const params = { floodSenders, recipients, window, pairRate, payload: a.payload, quietMs, floodMs, workers };
+  const floodRate = a.floodRate;
+  const params = {
+    floodSenders,
+    recipients,
+    window,
+    floodRate,
+    pairRate,
+    payload: a.payload,
+    quietMs,
+    floodMs,
+    workers,
+  };
   Object.assign(ctx.params, params, { logins: loginsOf(a, false) });
   const lg = await LoadGen.spawn(workers);
   const t = server === "iris"
@@ -190,7 +206,10 @@ async function floodOnce(ctx: Ctx, login: Login, server: FloodServer): Promise<S
       return {
         name: "flood",
         senders: perWorker[w]!.map((_, i) => ({ c: base + i, to: slices[first + i]! })),
-        mode: { kind: "window", window, ackOn: "sent" },
+        // Paced: this worker's share of --flood-rate, by its share of the senders.
+        mode: a.floodRate
+          ? { kind: "pace", rate: (a.floodRate * perWorker[w]!.length) / floodSenders, ackOn: "sent" }
+          : { kind: "window", window, ackOn: "sent" },
         quota: null,
       };
     };

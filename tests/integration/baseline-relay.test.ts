@@ -22,8 +22,10 @@ async function connect(url: string): Promise<{ ws: WebSocket; got: Uint8Array[];
   const waiters: { n: number; done: () => void }[] = [];
   ws.onmessage = (e) => {
     got.push(new Uint8Array(e.data as ArrayBuffer));
-    for (const w of waiters.splice(0)) if (got.length >= w.n) w.done();
-    else waiters.push(w);
+    for (const w of waiters.splice(0)) {
+      if (got.length >= w.n) w.done();
+      else waiters.push(w);
+    }
   };
   await new Promise<void>((res, rej) => {
     ws.onopen = () => res();

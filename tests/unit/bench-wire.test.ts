@@ -104,6 +104,9 @@ describe("bench args and /proc parsing", () => {
     expect(() => parseArgs(["offline-flood", "--url", "ws://127.0.0.1:9000/ws"])).toThrow(/starts its own server/);
     expect(() => parseArgs(["drain", "--tcp", "127.0.0.1:9000"])).toThrow(/starts its own server/);
     expect(parseArgs(["connections", "--url", "ws://127.0.0.1:9000/ws"]).url).toBe("ws://127.0.0.1:9000/ws");
+    expect(parseArgs(["offline-flood", "--flood-rate", "150000"]).floodRate).toBe(150_000);
+    expect(parseArgs(["offline-flood"]).floodRate).toBeNull();
+    expect(() => parseArgs(["offline-flood", "--flood-rate", "0"])).toThrow(/flood-rate/);
     const a = parseArgs(["throughput", "--shards", "1,2", "--tcp", "127.0.0.1:9000", "--smoke"]);
     expect(a.shards).toEqual([1, 2]);
     expect(a.proto).toBe("v0");
