@@ -12,7 +12,7 @@
 import type { ServerWebSocket } from "bun";
 import { V0_LOGIN_OK } from "../src/protocol/v0.ts";
 import { encodeV1Deliver, encodeV1Server, V1 } from "../src/protocol/v1.ts";
-import { V1_BUNDLE_CLIENT, V1_BUNDLE_SERVER, V1_FLAG_BUNDLE } from "../src/protocol/v1-bundle.ts";
+import { bundleOf, V1_BUNDLE_CLIENT, V1_FLAG_BUNDLE } from "../src/protocol/v1-bundle.ts";
 
 interface Peer {
   user: string;
@@ -81,18 +81,8 @@ function relaySend(ws: ServerWebSocket<Peer>, m: Uint8Array, v: DataView, at: nu
 /** The SENTs of one client message: alone, or one BUNDLE to a client that asked for them. */
 function flushAcks(ws: ServerWebSocket<Peer>): void {
   if (acks.length === 0) return;
-  if (acks.length === 1 || !ws.data.bundles) {
-    for (const a of acks) ws.send(a);
-  } else {
-    const out = new Uint8Array(1 + ackBytes);
-    out[0] = V1_BUNDLE_SERVER;
-    let at = 1;
-    for (const a of acks) {
-      out.set(a, at);
-      at += a.byteLength;
-    }
-    ws.send(out);
-  }
+  if (ws.data.bundles) ws.send(bundleOf(acks, ackBytes));
+  else for (const a of acks) ws.send(a);
   acks = [];
   ackBytes = 0;
 }
