@@ -41,14 +41,6 @@ function addFirst(m: Map<number, LogEntry>, e: LogEntry): void {
   if (!m.has(e.h)) m.set(e.h, e);
 }
 
-/** The hashes logEntry reads, in one reused object: a key's two at `i + 5` and `i + 6` of a packed column (PACK_FIELDS). */
-const hashSlot = { h1: 0, h2: 0 };
-function packHashes(nums: Float64Array, i: number): { h1: number; h2: number } {
-  hashSlot.h1 = nums[i + 5]!;
-  hashSlot.h2 = nums[i + 6]!;
-  return hashSlot;
-}
-
 function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): boolean {
   return e.recipient === recipient && e.sender === sender && e.msgId === msgId;
 }
@@ -104,7 +96,7 @@ export class SentIds {
     this.#packs.insert(lo, keys);
     this.#nextId = lo + n; // after the insert: a failed one leaves the ids free (and the tx rolls back)
     let id = lo;
-    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k));
+    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k.h1, k.h2));
     if (this.#total !== undefined) this.#total += keys.length;
     return keys.length;
   }
@@ -122,7 +114,7 @@ export class SentIds {
     this.#nextId = lo + n;
     let id = lo;
     eachPackedKey(text, nums, (recipient, sender, msgId, i) => {
-      this.#addToTail(logEntry(id++, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, packHashes(nums, i)));
+      this.#addToTail(logEntry(id++, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, nums[i + 5]!, nums[i + 6]!));
     });
     if (this.#total !== undefined) this.#total += n;
     return n;

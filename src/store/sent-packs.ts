@@ -20,8 +20,7 @@ export type LogRow = [number, string, string, string, number, number];
  * owner sent as it came: the Float64Array's bytes in the blob (little-endian on every platform Bun
  * runs on).
  */
-export const PACK_FIELDS = REMEMBER_FIELDS;
-const FIELDS = PACK_FIELDS;
+const FIELDS = REMEMBER_FIELDS;
 
 /** A packed remember's number column as a Float64Array (packRemember makes a number[] for a few keys). */
 export function packColumn(nums: number[] | Float64Array): Float64Array {

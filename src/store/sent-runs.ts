@@ -25,7 +25,7 @@ export interface LogEntry {
 }
 
 /**
- * A log row as an entry, its key hashed: by sentKeyHash here, or `hashes` when the caller has them
+ * A log row as an entry, its key hashed: by sentKeyHash here, or `h1`/`h2` when the caller has them
  * already (an owner's remember carries the hashes it routed with: the writer hashes nothing then).
  */
 export function logEntry(
@@ -35,12 +35,11 @@ export function logEntry(
   msgId: string,
   seq: number,
   ts: number,
-  hashes?: { h1?: number; h2?: number },
+  h1?: number,
+  h2?: number,
 ): LogEntry {
-  let h1: number, h2: number;
-  if (hashes?.h1 !== undefined && hashes.h2 !== undefined) {
-    h1 = hashes.h1;
-    h2 = hashes.h2 | 0;
+  if (h1 !== undefined && h2 !== undefined) {
+    h2 = h2 | 0;
   } else {
     sentKeyHashInto(recipient, sender, msgId); // as keyHashes, without its array and object
     h1 = keyHash[0]!;

@@ -38,8 +38,7 @@ import type {
 import { ownerOf } from "../router/hash.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
-import type { PackedRemember } from "../router/packed-keys.ts";
-import { PACK_FIELDS } from "./sent-packs.ts";
+import { type PackedRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
@@ -225,7 +224,7 @@ export class Writer {
         return;
       case "rememberPacked": // stored as it came (sent-ids.ts rememberPacked)
         this.ops.push({ k, r });
-        this.rowsBuffered += r.nums.length / PACK_FIELDS;
+        this.rowsBuffered += r.nums.length / REMEMBER_FIELDS;
         return;
       case "scanSent":
         return this.reply(k, this.readSentPage(r));

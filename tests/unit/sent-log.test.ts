@@ -122,7 +122,7 @@ describe("dedupe log", () => {
     };
     for (const i of [0, 1, 96, 12345]) {
       const k = key(i), h = withHashes(k);
-      expect(logEntry(i, h.recipient, h.sender, h.msgId, h.seq, h.ts, h)).toEqual(
+      expect(logEntry(i, h.recipient, h.sender, h.msgId, h.seq, h.ts, h.h1, h.h2)).toEqual(
         logEntry(i, k.recipient, k.sender, k.msgId, k.seq, k.ts),
       );
     }
