@@ -21,7 +21,7 @@ while (seq <= ROWS) {
   for (let i = 0; i < 100 && seq <= ROWS; i++, seq++) {
     rows.push({ recipient: "u", seq, sender: "sender-1", msgId: `m${seq}`, ts: Date.now(), body });
   }
-  h.storing("u", 1, rows);
+  h.storing("u", 1, seq - rows.length - 1, rows);
   h.committed(rows);
 }
 const buffer = new PageBuffer(PAGE_SCRATCH_MAX_BYTES);

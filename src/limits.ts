@@ -31,6 +31,8 @@ export interface OwnerLimits {
   pageMaxBytes?: number;
   /** Bytes of recently stored rows a shard keeps to drain without the writer (router/hot-backlog.ts); unset: none. */
   hotBacklogBytes?: number;
+  /** Rows a user's box sends to the store before they are kept there too (hot-backlog.ts); unset: from the first. */
+  hotBacklogStartRows?: number;
   /** The inbox TTL (ms, 0: none): a page from memory never holds a row that may have expired. */
   inboxTtlMs?: number;
   maxFetches: number;
@@ -57,6 +59,14 @@ export interface OwnerLimits {
 export const HOT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Rows a user's box sends to the store before the shard keeps its next rows in memory as well:
+ * the drain's first page (defaultOwnerLimits.pageSize). A backlog that fits it drains with one
+ * read of the writer's either way; below it, encoding each stored row into memory only cost (the
+ * offline flood into 10,000 inboxes: ~10% of the server's CPU a row, docs/BENCHMARKS.md session 33).
+ */
+export const HOT_BACKLOG_START_ROWS = 500;
+
+/**
  * Their defaults. maxPending, pendingSpillMs and slowTimeoutMs are settings (config/schema.ts);
  * the values here are the schema's defaults, read from it so they are stated once.
  */
@@ -80,6 +90,7 @@ export const defaultOwnerLimits: OwnerLimits = {
   slowTimeoutMs: defaultSettings.slowConsumerTimeout,
   dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
   hotBacklogBytes: HOT_BACKLOG_BYTES,
+  hotBacklogStartRows: HOT_BACKLOG_START_ROWS,
 };
 
 /**

@@ -6,12 +6,13 @@
 //
 // What a user's entry promises: every row of that user that the store holds with seq > `floor`
 // is in the entry, in seq order, and nothing else is. It holds because
-// - an entry starts when the user's box first stores a row, with floor just below the box's first
-//   seq block: rows stored before (by an earlier box, an earlier process) have lower seqs, since
-//   blocks are reserved durably and above every earlier one, and only this box stores the user's
-//   rows above it (single node: in a cluster other owners write too, and there are no entries);
-//   an entry whose rows were all acked goes, and starts again the same way (nothing above the
-//   floor is left in the store then);
+// - an entry starts once the user's box has sent `startRows` rows to the store (counted until an
+//   ack deletes some), with floor at the highest seq the box sent to the store before, and never
+//   below the box's first seq block: rows stored before (by this box, an earlier box, an earlier
+//   process) have seqs at or below it, since blocks are reserved durably and above every earlier
+//   one, and only this box stores the user's rows above it (single node: in a cluster other
+//   owners write too, and there are no entries); an entry whose rows were all acked goes, and
+//   starts again the same way (nothing above the floor is left in the store then);
 // - a row enters only once its commit is confirmed, and while any of the user's rows is sent to
 //   the store and not yet confirmed the entry answers nothing (the store may hold it already);
 // - every way a row leaves the store reaches it: an ack's delete trims it; a refused row (inbox
@@ -19,10 +20,14 @@
 //   entry, and a dropped entry does not start again until the owner forgets the box;
 // - a row past the inbox TTL may already be expired by the writer: a page that would hold one is
 //   not answered here, so the writer decides.
-// A page it cannot answer goes to the writer, as before. An entry keeps its rows' frames back to
-// back in chunks (a page is a copy of a stretch of each chunk it spans, no work per row), encoded
-// once as the rows commit; acked chunks go whole. Memory is bounded per shard; past the budget the
-// oldest entries go whole.
+// A page it cannot answer goes to the writer, as before (a drain's first page, below the floor of
+// an entry that started late, is the writer's). An entry keeps its rows' frames back to back in
+// chunks (a page is a copy of a stretch of each chunk it spans, no work per row), encoded once as
+// the rows commit; acked chunks go whole. Memory is bounded per shard; past the budget the oldest
+// entries go whole. Why entries start late: a backlog that fits a drain's first page is one read
+// of the writer's either way, and encoding every stored row of thousands of offline inboxes (a
+// flood into users who may come back much later, if at all) cost the shard ~10% of a flood's CPU
+// (docs/BENCHMARKS.md, session 33).
 
 import { utf8Length } from "../protocol/bytes.ts";
 import { DELIVER_FIXED_BYTES, putDeliver } from "../protocol/v1-bundle.ts";
@@ -249,10 +254,15 @@ export class HotBacklog {
   readonly #users = new Map<string, UserFrames>();
   /** Users whose entry was dropped: none starts again until their box goes (forget). */
   readonly #off = new Set<string>();
+  /** Rows sent to the store by users with no entry yet, while under `startRows` (bounded by the owner's boxes: forget). */
+  readonly #counted = new Map<string, number>();
   #bytes = 0;
 
-  /** `budgetBytes` 0 keeps nothing. `ttlMs` 0: rows never expire. */
-  constructor(readonly budgetBytes: number, readonly ttlMs: number) {}
+  /**
+   * `budgetBytes` 0 keeps nothing. `ttlMs` 0: rows never expire. `startRows`: rows a user's box
+   * sends to the store before an entry starts (0: at the first).
+   */
+  constructor(readonly budgetBytes: number, readonly ttlMs: number, readonly startRows = 0) {}
 
   /** Bytes held, as the budget counts them. */
   get bytes(): number {
@@ -265,14 +275,21 @@ export class HotBacklog {
   }
 
   /**
-   * Rows of `user` sent to the store by its box, whose first seq block starts at `firstSeq`: the
-   * entry starts if there is none (and none was dropped); until they are confirmed, it answers nothing.
+   * Rows of `user` sent to the store by its box, whose first seq block starts at `firstSeq` and
+   * which sent no row above `storedBefore` to the store before these: the entry starts if there is
+   * none (and none was dropped) and the user's count reached `startRows`; until they are confirmed,
+   * it answers nothing.
    */
-  storing(user: string, firstSeq: number, rows: readonly StoredRow[]): void {
+  storing(user: string, firstSeq: number, storedBefore: number, rows: readonly StoredRow[]): void {
     let e = this.#users.get(user);
     if (e === undefined) {
       if (this.budgetBytes <= 0 || this.#off.has(user) || firstSeq < 1) return;
-      this.#users.set(user, e = newEntry(firstSeq - 1));
+      if (this.startRows > 0) {
+        const count = (this.#counted.get(user) ?? 0) + rows.length;
+        if (count < this.startRows) return void this.#counted.set(user, count);
+        this.#counted.delete(user);
+      }
+      this.#users.set(user, e = newEntry(Math.max(firstSeq - 1, storedBefore)));
       this.#bytes += cost(e);
     }
     for (const r of rows) if (r.seq > e.floor) e.inFlight++;
@@ -306,7 +323,7 @@ export class HotBacklog {
   /** The store deleted `user`'s rows with seq <= upTo (an ack): they leave the entry. */
   deleted(user: string, upTo: number): void {
     const e = this.#users.get(user);
-    if (!e) return;
+    if (!e) return void this.#counted.delete(user); // draining from the store: counted afresh
     if (upTo > e.trimmedTo) e.trimmedTo = upTo;
     e.head = firstAbove(e.seqs, e.head, e.n, upTo);
     const before = cost(e);
@@ -334,6 +351,7 @@ export class HotBacklog {
 
   /** `user`'s entry goes and does not start again until forget() (refused rows, eviction). */
   drop(user: string): void {
+    this.#counted.delete(user);
     const e = this.#users.get(user);
     if (!e) return;
     this.#bytes -= cost(e);
@@ -343,6 +361,7 @@ export class HotBacklog {
 
   /** `user`'s box is gone: so is anything kept of it; a new box starts afresh. */
   forget(user: string): void {
+    this.#counted.delete(user);
     const e = this.#users.get(user);
     if (e) this.#bytes -= cost(e);
     this.#users.delete(user);
@@ -353,6 +372,7 @@ export class HotBacklog {
   clear(): void {
     for (const user of this.#users.keys()) this.#off.add(user);
     this.#users.clear();
+    this.#counted.clear();
     this.#bytes = 0;
   }
 

@@ -368,7 +368,9 @@ export class Owner {
     this.filter = new SentFilter(limits.dedupeWindowMs);
     this.unknown = new UnknownStatus(io);
     const hotBytes = limits.hotBacklogBytes ?? 0;
-    this.hot = io.owns === undefined && hotBytes > 0 ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0) : null;
+    this.hot = io.owns === undefined && hotBytes > 0
+      ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0, limits.hotBacklogStartRows ?? 0)
+      : null;
     this.admin = new OwnerAdmin({
       toShard: (k, m) => io.toShard(k, m),
       toWriter: (m) => this.toWriter(m),
@@ -843,6 +845,7 @@ export class Owner {
     const o: number[] = [];
     const c: number[] = [];
     const h: number[] = []; // the hashes each was routed with: the writer logs the keys by them
+    const storedBefore = b.storedMax;
     for (const d of items) {
       rows.push({ recipient: b.user, seq: d.seq, sender: d.from, msgId: d.id, ts: d.ts, body: d.body });
       o.push(d.o);
@@ -851,7 +854,7 @@ export class Owner {
       if (d.seq > b.storedMax) b.storedMax = d.seq;
     }
     this.stats.stored += rows.length;
-    this.hot?.storing(b.user, b.firstSeq, rows);
+    this.hot?.storing(b.user, b.firstSeq, storedBefore, rows);
     if (ORDER_TRACE) {
       const l = b.link;
       orderTrace(

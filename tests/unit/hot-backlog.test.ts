@@ -21,7 +21,7 @@ const NOW = 2000;
 /** Stores and commits rows one append each, as an owner does for an offline user. */
 function stored(h: HotBacklog, rows: StoredRow[], firstSeq = 1): void {
   for (const r of rows) {
-    h.storing(r.recipient, firstSeq, [r]);
+    h.storing(r.recipient, firstSeq, 0, [r]);
     h.committed([r]);
   }
 }
@@ -77,13 +77,13 @@ describe("hot backlog", () => {
   test("nothing is answered while rows are in flight, below the floor, or without an entry", () => {
     const h = new HotBacklog(1 << 20, 0);
     expect(h.page("u", 0, 10, 1 << 20, NOW, false)).toBeNull(); // no entry: the writer answers
-    h.storing("u", 11, [row(11)]);
+    h.storing("u", 11, 0, [row(11)]);
     expect(h.page("u", 10, 10, 1 << 20, NOW, false)).toBeNull(); // sent to the store, not confirmed
     h.committed([row(11)]);
     expect(seqsOf(h.page("u", 10, 10, 1 << 20, NOW, false))).toEqual([11]);
     // The box's block starts at 11: rows below may be in the store from before; a cursor under the floor is the writer's.
     expect(h.page("u", 9, 10, 1 << 20, NOW, false)).toBeNull();
-    h.storing("u", 11, [row(12), row(13)]);
+    h.storing("u", 11, 11, [row(12), row(13)]);
     h.committed([row(12)]);
     expect(h.page("u", 10, 10, 1 << 20, NOW, false)).toBeNull(); // 13 still in flight
     h.committed([row(13)]);
@@ -92,9 +92,64 @@ describe("hot backlog", () => {
 
   test("rows below the box's first block are not its: they neither count nor enter", () => {
     const h = new HotBacklog(1 << 20, 0);
-    h.storing("u", 11, [row(5), row(11)]);
+    h.storing("u", 11, 0, [row(5), row(11)]);
     h.committed([row(5), row(11)]);
     expect(seqsOf(h.page("u", 10, 10, 1 << 20, NOW, false))).toEqual([11]);
+  });
+
+  test("with startRows, an entry starts once the box sent that many rows, above every row it sent before", () => {
+    const h = new HotBacklog(1 << 20, 0, 3);
+    const storeOne = (seq: number, before: number) => {
+      h.storing("u", 1, before, [row(seq)]);
+      h.committed([row(seq)]);
+    };
+    storeOne(1, 0);
+    storeOne(2, 1);
+    expect([h.users, h.bytes]).toEqual([0, 0]); // counted only: no memory kept for a short backlog
+    expect(h.page("u", 0, 10, 1 << 20, NOW, false)).toBeNull();
+    storeOne(3, 2);
+    expect(h.users).toBe(1);
+    expect(h.page("u", 0, 10, 1 << 20, NOW, false)).toBeNull(); // rows 1-2 are the writer's first page
+    expect(h.page("u", 1, 10, 1 << 20, NOW, false)).toBeNull();
+    expect(seqsOf(h.page("u", 2, 10, 1 << 20, NOW, false))).toEqual([3]);
+    h.storing("u", 1, 3, [row(4), row(5)]);
+    h.committed([row(4), row(5)]);
+    expect(seqsOf(h.page("u", 2, 10, 1 << 20, NOW, false))).toEqual([3, 4, 5]);
+    // A spilled delivery below the floor (sent to the store after later rows) is the writer's, not a gap.
+    h.storing("u", 1, 5, [row(2)]);
+    h.committed([row(2)]);
+    expect(seqsOf(h.page("u", 2, 10, 1 << 20, NOW, false))).toEqual([3, 4, 5]);
+  });
+
+  test("with startRows, one append of that many rows starts the entry at once; acks, forget and drop count afresh", () => {
+    const h = new HotBacklog(1 << 20, 0, 3);
+    h.storing("u", 1, 0, [row(1), row(2), row(3)]);
+    h.committed([row(1), row(2), row(3)]);
+    expect(seqsOf(h.page("u", 0, 10, 1 << 20, NOW, false))).toEqual([1, 2, 3]);
+
+    const g = new HotBacklog(1 << 20, 0, 3);
+    const storeOne = (user: string, seq: number, before: number) => {
+      g.storing(user, 1, before, [row(seq, 8, user)]);
+      g.committed([row(seq, 8, user)]);
+    };
+    storeOne("a", 1, 0);
+    storeOne("a", 2, 1);
+    g.deleted("a", 2); // drained from the store: what is left is counted again
+    storeOne("a", 3, 2);
+    storeOne("a", 4, 3);
+    expect(g.users).toBe(0);
+    storeOne("a", 5, 4);
+    expect(seqsOf(g.page("a", 4, 10, 1 << 20, NOW, false))).toEqual([5]);
+    for (const end of ["forget", "drop"] as const) {
+      storeOne(end, 1, 0);
+      storeOne(end, 2, 1);
+      g[end](end);
+      storeOne(end, 3, 2);
+      storeOne(end, 4, 3);
+      expect(g.page(end, 3, 10, 1 << 20, NOW, false)).toBeNull();
+    }
+    storeOne("forget", 5, 4); // forget counts afresh: the third row since starts it
+    expect(seqsOf(g.page("forget", 4, 10, 1 << 20, NOW, false))).toEqual([5]);
   });
 
   test("an ack's delete trims rows; an emptied entry goes and starts again with the next store", () => {
@@ -150,7 +205,7 @@ describe("hot backlog", () => {
   test("the same row committed again (a replay after a writer restart) is kept once", () => {
     const h = new HotBacklog(1 << 20, 0);
     stored(h, [row(1), row(2)]);
-    h.storing("u", 1, [row(2)]);
+    h.storing("u", 1, 2, [row(2)]);
     h.committed([row(2)]);
     expect(seqsOf(h.page("u", 0, 10, 1 << 20, NOW, false))).toEqual([1, 2]);
   });

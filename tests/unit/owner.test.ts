@@ -748,6 +748,27 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
     expect(isFramePage(p.page)).toBe(true); // what the port checks on the other side
   });
 
+  test("a box keeps rows in memory only past its first rows: the writer reads those, memory the rest", () => {
+    const late = new Owner(hotIo, { ...hotLimits, hotBacklogStartRows: 3 });
+    (late as unknown as { box(user: string): void }).box("u");
+    late.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1000, lastSeen: 0 });
+    toShard = [];
+    toWriter = [];
+    storedOffline(late, ["a", "b", "c", "d", "e"]);
+    expect(late.hot!.users).toBe(1);
+    late.handle({ t: "attach", user: "u", shard: 0, conn: 9, v0: false, resume: 0 });
+    expect(pages()).toEqual([]);
+    const [fetch] = fetches() as Extract<WriterReq, { t: "fetch" }>[];
+    expect(fetch).toMatchObject({ user: "u", after: 0 });
+    const stored = appends().flatMap((a) => a.rows);
+    // The writer's page stops short of the rows kept in memory (a page cut by its byte budget).
+    late.handle({ t: "rows", user: "u", gen: fetch!.gen, rows: stored.slice(0, 2), more: true });
+    late.handle({ t: "flow", user: "u", shard: 0, conn: 9, ready: true });
+    expect(fetches().length).toBe(1);
+    expect(pages().map((p) => p.seqs)).toEqual([[3, 4, 5]]);
+    expect(pages()[0]!.page.frames).toEqual(framePage(stored.slice(2)).frames);
+  });
+
   test("in a cluster (other owners write too) the writer reads every page", () => {
     const c = new Owner({ ...hotIo, owns: () => true }, hotLimits);
     expect(c.hot).toBeNull();
