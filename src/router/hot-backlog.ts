@@ -6,8 +6,8 @@
 //
 // What a user's entry promises: every row of that user that the store holds with seq > `floor`
 // is in the entry, in seq order, and nothing else is. It holds because
-// - an entry starts once the user's box has sent `startRows` rows to the store (counted until an
-//   ack deletes some), with floor at the highest seq the box sent to the store before, and never
+// - an entry starts once the user's box has sent `start` rows or bytes to the store (counted
+//   until an ack deletes some), with floor at the highest seq the box sent to the store before, and never
 //   below the box's first seq block: rows stored before (by this box, an earlier box, an earlier
 //   process) have seqs at or below it, since blocks are reserved durably and above every earlier
 //   one, and only this box stores the user's rows above it (single node: in a cluster other
@@ -31,7 +31,7 @@
 
 import { utf8Length } from "../protocol/bytes.ts";
 import { DELIVER_FIXED_BYTES, putDeliver } from "../protocol/v1-bundle.ts";
-import { ROW_OVERHEAD_BYTES } from "../limits.ts";
+import { type PageSize, ROW_OVERHEAD_BYTES } from "../limits.ts";
 import type { FramePage } from "./frame-page.ts";
 import type { StoredRow } from "./wire.ts";
 
@@ -254,15 +254,15 @@ export class HotBacklog {
   readonly #users = new Map<string, UserFrames>();
   /** Users whose entry was dropped: none starts again until their box goes (forget). */
   readonly #off = new Set<string>();
-  /** Rows sent to the store by users with no entry yet, while under `startRows` (bounded by the owner's boxes: forget). */
-  readonly #counted = new Map<string, number>();
+  /** What users with no entry yet sent to the store, while under `start` (bounded by the owner's boxes: forget). */
+  readonly #counted = new Map<string, PageSize>();
   #bytes = 0;
 
   /**
-   * `budgetBytes` 0 keeps nothing. `ttlMs` 0: rows never expire. `startRows`: rows a user's box
-   * sends to the store before an entry starts (0: at the first).
+   * `budgetBytes` 0 keeps nothing. `ttlMs` 0: rows never expire. `start`: the rows or bytes (as
+   * the writer weighs a page) a user's box sends to the store before an entry starts; null: at once.
    */
-  constructor(readonly budgetBytes: number, readonly ttlMs: number, readonly startRows = 0) {}
+  constructor(readonly budgetBytes: number, readonly ttlMs: number, readonly start: PageSize | null = null) {}
 
   /** Bytes held, as the budget counts them. */
   get bytes(): number {
@@ -277,16 +277,19 @@ export class HotBacklog {
   /**
    * Rows of `user` sent to the store by its box, whose first seq block starts at `firstSeq` and
    * which sent no row above `storedBefore` to the store before these: the entry starts if there is
-   * none (and none was dropped) and the user's count reached `startRows`; until they are confirmed,
-   * it answers nothing.
+   * none (and none was dropped) and the user's count reached `start`; until they are confirmed, it
+   * answers nothing.
    */
   storing(user: string, firstSeq: number, storedBefore: number, rows: readonly StoredRow[]): void {
     let e = this.#users.get(user);
     if (e === undefined) {
       if (this.budgetBytes <= 0 || this.#off.has(user) || firstSeq < 1) return;
-      if (this.startRows > 0) {
-        const count = (this.#counted.get(user) ?? 0) + rows.length;
-        if (count < this.startRows) return void this.#counted.set(user, count);
+      if (this.start !== null) {
+        let c = this.#counted.get(user);
+        if (c === undefined) this.#counted.set(user, c = { rows: 0, bytes: 0 });
+        c.rows += rows.length;
+        for (const r of rows) c.bytes += r.body.byteLength + ROW_OVERHEAD_BYTES;
+        if (c.rows < this.start.rows && c.bytes < this.start.bytes) return; // still one first page
         this.#counted.delete(user);
       }
       this.#users.set(user, e = newEntry(Math.max(firstSeq - 1, storedBefore)));

@@ -369,7 +369,7 @@ export class Owner {
     this.unknown = new UnknownStatus(io);
     const hotBytes = limits.hotBacklogBytes ?? 0;
     this.hot = io.owns === undefined && hotBytes > 0
-      ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0, limits.hotBacklogStartRows ?? 0)
+      ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0, limits.hotBacklogStart ?? null)
       : null;
     this.admin = new OwnerAdmin({
       toShard: (k, m) => io.toShard(k, m),

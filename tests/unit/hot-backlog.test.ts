@@ -97,8 +97,8 @@ describe("hot backlog", () => {
     expect(seqsOf(h.page("u", 10, 10, 1 << 20, NOW, false))).toEqual([11]);
   });
 
-  test("with startRows, an entry starts once the box sent that many rows, above every row it sent before", () => {
-    const h = new HotBacklog(1 << 20, 0, 3);
+  test("with a start, an entry starts once the box sent that many rows, above every row it sent before", () => {
+    const h = new HotBacklog(1 << 20, 0, { rows: 3, bytes: 1 << 20 });
     const storeOne = (seq: number, before: number) => {
       h.storing("u", 1, before, [row(seq)]);
       h.committed([row(seq)]);
@@ -121,13 +121,13 @@ describe("hot backlog", () => {
     expect(seqsOf(h.page("u", 2, 10, 1 << 20, NOW, false))).toEqual([3, 4, 5]);
   });
 
-  test("with startRows, one append of that many rows starts the entry at once; acks, forget and drop count afresh", () => {
-    const h = new HotBacklog(1 << 20, 0, 3);
+  test("with a start, one append of that many rows starts the entry at once; acks, forget and drop count afresh", () => {
+    const h = new HotBacklog(1 << 20, 0, { rows: 3, bytes: 1 << 20 });
     h.storing("u", 1, 0, [row(1), row(2), row(3)]);
     h.committed([row(1), row(2), row(3)]);
     expect(seqsOf(h.page("u", 0, 10, 1 << 20, NOW, false))).toEqual([1, 2, 3]);
 
-    const g = new HotBacklog(1 << 20, 0, 3);
+    const g = new HotBacklog(1 << 20, 0, { rows: 3, bytes: 1 << 20 });
     const storeOne = (user: string, seq: number, before: number) => {
       g.storing(user, 1, before, [row(seq, 8, user)]);
       g.committed([row(seq, 8, user)]);
@@ -150,6 +150,17 @@ describe("hot backlog", () => {
     }
     storeOne("forget", 5, 4); // forget counts afresh: the third row since starts it
     expect(seqsOf(g.page("forget", 4, 10, 1 << 20, NOW, false))).toEqual([5]);
+  });
+
+  test("with a start, bytes as the writer weighs a page start an entry before the rows do (big messages)", () => {
+    const h = new HotBacklog(1 << 20, 0, { rows: 500, bytes: 2 * (100 + ROW_OVERHEAD_BYTES) });
+    h.storing("u", 1, 0, [row(1, 100)]);
+    h.committed([row(1, 100)]);
+    expect(h.users).toBe(0);
+    h.storing("u", 1, 1, [row(2, 100)]);
+    h.committed([row(2, 100)]);
+    expect(seqsOf(h.page("u", 1, 10, 1 << 20, NOW, false))).toEqual([2]);
+    expect(h.page("u", 0, 10, 1 << 20, NOW, false)).toBeNull();
   });
 
   test("an ack's delete trims rows; an emptied entry goes and starts again with the next store", () => {
