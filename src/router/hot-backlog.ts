@@ -7,12 +7,12 @@
 // What a user's entry promises: every row of that user that the store holds with seq > `floor`
 // is in the entry, in seq order, and nothing else is. It holds because
 // - an entry starts once the user's box has sent `start` rows or bytes to the store (counted
-//   until an ack deletes some), with floor at the highest seq the box sent to the store before, and never
-//   below the box's first seq block: rows stored before (by this box, an earlier box, an earlier
-//   process) have seqs at or below it, since blocks are reserved durably and above every earlier
-//   one, and only this box stores the user's rows above it (single node: in a cluster other
-//   owners write too, and there are no entries); an entry whose rows were all acked goes, and
-//   starts again the same way (nothing above the floor is left in the store then);
+//   until an ack deletes some), with floor at the highest seq the box sent to the store before,
+//   and never below the box's first seq block: rows stored before (by this box, an earlier box,
+//   an earlier process) have seqs at or below it, since blocks are reserved durably and above
+//   every earlier one, and only this box stores the user's rows above it (single node: in a
+//   cluster other owners write too, and there are no entries); an entry whose rows were all
+//   acked goes, and starts again the same way (nothing above the floor is left in the store then);
 // - a row enters only once its commit is confirmed, and while any of the user's rows is sent to
 //   the store and not yet confirmed the entry answers nothing (the store may hold it already);
 // - every way a row leaves the store reaches it: an ack's delete trims it; a refused row (inbox
@@ -26,8 +26,8 @@
 // the rows commit; acked chunks go whole. Memory is bounded per shard; past the budget the oldest
 // entries go whole. Why entries start late: a backlog that fits a drain's first page is one read
 // of the writer's either way, and encoding every stored row of thousands of offline inboxes (a
-// flood into users who may come back much later, if at all) cost the shard ~10% of a flood's CPU
-// (docs/BENCHMARKS.md, session 33).
+// flood into users who may come back much later, if at all) cost 10-20% of the server's CPU a
+// stored row (docs/BENCHMARKS.md, session 33).
 
 import { utf8Length } from "../protocol/bytes.ts";
 import { DELIVER_FIXED_BYTES, putDeliver } from "../protocol/v1-bundle.ts";
