@@ -528,6 +528,11 @@ export class Owner {
   private runWaiting(b: UserBox): void {
     if (ORDER_TRACE) orderTrace("run-waiting", b.user, "", "", `n=${b.waiting.length}`);
     const w = b.waiting;
+    // Nothing waits: NONE's frozen storage is not the array kind the JIT compiled for, so no look inside.
+    if (w === NONE) {
+      if (!b.lookingUp) this.ahead.clear(b);
+      return;
+    }
     let i = 0;
     while (i < w.length && b.waiting === w && this.canRoute(b)) {
       const r = w[i++]!;
