@@ -31,8 +31,11 @@ export interface OwnerLimits {
   pageMaxBytes?: number;
   /** Bytes of recently stored rows a shard keeps to drain without the writer (router/hot-backlog.ts); unset: none. */
   hotBacklogBytes?: number;
-  /** What a user's box sends to the store before its rows are kept there too (hot-backlog.ts); unset: from the first. */
-  hotBacklogStart?: PageSize;
+  /**
+   * True: a user's rows are kept there only once its box sent the store more than a drain's first
+   * page (pageSize rows or pageBytes, hot-backlog.ts); unset: from the first row.
+   */
+  hotBacklogPastFirstPage?: boolean;
   /** The inbox TTL (ms, 0: none): a page from memory never holds a row that may have expired. */
   inboxTtlMs?: number;
   maxFetches: number;
@@ -58,32 +61,14 @@ export interface OwnerLimits {
  */
 export const HOT_BACKLOG_BYTES = 64 * 1024 * 1024;
 
-/** Rows, and bytes as the writer weighs them (body + ROW_OVERHEAD_BYTES a row): a page's cut. */
-export interface PageSize {
-  rows: number;
-  bytes: number;
-}
-
-/** A drain's first page; later ones double up to pageMaxRows / pageMaxBytes (router/drain-page.ts). */
-const FIRST_PAGE: PageSize = { rows: 500, bytes: 256 * 1024 };
-
-/**
- * What a user's box sends to the store before the shard keeps the rows of its next appends in
- * memory as well: past a drain's first page, in rows or in bytes. A backlog that fits the first
- * page drains with one read of the writer's either way; below it, encoding each stored row into
- * memory only cost (the offline flood into 10,000 inboxes: 10-20% of the server's CPU a row,
- * docs/BENCHMARKS.md session 33).
- */
-export const HOT_BACKLOG_START: PageSize = FIRST_PAGE;
-
 /**
  * Their defaults. maxPending, pendingSpillMs and slowTimeoutMs are settings (config/schema.ts);
  * the values here are the schema's defaults, read from it so they are stated once.
  */
 export const defaultOwnerLimits: OwnerLimits = {
   maxPending: defaultSettings.maxPending,
-  pageSize: FIRST_PAGE.rows, // rows per backlog fetch
-  pageBytes: FIRST_PAGE.bytes, // byte budget per backlog page
+  pageSize: 500, // rows per backlog fetch
+  pageBytes: 256 * 1024, // byte budget per backlog page
   // A long drain's pages grow to this: 32 fetch slots x 1 MiB bounds a shard's pages in flight
   // to 32 MiB, and 8192 rows keep one read of the writer's under a few ms (issue 14).
   pageMaxRows: 8192,
@@ -100,7 +85,10 @@ export const defaultOwnerLimits: OwnerLimits = {
   slowTimeoutMs: defaultSettings.slowConsumerTimeout,
   dedupeWindowMs: defaultSettings.dedupeWindow * 1000,
   hotBacklogBytes: HOT_BACKLOG_BYTES,
-  hotBacklogStart: HOT_BACKLOG_START,
+  // A backlog that fits a drain's first page drains with one read of the writer's either way;
+  // below it, keeping each stored row in memory only cost (the offline flood into 10,000 inboxes:
+  // 10-20% of the server's CPU a row, docs/BENCHMARKS.md session 33).
+  hotBacklogPastFirstPage: true,
 };
 
 /**

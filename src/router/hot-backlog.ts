@@ -31,9 +31,15 @@
 
 import { utf8Length } from "../protocol/bytes.ts";
 import { DELIVER_FIXED_BYTES, putDeliver } from "../protocol/v1-bundle.ts";
-import { type PageSize, ROW_OVERHEAD_BYTES } from "../limits.ts";
+import { ROW_OVERHEAD_BYTES } from "../limits.ts";
 import type { FramePage } from "./frame-page.ts";
 import type { StoredRow } from "./wire.ts";
+
+/** Rows, and bytes as the writer weighs them (body + ROW_OVERHEAD_BYTES a row): a page's cut. */
+export interface PageSize {
+  rows: number;
+  bytes: number;
+}
 
 /** Bytes a row's bookkeeping costs beside its frame: its index slot (seq, chunk, start, end, body start, page count, ts). */
 const ROW_INDEX_BYTES = 8 + 4 + 4 + 4 + 4 + 8 + 8;

@@ -369,7 +369,11 @@ export class Owner {
     this.unknown = new UnknownStatus(io);
     const hotBytes = limits.hotBacklogBytes ?? 0;
     this.hot = io.owns === undefined && hotBytes > 0
-      ? new HotBacklog(hotBytes, limits.inboxTtlMs ?? 0, limits.hotBacklogStart ?? null)
+      ? new HotBacklog(
+        hotBytes,
+        limits.inboxTtlMs ?? 0,
+        limits.hotBacklogPastFirstPage ? { rows: limits.pageSize, bytes: limits.pageBytes } : null,
+      )
       : null;
     this.admin = new OwnerAdmin({
       toShard: (k, m) => io.toShard(k, m),

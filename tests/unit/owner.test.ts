@@ -749,7 +749,7 @@ describe("owner with the shard's memory of stored rows (hot-backlog.ts)", () => 
   });
 
   test("a box keeps rows in memory only past its first rows: the writer reads those, memory the rest", () => {
-    const late = new Owner(hotIo, { ...hotLimits, hotBacklogStart: { rows: 3, bytes: 1 << 20 } });
+    const late = new Owner(hotIo, { ...hotLimits, pageSize: 3, hotBacklogPastFirstPage: true });
     (late as unknown as { box(user: string): void }).box("u");
     late.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 1000, lastSeen: 0 });
     toShard = [];
