@@ -53,8 +53,13 @@ describe("profiling a running server", () => {
       expect(r).toMatch(new RegExp(`^# ${name}: \\d+ samples in 1000 ms\\n## self`));
       expect(r).toContain("## inclusive (anywhere on the stack)");
     }
-    // The shards read the sockets: whichever ran the pair's session has its read path by name.
-    expect(report.get("shard-0")! + report.get("shard-1")!).toMatch(/^ +[\d.]+% +\d+ {2}onData \(/m);
+    // The shards' JS frames carry their source names. Which ones a second's samples catch is luck
+    // (a CI run's few samples once all missed the read path, onData), so any of the shard's entry
+    // points counts: a client frame (message, onData), a port message (receive), or a timer.
+    const shards = report.get("shard-0")! + report.get("shard-1")!;
+    expect(shards).toMatch(
+      /^ +[\d.]+% +\d+ {2}(message|onData|receive|dispatch|housekeeping|flush) \(shard-worker\.js\)$/m,
+    );
     a.close();
     b.close();
   }, 30_000);
