@@ -51,6 +51,23 @@ export interface OwnerLimits {
   holdback: number;
   slowTimeoutMs: number;
   dedupeWindowMs: number;
+  /** Bytes the shard's dedupe filter may hold (router/sent-filter.ts); unset: unbounded. */
+  dedupeFilterBytes?: number;
+}
+
+/**
+ * The shards' dedupe filters together hold at most this share of the memory spill watermark. A
+ * filter costs 2-3.4 bytes per key accepted within the dedupe window (24 h by default), so without
+ * a bound a shard at a steady 5,000 msgs/s would hold ~1-1.5 GB after a day (432M keys; session 34). Past it
+ * the filter answers "maybe" more often (store lookups), never "new" for a key it holds.
+ */
+export const DEDUPE_FILTER_SHARE_OF_SPILL = 1 / 8;
+/** The least a shard's dedupe filter gets, whatever the watermark: ~2.5M keys at full accuracy. */
+export const DEDUPE_FILTER_MIN_BYTES = 8 * 1024 * 1024;
+
+/** A shard's dedupe filter budget for a spill watermark shared by `shards` shards. */
+export function dedupeFilterBytes(spillBytes: number, shards: number): number {
+  return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor((spillBytes * DEDUPE_FILTER_SHARE_OF_SPILL) / shards));
 }
 
 /**

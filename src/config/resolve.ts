@@ -2,7 +2,7 @@
 // applied here only: an explicit flag (or IRIS_* env) beats the auto-tune plan, which beats the
 // schema's default. Pure: the plan is passed in.
 
-import { defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
+import { dedupeFilterBytes, defaultOwnerLimits, type OwnerLimits } from "../limits.ts";
 import type { SettingKey, Settings } from "./schema.ts";
 
 /** The plan's figures that can set a running value (a subset of tune/plan.ts's Plan). */
@@ -54,11 +54,12 @@ export function resolveSettings(s: Settings, explicit: Set<SettingKey>, plan: Pl
     flushMs: pick("flushMs", plan.store.flushMs),
     batchRows: pick("batchRows", plan.store.maxRows),
   };
+  const spillBytes = s.spillMb ? s.spillMb * MiB : plan.spillBytes;
   return {
     settings,
     shards,
     maxConnections,
-    spillBytes: s.spillMb ? s.spillMb * MiB : plan.spillBytes,
+    spillBytes,
     refuseBytes: s.refuseMb ? s.refuseMb * MiB : plan.refuseBytes,
     ownerLimits: {
       ...defaultOwnerLimits,
@@ -66,6 +67,7 @@ export function resolveSettings(s: Settings, explicit: Set<SettingKey>, plan: Pl
       slowTimeoutMs: s.slowConsumerTimeout,
       pendingSpillMs: s.pendingSpillMs,
       dedupeWindowMs: s.dedupeWindow * 1000,
+      dedupeFilterBytes: dedupeFilterBytes(spillBytes, shards),
       inboxTtlMs: s.inboxTtl * 1000,
     },
   };

@@ -23,6 +23,7 @@ import {
   SHUTDOWN_WRITER_SETTLE_MS,
 } from "../limits.ts";
 import type { MetricsReader, SlotMetrics } from "../observe/metrics.ts";
+import { log } from "../observe/log.ts";
 import { Signals } from "../observe/signals.ts";
 import { Owner } from "../router/owner.ts";
 import { PortMesh } from "../router/ports.ts";
@@ -55,6 +56,8 @@ export class ShardHost {
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   /** Peer shards that died and have not been re-attached to since. */
   private readonly downPeers = new Set<number>();
+  /** The dedupe filter's bound was reported (logged once each time it is reached). */
+  private filterBoundLogged = false;
   /**
    * Told when an owner sweep let go of a burst of memory (observe/idle-gc.ts `owe`): an idle
    * shard runs no collection by itself, so what the sweep freed would stay resident.
@@ -171,6 +174,15 @@ export class ShardHost {
     m.set("dedupeMemoriesReleased", st.recentReleased);
     m.set("hotPages", st.hotPages);
     m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
+    const overfilled = this.owner.filterOverfilled;
+    m.set("dedupeFilterBytes", this.owner.filterBytes);
+    m.set("dedupeFilterOverfilled", overfilled);
+    if (overfilled > 0 && !this.filterBoundLogged) {
+      log.warn("the dedupe filter reached its memory bound; more sends will be looked up in the store", {
+        bytes: this.owner.filterBytes,
+      });
+    }
+    this.filterBoundLogged = overfilled > 0;
     m.set("drainBytesOut", this.owner.drainBytesOut);
     this.o.cluster?.publishMetrics(m);
   }

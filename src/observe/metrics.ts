@@ -41,6 +41,8 @@ export const FIELDS = [
   "ackLatSumMs",
   "hotBacklogBytes",
   "hotPages",
+  "dedupeFilterBytes",
+  "dedupeFilterOverfilled",
   "drainBytesOut",
   // writer
   "rowsAppended",
@@ -234,6 +236,16 @@ const help: Help = {
     "iris_hot_backlog_bytes",
     "gauge",
     "stored messages kept in memory as frames, to drain a backlog without reading the store",
+  ],
+  dedupeFilterBytes: [
+    "iris_dedupe_filter_bytes",
+    "gauge",
+    "memory of the shards' dedupe filters (keys accepted within the dedupe window)",
+  ],
+  dedupeFilterOverfilled: [
+    "iris_dedupe_filter_overfilled_keys",
+    "gauge",
+    "keys the dedupe filters hold past their sizes because of their memory bound (more sends looked up in the store)",
   ],
   hotPages: [
     "iris_hot_backlog_pages_total",

@@ -365,7 +365,7 @@ export class Owner {
   private readonly hotBuffer = new PageBuffer(PAGE_SCRATCH_MAX_BYTES);
 
   constructor(private readonly io: OwnerIO, private readonly limits: OwnerLimits) {
-    this.filter = new SentFilter(limits.dedupeWindowMs);
+    this.filter = new SentFilter(limits.dedupeWindowMs, limits.dedupeFilterBytes ?? Infinity);
     this.unknown = new UnknownStatus(io);
     const hotBytes = limits.hotBacklogBytes ?? 0;
     this.hot = io.owns === undefined && hotBytes > 0
@@ -1585,6 +1585,14 @@ export class Owner {
     this.stats.boxes = this.boxes.size;
     this.filter.expire(this.io.now());
     return n;
+  }
+
+  /** The dedupe filter's bytes, and the keys it holds past its sizes (its memory bound). */
+  get filterBytes(): number {
+    return this.filter.bytes;
+  }
+  get filterOverfilled(): number {
+    return this.filter.overfilled;
   }
 
   /**

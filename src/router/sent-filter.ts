@@ -3,7 +3,9 @@
 // hot path) or "maybe seen" (ask the store, whose dedupe log is the truth). It never forgets a
 // key younger than the window: keys live in the generation of their timestamp, a generation spans
 // half a window, and a generation is dropped only once all of it is older than the window.
-// Pure: time is passed in.
+// Its memory is bounded (maxBytes): a generation at its share stops growing and its last filter
+// takes more keys than it was sized for, so it answers "maybe" more often (more store lookups),
+// never "new" for a key it holds. Pure: time is passed in.
 
 /**
  * Bits per key when a filter is full: about 0.05% false positives with 11 hashes. A generation
@@ -15,6 +17,11 @@ const BITS_PER_KEY = 16;
 const HASHES = 11;
 /** Keys the first filter of a generation holds; each further one holds twice the last. */
 const FIRST_CAPACITY = 16384;
+/**
+ * Generations alive at once: each spans half a window and goes once wholly older than the window,
+ * so the current one and the two before it. Each may use this share of the filter's bytes.
+ */
+const GENERATIONS_ALIVE = 3;
 
 /** Two independent 32-bit hashes of a key (FNV-1a with two offset bases). */
 export function sentKeyHash(recipient: string, sender: string, id: string): [number, number] {
@@ -99,12 +106,20 @@ class Bloom {
   }
 }
 
-/** Filters that grow: a new, twice as large one starts when the last is full. */
+/**
+ * Filters that grow: a new, twice as large one starts when the last is full, while the
+ * generation's bytes stay within `maxBytes`; past that the last one takes every further key.
+ */
 class Generation {
   private readonly filters: Bloom[] = [new Bloom(FIRST_CAPACITY)];
+  bytes = this.filters[0]!.bytes;
+  constructor(private readonly maxBytes: number) {}
   add(h1: number, h2: number): void {
     let last = this.filters[this.filters.length - 1]!;
-    if (last.n >= last.capacity) this.filters.push(last = new Bloom(last.capacity * 2));
+    if (last.n >= last.capacity && this.bytes + 2 * last.bytes <= this.maxBytes) {
+      this.filters.push(last = new Bloom(last.capacity * 2));
+      this.bytes += last.bytes;
+    }
     last.add(h1, h2);
   }
   has(h1: number, h2: number): boolean {
@@ -112,8 +127,10 @@ class Generation {
     for (let i = 0; i < fs.length; i++) if (fs[i]!.has(h1, h2)) return true;
     return false;
   }
-  get bytes(): number {
-    return this.filters.reduce((s, f) => s + f.bytes, 0);
+  /** Keys held past what its filters were sized for (0 while under its share of the bytes). */
+  get overfilled(): number {
+    const last = this.filters[this.filters.length - 1]!;
+    return Math.max(0, last.n - last.capacity);
   }
 }
 
@@ -125,9 +142,12 @@ export class SentFilter {
    */
   private list: { g: number; gen: Generation }[] = [];
   private readonly period: number;
+  private readonly generationBytes: number;
 
-  constructor(readonly windowMs: number) {
+  /** `maxBytes`: what all generations together may hold (at least one first filter each). */
+  constructor(readonly windowMs: number, maxBytes = Infinity) {
     this.period = Math.max(1, Math.ceil(windowMs / 2));
+    this.generationBytes = maxBytes / GENERATIONS_ALIVE;
   }
 
   /** Records a key accepted at `ts`; keys already older than the window are not worth keeping. */
@@ -136,7 +156,7 @@ export class SentFilter {
     const g = Math.floor(ts / this.period);
     let gen = this.gens.get(g);
     if (!gen) {
-      this.gens.set(g, gen = new Generation());
+      this.gens.set(g, gen = new Generation(this.generationBytes));
       this.relist();
     }
     gen.add(h1, h2);
@@ -174,6 +194,13 @@ export class SentFilter {
   get bytes(): number {
     let n = 0;
     for (const gen of this.gens.values()) n += gen.bytes;
+    return n;
+  }
+
+  /** Keys held past the filters' sizes because of the byte bound (their false positives rise). */
+  get overfilled(): number {
+    let n = 0;
+    for (const gen of this.gens.values()) n += gen.overfilled;
     return n;
   }
 }

@@ -155,6 +155,10 @@ describe("durable dedupe", () => {
       return Number(m.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? NaN);
     };
     expect(await metric("iris_dedupe_rows")).toBe(20);
+    // The shard's filter of the window's keys: at least one generation's first filter (32 KiB),
+    // far below its bound, so nothing is held past its size.
+    await until(async () => (await metric("iris_dedupe_filter_bytes")) >= 32 * 1024, "the filter's bytes published");
+    expect(await metric("iris_dedupe_filter_overfilled_keys")).toBe(0);
     await until(async () => (await metric("iris_dedupe_expired_total")) === 20, "the keys to expire", 8000);
     expect(await metric("iris_dedupe_rows")).toBe(0);
   });

@@ -46,6 +46,12 @@ describe("resolveSettings", () => {
     const r = resolve(["--max-pending", "7", "--slow-consumer-timeout", "9", "--pending-spill-ms", "11"]);
     expect(r.ownerLimits).toMatchObject({ maxPending: 7, slowTimeoutMs: 9, pendingSpillMs: 11 });
   });
+  test("each shard's dedupe filter gets an eighth of the spill watermark, shared by the shards, at least 8 MiB", () => {
+    const MiB = 1024 * 1024;
+    expect(resolve(["--spill-mb", "4096", "--shards", "2"]).ownerLimits.dedupeFilterBytes).toBe(256 * MiB);
+    expect(resolve(["--spill-mb", "4096"]).ownerLimits.dedupeFilterBytes).toBe(512 * MiB);
+    expect(resolve(["--spill-mb", "64"]).ownerLimits.dedupeFilterBytes).toBe(8 * MiB);
+  });
 });
 
 describe("disconnects", () => {

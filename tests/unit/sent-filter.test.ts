@@ -1,5 +1,6 @@
 // The shard's Bloom filter of the dedupe window (router/sent-filter.ts): never a false "new" for a
-// key accepted within the window (across grown filters and generations), few false "maybe seen".
+// key accepted within the window (across grown filters and generations), few false "maybe seen",
+// and memory within its bound (past it: more "maybe", still never a false "new").
 
 import { describe, expect, test } from "bun:test";
 import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
@@ -46,5 +47,40 @@ describe("sent filter", () => {
     f.add(...keyOf(3), now, now); // a third starts after the expiry
     expect([f.mightHave(...keyOf(1), now), f.mightHave(...keyOf(2), now), f.mightHave(...keyOf(3), now)])
       .toEqual([false, true, true]);
+  });
+
+  test("bounded: a generation stops growing at its share of the bytes and still finds every key", () => {
+    const first = 32 * 1024; // 16,384 keys at 16 bits
+    // Three generations' shares of 3 x 96 KiB: the first filter and the second (64 KiB), not a third.
+    const bound = 3 * 3 * first;
+    const f = new SentFilter(WINDOW, bound);
+    const free = new SentFilter(WINDOW);
+    const now = 1_000_000;
+    const N = 150_000; // past 114,688: unbounded, a fourth filter grows
+    for (let n = 0; n < N; n++) {
+      f.add(...keyOf(n), now, now);
+      free.add(...keyOf(n), now, now);
+    }
+    expect(f.bytes).toBe(3 * first);
+    expect(free.bytes).toBeGreaterThan(bound); // unbounded, the same keys grew filters past it
+    expect(f.overfilled).toBe(N - 16_384 - 32_768);
+    expect(free.overfilled).toBe(0);
+    let missed = 0;
+    for (let n = 0; n < N; n++) if (!f.mightHave(...keyOf(n), now)) missed++;
+    expect(missed).toBe(0);
+    // The price: more false "maybe"s (store lookups) than the unbounded filter's.
+    let boundedMaybe = 0, freeMaybe = 0;
+    for (let n = N; n < 2 * N; n++) {
+      if (f.mightHave(...keyOf(n), now)) boundedMaybe++;
+      if (free.mightHave(...keyOf(n), now)) freeMaybe++;
+    }
+    expect(boundedMaybe).toBeGreaterThan(freeMaybe);
+    // A new generation grows within its own share; the full one's keys are found beside it.
+    const later = now + WINDOW / 2;
+    for (let n = N; n < N + 20_000; n++) f.add(...keyOf(n), later, later);
+    expect(f.bytes).toBe(6 * first);
+    expect(f.overfilled).toBe(N - 16_384 - 32_768);
+    expect(f.mightHave(...keyOf(1), later)).toBe(true);
+    expect(f.mightHave(...keyOf(N + 19_999), later)).toBe(true);
   });
 });
