@@ -55,6 +55,8 @@ export interface WriterInit {
   maxInbox: number;
   ttlMs: number;
   dedupeWindowMs: number;
+  /** Bytes of the dedupe runs' filters the writer keeps in memory (limits.ts dedupeRunFilterBytes). */
+  runFilterBytes: number;
   flushMs: number;
   batchRows: number;
   metrics: SharedArrayBuffer;

@@ -65,6 +65,19 @@ export const DEDUPE_FILTER_SHARE_OF_SPILL = 1 / 8;
 /** The least a shard's dedupe filter gets, whatever the watermark: ~2.5M keys at full accuracy. */
 export const DEDUPE_FILTER_MIN_BYTES = 8 * 1024 * 1024;
 
+/**
+ * The writer's Bloom filters of the dedupe runs (store/run-filter.ts, 1.25 bytes a key of the
+ * window) held in memory: at most this share of the spill watermark, at least
+ * DEDUPE_FILTER_MIN_BYTES. Past it the oldest runs' filters are let go (they stay in the file):
+ * a lookup then probes those runs, which is slower, never wrong.
+ */
+export const DEDUPE_RUN_FILTER_SHARE_OF_SPILL = 1 / 8;
+
+/** The writer's budget for the dedupe runs' filters in memory. */
+export function dedupeRunFilterBytes(spillBytes: number): number {
+  return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor(spillBytes * DEDUPE_RUN_FILTER_SHARE_OF_SPILL));
+}
+
 /** A shard's dedupe filter budget for a spill watermark shared by `shards` shards. */
 export function dedupeFilterBytes(spillBytes: number, shards: number): number {
   return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor((spillBytes * DEDUPE_FILTER_SHARE_OF_SPILL) / shards));

@@ -6,6 +6,7 @@ import { isWorkerReport, type ShardControl, type WorkerReport, type WriterContro
 import {
   CONTROL_REPLY_TIMEOUT_MS,
   CRASH_WINDOW_MS,
+  dedupeRunFilterBytes,
   FORCED_GC_MIN_GAP_MS,
   GC_BAND_MAX_GAP_MS,
   GC_BAND_OF_SPILL,
@@ -231,6 +232,7 @@ export class Supervisor {
       maxInbox: s.maxInbox,
       ttlMs: s.inboxTtl * 1000,
       dedupeWindowMs: s.dedupeWindow * 1000,
+      runFilterBytes: dedupeRunFilterBytes(this.o.spillBytes),
       flushMs: s.flushMs,
       batchRows: s.batchRows,
       metrics: this.metricsBuf,

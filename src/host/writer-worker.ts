@@ -26,7 +26,7 @@ installCrashHandler();
 function init(m: WriterInit): void {
   configureLog(m.logLevel, "writer", m.logFormat);
   try {
-    store = InboxStore.open(m.path, { maxInboxPerUser: m.maxInbox, ttlMs: m.ttlMs });
+    store = InboxStore.open(m.path, { maxInboxPerUser: m.maxInbox, ttlMs: m.ttlMs, runFilterBytes: m.runFilterBytes });
   } catch (e) {
     return report({ t: "fatal", error: describeError(e) });
   }

@@ -58,6 +58,8 @@ export const FIELDS = [
   "rowsCompacted",
   "inboxRows",
   "dedupeRows",
+  "dedupeRunFilterBytes",
+  "dedupeRunsUnfiltered",
   "dedupeExpired",
   "dedupeRuns",
   "inboxIndexBuilds",
@@ -309,6 +311,16 @@ const help: Help = {
   ],
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
   dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
+  dedupeRunFilterBytes: [
+    "iris_dedupe_run_filter_bytes",
+    "gauge",
+    "memory of the dedupe runs' filters in the writer (bounded: the oldest are let go past it)",
+  ],
+  dedupeRunsUnfiltered: [
+    "iris_dedupe_runs_unfiltered",
+    "gauge",
+    "dedupe runs whose filter was let go for the memory bound: every lookup probes them",
+  ],
   dedupeExpired: ["iris_dedupe_expired_total", "counter", "dedupe keys deleted after the window"],
   dedupeRuns: ["iris_dedupe_runs_built_total", "counter", "sorted runs built from the dedupe log's tail"],
   inboxIndexBuilds: [

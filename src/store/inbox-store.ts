@@ -33,6 +33,8 @@ export type UserState = { seqReserved: number; lastSeen: number };
 export type InboxStoreOptions = {
   /** Rows per recipient before append answers "full". Infinity = no cap. */
   maxInboxPerUser: number;
+  /** Bytes of the dedupe runs' filters kept in memory (sent-runs.ts); unset: all of them. */
+  runFilterBytes?: number;
   /** expire() deletes rows older than this; 0 disables expiry. */
   ttlMs: number;
   /**
@@ -142,7 +144,7 @@ export class InboxStore {
       "INSERT INTO users (id, seq_reserved) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET seq_reserved = users.seq_reserved + excluded.seq_reserved WHERE users.seq_reserved + excluded.seq_reserved <= 9007199254740991 RETURNING seq_reserved, last_seen",
     );
     this.#q = prepareColdQueries(this.#orm);
-    this.sent = new SentIds(db);
+    this.sent = new SentIds(db, opts.runFilterBytes ?? Infinity);
   }
 
   static open(path: string, opts: InboxStoreOptions): InboxStore {

@@ -24,7 +24,7 @@ export function filterAdd(bits: Uint8Array, h1: number, h2: number): void {
 /** False: the key is certainly not in the run. True: maybe (probe it). */
 export function filterHas(bits: Uint8Array, h1: number, h2: number): boolean {
   const m = bits.length * 8;
-  if (m === 0) return true; // no filter (cannot happen for a run we built): always probe
+  if (m === 0) return true; // its filter was let go (sent-runs.ts, the memory bound): always probe
   for (let i = 0; i < HASHES; i++) {
     const b = ((h1 + Math.imul(i, h2)) >>> 0) % m;
     if ((bits[b >>> 3]! & (1 << (b & 7))) === 0) return false;

@@ -75,10 +75,11 @@ export class SentIds {
   #stale = true;
   #total: number | undefined;
 
-  constructor(db: Database) {
+  /** `runFilterBytes`: the runs' filters kept in memory (sent-runs.ts). */
+  constructor(db: Database, runFilterBytes = Infinity) {
     this.#db = db;
     this.#packs = new PackLog(db);
-    this.#runs = new SentRuns(db, this.#packs);
+    this.#runs = new SentRuns(db, this.#packs, runFilterBytes);
     this.#tailPage = db.prepare<LogRow, [number, number]>(
       "SELECT id, recipient, sender, msg_id, seq, ts FROM sent_log WHERE id > ?1 ORDER BY id LIMIT CAST(?2 AS INTEGER)",
     );
@@ -197,6 +198,12 @@ export class SentIds {
   runCount(): number {
     this.#fresh();
     return this.#runs.list.length;
+  }
+
+  /** The runs' filters in memory: their bytes, and the runs whose filter was let go (probed on every lookup). */
+  runFilters(): { bytes: number; unfiltered: number } {
+    this.#fresh();
+    return { bytes: this.#runs.filterBytes, unfiltered: this.#runs.unfiltered };
   }
 
   /** After a rollback the tail, the runs and the running total may be off: read them again. */

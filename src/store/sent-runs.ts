@@ -107,14 +107,24 @@ function runTable(lo: number): string {
   return `sent_run_${lo}`;
 }
 
+/** A run whose filter is not in memory: filterHas answers "maybe" for every key, so it is probed. */
+const NO_FILTER = new Uint8Array(0);
+
 export class SentRuns {
   #runs: Run[] = [];
   readonly #probes = new Map<number, Statement<[number], [number]>>();
   readonly #register: Statement;
   readonly #unregister: Statement;
+  /** Bytes of the runs' filters held in memory, and the runs whose filter was let go. */
+  #filterBytes = 0;
+  #unfiltered = 0;
 
-  /** `log` reads a logged key by id and deletes id ranges, wherever they are (sent_log or packs). */
-  constructor(private readonly db: Database, private readonly log: RunLog) {
+  /**
+   * `log` reads a logged key by id and deletes id ranges, wherever they are (sent_log or packs).
+   * `filterBudget`: past it the oldest runs' filters are let go (kept in the file), oldest first:
+   * a retry is most likely soon after its send, so the newest runs keep theirs.
+   */
+  constructor(private readonly db: Database, private readonly log: RunLog, private readonly filterBudget = Infinity) {
     this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
   }
@@ -122,6 +132,25 @@ export class SentRuns {
   /** Runs, oldest first. */
   get list(): readonly Run[] {
     return this.#runs;
+  }
+
+  get filterBytes(): number {
+    return this.#filterBytes;
+  }
+
+  get unfiltered(): number {
+    return this.#unfiltered;
+  }
+
+  /** Lets the oldest filters go until those held fit the budget. */
+  #bound(): void {
+    for (let i = 0; i < this.#runs.length && this.#filterBytes > this.filterBudget; i++) {
+      const r = this.#runs[i]!;
+      if (r.filter.length === 0) continue;
+      this.#filterBytes -= r.filter.length;
+      r.filter = NO_FILTER;
+      this.#unfiltered++;
+    }
   }
 
   /** Highest log id any run covers (0: none). */
@@ -135,6 +164,13 @@ export class SentRuns {
     this.#runs = this.db.query<Run, []>(
       "SELECT lo, hi, max_ts AS maxTs, keys, filter FROM sent_runs ORDER BY lo",
     ).all();
+    this.#filterBytes = 0;
+    this.#unfiltered = 0;
+    for (const r of this.#runs) {
+      if (r.filter.length === 0) this.#unfiltered++;
+      this.#filterBytes += r.filter.length;
+    }
+    this.#bound();
   }
 
   /**
@@ -165,6 +201,8 @@ export class SentRuns {
     }
     this.#register.run(lo, hi, maxTs, entries.length, filter);
     this.#runs.push({ lo, hi, maxTs, keys: entries.length, filter });
+    this.#filterBytes += filter.length;
+    this.#bound();
   }
 
   /** The first record of the key in a run whose keys may be as young as `since`, or null. */
@@ -195,6 +233,8 @@ export class SentRuns {
     this.db.run(`DROP TABLE ${runTable(run.lo)}`);
     this.#unregister.run(run.lo);
     this.#runs.shift();
+    if (run.filter.length === 0) this.#unfiltered--;
+    this.#filterBytes -= run.filter.length;
     return run.keys;
   }
 

@@ -402,6 +402,7 @@ export class Writer {
     this.metrics.add("commitMsSum", performance.now() - t0);
     this.metrics.set("inboxRows", this.store.totalCount());
     this.metrics.set("dedupeRows", this.store.sent.count());
+    this.publishRunFilters();
     for (const [k, n] of confirmed) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q.map((m) => m instanceof StoredAcksBuilder ? m.done() : m));
     this.indexInbox();
@@ -729,6 +730,13 @@ export class Writer {
     }
     if (keys) this.metrics.add("dedupeExpired", keys);
     this.metrics.set("dedupeRows", this.store.sent.count());
+    this.publishRunFilters();
+  }
+
+  private publishRunFilters(): void {
+    const f = this.store.sent.runFilters();
+    this.metrics.set("dedupeRunFilterBytes", f.bytes);
+    this.metrics.set("dedupeRunsUnfiltered", f.unfiltered);
   }
 }
 

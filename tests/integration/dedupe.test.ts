@@ -159,6 +159,8 @@ describe("durable dedupe", () => {
     // far below its bound, so nothing is held past its size.
     await until(async () => (await metric("iris_dedupe_filter_bytes")) >= 32 * 1024, "the filter's bytes published");
     expect(await metric("iris_dedupe_filter_overfilled_keys")).toBe(0);
+    expect(await metric("iris_dedupe_runs_unfiltered")).toBe(0); // the writer's run filters: all held
+    expect(await metric("iris_dedupe_run_filter_bytes")).toBeGreaterThanOrEqual(0);
     await until(async () => (await metric("iris_dedupe_expired_total")) === 20, "the keys to expire", 8000);
     expect(await metric("iris_dedupe_rows")).toBe(0);
   });

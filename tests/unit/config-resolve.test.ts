@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { loadSettings } from "../../src/config/load.ts";
 import { type PlanFigures, resolveSettings } from "../../src/config/resolve.ts";
 import { defaultSettings } from "../../src/config/schema.ts";
+import { dedupeRunFilterBytes } from "../../src/limits.ts";
 import { Disconnects, shouldReconnect } from "../../src/protocol/disconnect.ts";
 
 const plan: PlanFigures = {
@@ -51,6 +52,9 @@ describe("resolveSettings", () => {
     expect(resolve(["--spill-mb", "4096", "--shards", "2"]).ownerLimits.dedupeFilterBytes).toBe(256 * MiB);
     expect(resolve(["--spill-mb", "4096"]).ownerLimits.dedupeFilterBytes).toBe(512 * MiB);
     expect(resolve(["--spill-mb", "64"]).ownerLimits.dedupeFilterBytes).toBe(8 * MiB);
+    // The writer's filters of the dedupe runs: another eighth, for the one writer.
+    expect(dedupeRunFilterBytes(4096 * MiB)).toBe(512 * MiB);
+    expect(dedupeRunFilterBytes(64 * MiB)).toBe(8 * MiB);
   });
 });
 

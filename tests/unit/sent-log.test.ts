@@ -158,6 +158,34 @@ describe("dedupe log", () => {
     again.close();
   });
 
+  test("the runs' filters in memory are bounded: the oldest are let go, their keys still found, also after reopen and expiry", () => {
+    const path = freshPath();
+    const bounded = (p: string) =>
+      InboxStore.open(p, { maxInboxPerUser: Number.POSITIVE_INFINITY, ttlMs: 0, runFilterBytes: 1000 });
+    const store = bounded(path);
+    const keys = Array.from({ length: 4000 }, (_, i) => key(i));
+    for (let r = 0; r < 40; r++) {
+      rememberAll(store, keys.slice(r * 100, (r + 1) * 100));
+      buildRun(store);
+    }
+    // 100 keys at 10 bits: 125 bytes a run, so the newest 8 keep theirs.
+    expect(store.sent.runFilters()).toEqual({ bytes: 1000, unfiltered: 32 });
+    for (let i = 0; i < keys.length; i++) expect(find(store, keys[i]!)).toBe(i + 1);
+    for (let i = 0; i < 500; i++) expect(find(store, { ...keys[i]!, msgId: `absent-${i}` })).toBe(0);
+    store.close();
+    const again = bounded(path);
+    expect(again.sent.runFilters()).toEqual({ bytes: 1000, unfiltered: 32 });
+    for (let i = 0; i < keys.length; i += 3) expect(find(again, keys[i]!)).toBe(i + 1);
+    // Expiry drops the oldest (unfiltered) runs first: the count follows.
+    again.transaction(() => again.sent.expire(T0 + 1000, 1_000_000));
+    expect(again.sent.runCount()).toBe(30);
+    expect(again.sent.runFilters()).toEqual({ bytes: 1000, unfiltered: 22 });
+    again.close();
+    const all = open(path); // unbounded: every filter back from the file
+    expect(all.sent.runFilters()).toEqual({ bytes: 30 * 125, unfiltered: 0 });
+    all.close();
+  });
+
   test("an old tail is due by age, so a quiet store still expires", () => {
     const store = open(freshPath());
     rememberAll(store, [key(1, T0)]);
