@@ -92,8 +92,8 @@ export const users = sqliteTable("users", {
 /**
  * The durable dedupe window, as an append-only log: every (recipient, sender, msg_id) accepted
  * within it and its seq, in the order the writer committed them (id). A rowid table (in the SQL:
- * STRICT, not WITHOUT ROWID) so a group commit appends to its last pages. Indexed by sorted run
- * tables sent_run_<lo> that the store creates and drops itself (store/sent-runs.ts).
+ * STRICT, not WITHOUT ROWID) so a group commit appends to its last pages. Indexed by sorted runs
+ * in sent_run_keys, which the store builds and drops itself (store/sent-runs.ts).
  */
 export const sentLog = sqliteTable("sent_log", {
   id: integer("id").primaryKey(),
@@ -126,5 +126,20 @@ export const sentRuns = sqliteTable("sent_runs", {
   // The run's Bloom filter (store/run-filter.ts): lookups skip runs that certainly lack the key.
   filter: bytes("filter").notNull(),
 });
+
+/**
+ * Every run's keys: (run, 53-bit key hash, log id), sorted by hash within a run, so a lookup is one
+ * B-tree probe per run that may hold the key. WITHOUT ROWID (in the SQL). Migration 9; before it
+ * each run was a table of its own.
+ */
+export const sentRunKeys = sqliteTable(
+  "sent_run_keys",
+  {
+    lo: integer("lo").notNull(),
+    h: integer("h").notNull(),
+    id: integer("id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.lo, t.h, t.id] })],
+);
 
 export type UserRecord = typeof users.$inferSelect;

@@ -1,8 +1,10 @@
 // Sorted runs: the lookup index of the dedupe log (sent-ids.ts). A run indexes one contiguous
-// range of sent_log ids by a 53-bit hash of the key, in its own table built in one go from keys
-// sorted by that hash, so building it writes pages in order instead of dirtying a random page
-// of one big index per key. A run is dropped whole (DROP TABLE and one range delete of its log
-// rows) once every key in it is older than the window: no per-key expiry, no ts index.
+// range of sent_log ids by a 53-bit hash of the key, built in one go from keys sorted by that hash
+// into sent_run_keys under the run's own prefix (lo, the highest yet: the table's end), so
+// building it writes pages in order instead of dirtying a random page of one big index per key.
+// A run is dropped whole (one range delete of its keys and one of its log rows) once every key in
+// it is older than the window: no per-key expiry, no ts index. Until migration 9 each run was a
+// table of its own; a day's window could hold tens of thousands of them.
 
 import type { Database, Statement } from "bun:sqlite";
 import { keyHash, sentKeyHash, sentKeyHashInto } from "../router/sent-filter.ts";
@@ -65,7 +67,7 @@ export interface RunLog {
 }
 
 const HASH_LOW_BITS = 2 ** 21;
-/** (hash, id) pairs per INSERT while a run is built (512 values bound: far under SQLite's limit). */
+/** (lo, hash, id) rows per INSERT while a run is built (768 values bound: far under SQLite's limit). */
 const RUN_INSERT_ROWS = 256;
 
 /** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
@@ -101,20 +103,16 @@ export function byHash(entries: readonly LogEntry[]): LogEntry[] {
   return out;
 }
 
-/** Table name of the run starting at log id `lo` (an integer we made: safe to interpolate). */
-function runTable(lo: number): string {
-  if (!Number.isSafeInteger(lo) || lo < 0) throw new RangeError(`bad run start ${lo}`);
-  return `sent_run_${lo}`;
-}
-
 /** A run whose filter is not in memory: filterHas answers "maybe" for every key, so it is probed. */
 const NO_FILTER = new Uint8Array(0);
 
 export class SentRuns {
   #runs: Run[] = [];
-  readonly #probes = new Map<number, Statement<[number], [number]>>();
+  /** The ids a run holds under a hash, ascending: the first record of a key comes first. */
+  readonly #probe: Statement<[number], [number, number]>;
   readonly #register: Statement;
   readonly #unregister: Statement;
+  readonly #dropKeys: Statement;
   /** Bytes of the runs' filters held in memory, and the runs whose filter was let go. */
   #filterBytes = 0;
   #unfiltered = 0;
@@ -127,6 +125,10 @@ export class SentRuns {
   constructor(private readonly db: Database, private readonly log: RunLog, private readonly filterBudget = Infinity) {
     this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
+    this.#dropKeys = db.prepare("DELETE FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER)");
+    this.#probe = db.prepare<[number], [number, number]>(
+      "SELECT id FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER) AND h = CAST(?2 AS INTEGER) ORDER BY id",
+    );
   }
 
   /** Runs, oldest first. */
@@ -158,9 +160,8 @@ export class SentRuns {
     return this.#runs.at(-1)?.hi ?? 0;
   }
 
-  /** Re-reads the registry (at open, after a rollback): statements are prepared again on use. */
+  /** Re-reads the registry (at open, after a rollback). */
   load(): void {
-    this.#finalizeProbes();
     this.#runs = this.db.query<Run, []>(
       "SELECT lo, hi, max_ts AS maxTs, keys, filter FROM sent_runs ORDER BY lo",
     ).all();
@@ -178,7 +179,7 @@ export class SentRuns {
    * answered by its first record, as probes read ids in ascending order). Inside a tx.
    */
   build(entries: LogEntry[], lo: number, hi: number): void {
-    const table = runTable(lo);
+    if (!Number.isSafeInteger(lo) || lo < 0) throw new RangeError(`bad run start ${lo}`);
     const filter = newRunFilter(entries.length);
     let maxTs = 0;
     for (const e of entries) {
@@ -186,15 +187,13 @@ export class SentRuns {
       if (e.ts > maxTs) maxTs = e.ts;
     }
     const sorted = byHash(entries); // a new array: the caller's keeps id order
-    this.db.run(
-      `CREATE TABLE ${table} (h INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (h, id)) STRICT, WITHOUT ROWID`,
-    );
-    const insert = new ChunkedInsert(this.db, `INSERT INTO ${table} (h, id)`, 2, RUN_INSERT_ROWS);
+    const insert = new ChunkedInsert(this.db, "INSERT INTO sent_run_keys (lo, h, id)", 3, RUN_INSERT_ROWS);
     try {
       insert.run(sorted.length, (args, at, i) => {
         const e = sorted[i]!;
-        args[at] = e.h;
-        args[at + 1] = e.id;
+        args[at] = lo;
+        args[at + 1] = e.h;
+        args[at + 2] = e.id;
       });
     } finally {
       insert.finalize();
@@ -211,7 +210,7 @@ export class SentRuns {
     for (const run of this.#runs) {
       if (run.maxTs < since) continue; // all of it is older than the window
       if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
-      for (const [id] of this.#probe(run.lo).values(h) as [number][]) {
+      for (const [id] of this.#probe.values(run.lo, h) as [number][]) {
         const r = this.log.at(id);
         if (r && r[1] === recipient && r[2] === sender && r[3] === msgId && r[5] >= since) return r[4];
       }
@@ -220,38 +219,19 @@ export class SentRuns {
   }
 
   /**
-   * Drops the oldest run if all of it is older than `cutoff`: its table, its log rows and packs
+   * Drops the oldest run if all of it is older than `cutoff`: its keys, its log rows and packs
    * (a run covers whole packs), its entry. Returns the keys it held, or -1 when no run is that
    * old. Inside a tx.
    */
   dropOldest(cutoff: number): number {
     const run = this.#runs[0];
     if (!run || run.maxTs >= cutoff) return -1;
-    this.#probes.get(run.lo)?.finalize();
-    this.#probes.delete(run.lo);
     this.log.deleteRange(run.lo, run.hi);
-    this.db.run(`DROP TABLE ${runTable(run.lo)}`);
+    this.#dropKeys.run(run.lo);
     this.#unregister.run(run.lo);
     this.#runs.shift();
     if (run.filter.length === 0) this.#unfiltered--;
     this.#filterBytes -= run.filter.length;
     return run.keys;
-  }
-
-  /** The ids a run holds under hash `h`, ascending: the first record of a key comes first. */
-  #probe(lo: number): Statement<[number], [number]> {
-    let p = this.#probes.get(lo);
-    if (!p) {
-      p = this.db.prepare<[number], [number]>(
-        `SELECT id FROM ${runTable(lo)} WHERE h = CAST(?1 AS INTEGER) ORDER BY id`,
-      );
-      this.#probes.set(lo, p);
-    }
-    return p;
-  }
-
-  #finalizeProbes(): void {
-    for (const p of this.#probes.values()) p.finalize();
-    this.#probes.clear();
   }
 }

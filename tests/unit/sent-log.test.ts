@@ -11,7 +11,8 @@ import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../../src/limits.ts";
 import type { SentKey } from "../../src/router/wire.ts";
 import { sentKeyHash } from "../../src/router/sent-filter.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
-import { logEntry } from "../../src/store/sent-runs.ts";
+import { keyHashes, logEntry } from "../../src/store/sent-runs.ts";
+import { filterAdd, newRunFilter } from "../../src/store/run-filter.ts";
 import { eachPackKey, packColumn } from "../../src/store/sent-packs.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
@@ -284,7 +285,7 @@ describe("migration 3: keyed table to log", () => {
     const check = new Database(path, { readonly: true });
     expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_1", "sent_runs"]);
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_keys", "sent_runs"]);
     check.close();
   });
 });
@@ -435,5 +436,54 @@ describe("migration 8: the log in packs", () => {
     expect(found(store)).toEqual(all.map((k) => k.seq));
     expect(store.sent.count()).toBe(42);
     store.close();
+  });
+});
+
+describe("migration 9: the dedupe runs in one table", () => {
+  test("a schema-8 file's run tables move into sent_run_keys: every key found, the tables gone, expiry by run", () => {
+    const path = freshPath();
+    const db = new Database(path, { create: true });
+    migrate(db, MIGRATIONS.slice(0, 8));
+    // Two runs as builds before migration 9 left them: a table each, listed in sent_runs.
+    const keys = Array.from({ length: 600 }, (_, i) => key(i));
+    const ins = db.prepare("INSERT INTO sent_log (id, recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?, ?)");
+    db.transaction(() => {
+      keys.forEach((k, i) => ins.run(i + 1, k.recipient, k.sender, k.msgId, k.seq, k.ts));
+      for (const [lo, hi] of [[1, 300], [301, 600]] as const) {
+        db.run(
+          `CREATE TABLE sent_run_${lo} (h INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (h, id)) STRICT, WITHOUT ROWID`,
+        );
+        const filter = newRunFilter(hi - lo + 1);
+        const put = db.prepare(`INSERT INTO sent_run_${lo} (h, id) VALUES (CAST(?1 AS INTEGER), ?2)`);
+        for (let id = lo; id <= hi; id++) {
+          const k = keys[id - 1]!;
+          const { h, h1, h2 } = keyHashes(k.recipient, k.sender, k.msgId);
+          filterAdd(filter, h1, h2);
+          put.run(h, id);
+        }
+        put.finalize();
+        db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)")
+          .run(lo, hi, keys[hi - 1]!.ts, hi - lo + 1, filter);
+      }
+    })();
+    db.close();
+
+    const store = open(path);
+    expect(store.sent.runCount()).toBe(2);
+    for (let i = 0; i < keys.length; i++) expect(find(store, keys[i]!)).toBe(i + 1);
+    expect(find(store, { ...keys[0]!, msgId: "absent" })).toBe(0);
+    // The first run is wholly older than this cutoff, the second is not.
+    expect(store.transaction(() => store.sent.expire(T0 + 300, 1_000_000))).toBe(300);
+    expect(find(store, keys[0]!)).toBe(0);
+    expect(find(store, keys[599]!)).toBe(600);
+    store.close();
+
+    const check = new Database(path, { readonly: true });
+    const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_run%'").all();
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_keys", "sent_runs"]);
+    const perRun = check.query<{ lo: number; n: number }, []>("SELECT lo, count(*) AS n FROM sent_run_keys GROUP BY lo")
+      .all();
+    expect(perRun).toEqual([{ lo: 301, n: 300 }]);
+    check.close();
   });
 });

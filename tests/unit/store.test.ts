@@ -14,6 +14,7 @@ import {
   inboxSpans,
   sentLog,
   sentPacks,
+  sentRunKeys,
   sentRuns,
   users,
 } from "../../src/store/schema.ts";
@@ -97,13 +98,15 @@ describe("open and migrations", () => {
       "inbox_spans",
       "sent_log",
       "sent_packs",
+      "sent_run_keys",
       "sent_runs",
       "users",
     ]);
     for (const t of tables) {
       expect(t.sql).toContain("STRICT");
       // The logs and their small lists are rowid tables on purpose: appended in id order.
-      const keyed = t.name === "users" || t.name === "inbox_index" || t.name === "inbox_acked";
+      const keyed = t.name === "users" || t.name === "inbox_index" || t.name === "inbox_acked" ||
+        t.name === "sent_run_keys";
       if (keyed) expect(t.sql).toContain("WITHOUT ROWID");
       else expect(t.sql).not.toContain("WITHOUT ROWID");
     }
@@ -116,7 +119,18 @@ describe("open and migrations", () => {
     const db = new Database(path, { readonly: true });
     const dialect = new SQLiteSyncDialect();
     for (
-      const table of [inboxLog, inboxIndex, inboxIndexed, inboxAcked, inboxSpans, sentLog, sentPacks, sentRuns, users]
+      const table of [
+        inboxLog,
+        inboxIndex,
+        inboxIndexed,
+        inboxAcked,
+        inboxSpans,
+        sentLog,
+        sentPacks,
+        sentRuns,
+        sentRunKeys,
+        users,
+      ]
     ) {
       const cfg = getTableConfig(table);
       type ColInfo = { name: string; type: string; notnull: number; dflt_value: string | null; pk: number };
