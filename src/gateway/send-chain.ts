@@ -70,10 +70,11 @@ export class SendChain {
   link(to: string, id: string, flying: Flying): string {
     let prev: string;
     const f = flying?.get(id);
-    const h = f ? undefined : this.held.get(id);
+    // held and answered are empty unless sends were refused or answered slowly: skip their lookups.
+    const h = f || this.held.size === 0 ? undefined : this.held.get(id);
     if (f) prev = this.openOr(f.p ?? "", flying);
     else if (h) prev = this.openOr(h.prev, flying);
-    else if (this.answered.has(id)) prev = "";
+    else if (this.answered.size > 0 && this.answered.has(id)) prev = "";
     else {
       const last = this.newest.get(to);
       prev = last !== undefined ? this.openOr(last, flying) : "";
@@ -122,6 +123,6 @@ export class SendChain {
 
   /** `id` if it is open (in flight or held), else "". */
   private openOr(id: string, flying: Flying): string {
-    return id !== "" && (flying?.has(id) || this.held.has(id)) ? id : "";
+    return id !== "" && (flying?.has(id) || (this.held.size > 0 && this.held.has(id))) ? id : "";
   }
 }
