@@ -101,7 +101,7 @@ export class SendChain {
    * was refused, or answered slowly): remembered for SETTLED_KEEP_MS.
    */
   settled(id: string, resendable: boolean, now: number): void {
-    if (!this.held.delete(id) && !resendable) return;
+    if (!(this.held.size > 0 && this.held.delete(id)) && !resendable) return;
     this.answered.delete(id); // re-inserted at the end: the map stays in answer-time order
     this.answered.set(id, now);
   }
