@@ -58,6 +58,7 @@ export class ShardHost {
   private readonly downPeers = new Set<number>();
   /** The dedupe filter's bound was reported (logged once each time it is reached). */
   private filterBoundLogged = false;
+
   /**
    * Told when an owner sweep let go of a burst of memory (observe/idle-gc.ts `owe`): an idle
    * shard runs no collection by itself, so what the sweep freed would stay resident.
@@ -175,6 +176,10 @@ export class ShardHost {
     m.set("hotPages", st.hotPages);
     m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
     const overfilled = this.owner.filterOverfilled;
+    m.set("dedupeFilterBuilding", this.owner.filterBuilding ? 1 : 0);
+    // Until a rebuild ends every send with an id is looked up in the store: say how long it took.
+    const rebuilt = this.owner.takeFilterRebuilt();
+    if (rebuilt && rebuilt.keys > 0) log.info("dedupe filter rebuilt from the store", rebuilt);
     m.set("dedupeFilterBytes", this.owner.filterBytes);
     m.set("dedupeFilterOverfilled", overfilled);
     if (overfilled > 0 && !this.filterBoundLogged) {

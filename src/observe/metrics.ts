@@ -43,6 +43,7 @@ export const FIELDS = [
   "hotPages",
   "dedupeFilterBytes",
   "dedupeFilterOverfilled",
+  "dedupeFilterBuilding",
   "drainBytesOut",
   // writer
   "rowsAppended",
@@ -243,6 +244,11 @@ const help: Help = {
     "iris_dedupe_filter_bytes",
     "gauge",
     "memory of the shards' dedupe filters (keys accepted within the dedupe window)",
+  ],
+  dedupeFilterBuilding: [
+    "iris_dedupe_filter_building",
+    "gauge",
+    "shards rebuilding their dedupe filter from the store (at start): every send with an id is looked up meanwhile",
   ],
   dedupeFilterOverfilled: [
     "iris_dedupe_filter_overfilled_keys",

@@ -299,6 +299,10 @@ export class Owner {
   private readonly filter: SentFilter;
   /** Until a scan of the store completes, every unknown (sender, id) is looked up. */
   private filterState: "ready" | "building" = "ready";
+  /** The rebuild under way: when it started (io.now()) and the keys it read so far. */
+  private scanStartedAt = 0;
+  private scanKeys = 0;
+  private filterRebuilt: { keys: number; ms: number } | null = null;
   private scanAfter: [string, string, string] | null = null;
   private rescan = false;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
@@ -1587,6 +1591,18 @@ export class Owner {
     return n;
   }
 
+  /** True while the dedupe filter is rebuilt from the store: every send with an id is looked up meanwhile. */
+  get filterBuilding(): boolean {
+    return this.filterState === "building";
+  }
+
+  /** The last finished rebuild of the dedupe filter (its keys and ms), once: the host logs it. */
+  takeFilterRebuilt(): { keys: number; ms: number } | null {
+    const r = this.filterRebuilt;
+    this.filterRebuilt = null;
+    return r;
+  }
+
   /** The dedupe filter's bytes, and the keys it holds past its sizes (its memory bound). */
   get filterBytes(): number {
     return this.filter.bytes;
@@ -1626,6 +1642,8 @@ export class Owner {
     const running = this.filterState === "building";
     this.filterState = "building";
     this.scanAfter = null;
+    this.scanStartedAt = this.io.now();
+    this.scanKeys = 0;
     // A scan under way restarts from the beginning with its next page (cluster: owners moved).
     if (running) this.rescan = true;
     else this.scanSent();
@@ -1650,9 +1668,12 @@ export class Owner {
       this.rescan = false;
       return this.scanSent(); // from scanAfter = null: the start
     }
+    this.scanKeys += r.ts.length;
     this.scanAfter = r.after;
-    if (r.done) this.filterState = "ready";
-    else this.scanSent();
+    if (r.done) {
+      this.filterState = "ready";
+      this.filterRebuilt = { keys: this.scanKeys, ms: now - this.scanStartedAt };
+    } else this.scanSent();
   }
 
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */

@@ -425,6 +425,25 @@ describe("owner", () => {
     expect(appends().length).toBe(1);
   });
 
+  test("durable dedupe: a rebuild reports once how many keys it read and how long it took", () => {
+    o.startDedupeScan();
+    expect(o.filterBuilding).toBe(true);
+    const page = (n: number, done: boolean) => ({
+      t: "sentPage" as const,
+      hashes: new Uint32Array(2 * n).fill(7),
+      ts: new Float64Array(n).fill(now),
+      after: null,
+      done,
+    });
+    o.handle(page(3, false));
+    expect(o.takeFilterRebuilt()).toBeNull(); // not done yet
+    now += 250;
+    o.handle(page(2, true));
+    expect(o.filterBuilding).toBe(false);
+    expect(o.takeFilterRebuilt()).toEqual({ keys: 5, ms: 250 });
+    expect(o.takeFilterRebuilt()).toBeNull(); // once
+  });
+
   test("durable dedupe: a remembered id older than the window is new again", () => {
     ready("u");
     o.handle(route("u", "m"));
