@@ -56,32 +56,27 @@ export interface OwnerLimits {
 }
 
 /**
- * The shards' dedupe filters together hold at most this share of the memory spill watermark. A
- * filter costs 2-3.4 bytes per key accepted within the dedupe window (24 h by default), so without
- * a bound a shard at a steady 5,000 msgs/s would hold ~1-1.5 GB after a day (432M keys; session 34). Past it
- * the filter answers "maybe" more often (store lookups), never "new" for a key it holds.
+ * The dedupe filters' memory, each kind at most this share of the spill watermark: the shards'
+ * filters of the window's keys together (router/sent-filter.ts, 2-3.4 bytes a key), and the
+ * writer's filters of the dedupe runs (store/run-filter.ts, 1.25 bytes a key). Without a bound a
+ * shard at a steady 5,000 msgs/s would hold ~1-1.5 GB after a day (432M keys; session 34). Past
+ * it a shard's filter answers "maybe" more often and the writer lets its oldest run filters go
+ * (they stay in the file): more store lookups or probes, never a key called new that was seen.
  */
-export const DEDUPE_FILTER_SHARE_OF_SPILL = 1 / 8;
-/** The least a shard's dedupe filter gets, whatever the watermark: ~2.5M keys at full accuracy. */
+export const DEDUPE_FILTERS_SHARE_OF_SPILL = 1 / 8;
+/** The least each filter budget gets, whatever the watermark: ~2.5M keys at a shard's full accuracy. */
 export const DEDUPE_FILTER_MIN_BYTES = 8 * 1024 * 1024;
 
-/**
- * The writer's Bloom filters of the dedupe runs (store/run-filter.ts, 1.25 bytes a key of the
- * window) held in memory: at most this share of the spill watermark, at least
- * DEDUPE_FILTER_MIN_BYTES. Past it the oldest runs' filters are let go (they stay in the file):
- * a lookup then probes those runs, which is slower, never wrong.
- */
-export const DEDUPE_RUN_FILTER_SHARE_OF_SPILL = 1 / 8;
-
-/** The writer's budget for the dedupe runs' filters in memory. */
-export function dedupeRunFilterBytes(spillBytes: number): number {
-  return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor(spillBytes * DEDUPE_RUN_FILTER_SHARE_OF_SPILL));
+/** One budget for a spill watermark, split between `parts` holders (the shards; the writer is one). */
+function dedupeShare(spillBytes: number, parts: number): number {
+  return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor((spillBytes * DEDUPE_FILTERS_SHARE_OF_SPILL) / parts));
 }
 
 /** A shard's dedupe filter budget for a spill watermark shared by `shards` shards. */
-export function dedupeFilterBytes(spillBytes: number, shards: number): number {
-  return Math.max(DEDUPE_FILTER_MIN_BYTES, Math.floor((spillBytes * DEDUPE_FILTER_SHARE_OF_SPILL) / shards));
-}
+export const dedupeFilterBytes = (spillBytes: number, shards: number): number => dedupeShare(spillBytes, shards);
+
+/** The writer's budget for the dedupe runs' filters in memory. */
+export const dedupeRunFilterBytes = (spillBytes: number): number => dedupeShare(spillBytes, 1);
 
 /**
  * Rows a shard keeps in memory after storing them, per shard, so that a backlog stored while the

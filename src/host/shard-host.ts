@@ -175,21 +175,25 @@ export class ShardHost {
     m.set("dedupeMemoriesReleased", st.recentReleased);
     m.set("hotPages", st.hotPages);
     m.set("hotBacklogBytes", this.owner.hot?.bytes ?? 0);
+    this.publishFilter(m);
+    m.set("drainBytesOut", this.owner.drainBytesOut);
+    this.o.cluster?.publishMetrics(m);
+  }
+
+  /** The dedupe filter's gauges, and a log line when its rebuild ends or it first reaches its bound. */
+  private publishFilter(m: SlotMetrics): void {
+    const bytes = this.owner.filterBytes;
     const overfilled = this.owner.filterOverfilled;
     m.set("dedupeFilterBuilding", this.owner.filterBuilding ? 1 : 0);
+    m.set("dedupeFilterBytes", bytes);
+    m.set("dedupeFilterOverfilled", overfilled);
     // Until a rebuild ends every send with an id is looked up in the store: say how long it took.
     const rebuilt = this.owner.takeFilterRebuilt();
     if (rebuilt && rebuilt.keys > 0) log.info("dedupe filter rebuilt from the store", rebuilt);
-    m.set("dedupeFilterBytes", this.owner.filterBytes);
-    m.set("dedupeFilterOverfilled", overfilled);
     if (overfilled > 0 && !this.filterBoundLogged) {
-      log.warn("the dedupe filter reached its memory bound; more sends will be looked up in the store", {
-        bytes: this.owner.filterBytes,
-      });
+      log.warn("the dedupe filter reached its memory bound; more sends will be looked up in the store", { bytes });
     }
     this.filterBoundLogged = overfilled > 0;
-    m.set("drainBytesOut", this.owner.drainBytesOut);
-    this.o.cluster?.publishMetrics(m);
   }
 
   // ---- supervisor events ----

@@ -113,6 +113,7 @@ export class Writer {
     private readonly o: WriterOptions,
   ) {
     metrics.set("inboxRows", store.totalCount());
+    this.publishRunFilters();
   }
 
   setPort(shard: number, port: MessagePort): void {
@@ -402,7 +403,6 @@ export class Writer {
     this.metrics.add("commitMsSum", performance.now() - t0);
     this.metrics.set("inboxRows", this.store.totalCount());
     this.metrics.set("dedupeRows", this.store.sent.count());
-    this.publishRunFilters();
     for (const [k, n] of confirmed) push(k, { t: "committed", n });
     for (const [k, q] of out) this.send(k, q.map((m) => m instanceof StoredAcksBuilder ? m.done() : m));
     this.indexInbox();
@@ -436,6 +436,7 @@ export class Writer {
       if (!this.store.sent.due(Date.now(), this.o.dedupeWindowMs)) return;
       this.store.transaction(() => this.store.sent.buildRun());
       this.metrics.add("dedupeRuns");
+      this.publishRunFilters();
     } catch (e) {
       // The keys stay in the log and in memory; the next commit tries again.
       log.warn("indexing the dedupe window failed; retried later", { error: describeError(e) });
@@ -733,6 +734,7 @@ export class Writer {
     this.publishRunFilters();
   }
 
+  /** The runs' filters change only as runs are built, expired or read back: published then, not per commit. */
   private publishRunFilters(): void {
     const f = this.store.sent.runFilters();
     this.metrics.set("dedupeRunFilterBytes", f.bytes);
