@@ -266,6 +266,12 @@ export const INBOX_SPAN_IDS = 4096;
 export const INBOX_COMPACT_CHUNK = 8192;
 export const INBOX_COMPACT_IDLE_MS = 50;
 export const INBOX_COMPACT_MAX_WAIT_MS = 200;
+/**
+ * Largest dedupe filter a shard hands the writer at shutdown to keep for the next start
+ * (store/filter-images.ts). Writing it must fit in a shutdown step (SHUTDOWN_STEP_TIMEOUT_MS); a
+ * larger one is rebuilt from the store instead.
+ */
+export const DEDUPE_IMAGE_MAX_BYTES = 256 * 1024 * 1024;
 /** Dedupe keys per page when a shard rebuilds its filter from the store. */
 export const DEDUPE_SCAN_PAGE = 20_000;
 

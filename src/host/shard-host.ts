@@ -189,7 +189,8 @@ export class ShardHost {
     m.set("dedupeFilterOverfilled", overfilled);
     // Until a rebuild ends every send with an id is looked up in the store: say how long it took.
     const rebuilt = this.owner.takeFilterRebuilt();
-    if (rebuilt && rebuilt.keys > 0) log.info("dedupe filter rebuilt from the store", rebuilt);
+    if (rebuilt && rebuilt.imageBytes > 0) log.info("dedupe filter read from the last shutdown's image", rebuilt);
+    else if (rebuilt && rebuilt.keys > 0) log.info("dedupe filter rebuilt from the store", rebuilt);
     if (overfilled > 0 && !this.filterBoundLogged) {
       log.warn("the dedupe filter reached its memory bound; more sends will be looked up in the store", { bytes });
     }
@@ -293,6 +294,7 @@ export class ShardHost {
     const end = performance.now() + SHUTDOWN_SETTLE_MAX_MS;
     while (this.owner.waitingBytes > 0 && performance.now() < end) await Bun.sleep(SHUTDOWN_SETTLE_POLL_MS);
     this.owner.releaseAll();
+    this.owner.handOverFilter(); // kept in the file for the next start (one node only)
     this.mesh.toWriter({ t: "bye", shard: this.o.index });
     this.mesh.flush();
     await this.o.cluster?.settleWriter(SHUTDOWN_WRITER_SETTLE_MS); // its last appends and last-seen times

@@ -34,8 +34,14 @@
 // same flow-ready that `blocked` would.
 
 import { assertNever } from "../assert.ts";
-import { DEDUPE_SCAN_PAGE, type OwnerLimits, PAGE_SCRATCH_MAX_BYTES, ROW_OVERHEAD_BYTES } from "../limits.ts";
-import { keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
+import {
+  DEDUPE_IMAGE_MAX_BYTES,
+  DEDUPE_SCAN_PAGE,
+  type OwnerLimits,
+  PAGE_SCRATCH_MAX_BYTES,
+  ROW_OVERHEAD_BYTES,
+} from "../limits.ts";
+import { filterImageProblem, keyHash, SentFilter, sentKeyHashInto } from "./sent-filter.ts";
 import { RecentIds } from "./recent-ids.ts";
 import { pageBudget } from "./drain-page.ts";
 import { pageDeliveries } from "./packed-page.ts";
@@ -296,13 +302,15 @@ export class Owner {
   /** Deliveries acked by the recipient whose dedupe record is not committed yet, by mark. */
   private awaitingCommit: Pending[] = [];
   /** What the durable dedupe window holds, for recipients owned here. */
-  private readonly filter: SentFilter;
+  private filter: SentFilter;
   /** Until a scan of the store completes, every unknown (sender, id) is looked up. */
   private filterState: "ready" | "building" = "ready";
   /** The rebuild under way: when it started (io.now()) and the keys it read so far. */
   private scanStartedAt = 0;
   private scanKeys = 0;
-  private filterRebuilt: { keys: number; ms: number } | null = null;
+  /** Bytes of the last shutdown's filter image the rebuild started from (0: none). */
+  private scanImageBytes = 0;
+  private filterRebuilt: FilterRebuilt | null = null;
   private scanAfter: [string, string, string] | null = null;
   private rescan = false;
   /** Bytes in `unconfirmed`: the store backlog that senders are throttled on. */
@@ -1597,7 +1605,7 @@ export class Owner {
   }
 
   /** The last finished rebuild of the dedupe filter (its keys and ms), once: the host logs it. */
-  takeFilterRebuilt(): { keys: number; ms: number } | null {
+  takeFilterRebuilt(): FilterRebuilt | null {
     const r = this.filterRebuilt;
     this.filterRebuilt = null;
     return r;
@@ -1644,6 +1652,7 @@ export class Owner {
     this.scanAfter = null;
     this.scanStartedAt = this.io.now();
     this.scanKeys = 0;
+    this.scanImageBytes = 0;
     // A scan under way restarts from the beginning with its next page (cluster: owners moved).
     if (running) this.rescan = true;
     else this.scanSent();
@@ -1663,6 +1672,11 @@ export class Owner {
   private onSentPage(r: SentPageReply): void {
     if (this.filterState !== "building") return;
     const now = this.io.now();
+    if (r.image !== undefined && this.scanAfter === null && !this.rescan) {
+      // The last clean shutdown's filter: its keys up to r.after; the pages after it hold the rest.
+      if (filterImageProblem(r.image, this.limits.dedupeWindowMs) !== null) return this.scanSent(); // the whole window
+      this.scanImageBytes = this.filter.adopt(r.image, now);
+    }
     for (let i = 0; i < r.ts.length; i++) this.filter.add(r.hashes[2 * i]!, r.hashes[2 * i + 1]!, r.ts[i]!, now);
     if (this.rescan) {
       this.rescan = false;
@@ -1672,8 +1686,24 @@ export class Owner {
     this.scanAfter = r.after;
     if (r.done) {
       this.filterState = "ready";
-      this.filterRebuilt = { keys: this.scanKeys, ms: now - this.scanStartedAt };
+      this.filterRebuilt = { keys: this.scanKeys, ms: now - this.scanStartedAt, imageBytes: this.scanImageBytes };
     } else this.scanSent();
+  }
+
+  /**
+   * Shutdown, after releaseAll: the dedupe filter goes to the writer, which keeps it for the next
+   * start (store/filter-images.ts) so that start need not read the whole window back. One node
+   * only (a cluster's window is in JetStream), a filter that is whole (not mid-rebuild) and not
+   * past DEDUPE_IMAGE_MAX_BYTES. Its bits are the writer's now: every later send is looked up.
+   */
+  handOverFilter(): void {
+    if (this.io.owns !== undefined || this.filterState !== "ready") return;
+    const now = this.io.now();
+    const image = this.filter.image(now);
+    if (this.filter.bytes > DEDUPE_IMAGE_MAX_BYTES) return;
+    this.filterState = "building";
+    this.filter = new SentFilter(this.limits.dedupeWindowMs, this.limits.dedupeFilterBytes ?? Infinity);
+    this.toWriter({ t: "filterImage", shard: this.io.self, shards: this.io.shards, image });
   }
 
   /** Shutdown: every connection is treated as gone so its unacked deliveries reach the store. */
@@ -1707,6 +1737,9 @@ export class Owner {
     return this.boxes.get(user)?.link?.phase === "live";
   }
 }
+
+/** A finished rebuild of the dedupe filter: keys read from the store, ms taken, image bytes it began from. */
+export type FilterRebuilt = { keys: number; ms: number; imageBytes: number };
 
 /** Approximate memory a route waiting for sequence numbers holds. */
 function routeBytes(m: RouteMsg): number {

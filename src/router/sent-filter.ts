@@ -61,13 +61,57 @@ function mix(s: string): void {
 /** Largest bit count indexed by a mask: bit positions are 32-bit sums, and `&` works on int32. */
 const MASK_MAX_BITS = 2 ** 30;
 
+/** One Bloom filter of an image: its size, the keys it took, and its bit words. */
+export interface FilterImagePart {
+  capacity: number;
+  n: number;
+  bits: Int32Array;
+}
+/**
+ * A shard's whole filter as data, written at a clean shutdown and read at the next start (the
+ * writer keeps it in the file: store/filter-images.ts) so that the start need not read the whole
+ * window back from the store. The shape constants travel with it: a build that hashes otherwise
+ * must not read another's bits.
+ */
+export interface FilterImage {
+  bitsPerKey: number;
+  hashes: number;
+  windowMs: number;
+  gens: { g: number; filters: FilterImagePart[] }[];
+}
+
+/** Why an image cannot be read into a filter of this build and window, or null when it can. */
+export function filterImageProblem(image: FilterImage, windowMs: number): string | null {
+  if (image.bitsPerKey !== BITS_PER_KEY || image.hashes !== HASHES) {
+    return `made with ${image.bitsPerKey} bits and ${image.hashes} hashes a key, this build uses ${BITS_PER_KEY} and ${HASHES}`;
+  }
+  if (image.windowMs !== windowMs) {
+    return `made for a dedupe window of ${image.windowMs} ms, this one is ${windowMs} ms`;
+  }
+  for (const { g, filters } of image.gens) {
+    if (!Number.isSafeInteger(g) || filters.length === 0) return `generation ${g} is malformed`;
+    for (const f of filters) {
+      const sized = Number.isSafeInteger(f.capacity) && f.capacity >= FIRST_CAPACITY &&
+        (f.capacity & (f.capacity - 1)) === 0 && f.capacity * BITS_PER_KEY <= MASK_MAX_BITS;
+      if (!sized) return `a filter of generation ${g} has capacity ${f.capacity}`;
+      if (!Number.isSafeInteger(f.n) || f.n < 0) return `a filter of generation ${g} counts ${f.n} keys`;
+      if (f.bits.length !== (f.capacity * BITS_PER_KEY) / 32) {
+        return `a filter of generation ${g} holds ${f.bits.length} words, its capacity needs ${
+          (f.capacity * BITS_PER_KEY) / 32
+        }`;
+      }
+    }
+  }
+  return null;
+}
+
 class Bloom {
   /**
    * Int32Array, not Uint32Array: a word with its top bit set read from a Uint32Array is above
    * int32 range, and the JIT's int32 speculation on the load failed each time (~700 OSR exits in a
    * 25 s throughput run, session 34). The bits are the same either way.
    */
-  private readonly bits: Int32Array;
+  readonly bits: Int32Array;
   private readonly m: number;
   /**
    * m - 1 when m is a power of two (every filter: FIRST_CAPACITY and BITS_PER_KEY are, and each
@@ -76,10 +120,11 @@ class Bloom {
    */
   private readonly mask: number;
   n = 0;
-  constructor(readonly capacity: number) {
+  /** `bits`: an image's words (checked by filterImageProblem), else a new, empty filter. */
+  constructor(readonly capacity: number, bits?: Int32Array) {
     this.m = capacity * BITS_PER_KEY;
     this.mask = this.m <= MASK_MAX_BITS && (this.m & (this.m - 1)) === 0 ? this.m - 1 : -1;
-    this.bits = new Int32Array(Math.ceil(this.m / 32));
+    this.bits = bits ?? new Int32Array(Math.ceil(this.m / 32));
   }
   private bit(h1: number, h2: number, i: number): number {
     // Taken mod 2^32 as an int32 (the low bits are all either use reads): a sum past int32 range
@@ -111,9 +156,27 @@ class Bloom {
  * generation's bytes stay within `maxBytes`; past that the last one takes every further key.
  */
 class Generation {
-  private readonly filters: Bloom[] = [new Bloom(FIRST_CAPACITY)];
+  readonly filters: Bloom[] = [new Bloom(FIRST_CAPACITY)];
   bytes = this.filters[0]!.bytes;
   constructor(private readonly maxBytes: number) {}
+  /**
+   * Takes an image's filters. Still empty, it becomes them (the image's last filter goes on
+   * taking keys where it stopped at shutdown); else they go ahead of its own, and keys added
+   * since the start stay in its last one.
+   */
+  adopt(parts: FilterImagePart[]): void {
+    const taken = parts.map((p) => {
+      const f = new Bloom(p.capacity, p.bits);
+      f.n = p.n;
+      return f;
+    });
+    if (this.filters.length === 1 && this.filters[0]!.n === 0) {
+      this.bytes -= this.filters[0]!.bytes;
+      this.filters.length = 0;
+    }
+    this.filters.unshift(...taken);
+    for (const f of taken) this.bytes += f.bytes;
+  }
   add(h1: number, h2: number): void {
     let last = this.filters[this.filters.length - 1]!;
     if (last.n >= last.capacity && this.bytes + 2 * last.bytes <= this.maxBytes) {
@@ -185,6 +248,39 @@ export class SentFilter {
     }
     if (dropped > 0) this.relist();
     return dropped;
+  }
+
+  /**
+   * The whole filter as an image (its words shared, not copied: the caller hands it over at
+   * shutdown, after which this filter is not asked again). Generations already out of the window
+   * are left out.
+   */
+  image(now: number): FilterImage {
+    this.expire(now);
+    const gens = this.list.map(({ g, gen }) => ({
+      g,
+      filters: gen.filters.map((f) => ({ capacity: f.capacity, n: f.n, bits: f.bits })),
+    }));
+    return { bitsPerKey: BITS_PER_KEY, hashes: HASHES, windowMs: this.windowMs, gens };
+  }
+
+  /**
+   * Adds an image's keys (checked first: filterImageProblem) to what this filter holds; its
+   * generations already out of the window are skipped. Returns the bytes taken in.
+   */
+  adopt(image: FilterImage, now: number): number {
+    const oldest = Math.floor((now - this.windowMs) / this.period);
+    let bytes = 0;
+    for (const { g, filters } of image.gens) {
+      if (g < oldest) continue;
+      let gen = this.gens.get(g);
+      const before = gen?.bytes ?? 0;
+      if (!gen) this.gens.set(g, gen = new Generation(this.generationBytes));
+      gen.adopt(filters);
+      bytes += gen.bytes - before;
+    }
+    this.relist();
+    return bytes;
   }
 
   private relist(): void {

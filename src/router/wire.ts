@@ -10,6 +10,7 @@ import { isPackedPage, type PackedPage } from "./packed-page.ts";
 import { type FramePage, isFramePage } from "./frame-page.ts";
 import { isColumn, isPackedRememberBody, type PackedRemember } from "./packed-keys.ts";
 import { isRowHash } from "./packed-appends.ts";
+import type { FilterImage } from "./sent-filter.ts";
 
 // ---- owner-bound ----
 
@@ -153,6 +154,11 @@ export interface SentPageReply {
   ts: Float64Array; // one per key
   after: [string, string, string] | null; // where the next page starts
   done: boolean;
+  /**
+   * The first page only, when the last clean shutdown left this shard's filter in the file: its
+   * keys up to `after`; the pages after it hold the rest (store/filter-images.ts).
+   */
+  image?: FilterImage;
 }
 export type WriterReply =
   | LoadedReply
@@ -406,6 +412,16 @@ export interface ScanSentReq {
   since: number;
   limit: number;
 }
+/**
+ * Shutdown, ahead of the shard's bye: its dedupe filter (every key it took, and those its rebuild
+ * read) for the writer to keep until the next start reads it back (store/filter-images.ts).
+ */
+export interface FilterImageReq {
+  t: "filterImage";
+  shard: number;
+  shards: number;
+  image: FilterImage;
+}
 export type WriterReq =
   | AppendReq
   | LoadReq
@@ -417,6 +433,7 @@ export type WriterReq =
   | LookupReq
   | ConfirmReq
   | ScanSentReq
+  | FilterImageReq
   | CountInboxReq
   | PackedRemember; // a RememberReq on the port (packed-keys.ts)
 
@@ -457,6 +474,14 @@ function isRowHashes(v: unknown, rows: number): boolean {
   return true;
 }
 
+/** The image's shape (its sizes are checked where it is read: filterImageProblem). */
+function isFilterImage(v: unknown): v is FilterImage {
+  return isObj(v) && isInt(v.bitsPerKey) && isInt(v.hashes) && isInt(v.windowMs) && Array.isArray(v.gens) &&
+    v.gens.every((g) =>
+      isObj(g) && isInt(g.g) && Array.isArray(g.filters) &&
+      g.filters.every((f) => isObj(f) && isInt(f.capacity) && isInt(f.n) && f.bits instanceof Int32Array)
+    );
+}
 const isKeyTriple = (v: unknown): v is [string, string, string] => Array.isArray(v) && v.length === 3 && v.every(isStr);
 function isSentKey(v: unknown): v is SentKey {
   return isObj(v) && isStr(v.recipient) && isStr(v.sender) && isStr(v.msgId) && v.msgId !== "" && isInt(v.seq) &&
@@ -487,7 +512,7 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   lookedUp: (v) => isStr(v.user) && isStr(v.from) && isStr(v.id) && isInt(v.seq),
   sentPage: (v) =>
     v.hashes instanceof Uint32Array && v.ts instanceof Float64Array && v.hashes.length === 2 * v.ts.length &&
-    (v.after === null || isKeyTriple(v.after)) && isBool(v.done),
+    (v.after === null || isKeyTriple(v.after)) && isBool(v.done) && (v.image === undefined || isFilterImage(v.image)),
   inspect: isAdminReq,
   purge: isAdminReq,
   disconnect: isAdminReq,
@@ -540,6 +565,7 @@ const writerChecks: Record<WriterReq["t"], (v: Obj) => boolean> = {
   scanSent: (v) =>
     isInt(v.shard) && isInt(v.shards) && v.shards >= 1 && (v.after === null || isKeyTriple(v.after)) &&
     isInt(v.since) && isInt(v.limit) && v.limit > 0 && v.limit <= 100_000,
+  filterImage: (v) => isInt(v.shard) && isInt(v.shards) && v.shards >= 1 && isFilterImage(v.image),
   countInbox: (v) => isStr(v.user) && isInt(v.req),
 };
 

@@ -22,6 +22,7 @@ import type { StoredRow } from "../router/wire.ts";
 import { migrate } from "./migrations.ts";
 import { type BodyBlob, type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
+import { FilterImages } from "./filter-images.ts";
 import { users } from "./schema.ts";
 
 export type InboxRow = StoredRow;
@@ -107,6 +108,8 @@ export class InboxStore {
   #closed = false;
   /** The durable dedupe window, on the same connection (and so in the same transactions). */
   readonly sent: SentIds;
+  /** Each shard's dedupe filter from the last clean shutdown, read once at the next start. */
+  readonly filterImages: FilterImages;
 
   /** The rows: an append-ordered log with a per-user index (inbox-log.ts). */
   readonly #log: InboxLog;
@@ -145,6 +148,7 @@ export class InboxStore {
     );
     this.#q = prepareColdQueries(this.#orm);
     this.sent = new SentIds(db, opts.runFilterBytes ?? Infinity);
+    this.filterImages = new FilterImages(db);
   }
 
   static open(path: string, opts: InboxStoreOptions): InboxStore {

@@ -243,6 +243,26 @@ CREATE TABLE sent_run_keys (
       }
     },
   },
+  {
+    version: 10,
+    name: "dedupe filter images",
+    // Session 35: a start rebuilt each shard's dedupe filter from the whole window (~0.9M keys a
+    // second; every send looked up in the store meanwhile). A clean shutdown now leaves each
+    // shard's filter here, read once by the next start (store/filter-images.ts). Part 0 of a shard
+    // is the image's head (JSON, no bits); parts 1..n its filters' bit words. A rowid table: the
+    // rows are few and large.
+    sql: `
+CREATE TABLE dedupe_filter_images (
+  shard INTEGER NOT NULL,
+  shards INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  meta TEXT NOT NULL,
+  bits BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX dedupe_filter_images_shard ON dedupe_filter_images (shard, part);
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

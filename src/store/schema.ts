@@ -4,7 +4,7 @@
 // migration SQL (migrations.ts); tests/unit/store.test.ts checks that the
 // created schema matches these definitions column by column and index by index.
 
-import { customType, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { customType, index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 // bun:sqlite returns BLOBs as Uint8Array and binds Uint8Array as BLOB, so the
 // column maps 1:1 without the Buffer copy that drizzle's blob({ mode: "buffer" })
@@ -140,6 +140,22 @@ export const sentRunKeys = sqliteTable(
     id: integer("id").notNull(),
   },
   (t) => [primaryKey({ columns: [t.lo, t.h, t.id] })],
+);
+
+/**
+ * Each shard's dedupe filter from the last clean shutdown, read once at the next start
+ * (store/filter-images.ts). A rowid table in the SQL: a few large rows.
+ */
+export const dedupeFilterImages = sqliteTable(
+  "dedupe_filter_images",
+  {
+    shard: integer("shard").notNull(),
+    shards: integer("shards").notNull(),
+    part: integer("part").notNull(),
+    meta: text("meta").notNull(),
+    bits: bytes("bits").notNull(),
+  },
+  (t) => [index("dedupe_filter_images_shard").on(t.shard, t.part)],
 );
 
 export type UserRecord = typeof users.$inferSelect;

@@ -121,6 +121,12 @@ export class SentIds {
     return n;
   }
 
+  /** The last log id given (0 when the log is empty): a filter image ends there (filter-images.ts). */
+  get lastId(): number {
+    this.#fresh();
+    return this.#nextId - 1;
+  }
+
   /** The seq a key got if it was accepted at or after `since`, else 0. */
   lookup(recipient: string, sender: string, msgId: string, since: number): number {
     this.#fresh();

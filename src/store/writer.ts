@@ -23,6 +23,7 @@ import type {
   CountInboxReq,
   DeleteReq,
   FetchReq,
+  FilterImageReq,
   LoadReq,
   LookupReq,
   PortMsg,
@@ -36,7 +37,8 @@ import type {
   WriterReq,
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
-import { sentKeyHash } from "../router/sent-filter.ts";
+import { filterImageProblem, sentKeyHash } from "../router/sent-filter.ts";
+import type { TakenImage } from "./filter-images.ts";
 import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { type PackedRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
@@ -229,6 +231,8 @@ export class Writer {
         return;
       case "scanSent":
         return this.reply(k, this.readSentPage(r));
+      case "filterImage":
+        return this.saveFilterImage(r);
       case "fetch":
         this.metrics.add("fetches");
         return this.reply(k, this.readPage(r));
@@ -582,8 +586,59 @@ export class Writer {
     }
   }
 
+  /**
+   * A shard's filter at shutdown, kept for its next start (store/filter-images.ts). No flush
+   * first: its keys still queued get log ids past the image's end when they commit, so the next
+   * start reads them after it. Best effort: a failure leaves the next start a whole rebuild.
+   */
+  private saveFilterImage(r: FilterImageReq): void {
+    const t0 = performance.now();
+    try {
+      const afterId = this.store.sent.lastId;
+      const bytes = this.store.transaction(() =>
+        this.store.filterImages.save(r.shard, r.shards, r.image, afterId, Date.now())
+      );
+      log.info("dedupe filter image saved", { shard: r.shard, bytes, afterId, ms: Math.round(performance.now() - t0) });
+    } catch (e) {
+      log.warn("saving the dedupe filter image failed; the next start rebuilds it from the store", {
+        shard: r.shard,
+        error: describeError(e),
+      });
+    }
+  }
+
+  /**
+   * The first page of a shard's rebuild: its image from the last clean shutdown, if the file
+   * holds one that fits, and the rebuild goes on after the image's end. Else null.
+   */
+  private takeFilterImage(r: ScanSentReq): SentPageReply | null {
+    let taken: TakenImage;
+    try {
+      taken = this.store.filterImages.take(r.shard, r.shards, this.store.sent.lastId);
+    } catch (e) {
+      log.warn("reading the dedupe filter image failed; rebuilding from the store", {
+        shard: r.shard,
+        error: describeError(e),
+      });
+      return null;
+    }
+    if (taken.t === "none") return null;
+    const problem = taken.t === "foreign" ? taken.problem : filterImageProblem(taken.image, this.o.dedupeWindowMs);
+    if (problem !== null || taken.t !== "image") {
+      log.warn("the dedupe filter image does not fit; rebuilding from the store", { shard: r.shard, problem });
+      return null;
+    }
+    log.info("dedupe filter image read", { shard: r.shard, bytes: taken.bytes, afterId: taken.afterId });
+    const none = { hashes: new Uint32Array(0), ts: new Float64Array(0) };
+    return { t: "sentPage", ...none, after: [String(taken.afterId), "", ""], done: false, image: taken.image };
+  }
+
   /** A page of the dedupe window for one shard's filter, as key hashes (no flush: see below). */
   private readSentPage(r: ScanSentReq): SentPageReply {
+    if (r.after === null) {
+      const image = this.takeFilterImage(r);
+      if (image) return image;
+    }
     // Keys queued but not committed came from that shard's own owner, which already has them in
     // its filter; a page need not see them.
     // The cursor is the log id, carried in the first slot of `after` (as the cluster's writer does).

@@ -146,6 +146,45 @@ describe("durable dedupe", () => {
     expect((await freshInbox(s.url, "hank")).length).toBe(2);
   });
 
+  test("a clean stop keeps each shard's filter for the next start; after a crash the start rebuilds it", async () => {
+    const dir = dataDir();
+    const start = async () => {
+      const s = await startServer({ dataDir: dir, shards: 2, args: ["--log-level", "info"] });
+      servers.push(s);
+      return s;
+    };
+    const times = (s: RunningServer, line: string) => s.output().split(line).length - 1;
+    const s1 = await start();
+    const alice = await client(s1.url, "alice");
+    const ids = Array.from({ length: 40 }, (_, i) => `f-${i}`);
+    const to = (i: number) => `rcpt-${i % 4}`; // recipients on both shards
+    const first = await Promise.all(ids.map((id, i) => alice.send(to(i), "x", { id })));
+    expect(first.every((a) => a === "stored")).toBe(true);
+    alice.close();
+    expect(await s1.stop()).toBe(0);
+    expect(times(s1, "dedupe filter image saved")).toBe(2);
+
+    const s2 = await start();
+    await until(
+      () => times(s2, "dedupe filter read from the last shutdown's image") === 2,
+      "both shards to read their image",
+    );
+    expect(s2.output()).not.toContain("dedupe filter rebuilt from the store");
+    const alice2 = await client(s2.url, "alice");
+    const again = await Promise.all(ids.map((id, i) => alice2.send(to(i), "x", { id })));
+    expect(again.every((a) => a === "duplicate")).toBe(true);
+    expect(await alice2.send(to(0), "x", { id: "f-new" })).toBe("stored");
+    alice2.close();
+    await s2.kill(); // SIGKILL: no image; the images read at this start are gone from the file
+
+    const s3 = await start();
+    await until(() => times(s3, "dedupe filter rebuilt from the store") >= 1, "a shard to rebuild from the store");
+    expect(s3.output()).not.toContain("last shutdown's image");
+    const alice3 = await client(s3.url, "alice");
+    const third = await Promise.all([...ids, "f-new"].map((id, i) => alice3.send(to(i), "x", { id })));
+    expect(third.every((a) => a === "duplicate")).toBe(true);
+  });
+
   test("the window's size and expiry are in /metrics", async () => {
     const s = await server(dataDir(), ["--dedupe-window", "1"]);
     const alice = await client(s.url, "alice");

@@ -3,7 +3,8 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
 import type { PortMsg, RememberReq, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
-import { sentKeyHash } from "../../src/router/sent-filter.ts";
+import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
+import { DEDUPE_SCAN_PAGE } from "../../src/limits.ts";
 import { framePage, isFramePage } from "../../src/router/frame-page.ts";
 
 let toShard: { k: number; m: PortMsg }[];
@@ -425,6 +426,83 @@ describe("owner", () => {
     expect(appends().length).toBe(1);
   });
 
+  test("durable dedupe: the filter goes to the writer at shutdown and comes back whole at the next start", () => {
+    ready("u");
+    o.startDedupeScan();
+    o.handle({ t: "sentPage", hashes: new Uint32Array(), ts: new Float64Array(), after: null, done: true });
+    for (const id of ["a", "b", "c"]) o.handle(route("u", id));
+    o.releaseAll();
+    toWriter = [];
+    o.handOverFilter();
+    const req = toWriter.find((m) => m.t === "filterImage");
+    expect(req).toMatchObject({ t: "filterImage", shard: 0, shards: 1 });
+    const image = (req as Extract<WriterReq, { t: "filterImage" }>).image;
+    // Its bits are the writer's now: a later send is looked up, not taken as new on an empty filter.
+    expect(o.filterBuilding).toBe(true);
+    toWriter = [];
+    o.handle(route("u", "late"));
+    expect(toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id)).toEqual(["late"]);
+
+    // The next start: the image first, then the keys logged after it.
+    o = new Owner(io, limits);
+    ready("u");
+    o.startDedupeScan();
+    const [h1, h2] = sentKeyHash("u", "s", "d");
+    o.handle({
+      t: "sentPage",
+      hashes: new Uint32Array(),
+      ts: new Float64Array(),
+      after: ["3", "", ""],
+      done: false,
+      image,
+    });
+    expect(toWriter.at(-1)).toMatchObject({ t: "scanSent", after: ["3", "", ""] });
+    o.handle({
+      t: "sentPage",
+      hashes: new Uint32Array([h1, h2]),
+      ts: new Float64Array([now]),
+      after: ["4", "", ""],
+      done: true,
+    });
+    expect(o.takeFilterRebuilt()).toEqual({ keys: 1, ms: 0, imageBytes: image.gens[0]!.filters[0]!.bits.byteLength });
+    toWriter = [];
+    for (const id of ["a", "b", "c", "d", "e"]) o.handle(route("u", id));
+    // Retries of the image's keys and of the later key are looked up (asked ahead); the new id is not.
+    expect(toWriter.filter((m) => m.t === "lookup").map((m) => (m as { id: string }).id)).toEqual(["a", "b", "c", "d"]);
+    ["a", "b", "c", "d"].forEach((id, i) => o.handle({ t: "lookedUp", user: "u", from: "s", id, seq: i + 1 }));
+    expect(toWriter.filter((m) => m.t === "confirm").map((m) => (m as { id: string }).id)).toEqual([
+      "a",
+      "b",
+      "c",
+      "d",
+    ]);
+    expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["e"]);
+  });
+
+  test("durable dedupe: an image made for another window is not read; the rebuild starts over", () => {
+    o.startDedupeScan();
+    const other = new SentFilter(30_000);
+    other.add(1, 3, now, now);
+    toWriter = [];
+    o.handle({
+      t: "sentPage",
+      hashes: new Uint32Array(),
+      ts: new Float64Array(),
+      after: ["9", "", ""],
+      done: false,
+      image: other.image(now),
+    });
+    expect(toWriter).toEqual([{
+      t: "scanSent",
+      shard: 0,
+      shards: 1,
+      after: null,
+      since: now - 60_000,
+      limit: DEDUPE_SCAN_PAGE,
+    }]);
+    expect(o.filterBuilding).toBe(true);
+  });
+
   test("durable dedupe: a rebuild reports once how many keys it read and how long it took", () => {
     o.startDedupeScan();
     expect(o.filterBuilding).toBe(true);
@@ -440,7 +518,7 @@ describe("owner", () => {
     now += 250;
     o.handle(page(2, true));
     expect(o.filterBuilding).toBe(false);
-    expect(o.takeFilterRebuilt()).toEqual({ keys: 5, ms: 250 });
+    expect(o.takeFilterRebuilt()).toEqual({ keys: 5, ms: 250, imageBytes: 0 });
     expect(o.takeFilterRebuilt()).toBeNull(); // once
   });
 

@@ -3,7 +3,7 @@
 // and memory within its bound (past it: more "maybe", still never a false "new").
 
 import { describe, expect, test } from "bun:test";
-import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
+import { filterImageProblem, SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 
 const WINDOW = 60_000;
 const keyOf = (n: number) => sentKeyHash(`user-${n % 997}`, `user-${(n * 7) % 991}`, `m${n}`);
@@ -82,5 +82,57 @@ describe("sent filter", () => {
     expect(f.overfilled).toBe(N - 16_384 - 32_768);
     expect(f.mightHave(...keyOf(1), later)).toBe(true);
     expect(f.mightHave(...keyOf(N + 19_999), later)).toBe(true);
+  });
+
+  test("an image carries every key into another filter, beside keys that filter took first", () => {
+    const now = 10 * WINDOW;
+    const a = new SentFilter(WINDOW);
+    const N = 50_000; // three filters in the current generation (16,384 + 32,768 + ...)
+    for (let n = 0; n < N; n++) a.add(...keyOf(n), now, now);
+    for (let n = N; n < N + 100; n++) a.add(...keyOf(n), now - WINDOW / 2, now); // the generation before
+    const image = a.image(now);
+    expect(filterImageProblem(image, WINDOW)).toBeNull();
+    expect(image.gens.map((g) => g.filters.length).sort()).toEqual([1, 3]);
+
+    const b = new SentFilter(WINDOW);
+    b.add(...keyOf(-1), now, now); // taken before the image came (the start's first sends)
+    const bytes = b.adopt(image, now);
+    expect(bytes).toBe(a.bytes);
+    let missed = 0;
+    for (let n = -1; n < N + 100; n++) if (!b.mightHave(...keyOf(n), now)) missed++;
+    expect(missed).toBe(0);
+    let maybe = 0;
+    for (let n = 2 * N; n < 3 * N; n++) if (b.mightHave(...keyOf(n), now)) maybe++;
+    expect(maybe / N).toBeLessThan(0.005);
+    // Keys after the image go on into the filters (the generation it started empty became the image's).
+    for (let n = 3 * N; n < 3 * N + 1000; n++) b.add(...keyOf(n), now - WINDOW / 2, now);
+    for (let n = 3 * N; n < 3 * N + 1000; n++) expect(b.mightHave(...keyOf(n), now)).toBe(true);
+  });
+
+  test("an image's generations already out of the window are not taken", () => {
+    const t = 10 * WINDOW;
+    const a = new SentFilter(WINDOW);
+    a.add(...keyOf(1), t, t);
+    const image = a.image(t);
+    const b = new SentFilter(WINDOW);
+    const later = t + 3 * WINDOW;
+    expect(b.adopt(image, later)).toBe(0);
+    expect(b.bytes).toBe(0);
+    expect(b.mightHave(...keyOf(1), later)).toBe(false);
+  });
+
+  test("an image made otherwise is named, not read", () => {
+    const a = new SentFilter(WINDOW);
+    a.add(...keyOf(1), 1000, 1000);
+    const image = a.image(1000);
+    expect(filterImageProblem(image, WINDOW * 2)).toContain("dedupe window");
+    expect(filterImageProblem({ ...image, hashes: 7 }, WINDOW)).toContain("hashes");
+    const part = image.gens[0]!.filters[0]!;
+    const cut = { ...image, gens: [{ g: image.gens[0]!.g, filters: [{ ...part, bits: part.bits.subarray(1) }] }] };
+    expect(filterImageProblem(cut, WINDOW)).toContain("words");
+    const odd = { ...image, gens: [{ g: image.gens[0]!.g, filters: [{ ...part, capacity: 3 }] }] };
+    expect(filterImageProblem(odd, WINDOW)).toContain("capacity");
+    const noKeys = { ...image, gens: [{ g: image.gens[0]!.g, filters: [{ ...part, n: -1 }] }] };
+    expect(filterImageProblem(noKeys, WINDOW)).toContain("keys");
   });
 });

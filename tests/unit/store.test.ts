@@ -7,6 +7,7 @@ import { getTableConfig, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import { type AppendResult, type InboxRow, InboxStore, type InboxStoreOptions } from "../../src/store/inbox-store.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 import {
+  dedupeFilterImages,
   inboxAcked,
   inboxIndex,
   inboxIndexed,
@@ -91,6 +92,7 @@ describe("open and migrations", () => {
       "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name",
     ).all();
     expect(tables.map((t) => t.name)).toEqual([
+      "dedupe_filter_images",
       "inbox_acked",
       "inbox_index",
       "inbox_indexed",
@@ -129,6 +131,7 @@ describe("open and migrations", () => {
         sentPacks,
         sentRuns,
         sentRunKeys,
+        dedupeFilterImages,
         users,
       ]
     ) {

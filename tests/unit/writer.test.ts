@@ -14,7 +14,7 @@ import { cutPage, Writer } from "../../src/store/writer.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
 import { packAppends } from "../../src/router/packed-appends.ts";
-import { sentKeyHash } from "../../src/router/sent-filter.ts";
+import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
 import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
 
@@ -538,6 +538,78 @@ describe("writer group commit", () => {
     await waitFor(() => replies.filter((m) => m.t === "sentPage").length === 2);
     const second = replies.filter((m) => m.t === "sentPage")[1] as SentPageReply;
     expect([second.ts.length, second.done]).toEqual([5, true]);
+  });
+
+  test("a clean shutdown's filter image is kept in the file, read once at the next start, and the rebuild goes on after it", async () => {
+    writer(0, 10_000);
+    const t = Date.now();
+    const keyAt = (i: number) => ({ recipient: `r${i % 5}`, sender: "s", msgId: `k${i}`, seq: i + 1, ts: t });
+    send({ t: "remember", keys: Array.from({ length: 20 }, (_, i) => keyAt(i)) });
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    const filter = new SentFilter(60_000);
+    for (let i = 0; i < 20; i++) filter.add(...sentKeyHash(`r${i % 5}`, "s", `k${i}`), t, t);
+    const image = filter.image(t);
+    send({ t: "filterImage", shard: 0, shards: 1, image });
+    await waitFor(() => store.filterImages.count() === 1);
+    // Keys the shard sent before its image but committed after: past the image's end, read after it.
+    send({ t: "remember", keys: [20, 21, 22].map(keyAt) });
+    await waitFor(() => replies.filter((m) => m.t === "committed").length === 2);
+    shardSide.close();
+    store.close();
+
+    writer(0, 10_000); // the next start, on the same file
+    const scan = (after: [string, string, string] | null): WriterReq => ({
+      t: "scanSent",
+      shard: 0,
+      shards: 1,
+      after,
+      since: t - 1,
+      limit: 1000,
+    });
+    const pages = () => replies.filter((m): m is SentPageReply => m.t === "sentPage");
+    send(scan(null));
+    await waitFor(() => pages().length === 1);
+    const first = pages()[0]!;
+    expect([first.ts.length, first.done, first.after]).toEqual([0, false, ["20", "", ""]]);
+    expect(first.image!.gens.map((g) => g.filters.map((f) => [f.n, f.bits]))).toEqual(
+      image.gens.map((g) => g.filters.map((f) => [f.n, f.bits])),
+    );
+    expect(store.filterImages.count()).toBe(0); // read once
+    send(scan(first.after));
+    await waitFor(() => pages().length === 2);
+    expect([pages()[1]!.ts.length, pages()[1]!.done]).toEqual([3, true]);
+    send(scan(null)); // a start after a crash: no image, the whole window
+    await waitFor(() => pages().length === 3);
+    expect([pages()[2]!.image, pages()[2]!.ts.length]).toEqual([undefined, 23]);
+  });
+
+  test("a filter image that does not fit this start is dropped, and the rebuild reads the whole window", async () => {
+    writer(0, 10_000);
+    const t = Date.now();
+    send({ t: "remember", keys: [{ recipient: "r", sender: "s", msgId: "k", seq: 1, ts: t }] });
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    const image = (windowMs: number) => {
+      const f = new SentFilter(windowMs);
+      f.add(...sentKeyHash("r", "s", "k"), t, t);
+      return f.image(t);
+    };
+    const scanned = async (shards: number) => {
+      replies = [];
+      send({ t: "scanSent", shard: 0, shards, after: null, since: t - 1, limit: 1000 });
+      await waitFor(() => replies.some((m) => m.t === "sentPage"));
+      return replies.find((m) => m.t === "sentPage") as SentPageReply;
+    };
+    send({ t: "filterImage", shard: 0, shards: 2, image: image(60_000) }); // another shard count
+    send({ t: "filterImage", shard: 1, shards: 2, image: image(60_000) });
+    await waitFor(() => store.filterImages.count() === 2);
+    let page = await scanned(1);
+    expect([page.image, page.ts.length]).toEqual([undefined, 1]);
+    expect(store.filterImages.count()).toBe(0); // both gone, the other shard's too
+    send({ t: "filterImage", shard: 0, shards: 1, image: image(30_000) }); // another dedupe window
+    await waitFor(() => store.filterImages.count() === 1);
+    page = await scanned(1);
+    expect([page.image, page.ts.length]).toEqual([undefined, 1]);
+    expect(store.filterImages.count()).toBe(0);
   });
 
   test("garbage on the port is counted and dropped; the next real request still works", async () => {
