@@ -1677,17 +1677,19 @@ export class Owner {
       if (filterImageProblem(r.image, this.limits.dedupeWindowMs) !== null) return this.scanSent(); // the whole window
       this.scanImageBytes = this.filter.adopt(r.image, now);
     }
+    // The next page is asked for first, so the writer reads it while this one is added (one page
+    // in flight, as before: a writer restart asks again from scanAfter).
+    const rescan = this.rescan;
+    this.rescan = false;
+    if (!rescan) this.scanAfter = r.after; // else from scanAfter = null: the start
+    if (rescan || !r.done) this.scanSent();
     for (let i = 0; i < r.ts.length; i++) this.filter.add(r.hashes[2 * i]!, r.hashes[2 * i + 1]!, r.ts[i]!, now);
-    if (this.rescan) {
-      this.rescan = false;
-      return this.scanSent(); // from scanAfter = null: the start
-    }
+    if (rescan) return;
     this.scanKeys += r.ts.length;
-    this.scanAfter = r.after;
     if (r.done) {
       this.filterState = "ready";
       this.filterRebuilt = { keys: this.scanKeys, ms: now - this.scanStartedAt, imageBytes: this.scanImageBytes };
-    } else this.scanSent();
+    }
   }
 
   /**

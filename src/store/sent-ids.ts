@@ -15,6 +15,7 @@ import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
 import { eachPackedKey } from "../router/packed-keys.ts";
+import { sentKeyHash } from "../router/sent-filter.ts";
 import { type LogRow, packColumn, PackLog } from "./sent-packs.ts";
 import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
 
@@ -43,6 +44,14 @@ function addFirst(m: Map<number, LogEntry>, e: LogEntry): void {
 
 function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): boolean {
   return e.recipient === recipient && e.sender === sender && e.msgId === msgId;
+}
+
+/** A page of the filter rebuild (hashPage): the kept keys' hashes (two each) and times. */
+export interface HashPage {
+  hashes: Uint32Array;
+  ts: Float64Array;
+  last: number;
+  read: number;
 }
 
 export class SentIds {
@@ -184,7 +193,7 @@ export class SentIds {
     return deleted;
   }
 
-  /** Keys accepted at or after `since`, in log order, after log id `after` (sent_log's first, then the packs'). */
+  /** Keys accepted at or after `since`, in log order, after log id `after` (sent_log's first, then the packs'), as text: what hashPage reads as hashes. */
   page(after: number, since: number, limit: number): SentKeyRow[] {
     const rows = this.#page.values(after, since, limit) as SentKeyRow[];
     if (rows.length === limit) return rows;
@@ -193,6 +202,40 @@ export class SentIds {
       return rows.length < limit;
     });
     return rows;
+  }
+
+  /**
+   * A page of the filter rebuild: the keys after log id `after` accepted at or after `since`, at
+   * most `limit` of them, as their two hashes and ts; only those whose recipient `mine` keeps
+   * (null: all). `last`: the id of the last key read (the next page's `after`); `read`: keys read,
+   * kept or not (fewer than `limit`: the log's end).
+   */
+  hashPage(after: number, since: number, limit: number, mine: ((recipient: string) => boolean) | null): HashPage {
+    const hashes = new Uint32Array(2 * limit);
+    const ts = new Float64Array(limit);
+    let n = 0, read = 0, last = after;
+    const keep = (id: number, h1: number, h2: number, t: number): void => {
+      hashes[2 * n] = h1;
+      hashes[2 * n + 1] = h2;
+      ts[n++] = t;
+      last = id;
+    };
+    // Keys logged before migration 8 (lower ids than every pack), hashed here.
+    for (const [id, recipient, sender, msgId, t] of this.#page.values(after, since, limit) as SentKeyRow[]) {
+      read++;
+      last = id;
+      if (mine === null || mine(recipient)) keep(id, ...sentKeyHash(recipient, sender, msgId), t);
+    }
+    if (read < limit) {
+      this.#packs.eachHashed(after, mine !== null, (id, h1, h2, t, recipient) => {
+        if (t < since) return true;
+        read++;
+        last = id;
+        if (mine === null || mine(recipient)) keep(id, h1, h2, t);
+        return read < limit;
+      });
+    }
+    return { hashes: hashes.slice(0, 2 * n), ts: ts.slice(0, n), last, read };
   }
 
   count(): number {

@@ -37,7 +37,7 @@ import type {
   WriterReq,
 } from "../router/wire.ts";
 import { ownerOf } from "../router/hash.ts";
-import { filterImageProblem, sentKeyHash } from "../router/sent-filter.ts";
+import { filterImageProblem } from "../router/sent-filter.ts";
 import type { TakenImage } from "./filter-images.ts";
 import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { type PackedRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
@@ -642,23 +642,15 @@ export class Writer {
     // Keys queued but not committed came from that shard's own owner, which already has them in
     // its filter; a page need not see them.
     // The cursor is the log id, carried in the first slot of `after` (as the cluster's writer does).
-    const rows = this.store.sent.page(Number(r.after?.[0] ?? 0) || 0, r.since, r.limit);
-    const mine = rows.filter(([, recipient]) => ownerOf(recipient, r.shards) === r.shard);
-    const hashes = new Uint32Array(mine.length * 2);
-    const ts = new Float64Array(mine.length);
-    mine.forEach(([, recipient, sender, id, t], i) => {
-      const [h1, h2] = sentKeyHash(recipient, sender, id);
-      hashes[2 * i] = h1;
-      hashes[2 * i + 1] = h2;
-      ts[i] = t;
-    });
-    const last = rows[rows.length - 1];
+    const after = Number(r.after?.[0] ?? 0) || 0;
+    const mine = r.shards === 1 ? null : (recipient: string) => ownerOf(recipient, r.shards) === r.shard;
+    const page = this.store.sent.hashPage(after, r.since, r.limit, mine);
     return {
       t: "sentPage",
-      hashes,
-      ts,
-      after: last ? [String(last[0]), "", ""] : r.after,
-      done: rows.length < r.limit,
+      hashes: page.hashes,
+      ts: page.ts,
+      after: page.read > 0 ? [String(page.last), "", ""] : r.after,
+      done: page.read < r.limit,
     };
   }
 
