@@ -131,9 +131,22 @@ export class ChaosServer {
     await p.exited;
   }
 
-  /** Starts the binary again on the same port and data dir (after kill()). */
-  async restart(): Promise<void> {
-    await this.kill();
+  /** SIGTERM: the shutdown sequence (releases, the dedupe filter's image), SIGKILL after 10 s. */
+  async terminate(): Promise<number | null> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+    this.expectingExit = true;
+    p.kill("SIGTERM");
+    const timer = setTimeout(() => p.kill("SIGKILL"), 10_000);
+    const code = await p.exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  /** Starts the binary again on the same port and data dir: after a SIGKILL, or a graceful stop. */
+  async restart(how: "kill" | "graceful" = "kill"): Promise<void> {
+    if (how === "graceful") await this.terminate();
+    else await this.kill();
     this.restarts++;
     // The old listener is gone with the process; retry briefly in case the kernel is slow to free it.
     for (let attempt = 0;; attempt++) {
@@ -148,15 +161,7 @@ export class ChaosServer {
 
   /** Graceful stop (SIGTERM, SIGKILL after 10 s), then the data dir is removed. Returns the exit code. */
   async stop(): Promise<number | null> {
-    const p = this.proc;
-    let code: number | null = null;
-    if (p && p.exitCode === null) {
-      this.expectingExit = true;
-      p.kill("SIGTERM");
-      const timer = setTimeout(() => p.kill("SIGKILL"), 10_000);
-      code = await p.exited;
-      clearTimeout(timer);
-    } else if (p) code = p.exitCode;
+    const code = await this.terminate();
     this.cleanup();
     return code;
   }

@@ -1,6 +1,7 @@
 // exactly-once: the checker of issue 13. Sender and recipient applications run as their own
 // processes with their state in files (chaos/lib/eo-client.ts); faults are drawn at random from a
-// seed: the whole server SIGKILLed and restarted, a recipient process killed and a fresh one
+// seed: the whole server SIGKILLed and restarted (or stopped with SIGTERM and restarted, which keeps
+// the dedupe filter's image for the next start), a recipient process killed and a fresh one
 // started on its files, the same for a sender, a connection cut, a shard thread killed. At the end
 // every id a sender recorded as acked must have reached a recipient application exactly once, in
 // per-sender order, and nothing must arrive that was never sent (chaos/lib/eo-judge.ts).
@@ -30,7 +31,7 @@ const STALE_CUT_MS = 150;
 /** When each client is killed, after the stutter's first gap (drawn per client). */
 const STALE_KILL_AFTER_GAP_MS = [100, 250, 400, 550, 700];
 const CLIENT = resolve(import.meta.dir, "../lib/eo-client.ts");
-const FAULTS = ["server", "recipient", "sender", "cut", "shard"] as const;
+const FAULTS = ["server", "stop", "recipient", "sender", "cut", "shard"] as const;
 /** With --stalls, one more: a recipient cut and then killed while a shard stutters (chaos/faults/stutter.ts). */
 const STALL_FAULTS = [...FAULTS, "stale"] as const;
 type FaultKind = (typeof STALL_FAULTS)[number];
@@ -149,6 +150,9 @@ async function inject(kind: FaultKind, server: ChaosServer, apps: Apps, pick: <T
     case "server":
       await server.restart();
       return true;
+    case "stop":
+      await server.restart("graceful");
+      return true;
     case "recipient":
     case "sender": {
       const user = pick(kind === "sender" ? apps.senders : apps.recipients);
@@ -233,7 +237,15 @@ const scenario: Scenario = {
     );
     ctx.defer(() => apps.stopAll());
     apps.startAll();
-    const injected: Record<FaultKind, number> = { server: 0, recipient: 0, sender: 0, cut: 0, shard: 0, stale: 0 };
+    const injected: Record<FaultKind, number> = {
+      server: 0,
+      stop: 0,
+      recipient: 0,
+      sender: 0,
+      cut: 0,
+      shard: 0,
+      stale: 0,
+    };
     const staller = stallsWanted(o.extra)
       ? new ShardStaller(server, {
         shards: 2,
@@ -264,6 +276,7 @@ const scenario: Scenario = {
       extra: {
         seed,
         server_kills: injected.server,
+        server_stops: injected.stop,
         recipient_restarts: injected.recipient,
         sender_restarts: injected.sender,
         connection_cuts: injected.cut,
