@@ -128,18 +128,20 @@ export const sentRuns = sqliteTable("sent_runs", {
 });
 
 /**
- * Every run's keys: (run, 53-bit key hash, log id), sorted by hash within a run, so a lookup is one
- * B-tree probe per run that may hold the key. WITHOUT ROWID (in the SQL). Migration 9; before it
- * each run was a table of its own.
+ * Every run's keys as slices (store/run-slices.ts): its (53-bit hash, log id) pairs sorted and cut
+ * into blobs of 240, a row each keyed by the run and its last pair, so a lookup reads the first
+ * slice at or past a hash. WITHOUT ROWID (in the SQL). Migration 11; before it a row per key
+ * (sent_run_keys, migration 9), and before that a table per run.
  */
-export const sentRunKeys = sqliteTable(
-  "sent_run_keys",
+export const sentRunSlices = sqliteTable(
+  "sent_run_slices",
   {
     lo: integer("lo").notNull(),
-    h: integer("h").notNull(),
-    id: integer("id").notNull(),
+    lastH: integer("last_h").notNull(),
+    lastId: integer("last_id").notNull(),
+    pairs: bytes("pairs").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.lo, t.h, t.id] })],
+  (t) => [primaryKey({ columns: [t.lo, t.lastH, t.lastId] })],
 );
 
 /**

@@ -1,14 +1,15 @@
 // Sorted runs: the lookup index of the dedupe log (sent-ids.ts). A run indexes one contiguous
-// range of sent_log ids by a 53-bit hash of the key, built in one go from keys sorted by that hash
-// into sent_run_keys under the run's own prefix (lo, the highest yet: the table's end), so
-// building it writes pages in order instead of dirtying a random page of one big index per key.
-// A run is dropped whole (one range delete of its keys and one of its log rows) once every key in
-// it is older than the window: no per-key expiry, no ts index. Until migration 9 each run was a
-// table of its own; a day's window could hold tens of thousands of them.
+// range of log ids by a 53-bit hash of the key, built in one go from keys sorted by that hash
+// into slices of sent_run_slices under the run's own prefix (lo, the highest yet: the table's
+// end), so building it writes pages in order instead of dirtying a random page of one big index
+// per key. A run is dropped whole (one range delete of its slices and one of its log rows) once
+// every key in it is older than the window: no per-key expiry, no ts index. Until migration 9 each
+// run was a table of its own (a day's window could hold tens of thousands of them); until
+// migration 11 a run's keys were a row each (run-slices.ts says what that cost).
 
 import type { Database, Statement } from "bun:sqlite";
 import { keyHash, sentKeyHash, sentKeyHashInto } from "../router/sent-filter.ts";
-import { ChunkedInsert } from "./chunked-insert.ts";
+import { idsInSlice, type RunSlice, slicePairs, sliceRun } from "./run-slices.ts";
 import type { LogRow } from "./sent-packs.ts";
 import { filterAdd, filterHas, newRunFilter } from "./run-filter.ts";
 
@@ -67,8 +68,11 @@ export interface RunLog {
 }
 
 const HASH_LOW_BITS = 2 ** 21;
-/** (lo, hash, id) rows per INSERT while a run is built (768 values bound: far under SQLite's limit). */
-const RUN_INSERT_ROWS = 256;
+/**
+ * Slices a probe reads at a time: the first whose last hash is at or past the key's, and more
+ * only while that hash goes on past a slice's end (a few keys sharing a 53-bit hash: rare).
+ */
+const PROBE_SLICES = 2;
 
 /** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
 export function keyHashes(recipient: string, sender: string, msgId: string): { h: number; h1: number; h2: number } {
@@ -108,8 +112,9 @@ const NO_FILTER = new Uint8Array(0);
 
 export class SentRuns {
   #runs: Run[] = [];
-  /** The ids a run holds under a hash, ascending: the first record of a key comes first. */
-  readonly #probe: Statement<[number], [number, number]>;
+  /** A run's slices from the first that may hold a hash on (run-slices.ts), in order. */
+  readonly #probe: Statement<{ pairs: Uint8Array }, [number, number, number, number]>;
+  readonly #insertSlice: Statement;
   readonly #register: Statement;
   readonly #unregister: Statement;
   readonly #dropKeys: Statement;
@@ -125,10 +130,12 @@ export class SentRuns {
   constructor(private readonly db: Database, private readonly log: RunLog, private readonly filterBudget = Infinity) {
     this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
-    this.#dropKeys = db.prepare("DELETE FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER)");
-    this.#probe = db.prepare<[number], [number, number]>(
-      "SELECT id FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER) AND h = CAST(?2 AS INTEGER) ORDER BY id",
+    this.#dropKeys = db.prepare("DELETE FROM sent_run_slices WHERE lo = CAST(?1 AS INTEGER)");
+    // Row-value order: slices at or after (h, 0) in (last_h, last_id) order; the first may hold h.
+    this.#probe = db.prepare(
+      "SELECT pairs FROM sent_run_slices WHERE lo = CAST(?1 AS INTEGER) AND (last_h, last_id) >= (CAST(?2 AS INTEGER), CAST(?3 AS INTEGER)) ORDER BY last_h, last_id LIMIT CAST(?4 AS INTEGER)",
     );
+    this.#insertSlice = db.prepare("INSERT INTO sent_run_slices (lo, last_h, last_id, pairs) VALUES (?1, ?2, ?3, ?4)");
   }
 
   /** Runs, oldest first. */
@@ -187,21 +194,36 @@ export class SentRuns {
       if (e.ts > maxTs) maxTs = e.ts;
     }
     const sorted = byHash(entries); // a new array: the caller's keeps id order
-    const insert = new ChunkedInsert(this.db, "INSERT INTO sent_run_keys (lo, h, id)", 3, RUN_INSERT_ROWS);
-    try {
-      insert.run(sorted.length, (args, at, i) => {
-        const e = sorted[i]!;
-        args[at] = lo;
-        args[at + 1] = e.h;
-        args[at + 2] = e.id;
-      });
-    } finally {
-      insert.finalize();
-    }
+    this.storeSlices(lo, sliceRun(sorted.length, (i) => sorted[i]!.h, (i) => sorted[i]!.id));
     this.#register.run(lo, hi, maxTs, entries.length, filter);
     this.#runs.push({ lo, hi, maxTs, keys: entries.length, filter });
     this.#filterBytes += filter.length;
     this.#bound();
+  }
+
+  /** Writes a run's slices (its pairs sorted by hash, then id). Inside a tx. */
+  storeSlices(lo: number, slices: RunSlice[]): void {
+    for (const s of slices) {
+      this.#insertSlice.run(
+        lo,
+        s.lastH,
+        s.lastId,
+        new Uint8Array(s.pairs.buffer, s.pairs.byteOffset, s.pairs.byteLength),
+      );
+    }
+  }
+
+  /** The ids run `lo` holds under hash `h`, ascending: the first record of a key comes first. */
+  #idsUnder(lo: number, h: number): number[] {
+    const ids: number[] = [];
+    for (let after = 0;;) {
+      const rows = this.#probe.all(lo, h, after, PROBE_SLICES);
+      for (let i = 0; i < rows.length; i++) {
+        if (!idsInSlice(slicePairs(rows[i]!.pairs), h, ids)) return ids;
+      }
+      if (rows.length < PROBE_SLICES) return ids;
+      after = ids[ids.length - 1]! + 1; // the hash goes on past these slices: the ones after its last id
+    }
   }
 
   /** The first record of the key in a run whose keys may be as young as `since`, or null. */
@@ -210,7 +232,7 @@ export class SentRuns {
     for (const run of this.#runs) {
       if (run.maxTs < since) continue; // all of it is older than the window
       if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
-      for (const [id] of this.#probe.values(run.lo, h) as [number][]) {
+      for (const id of this.#idsUnder(run.lo, h)) {
         const r = this.log.at(id);
         if (r && r[1] === recipient && r[2] === sender && r[3] === msgId && r[5] >= since) return r[4];
       }

@@ -285,7 +285,7 @@ describe("migration 3: keyed table to log", () => {
     const check = new Database(path, { readonly: true });
     expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_keys", "sent_runs"]);
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_slices", "sent_runs"]);
     check.close();
   });
 });
@@ -462,7 +462,7 @@ describe("migration 8: the log in packs", () => {
 });
 
 describe("migration 9: the dedupe runs in one table", () => {
-  test("a schema-8 file's run tables move into sent_run_keys: every key found, the tables gone, expiry by run", () => {
+  test("a schema-8 file's run tables move into one table (and on into slices): every key found, the tables gone, expiry by run", () => {
     const path = freshPath();
     const db = new Database(path, { create: true });
     migrate(db, MIGRATIONS.slice(0, 8));
@@ -502,10 +502,63 @@ describe("migration 9: the dedupe runs in one table", () => {
 
     const check = new Database(path, { readonly: true });
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_run%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_keys", "sent_runs"]);
-    const perRun = check.query<{ lo: number; n: number }, []>("SELECT lo, count(*) AS n FROM sent_run_keys GROUP BY lo")
-      .all();
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_slices", "sent_runs"]);
+    const perRun = check.query<{ lo: number; n: number }, []>(
+      "SELECT lo, sum(length(pairs)) / 16 AS n FROM sent_run_slices GROUP BY lo",
+    ).all();
     expect(perRun).toEqual([{ lo: 301, n: 300 }]);
+    check.close();
+  });
+});
+
+describe("migration 11: the dedupe runs in slices", () => {
+  test("a schema-10 file's run rows become slices: every key found (keys sharing a hash too), the rows' table gone", () => {
+    const path = freshPath();
+    const db = new Database(path, { create: true });
+    migrate(db, MIGRATIONS.slice(0, 10));
+    // One run of 1,000 keys as migration 9's builds wrote it, a row per key; 300 of them stored
+    // under key 399's hash (as colliding keys would be), so those ids span two slices and more,
+    // and a lookup of key 399 reads through all of them.
+    const keys = Array.from({ length: 1000 }, (_, i) => key(i));
+    const real = (i: number) => keyHashes(keys[i]!.recipient, keys[i]!.sender, keys[i]!.msgId).h;
+    const hashOf = (i: number) => (i >= 100 && i < 400 ? real(399) : real(i));
+    const ins = db.prepare("INSERT INTO sent_log (id, recipient, sender, msg_id, seq, ts) VALUES (?, ?, ?, ?, ?, ?)");
+    const put = db.prepare("INSERT INTO sent_run_keys (lo, h, id) VALUES (1, CAST(?1 AS INTEGER), ?2)");
+    db.transaction(() => {
+      keys.forEach((k, i) => ins.run(i + 1, k.recipient, k.sender, k.msgId, k.seq, k.ts));
+      const filter = newRunFilter(keys.length);
+      keys.forEach((k, i) => {
+        const { h1, h2 } = keyHashes(k.recipient, k.sender, k.msgId);
+        filterAdd(filter, h1, h2);
+        put.run(hashOf(i), i + 1);
+      });
+      db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (1, 1000, ?, 1000, ?)").run(
+        keys[999]!.ts,
+        filter,
+      );
+    })();
+    put.finalize();
+    const before = db.query<{ h: number; id: number }, []>("SELECT h, id FROM sent_run_keys ORDER BY h, id").all();
+    db.close();
+
+    const store = open(path);
+    expect(store.sent.runCount()).toBe(1);
+    // The keys whose stored hash is their own are found by a lookup; the slices hold every pair in order.
+    for (let i = 0; i < keys.length; i++) if (i < 100 || i >= 399) expect(find(store, keys[i]!)).toBe(i + 1);
+    expect(find(store, { ...keys[0]!, msgId: "absent" })).toBe(0);
+    store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.query("SELECT name FROM sqlite_master WHERE name = 'sent_run_keys'").all()).toEqual([]);
+    const pairs: { h: number; id: number }[] = [];
+    for (
+      const { pairs: blob } of check.query<{ pairs: Uint8Array }, []>(
+        "SELECT pairs FROM sent_run_slices ORDER BY lo, last_h, last_id",
+      ).all()
+    ) {
+      const p = new Float64Array(blob.slice().buffer);
+      for (let i = 0; i < p.length; i += 2) pairs.push({ h: p[i]!, id: p[i + 1]! });
+    }
+    expect(pairs).toEqual(before);
     check.close();
   });
 });
