@@ -14,10 +14,11 @@
 import type { Database, Statement } from "bun:sqlite";
 import { DEDUPE_RUN_KEYS, DEDUPE_RUN_SLICES } from "../limits.ts";
 import type { SentKey } from "../router/wire.ts";
-import { eachPackedKey } from "../router/packed-keys.ts";
+import { packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { type LogRow, packColumn, PackLog } from "./sent-packs.ts";
-import { keyHashes, type LogEntry, logEntry, SentRuns } from "./sent-runs.ts";
+import { keyHashes, SentRuns } from "./sent-runs.ts";
+import { KeyColumns } from "./key-columns.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
 export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: string, ts: number];
@@ -31,20 +32,6 @@ export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: 
  * shard's filter rebuilt at start) builds the Map after 64.
  */
 const TAIL_SCANS_BEFORE_MAP = 64;
-/** First size of the tail's hash array (it doubles as the tail grows). */
-const TAIL_HASHES_FIRST = 1024;
-
-/**
- * Records `e` under its key's 53-bit hash unless an earlier record has that hash (a key keeps its
- * first seq). A number, not a joined string: no string built and hashed per logged key (issue 14).
- */
-function addFirst(m: Map<number, LogEntry>, e: LogEntry): void {
-  if (!m.has(e.h)) m.set(e.h, e);
-}
-
-function isKey(e: LogEntry, recipient: string, sender: string, msgId: string): boolean {
-  return e.recipient === recipient && e.sender === sender && e.msgId === msgId;
-}
 
 /** A page of the filter rebuild (hashPage): the kept keys' hashes (two each) and times. */
 export interface HashPage {
@@ -63,17 +50,18 @@ export class SentIds {
   readonly #page: Statement;
   /** The log id the next key gets (read from the file with the tail). */
   #nextId = 1;
-  /** Every record appended after the last run, in id order (a run indexes them all). */
-  #tail: LogEntry[] = [];
-  /** The tail's key hashes, in tail order (tailH[i] is #tail[i].h): what a lookup scans. */
-  #tailH = new Float64Array(TAIL_HASHES_FIRST);
+  /**
+   * Every record appended after the last run, in id order (a run indexes them all), as columns:
+   * no object or string per key (key-columns.ts). A lookup scans its 53-bit hashes.
+   */
+  readonly #tail = new KeyColumns();
   /**
    * The tail by key hash (the first record with it), built once TAIL_SCANS_BEFORE_MAP lookups
    * scanned the tail since the last run, and kept up to date after: a flood logs a key per stored
    * row and looks up only now and then (a shard filter's false positive), so it pays for no map
    * entry per row.
    */
-  #tailByKey: Map<number, LogEntry> | null = null;
+  #tailByKey: Map<number, number> | null = null;
   /** Lookups that scanned the tail since the last run (see TAIL_SCANS_BEFORE_MAP). */
   #tailScans = 0;
   /** Log id where the tail starts (0 until a row is appended after the last run). */
@@ -99,16 +87,9 @@ export class SentIds {
 
   /** Records accepted keys (a key already known keeps its first seq); returns how many were logged. */
   remember(keys: SentKey[]): number {
-    this.#fresh();
-    const n = keys.length;
-    if (n === 0) return 0;
-    const lo = this.#nextId;
-    this.#packs.insert(lo, keys);
-    this.#nextId = lo + n; // after the insert: a failed one leaves the ids free (and the tx rolls back)
-    let id = lo;
-    for (const k of keys) this.#addToTail(logEntry(id++, k.recipient, k.sender, k.msgId, k.seq, k.ts, k.h1, k.h2));
-    if (this.#total !== undefined) this.#total += keys.length;
-    return keys.length;
+    if (keys.length === 0) return 0;
+    const p = packRemember({ t: "remember", keys }); // hashes the keys that come without them
+    return this.rememberPacked(p.text, p.nums);
   }
 
   /**
@@ -121,11 +102,10 @@ export class SentIds {
     const nums = packColumn(column);
     const lo = this.#nextId;
     const n = this.#packs.insertPacked(lo, text, nums);
-    this.#nextId = lo + n;
-    let id = lo;
-    eachPackedKey(text, nums, (recipient, sender, msgId, i) => {
-      this.#addToTail(logEntry(id++, recipient, sender, msgId, nums[i + 3]!, nums[i + 4]!, nums[i + 5]!, nums[i + 6]!));
-    });
+    this.#nextId = lo + n; // after the insert: a failed one leaves the ids free (and the tx rolls back)
+    for (let i = 0, id = lo; i < nums.length; i += REMEMBER_FIELDS, id++) {
+      this.#addToTail(id, nums[i + 5]!, nums[i + 6]!, nums[i + 3]!, nums[i + 4]!);
+    }
     if (this.#total !== undefined) this.#total += n;
     return n;
   }
@@ -142,37 +122,45 @@ export class SentIds {
     const seq = this.#runs.find(recipient, sender, msgId, since);
     if (seq > 0) return seq;
     const t = this.#tailFirst(recipient, sender, msgId);
-    return t !== undefined && t.ts >= since ? t.seq : 0;
+    return t >= 0 && this.#tail.ts[t]! >= since ? this.#tail.seq[t]! : 0;
   }
 
-  /** The tail's first record of the key, if any. */
-  #tailFirst(recipient: string, sender: string, msgId: string): LogEntry | undefined {
+  /** The position of the tail's first record of the key, or -1. */
+  #tailFirst(recipient: string, sender: string, msgId: string): number {
     const { h } = keyHashes(recipient, sender, msgId);
-    if (this.#tailByKey === null && this.#tailScans++ < TAIL_SCANS_BEFORE_MAP) {
-      const hs = this.#tailH;
-      const tail = this.#tail;
-      for (let i = 0; i < tail.length; i++) {
-        if (hs[i] === h && isKey(tail[i]!, recipient, sender, msgId)) return tail[i];
-      }
-      return undefined;
+    const tail = this.#tail;
+    let from = 0;
+    if (this.#tailByKey !== null || this.#tailScans++ >= TAIL_SCANS_BEFORE_MAP) {
+      const first = this.#keyed().get(h);
+      if (first === undefined) return -1;
+      from = first;
     }
-    const e = this.#keyed().get(h);
-    if (e === undefined || isKey(e, recipient, sender, msgId)) return e;
-    // Another key has the same 53-bit hash (rare): its record is first in the map, not this one's.
-    return this.#tail.find((x) => x.h === h && isKey(x, recipient, sender, msgId));
+    for (let i = from; i < tail.n; i++) {
+      if (tail.h[i] === h && this.#isKey(tail.id[i]!, recipient, sender, msgId)) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Whether log id `id` holds this key: its text is read from the log (the tail keeps none), on a
+   * 53-bit hash match only, which a real retry or a rare collision makes.
+   */
+  #isKey(id: number, recipient: string, sender: string, msgId: string): boolean {
+    const r = this.#packs.at(id);
+    return r !== null && r[1] === recipient && r[2] === sender && r[3] === msgId;
   }
 
   /** Is the tail big or old enough to become a run (see header)? */
   due(now: number, windowMs: number): boolean {
     this.#fresh();
-    if (this.#tail.length >= DEDUPE_RUN_KEYS) return true;
-    return this.#tail.length > 0 && this.#tailMinTs < now - windowMs / DEDUPE_RUN_SLICES;
+    if (this.#tail.n >= DEDUPE_RUN_KEYS) return true;
+    return this.#tail.n > 0 && this.#tailMinTs < now - windowMs / DEDUPE_RUN_SLICES;
   }
 
   /** Turns the tail into a run. Call inside a tx (the writer: after a commit, in its own). */
   buildRun(): void {
     this.#fresh();
-    if (this.#tail.length === 0) return;
+    if (this.#tail.n === 0) return;
     this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
     this.#clearTail();
   }
@@ -261,31 +249,29 @@ export class SentIds {
     this.#stale = true;
   }
 
-  #addToTail(e: LogEntry): void {
-    if (this.#tailLo === 0) this.#tailLo = e.id;
-    this.#tailHi = e.id;
-    const n = this.#tail.length;
-    if (n === this.#tailH.length) {
-      const grown = new Float64Array(2 * n);
-      grown.set(this.#tailH);
-      this.#tailH = grown;
+  #addToTail(id: number, h1: number, h2: number, seq: number, ts: number): void {
+    if (this.#tailLo === 0) this.#tailLo = id;
+    this.#tailHi = id;
+    const tail = this.#tail;
+    tail.push(id, h1, h2, seq, ts);
+    // First record of a hash only: a key recorded twice keeps its first seq.
+    if (this.#tailByKey !== null && !this.#tailByKey.has(tail.h[tail.n - 1]!)) {
+      this.#tailByKey.set(tail.h[tail.n - 1]!, tail.n - 1);
     }
-    this.#tailH[n] = e.h;
-    this.#tail.push(e);
-    if (this.#tailByKey !== null) addFirst(this.#tailByKey, e);
-    if (e.ts < this.#tailMinTs) this.#tailMinTs = e.ts;
+    if (ts < this.#tailMinTs) this.#tailMinTs = ts;
   }
 
-  /** The tail by key, built now if no lookup needed it since the last run. */
-  #keyed(): Map<number, LogEntry> {
+  /** The tail's first position of each hash, built now if no lookup needed it since the last run. */
+  #keyed(): Map<number, number> {
     if (this.#tailByKey !== null) return this.#tailByKey;
-    const m = new Map<number, LogEntry>();
-    for (const e of this.#tail) addFirst(m, e);
+    const m = new Map<number, number>();
+    const tail = this.#tail;
+    for (let i = 0; i < tail.n; i++) if (!m.has(tail.h[i]!)) m.set(tail.h[i]!, i);
     return this.#tailByKey = m;
   }
 
   #clearTail(): void {
-    this.#tail = [];
+    this.#tail.clear();
     this.#tailByKey = null;
     this.#tailScans = 0;
     this.#tailLo = 0;
@@ -308,7 +294,8 @@ export class SentIds {
       for (let after = covered;;) {
         const rows = this.#tailPage.values(after, DEDUPE_RUN_KEYS) as LogRow[];
         for (const r of rows) {
-          this.#addToTail(logEntry(r[0], r[1], r[2], r[3], r[4], r[5]));
+          const { h1, h2 } = keyHashes(r[1], r[2], r[3]);
+          this.#addToTail(r[0], h1, h2, r[4], r[5]);
         }
         if (rows.length < DEDUPE_RUN_KEYS) break;
         after = this.#tailHi;
@@ -317,12 +304,12 @@ export class SentIds {
       }
       // Packs hold higher ids than sent_log, and a run covers whole packs: those above `covered`
       // are the rest of the tail. A full tail becomes a run at a pack's end.
-      this.#packs.each(covered, (r, packLo) => {
-        if (r[0] === packLo && this.#tail.length >= DEDUPE_RUN_KEYS) {
+      this.#packs.eachHashed(covered, false, (id, h1, h2, ts, _recipient, seq, packLo) => {
+        if (id === packLo && this.#tail.n >= DEDUPE_RUN_KEYS) {
           this.#runs.build(this.#tail, this.#tailLo, this.#tailHi);
           this.#clearTail();
         }
-        this.#addToTail(logEntry(r[0], r[1], r[2], r[3], r[4], r[5]));
+        this.#addToTail(id, h1, h2, seq, ts);
         return true;
       });
     };

@@ -124,15 +124,16 @@ export class PackLog {
   }
 
   /**
-   * The filter rebuild's read (issue 14): for every packed key above id `after`, in id order, its
-   * id, the two hashes and ts stored with it, and its recipient when `withRecipient` (a shard of
-   * several keeps only its own users' keys), until `each` returns false. No key is decoded into
+   * The filter rebuild's and the tail's read (issue 14): for every packed key above id `after`, in
+   * id order, its id, the two hashes, ts and seq stored with it, its pack's first id, and its
+   * recipient when `withRecipient` (a shard of several keeps only its own users' keys), until
+   * `each` returns false. No key is decoded into
    * strings and, without recipients, the packs' text is not read at all: 2-3× faster than each().
    */
   eachHashed(
     after: number,
     withRecipient: boolean,
-    each: (id: number, h1: number, h2: number, ts: number, recipient: string) => boolean,
+    each: (id: number, h1: number, h2: number, ts: number, recipient: string, seq: number, packLo: number) => boolean,
   ): void {
     const PAGE = 64; // packs read at a time
     for (let cursor = after;;) {
@@ -154,7 +155,15 @@ export class PackLog {
           }
           if (
             id > after &&
-            !each(id, col[i + 5]!, col[i + 6]!, col[i + 4]!, withRecipient ? text.slice(at, at + len) : "")
+            !each(
+              id,
+              col[i + 5]!,
+              col[i + 6]!,
+              col[i + 4]!,
+              withRecipient ? text.slice(at, at + len) : "",
+              col[i + 3]!,
+              p.lo,
+            )
           ) {
             return;
           }

@@ -8,48 +8,11 @@
 // migration 11 a run's keys were a row each (run-slices.ts says what that cost).
 
 import type { Database, Statement } from "bun:sqlite";
-import { keyHash, sentKeyHash, sentKeyHashInto } from "../router/sent-filter.ts";
+import { sentKeyHash } from "../router/sent-filter.ts";
+import { byHashOrder, foldHash, type KeyColumns } from "./key-columns.ts";
 import { idsInSlice, type RunSlice, slicePairs, sliceRun } from "./run-slices.ts";
 import type { LogRow } from "./sent-packs.ts";
 import { filterAdd, filterHas, newRunFilter } from "./run-filter.ts";
-
-/** One log row, as a run is built from it, with its key's hashes (taken once, as it is logged). */
-export interface LogEntry {
-  id: number;
-  recipient: string;
-  sender: string;
-  msgId: string;
-  seq: number;
-  ts: number;
-  /** keyHashes(): the 53-bit sort key and the two 32-bit hashes the run's filter takes. */
-  h: number;
-  h1: number;
-  h2: number;
-}
-
-/**
- * A log row as an entry, its key hashed: by sentKeyHash here, or `h1`/`h2` when the caller has them
- * already (an owner's remember carries the hashes it routed with: the writer hashes nothing then).
- */
-export function logEntry(
-  id: number,
-  recipient: string,
-  sender: string,
-  msgId: string,
-  seq: number,
-  ts: number,
-  h1?: number,
-  h2?: number,
-): LogEntry {
-  if (h1 !== undefined && h2 !== undefined) {
-    h2 = h2 | 0;
-  } else {
-    sentKeyHashInto(recipient, sender, msgId); // as keyHashes, without its array and object
-    h1 = keyHash[0]!;
-    h2 = keyHash[1]! | 0;
-  }
-  return { id, recipient, sender, msgId, seq, ts, h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
-}
 
 /** A built run: the log ids it covers (lo..hi, every id in between), its newest key's ts. */
 export interface Run {
@@ -67,7 +30,6 @@ export interface RunLog {
   deleteRange(lo: number, hi: number): void;
 }
 
-const HASH_LOW_BITS = 2 ** 21;
 /**
  * Slices a probe reads at a time: the first whose last hash is at or past the key's, and more
  * only while that hash goes on past a slice's end (a few keys sharing a 53-bit hash: rare).
@@ -77,34 +39,7 @@ const PROBE_SLICES = 2;
 /** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
 export function keyHashes(recipient: string, sender: string, msgId: string): { h: number; h1: number; h2: number } {
   const [h1, h2] = sentKeyHash(recipient, sender, msgId);
-  return { h: h1 * HASH_LOW_BITS + (h2 & (HASH_LOW_BITS - 1)), h1, h2 };
-}
-
-/** Positions below this fit beside a 32-bit hash in one exact float (2^32 × 2^21 = 2^53). */
-const SORT_POS_LIMIT = 2 ** 21;
-
-const byHashThenId = (a: LogEntry, b: LogEntry) => a.h - b.h || a.id - b.id;
-
-/**
- * `entries` (in id order) ordered by (h, id), as a run's table is keyed, in a new array. One native
- * numeric sort of h1 × 2^21 + position, then each group of equal h1 (rare) by the full hash: 0.07
- * µs per key for a full run against 0.34 with a comparator over the objects (issue 14).
- */
-export function byHash(entries: readonly LogEntry[]): LogEntry[] {
-  const n = entries.length;
-  if (n >= SORT_POS_LIMIT) return entries.slice().sort(byHashThenId);
-  const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) keys[i] = entries[i]!.h1 * SORT_POS_LIMIT + i;
-  keys.sort();
-  const out = new Array<LogEntry>(n);
-  for (let k = 0; k < n; k++) out[k] = entries[keys[k]! % SORT_POS_LIMIT]!;
-  for (let k = 0; k + 1 < n;) {
-    let end = k + 1;
-    while (end < n && out[end]!.h1 === out[k]!.h1) end++;
-    if (end - k > 1) out.splice(k, end - k, ...out.slice(k, end).sort(byHashThenId));
-    k = end;
-  }
-  return out;
+  return { h: foldHash(h1, h2), h1, h2 };
 }
 
 /** A run whose filter is not in memory: filterHas answers "maybe" for every key, so it is probed. */
@@ -182,21 +117,22 @@ export class SentRuns {
   }
 
   /**
-   * Indexes log ids lo..hi from `entries` (every record in that range; a key recorded twice is
+   * Indexes log ids lo..hi from `keys` (every record in that range; a key recorded twice is
    * answered by its first record, as probes read ids in ascending order). Inside a tx.
    */
-  build(entries: LogEntry[], lo: number, hi: number): void {
+  build(keys: KeyColumns, lo: number, hi: number): void {
     if (!Number.isSafeInteger(lo) || lo < 0) throw new RangeError(`bad run start ${lo}`);
-    const filter = newRunFilter(entries.length);
+    const n = keys.n;
+    const filter = newRunFilter(n);
     let maxTs = 0;
-    for (const e of entries) {
-      filterAdd(filter, e.h1, e.h2);
-      if (e.ts > maxTs) maxTs = e.ts;
+    for (let i = 0; i < n; i++) {
+      filterAdd(filter, keys.h1[i]!, keys.h2[i]!);
+      if (keys.ts[i]! > maxTs) maxTs = keys.ts[i]!;
     }
-    const sorted = byHash(entries); // a new array: the caller's keeps id order
-    this.storeSlices(lo, sliceRun(sorted.length, (i) => sorted[i]!.h, (i) => sorted[i]!.id));
-    this.#register.run(lo, hi, maxTs, entries.length, filter);
-    this.#runs.push({ lo, hi, maxTs, keys: entries.length, filter });
+    const order = byHashOrder(keys);
+    this.storeSlices(lo, sliceRun(n, (k) => keys.h[order[k]!]!, (k) => keys.id[order[k]!]!));
+    this.#register.run(lo, hi, maxTs, n, filter);
+    this.#runs.push({ lo, hi, maxTs, keys: n, filter });
     this.#filterBytes += filter.length;
     this.#bound();
   }
