@@ -268,10 +268,11 @@ export const INBOX_COMPACT_IDLE_MS = 50;
 export const INBOX_COMPACT_MAX_WAIT_MS = 200;
 /**
  * Largest dedupe filter a shard hands the writer at shutdown to keep for the next start
- * (store/filter-images.ts). Writing it must fit in a shutdown step (SHUTDOWN_STEP_TIMEOUT_MS); a
- * larger one is rebuilt from the store instead.
+ * (store/filter-images.ts). Writing it must fit in a shutdown step (SHUTDOWN_STEP_TIMEOUT_MS)
+ * after the last commit: measured ~10 ms a MiB (64 MiB: 640 ms; 256 MiB: 2.4 s, too long). A
+ * larger one is rebuilt from the store at the next start (~2.3M keys a second, session 35).
  */
-export const DEDUPE_IMAGE_MAX_BYTES = 256 * 1024 * 1024;
+export const DEDUPE_IMAGE_MAX_BYTES = 128 * 1024 * 1024;
 /** Dedupe keys per page when a shard rebuilds its filter from the store. */
 export const DEDUPE_SCAN_PAGE = 20_000;
 

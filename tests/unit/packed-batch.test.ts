@@ -8,7 +8,7 @@ import { expandAcks, isPackedAcks, StoredAcksBuilder } from "../../src/router/pa
 import { type AppendReq, isWriterReq, type PortMsg, type SentMsg, type StoredRow } from "../../src/router/wire.ts";
 import { packedBuffers, PortMesh } from "../../src/router/ports.ts";
 import { packRemember, unpackRemember } from "../../src/router/packed-keys.ts";
-import { sentKeyHash } from "../../src/router/sent-filter.ts";
+import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
 
 const row = (recipient: string, seq: number, sender: string, msgId: string, body: number[]): StoredRow => ({
@@ -192,5 +192,24 @@ describe("packed stored acks", () => {
     expect(back.map((r) => r.rows.map((x) => [x.recipient, x.seq, x.msgId, [...x.body]]))).toEqual(
       reqs.map((r) => r.rows.map((x) => [x.recipient, x.seq, x.msgId, [...x.body]])),
     );
+  });
+
+  test("a filter image's bit words are moved to the writer at shutdown, each buffer once; they arrive whole", async () => {
+    const f = new SentFilter(60_000);
+    for (let i = 0; i < 20_000; i++) f.add(...sentKeyHash("r", "s", `m${i}`), 1000, 1000); // two filters
+    const image = f.image(1000);
+    const words = image.gens[0]!.filters.map((x) => [...x.bits.subarray(0, 64)]);
+    const out = [{ t: "filterImage" as const, shard: 0, shards: 1, image }, { t: "bye" as const, shard: 0 }];
+    expect(packedBuffers(out).length).toBe(2);
+    const ch = new MessageChannel();
+    const got: unknown[][] = [];
+    ch.port2.onmessage = (e) => got.push(e.data as unknown[]);
+    ch.port1.postMessage(out, packedBuffers(out));
+    expect(image.gens[0]!.filters.every((x) => x.bits.byteLength === 0)).toBe(true); // moved, not copied
+    const end = Date.now() + 2000;
+    while (got.length === 0 && Date.now() < end) await Bun.sleep(5);
+    ch.port1.close();
+    const back = (got[0]![0] as { image: typeof image }).image;
+    expect(back.gens[0]!.filters.map((x) => [...x.bits.subarray(0, 64)])).toEqual(words);
   });
 });

@@ -549,11 +549,17 @@ describe("writer group commit", () => {
     const filter = new SentFilter(60_000);
     for (let i = 0; i < 20; i++) filter.add(...sentKeyHash(`r${i % 5}`, "s", `k${i}`), t, t);
     const image = filter.image(t);
-    send({ t: "filterImage", shard: 0, shards: 1, image });
+    // In one batch, as a shutting-down shard sends them: keys queued ahead of the image (not yet
+    // committed), the image, keys after it, and the goodbye. The image ends at the last committed
+    // id (20); it is written after the goodbye's commit, and the five keys lie past its end.
+    send(
+      { t: "remember", keys: [20, 21, 22].map(keyAt) },
+      { t: "filterImage", shard: 0, shards: 1, image },
+      { t: "remember", keys: [23, 24].map(keyAt) },
+      { t: "bye", shard: 0 },
+    );
     await waitFor(() => store.filterImages.count() === 1);
-    // Keys the shard sent before its image but committed after: past the image's end, read after it.
-    send({ t: "remember", keys: [20, 21, 22].map(keyAt) });
-    await waitFor(() => replies.filter((m) => m.t === "committed").length === 2);
+    expect(store.sent.lastId).toBe(25); // committed before the image was written
     shardSide.close();
     store.close();
 
@@ -577,10 +583,10 @@ describe("writer group commit", () => {
     expect(store.filterImages.count()).toBe(0); // read once
     send(scan(first.after));
     await waitFor(() => pages().length === 2);
-    expect([pages()[1]!.ts.length, pages()[1]!.done]).toEqual([3, true]);
+    expect([pages()[1]!.ts.length, pages()[1]!.done]).toEqual([5, true]);
     send(scan(null)); // a start after a crash: no image, the whole window
     await waitFor(() => pages().length === 3);
-    expect([pages()[2]!.image, pages()[2]!.ts.length]).toEqual([undefined, 23]);
+    expect([pages()[2]!.image, pages()[2]!.ts.length]).toEqual([undefined, 25]);
   });
 
   test("a filter image that does not fit this start is dropped, and the rebuild reads the whole window", async () => {
@@ -599,13 +605,16 @@ describe("writer group commit", () => {
       await waitFor(() => replies.some((m) => m.t === "sentPage"));
       return replies.find((m) => m.t === "sentPage") as SentPageReply;
     };
-    send({ t: "filterImage", shard: 0, shards: 2, image: image(60_000) }); // another shard count
-    send({ t: "filterImage", shard: 1, shards: 2, image: image(60_000) });
+    send(
+      { t: "filterImage", shard: 0, shards: 2, image: image(60_000) }, // another shard count
+      { t: "filterImage", shard: 1, shards: 2, image: image(60_000) },
+      { t: "bye", shard: 0 },
+    );
     await waitFor(() => store.filterImages.count() === 2);
     let page = await scanned(1);
     expect([page.image, page.ts.length]).toEqual([undefined, 1]);
     expect(store.filterImages.count()).toBe(0); // both gone, the other shard's too
-    send({ t: "filterImage", shard: 0, shards: 1, image: image(30_000) }); // another dedupe window
+    send({ t: "filterImage", shard: 0, shards: 1, image: image(30_000) }, { t: "bye", shard: 0 }); // another window
     await waitFor(() => store.filterImages.count() === 1);
     page = await scanned(1);
     expect([page.image, page.ts.length]).toEqual([undefined, 1]);
