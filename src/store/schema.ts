@@ -125,7 +125,23 @@ export const sentRuns = sqliteTable("sent_runs", {
   keys: integer("keys").notNull(),
   // The run's Bloom filter (store/run-filter.ts): lookups skip runs that certainly lack the key.
   filter: bytes("filter").notNull(),
+  // 1: its keys are in sent_run_slices (built since migration 11); 0: a row each in sent_run_keys.
+  sliced: integer("sliced").notNull().default(0),
 });
+
+/**
+ * Runs built before migration 11: a row per key (run, 53-bit key hash, log id), sorted by hash
+ * within a run. WITHOUT ROWID (in the SQL). Read until those runs expire; no run is built here now.
+ */
+export const sentRunKeys = sqliteTable(
+  "sent_run_keys",
+  {
+    lo: integer("lo").notNull(),
+    h: integer("h").notNull(),
+    id: integer("id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.lo, t.h, t.id] })],
+);
 
 /**
  * Every run's keys as slices (store/run-slices.ts): its (53-bit hash, log id) pairs sorted and cut

@@ -5,7 +5,8 @@
 // per key. A run is dropped whole (one range delete of its slices and one of its log rows) once
 // every key in it is older than the window: no per-key expiry, no ts index. Until migration 9 each
 // run was a table of its own (a day's window could hold tens of thousands of them); until
-// migration 11 a run's keys were a row each (run-slices.ts says what that cost).
+// migration 11 a run's keys were a row each of sent_run_keys (run-slices.ts says what that cost):
+// runs built then are read there until they expire.
 
 import type { Database, Statement } from "bun:sqlite";
 import { sentKeyHash } from "../router/sent-filter.ts";
@@ -22,6 +23,12 @@ export interface Run {
   keys: number;
   /** Its keys' Bloom filter (run-filter.ts), stored with it in sent_runs. */
   filter: Uint8Array;
+  /**
+   * 1: its keys are slices of sent_run_slices (every run built since migration 11); 0: a row each
+   * in sent_run_keys (built before it, read as they are until they expire: moving them at the
+   * upgrade would take minutes for a large window, ~3.3M keys a second).
+   */
+  sliced: number;
 }
 
 /** What a run reads and drops of the log (sent-packs.ts PackLog): a key by id, an id range. */
@@ -53,6 +60,9 @@ export class SentRuns {
   readonly #register: Statement;
   readonly #unregister: Statement;
   readonly #dropKeys: Statement;
+  /** Runs built before migration 11: their ids under a hash, ascending, and their rows' drop. */
+  readonly #probeRows: Statement<[number], [number, number]>;
+  readonly #dropRows: Statement;
   /** Bytes of the runs' filters held in memory, and the runs whose filter was let go. */
   #filterBytes = 0;
   #unfiltered = 0;
@@ -63,9 +73,15 @@ export class SentRuns {
    * a retry is most likely soon after its send, so the newest runs keep theirs.
    */
   constructor(private readonly db: Database, private readonly log: RunLog, private readonly filterBudget = Infinity) {
-    this.#register = db.prepare("INSERT INTO sent_runs (lo, hi, max_ts, keys, filter) VALUES (?, ?, ?, ?, ?)");
+    this.#register = db.prepare(
+      "INSERT INTO sent_runs (lo, hi, max_ts, keys, filter, sliced) VALUES (?, ?, ?, ?, ?, 1)",
+    );
     this.#unregister = db.prepare("DELETE FROM sent_runs WHERE lo = ?");
     this.#dropKeys = db.prepare("DELETE FROM sent_run_slices WHERE lo = CAST(?1 AS INTEGER)");
+    this.#probeRows = db.prepare<[number], [number, number]>(
+      "SELECT id FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER) AND h = CAST(?2 AS INTEGER) ORDER BY id",
+    );
+    this.#dropRows = db.prepare("DELETE FROM sent_run_keys WHERE lo = CAST(?1 AS INTEGER)");
     // Row-value order: slices at or after (h, 0) in (last_h, last_id) order; the first may hold h.
     this.#probe = db.prepare(
       "SELECT pairs FROM sent_run_slices WHERE lo = CAST(?1 AS INTEGER) AND (last_h, last_id) >= (CAST(?2 AS INTEGER), CAST(?3 AS INTEGER)) ORDER BY last_h, last_id LIMIT CAST(?4 AS INTEGER)",
@@ -105,7 +121,7 @@ export class SentRuns {
   /** Re-reads the registry (at open, after a rollback). */
   load(): void {
     this.#runs = this.db.query<Run, []>(
-      "SELECT lo, hi, max_ts AS maxTs, keys, filter FROM sent_runs ORDER BY lo",
+      "SELECT lo, hi, max_ts AS maxTs, keys, filter, sliced FROM sent_runs ORDER BY lo",
     ).all();
     this.#filterBytes = 0;
     this.#unfiltered = 0;
@@ -132,7 +148,7 @@ export class SentRuns {
     const order = byHashOrder(keys);
     this.storeSlices(lo, sliceRun(n, (k) => keys.h[order[k]!]!, (k) => keys.id[order[k]!]!));
     this.#register.run(lo, hi, maxTs, n, filter);
-    this.#runs.push({ lo, hi, maxTs, keys: n, filter });
+    this.#runs.push({ lo, hi, maxTs, keys: n, filter, sliced: 1 });
     this.#filterBytes += filter.length;
     this.#bound();
   }
@@ -149,8 +165,10 @@ export class SentRuns {
     }
   }
 
-  /** The ids run `lo` holds under hash `h`, ascending: the first record of a key comes first. */
-  #idsUnder(lo: number, h: number): number[] {
+  /** The ids `run` holds under hash `h`, ascending: the first record of a key comes first. */
+  #idsUnder(run: Run, h: number): number[] {
+    const lo = run.lo;
+    if (run.sliced === 0) return (this.#probeRows.values(lo, h) as [number][]).map(([id]) => id);
     const ids: number[] = [];
     for (let after = 0;;) {
       const rows = this.#probe.all(lo, h, after, PROBE_SLICES);
@@ -168,7 +186,7 @@ export class SentRuns {
     for (const run of this.#runs) {
       if (run.maxTs < since) continue; // all of it is older than the window
       if (!filterHas(run.filter, h1, h2)) continue; // certainly not in this run
-      for (const id of this.#idsUnder(run.lo, h)) {
+      for (const id of this.#idsUnder(run, h)) {
         const r = this.log.at(id);
         if (r && r[1] === recipient && r[2] === sender && r[3] === msgId && r[5] >= since) return r[4];
       }
@@ -185,7 +203,7 @@ export class SentRuns {
     const run = this.#runs[0];
     if (!run || run.maxTs >= cutoff) return -1;
     this.log.deleteRange(run.lo, run.hi);
-    this.#dropKeys.run(run.lo);
+    (run.sliced === 0 ? this.#dropRows : this.#dropKeys).run(run.lo);
     this.#unregister.run(run.lo);
     this.#runs.shift();
     if (run.filter.length === 0) this.#unfiltered--;

@@ -70,6 +70,22 @@ describe("dedupe log", () => {
     store.close();
   });
 
+  test("a run's keys sharing a hash across several slices: a lookup reads on to the one it asks for", () => {
+    const store = open(freshPath());
+    const x = key(5000);
+    const [h1, h2] = sentKeyHash(x.recipient, x.sender, x.msgId);
+    // 700 other keys logged under x's hashes (as collisions would be), then x: x's pair is the
+    // last of a group spanning three slices and more, past what one probe query reads.
+    const forged = Array.from({ length: 700 }, (_, i) => ({ ...key(i), h1, h2 }));
+    rememberAll(store, [...forged, x, key(6000)]);
+    buildRun(store);
+    expect(store.sent.runCount()).toBe(1);
+    expect(find(store, x)).toBe(5001);
+    expect(find(store, key(6000))).toBe(6001);
+    expect(find(store, key(7000))).toBe(0);
+    store.close();
+  });
+
   test("a key recorded twice answers its first seq: in the tail before and after a lookup, and in a run", () => {
     const store = open(freshPath());
     const a = key(1);
@@ -296,7 +312,13 @@ describe("migration 3: keyed table to log", () => {
     const check = new Database(path, { readonly: true });
     expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_log", "sent_packs", "sent_run_slices", "sent_runs"]);
+    expect(names.map((x) => x.name).sort()).toEqual([
+      "sent_log",
+      "sent_packs",
+      "sent_run_keys",
+      "sent_run_slices",
+      "sent_runs",
+    ]);
     check.close();
   });
 });
@@ -473,7 +495,7 @@ describe("migration 8: the log in packs", () => {
 });
 
 describe("migration 9: the dedupe runs in one table", () => {
-  test("a schema-8 file's run tables move into one table (and on into slices): every key found, the tables gone, expiry by run", () => {
+  test("a schema-8 file's run tables move into sent_run_keys: every key found, the tables gone, expiry by run", () => {
     const path = freshPath();
     const db = new Database(path, { create: true });
     migrate(db, MIGRATIONS.slice(0, 8));
@@ -513,23 +535,21 @@ describe("migration 9: the dedupe runs in one table", () => {
 
     const check = new Database(path, { readonly: true });
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_run%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_slices", "sent_runs"]);
-    const perRun = check.query<{ lo: number; n: number }, []>(
-      "SELECT lo, sum(length(pairs)) / 16 AS n FROM sent_run_slices GROUP BY lo",
-    ).all();
+    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_keys", "sent_run_slices", "sent_runs"]);
+    const perRun = check.query<{ lo: number; n: number }, []>("SELECT lo, count(*) AS n FROM sent_run_keys GROUP BY lo")
+      .all();
     expect(perRun).toEqual([{ lo: 301, n: 300 }]);
     check.close();
   });
 });
 
 describe("migration 11: the dedupe runs in slices", () => {
-  test("a schema-10 file's run rows become slices: every key found (keys sharing a hash too), the rows' table gone", () => {
+  test("a schema-10 file's runs stay rows until they expire; runs built after it are slices; lookups read both", () => {
     const path = freshPath();
     const db = new Database(path, { create: true });
     migrate(db, MIGRATIONS.slice(0, 10));
     // One run of 1,000 keys as migration 9's builds wrote it, a row per key; 300 of them stored
-    // under key 399's hash (as colliding keys would be), so those ids span two slices and more,
-    // and a lookup of key 399 reads through all of them.
+    // under key 399's hash (as colliding keys would be), so a lookup of key 399 reads all of them.
     const keys = Array.from({ length: 1000 }, (_, i) => key(i));
     const real = (i: number) => keyHashes(keys[i]!.recipient, keys[i]!.sender, keys[i]!.msgId).h;
     const hashOf = (i: number) => (i >= 100 && i < 400 ? real(399) : real(i));
@@ -549,27 +569,37 @@ describe("migration 11: the dedupe runs in slices", () => {
       );
     })();
     put.finalize();
-    const before = db.query<{ h: number; id: number }, []>("SELECT h, id FROM sent_run_keys ORDER BY h, id").all();
     db.close();
 
     const store = open(path);
     expect(store.sent.runCount()).toBe(1);
-    // The keys whose stored hash is their own are found by a lookup; the slices hold every pair in order.
-    for (let i = 0; i < keys.length; i++) if (i < 100 || i >= 399) expect(find(store, keys[i]!)).toBe(i + 1);
+    const found = (from: number, to: number) => {
+      for (let i = from; i < to; i++) if (i < 100 || i >= 399) expect(find(store, keys[i]!)).toBe(i + 1);
+    };
+    found(0, 1000);
     expect(find(store, { ...keys[0]!, msgId: "absent" })).toBe(0);
+    // A run built now is slices, beside the old one.
+    const more = Array.from({ length: 500 }, (_, i) => key(1000 + i, T0 + 5000 + i));
+    rememberAll(store, more);
+    buildRun(store);
+    expect(store.sent.runCount()).toBe(2);
+    for (let i = 0; i < more.length; i += 7) expect(find(store, more[i]!)).toBe(1001 + i);
+    found(0, 1000);
+    // The old run expires whole: its rows go, the new run stays.
+    expect(store.transaction(() => store.sent.expire(T0 + 2000, 1_000_000))).toBe(1000);
+    expect(find(store, keys[999]!)).toBe(0);
+    expect(find(store, more[0]!)).toBe(1001);
     store.close();
+
     const check = new Database(path, { readonly: true });
-    expect(check.query("SELECT name FROM sqlite_master WHERE name = 'sent_run_keys'").all()).toEqual([]);
-    const pairs: { h: number; id: number }[] = [];
-    for (
-      const { pairs: blob } of check.query<{ pairs: Uint8Array }, []>(
-        "SELECT pairs FROM sent_run_slices ORDER BY lo, last_h, last_id",
-      ).all()
-    ) {
-      const p = new Float64Array(blob.slice().buffer);
-      for (let i = 0; i < p.length; i += 2) pairs.push({ h: p[i]!, id: p[i + 1]! });
-    }
-    expect(pairs).toEqual(before);
+    expect(check.query<{ n: number }, []>("SELECT count(*) AS n FROM sent_run_keys").get()!.n).toBe(0);
+    const slices = check.query<{ lo: number; n: number }, []>(
+      "SELECT lo, sum(length(pairs)) / 16 AS n FROM sent_run_slices GROUP BY lo",
+    ).all();
+    expect(slices).toEqual([{ lo: 1001, n: 500 }]);
+    expect(check.query<{ lo: number; sliced: number }, []>("SELECT lo, sliced FROM sent_runs").all()).toEqual([
+      { lo: 1001, sliced: 1 },
+    ]);
     check.close();
   });
 });

@@ -15,6 +15,7 @@ import {
   inboxSpans,
   sentLog,
   sentPacks,
+  sentRunKeys,
   sentRuns,
   sentRunSlices,
   users,
@@ -100,6 +101,7 @@ describe("open and migrations", () => {
       "inbox_spans",
       "sent_log",
       "sent_packs",
+      "sent_run_keys",
       "sent_run_slices",
       "sent_runs",
       "users",
@@ -108,7 +110,7 @@ describe("open and migrations", () => {
       expect(t.sql).toContain("STRICT");
       // The logs and their small lists are rowid tables on purpose: appended in id order.
       const keyed = t.name === "users" || t.name === "inbox_index" || t.name === "inbox_acked" ||
-        t.name === "sent_run_slices";
+        t.name === "sent_run_keys" || t.name === "sent_run_slices";
       if (keyed) expect(t.sql).toContain("WITHOUT ROWID");
       else expect(t.sql).not.toContain("WITHOUT ROWID");
     }
@@ -130,6 +132,7 @@ describe("open and migrations", () => {
         sentLog,
         sentPacks,
         sentRuns,
+        sentRunKeys,
         sentRunSlices,
         dedupeFilterImages,
         users,
