@@ -117,6 +117,7 @@ export class Writer {
     private readonly o: WriterOptions,
   ) {
     metrics.set("inboxRows", store.totalCount());
+    metrics.set("dedupeRows", store.sent.count()); // else 0 until the first commit after a start
     this.publishRunFilters();
   }
 

@@ -170,6 +170,9 @@ describe("durable dedupe", () => {
       "both shards to read their image",
     );
     expect(s2.output()).not.toContain("dedupe filter rebuilt from the store");
+    // The window's size is known from the start, not only after the first commit.
+    const rows = (await (await fetch(`${s2.http}/metrics`)).text()).match(/^iris_dedupe_rows (\S+)$/m)?.[1];
+    expect(rows).toBe("40");
     const alice2 = await client(s2.url, "alice");
     const again = await Promise.all(ids.map((id, i) => alice2.send(to(i), "x", { id })));
     expect(again.every((a) => a === "duplicate")).toBe(true);
