@@ -85,6 +85,7 @@ export type WriterControl =
 
 export type WriterReport =
   | { t: "ready"; rows: number }
+  | { t: "migrating"; from: number; to: number } // before an existing file's schema migrates: wait longer
   | { t: "fatal"; error: string }
   | { t: "drained" } // every shard said bye and all was committed
   | { t: "closed" };
@@ -121,6 +122,7 @@ const REPORT_TAGS: Record<WorkerReport["t"], true> = {
   stopped: true,
   finished: true,
   ready: true,
+  migrating: true,
   drained: true,
   closed: true,
 };

@@ -205,8 +205,14 @@ export const RESTART_BACKOFF_BASE_MS = 50;
 export const RESTART_BACKOFF_MAX_MS = 5000;
 /** A worker must answer a control request within this. */
 export const CONTROL_REPLY_TIMEOUT_MS = 10_000;
-/** The writer may take this long to open (and migrate) the database. */
+/** The writer may take this long to open the database. */
 export const WRITER_START_TIMEOUT_MS = 30_000;
+/**
+ * ...and this long once it said it migrates an existing file's schema: a migration may move every
+ * row of a large store (migration 9 copies each dedupe run's keys, a few million a second), and a
+ * start that gave up would roll it back and fail the same way at every start.
+ */
+export const WRITER_MIGRATE_TIMEOUT_MS = 60 * 60_000;
 /** Each graceful-shutdown step waits at most this long for the threads. */
 export const SHUTDOWN_STEP_TIMEOUT_MS = 3000;
 /** Pause between closing clients and releasing owners, so close handlers post their detaches. */

@@ -18,6 +18,7 @@ import {
   RESTART_BACKOFF_MAX_MS,
   SHUTDOWN_DETACH_GRACE_MS,
   SHUTDOWN_STEP_TIMEOUT_MS,
+  WRITER_MIGRATE_TIMEOUT_MS,
   WRITER_START_TIMEOUT_MS,
 } from "./limits.ts";
 import { errorEventMessage, log } from "./observe/log.ts";
@@ -223,8 +224,13 @@ export class Supervisor {
   private async startWriter(): Promise<void> {
     const s = this.o.settings;
     const w = new Worker(writerUrl);
+    let migrating = false;
     this.writer.attach(w, () => this.onWriterExit(), (m) => {
       if (m.t === "drained") this.writerDrained?.();
+      else if (m.t === "migrating") {
+        migrating = true;
+        log.info("migrating the store's schema; a large store takes a while", { from: m.from, to: m.to });
+      }
     });
     this.writer.post({
       t: "init",
@@ -240,7 +246,11 @@ export class Supervisor {
       logFormat: s.logFormat,
       shards: this.o.shards,
     });
-    const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS);
+    // A migration gets its own, longer wait (WRITER_MIGRATE_TIMEOUT_MS) once the writer said so.
+    const r = await this.writer.waitFor("ready", WRITER_START_TIMEOUT_MS).catch((e) => {
+      if (!migrating) throw e;
+      return this.writer.waitFor("ready", WRITER_MIGRATE_TIMEOUT_MS);
+    });
     if (r.t === "fatal") {
       this.writer.abandon(); // a failed open is not a crash: no restart loop
       throw new Error(`storage writer could not start: ${r.error}`);

@@ -26,7 +26,12 @@ installCrashHandler();
 function init(m: WriterInit): void {
   configureLog(m.logLevel, "writer", m.logFormat);
   try {
-    store = InboxStore.open(m.path, { maxInboxPerUser: m.maxInbox, ttlMs: m.ttlMs, runFilterBytes: m.runFilterBytes });
+    store = InboxStore.open(m.path, {
+      maxInboxPerUser: m.maxInbox,
+      ttlMs: m.ttlMs,
+      runFilterBytes: m.runFilterBytes,
+      onMigrate: (from, to) => report({ t: "migrating", from, to }),
+    });
   } catch (e) {
     return report({ t: "fatal", error: describeError(e) });
   }

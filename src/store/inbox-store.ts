@@ -19,7 +19,7 @@ import { dirname, resolve } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
 import type { StoredRow } from "../router/wire.ts";
-import { migrate } from "./migrations.ts";
+import { migrate, SCHEMA_VERSION, userVersion } from "./migrations.ts";
 import { type BodyBlob, type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
 import { SentIds } from "./sent-ids.ts";
 import { FilterImages } from "./filter-images.ts";
@@ -36,6 +36,11 @@ export type InboxStoreOptions = {
   maxInboxPerUser: number;
   /** Bytes of the dedupe runs' filters kept in memory (sent-runs.ts); unset: all of them. */
   runFilterBytes?: number;
+  /**
+   * Called before an existing file's schema is migrated (not a new file's): a migration may move
+   * every row of a large store, and whoever waits for the open should know to wait longer.
+   */
+  onMigrate?: (from: number, to: number) => void;
   /** expire() deletes rows older than this; 0 disables expiry. */
   ttlMs: number;
   /**
@@ -178,6 +183,8 @@ export class InboxStore {
       // After a checkpoint resets the WAL, truncate a WAL that grew past the
       // checkpoint size (e.g. while a reader held it) back to that size.
       db.run(`PRAGMA journal_size_limit = ${ckpt * page}`);
+      const from = userVersion(db);
+      if (from > 0 && from < SCHEMA_VERSION) opts.onMigrate?.(from, SCHEMA_VERSION);
       migrate(db);
     } catch (err) {
       db.close();

@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
+import { Database } from "bun:sqlite";
+import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
 const dirs: string[] = [];
 const servers: RunningServer[] = [];
@@ -70,5 +72,23 @@ describe("restart", () => {
     expect(code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(await closed).toEqual({ code: 1001, reason: "server shutting down" });
+  });
+
+  test("a file of an older schema is migrated at start, and the writer says so before it waits on it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "iris-restart-"));
+    dirs.push(dir);
+    // A file as an earlier release left it (schema 8), holding one stored message for bob.
+    const db = new Database(join(dir, "iris.db"), { create: true });
+    db.run("PRAGMA journal_mode = WAL");
+    migrate(db, MIGRATIONS.slice(0, 8));
+    db.prepare("INSERT INTO inbox_log (recipient, seq, sender, msg_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)")
+      .run("bob", 1, "alice", "", Date.now(), new TextEncoder().encode("from before"));
+    db.close();
+    const s = await startServer({ dataDir: dir, args: ["--log-level", "info"] });
+    servers.push(s);
+    expect(s.output()).toContain("migrating the store's schema");
+    expect(s.output()).toContain(`from=8 to=${SCHEMA_VERSION}`);
+    const got = await receive(s.url, "bob", 1);
+    expect(got.map((m) => new TextDecoder().decode(m.body))).toEqual(["from before"]);
   });
 });
