@@ -19,7 +19,7 @@ const IMAGE_FORMAT = 1;
 /** Bit words are stored as the machine holds them: an image from the other byte order is foreign. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Part 0's meta: what the image is and where in the log it ends. */
+/** Part 0's meta: what the image is and where in the log it ends (madeAt: for whoever reads the file). */
 interface ImageHead {
   format: number;
   littleEndian: boolean;
@@ -39,7 +39,7 @@ interface PartHead {
 
 export type TakenImage =
   | { t: "none" }
-  | { t: "image"; image: FilterImage; afterId: number; bytes: number; madeAt: number }
+  | { t: "image"; image: FilterImage; afterId: number; bytes: number }
   | { t: "foreign"; problem: string };
 
 interface ImageRow {
@@ -126,7 +126,7 @@ export class FilterImages {
 }
 
 /** An image from its rows (ordered by part), or why it cannot be used here. Pure. */
-export function readImage(rows: ImageRow[], shards: number, lastId: number): TakenImage {
+function readImage(rows: ImageRow[], shards: number, lastId: number): TakenImage {
   const foreign = (problem: string): TakenImage => ({ t: "foreign", problem });
   let head: ImageHead;
   try {
@@ -159,7 +159,7 @@ export function readImage(rows: ImageRow[], shards: number, lastId: number): Tak
     bytes += row.bits.byteLength;
   }
   const image: FilterImage = { bitsPerKey: head.bitsPerKey, hashes: head.hashes, windowMs: head.windowMs, gens };
-  return { t: "image", image, afterId: head.afterId, bytes, madeAt: head.madeAt };
+  return { t: "image", image, afterId: head.afterId, bytes };
 }
 
 /** A blob's bytes as bit words (a copy only when SQLite's buffer is not 4-byte aligned). */

@@ -34,6 +34,17 @@ export function packKeyCount(nums: Uint8Array): number {
 }
 
 /**
+ * A stored pack's number column as float64s, stored as the port's Float64Array was (insertPacked);
+ * a blob SQLite hands back may sit at any offset, so an unaligned one is copied first. Throws if
+ * the blob is not whole keys.
+ */
+function packNums(nums: Uint8Array): Float64Array {
+  const n = packKeyCount(nums);
+  if (nums.byteOffset % 8 === 0) return new Float64Array(nums.buffer, nums.byteOffset, n * FIELDS);
+  return new Float64Array(nums.slice().buffer);
+}
+
+/**
  * Calls `each` for the keys of the pack stored at `lo` whose ids are above `after`, in id order,
  * until it returns false. Throws when the lengths do not add up to the text (a damaged row).
  */
@@ -44,12 +55,7 @@ export function eachPackKey(
   after: number,
   each: (row: LogRow) => boolean,
 ): void {
-  const n = packKeyCount(nums);
-  // Stored as the port's Float64Array was (insertPacked); a blob SQLite hands back may sit at any
-  // offset, so an unaligned one is copied first.
-  const col = nums.byteOffset % 8 === 0
-    ? new Float64Array(nums.buffer, nums.byteOffset, n * FIELDS)
-    : new Float64Array(nums.slice().buffer);
+  const col = packNums(nums);
   let id = lo;
   eachPackedKey(text, col, (recipient, sender, msgId, i) => {
     const k = id++;
@@ -141,10 +147,7 @@ export class PackLog {
         ? this.#after.all(cursor, PAGE)
         : this.#afterNums.all(cursor, PAGE);
       for (const p of packs) {
-        const n = packKeyCount(p.nums);
-        const col = p.nums.byteOffset % 8 === 0
-          ? new Float64Array(p.nums.buffer, p.nums.byteOffset, n * FIELDS)
-          : new Float64Array(p.nums.slice().buffer);
+        const col = packNums(p.nums);
         const text = p.text ?? "";
         let at = 0;
         for (let i = 0, id = p.lo; i < col.length; i += FIELDS, id++) {

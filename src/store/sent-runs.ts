@@ -146,7 +146,7 @@ export class SentRuns {
       if (keys.ts[i]! > maxTs) maxTs = keys.ts[i]!;
     }
     const order = byHashOrder(keys);
-    this.storeSlices(lo, sliceRun(n, (k) => keys.h[order[k]!]!, (k) => keys.id[order[k]!]!));
+    this.#storeSlices(lo, sliceRun(n, (k) => keys.h[order[k]!]!, (k) => keys.id[order[k]!]!));
     this.#register.run(lo, hi, maxTs, n, filter);
     this.#runs.push({ lo, hi, maxTs, keys: n, filter, sliced: 1 });
     this.#filterBytes += filter.length;
@@ -154,7 +154,7 @@ export class SentRuns {
   }
 
   /** Writes a run's slices (its pairs sorted by hash, then id). Inside a tx. */
-  storeSlices(lo: number, slices: RunSlice[]): void {
+  #storeSlices(lo: number, slices: RunSlice[]): void {
     for (const s of slices) {
       this.#insertSlice.run(
         lo,
