@@ -3,6 +3,8 @@
 // hot path) or "maybe seen" (ask the store, whose dedupe log is the truth). It never forgets a
 // key younger than the window: keys live in the generation of their timestamp, a generation spans
 // half a window, and a generation is dropped only once all of it is older than the window.
+// A generation's first filter is sized for the keys the one before it took, so a steady load
+// keeps one filter per generation, not a chain of doubling ones.
 // Its memory is bounded (maxBytes): a generation at its share stops growing and its last filter
 // takes more keys than it was sized for, so it answers "maybe" more often (more store lookups),
 // never "new" for a key it holds. Pure: time is passed in.
@@ -15,7 +17,10 @@
  */
 const BITS_PER_KEY = 16;
 const HASHES = 11;
-/** Keys the first filter of a generation holds; each further one holds twice the last. */
+/**
+ * Keys the first filter of a generation holds when no generation came before it (later ones are
+ * sized from the last: firstCapacityFor); each further filter holds twice the last.
+ */
 const FIRST_CAPACITY = 16384;
 /**
  * Generations alive at once: each spans half a window and goes once wholly older than the window,
@@ -105,6 +110,25 @@ export function filterImageProblem(image: FilterImage, windowMs: number): string
   return null;
 }
 
+/** Bytes of a filter sized for `capacity` keys. */
+const filterBytes = (capacity: number): number => (capacity * BITS_PER_KEY) / 8;
+
+/**
+ * A generation's first filter for `want` keys within `shareBytes`: the least power of two at or
+ * above `want` (at least FIRST_CAPACITY). When the share cannot hold that, whichever holds more
+ * keys before it overfills: one filter as large as fits, or the doubling chain from FIRST_CAPACITY.
+ */
+export function firstCapacityFor(want: number, shareBytes: number): number {
+  let single = FIRST_CAPACITY;
+  const fits = (c: number) => c * BITS_PER_KEY <= MASK_MAX_BITS && filterBytes(c) <= shareBytes;
+  while (single < want && fits(2 * single)) single *= 2;
+  // Reached `want`, or stopped by the mask's bound rather than the share (later filters double on).
+  if (single >= want || filterBytes(2 * single) <= shareBytes) return single;
+  let chain = 0;
+  for (let c = FIRST_CAPACITY; fits(c) && filterBytes(chain + c) <= shareBytes; c *= 2) chain += c;
+  return chain > single ? FIRST_CAPACITY : single;
+}
+
 class Bloom {
   /**
    * Int32Array, not Uint32Array: a word with its top bit set read from a Uint32Array is above
@@ -156,9 +180,19 @@ class Bloom {
  * generation's bytes stay within `maxBytes`; past that the last one takes every further key.
  */
 class Generation {
-  readonly filters: Bloom[] = [new Bloom(FIRST_CAPACITY)];
-  bytes = this.filters[0]!.bytes;
-  constructor(private readonly maxBytes: number) {}
+  readonly filters: Bloom[];
+  bytes: number;
+  /** `firstCapacity`: keys its first filter holds (see SentFilter.firstCapacity). */
+  constructor(private readonly maxBytes: number, firstCapacity = FIRST_CAPACITY) {
+    this.filters = [new Bloom(firstCapacity)];
+    this.bytes = this.filters[0]!.bytes;
+  }
+  /** Keys it took. */
+  get keys(): number {
+    let n = 0;
+    for (const f of this.filters) n += f.n;
+    return n;
+  }
   /**
    * Takes an image's filters. Still empty, it becomes them (the image's last filter goes on
    * taking keys where it stopped at shutdown); else they go ahead of its own, and keys added
@@ -219,10 +253,29 @@ export class SentFilter {
     const g = Math.floor(ts / this.period);
     let gen = this.gens.get(g);
     if (!gen) {
-      this.gens.set(g, gen = new Generation(this.generationBytes));
+      this.gens.set(g, gen = new Generation(this.generationBytes, this.firstCapacity(g)));
       this.relist();
     }
     gen.add(h1, h2);
+  }
+
+  /**
+   * The first filter of a new generation `g`, sized for the keys the newest generation before it
+   * took (firstCapacityFor). Every check of a new key reads every filter of every live generation,
+   * and each filter adds its own false "maybe"s (store lookups): grown by doubling from
+   * FIRST_CAPACITY, a generation of a busy window holds ~log2(keys / 16,384) filters; sized from
+   * the last one, one while the traffic holds.
+   */
+  private firstCapacity(g: number): number {
+    let before: Generation | undefined;
+    let at = -Infinity;
+    for (const [k, gen] of this.gens) {
+      if (k < g && k > at) {
+        at = k;
+        before = gen;
+      }
+    }
+    return firstCapacityFor(before?.keys ?? 0, this.generationBytes);
   }
 
   /** False: certainly not accepted within the window. True: maybe (ask the store). */

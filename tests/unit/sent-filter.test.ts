@@ -3,7 +3,7 @@
 // and memory within its bound (past it: more "maybe", still never a false "new").
 
 import { describe, expect, test } from "bun:test";
-import { filterImageProblem, SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
+import { filterImageProblem, firstCapacityFor, SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 
 const WINDOW = 60_000;
 const keyOf = (n: number) => sentKeyHash(`user-${n % 997}`, `user-${(n * 7) % 991}`, `m${n}`);
@@ -82,6 +82,39 @@ describe("sent filter", () => {
     expect(f.overfilled).toBe(N - 16_384 - 32_768);
     expect(f.mightHave(...keyOf(1), later)).toBe(true);
     expect(f.mightHave(...keyOf(N + 19_999), later)).toBe(true);
+  });
+
+  test("a new generation's first filter is sized for the keys the last one took: one filter while the load holds", () => {
+    const f = new SentFilter(WINDOW);
+    const t = 10 * WINDOW;
+    const filtersPerGen = () => f.image(t + 2 * WINDOW / 2).gens.map((g) => g.filters.map((x) => x.capacity));
+    for (let n = 0; n < 40_000; n++) f.add(...keyOf(n), t, t); // grown by doubling: 16,384 + 32,768
+    const next = t + WINDOW / 2;
+    for (let n = 40_000; n < 100_000; n++) f.add(...keyOf(n), next, next); // 60,000 keys: one filter of 65,536
+    expect(filtersPerGen()).toEqual([[16_384, 32_768], [65_536]]);
+    const third = next + WINDOW / 2;
+    for (let n = 100_000; n < 170_000; n++) f.add(...keyOf(n), third, third); // 70,000: past its first filter
+    expect(f.image(third).gens.map((g) => g.filters.map((x) => x.capacity))).toEqual([
+      [16_384, 32_768],
+      [65_536],
+      [65_536, 131_072],
+    ]);
+    let missed = 0;
+    for (let n = 0; n < 170_000; n++) if (!f.mightHave(...keyOf(n), third)) missed++;
+    expect(missed).toBe(0);
+  });
+
+  test("a first filter's size: the next power of two, or what the generation's share holds best", () => {
+    const KiB = 1024; // a filter takes 2 bytes a key (16 bits)
+    expect(firstCapacityFor(0, Infinity)).toBe(16_384);
+    expect(firstCapacityFor(16_384, Infinity)).toBe(16_384);
+    expect(firstCapacityFor(40_000, Infinity)).toBe(65_536);
+    expect(firstCapacityFor(1e12, Infinity)).toBe(2 ** 26); // bit positions stay within a 2^30 mask
+    // 96 KiB holds 16,384 + 32,768 keys as a chain, 32,768 as one filter: the chain.
+    expect(firstCapacityFor(150_000, 96 * KiB)).toBe(16_384);
+    // 128 KiB holds 65,536 keys as one filter, 49,152 as a chain: one filter.
+    expect(firstCapacityFor(150_000, 128 * KiB)).toBe(65_536);
+    expect(firstCapacityFor(50_000, 128 * KiB)).toBe(65_536);
   });
 
   test("an image carries every key into another filter, beside keys that filter took first", () => {
