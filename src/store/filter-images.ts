@@ -12,6 +12,7 @@
 // order, a log id past the file's end) is deleted and not used: the rebuild reads everything.
 
 import type { Database, Statement } from "bun:sqlite";
+import { int32sOf } from "./blob-words.ts";
 import type { FilterImage, FilterImagePart } from "../router/sent-filter.ts";
 
 /** The layout of an image's rows; another value is read as foreign and not used. */
@@ -152,7 +153,7 @@ function readImage(rows: ImageRow[], shards: number, lastId: number): TakenImage
       return foreign(`filter ${i}'s head is not JSON`);
     }
     if (row.part !== i || row.bits.byteLength % 4 !== 0) return foreign(`filter ${i} is malformed`);
-    const part: FilterImagePart = { capacity: p.capacity, n: p.n, bits: int32Words(row.bits) };
+    const part: FilterImagePart = { capacity: p.capacity, n: p.n, bits: int32sOf(row.bits) };
     const last = gens[gens.length - 1];
     if (last && last.g === p.g) last.filters.push(part);
     else gens.push({ g: p.g, filters: [part] });
@@ -160,10 +161,4 @@ function readImage(rows: ImageRow[], shards: number, lastId: number): TakenImage
   }
   const image: FilterImage = { bitsPerKey: head.bitsPerKey, hashes: head.hashes, windowMs: head.windowMs, gens };
   return { t: "image", image, afterId: head.afterId, bytes };
-}
-
-/** A blob's bytes as bit words (a copy only when SQLite's buffer is not 4-byte aligned). */
-function int32Words(b: Uint8Array): Int32Array {
-  if (b.byteOffset % 4 === 0) return new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Int32Array(b.slice().buffer);
 }

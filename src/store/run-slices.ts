@@ -5,6 +5,8 @@
 // A probe reads the first slice whose last pair is at or past the hash, and the next ones while
 // the hash goes on. Pure: the rows are read and written by sent-runs.ts.
 
+import { float64sOf } from "./blob-words.ts";
+
 /**
  * Pairs a slice holds: 16 bytes each, 3,840 bytes, so that a row (its key and blob) stays within
  * what a 16 KiB page of a WITHOUT ROWID table keeps in the page (~4,086 bytes) with no overflow page.
@@ -33,11 +35,10 @@ export function sliceRun(n: number, h: (i: number) => number, id: (i: number) =>
   return slices;
 }
 
-/** A stored slice's blob as its pairs (copied only when SQLite's buffer is not 8-byte aligned). */
+/** A stored slice's blob as its pairs (blob-words.ts). */
 export function slicePairs(blob: Uint8Array): Float64Array {
   if (blob.byteLength % 16 !== 0) throw new Error(`sent_run_slices: a slice of ${blob.byteLength} bytes`);
-  if (blob.byteOffset % 8 === 0) return new Float64Array(blob.buffer, blob.byteOffset, blob.byteLength / 8);
-  return new Float64Array(blob.slice().buffer);
+  return float64sOf(blob);
 }
 
 /**

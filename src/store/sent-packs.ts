@@ -8,6 +8,7 @@
 // The codec is pure; PackLog holds the statements.
 
 import type { Database, Statement } from "bun:sqlite";
+import { float64sOf } from "./blob-words.ts";
 import { eachPackedKey, packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import type { SentKey } from "../router/wire.ts";
 
@@ -33,15 +34,10 @@ export function packKeyCount(nums: Uint8Array): number {
   return nums.byteLength / (8 * FIELDS);
 }
 
-/**
- * A stored pack's number column as float64s, stored as the port's Float64Array was (insertPacked);
- * a blob SQLite hands back may sit at any offset, so an unaligned one is copied first. Throws if
- * the blob is not whole keys.
- */
+/** A stored pack's number column as float64s (blob-words.ts); throws if the blob is not whole keys. */
 function packNums(nums: Uint8Array): Float64Array {
-  const n = packKeyCount(nums);
-  if (nums.byteOffset % 8 === 0) return new Float64Array(nums.buffer, nums.byteOffset, n * FIELDS);
-  return new Float64Array(nums.slice().buffer);
+  packKeyCount(nums);
+  return float64sOf(nums);
 }
 
 /**
