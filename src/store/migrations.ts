@@ -284,6 +284,24 @@ CREATE TABLE sent_run_slices (
 ALTER TABLE sent_runs ADD COLUMN sliced INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 12,
+    name: "dedupe run groups",
+    // Session 37: a lookup checked every run's filter and probed each that said "maybe" (~1%), so
+    // its cost grew with the window (~3 ms at ~10,000 runs). A group's filter holds every key of
+    // up to 64 consecutive runs (store/sent-runs.ts); a lookup checks a run's own filter only
+    // inside a group that may hold the key. A row per sealed group; the open group is rebuilt from
+    // its runs' slices at open. Runs built before stay ungrouped until they expire.
+    sql: `
+CREATE TABLE sent_run_groups (
+  lo INTEGER PRIMARY KEY NOT NULL,
+  hi INTEGER NOT NULL,
+  keys INTEGER NOT NULL,
+  max_ts INTEGER NOT NULL,
+  filter BLOB NOT NULL
+) STRICT;
+`,
+  },
 ];
 
 /** Highest schema version this build knows. */

@@ -130,6 +130,18 @@ export const sentRuns = sqliteTable("sent_runs", {
 });
 
 /**
+ * Sealed groups of dedupe runs (store/sent-runs.ts, migration 12): runs lo..hi (up to 64 of them),
+ * their key count, newest key's ts, and one Bloom filter of all their keys by 53-bit hash.
+ */
+export const sentRunGroups = sqliteTable("sent_run_groups", {
+  lo: integer("lo").primaryKey(),
+  hi: integer("hi").notNull(),
+  keys: integer("keys").notNull(),
+  maxTs: integer("max_ts").notNull(),
+  filter: bytes("filter").notNull(),
+});
+
+/**
  * Runs built before migration 11: a row per key (run, 53-bit key hash, log id), sorted by hash
  * within a run. WITHOUT ROWID (in the SQL). Read until those runs expire; no run is built here now.
  */

@@ -237,6 +237,12 @@ export class SentIds {
     return this.#runs.list.length;
   }
 
+  /** Groups of runs with a live run (sent-runs.ts; for tests and figures). */
+  runGroupCount(): number {
+    this.#fresh();
+    return this.#runs.groupCount;
+  }
+
   /** The runs' filters in memory: their bytes, and the runs whose filter was let go (probed on every lookup). */
   runFilters(): { bytes: number; unfiltered: number } {
     this.#fresh();

@@ -210,7 +210,8 @@ describe("dedupe log", () => {
     expect(again.sent.runFilters()).toEqual({ bytes: 1000, unfiltered: 22 });
     again.close();
     const all = open(path); // unbounded: every filter back from the file
-    expect(all.sent.runFilters()).toEqual({ bytes: 30 * 125, unfiltered: 0 });
+    // The 30 runs left are the open group again, its filter rebuilt from their slices (2 MiB).
+    expect(all.sent.runFilters()).toEqual({ bytes: 30 * 125 + 2 ** 21, unfiltered: 0 });
     all.close();
   });
 
@@ -276,6 +277,124 @@ describe("dedupe log", () => {
   });
 });
 
+describe("run groups (migration 12)", () => {
+  /** `runs` runs of `per` keys, run r's keys at ts T0 + r (so expiry can cut between runs). */
+  function buildRuns(store: InboxStore, runs: number, per: number, from = 0): SentKey[] {
+    const keys: SentKey[] = [];
+    for (let r = from; r < from + runs; r++) {
+      const batch = Array.from({ length: per }, (_, i) => key(r * per + i, T0 + r));
+      rememberAll(store, batch);
+      buildRun(store);
+      keys.push(...batch);
+    }
+    return keys;
+  }
+  const groupRows = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    const rows = db.query<{ lo: number; hi: number; keys: number; bytes: number }, []>(
+      "SELECT lo, hi, keys, length(filter) AS bytes FROM sent_run_groups ORDER BY lo",
+    ).all();
+    db.close();
+    return rows;
+  };
+
+  test("150 runs: two sealed groups of 64 and an open one; every key found, other keys not, also after reopen", () => {
+    const path = freshPath();
+    const store = open(path);
+    const keys = buildRuns(store, 150, 20);
+    expect(store.sent.runCount()).toBe(150);
+    expect(store.sent.runGroupCount()).toBe(3);
+    for (let i = 0; i < keys.length; i++) expect(find(store, keys[i]!)).toBe(i + 1);
+    for (let i = 0; i < 3000; i++) expect(find(store, { ...keys[i]!, msgId: `absent-${i}` })).toBe(0);
+    store.close();
+    // Sealed groups are rows: ids 1..1280 and 1281..2560, their filters folded to 1,280 keys
+    // (the smallest power of two with 10 bits a key: 16,384 bits).
+    expect(groupRows(path)).toEqual([
+      { lo: 1, hi: 1280, keys: 1280, bytes: 2048 },
+      { lo: 1281, hi: 2560, keys: 1280, bytes: 2048 },
+    ]);
+    const again = open(path); // the open group (22 runs) rebuilt from their slices
+    expect(again.sent.runGroupCount()).toBe(3);
+    for (let i = 0; i < keys.length; i++) expect(find(again, keys[i]!)).toBe(i + 1);
+    for (let i = 0; i < 3000; i++) expect(find(again, { ...keys[i]!, msgId: `absent-${i}` })).toBe(0);
+    // The rebuilt open group goes on filling and seals at 64 runs, as if the store had not closed.
+    const more = buildRuns(again, 42, 20, 150);
+    expect(again.sent.runGroupCount()).toBe(3);
+    for (let i = 0; i < more.length; i++) expect(find(again, more[i]!)).toBe(keys.length + i + 1);
+    again.close();
+    expect(groupRows(path).map((g) => [g.lo, g.hi])).toEqual([[1, 1280], [1281, 2560], [2561, 3840]]);
+  });
+
+  test("expiry: a group's row goes with its last run; a group partly expired still answers for the runs left", () => {
+    const path = freshPath();
+    const store = open(path);
+    const keys = buildRuns(store, 140, 10);
+    // Runs 0..99 are older than the cutoff: the first group whole, 36 runs of the second.
+    const dropped = store.transaction(() => store.sent.expire(T0 + 100, 1_000_000));
+    expect(dropped).toBe(1000);
+    expect(store.sent.runCount()).toBe(40);
+    expect(store.sent.runGroupCount()).toBe(2);
+    expect(groupRows(path).map((g) => g.lo)).toEqual([641]);
+    for (let i = 0; i < keys.length; i++) expect(find(store, keys[i]!)).toBe(i < 1000 ? 0 : i + 1);
+    store.close();
+    const again = open(path);
+    for (let i = 0; i < keys.length; i++) expect(find(again, keys[i]!)).toBe(i < 1000 ? 0 : i + 1);
+    // The rest of the second group, then the open group: no row and no group left.
+    again.transaction(() => again.sent.expire(T0 + 1000, 1_000_000));
+    expect(again.sent.runCount()).toBe(0);
+    expect(again.sent.runGroupCount()).toBe(0);
+    expect(groupRows(path)).toEqual([]);
+    again.close();
+  });
+
+  test("a rolled-back build that sealed a group leaves no row; the runs before it are the open group again", () => {
+    const path = freshPath();
+    const store = open(path);
+    const keys = buildRuns(store, 63, 5);
+    const last = Array.from({ length: 5 }, (_, i) => key(1000 + i));
+    expect(() =>
+      store.transaction(() => {
+        store.sent.remember(last);
+        store.sent.buildRun(); // the 64th run seals the group
+        throw new Error("boom");
+      })
+    ).toThrow("boom");
+    expect(groupRows(path)).toEqual([]);
+    expect(store.sent.runCount()).toBe(63);
+    expect(store.sent.runGroupCount()).toBe(1);
+    for (let i = 0; i < keys.length; i++) expect(find(store, keys[i]!)).toBe(i + 1);
+    for (const k of last) expect(find(store, k)).toBe(0);
+    rememberAll(store, last);
+    buildRun(store);
+    expect(groupRows(path).map((g) => [g.lo, g.hi, g.keys])).toEqual([[1, 320, 320]]);
+    for (const k of last) expect(find(store, k)).toBe(k.seq);
+    store.close();
+  });
+
+  test("runs built before migration 12 stay ungrouped and are found; the newest 63 of them become the open group", () => {
+    const path = freshPath();
+    const store = open(path);
+    const keys = buildRuns(store, 100, 10);
+    store.close();
+    // Back to schema 11 (no group table, nothing else differs): the reopen runs migration 12.
+    const db = new Database(path);
+    db.run("DROP TABLE sent_run_groups");
+    db.run("PRAGMA user_version = 11");
+    db.close();
+    const again = open(path);
+    // Runs 0..36 without a group, 37..99 the open group; the next build seals it at 64.
+    expect(again.sent.runGroupCount()).toBe(1);
+    for (let i = 0; i < keys.length; i++) expect(find(again, keys[i]!)).toBe(i + 1);
+    for (let i = 0; i < 1000; i++) expect(find(again, { ...keys[i]!, msgId: `absent-${i}` })).toBe(0);
+    buildRuns(again, 1, 10, 100);
+    expect(groupRows(path).map((g) => [g.lo, g.hi])).toEqual([[371, 1010]]);
+    again.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+});
+
 describe("migration 3: keyed table to log", () => {
   test("every stored message and every dedupe key survives; the keys are indexed on open", () => {
     const path = freshPath();
@@ -315,6 +434,7 @@ describe("migration 3: keyed table to log", () => {
     expect(names.map((x) => x.name).sort()).toEqual([
       "sent_log",
       "sent_packs",
+      "sent_run_groups",
       "sent_run_keys",
       "sent_run_slices",
       "sent_runs",
@@ -535,7 +655,12 @@ describe("migration 9: the dedupe runs in one table", () => {
 
     const check = new Database(path, { readonly: true });
     const names = check.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE name LIKE 'sent_run%'").all();
-    expect(names.map((x) => x.name).sort()).toEqual(["sent_run_keys", "sent_run_slices", "sent_runs"]);
+    expect(names.map((x) => x.name).sort()).toEqual([
+      "sent_run_groups",
+      "sent_run_keys",
+      "sent_run_slices",
+      "sent_runs",
+    ]);
     const perRun = check.query<{ lo: number; n: number }, []>("SELECT lo, count(*) AS n FROM sent_run_keys GROUP BY lo")
       .all();
     expect(perRun).toEqual([{ lo: 301, n: 300 }]);

@@ -15,6 +15,7 @@ import {
   inboxSpans,
   sentLog,
   sentPacks,
+  sentRunGroups,
   sentRunKeys,
   sentRuns,
   sentRunSlices,
@@ -101,6 +102,7 @@ describe("open and migrations", () => {
       "inbox_spans",
       "sent_log",
       "sent_packs",
+      "sent_run_groups",
       "sent_run_keys",
       "sent_run_slices",
       "sent_runs",
@@ -134,6 +136,7 @@ describe("open and migrations", () => {
         sentRuns,
         sentRunKeys,
         sentRunSlices,
+        sentRunGroups,
         dedupeFilterImages,
         users,
       ]
