@@ -2,8 +2,10 @@
 // them, 2,000 a commit, with runs built as the writer builds them; then LOOKUPS keys that were
 // never sent are looked up, one by one, in one transaction, as the writer answers a shard whose
 // filter says "maybe" (or that is rebuilding its filter, when every send with an id is asked).
-// A lookup checks every run's filter and reads the slices of each run whose filter says "maybe"
-// (~1% of runs), so its cost grows with the window. Not a scenario: a tool.
+// Before migration 12 a lookup checked every run's filter and read the slices of each run whose
+// filter said "maybe" (~1% of runs), so its cost grew with the window; since, it checks one filter
+// per group of 64 runs first (store/sent-runs.ts). Pass an older tree as SRC_ROOT to compare.
+// Not a scenario: a tool.
 // usage: bun bench/lookup-micro.ts [KEYS=2000000] [LOOKUPS=20000] [SRC_ROOT]
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -46,9 +48,9 @@ try {
   });
   const us = ((performance.now() - started) * 1000) / lookups;
   console.log(
-    `lookup ${total} keys (${store.sent.runCount()} runs) from ${root}: ${
-      us.toFixed(1)
-    } µs a lookup of a key never sent` +
+    `lookup ${total} keys (${store.sent.runCount()} runs${
+      store.sent.runGroupCount ? `, ${store.sent.runGroupCount()} groups` : ""
+    }) from ${root}: ${us.toFixed(1)} µs a lookup of a key never sent` +
       (found > 0 ? ` (${found} found: wrong)` : ""),
   );
 } finally {
