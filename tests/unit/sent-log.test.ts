@@ -14,7 +14,7 @@ import { InboxStore } from "../../src/store/inbox-store.ts";
 import { keyHashes } from "../../src/store/sent-runs.ts";
 import { foldHash } from "../../src/store/key-columns.ts";
 import { filterAdd, newRunFilter } from "../../src/store/run-filter.ts";
-import { eachPackKey, packColumn } from "../../src/store/sent-packs.ts";
+import { eachPackKey, packColumn, packsAfterSql } from "../../src/store/sent-packs.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
@@ -459,6 +459,35 @@ describe("migration 8: the log in packs", () => {
     db.close();
     return path;
   }
+
+  test("reading the packs above an id searches the rowid from the pack holding it, never scanning from the first", () => {
+    const path = freshPath();
+    open(path).close();
+    const db = new Database(path, { readonly: true });
+    for (const cols of ["lo, hi, nums", "lo, hi, text, nums"]) {
+      const plan = db.query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${packsAfterSql(cols)}`).all().map((r) =>
+        r.detail
+      );
+      expect(plan.filter((d) => d.includes("sent_packs"))).toEqual([
+        "SEARCH sent_packs USING INTEGER PRIMARY KEY (rowid>?)",
+        "SEARCH sent_packs USING INTEGER PRIMARY KEY (rowid<?)",
+      ]);
+    }
+    db.close();
+    // And it reads from inside a pack: packs of 7 keys, pages of 5 keys cut them anywhere.
+    const store = open(freshPath());
+    const keys = Array.from({ length: 70 }, (_, i) => key(i));
+    for (let i = 0; i < keys.length; i += 7) rememberAll(store, keys.slice(i, i + 7));
+    const ids: number[] = [];
+    for (let after = 0;;) {
+      const page = store.sent.hashPage(after, 0, 5, null);
+      for (let i = 0; i < page.ts.length; i++) ids.push(page.ts[i]! - T0 + 1);
+      if (page.read < 5) break;
+      after = page.last;
+    }
+    expect(ids).toEqual(keys.map((k) => k.seq));
+    store.close();
+  });
 
   test("keys from before (sent_log) and after (packs) are found together: tail, one run across both, reopen, pages, expiry", () => {
     const L = 300;
