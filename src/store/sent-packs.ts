@@ -96,8 +96,11 @@ export class PackLog {
     this.#maxId = db.prepare(
       "SELECT max((SELECT coalesce(max(id), 0) FROM sent_log), coalesce((SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1), 0)) AS id",
     );
+    // The packs' ids are one unbroken range: given in order, a rolled-back pack's ids given again,
+    // and deleted only from the front (a dropped run's range). So their count is its length;
+    // sum(hi - lo + 1) read every pack, ~25 ms a million keys at each start (session 37).
     this.#count = db.prepare(
-      "SELECT (SELECT count(*) FROM sent_log) + (SELECT coalesce(sum(hi - lo + 1), 0) FROM sent_packs) AS n",
+      "SELECT (SELECT count(*) FROM sent_log) + coalesce((SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1) - (SELECT lo FROM sent_packs ORDER BY lo LIMIT 1) + 1, 0) AS n",
     );
   }
 
