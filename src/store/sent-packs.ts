@@ -63,11 +63,14 @@ export function eachPackKey(
  * The packs holding ids above ?1, in id order, at most ?2 of them: from the one holding ?1 (the
  * highest lo at or below it, a search of the rowid) on. `WHERE hi > ?1` alone scanned the table
  * from its first pack on every call, so a filter rebuild's pages read the window again and again:
- * 2.4 s for 2.6M keys with no load, ~20 s under load (session 37).
+ * 2.4 s for 2.6M keys with no load, 21-24 s under load (session 37).
  */
 export function packsAfterSql(columns: string): string {
   return `SELECT ${columns} FROM sent_packs WHERE lo >= (SELECT coalesce(max(lo), 0) FROM sent_packs WHERE lo <= ?1) AND hi > ?1 ORDER BY lo LIMIT CAST(?2 AS INTEGER)`;
 }
+
+/** The last id any pack holds: the last pack's by lo, as ids are given in order (max(hi) would read every pack). */
+const LAST_PACK_HI = "(SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1)";
 
 /** The statements over sent_packs (and the legacy sent_log rows where a read must see both). */
 export class PackLog {
@@ -92,15 +95,14 @@ export class PackLog {
     this.#legacyAt = db.prepare("SELECT recipient, sender, msg_id, seq, ts FROM sent_log WHERE id = ?1");
     this.#delete = db.prepare("DELETE FROM sent_packs WHERE lo BETWEEN ?1 AND ?2");
     this.#deleteLegacy = db.prepare("DELETE FROM sent_log WHERE id BETWEEN ?1 AND ?2");
-    // Packs take ids in order, so the last pack by lo ends highest (max(hi) would scan them all).
     this.#maxId = db.prepare(
-      "SELECT max((SELECT coalesce(max(id), 0) FROM sent_log), coalesce((SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1), 0)) AS id",
+      `SELECT max((SELECT coalesce(max(id), 0) FROM sent_log), coalesce(${LAST_PACK_HI}, 0)) AS id`,
     );
     // The packs' ids are one unbroken range: given in order, a rolled-back pack's ids given again,
     // and deleted only from the front (a dropped run's range). So their count is its length;
     // sum(hi - lo + 1) read every pack, ~25 ms a million keys at each start (session 37).
     this.#count = db.prepare(
-      "SELECT (SELECT count(*) FROM sent_log) + coalesce((SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1) - (SELECT lo FROM sent_packs ORDER BY lo LIMIT 1) + 1, 0) AS n",
+      `SELECT (SELECT count(*) FROM sent_log) + coalesce(${LAST_PACK_HI} - (SELECT lo FROM sent_packs ORDER BY lo LIMIT 1) + 1, 0) AS n`,
     );
   }
 

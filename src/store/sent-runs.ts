@@ -48,7 +48,7 @@ interface RunGroup {
   filter: Uint8Array;
   /** Runs in the group not dropped yet: the first `live` runs from its first one still listed. */
   live: number;
-  /** Runs ever added (the open group seals at GROUP_RUNS). */
+  /** Runs ever added: the open group seals at GROUP_RUNS (a sealed group read back counts as full). */
   runs: number;
   sealed: boolean;
 }
