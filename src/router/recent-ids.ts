@@ -20,6 +20,8 @@
 export const RECENT_EVICT_BATCH = 64;
 /** Slots of a new memory (grows by rebuilding, doubling, up to what the limit needs). */
 const FIRST_SLOTS = 8;
+/** A box under its limit grows its ring to this many times its live keys (issue 14: fewer rebuilds). */
+const GROW_UNDER_LIMIT = 4;
 /** Ring slots past the most live keys there can be: dead slots before a compaction. */
 const SPARE_SLOTS = 32;
 /** Characters of a new memory's key arena (ids and user names are short, mostly). */
@@ -321,9 +323,13 @@ export class RecentIds {
     const keys = new Int32Array((nums.length / NUM) * KEY);
     copyRun(nums, this.nums, from * NUM, n * NUM);
     copyRun(keys, this.keys, from * KEY, n * KEY);
-    const chars = this.arenaFor(used + moreChars, wide || this.chars instanceof Uint16Array);
+    const slots = nums.length / NUM;
+    // Under the limit, room for as many keys as the slots at the average key length so far, so
+    // the arena does not fill (and rebuild) before the ring does.
+    const fit = n > 0 && slots <= this.maxSlots ? Math.ceil((used / n) * slots) : 0;
+    const chars = this.arenaFor(used + moreChars, wide || this.chars instanceof Uint16Array, fit);
     copyRun(chars, this.chars, base % this.chars.length, used);
-    this.slots = nums.length / NUM;
+    this.slots = slots;
     this.nums = nums;
     this.keys = keys;
     this.chars = chars;
@@ -338,17 +344,19 @@ export class RecentIds {
   }
 
   /**
-   * Ring slots for `live` keys: twice as many (a growing box copies each key about twice in all),
-   * up to what the limit needs; past it only while pinned keys hold the memory over its limit.
+   * Ring slots for `live` keys: four times as many up to what the limit needs (a growing box
+   * copies each key about 1.3 times in all, and allocates its arrays 4 times on the way to 512
+   * keys instead of 7); past the limit, only while pinned keys hold the memory over it, twice as
+   * many.
    */
   private slotsFor(live: number): number {
-    const want = Math.max(FIRST_SLOTS, 2 * live);
-    return live + SPARE_SLOTS <= this.maxSlots ? Math.min(this.maxSlots, want) : want;
+    if (live + SPARE_SLOTS > this.maxSlots) return 2 * live;
+    return Math.min(this.maxSlots, Math.max(FIRST_SLOTS, GROW_UNDER_LIMIT * live));
   }
 
-  /** A new arena for `need` characters, with room to spare. */
-  private arenaFor(need: number, wide: boolean): Uint8Array | Uint16Array {
-    const n = Math.max(need + (need >> 1) + 64, FIRST_CHARS);
+  /** A new arena for `need` characters, with room to spare, and at least `fit`. */
+  private arenaFor(need: number, wide: boolean, fit = 0): Uint8Array | Uint16Array {
+    const n = Math.max(need + (need >> 1) + 64, fit, FIRST_CHARS);
     return wide ? new Uint16Array(n) : new Uint8Array(n);
   }
 }

@@ -49,6 +49,7 @@ describe("RecentIds", () => {
     const r = new RecentIds(limit);
     const n = 5 * (limit + RECENT_EVICT_BATCH); // far past every size the limit allows
     for (let i = 1; i <= n; i++) r.add(i, "s", `m${i}`, i, 1000, 3); // seqs from 3 on are pinned
+    const pinnedPeak = r.bytes;
     expect(seqOf(r, 1, "s", "m1")).toBeUndefined(); // unpinned: forgotten
     expect(seqOf(r, 2, "s", "m2")).toBeUndefined();
     for (let i = 3; i <= n; i++) expect(seqOf(r, i, "s", `m${i}`)).toBe(i);
@@ -61,7 +62,11 @@ describe("RecentIds", () => {
     // And it keeps working at its usual size.
     for (let i = n + 2; i <= n + 3 * (limit + RECENT_EVICT_BATCH); i++) r.add(i, "s", `m${i}`, i, 1000);
     expect(r.size).toBeLessThanOrEqual(limit + RECENT_EVICT_BATCH);
-    expect(r.bytes).toBeLessThan(4096); // back to the limit's arrays, not the pinned peak's
+    // Back to the limit's arrays, not the pinned peak's: no larger than a box that never held a pinned key.
+    const fresh = new RecentIds(limit);
+    for (let i = 1; i <= 4 * (limit + RECENT_EVICT_BATCH); i++) fresh.add(i, "s", `m${n + i}`, i, 1000);
+    expect(r.bytes).toBeLessThanOrEqual(fresh.bytes);
+    expect(r.bytes).toBeLessThan(pinnedPeak / 4);
   });
 
   test("adding a key it holds overwrites it in place (its age in the order is kept)", () => {
