@@ -19,19 +19,10 @@ import { sentKeyHash } from "../router/sent-filter.ts";
 import { type LogRow, packColumn, PackLog } from "./sent-packs.ts";
 import { keyHashes, SentRuns } from "./sent-runs.ts";
 import { KeyColumns } from "./key-columns.ts";
+import { TailIndex } from "./tail-index.ts";
 
 /** A key as a filter rebuild reads it, with its log id (the page cursor). */
 export type SentKeyRow = [id: number, recipient: string, sender: string, msgId: string, ts: number];
-
-/**
- * Lookups that scan the tail's hashes before the tail gets a Map by hash (issue 14). Keeping the
- * Map cost the offline flood's writer ~6% of its samples (a Map entry per logged key, kept once
- * any lookup came). Measured on a full tail (DEDUPE_RUN_KEYS keys): a scan of its hashes in a
- * Float64Array 108 µs per absent key, building the Map 20.7 ms; so 64 scans (at most ~7 ms, less
- * on a younger tail) cost a third of what the Map costs per full tail, and a burst of lookups (a
- * shard's filter rebuilt at start) builds the Map after 64.
- */
-const TAIL_SCANS_BEFORE_MAP = 64;
 
 /** A page of the filter rebuild (hashPage): the kept keys' hashes (two each) and times. */
 export interface HashPage {
@@ -52,18 +43,11 @@ export class SentIds {
   #nextId = 1;
   /**
    * Every record appended after the last run, in id order (a run indexes them all), as columns:
-   * no object or string per key (key-columns.ts). A lookup scans its 53-bit hashes.
+   * no object or string per key (key-columns.ts).
    */
   readonly #tail = new KeyColumns();
-  /**
-   * The tail by key hash (the first record with it), built once TAIL_SCANS_BEFORE_MAP lookups
-   * scanned the tail since the last run, and kept up to date after: a flood logs a key per stored
-   * row and looks up only now and then (a shard filter's false positive), so it pays for no map
-   * entry per row.
-   */
-  #tailByKey: Map<number, number> | null = null;
-  /** Lookups that scanned the tail since the last run (see TAIL_SCANS_BEFORE_MAP). */
-  #tailScans = 0;
+  /** The tail's first record of each 53-bit hash, kept on every add (tail-index.ts). */
+  readonly #tailIndex = new TailIndex(this.#tail);
   /** Log id where the tail starts (0 until a row is appended after the last run). */
   #tailLo = 0;
   #tailHi = 0;
@@ -127,14 +111,11 @@ export class SentIds {
 
   /** The position of the tail's first record of the key, or -1. */
   #tailFirst(recipient: string, sender: string, msgId: string): number {
-    const { h } = keyHashes(recipient, sender, msgId);
+    const { h, h2 } = keyHashes(recipient, sender, msgId);
     const tail = this.#tail;
-    let from = 0;
-    if (this.#tailByKey !== null || this.#tailScans++ >= TAIL_SCANS_BEFORE_MAP) {
-      const first = this.#keyed().get(h);
-      if (first === undefined) return -1;
-      from = first;
-    }
+    const from = this.#tailIndex.first(h, h2);
+    if (from < 0) return -1;
+    // Later records with the same hash: the same key again, or (rarely) another key it collides with.
     for (let i = from; i < tail.n; i++) {
       if (tail.h[i] === h && this.#isKey(tail.id[i]!, recipient, sender, msgId)) return i;
     }
@@ -261,25 +242,13 @@ export class SentIds {
     const tail = this.#tail;
     tail.push(id, h1, h2, seq, ts);
     // First record of a hash only: a key recorded twice keeps its first seq.
-    if (this.#tailByKey !== null && !this.#tailByKey.has(tail.h[tail.n - 1]!)) {
-      this.#tailByKey.set(tail.h[tail.n - 1]!, tail.n - 1);
-    }
+    this.#tailIndex.add(tail.n - 1);
     if (ts < this.#tailMinTs) this.#tailMinTs = ts;
-  }
-
-  /** The tail's first position of each hash, built now if no lookup needed it since the last run. */
-  #keyed(): Map<number, number> {
-    if (this.#tailByKey !== null) return this.#tailByKey;
-    const m = new Map<number, number>();
-    const tail = this.#tail;
-    for (let i = 0; i < tail.n; i++) if (!m.has(tail.h[i]!)) m.set(tail.h[i]!, i);
-    return this.#tailByKey = m;
   }
 
   #clearTail(): void {
     this.#tail.clear();
-    this.#tailByKey = null;
-    this.#tailScans = 0;
+    this.#tailIndex.clear();
     this.#tailLo = 0;
     this.#tailHi = 0;
     this.#tailMinTs = Number.POSITIVE_INFINITY;
