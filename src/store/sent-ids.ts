@@ -17,7 +17,7 @@ import type { SentKey } from "../router/wire.ts";
 import { packRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
 import { sentKeyHash } from "../router/sent-filter.ts";
 import { type LogRow, packColumn, PackLog } from "./sent-packs.ts";
-import { keyHashes, SentRuns } from "./sent-runs.ts";
+import { type KeyHashes, keyHashes, SentRuns } from "./sent-runs.ts";
 import { KeyColumns } from "./key-columns.ts";
 import { TailIndex } from "./tail-index.ts";
 
@@ -103,15 +103,15 @@ export class SentIds {
   /** The seq a key got if it was accepted at or after `since`, else 0. */
   lookup(recipient: string, sender: string, msgId: string, since: number): number {
     this.#fresh();
-    const seq = this.#runs.find(recipient, sender, msgId, since);
+    const hashes = keyHashes(recipient, sender, msgId); // once, for the runs and the tail
+    const seq = this.#runs.find(recipient, sender, msgId, since, hashes);
     if (seq > 0) return seq;
-    const t = this.#tailFirst(recipient, sender, msgId);
+    const t = this.#tailFirst(recipient, sender, msgId, hashes);
     return t >= 0 && this.#tail.ts[t]! >= since ? this.#tail.seq[t]! : 0;
   }
 
   /** The position of the tail's first record of the key, or -1. */
-  #tailFirst(recipient: string, sender: string, msgId: string): number {
-    const { h, h1, h2 } = keyHashes(recipient, sender, msgId);
+  #tailFirst(recipient: string, sender: string, msgId: string, { h, h1, h2 }: KeyHashes): number {
     const tail = this.#tail;
     const from = this.#tailIndex.first(h, h1, h2);
     if (from < 0) return -1;

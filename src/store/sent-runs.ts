@@ -83,8 +83,14 @@ export interface RunLog {
  */
 const PROBE_SLICES = 2;
 
-/** The key's 53-bit hash (a safe integer, the run's sort key) and the two 32-bit ones it folds. */
-export function keyHashes(recipient: string, sender: string, msgId: string): { h: number; h1: number; h2: number } {
+/** A key's two 32-bit hashes and the 53-bit one folded from them (a safe integer, the run's sort key). */
+export interface KeyHashes {
+  h: number;
+  h1: number;
+  h2: number;
+}
+
+export function keyHashes(recipient: string, sender: string, msgId: string): KeyHashes {
   const [h1, h2] = sentKeyHash(recipient, sender, msgId);
   return { h: foldHash(h1, h2), h1, h2 };
 }
@@ -328,9 +334,18 @@ export class SentRuns {
     }
   }
 
-  /** The first record of the key in a run whose keys may be as young as `since`, or null. */
-  find(recipient: string, sender: string, msgId: string, since: number): number {
-    const { h, h1, h2 } = keyHashes(recipient, sender, msgId);
+  /**
+   * The first record of the key in a run whose keys may be as young as `since`, or null.
+   * `hashes`: the key's keyHashes, when the caller has them already.
+   */
+  find(
+    recipient: string,
+    sender: string,
+    msgId: string,
+    since: number,
+    hashes: KeyHashes = keyHashes(recipient, sender, msgId),
+  ): number {
+    const { h, h1, h2 } = hashes;
     const runs = this.#runs;
     let maybe: RunGroup | null = null; // the group being checked run by run
     for (let i = 0; i < runs.length; i++) {
