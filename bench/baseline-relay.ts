@@ -7,7 +7,11 @@
 // connected is answered SENT "stored" at once (and stored nowhere), and a v1 login asking for
 // bundles gets them (client BUNDLEs are read; a message's SENTs leave as one server BUNDLE). What
 // is left is the least any server must do to answer a flood: read its frames and write its acks.
-// Usage: bun bench/baseline-relay.ts [--port N] [--ack-offline]   (binds 127.0.0.1 only)
+// With --ack-sends (issue 14) every send relayed live is also answered SENT "delivered" at once,
+// written with the other answers of the client message it came in: the frames a v1 message moves
+// through Iris (SEND, SENT, DELIVER, ACK) and no other work, so the yardstick for how much of
+// Iris's cost a message is the protocol's extra frame rather than Iris's own work.
+// Usage: bun bench/baseline-relay.ts [--port N] [--ack-offline] [--ack-sends]   (binds 127.0.0.1 only)
 
 import type { ServerWebSocket } from "bun";
 import { V0_LOGIN_OK } from "../src/protocol/v0.ts";
@@ -23,7 +27,8 @@ interface Peer {
   bundles: boolean;
 }
 
-/** SENT status byte "stored" (src/protocol/v1.ts SENT_STATUS_BYTE). */
+/** SENT status bytes "delivered" and "stored" (src/protocol/v1.ts SENT_STATUS_BYTE). */
+const SENT_DELIVERED = 1;
 const SENT_STORED = 2;
 /** The largest client frame this relay says it reads (LOGIN_OK's max_frame), as its maxPayloadLength. */
 const MAX_FRAME = 1 << 20;
@@ -34,6 +39,7 @@ const users = new Map<string, ServerWebSocket<Peer>>();
 const portArg = process.argv.indexOf("--port");
 const port = portArg > 0 ? Number(process.argv[portArg + 1]) : 0;
 const ackOffline = process.argv.includes("--ack-offline");
+const ackSends = process.argv.includes("--ack-sends");
 /** SENT frames answered while one client message is read; written when it has been read. */
 let acks: Uint8Array[] = [];
 let ackBytes = 0;
@@ -65,17 +71,21 @@ function relaySend(ws: ServerWebSocket<Peer>, m: Uint8Array, v: DataView, at: nu
   if (dst) {
     if (dst.data.v0) dst.send(body);
     else dst.send(encodeV1Deliver(++dst.data.seq, Date.now(), ws.data.userBytes, id, body));
-  } else if (ackOffline) {
-    // SENT: 0x43 | str8 id | u8 status
-    const sent = new Uint8Array(3 + idLen);
-    sent[0] = V1.SENT;
-    sent[1] = idLen;
-    sent.set(id, 2);
-    sent[2 + idLen] = SENT_STORED;
-    acks.push(sent);
-    ackBytes += sent.byteLength;
-  } // else offline: dropped (the baseline stores nothing)
+    if (ackSends) answer(id, SENT_DELIVERED);
+  } else if (ackOffline) answer(id, SENT_STORED);
+  // else offline: dropped (the baseline stores nothing)
   return bodyAt + len;
+}
+
+/** Queues SENT `status` for message `id` (0x43 | str8 id | u8 status), written by flushAcks. */
+function answer(id: Uint8Array, status: number): void {
+  const sent = new Uint8Array(3 + id.byteLength);
+  sent[0] = V1.SENT;
+  sent[1] = id.byteLength;
+  sent.set(id, 2);
+  sent[2 + id.byteLength] = status;
+  acks.push(sent);
+  ackBytes += sent.byteLength;
 }
 
 /** The SENTs of one client message: alone, or one BUNDLE to a client that asked for them. */

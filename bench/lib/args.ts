@@ -52,6 +52,8 @@ export interface BenchArgs {
   bundles: boolean;
   /** throughput: measure Iris with plain v1 logins and again with bundled ones (default under `all`). */
   bothLogins: boolean;
+  /** throughput: also measure the relay answering each send SENT (the frame floor of a v1 message). */
+  frameFloor: boolean;
   /** Iris starts with --auto-tune, as an operator starts it (docs/OPERATIONS.md, Auto-tune). */
   autoTune: boolean;
   /** throughput: rounds of Iris then the relay in one run; its ratios are the rounds' medians. */
@@ -90,6 +92,9 @@ scenarios: ${SCENARIOS.join(", ")}
                        run for both (the default under \`all\`, whose issue-14 table shows both);
                        offline-flood: one flood of each, each on a fresh server
   --auto-tune          Iris starts with --auto-tune, as an operator starts it (default: without)
+  --frame-floor        throughput: also run the relay with --ack-sends (each send answered SENT, the
+                       frames a v1 message moves through Iris and no other work) and print Iris's
+                       ratios to it too; the issue-14 ratios stay against the plain relay
   --rounds N           throughput (and \`all\`'s): N rounds of Iris then the relay, each on fresh servers;
                        every round's ratios are printed, and the verdicts use their medians (default 1)
 `;
@@ -139,6 +144,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     nodes: null,
     bundles: false,
     bothLogins: false,
+    frameFloor: false,
     autoTune: false,
     rounds: 1,
   };
@@ -230,6 +236,9 @@ export function parseArgs(argv: string[]): BenchArgs {
         break;
       case "--both-logins":
         a.bothLogins = true;
+        break;
+      case "--frame-floor":
+        a.frameFloor = true;
         break;
       case "--auto-tune":
         a.autoTune = true;

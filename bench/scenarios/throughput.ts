@@ -35,6 +35,9 @@ export interface ThroughputRound {
   targets: TargetFigures[];
   baseline: TargetFigures | null;
   ratios: Ratios[];
+  /** With --frame-floor: the relay answering each send SENT (baseline-relay.ts --ack-sends), and Iris's ratios to it. */
+  floor?: TargetFigures | null;
+  floorRatios?: Ratios[];
 }
 
 export interface ThroughputFigures {
@@ -46,6 +49,8 @@ export interface ThroughputFigures {
   ratios: Ratios[];
   /** Every round, in order (absent in results written before --rounds). */
   rounds?: ThroughputRound[];
+  /** With --frame-floor: Iris's ratios to the relay answering sends, as `ratios` are to the plain relay. */
+  floorRatios?: Ratios[];
 }
 
 /**
@@ -79,10 +84,10 @@ function pacedAtSameRate(t: TargetFigures, b: TargetFigures) {
   return [b.paced, ...b.pacedMore].find((r) => r.targetRate === t.paced.targetRate) ?? b.paced;
 }
 
-export function ratiosOf(t: TargetFigures, b: TargetFigures): Ratios {
+export function ratiosOf(t: TargetFigures, b: TargetFigures, yardstick = "baseline"): Ratios {
   const bp = pacedAtSameRate(t, b);
   return {
-    label: `${t.label} / baseline`,
+    label: `${t.label} / ${yardstick}`,
     bundles: t.bundles,
     saturationThroughput: ratio(t.saturation.msgsPerSec, b.saturation.msgsPerSec),
     cpuPerMessage: ratio(t.saturation.cpu.serverUsPerMsg ?? NaN, b.saturation.cpu.serverUsPerMsg ?? 0),
@@ -134,17 +139,28 @@ async function oneRound(ctx: Ctx, lg: LoadGen, p: PairsParams, logins: Login[]):
       for (const login of logins) targets.push(await measureIris(ctx, lg, p, shards, login));
     }
   }
-  if (ctx.args.baseline) {
-    const b = await startTarget(ctx, "baseline", null);
+  // Paced once at each Iris run's paced rate: each latency ratio then compares equal offered load.
+  const pacedRates = [...new Set(targets.map((t) => t.paced.targetRate).filter((r) => r !== null))];
+  const relay = async (args: string[]) => {
+    const b = await startTarget(ctx, "baseline", null, args);
     try {
-      // Paced once at each Iris run's paced rate: each latency ratio then compares equal offered load.
-      const pacedRates = [...new Set(targets.map((t) => t.paced.targetRate).filter((r) => r !== null))];
-      baseline = await measureTarget(ctx, lg, b, p, { pacedRates, bundles: false });
+      return await measureTarget(ctx, lg, b, p, { pacedRates, bundles: false });
     } finally {
       await b.stop();
     }
+  };
+  if (ctx.args.baseline) baseline = await relay([]);
+  const round: ThroughputRound = {
+    targets,
+    baseline,
+    ratios: baseline ? targets.map((t) => ratiosOf(t, baseline!)) : [],
+  };
+  if (ctx.args.frameFloor) {
+    const floor = await relay(["--ack-sends"]);
+    round.floor = floor;
+    round.floorRatios = targets.map((t) => ratiosOf(t, floor, "relay answering sends"));
   }
-  return { targets, baseline, ratios: baseline ? targets.map((t) => ratiosOf(t, baseline!)) : [] };
+  return round;
 }
 
 export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
@@ -172,6 +188,7 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
   }
   const { targets, baseline } = rounds[rounds.length - 1]!;
   const ratios = medianRatios(rounds.map((r) => r.ratios));
+  const floorRatios = ctx.args.frameFloor ? medianRatios(rounds.map((r) => r.floorRatios ?? [])) : undefined;
   ctx.notes.push(
     `Saturation = closed loop: every connection keeps at most ${p.window} messages in flight to its partner ` +
       `(a message leaves the window when its partner receives it). Latency at saturation is mostly queueing ` +
@@ -179,6 +196,14 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
     "Paced = open loop at a fixed total rate; the baseline is paced once at each Iris run's paced rate (plain and bundled logins) so every latency ratio compares equal load.",
     "Latency = send → delivery, measured in the load-generator process that holds both ends of a pair.",
     "Ratios (Iris ÷ baseline relay) come from the same run on the same machine; msgs/s, µs and ms are absolute.",
+    ...(floorRatios
+      ? [
+        '--frame-floor: the relay was also run with --ack-sends, answering each send SENT "delivered" at once: ' +
+        "the four frames a plain v1 message moves through Iris (SEND, SENT, DELIVER, ACK) against the plain relay's " +
+        'three, and no other work. Iris\'s ratios to it ("/ relay answering sends") say how much of a ratio is ' +
+        "the protocol's extra frame; the issue-14 ratios stay against the plain relay.",
+      ]
+      : []),
     ...(rounds.length > 1
       ? [
         `${rounds.length} rounds, each Iris (fresh servers) then the relay; a ratio's verdict uses its median over ` +
@@ -186,7 +211,8 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
       ]
       : []),
   );
-  const all = baseline ? [...targets, baseline] : targets;
+  const floor = rounds[rounds.length - 1]!.floor ?? null;
+  const all = [...targets, ...(baseline ? [baseline] : []), ...(floor ? [floor] : [])];
   return {
     figures: {
       params: { ...p, proto: ctx.args.proto, bundles: ctx.args.bundles, logins, workers, rounds: rounds.length },
@@ -194,6 +220,7 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
       baseline,
       ratios,
       rounds,
+      ...(floorRatios ? { floorRatios } : {}),
     },
     charts: [
       {
@@ -221,11 +248,13 @@ export const throughput: Scenario<ThroughputFigures> = async (ctx) => {
       ? [
         ...rounds.flatMap((r, i) => [
           `round ${i + 1}:`,
-          ...[...r.targets, ...(r.baseline ? [r.baseline] : [])].flatMap(targetSummary),
+          ...[...r.targets, ...(r.baseline ? [r.baseline] : []), ...(r.floor ? [r.floor] : [])].flatMap(targetSummary),
           ...r.ratios.flatMap(ratioLines),
+          ...(r.floorRatios ?? []).flatMap(ratioLines),
         ]),
         ...ratios.flatMap(ratioLines),
+        ...(floorRatios ?? []).flatMap(ratioLines),
       ]
-      : [...all.flatMap(targetSummary), ...ratios.flatMap(ratioLines)],
+      : [...all.flatMap(targetSummary), ...ratios.flatMap(ratioLines), ...(floorRatios ?? []).flatMap(ratioLines)],
   };
 };

@@ -1,6 +1,7 @@
 // The bench's bare relay (bench/baseline-relay.ts) over real WebSockets: as the throughput
 // yardstick it stays the original v1 relay (no flags granted, offline sends dropped); with
-// --ack-offline it is the offline flood's yardstick (offline sends answered "stored", bundles).
+// --ack-offline it is the offline flood's yardstick (offline sends answered "stored", bundles);
+// with --ack-sends every live send is answered "delivered" too (the frame floor of a v1 message).
 
 import { afterEach, expect, test } from "bun:test";
 import { type ServerProc, startBaseline } from "../../bench/lib/server.ts";
@@ -60,6 +61,34 @@ test("as the throughput yardstick: a flagged login is answered as the original v
   expect(frames(c.got[1]!)[0]).toMatchObject({ op: "deliver", id: "m2", from: "a" });
   expect(c.got.length).toBe(2);
   c.ws.close();
+});
+
+test("--ack-sends: a live send is delivered and answered SENT delivered; offline sends are still dropped", async () => {
+  relay = await startBaseline(["--ack-sends"]);
+  const a = await connect(relay.url);
+  const b = await connect(relay.url);
+  a.ws.send(encodeV1Client({ op: "login", user: "a", proto: "v1", flags: V1_FLAG_BUNDLE }));
+  b.ws.send(encodeV1Client({ op: "login", user: "b", proto: "v1" }));
+  await a.next(1);
+  await b.next(1);
+  expect(frames(a.got[0]!)).toEqual([{ op: "login_ok", user: "a", now: expect.any(Number) }]); // no flag granted
+  a.ws.send(send("m0", "nobody"));
+  a.ws.send(send("m1", "b"));
+  a.ws.send(send("m2", "b"));
+  await a.next(3);
+  await b.next(3);
+  expect(a.got.slice(1).map((m) => frames(m))).toEqual([
+    [{ op: "sent", id: "m1", status: "delivered" }],
+    [{ op: "sent", id: "m2", status: "delivered" }],
+  ]);
+  expect(b.got.slice(1).map((m) => frames(m)[0])).toMatchObject([
+    { op: "deliver", id: "m1", from: "a", seq: 1 },
+    { op: "deliver", id: "m2", from: "a", seq: 2 },
+  ]);
+  await Bun.sleep(100);
+  expect(a.got.length).toBe(3); // nothing for m0: offline sends are dropped without --ack-offline
+  a.ws.close();
+  b.ws.close();
 });
 
 test("--ack-offline: offline sends are answered stored, one SENT each for a plain login", async () => {

@@ -98,6 +98,18 @@ test("a run without bundled logins keeps the plain rows and says why the bundled
   expect(row("v1 saturation throughput, 1,000 conns, bundled v1")).toContain("not measured: no bundled v1 run");
 });
 
+test("--frame-floor is off unless asked; ratios to the relay answering sends are labelled as such", () => {
+  expect(parseArgs(["throughput"]).frameFloor).toBe(false);
+  expect(parseArgs(["throughput", "--frame-floor"]).frameFloor).toBe(true);
+  const floor = target("relay", false, 80_000, 12, 40_000, 2);
+  const plain = target("iris", false, 72_000, 15, 40_000, 4);
+  const r = ratiosOf(plain, floor, "relay answering sends");
+  expect(r.label).toBe(`${plain.label} / relay answering sends`);
+  expect(r.saturationThroughput).toBeCloseTo(0.9, 5);
+  expect(r.cpuPerMessage).toBeCloseTo(1.25, 5);
+  expect(ratiosOf(plain, floor).label).toBe(`${plain.label} / baseline`);
+});
+
 test("`all` measures both logins; a single throughput run measures the one asked for", () => {
   expect(parseArgs(["all"]).bothLogins).toBe(true);
   expect(parseArgs(["throughput"]).bothLogins).toBe(false);
