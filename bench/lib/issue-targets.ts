@@ -50,7 +50,11 @@ function throughputWhy(f: ThroughputFigures | undefined): string | null {
 
 /** The three throughput cells (throughput, CPU per message, paced p99) of one login kind. */
 function throughputRows(f: ThroughputFigures | undefined, login: Login): [Cell, Cell, Cell] {
-  const r = f?.ratios.find((k) => (k.bundles ?? false) === (login === "bundled"));
+  const ofLogin = (k: { bundles?: boolean }) => (k.bundles ?? false) === (login === "bundled");
+  const r = f?.ratios.find(ofLogin);
+  // With --frame-floor: the same ratio to the relay answering every send, the floor of the frames
+  // a plain v1 message moves (said beside the verdict, which stays against the plain relay).
+  const floor = f?.floorRatios?.find(ofLogin);
   const why = throughputWhy(f) ?? (r ? null : `no ${login} v1 run (add --both-logins)`);
   if (why || !r) return [NOT(why ?? "no ratio"), NOT(why ?? "no ratio"), NOT(why ?? "no ratio")];
   // With --rounds the ratio is the median of the rounds: the cell says so, with their range.
@@ -62,7 +66,9 @@ function throughputRows(f: ThroughputFigures | undefined, login: Login): [Cell, 
   };
   const cell = (k: RatioField, ok: (v: number) => boolean): Cell => {
     const v = r[k];
-    return v === null ? NOT("no figure") : [x(v) + of(k), verdict(ok(v))];
+    const w = floor?.[k];
+    const beside = typeof w === "number" ? `; ${num(w, 2)}x the relay answering sends` : "";
+    return v === null ? NOT("no figure") : [x(v) + of(k) + beside, verdict(ok(v))];
   };
   return [
     cell("saturationThroughput", (v) => v >= 0.9),

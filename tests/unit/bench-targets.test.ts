@@ -108,6 +108,14 @@ test("--frame-floor is off unless asked; ratios to the relay answering sends are
   expect(r.saturationThroughput).toBeCloseTo(0.9, 5);
   expect(r.cpuPerMessage).toBeCloseTo(1.25, 5);
   expect(ratiosOf(plain, floor).label).toBe(`${plain.label} / baseline`);
+  // In the issue table the floor ratio is said beside the cell; the verdict stays against the relay.
+  const relay = target("relay", false, 100_000, 10, 40_000, 2);
+  const f = {
+    throughput: { params, targets: [plain], baseline: relay, ratios: [ratiosOf(plain, relay)], floorRatios: [r] },
+  } as unknown as RunFigures;
+  const row = issueTargetLines(f).find((l) => l.startsWith("v1 server CPU per message at saturation, plain v1"))!;
+  expect(row).toContain("1.50x relay; 1.25x the relay answering sends");
+  expect(row).toContain("NOT met");
 });
 
 test("`all` measures both logins; a single throughput run measures the one asked for", () => {
