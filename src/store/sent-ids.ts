@@ -111,9 +111,9 @@ export class SentIds {
   }
 
   /** The position of the tail's first record of the key, or -1. */
-  #tailFirst(recipient: string, sender: string, msgId: string, { h, h1, h2 }: KeyHashes): number {
+  #tailFirst(recipient: string, sender: string, msgId: string, { h }: KeyHashes): number {
     const tail = this.#tail;
-    const from = this.#tailIndex.first(h, h1, h2);
+    const from = this.#tailIndex.first(h);
     if (from < 0) return -1;
     // Later records with the same hash: the same key again, or (rarely) another key it collides with.
     for (let i = from; i < tail.n; i++) {

@@ -13,20 +13,16 @@ import type { KeyColumns } from "./key-columns.ts";
 /** Entries of a new index (it doubles as the tail grows; at most half full). */
 const FIRST_ENTRIES = 1024;
 
-/**
- * Where a key's probe starts: the low 32 bits of its 53-bit hash (key-columns.ts foldHash: h1's
- * low 11 bits over h2's low 21), so records with the same hash always start at the same slot.
- */
-function slotBits(h1: number, h2: number): number {
-  return ((h1 & 0x7ff) << 21) | (h2 & 0x1fffff);
-}
-
 export class TailIndex {
   #at = new Int32Array(FIRST_ENTRIES);
   #size = 0;
 
-  /** `tail`: the columns indexed (its `h` and `h2` are read by position; its arrays may be replaced as it grows). */
-  constructor(private readonly tail: Pick<KeyColumns, "h" | "h1" | "h2">) {}
+  /**
+   * `tail`: the columns indexed (its 53-bit hashes `h`, read by position; the array may be replaced
+   * as it grows). A probe starts at the hash's low bits: `h & mask` takes them exactly (ToInt32 of
+   * a safe integer is its low 32 bits), so records with the same hash start at the same slot.
+   */
+  constructor(private readonly tail: Pick<KeyColumns, "h">) {}
 
   /** Hashes held. */
   get size(): number {
@@ -38,7 +34,7 @@ export class TailIndex {
     if (2 * (this.#size + 1) > this.#at.length) this.#grow();
     const h = this.tail.h[pos]!;
     const mask = this.#at.length - 1;
-    for (let i = slotBits(this.tail.h1[pos]!, this.tail.h2[pos]!) & mask;; i = (i + 1) & mask) {
+    for (let i = h & mask;; i = (i + 1) & mask) {
       const v = this.#at[i]!;
       if (v === 0) {
         this.#at[i] = pos + 1;
@@ -49,10 +45,10 @@ export class TailIndex {
     }
   }
 
-  /** The first position of hash `h` (foldHash of the key's two 32-bit hashes `h1`, `h2`), or -1. */
-  first(h: number, h1: number, h2: number): number {
+  /** The first position of 53-bit hash `h` (key-columns.ts foldHash), or -1. */
+  first(h: number): number {
     const mask = this.#at.length - 1;
-    for (let i = slotBits(h1, h2) & mask;; i = (i + 1) & mask) {
+    for (let i = h & mask;; i = (i + 1) & mask) {
       const v = this.#at[i]!;
       if (v === 0) return -1;
       if (this.tail.h[v - 1] === h) return v - 1;
@@ -73,7 +69,7 @@ export class TailIndex {
     for (let k = 0; k < old.length; k++) {
       const v = old[k]!;
       if (v === 0) continue;
-      let i = slotBits(this.tail.h1[v - 1]!, this.tail.h2[v - 1]!) & mask;
+      let i = this.tail.h[v - 1]! & mask;
       while (this.#at[i] !== 0) i = (i + 1) & mask;
       this.#at[i] = v;
     }
