@@ -105,6 +105,9 @@ export class InboxStore {
    * Per user, a seq that users.seq_reserved is known to be at least (in the file or the open
    * transaction): an append at or below it needs no upsert. In a flood into thousands of inboxes
    * that upsert touched one users row per row stored; owners store only seqs they reserved.
+   * Learned from the users row at a user's first append, not at a reservation: every login
+   * reserves, and an idle logged-in user's entry (~160 bytes of this thread's heap) bought
+   * nothing (issue 14). A known user's later reservations still move it.
    */
   readonly #reservedAtLeast = new Map<string, number>();
   /** Exact total row count, or undefined until first asked for. */
@@ -120,6 +123,7 @@ export class InboxStore {
   readonly #log: InboxLog;
   // Hot-path statements (bun:sqlite, see header).
   readonly #bumpReserved: Statement;
+  readonly #seqReserved: Statement<{ seq_reserved: number }, [string]>;
   readonly #reserve: Statement<{ seq_reserved: number; last_seen: number }, [string, number]>;
   // Cold paths: drizzle, prepared once.
   readonly #q: ReturnType<typeof prepareColdQueries>;
@@ -145,6 +149,7 @@ export class InboxStore {
     this.#bumpReserved = db.prepare(
       "INSERT INTO users (id, seq_reserved) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET seq_reserved = excluded.seq_reserved WHERE excluded.seq_reserved > users.seq_reserved",
     );
+    this.#seqReserved = db.prepare<{ seq_reserved: number }, [string]>("SELECT seq_reserved FROM users WHERE id = ?1");
     // The WHERE keeps the counter a safe JS integer: past 2^53 - 1 the row is
     // left unchanged and nothing is returned.
     // last_seen comes back with it: a box's load needs both (one statement per login, not two).
@@ -237,7 +242,7 @@ export class InboxStore {
       throw new RangeError(`sequence space exhausted for user ${JSON.stringify(user)}`);
     }
     const last = row.seq_reserved;
-    this.#knowReserved(user, last);
+    if (this.#reservedAtLeast.has(user)) this.#knowReserved(user, last);
     return { first: last - count + 1, last, lastSeen: row.last_seen };
   }
 
@@ -289,7 +294,9 @@ export class InboxStore {
       this.#log.endAppend();
       for (const [recipient, seq] of maxSeq ?? []) {
         this.#bumpReserved.run(recipient, seq);
-        this.#knowReserved(recipient, seq);
+        // What the row holds now: the whole reservation this seq came from, so the rest of the
+        // block needs no upsert either (one read a user per block, not one upsert a row).
+        this.#knowReserved(recipient, this.#seqReserved.get(recipient)?.seq_reserved ?? seq);
       }
       if (this.#total !== undefined) this.#total += stored;
       return results;
@@ -372,6 +379,11 @@ export class InboxStore {
       this.#subtract(user, deleted);
       return deleted;
     });
+  }
+
+  /** Users whose reservation this store has learned (see #reservedAtLeast): a login adds none. */
+  reservationsKnown(): number {
+    return this.#reservedAtLeast.size;
   }
 
   /** Rows currently stored for `user` (cached; one COUNT on first touch). */

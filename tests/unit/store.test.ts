@@ -635,8 +635,16 @@ describe("sequences and users", () => {
     const path = freshPath();
     const store = open(path, { countCacheMax: 2 });
     store.reserveSeqs("bob", 10);
-    store.append([row("bob", 1), row("bob", 10)]); // under the reservation: seq_reserved stays 10
+    store.reserveSeqs("zoe", 5);
+    expect(store.reservationsKnown()).toBe(0); // a reservation alone (every login) is not kept
+    store.append([row("bob", 1)]); // learns bob's whole reservation from his row
+    expect(store.reservationsKnown()).toBe(1);
+    store.append([row("bob", 10)]); // under the reservation: seq_reserved stays 10
     expect(store.getUser("bob")?.seqReserved).toBe(10);
+    store.reserveSeqs("bob", 10); // a known user's next block moves what is known
+    expect(store.reservationsKnown()).toBe(1);
+    store.append([row("bob", 20)]);
+    expect(store.getUser("bob")?.seqReserved).toBe(20);
     // A raise inside a transaction that rolls back must not be taken as known afterwards.
     expect(() =>
       store.transaction(() => {
@@ -644,7 +652,7 @@ describe("sequences and users", () => {
         throw new Error("roll back");
       })
     ).toThrow("roll back");
-    expect(store.getUser("bob")?.seqReserved).toBe(10);
+    expect(store.getUser("bob")?.seqReserved).toBe(20);
     store.append([row("bob", 30)]);
     expect(store.getUser("bob")?.seqReserved).toBe(30);
     // Past the cache's bound the oldest user is forgotten and upserted again (never skipped wrongly).
