@@ -64,7 +64,7 @@ class FakeSocket implements Transport {
     if (b[at] === 0x41) return b.length - at; // LOGIN_OK (alone in its message)
     throw new Error(`unexpected server frame 0x${b[at]!.toString(16)}`);
   }
-  buffered(): number {
+  getBufferedAmount(): number {
     return 0;
   }
   close(code: number, reason: string): void {

@@ -14,10 +14,10 @@ import type { Admission } from "./admission.ts";
 import { assetRoutes } from "./assets.ts";
 import { adminRoutes } from "./admin.ts";
 import type { Sessions } from "./session.ts";
-import { WsConn } from "./transports.ts";
+import type { Session } from "./session.ts";
 
 /** Per-socket data: the session is created when the socket opens (and the socket's transport). */
-export type WsData = WsConn;
+export type WsData = Session | null;
 
 export interface HttpDeps {
   settings: Settings;
@@ -173,7 +173,7 @@ export function upgradeWebSocket(admission: Admission, req: Request, srv: Server
   if (why) {
     return new Response(`${why}; retry later\n`, { status: 503, headers: { "retry-after": String(RETRY_AFTER_S) } });
   }
-  if (srv.upgrade(req, { data: new WsConn() })) return undefined;
+  if (srv.upgrade(req, { data: null })) return undefined; // the session is made at open
   admission.settle();
   return new Response("websocket upgrade failed\n", { status: 426 });
 }

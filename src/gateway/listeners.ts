@@ -60,19 +60,17 @@ export function listenWebSocket(
       open(ws: ServerWebSocket<WsData>) {
         ws.binaryType = "uint8array"; // not a Buffer per message (see bytesOf)
         admission.settle();
-        const c = ws.data;
-        c.ws = ws;
-        c.s = sessions.open(c, false);
+        ws.data = sessions.open(ws, false); // the socket is the session's transport (transports.ts)
       },
       message(ws: ServerWebSocket<WsData>, data: string | Uint8Array) {
-        const sess = ws.data.s;
+        const sess = ws.data;
         if (sess) sessions.onData(sess, typeof data === "string" ? data : bytesOf(data));
       },
       drain(ws: ServerWebSocket<WsData>) {
-        if (ws.data.s) sessions.onDrain(ws.data.s);
+        if (ws.data) sessions.onDrain(ws.data);
       },
       close(ws: ServerWebSocket<WsData>) {
-        if (ws.data.s) sessions.onClose(ws.data.s);
+        if (ws.data) sessions.onClose(ws.data);
       },
     },
   });

@@ -11,7 +11,7 @@
 
 import { BUNDLE_MAX_BYTES, OUTBOX_HOLD_MS } from "../limits.ts";
 import { type BundleDelivery, bundleOf, encodeDeliveries, V1_FLAG_BUNDLE } from "../protocol/v1-bundle.ts";
-import type { Transport } from "./transports.ts";
+import { corkedOk, type Transport } from "./transports.ts";
 import { stageProbe } from "../observe/stage-probe.ts";
 
 /** Writes queued frames: one as itself, several as a BUNDLE or corked; false if a write was dropped. */
@@ -22,7 +22,7 @@ function writeAll(t: Transport, out: (string | Uint8Array)[], bundle: boolean, b
   const writes = () => {
     for (const f of out) if (ok && t.send(f) === 0) ok = false;
   };
-  if (t.cork) return t.cork(writes) && ok;
+  if (t.cork) return corkedOk(t.cork(writes)) && ok;
   writes();
   return ok;
 }

@@ -17,7 +17,7 @@ import {
   frameStart,
   joinedBodies,
 } from "../router/frame-page.ts";
-import { TcpTransport, type Transport } from "./transports.ts";
+import { corkedOk, TcpTransport, type Transport } from "./transports.ts";
 
 /**
  * Writes the page; false if the socket refused a write (the connection is unusable), or if the page
@@ -41,7 +41,7 @@ export function writeFramePage(t: Transport, proto: Encoding, bundle: boolean, p
   const writes = () => {
     for (const m of messages) if (ok && t.send(m) === 0) ok = false;
   };
-  if (t.cork) return t.cork(writes) && ok;
+  if (t.cork) return corkedOk(t.cork(writes)) && ok;
   writes();
   return ok;
 }

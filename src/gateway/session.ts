@@ -83,7 +83,7 @@ import { refilled, TokenBucket } from "./rate.ts";
 import { RefusalFence, RETRYABLE_REFUSALS } from "./refusal-fence.ts";
 import { type InFlight, SendChain, SLOW_ANSWER_MS } from "./send-chain.ts";
 import { AdminRelay } from "./admin-relay.ts";
-import type { Transport } from "./transports.ts";
+import { corkedOk, type Transport } from "./transports.ts";
 
 /** A v0 sender's packets read while it must wait (see v0Wait): made on its first wait, dropped after. */
 interface V0Held {
@@ -841,7 +841,9 @@ export class Sessions {
     // Many items (a backlog page): one socket write for all of them.
     let last = 0;
     const corked = m.items.length > 1 && s.t.cork !== undefined;
-    const ok = corked ? s.t.cork!(() => (last = this.writeDeliveries(s, m))) : (last = this.writeDeliveries(s, m)) >= 0;
+    const ok = corked
+      ? corkedOk(s.t.cork!(() => (last = this.writeDeliveries(s, m))))
+      : (last = this.writeDeliveries(s, m)) >= 0;
     if (!ok || last < 0) return this.disconnect(s, Disconnects.socketDropped);
     // v0 cannot ack: the seed's rule is that a row is gone once written to the socket.
     if (s.proto === "v0" && last > 0) {
@@ -888,7 +890,9 @@ export class Sessions {
     else {
       ok = this.outbox.flush(s) && s.state === "open";
       let last = 0;
-      if (ok) ok = s.t.cork ? s.t.cork(() => (last = this.writeDeliveries(s, m))) : this.writeDeliveries(s, m) >= 0;
+      if (ok) {
+        ok = s.t.cork ? corkedOk(s.t.cork(() => (last = this.writeDeliveries(s, m)))) : this.writeDeliveries(s, m) >= 0;
+      }
       if (last < 0) ok = false;
     }
     if (stageProbe && m.items.length === 1 && m.items[0]!.t0 > 0) stageProbe.queuedFor(s, m.items[0]!.t0);
@@ -932,7 +936,7 @@ export class Sessions {
   private updateFlow(s: Session, page: boolean): void {
     // The socket's own buffer only: frames still queued in the outbox leave at the end of this
     // turn, and a flow owed on their account would wait for a drain event that never comes.
-    const buffered = s.t.buffered();
+    const buffered = s.t.getBufferedAmount();
     if (buffered > this.host.settings.slowConsumerBytes) {
       if (s.flow !== "owed") {
         if (!page && s.flow === "clear") this.postFlow(s, false);
@@ -960,7 +964,7 @@ export class Sessions {
   onDrain(s: Session): void {
     if (s.state !== "open" || s.flow === "clear") return;
     const resumeAt = s.flow === "owed" ? this.host.settings.slowConsumerBytes / 2 : PAGE_FLOW_RESUME_BYTES;
-    if (s.t.buffered() > resumeAt) return;
+    if (s.t.getBufferedAmount() > resumeAt) return;
     s.flow = "clear";
     this.flowRecheck.disarm(s);
     this.postFlow(s, true);

@@ -130,7 +130,7 @@ class Recorder implements Transport {
     this.raw.push(d as Uint8Array);
     return 1;
   }
-  buffered = () => 0;
+  getBufferedAmount = () => 0;
   close(c: number): void {
     this.closed = c;
   }

@@ -105,7 +105,7 @@ describe("corked TCP writes", () => {
       t.send(bytes(1, 2, 3));
       t.send(bytes(4, 5, 6));
     });
-    expect(t.buffered()).toBe(2);
+    expect(t.getBufferedAmount()).toBe(2);
     t.send(bytes(7)); // queued behind the rest, never ahead of it
     t.flush();
     t.flush();

@@ -26,7 +26,7 @@ class Recorder implements Transport {
     this.group = null;
     return true;
   }
-  buffered = () => 0;
+  getBufferedAmount = () => 0;
   close(): void {}
   pause(): void {}
   resume(): void {}

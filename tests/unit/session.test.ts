@@ -29,7 +29,7 @@ class FakeTransport implements Transport {
     if (typeof d === "string") this.frames.push(decodeJsonServer(d));
     return 1;
   }
-  buffered(): number {
+  getBufferedAmount(): number {
     return this.buffer;
   }
   close(code: number, reason: string): void {
