@@ -56,7 +56,7 @@ export interface BenchArgs {
   frameFloor: boolean;
   /** Iris starts with --auto-tune, as an operator starts it (docs/OPERATIONS.md, Auto-tune). */
   autoTune: boolean;
-  /** throughput: rounds of Iris then the relay in one run; its ratios are the rounds' medians. */
+  /** throughput, connections: rounds of Iris then the relay in one run; verdicts use the rounds' medians. */
   rounds: number;
 }
 
@@ -95,8 +95,9 @@ scenarios: ${SCENARIOS.join(", ")}
   --frame-floor        throughput: also run the relay with --ack-sends (each send answered SENT, the
                        frames a v1 message moves through Iris and no other work) and print Iris's
                        ratios to it too; the issue-14 ratios stay against the plain relay
-  --rounds N           throughput (and \`all\`'s): N rounds of Iris then the relay, each on fresh servers;
-                       every round's ratios are printed, and the verdicts use their medians (default 1)
+  --rounds N           throughput and connections (and \`all\`'s): N rounds of Iris then the relay, each
+                       on fresh servers; every round's figures are printed, and the verdicts use their
+                       medians (default 1)
 `;
 
 export class ArgsError extends Error {}

@@ -4,7 +4,7 @@
 
 import type { DrainFigures } from "../scenarios/drain.ts";
 import type { FloodFigures } from "../scenarios/offline-flood.ts";
-import type { ConnectionsFigures } from "../scenarios/connections.ts";
+import { type ConnectionsFigures, type PerConnSpread, perConnSpread } from "../scenarios/connections.ts";
 import type { Login, RatioField, ThroughputFigures } from "../scenarios/throughput.ts";
 import { num, table } from "./format.ts";
 
@@ -117,9 +117,12 @@ function floodRow(f: FloodFigures | undefined, login: Login): Cell {
 
 function connRow(f: ConnectionsFigures | undefined): [string, string] {
   if (!f) return NOT("connections did not run");
-  const l = f.target.levels.find((v) => v.connections === 10_000);
-  if (!l || l.perConnKb === null) return NOT("no 10,000-connection level in this run");
-  return [`${num(l.perConnKb, 2)} KB`, verdict(l.perConnKb <= 2.5)];
+  const iris = perConnSpread(f, 10_000, "target");
+  if (iris === null) return NOT("no 10,000-connection level in this run");
+  const relay = perConnSpread(f, 10_000, "baseline");
+  const kb = (s: PerConnSpread) =>
+    s.n > 1 ? `${num(s.median, 2)} KB (${num(s.lo, 2)}–${num(s.hi, 2)}, median of ${s.n})` : `${num(s.median, 2)} KB`;
+  return [`${kb(iris)}${relay ? `; relay ${kb(relay)}` : ""}`, verdict(iris.median <= 2.5)];
 }
 
 /** The table's lines. */

@@ -7,6 +7,7 @@ import { parseArgs } from "../../bench/lib/args.ts";
 import { loginsOf, medianRatios, ratioLines, ratiosOf } from "../../bench/scenarios/throughput.ts";
 import type { TargetFigures } from "../../bench/scenarios/pairs-load.ts";
 import { type FloodRun, ratioLine } from "../../bench/scenarios/offline-flood.ts";
+import { type ConnectionsFigures, perConnSpread, roundLines } from "../../bench/scenarios/connections.ts";
 
 const drainCase = (proto: "v0" | "v1", messages: number, lastMs: number) => ({
   proto,
@@ -235,4 +236,48 @@ test("one round's ratios are its own, unchanged; --rounds takes a positive count
   expect(parseArgs(["throughput"]).rounds).toBe(1);
   expect(parseArgs(["throughput", "--rounds", "3"]).rounds).toBe(3);
   expect(() => parseArgs(["throughput", "--rounds", "0"])).toThrow("--rounds needs a positive integer");
+});
+
+// A connections run: KB per connection at 5k and 10k for each round (Iris, relay).
+const connRun = (rounds: [number, number][][]): ConnectionsFigures => {
+  const ramp = (label: string, kb: number[]) => ({
+    label,
+    rssBeforeKb: 1,
+    levels: [5000, 10_000].map((c, i) => ({ connections: c, perConnKb: kb[i] })),
+    rssAfterCloseKb: 1,
+    totalConnectMs: 1,
+  });
+  const last = rounds[rounds.length - 1]!;
+  return {
+    params: { levels: [5000, 10_000], workers: 2, proto: "v1", settleMs: 1500, rounds: rounds.length },
+    target: ramp("iris", last.map(([i]) => i)),
+    baseline: ramp("baseline relay", last.map(([, b]) => b)),
+    perConnRatio: [],
+    rounds: rounds.map((r) => ({ target: r.map(([i]) => i), baseline: r.map(([, b]) => b) })),
+  } as unknown as ConnectionsFigures;
+};
+
+test("the idle row: one round is judged on itself; with --rounds on the median at 10k, with the range and the relay's", () => {
+  const idleRow = (f: ConnectionsFigures) =>
+    issueTargetLines({ connections: f } as RunFigures).find((l) => l.startsWith("idle logged-in"))!;
+  const one = idleRow(connRun([[[3.1, 3.8], [2.48, 2.47]]]));
+  expect(one).toContain("2.48 KB; relay 2.47 KB");
+  expect(one).toMatch(/ met$/);
+  expect(one).not.toContain("NOT met");
+  // Three rounds: 2.61, 2.40, 2.45 at 10k. The last round alone (2.61) would fail; the median passes.
+  const f = connRun([[[3, 4], [2.4, 2.5]], [[3, 4], [2.45, 2.44]], [[3, 4], [2.61, 2.46]]]);
+  expect(perConnSpread(f, 10_000, "target")).toEqual({ median: 2.45, lo: 2.4, hi: 2.61, n: 3 });
+  expect(perConnSpread(f, 10_000, "baseline")).toEqual({ median: 2.46, lo: 2.44, hi: 2.5, n: 3 });
+  expect(perConnSpread(f, 15_000, "target")).toBeNull();
+  const row = idleRow(f);
+  expect(row).toContain("2.45 KB (2.40–2.61, median of 3); relay 2.46 KB (2.44–2.50, median of 3)");
+  expect(row).toMatch(/ met$/);
+  expect(row).not.toContain("NOT met");
+  expect(idleRow(connRun([[[3, 4], [2.6, 2.5]], [[3, 4], [2.52, 2.44]], [[3, 4], [2.3, 2.46]]]))).toContain("NOT met");
+  expect(roundLines(f)).toEqual([
+    "KB/conn, median of 3 rounds (range); the table above is the last round:",
+    "  iris: 5,000 3.00 (3.00–3.00), 10,000 2.45 (2.40–2.61)",
+    "  baseline relay: 5,000 4.00 (4.00–4.00), 10,000 2.46 (2.44–2.50)",
+  ]);
+  expect(roundLines(connRun([[[3, 4], [2.4, 2.5]]]))).toEqual([]);
 });
