@@ -13,10 +13,9 @@ import { userIdProblem } from "../protocol/index.ts";
 import type { Admission } from "./admission.ts";
 import { assetRoutes } from "./assets.ts";
 import { adminRoutes } from "./admin.ts";
-import type { Sessions } from "./session.ts";
-import type { Session } from "./session.ts";
+import type { Session, Sessions } from "./session.ts";
 
-/** Per-socket data: the session is created when the socket opens (and the socket's transport). */
+/** Per-socket data: the socket's session, made when it opens (the socket is its transport). */
 export type WsData = Session | null;
 
 export interface HttpDeps {
