@@ -66,6 +66,12 @@ export interface ConnectionsFigures {
   rounds?: ConnRound[];
 }
 
+/** A round's KB per connection at each level, from its ramps. */
+function roundOf(target: RampFigures, baseline: RampFigures | null): ConnRound {
+  const kb = (r: RampFigures) => r.levels.map((l) => l.perConnKb);
+  return { target: kb(target), baseline: baseline ? kb(baseline) : null };
+}
+
 /** A level's KB per connection over the rounds: median, lowest, highest and how many rounds had it. */
 export interface PerConnSpread {
   median: number;
@@ -82,12 +88,9 @@ export interface PerConnSpread {
 export function perConnSpread(f: ConnectionsFigures, conns: number, who: "target" | "baseline"): PerConnSpread | null {
   const at = f.params.levels.indexOf(conns);
   if (at < 0) return null;
-  const rounds = f.rounds ?? [{ target: f.target.levels.map((l) => l.perConnKb), baseline: null }];
+  const rounds = f.rounds ?? [roundOf(f.target, f.baseline)]; // results written before --rounds
   const vs = rounds.map((r) => r[who]?.[at]).filter((v): v is number => typeof v === "number");
-  if (vs.length === 0) {
-    const last = f[who]?.levels[at]?.perConnKb;
-    return typeof last === "number" ? { median: last, lo: last, hi: last, n: 1 } : null;
-  }
+  if (vs.length === 0) return null;
   return { median: median(vs), lo: Math.min(...vs), hi: Math.max(...vs), n: vs.length };
 }
 
@@ -229,8 +232,7 @@ export const connections: Scenario<ConnectionsFigures> = async (ctx) => {
           await b.stop();
         }
       }
-      const kb = (f: RampFigures) => f.levels.map((l) => l.perConnKb);
-      rounds.push({ target: kb(target), baseline: baseline ? kb(baseline) : null });
+      rounds.push(roundOf(target, baseline));
     }
   } finally {
     await lg.close();

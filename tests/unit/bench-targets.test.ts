@@ -280,4 +280,8 @@ test("the idle row: one round is judged on itself; with --rounds on the median a
     "  baseline relay: 5,000 4.00 (4.00–4.00), 10,000 2.46 (2.44–2.50)",
   ]);
   expect(roundLines(connRun([[[3, 4], [2.4, 2.5]]]))).toEqual([]);
+  // Results written before --rounds: the one ramp of each is the only round.
+  const old = { ...connRun([[[3, 4], [2.4, 2.5]]]), rounds: undefined };
+  expect(perConnSpread(old, 10_000, "baseline")).toEqual({ median: 2.5, lo: 2.5, hi: 2.5, n: 1 });
+  expect(perConnSpread({ ...old, baseline: null }, 10_000, "baseline")).toBeNull();
 });
