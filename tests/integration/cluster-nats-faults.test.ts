@@ -30,8 +30,9 @@ let timeline: string[] = [];
 let testStart = 0;
 const mark = (phase: string) => timeline.push(`${phase} +${Date.now() - testStart} ms`);
 
-/** Runs a test body; on any failure prints the timeline, every node's log tail and view, the
- * NATS servers' log tails, and rethrows. */
+/** Runs a test body; on any failure prints every node's log tail and view, the NATS servers' log
+ * tails, then the timeline, and rethrows. The timeline and the error (which carries what the test
+ * saw) come last: a CI log keeps the lines just before a failed test's result. */
 async function explained(body: () => Promise<void>): Promise<void> {
   timeline = [];
   testStart = Date.now();
@@ -39,8 +40,8 @@ async function explained(body: () => Promise<void>): Promise<void> {
     await body();
   } catch (e) {
     mark(`failed: ${String(e).split("\n")[0]}`);
-    console.log(`TIMELINE ${timeline.join(" | ")}`);
     await dumpCluster();
+    console.log(`TIMELINE ${timeline.join(" | ")}`);
     throw e;
   }
 }
@@ -92,10 +93,10 @@ function diagnose(sent: Sent[], got: Map<string, string[]>): string {
   return `unacked: ${unacked.join(" ")}\nmissing: ${missing.join(" ")}\nclients: ${stats.join(" ")}`;
 }
 
+/** Waits for `cond`; when it times out, the error carries `explain()`'s account of what was seen. */
 async function waitOrExplain(cond: () => boolean, what: string, ms: number, explain: () => string): Promise<void> {
   await until(cond, what, ms).catch((e) => {
-    console.log(explain());
-    throw e;
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${explain()}`);
   });
 }
 
