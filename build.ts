@@ -12,7 +12,12 @@ const t0 = performance.now();
 const assets = { ...(await buildSdk("dist/sdk")), ...(await buildConsole("dist/console")) };
 const result = await Bun.build({
   // Workers are separate entry points so `new Worker(new URL(...))` resolves inside the binary.
-  entrypoints: ["src/main.ts", "src/host/shard-worker.ts", "src/host/writer-worker.ts"],
+  entrypoints: [
+    "src/main.ts",
+    "src/host/shard-worker.ts",
+    "src/host/writer-worker.ts",
+    "src/host/checkpoint-worker.ts",
+  ],
   compile: { outfile },
   // Keep identifiers so stack traces in logs stay readable without a sourcemap beside the binary.
   minify: { whitespace: true, syntax: true, identifiers: false },

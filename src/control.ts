@@ -90,7 +90,20 @@ export type WriterReport =
   | { t: "drained" } // every shard said bye and all was committed
   | { t: "closed" };
 
-export type WorkerReport = ShardReport | WriterReport;
+// ---- supervisor → checkpointer (host/checkpoint-worker.ts) ----
+
+export type CheckpointerControl =
+  | { t: "init"; path: string; metrics: SharedArrayBuffer; logLevel: Level; logFormat: LogFormat }
+  | { t: "close" }; // stop passing and close the connection (before the writer closes the file)
+
+// ---- checkpointer → supervisor ----
+
+export type CheckpointerReport =
+  | { t: "checkpointing" } // its connection is open and the first pass is scheduled
+  | { t: "fatal"; error: string }
+  | { t: "closed" };
+
+export type WorkerReport = ShardReport | WriterReport | CheckpointerReport;
 
 const SHARD_CONTROL_TAGS: Record<ShardControl["t"], true> = {
   init: true,
@@ -116,7 +129,12 @@ const WRITER_CONTROL_TAGS: Record<WriterControl["t"], true> = {
   expect: true,
   close: true,
 };
+const CHECKPOINTER_CONTROL_TAGS: Record<CheckpointerControl["t"], true> = {
+  init: true,
+  close: true,
+};
 const REPORT_TAGS: Record<WorkerReport["t"], true> = {
+  checkpointing: true,
   listening: true,
   fatal: true,
   stopped: true,
@@ -135,6 +153,7 @@ const tagIn = (table: Record<string, true>, v: unknown): boolean =>
 // stray value (or a future kind this build does not know) from reaching a handler.
 export const isShardControl = (v: unknown): v is ShardControl => tagIn(SHARD_CONTROL_TAGS, v);
 export const isWriterControl = (v: unknown): v is WriterControl => tagIn(WRITER_CONTROL_TAGS, v);
+export const isCheckpointerControl = (v: unknown): v is CheckpointerControl => tagIn(CHECKPOINTER_CONTROL_TAGS, v);
 export const isWorkerReport = (v: unknown): v is WorkerReport => tagIn(REPORT_TAGS, v);
 
 // ---- the binary → whoever started it ----

@@ -256,6 +256,16 @@ export const INBOX_INDEX_BATCH = 65_536;
 export const INBOX_INDEX_SLICE = 8192;
 
 /**
+ * The WAL's checkpointer (store/checkpointer.ts) passes over it this often while commits add pages.
+ * A flood's WAL grows by ~30–40 MB a second here, so a pass copies ~10 MB on its own thread, and
+ * the writer's 64 MiB autocheckpoint finds little left. Shorter gaps copy a page that commits keep
+ * changing (the log's last page, index leaves) more often: 50 ms and 250 ms measured alike.
+ */
+export const CHECKPOINT_PASS_BUSY_MS = 250;
+/** With nothing new in the WAL the gap doubles up to this, so an idle server wakes once a second. */
+export const CHECKPOINT_PASS_IDLE_MS = 1000;
+
+/**
  * Log ids per expiry span (store/inbox-spans.ts): a span's row is rewritten once per group commit
  * that appends to it, and an expiry reads at most this many ids from a span it only partly expires.
  * The spans listing rows stored before migration 7 are this size too (that migration's SQL).

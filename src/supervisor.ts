@@ -1,8 +1,15 @@
-// The main thread: starts the storage writer and N router shards, wires their ports (writer↔each
-// shard, shard↔shard), restarts any that dies, and runs the graceful shutdown sequence.
+// The main thread: starts the storage writer, the WAL's checkpointer and N router shards, wires
+// their ports (writer↔each shard, shard↔shard), restarts any that dies, and runs the graceful
+// shutdown sequence.
 
 import type { Settings } from "./config/schema.ts";
-import { isWorkerReport, type ShardControl, type WorkerReport, type WriterControl } from "./control.ts";
+import {
+  type CheckpointerControl,
+  isWorkerReport,
+  type ShardControl,
+  type WorkerReport,
+  type WriterControl,
+} from "./control.ts";
 import {
   CONTROL_REPLY_TIMEOUT_MS,
   CRASH_WINDOW_MS,
@@ -38,6 +45,7 @@ export interface SupervisorOptions {
 
 const shardUrl = new URL("./host/shard-worker.ts", import.meta.url).href;
 const writerUrl = new URL("./host/writer-worker.ts", import.meta.url).href;
+const checkpointerUrl = new URL("./host/checkpoint-worker.ts", import.meta.url).href;
 
 /**
  * When every thread collects (fed each memory sample). From GC_BAND_OF_SPILL of the spill
@@ -98,7 +106,7 @@ export function restartDelay(recentCrashes: number): number {
 type ReportOf<T extends WorkerReport["t"]> = Extract<WorkerReport, { t: T }>;
 
 /** A supervised worker: its control channel, its reports, and its recent crashes. */
-export class Thread<C extends ShardControl | WriterControl> {
+export class Thread<C extends ShardControl | WriterControl | CheckpointerControl> {
   worker: Worker | null = null;
   crashes: number[] = []; // timestamps of recent crashes, for backoff
   private waiters: { t: WorkerReport["t"]; resolve: (m: WorkerReport) => void }[] = [];
@@ -174,6 +182,7 @@ export class Supervisor {
   readonly metricsBuf: SharedArrayBuffer;
   private readonly metrics: SlotMetrics;
   private readonly writer = new Thread<WriterControl>("writer");
+  private readonly checkpointer = new Thread<CheckpointerControl>("checkpointer");
   private readonly shards: Thread<ShardControl>[];
   private stopping = false;
   port = 0;
@@ -188,6 +197,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     await this.startWriter();
+    await this.startCheckpointer();
     // Shard 0 binds first (the port may be 0 = pick one); the rest join it with reusePort.
     this.port = this.o.settings.port;
     for (let i = 0; i < this.shards.length; i++) await this.startShard(i);
@@ -259,6 +269,37 @@ export class Supervisor {
   }
 
   private writerDrained: (() => void) | null = null;
+
+  /**
+   * The WAL's checkpointer (store/checkpointer.ts). Not needed for correctness: without it the
+   * writer's own autocheckpoint does the copying, so a failure to start is logged, not fatal.
+   */
+  private async startCheckpointer(): Promise<void> {
+    const s = this.o.settings;
+    const w = new Worker(checkpointerUrl);
+    this.checkpointer.attach(w, () => this.onCheckpointerExit(), () => {});
+    this.checkpointer.post({
+      t: "init",
+      path: `${s.dataDir}/iris.db`,
+      metrics: this.metricsBuf,
+      logLevel: s.logLevel,
+      logFormat: s.logFormat,
+    });
+    const r = await this.checkpointer.waitFor("checkpointing").catch((e: Error) => ({ t: "fatal", error: e.message }));
+    if (r.t === "fatal") {
+      this.checkpointer.abandon(); // not a crash: no restart loop; the writer checkpoints alone
+      log.warn("WAL checkpointer did not start; the writer checkpoints alone", { error: r.error });
+    }
+  }
+
+  private onCheckpointerExit(): void {
+    if (this.stopping) return;
+    const delay = restartDelay(this.checkpointer.crashed());
+    log.warn("WAL checkpointer died; restarting", { delayMs: delay });
+    setTimeout(() => {
+      if (!this.stopping) void this.startCheckpointer();
+    }, delay);
+  }
 
   private async startShard(i: number): Promise<void> {
     const s = this.o.settings;
@@ -436,6 +477,10 @@ export class Supervisor {
       live.map((t) => (t.post({ t: "finish" }), t.waitFor("finished", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null))),
     );
     await Promise.race([drained, new Promise((r) => setTimeout(r, SHUTDOWN_STEP_TIMEOUT_MS))]);
+    // The checkpointer's connection first: the writer's close, as the last one, removes the WAL.
+    this.checkpointer.post({ t: "close" });
+    await this.checkpointer.waitFor("closed", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null);
+    this.checkpointer.worker?.terminate();
     this.writer.post({ t: "close" });
     await this.writer.waitFor("closed", SHUTDOWN_STEP_TIMEOUT_MS).catch(() => null);
     for (const t of [...this.shards, this.writer]) t.worker?.terminate();

@@ -8,7 +8,7 @@ import type { Context } from "hono";
 import type { TokenVerifier } from "../auth/verifier.ts";
 import type { Settings } from "../config/schema.ts";
 import { log } from "../observe/log.ts";
-import type { MetricsReader } from "../observe/metrics.ts";
+import { type MetricsReader, NON_SHARD_SLOTS } from "../observe/metrics.ts";
 import { userIdProblem } from "../protocol/index.ts";
 import type { AdminReq, InspectReply } from "../router/wire.ts";
 import type { AdminRelay } from "./admin-relay.ts";
@@ -24,9 +24,6 @@ export interface AdminDeps {
   version: string;
   clusterView?: () => unknown;
 }
-
-/** The first two metric slots are the supervisor's and the writer's; the rest are shards. */
-const NON_SHARD_SLOTS = 2;
 
 /** Null when the request may proceed, else why not (and the status to answer with). */
 export async function adminRefusal(

@@ -1,5 +1,6 @@
 // Counters in one SharedArrayBuffer: every thread writes only its own slot (no locks, no hops);
-// any shard renders /metrics by summing slots. Slot 0 = supervisor, 1 = storage writer, 2+ = shards.
+// any shard renders /metrics by summing slots. Slot 0 = supervisor, 1 = storage writer, 2 = the WAL's
+// checkpointer, 3+ = shards.
 
 export const FIELDS = [
   // shard
@@ -64,6 +65,12 @@ export const FIELDS = [
   "dedupeExpired",
   "dedupeRuns",
   "inboxIndexBuilds",
+  // checkpointer
+  "walPages",
+  "walCopiedPages",
+  "walCheckpointPasses",
+  "walCheckpointMsSum",
+  "walCheckpointErrors",
   // shard (dedupe)
   "dedupeLookups",
   "storeFailing",
@@ -118,10 +125,13 @@ function bucketOf(ms: number): number {
 
 export const SLOT_MAIN = 0;
 export const SLOT_WRITER = 1;
-export const shardSlot = (shard: number) => 2 + shard;
+export const SLOT_CHECKPOINTER = 2;
+/** Slots before the first shard's. */
+export const NON_SHARD_SLOTS = 3;
+export const shardSlot = (shard: number) => NON_SHARD_SLOTS + shard;
 
 export function createMetricsBuffer(shards: number): SharedArrayBuffer {
-  return new SharedArrayBuffer((2 + shards) * SLOT * 8);
+  return new SharedArrayBuffer((NON_SHARD_SLOTS + shards) * SLOT * 8);
 }
 
 /** A thread's writable view of its own slot. */
@@ -316,6 +326,23 @@ const help: Help = {
     "acked rows removed from the inbox files after their watermark moved",
   ],
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
+  walPages: ["iris_store_wal_pages", "gauge", "pages in the store's write-ahead log at the checkpointer's last pass"],
+  walCopiedPages: [
+    "iris_store_wal_copied_pages",
+    "gauge",
+    "of those, pages already copied into the database file (the rest wait for the next pass)",
+  ],
+  walCheckpointPasses: [
+    "iris_store_wal_checkpoint_passes_total",
+    "counter",
+    "passive checkpoints run by the checkpointer thread",
+  ],
+  walCheckpointMsSum: ["iris_store_wal_checkpoint_ms_total", "counter", "time spent in those checkpoints (ms)"],
+  walCheckpointErrors: [
+    "iris_store_wal_checkpoint_errors_total",
+    "counter",
+    "checkpoints that failed (e.g. a full disk); the writer's own checkpoint stays the backstop",
+  ],
   dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
   dedupeRunFilterBytes: [
     "iris_dedupe_run_filter_bytes",

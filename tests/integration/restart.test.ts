@@ -1,11 +1,12 @@
 // Stored messages survive a graceful restart and a SIGKILL: nothing acked is lost.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IrisClient, type IrisMessage } from "../../src/client/index.ts";
 import { type RunningServer, startServer, until } from "../helpers/server.ts";
+import { metric } from "../helpers/v0tcp.ts";
 import { Database } from "bun:sqlite";
 import { migrate, MIGRATIONS, SCHEMA_VERSION } from "../../src/store/migrations.ts";
 
@@ -58,6 +59,28 @@ describe("restart", () => {
       await s2.stop();
     });
   }
+
+  test("the checkpointer thread copies the WAL while the server stores, and a graceful stop still removes the WAL", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "iris-restart-"));
+    dirs.push(dir);
+    const s = await startServer({ dataDir: dir });
+    servers.push(s);
+    const acks = await send(s.url, "writer", "sleeper", 2000, "c");
+    expect(acks.every((a) => a === "stored")).toBe(true);
+    // The commits' pages reach the database file from the checkpointer's connection, not only at
+    // the writer's 64 MiB autocheckpoint (which 2,000 short rows never reach).
+    await until(async () => (await metric(s.http, "iris_store_wal_copied_pages")) > 0, "a checkpoint pass", 10_000);
+    expect(await metric(s.http, "iris_store_wal_checkpoint_passes_total")).toBeGreaterThan(0);
+    expect(await metric(s.http, "iris_store_wal_checkpoint_errors_total")).toBe(0);
+    expect(await s.stop("SIGTERM")).toBe(0);
+    // The checkpointer closed first, so the writer was the last connection and removed the WAL.
+    expect(existsSync(join(dir, "iris.db-wal"))).toBe(false);
+    const s2 = await startServer({ dataDir: dir });
+    servers.push(s2);
+    const got = await receive(s2.url, "sleeper", 2000);
+    expect(got.map((m) => m.text())).toEqual(Array.from({ length: 2000 }, (_, i) => `c${i}`));
+    await s2.stop();
+  });
 
   test("SIGTERM closes clients with 1001 and a reason, and exits 0 promptly", async () => {
     const s = await startServer();
