@@ -29,7 +29,7 @@ function init(m: Extract<CheckpointerControl, { t: "init" }>): void {
   }
   db = opened.conn;
   const metrics = new SlotMetrics(m.metrics, SLOT_CHECKPOINTER);
-  const checkpointer = new Checkpointer(opened.db);
+  const checkpointer = new Checkpointer(opened.db, opened.passPages);
   const tick = () => {
     timer = null;
     if (db === null) return;
