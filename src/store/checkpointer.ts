@@ -37,7 +37,8 @@ export type PassResult =
  * CHECKPOINT_PASS_IDLE_MS (live traffic adds a few MB a second, and a longer gap copies a page that
  * commits keep changing, the last page of a log or an index leaf, fewer times). After a failure (a
  * full disk, an I/O error) the idle gap: the writer's own checkpoint and its disk-full handling
- * stay in charge, and a log line a second is enough.
+ * stay in charge, and a log line every idle gap is enough. The last gap stands for the time the
+ * pages were added in (the pass's own few ms are left out).
  */
 export function nextPassDelay(
   prevDelay: number,
