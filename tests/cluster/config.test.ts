@@ -125,7 +125,8 @@ describe("cluster settings", () => {
   });
 
   test("the node id is generated once and kept in the data dir", () => {
-    const dir = join(mkdtempSync(join(tmpdir(), "iris-nid-")), "data");
+    const parent = mkdtempSync(join(tmpdir(), "iris-nid-"));
+    const dir = join(parent, "data");
     const a = clusterOptions({ ...load(["--cluster", "nats://h:1"]), dataDir: dir })!.nodeId;
     const b = persistentNodeId(dir);
     expect(a).toMatch(/^node-[0-9a-f]{12}$/);
@@ -134,6 +135,6 @@ describe("cluster settings", () => {
       .toBe("east-1");
     writeFileSync(join(dir, "node-id"), "bad id!\n");
     expect(() => persistentNodeId(dir)).toThrow("valid node id");
-    rmSync(dir, { recursive: true });
+    rmSync(parent, { recursive: true });
   });
 });

@@ -77,6 +77,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     async kill() {
       stopped = true;
       await l.kill();
+      cleanup();
     },
   };
 }
