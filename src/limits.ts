@@ -256,16 +256,28 @@ export const INBOX_INDEX_BATCH = 65_536;
 export const INBOX_INDEX_SLICE = 8192;
 
 /**
- * The WAL's checkpointer (store/checkpointer.ts) aims each pass at about this many bytes of pages
- * added since the last. A flood adds ~30–40 MB a second here: it passes every ~400 ms on its own
- * thread, and the writer's 64 MiB autocheckpoint finds little left. Live saturation adds less: it
- * passes every CHECKPOINT_PASS_IDLE_MS. Every 250 ms whatever the WAL did cost 1.2–1.5% of a core
- * at live saturation (the same hot pages copied again and again, two fsyncs a pass); this, ~0.8%.
+ * The WAL's size at which SQLite checkpoints inside the writer's commit (wal_autocheckpoint): the
+ * backstop when the checkpointer thread does not keep up, and the point where the WAL restarts
+ * under steady traffic (whatever waits to be copied then, that commit copies).
+ */
+export const WAL_AUTOCHECKPOINT_BYTES = 64 * 1024 * 1024;
+/**
+ * The WAL's checkpointer (store/checkpointer.ts) passes once about this many bytes of pages wait
+ * to be copied. A bundled flood here passed 13 times in ~12 s on its own thread, and the writer's
+ * own checkpoint copied ~1% of the pages. Live saturation adds a few MB a second: a pass every few
+ * seconds, each page that commits keep changing copied once per pass (a pass every 250 ms,
+ * whatever the WAL did, cost 1.2–1.5% of a core at live saturation).
  */
 export const CHECKPOINT_PASS_BYTES = 16 * 1024 * 1024;
+/**
+ * How often the checkpointer reads the WAL index's header (store/wal-index.ts: one 136-byte read
+ * of the -shm file): a flood adds a few MB in this time, well under a pass's share. Every 50 ms
+ * cost an idle server ~0.17% of a core (the thread's wake-ups).
+ */
+export const CHECKPOINT_WATCH_MS = 100;
 /** The shortest gap between passes (50 ms and 250 ms measured alike in a flood). */
 export const CHECKPOINT_PASS_BUSY_MS = 250;
-/** The longest gap: an idle server wakes the checkpointer every 2 s. */
+/** A WAL that held still this long with pages uncopied is copied; the gap after a failed pass. */
 export const CHECKPOINT_PASS_IDLE_MS = 2000;
 
 /**

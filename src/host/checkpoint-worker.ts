@@ -1,5 +1,7 @@
 // Worker entry for the WAL's checkpointer (store/checkpointer.ts): a second connection on the
 // store's file that copies the WAL into it between the writer's commits, so the writer does not.
+// It reads the WAL index's header every CHECKPOINT_WATCH_MS (store/wal-index.ts) and passes when
+// the planner says so.
 // The supervisor starts it once the writer is ready (the schema is migrated by then) and closes it
 // before the writer closes the file, so the writer stays the last connection and removes the WAL.
 
@@ -9,7 +11,9 @@ import { type CheckpointerControl, type CheckpointerReport, isCheckpointerContro
 import { describeError } from "../observe/errors.ts";
 import { configureLog, installCrashHandler, log } from "../observe/log.ts";
 import { SLOT_CHECKPOINTER, SlotMetrics } from "../observe/metrics.ts";
-import { Checkpointer, openCheckpointDb } from "../store/checkpointer.ts";
+import { CHECKPOINT_WATCH_MS } from "../limits.ts";
+import { Checkpointer, openCheckpointDb, PassPlanner } from "../store/checkpointer.ts";
+import { copiedByOthers, type WalIndex, WalIndexReader } from "../store/wal-index.ts";
 
 declare const self: Worker;
 
@@ -17,7 +21,8 @@ const report = (m: CheckpointerReport) => postMessage(m);
 installCrashHandler();
 
 let db: Database | null = null;
-let timer: ReturnType<typeof setTimeout> | null = null;
+let index: WalIndexReader | null = null;
+let timer: ReturnType<typeof setInterval> | null = null;
 
 function init(m: Extract<CheckpointerControl, { t: "init" }>): void {
   configureLog(m.logLevel, "checkpointer", m.logFormat);
@@ -29,11 +34,25 @@ function init(m: Extract<CheckpointerControl, { t: "init" }>): void {
   }
   db = opened.conn;
   const metrics = new SlotMetrics(m.metrics, SLOT_CHECKPOINTER);
-  const checkpointer = new Checkpointer(opened.db, opened.passPages);
-  const tick = () => {
-    timer = null;
-    if (db === null) return;
+  const checkpointer = new Checkpointer(opened.db);
+  const planner = new PassPlanner(opened.passPages, opened.limitPages);
+  index = new WalIndexReader(m.path);
+  // The index as last seen after our own pass or look: what others copied is counted from it.
+  let seen: WalIndex | null = null;
+  const watch = () => {
+    if (db === null || index === null) return;
+    const look = index.read();
+    if (look !== null) {
+      metrics.set("walPages", look.frames);
+      metrics.set("walCopiedPages", look.copied);
+      if (seen !== null) metrics.add("walWriterCopiedPages", copiedByOthers(seen, look));
+    }
+    seen = look;
+    const now = performance.now();
+    if (!planner.due(look, now)) return;
     const r = checkpointer.pass();
+    planner.passed(r, now);
+    seen = index.read();
     metrics.add("walCheckpointPasses");
     metrics.add("walCheckpointMsSum", r.ms);
     if (r.t === "passed") {
@@ -43,9 +62,8 @@ function init(m: Extract<CheckpointerControl, { t: "init" }>): void {
       metrics.add("walCheckpointErrors");
       log.warn("WAL checkpoint failed; the writer's own checkpoint stays in charge", { error: describeError(r.error) });
     }
-    timer = setTimeout(tick, r.nextInMs);
   };
-  timer = setTimeout(tick, 0);
+  timer = setInterval(watch, CHECKPOINT_WATCH_MS);
   report({ t: "checkpointing" });
 }
 
@@ -54,8 +72,10 @@ function control(m: CheckpointerControl): void {
     case "init":
       return init(m);
     case "close":
-      if (timer) clearTimeout(timer);
+      if (timer) clearInterval(timer);
       timer = null;
+      index?.close();
+      index = null;
       db?.close();
       db = null;
       return report({ t: "closed" });

@@ -71,6 +71,7 @@ export const FIELDS = [
   "walCheckpointPasses",
   "walCheckpointMsSum",
   "walCheckpointErrors",
+  "walWriterCopiedPages",
   // shard (dedupe)
   "dedupeLookups",
   "storeFailing",
@@ -326,7 +327,11 @@ const help: Help = {
     "acked rows removed from the inbox files after their watermark moved",
   ],
   inboxRows: ["iris_store_inbox_rows", "gauge", "rows currently in offline inboxes"],
-  walPages: ["iris_store_wal_pages", "gauge", "pages in the store's write-ahead log at the checkpointer's last pass"],
+  walPages: [
+    "iris_store_wal_pages",
+    "gauge",
+    "pages in the store's write-ahead log as the checkpointer last read it (its index, every 100 ms)",
+  ],
   walCopiedPages: [
     "iris_store_wal_copied_pages",
     "gauge",
@@ -342,6 +347,11 @@ const help: Help = {
     "iris_store_wal_checkpoint_errors_total",
     "counter",
     "checkpoints that failed (e.g. a full disk); the writer's own checkpoint stays the backstop",
+  ],
+  walWriterCopiedPages: [
+    "iris_store_wal_writer_copied_pages_total",
+    "counter",
+    "pages the writer's own checkpoint copied, seen in the WAL index (at least): its commits waited for these",
   ],
   dedupeRows: ["iris_dedupe_rows", "gauge", "(recipient, sender, id) keys held in the durable dedupe window"],
   dedupeRunFilterBytes: [

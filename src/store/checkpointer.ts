@@ -8,10 +8,17 @@
 // already copied and its commit stays short. The WAL still restarts from its start as before: at
 // the writer's next transaction once every page is copied, whoever copied them.
 //
-// The planning (when to pass next) is a pure function; the SQLite call is behind CheckpointDb.
+// The planning (whether to pass now) is pure (PassPlanner, fed the WAL index's header by the
+// worker); the SQLite call is behind CheckpointDb.
 
 import { Database } from "bun:sqlite";
-import { CHECKPOINT_PASS_BUSY_MS, CHECKPOINT_PASS_BYTES, CHECKPOINT_PASS_IDLE_MS } from "../limits.ts";
+import {
+  CHECKPOINT_PASS_BUSY_MS,
+  CHECKPOINT_PASS_BYTES,
+  CHECKPOINT_PASS_IDLE_MS,
+  WAL_AUTOCHECKPOINT_BYTES,
+} from "../limits.ts";
+import type { WalIndex } from "./wal-index.ts";
 
 /** What `PRAGMA wal_checkpoint(PASSIVE)` answers: pages in the WAL, and how many of them are copied. */
 export interface WalState {
@@ -26,60 +33,84 @@ export interface CheckpointDb {
   checkpointPassive(): WalState;
 }
 
-/** One pass: what it found, how long it took, and when the next one is due. */
+/** One pass: what it found and how long it took. */
 export type PassResult =
-  | { t: "passed"; wal: WalState; ms: number; nextInMs: number }
-  | { t: "failed"; error: unknown; ms: number; nextInMs: number };
+  | { t: "passed"; wal: WalState; ms: number }
+  | { t: "failed"; error: unknown; ms: number };
 
 /**
- * The gap before the next pass, so that a pass copies about `passPages` pages: the last gap scaled
- * by passPages over the pages added in it, between CHECKPOINT_PASS_BUSY_MS (a flood) and
- * CHECKPOINT_PASS_IDLE_MS (live traffic adds a few MB a second, and a longer gap copies a page that
- * commits keep changing, the last page of a log or an index leaf, fewer times). After a failure (a
- * full disk, an I/O error) the idle gap: the writer's own checkpoint and its disk-full handling
- * stay in charge, and a log line every idle gap is enough. The last gap stands for the time the
- * pages were added in (the pass's own few ms are left out).
+ * When to pass, from the WAL index looked at every CHECKPOINT_WATCH_MS (store/wal-index.ts):
+ * - as soon as about `passPages` pages wait to be copied (a flood: a pass every ~1 s here);
+ * - once the WAL has held still for CHECKPOINT_PASS_IDLE_MS with pages still uncopied (traffic
+ *   stopped: copy the rest, so reads come from the file and the next commit restarts the WAL).
+ *   Live traffic that keeps adding a few MB a second waits for the first rule: a page that commits
+ *   keep changing (the log's last page, an index leaf) is copied fewer times than on a clock;
+ * - at every look once the WAL is within `passPages` of the writer's own checkpoint
+ *   (WAL_AUTOCHECKPOINT_BYTES): under steady traffic the WAL restarts only there, in a commit of
+ *   the writer's that copies whatever still waits (with the first rule alone, up to `passPages`:
+ *   ~1,000 pages at live saturation and in a flood, iris_store_wal_writer_copied_pages_total);
+ * - blind (no index to read), every CHECKPOINT_PASS_BUSY_MS, the pace a flood needs.
+ * Away from the writer's checkpoint, passes are CHECKPOINT_PASS_BUSY_MS apart at least (a reader
+ * that pins pages, or another checkpoint holding the lock, must not make it spin); after a failure
+ * (a full disk, an I/O error), CHECKPOINT_PASS_IDLE_MS: the writer's own checkpoint and its
+ * disk-full handling stay in charge, and a log line every idle gap is enough. Pages a pass could
+ * not copy wait as if the WAL had held still since that pass.
  */
-export function nextPassDelay(
-  prevDelay: number,
-  prev: WalState | null,
-  now: WalState | null,
-  passPages: number,
-): number {
-  if (now === null) return CHECKPOINT_PASS_IDLE_MS;
-  // Another checkpoint held the lock: look again soon.
-  if (now.busy) return CHECKPOINT_PASS_BUSY_MS;
-  // Pages added since the last pass; all of them when the WAL restarted since (it has fewer now).
-  const added = prev === null || now.walPages < prev.walPages ? now.walPages : now.walPages - prev.walPages;
-  const wanted = added > 0 ? prevDelay * passPages / added : prevDelay * 2;
-  return Math.min(CHECKPOINT_PASS_IDLE_MS, Math.max(CHECKPOINT_PASS_BUSY_MS, Math.round(wanted)));
+export class PassPlanner {
+  private lastPassAt = Number.NEGATIVE_INFINITY;
+  private notBefore = Number.NEGATIVE_INFINITY;
+  private framesSeen = -1;
+  private stillSince = 0;
+
+  constructor(
+    private readonly passPages: number,
+    /** The writer's autocheckpoint in pages (WAL_AUTOCHECKPOINT_BYTES / the page size). */
+    private readonly limitPages: number,
+  ) {}
+
+  private nearLimit(frames: number): boolean {
+    return frames + this.passPages >= this.limitPages;
+  }
+
+  /** Whether to pass now, given the WAL index read at `now` (null: none to read). */
+  due(look: WalIndex | null, now: number): boolean {
+    if (look !== null && look.frames !== this.framesSeen) {
+      this.framesSeen = look.frames;
+      this.stillSince = now;
+    }
+    if (now < this.notBefore) return false;
+    if (look === null) return true; // blind: as often as passes may go
+    const waiting = look.frames - look.copied;
+    if (waiting <= 0) return false;
+    return waiting >= this.passPages || this.nearLimit(look.frames) ||
+      now - Math.max(this.stillSince, this.lastPassAt) >= CHECKPOINT_PASS_IDLE_MS;
+  }
+
+  /** A pass ran at `now` with this result. */
+  passed(r: PassResult, now: number): void {
+    this.lastPassAt = now;
+    let gap = CHECKPOINT_PASS_BUSY_MS;
+    if (r.t === "failed") gap = CHECKPOINT_PASS_IDLE_MS;
+    else if (!r.wal.busy && this.nearLimit(r.wal.walPages)) gap = 0; // the next look may pass again
+    this.notBefore = now + gap;
+  }
 }
 
 export class Checkpointer {
-  private last: WalState | null = null;
-  private delay = CHECKPOINT_PASS_IDLE_MS;
-
   constructor(
     private readonly db: CheckpointDb,
-    /** Pages a pass should find added (CHECKPOINT_PASS_BYTES / the file's page size). */
-    private readonly passPages: number,
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
   /** Runs one PASSIVE checkpoint; never throws (a failure is a result). */
   pass(): PassResult {
     const t0 = this.clock();
-    let wal: WalState;
     try {
-      wal = this.db.checkpointPassive();
+      const wal = this.db.checkpointPassive();
+      return { t: "passed", wal, ms: this.clock() - t0 };
     } catch (error) {
-      this.delay = nextPassDelay(this.delay, this.last, null, this.passPages);
-      this.last = null;
-      return { t: "failed", error, ms: this.clock() - t0, nextInMs: this.delay };
+      return { t: "failed", error, ms: this.clock() - t0 };
     }
-    this.delay = nextPassDelay(this.delay, this.last, wal, this.passPages);
-    this.last = wal;
-    return { t: "passed", wal, ms: this.clock() - t0, nextInMs: this.delay };
   }
 }
 
@@ -87,7 +118,9 @@ export class Checkpointer {
  * The checkpointer's own connection on the store's file, and the call behind CheckpointDb. Never
  * creates the file: the writer made and migrated it. Throws if the file cannot be opened.
  */
-export function openCheckpointDb(path: string): { conn: Database; db: CheckpointDb; passPages: number } {
+export function openCheckpointDb(
+  path: string,
+): { conn: Database; db: CheckpointDb; passPages: number; limitPages: number } {
   const conn = new Database(path, { readwrite: true, create: false });
   try {
     // As the writer's connection: a checkpoint syncs the WAL, then the file; commits do not sync.
@@ -103,7 +136,12 @@ export function openCheckpointDb(path: string): { conn: Database; db: Checkpoint
       },
     };
     const page = conn.query<{ page_size: number }, []>("PRAGMA page_size").get()?.page_size ?? 4096;
-    return { conn, db, passPages: Math.ceil(CHECKPOINT_PASS_BYTES / page) };
+    return {
+      conn,
+      db,
+      passPages: Math.ceil(CHECKPOINT_PASS_BYTES / page),
+      limitPages: Math.ceil(WAL_AUTOCHECKPOINT_BYTES / page),
+    };
   } catch (e) {
     conn.close();
     throw e;

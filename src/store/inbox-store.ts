@@ -18,6 +18,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { eq, sql } from "drizzle-orm";
 import { type BunSQLiteDatabase, drizzle } from "drizzle-orm/bun-sqlite";
+import { WAL_AUTOCHECKPOINT_BYTES } from "../limits.ts";
 import type { StoredRow } from "../router/wire.ts";
 import { migrate, SCHEMA_VERSION, userVersion } from "./migrations.ts";
 import { type BodyBlob, type FrameRow, InboxLog, type ValueRow } from "./inbox-log.ts";
@@ -79,8 +80,6 @@ const DEFAULTS = {
   synchronous: "NORMAL",
   busyTimeoutMs: 5000,
   cacheSizeKiB: 64 * 1024,
-  /** The WAL's size before an automatic checkpoint, when walAutocheckpointPages is not given. */
-  walAutocheckpointBytes: 64 * 1024 * 1024,
   pageSizeBytes: 16384,
   countCacheMax: 262_144,
 } as const;
@@ -183,7 +182,7 @@ export class InboxStore {
       // instead of temp files.
       db.run("PRAGMA temp_store = MEMORY");
       const page = db.query<{ page_size: number }, []>("PRAGMA page_size").get()?.page_size ?? 4096;
-      const ckpt = opts.walAutocheckpointPages ?? Math.ceil(DEFAULTS.walAutocheckpointBytes / page);
+      const ckpt = opts.walAutocheckpointPages ?? Math.ceil(WAL_AUTOCHECKPOINT_BYTES / page);
       db.run(`PRAGMA wal_autocheckpoint = ${ckpt}`);
       // After a checkpoint resets the WAL, truncate a WAL that grew past the
       // checkpoint size (e.g. while a reader held it) back to that size.
