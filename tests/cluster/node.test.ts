@@ -6,7 +6,7 @@ import { afterAll, expect, test } from "bun:test";
 import { ClusterNode } from "../../src/cluster/node.ts";
 import { readiness } from "../../src/cluster/readiness.ts";
 import { freePort, type NatsFixture, NatsServer, startNats } from "../helpers/nats.ts";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -56,6 +56,7 @@ test("an unreachable --cluster URL: one line, not ready, keeps retrying, ready o
   ]);
   expect(n.readiness()).toEqual({ ready: false, reason: "NATS link connecting" });
   const dir = mkdtempSync(join(tmpdir(), "iris-nats-late-"));
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
   const server = new NatsServer({ name: "late", port, httpPort: freePort(), storeDir: join(dir, "js") }, dir);
   cleanup.push(() => server.stop());
   await server.start();

@@ -1,6 +1,9 @@
 // Bad flags and env values exit non-zero with one clear line naming the setting.
 
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BINARY } from "../helpers/server.ts";
 
 function run(args: string[], env: Record<string, string> = {}) {
@@ -45,8 +48,10 @@ describe("config errors", () => {
   test("a port already in use fails with a clear error", async () => {
     const blocker = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("x") });
     const port = blocker.port;
-    const r = run(["--port", String(port), "--data-dir", `/tmp/iris-cfg-${process.pid}`]);
+    const dir = mkdtempSync(join(tmpdir(), "iris-cfg-"));
+    const r = run(["--port", String(port), "--data-dir", dir]);
     blocker.stop(true);
+    rmSync(dir, { recursive: true, force: true });
     expect(r.code).toBe(1);
     expect(r.err).toContain(`port ${port} on 127.0.0.1 is already in use`);
   });
