@@ -422,12 +422,25 @@ export class InboxLog {
     this.#s.setIndexedTo.run(mark);
     this.#indexedTo = mark;
     this.#batch = null;
+    // Counted first, copied only for a user with rows on both sides of the mark (rare: appended
+    // while the batch was written). Two arrays and closures per user cost ~8 ms a batch at 10,000.
     for (const [user, t] of this.#tail) {
-      const keep = t.ids.map((id, i) => (id > mark ? i : -1)).filter((i) => i >= 0);
-      if (keep.length === t.ids.length) continue;
-      this.#tailRows -= t.ids.length - keep.length;
-      if (keep.length === 0) this.#tail.delete(user);
-      else this.#tail.set(user, { seqs: keep.map((i) => t.seqs[i]!), ids: keep.map((i) => t.ids[i]!) });
+      const ids = t.ids;
+      let above = 0;
+      for (let i = 0; i < ids.length; i++) if (ids[i]! > mark) above++;
+      if (above === ids.length) continue;
+      this.#tailRows -= ids.length - above;
+      if (above === 0) {
+        this.#tail.delete(user);
+        continue;
+      }
+      const kept: TailUser = { seqs: [], ids: [] };
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i]! <= mark) continue;
+        kept.seqs.push(t.seqs[i]!);
+        kept.ids.push(ids[i]!);
+      }
+      this.#tail.set(user, kept);
     }
   }
 

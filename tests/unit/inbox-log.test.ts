@@ -167,6 +167,28 @@ describe("inbox log", () => {
     store.close();
   });
 
+  test("a completed batch keeps in the tail exactly the rows appended while it was written", () => {
+    const path = freshPath();
+    let store = open(path);
+    for (const u of ["a", "b", "c"]) store.append(range(1, 3).map((s) => row(u, s)));
+    expect(store.transaction(() => store.buildInboxIndex(3))).toBe(3); // user a
+    store.append([row("a", 4), row("d", 1)]); // after the batch began: not in it
+    expect(store.transaction(() => store.buildInboxIndex(100))).toBe(6); // b and c: the batch completes
+    expect(store.inboxIndexDue()).toBe(false);
+    expect(seqs(store.fetch("a", 0, 100))).toEqual([1, 2, 3, 4]);
+    expect(store.count("a")).toBe(4);
+    // The next batch is the tail the last one left: a's row 4 and d's row 1, nothing else.
+    expect(index(store)).toBe(2);
+    expect(seqs(store.fetch("a", 0, 100))).toEqual([1, 2, 3, 4]);
+    expect(seqs(store.fetch("d", 0, 100))).toEqual([1]);
+    store.close();
+    store = open(path);
+    expect(store.totalCount()).toBe(11);
+    expect(seqs(store.fetch("a", 0, 100))).toEqual([1, 2, 3, 4]);
+    expect(store.count("d")).toBe(1);
+    store.close();
+  });
+
   test("ids of rows deleted at the log's end are never reused below the indexed mark", () => {
     // SQLite would hand out max(id) + 1 again: a new row at or below the mark would be lost from
     // the tail at the next open.
