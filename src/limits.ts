@@ -253,11 +253,13 @@ export const DEDUPE_RUN_KEYS = 32_768;
 export const DEDUPE_RUN_SLICES = 32;
 /**
  * The inbox log's tail (store/inbox-log.ts) enters the per-user index in one sorted batch at this
- * many rows. Bigger batches write each index page fewer times (store alone, 10,000 inboxes: 4.0 µs
- * per row at 8,192, 3.3 at 65,536, 2.4 at 131,072); the tail lives in memory (~60 B per row) and
- * is read back from the log at open, so it stays bounded.
+ * many rows. Rows scattered over many inboxes land on every index leaf, so a batch rewrites about
+ * the whole index and a row's share of that falls as the batch grows (store-micro flood, 10,000
+ * inboxes, µs of CPU a row: 7.3-8.9 at 65,536 and 5.7-6.8 at 262,144 over 800,000 rows; 7.7 and
+ * 5.3 over 2,400,000). The tail lives in memory (~35 B a row: ~9 MB full) and is read back from the
+ * log at open (~170 ms for a full one), so it stays bounded.
  */
-export const INBOX_INDEX_BATCH = 65_536;
+export const INBOX_INDEX_BATCH = 262_144;
 /**
  * A batch is written in slices of about this many rows (whole users), one transaction after each
  * group commit, so the writer never stalls for a whole batch (~3 µs per row: ~25 ms a slice).
