@@ -315,7 +315,8 @@ export class InboxLog {
     if (chunk.length > 0) this.#s.deleteIndexedUpTo.run(user, chunk[chunk.length - 1]![0]);
     // Index rows above the mark (a cut batch's slice) are tail rows too: counted once, above.
     for (const v of chunk) if (v[1] <= this.#indexedTo) n++;
-    const tailLeft = (this.#tail.get(user)?.seqs ?? []).some((seq) => seq <= mark);
+    const left = this.#tail.get(user)?.seqs; // ascending: its first is its lowest
+    const tailLeft = left !== undefined && left.length > 0 && left[0]! <= mark;
     if (!tailLeft && this.#s.indexedUpTo.values(user, mark, 1).length === 0) {
       this.#s.deleteAcked.run(user);
       this.#acked.delete(user);
