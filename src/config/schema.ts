@@ -103,7 +103,8 @@ export const settingHelp: Record<SettingKey, string> = {
     "free disk (MiB) kept in reserve on the data dir: below it, sends that would be stored get STORE_FULL; 0 = off (default: plan from disk size)",
   storeBacklogMb: "bytes on their way to the store (MiB) above which new sends get SERVER_BUSY (retried by the SDK)",
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
-  batchRows: "most rows per storage transaction (default 2048)",
+  batchRows:
+    "buffered rows at which the storage writer commits without waiting --flush-ms (default 2048; above 1024 acts as 1024)",
   shutdownTimeout: "ms allowed for a graceful shutdown (default 5000)",
   profileSeconds:
     "seconds a SIGUSR2 samples each shard and the writer; reports in <data-dir>/profiles (default 5, at most 600)",

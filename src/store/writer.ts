@@ -1,6 +1,7 @@
 // The storage writer: the one thread that owns the SQLite file. Requests arrive from owner shards
-// on their ports; writes are buffered and committed together (group commit: at most `batchRows`
-// rows or every `flushMs`), and every reply that promises durability is sent after the COMMIT.
+// on their ports; writes are buffered and committed together (group commit: at once from
+// min(batchRows, COMMIT_NOW_ROWS) rows, else after `flushMs`), and every reply that promises
+// durability is sent after the COMMIT.
 
 import { FramePageBuilder, PageScratch } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
