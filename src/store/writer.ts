@@ -794,8 +794,10 @@ export class Writer {
       this.metrics.add("rowsExpired", rows);
       log.info("expired inbox rows", { rows });
     }
-    if (keys) this.metrics.add("dedupeExpired", keys);
+    // The gauge first: a scrape that sees the expired keys counted sees them gone from the window
+    // too (the writer preempted between the two stores made a test read 20 expired and 20 held).
     this.metrics.set("dedupeRows", this.store.sent.count());
+    if (keys) this.metrics.add("dedupeExpired", keys);
     this.publishRunFilters();
   }
 
