@@ -230,16 +230,6 @@ export const SHUTDOWN_WRITER_SETTLE_MS = 800;
 // ---- storage writer ----
 
 /**
- * A group commit waits up to flushMs for more rows only while it holds fewer than this many (or
- * batchRows, if lower). The wait spreads a commit's fixed cost (its WAL pages, the replies' port
- * message) over more rows, and a batch this big already does: waiting on, it only held the
- * senders' acks, and in a closed loop their next sends (bundled offline flood, eight alternating
- * pairs against waiting up to batchRows, 2,048: seven higher, by 1-27%; a small effect, as only a
- * port message this big commits sooner).
- */
-export const COMMIT_NOW_ROWS = 1024;
-
-/**
  * Dedupe keys deleted per transaction (whole runs, at least one), and transactions per expiry
  * round: bounded background work.
  */

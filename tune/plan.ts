@@ -3,7 +3,7 @@
 // every machine shape can be unit-tested from a literal Probe.
 
 import type { Probe } from "./types.ts";
-import { formatBytes, formatCount, GiB, MiB } from "./units.ts";
+import { formatBytes, formatCount, MiB } from "./units.ts";
 
 /**
  * Bytes budgeted per connection. Measured (`npm run bench -- connections`, 2 cores): an idle
@@ -30,8 +30,14 @@ export const REFUSE_FRACTION = 0.8;
 export const HEAP_FRACTION = 0.75;
 /** Never hint a heap smaller than this: below it JSC would collect almost continuously. */
 export const MIN_HEAP_MB = 128;
-export const MIN_STORE_ROWS = 1024;
-export const MAX_STORE_ROWS = 8192;
+/**
+ * Rows at which the storage writer commits without waiting for more: the server's default too
+ * (--batch-rows). Not scaled with the machine: a commit this big already spreads its fixed cost,
+ * and waiting for a bigger one only holds the senders' acks (bundled offline flood, 2 cores:
+ * committing at 1,024 beat waiting for 2,048 in seven of eight pairs). A batch this size is
+ * ~100 KB of RAM, small on any machine Iris runs on.
+ */
+export const STORE_COMMIT_ROWS = 1024;
 /** Listen backlog worth having for reconnect storms. */
 export const SOMAXCONN_TARGET = 4096;
 /** Fewer ephemeral ports than this limits a load-test client; suggest the full range. */
@@ -163,18 +169,8 @@ export interface Plan {
 
 const EXPLICIT = "explicit flag";
 
-/** Largest power of two ≤ n, for n ≥ 1. */
-function floorPowerOfTwo(n: number): number {
-  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
-}
-
 function clamp(n: number, low: number, high: number): number {
   return Math.min(high, Math.max(low, n));
-}
-
-/** Rows: 1 KiB per GiB of memory, in powers of two from 1024 to 8192 (a batch lives in RAM). */
-export function storeMaxRowsFor(memoryBytes: number): number {
-  return clamp(floorPowerOfTwo(memoryBytes / GiB) * 1024, MIN_STORE_ROWS, MAX_STORE_ROWS);
 }
 
 /** Fewer cores → wait longer per commit, so the store thread steals less time from routers. */
@@ -456,13 +452,15 @@ function planWatermarks(c: PlanContext): { spillBytes: number; refuseBytes: numb
 }
 
 function planStore(c: PlanContext): Plan["store"] {
-  const maxRows = c.inputs.storeMaxRows ?? storeMaxRowsFor(c.memory);
+  const maxRows = c.inputs.storeMaxRows ?? STORE_COMMIT_ROWS;
   const flushMs = c.inputs.storeFlushMs ?? storeFlushMsFor(c.cpus);
   c.rows.push({
     setting: "store.maxRows",
     value: formatCount(maxRows),
-    probe: c.memoryProbe,
-    why: c.given("storeMaxRows") ? EXPLICIT : `1024 per GiB, power of two in [${MIN_STORE_ROWS}, ${MAX_STORE_ROWS}]`,
+    probe: "none: the same on every machine",
+    why: c.given("storeMaxRows")
+      ? EXPLICIT
+      : "a commit this big spreads its fixed cost; waiting for more only holds acks",
   });
   c.rows.push({
     setting: "store.flushMs",

@@ -1,14 +1,13 @@
 // The storage writer: the one thread that owns the SQLite file. Requests arrive from owner shards
 // on their ports; writes are buffered and committed together (group commit: at once from
-// min(batchRows, COMMIT_NOW_ROWS) rows, else after `flushMs`), and every reply that promises
-// durability is sent after the COMMIT.
+// `batchRows` rows, else after `flushMs`), and every reply that promises durability is sent
+// after the COMMIT.
 
 import { FramePageBuilder, PageScratch } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
 import {
-  COMMIT_NOW_ROWS,
   DEDUPE_EXPIRE_BATCH,
   DEDUPE_EXPIRE_BATCHES_PER_RUN,
   GARBAGE_LOG_EVERY,
@@ -165,7 +164,7 @@ export class Writer {
     // The reads' replies go before this batch's commit (a page does not wait on it) and before
     // the reads ahead (a drain's page goes out while its next one is read).
     this.sendHeld();
-    if (this.rowsBuffered >= Math.min(this.o.batchRows, COMMIT_NOW_ROWS) || this.o.flushMs === 0) this.flush();
+    if (this.rowsBuffered >= this.o.batchRows || this.o.flushMs === 0) this.flush();
     else if (this.ops.length && !this.timer) this.timer = setTimeout(() => this.flush(), this.o.flushMs);
     this.readAheadDue();
     this.compactWhenIdle();

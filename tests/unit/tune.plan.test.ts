@@ -14,9 +14,11 @@ import {
   runtimeEnvOf,
   SAFETY_FACTOR,
   startEnvOf,
+  STORE_COMMIT_ROWS,
   WARM_UP_ENV_VAR,
 } from "../../tune/plan.ts";
 import type { Probe } from "../../tune/types.ts";
+import { defaultSettings } from "../../src/config/schema.ts";
 import { GiB, MiB } from "../../tune/units.ts";
 
 interface Shape {
@@ -136,8 +138,8 @@ describe("plan: invariants on every machine shape", () => {
       // ulimit advice exactly when fds, not memory, are what binds.
       expect(hasUlimit(result.osAdvice)).toBe(result.connectionCap === "fds");
 
-      // Store batch and heap within their documented ranges.
-      expect([1024, 2048, 4096, 8192]).toContain(result.store.maxRows);
+      // Store batch the same everywhere; flush interval and heap within their documented ranges.
+      expect(result.store.maxRows).toBe(STORE_COMMIT_ROWS);
       expect(result.store.flushMs).toBeGreaterThanOrEqual(2);
       expect(result.store.flushMs).toBeLessThanOrEqual(5);
       expect(result.heapMB * MiB).toBeLessThanOrEqual(total);
@@ -154,7 +156,7 @@ describe("plan: invariants on every machine shape", () => {
 });
 
 describe("plan: specific shapes", () => {
-  test("1 core / 512 MiB container: memory binds, one shard, small batches", () => {
+  test("1 core / 512 MiB container: memory binds, one shard, the longest flush wait", () => {
     const result = plan(machine(SHAPES["1 core / 512 MiB container (cgroup-limited)"]!));
     expect(result.connectionCap).toBe("memory");
     expect(result.maxConnections).toBe(26_214); // (358.4 MiB - 128 MiB) / 9 KiB
@@ -173,18 +175,22 @@ describe("plan: specific shapes", () => {
     expect(result.connectionCap).toBe("fds");
     expect(result.maxConnections).toBe(19_904);
     expect(result.shards).toBe(1);
-    expect(result.store).toEqual({ maxRows: 8192, flushMs: 4 });
+    expect(result.store).toEqual({ maxRows: 1024, flushMs: 4 });
     const needed = memoryCap(24 * GiB) + RESERVE_FDS;
     expect(result.osAdvice).toContain(`sysctl -w fs.nr_open=${needed}`);
     expect(result.osAdvice.some((a) => a.startsWith(`ulimit -n ${needed} `))).toBe(true);
   });
 
-  test("4 cores / 8 GiB / nofile 1024: fds bind hard, batch scales with memory", () => {
+  test("4 cores / 8 GiB / nofile 1024: fds bind hard, a shorter flush wait", () => {
     const result = plan(machine(SHAPES["4 cores / 8 GiB / nofile 1024"]!));
     expect(result.maxConnections).toBe(1024 - RESERVE_FDS);
     expect(result.connectionCap).toBe("fds");
-    expect(result.store).toEqual({ maxRows: 8192, flushMs: 3 });
+    expect(result.store).toEqual({ maxRows: 1024, flushMs: 3 });
     expect(hasUlimit(result.osAdvice)).toBe(true);
+  });
+
+  test("the planned commit size is the server's own --batch-rows default", () => {
+    expect(plan(machine(SHAPES["2 cores / 24 GiB / nofile 20000"]!)).store.maxRows).toBe(defaultSettings.batchRows);
   });
 
   test("soft below hard: the plan targets the hard limit (raised at start)", () => {

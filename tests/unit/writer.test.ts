@@ -16,7 +16,8 @@ import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
 import { packAppends } from "../../src/router/packed-appends.ts";
 import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
-import { COMMIT_NOW_ROWS, DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
+import { DEDUPE_RUN_KEYS, ROW_OVERHEAD_BYTES } from "../../src/limits.ts";
+import { defaultSettings } from "../../src/config/schema.ts";
 
 let dir: string;
 let store: InboxStore;
@@ -160,17 +161,18 @@ describe("writer group commit", () => {
     expect(metrics.get("commits")).toBe(1);
   });
 
-  test("COMMIT_NOW_ROWS buffered commit at once even under a larger batchRows; fewer wait for the timer", async () => {
-    writer(10_000, 8192, 10_000);
+  test("the default batchRows commits at once; one row fewer waits for the timer", async () => {
+    const batchRows = defaultSettings.batchRows;
+    writer(10_000, batchRows, 10_000);
     const rows = (from: number, n: number, user: string) =>
       Array.from({ length: n }, (_, i) => row(from + i, 10, user));
-    send(append(rows(1, COMMIT_NOW_ROWS - 1, "a")));
+    send(append(rows(1, batchRows - 1, "a")));
     await Bun.sleep(50);
     expect(metrics.get("commits")).toBe(0); // below the threshold: waits for more (flushMs 10 s)
     send(append(rows(1, 1, "b")));
     await waitFor(() => replies.some((m) => m.t === "committed"));
     expect(metrics.get("commits")).toBe(1);
-    expect(replies.filter((m) => m.t === "sent")).toHaveLength(COMMIT_NOW_ROWS);
+    expect(replies.filter((m) => m.t === "sent")).toHaveLength(batchRows);
   });
 
   test("a read flushes the appends before it, so a page sees every earlier write", async () => {
