@@ -234,6 +234,7 @@ export class SentIds {
   dropCaches(): void {
     this.#total = undefined;
     this.#stale = true;
+    this.#packs.dropDecoded();
   }
 
   #addToTail(id: number, h1: number, h2: number, seq: number, ts: number): void {

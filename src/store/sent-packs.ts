@@ -69,6 +69,22 @@ export function packsAfterSql(columns: string): string {
   return `SELECT ${columns} FROM sent_packs WHERE lo >= (SELECT coalesce(max(lo), 0) FROM sent_packs WHERE lo <= ?1) AND hi > ?1 ORDER BY lo LIMIT CAST(?2 AS INTEGER)`;
 }
 
+/**
+ * Keys of recently read packs kept decoded for `at`, at most (the newest pack read is kept even
+ * if bigger). A lookup that meets a key's hash reads the key's text by id; a burst of retries
+ * does that for keys of the same few packs. Each `at` read and decoded its whole pack from the
+ * start: after a writer restart the senders' retries of a 20,000-message flood kept the writer
+ * busy 5-30 s doing it, and nothing else it was asked (backlog pages) was answered meanwhile.
+ */
+const DECODED_KEYS_MAX = 16_384;
+
+/** A pack's keys decoded, by id - lo. */
+interface DecodedPack {
+  lo: number;
+  hi: number;
+  rows: LogRow[];
+}
+
 /** The last id any pack holds: the last pack's by lo, as ids are given in order (max(hi) would read every pack). */
 const LAST_PACK_HI = "(SELECT hi FROM sent_packs ORDER BY lo DESC LIMIT 1)";
 
@@ -86,6 +102,9 @@ export class PackLog {
   readonly #deleteLegacy: Statement;
   readonly #maxId: Statement<{ id: number }, []>;
   readonly #count: Statement<{ n: number }, []>;
+  /** Packs `at` decoded, least recently used first (DECODED_KEYS_MAX). */
+  readonly #decoded = new Map<number, DecodedPack>();
+  #decodedKeys = 0;
 
   constructor(db: Database) {
     this.#insert = db.prepare("INSERT INTO sent_packs (lo, hi, text, nums) VALUES (?1, ?2, ?3, ?4)");
@@ -115,6 +134,7 @@ export class PackLog {
   /** Stores a pack as an owner sent it (checked by the port's guard) with ids lo..; returns its key count. */
   insertPacked(lo: number, text: string, nums: Float64Array): number {
     const n = nums.length / FIELDS;
+    this.#forget(lo, lo + n - 1); // ids of a rolled-back pack are given again
     this.#insert.run(lo, lo + n - 1, text, new Uint8Array(nums.buffer, nums.byteOffset, nums.byteLength));
     return n;
   }
@@ -188,22 +208,52 @@ export class PackLog {
 
   /** The key logged with `id` (in sent_log or a pack), or null. */
   at(id: number): LogRow | null {
+    for (const d of this.#decoded.values()) {
+      if (id < d.lo || id > d.hi) continue;
+      this.#decoded.delete(d.lo); // most recently used: last
+      this.#decoded.set(d.lo, d);
+      return d.rows[id - d.lo] ?? null;
+    }
     const l = this.#legacyAt.get(id);
     if (l) return [id, l.recipient, l.sender, l.msg_id, l.seq, l.ts];
     const p = this.#holding.get(id);
     if (!p || id > p.hi) return null;
-    let found = null as LogRow | null;
-    eachPackKey(p.lo, p.text, p.nums, id - 1, (r) => {
-      found = r;
-      return false;
-    });
-    return found;
+    const rows: LogRow[] = [];
+    eachPackKey(p.lo, p.text, p.nums, p.lo - 1, (r) => rows.push(r) > 0);
+    this.#keep({ lo: p.lo, hi: p.hi, rows });
+    return rows[id - p.lo] ?? null;
   }
 
   /** Deletes the keys with ids lo..hi, in sent_log and in the packs inside it (a dropped run's range). */
   deleteRange(lo: number, hi: number): void {
+    this.#forget(lo, hi);
     this.#deleteLegacy.run(lo, hi);
     this.#delete.run(lo, hi);
+  }
+
+  /** After a rollback: a decoded pack may be one that is no longer stored (its ids given again). */
+  dropDecoded(): void {
+    this.#decoded.clear();
+    this.#decodedKeys = 0;
+  }
+
+  #keep(d: DecodedPack): void {
+    this.#decoded.set(d.lo, d);
+    this.#decodedKeys += d.rows.length;
+    for (const [lo, old] of this.#decoded) {
+      if (this.#decodedKeys <= DECODED_KEYS_MAX || old === d) break;
+      this.#decoded.delete(lo);
+      this.#decodedKeys -= old.rows.length;
+    }
+  }
+
+  /** Forgets decoded packs with an id in lo..hi. */
+  #forget(lo: number, hi: number): void {
+    for (const [k, d] of this.#decoded) {
+      if (d.hi < lo || d.lo > hi) continue;
+      this.#decoded.delete(k);
+      this.#decodedKeys -= d.rows.length;
+    }
   }
 
   /** Highest log id in use, in sent_log or a pack (0: none). */

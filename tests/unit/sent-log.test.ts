@@ -277,6 +277,53 @@ describe("dedupe log", () => {
   });
 });
 
+describe("a key's text read by id (packs kept decoded)", () => {
+  const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => key(from + i));
+
+  test("retries of keys in many packs, again and again, past what is kept decoded: each finds its own seq", () => {
+    const store = open(freshPath());
+    // 40 packs of 1,000 keys: more than the 16,384 keys kept decoded, in the tail and in a run.
+    for (let p = 0; p < 40; p++) rememberAll(store, range(p * 1000, 1000));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 40_000; i += 7) expect(find(store, key(i))).toBe(i + 1);
+      for (let i = 39_999; i >= 0; i -= 501) expect(find(store, key(i))).toBe(i + 1);
+    }
+    expect(find(store, key(40_000))).toBe(0);
+    store.close();
+  });
+
+  test("a pack read inside a transaction that rolls back is not used for the keys given its ids next", () => {
+    const store = open(freshPath());
+    rememberAll(store, range(0, 100)); // ids 1..100
+    expect(() =>
+      store.transaction(() => {
+        store.sent.remember(range(200, 50)); // ids 101..150, then gone
+        expect(find(store, key(210))).toBe(211); // read by id inside the transaction
+        throw new Error("boom");
+      })
+    ).toThrow("boom");
+    rememberAll(store, range(300, 50)); // ids 101..150 again, other keys
+    for (let i = 300; i < 350; i++) expect(find(store, key(i))).toBe(i + 1);
+    for (let i = 200; i < 250; i++) expect(find(store, key(i))).toBe(0);
+    for (let i = 0; i < 100; i += 9) expect(find(store, key(i))).toBe(i + 1);
+    store.close();
+  });
+
+  test("keys of expired runs are gone, also after their packs were read", () => {
+    const store = open(freshPath());
+    const old = Array.from({ length: DEDUPE_RUN_KEYS }, (_, i) => key(i, T0));
+    rememberAll(store, old);
+    for (let i = 0; i < DEDUPE_RUN_KEYS; i += 1000) expect(find(store, old[i]!)).toBe(i + 1);
+    buildRun(store);
+    const young = range(DEDUPE_RUN_KEYS, 10).map((k) => ({ ...k, ts: T0 + WINDOW }));
+    rememberAll(store, young);
+    expect(store.transaction(() => store.sent.expire(T0 + 1, 1))).toBe(DEDUPE_RUN_KEYS);
+    for (let i = 0; i < DEDUPE_RUN_KEYS; i += 1000) expect(find(store, old[i]!)).toBe(0);
+    for (const k of young) expect(find(store, k)).toBe(k.seq);
+    store.close();
+  });
+});
+
 describe("run groups (migration 12)", () => {
   /** `runs` runs of `per` keys, run r's keys at ts T0 + r (so expiry can cut between runs). */
   function buildRuns(store: InboxStore, runs: number, per: number, from = 0): SentKey[] {
