@@ -77,6 +77,11 @@ export function packsAfterSql(columns: string): string {
  * busy 5-30 s doing it, and nothing else it was asked (backlog pages) was answered meanwhile.
  */
 const DECODED_KEYS_MAX = 16_384;
+/**
+ * Packs kept decoded, at most: `at` looks through them one by one, and at low rates a pack holds
+ * a key or two, so the keys alone would let 16,384 of them pile up.
+ */
+const DECODED_PACKS_MAX = 64;
 
 /** A pack's keys decoded, by id - lo. */
 interface DecodedPack {
@@ -102,7 +107,7 @@ export class PackLog {
   readonly #deleteLegacy: Statement;
   readonly #maxId: Statement<{ id: number }, []>;
   readonly #count: Statement<{ n: number }, []>;
-  /** Packs `at` decoded, least recently used first (DECODED_KEYS_MAX). */
+  /** Packs `at` decoded, least recently used first (DECODED_KEYS_MAX, DECODED_PACKS_MAX). */
   readonly #decoded = new Map<number, DecodedPack>();
   #decodedKeys = 0;
 
@@ -241,7 +246,8 @@ export class PackLog {
     this.#decoded.set(d.lo, d);
     this.#decodedKeys += d.rows.length;
     for (const [lo, old] of this.#decoded) {
-      if (this.#decodedKeys <= DECODED_KEYS_MAX || old === d) break;
+      const within = this.#decodedKeys <= DECODED_KEYS_MAX && this.#decoded.size <= DECODED_PACKS_MAX;
+      if (within || old === d) break;
       this.#decoded.delete(lo);
       this.#decodedKeys -= old.rows.length;
     }

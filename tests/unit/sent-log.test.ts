@@ -292,6 +292,16 @@ describe("a key's text read by id (packs kept decoded)", () => {
     store.close();
   });
 
+  test("retries of keys in many small packs, past how many are kept decoded: each finds its own seq", () => {
+    const store = open(freshPath());
+    for (let p = 0; p < 200; p++) rememberAll(store, range(p * 2, 2)); // 200 packs of 2 keys
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 400; i += 3) expect(find(store, key(i))).toBe(i + 1);
+      for (let i = 399; i >= 0; i -= 5) expect(find(store, key(i))).toBe(i + 1);
+    }
+    store.close();
+  });
+
   test("a pack read inside a transaction that rolls back is not used for the keys given its ids next", () => {
     const store = open(freshPath());
     rememberAll(store, range(0, 100)); // ids 1..100
