@@ -31,12 +31,11 @@ export const HEAP_FRACTION = 0.75;
 /** Never hint a heap smaller than this: below it JSC would collect almost continuously. */
 export const MIN_HEAP_MB = 128;
 /**
- * Rows at which the storage writer commits without waiting --flush-ms for more: the server's
- * --batch-rows default too (config/schema.ts). Not scaled with the machine: the wait spreads a
- * commit's fixed cost (WAL pages, the replies' port message) over more rows, and 1,024 already
- * does; waiting for more only holds the senders' acks, and in a closed loop their next sends
- * (bundled offline flood, 2 cores: committing at 1,024 beat waiting for 2,048 in seven of eight
- * alternating pairs, by 1-27%). A batch this size is ~100 KB of RAM.
+ * Rows at which the storage writer commits without waiting for more: the server's default too
+ * (--batch-rows). Not scaled with the machine: a commit this big already spreads its fixed cost,
+ * and waiting for a bigger one only holds the senders' acks (bundled offline flood, 2 cores:
+ * committing at 1,024 beat waiting for 2,048 in seven of eight pairs). A batch this size is
+ * ~100 KB of RAM, small on any machine Iris runs on.
  */
 export const STORE_COMMIT_ROWS = 1024;
 /** Listen backlog worth having for reconnect storms. */
