@@ -45,6 +45,8 @@ export interface FloodRun {
     errors: number;
     unanswered: number;
     storedPerSec: number;
+    /** Every stored ack, from the first send to the last ack (wholeFlood). */
+    whole: WholeFlood;
     /** send → "stored" ack. */
     ackLatency: LatencySummary;
     perSecond: number[];
@@ -72,6 +74,29 @@ export interface PairFigures {
   msgsPerSec: number;
   latency: LatencySummary;
   perSecond: number[];
+}
+
+/** Stored acks from the flood's first send to its last ack: how long they took, and their rate. */
+export interface WholeFlood {
+  seconds: number;
+  storedPerSec: number;
+}
+
+/**
+ * The flood's stored acks over the whole run, from the acks of each second since the first send.
+ * A flood paced past what a server stores (--flood-rate) leaves it storing after the measured
+ * window; storedPerSec, counted inside the window, does not see that part. Pure.
+ */
+export function wholeFlood(ackedPerSecond: readonly (number | undefined)[]): WholeFlood {
+  let total = 0;
+  let last = -1;
+  for (let i = 0; i < ackedPerSecond.length; i++) {
+    const n = ackedPerSecond[i] ?? 0;
+    total += n;
+    if (n > 0) last = i;
+  }
+  const seconds = last + 1;
+  return { seconds, storedPerSec: seconds > 0 ? Math.round(total / seconds) : 0 };
 }
 
 function pairFigures(g: Merged | undefined): PairFigures {
@@ -270,6 +295,7 @@ async function floodOnce(ctx: Ctx, login: Login, server: FloodServer): Promise<S
         errors: f.errors,
         unanswered,
         storedPerSec: Math.round((f.measured.acked * 1000) / Math.max(1, f.measured.ms)),
+        whole: wholeFlood(f.perSec.acked),
         ackLatency: f.hist.summary(),
         perSecond: f.perSec.acked,
         serverCpuPct: flood.cpu.serverUs !== null ? pct(flood.cpu.serverUs, flood.cpu.wallMs) : null,
@@ -311,6 +337,8 @@ async function floodOnce(ctx: Ctx, login: Login, server: FloodServer): Promise<S
         `errors ${f.errors}); server CPU ${num(figures.flood.serverCpuPct ?? 0, 0)}% of a core, ` +
         `${num(figures.flood.serverUsPerMsg ?? 0, 1)} µs/msg`,
         `       send → stored ack: ${latencyLine(figures.flood.ackLatency)}`,
+        `       every stored ack within ${figures.flood.whole.seconds} s of the first send: ` +
+        `${int(figures.flood.whole.storedPerSec)} stored msgs/s over the whole flood`,
         `store: ${figures.store.rowsAppended ?? "n/a"} rows appended in ${figures.store.commits ?? "n/a"} commits ` +
         `(avg ${figures.store.avgCommitMs ?? "n/a"} ms per commit); inbox rows at the end ${
           figures.store.inboxRows ?? "n/a"
