@@ -106,7 +106,8 @@ export const settingHelp: Record<SettingKey, string> = {
     "quick_check the database at start up to this size (MiB, with its WAL; never after a crash); 0 = never (default 256)",
   minFreeMb:
     "free disk (MiB) kept in reserve on the data dir: below it, sends that would be stored get STORE_FULL; 0 = off (default: plan from disk size)",
-  storeBacklogMb: "bytes on their way to the store (MiB) above which new sends get SERVER_BUSY (retried by the SDK)",
+  storeBacklogMb:
+    "messages on their way to the store, weighed in RAM (body + 6 KiB each), in MiB: above it new sends get SERVER_BUSY (retried by the SDK) and v0 senders wait",
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
   batchRows: "buffered rows at which the storage writer commits without waiting --flush-ms (default 1024)",
   shutdownTimeout: "ms allowed for a graceful shutdown (default 5000)",

@@ -377,7 +377,7 @@ export class Sessions {
   private v0Wait(s: Session, f: ClientFrame): boolean {
     if (f.op === "status") return (s.rare?.statusInFlight ?? 0) >= V0_STATUS_IN_FLIGHT_MAX;
     if (f.op !== "send") return false;
-    if (this.busyReason() !== null || this.v0BacklogFull()) return true;
+    if (this.busyReason() !== null) return true;
     return userIdProblem(f.to) === null && !this.userBucket(s.user!).take(performance.now());
   }
 
@@ -647,25 +647,26 @@ export class Sessions {
   }
 
   /**
-   * Back-pressure on senders: when the store is behind (bytes on their way to SQLite past the
-   * budget) or memory is past the refuse watermark, new sends are refused with SERVER_BUSY; the
-   * SDK keeps them and retries with backoff, so nothing is lost and RAM stays bounded.
+   * Back-pressure on senders: when the store is behind (messages on their way to SQLite past the
+   * budget: storeBacklogFull) or memory is past the refuse watermark, new sends are refused with
+   * SERVER_BUSY; the SDK keeps them and retries with backoff, so nothing is lost and RAM stays bounded.
    */
   private busyReason(): string | null {
     const sig = this.host.signals;
     if (sig.refusing()) return "server under memory pressure; retry later";
     const cut = sig.cutOff();
     if (cut) return cut;
-    if (sig.storeBacklogBytes() > this.host.settings.storeBacklogMb * 1048576) return "store is behind; retry later";
+    if (this.storeBacklogFull()) return "store is behind; retry later";
     return null;
   }
 
   /**
-   * The store backlog as v0 senders see it: each message waiting for the store counts what it was
-   * measured to hold in RAM (BACKLOG_ROW_OVERHEAD_BYTES), so a v0 flood stays within the budget in
-   * memory too, and a kill -9 loses at most what the budget holds.
+   * The store backlog weighed as memory: each message waiting for the store counts what it was
+   * measured to hold in RAM (BACKLOG_ROW_OVERHEAD_BYTES) beyond its body, so a flood stays within
+   * the budget in memory too: v1 senders get SERVER_BUSY, v0 senders are paused (and a kill -9
+   * loses at most what the budget holds of theirs).
    */
-  private v0BacklogFull(): boolean {
+  private storeBacklogFull(): boolean {
     const sig = this.host.signals;
     const bytes = sig.storeBacklogBytes() + sig.storeBacklogRows() * BACKLOG_ROW_OVERHEAD_BYTES;
     return bytes > this.host.settings.storeBacklogMb * 1048576;

@@ -216,6 +216,27 @@ describe("session back-pressure", () => {
     expect(posted.filter((m) => m.t === "route").length).toBe(1);
   });
 
+  test("v1 sends are refused when the messages waiting for the store weigh past the budget in RAM, bytes aside", async () => {
+    // 1 MiB holds 170 waiting messages at BACKLOG_ROW_OVERHEAD_BYTES (6 KiB) each, whatever their bodies.
+    setup({ storeBacklogMb: 1 });
+    const { s, t } = loggedIn("alice");
+    shard.set("storeBacklogBytes", 200 * 100);
+    shard.set("storeBacklogRows", 200);
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    await turnEnd();
+    expect(t.frames.at(-1)).toMatchObject({
+      op: "error",
+      code: "SERVER_BUSY",
+      id: "x1",
+      reason: "store is behind; retry later",
+    });
+    expect(posted.filter((m) => m.t === "route")).toEqual([]);
+    shard.set("storeBacklogBytes", 100 * 100);
+    shard.set("storeBacklogRows", 100);
+    json(s, { op: "send", to: "bob", id: "x1", body: new Uint8Array([1]) });
+    expect(posted.filter((m) => m.t === "route").length).toBe(1);
+  });
+
   test("sends are refused with SERVER_BUSY above the refuse watermark, and the heaviest sender is shed", async () => {
     const { s, t } = loggedIn("alice");
     main.set("memPressure", Pressure.REFUSE);
