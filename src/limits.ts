@@ -14,10 +14,11 @@ export const ROW_OVERHEAD_BYTES = 96;
  * writer's pending batch. v0 senders (paused, never refused) are held to the store backlog budget
  * (--store-backlog-mb) counting this per message. Measured (issue 15: 4 v0 senders, 400k messages
  * of ~110 bytes into 20k offline inboxes, default 128 MiB budget): peak RSS +663 MB at 1.5 KiB per
- * message (~78k in flight), +326 MB at 6 KiB (~21k): about 6 KB each. v1 sends are refused
- * (SERVER_BUSY) by the same weight: counted at ROW_OVERHEAD_BYTES, the default budget let a v1 flood
- * paced past what the writer stores hold 342k rows (RSS 90 MB -> 2 GB, the writer committing
- * half-second batches, an online pair's messages 5 s late) and no send was refused (session 46).
+ * message (~78k in flight), +326 MB at 6 KiB (~21k): about 6 KB each. v1 sends that would be
+ * stored are refused (SERVER_BUSY, by the owner) past the same weight: counted at ROW_OVERHEAD_BYTES,
+ * the default budget let a v1 flood paced past what the writer stores hold 342k rows (RSS 90 MB ->
+ * 2 GB, the writer committing half-second batches, an online pair's messages 5 s late) and no send
+ * was refused (session 46).
  */
 export const BACKLOG_ROW_OVERHEAD_BYTES = 6144;
 

@@ -107,7 +107,7 @@ export const settingHelp: Record<SettingKey, string> = {
   minFreeMb:
     "free disk (MiB) kept in reserve on the data dir: below it, sends that would be stored get STORE_FULL; 0 = off (default: plan from disk size)",
   storeBacklogMb:
-    "messages on their way to the store, weighed in RAM (body + 6 KiB each), in MiB: above it new sends get SERVER_BUSY (retried by the SDK) and v0 senders wait",
+    "messages on their way to the store, weighed in RAM (body + 6 KiB each), in MiB: above it sends that would be stored get SERVER_BUSY (retried by the SDK) and v0 senders wait",
   flushMs: "group-commit interval of the storage writer in ms (default 2)",
   batchRows: "buffered rows at which the storage writer commits without waiting --flush-ms (default 1024)",
   shutdownTimeout: "ms allowed for a graceful shutdown (default 5000)",

@@ -70,7 +70,6 @@ import {
 } from "../router/wire.ts";
 import { assertNever } from "../assert.ts";
 import {
-  BACKLOG_ROW_OVERHEAD_BYTES,
   PAGE_FLOW_RESUME_BYTES,
   V0_HELD_FRAMES_MAX,
   V0_REFUSAL_LOG_EVERY_MS,
@@ -377,7 +376,7 @@ export class Sessions {
   private v0Wait(s: Session, f: ClientFrame): boolean {
     if (f.op === "status") return (s.rare?.statusInFlight ?? 0) >= V0_STATUS_IN_FLIGHT_MAX;
     if (f.op !== "send") return false;
-    if (this.busyReason() !== null) return true;
+    if (this.busyReason() !== null || this.host.signals.storeBehind(this.host.settings.storeBacklogMb)) return true;
     return userIdProblem(f.to) === null && !this.userBucket(s.user!).take(performance.now());
   }
 
@@ -647,29 +646,17 @@ export class Sessions {
   }
 
   /**
-   * Back-pressure on senders: when the store is behind (messages on their way to SQLite past the
-   * budget: storeBacklogFull) or memory is past the refuse watermark, new sends are refused with
-   * SERVER_BUSY; the SDK keeps them and retries with backoff, so nothing is lost and RAM stays bounded.
+   * Back-pressure on senders: when memory is past the refuse watermark (or the node is cut off),
+   * new sends are refused with SERVER_BUSY; the SDK keeps them and retries with backoff, so nothing
+   * is lost and RAM stays bounded. A store that is behind refuses only the sends it would take:
+   * the owner does that (router/owner.ts refuseBehind), so live traffic goes on meanwhile.
    */
   private busyReason(): string | null {
     const sig = this.host.signals;
     if (sig.refusing()) return "server under memory pressure; retry later";
     const cut = sig.cutOff();
     if (cut) return cut;
-    if (this.storeBacklogFull()) return "store is behind; retry later";
     return null;
-  }
-
-  /**
-   * The store backlog weighed as memory: each message waiting for the store counts what it was
-   * measured to hold in RAM (BACKLOG_ROW_OVERHEAD_BYTES) beyond its body, so a flood stays within
-   * the budget in memory too: v1 senders get SERVER_BUSY, v0 senders are paused (and a kill -9
-   * loses at most what the budget holds of theirs).
-   */
-  private storeBacklogFull(): boolean {
-    const sig = this.host.signals;
-    const bytes = sig.storeBacklogBytes() + sig.storeBacklogRows() * BACKLOG_ROW_OVERHEAD_BYTES;
-    return bytes > this.host.settings.storeBacklogMb * 1048576;
   }
 
   private userBucket(user: string): TokenBucket {

@@ -80,6 +80,7 @@ export class ShardHost {
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
       storeFull: () => this.signals.storeFull(),
+      storeBehind: () => this.signals.storeBehind(o.settings.storeBacklogMb),
       ...(c ? clusterOwnerIo(c) : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({
@@ -170,6 +171,7 @@ export class ShardHost {
     m.set("usersHeld", st.boxes);
     m.set("statusCached", this.owner.unknown.cached);
     m.set("storeFullRejects", st.storeFullRejects);
+    m.set("storeBehindRejects", st.storeBehindRejects);
     m.set("orderRefused", st.orderRefused);
     m.set("staleLogins", st.staleLogins);
     m.set("dedupeMemoriesReleased", st.recentReleased);

@@ -78,6 +78,7 @@ export const FIELDS = [
   "storeErrors",
   // owners
   "storeFullRejects",
+  "storeBehindRejects",
   "orderRefused",
   "staleLogins",
   "dedupeMemoriesReleased",
@@ -243,7 +244,11 @@ const help: Help = {
   crossShardMsgs: ["iris_cross_shard_messages_total", "counter", "messages posted to another thread"],
   rejectedUpgrades: ["iris_rejected_upgrades_total", "counter", "upgrades refused with 503"],
   rateLimited: ["iris_rate_limited_total", "counter", "frames or messages refused by rate limits"],
-  busyRejects: ["iris_busy_rejects_total", "counter", "sends refused with SERVER_BUSY (store backlog or memory)"],
+  busyRejects: [
+    "iris_busy_rejects_total",
+    "counter",
+    "sends refused with SERVER_BUSY by the gateway (memory pressure, cut off)",
+  ],
   storeBacklogBytes: ["iris_store_backlog_bytes", "gauge", "bytes sent to the store and not yet committed"],
   storeBacklogRows: ["iris_store_backlog_rows", "gauge", "messages accepted and not yet committed"],
   hotBacklogBytes: [
@@ -395,6 +400,11 @@ const help: Help = {
   ],
   storeErrors: ["iris_store_errors_total", "counter", "storage transactions that failed and were answered with errors"],
   storeFullRejects: ["iris_store_full_rejects_total", "counter", "sends refused with STORE_FULL"],
+  storeBehindRejects: [
+    "iris_store_behind_rejects_total",
+    "counter",
+    "sends that would be stored, refused with SERVER_BUSY while the store is behind (--store-backlog-mb)",
+  ],
   orderRefused: [
     "iris_order_refused_total",
     "counter",

@@ -1,6 +1,7 @@
 // Named readings of the shared metrics that other threads act on (readiness, memory pressure,
 // the store backlog, connection count), so deciders never compare metric slots with bare numbers.
 
+import { BACKLOG_ROW_OVERHEAD_BYTES } from "../limits.ts";
 import { type MetricsReader, SLOT_MAIN, SLOT_WRITER } from "./metrics.ts";
 
 /** Memory pressure levels published by the supervisor. */
@@ -36,6 +37,13 @@ export class Signals {
   /** Messages accepted by owners and not yet committed, over all shards. */
   storeBacklogRows(): number {
     return this.r.sum("storeBacklogRows");
+  }
+  /**
+   * The store backlog weighed as memory is past `budgetMb` (--store-backlog-mb): each waiting
+   * message counts what it was measured to hold in RAM (BACKLOG_ROW_OVERHEAD_BYTES) beyond its body.
+   */
+  storeBehind(budgetMb: number): boolean {
+    return this.storeBacklogBytes() + this.storeBacklogRows() * BACKLOG_ROW_OVERHEAD_BYTES > budgetMb * 1048576;
   }
   /** The disk is below its reserve (statfs) or the writer backs off after a failed commit. */
   storeFull(): boolean {

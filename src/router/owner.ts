@@ -89,6 +89,11 @@ export interface OwnerIO {
   sendAcked?(t0: number): void;
   /** True while the disk is below its reserve or the writer backs off after a failed commit. */
   storeFull?(): boolean;
+  /**
+   * True while the messages waiting for the store weigh past its budget (--store-backlog-mb,
+   * observe/signals.ts storeBehind): a send that would be stored is refused for now.
+   */
+  storeBehind?(): boolean;
   /** Cluster: whether this shard owns `user` under the current placement (absent: always). */
   owns?(user: string): boolean;
   /** Cluster: a route for a user this shard does not own (yet): kept until its view catches up. */
@@ -281,6 +286,7 @@ export interface OwnerStats {
   duplicates: number;
   lookups: number;
   storeFullRejects: number;
+  storeBehindRejects: number; // sends that would be stored, refused while the store is behind (refuseBehind)
   orderRefused: number; // routes whose predecessor was not taken yet (prevTaken), refused
   staleLogins: number; // attaches older than the link's (router/login-order.ts), refused
   hotPages: number; // backlog pages answered from the shard's memory (hot-backlog.ts), not the writer
@@ -355,6 +361,7 @@ export class Owner {
     duplicates: 0,
     lookups: 0,
     storeFullRejects: 0,
+    storeBehindRejects: 0,
     orderRefused: 0,
     staleLogins: 0,
     hotPages: 0,
@@ -731,6 +738,10 @@ export class Owner {
   private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0, clock?: number): void {
     // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
     if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
+    // Store behind: likewise, for senders that hear the refusal and retry by id (not v0: paused).
+    if (m.id !== "" && m.o >= 0 && this.io.storeBehind?.() && this.placement(b) === "store") {
+      return this.refuseBehind(m);
+    }
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
@@ -825,6 +836,15 @@ export class Owner {
   private refuseFull(m: RouteMsg): void {
     this.stats.storeFullRejects++;
     this.refuseSend(m, "STORE_FULL", "disk full: message not stored; retry later");
+  }
+
+  /**
+   * The store is behind its budget: a send that would join the backlog is refused for now (the
+   * SDK retries it, same id, in order); sends that go out live are still taken.
+   */
+  private refuseBehind(m: RouteMsg): void {
+    this.stats.storeBehindRejects++;
+    this.refuseSend(m, "SERVER_BUSY", "store is behind; retry later");
   }
 
   /** A sender retried an id we have seen. Reply only with what is already true. */
