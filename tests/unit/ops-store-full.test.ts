@@ -1,10 +1,10 @@
 // Disk-full decisions as pure logic: the planned reserve, a failed batch's answers, the back-off,
-// and the owner refusing only what it would have stored.
+// and the owner refusing only what it would have stored (a full disk, or a store behind its budget).
 
 import { describe, expect, test } from "bun:test";
 import { diskState, planReserveBytes, reserveBytes } from "../../src/ops/disk.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
-import type { PortMsg, RouteMsg, WriterReq } from "../../src/router/wire.ts";
+import { type PortMsg, refusalsOnly, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
 import { Backoff, failureCode, planFailure } from "../../src/store/write-failure.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
 
@@ -90,7 +90,7 @@ describe("a failed storage batch", () => {
   });
 });
 
-describe("owner with the store full", () => {
+describe("owner with the store full, or behind its budget", () => {
   const limits: OwnerLimits = {
     maxPending: 4,
     pageSize: 3,
@@ -106,7 +106,7 @@ describe("owner with the store full", () => {
   function setup() {
     const toShard: { k: number; m: PortMsg }[] = [];
     const toWriter: WriterReq[] = [];
-    const state = { full: true, now: 1000 };
+    const state = { full: true, behind: false, now: 1000 };
     const o = new Owner({
       self: 0,
       shards: 1,
@@ -115,10 +115,11 @@ describe("owner with the store full", () => {
       now: () => state.now,
       underPressure: () => false,
       storeFull: () => state.full,
+      storeBehind: () => state.behind,
     }, limits);
     return { o, toShard, toWriter, state };
   }
-  const route = (to: string, id: string): RouteMsg => ({
+  const route = (to: string, id: string, origin = 1): RouteMsg => ({
     t: "route",
     to,
     from: "s",
@@ -126,9 +127,18 @@ describe("owner with the store full", () => {
     body: new Uint8Array([1]),
     ts: 1000,
     t0: 1000,
-    o: 1,
+    o: origin,
     c: 7,
   });
+  /** The store behind its budget (--store-backlog-mb), the disk not full. */
+  function behind() {
+    const x = setup();
+    x.state.full = false;
+    x.state.behind = true;
+    const appended = () => x.toWriter.flatMap((m) => (m.t === "append" ? m.rows.map((r) => r.msgId) : []));
+    const refusals = () => x.toShard.flatMap(({ m }) => (m.t === "sendError" ? [`${m.id}:${m.code}:${m.reason}`] : []));
+    return { ...x, appended, refusals };
+  }
   test("a send to an offline user gets STORE_FULL and nothing is stored; after space returns it is", () => {
     const { o, toShard, toWriter, state } = setup();
     (o as unknown as { box(user: string): void }).box("u"); // as tests/unit/owner.test.ts does
@@ -152,5 +162,37 @@ describe("owner with the store full", () => {
     o.handle(route("r", "live1"));
     expect(toShard.some((x) => x.m.t === "deliver")).toBe(true);
     expect(toShard.some((x) => x.m.t === "sendError")).toBe(false);
+  });
+  test("store behind: a send to an offline user is refused SERVER_BUSY, not stored; its retry is, once caught up", () => {
+    const { o, appended, refusals, state } = behind();
+    (o as unknown as { box(user: string): void }).box("u");
+    o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    o.handle(route("u", "m1"));
+    expect(appended()).toEqual([]);
+    expect(refusals()).toEqual(["m1:SERVER_BUSY:store is behind; retry later"]);
+    expect(o.stats.storeBehindRejects).toBe(1);
+    // The retry (same id) is a new message, not a duplicate of one never stored.
+    state.behind = false;
+    o.handle(route("u", "m1"));
+    expect(appended()).toEqual(["m1"]);
+    expect(refusals()).toHaveLength(1);
+  });
+  test("store behind: a send to a connected, reading user goes out live", () => {
+    const { o, toShard, refusals } = behind();
+    o.handle({ t: "attach", user: "r", shard: 0, conn: 3, v0: false, resume: 0 });
+    o.handle({ t: "loaded", user: "r", seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    o.handle({ t: "rows", user: "r", gen: 1, rows: [], more: false }); // drain done: live
+    o.handle(route("r", "live1"));
+    expect(toShard.some((x) => x.m.t === "deliver")).toBe(true);
+    expect(refusals()).toEqual([]);
+    expect(o.stats.storeBehindRejects).toBe(0);
+  });
+  test("store behind: a v0 send (no id, no ack due) is stored; the gateway pauses its sender instead", () => {
+    const { o, appended, refusals } = behind();
+    (o as unknown as { box(user: string): void }).box("u");
+    o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    o.handle(route("u", "", refusalsOnly(0)));
+    expect(appended()).toEqual([""]);
+    expect(refusals()).toEqual([]);
   });
 });

@@ -205,7 +205,7 @@ describe("session flow control", () => {
 describe("session back-pressure", () => {
   test("while the store is behind, v1 sends still go to their owner: it refuses only those it would store", async () => {
     // 1 MiB holds 170 waiting messages at BACKLOG_ROW_OVERHEAD_BYTES (6 KiB) each: 200 are past it
-    // (observe/signals.ts storeBehind; the owner's refusal is tests/unit/owner-store-behind.test.ts).
+    // (observe/signals.ts storeBehind; the owner's refusal is tests/unit/ops-store-full.test.ts).
     setup({ storeBacklogMb: 1 });
     const { s, t } = loggedIn("alice");
     shard.set("storeBacklogBytes", 200 * 100);
