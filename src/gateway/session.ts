@@ -376,7 +376,9 @@ export class Sessions {
   private v0Wait(s: Session, f: ClientFrame): boolean {
     if (f.op === "status") return (s.rare?.statusInFlight ?? 0) >= V0_STATUS_IN_FLIGHT_MAX;
     if (f.op !== "send") return false;
-    if (this.busyReason() !== null || this.host.signals.storeBehind(this.host.settings.storeBacklogMb)) return true;
+    // The store takes nothing now (full, or behind): the owner refuses what v1 senders would
+    // store; a v0 sender cannot be told, so it waits.
+    if (this.busyReason() !== null || this.host.signals.storeRefusal(this.host.settings.storeBacklogMb)) return true;
     return userIdProblem(f.to) === null && !this.userBucket(s.user!).take(performance.now());
   }
 
@@ -649,7 +651,7 @@ export class Sessions {
    * Back-pressure on senders: when memory is past the refuse watermark (or the node is cut off),
    * new sends are refused with SERVER_BUSY; the SDK keeps them and retries with backoff, so nothing
    * is lost and RAM stays bounded. A store that is behind refuses only the sends it would take:
-   * the owner does that (router/owner.ts refuseBehind), so live traffic goes on meanwhile.
+   * the owner does that (router/owner.ts refuseStore), so live traffic goes on meanwhile.
    */
   private busyReason(): string | null {
     const sig = this.host.signals;

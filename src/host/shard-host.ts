@@ -79,8 +79,7 @@ export class ShardHost {
       now: () => Date.now(),
       underPressure: () => this.signals.spilling(),
       sendAcked: (t0) => o.metrics.ackLatency(performance.timeOrigin + performance.now() - t0),
-      storeFull: () => this.signals.storeFull(),
-      storeBehind: () => this.signals.storeBehind(o.settings.storeBacklogMb),
+      storeRefusal: () => this.signals.storeRefusal(o.settings.storeBacklogMb),
       ...(c ? clusterOwnerIo(c) : {}),
     }, o.ownerLimits);
     this.sessions = new Sessions({

@@ -8,6 +8,9 @@ import { type MetricsReader, SLOT_MAIN, SLOT_WRITER } from "./metrics.ts";
 export const Pressure = { NONE: 0, SPILL: 1, REFUSE: 2 } as const;
 export type PressureLevel = (typeof Pressure)[keyof typeof Pressure];
 
+/** Why the store takes no new message now: the disk is full, or the backlog is past its budget. */
+export type StoreRefusal = "full" | "behind";
+
 export class Signals {
   constructor(private readonly r: MetricsReader) {}
 
@@ -44,6 +47,11 @@ export class Signals {
    */
   storeBehind(budgetMb: number): boolean {
     return this.storeBacklogBytes() + this.storeBacklogRows() * BACKLOG_ROW_OVERHEAD_BYTES > budgetMb * 1048576;
+  }
+  /** Why the store takes no new message now (full before behind), or null. */
+  storeRefusal(budgetMb: number): StoreRefusal | null {
+    if (this.storeFull()) return "full";
+    return this.storeBehind(budgetMb) ? "behind" : null;
   }
   /** The disk is below its reserve (statfs) or the writer backs off after a failed commit. */
   storeFull(): boolean {

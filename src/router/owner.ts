@@ -75,6 +75,7 @@ import { LookupAhead } from "./lookup-ahead.ts";
 import { CROSS_NODE_SLACK_MS, staleAttach } from "./login-order.ts";
 import { sameNode } from "./shard-space.ts";
 import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
+import type { StoreRefusal } from "../observe/signals.ts";
 import { HotBacklog, PageBuffer } from "./hot-backlog.ts";
 
 export interface OwnerIO {
@@ -87,13 +88,12 @@ export interface OwnerIO {
   underPressure(): boolean;
   /** A sender is told "delivered" for a send whose frame arrived at `t0` (epoch ms; metrics). */
   sendAcked?(t0: number): void;
-  /** True while the disk is below its reserve or the writer backs off after a failed commit. */
-  storeFull?(): boolean;
   /**
-   * True while the messages waiting for the store weigh past its budget (--store-backlog-mb,
-   * observe/signals.ts storeBehind): a send that would be stored is refused for now.
+   * Why the store takes no new message now (observe/signals.ts storeRefusal): the disk is below its
+   * reserve or the writer backs off after a failed commit ("full"), or the messages waiting for it
+   * weigh past --store-backlog-mb ("behind"). A send that would be stored is refused meanwhile.
    */
-  storeBehind?(): boolean;
+  storeRefusal?(): StoreRefusal | null;
   /** Cluster: whether this shard owns `user` under the current placement (absent: always). */
   owns?(user: string): boolean;
   /** Cluster: a route for a user this shard does not own (yet): kept until its view catches up. */
@@ -286,7 +286,7 @@ export interface OwnerStats {
   duplicates: number;
   lookups: number;
   storeFullRejects: number;
-  storeBehindRejects: number; // sends that would be stored, refused while the store is behind (refuseBehind)
+  storeBehindRejects: number; // sends that would be stored, refused while the store is behind (refuseStore)
   orderRefused: number; // routes whose predecessor was not taken yet (prevTaken), refused
   staleLogins: number; // attaches older than the link's (router/login-order.ts), refused
   hotPages: number; // backlog pages answered from the shard's memory (hot-backlog.ts), not the writer
@@ -736,12 +736,11 @@ export class Owner {
    * record, so the sender's retry is taken as new and delivered, not answered "duplicate".
    */
   private accept(b: UserBox, m: RouteMsg, h1 = -1, h2 = 0, clock?: number): void {
-    // Disk full: only what goes out live (or waits in RAM behind a drain) is accepted.
-    if (this.io.storeFull?.() && this.placement(b) === "store") return this.refuseFull(m);
-    // Store behind: likewise, for senders that hear the refusal and retry by id (not v0: paused).
-    if (m.id !== "" && m.o >= 0 && this.io.storeBehind?.() && this.placement(b) === "store") {
-      return this.refuseBehind(m);
-    }
+    // The store takes nothing now (disk full, or behind its budget): only what goes out live (or
+    // waits in RAM behind a drain) is accepted from senders that hear a refusal and retry by id.
+    // v0 senders cannot: the gateway pauses them, and what they sent before the pause is taken.
+    const refusal = m.id !== "" && m.o >= 0 ? (this.io.storeRefusal?.() ?? null) : null;
+    if (refusal !== null && this.placement(b) === "store") return this.refuseStore(m, refusal);
     this.stats.routed++;
     const seq = b.seqNext++;
     this.ensureSeqs(b);
@@ -832,19 +831,18 @@ export class Owner {
     return "store";
   }
 
-  /** The store is full: a typed error the SDK retries later with the same id; nothing is kept. */
-  private refuseFull(m: RouteMsg): void {
-    this.stats.storeFullRejects++;
-    this.refuseSend(m, "STORE_FULL", "disk full: message not stored; retry later");
-  }
-
-  /**
-   * The store is behind its budget: a send that would join the backlog is refused for now (the
-   * SDK retries it, same id, in order); sends that go out live are still taken.
-   */
-  private refuseBehind(m: RouteMsg): void {
-    this.stats.storeBehindRejects++;
-    this.refuseSend(m, "SERVER_BUSY", "store is behind; retry later");
+  /** The store takes nothing now: a typed error the SDK retries later with the same id; nothing is kept. */
+  private refuseStore(m: RouteMsg, why: StoreRefusal): void {
+    switch (why) {
+      case "full":
+        this.stats.storeFullRejects++;
+        return this.refuseSend(m, "STORE_FULL", "disk full: message not stored; retry later");
+      case "behind":
+        this.stats.storeBehindRejects++;
+        return this.refuseSend(m, "SERVER_BUSY", "store is behind; retry later");
+      default:
+        assertNever(why, "store refusal");
+    }
   }
 
   /** A sender retried an id we have seen. Reply only with what is already true. */
@@ -1581,7 +1579,7 @@ export class Owner {
    * written to the socket; a later ack deletes them from the store.
    */
   spillStalePending(ageMs: number): number {
-    if (this.io.storeFull?.()) return 0; // they stay in RAM (bounded by maxPending) until acked
+    if (this.io.storeRefusal?.() === "full") return 0; // they stay in RAM (bounded by maxPending) until acked
     const cutoff = this.io.now() - ageMs;
     let n = 0;
     for (const b of this.boxes.values()) {

@@ -114,8 +114,7 @@ describe("owner with the store full, or behind its budget", () => {
       toWriter: (m) => toWriter.push(m),
       now: () => state.now,
       underPressure: () => false,
-      storeFull: () => state.full,
-      storeBehind: () => state.behind,
+      storeRefusal: () => (state.full ? "full" : state.behind ? "behind" : null),
     }, limits);
     return { o, toShard, toWriter, state };
   }
@@ -194,5 +193,13 @@ describe("owner with the store full, or behind its budget", () => {
     o.handle(route("u", "", refusalsOnly(0)));
     expect(appended()).toEqual([""]);
     expect(refusals()).toEqual([]);
+  });
+  test("disk full: a v0 send (no id, no ack due) is stored, not dropped; the gateway pauses its sender", () => {
+    const { o, toShard, toWriter } = setup();
+    (o as unknown as { box(user: string): void }).box("u");
+    o.handle({ t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 });
+    o.handle(route("u", "", refusalsOnly(0)));
+    expect(toWriter.filter((m) => m.t === "append")).toHaveLength(1);
+    expect(toShard.some((x) => x.m.t === "sendError")).toBe(false);
   });
 });

@@ -325,6 +325,18 @@ describe("seed (v0) connections", () => {
     expect(routed()).toEqual(["1"]);
   });
 
+  test("while the disk is full, v0 sends wait (socket paused): the owner could neither store nor refuse them", () => {
+    const { s, t } = v0Session();
+    main.set("storeFull", 1);
+    sessions.onData(s, new Uint8Array([...v0Send("rx", "1")]));
+    expect(routed()).toEqual([]);
+    expect(t.paused).toBe(true);
+    main.set("storeFull", 0);
+    sessions.retryPaused();
+    expect(routed()).toEqual(["1"]);
+    expect(t.paused).toBe(false);
+  });
+
   test("while the store is behind, v0 sends wait (socket paused) instead of vanishing", () => {
     setup({ storeBacklogMb: 1 });
     const { s, t } = v0Session();
