@@ -37,6 +37,7 @@ export async function conclude(
   await Promise.all(o.traffic.map((t) => t.settle(o.settleMs)));
   const settleS = (performance.now() - t0) / 1000;
   for (const t of o.traffic) for (const line of t.unansweredReport()) ctx.log(`unanswered ${line}`);
+  for (const t of o.traffic) for (const line of t.lostReport()) ctx.log(`lost ${line}`);
   const verdict = mergeVerdicts(o.traffic.map((t) => t.verdict()));
   const counters = await server.api.counters();
   const extra: Record<string, number | string> = { settle_s: Math.round(settleS * 10) / 10 };

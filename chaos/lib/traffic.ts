@@ -42,10 +42,13 @@ export class Traffic {
   private timers: ReturnType<typeof setInterval>[] = [];
   /** Jittered first ticks not yet due: stop() cancels them too, or a client would start late. */
   private starters: ReturnType<typeof setTimeout>[] = [];
-  private readonly acked = new Set<string>();
+  /** Acked sends, "sender/id" → recipient, send and ack times, status (the evidence of a loss). */
+  private readonly acked = new Map<string, { to: string; at: number; ackedAt: number; status: SendStatus }>();
   /** Sends not answered yet, "sender/id" → recipient and send time (for the evidence of a stuck send). */
   private readonly open = new Map<string, { to: string; at: number }>();
   private readonly received = new Map<string, number>();
+  /** Every client by its user, readers of offline inboxes too (for the evidence of a loss). */
+  private readonly byName = new Map<string, IrisClient>();
   private sent = 0;
   private failed = 0;
   private seq = 0;
@@ -86,6 +89,7 @@ export class Traffic {
           }),
         );
         this.clients.push(c);
+        this.byName.set(this.name(j), c);
         group.push(c.connect());
       }
       await Promise.all(group);
@@ -107,11 +111,12 @@ export class Traffic {
         this.sent++;
         const t0 = performance.now();
         const key = `${me}/${id}`;
-        this.open.set(key, { to, at: Date.now() });
+        const at = Date.now();
+        this.open.set(key, { to, at });
         c.send(to, `${id}:${this.pad}`, { id }).then(
           (status) => {
             this.open.delete(key);
-            this.acked.add(key);
+            this.acked.set(key, { to, at, ackedAt: Date.now(), status });
             this.ackLatencies.push(performance.now() - t0);
             this.statuses[status]++;
           },
@@ -161,6 +166,7 @@ export class Traffic {
       const group = this.offline.slice(i, i + 50).map((user) => {
         const c = this.track(new IrisClient({ url: this.o.url, user }));
         this.clients.push(c);
+        this.byName.set(user, c);
         return c.connect();
       });
       await Promise.all(group);
@@ -181,8 +187,35 @@ export class Traffic {
 
   private missing(): number {
     let n = 0;
-    for (const k of this.acked) if (!this.received.has(k)) n++;
+    for (const k of this.acked.keys()) if (!this.received.has(k)) n++;
     return n;
+  }
+
+  /**
+   * Evidence for a loss: the first `max` acked sends never delivered, "sender/id→recipient sent@
+   * acked@ status", then each such recipient's client as it ended (a delivery the SDK dropped as
+   * seen before counts in its duplicatesDropped; lastSeq is what it resumes from).
+   */
+  lostReport(max = 40): string[] {
+    const lines: string[] = [];
+    const recipients = new Set<string>();
+    const iso = (t: number) => new Date(t).toISOString();
+    for (const [k, v] of this.acked) {
+      if (this.received.has(k)) continue;
+      if (lines.length === max) break;
+      recipients.add(v.to);
+      lines.push(`${k}→${v.to} sent@${iso(v.at)} acked@${iso(v.ackedAt)} ${v.status}`);
+    }
+    for (const to of recipients) {
+      const c = this.byName.get(to);
+      const st = c?.stats;
+      lines.push(
+        c && st
+          ? `${to}: state=${c.state} lastSeq=${c.lastSeq} delivered=${st.delivered} duplicatesDropped=${st.duplicatesDropped} reconnects=${st.reconnects}`
+          : `${to}: no client`,
+      );
+    }
+    return lines;
   }
 
   /**
@@ -198,7 +231,7 @@ export class Traffic {
       perSender.set(s, (perSender.get(s) ?? 0) + 1);
     }
     const senders = [...perSender].map(([s, n]) => {
-      const c = this.clients[this.clients.findIndex((_, i) => this.name(i) === s)];
+      const c = this.byName.get(s);
       return `${s}: open=${n} state=${c?.state} held_recipients=${c?.heldRecipients ?? "?"}`;
     });
     return [...senders, ...lines];
