@@ -501,9 +501,11 @@ const ownerChecks: Record<OwnerMsg["t"], (v: Obj) => boolean> = {
   ack: (v) => isUserConn(v) && isInt(v.seq),
   flow: (v) => isUserConn(v) && isBool(v.ready),
   statusQuery: (v) => isStr(v.user) && isInt(v.shard) && isInt(v.req),
+  // A block starts at 1 or above and is empty at worst (seqLimit = seqBase - 1): an owner numbers
+  // from seqBase, and the writer refuses a row numbered below 1, with every append packed with it.
   loaded: (v) =>
-    isStr(v.user) && isInt(v.seqLimit) && isInt(v.seqBase) && isNum(v.lastSeen) &&
-    (v.box === undefined || isInt(v.box)),
+    isStr(v.user) && isInt(v.seqBase) && v.seqBase >= 1 && isInt(v.seqLimit) && v.seqLimit >= v.seqBase - 1 &&
+    isNum(v.lastSeen) && (v.box === undefined || isInt(v.box)),
   rows: (v) =>
     isStr(v.user) && isInt(v.gen) && Array.isArray(v.rows) && v.rows.every(isStoredRow) && isBool(v.more) &&
     (v.packed === undefined || isPackedPage(v.packed)) && (v.frames === undefined || isFramePage(v.frames)),

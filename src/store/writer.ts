@@ -151,7 +151,7 @@ export class Writer {
         continue;
       }
       if (!isWriterReq(r)) {
-        this.garbage();
+        this.garbage(r);
         continue;
       }
       try {
@@ -375,8 +375,16 @@ export class Writer {
   }
 
   private garbageCount = 0;
-  private garbage(): void {
+  private garbage(v?: unknown): void {
     this.metrics.add("garbage");
+    // Only a shard packs appends (port garbage never has this tag): one bad row in a pack drops
+    // every append in it, unstored and unanswered, so each such drop is an error worth seeing.
+    if ((v as { t?: unknown } | null)?.t === "appends") {
+      const counts = (v as { counts?: unknown }).counts;
+      log.error("dropped a malformed pack of appends; its rows are not stored", {
+        appends: Array.isArray(counts) ? counts.length : "?",
+      });
+    }
     if (this.garbageCount++ < GARBAGE_LOG_FIRST || this.garbageCount % GARBAGE_LOG_EVERY === 0) {
       log.warn("dropped invalid port message", { total: this.garbageCount });
     }
