@@ -952,6 +952,9 @@ export class Owner {
   }
 
   private onCommitted(n: number): void {
+    if (ORDER_TRACE) {
+      orderTrace("committed", "", "", "", `shard=${this.io.self} n=${n} outstanding=${this.unconfirmed.length}`);
+    }
     const hot = this.hotUnlessPressed();
     for (const req of this.unconfirmed.splice(0, n)) {
       this.unconfirmedBytes -= requestBytes(req);
@@ -973,6 +976,14 @@ export class Owner {
    */
   writerRestarted(): void {
     this.openRemember = null; // it is in `unconfirmed`: replayed below, not again at the turn's end
+    if (ORDER_TRACE) {
+      orderTrace("replay", "", "", "", `shard=${this.io.self} requests=${this.unconfirmed.length}`);
+      for (const req of this.unconfirmed) {
+        if (req.t === "append") {
+          for (const r of req.rows) orderTrace("replay-row", r.recipient, r.sender, r.msgId, `seq=${r.seq}`);
+        }
+      }
+    }
     for (const req of this.unconfirmed) this.toWriter(req);
     this.unknown.writerRestarted();
     this.ahead.reset(); // lookups asked ahead died with it: asked again when their turn comes

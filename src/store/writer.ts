@@ -5,6 +5,7 @@
 
 import { FramePageBuilder, PageScratch } from "../router/frame-page.ts";
 import { log } from "../observe/log.ts";
+import { ORDER_TRACE, orderTrace } from "../observe/order-trace.ts";
 import type { SlotMetrics } from "../observe/metrics.ts";
 import { assertNever } from "../assert.ts";
 import {
@@ -124,6 +125,7 @@ export class Writer {
 
   setPort(shard: number, port: MessagePort): void {
     const link: Link = { shard, port };
+    if (ORDER_TRACE) orderTrace("w-port", "", "", "", `shard=${shard}`);
     this.links.set(shard, link);
     port.onmessage = (e) => this.receive(link, e.data);
   }
@@ -314,6 +316,16 @@ export class Writer {
     const ahead = this.ahead.take(r);
     if (ahead) this.metrics.add("fetchesAhead");
     const page = ahead ?? this.readFrames(r, r.after, r.limit, r.maxBytes, this.ahead.rowCost(r.user));
+    if (ORDER_TRACE) {
+      const seqs = page.frames.seqs;
+      orderTrace(
+        "w-page",
+        r.user,
+        "",
+        "",
+        `after=${r.after} n=${seqs.length} seqs=${seqs[0]}..${seqs.at(-1)} ahead=${!!ahead}`,
+      );
+    }
     this.ahead.noteRowCost(r.user, page);
     if (page.more) this.aheadWanted(r, page);
     return { t: "rows", user: r.user, gen: r.gen, rows: [], frames: page.frames, more: page.more };
@@ -428,7 +440,10 @@ export class Writer {
     this.metrics.add("commitMsSum", performance.now() - t0);
     this.metrics.set("inboxRows", this.store.totalCount());
     this.metrics.set("dedupeRows", this.store.sent.count());
-    for (const [k, n] of confirmed) push(k, { t: "committed", n });
+    for (const [k, n] of confirmed) {
+      if (ORDER_TRACE) orderTrace("w-committed", "", "", "", `shard=${k.shard} n=${n}`);
+      push(k, { t: "committed", n });
+    }
     for (const [k, q] of out) this.send(k, q.map((m) => m instanceof StoredAcksBuilder ? m.done() : m));
     this.indexInbox();
     this.indexDedupe();
@@ -595,7 +610,9 @@ export class Writer {
         return push(k, { t: "lookedUp", user: r.user, from: r.from, id: r.id, seq });
       }
       case "confirm": {
-        if (this.store.sent.lookup(r.user, r.from, r.id, Date.now() - this.o.dedupeWindowMs) > 0) {
+        const found = this.store.sent.lookup(r.user, r.from, r.id, Date.now() - this.o.dedupeWindowMs);
+        if (ORDER_TRACE) orderTrace("w-confirm", r.user, r.from, r.id, `seq=${r.seq} found=${found}`);
+        if (found > 0) {
           return push(r.o, { t: "sent", conn: r.c, id: r.id, status: "duplicate" });
         }
         const notice = confirmMissNotice(r);
@@ -709,6 +726,7 @@ export class Writer {
         const res = results[idx++];
         const o = g.r.o[j]!;
         const c = g.r.c[j]!;
+        if (ORDER_TRACE) orderTrace("w-append", row.recipient, row.sender, row.msgId, `seq=${row.seq} res=${res}`);
         if (res === "stored") this.metrics.add("rowsAppended");
         else if (res === "duplicate") this.metrics.add("rowsDuplicate");
         if (res === "full") {

@@ -31,6 +31,11 @@ const LEFT_OUT = new Map<string, string>();
  * nats-restart runs, kept order (docs/CLUSTER.md, "Per-sender order as a checked link").
  */
 const ORDERED = new Set(["node-sniper", "split-brain", "nats-restart", "cluster-god-mode"]);
+/**
+ * Scenarios run under the order trace: the ordered ones, and god-mode, whose rare loss in CI (5 of
+ * 22,469 acked, session 46's submission) left no trace to read; traced, a run takes ~25 s, not ~14.
+ */
+const TRACED = new Set([...ORDERED, "god-mode"]);
 
 /**
  * Extra flags per scenario. exactly-once also runs its stall faults (shards starved at random, and
@@ -48,9 +53,9 @@ async function runShort(
   budgetMs: number,
 ): Promise<{ code: number; line: string; log: string; pid: number }> {
   const proc = Bun.spawn([process.execPath, RUN, name, "--short", ...(EXTRA.get(name) ?? [])], {
-    // The ordered scenarios' servers trace every order decision (src/observe/order-trace.ts): a
-    // failing run's kept evidence then says why a recipient saw a sender's sends out of order.
-    env: ORDERED.has(name) ? { ...process.env, IRIS_ORDER_TRACE: "1" } : process.env,
+    // Traced scenarios' servers log every order decision (src/observe/order-trace.ts): a failing
+    // run's kept evidence then says why a recipient saw a sender's sends out of order, or lost one.
+    env: TRACED.has(name) ? { ...process.env, IRIS_ORDER_TRACE: "1" } : process.env,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
