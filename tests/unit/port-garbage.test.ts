@@ -8,7 +8,8 @@
 
 import { expect, test } from "bun:test";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
-import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import type { OwnerLimits } from "../../src/router/owner.ts";
+import { recordingOwner } from "../helpers/owner-harness.ts";
 import { isPackedAppends, packAppends } from "../../src/router/packed-appends.ts";
 import { type AppendReq, isOwnerMsg, isPortMsg, isWriterReq, type WriterReq } from "../../src/router/wire.ts";
 
@@ -35,25 +36,20 @@ test("a loaded reply with a seq block below 1 is not a port message", () => {
 });
 
 test("port garbage the guard lets through never makes an owner write a request the writer refuses", async () => {
-  const toWriter: WriterReq[] = [];
+  const written: WriterReq[][] = [];
   let taken = 0;
   // A fresh owner per seed: what garbage does depends on the state it meets (a box's first load).
   for (let seed = 1; seed <= 300; seed++) {
-    const owner = new Owner({
-      self: 0,
-      shards: 1,
-      toShard: () => {},
-      toWriter: (m) => toWriter.push(m),
-      now: () => 1000,
-      underPressure: () => false,
-    }, limits);
+    const owner = recordingOwner(limits);
     for (const v of garbageBatch(200, seed)) {
       if (!isPortMsg(v) || !isOwnerMsg(v)) continue;
       taken++;
-      owner.handle(v);
+      owner.o.handle(v);
     }
+    written.push(owner.toWriter);
   }
   await new Promise<void>((r) => setImmediate(r)); // a turn's remember leaves at its end
+  const toWriter = written.flat();
   const appends = toWriter.filter((m): m is AppendReq => m.t === "append");
   expect(taken).toBeGreaterThan(1000);
   expect(appends.length).toBeGreaterThan(10); // garbage routes to "u" were numbered and stored
