@@ -991,6 +991,9 @@ export class Owner {
     this.fetchesInFlight.clear(); // their replies died with the writer
     for (const b of this.boxes.values()) {
       if (b.seqState !== "ready") this.toWriter({ t: "load", user: b.user, reserve: this.limits.seqBlock, box: b.gen });
+      // The last delete may have died uncommitted; sent once, it is not sent again until a later
+      // stored row is acked, and its rows would stay (a login then delivers them again).
+      if (b.deletedUpTo > 0) this.toWriter({ t: "delete", user: b.user, upTo: b.deletedUpTo, first: b.firstSeq });
       if (b.link?.phase === "fetching") this.issueFetch(b.link);
       if (b.lookingUp) this.lookUp(b, b.lookingUp);
     }

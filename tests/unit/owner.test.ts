@@ -283,6 +283,18 @@ describe("owner", () => {
     expect(appends().flatMap((a) => a.rows.map((r) => r.msgId))).toEqual(["b"]);
   });
 
+  test("the writer restarting gets each box's last delete again: it may have died uncommitted", () => {
+    ready("u");
+    o.handle(route("u", "a")); // stored: u is offline
+    o.handle({ t: "attach", user: "u", shard: 2, conn: 9, v0: false, resume: 0 });
+    o.handle({ t: "rows", user: "u", gen: 1, rows: [row(1, "a")], more: false });
+    o.handle({ t: "ack", user: "u", shard: 2, conn: 9, seq: 1 });
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 1, first: 1 }]);
+    toWriter = [];
+    o.writerRestarted();
+    expect(toWriter.filter((m) => m.t === "delete")).toEqual([{ t: "delete", user: "u", upTo: 1, first: 1 }]);
+  });
+
   test("running out of reserved seqs queues messages until the next block commits", () => {
     ready("u", 1, 2);
     for (const id of ["a", "b", "c"]) o.handle(route("u", id));
