@@ -84,6 +84,31 @@ export function isPackedAppends(v: unknown): v is PackedAppends {
   return p.nums.length === rows * FIELDS && rowsFit(p.nums, p.text.length, p.bodies.byteLength);
 }
 
+/**
+ * Laid out right, whatever its rows say: counts, text lengths and body ends add up, so it can be
+ * unpacked. A pack that fails isPackedAppends but passes this has a bad row; its appends are then
+ * checked one by one (the writer's receive), so one bad row no longer costs the appends beside it.
+ */
+export function isPackedAppendsShape(v: unknown): v is PackedAppends {
+  if (typeof v !== "object" || v === null) return false;
+  const p = v as Record<string, unknown>;
+  if (p.t !== "appends" || typeof p.text !== "string" || !(p.nums instanceof Float64Array)) return false;
+  if (!(p.bodies instanceof Uint8Array) || !Array.isArray(p.counts) || p.counts.length === 0) return false;
+  if (!p.counts.every(isCount)) return false;
+  const rows = (p.counts as number[]).reduce((a, b) => a + b, 0);
+  if (p.nums.length !== rows * FIELDS) return false;
+  let at = 0;
+  let end = 0;
+  for (let i = 0; i < p.nums.length; i += FIELDS) {
+    if (!isLength(p.nums[i]!) || !isLength(p.nums[i + 1]!) || !isLength(p.nums[i + 2]!)) return false;
+    const e = p.nums[i + 7]!;
+    if (!Number.isSafeInteger(e) || e < end) return false;
+    end = e;
+    at += p.nums[i]! + p.nums[i + 1]! + p.nums[i + 2]!;
+  }
+  return at === p.text.length && end <= p.bodies.byteLength;
+}
+
 function rowsFit(nums: Float64Array, textLength: number, bodyBytes: number): boolean {
   let at = 0;
   let end = 0;

@@ -43,7 +43,7 @@ import { filterImageProblem } from "../router/sent-filter.ts";
 import type { TakenImage } from "./filter-images.ts";
 import { boxOf, confirmMissNotice, confirmMissReply, isWriterReq, refusalShard } from "../router/wire.ts";
 import { type PackedRemember, REMEMBER_FIELDS } from "../router/packed-keys.ts";
-import { isPackedAppends, unpackAppends } from "../router/packed-appends.ts";
+import { isPackedAppends, isPackedAppendsShape, unpackAppends } from "../router/packed-appends.ts";
 import { type PackedAcks, StoredAcksBuilder } from "../router/packed-acks.ts";
 import type { InboxStore } from "./inbox-store.ts";
 import type { FrameRow } from "./inbox-log.ts";
@@ -74,8 +74,21 @@ interface Link {
 /** Requests that wait for the next group commit (reads of other kinds are answered at once). */
 type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | PackedRemember | LookupReq | ConfirmReq;
 /** skip: a later delete of the same user, at least as far, was queued after it (it does the work). */
-type Op = { k: Link; r: Queued; skip?: boolean };
+/** `refused`: an append with a bad row (see receiveBatch), answered and counted, never stored. */
+type Op = { k: Link; r: Queued; skip?: boolean; refused?: boolean };
 type Push = (k: Link | number, m: PortMsg) => void;
+
+/** A refused append's answers: each sender a retryable refusal, its owner the seqs to forget. */
+function pushRefusal(k: Link, a: AppendReq, push: Push): void {
+  a.rows.forEach((row, j) => {
+    const to = Number.isSafeInteger(a.o[j]) ? refusalShard(a.o[j]!) : -1;
+    if (to >= 0 && Number.isSafeInteger(a.c[j])) {
+      push(to, { t: "sendError", conn: a.c[j]!, id: row.msgId, code: "SERVER_BUSY", reason: "not stored; retry" });
+    }
+  });
+  const seqs = a.rows.map((r) => r.seq).filter((n) => Number.isSafeInteger(n));
+  if (typeof a.rows[0]?.recipient === "string") push(k, { t: "rejected", user: a.rows[0].recipient, seqs });
+}
 
 export class Writer {
   private readonly links = new Map<number, Link>();
@@ -150,6 +163,15 @@ export class Writer {
     for (const r of batch) {
       if (isPackedAppends(r)) {
         for (const a of unpackAppends(r)) this.accept(k, a); // queued only: an append never throws
+        continue;
+      }
+      if (isPackedAppendsShape(r)) {
+        // A bad row: dropped whole, the pack took every append beside it, unstored and uncounted
+        // (the owner's commit count then slipped). Each append is checked alone instead.
+        for (const a of unpackAppends(r)) {
+          if (isWriterReq(a)) this.accept(k, a);
+          else this.refuseMalformed(k, a);
+        }
         continue;
       }
       if (!isWriterReq(r)) {
@@ -386,6 +408,19 @@ export class Writer {
     }
   }
 
+  /**
+   * An append with a row no owner should make (e.g. a seq below 1): in its place in the queue, so
+   * the commit counts it for its owner like any append, and its senders and owner hear a refusal.
+   */
+  private refuseMalformed(k: Link, a: AppendReq): void {
+    this.metrics.add("garbage");
+    log.error("refused an append with a malformed row; its messages are not stored", {
+      rows: a.rows.length,
+      user: a.rows[0]?.recipient ?? "",
+    });
+    this.ops.push({ k, r: a, refused: true });
+  }
+
   private garbageCount = 0;
   private garbage(v?: unknown): void {
     this.metrics.add("garbage");
@@ -494,10 +529,13 @@ export class Writer {
         const op = ops[i]!;
         if (op.r.t === "append") {
           // Merge consecutive appends into one multi-row insert.
-          const group: { k: Link; r: AppendReq }[] = [];
+          const group: { k: Link; r: AppendReq; refused?: boolean }[] = [];
           while (i < ops.length && ops[i]!.r.t === "append") group.push(ops[i++] as { k: Link; r: AppendReq });
-          this.applyAppends(group, push);
-          for (const g of group) confirmed.set(g.k, (confirmed.get(g.k) ?? 0) + 1);
+          this.applyAppends(group.filter((g) => !g.refused), push);
+          for (const g of group) {
+            if (g.refused) pushRefusal(g.k, g.r, push);
+            confirmed.set(g.k, (confirmed.get(g.k) ?? 0) + 1);
+          }
           continue;
         }
         if (op.r.t === "remember" || op.r.t === "rememberPacked") confirmed.set(op.k, (confirmed.get(op.k) ?? 0) + 1);

@@ -144,6 +144,25 @@ describe("writer group commit", () => {
     expect(store.fetch("v", 0, 10).map((r) => [...r.body])).toEqual([[...body(300, 3)]]);
   });
 
+  test("a packed append with a bad row is refused alone: the appends beside it are stored, all three counted", async () => {
+    // A row numbered 0 (an owner fed a garbage seq block) made the writer drop the whole pack:
+    // every append flushed with it went unstored and uncounted (CI's god-mode lost 5 acked sends).
+    writer(0, 10_000);
+    const bad = append([{ ...row(1), seq: 0, msgId: "bad" }]) as AppendReq;
+    shardSide.postMessage([packAppends([append([row(1)]) as AppendReq, bad, append([row(1, 10, "v")]) as AppendReq])]);
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    expect(replies.find((m) => m.t === "committed")).toEqual({ t: "committed", n: 3 });
+    const answers = replies.filter((m) => m.t === "sent" || m.t === "sendError" || m.t === "rejected");
+    expect(answers.map((m) => m.t === "rejected" ? `rejected ${m.user} ${m.seqs}` : `${m.t} ${m.id}`)).toEqual([
+      "sent m1",
+      "sent m1",
+      "sendError bad",
+      "rejected u 0",
+    ]);
+    expect(store.fetch("u", 0, 10).map((r) => r.msgId)).toEqual(["m1"]);
+    expect(store.fetch("v", 0, 10).map((r) => r.msgId)).toEqual(["m1"]);
+  });
+
   test("port garbage (the chaos corruption fault's own mix) never counts toward an owner's committed n", async () => {
     // An empty append passed the check and was counted: the owner then took its newest uncommitted
     // append as committed and did not replay it after a writer kill (god-mode's lost sends).
