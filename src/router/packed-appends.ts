@@ -75,13 +75,7 @@ const isLength = (v: number) => Number.isSafeInteger(v) && v >= 0;
  * o and c integers, bodies inside the buffer, hashes in range (the checks an AppendReq gets, wire.ts).
  */
 export function isPackedAppends(v: unknown): v is PackedAppends {
-  if (typeof v !== "object" || v === null) return false;
-  const p = v as Record<string, unknown>;
-  if (p.t !== "appends" || typeof p.text !== "string" || !(p.nums instanceof Float64Array)) return false;
-  if (!(p.bodies instanceof Uint8Array) || !Array.isArray(p.counts) || p.counts.length === 0) return false;
-  if (!p.counts.every(isCount)) return false;
-  const rows = (p.counts as number[]).reduce((a, b) => a + b, 0);
-  return p.nums.length === rows * FIELDS && rowsFit(p.nums, p.text.length, p.bodies.byteLength);
+  return headFits(v) && rowsFit(v, true);
 }
 
 /**
@@ -90,40 +84,42 @@ export function isPackedAppends(v: unknown): v is PackedAppends {
  * checked one by one (the writer's receive), so one bad row no longer costs the appends beside it.
  */
 export function isPackedAppendsShape(v: unknown): v is PackedAppends {
+  return headFits(v) && rowsFit(v, false);
+}
+
+/** The fields' types, and counts ≥ 1 adding up to the rows the numbers hold. */
+function headFits(v: unknown): v is PackedAppends {
   if (typeof v !== "object" || v === null) return false;
   const p = v as Record<string, unknown>;
   if (p.t !== "appends" || typeof p.text !== "string" || !(p.nums instanceof Float64Array)) return false;
   if (!(p.bodies instanceof Uint8Array) || !Array.isArray(p.counts) || p.counts.length === 0) return false;
   if (!p.counts.every(isCount)) return false;
   const rows = (p.counts as number[]).reduce((a, b) => a + b, 0);
-  if (p.nums.length !== rows * FIELDS) return false;
-  let at = 0;
-  let end = 0;
-  for (let i = 0; i < p.nums.length; i += FIELDS) {
-    if (!isLength(p.nums[i]!) || !isLength(p.nums[i + 1]!) || !isLength(p.nums[i + 2]!)) return false;
-    const e = p.nums[i + 7]!;
-    if (!Number.isSafeInteger(e) || e < end) return false;
-    end = e;
-    at += p.nums[i]! + p.nums[i + 1]! + p.nums[i + 2]!;
-  }
-  return at === p.text.length && end <= p.bodies.byteLength;
+  return p.nums.length === rows * FIELDS;
 }
 
-function rowsFit(nums: Float64Array, textLength: number, bodyBytes: number): boolean {
+/** Lengths inside the text and bodies inside the buffer; with `values`, each row's numbers too. */
+function rowsFit(p: PackedAppends, values: boolean): boolean {
+  const nums = p.nums;
   let at = 0;
   let end = 0;
   for (let i = 0; i < nums.length; i += FIELDS) {
     if (!isLength(nums[i]!) || !isLength(nums[i + 1]!) || !isLength(nums[i + 2]!)) return false;
-    const seq = nums[i + 3]!;
-    if (!Number.isSafeInteger(seq) || seq < 1 || !Number.isSafeInteger(nums[i + 4]!)) return false;
-    if (!Number.isSafeInteger(nums[i + 5]!) || !Number.isSafeInteger(nums[i + 6]!)) return false;
     const e = nums[i + 7]!;
     if (!Number.isSafeInteger(e) || e < end) return false;
     end = e;
-    if (!isRowHash(nums[i + 8]!, nums[i + 9]!)) return false;
     at += nums[i]! + nums[i + 1]! + nums[i + 2]!;
+    if (values && !rowValuesFit(nums, i)) return false;
   }
-  return at === textLength && end <= bodyBytes;
+  return at === p.text.length && end <= p.bodies.byteLength;
+}
+
+/** Row i's seq ≥ 1, integer ts, o and c, and hashes in range. */
+function rowValuesFit(nums: Float64Array, i: number): boolean {
+  const seq = nums[i + 3]!;
+  if (!Number.isSafeInteger(seq) || seq < 1 || !Number.isSafeInteger(nums[i + 4]!)) return false;
+  if (!Number.isSafeInteger(nums[i + 5]!) || !Number.isSafeInteger(nums[i + 6]!)) return false;
+  return isRowHash(nums[i + 8]!, nums[i + 9]!);
 }
 
 /** A row's key hashes: h1 a uint32 (or -1: none) and h2 an int32. */

@@ -5,6 +5,20 @@ import type { OwnerLimits } from "../../src/limits.ts";
 import { Owner } from "../../src/router/owner.ts";
 import type { PortMsg, WriterReq } from "../../src/router/wire.ts";
 
+/** Small limits the owner unit tests share (frozen: a test varies them by spreading a copy). */
+export const SMALL_LIMITS: Readonly<OwnerLimits> = Object.freeze({
+  maxPending: 4,
+  pageSize: 3,
+  pageBytes: 1 << 20,
+  maxFetches: 8,
+  pendingSpillMs: 1000,
+  seqBlock: 10,
+  recentIds: 100,
+  holdback: 2,
+  slowTimeoutMs: 5000,
+  dedupeWindowMs: 60_000,
+});
+
 export interface RecordingOwner {
   o: Owner;
   toShard: PortMsg[];

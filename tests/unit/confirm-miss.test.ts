@@ -12,22 +12,12 @@ import { join } from "node:path";
 import { createMetricsBuffer, SLOT_WRITER, SlotMetrics } from "../../src/observe/metrics.ts";
 import { expandAcks, isPackedAcks } from "../../src/router/packed-acks.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import { SMALL_LIMITS } from "../helpers/owner-harness.ts";
 import { isOwnerMsg, type PortMsg, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
 import { InboxStore } from "../../src/store/inbox-store.ts";
 import { Writer } from "../../src/store/writer.ts";
 
-const limits: OwnerLimits = {
-  maxPending: 4,
-  pageSize: 3,
-  pageBytes: 1 << 20,
-  maxFetches: 8,
-  pendingSpillMs: 1000,
-  seqBlock: 10,
-  recentIds: 100,
-  holdback: 2,
-  slowTimeoutMs: 5000,
-  dedupeWindowMs: 60_000,
-};
+const limits: OwnerLimits = SMALL_LIMITS;
 
 let dir: string;
 let store: InboxStore;

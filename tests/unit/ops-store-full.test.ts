@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { diskState, planReserveBytes, reserveBytes } from "../../src/ops/disk.ts";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import { SMALL_LIMITS } from "../helpers/owner-harness.ts";
 import { type PortMsg, refusalsOnly, type RouteMsg, type WriterReq } from "../../src/router/wire.ts";
 import { Backoff, failureCode, planFailure } from "../../src/store/write-failure.ts";
 import { packRemember } from "../../src/router/packed-keys.ts";
@@ -91,18 +92,7 @@ describe("a failed storage batch", () => {
 });
 
 describe("owner with the store full, or behind its budget", () => {
-  const limits: OwnerLimits = {
-    maxPending: 4,
-    pageSize: 3,
-    pageBytes: 1 << 20,
-    maxFetches: 8,
-    pendingSpillMs: 1000,
-    seqBlock: 10,
-    recentIds: 100,
-    holdback: 2,
-    slowTimeoutMs: 5000,
-    dedupeWindowMs: 60_000,
-  };
+  const limits: OwnerLimits = SMALL_LIMITS;
   function setup() {
     const toShard: { k: number; m: PortMsg }[] = [];
     const toWriter: WriterReq[] = [];

@@ -2,6 +2,7 @@
 
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Owner, type OwnerLimits } from "../../src/router/owner.ts";
+import { SMALL_LIMITS } from "../helpers/owner-harness.ts";
 import type { PortMsg, RememberReq, RouteMsg, StoredRow, WriterReq } from "../../src/router/wire.ts";
 import { SentFilter, sentKeyHash } from "../../src/router/sent-filter.ts";
 import { DEDUPE_SCAN_PAGE } from "../../src/limits.ts";
@@ -10,18 +11,7 @@ import { framePage, isFramePage } from "../../src/router/frame-page.ts";
 let toShard: { k: number; m: PortMsg }[];
 let toWriter: WriterReq[];
 let now = 1000;
-const limits: OwnerLimits = {
-  maxPending: 4,
-  pageSize: 3,
-  pageBytes: 1 << 20,
-  maxFetches: 8,
-  pendingSpillMs: 1000,
-  seqBlock: 10,
-  recentIds: 100,
-  holdback: 2,
-  slowTimeoutMs: 5000,
-  dedupeWindowMs: 60_000,
-};
+const limits: OwnerLimits = SMALL_LIMITS;
 const io = {
   self: 0,
   shards: 1,

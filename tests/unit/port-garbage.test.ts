@@ -9,22 +9,11 @@
 import { expect, test } from "bun:test";
 import { garbageBatch } from "../../src/chaos/garbage.ts";
 import type { OwnerLimits } from "../../src/router/owner.ts";
-import { recordingOwner } from "../helpers/owner-harness.ts";
+import { recordingOwner, SMALL_LIMITS } from "../helpers/owner-harness.ts";
 import { isPackedAppends, packAppends } from "../../src/router/packed-appends.ts";
 import { type AppendReq, isOwnerMsg, isPortMsg, isWriterReq, type WriterReq } from "../../src/router/wire.ts";
 
-const limits: OwnerLimits = {
-  maxPending: 4,
-  pageSize: 3,
-  pageBytes: 1 << 20,
-  maxFetches: 8,
-  pendingSpillMs: 1000,
-  seqBlock: 10,
-  recentIds: 100,
-  holdback: 2,
-  slowTimeoutMs: 5000,
-  dedupeWindowMs: 60_000,
-};
+const limits: OwnerLimits = SMALL_LIMITS;
 
 test("a loaded reply with a seq block below 1 is not a port message", () => {
   const loaded = { t: "loaded", user: "u", seqBase: 1, seqLimit: 10, lastSeen: 0 };
