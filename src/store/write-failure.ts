@@ -7,7 +7,7 @@
 // answer both: a remember (the dedupe record of a message its recipient already acked) is counted
 // now, so its sender hears the true "delivered", and its record is written on the next commit.
 
-import type { AppendReq, PortMsg, RememberReq, WriterReq } from "../router/wire.ts";
+import type { AppendReq, PortMsg, RejectedReply, RememberReq, SendErrorMsg, WriterReq } from "../router/wire.ts";
 import { unpackRemember } from "../router/packed-keys.ts";
 
 /** A request and the port link it came on (replies go back on that link). */
@@ -66,17 +66,31 @@ export function planFailure<L>(
       continue;
     }
     const req: AppendReq = op.r;
-    req.rows.forEach((row, j) => {
-      const o = req.o[j]!;
-      if (o >= 0) push(origin(o), { t: "sendError", conn: req.c[j]!, id: row.msgId, code, reason });
-    });
     rows += req.rows.length;
-    push(op.k, { t: "rejected", user: req.rows[0]?.recipient ?? "", seqs: req.rows.map((r) => r.seq) });
+    push(op.k, appendRefusal(req, code, reason, (o, m) => push(origin(o), m)));
     count(op.k);
   }
   // Answered, so no longer "unconfirmed": a writer restart must not replay them as if pending.
   for (const [k, n] of appends) push(k, { t: "committed", n });
   return { replies, retry, remembers, rows };
+}
+
+/**
+ * Pure: an append answered without being stored. Each sender that hears acks (origin >= 0) gets a
+ * typed, retryable refusal through `toSender`; the returned notice tells the owner to forget the
+ * seqs, so a retry is numbered as new.
+ */
+export function appendRefusal(
+  req: AppendReq,
+  code: string,
+  reason: string,
+  toSender: (origin: number, m: SendErrorMsg) => void,
+): RejectedReply {
+  req.rows.forEach((row, j) => {
+    const o = req.o[j]!;
+    if (o >= 0) toSender(o, { t: "sendError", conn: req.c[j]!, id: row.msgId, code, reason });
+  });
+  return { t: "rejected", user: req.rows[0]?.recipient ?? "", seqs: req.rows.map((r) => r.seq) };
 }
 
 /** Back-off between retries of a failing store: doubling from BASE_MS, capped at MAX_MS. */

@@ -50,7 +50,7 @@ import type { FrameRow } from "./inbox-log.ts";
 import { PageAhead, type PageRead } from "./page-ahead.ts";
 import { pageOfBlobs, pageOfBodyBlobs } from "../router/blob-page.ts";
 import { describeError } from "../observe/errors.ts";
-import { Backoff, failureCode, planFailure } from "./write-failure.ts";
+import { appendRefusal, Backoff, failureCode, planFailure } from "./write-failure.ts";
 
 /** Least time between TRUNCATE checkpoints while the disk is below its reserve. */
 const RECLAIM_EVERY_MS = 1000;
@@ -77,18 +77,6 @@ type Queued = AppendReq | LoadReq | DeleteReq | SeenReq | RememberReq | PackedRe
 /** `refused`: an append with a bad row (see receiveBatch), answered and counted, never stored. */
 type Op = { k: Link; r: Queued; skip?: boolean; refused?: boolean };
 type Push = (k: Link | number, m: PortMsg) => void;
-
-/** A refused append's answers: each sender a retryable refusal, its owner the seqs to forget. */
-function pushRefusal(k: Link, a: AppendReq, push: Push): void {
-  a.rows.forEach((row, j) => {
-    const to = Number.isSafeInteger(a.o[j]) ? refusalShard(a.o[j]!) : -1;
-    if (to >= 0 && Number.isSafeInteger(a.c[j])) {
-      push(to, { t: "sendError", conn: a.c[j]!, id: row.msgId, code: "SERVER_BUSY", reason: "not stored; retry" });
-    }
-  });
-  const seqs = a.rows.map((r) => r.seq).filter((n) => Number.isSafeInteger(n));
-  if (typeof a.rows[0]?.recipient === "string") push(k, { t: "rejected", user: a.rows[0].recipient, seqs });
-}
 
 export class Writer {
   private readonly links = new Map<number, Link>();
@@ -533,7 +521,7 @@ export class Writer {
           while (i < ops.length && ops[i]!.r.t === "append") group.push(ops[i++] as { k: Link; r: AppendReq });
           this.applyAppends(group.filter((g) => !g.refused), push);
           for (const g of group) {
-            if (g.refused) pushRefusal(g.k, g.r, push);
+            if (g.refused) push(g.k, appendRefusal(g.r, "SERVER_BUSY", "not stored; retry", push));
             confirmed.set(g.k, (confirmed.get(g.k) ?? 0) + 1);
           }
           continue;
