@@ -38,6 +38,7 @@ export async function conclude(
   const settleS = (performance.now() - t0) / 1000;
   for (const t of o.traffic) for (const line of t.unansweredReport()) ctx.log(`unanswered ${line}`);
   for (const t of o.traffic) for (const line of t.lostReport()) ctx.log(`lost ${line}`);
+  for (const t of o.traffic) for (const line of t.order.examples) ctx.log(`reordered ${line}`);
   const verdict = mergeVerdicts(o.traffic.map((t) => t.verdict()));
   const counters = await server.api.counters();
   const extra: Record<string, number | string> = { settle_s: Math.round(settleS * 10) / 10 };

@@ -3,6 +3,8 @@
 // processed log, once; no log may hold an id that was never sent; ids from one sender reach one
 // recipient in the order they were sent (their number n in "<sender>-<n>").
 
+import { idNumber, SenderOrder } from "./sender-order.ts";
+
 export interface SenderFiles {
   user: string;
   /** Ids 0..next-1 were handed to the SDK (some may never have gone out before a crash). */
@@ -28,8 +30,6 @@ export interface Judgement {
   reorderedExamples: string[];
 }
 
-const idNumber = (id: string): number => Number(id.slice(id.lastIndexOf("-") + 1));
-
 export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Judgement {
   const next = new Map(senders.map((s) => [s.user, s.next]));
   const acked = new Set<string>();
@@ -44,21 +44,16 @@ export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Jud
   }
   const times = new Map<string, number>();
   let phantom = 0;
-  let reordered = 0;
-  const reorderedExamples: string[] = [];
+  const order = new SenderOrder(5);
   for (const r of recipients) {
-    const lastFrom = new Map<string, number>();
     for (const line of r.log) {
       const [from, id] = line.split(" ");
       if (!from || !id) continue;
-      times.set(id, (times.get(id) ?? 0) + 1);
-      const n = idNumber(id);
-      if (!id.startsWith(`${from}-`) || !(n < (next.get(from) ?? 0))) phantom++;
-      if (n <= (lastFrom.get(from) ?? -1)) {
-        reordered++;
-        if (reorderedExamples.length < 5) reorderedExamples.push(`${r.user}:${id} after ${from}-${lastFrom.get(from)}`);
-      }
-      lastFrom.set(from, Math.max(n, lastFrom.get(from) ?? -1));
+      const seen = (times.get(id) ?? 0) + 1;
+      times.set(id, seen);
+      if (!id.startsWith(`${from}-`) || !(idNumber(id) < (next.get(from) ?? 0))) phantom++;
+      // A repeat counts as duplicated below, not again as a reorder.
+      if (seen === 1) order.see(r.user, from, id);
     }
   }
   const missing = [...acked].filter((id) => !times.has(id));
@@ -71,9 +66,9 @@ export function judge(senders: SenderFiles[], recipients: RecipientFiles[]): Jud
     lost: missing.length,
     duplicated,
     phantom,
-    reordered,
+    reordered: order.count,
     refused,
     missingExamples: missing.slice(0, 5),
-    reorderedExamples,
+    reorderedExamples: order.examples,
   };
 }

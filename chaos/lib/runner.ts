@@ -12,7 +12,17 @@ export interface RunResult {
 
 function failedOutcome(ctx: Ctx, why: string): Outcome {
   return {
-    verdict: { sent: 0, acked: 0, delivered: 0, lost: 0, duplicated: 0, failed: 0, reconnects: 0, unackedAtEnd: 0 },
+    verdict: {
+      sent: 0,
+      acked: 0,
+      delivered: 0,
+      lost: 0,
+      duplicated: 0,
+      reordered: 0,
+      failed: 0,
+      reconnects: 0,
+      unackedAtEnd: 0,
+    },
     maxRssMb: ctx.maxRssMb,
     serverRestarts: 0,
     extra: {},

@@ -1,8 +1,11 @@
 // Client traffic for fault tests: N SDK clients sending to random peers at a steady rate. Every
 // message id is unique, so the verdict is exact: sent, acked by the server, delivered to the
-// application, lost (acked but never delivered) and duplicated (delivered to the app twice).
+// application, lost (acked but never delivered), duplicated (delivered to the app twice) and
+// reordered (a first delivery whose number n in "<sender>-<n>" is below one its recipient already
+// got from that sender: ids grow per Traffic, and the SDK sends to a recipient in order).
 
 import { IrisClient, type SendStatus } from "../../src/client/index.ts";
+import { SenderOrder } from "./sender-order.ts";
 
 /** Of a settle's budget, what is kept for reading the offline inboxes after waiting for acks. */
 const READ_RESERVE_MS = 20_000;
@@ -31,6 +34,8 @@ export interface Verdict {
   delivered: number;
   lost: number;
   duplicated: number;
+  /** First deliveries that came after a later send of the same sender to the same recipient. */
+  reordered: number;
   failed: number;
   reconnects: number;
   unackedAtEnd: number;
@@ -47,6 +52,8 @@ export class Traffic {
   /** Sends not answered yet, "sender/id" → recipient and send time (for the evidence of a stuck send). */
   private readonly open = new Map<string, { to: string; at: number }>();
   private readonly received = new Map<string, number>();
+  /** Per-sender order of first deliveries (its examples are the evidence of a reorder). */
+  readonly order = new SenderOrder();
   /** Every client by its user, readers of offline inboxes too (for the evidence of a loss). */
   private readonly byName = new Map<string, IrisClient>();
   private sent = 0;
@@ -65,10 +72,12 @@ export class Traffic {
     return `${this.o.prefix ?? "t"}${i}`;
   }
 
-  private track(c: IrisClient): IrisClient {
+  private track(c: IrisClient, user: string): IrisClient {
     c.onMessage((m) => {
       const key = `${m.from}/${m.id}`;
-      this.received.set(key, (this.received.get(key) ?? 0) + 1);
+      const times = (this.received.get(key) ?? 0) + 1;
+      this.received.set(key, times);
+      if (times === 1) this.order.see(user, m.from, m.id);
     });
     return c;
   }
@@ -87,6 +96,7 @@ export class Traffic {
             resendAfterMs: this.o.resendAfterMs ?? 1000,
             maxReconnectDelayMs: 500,
           }),
+          this.name(j),
         );
         this.clients.push(c);
         this.byName.set(this.name(j), c);
@@ -164,7 +174,7 @@ export class Traffic {
     // Readers log in a batch at a time: thousands in sequence would eat the settle budget.
     for (let i = 0; i < this.offline.length; i += 50) {
       const group = this.offline.slice(i, i + 50).map((user) => {
-        const c = this.track(new IrisClient({ url: this.o.url, user }));
+        const c = this.track(new IrisClient({ url: this.o.url, user }), user);
         this.clients.push(c);
         this.byName.set(user, c);
         return c.connect();
@@ -246,6 +256,7 @@ export class Traffic {
       delivered: this.received.size,
       lost: this.missing(),
       duplicated,
+      reordered: this.order.count,
       failed: this.failed,
       reconnects: this.clients.reduce((n, c) => n + c.stats.reconnects, 0),
       unackedAtEnd: this.unacked,
@@ -256,10 +267,4 @@ export class Traffic {
     this.stop();
     for (const c of this.clients) c.close();
   }
-}
-
-export function formatVerdict(name: string, v: Verdict, extra: Record<string, number | string> = {}): string {
-  const pass = v.lost === 0 && v.duplicated === 0 && v.unackedAtEnd === 0;
-  const fields = { ...v, ...extra };
-  return `${pass ? "PASS" : "FAIL"} ${name} ` + Object.entries(fields).map(([k, x]) => `${k}=${x}`).join(" ");
 }

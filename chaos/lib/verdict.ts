@@ -1,6 +1,6 @@
 // The one verdict line a scenario prints:
-//   PASS|FAIL <scenario> sent=… acked=… delivered=… lost=… duplicated=… max_rss_mb=… server_restarts=… (+ extras)
-// PASS needs lost = 0, duplicated = 0, every send acked and none refused, the server never dying on its own, and the
+//   PASS|FAIL <scenario> sent=… acked=… delivered=… lost=… duplicated=… reordered=… max_rss_mb=… (+ extras)
+// PASS needs lost = 0, duplicated = 0, reordered = 0, every send acked and none refused, the server never dying on its own, and the
 // scenario's own conditions; each unmet condition is named in `why=` so a FAIL explains itself.
 
 import type { Verdict } from "./traffic.ts";
@@ -23,6 +23,7 @@ export function mergeVerdicts(vs: Verdict[]): Verdict {
     delivered: 0,
     lost: 0,
     duplicated: 0,
+    reordered: 0,
     failed: 0,
     reconnects: 0,
     unackedAtEnd: 0,
@@ -37,6 +38,7 @@ export function problemsOf(o: Outcome): string[] {
   const v = o.verdict;
   if (v.lost > 0) p.push(`${v.lost} acked messages never delivered`);
   if (v.duplicated > 0) p.push(`${v.duplicated} messages delivered twice to the application`);
+  if (v.reordered > 0) p.push(`${v.reordered} deliveries out of per-sender order`);
   if (v.unackedAtEnd > 0) p.push(`${v.unackedAtEnd} sends never acked`);
   // No scenario sends anything the server may rightly refuse (sizes and rates are within limits).
   if (v.failed > 0) p.push(`${v.failed} sends refused with an error`);
@@ -54,6 +56,7 @@ export function verdictLine(name: string, o: Outcome): { pass: boolean; line: st
     delivered: v.delivered,
     lost: v.lost,
     duplicated: v.duplicated,
+    reordered: v.reordered,
     max_rss_mb: o.maxRssMb,
     server_restarts: o.serverRestarts,
     unacked: v.unackedAtEnd,

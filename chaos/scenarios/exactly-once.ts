@@ -327,6 +327,8 @@ export function judgedVerdict(j: Judgement, apps: Apps): Outcome["verdict"] {
     delivered: j.delivered,
     lost: j.lost,
     duplicated: j.duplicated,
+    // Order is each judging scenario's own condition (the cluster's is optional): extra.reordered.
+    reordered: 0,
     failed: j.refused,
     reconnects: 0,
     unackedAtEnd: apps.runningSenders(),
