@@ -3,7 +3,7 @@
 
 import type { RunOptions } from "./options.ts";
 import { Ctx, type Scenario } from "./scenario.ts";
-import { type Outcome, verdictLine } from "./verdict.ts";
+import { emptyVerdict, type Outcome, verdictLine } from "./verdict.ts";
 
 export interface RunResult {
   pass: boolean;
@@ -12,17 +12,7 @@ export interface RunResult {
 
 function failedOutcome(ctx: Ctx, why: string): Outcome {
   return {
-    verdict: {
-      sent: 0,
-      acked: 0,
-      delivered: 0,
-      lost: 0,
-      duplicated: 0,
-      reordered: 0,
-      failed: 0,
-      reconnects: 0,
-      unackedAtEnd: 0,
-    },
+    verdict: emptyVerdict(),
     maxRssMb: ctx.maxRssMb,
     serverRestarts: 0,
     extra: {},

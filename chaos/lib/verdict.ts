@@ -15,9 +15,9 @@ export interface Outcome {
   problems: string[];
 }
 
-/** Sums the verdicts of several traffic generators in one run. */
-export function mergeVerdicts(vs: Verdict[]): Verdict {
-  const out: Verdict = {
+/** A verdict of nothing sent (a run that never got to its traffic; the sum's start). */
+export function emptyVerdict(): Verdict {
+  return {
     sent: 0,
     acked: 0,
     delivered: 0,
@@ -28,6 +28,11 @@ export function mergeVerdicts(vs: Verdict[]): Verdict {
     reconnects: 0,
     unackedAtEnd: 0,
   };
+}
+
+/** Sums the verdicts of several traffic generators in one run. */
+export function mergeVerdicts(vs: Verdict[]): Verdict {
+  const out = emptyVerdict();
   for (const v of vs) for (const k of Object.keys(out) as (keyof Verdict)[]) out[k] += v[k];
   return out;
 }
