@@ -1,7 +1,8 @@
 // The one verdict line a scenario prints:
 //   PASS|FAIL <scenario> sent=… acked=… delivered=… lost=… duplicated=… reordered=… max_rss_mb=… (+ extras)
-// PASS needs lost = 0, duplicated = 0, reordered = 0, every send acked and none refused, the server never dying on its own, and the
-// scenario's own conditions; each unmet condition is named in `why=` so a FAIL explains itself.
+// PASS needs lost = 0, duplicated = 0, reordered = 0, every send acked and none refused, the server never
+// dying on its own, and the scenario's own conditions; each unmet condition is named in `why=` so a FAIL
+// explains itself.
 
 import type { Verdict } from "./traffic.ts";
 
