@@ -54,6 +54,19 @@ import { appendRefusal, Backoff, failureCode, planFailure } from "./write-failur
 
 /** Least time between TRUNCATE checkpoints while the disk is below its reserve. */
 const RECLAIM_EVERY_MS = 1000;
+/**
+ * Page bytes a link's held read replies may reach before they are posted (see `held`). Logins'
+ * short pages still share one message; a batch of fetches for large backlogs no longer builds all
+ * its pages before the first is posted: 50 readers' pages of 64 KiB rows held at once took the
+ * full-size chaos `oom` to 600-740 MiB RSS against its 480 MiB bound (4 runs in 7; session 48).
+ */
+const HELD_REPLY_MAX_BYTES = 256 * 1024;
+
+/** The bytes a read reply carries in buffers (a page's frames or bodies; 0 for any other reply). */
+function replyBytes(m: PortMsg): number {
+  if (m.t !== "rows") return 0;
+  return m.frames?.frames.byteLength ?? m.packed?.bodies.byteLength ?? 0;
+}
 
 export interface WriterOptions {
   flushMs: number;
@@ -111,6 +124,8 @@ export class Writer {
    * else sent on that link (see send), so a link's replies keep the order they were made in.
    */
   private readonly held = new Map<Link, PortMsg[]>();
+  /** Page bytes in `held`, per link (posted once past HELD_REPLY_MAX_BYTES). */
+  private readonly heldBytes = new Map<Link, number>();
   /** receive() calls under way (a retry receives again from a timer, never inside one). */
   private receiving = 0;
 
@@ -787,6 +802,7 @@ export class Writer {
     const held = this.held.get(k);
     if (held !== undefined) {
       this.held.delete(k);
+      this.heldBytes.delete(k);
       msgs = msgs.length === 0 ? held : [...held, ...msgs];
     }
     if (msgs.length === 0) return;
@@ -811,6 +827,9 @@ export class Writer {
     const q = this.held.get(k);
     if (q === undefined) this.held.set(k, [m]);
     else q.push(m);
+    const bytes = (this.heldBytes.get(k) ?? 0) + replyBytes(m);
+    if (bytes >= HELD_REPLY_MAX_BYTES) this.send(k, []); // what is held, in order
+    else this.heldBytes.set(k, bytes);
   }
 
   private sendHeld(): void {

@@ -211,6 +211,29 @@ describe("writer group commit", () => {
     expect(replies.findIndex((m) => m.t === "committed")).toBeLessThan(replies.indexOf(page));
   });
 
+  test("held pages are posted once they pass 256 KiB, in order: a batch of large pages is not built whole first", async () => {
+    const posts: number[] = [];
+    writer(0, 10_000, 1000, (port) => {
+      const post = port.postMessage.bind(port);
+      port.postMessage = ((m: unknown[], t?: Transferable[]) => (posts.push(m.length), post(m, t ?? []))) as never;
+    });
+    // Three users with two rows of 100 KiB each: a page of ~200 KiB apiece.
+    send(append(["a", "b", "c"].flatMap((u) => [row(1, 100 * 1024, u), row(2, 100 * 1024, u)])));
+    await waitFor(() => replies.some((m) => m.t === "committed"));
+    posts.length = 0;
+    replies = [];
+    const fetch = (user: string) => ({ t: "fetch", user, after: 0, limit: 10, maxBytes: 1 << 20, gen: 1 });
+    send(fetch("a") as WriterReq, fetch("b") as WriterReq, fetch("c") as WriterReq);
+    await waitFor(() => replies.filter((m) => m.t === "rows").length === 3);
+    expect(replies.map((m) => m.t === "rows" ? `${m.user} ${m.frames?.seqs.length}` : m.t)).toEqual([
+      "a 2",
+      "b 2",
+      "c 2",
+    ]);
+    // a's page waits (~200 KiB), b's takes the held bytes past the bound (both go), c's goes at the batch's end.
+    expect(posts).toEqual([2, 1]);
+  });
+
   test("a batch's reads are answered in one message, in order, ahead of the commit that follows them", async () => {
     const posts: number[] = []; // messages in each postMessage
     writer(0, 10_000, 1000, (port) => {
