@@ -123,9 +123,7 @@ export class Writer {
    * replies, each its own postMessage on both threads, issue 14), and always ahead of anything
    * else sent on that link (see send), so a link's replies keep the order they were made in.
    */
-  private readonly held = new Map<Link, PortMsg[]>();
-  /** Page bytes in `held`, per link (posted once past HELD_REPLY_MAX_BYTES). */
-  private readonly heldBytes = new Map<Link, number>();
+  private readonly held = new Map<Link, { msgs: PortMsg[]; bytes: number }>();
   /** receive() calls under way (a retry receives again from a timer, never inside one). */
   private receiving = 0;
 
@@ -802,8 +800,7 @@ export class Writer {
     const held = this.held.get(k);
     if (held !== undefined) {
       this.held.delete(k);
-      this.heldBytes.delete(k);
-      msgs = msgs.length === 0 ? held : [...held, ...msgs];
+      msgs = msgs.length === 0 ? held.msgs : [...held.msgs, ...msgs];
     }
     if (msgs.length === 0) return;
     let transfer: ArrayBuffer[] | null = null;
@@ -824,12 +821,11 @@ export class Writer {
   /** A read's reply: held until the batch being received is done (see held), else sent now. */
   private reply(k: Link, m: PortMsg): void {
     if (this.receiving === 0) return this.send(k, [m]);
-    const q = this.held.get(k);
-    if (q === undefined) this.held.set(k, [m]);
-    else q.push(m);
-    const bytes = (this.heldBytes.get(k) ?? 0) + replyBytes(m);
-    if (bytes >= HELD_REPLY_MAX_BYTES) this.send(k, []); // what is held, in order
-    else this.heldBytes.set(k, bytes);
+    let q = this.held.get(k);
+    if (q === undefined) this.held.set(k, q = { msgs: [], bytes: 0 });
+    q.msgs.push(m);
+    q.bytes += replyBytes(m); // page bytes held: posted once past HELD_REPLY_MAX_BYTES
+    if (q.bytes >= HELD_REPLY_MAX_BYTES) this.send(k, []); // what is held, in order
   }
 
   private sendHeld(): void {

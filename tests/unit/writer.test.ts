@@ -63,6 +63,15 @@ function writer(
   return w;
 }
 const send = (...reqs: WriterReq[]) => shardSide.postMessage(reqs);
+/** writer(0, 10_000) whose posts to the shard are counted: messages in each postMessage, in order. */
+function countedWriter(): number[] {
+  const posts: number[] = [];
+  writer(0, 10_000, 1000, (port) => {
+    const post = port.postMessage.bind(port);
+    port.postMessage = ((m: unknown[], t?: Transferable[]) => (posts.push(m.length), post(m, t ?? []))) as never;
+  });
+  return posts;
+}
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -212,11 +221,7 @@ describe("writer group commit", () => {
   });
 
   test("held pages are posted once they pass 256 KiB, in order: a batch of large pages is not built whole first", async () => {
-    const posts: number[] = [];
-    writer(0, 10_000, 1000, (port) => {
-      const post = port.postMessage.bind(port);
-      port.postMessage = ((m: unknown[], t?: Transferable[]) => (posts.push(m.length), post(m, t ?? []))) as never;
-    });
+    const posts = countedWriter();
     // Three users with two rows of 100 KiB each: a page of ~200 KiB apiece.
     send(append(["a", "b", "c"].flatMap((u) => [row(1, 100 * 1024, u), row(2, 100 * 1024, u)])));
     await waitFor(() => replies.some((m) => m.t === "committed"));
@@ -235,11 +240,7 @@ describe("writer group commit", () => {
   });
 
   test("a batch's reads are answered in one message, in order, ahead of the commit that follows them", async () => {
-    const posts: number[] = []; // messages in each postMessage
-    writer(0, 10_000, 1000, (port) => {
-      const post = port.postMessage.bind(port);
-      port.postMessage = ((m: unknown[], t?: Transferable[]) => (posts.push(m.length), post(m, t ?? []))) as never;
-    });
+    const posts = countedWriter();
     const fetch = (user: string, gen: number) => ({ t: "fetch", user, after: 0, limit: 10, maxBytes: 1 << 20, gen });
     send(
       fetch("a", 1) as WriterReq,
